@@ -1,0 +1,11 @@
+//! The lab: a deterministic reproduction and soak lab for Linux
+//! process-lifecycle bugs (orphans, hangs, leaked fds in nested spawn trees).
+//!
+//! A [`scenario`] is instantiated by a seed into a [`plan`], run as real
+//! processes under a [`strategy`] by a per-trial [`supervisor`], and judged
+//! into a [`verdict`] from kernel-exact sources only (pidfds, `waitid`, cgroup
+//! files). See `DESIGN.md` of the project for the terms.
+#![deny(unsafe_code)]
+
+#[allow(unsafe_code)]
+pub mod sys;

@@ -1,0 +1,357 @@
+//! [`spawn`]: `clone3(CLONE_PIDFD | CLONE_CLEAR_SIGHAND)` with a lifeline.
+
+use std::ffi::{c_char, CStr};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::pipe::{pipe_with, PipeFlags};
+
+use super::fds::{close_all_except, close_range, CLOSE_RANGE_CLOEXEC};
+use super::pidfd::Pidfd;
+use super::process::exit_now;
+
+const CLONE_PIDFD: u64 = 0x1000;
+/// Not `libc::CLONE_CLEAR_SIGHAND`: libc 0.2.19x defines it as an overflowing
+/// `c_int` that evaluates to 0 (DESIGN.md, traps).
+const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
+/// Same trap as [`CLONE_CLEAR_SIGHAND`].
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `struct clone_args` of `<linux/sched.h>`, version 2 (88 bytes).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// A lifeline: a pipe whose only write end belongs to the parent. The child
+/// holds the read end and sees `POLLHUP` the moment the parent dies.
+///
+/// Both ends are created close-on-exec *before* the clone, so the child exists
+/// with its lifeline already in place: there is no window in which parent death
+/// can go unnoticed (the race that defeats `PR_SET_PDEATHSIG`).
+#[derive(Debug)]
+pub struct Lifeline {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+impl Lifeline {
+    /// `pipe2(O_CLOEXEC)`.
+    ///
+    /// # Errors
+    /// `EMFILE`/`ENFILE` when out of fds.
+    ///
+    /// # References
+    /// - [pipe(2)](https://man7.org/linux/man-pages/man2/pipe.2.html)
+    pub fn new() -> io::Result<Self> {
+        let (read, write) = pipe_with(PipeFlags::CLOEXEC)?;
+        Ok(Lifeline { read, write })
+    }
+}
+
+/// The child's end of its [`Lifeline`].
+#[derive(Debug)]
+pub struct LifelineReader(OwnedFd);
+
+impl LifelineReader {
+    /// Whether the parent is gone, without blocking: the pipe reports
+    /// `POLLHUP` (or EOF) once every write end is closed.
+    pub fn parent_gone(&self) -> bool {
+        self.wait_parent_gone(Some(Duration::ZERO))
+    }
+
+    /// Block until the parent is gone, or `timeout` passes (`None`: forever).
+    /// Returns whether the parent is gone. Bytes written to the lifeline by the
+    /// parent are not a death and are left unread.
+    pub fn wait_parent_gone(&self, timeout: Option<Duration>) -> bool {
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        loop {
+            let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+            let ts = left.map(|d| rustix::time::Timespec {
+                tv_sec: d.as_secs() as i64,
+                tv_nsec: d.subsec_nanos() as i64,
+            });
+            let mut fds = [PollFd::new(&self.0, PollFlags::empty())];
+            match poll(&mut fds, ts.as_ref()) {
+                Ok(n) if n > 0 && fds[0].revents().intersects(PollFlags::HUP | PollFlags::ERR) => {
+                    return true
+                }
+                Ok(_) if left == Some(Duration::ZERO) => return false,
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => {}
+                Err(_) => return true,
+            }
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                return false;
+            }
+        }
+    }
+}
+
+impl AsFd for LifelineReader {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+/// What the child of [`Spawn::run`] is handed.
+#[derive(Debug)]
+pub struct ChildFds {
+    /// The read end of the child's lifeline.
+    pub lifeline: LifelineReader,
+}
+
+/// A child created by [`spawn`]: its pidfd and the write end of its lifeline.
+/// Dropping the `Child` closes the lifeline, which tells a lingering child its
+/// parent is gone; it does not kill or reap it.
+#[derive(Debug)]
+pub struct Child {
+    pidfd: Pidfd,
+    lifeline: OwnedFd,
+}
+
+impl Child {
+    /// The child's pidfd.
+    pub fn pidfd(&self) -> &Pidfd {
+        &self.pidfd
+    }
+
+    /// The write end of the child's lifeline. An exec'd child may read what is
+    /// written there (the lab sends plans to its supervisors this way).
+    pub fn lifeline(&self) -> BorrowedFd<'_> {
+        self.lifeline.as_fd()
+    }
+
+    /// Split into the pidfd and the lifeline's write end.
+    pub fn into_parts(self) -> (Pidfd, OwnedFd) {
+        (self.pidfd, self.lifeline)
+    }
+}
+
+/// Options of one spawn: fds the child keeps besides stdio and its lifeline,
+/// and the cgroup it starts in.
+#[derive(Debug, Default)]
+pub struct Spawn<'a> {
+    keep: Vec<BorrowedFd<'a>>,
+    cgroup: Option<BorrowedFd<'a>>,
+}
+
+/// Spawn a child that runs `f` with the canonical primitive and default
+/// options: `Spawn::default().run(f)`.
+///
+/// # Errors
+/// As [`Spawn::run`].
+pub fn spawn<F: FnOnce(ChildFds) -> i32>(f: F) -> io::Result<Child> {
+    Spawn::default().run(f)
+}
+
+impl<'a> Spawn<'a> {
+    /// Keep `fd` open in the child (at the same number).
+    pub fn keep(mut self, fd: BorrowedFd<'a>) -> Self {
+        self.keep.push(fd);
+        self
+    }
+
+    /// Start the child in the cgroup v2 directory `dir` (`CLONE_INTO_CGROUP`),
+    /// so it is a member from its first instruction.
+    pub fn into_cgroup(mut self, dir: BorrowedFd<'a>) -> Self {
+        self.cgroup = Some(dir);
+        self
+    }
+
+    /// Create a child that runs `f` and exits with its return value (101 if it
+    /// panics). No exec: the child is a copy of the caller.
+    ///
+    /// In the child, before `f`: signal handlers are reset (`CLONE_CLEAR_SIGHAND`;
+    /// ignored signals stay ignored), and every fd except 0, 1, 2, the
+    /// lifeline's read end and the kept fds is closed with `close_range`.
+    ///
+    /// # Errors
+    /// - `EDEADLK` when the caller has more than one thread: a copy of a
+    ///   multithreaded process may hold locks no thread will ever release
+    ///   (casebook 4), so the canonical primitive refuses it. Use
+    ///   [`Spawn::exec`] there.
+    /// - `ENOSYS` before Linux 5.5 (clone3), `EAGAIN`/`ENOMEM` from clone3.
+    ///
+    /// # References
+    /// - [clone3(2)](https://man7.org/linux/man-pages/man2/clone3.2.html)
+    /// - [close_range(2)](https://man7.org/linux/man-pages/man2/close_range.2.html)
+    pub fn run<F: FnOnce(ChildFds) -> i32>(self, f: F) -> io::Result<Child> {
+        if super::process::thread_count()? > 1 {
+            return Err(io::Error::from_raw_os_error(libc::EDEADLK));
+        }
+        let lifeline = Lifeline::new()?;
+        let mut keep: Vec<RawFd> = vec![0, 1, 2, lifeline.read.as_raw_fd()];
+        keep.extend(self.keep.iter().map(|fd| fd.as_raw_fd()));
+        keep.sort_unstable();
+        keep.dedup();
+        match self.clone3()? {
+            Forked::Parent(pidfd) => {
+                drop(lifeline.read);
+                Ok(Child {
+                    pidfd,
+                    lifeline: lifeline.write,
+                })
+            }
+            Forked::Child => {
+                // We are the child, alone: the caller had one thread (checked
+                // above), so no lock was held by another thread at the clone and
+                // ordinary code is safe here; what remains is the fd hygiene.
+                if close_all_except(&keep).is_err() {
+                    exit_now(127);
+                }
+                // close_range closed the write end's number: never drop it.
+                std::mem::forget(lifeline.write);
+                let fds = ChildFds {
+                    lifeline: LifelineReader(lifeline.read),
+                };
+                let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(fds)));
+                exit_now(code.unwrap_or(101))
+            }
+        }
+    }
+
+    /// Create a child that execs `program` with `args` (`args[0]` included)
+    /// and the caller's environment. Safe from a multithreaded caller: between
+    /// clone and exec the child makes only async-signal-safe syscalls.
+    ///
+    /// In the child: each `(fd, target)` of `map` is duplicated to `target`,
+    /// the lifeline's read end goes to `lifeline_at`, and every other fd is
+    /// marked close-on-exec (`CLOSE_RANGE_CLOEXEC`), so the program starts with
+    /// exactly those fds (the kept fds of [`Spawn::keep`] are ignored here).
+    ///
+    /// # Errors
+    /// The exec's own error (`ENOENT`, `EACCES`, ...), reported through a
+    /// close-on-exec error pipe; errors of clone3 as in [`Spawn::run`].
+    ///
+    /// # References
+    /// - [clone3(2)](https://man7.org/linux/man-pages/man2/clone3.2.html)
+    /// - [execve(2)](https://man7.org/linux/man-pages/man2/execve.2.html)
+    /// - [close_range(2)](https://man7.org/linux/man-pages/man2/close_range.2.html)
+    pub fn exec(
+        self,
+        program: &CStr,
+        args: &[&CStr],
+        map: &[(BorrowedFd<'_>, RawFd)],
+        lifeline_at: RawFd,
+    ) -> io::Result<Child> {
+        let lifeline = Lifeline::new()?;
+        let (err_read, err_write) = pipe_with(PipeFlags::CLOEXEC)?;
+        let mut argv: Vec<*const c_char> = args.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        let mut moves: Vec<(RawFd, RawFd)> = map.iter().map(|(f, t)| (f.as_raw_fd(), *t)).collect();
+        moves.push((lifeline.read.as_raw_fd(), lifeline_at));
+        // Park every source above all sources and targets before dup2, so no
+        // dup2 overwrites a source that is still to be moved.
+        let floor = moves.iter().map(|&(f, t)| f.max(t)).max().unwrap_or(2) + 1;
+        let highest_target = moves.iter().map(|&(_, t)| t).max().unwrap_or(2);
+        match self.clone3()? {
+            Forked::Parent(pidfd) => {
+                drop(err_write);
+                drop(lifeline.read);
+                let mut errno = [0u8; 4];
+                let n = rustix::io::read(&err_read, &mut errno).unwrap_or(0);
+                if n == 4 {
+                    // The child has exited with 127; reap it before reporting.
+                    let _ = pidfd.wait();
+                    return Err(io::Error::from_raw_os_error(i32::from_ne_bytes(errno)));
+                }
+                Ok(Child {
+                    pidfd,
+                    lifeline: lifeline.write,
+                })
+            }
+            Forked::Child => {
+                // Async-signal-safe from here to execve: only raw syscalls
+                // (fcntl, dup2, close_range, execve, write, _exit) on memory
+                // prepared before the clone; no allocation, no lock.
+                let fail = |err_fd: RawFd| -> ! {
+                    let errno = io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+                    let bytes = errno.to_ne_bytes();
+                    // SAFETY: write(2) on a valid fd from a valid 4-byte buffer.
+                    unsafe { libc::write(err_fd, bytes.as_ptr().cast(), 4) };
+                    exit_now(127)
+                };
+                let err_fd = err_write.as_raw_fd();
+                for (src, _) in moves.iter_mut() {
+                    // SAFETY: fcntl(F_DUPFD_CLOEXEC) duplicates an fd we own; no memory.
+                    let parked = unsafe { libc::fcntl(*src, libc::F_DUPFD_CLOEXEC, floor) };
+                    if parked < 0 {
+                        fail(err_fd);
+                    }
+                    *src = parked;
+                }
+                for &(src, target) in moves.iter() {
+                    // SAFETY: dup2 on fds we own; clears close-on-exec on target.
+                    if unsafe { libc::dup2(src, target) } < 0 {
+                        fail(err_fd);
+                    }
+                }
+                if close_range(highest_target + 1, RawFd::MAX, CLOSE_RANGE_CLOEXEC).is_err() {
+                    fail(err_fd);
+                }
+                extern "C" {
+                    static environ: *const *const c_char;
+                }
+                // SAFETY: program and argv are NUL-terminated C strings built
+                // before the clone, argv ends with a null pointer, and environ is
+                // the process environment (nothing in the lab calls setenv).
+                unsafe { libc::execve(program.as_ptr(), argv.as_ptr(), environ) };
+                fail(err_fd)
+            }
+        }
+    }
+
+    fn clone3(&self) -> io::Result<Forked> {
+        let mut pidfd: RawFd = -1;
+        let mut args = CloneArgs {
+            flags: CLONE_PIDFD | CLONE_CLEAR_SIGHAND,
+            pidfd: &mut pidfd as *mut RawFd as u64,
+            exit_signal: libc::SIGCHLD as u64,
+            ..CloneArgs::default()
+        };
+        if let Some(dir) = self.cgroup {
+            args.flags |= CLONE_INTO_CGROUP;
+            args.cgroup = dir.as_raw_fd() as u64;
+        }
+        // SAFETY: clone3 without CLONE_VM behaves like fork: the child gets a
+        // copy of the address space and resumes here on its own copy of the
+        // stack, so no memory is shared. `args` is a valid clone_args of the
+        // size passed, and `pidfd` outlives the call.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &mut args as *mut CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        };
+        match rc {
+            -1 => Err(io::Error::last_os_error()),
+            0 => Ok(Forked::Child),
+            pid => {
+                // SAFETY: with CLONE_PIDFD the kernel stored a new pidfd that
+                // nothing else owns.
+                let fd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+                Ok(Forked::Parent(Pidfd::from_kernel(fd, pid as i32)))
+            }
+        }
+    }
+}
+
+enum Forked {
+    Parent(Pidfd),
+    Child,
+}

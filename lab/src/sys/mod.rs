@@ -1,0 +1,30 @@
+//! The process syscall layer: the only module of the lab allowed `unsafe`.
+//!
+//! Its public API is the canonical primitive and nothing else:
+//!
+//! - [`Pidfd`]: a process handle that cannot be made from a bare PID. It comes
+//!   from [`spawn`] (`clone3(CLONE_PIDFD)`), from [`Pidfd::open_self`], from a
+//!   pidfd received over a socket, or from the subreaper's own unreaped
+//!   children ([`adopt_children`]), where a PID cannot be reused under us.
+//! - [`spawn`]: the one way to create a process. It always installs a
+//!   [`Lifeline`] (a pipe created close-on-exec before the clone whose write end
+//!   only the parent keeps), runs the child with `CLONE_CLEAR_SIGHAND`, and
+//!   closes every fd the child was not meant to keep with `close_range`.
+//!
+//! The legacy paths the lab measures (fork, kill by PID, waitpid, /proc
+//! polling) live in [`legacy`], which is private to the crate: the wrong shape
+//! cannot be written with the public API.
+
+mod clone;
+mod fds;
+pub(crate) mod legacy;
+mod pidfd;
+mod process;
+
+pub use clone::{spawn, Child, ChildFds, Lifeline, LifelineReader, Spawn};
+pub use fds::mark_inherited_cloexec;
+pub use pidfd::{ExitStatus, Pidfd};
+pub use process::{
+    adopt_children, arm_pdeathsig, become_subreaper, block_forever, exit_now, monotonic_ns,
+    reap_any, Reaped,
+};

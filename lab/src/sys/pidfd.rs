@@ -1,0 +1,141 @@
+//! [`Pidfd`]: a handle on one process, immune to PID reuse.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::process::{
+    getpid, pidfd_open, pidfd_send_signal, waitid, PidfdFlags, Signal, WaitId, WaitIdOptions,
+};
+
+/// How a process ended, as `waitid` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// It called `exit`/`_exit` with this code (0..=255).
+    Exited(i32),
+    /// It was ended by this signal number.
+    Signaled(i32),
+}
+
+/// A process file descriptor: refers to exactly one process for its whole life,
+/// so a signal sent through it can never hit a process that reused the PID.
+///
+/// There is deliberately no constructor from a bare PID. A `Pidfd` comes from
+/// [`spawn`](super::spawn), [`Pidfd::open_self`],
+/// [`adopt_children`](super::adopt_children), or a pidfd received from a node.
+///
+/// # References
+/// - [pidfd_open(2)](https://man7.org/linux/man-pages/man2/pidfd_open.2.html)
+/// - [pidfd_send_signal(2)](https://man7.org/linux/man-pages/man2/pidfd_send_signal.2.html)
+/// - [waitid(2)](https://man7.org/linux/man-pages/man2/waitid.2.html) (`P_PIDFD`)
+#[derive(Debug)]
+pub struct Pidfd {
+    fd: OwnedFd,
+    pid: i32,
+}
+
+impl Pidfd {
+    /// Wrap a pidfd the kernel produced (clone3, pidfd_open on an unreaped
+    /// child, or SCM_RIGHTS from the process itself). `pid` is for display.
+    pub(crate) fn from_kernel(fd: OwnedFd, pid: i32) -> Self {
+        Pidfd { fd, pid }
+    }
+
+    /// A pidfd on the calling process: `pidfd_open(getpid(), 0)`. Race-free,
+    /// because the caller is alive while it runs. Nodes send it to their
+    /// supervisor so that every verdict can come from a pidfd.
+    ///
+    /// # Errors
+    /// `ENOSYS` on kernels before 5.3; `EMFILE` when out of fds.
+    ///
+    /// # References
+    /// - [pidfd_open(2)](https://man7.org/linux/man-pages/man2/pidfd_open.2.html)
+    pub fn open_self() -> io::Result<Self> {
+        let pid = getpid();
+        let fd = pidfd_open(pid, PidfdFlags::empty())?;
+        Ok(Pidfd {
+            fd,
+            pid: pid.as_raw_nonzero().get(),
+        })
+    }
+
+    /// The PID this pidfd was made for (for display and for the legacy
+    /// strategies that deliberately act on PIDs; never used to signal here).
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Send `signal` with `pidfd_send_signal`. Returns `Ok(false)` when the
+    /// process has already exited (`ESRCH`): nobody else can be hit.
+    ///
+    /// # Errors
+    /// `EPERM` when the caller may not signal the process.
+    ///
+    /// # References
+    /// - [pidfd_send_signal(2)](https://man7.org/linux/man-pages/man2/pidfd_send_signal.2.html)
+    pub fn send_signal(&self, signal: Signal) -> io::Result<bool> {
+        match pidfd_send_signal(&self.fd, signal) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::SRCH) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether the process has exited (zombie or reaped): `poll` reports
+    /// `POLLIN` on a pidfd from the moment of exit, before any reap.
+    /// Never blocks.
+    ///
+    /// # References
+    /// - [pidfd_open(2)](https://man7.org/linux/man-pages/man2/pidfd_open.2.html), section "poll"
+    pub fn has_exited(&self) -> bool {
+        let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
+        let zero = rustix::time::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        matches!(poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
+    }
+
+    /// Reap the process if it has exited, without blocking:
+    /// `waitid(P_PIDFD, fd, WEXITED | WNOHANG)`. `Ok(None)` while it runs.
+    ///
+    /// # Errors
+    /// `ECHILD` when the process is not a child of the caller or was already
+    /// reaped.
+    pub fn try_wait(&self) -> io::Result<Option<ExitStatus>> {
+        self.wait_with(WaitIdOptions::EXITED | WaitIdOptions::NOHANG)
+    }
+
+    /// Block until the process exits and reap it: `waitid(P_PIDFD, fd, WEXITED)`.
+    ///
+    /// # Errors
+    /// `ECHILD` when the process is not a child of the caller or was already
+    /// reaped.
+    pub fn wait(&self) -> io::Result<ExitStatus> {
+        loop {
+            match self.wait_with(WaitIdOptions::EXITED) {
+                Ok(Some(status)) => return Ok(status),
+                Ok(None) => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn wait_with(&self, options: WaitIdOptions) -> io::Result<Option<ExitStatus>> {
+        let status = waitid(WaitId::PidFd(self.fd.as_fd()), options)?;
+        Ok(status.and_then(|s| {
+            if let Some(code) = s.exit_status() {
+                Some(ExitStatus::Exited(code))
+            } else {
+                s.terminating_signal().map(ExitStatus::Signaled)
+            }
+        }))
+    }
+}
+
+impl AsFd for Pidfd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}

@@ -1,0 +1,145 @@
+//! Process-wide syscalls: subreaper, PDEATHSIG, reaping, exit, the clock.
+
+use std::io;
+use std::os::fd::OwnedFd;
+
+use rustix::process::{
+    getpid, pidfd_open, set_child_subreaper, set_parent_process_death_signal, wait, Pid,
+    PidfdFlags, Signal, WaitOptions,
+};
+
+use super::pidfd::Pidfd;
+
+/// End the calling process at once with `code`: `_exit(2)`. Runs no atexit
+/// handler and flushes no buffer, which is what a copied (forked or cloned)
+/// process must do: buffers belong to the original. Async-signal-safe.
+///
+/// # References
+/// - [_exit(2)](https://man7.org/linux/man-pages/man2/_exit.2.html)
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+/// Sleep until a signal ends the process (`poll` on no fds, forever). Used by
+/// nodes whose only way out is a signal (PDEATHSIG, a kill).
+pub fn block_forever() -> ! {
+    loop {
+        let _ = rustix::event::poll(&mut [], None);
+    }
+}
+
+/// Make the calling process the subreaper of its descendants
+/// (`PR_SET_CHILD_SUBREAPER`): every orphan below it is reparented to it, not
+/// to PID 1.
+///
+/// # Errors
+/// `EINVAL` on kernels before 3.4.
+///
+/// # References
+/// - [prctl(2)](https://man7.org/linux/man-pages/man2/prctl.2.html), `PR_SET_CHILD_SUBREAPER`
+pub fn become_subreaper() -> io::Result<()> {
+    Ok(set_child_subreaper(Some(getpid()))?)
+}
+
+/// Ask for `signal` when the parent *thread* dies (`PR_SET_PDEATHSIG`). Arming
+/// it after the parent already died does nothing: the race of casebook 1.
+///
+/// # Errors
+/// `EINVAL` for an invalid signal.
+///
+/// # References
+/// - [prctl(2)](https://man7.org/linux/man-pages/man2/prctl.2.html), `PR_SET_PDEATHSIG`
+pub fn arm_pdeathsig(signal: Signal) -> io::Result<()> {
+    Ok(set_parent_process_death_signal(Some(signal))?)
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: the clock of every phase record.
+///
+/// # References
+/// - [clock_gettime(2)](https://man7.org/linux/man-pages/man2/clock_gettime.2.html)
+pub fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// What [`reap_any`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reaped {
+    /// A child was reaped (its PID).
+    One(i32),
+    /// Children exist but none has exited (only with `block = false`).
+    NoneReady,
+    /// The caller has no children left (`ECHILD`).
+    NoChildren,
+}
+
+/// Reap any one exited child: `waitpid(-1, WNOHANG?)`. With `block`, wait for
+/// one to exit.
+///
+/// # Errors
+/// Only unexpected errors; `ECHILD` is [`Reaped::NoChildren`], `EINTR` is retried.
+///
+/// # References
+/// - [waitpid(2)](https://man7.org/linux/man-pages/man2/waitpid.2.html)
+pub fn reap_any(block: bool) -> io::Result<Reaped> {
+    let opts = if block {
+        WaitOptions::empty()
+    } else {
+        WaitOptions::NOHANG
+    };
+    loop {
+        return match wait(opts) {
+            Ok(Some((pid, _))) => Ok(Reaped::One(pid.as_raw_nonzero().get())),
+            Ok(None) => Ok(Reaped::NoneReady),
+            Err(rustix::io::Errno::CHILD) => Ok(Reaped::NoChildren),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => Err(e.into()),
+        };
+    }
+}
+
+/// Pidfds on every live child of the calling process, as listed in
+/// `/proc/self/task/*/children`: for a subreaper, the orphans that came to it.
+///
+/// Race-free because a child's PID cannot be reused until its parent reaps it:
+/// the caller must be the only thread that reaps (the supervisor is
+/// single-threaded), and a PID listed here is still its unreaped child when
+/// `pidfd_open` runs. A child that exits in between yields a pidfd on its
+/// zombie, which is correct.
+///
+/// # Errors
+/// Errors reading `/proc/self/task`; `ENOENT` on kernels without
+/// `CONFIG_PROC_CHILDREN`.
+///
+/// # References
+/// - [proc_pid_task(5)](https://man7.org/linux/man-pages/man5/proc_pid_task.5.html) (`children`)
+/// - [pidfd_open(2)](https://man7.org/linux/man-pages/man2/pidfd_open.2.html)
+pub fn adopt_children() -> io::Result<Vec<Pidfd>> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task")? {
+        let children = std::fs::read_to_string(task?.path().join("children"))?;
+        for pid in children.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+            let Some(raw) = Pid::from_raw(pid) else { continue };
+            match pidfd_open(raw, PidfdFlags::empty()) {
+                Ok(fd) => out.push(Pidfd::from_kernel(OwnedFd::from(fd), pid)),
+                Err(rustix::io::Errno::SRCH) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The number of threads of the calling process, from `/proc/self/stat`
+/// (field 20, `num_threads`).
+pub(super) fn thread_count() -> io::Result<usize> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // The command (field 2) may hold spaces; fields after its closing ')' are plain.
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    after
+        .split_whitespace()
+        .nth(17)
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unreadable /proc/self/stat"))
+}
