@@ -9,3 +9,5 @@
 
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod scenario;
+pub mod plan;

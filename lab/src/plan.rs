@@ -1,0 +1,257 @@
+//! Plans: a scenario instantiated by a seed. `(scenario, seed)` → [`Plan`] is
+//! a pure function (ChaCha8 seeded from the seed, drawn in file order), so the
+//! same seed gives a byte-identical plan and [`Plan::hash`] on every machine.
+
+use std::fmt::Write as _;
+
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::scenario::{At, Phase, Pick, Scenario, Selector, Sig};
+
+/// One node of a plan. Nodes are numbered breadth-first; 0 is the root.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanNode {
+    /// `root`, `0`, `0.1`, `0.1.0`.
+    pub path: String,
+    /// Index of the parent; `None` for the root.
+    pub parent: Option<u32>,
+    /// Indexes of the children, in spawn order.
+    pub children: Vec<u32>,
+    /// Levels below the root.
+    pub depth: u32,
+    /// After `ready`, block until parent death, then exit.
+    pub linger: bool,
+    /// Exit code when exiting by itself.
+    pub exit_code: u8,
+    /// Delay before exiting by itself, after its children exited (µs).
+    pub exit_delay_us: u64,
+    /// The phase at which the node waits for the supervisor, if any.
+    pub gate: Option<Phase>,
+}
+
+/// When a planned kill fires, resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "when")]
+pub enum PlanAt {
+    /// Once every node is ready.
+    Ready,
+    /// While `child` (a child of the target) is held at its gate and the
+    /// target is ready; the gate opens once the target's death is confirmed.
+    Gate {
+        /// Index of the held child.
+        child: u32,
+        /// The gate's phase.
+        phase: Phase,
+    },
+    /// This long after the tree is ready (µs).
+    Delay {
+        /// µs after the tree is ready.
+        after_ready_us: u64,
+    },
+}
+
+/// One resolved kill.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanKill {
+    /// Index of the node to kill.
+    pub target: u32,
+    /// Signal to send.
+    pub signal: Sig,
+    /// When.
+    pub at: PlanAt,
+}
+
+/// A scenario resolved by a seed: every node, kill and delay concrete.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Scenario name.
+    pub scenario: String,
+    /// Hash of the scenario file's text.
+    pub scenario_hash: String,
+    /// The seed.
+    pub seed: u64,
+    /// Nodes, breadth-first, root first.
+    pub nodes: Vec<PlanNode>,
+    /// The kill schedule, in file order.
+    pub kills: Vec<PlanKill>,
+    /// Signal sent to the root once the course has settled.
+    pub teardown: Sig,
+    /// Default deadline of a trial (µs): the scenario's, or 250 ms + 10 ms a
+    /// node + the latest kill delay.
+    pub deadline_us: u64,
+}
+
+impl Plan {
+    /// Instantiate `scenario` with `seed`. Pure and deterministic.
+    pub fn new(scenario: &Scenario, seed: u64) -> Plan {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let nodes = build_tree(scenario);
+        let mut kills = Vec::new();
+        for k in &scenario.kills {
+            let mut matches: Vec<u32> = (0..nodes.len() as u32)
+                .filter(|&i| matches(&k.target, &nodes[i as usize]))
+                .collect();
+            if let At::Gate(_) = k.at {
+                matches.retain(|&i| !nodes[i as usize].children.is_empty());
+            }
+            let targets = match k.pick {
+                Pick::All => matches,
+                Pick::One if matches.is_empty() => matches,
+                Pick::One => vec![matches[draw(&mut rng, matches.len() as u64) as usize]],
+            };
+            for target in targets {
+                let at = match k.at {
+                    At::Ready => PlanAt::Ready,
+                    At::Gate(phase) => {
+                        let children = &nodes[target as usize].children;
+                        let child = children[draw(&mut rng, children.len() as u64) as usize];
+                        PlanAt::Gate { child, phase }
+                    }
+                    At::Window { lo, hi } => {
+                        let (lo, hi) = (lo.as_micros() as u64, hi.as_micros() as u64);
+                        PlanAt::Delay {
+                            after_ready_us: lo + draw(&mut rng, hi - lo + 1),
+                        }
+                    }
+                };
+                kills.push(PlanKill { target, signal: k.signal, at });
+            }
+        }
+        let mut nodes = nodes;
+        for k in &kills {
+            if let PlanAt::Gate { child, phase } = k.at {
+                nodes[child as usize].gate = Some(phase);
+            }
+        }
+        let latest_delay = kills
+            .iter()
+            .filter_map(|k| match k.at {
+                PlanAt::Delay { after_ready_us } => Some(after_ready_us),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        let deadline_us = scenario.deadline.map_or(
+            250_000 + 10_000 * nodes.len() as u64 + latest_delay,
+            |d| d.as_micros() as u64,
+        );
+        Plan {
+            scenario: scenario.name.clone(),
+            scenario_hash: scenario.source_hash.clone(),
+            seed,
+            nodes,
+            kills,
+            teardown: scenario.teardown,
+            deadline_us,
+        }
+    }
+
+    /// The plan's hash: the first 16 hex digits of the SHA-256 of its JSON.
+    pub fn hash(&self) -> String {
+        let json = serde_json::to_vec(self).expect("a plan always serializes");
+        crate::scenario::hex16_of(&Sha256::digest(json))
+    }
+
+    /// The plan as readable text, one line a node and a kill (what
+    /// `lab plan` prints).
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "plan {}  scenario {} ({})  seed {}", self.hash(), self.scenario, self.scenario_hash, self.seed);
+        let _ = writeln!(s, "nodes {}  deadline {} ms  teardown SIG{} to root", self.nodes.len(), self.deadline_us / 1000, self.teardown.name());
+        for n in &self.nodes {
+            let indent = "  ".repeat(n.depth as usize + 1);
+            let mut what = if n.linger {
+                "linger".to_string()
+            } else {
+                format!("exit {} after children + {} us", n.exit_code, n.exit_delay_us)
+            };
+            if let Some(g) = n.gate {
+                let _ = write!(what, ", gate at {}", g.name());
+            }
+            let _ = writeln!(s, "{indent}{}: {what}", n.path);
+        }
+        for k in &self.kills {
+            let target = &self.nodes[k.target as usize].path;
+            let when = match k.at {
+                PlanAt::Ready => "when the tree is ready".to_string(),
+                PlanAt::Gate { child, phase } => format!(
+                    "while its child {} is held at gate {}, then release it",
+                    self.nodes[child as usize].path,
+                    phase.name()
+                ),
+                PlanAt::Delay { after_ready_us } => format!("{after_ready_us} us after the tree is ready"),
+            };
+            let _ = writeln!(s, "kill {target} with SIG{} {when}", k.signal.name());
+        }
+        s
+    }
+}
+
+/// A uniform-enough draw in `0..n` (n ≥ 1): the next ChaCha word modulo n.
+/// Written out so that the plan cannot change with a `rand` release.
+fn draw(rng: &mut ChaCha8Rng, n: u64) -> u64 {
+    rng.next_u64() % n.max(1)
+}
+
+fn matches(sel: &Selector, node: &PlanNode) -> bool {
+    let path: Vec<u32> = if node.parent.is_none() {
+        Vec::new()
+    } else {
+        node.path.split('.').filter_map(|p| p.parse().ok()).collect()
+    };
+    sel.matches(&path, !node.children.is_empty())
+}
+
+fn build_tree(scenario: &Scenario) -> Vec<PlanNode> {
+    let mut nodes = vec![PlanNode {
+        path: "root".into(),
+        parent: None,
+        children: Vec::new(),
+        depth: 0,
+        linger: false,
+        exit_code: 0,
+        exit_delay_us: 0,
+        gate: None,
+    }];
+    let mut level: Vec<u32> = vec![0];
+    for (depth, &breadth) in scenario.shape.iter().enumerate() {
+        let mut next = Vec::new();
+        for &parent in &level {
+            for i in 0..breadth {
+                let idx = nodes.len() as u32;
+                let path = if parent == 0 {
+                    i.to_string()
+                } else {
+                    format!("{}.{i}", nodes[parent as usize].path)
+                };
+                nodes.push(PlanNode {
+                    path,
+                    parent: Some(parent),
+                    children: Vec::new(),
+                    depth: depth as u32 + 1,
+                    linger: false,
+                    exit_code: 0,
+                    exit_delay_us: 0,
+                    gate: None,
+                });
+                nodes[parent as usize].children.push(idx);
+                next.push(idx);
+            }
+        }
+        level = next;
+    }
+    for i in 0..nodes.len() {
+        for (sel, rule) in &scenario.nodes {
+            if matches(sel, &nodes[i]) {
+                let n = &mut nodes[i];
+                n.linger = rule.linger.unwrap_or(n.linger);
+                n.exit_code = rule.exit_code.unwrap_or(n.exit_code);
+                n.exit_delay_us = rule.exit_delay.map_or(n.exit_delay_us, |d| d.as_micros() as u64);
+            }
+        }
+    }
+    nodes
+}

@@ -1,0 +1,243 @@
+//! Scenarios: named, versioned descriptions of a spawn tree and its faults,
+//! in TOML (`scenarios/NAME.toml`). See `docs/scenario-format.md`.
+//!
+//! Parsing refuses unknown keys, and every error names `file:line:col` and
+//! the offending text ([`ScenarioError`]).
+
+mod error;
+mod file;
+mod selector;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+pub use error::ScenarioError;
+pub use selector::Selector;
+pub(crate) use file::hex16 as hex16_of;
+
+/// The lab's ceiling on nodes per tree; `limits.max_nodes` may not exceed it.
+pub const MAX_NODES_CEILING: u64 = 10_000;
+/// `limits.max_nodes` when the file does not set it.
+pub const DEFAULT_MAX_NODES: u64 = 1_000;
+
+/// The scenarios built into the binary, by name: `(name, TOML text)`.
+pub const BUILTIN: &[(&str, &str)] = &[("nested", include_str!("../../../scenarios/nested.toml"))];
+
+/// A phase a node reports on its way: the points where a gate can hold it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// The node runs; its parent-death detection is not armed yet.
+    Created,
+    /// Parent-death detection is armed; children not yet spawned.
+    Armed,
+    /// All its children are spawned.
+    Ready,
+    /// It is about to exit by itself.
+    Exiting,
+}
+
+impl Phase {
+    /// The phase's name as written in scenarios and output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Created => "created",
+            Phase::Armed => "armed",
+            Phase::Ready => "ready",
+            Phase::Exiting => "exiting",
+        }
+    }
+}
+
+/// A signal a scenario may name, by its name without `SIG`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Sig {
+    /// SIGKILL (9)
+    Kill,
+    /// SIGTERM (15)
+    Term,
+    /// SIGINT (2)
+    Int,
+    /// SIGHUP (1)
+    Hup,
+    /// SIGQUIT (3)
+    Quit,
+    /// SIGUSR1 (10)
+    Usr1,
+    /// SIGUSR2 (12)
+    Usr2,
+}
+
+impl Sig {
+    const ALL: [(&'static str, Sig); 7] = [
+        ("KILL", Sig::Kill),
+        ("TERM", Sig::Term),
+        ("INT", Sig::Int),
+        ("HUP", Sig::Hup),
+        ("QUIT", Sig::Quit),
+        ("USR1", Sig::Usr1),
+        ("USR2", Sig::Usr2),
+    ];
+
+    /// Parse `KILL`, `SIGKILL`, `kill`, ...
+    pub fn parse(s: &str) -> Option<Sig> {
+        let up = s.to_ascii_uppercase();
+        let bare = up.strip_prefix("SIG").unwrap_or(&up);
+        Sig::ALL.iter().find(|(n, _)| *n == bare).map(|(_, s)| *s)
+    }
+
+    /// The name without `SIG`.
+    pub fn name(self) -> &'static str {
+        Sig::ALL.iter().find(|(_, s)| *s == self).map(|(n, _)| *n).unwrap_or("?")
+    }
+
+    /// As a rustix signal.
+    pub fn signal(self) -> rustix::process::Signal {
+        use rustix::process::Signal as S;
+        match self {
+            Sig::Kill => S::KILL,
+            Sig::Term => S::TERM,
+            Sig::Int => S::INT,
+            Sig::Hup => S::HUP,
+            Sig::Quit => S::QUIT,
+            Sig::Usr1 => S::USR1,
+            Sig::Usr2 => S::USR2,
+        }
+    }
+}
+
+/// Whether a kill hits every node its selector matches or one the seed picks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pick {
+    /// Every matching node.
+    #[default]
+    All,
+    /// One matching node, chosen by the seed.
+    One,
+}
+
+/// When a kill fires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum At {
+    /// Once every node of the tree has reported `ready`.
+    Ready,
+    /// While one child of the target (chosen by the seed) is held at its gate
+    /// in this phase, and the target itself is `ready`. The child is released
+    /// once the target's death is confirmed.
+    Gate(Phase),
+    /// A delay after the tree is ready, drawn by the seed from `lo..=hi`.
+    Window {
+        /// Lower bound.
+        lo: Duration,
+        /// Upper bound (inclusive).
+        hi: Duration,
+    },
+}
+
+/// One entry of the kill schedule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Kill {
+    /// Which nodes.
+    pub target: Selector,
+    /// All of them, or one picked by the seed.
+    pub pick: Pick,
+    /// The signal.
+    pub signal: Sig,
+    /// When.
+    pub at: At,
+}
+
+/// Behaviour of the nodes a selector matches; unset fields inherit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeRule {
+    /// After `ready`, block until parent death is detected, then exit.
+    pub linger: Option<bool>,
+    /// Exit code when the node exits by itself (0..=255).
+    pub exit_code: Option<u8>,
+    /// Delay before exiting by itself, after its children have exited.
+    pub exit_delay: Option<Duration>,
+}
+
+/// A validated scenario.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scenario {
+    /// Its name (`nested`).
+    pub name: String,
+    /// One paragraph: what it shows and where it was seen.
+    pub about: String,
+    /// Hex SHA-256 (first 16 digits) of the file's text.
+    pub source_hash: String,
+    /// Breadth of each level below the root; its length is the depth.
+    pub shape: Vec<u32>,
+    /// The kill schedule, in file order.
+    pub kills: Vec<Kill>,
+    /// Node rules, most general first (`*`, then `interior`/`leaves`,
+    /// `depth:N`, then `root` and paths); later rules override earlier ones.
+    pub nodes: Vec<(Selector, NodeRule)>,
+    /// Signal the supervisor sends the root at the end of the course.
+    pub teardown: Sig,
+    /// Refuse trees larger than this.
+    pub max_nodes: u64,
+    /// Deadline of a trial, if the file sets one.
+    pub deadline: Option<Duration>,
+}
+
+impl Scenario {
+    /// Parse and validate the TOML `text`; `file` names it in errors.
+    ///
+    /// # Errors
+    /// A [`ScenarioError`] with `file:line:col`, the offending text, and what
+    /// to do instead.
+    pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
+        file::parse(file, text)
+    }
+
+    /// Load a built-in scenario by name (`nested`), or a file by path (any
+    /// argument that contains `/` or ends in `.toml`).
+    ///
+    /// # Errors
+    /// An unknown name (listing the built-in ones), an unreadable file, or a
+    /// parse error.
+    pub fn load(name_or_path: &str) -> Result<Scenario, ScenarioError> {
+        if name_or_path.contains('/') || name_or_path.ends_with(".toml") {
+            let text = std::fs::read_to_string(name_or_path).map_err(|e| {
+                ScenarioError::plain(name_or_path, format!("cannot read the file: {e}"))
+            })?;
+            return Scenario::parse(name_or_path, &text);
+        }
+        match BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
+            Some((name, text)) => Scenario::parse(&format!("scenarios/{name}.toml"), text),
+            None => Err(ScenarioError::plain(
+                name_or_path,
+                format!(
+                    "no built-in scenario of this name (built in: {}); give a path to a .toml file for others",
+                    BUILTIN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                ),
+            )),
+        }
+    }
+
+    /// The number of nodes of the tree, the root included (saturating).
+    pub fn node_count(&self) -> u64 {
+        node_count(&self.shape)
+    }
+}
+
+/// Nodes of a tree with these breadths per level, the root included
+/// (saturating, so absurd shapes are refused rather than overflowing).
+pub(crate) fn node_count(shape: &[u32]) -> u64 {
+    let mut total: u64 = 1;
+    let mut level: u64 = 1;
+    for &b in shape {
+        level = level.saturating_mul(b as u64);
+        total = total.saturating_add(level);
+    }
+    total
+}
+
+/// A value with the byte span it came from.
+pub(crate) type Sp<T> = Spanned<T>;
