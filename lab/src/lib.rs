@@ -11,3 +11,15 @@
 pub mod sys;
 pub mod scenario;
 pub mod plan;
+pub mod report;
+pub mod strategy;
+pub mod node;
+pub mod cgroup;
+pub mod verdict;
+pub mod trial;
+pub mod supervisor;
+pub mod error;
+pub mod runner;
+pub mod results;
+pub mod stats;
+pub mod run;

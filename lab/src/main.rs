@@ -1,1 +1,159 @@
-fn main(){}
+//! `lab`: the command line. Parses arguments, calls the library, and maps
+//! the result to an exit status: 0 every trial passed, 1 some trial did not,
+//! 2 bad input, 3 the lab itself could not work.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use lab::error::LabError;
+use lab::plan::Plan;
+use lab::run::{self, RunArgs};
+use lab::scenario::{Scenario, BUILTIN};
+use lab::strategy::{Strategy, PRESETS};
+
+#[derive(Parser)]
+#[command(name = "lab", version, about = "Reproduce and soak-test process-lifecycle bugs: orphans, hangs and leaked fds in spawn trees")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scenario's plan under each strategy and print an A/B summary
+    Run {
+        /// A built-in scenario name (`lab list`) or a path to a .toml file
+        scenario: String,
+        /// The seed that turns the scenario into a plan
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Trials per strategy
+        #[arg(long, default_value_t = 100)]
+        trials: u64,
+        /// Strategy (repeatable): a preset (`lab strategies`) or create=..,death=..,observe=..
+        #[arg(long = "strategy", default_values_t = ["canonical".to_string(), "legacy".to_string()])]
+        strategies: Vec<String>,
+        /// Deadline of a trial's planned course, like 400ms or 2s (default: from the plan)
+        #[arg(long, value_parser = humantime::parse_duration)]
+        deadline: Option<Duration>,
+        /// Run without a cgroup (subreaper alone), even where one is available
+        #[arg(long, env = "LAB_NO_CGROUP", value_parser = clap::builder::FalseyValueParser::new())]
+        no_cgroup: bool,
+        /// Parallel supervisors (default: the number of cores)
+        #[arg(short = 'j', long)]
+        jobs: Option<usize>,
+        /// Where to write results/<run-id>/trials.csv
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// Output format of the summary
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Print the plan a scenario and seed resolve to, with its hash
+    Plan {
+        /// A built-in scenario name or a path to a .toml file
+        scenario: String,
+        /// The seed
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output format
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Validate scenario files
+    Check {
+        /// Files (or built-in names)
+        #[arg(required = true)]
+        files: Vec<String>,
+    },
+    /// List the built-in scenarios
+    List,
+    /// List the strategy presets
+    Strategies,
+    #[command(name = "__supervisor", hide = true)]
+    Supervisor,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match execute(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("lab: {e}");
+            e.exit_code()
+        }
+    };
+    ExitCode::from(code as u8)
+}
+
+fn execute(command: Command) -> Result<i32, LabError> {
+    match command {
+        Command::Supervisor => Ok(lab::supervisor::main()),
+        Command::List => {
+            for (name, text) in BUILTIN {
+                let s = Scenario::parse(&format!("scenarios/{name}.toml"), text)?;
+                let first = s.about.lines().next().unwrap_or("");
+                println!("{name:<20} {} nodes  {first}", s.node_count());
+            }
+            Ok(0)
+        }
+        Command::Strategies => {
+            for (name, c, d, o, about) in PRESETS {
+                println!("{name:<18} create={} death={} observe={}  {about}", c.name(), d.name(), o.name());
+            }
+            Ok(0)
+        }
+        Command::Check { files } => {
+            let mut bad = 0;
+            for f in &files {
+                match Scenario::load(f) {
+                    Ok(s) => println!("{f}: ok ({}, {} nodes, {} kills)", s.name, s.node_count(), s.kills.len()),
+                    Err(e) => {
+                        eprintln!("{e}");
+                        bad += 1;
+                    }
+                }
+            }
+            Ok(if bad > 0 { 2 } else { 0 })
+        }
+        Command::Plan { scenario, seed, format } => {
+            let plan = Plan::new(&Scenario::load(&scenario)?, seed);
+            match format {
+                Format::Text => print!("{}", plan.render()),
+                Format::Json => {
+                    let mut v = serde_json::to_value(&plan).expect("a plan serializes");
+                    v["plan_hash"] = plan.hash().into();
+                    println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+                }
+            }
+            Ok(0)
+        }
+        Command::Run { scenario, seed, trials, strategies, deadline, no_cgroup, jobs, out, format } => {
+            if trials == 0 {
+                return Err(LabError::Input("--trials must be at least 1".into()));
+            }
+            let strategies = strategies
+                .iter()
+                .map(|s| Strategy::parse(s).map_err(LabError::Input))
+                .collect::<Result<Vec<_>, _>>()?;
+            run::prepare_lab_process()?;
+            let exe = std::env::current_exe().map_err(|e| LabError::Lab(format!("cannot find the lab binary: {e}")))?;
+            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let args = RunArgs { scenario, seed, trials, strategies, deadline, no_cgroup, jobs, out, exe };
+            let summary = run::run(&args)?;
+            match format {
+                Format::Text => print!("{}", summary.render()),
+                Format::Json => println!("{}", serde_json::to_string_pretty(&summary).expect("json")),
+            }
+            Ok(if summary.all_passed() { 0 } else { 1 })
+        }
+    }
+}

@@ -255,3 +255,4 @@ fn build_tree(scenario: &Scenario) -> Vec<PlanNode> {
     }
     nodes
 }
+#[cfg(test)] #[path = "plan_tests.rs"] mod tests;

@@ -241,3 +241,4 @@ pub(crate) fn node_count(shape: &[u32]) -> u64 {
 
 /// A value with the byte span it came from.
 pub(crate) type Sp<T> = Spanned<T>;
+#[cfg(test)] mod tests;

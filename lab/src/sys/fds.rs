@@ -64,3 +64,27 @@ pub(super) fn close_all_except(keep: &[RawFd]) -> io::Result<()> {
 pub fn mark_inherited_cloexec() -> io::Result<()> {
     close_range(3, RawFd::MAX, CLOSE_RANGE_CLOEXEC)
 }
+
+/// Take ownership of fd `fd`, which the process was started with (the lab
+/// execs each supervisor with its plan lifeline at 3 and its result pipe at
+/// 4). Checks that the fd is open, and marks it close-on-exec.
+///
+/// Call it once per fd, at startup, before anything else could own it.
+///
+/// # Errors
+/// `EBADF` when the fd is not open.
+///
+/// # References
+/// - [fcntl(2)](https://man7.org/linux/man-pages/man2/fcntl.2.html) (`F_GETFD`, `F_SETFD`)
+pub fn take_inherited(fd: RawFd) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: F_GETFD only reads the descriptor flags of `fd`.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is open (checked above) and, per this function's contract,
+    // was handed to the process at exec and is owned by nothing else.
+    let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    rustix::io::fcntl_setfd(&owned, rustix::io::FdFlags::CLOEXEC)?;
+    Ok(owned)
+}

@@ -86,3 +86,11 @@ pub(crate) fn proc_alive(pid: i32) -> bool {
         Err(_) => false,
     }
 }
+
+/// Close every fd except `keep` (sorted, 0, 1, 2 included as wanted): what a
+/// forked root does to drop the supervisor's plumbing. Async-signal-safe.
+/// Fds closed here may still be named by values of the parent's stack frames
+/// in this copy; the caller never returns into them (it ends with `_exit`).
+pub(crate) fn close_all_except(keep: &[std::os::fd::RawFd]) {
+    let _ = super::fds::close_all_except(keep);
+}

@@ -22,7 +22,7 @@ mod pidfd;
 mod process;
 
 pub use clone::{spawn, Child, ChildFds, Lifeline, LifelineReader, Spawn};
-pub use fds::mark_inherited_cloexec;
+pub use fds::{mark_inherited_cloexec, take_inherited};
 pub use pidfd::{ExitStatus, Pidfd};
 pub use process::{
     adopt_children, arm_pdeathsig, become_subreaper, block_forever, exit_now, monotonic_ns,

@@ -1,0 +1,313 @@
+//! `lab run`: one plan, many trials under each strategy, an A/B summary, and
+//! one CSV row per trial.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::error::LabError;
+use crate::plan::Plan;
+use crate::results::{self, CsvSink, TrialRow};
+use crate::runner::{self, run_trials};
+use crate::scenario::Scenario;
+use crate::stats::{median, Rate};
+use crate::strategy::Strategy;
+use crate::trial::TrialRequest;
+use crate::verdict::{Outcome, Verdict};
+use crate::{cgroup, sys};
+
+/// What `lab run` is asked to do.
+#[derive(Clone, Debug)]
+pub struct RunArgs {
+    /// The scenario as the user named it (a built-in name or a path).
+    pub scenario: String,
+    /// The seed of the plan.
+    pub seed: u64,
+    /// Trials per strategy.
+    pub trials: u64,
+    /// Strategies, in order.
+    pub strategies: Vec<Strategy>,
+    /// Deadline override; `None`: the plan's.
+    pub deadline: Option<Duration>,
+    /// Do not use a cgroup even where one is available.
+    pub no_cgroup: bool,
+    /// Parallel supervisors.
+    pub jobs: usize,
+    /// Directory under which `<run-id>/trials.csv` is written.
+    pub out: PathBuf,
+    /// The `lab` binary (supervisors are started from it).
+    pub exe: PathBuf,
+}
+
+/// One failing verdict of one strategy and how to replay it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Replay {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The trials that had it.
+    pub trials: Vec<u64>,
+    /// The command that replays one such trial.
+    pub command: String,
+}
+
+/// The results of one strategy.
+#[derive(Clone, Debug, Serialize)]
+pub struct StrategySummary {
+    /// Strategy name.
+    pub strategy: String,
+    /// Trials run.
+    pub trials: u64,
+    /// Trials with verdict `pass`.
+    pub pass: u64,
+    /// ... `orphan`.
+    pub orphan: u64,
+    /// ... `hang`.
+    pub hang: u64,
+    /// ... `panic`.
+    pub panic: u64,
+    /// ... `leak`.
+    pub leak: u64,
+    /// ... `error`.
+    pub error: u64,
+    /// Each verdict's rate with its 95% Wilson interval.
+    pub rates: BTreeMap<String, Rate>,
+    /// Median time from a trial's start to its verdict (µs).
+    pub median_verdict_us: u64,
+    /// Trials per second of wall time.
+    pub trials_per_s: f64,
+    /// Orphans counted over all trials.
+    pub orphans_total: u64,
+    /// How to replay each failing verdict.
+    pub replay: Vec<Replay>,
+    /// Distinct reasons of `error` trials, with counts.
+    pub errors: BTreeMap<String, u64>,
+}
+
+/// The summary of a run (what `--format json` prints).
+#[derive(Clone, Debug, Serialize)]
+pub struct RunSummary {
+    /// Scenario name.
+    pub scenario: String,
+    /// Hash of the scenario file.
+    pub scenario_hash: String,
+    /// The seed.
+    pub seed: u64,
+    /// Hash of the plan.
+    pub plan_hash: String,
+    /// Run id (names the results directory).
+    pub run_id: String,
+    /// One entry per strategy, in the order asked.
+    pub results: Vec<StrategySummary>,
+    /// Whether trials ran in cgroups of their own (else: subreaper alone).
+    pub cgroup: bool,
+    /// Why not, when `cgroup` is false.
+    pub cgroup_note: Option<String>,
+    /// The CSV written.
+    pub csv: PathBuf,
+    /// Kernel release.
+    pub kernel: String,
+    /// Lab version.
+    pub lab_version: String,
+}
+
+impl RunSummary {
+    /// Whether every trial passed (exit status 0).
+    pub fn all_passed(&self) -> bool {
+        self.results.iter().all(|r| r.pass == r.trials)
+    }
+
+    /// The A/B table and the replay commands, as text.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let mode = if self.cgroup { "cgroup".to_string() } else { format!("subreaper ({})", self.cgroup_note.as_deref().unwrap_or("no cgroup")) };
+        let _ = writeln!(s, "lab run {}  seed {}  plan {}  kernel {}  mode {}", self.scenario, self.seed, self.plan_hash, self.kernel, mode);
+        for r in &self.results {
+            let _ = writeln!(
+                s,
+                "\n{}: {} trials, {:.1} trials/s, median time to verdict {:.2} ms",
+                r.strategy,
+                r.trials,
+                r.trials_per_s,
+                r.median_verdict_us as f64 / 1000.0
+            );
+            for v in Verdict::ALL {
+                let _ = writeln!(s, "  {:<7} {}", v.name(), r.rates[v.name()].render());
+            }
+            for (reason, n) in &r.errors {
+                let _ = writeln!(s, "  error x{n}: {reason}");
+            }
+            for rp in &r.replay {
+                let _ = writeln!(s, "  replay {} ({} trials): {}", rp.verdict, rp.trials.len(), rp.command);
+            }
+        }
+        let _ = writeln!(s, "\ntrials: {}", self.csv.display());
+        s
+    }
+}
+
+/// Run the plan of `args` under every strategy.
+///
+/// # Errors
+/// [`LabError::Input`] for a bad scenario; [`LabError::Lab`] when results
+/// cannot be written or supervisors cannot be started.
+pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
+    let scenario = Scenario::load(&args.scenario)?;
+    let plan = Plan::new(&scenario, args.seed);
+    let plan_hash = plan.hash();
+    let run_id = results::run_id(&scenario.name, args.seed);
+    let kernel = results::kernel();
+    let version = env!("CARGO_PKG_VERSION");
+    let mut csv = CsvSink::create(&args.out.join(&run_id))
+        .map_err(|e| LabError::Lab(format!("cannot write results under {}: {e}", args.out.display())))?;
+    let (lab_cgroup, cgroup_note) = if args.no_cgroup {
+        (None, Some("cgroup mode turned off (--no-cgroup or LAB_NO_CGROUP)".to_string()))
+    } else {
+        match cgroup::create_lab_cgroup() {
+            Some(dir) => (Some(dir), None),
+            None => (None, Some("no writable cgroup v2 here; run as root or give the lab a delegated subtree".into())),
+        }
+    };
+    let deadline_us = args.deadline.map_or(plan.deadline_us, |d| d.as_micros() as u64);
+    let mut results = Vec::new();
+    let mut failure = None;
+    for strategy in &args.strategies {
+        let replay = replay_command(args, strategy);
+        let req = TrialRequest {
+            plan: plan.clone(),
+            strategy: strategy.clone(),
+            trial: 0,
+            deadline_us,
+            cgroup_parent: lab_cgroup.clone(),
+        };
+        let mut outcomes: Vec<(u64, Outcome)> = Vec::new();
+        let mut write_error = None;
+        let wall = run_trials(&args.exe, args.jobs, &req, args.trials, |i, o| {
+            let row = TrialRow {
+                schema: results::SCHEMA,
+                run_id: &run_id,
+                scenario: &scenario.name,
+                scenario_hash: &scenario.source_hash,
+                plan_hash: &plan_hash,
+                seed: args.seed,
+                trial: i,
+                strategy: &strategy.name,
+                create: strategy.create.name(),
+                death: strategy.death.name(),
+                observe: strategy.observe.name(),
+                verdict: o.verdict.name(),
+                orphans: o.orphans,
+                hung: o.hung,
+                time_to_verdict_us: o.time_to_verdict_us,
+                duration_us: o.duration_us,
+                slow_cascade_us: o.slow_cascade_us,
+                window_us: o.window_us,
+                kill_rung: &o.kill_rung,
+                nodes_spawned: o.nodes_spawned,
+                cgroup_mode: if o.cgroup { "cgroup" } else { "subreaper" },
+                lab_version: version,
+                kernel: &kernel,
+                survivors: o.survivors.join(" "),
+                reason: o.reason.as_deref().unwrap_or(""),
+                replay: &replay,
+            };
+            if let Err(e) = csv.write(&row) {
+                write_error = Some(e);
+            }
+            outcomes.push((i, o));
+        });
+        let wall = match wall {
+            Ok(w) => w,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        };
+        if let Some(e) = write_error {
+            failure = Some(LabError::Lab(format!("cannot write {}: {e}", csv.path().display())));
+            break;
+        }
+        results.push(summarize(strategy, &outcomes, wall, &replay));
+    }
+    if let Some(dir) = &lab_cgroup {
+        cgroup::remove_lab_cgroup(dir);
+    }
+    runner::sweep_orphans();
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    Ok(RunSummary {
+        scenario: scenario.name.clone(),
+        scenario_hash: scenario.source_hash.clone(),
+        seed: args.seed,
+        plan_hash,
+        run_id,
+        results,
+        cgroup: lab_cgroup.is_some(),
+        cgroup_note,
+        csv: csv.path().to_path_buf(),
+        kernel,
+        lab_version: version.to_string(),
+    })
+}
+
+/// Prepare the lab process itself: stray inherited fds close-on-exec, and the
+/// lab a subreaper, so that orphans of a supervisor that died come to it.
+///
+/// # Errors
+/// [`LabError::Lab`] when the kernel refuses either.
+pub fn prepare_lab_process() -> Result<(), LabError> {
+    sys::mark_inherited_cloexec().map_err(|e| LabError::Lab(format!("close_range(CLOSE_RANGE_CLOEXEC): {e}")))?;
+    sys::become_subreaper().map_err(|e| LabError::Lab(format!("PR_SET_CHILD_SUBREAPER: {e}")))
+}
+
+fn replay_command(args: &RunArgs, strategy: &Strategy) -> String {
+    let mut cmd = format!("lab run {} --seed {} --strategy {} --trials 1", args.scenario, args.seed, strategy.name);
+    if let Some(d) = args.deadline {
+        let _ = write!(cmd, " --deadline {}ms", d.as_millis());
+    }
+    if args.no_cgroup {
+        cmd.push_str(" --no-cgroup");
+    }
+    cmd
+}
+
+fn summarize(strategy: &Strategy, outcomes: &[(u64, Outcome)], wall: Duration, replay: &str) -> StrategySummary {
+    let n = outcomes.len() as u64;
+    let count = |v: Verdict| outcomes.iter().filter(|(_, o)| o.verdict == v).count() as u64;
+    let rates = Verdict::ALL.iter().map(|&v| (v.name().to_string(), Rate::wilson(count(v), n))).collect();
+    let times: Vec<u64> = outcomes.iter().map(|(_, o)| o.time_to_verdict_us).collect();
+    let replays = Verdict::ALL
+        .iter()
+        .filter(|&&v| v != Verdict::Pass)
+        .filter_map(|&v| {
+            let mut trials: Vec<u64> = outcomes.iter().filter(|(_, o)| o.verdict == v).map(|(i, _)| *i).collect();
+            trials.sort_unstable();
+            (!trials.is_empty()).then(|| Replay { verdict: v, trials, command: replay.to_string() })
+        })
+        .collect();
+    let mut errors = BTreeMap::new();
+    for (_, o) in outcomes {
+        if let (Verdict::Error, Some(r)) = (o.verdict, &o.reason) {
+            *errors.entry(r.clone()).or_insert(0) += 1;
+        }
+    }
+    StrategySummary {
+        strategy: strategy.name.clone(),
+        trials: n,
+        pass: count(Verdict::Pass),
+        orphan: count(Verdict::Orphan),
+        hang: count(Verdict::Hang),
+        panic: count(Verdict::Panic),
+        leak: count(Verdict::Leak),
+        error: count(Verdict::Error),
+        rates,
+        median_verdict_us: median(&times),
+        trials_per_s: if wall.as_secs_f64() > 0.0 { n as f64 / wall.as_secs_f64() } else { 0.0 },
+        orphans_total: outcomes.iter().map(|(_, o)| o.orphans as u64).sum(),
+        replay: replays,
+        errors,
+    }
+}

@@ -1,0 +1,196 @@
+//! The lab's side of trials: a pool of supervisors (one per worker thread),
+//! each a fresh process started with the canonical primitive and fed one
+//! trial at a time through its lifeline.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rustix::pipe::{pipe_with, PipeFlags};
+
+use crate::error::LabError;
+use crate::supervisor::{MODE_ARG, PLAN_FD, RESULT_FD};
+use crate::sys::{self, Pidfd, Spawn};
+use crate::trial::TrialRequest;
+use crate::verdict::{Outcome, Verdict};
+
+/// A running supervisor: its pidfd, the write end of its lifeline (plans go
+/// there) and the read end of its result pipe.
+#[derive(Debug)]
+pub struct Supervisor {
+    pidfd: Pidfd,
+    plans: Option<File>,
+    results: BufReader<File>,
+}
+
+impl Supervisor {
+    /// Start `exe __supervisor` with the canonical primitive: clone3 +
+    /// exec, lifeline at fd 3, result pipe at fd 4, stdin and stdout
+    /// `/dev/null`, stderr shared with the lab.
+    ///
+    /// # Errors
+    /// Errors of pipe, open, clone3 and exec.
+    pub fn start(exe: &Path) -> std::io::Result<Supervisor> {
+        let (res_read, res_write) = pipe_with(PipeFlags::CLOEXEC)?;
+        let devnull: OwnedFd = File::open("/dev/null")?.into();
+        let prog = CString::new(exe.as_os_str().as_bytes())?;
+        let arg0 = CString::new("lab")?;
+        let arg1 = CString::new(MODE_ARG)?;
+        let stderr = std::io::stderr();
+        let child = Spawn::default().exec(
+            &prog,
+            &[&arg0, &arg1],
+            &[
+                (devnull.as_fd(), 0),
+                (devnull.as_fd(), 1),
+                (stderr.as_fd(), 2),
+                (res_write.as_fd(), RESULT_FD),
+            ],
+            PLAN_FD,
+        )?;
+        let (pidfd, plans) = child.into_parts();
+        Ok(Supervisor {
+            pidfd,
+            plans: Some(File::from(plans)),
+            results: BufReader::new(File::from(res_read)),
+        })
+    }
+
+    /// Run one trial and return its outcome; `Err` with a reason when the
+    /// supervisor died or answered nonsense (it is then unusable).
+    ///
+    /// # Errors
+    /// The supervisor's death (with its exit status) or a malformed answer.
+    pub fn run(&mut self, req: &TrialRequest) -> Result<Outcome, String> {
+        let mut line = serde_json::to_string(req).map_err(|e| e.to_string())?;
+        line.push('\n');
+        let plans = self.plans.as_mut().ok_or("supervisor closed")?;
+        if let Err(e) = plans.write_all(line.as_bytes()) {
+            return Err(format!("supervisor gone ({e}): {}", self.status()));
+        }
+        let mut answer = String::new();
+        match self.results.read_line(&mut answer) {
+            Ok(0) | Err(_) => Err(format!("supervisor died mid-trial: {}", self.status())),
+            Ok(_) => serde_json::from_str(&answer).map_err(|e| format!("bad answer from the supervisor: {e}")),
+        }
+    }
+
+    fn status(&self) -> String {
+        match self.pidfd.wait() {
+            Ok(s) => format!("{s:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        // Closing the lifeline is the supervisor's signal to finish and exit.
+        drop(self.plans.take());
+        let _ = self.pidfd.wait();
+    }
+}
+
+/// Run `trials` trials of `base` (its `trial` field set to each index) on
+/// `jobs` supervisors in parallel; `on_outcome(index, outcome)` is called on
+/// the calling thread as each trial ends. Returns the wall time.
+///
+/// # Errors
+/// [`LabError::Lab`] when no supervisor can be started.
+pub fn run_trials(
+    exe: &Path,
+    jobs: usize,
+    base: &TrialRequest,
+    trials: u64,
+    mut on_outcome: impl FnMut(u64, Outcome),
+) -> Result<Duration, LabError> {
+    let next = AtomicU64::new(0);
+    let (tx, rx) = mpsc::channel::<Result<(u64, Outcome), String>>();
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..jobs.max(1).min(trials.max(1) as usize) {
+            let tx = tx.clone();
+            let next = &next;
+            s.spawn(move || {
+                let mut sup = match Supervisor::start(exe) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = tx.send(Err(format!("cannot start a supervisor ({}): {e}", exe.display())));
+                        return;
+                    }
+                };
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= trials {
+                        break;
+                    }
+                    let mut req = base.clone();
+                    req.trial = i;
+                    let outcome = sup.run(&req).unwrap_or_else(|reason| {
+                        if let Ok(fresh) = Supervisor::start(exe) {
+                            sup = fresh;
+                        }
+                        lab_error_outcome(reason)
+                    });
+                    if tx.send(Ok((i, outcome))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut failure = None;
+        for msg in rx {
+            match msg {
+                Ok((i, o)) => on_outcome(i, o),
+                Err(e) => failure = Some(e),
+            }
+        }
+        match failure {
+            Some(e) => Err(LabError::Lab(e)),
+            None => Ok(start.elapsed()),
+        }
+    })
+}
+
+fn lab_error_outcome(reason: String) -> Outcome {
+    Outcome {
+        verdict: Verdict::Error,
+        orphans: 0,
+        hung: 0,
+        time_to_verdict_us: 0,
+        duration_us: 0,
+        slow_cascade_us: None,
+        window_us: 0,
+        kill_rung: "none".into(),
+        nodes_spawned: 0,
+        cgroup: false,
+        survivors: Vec::new(),
+        reason: Some(reason),
+    }
+}
+
+/// End and reap every child of the lab that is not a supervisor it still
+/// runs: orphans that reparented to the lab (a subreaper) because their
+/// supervisor died. Call from the only thread left, after the workers.
+pub fn sweep_orphans() -> usize {
+    let mut n = 0;
+    loop {
+        let kids = sys::adopt_children().unwrap_or_default();
+        for k in &kids {
+            let _ = k.send_signal(rustix::process::Signal::KILL);
+            n += 1;
+        }
+        match sys::reap_any(!kids.is_empty()) {
+            Ok(sys::Reaped::One(_)) => continue,
+            _ if kids.is_empty() => return n,
+            _ => continue,
+        }
+    }
+}

@@ -1,0 +1,1214 @@
+//! Unit tests of the scenario parser: every key of format version 1, the
+//! selector forms, node rule precedence, and the exact position and text of
+//! every error.
+
+use std::time::Duration;
+
+use super::*;
+use crate::plan::Plan;
+
+/// Five lines: a minimal valid scenario (breadth 2, depth 2: 7 nodes).
+/// Anything appended starts on line 6.
+const HEAD: &str = "version = 1\nname = \"t\"\n[tree]\nbreadth = 2\ndepth = 2\n";
+
+fn ok(text: &str) -> Scenario {
+    match Scenario::parse("t.toml", text) {
+        Ok(s) => s,
+        Err(e) => panic!("expected a valid scenario, got:\n{e}\n--- text:\n{text}"),
+    }
+}
+
+fn with_head(rest: &str) -> String {
+    format!("{HEAD}{rest}")
+}
+
+/// A scenario made of `HEAD` and one `[[kill]]` with these body lines.
+fn kill_of(body: &str) -> Kill {
+    let s = ok(&with_head(&format!("[[kill]]\n{body}")));
+    assert_eq!(s.kills.len(), 1);
+    s.kills[0].clone()
+}
+
+/// Parse `text`, expect an error, and check its position, offending text and
+/// a phrase of its message. Returns the error for further checks.
+#[track_caller]
+fn err(text: &str, line: usize, col: usize, offending: &str, phrase: &str) -> ScenarioError {
+    let e = match Scenario::parse("t.toml", text) {
+        Ok(s) => panic!("expected an error, parsed {s:?}\n--- text:\n{text}"),
+        Err(e) => e,
+    };
+    assert_eq!(
+        (e.line, e.col),
+        (line, col),
+        "position of {e:?}\n--- text:\n{text}"
+    );
+    assert_eq!(e.text, offending, "offending text of {e:?}");
+    assert!(
+        e.message.contains(phrase),
+        "message {:?} lacks {phrase:?}",
+        e.message
+    );
+    assert_eq!(e.file, "t.toml");
+    let shown = e.to_string();
+    let prefix = format!("t.toml:{line}:{col}: ");
+    assert!(
+        shown.starts_with(&prefix),
+        "Display {shown:?} does not start with {prefix:?}"
+    );
+    if !offending.is_empty() {
+        assert!(
+            shown.ends_with(&format!("\n  | {offending}")),
+            "Display {shown:?}"
+        );
+    }
+    e
+}
+
+// ---------------------------------------------------------------- the keys
+
+#[test]
+fn minimal_scenario_has_the_defaults() {
+    let s = ok(HEAD);
+    assert_eq!(s.name, "t");
+    assert_eq!(s.about, "");
+    assert_eq!(s.shape, vec![2, 2]);
+    assert_eq!(s.node_count(), 7);
+    assert!(s.kills.is_empty());
+    assert!(s.nodes.is_empty());
+    assert_eq!(s.teardown, Sig::Kill);
+    assert_eq!(s.max_nodes, DEFAULT_MAX_NODES);
+    assert_eq!(s.max_nodes, 1_000);
+    assert_eq!(s.deadline, None);
+    assert_eq!(s.source_hash.len(), 16);
+    assert!(s.source_hash.chars().all(|c| c.is_ascii_hexdigit()));
+}
+
+#[test]
+fn version_name_and_about() {
+    let s = ok("version = 1\nname = \"my-case_2\"\nabout = \"\"\"\n  Two lines\n  of about.\n\"\"\"\n[tree]\nbreadth = 1\ndepth = 1\n");
+    assert_eq!(s.name, "my-case_2");
+    // Surrounding whitespace is trimmed, inner text kept.
+    assert_eq!(s.about, "Two lines\n  of about.");
+    err(
+        "version = 1\nname = \"a b\"\n[tree]\nbreadth = 1\ndepth = 1\n",
+        2,
+        8,
+        "\"a b\"",
+        "a name is letters, digits",
+    );
+    err(
+        "version = 1\nname = \"\"\n[tree]\nbreadth = 1\ndepth = 1\n",
+        2,
+        8,
+        "\"\"",
+        "a name is letters, digits",
+    );
+}
+
+#[test]
+fn source_hash_follows_the_text() {
+    let a = ok(HEAD);
+    let b = ok(HEAD);
+    let c = ok(&with_head("# a comment changes the file\n"));
+    assert_eq!(a.source_hash, b.source_hash);
+    assert_ne!(a.source_hash, c.source_hash);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn breadth_as_int_with_depth() {
+    let s = ok("version = 1\nname = \"t\"\n[tree]\nbreadth = 3\ndepth = 4\n");
+    assert_eq!(s.shape, vec![3, 3, 3, 3]);
+    assert_eq!(s.node_count(), 1 + 3 + 9 + 27 + 81);
+}
+
+#[test]
+fn depth_zero_is_a_root_alone() {
+    let s = ok("version = 1\nname = \"t\"\n[tree]\nbreadth = 5\ndepth = 0\n");
+    assert!(s.shape.is_empty());
+    assert_eq!(s.node_count(), 1);
+    let s = ok("version = 1\nname = \"t\"\n[tree]\nbreadth = []\n");
+    assert!(s.shape.is_empty());
+    assert_eq!(s.node_count(), 1);
+}
+
+#[test]
+fn breadth_as_list() {
+    let s = ok("version = 1\nname = \"t\"\n[tree]\nbreadth = [3, 2, 2]\n");
+    assert_eq!(s.shape, vec![3, 2, 2]);
+    assert_eq!(s.node_count(), 1 + 3 + 6 + 12);
+    // A depth that agrees with the list is allowed.
+    let s2 = ok("version = 1\nname = \"t\"\n[tree]\nbreadth = [3, 2, 2]\ndepth = 3\n");
+    assert_eq!(s2.shape, vec![3, 2, 2]);
+    // Inline table form of [tree].
+    let s3 = ok("version = 1\nname = \"t\"\ntree = { breadth = [1, 4] }\n");
+    assert_eq!(s3.shape, vec![1, 4]);
+    assert_eq!(s3.node_count(), 1 + 1 + 4);
+}
+
+#[test]
+fn kill_target_every_selector_form() {
+    let cases = [
+        ("root", Selector::Root),
+        ("leaves", Selector::Leaves),
+        ("interior", Selector::Interior),
+        ("depth:1", Selector::Depth(1)),
+        ("depth:0", Selector::Depth(0)),
+        ("0", Selector::Path(vec![0])),
+        ("1.0", Selector::Path(vec![1, 0])),
+        ("*", Selector::All),
+    ];
+    for (text, sel) in cases {
+        let k = kill_of(&format!("target = \"{text}\"\nat = \"ready\"\n"));
+        assert_eq!(k.target, sel, "target = {text:?}");
+        assert_eq!(k.target.to_string(), text, "Display of {sel:?}");
+        assert_eq!(Selector::parse(text), Some(sel));
+    }
+}
+
+#[test]
+fn selector_matching_and_specificity() {
+    let root: &[u32] = &[];
+    assert!(Selector::Root.matches(root, true));
+    assert!(!Selector::Root.matches(&[0], true));
+    assert!(Selector::Leaves.matches(&[0, 1], false));
+    assert!(!Selector::Leaves.matches(&[0], true));
+    assert!(Selector::Interior.matches(root, true));
+    assert!(!Selector::Interior.matches(&[0, 1], false));
+    assert!(Selector::Depth(2).matches(&[1, 0], false));
+    assert!(!Selector::Depth(2).matches(&[1], true));
+    assert!(Selector::Path(vec![1, 0]).matches(&[1, 0], false));
+    assert!(!Selector::Path(vec![1, 0]).matches(&[0, 1], false));
+    assert!(Selector::All.matches(root, true) && Selector::All.matches(&[3, 3], false));
+    assert!(Selector::All.specificity() < Selector::Leaves.specificity());
+    assert_eq!(
+        Selector::Leaves.specificity(),
+        Selector::Interior.specificity()
+    );
+    assert!(Selector::Interior.specificity() < Selector::Depth(1).specificity());
+    assert!(Selector::Depth(1).specificity() < Selector::Root.specificity());
+    assert_eq!(
+        Selector::Root.specificity(),
+        Selector::Path(vec![0]).specificity()
+    );
+    for bad in [
+        "", "depth:", "depth:x", "depth:-1", "0.", ".0", "0..1", "a.b", "leaf", "ROOT", "**",
+    ] {
+        assert_eq!(Selector::parse(bad), None, "{bad:?} should not parse");
+    }
+}
+
+#[test]
+fn kill_pick() {
+    assert_eq!(
+        kill_of("target = \"leaves\"\nat = \"ready\"\n").pick,
+        Pick::All
+    );
+    assert_eq!(
+        kill_of("target = \"leaves\"\npick = \"all\"\nat = \"ready\"\n").pick,
+        Pick::All
+    );
+    assert_eq!(
+        kill_of("target = \"leaves\"\npick = \"one\"\nat = \"ready\"\n").pick,
+        Pick::One
+    );
+    err(
+        &with_head("[[kill]]\ntarget = \"root\"\npick = \"some\"\nat = \"ready\"\n"),
+        8,
+        8,
+        "\"some\"",
+        "unknown variant `some`, expected `all` or `one`",
+    );
+}
+
+#[test]
+fn kill_signal() {
+    assert_eq!(
+        kill_of("target = \"root\"\nat = \"ready\"\n").signal,
+        Sig::Kill,
+        "default"
+    );
+    let cases = [
+        ("KILL", Sig::Kill),
+        ("TERM", Sig::Term),
+        ("INT", Sig::Int),
+        ("HUP", Sig::Hup),
+        ("QUIT", Sig::Quit),
+        ("USR1", Sig::Usr1),
+        ("USR2", Sig::Usr2),
+        ("SIGTERM", Sig::Term),
+        ("term", Sig::Term),
+        ("sigint", Sig::Int),
+    ];
+    for (text, sig) in cases {
+        let k = kill_of(&format!(
+            "target = \"root\"\nsignal = \"{text}\"\nat = \"ready\"\n"
+        ));
+        assert_eq!(k.signal, sig, "signal = {text:?}");
+    }
+    assert_eq!(Sig::Usr1.name(), "USR1");
+    assert_eq!(Sig::Kill.signal(), rustix::process::Signal::KILL);
+}
+
+#[test]
+fn kill_at_every_form() {
+    let at = |s: &str| kill_of(&format!("target = \"root\"\nat = \"{s}\"\n")).at;
+    assert_eq!(at("ready"), At::Ready);
+    assert_eq!(at(" ready "), At::Ready, "surrounding spaces are trimmed");
+    assert_eq!(at("gate:created"), At::Gate(Phase::Created));
+    assert_eq!(at("gate:armed"), At::Gate(Phase::Armed));
+    let five = Duration::from_millis(5);
+    assert_eq!(at("5ms"), At::Window { lo: five, hi: five });
+    assert_eq!(
+        at("2ms..20ms"),
+        At::Window {
+            lo: Duration::from_millis(2),
+            hi: Duration::from_millis(20)
+        }
+    );
+    assert_eq!(
+        at("200us..1s"),
+        At::Window {
+            lo: Duration::from_micros(200),
+            hi: Duration::from_secs(1)
+        }
+    );
+    assert_eq!(
+        at("3ms..3ms"),
+        At::Window {
+            lo: Duration::from_millis(3),
+            hi: Duration::from_millis(3)
+        }
+    );
+}
+
+#[test]
+fn kills_keep_file_order() {
+    let s = ok(&with_head(
+        "[[kill]]\ntarget = \"1\"\nat = \"5ms\"\n[[kill]]\ntarget = \"root\"\nsignal = \"TERM\"\nat = \"ready\"\n",
+    ));
+    assert_eq!(s.kills.len(), 2);
+    assert_eq!(s.kills[0].target, Selector::Path(vec![1]));
+    assert_eq!(s.kills[1].target, Selector::Root);
+    assert_eq!(s.kills[1].signal, Sig::Term);
+}
+
+#[test]
+fn gates_on_targets_with_children() {
+    for target in ["root", "interior", "*", "depth:0", "depth:1", "0", "1"] {
+        let k = kill_of(&format!("target = \"{target}\"\nat = \"gate:created\"\n"));
+        assert_eq!(k.at, At::Gate(Phase::Created), "{target}");
+    }
+}
+
+#[test]
+fn node_rules_every_key() {
+    let s = ok(&with_head(
+        "[nodes.leaves]\nlinger = true\nexit_code = 3\nexit_delay = \"7ms\"\n[nodes.\"0\"]\nlinger = false\n",
+    ));
+    assert_eq!(s.nodes.len(), 2);
+    assert_eq!(
+        s.nodes[0],
+        (
+            Selector::Leaves,
+            NodeRule {
+                linger: Some(true),
+                exit_code: Some(3),
+                exit_delay: Some(Duration::from_millis(7))
+            }
+        )
+    );
+    assert_eq!(
+        s.nodes[1],
+        (
+            Selector::Path(vec![0]),
+            NodeRule {
+                linger: Some(false),
+                exit_code: None,
+                exit_delay: None
+            }
+        )
+    );
+    let s = ok(&with_head(
+        "[nodes.root]\nexit_code = 0\n[nodes.interior]\nexit_code = 255\n",
+    ));
+    assert_eq!(s.nodes[0].1.exit_code, Some(255));
+    assert_eq!(s.nodes[1].1.exit_code, Some(0));
+    // An empty rule is allowed and sets nothing.
+    let s = ok(&with_head("[nodes.\"*\"]\n"));
+    assert_eq!(s.nodes, vec![(Selector::All, NodeRule::default())]);
+}
+
+#[test]
+fn node_rules_every_selector_form() {
+    let s = ok(&with_head(
+        "[nodes.\"*\"]\nlinger = true\n[nodes.root]\nlinger = true\n[nodes.leaves]\nlinger = true\n\
+         [nodes.interior]\nlinger = true\n[nodes.\"depth:1\"]\nlinger = true\n[nodes.\"1.0\"]\nlinger = true\n",
+    ));
+    let sels: Vec<Selector> = s.nodes.iter().map(|(sel, _)| sel.clone()).collect();
+    assert_eq!(sels.len(), 6);
+    assert_eq!(sels[0], Selector::All);
+    assert!(sels[1..3].contains(&Selector::Leaves) && sels[1..3].contains(&Selector::Interior));
+    assert_eq!(sels[3], Selector::Depth(1));
+    assert!(sels[4..].contains(&Selector::Root) && sels[4..].contains(&Selector::Path(vec![1, 0])));
+}
+
+#[test]
+fn node_rule_precedence_most_specific_wins() {
+    // Written most specific first, to show that file order does not matter.
+    let s = ok(&with_head(
+        "[nodes.\"1.0\"]\nexit_code = 4\n\
+         [nodes.root]\nexit_code = 9\n\
+         [nodes.\"depth:2\"]\nexit_code = 3\nexit_delay = \"1ms\"\n\
+         [nodes.leaves]\nexit_code = 2\nlinger = true\n\
+         [nodes.interior]\nexit_delay = \"2ms\"\n\
+         [nodes.\"*\"]\nexit_code = 1\nlinger = false\nexit_delay = \"5ms\"\n",
+    ));
+    let spec: Vec<u8> = s.nodes.iter().map(|(sel, _)| sel.specificity()).collect();
+    let mut sorted = spec.clone();
+    sorted.sort();
+    assert_eq!(spec, sorted, "rules are kept least specific first");
+    assert_eq!(s.nodes[0].0, Selector::All);
+
+    let plan = Plan::new(&s, 0);
+    let node = |path: &str| {
+        plan.nodes
+            .iter()
+            .find(|n| n.path == path)
+            .unwrap_or_else(|| panic!("no node {path}"))
+    };
+    // root: `*` then interior then `root`.
+    let root = node("root");
+    assert_eq!(
+        (root.exit_code, root.exit_delay_us, root.linger),
+        (9, 2_000, false)
+    );
+    // depth 1, interior: `*` then interior; no other rule.
+    let n0 = node("0");
+    assert_eq!(
+        (n0.exit_code, n0.exit_delay_us, n0.linger),
+        (1, 2_000, false)
+    );
+    // a leaf at depth 2: `*`, leaves (code 2, linger), depth:2 (code 3, delay 1ms).
+    let n01 = node("0.1");
+    assert_eq!(
+        (n01.exit_code, n01.exit_delay_us, n01.linger),
+        (3, 1_000, true)
+    );
+    // the path rule beats depth:2 on the code only; unset keys inherit.
+    let n10 = node("1.0");
+    assert_eq!(
+        (n10.exit_code, n10.exit_delay_us, n10.linger),
+        (4, 1_000, true)
+    );
+}
+
+#[test]
+fn teardown_signal() {
+    assert_eq!(ok(HEAD).teardown, Sig::Kill);
+    assert_eq!(
+        ok(&with_head("[teardown]\nsignal = \"TERM\"\n")).teardown,
+        Sig::Term
+    );
+    assert_eq!(
+        ok(&with_head("[teardown]\nsignal = \"SIGINT\"\n")).teardown,
+        Sig::Int
+    );
+    err(
+        &with_head("[teardown]\nsignal = \"NOPE\"\n"),
+        7,
+        10,
+        "\"NOPE\"",
+        "unknown signal",
+    );
+    err(
+        &with_head("[teardown]\n"),
+        6,
+        1,
+        "[teardown]",
+        "missing field `signal`",
+    );
+}
+
+#[test]
+fn limits_max_nodes_and_deadline() {
+    let s = ok(&with_head("[limits]\nmax_nodes = 7\ndeadline = \"2s\"\n"));
+    assert_eq!(s.max_nodes, 7, "a tree may have exactly max_nodes nodes");
+    assert_eq!(s.deadline, Some(Duration::from_secs(2)));
+    let s = ok(&with_head("[limits]\nmax_nodes = 10000\n"));
+    assert_eq!(s.max_nodes, MAX_NODES_CEILING);
+    assert_eq!(s.deadline, None);
+    let s = ok(&with_head("[limits]\ndeadline = \"1500ms\"\n"));
+    assert_eq!(s.max_nodes, DEFAULT_MAX_NODES);
+    assert_eq!(s.deadline, Some(Duration::from_millis(1_500)));
+    // The largest tree the default allows, and the ceiling's.
+    assert_eq!(
+        ok("version = 1\nname = \"t\"\n[tree]\nbreadth = [999]\n").node_count(),
+        1_000
+    );
+    let s =
+        ok("version = 1\nname = \"t\"\n[tree]\nbreadth = [9999]\n[limits]\nmax_nodes = 10000\n");
+    assert_eq!(s.node_count(), 10_000);
+    err(
+        "version = 1\nname = \"t\"\n[tree]\nbreadth = [1000]\n",
+        3,
+        1,
+        "[tree]",
+        "this tree has 1001 nodes",
+    );
+}
+
+// ---------------------------------------------------------------- errors
+
+#[test]
+fn unknown_key_at_top_level() {
+    err(
+        "version = 1\nname = \"t\"\nbogus = 3\n[tree]\nbreadth = 2\ndepth = 2\n",
+        3,
+        1,
+        "bogus",
+        "unknown field `bogus`, expected one of `version`, `name`, `about`, `tree`",
+    );
+}
+
+#[test]
+fn unknown_key_inside_tables() {
+    err(
+        &with_head("width = 3\n"),
+        6,
+        1,
+        "width",
+        "unknown field `width`, expected `breadth` or `depth`",
+    );
+    err(
+        &with_head("[[kill]]\ntarget = \"root\"\nat = \"ready\"\nwhen = 1\n"),
+        9,
+        1,
+        "when",
+        "unknown field `when`, expected one of `target`, `pick`, `signal`, `at`",
+    );
+    err(
+        &with_head("[nodes.leaves]\nlinger = true\nlingr = true\n"),
+        8,
+        1,
+        "lingr",
+        "unknown field `lingr`",
+    );
+    err(
+        &with_head("[teardown]\nsignal = \"KILL\"\nafter = \"1s\"\n"),
+        8,
+        1,
+        "after",
+        "unknown field `after`",
+    );
+    err(
+        &with_head("[limits]\nmax_procs = 3\n"),
+        7,
+        1,
+        "max_procs",
+        "unknown field `max_procs`",
+    );
+    // In an inline table the column is the key's own.
+    err(
+        "version = 1\nname = \"t\"\ntree = { breadth = 2, depth = 1, fanout = 3 }\n",
+        3,
+        34,
+        "fanout",
+        "unknown field `fanout`",
+    );
+}
+
+#[test]
+fn missing_keys() {
+    let e = err(
+        "name = \"t\"\n[tree]\nbreadth = 2\ndepth = 2\n",
+        1,
+        1,
+        "",
+        "missing field `version`",
+    );
+    assert_eq!(e.to_string(), "t.toml:1:1: missing field `version`");
+    err(
+        "version = 1\n[tree]\nbreadth = 2\ndepth = 2\n",
+        1,
+        1,
+        "",
+        "missing field `name`",
+    );
+    err(
+        "version = 1\nname = \"t\"\n",
+        1,
+        1,
+        "",
+        "missing field `tree`",
+    );
+    err(
+        &with_head("[[kill]]\ntarget = \"root\"\n"),
+        6,
+        1,
+        "[[kill]]",
+        "missing field `at`",
+    );
+    err(
+        &with_head("[[kill]]\nat = \"ready\"\n"),
+        6,
+        1,
+        "[[kill]]",
+        "missing field `target`",
+    );
+}
+
+#[test]
+fn wrong_types() {
+    err(
+        "version = \"1\"\nname = \"t\"\n[tree]\nbreadth = 2\ndepth = 2\n",
+        1,
+        11,
+        "\"1\"",
+        "invalid type: string \"1\", expected i64",
+    );
+    err(
+        "version = 1\nname = 5\n[tree]\nbreadth = 2\ndepth = 2\n",
+        2,
+        8,
+        "5",
+        "invalid type: integer `5`, expected a string",
+    );
+    err(
+        "version = 1\nname = \"t\"\n[tree]\nbreadth = 2\ndepth = \"2\"\n",
+        5,
+        9,
+        "\"2\"",
+        "invalid type: string \"2\", expected i64",
+    );
+    err(
+        &with_head("[nodes.leaves]\nlinger = \"yes\"\n"),
+        7,
+        10,
+        "\"yes\"",
+        "invalid type: string \"yes\", expected a boolean",
+    );
+    err(
+        &with_head("[nodes.leaves]\nexit_code = \"3\"\n"),
+        7,
+        13,
+        "\"3\"",
+        "invalid type",
+    );
+    err(
+        &with_head("[[kill]]\ntarget = 0\nat = \"ready\"\n"),
+        7,
+        10,
+        "0",
+        "invalid type: integer `0`, expected a string",
+    );
+    err(
+        &with_head("[limits]\nmax_nodes = \"100\"\n"),
+        7,
+        13,
+        "\"100\"",
+        "invalid type",
+    );
+    // `kill` written as a single table instead of an array of tables.
+    err(
+        &with_head("[kill]\ntarget = \"root\"\nat = \"ready\"\n"),
+        6,
+        1,
+        "[kill]",
+        "invalid type",
+    );
+    // Breadth is neither an integer nor a list of integers.
+    err(
+        "version = 1\nname = \"t\"\n[tree]\nbreadth = \"two\"\ndepth = 2\n",
+        4,
+        11,
+        "\"two\"",
+        "did not match any variant",
+    );
+}
+
+#[test]
+fn toml_syntax_errors() {
+    // Syntax errors come from the TOML parser with an empty span: a position
+    // but no offending text, so the Display has no `  | ` line.
+    let e = err(
+        "version = 1\nname = \"t\n",
+        2,
+        10,
+        "",
+        "invalid basic string",
+    );
+    assert_eq!(
+        e.to_string(),
+        "t.toml:2:10: invalid basic string, expected `\"`"
+    );
+    err(
+        "version = 1\n[tree\nbreadth = 2\n",
+        2,
+        6,
+        "",
+        "unclosed table, expected `]`",
+    );
+    err(
+        &with_head("[limits]\nmax_nodes = \n"),
+        7,
+        13,
+        "",
+        "string values must be quoted",
+    );
+    // A duplicate key points at the second one.
+    err(
+        "version = 1\nversion = 1\n",
+        2,
+        1,
+        "version",
+        "duplicate key",
+    );
+    err(
+        &with_head("[nodes.leaves]\nlinger = true\n[nodes.leaves]\n"),
+        8,
+        8,
+        "leaves",
+        "duplicate key",
+    );
+}
+
+#[test]
+fn breadth_zero() {
+    err(
+        "version = 1\nname = \"t\"\n[tree]\nbreadth = 0\ndepth = 2\n",
+        4,
+        11,
+        "0",
+        "breadth must be at least 1",
+    );
+    err(
+        "version = 1\nname = \"t\"\n[tree]\nbreadth = -3\ndepth = 2\n",
+        4,
+        11,
+        "-3",
+        "breadth must be at least 1",
+    );
+    // In a list the span is the whole list.
+    err(
+        "version = 1\nname = \"t\"\n[tree]\nbreadth = [2, 0]\n",
+        4,
+        11,
+        "[2, 0]",
+        "breadth must be at least 1",
+    );
+    err(
+        "version = 1\nname = \"t\"\n[tree]\nbreadth = 5000000000\ndepth = 1\n",
+        4,
+        11,
+        "5000000000",
+        "breadth too large",
+    );
+}
+
+#[test]
+fn depth_errors() {
+    err(
+        "version = 1\nname = \"t\"\n[tree]\nbreadth = [2, 2]\ndepth = 3\n",
+        5,
+        9,
+        "3",
+        "depth must equal the number of breadths given (2)",
+    );
+    err(
+        "version = 1\nname = \"t\"\n[tree]\nbreadth = 2\n",
+        4,
+        11,
+        "2",
+        "a single breadth needs a depth",
+    );
+    err(
+        "version = 1\nname = \"t\"\n[tree]\nbreadth = 1\ndepth = 65\n",
+        5,
+        9,
+        "65",
+        "depth must be 0..=64",
+    );
+    err(
+        "version = 1\nname = \"t\"\n[tree]\nbreadth = 1\ndepth = -1\n",
+        5,
+        9,
+        "-1",
+        "depth must be 0..=64",
+    );
+}
+
+#[test]
+fn too_many_nodes_for_max_nodes() {
+    let e = err(
+        "version = 1\nname = \"t\"\n[tree]\nbreadth = 2\ndepth = 5\n[limits]\nmax_nodes = 10\n",
+        3,
+        1,
+        "[tree]",
+        "this tree has 63 nodes, more than limits.max_nodes = 10",
+    );
+    assert!(
+        e.message
+            .contains("lower breadth or depth, or raise limits.max_nodes (at most 10000)"),
+        "{}",
+        e.message
+    );
+    // One more node than allowed.
+    err(
+        &with_head("[limits]\nmax_nodes = 6\n"),
+        3,
+        1,
+        "[tree]",
+        "this tree has 7 nodes, more than limits.max_nodes = 6",
+    );
+    // The default limit (1000): 1 + 10 + 100 + 1000 nodes.
+    err(
+        "version = 1\nname = \"t\"\n[tree]\nbreadth = 10\ndepth = 3\n",
+        3,
+        1,
+        "[tree]",
+        "this tree has 1111 nodes, more than limits.max_nodes = 1000",
+    );
+    // An inline tree is pointed at as a whole.
+    err(
+        "version = 1\nname = \"t\"\ntree = { breadth = 10, depth = 3 }\n",
+        3,
+        8,
+        "{ breadth = 10, depth = 3 }",
+        "this tree has 1111 nodes",
+    );
+}
+
+#[test]
+fn too_many_nodes_for_the_ceiling() {
+    // max_nodes at the ceiling, and a tree larger than it.
+    err(
+        "version = 1\nname = \"t\"\n[tree]\nbreadth = 10\ndepth = 4\n[limits]\nmax_nodes = 10000\n",
+        3,
+        1,
+        "[tree]",
+        "this tree has 11111 nodes, more than limits.max_nodes = 10000",
+    );
+    // max_nodes itself may not exceed the ceiling, nor be below 1.
+    err(
+        &with_head("[limits]\nmax_nodes = 10001\n"),
+        7,
+        13,
+        "10001",
+        "max_nodes must be 1..=10000",
+    );
+    err(
+        &with_head("[limits]\nmax_nodes = 0\n"),
+        7,
+        13,
+        "0",
+        "max_nodes must be 1..=10000",
+    );
+    err(
+        &with_head("[limits]\nmax_nodes = -5\n"),
+        7,
+        13,
+        "-5",
+        "max_nodes must be 1..=10000",
+    );
+    // Absurd shapes saturate and are refused rather than overflowing.
+    err(
+        "version = 1\nname = \"t\"\n[tree]\nbreadth = 4000000000\ndepth = 64\n",
+        3,
+        1,
+        "[tree]",
+        &format!("this tree has {} nodes", u64::MAX),
+    );
+}
+
+#[test]
+fn bad_signal() {
+    err(
+        &with_head("[[kill]]\ntarget = \"root\"\nsignal = \"STOP\"\nat = \"ready\"\n"),
+        8,
+        10,
+        "\"STOP\"",
+        "unknown signal; use one of KILL, TERM, INT, HUP, QUIT, USR1, USR2",
+    );
+    err(
+        &with_head("[[kill]]\ntarget = \"root\"\nsignal = \"9\"\nat = \"ready\"\n"),
+        8,
+        10,
+        "\"9\"",
+        "unknown signal",
+    );
+}
+
+#[test]
+fn bad_selector() {
+    let phrase =
+        "unknown node selector; use root, leaves, interior, depth:N, a path like 0.1, or *";
+    err(
+        &with_head("[[kill]]\ntarget = \"middle\"\nat = \"ready\"\n"),
+        7,
+        10,
+        "\"middle\"",
+        phrase,
+    );
+    err(
+        &with_head("[[kill]]\ntarget = \"depth:x\"\nat = \"ready\"\n"),
+        7,
+        10,
+        "\"depth:x\"",
+        phrase,
+    );
+    // A bad selector as a [nodes.*] key points at the key.
+    err(
+        &with_head("[nodes.\"0.x\"]\nlinger = true\n"),
+        6,
+        8,
+        "\"0.x\"",
+        phrase,
+    );
+    err(
+        &with_head("[nodes.leaf]\nlinger = true\n"),
+        6,
+        8,
+        "leaf",
+        phrase,
+    );
+}
+
+#[test]
+fn bad_duration() {
+    let phrase = "not a duration";
+    err(
+        &with_head("[nodes.leaves]\nexit_delay = \"soon\"\n"),
+        7,
+        14,
+        "\"soon\"",
+        phrase,
+    );
+    err(
+        &with_head("[limits]\ndeadline = \"soon\"\n"),
+        7,
+        12,
+        "\"soon\"",
+        phrase,
+    );
+    err(
+        &with_head("[limits]\ndeadline = \"5\"\n"),
+        7,
+        12,
+        "\"5\"",
+        phrase,
+    );
+    err(
+        &with_head("[limits]\ndeadline = \"0s\"\n"),
+        7,
+        12,
+        "\"0s\"",
+        "a deadline must be longer than zero",
+    );
+    // In a window, either end.
+    err(
+        &with_head("[[kill]]\ntarget = \"root\"\nat = \"2ms..zz\"\n"),
+        8,
+        6,
+        "\"2ms..zz\"",
+        phrase,
+    );
+    err(
+        &with_head("[[kill]]\ntarget = \"root\"\nat = \"2ms..\"\n"),
+        8,
+        6,
+        "\"2ms..\"",
+        phrase,
+    );
+    err(
+        &with_head("[[kill]]\ntarget = \"root\"\nat = \"x..2ms\"\n"),
+        8,
+        6,
+        "\"x..2ms\"",
+        phrase,
+    );
+    err(
+        &with_head("[[kill]]\ntarget = \"root\"\nat = \"20ms..2ms\"\n"),
+        8,
+        6,
+        "\"20ms..2ms\"",
+        "a window is low..high with low <= high",
+    );
+    // Neither a phase, a gate, nor a duration.
+    err(
+        &with_head("[[kill]]\ntarget = \"root\"\nat = \"5 parsecs\"\n"),
+        8,
+        6,
+        "\"5 parsecs\"",
+        "at is \"ready\", \"gate:created\", \"gate:armed\", a delay \"5ms\" or a seeded window \"2ms..20ms\"",
+    );
+}
+
+#[test]
+fn bad_gate() {
+    err(
+        &with_head("[[kill]]\ntarget = \"leaves\"\nat = \"gate:created\"\n"),
+        7,
+        10,
+        "\"leaves\"",
+        "at = \"gate:created\" holds a child of the target at a gate, but `leaves` matches no node with children",
+    );
+    err(
+        &with_head("[[kill]]\ntarget = \"depth:2\"\nat = \"gate:armed\"\n"),
+        7,
+        10,
+        "\"depth:2\"",
+        "`depth:2` matches no node with children",
+    );
+    err(
+        &with_head("[[kill]]\ntarget = \"0.1\"\nat = \"gate:armed\"\n"),
+        7,
+        10,
+        "\"0.1\"",
+        "`0.1` matches no node with children",
+    );
+    err(
+        "version = 1\nname = \"t\"\n[tree]\nbreadth = 2\ndepth = 0\n[[kill]]\ntarget = \"root\"\nat = \"gate:created\"\n",
+        7,
+        10,
+        "\"root\"",
+        "`root` matches no node with children",
+    );
+    err(
+        &with_head("[[kill]]\ntarget = \"root\"\nat = \"gate:ready\"\n"),
+        8,
+        6,
+        "\"gate:ready\"",
+        "a gate is gate:created or gate:armed",
+    );
+}
+
+#[test]
+fn bad_exit_code() {
+    err(
+        &with_head("[nodes.leaves]\nexit_code = 256\n"),
+        7,
+        13,
+        "256",
+        "an exit code is 0..=255",
+    );
+    err(
+        &with_head("[nodes.leaves]\nexit_code = -1\n"),
+        7,
+        13,
+        "-1",
+        "an exit code is 0..=255",
+    );
+}
+
+#[test]
+fn version_2_is_refused() {
+    let e = err(
+        "version = 2\nname = \"t\"\n[tree]\nbreadth = 2\ndepth = 2\n",
+        1,
+        11,
+        "2",
+        "unsupported version; this lab reads version = 1",
+    );
+    assert_eq!(
+        e.to_string(),
+        "t.toml:1:11: unsupported version; this lab reads version = 1\n  | 2"
+    );
+    err(
+        "version = 0\nname = \"t\"\n[tree]\nbreadth = 2\ndepth = 2\n",
+        1,
+        11,
+        "0",
+        "unsupported version",
+    );
+}
+
+#[test]
+fn error_in_a_later_kill_points_at_it() {
+    err(
+        &with_head("[[kill]]\ntarget = \"root\"\nat = \"ready\"\n\n[[kill]]\ntarget = \"1\"\nat = \"nope\"\n"),
+        12,
+        6,
+        "\"nope\"",
+        "at is \"ready\"",
+    );
+}
+
+#[test]
+fn columns_count_characters_not_bytes() {
+    // "5µs" is three characters and four bytes; 300 starts at character 51.
+    err(
+        "version = 1\nname = \"t\"\nnodes = { \"0\" = { exit_delay = \"5µs\", exit_code = 300 } }\n[tree]\nbreadth = 2\ndepth = 1\n",
+        3,
+        51,
+        "300",
+        "an exit code is 0..=255",
+    );
+}
+
+#[test]
+fn crlf_line_endings() {
+    let text = HEAD.replace('\n', "\r\n") + "[limits]\r\nmax_nodes = 0\r\n";
+    let e = err(&text, 7, 13, "0", "max_nodes must be 1..=10000");
+    assert!(!e.to_string().contains('\r'));
+}
+
+#[test]
+fn display_of_errors() {
+    let e = Scenario::parse("t.toml", &with_head("[nodes.leaves]\nexit_code = 300\n")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "t.toml:7:13: an exit code is 0..=255\n  | 300"
+    );
+    // A multi-line offending span shows its first line only.
+    let e = Scenario::parse(
+        "t.toml",
+        "version = 1\nname = \"t\"\ntree = { breadth = [\n  2,\n  0,\n] }\n",
+    )
+    .unwrap_err();
+    assert_eq!((e.line, e.col, e.text.as_str()), (3, 20, "["));
+    assert!(
+        e.to_string()
+            .starts_with("t.toml:3:20: breadth must be at least 1"),
+        "{e}"
+    );
+}
+
+// ---------------------------------------------------------------- load
+
+#[test]
+fn load_builtin_nested() {
+    let s = Scenario::load("nested").expect("the built-in nested scenario loads");
+    assert_eq!(s.name, "nested");
+    assert_eq!(s.shape, vec![2, 2, 2]);
+    assert_eq!(s.node_count(), 15);
+    assert_eq!(
+        s.kills,
+        vec![Kill {
+            target: Selector::Interior,
+            pick: Pick::One,
+            signal: Sig::Kill,
+            at: At::Gate(Phase::Created)
+        }]
+    );
+    assert_eq!(
+        s.nodes,
+        vec![(
+            Selector::All,
+            NodeRule {
+                linger: Some(true),
+                exit_code: None,
+                exit_delay: None
+            }
+        )]
+    );
+    assert_eq!(s.teardown, Sig::Kill);
+    assert!(s.about.starts_with("Kill one interior node"));
+    // Every built-in parses, and is the same as its file in scenarios/.
+    for (name, text) in BUILTIN {
+        let path = format!("{}/../scenarios/{name}.toml", env!("CARGO_MANIFEST_DIR"));
+        let from_file = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(from_file, Scenario::parse("x", text).unwrap());
+    }
+}
+
+#[test]
+fn load_unknown_name() {
+    let e = Scenario::load("no-such-scenario").unwrap_err();
+    assert_eq!((e.line, e.col), (0, 0));
+    assert_eq!(e.file, "no-such-scenario");
+    assert!(
+        e.message.contains("no built-in scenario of this name"),
+        "{}",
+        e.message
+    );
+    assert!(e.message.contains("built in: nested"), "{}", e.message);
+    assert!(
+        e.message.contains("give a path to a .toml file"),
+        "{}",
+        e.message
+    );
+    assert!(
+        e.to_string()
+            .starts_with("no-such-scenario: no built-in scenario"),
+        "{e}"
+    );
+}
+
+#[test]
+fn load_missing_file() {
+    let e = Scenario::load("/nonexistent/dir/x.toml").unwrap_err();
+    assert_eq!(e.file, "/nonexistent/dir/x.toml");
+    assert!(
+        e.message.starts_with("cannot read the file"),
+        "{}",
+        e.message
+    );
+    let e = Scenario::load("missing.toml").unwrap_err();
+    assert!(
+        e.message.starts_with("cannot read the file"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn load_file_errors_name_the_path() {
+    let dir = std::env::temp_dir().join(format!("lab-scenario-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.toml");
+    std::fs::write(
+        &path,
+        "version = 1\nname = \"t\"\n[tree]\nbreadth = 0\ndepth = 1\n",
+    )
+    .unwrap();
+    let p = path.to_str().unwrap();
+    let e = Scenario::load(p).unwrap_err();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        e.to_string()
+            .starts_with(&format!("{p}:4:11: breadth must be at least 1")),
+        "{e}"
+    );
+}
+
+// ---------------------------------------------------------------- known bugs
+
+/// Known bug: a selector that names a node outside the tree (`5` in a
+/// breadth-2 tree, `depth:9` in a depth-2 tree) is accepted; its kill
+/// silently disappears from the plan and its node rule silently does nothing.
+/// A typo then gives a scenario that kills nothing.
+#[test]
+#[ignore = "known bug: selectors outside the tree are accepted"]
+fn selectors_outside_the_tree_are_refused() {
+    for (body, line, col) in [
+        ("[[kill]]\ntarget = \"5\"\nat = \"ready\"\n", 7, 10),
+        ("[[kill]]\ntarget = \"depth:9\"\nat = \"ready\"\n", 7, 10),
+        ("[[kill]]\ntarget = \"7\"\nat = \"gate:created\"\n", 7, 10),
+        ("[nodes.\"0.1.0\"]\nlinger = true\n", 6, 8),
+    ] {
+        let e = Scenario::parse("t.toml", &with_head(body)).expect_err(body);
+        assert_eq!((e.line, e.col), (line, col), "{e}");
+    }
+}
+
+/// Known bug: a breadth list is not held to the 0..=64 depth limit that an
+/// integer breadth with `depth` is.
+#[test]
+#[ignore = "known bug: a breadth list bypasses the depth limit of 64"]
+fn a_breadth_list_is_held_to_the_depth_limit() {
+    let ones = vec!["1"; 70].join(", ");
+    let text = format!("version = 1\nname = \"t\"\n[tree]\nbreadth = [{ones}]\n");
+    assert!(Scenario::parse("t.toml", &text).is_err());
+}
+
+/// Known bug: selectors are parsed leniently (`u32::from_str`): `+1`, `01`
+/// and `depth:01` are accepted, so `[nodes."0"]` and `[nodes."00"]` are two
+/// rules for the same node, applied in key order, silently.
+#[test]
+#[ignore = "known bug: lenient selector parsing (+1, 00, depth:01)"]
+fn selectors_are_canonical() {
+    for s in ["+1", "00", "0.01", "depth:01", "depth:+1"] {
+        assert_eq!(Selector::parse(s), None, "{s:?}");
+    }
+}

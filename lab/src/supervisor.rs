@@ -1,0 +1,67 @@
+//! The supervisor: a fresh, single-threaded process (the lab's own binary in
+//! its hidden `__supervisor` mode) that runs trials one after another. It is
+//! the subreaper of every trial, so every orphan of a trial comes to it.
+//!
+//! Its fds, as the lab execs it: 0 and 1 `/dev/null`, 2 the lab's stderr,
+//! 3 the read end of its lifeline to the lab, on which the lab also writes one
+//! [`TrialRequest`] per line, and 4 the pipe on which it answers one
+//! [`Outcome`](crate::verdict::Outcome) per line. EOF or POLLHUP on fd 3 means the lab is gone: the
+//! supervisor ends the trial in flight, leaves nothing behind, and exits.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsFd;
+
+use crate::sys;
+use crate::trial::{self, TrialRequest};
+
+/// The argument that starts the supervisor mode of the `lab` binary.
+pub const MODE_ARG: &str = "__supervisor";
+/// The fd of the plan lifeline in a supervisor.
+pub const PLAN_FD: i32 = 3;
+/// The fd of the result pipe in a supervisor.
+pub const RESULT_FD: i32 = 4;
+
+/// Run the supervisor loop until the lab closes the lifeline. Returns the
+/// process exit code: 0 on a clean end, 3 when it could not work.
+pub fn main() -> i32 {
+    // Out of the lab's session: a Ctrl-C at the terminal reaches the lab,
+    // whose death the supervisor then sees on its lifeline and cleans up.
+    let _ = rustix::process::setsid();
+    if let Err(e) = sys::become_subreaper() {
+        eprintln!("lab supervisor: cannot become a subreaper: {e}");
+        return 3;
+    }
+    let (plans, results) = match (sys::take_inherited(PLAN_FD), sys::take_inherited(RESULT_FD)) {
+        (Ok(p), Ok(r)) => (p, r),
+        _ => {
+            eprintln!("lab supervisor: started without its fds 3 and 4; it is started by `lab`, not by hand");
+            return 3;
+        }
+    };
+    let reader = match plans.try_clone() {
+        Ok(fd) => BufReader::new(File::from(fd)),
+        Err(e) => {
+            eprintln!("lab supervisor: {e}");
+            return 3;
+        }
+    };
+    let mut results = File::from(results);
+    for line in reader.lines() {
+        let Ok(line) = line else { break };
+        let req: TrialRequest = match serde_json::from_str(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("lab supervisor: bad request: {e}");
+                return 3;
+            }
+        };
+        let Some(outcome) = trial::run(&req, plans.as_fd()) else { return 0 };
+        let mut out = serde_json::to_string(&outcome).expect("an outcome always serializes");
+        out.push('\n');
+        if results.write_all(out.as_bytes()).is_err() {
+            return 0;
+        }
+    }
+    0
+}

@@ -1,0 +1,85 @@
+//! Verdicts: the outcome of one trial, and the rule that turns what the
+//! kernel reported into one.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The outcome class of one trial.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// The planned course finished and the cascade left nothing alive.
+    Pass,
+    /// Some process outlived its parent and survived both cascade windows.
+    Orphan,
+    /// The planned course did not finish before the deadline.
+    Hang,
+    /// A guard of the canonical path stopped a deadlock and said why.
+    Panic,
+    /// An fd leak was found.
+    Leak,
+    /// The lab itself failed in this trial (a spawn failed, say).
+    Error,
+}
+
+impl Verdict {
+    /// Every verdict, in report order.
+    pub const ALL: [Verdict; 6] = [
+        Verdict::Pass,
+        Verdict::Orphan,
+        Verdict::Hang,
+        Verdict::Panic,
+        Verdict::Leak,
+        Verdict::Error,
+    ];
+
+    /// The verdict's name (`pass`, `orphan`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Orphan => "orphan",
+            Verdict::Hang => "hang",
+            Verdict::Panic => "panic",
+            Verdict::Leak => "leak",
+            Verdict::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What one trial came to, as the supervisor reports it to the lab.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Processes alive after both cascade windows (orphan verdicts).
+    pub orphans: u32,
+    /// Processes alive when the deadline passed (hang verdicts).
+    pub hung: u32,
+    /// From the start of the trial to the moment its verdict was known (µs).
+    pub time_to_verdict_us: u64,
+    /// From the start of the trial to the end of its cleanup (µs).
+    pub duration_us: u64,
+    /// A survivor of the grace window that died in the confirmation window:
+    /// the latency of that slow cascade, from the teardown (µs).
+    pub slow_cascade_us: Option<u64>,
+    /// The length of each cascade window used (µs), from measured latency.
+    pub window_us: u64,
+    /// What ended the tree: `teardown-KILL` (the planned teardown signal),
+    /// `none` (it ended by itself), or `cleanup` (the supervisor's final kill).
+    pub kill_rung: String,
+    /// Nodes that reported `created`.
+    pub nodes_spawned: u32,
+    /// Whether the trial ran in a cgroup of its own.
+    pub cgroup: bool,
+    /// Node paths of the survivors (orphan) or of the blocked (hang).
+    pub survivors: Vec<String>,
+    /// Why, for `error` and `panic`.
+    pub reason: Option<String>,
+}
