@@ -73,6 +73,7 @@ enum Stage {
 struct Trial<'a> {
     req: &'a TrialRequest,
     t0: u64,
+    root_spawned_ns: u64,
     nodes: Vec<Tracked>,
     kills: Vec<KillState>,
     gates: Vec<(u32, OwnedFd)>,
@@ -98,6 +99,7 @@ pub fn run(req: &TrialRequest, lab_lifeline: BorrowedFd<'_>) -> Option<Outcome> 
     let mut trial = Trial {
         req,
         t0,
+        root_spawned_ns: t0,
         nodes: (0..req.plan.nodes.len()).map(|_| Tracked::default()).collect(),
         kills: req.plan.kills.iter().map(|_| KillState::Pending).collect(),
         gates: Vec::new(),
@@ -157,6 +159,7 @@ impl Trial<'_> {
                 }
             }
         }
+        self.root_spawned_ns = monotonic_ns();
         let root = match self.spawn_root(node_end.as_fd(), &gate_reads) {
             Ok(r) => r,
             Err(e) => return Some(error_outcome(self.t0, format!("cannot spawn the root: {e}"))),
@@ -255,6 +258,7 @@ impl Trial<'_> {
             if !fds[1].revents().is_empty() {
                 return None; // the lab is gone: clean up and stop
             }
+            let cgroup_event = cg_events.is_some() && !fds[fds.len() - 1].revents().is_empty();
             let died: Vec<usize> = live
                 .iter()
                 .enumerate()
@@ -262,6 +266,10 @@ impl Trial<'_> {
                 .map(|(_, &i)| i)
                 .collect();
             drop(fds);
+            if cgroup_event {
+                // Reading cgroup.events re-arms its POLLPRI.
+                let _ = self.cgroup.as_ref().map(|c| c.populated());
+            }
             let now = monotonic_ns();
             for i in died {
                 self.nodes[i].dead_ns = Some(now);
@@ -447,7 +455,7 @@ impl Trial<'_> {
             .filter_map(|(i, n)| {
                 let from = match plan.nodes[i].parent {
                     Some(p) => self.nodes[p as usize].armed_ns?,
-                    None => self.t0,
+                    None => self.root_spawned_ns,
                 };
                 Some(n.created_ns?.saturating_sub(from) / 1000)
             })
@@ -509,7 +517,11 @@ impl Trial<'_> {
     fn alive_count(&mut self) -> u32 {
         let nodes = self.alive_paths().len();
         if let Some(cg) = &self.cgroup {
-            return cg.members().map_or(nodes, |m| m.len().max(nodes)) as u32;
+            // Nodes are judged by their pidfds; the member list adds the
+            // processes outside the plan (a node's own helpers, daemons).
+            let known: Vec<i32> = self.nodes.iter().filter(|n| n.created_ns.is_some()).map(|n| n.pid).collect();
+            let others = cg.members().map_or(0, |m| m.iter().filter(|p| !known.contains(p)).count());
+            return (nodes + others) as u32;
         }
         self.adopt();
         (nodes + self.adopted.iter().filter(|p| !p.has_exited()).count()) as u32
