@@ -19,7 +19,8 @@ pub fn own_cgroup() -> Option<PathBuf> {
     let mountinfo = fs::read_to_string("/proc/self/mountinfo").ok()?;
     let mount = mountinfo.lines().find_map(|l| {
         let (pre, post) = l.split_once(" - ")?;
-        (post.split_whitespace().next() == Some("cgroup2")).then(|| pre.split_whitespace().nth(4))?
+        (post.split_whitespace().next() == Some("cgroup2"))
+            .then(|| pre.split_whitespace().nth(4))?
     })?;
     let cg = fs::read_to_string("/proc/self/cgroup").ok()?;
     let rel = cg.lines().find_map(|l| l.strip_prefix("0::"))?;
@@ -56,10 +57,22 @@ impl TrialCgroup {
     pub fn create(parent: &Path, name: &str) -> io::Result<TrialCgroup> {
         let path = parent.join(name);
         fs::create_dir(&path)?;
-        let dir = open(&path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+        let dir = open(
+            &path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
         let events = File::open(path.join("cgroup.events"))?;
-        let procs = OpenOptions::new().read(true).write(true).open(path.join("cgroup.procs"))?;
-        Ok(TrialCgroup { path, dir, events, procs })
+        let procs = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path.join("cgroup.procs"))?;
+        Ok(TrialCgroup {
+            path,
+            dir,
+            events,
+            procs,
+        })
     }
 
     /// Its directory as an fd, for `CLONE_INTO_CGROUP`.
@@ -105,7 +118,10 @@ impl TrialCgroup {
     /// # Errors
     /// `ENOENT` on kernels before 5.14.
     pub fn kill(&self) -> io::Result<()> {
-        OpenOptions::new().write(true).open(self.path.join("cgroup.kill"))?.write_all(b"1")
+        OpenOptions::new()
+            .write(true)
+            .open(self.path.join("cgroup.kill"))?
+            .write_all(b"1")
     }
 }
 

@@ -7,19 +7,19 @@
 //! files). See `DESIGN.md` of the project for the terms.
 #![deny(unsafe_code)]
 
-#[allow(unsafe_code)]
-pub mod sys;
-pub mod scenario;
+pub mod cgroup;
+pub mod error;
+pub mod node;
 pub mod plan;
 pub mod report;
-pub mod strategy;
-pub mod node;
-pub mod cgroup;
-pub mod verdict;
-pub mod trial;
-pub mod supervisor;
-pub mod error;
-pub mod runner;
 pub mod results;
-pub mod stats;
 pub mod run;
+pub mod runner;
+pub mod scenario;
+pub mod stats;
+pub mod strategy;
+pub mod supervisor;
+#[allow(unsafe_code)]
+pub mod sys;
+pub mod trial;
+pub mod verdict;

@@ -14,7 +14,11 @@ use lab::scenario::{Scenario, BUILTIN};
 use lab::strategy::{Strategy, PRESETS};
 
 #[derive(Parser)]
-#[command(name = "lab", version, about = "Reproduce and soak-test process-lifecycle bugs: orphans, hangs and leaked fds in spawn trees")]
+#[command(
+    name = "lab",
+    version,
+    about = "Reproduce and soak-test process-lifecycle bugs: orphans, hangs and leaked fds in spawn trees"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -107,7 +111,12 @@ fn execute(command: Command) -> Result<i32, LabError> {
         }
         Command::Strategies => {
             for (name, c, d, o, about) in PRESETS {
-                println!("{name:<18} create={} death={} observe={}  {about}", c.name(), d.name(), o.name());
+                println!(
+                    "{name:<18} create={} death={} observe={}  {about}",
+                    c.name(),
+                    d.name(),
+                    o.name()
+                );
             }
             Ok(0)
         }
@@ -115,7 +124,12 @@ fn execute(command: Command) -> Result<i32, LabError> {
             let mut bad = 0;
             for f in &files {
                 match Scenario::load(f) {
-                    Ok(s) => println!("{f}: ok ({}, {} nodes, {} kills)", s.name, s.node_count(), s.kills.len()),
+                    Ok(s) => println!(
+                        "{f}: ok ({}, {} nodes, {} kills)",
+                        s.name,
+                        s.node_count(),
+                        s.kills.len()
+                    ),
                     Err(e) => {
                         eprintln!("{e}");
                         bad += 1;
@@ -124,7 +138,11 @@ fn execute(command: Command) -> Result<i32, LabError> {
             }
             Ok(if bad > 0 { 2 } else { 0 })
         }
-        Command::Plan { scenario, seed, format } => {
+        Command::Plan {
+            scenario,
+            seed,
+            format,
+        } => {
             let plan = Plan::new(&Scenario::load(&scenario)?, seed);
             match format {
                 Format::Text => print!("{}", plan.render()),
@@ -136,7 +154,17 @@ fn execute(command: Command) -> Result<i32, LabError> {
             }
             Ok(0)
         }
-        Command::Run { scenario, seed, trials, strategies, deadline, no_cgroup, jobs, out, format } => {
+        Command::Run {
+            scenario,
+            seed,
+            trials,
+            strategies,
+            deadline,
+            no_cgroup,
+            jobs,
+            out,
+            format,
+        } => {
             if trials == 0 {
                 return Err(LabError::Input("--trials must be at least 1".into()));
             }
@@ -145,13 +173,27 @@ fn execute(command: Command) -> Result<i32, LabError> {
                 .map(|s| Strategy::parse(s).map_err(LabError::Input))
                 .collect::<Result<Vec<_>, _>>()?;
             run::prepare_lab_process()?;
-            let exe = std::env::current_exe().map_err(|e| LabError::Lab(format!("cannot find the lab binary: {e}")))?;
-            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            let args = RunArgs { scenario, seed, trials, strategies, deadline, no_cgroup, jobs, out, exe };
+            let exe = std::env::current_exe()
+                .map_err(|e| LabError::Lab(format!("cannot find the lab binary: {e}")))?;
+            let jobs =
+                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let args = RunArgs {
+                scenario,
+                seed,
+                trials,
+                strategies,
+                deadline,
+                no_cgroup,
+                jobs,
+                out,
+                exe,
+            };
             let summary = run::run(&args)?;
             match format {
                 Format::Text => print!("{}", summary.render()),
-                Format::Json => println!("{}", serde_json::to_string_pretty(&summary).expect("json")),
+                Format::Json => {
+                    println!("{}", serde_json::to_string_pretty(&summary).expect("json"))
+                }
             }
             Ok(if summary.all_passed() { 0 } else { 1 })
         }

@@ -65,7 +65,12 @@ impl NodeCtx<'_> {
     /// # Errors
     /// Errors of clone3 or fork (`EAGAIN`, `ENOMEM`, `EDEADLK` from a
     /// multithreaded caller under clone3).
-    pub fn spawn(&self, idx: u32, cgroup: Option<BorrowedFd<'_>>, before: &dyn Fn()) -> io::Result<ChildHandle> {
+    pub fn spawn(
+        &self,
+        idx: u32,
+        cgroup: Option<BorrowedFd<'_>>,
+        before: &dyn Fn(),
+    ) -> io::Result<ChildHandle> {
         match self.strategy.create {
             Create::Clone3 => {
                 let mut sp = Spawn::default().keep(self.report);
@@ -97,7 +102,9 @@ impl NodeCtx<'_> {
     /// (for the `getppid()` check).
     fn run(&self, idx: u32, lifeline: Option<LifelineReader>, parent_pid: i32) -> i32 {
         let node = &self.plan.nodes[idx as usize];
-        let Ok(me) = Pidfd::open_self() else { return EXIT_FAILED };
+        let Ok(me) = Pidfd::open_self() else {
+            return EXIT_FAILED;
+        };
         if self.send(idx, Event::Created, 0, Some(&me)).is_err() {
             return EXIT_FAILED;
         }
@@ -118,7 +125,12 @@ impl NodeCtx<'_> {
             match self.spawn(c, None, &|| {}) {
                 Ok(h) => children.push(h),
                 Err(e) => {
-                    let _ = self.send(idx, Event::Failed, e.raw_os_error().unwrap_or(0) as i64, None);
+                    let _ = self.send(
+                        idx,
+                        Event::Failed,
+                        e.raw_os_error().unwrap_or(0) as i64,
+                        None,
+                    );
                     return EXIT_FAILED;
                 }
             }
@@ -155,7 +167,9 @@ impl NodeCtx<'_> {
     /// Block at the gate until the supervisor writes a byte; if the
     /// supervisor is gone (EOF), end here.
     fn wait_gate(&self, idx: u32) {
-        let Some((_, fd)) = self.gates.iter().find(|(n, _)| *n == idx) else { return };
+        let Some((_, fd)) = self.gates.iter().find(|(n, _)| *n == idx) else {
+            return;
+        };
         let mut byte = [0u8; 1];
         loop {
             match rustix::io::read(fd, &mut byte) {
@@ -216,7 +230,10 @@ impl NodeCtx<'_> {
                     })
                     .collect();
                 while !live.is_empty() {
-                    let mut fds: Vec<PollFd<'_>> = live.iter().map(|c| PollFd::new(c.pidfd(), PollFlags::IN)).collect();
+                    let mut fds: Vec<PollFd<'_>> = live
+                        .iter()
+                        .map(|c| PollFd::new(c.pidfd(), PollFlags::IN))
+                        .collect();
                     if let Some(l) = lifeline {
                         fds.push(PollFd::new(l, PollFlags::empty()));
                     }
@@ -226,7 +243,10 @@ impl NodeCtx<'_> {
                     if lifeline.is_some() && !fds[live.len()].revents().is_empty() {
                         return false;
                     }
-                    let exited: Vec<bool> = fds[..live.len()].iter().map(|f| !f.revents().is_empty()).collect();
+                    let exited: Vec<bool> = fds[..live.len()]
+                        .iter()
+                        .map(|f| !f.revents().is_empty())
+                        .collect();
                     drop(fds);
                     let mut i = 0;
                     live.retain(|c| {

@@ -117,7 +117,11 @@ impl Plan {
                         }
                     }
                 };
-                kills.push(PlanKill { target, signal: k.signal, at });
+                kills.push(PlanKill {
+                    target,
+                    signal: k.signal,
+                    at,
+                });
             }
         }
         let mut nodes = nodes;
@@ -134,10 +138,11 @@ impl Plan {
             })
             .max()
             .unwrap_or(0);
-        let deadline_us = scenario.deadline.map_or(
-            250_000 + 10_000 * nodes.len() as u64 + latest_delay,
-            |d| d.as_micros() as u64,
-        );
+        let deadline_us = scenario
+            .deadline
+            .map_or(250_000 + 10_000 * nodes.len() as u64 + latest_delay, |d| {
+                d.as_micros() as u64
+            });
         Plan {
             scenario: scenario.name.clone(),
             scenario_hash: scenario.source_hash.clone(),
@@ -159,14 +164,30 @@ impl Plan {
     /// `lab plan` prints).
     pub fn render(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "plan {}  scenario {} ({})  seed {}", self.hash(), self.scenario, self.scenario_hash, self.seed);
-        let _ = writeln!(s, "nodes {}  deadline {} ms  teardown SIG{} to root", self.nodes.len(), self.deadline_us / 1000, self.teardown.name());
+        let _ = writeln!(
+            s,
+            "plan {}  scenario {} ({})  seed {}",
+            self.hash(),
+            self.scenario,
+            self.scenario_hash,
+            self.seed
+        );
+        let _ = writeln!(
+            s,
+            "nodes {}  deadline {} ms  teardown SIG{} to root",
+            self.nodes.len(),
+            self.deadline_us / 1000,
+            self.teardown.name()
+        );
         for n in &self.nodes {
             let indent = "  ".repeat(n.depth as usize + 1);
             let mut what = if n.linger {
                 "linger".to_string()
             } else {
-                format!("exit {} after children + {} us", n.exit_code, n.exit_delay_us)
+                format!(
+                    "exit {} after children + {} us",
+                    n.exit_code, n.exit_delay_us
+                )
             };
             if let Some(g) = n.gate {
                 let _ = write!(what, ", gate at {}", g.name());
@@ -182,7 +203,9 @@ impl Plan {
                     self.nodes[child as usize].path,
                     phase.name()
                 ),
-                PlanAt::Delay { after_ready_us } => format!("{after_ready_us} us after the tree is ready"),
+                PlanAt::Delay { after_ready_us } => {
+                    format!("{after_ready_us} us after the tree is ready")
+                }
             };
             let _ = writeln!(s, "kill {target} with SIG{} {when}", k.signal.name());
         }
@@ -200,7 +223,10 @@ fn matches(sel: &Selector, node: &PlanNode) -> bool {
     let path: Vec<u32> = if node.parent.is_none() {
         Vec::new()
     } else {
-        node.path.split('.').filter_map(|p| p.parse().ok()).collect()
+        node.path
+            .split('.')
+            .filter_map(|p| p.parse().ok())
+            .collect()
     };
     sel.matches(&path, !node.children.is_empty())
 }
@@ -243,16 +269,19 @@ fn build_tree(scenario: &Scenario) -> Vec<PlanNode> {
         }
         level = next;
     }
-    for i in 0..nodes.len() {
+    for node in nodes.iter_mut() {
         for (sel, rule) in &scenario.nodes {
-            if matches(sel, &nodes[i]) {
-                let n = &mut nodes[i];
-                n.linger = rule.linger.unwrap_or(n.linger);
-                n.exit_code = rule.exit_code.unwrap_or(n.exit_code);
-                n.exit_delay_us = rule.exit_delay.map_or(n.exit_delay_us, |d| d.as_micros() as u64);
+            if matches(sel, node) {
+                node.linger = rule.linger.unwrap_or(node.linger);
+                node.exit_code = rule.exit_code.unwrap_or(node.exit_code);
+                node.exit_delay_us = rule
+                    .exit_delay
+                    .map_or(node.exit_delay_us, |d| d.as_micros() as u64);
             }
         }
     }
     nodes
 }
-#[cfg(test)] #[path = "plan_tests.rs"] mod tests;
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

@@ -119,7 +119,13 @@ pub fn channel() -> io::Result<(OwnedFd, OwnedFd)> {
 ///
 /// # Errors
 /// `EPIPE` once the supervisor end is closed.
-pub fn send(fd: BorrowedFd<'_>, node: u32, event: Event, value: i64, pidfd: Option<&Pidfd>) -> io::Result<()> {
+pub fn send(
+    fd: BorrowedFd<'_>,
+    node: u32,
+    event: Event,
+    value: i64,
+    pidfd: Option<&Pidfd>,
+) -> io::Result<()> {
     let rec = Record {
         node,
         pid: rustix::process::getpid().as_raw_nonzero().get(),
@@ -136,7 +142,12 @@ pub fn send(fd: BorrowedFd<'_>, node: u32, event: Event, value: i64, pidfd: Opti
         anc.push(SendAncillaryMessage::ScmRights(&fds));
     }
     loop {
-        match sendmsg(fd, &[io::IoSlice::new(&bytes)], &mut anc, SendFlags::NOSIGNAL) {
+        match sendmsg(
+            fd,
+            &[io::IoSlice::new(&bytes)],
+            &mut anc,
+            SendFlags::NOSIGNAL,
+        ) {
             Ok(_) => return Ok(()),
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
@@ -171,12 +182,21 @@ pub fn try_recv(fd: BorrowedFd<'_>) -> io::Result<Option<(Record, Option<Pidfd>)
         }
     }
     if got == 0 && passed.is_none() {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "every node end is closed"));
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "every node end is closed",
+        ));
     }
     if got != RECORD_SIZE {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "short phase record"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "short phase record",
+        ));
     }
     let rec = Record::decode(&bytes)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed phase record"))?;
-    Ok(Some((rec, passed.map(|fd| Pidfd::from_kernel(fd, rec.pid)))))
+    Ok(Some((
+        rec,
+        passed.map(|fd| Pidfd::from_kernel(fd, rec.pid)),
+    )))
 }

@@ -104,7 +104,10 @@ impl CsvSink {
 
 /// The kernel release (`uname -r`).
 pub fn kernel() -> String {
-    rustix::system::uname().release().to_string_lossy().into_owned()
+    rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// A run id: UTC time to the second, the scenario, the seed and the lab's PID

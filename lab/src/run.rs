@@ -122,8 +122,19 @@ impl RunSummary {
     /// The A/B table and the replay commands, as text.
     pub fn render(&self) -> String {
         let mut s = String::new();
-        let mode = if self.cgroup { "cgroup".to_string() } else { format!("subreaper ({})", self.cgroup_note.as_deref().unwrap_or("no cgroup")) };
-        let _ = writeln!(s, "lab run {}  seed {}  plan {}  kernel {}  mode {}", self.scenario, self.seed, self.plan_hash, self.kernel, mode);
+        let mode = if self.cgroup {
+            "cgroup".to_string()
+        } else {
+            format!(
+                "subreaper ({})",
+                self.cgroup_note.as_deref().unwrap_or("no cgroup")
+            )
+        };
+        let _ = writeln!(
+            s,
+            "lab run {}  seed {}  plan {}  kernel {}  mode {}",
+            self.scenario, self.seed, self.plan_hash, self.kernel, mode
+        );
         for r in &self.results {
             let _ = writeln!(
                 s,
@@ -140,7 +151,13 @@ impl RunSummary {
                 let _ = writeln!(s, "  error x{n}: {reason}");
             }
             for rp in &r.replay {
-                let _ = writeln!(s, "  replay {} ({} trials): {}", rp.verdict, rp.trials.len(), rp.command);
+                let _ = writeln!(
+                    s,
+                    "  replay {} ({} trials): {}",
+                    rp.verdict,
+                    rp.trials.len(),
+                    rp.command
+                );
             }
         }
         let _ = writeln!(s, "\ntrials: {}", self.csv.display());
@@ -160,17 +177,32 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
     let run_id = results::run_id(&scenario.name, args.seed);
     let kernel = results::kernel();
     let version = env!("CARGO_PKG_VERSION");
-    let mut csv = CsvSink::create(&args.out.join(&run_id))
-        .map_err(|e| LabError::Lab(format!("cannot write results under {}: {e}", args.out.display())))?;
+    let mut csv = CsvSink::create(&args.out.join(&run_id)).map_err(|e| {
+        LabError::Lab(format!(
+            "cannot write results under {}: {e}",
+            args.out.display()
+        ))
+    })?;
     let (lab_cgroup, cgroup_note) = if args.no_cgroup {
-        (None, Some("cgroup mode turned off (--no-cgroup or LAB_NO_CGROUP)".to_string()))
+        (
+            None,
+            Some("cgroup mode turned off (--no-cgroup or LAB_NO_CGROUP)".to_string()),
+        )
     } else {
         match cgroup::create_lab_cgroup() {
             Some(dir) => (Some(dir), None),
-            None => (None, Some("no writable cgroup v2 here; run as root or give the lab a delegated subtree".into())),
+            None => (
+                None,
+                Some(
+                    "no writable cgroup v2 here; run as root or give the lab a delegated subtree"
+                        .into(),
+                ),
+            ),
         }
     };
-    let deadline_us = args.deadline.map_or(plan.deadline_us, |d| d.as_micros() as u64);
+    let deadline_us = args
+        .deadline
+        .map_or(plan.deadline_us, |d| d.as_micros() as u64);
     let mut results = Vec::new();
     let mut failure = None;
     for strategy in &args.strategies {
@@ -226,7 +258,10 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
             }
         };
         if let Some(e) = write_error {
-            failure = Some(LabError::Lab(format!("cannot write {}: {e}", csv.path().display())));
+            failure = Some(LabError::Lab(format!(
+                "cannot write {}: {e}",
+                csv.path().display()
+            )));
             break;
         }
         results.push(summarize(strategy, &outcomes, wall, &replay));
@@ -259,12 +294,16 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
 /// # Errors
 /// [`LabError::Lab`] when the kernel refuses either.
 pub fn prepare_lab_process() -> Result<(), LabError> {
-    sys::mark_inherited_cloexec().map_err(|e| LabError::Lab(format!("close_range(CLOSE_RANGE_CLOEXEC): {e}")))?;
+    sys::mark_inherited_cloexec()
+        .map_err(|e| LabError::Lab(format!("close_range(CLOSE_RANGE_CLOEXEC): {e}")))?;
     sys::become_subreaper().map_err(|e| LabError::Lab(format!("PR_SET_CHILD_SUBREAPER: {e}")))
 }
 
 fn replay_command(args: &RunArgs, strategy: &Strategy) -> String {
-    let mut cmd = format!("lab run {} --seed {} --strategy {} --trials 1", args.scenario, args.seed, strategy.name);
+    let mut cmd = format!(
+        "lab run {} --seed {} --strategy {} --trials 1",
+        args.scenario, args.seed, strategy.name
+    );
     if let Some(d) = args.deadline {
         let _ = write!(cmd, " --deadline {}ms", d.as_millis());
     }
@@ -274,18 +313,34 @@ fn replay_command(args: &RunArgs, strategy: &Strategy) -> String {
     cmd
 }
 
-fn summarize(strategy: &Strategy, outcomes: &[(u64, Outcome)], wall: Duration, replay: &str) -> StrategySummary {
+fn summarize(
+    strategy: &Strategy,
+    outcomes: &[(u64, Outcome)],
+    wall: Duration,
+    replay: &str,
+) -> StrategySummary {
     let n = outcomes.len() as u64;
     let count = |v: Verdict| outcomes.iter().filter(|(_, o)| o.verdict == v).count() as u64;
-    let rates = Verdict::ALL.iter().map(|&v| (v.name().to_string(), Rate::wilson(count(v), n))).collect();
+    let rates = Verdict::ALL
+        .iter()
+        .map(|&v| (v.name().to_string(), Rate::wilson(count(v), n)))
+        .collect();
     let times: Vec<u64> = outcomes.iter().map(|(_, o)| o.time_to_verdict_us).collect();
     let replays = Verdict::ALL
         .iter()
         .filter(|&&v| v != Verdict::Pass)
         .filter_map(|&v| {
-            let mut trials: Vec<u64> = outcomes.iter().filter(|(_, o)| o.verdict == v).map(|(i, _)| *i).collect();
+            let mut trials: Vec<u64> = outcomes
+                .iter()
+                .filter(|(_, o)| o.verdict == v)
+                .map(|(i, _)| *i)
+                .collect();
             trials.sort_unstable();
-            (!trials.is_empty()).then(|| Replay { verdict: v, trials, command: replay.to_string() })
+            (!trials.is_empty()).then(|| Replay {
+                verdict: v,
+                trials,
+                command: replay.to_string(),
+            })
         })
         .collect();
     let mut errors = BTreeMap::new();
@@ -305,7 +360,11 @@ fn summarize(strategy: &Strategy, outcomes: &[(u64, Outcome)], wall: Duration, r
         error: count(Verdict::Error),
         rates,
         median_verdict_us: median(&times),
-        trials_per_s: if wall.as_secs_f64() > 0.0 { n as f64 / wall.as_secs_f64() } else { 0.0 },
+        trials_per_s: if wall.as_secs_f64() > 0.0 {
+            n as f64 / wall.as_secs_f64()
+        } else {
+            0.0
+        },
         orphans_total: outcomes.iter().map(|(_, o)| o.orphans as u64).sum(),
         replay: replays,
         errors,

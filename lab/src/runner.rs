@@ -77,7 +77,8 @@ impl Supervisor {
         let mut answer = String::new();
         match self.results.read_line(&mut answer) {
             Ok(0) | Err(_) => Err(format!("supervisor died mid-trial: {}", self.status())),
-            Ok(_) => serde_json::from_str(&answer).map_err(|e| format!("bad answer from the supervisor: {e}")),
+            Ok(_) => serde_json::from_str(&answer)
+                .map_err(|e| format!("bad answer from the supervisor: {e}")),
         }
     }
 
@@ -121,7 +122,10 @@ pub fn run_trials(
                 let mut sup = match Supervisor::start(exe) {
                     Ok(s) => s,
                     Err(e) => {
-                        let _ = tx.send(Err(format!("cannot start a supervisor ({}): {e}", exe.display())));
+                        let _ = tx.send(Err(format!(
+                            "cannot start a supervisor ({}): {e}",
+                            exe.display()
+                        )));
                         return;
                     }
                 };

@@ -34,7 +34,11 @@ impl Rate {
         Rate {
             count,
             trials,
-            rate: if trials == 0 { 0.0 } else { count as f64 / trials as f64 },
+            rate: if trials == 0 {
+                0.0
+            } else {
+                count as f64 / trials as f64
+            },
             low,
             high,
         }
@@ -44,7 +48,12 @@ impl Rate {
     /// `0/20 (95% upper bound 16.1%)`.
     pub fn render(&self) -> String {
         if self.count == 0 {
-            format!("{}/{} (95% upper bound {:.1}%)", self.count, self.trials, self.high * 100.0)
+            format!(
+                "{}/{} (95% upper bound {:.1}%)",
+                self.count,
+                self.trials,
+                self.high * 100.0
+            )
         } else {
             format!(
                 "{}/{} {:.1}% [{:.1}%, {:.1}%]",
@@ -72,12 +81,18 @@ mod tests {
     #[test]
     fn wilson_matches_the_textbook_values() {
         let r = Rate::wilson(25, 100);
-        assert!((r.low - 0.1754).abs() < 1e-3 && (r.high - 0.3430).abs() < 1e-3, "{r:?}");
+        assert!(
+            (r.low - 0.1754).abs() < 1e-3 && (r.high - 0.3430).abs() < 1e-3,
+            "{r:?}"
+        );
         let zero = Rate::wilson(0, 20);
         assert_eq!(zero.low, 0.0);
         assert!((zero.high - 0.1611).abs() < 1e-3, "{zero:?}");
         let all = Rate::wilson(20, 20);
-        assert!((all.low - 0.8389).abs() < 1e-3 && all.high == 1.0, "{all:?}");
+        assert!(
+            (all.low - 0.8389).abs() < 1e-3 && all.high == 1.0,
+            "{all:?}"
+        );
         assert!(zero.render().contains("95% upper bound 16.1%"));
     }
 

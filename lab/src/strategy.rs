@@ -86,7 +86,12 @@ impl Strategy {
     /// combination and what to pick instead.
     pub fn parse(s: &str) -> Result<Strategy, String> {
         if let Some(&(name, create, death, observe, _)) = PRESETS.iter().find(|p| p.0 == s) {
-            return Ok(Strategy { name: name.into(), create, death, observe });
+            return Ok(Strategy {
+                name: name.into(),
+                create,
+                death,
+                observe,
+            });
         }
         if !s.contains('=') {
             let names: Vec<&str> = PRESETS.iter().map(|p| p.0).collect();
@@ -97,26 +102,42 @@ impl Strategy {
         }
         let (mut create, mut death, mut observe) = (None, None, None);
         for part in s.split(',') {
-            let (k, v) = part.split_once('=').ok_or_else(|| format!("`{part}` is not axis=value"))?;
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| format!("`{part}` is not axis=value"))?;
             let bad = || format!("`{v}` is not a value of axis `{k}`");
             match k.trim() {
                 "create" => create = Some(serde_plain(v).ok_or_else(bad)?),
                 "death" => death = Some(serde_plain(v).ok_or_else(bad)?),
                 "observe" => observe = Some(serde_plain(v).ok_or_else(bad)?),
-                _ => return Err(format!("unknown axis `{k}`: the axes are create, death, observe")),
+                _ => {
+                    return Err(format!(
+                        "unknown axis `{k}`: the axes are create, death, observe"
+                    ))
+                }
             }
         }
         let (Some(create), Some(death), Some(observe)) = (create, death, observe) else {
-            return Err(format!("`{s}` must set all three axes: create, death, observe"));
+            return Err(format!(
+                "`{s}` must set all three axes: create, death, observe"
+            ));
         };
-        let st = Strategy { name: s.into(), create, death, observe };
+        let st = Strategy {
+            name: s.into(),
+            create,
+            death,
+            observe,
+        };
         st.check()?;
         Ok(st)
     }
 
     fn check(&self) -> Result<(), String> {
         if self.create == Create::Fork && self.death == ParentDeath::Lifeline {
-            return Err("a lifeline with fork (the leaky lifeline) is not supported yet: use create=clone3".into());
+            return Err(
+                "a lifeline with fork (the leaky lifeline) is not supported yet: use create=clone3"
+                    .into(),
+            );
         }
         if self.create == Create::Fork && self.observe == Observe::Pidfd {
             return Err("fork gives no pidfd: use observe=pid with create=fork".into());
@@ -174,11 +195,21 @@ mod tests {
     #[test]
     fn presets_and_axes_parse() {
         let c = Strategy::parse("canonical").unwrap();
-        assert_eq!((c.create, c.death, c.observe), (Create::Clone3, ParentDeath::Lifeline, Observe::Pidfd));
+        assert_eq!(
+            (c.create, c.death, c.observe),
+            (Create::Clone3, ParentDeath::Lifeline, Observe::Pidfd)
+        );
         let l = Strategy::parse("create=fork,death=pdeathsig,observe=pid").unwrap();
-        assert_eq!((l.create, l.death, l.observe), (Create::Fork, ParentDeath::Pdeathsig, Observe::Pid));
+        assert_eq!(
+            (l.create, l.death, l.observe),
+            (Create::Fork, ParentDeath::Pdeathsig, Observe::Pid)
+        );
         assert!(Strategy::parse("nope").unwrap_err().contains("canonical"));
-        assert!(Strategy::parse("create=fork,death=lifeline,observe=pid").unwrap_err().contains("clone3"));
-        assert!(Strategy::parse("create=fork").unwrap_err().contains("all three"));
+        assert!(Strategy::parse("create=fork,death=lifeline,observe=pid")
+            .unwrap_err()
+            .contains("clone3"));
+        assert!(Strategy::parse("create=fork")
+            .unwrap_err()
+            .contains("all three"));
     }
 }

@@ -56,7 +56,9 @@ pub fn main() -> i32 {
                 return 3;
             }
         };
-        let Some(outcome) = trial::run(&req, plans.as_fd()) else { return 0 };
+        let Some(outcome) = trial::run(&req, plans.as_fd()) else {
+            return 0;
+        };
         let mut out = serde_json::to_string(&outcome).expect("an outcome always serializes");
         out.push('\n');
         if results.write_all(out.as_bytes()).is_err() {

@@ -91,7 +91,15 @@ pub fn run(req: &TrialRequest, lab_lifeline: BorrowedFd<'_>) -> Option<Outcome> 
             let name = format!("trial.{}.{}", std::process::id(), req.trial);
             match TrialCgroup::create(parent, &name) {
                 Ok(cg) => Some(cg),
-                Err(e) => return Some(error_outcome(t0, format!("cannot create the trial's cgroup under {}: {e}", parent.display()))),
+                Err(e) => {
+                    return Some(error_outcome(
+                        t0,
+                        format!(
+                            "cannot create the trial's cgroup under {}: {e}",
+                            parent.display()
+                        ),
+                    ))
+                }
             }
         }
         None => None,
@@ -100,7 +108,9 @@ pub fn run(req: &TrialRequest, lab_lifeline: BorrowedFd<'_>) -> Option<Outcome> 
         req,
         t0,
         root_spawned_ns: t0,
-        nodes: (0..req.plan.nodes.len()).map(|_| Tracked::default()).collect(),
+        nodes: (0..req.plan.nodes.len())
+            .map(|_| Tracked::default())
+            .collect(),
         kills: req.plan.kills.iter().map(|_| KillState::Pending).collect(),
         gates: Vec::new(),
         ready_at: None,
@@ -144,7 +154,12 @@ impl Trial<'_> {
     fn course(&mut self, lab_lifeline: BorrowedFd<'_>) -> Option<Outcome> {
         let (sup_end, node_end) = match report::channel() {
             Ok(p) => p,
-            Err(e) => return Some(error_outcome(self.t0, format!("cannot create the report channel: {e}"))),
+            Err(e) => {
+                return Some(error_outcome(
+                    self.t0,
+                    format!("cannot create the report channel: {e}"),
+                ))
+            }
         };
         let mut gate_reads = Vec::new();
         let req = self.req;
@@ -155,14 +170,21 @@ impl Trial<'_> {
                         gate_reads.push((child, r));
                         self.gates.push((child, w));
                     }
-                    Err(e) => return Some(error_outcome(self.t0, format!("cannot create a gate: {e}"))),
+                    Err(e) => {
+                        return Some(error_outcome(self.t0, format!("cannot create a gate: {e}")))
+                    }
                 }
             }
         }
         self.root_spawned_ns = monotonic_ns();
         let root = match self.spawn_root(node_end.as_fd(), &gate_reads) {
             Ok(r) => r,
-            Err(e) => return Some(error_outcome(self.t0, format!("cannot spawn the root: {e}"))),
+            Err(e) => {
+                return Some(error_outcome(
+                    self.t0,
+                    format!("cannot spawn the root: {e}"),
+                ))
+            }
         };
         drop(node_end);
         drop(gate_reads);
@@ -181,7 +203,13 @@ impl Trial<'_> {
                     reports_open = false;
                     continue;
                 }
-                return Some(self.finish(Verdict::Error, Some(format!("report channel: {e}")), &rung, 0, None));
+                return Some(self.finish(
+                    Verdict::Error,
+                    Some(format!("report channel: {e}")),
+                    &rung,
+                    0,
+                    None,
+                ));
             }
             let _ = self.reap_zombies();
             let now = monotonic_ns();
@@ -238,10 +266,20 @@ impl Trial<'_> {
                 .filter(|&i| self.nodes[i].dead_ns.is_none() && self.nodes[i].pidfd.is_some())
                 .collect();
             let mut fds = Vec::with_capacity(live.len() + 3);
-            fds.push(PollFd::new(&sup_end, if reports_open { PollFlags::IN } else { PollFlags::empty() }));
+            fds.push(PollFd::new(
+                &sup_end,
+                if reports_open {
+                    PollFlags::IN
+                } else {
+                    PollFlags::empty()
+                },
+            ));
             fds.push(PollFd::new(&lab_lifeline, PollFlags::empty()));
             for &i in &live {
-                fds.push(PollFd::new(self.nodes[i].pidfd.as_ref().unwrap(), PollFlags::IN));
+                fds.push(PollFd::new(
+                    self.nodes[i].pidfd.as_ref().unwrap(),
+                    PollFlags::IN,
+                ));
             }
             let cg_events = self.cgroup.as_ref().map(|c| c.events_fd());
             if let Some(ev) = &cg_events {
@@ -253,7 +291,15 @@ impl Trial<'_> {
             };
             match poll(&mut fds, Some(&ts)) {
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
-                Err(e) => return Some(self.finish(Verdict::Error, Some(format!("poll: {e}")), &rung, 0, None)),
+                Err(e) => {
+                    return Some(self.finish(
+                        Verdict::Error,
+                        Some(format!("poll: {e}")),
+                        &rung,
+                        0,
+                        None,
+                    ))
+                }
             }
             if !fds[1].revents().is_empty() {
                 return None; // the lab is gone: clean up and stop
@@ -282,7 +328,11 @@ impl Trial<'_> {
         }
     }
 
-    fn spawn_root(&self, node_end: BorrowedFd<'_>, gate_reads: &[(u32, OwnedFd)]) -> io::Result<ChildHandle> {
+    fn spawn_root(
+        &self,
+        node_end: BorrowedFd<'_>,
+        gate_reads: &[(u32, OwnedFd)],
+    ) -> io::Result<ChildHandle> {
         let ctx = NodeCtx {
             plan: self.plan(),
             strategy: &self.req.strategy,
@@ -309,17 +359,22 @@ impl Trial<'_> {
 
     fn drain_reports(&mut self, fd: BorrowedFd<'_>) -> io::Result<()> {
         while let Some((rec, pidfd)) = report::try_recv(fd)? {
-            let Some(n) = self.nodes.get_mut(rec.node as usize) else { continue };
+            let Some(n) = self.nodes.get_mut(rec.node as usize) else {
+                continue;
+            };
             match rec.event {
                 Event::Created => {
                     n.pid = rec.pid;
                     n.created_ns = Some(rec.time_ns);
                     n.pidfd = pidfd;
-                    n.at_gate = (self.req.plan.nodes[rec.node as usize].gate == Some(Phase::Created)).then_some(Phase::Created);
+                    n.at_gate = (self.req.plan.nodes[rec.node as usize].gate
+                        == Some(Phase::Created))
+                    .then_some(Phase::Created);
                 }
                 Event::Armed => {
                     n.armed_ns = Some(rec.time_ns);
-                    n.at_gate = (self.req.plan.nodes[rec.node as usize].gate == Some(Phase::Armed)).then_some(Phase::Armed);
+                    n.at_gate = (self.req.plan.nodes[rec.node as usize].gate == Some(Phase::Armed))
+                        .then_some(Phase::Armed);
                 }
                 Event::Ready => n.ready = true,
                 Event::Failed => n.failed = Some(rec.value),
@@ -349,7 +404,8 @@ impl Trial<'_> {
             } else if let Some(p) = plan.nodes[i].parent {
                 let p = p as usize;
                 let pn = &self.nodes[p];
-                let unborn = settled[p] && !pn.ready && (pn.dead_ns.is_some() || pn.created_ns.is_none());
+                let unborn =
+                    settled[p] && !pn.ready && (pn.dead_ns.is_some() || pn.created_ns.is_none());
                 settled[i] = unborn;
                 ready[i] = unborn;
             }
@@ -367,9 +423,12 @@ impl Trial<'_> {
                         PlanAt::Ready => self.ready_at.is_some(),
                         PlanAt::Gate { child, phase } => {
                             self.nodes[child as usize].at_gate == Some(phase)
-                                && (self.nodes[target].ready || self.nodes[target].dead_ns.is_some())
+                                && (self.nodes[target].ready
+                                    || self.nodes[target].dead_ns.is_some())
                         }
-                        PlanAt::Delay { after_ready_us } => self.ready_at.is_some_and(|r| now >= r + after_ready_us * 1000),
+                        PlanAt::Delay { after_ready_us } => self
+                            .ready_at
+                            .is_some_and(|r| now >= r + after_ready_us * 1000),
                     };
                     if due {
                         self.signal(target, pk.signal);
@@ -378,7 +437,13 @@ impl Trial<'_> {
                 }
                 KillState::Sent => {
                     let gone = match self.req.strategy.observe {
-                        Observe::Pidfd => self.nodes[target].dead_ns.is_some() || self.nodes[target].pidfd.as_ref().is_none_or(|p| p.has_exited()),
+                        Observe::Pidfd => {
+                            self.nodes[target].dead_ns.is_some()
+                                || self.nodes[target]
+                                    .pidfd
+                                    .as_ref()
+                                    .is_none_or(|p| p.has_exited())
+                        }
                         Observe::Pid => !legacy::proc_alive(self.nodes[target].pid),
                     };
                     if gone || pk.signal != Sig::Kill {
@@ -419,7 +484,11 @@ impl Trial<'_> {
     /// Whether nothing of the trial is alive: the cgroup is empty, or (without
     /// one) every node's pidfd and every adopted orphan's pidfd reports exit.
     fn empty(&mut self) -> bool {
-        if self.nodes.iter().any(|n| n.pidfd.is_some() && n.dead_ns.is_none()) {
+        if self
+            .nodes
+            .iter()
+            .any(|n| n.pidfd.is_some() && n.dead_ns.is_none())
+        {
             return false;
         }
         if let Some(cg) = &self.cgroup {
@@ -464,7 +533,14 @@ impl Trial<'_> {
         (4 * hop.max(max_gap_us)).clamp(WINDOW_FLOOR_US, WINDOW_CEILING_US)
     }
 
-    fn next_timeout(&self, stage: &Stage, deadline: u64, last_death: u64, max_gap: u64, now: u64) -> u64 {
+    fn next_timeout(
+        &self,
+        stage: &Stage,
+        deadline: u64,
+        last_death: u64,
+        max_gap: u64,
+        now: u64,
+    ) -> u64 {
         let mut t = match stage {
             Stage::Course => deadline.saturating_sub(now),
             Stage::Grace => (last_death + self.window_us(max_gap) * 1000).saturating_sub(now),
@@ -473,9 +549,12 @@ impl Trial<'_> {
                 (since + w).max(last_death + w).saturating_sub(now)
             }
         };
-        let awaiting_proc = self.req.strategy.observe == Observe::Pid && self.kills.contains(&KillState::Sent);
+        let awaiting_proc =
+            self.req.strategy.observe == Observe::Pid && self.kills.contains(&KillState::Sent);
         let awaiting_delay = self.plan().kills.iter().zip(&self.kills).any(|(k, s)| {
-            *s == KillState::Pending && matches!(k.at, PlanAt::Delay { .. }) && self.ready_at.is_some()
+            *s == KillState::Pending
+                && matches!(k.at, PlanAt::Delay { .. })
+                && self.ready_at.is_some()
         });
         if awaiting_proc {
             t = t.min(PROC_POLL_US * 1000);
@@ -486,7 +565,9 @@ impl Trial<'_> {
                 .kills
                 .iter()
                 .filter_map(|k| match k.at {
-                    PlanAt::Delay { after_ready_us } => self.ready_at.map(|r| r + after_ready_us * 1000),
+                    PlanAt::Delay { after_ready_us } => {
+                        self.ready_at.map(|r| r + after_ready_us * 1000)
+                    }
                     _ => None,
                 })
                 .filter(|&d| d > now)
@@ -519,17 +600,37 @@ impl Trial<'_> {
         if let Some(cg) = &self.cgroup {
             // Nodes are judged by their pidfds; the member list adds the
             // processes outside the plan (a node's own helpers, daemons).
-            let known: Vec<i32> = self.nodes.iter().filter(|n| n.created_ns.is_some()).map(|n| n.pid).collect();
-            let others = cg.members().map_or(0, |m| m.iter().filter(|p| !known.contains(p)).count());
+            let known: Vec<i32> = self
+                .nodes
+                .iter()
+                .filter(|n| n.created_ns.is_some())
+                .map(|n| n.pid)
+                .collect();
+            let others = cg
+                .members()
+                .map_or(0, |m| m.iter().filter(|p| !known.contains(p)).count());
             return (nodes + others) as u32;
         }
         self.adopt();
         (nodes + self.adopted.iter().filter(|p| !p.has_exited()).count()) as u32
     }
 
-    fn finish(&self, verdict: Verdict, reason: Option<String>, rung: &str, window_us: u64, slow: Option<u64>) -> Outcome {
+    fn finish(
+        &self,
+        verdict: Verdict,
+        reason: Option<String>,
+        rung: &str,
+        window_us: u64,
+        slow: Option<u64>,
+    ) -> Outcome {
         let failed = self.nodes.iter().enumerate().find_map(|(i, n)| {
-            n.failed.map(|e| format!("node {} could not spawn a child: {}", self.plan().nodes[i].path, io::Error::from_raw_os_error(e as i32)))
+            n.failed.map(|e| {
+                format!(
+                    "node {} could not spawn a child: {}",
+                    self.plan().nodes[i].path,
+                    io::Error::from_raw_os_error(e as i32)
+                )
+            })
         });
         let (verdict, reason) = match (verdict, failed) {
             (Verdict::Pass | Verdict::Orphan | Verdict::Hang, Some(f)) => (Verdict::Error, Some(f)),

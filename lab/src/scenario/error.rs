@@ -53,7 +53,11 @@ impl fmt::Display for ScenarioError {
         if self.line == 0 {
             return write!(f, "{}: {}", self.file, self.message);
         }
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)?;
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.col, self.message
+        )?;
         if !self.text.is_empty() {
             write!(f, "\n  | {}", self.text)?;
         }

@@ -85,20 +85,37 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn err<T>(&self, span: std::ops::Range<usize>, message: impl Into<String>) -> Result<T, ScenarioError> {
-        Err(ScenarioError::at(self.file, self.text, span, message.into()))
+    fn err<T>(
+        &self,
+        span: std::ops::Range<usize>,
+        message: impl Into<String>,
+    ) -> Result<T, ScenarioError> {
+        Err(ScenarioError::at(
+            self.file,
+            self.text,
+            span,
+            message.into(),
+        ))
     }
 
     fn signal(&self, s: &Sp<String>) -> Result<Sig, ScenarioError> {
         Sig::parse(s.get_ref()).map_or_else(
-            || self.err(s.span(), "unknown signal; use one of KILL, TERM, INT, HUP, QUIT, USR1, USR2"),
+            || {
+                self.err(
+                    s.span(),
+                    "unknown signal; use one of KILL, TERM, INT, HUP, QUIT, USR1, USR2",
+                )
+            },
             Ok,
         )
     }
 
     fn duration(&self, s: &str, span: std::ops::Range<usize>) -> Result<Duration, ScenarioError> {
         humantime::parse_duration(s.trim()).or_else(|e| {
-            self.err(span, format!("not a duration ({e}); write it like \"5ms\", \"200us\" or \"1s\""))
+            self.err(
+                span,
+                format!("not a duration ({e}); write it like \"5ms\", \"200us\" or \"1s\""),
+            )
         })
     }
 
@@ -125,18 +142,31 @@ pub(super) fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         }
     })?;
     if *raw.version.get_ref() != VERSION {
-        return cx.err(raw.version.span(), format!("unsupported version; this lab reads version = {VERSION}"));
+        return cx.err(
+            raw.version.span(),
+            format!("unsupported version; this lab reads version = {VERSION}"),
+        );
     }
     let name = raw.name.get_ref();
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return cx.err(raw.name.span(), "a name is letters, digits, '-' and '_' (it names result files)");
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return cx.err(
+            raw.name.span(),
+            "a name is letters, digits, '-' and '_' (it names result files)",
+        );
     }
     let shape = tree_shape(&cx, raw.tree.get_ref())?;
     let limits = raw.limits.as_ref();
     let max_nodes = match limits.and_then(|l| l.max_nodes.as_ref()) {
         None => DEFAULT_MAX_NODES,
         Some(m) if *m.get_ref() < 1 || *m.get_ref() as u64 > MAX_NODES_CEILING => {
-            return cx.err(m.span(), format!("max_nodes must be 1..={MAX_NODES_CEILING}"));
+            return cx.err(
+                m.span(),
+                format!("max_nodes must be 1..={MAX_NODES_CEILING}"),
+            );
         }
         Some(m) => *m.get_ref() as u64,
     };
@@ -160,7 +190,11 @@ pub(super) fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             Some(v)
         }
     };
-    let kills = raw.kill.iter().map(|k| kill(&cx, k, &shape)).collect::<Result<Vec<_>, _>>()?;
+    let kills = raw
+        .kill
+        .iter()
+        .map(|k| kill(&cx, k, &shape))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut nodes = Vec::new();
     for (sel, rule) in &raw.nodes {
         nodes.push((cx.selector(sel)?, node_rule(&cx, rule)?));
@@ -188,7 +222,10 @@ fn tree_shape(cx: &Ctx<'_>, tree: &RawTree) -> Result<Vec<u32>, ScenarioError> {
     let span = tree.breadth.span();
     let check = |b: i64| -> Result<u32, ScenarioError> {
         if b < 1 {
-            return cx.err(span.clone(), "breadth must be at least 1 (a level of no nodes is depth - 1)");
+            return cx.err(
+                span.clone(),
+                "breadth must be at least 1 (a level of no nodes is depth - 1)",
+            );
         }
         u32::try_from(b).or_else(|_| cx.err(span.clone(), "breadth too large"))
     };
@@ -200,11 +237,20 @@ fn tree_shape(cx: &Ctx<'_>, tree: &RawTree) -> Result<Vec<u32>, ScenarioError> {
             }
             Ok(vec![check(*b)?; depth as usize])
         }
-        (RawBreadth::One(_), None) => cx.err(span, "a single breadth needs a depth; or give one breadth per level: [3, 2, 2]"),
+        (RawBreadth::One(_), None) => cx.err(
+            span,
+            "a single breadth needs a depth; or give one breadth per level: [3, 2, 2]",
+        ),
         (RawBreadth::PerLevel(levels), depth) => {
             if let Some(d) = depth {
                 if *d.get_ref() != levels.len() as i64 {
-                    return cx.err(d.span(), format!("depth must equal the number of breadths given ({})", levels.len()));
+                    return cx.err(
+                        d.span(),
+                        format!(
+                            "depth must equal the number of breadths given ({})",
+                            levels.len()
+                        ),
+                    );
                 }
             }
             levels.iter().map(|&b| check(b)).collect()
@@ -252,7 +298,12 @@ fn kill(cx: &Ctx<'_>, k: &RawKill, shape: &[u32]) -> Result<Kill, ScenarioError>
             }
         }
     };
-    Ok(Kill { target, pick: k.pick, signal, at })
+    Ok(Kill {
+        target,
+        pick: k.pick,
+        signal,
+        at,
+    })
 }
 
 /// Whether `sel` can match a node with children in a tree of `shape`.
@@ -267,14 +318,20 @@ fn target_has_interior(sel: &Selector, shape: &[u32]) -> bool {
 
 fn node_rule(cx: &Ctx<'_>, n: &RawNode) -> Result<NodeRule, ScenarioError> {
     let exit_code = match &n.exit_code {
-        Some(c) => Some(u8::try_from(*c.get_ref()).or_else(|_| cx.err(c.span(), "an exit code is 0..=255"))?),
+        Some(c) => Some(
+            u8::try_from(*c.get_ref()).or_else(|_| cx.err(c.span(), "an exit code is 0..=255"))?,
+        ),
         None => None,
     };
     let exit_delay = match &n.exit_delay {
         Some(d) => Some(cx.duration(d.get_ref(), d.span())?),
         None => None,
     };
-    Ok(NodeRule { linger: n.linger, exit_code, exit_delay })
+    Ok(NodeRule {
+        linger: n.linger,
+        exit_code,
+        exit_delay,
+    })
 }
 
 /// The first 16 hex digits of a digest.

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 pub use error::ScenarioError;
-pub use selector::Selector;
 pub(crate) use file::hex16 as hex16_of;
+pub use selector::Selector;
 
 /// The lab's ceiling on nodes per tree; `limits.max_nodes` may not exceed it.
 pub const MAX_NODES_CEILING: u64 = 10_000;
@@ -91,7 +91,11 @@ impl Sig {
 
     /// The name without `SIG`.
     pub fn name(self) -> &'static str {
-        Sig::ALL.iter().find(|(_, s)| *s == self).map(|(n, _)| *n).unwrap_or("?")
+        Sig::ALL
+            .iter()
+            .find(|(_, s)| *s == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("?")
     }
 
     /// As a rustix signal.
@@ -241,4 +245,5 @@ pub(crate) fn node_count(shape: &[u32]) -> u64 {
 
 /// A value with the byte span it came from.
 pub(crate) type Sp<T> = Spanned<T>;
-#[cfg(test)] mod tests;
+#[cfg(test)]
+mod tests;

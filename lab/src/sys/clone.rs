@@ -279,7 +279,9 @@ impl<'a> Spawn<'a> {
                 // (fcntl, dup2, close_range, execve, write, _exit) on memory
                 // prepared before the clone; no allocation, no lock.
                 let fail = |err_fd: RawFd| -> ! {
-                    let errno = io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+                    let errno = io::Error::last_os_error()
+                        .raw_os_error()
+                        .unwrap_or(libc::EIO);
                     let bytes = errno.to_ne_bytes();
                     // SAFETY: write(2) on a valid fd from a valid 4-byte buffer.
                     unsafe { libc::write(err_fd, bytes.as_ptr().cast(), 4) };

@@ -28,3 +28,6 @@ pub use process::{
     adopt_children, arm_pdeathsig, become_subreaper, block_forever, exit_now, monotonic_ns,
     reap_any, Reaped,
 };
+
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,6 @@
 //! Process-wide syscalls: subreaper, PDEATHSIG, reaping, exit, the clock.
 
 use std::io;
-use std::os::fd::OwnedFd;
 
 use rustix::process::{
     getpid, pidfd_open, set_child_subreaper, set_parent_process_death_signal, wait, Pid,
@@ -119,10 +118,15 @@ pub fn adopt_children() -> io::Result<Vec<Pidfd>> {
     let mut out = Vec::new();
     for task in std::fs::read_dir("/proc/self/task")? {
         let children = std::fs::read_to_string(task?.path().join("children"))?;
-        for pid in children.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
-            let Some(raw) = Pid::from_raw(pid) else { continue };
+        for pid in children
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
+            let Some(raw) = Pid::from_raw(pid) else {
+                continue;
+            };
             match pidfd_open(raw, PidfdFlags::empty()) {
-                Ok(fd) => out.push(Pidfd::from_kernel(OwnedFd::from(fd), pid)),
+                Ok(fd) => out.push(Pidfd::from_kernel(fd, pid)),
                 Err(rustix::io::Errno::SRCH) => {}
                 Err(e) => return Err(e.into()),
             }

@@ -1,0 +1,109 @@
+//! Tests of the canonical primitive on real processes. The test harness is
+//! multithreaded, so children here exec (the no-exec `run` is refused, which
+//! is itself tested); the no-exec path is exercised by every trial of the
+//! integration tests.
+
+use std::ffi::CString;
+use std::io::Read;
+use std::os::fd::AsFd;
+
+use rustix::pipe::{pipe_with, PipeFlags};
+use rustix::process::Signal;
+
+use super::*;
+
+fn sh(script: &str) -> (CString, Vec<CString>) {
+    let prog = CString::new("/bin/sh").unwrap();
+    let args = vec![
+        CString::new("sh").unwrap(),
+        CString::new("-c").unwrap(),
+        CString::new(script).unwrap(),
+    ];
+    (prog, args)
+}
+
+fn spawn_sh(script: &str, stdout: Option<std::os::fd::BorrowedFd<'_>>) -> Child {
+    let (prog, args) = sh(script);
+    let argv: Vec<&std::ffi::CStr> = args.iter().map(|a| a.as_c_str()).collect();
+    let map: Vec<(std::os::fd::BorrowedFd<'_>, i32)> =
+        stdout.into_iter().map(|fd| (fd, 1)).collect();
+    Spawn::default()
+        .exec(&prog, &argv, &map, 3)
+        .expect("spawn /bin/sh")
+}
+
+#[test]
+fn lifeline_eof_is_seen_when_the_parent_end_closes() {
+    // The child blocks reading its lifeline (fd 3) and exits 7 at EOF.
+    let child = spawn_sh("cat <&3 >/dev/null; exit 7", None);
+    let (pidfd, lifeline) = child.into_parts();
+    assert!(!pidfd.has_exited(), "the child must wait on its lifeline");
+    drop(lifeline);
+    assert_eq!(pidfd.wait().unwrap(), ExitStatus::Exited(7));
+}
+
+#[test]
+fn a_child_keeps_only_stdio_and_its_lifeline() {
+    let (r, w) = pipe_with(PipeFlags::CLOEXEC).unwrap();
+    // A stray fd without close-on-exec must not reach the child.
+    let devnull = std::fs::File::open("/dev/null").unwrap();
+    let stray = rustix::io::dup(&devnull).unwrap();
+    let child = spawn_sh("ls /proc/self/fd", Some(w.as_fd()));
+    drop(w);
+    let mut out = String::new();
+    std::fs::File::from(r).read_to_string(&mut out).unwrap();
+    child.pidfd().wait().unwrap();
+    let mut fds: Vec<i32> = out
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    fds.sort();
+    // ls itself opens one fd to read the directory.
+    assert!(
+        fds.starts_with(&[0, 1, 2, 3]) && fds.len() <= 5,
+        "child fds: {fds:?}"
+    );
+    drop(stray);
+}
+
+#[test]
+fn a_signal_through_a_reaped_pidfd_hits_nobody() {
+    let child = spawn_sh("exec cat <&3", None);
+    assert!(child.pidfd().send_signal(Signal::KILL).unwrap());
+    assert_eq!(
+        child.pidfd().wait().unwrap(),
+        ExitStatus::Signaled(libc::SIGKILL)
+    );
+    assert!(child.pidfd().has_exited());
+    assert!(
+        !child.pidfd().send_signal(Signal::KILL).unwrap(),
+        "ESRCH after reap"
+    );
+}
+
+#[test]
+fn exec_failure_is_reported_not_hidden() {
+    let prog = CString::new("/nonexistent/lab-test").unwrap();
+    let err = Spawn::default()
+        .exec(&prog, &[prog.as_c_str()], &[], 3)
+        .unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
+}
+
+#[test]
+fn a_copy_of_a_multithreaded_process_is_refused() {
+    // Keep a second thread alive for the duration of the call.
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let t = std::thread::spawn(move || rx.recv());
+    let err = spawn(|_| 0).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EDEADLK));
+    drop(tx);
+    let _ = t.join();
+}
+
+#[test]
+fn open_self_names_this_process() {
+    let me = Pidfd::open_self().unwrap();
+    assert_eq!(me.pid(), std::process::id() as i32);
+    assert!(!me.has_exited());
+}

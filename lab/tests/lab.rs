@@ -1,0 +1,304 @@
+//! Integration tests: the `lab` binary on real processes.
+//!
+//! Runs of the lab are serialized (one at a time), so that after each one the
+//! test can check that no process of the lab binary is left alive.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+static ONE_LAB_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+const LAB: &str = env!("CARGO_BIN_EXE_lab");
+
+fn scenario(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/scenarios")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn out_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lab-test-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// PIDs of live processes running the lab binary (supervisors, nodes).
+fn live_lab_processes() -> Vec<i32> {
+    let me = std::fs::canonicalize(LAB).unwrap();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == me))
+        .collect()
+}
+
+/// Run the lab with `args`, then assert that nothing of it is left alive.
+fn lab(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let out = Command::new(LAB)
+        .args(args)
+        .envs(envs.iter().copied())
+        .output()
+        .expect("run lab");
+    let left = live_lab_processes();
+    assert!(
+        left.is_empty(),
+        "processes of the lab left alive after `lab {}`: {left:?}",
+        args.join(" ")
+    );
+    out
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn strategy<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["strategy"] == name)
+        .unwrap()
+}
+
+fn nested(tag: &str, extra: &[&str], envs: &[(&str, &str)]) -> Value {
+    let out_dir = out_dir(tag);
+    let mut args = vec![
+        "run",
+        "nested",
+        "--seed",
+        "7",
+        "--trials",
+        "20",
+        "--format",
+        "json",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = lab(&args, envs);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "legacy orphans make the run fail: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    let canonical = strategy(&v, "canonical");
+    assert_eq!(
+        (canonical["trials"].as_u64(), canonical["pass"].as_u64()),
+        (Some(20), Some(20)),
+        "{canonical}"
+    );
+    let legacy = strategy(&v, "legacy");
+    assert_eq!(
+        (legacy["trials"].as_u64(), legacy["orphan"].as_u64()),
+        (Some(20), Some(20)),
+        "{legacy}"
+    );
+    assert!(legacy["orphans_total"].as_u64().unwrap() >= 20);
+    // One CSV row per trial, plus the header.
+    let csv = std::fs::read_to_string(v["csv"].as_str().unwrap()).unwrap();
+    assert_eq!(csv.lines().count(), 41);
+    let _ = std::fs::remove_dir_all(out_dir);
+    v
+}
+
+#[test]
+fn nested_canonical_passes_and_legacy_orphans_in_cgroup_mode() {
+    let v = nested("cgroup", &[], &[]);
+    if v["cgroup"] != true {
+        eprintln!(
+            "no writable cgroup v2 on this machine: ran in subreaper mode ({})",
+            v["cgroup_note"]
+        );
+    }
+    assert_eq!(v["scenario"], "nested");
+    assert_eq!(v["seed"], 7);
+}
+
+#[test]
+fn nested_canonical_passes_and_legacy_orphans_with_subreaper_alone() {
+    let v = nested("subreaper", &["--no-cgroup"], &[]);
+    assert_eq!(v["cgroup"], false);
+    let v = nested("subreaper-env", &[], &[("LAB_NO_CGROUP", "1")]);
+    assert_eq!(v["cgroup"], false);
+}
+
+#[test]
+fn a_deadlocked_tree_is_a_hang_at_its_deadline_and_is_cleaned_up() {
+    let dir = out_dir("hang");
+    let deadlock = scenario("deadlock.toml");
+    let out = lab(
+        &[
+            "run",
+            &deadlock,
+            "--trials",
+            "3",
+            "--format",
+            "json",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    for name in ["canonical", "legacy"] {
+        let r = strategy(&v, name);
+        assert_eq!(r["hang"].as_u64(), Some(3), "{r}");
+        let t = r["median_verdict_us"].as_u64().unwrap();
+        assert!(
+            (300_000..1_300_000).contains(&t),
+            "a hang is known at its 300 ms deadline, not at {t} us"
+        );
+        assert_eq!(r["replay"][0]["verdict"], "hang");
+    }
+    let csv = std::fs::read_to_string(v["csv"].as_str().unwrap()).unwrap();
+    assert!(
+        csv.lines()
+            .skip(1)
+            .all(|l| l.contains(",hang,") && l.contains("root")),
+        "{csv}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_tree_that_ends_by_itself_passes_on_every_strategy() {
+    let dir = out_dir("exits");
+    let exits = scenario("exits.toml");
+    let out = lab(
+        &[
+            "run",
+            &exits,
+            "--trials",
+            "5",
+            "--strategy",
+            "canonical",
+            "--strategy",
+            "legacy",
+            "--strategy",
+            "pdeathsig-checked",
+            "--format",
+            "json",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v = json(&out);
+    for r in v["results"].as_array().unwrap() {
+        assert_eq!(r["pass"].as_u64(), Some(5), "{r}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn plans_are_identical_across_runs_and_differ_across_seeds() {
+    let a = lab(&["plan", "nested", "--seed", "7"], &[]);
+    let b = lab(&["plan", "nested", "--seed", "7"], &[]);
+    assert_eq!(a.status.code(), Some(0));
+    assert_eq!(a.stdout, b.stdout);
+    let hashes: std::collections::BTreeSet<String> = (0..20)
+        .map(|seed| {
+            let out = lab(
+                &[
+                    "plan",
+                    "nested",
+                    "--seed",
+                    &seed.to_string(),
+                    "--format",
+                    "json",
+                ],
+                &[],
+            );
+            json(&out)["plan_hash"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert!(hashes.len() > 1, "the seed must matter");
+}
+
+#[test]
+fn bad_input_is_refused_with_its_location_and_status_2() {
+    let dir = out_dir("bad");
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "version = 1\nname = \"bad\"\n[tree]\nbreadth = 0\ndepth = 2\n",
+    )
+    .unwrap();
+    let out = lab(&["check", bad.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.toml:4:11: breadth must be at least 1") && err.contains("  | 0"),
+        "{err}"
+    );
+    let out = lab(
+        &["run", bad.to_str().unwrap(), "--out", dir.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let out = lab(
+        &["run", "no-such-scenario", "--out", dir.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("built in: nested"));
+    let out = lab(
+        &[
+            "run",
+            "nested",
+            "--strategy",
+            "bogus",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn check_and_list_accept_the_shipped_scenarios() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/nested.toml");
+    let out = lab(
+        &[
+            "check",
+            shipped.to_str().unwrap(),
+            &scenario("deadlock.toml"),
+            &scenario("exits.toml"),
+        ],
+        &[],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = lab(&["list"], &[]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("nested"));
+}
