@@ -12,6 +12,9 @@ use super::{
     DEFAULT_MAX_NODES, MAX_NODES_CEILING,
 };
 
+/// The longest duration a scenario may write.
+const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
 /// The only format version this lab reads.
 const VERSION: i64 = 1;
 
@@ -111,24 +114,32 @@ impl Ctx<'_> {
     }
 
     fn duration(&self, s: &str, span: std::ops::Range<usize>) -> Result<Duration, ScenarioError> {
-        humantime::parse_duration(s.trim()).or_else(|e| {
+        let d = humantime::parse_duration(s.trim()).or_else(|e| {
             self.err(
-                span,
+                span.clone(),
                 format!("not a duration ({e}); write it like \"5ms\", \"200us\" or \"1s\""),
             )
-        })
+        })?;
+        if d > MAX_DURATION {
+            return self.err(span, "durations are at most 24h");
+        }
+        Ok(d)
     }
 
-    fn selector(&self, s: &Sp<String>) -> Result<Selector, ScenarioError> {
-        Selector::parse(s.get_ref()).map_or_else(
-            || {
-                self.err(
-                    s.span(),
-                    "unknown node selector; use root, leaves, interior, depth:N, a path like 0.1, or *",
-                )
-            },
-            Ok,
-        )
+    fn selector(&self, s: &Sp<String>, shape: &[u32]) -> Result<Selector, ScenarioError> {
+        let Some(sel) = Selector::parse(s.get_ref()) else {
+            return self.err(
+                s.span(),
+                "unknown node selector; use root, leaves, interior, depth:N, a path like 0.1, or *",
+            );
+        };
+        if !sel.fits(shape) {
+            return self.err(
+                s.span(),
+                format!("`{sel}` names no node of this tree (breadths per level: {shape:?})"),
+            );
+        }
+        Ok(sel)
     }
 }
 
@@ -197,7 +208,7 @@ pub(super) fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         .collect::<Result<Vec<_>, _>>()?;
     let mut nodes = Vec::new();
     for (sel, rule) in &raw.nodes {
-        nodes.push((cx.selector(sel)?, node_rule(&cx, rule)?));
+        nodes.push((cx.selector(sel, &shape)?, node_rule(&cx, rule)?));
     }
     nodes.sort_by_key(|(s, _)| s.specificity());
     let teardown = match &raw.teardown {
@@ -241,6 +252,7 @@ fn tree_shape(cx: &Ctx<'_>, tree: &RawTree) -> Result<Vec<u32>, ScenarioError> {
             span,
             "a single breadth needs a depth; or give one breadth per level: [3, 2, 2]",
         ),
+        (RawBreadth::PerLevel(levels), _) if levels.len() > 64 => cx.err(span, "at most 64 levels"),
         (RawBreadth::PerLevel(levels), depth) => {
             if let Some(d) = depth {
                 if *d.get_ref() != levels.len() as i64 {
@@ -259,7 +271,7 @@ fn tree_shape(cx: &Ctx<'_>, tree: &RawTree) -> Result<Vec<u32>, ScenarioError> {
 }
 
 fn kill(cx: &Ctx<'_>, k: &RawKill, shape: &[u32]) -> Result<Kill, ScenarioError> {
-    let target = cx.selector(&k.target)?;
+    let target = cx.selector(&k.target, shape)?;
     let signal = match &k.signal {
         Some(s) => cx.signal(s)?,
         None => Sig::Kill,
@@ -289,7 +301,8 @@ fn kill(cx: &Ctx<'_>, k: &RawKill, shape: &[u32]) -> Result<Kill, ScenarioError>
         At::Window { lo: lo_d, hi: hi_d }
     } else {
         match humantime::parse_duration(at_text) {
-            Ok(d) => At::Window { lo: d, hi: d },
+            Ok(d) if d <= MAX_DURATION => At::Window { lo: d, hi: d },
+            Ok(_) => return cx.err(k.at.span(), "durations are at most 24h"),
             Err(_) => {
                 return cx.err(
                     k.at.span(),
@@ -311,7 +324,7 @@ fn target_has_interior(sel: &Selector, shape: &[u32]) -> bool {
     match sel {
         Selector::Leaves => false,
         Selector::Depth(d) => (*d as usize) < shape.len(),
-        Selector::Path(p) => p.len() < shape.len(),
+        Selector::Path(p) => p.len() < shape.len() && sel.fits(shape),
         _ => !shape.is_empty(),
     }
 }

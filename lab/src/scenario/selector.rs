@@ -30,11 +30,22 @@ impl Selector {
             "interior" => Some(Selector::Interior),
             _ => {
                 if let Some(n) = s.strip_prefix("depth:") {
-                    return n.parse().ok().map(Selector::Depth);
+                    return index(n).map(Selector::Depth);
                 }
-                let parts: Option<Vec<u32>> = s.split('.').map(|p| p.parse().ok()).collect();
+                let parts: Option<Vec<u32>> = s.split('.').map(index).collect();
                 parts.filter(|p| !p.is_empty()).map(Selector::Path)
             }
+        }
+    }
+
+    /// Whether the selector names at least one node of a tree with these
+    /// breadths per level (a path or depth outside the tree names none).
+    pub fn fits(&self, shape: &[u32]) -> bool {
+        match self {
+            Selector::Depth(d) => *d as usize <= shape.len(),
+            Selector::Path(p) => p.len() <= shape.len() && p.iter().zip(shape).all(|(i, b)| i < b),
+            Selector::Interior => !shape.is_empty(),
+            _ => true,
         }
     }
 
@@ -76,4 +87,11 @@ impl fmt::Display for Selector {
             }
         }
     }
+}
+
+/// A canonical index: decimal digits, no sign, no leading zero.
+fn index(s: &str) -> Option<u32> {
+    let canonical =
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+    canonical.then(|| s.parse().ok()).flatten()
 }
