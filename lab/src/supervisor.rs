@@ -47,6 +47,24 @@ pub fn main() -> i32 {
         }
     };
     let mut results = File::from(results);
+    let mut lab_cgroup = None;
+    let code = serve(reader, &mut results, &plans, &mut lab_cgroup);
+    // If the lab died, nobody else removes its cgroup: the last supervisor
+    // out removes it (rmdir fails harmlessly while others still use it).
+    if let Some(dir) = lab_cgroup {
+        let _ = std::fs::remove_dir(dir);
+    }
+    code
+}
+
+/// Answer requests until EOF (0) or a fatal error (3); remembers the lab's
+/// cgroup directory of the last request in `lab_cgroup`.
+fn serve(
+    reader: BufReader<File>,
+    results: &mut File,
+    plans: &std::os::fd::OwnedFd,
+    lab_cgroup: &mut Option<std::path::PathBuf>,
+) -> i32 {
     for line in reader.lines() {
         let Ok(line) = line else { break };
         let req: TrialRequest = match serde_json::from_str(&line) {
@@ -56,6 +74,7 @@ pub fn main() -> i32 {
                 return 3;
             }
         };
+        lab_cgroup.clone_from(&req.cgroup_parent);
         let Some(outcome) = trial::run(&req, plans.as_fd()) else {
             return 0;
         };
