@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use rustix::pipe::{pipe_with, PipeFlags};
 
 use crate::error::LabError;
-use crate::supervisor::{MODE_ARG, PLAN_FD, RESULT_FD};
+use crate::supervisor::{BYE, MODE_ARG, PLAN_FD, RESULT_FD};
 use crate::sys::{self, Pidfd, Spawn};
 use crate::trial::TrialRequest;
 use crate::verdict::{Outcome, Verdict};
@@ -92,8 +92,10 @@ impl Supervisor {
 
 impl Drop for Supervisor {
     fn drop(&mut self) {
-        // Closing the lifeline is the supervisor's signal to finish and exit.
-        drop(self.plans.take());
+        // "bye", then closing the lifeline: the supervisor finishes and exits.
+        if let Some(mut plans) = self.plans.take() {
+            let _ = plans.write_all(format!("{BYE}\n").as_bytes());
+        }
         let _ = self.pidfd.wait();
     }
 }

@@ -5,7 +5,8 @@
 //! Its fds, as the lab execs it: 0 and 1 `/dev/null`, 2 the lab's stderr,
 //! 3 the read end of its lifeline to the lab, on which the lab also writes one
 //! [`TrialRequest`] per line, and 4 the pipe on which it answers one
-//! [`Outcome`](crate::verdict::Outcome) per line. EOF or POLLHUP on fd 3 means the lab is gone: the
+//! [`Outcome`](crate::verdict::Outcome) per line. The lab ends it with a `bye` line; EOF or
+//! POLLHUP on fd 3 without one means the lab is gone: the
 //! supervisor ends the trial in flight, leaves nothing behind, and exits.
 
 use std::fs::File;
@@ -17,6 +18,9 @@ use crate::trial::{self, TrialRequest};
 
 /// The argument that starts the supervisor mode of the `lab` binary.
 pub const MODE_ARG: &str = "__supervisor";
+/// The line with which the lab ends a supervisor in order; EOF without it
+/// means the lab died.
+pub const BYE: &str = "bye";
 /// The fd of the plan lifeline in a supervisor.
 pub const PLAN_FD: i32 = 3;
 /// The fd of the result pipe in a supervisor.
@@ -67,6 +71,11 @@ fn serve(
 ) -> i32 {
     for line in reader.lines() {
         let Ok(line) = line else { break };
+        if line == BYE {
+            // An orderly end: the lab removes its own cgroup.
+            *lab_cgroup = None;
+            return 0;
+        }
         let req: TrialRequest = match serde_json::from_str(&line) {
             Ok(r) => r,
             Err(e) => {
