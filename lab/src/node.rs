@@ -8,7 +8,7 @@
 //! ordinary code is safe in the child.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, RawFd};
+use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
 use rustix::event::{poll, PollFd, PollFlags};
@@ -259,12 +259,4 @@ impl NodeCtx<'_> {
             }
         }
     }
-}
-
-/// The raw fd numbers of a context's fds (for closing them in a forked root).
-pub fn ctx_fds(ctx: &NodeCtx<'_>) -> Vec<RawFd> {
-    use std::os::fd::AsRawFd;
-    let mut v = vec![ctx.report.as_raw_fd()];
-    v.extend(ctx.gates.iter().map(|(_, f)| f.as_fd().as_raw_fd()));
-    v
 }

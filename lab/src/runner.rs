@@ -18,7 +18,7 @@ use crate::error::LabError;
 use crate::supervisor::{BYE, MODE_ARG, PLAN_FD, RESULT_FD};
 use crate::sys::{self, Pidfd, Spawn};
 use crate::trial::TrialRequest;
-use crate::verdict::{Outcome, Verdict};
+use crate::verdict::Outcome;
 
 /// A running supervisor: its pidfd, the write end of its lifeline (plans go
 /// there) and the read end of its result pipe.
@@ -142,7 +142,7 @@ pub fn run_trials(
                         if let Ok(fresh) = Supervisor::start(exe) {
                             sup = fresh;
                         }
-                        lab_error_outcome(reason)
+                        Outcome::error(reason, 0)
                     });
                     if tx.send(Ok((i, outcome))).is_err() {
                         break;
@@ -163,23 +163,6 @@ pub fn run_trials(
             None => Ok(start.elapsed()),
         }
     })
-}
-
-fn lab_error_outcome(reason: String) -> Outcome {
-    Outcome {
-        verdict: Verdict::Error,
-        orphans: 0,
-        hung: 0,
-        time_to_verdict_us: 0,
-        duration_us: 0,
-        slow_cascade_us: None,
-        window_us: 0,
-        kill_rung: "none".into(),
-        nodes_spawned: 0,
-        cgroup: false,
-        survivors: Vec::new(),
-        reason: Some(reason),
-    }
 }
 
 /// End and reap every child of the lab that is not a supervisor it still

@@ -128,21 +128,7 @@ pub fn run(req: &TrialRequest, lab_lifeline: BorrowedFd<'_>) -> Option<Outcome> 
 }
 
 fn error_outcome(t0: u64, reason: String) -> Outcome {
-    let us = (monotonic_ns() - t0) / 1000;
-    Outcome {
-        verdict: Verdict::Error,
-        orphans: 0,
-        hung: 0,
-        time_to_verdict_us: us,
-        duration_us: us,
-        slow_cascade_us: None,
-        window_us: 0,
-        kill_rung: "cleanup".into(),
-        nodes_spawned: 0,
-        cgroup: false,
-        survivors: Vec::new(),
-        reason: Some(reason),
-    }
+    Outcome::error(reason, (monotonic_ns() - t0) / 1000)
 }
 
 impl Trial<'_> {
@@ -177,7 +163,10 @@ impl Trial<'_> {
             }
         }
         self.root_spawned_ns = monotonic_ns();
-        let root = match self.spawn_root(node_end.as_fd(), &gate_reads) {
+        // Held to the end of the course: under the canonical strategy the
+        // root's lifeline write end lives here, and closing it would tell the
+        // root that its parent died.
+        let _root = match self.spawn_root(node_end.as_fd(), &gate_reads) {
             Ok(r) => r,
             Err(e) => {
                 return Some(error_outcome(
@@ -324,7 +313,6 @@ impl Trial<'_> {
                     last_death = now;
                 }
             }
-            let _ = &root;
         }
     }
 

@@ -83,3 +83,24 @@ pub struct Outcome {
     /// Why, for `error` and `panic`.
     pub reason: Option<String>,
 }
+
+impl Outcome {
+    /// An `error` outcome: the lab could not run the trial, for `reason`;
+    /// `us` is the time spent (µs).
+    pub fn error(reason: String, us: u64) -> Outcome {
+        Outcome {
+            verdict: Verdict::Error,
+            orphans: 0,
+            hung: 0,
+            time_to_verdict_us: us,
+            duration_us: us,
+            slow_cascade_us: None,
+            window_us: 0,
+            kill_rung: "cleanup".into(),
+            nodes_spawned: 0,
+            cgroup: false,
+            survivors: Vec::new(),
+            reason: Some(reason),
+        }
+    }
+}
