@@ -132,20 +132,48 @@ impl Drop for TrialCgroup {
 }
 
 /// Remove the lab's cgroup: kill what a crashed supervisor may have left in
-/// trial cgroups below it, then remove them and it. Best effort.
+/// trial cgroups below it, wait for the kernel's `populated 0` event on each
+/// (at most 1 s), then remove them and it. Best effort.
 pub fn remove_lab_cgroup(dir: &Path) {
     if let Ok(entries) = fs::read_dir(dir) {
         for e in entries.flatten() {
-            if e.path().is_dir() {
-                let _ = fs::write(e.path().join("cgroup.kill"), b"1");
-                for _ in 0..1000 {
-                    if fs::remove_dir(e.path()).is_ok() {
-                        break;
-                    }
-                    std::thread::yield_now();
+            let path = e.path();
+            if path.is_dir() {
+                let _ = fs::write(path.join("cgroup.kill"), b"1");
+                if let Ok(events) = File::open(path.join("cgroup.events")) {
+                    wait_unpopulated(&events, std::time::Duration::from_secs(1));
                 }
+                let _ = fs::remove_dir(&path);
             }
         }
     }
     let _ = fs::remove_dir(dir);
+}
+
+/// Block until `cgroup.events` says `populated 0` or `limit` passes: the
+/// file reports `POLLPRI` on every change of its content.
+fn wait_unpopulated(mut events: &File, limit: std::time::Duration) {
+    let end = std::time::Instant::now() + limit;
+    loop {
+        let mut s = String::new();
+        if events.rewind().is_err() || events.read_to_string(&mut s).is_err() {
+            return;
+        }
+        if s.lines().any(|l| l.trim() == "populated 0") {
+            return;
+        }
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        let ts = rustix::time::Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: left.subsec_nanos() as i64,
+        };
+        let mut fds = [rustix::event::PollFd::new(
+            &events,
+            rustix::event::PollFlags::PRI,
+        )];
+        let _ = rustix::event::poll(&mut fds, Some(&ts));
+    }
 }
