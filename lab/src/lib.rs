@@ -8,7 +8,9 @@
 #![deny(unsafe_code)]
 
 pub mod cgroup;
+pub mod env;
 pub mod error;
+pub mod holders;
 pub mod node;
 pub mod plan;
 pub mod report;

@@ -40,8 +40,12 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Trials per strategy
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 100, conflicts_with = "repeat")]
         trials: u64,
+        /// Replay the plan K times per strategy and print the reproduction
+        /// rate (a gated scenario must reproduce K/K)
+        #[arg(long, value_name = "K")]
+        repeat: Option<u64>,
         /// Strategy (repeatable): a preset (`lab strategies`) or create=..,death=..,observe=..
         #[arg(long = "strategy", default_values_t = ["canonical".to_string(), "legacy".to_string()])]
         strategies: Vec<String>,
@@ -82,8 +86,23 @@ enum Command {
     List,
     /// List the strategy presets
     Strategies,
+    /// Print which kernel features this machine has and what they enable
+    Env {
+        /// Output format
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     #[command(name = "__supervisor", hide = true)]
     Supervisor,
+    #[command(name = "__node", hide = true)]
+    Node {
+        idx: u32,
+        parent_pid: i32,
+        #[arg(long)]
+        lifeline: bool,
+        #[arg(long)]
+        notify: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -101,6 +120,28 @@ fn main() -> ExitCode {
 fn execute(command: Command) -> Result<i32, LabError> {
     match command {
         Command::Supervisor => Ok(lab::supervisor::main()),
+        Command::Node {
+            idx,
+            parent_pid,
+            lifeline,
+            notify,
+        } => lab::node::boot::main(idx, parent_pid, lifeline, notify),
+        Command::Env { format } => {
+            let cgroup = lab::cgroup::create_lab_cgroup();
+            let features = lab::sys::probe::probe_kernel(cgroup.as_deref());
+            match format {
+                Format::Text => print!("{}", lab::env::render(&features, cgroup.as_deref())),
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&lab::env::to_json(&features, cgroup.as_deref()))
+                        .expect("json")
+                ),
+            }
+            if let Some(dir) = &cgroup {
+                lab::cgroup::remove_lab_cgroup(dir);
+            }
+            Ok(0)
+        }
         Command::List => {
             for (name, text) in BUILTIN {
                 let s = Scenario::parse(&format!("scenarios/{name}.toml"), text)?;
@@ -118,6 +159,16 @@ fn execute(command: Command) -> Result<i32, LabError> {
                     o.name()
                 );
             }
+            let have = if lab::sys::probe::autokill_supported() {
+                "available here"
+            } else {
+                "not on this kernel"
+            };
+            println!(
+                "{:<18} ({have})  {}",
+                lab::strategy::AUTOKILL,
+                lab::strategy::AUTOKILL_ABOUT
+            );
             Ok(0)
         }
         Command::Check { files } => {
@@ -158,6 +209,7 @@ fn execute(command: Command) -> Result<i32, LabError> {
             scenario,
             seed,
             trials,
+            repeat,
             strategies,
             deadline,
             no_cgroup,
@@ -165,8 +217,11 @@ fn execute(command: Command) -> Result<i32, LabError> {
             out,
             format,
         } => {
+            let trials = repeat.unwrap_or(trials);
             if trials == 0 {
-                return Err(LabError::Input("--trials must be at least 1".into()));
+                return Err(LabError::Input(
+                    "--trials and --repeat must be at least 1".into(),
+                ));
             }
             let strategies = strategies
                 .iter()

@@ -9,10 +9,10 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::scenario::{At, Phase, Pick, Scenario, Selector, Sig};
+use crate::scenario::{At, Hazard, Phase, Pick, ReadDiscipline, Scenario, Selector, Sig};
 
 /// One node of a plan. Nodes are numbered breadth-first; 0 is the root.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanNode {
     /// `root`, `0`, `0.1`, `0.1.0`.
     pub path: String,
@@ -30,6 +30,65 @@ pub struct PlanNode {
     pub exit_delay_us: u64,
     /// The phase at which the node waits for the supervisor, if any.
     pub gate: Option<Phase>,
+    /// Its parent execs it (the lab's node program).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub exec: bool,
+    /// An external program its parent execs in its place.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub command: Option<Vec<String>>,
+    /// Extra threads it starts before spawning its children.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub threads: u32,
+    /// What those threads do.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub hazard: Hazard,
+    /// Fraction of time a mutex thread holds the lock (‰).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub hold_permille: u32,
+    /// The hazard of its parent, which it touches when it starts (a copy of
+    /// a threaded parent inherits the hazard's state).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub touch: Hazard,
+    /// It spawns each child from a short-lived thread.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub spawn_from_thread: bool,
+    /// Its parent captures its stdout through a pipe.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub capture: bool,
+    /// How it reads captured children under the `proc` observe axis.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub read: ReadDiscipline,
+    /// Bytes it writes to stdout before exiting by itself.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub output_bytes: u64,
+    /// The fd it duplicates its stdout to when it starts.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub dup_stdout: Option<i32>,
+    /// It spawns a helper outside the plan that blocks forever.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub helper: bool,
+    /// It starts a setsid'd, double-forked daemon.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub daemon: bool,
+    /// Signals it ignores.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub ignore: Vec<Sig>,
+    /// It runs the PID-reuse experiment.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub pid_reuse: bool,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+impl PlanNode {
+    /// Whether the node has threads besides its main one when it spawns its
+    /// children (so a child that is a copy of it, without exec, may inherit
+    /// a lock or a global no thread will serve).
+    pub fn threaded(&self) -> bool {
+        self.threads > 0 || self.hazard == Hazard::Attendant || self.spawn_from_thread
+    }
 }
 
 /// When a planned kill fires, resolved.
@@ -77,8 +136,18 @@ pub struct Plan {
     pub nodes: Vec<PlanNode>,
     /// The kill schedule, in file order.
     pub kills: Vec<PlanKill>,
-    /// Signal sent to the root once the course has settled.
+    /// Signal sent to the root (or the group) once the course has settled:
+    /// the first rung of the teardown ladder.
     pub teardown: Sig,
+    /// The later rungs of the ladder, if any.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub escalate: Vec<Sig>,
+    /// How long each rung waits for the tree to die before the next (µs).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub rung_wait_us: u64,
+    /// Signal the whole tree, not the root.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub teardown_group: bool,
     /// Default deadline of a trial (µs): the scenario's, or 250 ms + 10 ms a
     /// node + the latest kill delay.
     pub deadline_us: u64,
@@ -138,18 +207,28 @@ impl Plan {
             })
             .max()
             .unwrap_or(0);
-        let deadline_us = scenario
-            .deadline
-            .map_or(250_000 + 10_000 * nodes.len() as u64 + latest_delay, |d| {
-                d.as_micros() as u64
-            });
+        let execs = nodes
+            .iter()
+            .filter(|n| n.exec || n.command.is_some())
+            .count() as u64;
+        let deadline_us = scenario.deadline.map_or(
+            250_000 + 10_000 * nodes.len() as u64 + 20_000 * execs + latest_delay,
+            |d| d.as_micros() as u64,
+        );
         Plan {
             scenario: scenario.name.clone(),
             scenario_hash: scenario.source_hash.clone(),
             seed,
             nodes,
             kills,
-            teardown: scenario.teardown,
+            teardown: scenario.teardown.ladder[0],
+            escalate: scenario.teardown.ladder[1..].to_vec(),
+            rung_wait_us: if scenario.teardown.ladder.len() > 1 {
+                scenario.teardown.rung_wait.as_micros() as u64
+            } else {
+                0
+            },
+            teardown_group: scenario.teardown.group,
             deadline_us,
         }
     }
@@ -234,13 +313,7 @@ fn matches(sel: &Selector, node: &PlanNode) -> bool {
 fn build_tree(scenario: &Scenario) -> Vec<PlanNode> {
     let mut nodes = vec![PlanNode {
         path: "root".into(),
-        parent: None,
-        children: Vec::new(),
-        depth: 0,
-        linger: false,
-        exit_code: 0,
-        exit_delay_us: 0,
-        gate: None,
+        ..PlanNode::default()
     }];
     let mut level: Vec<u32> = vec![0];
     for (depth, &breadth) in scenario.shape.iter().enumerate() {
@@ -256,12 +329,8 @@ fn build_tree(scenario: &Scenario) -> Vec<PlanNode> {
                 nodes.push(PlanNode {
                     path,
                     parent: Some(parent),
-                    children: Vec::new(),
                     depth: depth as u32 + 1,
-                    linger: false,
-                    exit_code: 0,
-                    exit_delay_us: 0,
-                    gate: None,
+                    ..PlanNode::default()
                 });
                 nodes[parent as usize].children.push(idx);
                 next.push(idx);
@@ -277,7 +346,30 @@ fn build_tree(scenario: &Scenario) -> Vec<PlanNode> {
                 node.exit_delay_us = rule
                     .exit_delay
                     .map_or(node.exit_delay_us, |d| d.as_micros() as u64);
+                node.exec = rule.exec.unwrap_or(node.exec);
+                if rule.command.is_some() {
+                    node.command.clone_from(&rule.command);
+                }
+                node.threads = rule.threads.unwrap_or(node.threads);
+                node.hazard = rule.hazard.unwrap_or(node.hazard);
+                node.hold_permille = rule.hold_permille.unwrap_or(node.hold_permille);
+                node.spawn_from_thread = rule.spawn_from_thread.unwrap_or(node.spawn_from_thread);
+                node.capture = rule.capture.unwrap_or(node.capture);
+                node.read = rule.read.unwrap_or(node.read);
+                node.output_bytes = rule.output_bytes.unwrap_or(node.output_bytes);
+                node.dup_stdout = rule.dup_stdout.or(node.dup_stdout);
+                node.helper = rule.helper.unwrap_or(node.helper);
+                node.daemon = rule.daemon.unwrap_or(node.daemon);
+                if let Some(ignore) = &rule.ignore {
+                    node.ignore.clone_from(ignore);
+                }
+                node.pid_reuse = rule.pid_reuse.unwrap_or(node.pid_reuse);
             }
+        }
+    }
+    for i in 0..nodes.len() {
+        if let Some(p) = nodes[i].parent {
+            nodes[i].touch = nodes[p as usize].hazard;
         }
     }
     nodes

@@ -33,6 +33,12 @@ pub enum Event {
     ParentGone,
     /// It could not go on: the value is an errno (spawn failed, say).
     Failed,
+    /// A reaped child's captured stdout still had a writer after the EOF
+    /// bound: the value is the child's index (above bit 40) and the pipe's
+    /// inode (below).
+    Leak,
+    /// The PID-reuse experiment's result: a [`crate::node::pid_reuse::Finding`].
+    Finding,
 }
 
 impl Event {
@@ -44,6 +50,8 @@ impl Event {
             Event::Exiting => 4,
             Event::ParentGone => 5,
             Event::Failed => 6,
+            Event::Leak => 7,
+            Event::Finding => 8,
         }
     }
 
@@ -55,6 +63,8 @@ impl Event {
             4 => Event::Exiting,
             5 => Event::ParentGone,
             6 => Event::Failed,
+            7 => Event::Leak,
+            8 => Event::Finding,
             _ => return None,
         })
     }
@@ -126,9 +136,26 @@ pub fn send(
     value: i64,
     pidfd: Option<&Pidfd>,
 ) -> io::Result<()> {
+    let pid = rustix::process::getpid().as_raw_nonzero().get();
+    send_as(fd, node, pid, event, value, pidfd)
+}
+
+/// Send one record about node `node`, whose PID is `pid`, on its behalf (a
+/// parent reports for a command node, which cannot).
+///
+/// # Errors
+/// `EPIPE` once the supervisor end is closed.
+pub fn send_as(
+    fd: BorrowedFd<'_>,
+    node: u32,
+    pid: i32,
+    event: Event,
+    value: i64,
+    pidfd: Option<&Pidfd>,
+) -> io::Result<()> {
     let rec = Record {
         node,
-        pid: rustix::process::getpid().as_raw_nonzero().get(),
+        pid,
         event,
         time_ns: monotonic_ns(),
         value,

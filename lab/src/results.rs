@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 /// Version of the CSV header; bumped on any change of columns.
-pub const SCHEMA: u32 = 1;
+pub const SCHEMA: u32 = 2;
 
 /// One CSV row: one trial.
 #[derive(Debug, Serialize)]
@@ -61,8 +61,14 @@ pub struct TrialRow<'a> {
     pub kernel: &'a str,
     /// Node paths of survivors or blocked processes, space-separated.
     pub survivors: String,
-    /// Why, for error and panic.
+    /// Why, for every verdict but pass.
     pub reason: &'a str,
+    /// The teardown rung in effect when each node died, `path=RUNG`,
+    /// space-separated.
+    pub node_rungs: String,
+    /// Kill targets the `/proc` oracle read as alive right after the kill
+    /// although their pidfd reported the exit (legacy observe axis only).
+    pub false_orphans: u32,
     /// The command that replays this trial.
     pub replay: &'a str,
 }

@@ -70,8 +70,19 @@ pub struct StrategySummary {
     pub panic: u64,
     /// ... `leak`.
     pub leak: u64,
+    /// ... `early-death`.
+    pub early_death: u64,
+    /// ... `innocent-kill`.
+    pub innocent_kill: u64,
     /// ... `error`.
     pub error: u64,
+    /// The most frequent verdict and how many trials had it: the
+    /// reproduction rate of a replayed plan (`--repeat K`).
+    pub reproduction: Reproduction,
+    /// Trials in which the `/proc` oracle saw at least one false orphan.
+    pub trials_with_false_orphans: u64,
+    /// False orphans of the `/proc` oracle over all trials.
+    pub false_orphans_total: u64,
     /// Each verdict's rate with its 95% Wilson interval.
     pub rates: BTreeMap<String, Rate>,
     /// Median time from a trial's start to its verdict (µs).
@@ -82,8 +93,22 @@ pub struct StrategySummary {
     pub orphans_total: u64,
     /// How to replay each failing verdict.
     pub replay: Vec<Replay>,
-    /// Distinct reasons of `error` trials, with counts.
-    pub errors: BTreeMap<String, u64>,
+    /// Distinct reasons of failing trials (every verdict but pass), with
+    /// counts, by verdict.
+    pub reasons: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+/// How often a replayed plan gave its most frequent verdict.
+#[derive(Clone, Debug, Serialize)]
+pub struct Reproduction {
+    /// The most frequent verdict.
+    pub verdict: Verdict,
+    /// Trials with it.
+    pub trials: u64,
+    /// Trials run.
+    pub of: u64,
+    /// Its rate with the 95% Wilson interval.
+    pub rate: Rate,
 }
 
 /// The summary of a run (what `--format json` prints).
@@ -145,10 +170,31 @@ impl RunSummary {
                 r.median_verdict_us as f64 / 1000.0
             );
             for v in Verdict::ALL {
-                let _ = writeln!(s, "  {:<7} {}", v.name(), r.rates[v.name()].render());
+                let _ = writeln!(s, "  {:<13} {}", v.name(), r.rates[v.name()].render());
             }
-            for (reason, n) in &r.errors {
-                let _ = writeln!(s, "  error x{n}: {reason}");
+            let rp = &r.reproduction;
+            let _ = writeln!(
+                s,
+                "  reproduced {} in {}/{} trials ({})",
+                rp.verdict,
+                rp.trials,
+                rp.of,
+                rp.rate.render()
+            );
+            if r.trials_with_false_orphans > 0 {
+                let _ = writeln!(
+                    s,
+                    "  /proc oracle: {} false orphans in {} trials ({})",
+                    r.false_orphans_total,
+                    r.trials_with_false_orphans,
+                    Rate::wilson(r.trials_with_false_orphans, r.trials).render()
+                );
+            }
+            for (verdict, reasons) in &r.reasons {
+                for (reason, n) in reasons {
+                    let first = reason.lines().next().unwrap_or("");
+                    let _ = writeln!(s, "  {verdict} x{n}: {first}");
+                }
             }
             for rp in &r.replay {
                 let _ = writeln!(
@@ -173,6 +219,14 @@ impl RunSummary {
 pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
     let scenario = Scenario::load(&args.scenario)?;
     let plan = Plan::new(&scenario, args.seed);
+    if plan.nodes.iter().any(|n| n.pid_reuse) && !sys::probe::probe_kernel(None).pid_reuse() {
+        return Err(LabError::Input(format!(
+            "{} needs a private PID namespace, and this process can make none: run it as root, \
+             or allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1 or \
+             user.max_user_namespaces > 0); nothing was run",
+            scenario.name
+        )));
+    }
     let plan_hash = plan.hash();
     let run_id = results::run_id(&scenario.name, args.seed);
     let kernel = results::kernel();
@@ -243,6 +297,8 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
                 kernel: &kernel,
                 survivors: o.survivors.join(" "),
                 reason: o.reason.as_deref().unwrap_or(""),
+                node_rungs: o.node_rungs.join(" "),
+                false_orphans: o.false_orphans,
                 replay: &replay,
             };
             if let Err(e) = csv.write(&row) {
@@ -343,12 +399,23 @@ fn summarize(
             })
         })
         .collect();
-    let mut errors = BTreeMap::new();
+    let mut reasons: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for (_, o) in outcomes {
-        if let (Verdict::Error, Some(r)) = (o.verdict, &o.reason) {
-            *errors.entry(r.clone()).or_insert(0) += 1;
+        if let (v, Some(r)) = (o.verdict, &o.reason) {
+            if v != Verdict::Pass {
+                *reasons
+                    .entry(v.name().to_string())
+                    .or_default()
+                    .entry(r.clone())
+                    .or_insert(0) += 1;
+            }
         }
     }
+    let modal = Verdict::ALL
+        .iter()
+        .copied()
+        .max_by_key(|&v| (count(v), std::cmp::Reverse(v)))
+        .unwrap_or(Verdict::Pass);
     StrategySummary {
         strategy: strategy.name.clone(),
         trials: n,
@@ -357,7 +424,18 @@ fn summarize(
         hang: count(Verdict::Hang),
         panic: count(Verdict::Panic),
         leak: count(Verdict::Leak),
+        early_death: count(Verdict::EarlyDeath),
+        innocent_kill: count(Verdict::InnocentKill),
         error: count(Verdict::Error),
+        reproduction: Reproduction {
+            verdict: modal,
+            trials: count(modal),
+            of: n,
+            rate: Rate::wilson(count(modal), n),
+        },
+        trials_with_false_orphans: outcomes.iter().filter(|(_, o)| o.false_orphans > 0).count()
+            as u64,
+        false_orphans_total: outcomes.iter().map(|(_, o)| o.false_orphans as u64).sum(),
         rates,
         median_verdict_us: median(&times),
         trials_per_s: if wall.as_secs_f64() > 0.0 {
@@ -367,6 +445,6 @@ fn summarize(
         },
         orphans_total: outcomes.iter().map(|(_, o)| o.orphans as u64).sum(),
         replay: replays,
-        errors,
+        reasons,
     }
 }

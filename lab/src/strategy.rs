@@ -12,8 +12,15 @@ pub enum Create {
     /// `clone3(CLONE_PIDFD | CLONE_CLEAR_SIGHAND)`, lifeline installed,
     /// `close_range` of every fd the child was not meant to keep.
     Clone3,
-    /// `fork()`: every fd inherited, no pidfd.
+    /// `fork()`: every fd inherited (nothing closes them), no pidfd; a node
+    /// marked `exec` is exec'd after the fork.
     Fork,
+    /// `fork()` and never exec, even where the node is marked `exec`: the
+    /// child is a copy of whatever the parent is, threads' locks included.
+    ForkNoexec,
+    /// `std::process::Command`: fork/exec by the standard library (every
+    /// node is exec'd; std's fds are close-on-exec), no pidfd in the API.
+    StdCommand,
 }
 
 /// How a child learns that its parent died.
@@ -34,9 +41,12 @@ pub enum ParentDeath {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Observe {
-    /// `poll`/`waitid(P_PIDFD)` and `pidfd_send_signal`.
+    /// `poll`/`waitid(P_PIDFD)` and `pidfd_send_signal`; captured stdout read
+    /// while waiting for the exit, EOF wait bounded once the child is reaped.
     Pidfd,
-    /// `waitpid(pid)`, `kill(pid)`, liveness from `/proc/PID/stat`.
+    #[serde(alias = "proc")]
+    /// `waitpid(pid)`, `kill(pid)`, liveness from `/proc/PID/stat`; captured
+    /// stdout read the way the scenario says (`read`). Written `proc` (or `pid`).
     Pid,
 }
 
@@ -52,6 +62,12 @@ pub struct Strategy {
     /// Observe-and-signal axis.
     pub observe: Observe,
 }
+
+/// The optional preset that uses `CLONE_PIDFD_AUTOKILL` where the kernel has it.
+pub const AUTOKILL: &str = "autokill";
+/// What `lab strategies` says about [`AUTOKILL`].
+pub const AUTOKILL_ABOUT: &str =
+    "clone3 with CLONE_PIDFD_AUTOKILL: the child dies when its pidfd closes (Linux 7.1+; refused, exit 2, where the kernel lacks it)";
 
 /// The named presets: `(name, create, death, observe, one line)`.
 pub const PRESETS: &[(&str, Create, ParentDeath, Observe, &str)] = &[
@@ -76,6 +92,27 @@ pub const PRESETS: &[(&str, Create, ParentDeath, Observe, &str)] = &[
         Observe::Pid,
         "legacy, with the getppid() check after PR_SET_PDEATHSIG",
     ),
+    (
+        "lifeline-leaky",
+        Create::Fork,
+        ParentDeath::Lifeline,
+        Observe::Pidfd,
+        "canonical, but created by fork: lifeline write ends are inherited (no close-on-exec, no close_range)",
+    ),
+    (
+        "fork-noexec",
+        Create::ForkNoexec,
+        ParentDeath::Pdeathsig,
+        Observe::Pid,
+        "legacy, and never exec: every child is a copy of its parent, threads' locks included",
+    ),
+    (
+        "std-command",
+        Create::StdCommand,
+        ParentDeath::None,
+        Observe::Pid,
+        "std::process::Command spawn, wait and kill, nothing for parent death: what users pick today",
+    ),
 ];
 
 impl Strategy {
@@ -85,6 +122,16 @@ impl Strategy {
     /// A message naming the presets and axis values, or the unsupported
     /// combination and what to pick instead.
     pub fn parse(s: &str) -> Result<Strategy, String> {
+        if s == AUTOKILL {
+            return Err(if crate::sys::probe::autokill_supported() {
+                "this kernel has CLONE_PIDFD_AUTOKILL, but this version of the lab does not drive it yet; use canonical".into()
+            } else {
+                format!(
+                    "`autokill` needs clone3's CLONE_PIDFD_AUTOKILL, which this kernel ({}) does not have (Linux 7.1 and later); use canonical",
+                    rustix::system::uname().release().to_string_lossy()
+                )
+            });
+        }
         if let Some(&(name, create, death, observe, _)) = PRESETS.iter().find(|p| p.0 == s) {
             return Ok(Strategy {
                 name: name.into(),
@@ -96,7 +143,7 @@ impl Strategy {
         if !s.contains('=') {
             let names: Vec<&str> = PRESETS.iter().map(|p| p.0).collect();
             return Err(format!(
-                "unknown strategy `{s}`: use a preset ({}) or create=clone3|fork,death=lifeline|pdeathsig|pdeathsig-checked|none,observe=pidfd|pid",
+                "unknown strategy `{s}`: use a preset ({}) or create=clone3|fork|fork-noexec|std-command,death=lifeline|pdeathsig|pdeathsig-checked|none,observe=pidfd|proc",
                 names.join(", ")
             ));
         }
@@ -128,21 +175,7 @@ impl Strategy {
             death,
             observe,
         };
-        st.check()?;
         Ok(st)
-    }
-
-    fn check(&self) -> Result<(), String> {
-        if self.create == Create::Fork && self.death == ParentDeath::Lifeline {
-            return Err(
-                "a lifeline with fork (the leaky lifeline) is not supported yet: use create=clone3"
-                    .into(),
-            );
-        }
-        if self.create == Create::Fork && self.observe == Observe::Pidfd {
-            return Err("fork gives no pidfd: use observe=pid with create=fork".into());
-        }
-        Ok(())
     }
 }
 
@@ -152,6 +185,18 @@ impl Create {
         match self {
             Create::Clone3 => "clone3",
             Create::Fork => "fork",
+            Create::ForkNoexec => "fork-noexec",
+            Create::StdCommand => "std-command",
+        }
+    }
+
+    /// Whether a child created this way runs the lab's node program by exec
+    /// (`wanted`: the node is marked `exec`).
+    pub fn execs(self, wanted: bool) -> bool {
+        match self {
+            Create::Clone3 | Create::Fork => wanted,
+            Create::ForkNoexec => false,
+            Create::StdCommand => true,
         }
     }
 }
@@ -173,7 +218,7 @@ impl Observe {
     pub fn name(self) -> &'static str {
         match self {
             Observe::Pidfd => "pidfd",
-            Observe::Pid => "pid",
+            Observe::Pid => "proc",
         }
     }
 }
@@ -205,9 +250,19 @@ mod tests {
             (Create::Fork, ParentDeath::Pdeathsig, Observe::Pid)
         );
         assert!(Strategy::parse("nope").unwrap_err().contains("canonical"));
-        assert!(Strategy::parse("create=fork,death=lifeline,observe=pid")
+        let leaky = Strategy::parse("lifeline-leaky").unwrap();
+        assert_eq!(
+            (leaky.create, leaky.death, leaky.observe),
+            (Create::Fork, ParentDeath::Lifeline, Observe::Pidfd)
+        );
+        let p = Strategy::parse("create=fork-noexec,death=none,observe=proc").unwrap();
+        assert_eq!(
+            (p.create, p.death, p.observe),
+            (Create::ForkNoexec, ParentDeath::None, Observe::Pid)
+        );
+        assert!(Strategy::parse("create=vfork,death=none,observe=proc")
             .unwrap_err()
-            .contains("clone3"));
+            .contains("vfork"));
         assert!(Strategy::parse("create=fork")
             .unwrap_err()
             .contains("all three"));

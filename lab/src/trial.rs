@@ -15,16 +15,18 @@ use rustix::pipe::{pipe_with, PipeFlags};
 use serde::{Deserialize, Serialize};
 
 use crate::cgroup::TrialCgroup;
-use crate::node::{ChildHandle, NodeCtx};
+use crate::node::boot::Boot;
+use crate::node::pid_reuse::Finding;
+use crate::node::{ChildHandle, NodeCtx, LEAK_INODE_BITS};
 use crate::plan::{Plan, PlanAt};
 use crate::report::{self, Event};
 use crate::scenario::{Phase, Sig};
-use crate::strategy::{Observe, Strategy};
+use crate::strategy::{Create, Observe, Strategy};
 use crate::sys::{self, legacy, monotonic_ns, Pidfd, Reaped};
 use crate::verdict::{Outcome, Verdict};
 
 /// Shortest cascade window (µs), before measured latencies widen it.
-const WINDOW_FLOOR_US: u64 = 2_000;
+const WINDOW_FLOOR_US: u64 = 10_000;
 /// Longest cascade window (µs).
 const WINDOW_CEILING_US: u64 = 1_000_000;
 /// How often the legacy observe axis re-reads `/proc/PID/stat` (µs).
@@ -55,6 +57,12 @@ struct Tracked {
     at_gate: Option<Phase>,
     dead_ns: Option<u64>,
     failed: Option<i64>,
+    /// It reported `exiting` or `parent-gone`: its death is its own.
+    ended_itself: bool,
+    /// The supervisor signalled it (a planned kill or the teardown).
+    signalled: bool,
+    /// The teardown rung in effect when it died.
+    rung: Option<String>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -66,6 +74,7 @@ enum KillState {
 
 enum Stage {
     Course,
+    Ladder { rung: usize, since: u64 },
     Grace,
     Confirm { since: u64 },
 }
@@ -80,6 +89,18 @@ struct Trial<'a> {
     ready_at: Option<u64>,
     cgroup: Option<TrialCgroup>,
     adopted: Vec<Pidfd>,
+    /// Leaks reported by nodes, with the holders named.
+    leaks: Vec<String>,
+    /// Findings of the PID-reuse experiment.
+    findings: Vec<Finding>,
+    /// The first unplanned death during the course.
+    early: Option<String>,
+    /// Why the trial is a panic (a guard refused a deadlock).
+    panic: Option<String>,
+    /// Label of the teardown rung last sent.
+    rung: Option<String>,
+    /// Legacy oracle: kill targets `/proc` read as alive right after the kill.
+    proc_alive_after_kill: Vec<usize>,
 }
 
 /// Run one trial. `lab_lifeline` is the supervisor's lifeline to the lab: if
@@ -116,14 +137,55 @@ pub fn run(req: &TrialRequest, lab_lifeline: BorrowedFd<'_>) -> Option<Outcome> 
         ready_at: None,
         cgroup,
         adopted: Vec::new(),
+        leaks: Vec::new(),
+        findings: Vec::new(),
+        early: None,
+        panic: None,
+        rung: None,
+        proc_alive_after_kill: Vec::new(),
     };
-    let result = trial.course(lab_lifeline);
+    let result = match refusal(req) {
+        Some(reason) => {
+            trial.panic = Some(reason);
+            Some(trial.finish(Verdict::Pass, None, "none", 0, None))
+        }
+        None => trial.course(lab_lifeline),
+    };
     trial.cleanup();
     let end = monotonic_ns();
     drop(trial.cgroup.take());
     result.map(|mut o| {
         o.duration_us = (end - t0) / 1000;
         o
+    })
+}
+
+/// The plan-time guard of the canonical primitive: a node that is a copy
+/// (no exec) of a multithreaded parent may inherit a held lock or a global
+/// without its thread (casebook 4), so clone3 refuses to make one. `Some`
+/// with the reason when the plan asks for that under the canonical create axis.
+pub fn refusal(req: &TrialRequest) -> Option<String> {
+    if req.strategy.create != Create::Clone3 {
+        return None;
+    }
+    let nodes = &req.plan.nodes;
+    nodes.iter().find_map(|n| {
+        if !n.threaded() {
+            return None;
+        }
+        let copy = n.children.iter().map(|&c| &nodes[c as usize]).find(|c| {
+            !c.exec && c.command.is_none()
+        })?;
+        Some(format!(
+            "refused at plan time: node {} would be a copy (clone3 without exec) of node {}, which has threads \
+             ({} extra, hazard {:?}{}); a copy inherits their locks and globals but not the threads. Set exec = true on {}",
+            copy.path,
+            n.path,
+            n.threads,
+            n.hazard,
+            if n.spawn_from_thread { ", spawns from a thread" } else { "" },
+            copy.path
+        ))
     })
 }
 
@@ -138,7 +200,10 @@ impl Trial<'_> {
 
     /// Everything from spawning the root to the verdict.
     fn course(&mut self, lab_lifeline: BorrowedFd<'_>) -> Option<Outcome> {
-        let (sup_end, node_end) = match report::channel() {
+        // The fds every node inherits sit at LAB_FD_FLOOR and above, where a
+        // scenario's own fd numbers cannot reach them.
+        let channel = report::channel().and_then(|(s, n)| Ok((s, sys::move_high(n)?)));
+        let (sup_end, node_end) = match channel {
             Ok(p) => p,
             Err(e) => {
                 return Some(error_outcome(
@@ -151,7 +216,10 @@ impl Trial<'_> {
         let req = self.req;
         for k in &req.plan.kills {
             if let PlanAt::Gate { child, .. } = k.at {
-                match pipe_with(PipeFlags::CLOEXEC) {
+                let gate = pipe_with(PipeFlags::CLOEXEC)
+                    .map_err(io::Error::from)
+                    .and_then(|(r, w)| Ok((sys::move_high(r)?, w)));
+                match gate {
                     Ok((r, w)) => {
                         gate_reads.push((child, r));
                         self.gates.push((child, w));
@@ -162,11 +230,30 @@ impl Trial<'_> {
                 }
             }
         }
+        let boot = if self.needs_boot() {
+            let gates: Vec<u32> = gate_reads.iter().map(|(n, _)| *n).collect();
+            let b = Boot {
+                plan: req.plan.clone(),
+                strategy: req.strategy.clone(),
+                gates,
+            };
+            match b.to_memfd().and_then(sys::move_high) {
+                Ok(fd) => Some(fd),
+                Err(e) => {
+                    return Some(error_outcome(
+                        self.t0,
+                        format!("cannot write the boot record: {e}"),
+                    ))
+                }
+            }
+        } else {
+            None
+        };
         self.root_spawned_ns = monotonic_ns();
         // Held to the end of the course: under the canonical strategy the
         // root's lifeline write end lives here, and closing it would tell the
         // root that its parent died.
-        let _root = match self.spawn_root(node_end.as_fd(), &gate_reads) {
+        let _root = match self.spawn_root(node_end.as_fd(), &gate_reads, boot.as_ref()) {
             Ok(r) => r,
             Err(e) => {
                 return Some(error_outcome(
@@ -177,6 +264,7 @@ impl Trial<'_> {
         };
         drop(node_end);
         drop(gate_reads);
+        drop(boot);
         let deadline = self.t0 + self.req.deadline_us * 1000;
         let mut stage = Stage::Course;
         let mut teardown_at = 0u64;
@@ -201,6 +289,9 @@ impl Trial<'_> {
                 ));
             }
             let _ = self.reap_zombies();
+            if self.panic.is_some() {
+                return Some(self.finish(Verdict::Pass, None, &rung, 0, None));
+            }
             let now = monotonic_ns();
             match stage {
                 Stage::Course => {
@@ -210,19 +301,39 @@ impl Trial<'_> {
                     }
                     self.run_kills(now);
                     if settled && self.kills.iter().all(|k| *k == KillState::Done) {
-                        if self.nodes[0].dead_ns.is_none() {
-                            self.signal(0, self.plan().teardown);
-                            rung = format!("teardown-{}", self.plan().teardown.name());
-                        }
                         teardown_at = monotonic_ns();
                         last_death = teardown_at;
-                        stage = Stage::Grace;
+                        if self.nodes[0].dead_ns.is_none() || self.plan().teardown_group {
+                            rung = self.send_rung(0);
+                            stage = Stage::Ladder {
+                                rung: 0,
+                                since: teardown_at,
+                            };
+                        } else {
+                            stage = Stage::Grace;
+                        }
                         continue;
                     }
                     if now >= deadline {
                         let hung = self.alive_paths();
                         let n = self.alive_count();
                         return Some(self.finish_hang(hung, n, &rung));
+                    }
+                }
+                Stage::Ladder { rung: r, since } => {
+                    let rungs = 1 + self.plan().escalate.len();
+                    let all_dead = self.alive_paths().is_empty();
+                    if r + 1 >= rungs || all_dead {
+                        stage = Stage::Grace;
+                        continue;
+                    }
+                    if now >= since + self.plan().rung_wait_us * 1000 {
+                        rung = self.send_rung(r + 1);
+                        stage = Stage::Ladder {
+                            rung: r + 1,
+                            since: now,
+                        };
+                        continue;
                     }
                 }
                 Stage::Grace | Stage::Confirm { .. } => {
@@ -305,10 +416,18 @@ impl Trial<'_> {
                 // Reading cgroup.events re-arms its POLLPRI.
                 let _ = self.cgroup.as_ref().map(|c| c.populated());
             }
+            // A node's last reports are queued before its exit: read them
+            // before judging its death.
+            if reports_open && self.drain_reports(sup_end.as_fd()).is_err() {
+                reports_open = false;
+            }
             let now = monotonic_ns();
             for i in died {
                 self.nodes[i].dead_ns = Some(now);
-                if !matches!(stage, Stage::Course) {
+                if matches!(stage, Stage::Course) {
+                    self.check_early_death(i);
+                } else {
+                    self.nodes[i].rung = Some(rung.clone());
                     max_gap = max_gap.max((now - last_death) / 1000);
                     last_death = now;
                 }
@@ -316,19 +435,31 @@ impl Trial<'_> {
         }
     }
 
+    /// Whether any node is exec'd as the lab's node program.
+    fn needs_boot(&self) -> bool {
+        let create = self.req.strategy.create;
+        self.plan()
+            .nodes
+            .iter()
+            .any(|n| n.parent.is_some() && n.command.is_none() && create.execs(n.exec))
+    }
+
     fn spawn_root(
         &self,
         node_end: BorrowedFd<'_>,
         gate_reads: &[(u32, OwnedFd)],
+        boot: Option<&OwnedFd>,
     ) -> io::Result<ChildHandle> {
         let ctx = NodeCtx {
             plan: self.plan(),
             strategy: &self.req.strategy,
             report: node_end,
             gates: gate_reads.iter().map(|(n, fd)| (*n, fd.as_fd())).collect(),
+            boot: boot.map(|b| b.as_fd()),
         };
         let mut keep: Vec<RawFd> = vec![0, 1, 2, node_end.as_raw_fd()];
         keep.extend(gate_reads.iter().map(|(_, fd)| fd.as_raw_fd()));
+        keep.extend(boot.map(|b| b.as_raw_fd()));
         keep.sort_unstable();
         let procs = self.cgroup.as_ref().map(|c| c.procs_fd());
         // A forked root joins the trial's cgroup itself and drops the
@@ -338,11 +469,14 @@ impl Trial<'_> {
             if let Some(p) = procs {
                 let _ = rustix::io::write(p, b"0");
             }
-            if self.req.strategy.create == crate::strategy::Create::Fork {
+            // The root leads the tree's process group (what a group
+            // teardown signals on the legacy side).
+            let _ = rustix::process::setpgid(None, None);
+            if self.req.strategy.create != Create::Clone3 {
                 legacy::close_all_except(&keep);
             }
         };
-        ctx.spawn(0, self.cgroup.as_ref().map(|c| c.dir()), &before)
+        ctx.spawn(0, self.cgroup.as_ref().map(|c| c.dir()), &before, None)
     }
 
     fn drain_reports(&mut self, fd: BorrowedFd<'_>) -> io::Result<()> {
@@ -365,11 +499,62 @@ impl Trial<'_> {
                         .then_some(Phase::Armed);
                 }
                 Event::Ready => n.ready = true,
+                Event::Failed if rec.value == libc::EDEADLK as i64 => {
+                    let path = &self.req.plan.nodes[rec.node as usize].path;
+                    self.panic.get_or_insert(format!(
+                        "refused at spawn time: node {path} is multithreaded and asked clone3 for a copy \
+                         of itself (no exec); a copy would inherit locks and globals without their threads"
+                    ));
+                }
                 Event::Failed => n.failed = Some(rec.value),
-                Event::Exiting | Event::ParentGone => {}
+                Event::Exiting | Event::ParentGone => n.ended_itself = true,
+                Event::Leak => self.leak(rec.node, rec.value),
+                Event::Finding => self.findings.extend(Finding::from_value(rec.value)),
             }
         }
         Ok(())
+    }
+
+    /// Name the holders of a leaked pipe, from the fd tables of the trial's
+    /// processes.
+    fn leak(&mut self, reader: u32, value: i64) {
+        let inode = (value & ((1i64 << LEAK_INODE_BITS) - 1)) as u64;
+        let child = (value >> LEAK_INODE_BITS) as usize;
+        let mut pids: Vec<i32> = match &self.cgroup {
+            Some(cg) => cg.members().unwrap_or_default(),
+            None => {
+                self.adopt();
+                self.adopted.iter().map(|p| p.pid()).collect()
+            }
+        };
+        pids.extend(self.nodes.iter().filter(|n| n.pid > 0).map(|n| n.pid));
+        pids.sort_unstable();
+        pids.dedup();
+        let holders: Vec<String> = crate::holders::pipe_holders(inode, &pids)
+            .into_iter()
+            .filter(|h| h.write)
+            .map(|h| {
+                let who = self
+                    .nodes
+                    .iter()
+                    .position(|n| n.pid == h.pid)
+                    .map_or("outside the plan".to_string(), |i| {
+                        format!("node {}", self.plan().nodes[i].path)
+                    });
+                format!("{h}, {who}")
+            })
+            .collect();
+        let nodes = &self.plan().nodes;
+        self.leaks.push(format!(
+            "node {} read the stdout of node {} (pipe:[{inode}]); after the child was reaped a writer still held it: {}",
+            nodes[reader as usize].path,
+            nodes.get(child).map_or("?", |n| n.path.as_str()),
+            if holders.is_empty() {
+                "gone by the time it was looked up".to_string()
+            } else {
+                holders.join("; ")
+            }
+        ));
     }
 
     fn reap_zombies(&self) -> io::Result<()> {
@@ -453,9 +638,12 @@ impl Trial<'_> {
         self.nodes[child as usize].at_gate = None;
     }
 
-    /// Send `sig` to node `i` the strategy's way: through its pidfd, or by PID.
-    fn signal(&self, i: usize, sig: Sig) {
-        let n = &self.nodes[i];
+    /// Send `sig` to node `i` the strategy's way: through its pidfd, or by
+    /// PID. The legacy oracle then reads `/proc/PID/stat` at once, as a
+    /// harness that judges by `/proc` would.
+    fn signal(&mut self, i: usize, sig: Sig) {
+        let n = &mut self.nodes[i];
+        n.signalled = true;
         match self.req.strategy.observe {
             Observe::Pidfd => {
                 if let Some(p) = &n.pidfd {
@@ -464,8 +652,81 @@ impl Trial<'_> {
             }
             Observe::Pid if n.pid > 0 => {
                 let _ = legacy::kill_pid(n.pid, sig.signal());
+                if sig == Sig::Kill && legacy::proc_alive(n.pid) {
+                    self.proc_alive_after_kill.push(i);
+                }
             }
             Observe::Pid => {}
+        }
+    }
+
+    /// Send rung `r` of the teardown ladder: to the root, or to the whole
+    /// tree (legacy: its process group; canonical: `cgroup.kill` for SIGKILL
+    /// where there is a cgroup, else every pidfd held). Returns its label.
+    fn send_rung(&mut self, r: usize) -> String {
+        let plan = self.plan();
+        let sig = if r == 0 {
+            plan.teardown
+        } else {
+            plan.escalate[r - 1]
+        };
+        let label = if !plan.teardown_group {
+            self.signal(0, sig);
+            format!("teardown-{}", sig.name())
+        } else {
+            for n in self.nodes.iter_mut() {
+                n.signalled = true;
+            }
+            match self.req.strategy.observe {
+                Observe::Pid => {
+                    let _ = legacy::kill_group(self.nodes[0].pid, sig.signal());
+                    format!("group-{}", sig.name())
+                }
+                Observe::Pidfd if sig == Sig::Kill && self.cgroup.is_some() => {
+                    let _ = self.cgroup.as_ref().map(|c| c.kill());
+                    "cgroup.kill".to_string()
+                }
+                Observe::Pidfd => {
+                    self.adopt();
+                    let all = self.nodes.iter().filter_map(|n| n.pidfd.as_ref());
+                    for p in all.chain(self.adopted.iter()) {
+                        let _ = p.send_signal(sig.signal());
+                    }
+                    format!("pidfds-{}", sig.name())
+                }
+            }
+        };
+        self.rung = Some(label.clone());
+        label
+    }
+
+    /// A node died during the course: unplanned unless it ended by itself,
+    /// was signalled, is a command node, or its parent is already dead.
+    fn check_early_death(&mut self, i: usize) {
+        let plan = self.plan();
+        let n = &self.nodes[i];
+        if self.early.is_some() || n.ended_itself || n.signalled || plan.nodes[i].command.is_some()
+        {
+            return;
+        }
+        let parent_alive = match plan.nodes[i].parent {
+            None => true,
+            Some(p) => {
+                let pn = &self.nodes[p as usize];
+                pn.dead_ns.is_none() && pn.pidfd.as_ref().is_some_and(|f| !f.has_exited())
+            }
+        };
+        if parent_alive {
+            let parent = plan.nodes[i]
+                .parent
+                .map_or("the supervisor".to_string(), |p| {
+                    format!("node {}", plan.nodes[p as usize].path)
+                });
+            self.early = Some(format!(
+                "node {} died during the course while its parent ({parent}) was alive, \
+                 without exiting by itself and without a signal from the plan",
+                plan.nodes[i].path
+            ));
         }
     }
 
@@ -531,6 +792,9 @@ impl Trial<'_> {
     ) -> u64 {
         let mut t = match stage {
             Stage::Course => deadline.saturating_sub(now),
+            Stage::Ladder { since, .. } => {
+                (since + self.plan().rung_wait_us * 1000).saturating_sub(now)
+            }
             Stage::Grace => (last_death + self.window_us(max_gap) * 1000).saturating_sub(now),
             Stage::Confirm { since } => {
                 let w = self.window_us(max_gap) * 1000;
@@ -620,10 +884,59 @@ impl Trial<'_> {
                 )
             })
         });
-        let (verdict, reason) = match (verdict, failed) {
-            (Verdict::Pass | Verdict::Orphan | Verdict::Hang, Some(f)) => (Verdict::Error, Some(f)),
-            (v, _) => (v, reason),
+        let finding_error = self.findings.iter().find_map(|f| match f {
+            Finding::NoPrivilege => Some(
+                "pid-reuse: no private PID namespace could be made (run as root, or allow \
+                 unprivileged user namespaces: sysctl kernel.unprivileged_userns_clone=1)"
+                    .to_string(),
+            ),
+            Finding::NoReuse => {
+                Some("pid-reuse: the victim's PID was not handed out again".to_string())
+            }
+            _ => None,
+        });
+        let innocent = self.findings.contains(&Finding::InnocentKill).then(|| {
+            "a signal sent by PID to a reaped process killed the bystander that was given its PID"
+                .to_string()
+        });
+        // The most telling verdict wins: the lab's own failure, a guard's
+        // refusal, a hang, then the harms, then what the cascade left.
+        let (verdict, reason) = if let Some(f) = failed.or(finding_error) {
+            (Verdict::Error, Some(f))
+        } else if verdict == Verdict::Error {
+            (verdict, reason)
+        } else if let Some(p) = &self.panic {
+            (Verdict::Panic, Some(p.clone()))
+        } else if verdict == Verdict::Hang {
+            (verdict, reason)
+        } else if let Some(i) = innocent {
+            (Verdict::InnocentKill, Some(i))
+        } else if let Some(e) = &self.early {
+            (Verdict::EarlyDeath, Some(e.clone()))
+        } else if !self.leaks.is_empty() {
+            (Verdict::Leak, Some(self.leaks.join("\n")))
+        } else {
+            (verdict, reason)
         };
+        let plan = self.plan();
+        let node_rungs = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| {
+                n.rung
+                    .as_ref()
+                    .map(|r| format!("{}={r}", plan.nodes[i].path))
+            })
+            .collect();
+        let false_orphans = self
+            .proc_alive_after_kill
+            .iter()
+            .filter(|&&i| {
+                let n = &self.nodes[i];
+                n.dead_ns.is_some() || n.pidfd.as_ref().is_some_and(|p| p.has_exited())
+            })
+            .count() as u32;
         Outcome {
             verdict,
             orphans: 0,
@@ -637,6 +950,8 @@ impl Trial<'_> {
             cgroup: self.cgroup.is_some(),
             survivors: Vec::new(),
             reason,
+            node_rungs,
+            false_orphans,
         }
     }
 

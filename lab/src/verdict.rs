@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// The outcome class of one trial.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     /// The planned course finished and the cascade left nothing alive.
     Pass,
@@ -17,20 +17,28 @@ pub enum Verdict {
     Hang,
     /// A guard of the canonical path stopped a deadlock and said why.
     Panic,
-    /// An fd leak was found.
+    /// An fd leak was found: a reaped child's stdout still had a writer.
     Leak,
+    /// A node died during the course while its parent was alive and nothing
+    /// of the plan signalled it (PDEATHSIG following a thread, say).
+    EarlyDeath,
+    /// A signal sent to a stale PID killed an innocent process that had
+    /// been handed the same PID.
+    InnocentKill,
     /// The lab itself failed in this trial (a spawn failed, say).
     Error,
 }
 
 impl Verdict {
     /// Every verdict, in report order.
-    pub const ALL: [Verdict; 6] = [
+    pub const ALL: [Verdict; 8] = [
         Verdict::Pass,
         Verdict::Orphan,
         Verdict::Hang,
         Verdict::Panic,
         Verdict::Leak,
+        Verdict::EarlyDeath,
+        Verdict::InnocentKill,
         Verdict::Error,
     ];
 
@@ -42,6 +50,8 @@ impl Verdict {
             Verdict::Hang => "hang",
             Verdict::Panic => "panic",
             Verdict::Leak => "leak",
+            Verdict::EarlyDeath => "early-death",
+            Verdict::InnocentKill => "innocent-kill",
             Verdict::Error => "error",
         }
     }
@@ -80,8 +90,15 @@ pub struct Outcome {
     pub cgroup: bool,
     /// Node paths of the survivors (orphan) or of the blocked (hang).
     pub survivors: Vec<String>,
-    /// Why, for `error` and `panic`.
+    /// Why, for every verdict but `pass`.
     pub reason: Option<String>,
+    /// The rung of the teardown ladder in effect when each node died, as
+    /// `path=RUNG` (`root=TERM`), for the nodes that died after the teardown.
+    pub node_rungs: Vec<String>,
+    /// Legacy oracle: kill targets that `/proc/PID/stat` read as alive right
+    /// after their kill although their pidfd reported the exit within the
+    /// trial (false orphans the `/proc` oracle would have counted).
+    pub false_orphans: u32,
 }
 
 impl Outcome {
@@ -101,6 +118,8 @@ impl Outcome {
             cgroup: false,
             survivors: Vec::new(),
             reason: Some(reason),
+            node_rungs: Vec::new(),
+            false_orphans: 0,
         }
     }
 }

@@ -8,12 +8,17 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::{
-    node_count, At, Kill, NodeRule, Phase, Pick, Scenario, ScenarioError, Selector, Sig, Sp,
-    DEFAULT_MAX_NODES, MAX_NODES_CEILING,
+    node_count, At, Hazard, Kill, NodeRule, Phase, Pick, ReadDiscipline, Scenario, ScenarioError,
+    Selector, Sig, Sp, Teardown, DEFAULT_MAX_NODES, MAX_NODES_CEILING,
 };
 
 /// The longest duration a scenario may write.
 const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+/// How long a rung of the teardown ladder waits when the file does not say.
+const DEFAULT_RUNG_WAIT: Duration = Duration::from_millis(20);
+/// The longest rung wait a file may ask for.
+const MAX_RUNG_WAIT: Duration = Duration::from_secs(10);
 
 /// The only format version this lab reads.
 const VERSION: i64 = 1;
@@ -67,12 +72,30 @@ struct RawNode {
     linger: Option<bool>,
     exit_code: Option<Sp<i64>>,
     exit_delay: Option<Sp<String>>,
+    exec: Option<bool>,
+    command: Option<Sp<Vec<String>>>,
+    threads: Option<Sp<i64>>,
+    hazard: Option<Sp<String>>,
+    hold: Option<Sp<f64>>,
+    spawn_from_thread: Option<bool>,
+    capture: Option<bool>,
+    read: Option<Sp<String>>,
+    output: Option<Sp<toml::Value>>,
+    dup_stdout: Option<Sp<i64>>,
+    helper: Option<bool>,
+    daemon: Option<bool>,
+    ignore: Option<Vec<Sp<String>>>,
+    pid_reuse: Option<bool>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTeardown {
-    signal: Sp<String>,
+    signal: Option<Sp<String>>,
+    ladder: Option<Sp<Vec<Sp<String>>>>,
+    rung_wait: Option<Sp<String>>,
+    #[serde(default)]
+    group: bool,
 }
 
 #[derive(Deserialize)]
@@ -124,6 +147,38 @@ impl Ctx<'_> {
             return self.err(span, "durations are at most 24h");
         }
         Ok(d)
+    }
+
+    /// A size in bytes: an integer, or a string like "64KiB", "1MiB", "100B".
+    fn size(&self, v: &Sp<toml::Value>) -> Result<u64, ScenarioError> {
+        const MAX: u64 = 1 << 30;
+        let bytes = match v.get_ref() {
+            toml::Value::Integer(i) if *i >= 0 => Some(*i as u64),
+            toml::Value::String(s) => {
+                let s = s.trim();
+                let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+                let (num, unit) = s.split_at(split);
+                let mult = match unit.trim() {
+                    "" | "B" => Some(1),
+                    "KiB" => Some(1 << 10),
+                    "MiB" => Some(1 << 20),
+                    _ => None,
+                };
+                num.parse::<u64>()
+                    .ok()
+                    .zip(mult)
+                    .and_then(|(n, m)| n.checked_mul(m))
+            }
+            _ => None,
+        };
+        match bytes {
+            Some(b) if b <= MAX => Ok(b),
+            Some(_) => self.err(v.span(), "output is at most 1GiB"),
+            None => self.err(
+                v.span(),
+                "a size is a number of bytes or a string like \"64KiB\", \"1MiB\"",
+            ),
+        }
     }
 
     fn selector(&self, s: &Sp<String>, shape: &[u32]) -> Result<Selector, ScenarioError> {
@@ -208,13 +263,18 @@ pub(super) fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         .collect::<Result<Vec<_>, _>>()?;
     let mut nodes = Vec::new();
     for (sel, rule) in &raw.nodes {
-        nodes.push((cx.selector(sel, &shape)?, node_rule(&cx, rule)?));
+        let selector = cx.selector(sel, &shape)?;
+        let rule = node_rule(&cx, rule)?;
+        if rule.command.is_some() && target_has_interior(&selector, &shape) {
+            return cx.err(
+                sel.span(),
+                format!("`{selector}` matches nodes with children, but a command node runs an external program and cannot spawn them; put `command` on leaves"),
+            );
+        }
+        nodes.push((selector, rule));
     }
     nodes.sort_by_key(|(s, _)| s.specificity());
-    let teardown = match &raw.teardown {
-        Some(t) => cx.signal(&t.signal)?,
-        None => Sig::Kill,
-    };
+    let teardown = teardown(&cx, raw.teardown.as_ref())?;
     let hash = Sha256::digest(text.as_bytes());
     Ok(Scenario {
         name: name.clone(),
@@ -340,10 +400,141 @@ fn node_rule(cx: &Ctx<'_>, n: &RawNode) -> Result<NodeRule, ScenarioError> {
         Some(d) => Some(cx.duration(d.get_ref(), d.span())?),
         None => None,
     };
+    let command = match &n.command {
+        Some(c) if c.get_ref().is_empty() || c.get_ref()[0].is_empty() => {
+            return cx.err(
+                c.span(),
+                "a command is a non-empty list: [\"program\", \"arg\", ...]",
+            )
+        }
+        Some(c) if c.get_ref().iter().any(|a| a.contains('\0')) => {
+            return cx.err(c.span(), "a command argument may not contain NUL")
+        }
+        Some(c) => Some(c.get_ref().clone()),
+        None => None,
+    };
+    let threads = match &n.threads {
+        Some(t) if !(0..=64).contains(t.get_ref()) => return cx.err(t.span(), "threads is 0..=64"),
+        Some(t) => Some(*t.get_ref() as u32),
+        None => None,
+    };
+    let hazard = match &n.hazard {
+        Some(h) => Some(match h.get_ref().as_str() {
+            "none" => Hazard::None,
+            "mutex" => Hazard::Mutex,
+            "attendant" => Hazard::Attendant,
+            _ => return cx.err(h.span(), "a hazard is \"none\", \"mutex\" or \"attendant\""),
+        }),
+        None => None,
+    };
+    let hold_permille = match &n.hold {
+        Some(h) if !(0.0..=1.0).contains(h.get_ref()) => {
+            return cx.err(
+                h.span(),
+                "hold is the fraction of time the lock is held, 0.0..=1.0",
+            )
+        }
+        Some(h) => Some((h.get_ref() * 1000.0).round() as u32),
+        None => None,
+    };
+    let read = match &n.read {
+        Some(r) => Some(match r.get_ref().as_str() {
+            "to-eof" => ReadDiscipline::ToEof,
+            "after-exit" => ReadDiscipline::AfterExit,
+            _ => return cx.err(
+                r.span(),
+                "read is \"to-eof\" (read to EOF, then wait) or \"after-exit\" (wait, then read)",
+            ),
+        }),
+        None => None,
+    };
+    let output_bytes = match &n.output {
+        Some(o) => Some(cx.size(o)?),
+        None => None,
+    };
+    let dup_stdout = match &n.dup_stdout {
+        Some(d) if !(3..=255).contains(d.get_ref()) => {
+            return cx.err(
+                d.span(),
+                "dup_stdout is an fd number 3..=255 (the lab's own fds sit at 256 and above)",
+            )
+        }
+        Some(d) => Some(*d.get_ref() as i32),
+        None => None,
+    };
+    let ignore = match &n.ignore {
+        Some(list) => {
+            let mut sigs = Vec::new();
+            for s in list {
+                let sig = cx.signal(s)?;
+                if sig == Sig::Kill {
+                    return cx.err(s.span(), "SIGKILL cannot be ignored");
+                }
+                sigs.push(sig);
+            }
+            Some(sigs)
+        }
+        None => None,
+    };
     Ok(NodeRule {
         linger: n.linger,
         exit_code,
         exit_delay,
+        exec: n.exec,
+        command,
+        threads,
+        hazard,
+        hold_permille,
+        spawn_from_thread: n.spawn_from_thread,
+        capture: n.capture,
+        read,
+        output_bytes,
+        dup_stdout,
+        helper: n.helper,
+        daemon: n.daemon,
+        ignore,
+        pid_reuse: n.pid_reuse,
+    })
+}
+
+fn teardown(cx: &Ctx<'_>, t: Option<&RawTeardown>) -> Result<Teardown, ScenarioError> {
+    let Some(t) = t else {
+        return Ok(Teardown {
+            ladder: vec![Sig::Kill],
+            rung_wait: DEFAULT_RUNG_WAIT,
+            group: false,
+        });
+    };
+    let ladder = match (&t.signal, &t.ladder) {
+        (Some(_), Some(l)) => return cx.err(l.span(), "give either signal or ladder, not both"),
+        (Some(s), None) => vec![cx.signal(s)?],
+        (None, Some(l)) if l.get_ref().is_empty() => {
+            return cx.err(
+                l.span(),
+                "a ladder has at least one rung: [\"INT\", \"TERM\", \"KILL\"]",
+            )
+        }
+        (None, Some(l)) => l
+            .get_ref()
+            .iter()
+            .map(|s| cx.signal(s))
+            .collect::<Result<Vec<_>, _>>()?,
+        (None, None) => vec![Sig::Kill],
+    };
+    let rung_wait = match &t.rung_wait {
+        Some(w) => {
+            let d = cx.duration(w.get_ref(), w.span())?;
+            if d.is_zero() || d > MAX_RUNG_WAIT {
+                return cx.err(w.span(), "rung_wait is more than zero and at most 10s");
+            }
+            d
+        }
+        None => DEFAULT_RUNG_WAIT,
+    };
+    Ok(Teardown {
+        ladder,
+        rung_wait,
+        group: t.group,
     })
 }
 

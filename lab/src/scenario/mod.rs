@@ -23,7 +23,53 @@ pub const MAX_NODES_CEILING: u64 = 10_000;
 pub const DEFAULT_MAX_NODES: u64 = 1_000;
 
 /// The scenarios built into the binary, by name: `(name, TOML text)`.
-pub const BUILTIN: &[(&str, &str)] = &[("nested", include_str!("../../../scenarios/nested.toml"))];
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("nested", include_str!("../../../scenarios/nested.toml")),
+    (
+        "pdeathsig-race",
+        include_str!("../../../scenarios/pdeathsig-race.toml"),
+    ),
+    (
+        "pdeathsig-thread",
+        include_str!("../../../scenarios/pdeathsig-thread.toml"),
+    ),
+    (
+        "lifeline-leak",
+        include_str!("../../../scenarios/lifeline-leak.toml"),
+    ),
+    (
+        "stdio-dup",
+        include_str!("../../../scenarios/stdio-dup.toml"),
+    ),
+    (
+        "mt-fork-mutex",
+        include_str!("../../../scenarios/mt-fork-mutex.toml"),
+    ),
+    (
+        "mt-fork-attendant",
+        include_str!("../../../scenarios/mt-fork-attendant.toml"),
+    ),
+    (
+        "pipe-fill",
+        include_str!("../../../scenarios/pipe-fill.toml"),
+    ),
+    (
+        "setsid-escape",
+        include_str!("../../../scenarios/setsid-escape.toml"),
+    ),
+    (
+        "proc-oracle",
+        include_str!("../../../scenarios/proc-oracle.toml"),
+    ),
+    (
+        "pid-reuse",
+        include_str!("../../../scenarios/pid-reuse.toml"),
+    ),
+    (
+        "ignore-term",
+        include_str!("../../../scenarios/ignore-term.toml"),
+    ),
+];
 
 /// A phase a node reports on its way: the points where a gate can hold it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -72,6 +118,16 @@ pub enum Sig {
 }
 
 impl Sig {
+    /// Every signal a scenario may name that a process can ignore.
+    pub const CATCHABLE: [Sig; 6] = [
+        Sig::Term,
+        Sig::Int,
+        Sig::Hup,
+        Sig::Quit,
+        Sig::Usr1,
+        Sig::Usr2,
+    ];
+
     const ALL: [(&'static str, Sig); 7] = [
         ("KILL", Sig::Kill),
         ("TERM", Sig::Term),
@@ -155,8 +211,40 @@ pub struct Kill {
     pub at: At,
 }
 
+/// A hazard a node's extra threads create for a child that is a copy of it
+/// (fork or clone3 without exec), casebook 4.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Hazard {
+    /// No hazard.
+    #[default]
+    None,
+    /// The threads contend a process-global `std::sync::Mutex`, holding it
+    /// a fraction of the time; each child locks it once when it starts.
+    Mutex,
+    /// A `OnceLock` global that owns a worker thread (the attendant) is
+    /// initialised before the children are spawned; each child asks the
+    /// worker for an answer when it starts.
+    Attendant,
+}
+
+/// How a node reads the stdout of a captured child under the `proc` observe
+/// axis (the legacy way). Under `pidfd` the node always reads while it waits
+/// for the child's exit, and bounds the wait for EOF once the child is reaped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReadDiscipline {
+    /// Read the pipe to EOF, then wait for the child (blocks while anything
+    /// else holds a write end).
+    #[default]
+    ToEof,
+    /// Wait for the child to exit, then read (blocks while the child is
+    /// blocked writing into a full pipe).
+    AfterExit,
+}
+
 /// Behaviour of the nodes a selector matches; unset fields inherit.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NodeRule {
     /// After `ready`, block until parent death is detected, then exit.
     pub linger: Option<bool>,
@@ -164,6 +252,53 @@ pub struct NodeRule {
     pub exit_code: Option<u8>,
     /// Delay before exiting by itself, after its children have exited.
     pub exit_delay: Option<Duration>,
+    /// Its parent execs it (the lab's node program) instead of running it as
+    /// a copy of itself.
+    pub exec: Option<bool>,
+    /// An external program its parent execs in its place (a leaf).
+    pub command: Option<Vec<String>>,
+    /// Extra threads it starts before spawning its children (0..=64).
+    pub threads: Option<u32>,
+    /// What those threads do.
+    pub hazard: Option<Hazard>,
+    /// Fraction of the time each mutex thread holds the lock, in ‰.
+    pub hold_permille: Option<u32>,
+    /// It spawns each child from a thread of its own that exits once the
+    /// child has armed its parent-death detection.
+    pub spawn_from_thread: Option<bool>,
+    /// Its parent captures its stdout through a pipe.
+    pub capture: Option<bool>,
+    /// How it reads captured children under the `proc` observe axis.
+    pub read: Option<ReadDiscipline>,
+    /// Bytes it writes to its stdout before exiting by itself.
+    pub output_bytes: Option<u64>,
+    /// An fd (3..=255) it duplicates its stdout to when it starts, without
+    /// close-on-exec.
+    pub dup_stdout: Option<i32>,
+    /// It spawns a helper process (outside the plan) that blocks forever
+    /// with whatever fds the create axis passes on.
+    pub helper: Option<bool>,
+    /// It starts a daemon: a child that calls `setsid` and forks a
+    /// grandchild that blocks forever, then exits.
+    pub daemon: Option<bool>,
+    /// Signals it ignores (`SIG_IGN`, inherited by its children).
+    pub ignore: Option<Vec<Sig>>,
+    /// It runs the PID-reuse experiment (casebook 8) in a private PID
+    /// namespace before going on.
+    pub pid_reuse: Option<bool>,
+}
+
+/// How the supervisor ends the tree once the planned course has settled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Teardown {
+    /// Signals sent in turn; the last one is the end of the ladder.
+    pub ladder: Vec<Sig>,
+    /// How long each rung waits for the nodes to die before the next.
+    pub rung_wait: Duration,
+    /// Signal the whole tree, not the root: legacy strategies signal the
+    /// root's process group, canonical ones use `cgroup.kill` (or every
+    /// pidfd they hold without a cgroup).
+    pub group: bool,
 }
 
 /// A validated scenario.
@@ -182,8 +317,8 @@ pub struct Scenario {
     /// Node rules, most general first (`*`, then `interior`/`leaves`,
     /// `depth:N`, then `root` and paths); later rules override earlier ones.
     pub nodes: Vec<(Selector, NodeRule)>,
-    /// Signal the supervisor sends the root at the end of the course.
-    pub teardown: Sig,
+    /// How the supervisor ends the tree at the end of the course.
+    pub teardown: Teardown,
     /// Refuse trees larger than this.
     pub max_nodes: u64,
     /// Deadline of a trial, if the file sets one.

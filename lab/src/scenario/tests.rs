@@ -75,7 +75,7 @@ fn minimal_scenario_has_the_defaults() {
     assert_eq!(s.node_count(), 7);
     assert!(s.kills.is_empty());
     assert!(s.nodes.is_empty());
-    assert_eq!(s.teardown, Sig::Kill);
+    assert_eq!(s.teardown.ladder, vec![Sig::Kill]);
     assert_eq!(s.max_nodes, DEFAULT_MAX_NODES);
     assert_eq!(s.max_nodes, 1_000);
     assert_eq!(s.deadline, None);
@@ -314,7 +314,8 @@ fn node_rules_every_key() {
             NodeRule {
                 linger: Some(true),
                 exit_code: Some(3),
-                exit_delay: Some(Duration::from_millis(7))
+                exit_delay: Some(Duration::from_millis(7)),
+                ..NodeRule::default()
             }
         )
     );
@@ -325,7 +326,8 @@ fn node_rules_every_key() {
             NodeRule {
                 linger: Some(false),
                 exit_code: None,
-                exit_delay: None
+                exit_delay: None,
+                ..NodeRule::default()
             }
         )
     );
@@ -405,14 +407,18 @@ fn node_rule_precedence_most_specific_wins() {
 
 #[test]
 fn teardown_signal() {
-    assert_eq!(ok(HEAD).teardown, Sig::Kill);
+    assert_eq!(ok(HEAD).teardown.ladder, vec![Sig::Kill]);
     assert_eq!(
-        ok(&with_head("[teardown]\nsignal = \"TERM\"\n")).teardown,
-        Sig::Term
+        ok(&with_head("[teardown]\nsignal = \"TERM\"\n"))
+            .teardown
+            .ladder,
+        vec![Sig::Term]
     );
     assert_eq!(
-        ok(&with_head("[teardown]\nsignal = \"SIGINT\"\n")).teardown,
-        Sig::Int
+        ok(&with_head("[teardown]\nsignal = \"SIGINT\"\n"))
+            .teardown
+            .ladder,
+        vec![Sig::Int]
     );
     err(
         &with_head("[teardown]\nsignal = \"NOPE\"\n"),
@@ -421,12 +427,31 @@ fn teardown_signal() {
         "\"NOPE\"",
         "unknown signal",
     );
+    assert_eq!(
+        ok(&with_head("[teardown]\n")).teardown.ladder,
+        vec![Sig::Kill],
+        "an empty teardown table is the default"
+    );
+    let t = ok(&with_head(
+        "[teardown]\nladder = [\"INT\", \"TERM\", \"KILL\"]\nrung_wait = \"5ms\"\ngroup = true\n",
+    ))
+    .teardown;
+    assert_eq!(t.ladder, vec![Sig::Int, Sig::Term, Sig::Kill]);
+    assert_eq!(t.rung_wait, Duration::from_millis(5));
+    assert!(t.group);
     err(
-        &with_head("[teardown]\n"),
-        6,
-        1,
-        "[teardown]",
-        "missing field `signal`",
+        &with_head("[teardown]\nsignal = \"KILL\"\nladder = [\"TERM\"]\n"),
+        8,
+        10,
+        "[\"TERM\"]",
+        "either signal or ladder",
+    );
+    err(
+        &with_head("[teardown]\nladder = []\n"),
+        7,
+        10,
+        "[]",
+        "at least one rung",
     );
 }
 
@@ -1098,11 +1123,12 @@ fn load_builtin_nested() {
             NodeRule {
                 linger: Some(true),
                 exit_code: None,
-                exit_delay: None
+                exit_delay: None,
+                ..NodeRule::default()
             }
         )]
     );
-    assert_eq!(s.teardown, Sig::Kill);
+    assert_eq!(s.teardown.ladder, vec![Sig::Kill]);
     assert!(s.about.starts_with("Kill one interior node"));
     // Every built-in parses, and is the same as its file in scenarios/.
     for (name, text) in BUILTIN {

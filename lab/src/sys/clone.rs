@@ -1,6 +1,6 @@
 //! [`spawn`]: `clone3(CLONE_PIDFD | CLONE_CLEAR_SIGHAND)` with a lifeline.
 
-use std::ffi::{c_char, CStr};
+use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
@@ -8,7 +8,8 @@ use std::time::Duration;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::pipe::{pipe_with, PipeFlags};
 
-use super::fds::{close_all_except, close_range, CLOSE_RANGE_CLOEXEC};
+use super::exec::{exec_result, ExecPrep, PreExec};
+use super::fds::close_all_except;
 use super::pidfd::Pidfd;
 use super::process::exit_now;
 
@@ -49,7 +50,8 @@ pub struct Lifeline {
 }
 
 impl Lifeline {
-    /// `pipe2(O_CLOEXEC)`.
+    /// `pipe2(O_CLOEXEC)`; the read end, which the child keeps, is moved to
+    /// [`LAB_FD_FLOOR`](super::LAB_FD_FLOOR) or above.
     ///
     /// # Errors
     /// `EMFILE`/`ENFILE` when out of fds.
@@ -58,7 +60,10 @@ impl Lifeline {
     /// - [pipe(2)](https://man7.org/linux/man-pages/man2/pipe.2.html)
     pub fn new() -> io::Result<Self> {
         let (read, write) = pipe_with(PipeFlags::CLOEXEC)?;
-        Ok(Lifeline { read, write })
+        Ok(Lifeline {
+            read: super::fds::move_high(read)?,
+            write,
+        })
     }
 }
 
@@ -67,6 +72,21 @@ impl Lifeline {
 pub struct LifelineReader(OwnedFd);
 
 impl LifelineReader {
+    /// Take the lifeline an exec'd process was started with at `fd` (the
+    /// lab's exec'd nodes find theirs at a fixed number). Marks it
+    /// close-on-exec.
+    ///
+    /// # Errors
+    /// `EBADF` when `fd` is not open.
+    pub fn inherited(fd: RawFd) -> io::Result<Self> {
+        Ok(LifelineReader(super::fds::take_inherited(fd)?))
+    }
+
+    /// The read end of a pipe made by the legacy paths.
+    pub(crate) fn from_pipe(read: OwnedFd) -> Self {
+        LifelineReader(read)
+    }
+
     /// Whether the parent is gone, without blocking: the pipe reports
     /// `POLLHUP` (or EOF) once every write end is closed.
     pub fn parent_gone(&self) -> bool {
@@ -124,6 +144,11 @@ pub struct Child {
 }
 
 impl Child {
+    /// A child made by the legacy paths, with its pidfd and lifeline.
+    pub(crate) fn from_parts(pidfd: Pidfd, lifeline: OwnedFd) -> Self {
+        Child { pidfd, lifeline }
+    }
+
     /// The child's pidfd.
     pub fn pidfd(&self) -> &Pidfd {
         &self.pidfd
@@ -250,24 +275,17 @@ impl<'a> Spawn<'a> {
     ) -> io::Result<Child> {
         let lifeline = Lifeline::new()?;
         let (err_read, err_write) = pipe_with(PipeFlags::CLOEXEC)?;
-        let mut argv: Vec<*const c_char> = args.iter().map(|a| a.as_ptr()).collect();
-        argv.push(std::ptr::null());
         let mut moves: Vec<(RawFd, RawFd)> = map.iter().map(|(f, t)| (f.as_raw_fd(), *t)).collect();
         moves.push((lifeline.read.as_raw_fd(), lifeline_at));
-        // Park every source above all sources and targets before dup2, so no
-        // dup2 overwrites a source that is still to be moved.
-        let floor = moves.iter().map(|&(f, t)| f.max(t)).max().unwrap_or(2) + 1;
-        let highest_target = moves.iter().map(|&(_, t)| t).max().unwrap_or(2);
+        let mut prep = ExecPrep::new(program, args, moves);
         match self.clone3()? {
             Forked::Parent(pidfd) => {
                 drop(err_write);
                 drop(lifeline.read);
-                let mut errno = [0u8; 4];
-                let n = rustix::io::read(&err_read, &mut errno).unwrap_or(0);
-                if n == 4 {
+                if let Err(errno) = exec_result(&err_read) {
                     // The child has exited with 127; reap it before reporting.
                     let _ = pidfd.wait();
-                    return Err(io::Error::from_raw_os_error(i32::from_ne_bytes(errno)));
+                    return Err(io::Error::from_raw_os_error(errno));
                 }
                 Ok(Child {
                     pidfd,
@@ -275,44 +293,11 @@ impl<'a> Spawn<'a> {
                 })
             }
             Forked::Child => {
-                // Async-signal-safe from here to execve: only raw syscalls
-                // (fcntl, dup2, close_range, execve, write, _exit) on memory
-                // prepared before the clone; no allocation, no lock.
-                let fail = |err_fd: RawFd| -> ! {
-                    let errno = io::Error::last_os_error()
-                        .raw_os_error()
-                        .unwrap_or(libc::EIO);
-                    let bytes = errno.to_ne_bytes();
-                    // SAFETY: write(2) on a valid fd from a valid 4-byte buffer.
-                    unsafe { libc::write(err_fd, bytes.as_ptr().cast(), 4) };
-                    exit_now(127)
+                let pre = PreExec {
+                    hygiene: true,
+                    ..PreExec::default()
                 };
-                let err_fd = err_write.as_raw_fd();
-                for (src, _) in moves.iter_mut() {
-                    // SAFETY: fcntl(F_DUPFD_CLOEXEC) duplicates an fd we own; no memory.
-                    let parked = unsafe { libc::fcntl(*src, libc::F_DUPFD_CLOEXEC, floor) };
-                    if parked < 0 {
-                        fail(err_fd);
-                    }
-                    *src = parked;
-                }
-                for &(src, target) in moves.iter() {
-                    // SAFETY: dup2 on fds we own; clears close-on-exec on target.
-                    if unsafe { libc::dup2(src, target) } < 0 {
-                        fail(err_fd);
-                    }
-                }
-                if close_range(highest_target + 1, RawFd::MAX, CLOSE_RANGE_CLOEXEC).is_err() {
-                    fail(err_fd);
-                }
-                extern "C" {
-                    static environ: *const *const c_char;
-                }
-                // SAFETY: program and argv are NUL-terminated C strings built
-                // before the clone, argv ends with a null pointer, and environ is
-                // the process environment (nothing in the lab calls setenv).
-                unsafe { libc::execve(program.as_ptr(), argv.as_ptr(), environ) };
-                fail(err_fd)
+                prep.exec_in_child(err_write.as_raw_fd(), pre)
             }
         }
     }

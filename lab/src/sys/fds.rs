@@ -88,3 +88,39 @@ pub fn take_inherited(fd: RawFd) -> io::Result<std::os::fd::OwnedFd> {
     rustix::io::fcntl_setfd(&owned, rustix::io::FdFlags::CLOEXEC)?;
     Ok(owned)
 }
+
+/// Duplicate `fd` to the number `target` (`dup2`), without close-on-exec, and
+/// leave the new fd unowned: the process keeps it open for good, the way a
+/// program that duplicates its stdout to a high fd does.
+///
+/// # Errors
+/// `EBADF` for a bad `target`.
+///
+/// # References
+/// - [dup2(2)](https://man7.org/linux/man-pages/man2/dup2.2.html)
+pub fn dup_to(fd: std::os::fd::BorrowedFd<'_>, target: RawFd) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: dup2 on an fd we borrow; the target number is not owned by any
+    // value of this process (callers pick a number they never open otherwise).
+    if unsafe { libc::dup2(fd.as_raw_fd(), target) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The lowest fd number the lab uses for its own plumbing in trial
+/// processes (report channel, gates, lifelines, boot record). Scenarios
+/// name fds below it (`dup_stdout`), so they can never overwrite the lab's.
+pub const LAB_FD_FLOOR: RawFd = 256;
+
+/// Move `fd` to the lowest free number at or above [`LAB_FD_FLOOR`],
+/// close-on-exec (`F_DUPFD_CLOEXEC`), and close the original.
+///
+/// # Errors
+/// `EMFILE` when no fd at or above the floor is free (`RLIMIT_NOFILE`).
+///
+/// # References
+/// - [fcntl(2)](https://man7.org/linux/man-pages/man2/fcntl.2.html) (`F_DUPFD_CLOEXEC`)
+pub fn move_high(fd: std::os::fd::OwnedFd) -> io::Result<std::os::fd::OwnedFd> {
+    Ok(rustix::io::fcntl_dupfd_cloexec(&fd, LAB_FD_FLOOR)?)
+}

@@ -3,17 +3,24 @@
 //! `/proc/PID/stat`. Private to the crate: users of the library cannot write
 //! these shapes; the strategies that reproduce the casebook can.
 
+use std::ffi::CStr;
 use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 
-use rustix::process::{kill_process, waitpid, Pid, Signal, WaitOptions};
+use rustix::pipe::{pipe_with, PipeFlags};
+use rustix::process::{kill_process, pidfd_open, waitpid, Pid, PidfdFlags, Signal, WaitOptions};
 
+use super::exec::{exec_result, ExecPrep, PreExec};
+use super::pidfd::Pidfd;
 use super::process::exit_now;
+use super::{Child, LifelineReader};
 
 /// `fork()`, then run `f` in the child and `_exit` with its return value.
 /// Returns the child's PID: no pidfd, no lifeline, every fd inherited.
 ///
-/// Run `f` only from a single-threaded caller unless the point is to show
-/// what goes wrong (casebook 4): the child is a copy of every lock.
+/// From a multithreaded caller the child is a copy of every lock and global,
+/// held or not: the `fork-noexec` strategy does that on purpose to show what
+/// goes wrong (casebook 4).
 ///
 /// # Errors
 /// `EAGAIN`/`ENOMEM` from fork.
@@ -21,9 +28,11 @@ use super::process::exit_now;
 /// # References
 /// - [fork(2)](https://man7.org/linux/man-pages/man2/fork.2.html)
 pub(crate) fn fork_run<F: FnOnce() -> i32>(f: F) -> io::Result<i32> {
-    // SAFETY: fork has no memory preconditions. In the child only `f` runs and
-    // the process ends with `_exit`; callers fork from single-threaded
-    // processes (nodes, the supervisor), where every lock was free at the fork.
+    // SAFETY: fork has no memory preconditions; the child gets a copy of the
+    // address space. In the child only `f` runs and the process ends with
+    // `_exit`. From a single-threaded caller every lock was free at the fork;
+    // from a multithreaded one (the fork-noexec strategy) `f` may block on a
+    // copied lock forever, which is the defect measured, not memory unsafety.
     match unsafe { libc::fork() } {
         -1 => Err(io::Error::last_os_error()),
         0 => {
@@ -44,6 +53,23 @@ pub(crate) fn kill_pid(pid: i32, signal: Signal) -> io::Result<bool> {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     };
     match kill_process(pid, signal) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::SRCH) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `kill(-pgid, signal)`: signal every process of the process group `pgid`.
+/// A process that called `setsid` (a daemon) is not in it any more.
+/// `Ok(false)` on `ESRCH`.
+///
+/// # References
+/// - [kill(2)](https://man7.org/linux/man-pages/man2/kill.2.html)
+pub(crate) fn kill_group(pgid: i32, signal: Signal) -> io::Result<bool> {
+    let Some(pgid) = Pid::from_raw(pgid) else {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    };
+    match rustix::process::kill_process_group(pgid, signal) {
         Ok(()) => Ok(true),
         Err(rustix::io::Errno::SRCH) => Ok(false),
         Err(e) => Err(e.into()),
@@ -95,4 +121,125 @@ pub(crate) fn proc_alive(pid: i32) -> bool {
 /// in this copy; the caller never returns into them (it ends with `_exit`).
 pub(crate) fn close_all_except(keep: &[std::os::fd::RawFd]) {
     let _ = super::fds::close_all_except(keep);
+}
+
+/// `fork()` with a lifeline the legacy way: the pipe is made without
+/// close-on-exec and nothing closes it in the child, so the child (and every
+/// process it forks) holds the write end of its own lifeline: "the child is
+/// its own lifeline keeper" (casebook 2). Returns the child with a pidfd
+/// opened on it.
+///
+/// # Errors
+/// As [`fork_run`] and [`pidfd_of_child`].
+pub(crate) fn fork_with_leaky_lifeline<F: FnOnce(LifelineReader) -> i32>(
+    f: F,
+) -> io::Result<Child> {
+    let (read, write) = pipe_with(PipeFlags::empty())?;
+    let read = super::fds::move_high(read)?;
+    // In the parent the closure (and with it the read end) is dropped when
+    // fork_run returns.
+    let pid = fork_run(move || f(LifelineReader::from_pipe(read)))?;
+    let pidfd = pidfd_of_child(pid)?;
+    Ok(Child::from_parts(pidfd, write))
+}
+
+/// A pidfd on `pid`, an unreaped child of the caller (`pidfd_open`).
+/// Race-free: a child's PID cannot be reused before its parent reaps it, and
+/// the caller has not.
+///
+/// # Errors
+/// `ESRCH` when `pid` is gone (it was reaped); `EMFILE`.
+///
+/// # References
+/// - [pidfd_open(2)](https://man7.org/linux/man-pages/man2/pidfd_open.2.html)
+pub(crate) fn pidfd_of_child(pid: i32) -> io::Result<Pidfd> {
+    let raw = Pid::from_raw(pid).ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    Ok(Pidfd::from_kernel(
+        pidfd_open(raw, PidfdFlags::empty())?,
+        pid,
+    ))
+}
+
+/// `fork()` then exec `program` with `args`, the legacy way: each
+/// `(source, target)` of `map` is duplicated to its target and every other
+/// fd that is not close-on-exec is inherited. `pdeathsig` arms
+/// `PR_SET_PDEATHSIG` between fork and exec, with `expect_parent` the
+/// `getppid()` check of the fixed recipe. Safe from a multithreaded caller:
+/// the child makes only async-signal-safe syscalls before the exec.
+///
+/// # Errors
+/// The exec's errno (through a close-on-exec error pipe); fork's errors.
+///
+/// # References
+/// - [fork(2)](https://man7.org/linux/man-pages/man2/fork.2.html)
+/// - [execve(2)](https://man7.org/linux/man-pages/man2/execve.2.html)
+pub(crate) fn fork_exec(
+    program: &CStr,
+    args: &[&CStr],
+    map: &[(RawFd, RawFd)],
+    pdeathsig: Option<Signal>,
+    expect_parent: Option<i32>,
+) -> io::Result<i32> {
+    let (err_read, err_write) = pipe_with(PipeFlags::CLOEXEC)?;
+    let mut prep = ExecPrep::new(program, args, map.to_vec());
+    let pre = PreExec {
+        hygiene: false,
+        pdeathsig: pdeathsig.map(|s| s.as_raw()),
+        expect_parent,
+    };
+    // SAFETY: fork has no memory preconditions. The child only runs
+    // `exec_in_child`, which is async-signal-safe (raw syscalls on memory
+    // prepared before the fork), so it is sound even when the caller has
+    // other threads.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => prep.exec_in_child(err_write.as_raw_fd(), pre),
+        pid => {
+            drop(err_write);
+            if let Err(errno) = exec_result(&err_read) {
+                let _ = waitpid_blocking(pid);
+                return Err(io::Error::from_raw_os_error(errno));
+            }
+            Ok(pid)
+        }
+    }
+}
+
+/// Spawn `cmd` with `std::process::Command`, moving each `(source, target)`
+/// of `map` into place between fork and exec (a `pre_exec` hook of `dup2`
+/// calls only; std's own error pipe is left alone, see DESIGN.md traps).
+///
+/// # Errors
+/// The spawn's error (a failed exec included: std reports it).
+///
+/// # References
+/// - [`std::os::unix::process::CommandExt::pre_exec`](https://doc.rust-lang.org/std/os/unix/process/trait.CommandExt.html#tymethod.pre_exec)
+pub(crate) fn command_spawn(
+    cmd: &mut std::process::Command,
+    map: Vec<(RawFd, RawFd)>,
+) -> io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    let floor = map.iter().map(|&(f, t)| f.max(t)).max().unwrap_or(2) + 1;
+    let mut parked = map.clone();
+    // SAFETY: the hook runs in the child between fork and exec; it calls only
+    // fcntl and dup2 (async-signal-safe) and writes only into `parked`, a
+    // vector allocated before the fork whose length does not change.
+    unsafe {
+        cmd.pre_exec(move || {
+            for (i, &(src, _)) in map.iter().enumerate() {
+                let p = libc::fcntl(src, libc::F_DUPFD_CLOEXEC, floor);
+                if p < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                parked[i].0 = p;
+            }
+            for &(src, target) in parked.iter() {
+                if libc::dup2(src, target) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        })
+    };
+    cmd.spawn()
 }

@@ -16,17 +16,19 @@
 //! cannot be written with the public API.
 
 mod clone;
+mod exec;
 mod fds;
 pub(crate) mod legacy;
 mod pidfd;
+pub mod probe;
 mod process;
 
 pub use clone::{spawn, Child, ChildFds, Lifeline, LifelineReader, Spawn};
-pub use fds::{mark_inherited_cloexec, take_inherited};
+pub use fds::{dup_to, mark_inherited_cloexec, move_high, take_inherited, LAB_FD_FLOOR};
 pub use pidfd::{ExitStatus, Pidfd};
 pub use process::{
     adopt_children, arm_pdeathsig, become_subreaper, block_forever, exit_now, monotonic_ns,
-    reap_any, Reaped,
+    reap_any, set_ignored, thread_count, unshare_pid_namespace, Reaped,
 };
 
 #[cfg(test)]

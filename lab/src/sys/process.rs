@@ -137,7 +137,10 @@ pub fn adopt_children() -> io::Result<Vec<Pidfd>> {
 
 /// The number of threads of the calling process, from `/proc/self/stat`
 /// (field 20, `num_threads`).
-pub(super) fn thread_count() -> io::Result<usize> {
+///
+/// # Errors
+/// Errors reading `/proc/self/stat`.
+pub fn thread_count() -> io::Result<usize> {
     let stat = std::fs::read_to_string("/proc/self/stat")?;
     // The command (field 2) may hold spaces; fields after its closing ')' are plain.
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
@@ -146,4 +149,51 @@ pub(super) fn thread_count() -> io::Result<usize> {
         .nth(17)
         .and_then(|n| n.parse().ok())
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unreadable /proc/self/stat"))
+}
+
+/// Ignore `signal` (`SIG_IGN`), or give it back its default action
+/// (`SIG_DFL`). An ignored signal stays ignored in children and across exec
+/// (and through `CLONE_CLEAR_SIGHAND`, which resets only handlers).
+///
+/// # Errors
+/// `EINVAL` for `SIGKILL`/`SIGSTOP`.
+///
+/// # References
+/// - [signal(2)](https://man7.org/linux/man-pages/man2/signal.2.html)
+pub fn set_ignored(signal: Signal, ignored: bool) -> io::Result<()> {
+    let action = if ignored {
+        libc::SIG_IGN
+    } else {
+        libc::SIG_DFL
+    };
+    // SAFETY: installing SIG_IGN or SIG_DFL runs no code of ours in signal
+    // context.
+    if unsafe { libc::signal(signal.as_raw(), action) } == libc::SIG_ERR {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Move the calling process's future children into a new PID namespace
+/// (`unshare(CLONE_NEWPID)`, with `CLONE_NEWUSER` when `user`, which lets an
+/// unprivileged process do it). The next child becomes PID 1 there.
+///
+/// # Errors
+/// `EPERM` without privileges (and no user namespace), `EINVAL` when the
+/// caller is multithreaded and `user` is set.
+///
+/// # References
+/// - [unshare(2)](https://man7.org/linux/man-pages/man2/unshare.2.html)
+/// - [pid_namespaces(7)](https://man7.org/linux/man-pages/man7/pid_namespaces.7.html)
+pub fn unshare_pid_namespace(user: bool) -> io::Result<()> {
+    let mut flags = libc::CLONE_NEWPID;
+    if user {
+        flags |= libc::CLONE_NEWUSER;
+    }
+    // SAFETY: unshare takes flags only; CLONE_NEWPID and CLONE_NEWUSER change
+    // no memory or fd of the calling process.
+    if unsafe { libc::unshare(flags) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }

@@ -1,0 +1,407 @@
+//! Creating a child the strategy's way: the create axis (clone3, fork,
+//! fork without exec, `std::process::Command`), with the parent-death axis's
+//! part that belongs to creation (a lifeline made before the child exists,
+//! or a leaky one), stdout capture, and exec of the lab's node program or of
+//! an external command.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::process::Stdio;
+
+use rustix::pipe::{pipe_with, PipeFlags};
+use rustix::process::getpid;
+
+use super::{NodeCtx, Start, BOOT_FD, FIRST_GATE_FD, LIFELINE_FD, NOTIFY_FD, REPORT_FD};
+use crate::report::Event;
+use crate::strategy::{Create, Observe, ParentDeath};
+use crate::sys::{self, legacy, Pidfd, Spawn};
+
+/// The fd at which a command node (an external program) finds the read end
+/// of its lifeline under the canonical strategy.
+pub const COMMAND_LIFELINE_FD: RawFd = 3;
+
+/// A child as its parent holds it.
+#[derive(Debug)]
+pub struct ChildHandle {
+    /// Index of the child in the plan; `None` for a process outside it.
+    pub node: Option<u32>,
+    /// Its PID.
+    pub pid: i32,
+    /// Its pidfd: from clone3, or opened on the unreaped child (fork and
+    /// std paths) when the strategy observes through pidfds.
+    pub pidfd: Option<Pidfd>,
+    /// The write end of its lifeline, held until the parent exits.
+    pub lifeline: Option<OwnedFd>,
+    /// The standard library's handle, for `std-command`.
+    pub command: Option<std::process::Child>,
+    /// The read end of its captured stdout.
+    pub stdout: Option<OwnedFd>,
+}
+
+impl ChildHandle {
+    fn new(node: Option<u32>, pid: i32) -> Self {
+        ChildHandle {
+            node,
+            pid,
+            pidfd: None,
+            lifeline: None,
+            command: None,
+            stdout: None,
+        }
+    }
+
+    fn canonical(node: Option<u32>, child: sys::Child) -> Self {
+        let (pidfd, lifeline) = child.into_parts();
+        let mut h = ChildHandle::new(node, pidfd.pid());
+        h.pidfd = Some(pidfd);
+        h.lifeline = Some(lifeline);
+        h
+    }
+}
+
+impl NodeCtx<'_> {
+    /// Create node `idx` as a child of the calling process, the strategy's
+    /// way. `before` runs first in a child that is a copy (the supervisor uses
+    /// it to put a forked root into the trial's cgroup); `cgroup` places a
+    /// cloned child there from its first instruction; `notify` is handed to
+    /// the child, which writes one byte to it once its parent-death detection
+    /// is armed.
+    ///
+    /// # Errors
+    /// Errors of clone3, fork, exec or pipe; `EDEADLK` when the canonical
+    /// primitive is asked for a copy (no exec) of a multithreaded caller.
+    pub fn spawn(
+        &self,
+        idx: u32,
+        cgroup: Option<BorrowedFd<'_>>,
+        before: &dyn Fn(),
+        notify: Option<BorrowedFd<'_>>,
+    ) -> io::Result<ChildHandle> {
+        let node = &self.plan.nodes[idx as usize];
+        let capture = if node.capture {
+            let (r, w) = pipe_with(PipeFlags::CLOEXEC)?;
+            Some((sys::move_high(r)?, sys::move_high(w)?))
+        } else {
+            None
+        };
+        let (out_read, out_write) = match capture {
+            Some((r, w)) => (Some(r), Some(w)),
+            None => (None, None),
+        };
+        let mut handle = if let Some(cmd) = &node.command {
+            let h = self.spawn_command(idx, cmd, out_write)?;
+            self.report_command(idx, &h);
+            h
+        } else if node.parent.is_some() && self.strategy.create.execs(node.exec) {
+            self.spawn_exec(idx, out_write, notify)?
+        } else {
+            self.spawn_copy(idx, cgroup, before, out_write, notify)?
+        };
+        if handle.pidfd.is_none() && self.strategy.observe == Observe::Pidfd {
+            handle.pidfd = Some(legacy::pidfd_of_child(handle.pid)?);
+        }
+        handle.stdout = out_read;
+        Ok(handle)
+    }
+
+    /// A process outside the plan that runs `f` as a copy of the caller,
+    /// created the strategy's way (helpers and daemons). Under the canonical
+    /// strategy it has a lifeline like every child; what it does with it is
+    /// up to `f`.
+    ///
+    /// # Errors
+    /// As [`NodeCtx::spawn`].
+    pub(super) fn spawn_outside<F: FnOnce() -> i32>(&self, f: F) -> io::Result<ChildHandle> {
+        match self.strategy.create {
+            Create::Clone3 => Ok(ChildHandle::canonical(None, Spawn::default().run(|_| f())?)),
+            _ => {
+                let pid = legacy::fork_run(f)?;
+                let mut h = ChildHandle::new(None, pid);
+                if self.strategy.observe == Observe::Pidfd {
+                    h.pidfd = Some(legacy::pidfd_of_child(pid)?);
+                }
+                Ok(h)
+            }
+        }
+    }
+
+    /// A copy of the caller that runs node `idx`.
+    fn spawn_copy(
+        &self,
+        idx: u32,
+        cgroup: Option<BorrowedFd<'_>>,
+        before: &dyn Fn(),
+        out_write: Option<OwnedFd>,
+        notify: Option<BorrowedFd<'_>>,
+    ) -> io::Result<ChildHandle> {
+        let parent_pid = getpid().as_raw_nonzero().get();
+        let redirect = |w: &Option<OwnedFd>| {
+            if let Some(w) = w {
+                let _ = rustix::stdio::dup2_stdout(w);
+            }
+        };
+        match (self.strategy.create, self.strategy.death) {
+            (Create::Clone3, _) => {
+                let mut sp = self.keep_all(Spawn::default());
+                if let Some(w) = &out_write {
+                    sp = sp.keep(w.as_fd());
+                }
+                if let Some(n) = notify {
+                    sp = sp.keep(n);
+                }
+                if let Some(dir) = cgroup {
+                    sp = sp.into_cgroup(dir);
+                }
+                let child = sp.run(|fds| {
+                    before();
+                    redirect(&out_write);
+                    self.run(
+                        idx,
+                        Start {
+                            lifeline: Some(fds.lifeline),
+                            parent_pid,
+                            notify,
+                        },
+                    )
+                })?;
+                Ok(ChildHandle::canonical(Some(idx), child))
+            }
+            (_, ParentDeath::Lifeline) => {
+                let child = legacy::fork_with_leaky_lifeline(|lifeline| {
+                    before();
+                    redirect(&out_write);
+                    drop(out_write);
+                    self.run(
+                        idx,
+                        Start {
+                            lifeline: Some(lifeline),
+                            parent_pid,
+                            notify,
+                        },
+                    )
+                })?;
+                Ok(ChildHandle::canonical(Some(idx), child))
+            }
+            _ => {
+                let pid = legacy::fork_run(|| {
+                    before();
+                    redirect(&out_write);
+                    drop(out_write);
+                    self.run(
+                        idx,
+                        Start {
+                            lifeline: None,
+                            parent_pid,
+                            notify,
+                        },
+                    )
+                })?;
+                Ok(ChildHandle::new(Some(idx), pid))
+            }
+        }
+    }
+
+    fn keep_all<'s>(&'s self, mut sp: Spawn<'s>) -> Spawn<'s> {
+        sp = sp.keep(self.report);
+        for (_, fd) in &self.gates {
+            sp = sp.keep(*fd);
+        }
+        if let Some(b) = self.boot {
+            sp = sp.keep(b);
+        }
+        sp
+    }
+
+    /// Node `idx` as a fresh exec of the lab's node program, with the fds
+    /// of the exec'd node layout (see [`super::boot`]).
+    fn spawn_exec(
+        &self,
+        idx: u32,
+        out_write: Option<OwnedFd>,
+        notify: Option<BorrowedFd<'_>>,
+    ) -> io::Result<ChildHandle> {
+        let boot = self.boot.ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "no boot fd for an exec'd node")
+        })?;
+        let parent_pid = getpid().as_raw_nonzero().get();
+        let mut map: Vec<(BorrowedFd<'_>, RawFd)> = vec![(self.report, REPORT_FD), (boot, BOOT_FD)];
+        for (k, (_, fd)) in self.gates.iter().enumerate() {
+            map.push((*fd, FIRST_GATE_FD + k as RawFd));
+        }
+        if let Some(n) = notify {
+            map.push((n, NOTIFY_FD));
+        }
+        let lifeline = self.strategy.death == ParentDeath::Lifeline;
+        let mut args = vec![
+            "lab".to_string(),
+            super::boot::MODE_ARG.to_string(),
+            idx.to_string(),
+            parent_pid.to_string(),
+        ];
+        if lifeline {
+            args.push("--lifeline".into());
+        }
+        if notify.is_some() {
+            args.push("--notify".into());
+        }
+        let program = CString::new("/proc/self/exe").expect("no NUL");
+        let cargs = cstrings(&args);
+        let refs: Vec<&std::ffi::CStr> = cargs.iter().map(|c| c.as_c_str()).collect();
+        match self.strategy.create {
+            Create::Clone3 => {
+                if let Some(w) = &out_write {
+                    map.push((w.as_fd(), 1));
+                }
+                let child = Spawn::default().exec(&program, &refs, &map, LIFELINE_FD)?;
+                Ok(ChildHandle::canonical(Some(idx), child))
+            }
+            Create::StdCommand => {
+                let mut cmd = std::process::Command::new("/proc/self/exe");
+                cmd.args(&args[1..]);
+                let pipe = lifeline
+                    .then(|| pipe_with(PipeFlags::CLOEXEC))
+                    .transpose()?;
+                let mut raw = raw_map(&map);
+                if let Some((r, _)) = &pipe {
+                    raw.push((r.as_raw_fd(), LIFELINE_FD));
+                }
+                if let Some(w) = out_write {
+                    cmd.stdout(Stdio::from(w));
+                }
+                let child = legacy::command_spawn(&mut cmd, raw)?;
+                let mut h = ChildHandle::new(Some(idx), child.id() as i32);
+                h.command = Some(child);
+                h.lifeline = pipe.map(|(_, w)| w);
+                Ok(h)
+            }
+            Create::Fork | Create::ForkNoexec => {
+                // The legacy lifeline: made without close-on-exec, so the
+                // write end goes through the exec too.
+                let leaky = lifeline
+                    .then(|| pipe_with(PipeFlags::empty()))
+                    .transpose()?;
+                let leaky = leaky
+                    .map(|(r, w)| Ok::<_, io::Error>((sys::move_high(r)?, w)))
+                    .transpose()?;
+                let mut raw = raw_map(&map);
+                if let Some((r, _)) = &leaky {
+                    raw.push((r.as_raw_fd(), LIFELINE_FD));
+                }
+                if let Some(w) = &out_write {
+                    raw.push((w.as_raw_fd(), 1));
+                }
+                let pid = legacy::fork_exec(&program, &refs, &raw, None, None)?;
+                let mut h = ChildHandle::new(Some(idx), pid);
+                h.lifeline = leaky.map(|(_, w)| w);
+                Ok(h)
+            }
+        }
+    }
+
+    /// A command node: exec the external program `cmd` in its place.
+    fn spawn_command(
+        &self,
+        idx: u32,
+        cmd: &[String],
+        out_write: Option<OwnedFd>,
+    ) -> io::Result<ChildHandle> {
+        let program = resolve(&cmd[0])?;
+        let cargs = cstrings(cmd);
+        let refs: Vec<&std::ffi::CStr> = cargs.iter().map(|c| c.as_c_str()).collect();
+        let parent_pid = getpid().as_raw_nonzero().get();
+        match (self.strategy.create, self.strategy.death) {
+            (Create::Clone3, _) => {
+                let map: Vec<(BorrowedFd<'_>, RawFd)> =
+                    out_write.iter().map(|w| (w.as_fd(), 1)).collect();
+                let child = Spawn::default().exec(&program, &refs, &map, COMMAND_LIFELINE_FD)?;
+                Ok(ChildHandle::canonical(Some(idx), child))
+            }
+            (Create::StdCommand, _) => {
+                let mut c = std::process::Command::new(&cmd[0]);
+                c.args(&cmd[1..]);
+                if let Some(w) = out_write {
+                    c.stdout(Stdio::from(w));
+                }
+                let child = c.spawn()?;
+                let mut h = ChildHandle::new(Some(idx), child.id() as i32);
+                h.command = Some(child);
+                Ok(h)
+            }
+            (_, death) => {
+                let mut map: Vec<(RawFd, RawFd)> =
+                    out_write.iter().map(|w| (w.as_raw_fd(), 1)).collect();
+                let leaky = (death == ParentDeath::Lifeline)
+                    .then(|| pipe_with(PipeFlags::empty()))
+                    .transpose()?;
+                if let Some((r, _)) = &leaky {
+                    map.push((r.as_raw_fd(), COMMAND_LIFELINE_FD));
+                }
+                let (sig, expect) = match death {
+                    ParentDeath::Pdeathsig => (Some(rustix::process::Signal::KILL), None),
+                    ParentDeath::PdeathsigChecked => {
+                        (Some(rustix::process::Signal::KILL), Some(parent_pid))
+                    }
+                    _ => (None, None),
+                };
+                let pid = legacy::fork_exec(&program, &refs, &map, sig, expect)?;
+                let mut h = ChildHandle::new(Some(idx), pid);
+                h.lifeline = leaky.map(|(_, w)| w);
+                Ok(h)
+            }
+        }
+    }
+
+    /// Report a command node's phases on its behalf: it cannot. It is
+    /// created, armed (whatever its creation gave it) and ready at once.
+    fn report_command(&self, idx: u32, h: &ChildHandle) {
+        let opened;
+        let pidfd = match &h.pidfd {
+            Some(p) => Some(p),
+            None => {
+                opened = legacy::pidfd_of_child(h.pid).ok();
+                opened.as_ref()
+            }
+        };
+        for ev in [Event::Created, Event::Armed, Event::Ready] {
+            let fd = if ev == Event::Created { pidfd } else { None };
+            let _ = crate::report::send_as(self.report, idx, h.pid, ev, 0, fd);
+        }
+    }
+}
+
+fn raw_map(map: &[(BorrowedFd<'_>, RawFd)]) -> Vec<(RawFd, RawFd)> {
+    map.iter().map(|(f, t)| (f.as_raw_fd(), *t)).collect()
+}
+
+fn cstrings(args: &[String]) -> Vec<CString> {
+    args.iter()
+        .map(|a| CString::new(a.as_bytes()).expect("arguments are checked for NUL"))
+        .collect()
+}
+
+/// The path of `program`: as given when it contains `/`, else the first
+/// executable match in `$PATH`.
+fn resolve(program: &str) -> io::Result<CString> {
+    use std::os::unix::fs::PermissionsExt;
+    let found = if program.contains('/') {
+        Some(std::path::PathBuf::from(program))
+    } else {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(program))
+                .find(|p| {
+                    p.metadata()
+                        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                })
+        })
+    };
+    let path = found.ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("command `{program}` not found in PATH"),
+        )
+    })?;
+    CString::new(path.into_os_string().into_encoded_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}

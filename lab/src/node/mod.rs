@@ -1,0 +1,260 @@
+//! The node: one process of a trial's tree. It reports its phases, waits at
+//! its gate if the plan holds it there, arms its parent-death detection the
+//! way the strategy says, spawns its children, and then lingers until its
+//! parent dies or waits for its children and exits.
+//!
+//! A node is either a copy of its parent (clone3 or fork without exec) or a
+//! fresh exec of the lab's node program ([`boot`]); a command node is an
+//! external program its parent execs in its place. Copies of a
+//! single-threaded parent may run ordinary code; copies of a threaded one
+//! inherit its hazards ([`hazard`]), which is what casebook 4 is about.
+
+pub mod boot;
+mod create;
+mod hazard;
+pub mod pid_reuse;
+mod wait;
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
+use std::time::Duration;
+
+use rustix::pipe::{pipe_with, PipeFlags};
+use rustix::process::{getppid, Signal};
+
+pub use create::{ChildHandle, COMMAND_LIFELINE_FD};
+pub use wait::{EOF_BOUND, LEAK_INODE_BITS};
+
+use crate::plan::Plan;
+use crate::report::{self, Event};
+use crate::scenario::{Phase, Sig};
+use crate::strategy::{ParentDeath, Strategy};
+use crate::sys::{self, LifelineReader, Pidfd};
+
+/// Exit code of a node that could not go on (spawn failed, report lost).
+pub const EXIT_FAILED: i32 = 70;
+/// An exec'd node's report channel (the lab's fds sit at
+/// [`sys::LAB_FD_FLOOR`] and above, out of the scenario's way).
+pub const REPORT_FD: RawFd = sys::LAB_FD_FLOOR;
+/// An exec'd node's boot memfd.
+pub const BOOT_FD: RawFd = sys::LAB_FD_FLOOR + 1;
+/// An exec'd node's lifeline.
+pub const LIFELINE_FD: RawFd = sys::LAB_FD_FLOOR + 2;
+/// An exec'd node's armed notification.
+pub const NOTIFY_FD: RawFd = sys::LAB_FD_FLOOR + 3;
+/// An exec'd node's first gate.
+pub const FIRST_GATE_FD: RawFd = sys::LAB_FD_FLOOR + 4;
+
+/// What every node of one trial shares: the plan, the strategy, the report
+/// channel, the gates and the boot record of exec'd nodes.
+#[derive(Debug)]
+pub struct NodeCtx<'a> {
+    /// The plan of the trial.
+    pub plan: &'a Plan,
+    /// The strategy of the trial.
+    pub strategy: &'a Strategy,
+    /// The node end of the report channel.
+    pub report: BorrowedFd<'a>,
+    /// Read end of the gate of each node that has one: `(node, fd)`.
+    pub gates: Vec<(u32, BorrowedFd<'a>)>,
+    /// The boot memfd of exec'd nodes ([`boot::Boot`]), when any node execs.
+    pub boot: Option<BorrowedFd<'a>>,
+}
+
+/// What a node starts with besides the shared context.
+#[derive(Debug)]
+pub struct Start<'f> {
+    /// Its lifeline's read end, when the strategy gave it one.
+    pub lifeline: Option<LifelineReader>,
+    /// Its parent's PID as the parent saw it before the spawn (for the
+    /// `getppid()` check).
+    pub parent_pid: i32,
+    /// Where to write one byte once parent-death detection is armed.
+    pub notify: Option<BorrowedFd<'f>>,
+}
+
+impl NodeCtx<'_> {
+    /// The life of node `idx`, in the node's process; returns its exit code.
+    pub(crate) fn run(&self, idx: u32, start: Start<'_>) -> i32 {
+        let node = &self.plan.nodes[idx as usize];
+        let Ok(me) = Pidfd::open_self() else {
+            return EXIT_FAILED;
+        };
+        if self.send(idx, Event::Created, 0, Some(&me)).is_err() {
+            return EXIT_FAILED;
+        }
+        drop(me);
+        if self.plan.nodes.iter().any(|n| !n.ignore.is_empty()) {
+            // Exact per node: what it ignores, and nothing it inherited.
+            for sig in Sig::CATCHABLE {
+                let _ = sys::set_ignored(sig.signal(), node.ignore.contains(&sig));
+            }
+        }
+        if let Some(fd) = node.dup_stdout {
+            let _ = sys::dup_to(std::io::stdout().as_fd(), fd);
+        }
+        hazard::touch(node.touch);
+        if node.gate == Some(Phase::Created) {
+            self.wait_gate(idx);
+        }
+        let lifeline = start.lifeline;
+        if self.arm(lifeline.as_ref(), start.parent_pid) {
+            let _ = self.send(idx, Event::ParentGone, 0, None);
+            return 0;
+        }
+        let _ = self.send(idx, Event::Armed, 0, None);
+        if let Some(n) = start.notify {
+            let _ = rustix::io::write(n, &[1]);
+        }
+        if node.gate == Some(Phase::Armed) {
+            self.wait_gate(idx);
+        }
+        if node.pid_reuse {
+            self.pid_reuse(idx);
+        }
+        // Processes outside the plan: a helper that keeps whatever it was
+        // given, and a daemon that leaves the session.
+        let mut outside = Vec::new();
+        if node.helper {
+            outside.extend(self.spawn_outside(|| sys::block_forever()).ok());
+        }
+        if node.daemon {
+            if let Ok(mut first) = self.spawn_outside(|| {
+                let _ = rustix::process::setsid();
+                self.spawn_outside(|| sys::block_forever())
+                    .map_or(EXIT_FAILED, |_| 0)
+            }) {
+                wait::reap(&mut first);
+            }
+        }
+        hazard::start(node);
+        let mut children = Vec::with_capacity(node.children.len());
+        for &c in &node.children {
+            let spawned = if node.spawn_from_thread {
+                std::thread::scope(|s| {
+                    s.spawn(|| self.spawn_from_thread(c))
+                        .join()
+                        .unwrap_or_else(|_| Err(io::Error::other("spawner thread panicked")))
+                })
+            } else {
+                self.spawn(c, None, &|| {}, None)
+            };
+            match spawned {
+                Ok(h) => children.push(h),
+                Err(e) => {
+                    let _ = self.send(
+                        idx,
+                        Event::Failed,
+                        e.raw_os_error().unwrap_or(0) as i64,
+                        None,
+                    );
+                    return EXIT_FAILED;
+                }
+            }
+        }
+        let _ = self.send(idx, Event::Ready, 0, None);
+        if node.linger {
+            self.wait_parent_death(lifeline.as_ref());
+            let _ = self.send(idx, Event::ParentGone, 0, None);
+            return 0;
+        }
+        if !self.wait_children(idx, children, lifeline.as_ref()) {
+            let _ = self.send(idx, Event::ParentGone, 0, None);
+            return 0;
+        }
+        drop(outside);
+        if node.exit_delay_us > 0 {
+            let delay = Duration::from_micros(node.exit_delay_us);
+            match &lifeline {
+                Some(l) if l.wait_parent_gone(Some(delay)) => {
+                    let _ = self.send(idx, Event::ParentGone, 0, None);
+                    return 0;
+                }
+                Some(_) => {}
+                None => std::thread::sleep(delay),
+            }
+        }
+        write_output(node.output_bytes);
+        let _ = self.send(idx, Event::Exiting, node.exit_code as i64, None);
+        node.exit_code as i32
+    }
+
+    /// Spawn child `c` from a thread of its own that ends once the child has
+    /// armed its parent-death detection (or died): PDEATHSIG follows that
+    /// thread, not the process (casebook 1, second trap).
+    fn spawn_from_thread(&self, c: u32) -> io::Result<ChildHandle> {
+        let (armed_read, armed_write) = pipe_with(PipeFlags::CLOEXEC)?;
+        let armed_write = sys::move_high(armed_write)?;
+        let child = self.spawn(c, None, &|| {}, Some(armed_write.as_fd()))?;
+        drop(armed_write);
+        let mut byte = [0u8; 1];
+        loop {
+            match rustix::io::read(&armed_read, &mut byte) {
+                Err(rustix::io::Errno::INTR) => continue,
+                _ => return Ok(child),
+            }
+        }
+    }
+
+    fn send(&self, idx: u32, event: Event, value: i64, pidfd: Option<&Pidfd>) -> io::Result<()> {
+        report::send(self.report, idx, event, value, pidfd)
+    }
+
+    /// Block at the gate until the supervisor writes a byte; if the
+    /// supervisor is gone (EOF), end here.
+    fn wait_gate(&self, idx: u32) {
+        let Some((_, fd)) = self.gates.iter().find(|(n, _)| *n == idx) else {
+            return;
+        };
+        let mut byte = [0u8; 1];
+        loop {
+            match rustix::io::read(fd, &mut byte) {
+                Ok(1) => return,
+                Err(rustix::io::Errno::INTR) => continue,
+                _ => sys::exit_now(EXIT_FAILED),
+            }
+        }
+    }
+
+    /// Arm parent-death detection; returns true when the parent is already
+    /// known to be gone.
+    fn arm(&self, lifeline: Option<&LifelineReader>, parent_pid: i32) -> bool {
+        match self.strategy.death {
+            ParentDeath::Lifeline => lifeline.is_some_and(|l| l.parent_gone()),
+            ParentDeath::Pdeathsig => {
+                let _ = sys::arm_pdeathsig(Signal::KILL);
+                false
+            }
+            ParentDeath::PdeathsigChecked => {
+                let _ = sys::arm_pdeathsig(Signal::KILL);
+                getppid().map_or(0, |p| p.as_raw_nonzero().get()) != parent_pid
+            }
+            ParentDeath::None => false,
+        }
+    }
+
+    /// Linger: return once the parent's death is detected. With PDEATHSIG or
+    /// nothing, only a signal ends the wait.
+    fn wait_parent_death(&self, lifeline: Option<&LifelineReader>) {
+        match (self.strategy.death, lifeline) {
+            (ParentDeath::Lifeline, Some(l)) => {
+                l.wait_parent_gone(None);
+            }
+            _ => sys::block_forever(),
+        }
+    }
+}
+
+/// Write `bytes` zero bytes to stdout (blocking while the pipe is full).
+fn write_output(mut bytes: u64) {
+    let chunk = [0u8; 16384];
+    let out = std::io::stdout();
+    while bytes > 0 {
+        let n = bytes.min(chunk.len() as u64) as usize;
+        match rustix::io::write(out.as_fd(), &chunk[..n]) {
+            Ok(w) => bytes -= w as u64,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return,
+        }
+    }
+}
