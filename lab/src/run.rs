@@ -173,14 +173,7 @@ impl RunSummary {
                 let _ = writeln!(s, "  {:<13} {}", v.name(), r.rates[v.name()].render());
             }
             let rp = &r.reproduction;
-            let _ = writeln!(
-                s,
-                "  reproduced {} in {}/{} trials ({})",
-                rp.verdict,
-                rp.trials,
-                rp.of,
-                rp.rate.render()
-            );
+            let _ = writeln!(s, "  reproduced {}: {}", rp.verdict, rp.rate.render());
             if r.trials_with_false_orphans > 0 {
                 let _ = writeln!(
                     s,

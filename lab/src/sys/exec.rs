@@ -94,12 +94,12 @@ impl<'a> ExecPrep<'a> {
             if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) } < 0 {
                 fail(err_fd);
             }
-            // SAFETY: getppid has no preconditions.
-            if pre
-                .expect_parent
-                .is_some_and(|p| unsafe { libc::getppid() } != p)
-            {
-                exit_now(0);
+            if let Some(parent) = pre.expect_parent {
+                // SAFETY: getppid has no preconditions.
+                let now = unsafe { libc::getppid() };
+                if now != parent {
+                    exit_now(0);
+                }
             }
         }
         extern "C" {
