@@ -302,3 +302,6 @@ fn check_and_list_accept_the_shipped_scenarios() {
     let out = lab(&["list"], &[]);
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("nested"));
 }
+
+#[path = "lab/casebook.rs"]
+mod casebook;

@@ -1,0 +1,318 @@
+//! The casebook: every shipped scenario reproduces on its legacy side and
+//! not on the canonical one, with small trial counts.
+
+use super::{json, lab, out_dir, scenario, strategy};
+use serde_json::Value;
+
+/// `lab run NAME --seed 1 --trials N --strategy S... --format json`; exit
+/// status 0 or 1 (1: some trial did not pass).
+fn run(name: &str, trials: u32, strategies: &[&str], extra: &[&str]) -> Value {
+    let dir = out_dir(name);
+    let n = trials.to_string();
+    let mut args = vec![
+        "run",
+        name,
+        "--seed",
+        "1",
+        "--trials",
+        &n,
+        "--format",
+        "json",
+        "--out",
+        dir.to_str().unwrap(),
+    ];
+    for s in strategies {
+        args.extend(["--strategy", s]);
+    }
+    args.extend_from_slice(extra);
+    let out = lab(&args, &[]);
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "lab {}: {:?}\n{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    let _ = std::fs::remove_dir_all(dir);
+    v
+}
+
+/// `(trials, count of verdict)` of one strategy.
+fn count(v: &Value, strat: &str, verdict: &str) -> (u64, u64) {
+    let s = strategy(v, strat);
+    (s["trials"].as_u64().unwrap(), s[verdict].as_u64().unwrap())
+}
+
+fn reasons<'a>(v: &'a Value, strat: &str, verdict: &str) -> Vec<&'a str> {
+    strategy(v, strat)["reasons"][verdict]
+        .as_object()
+        .map(|m| m.keys().map(|k| k.as_str()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn pdeathsig_race_orphans_legacy_only_and_reproduces_k_of_k() {
+    let v = run(
+        "pdeathsig-race",
+        5,
+        &["legacy", "pdeathsig-checked", "canonical"],
+        &[],
+    );
+    assert_eq!(count(&v, "legacy", "orphan"), (5, 5));
+    assert_eq!(count(&v, "pdeathsig-checked", "pass"), (5, 5));
+    assert_eq!(count(&v, "canonical", "pass"), (5, 5));
+    let dir = out_dir("repeat");
+    let out = lab(
+        &[
+            "run",
+            "pdeathsig-race",
+            "--repeat",
+            "4",
+            "--strategy",
+            "legacy",
+            "--format",
+            "json",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let v = json(&out);
+    let r = &strategy(&v, "legacy")["reproduction"];
+    assert_eq!(
+        (
+            r["verdict"].as_str(),
+            r["trials"].as_u64(),
+            r["of"].as_u64()
+        ),
+        (Some("orphan"), Some(4), Some(4)),
+        "{r}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn pdeathsig_from_a_thread_kills_the_child_early_on_legacy_only() {
+    let v = run("pdeathsig-thread", 5, &["legacy", "canonical"], &[]);
+    assert_eq!(count(&v, "legacy", "early_death"), (5, 5));
+    assert!(
+        reasons(&v, "legacy", "early-death")
+            .iter()
+            .all(|r| r.contains("while its parent (node root) was alive")),
+        "{v}"
+    );
+    assert_eq!(count(&v, "canonical", "pass"), (5, 5));
+}
+
+#[test]
+fn a_leaky_lifeline_keeps_the_subtree_alive() {
+    let v = run("lifeline-leak", 5, &["lifeline-leaky", "canonical"], &[]);
+    assert_eq!(count(&v, "lifeline-leaky", "orphan"), (5, 5));
+    assert_eq!(count(&v, "canonical", "pass"), (5, 5));
+}
+
+#[test]
+fn duplicated_stdio_hangs_the_legacy_reader_and_is_a_named_leak_on_canonical() {
+    let v = run("stdio-dup", 3, &["legacy", "canonical"], &[]);
+    assert_eq!(count(&v, "legacy", "hang"), (3, 3));
+    assert_eq!(count(&v, "canonical", "leak"), (3, 3));
+    let leaks = reasons(&v, "canonical", "leak");
+    assert!(
+        leaks
+            .iter()
+            .all(|r| r.contains("fd 1 (write), outside the plan")),
+        "the holder is named: {leaks:?}"
+    );
+}
+
+#[test]
+fn a_background_command_holding_stdout_is_a_hang_or_a_named_leak() {
+    let v = run(
+        &scenario("command-background.toml"),
+        2,
+        &["legacy", "canonical"],
+        &[],
+    );
+    assert_eq!(count(&v, "legacy", "hang"), (2, 2));
+    assert_eq!(count(&v, "canonical", "leak"), (2, 2));
+    let sleeps: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains("987654"))
+        .collect();
+    assert!(sleeps.is_empty(), "background commands left: {sleeps:?}");
+}
+
+#[test]
+fn a_mutex_held_at_the_fork_hangs_copies_and_never_exec_d_children() {
+    let v = run(
+        "mt-fork-mutex",
+        10,
+        &["fork-noexec", "legacy", "canonical"],
+        &[],
+    );
+    // Each trial forks 4 children from a root whose 4 threads hold the lock
+    // about half the time: a trial without a blocked child is rare.
+    assert!(count(&v, "fork-noexec", "hang").1 >= 1, "{v}");
+    assert_eq!(count(&v, "legacy", "pass"), (10, 10));
+    assert_eq!(count(&v, "canonical", "pass"), (10, 10));
+}
+
+#[test]
+fn the_attendant_hangs_legacy_copies_and_is_refused_at_plan_time_on_canonical() {
+    let v = run("mt-fork-attendant", 3, &["legacy", "canonical"], &[]);
+    assert_eq!(count(&v, "legacy", "hang"), (3, 3));
+    assert_eq!(count(&v, "canonical", "panic"), (3, 3));
+    assert!(reasons(&v, "canonical", "panic")
+        .iter()
+        .all(|r| r.contains("refused at plan time") && r.contains("exec = true")));
+    // Refused before anything is spawned: not at the 300 ms deadline.
+    assert!(
+        strategy(&v, "canonical")["median_verdict_us"]
+            .as_u64()
+            .unwrap()
+            < 100_000
+    );
+}
+
+#[test]
+fn a_full_pipe_hangs_the_parent_that_waits_before_reading() {
+    let v = run("pipe-fill", 3, &["legacy", "canonical"], &[]);
+    assert_eq!(count(&v, "legacy", "hang"), (3, 3));
+    assert_eq!(count(&v, "canonical", "pass"), (3, 3));
+}
+
+#[test]
+fn a_setsid_daemon_escapes_the_process_group_but_not_the_canonical_teardown() {
+    let v = run("setsid-escape", 5, &["legacy", "canonical"], &[]);
+    assert_eq!(count(&v, "legacy", "orphan"), (5, 5));
+    assert_eq!(count(&v, "canonical", "pass"), (5, 5));
+    // Without a cgroup the subreaper catches the reparented daemon.
+    let v = run("setsid-escape", 3, &["canonical"], &["--no-cgroup"]);
+    assert_eq!(count(&v, "canonical", "pass"), (3, 3));
+}
+
+#[test]
+fn the_proc_oracle_sees_false_orphans_and_pidfds_none() {
+    let v = run("proc-oracle", 10, &["legacy", "canonical"], &[]);
+    assert_eq!(count(&v, "legacy", "pass"), (10, 10));
+    assert_eq!(count(&v, "canonical", "pass"), (10, 10));
+    let legacy = strategy(&v, "legacy");
+    assert!(
+        legacy["trials_with_false_orphans"].as_u64().unwrap() >= 1,
+        "{legacy}"
+    );
+    assert_eq!(
+        strategy(&v, "canonical")["false_orphans_total"].as_u64(),
+        Some(0)
+    );
+}
+
+#[test]
+fn a_reused_pid_is_killed_by_pid_and_spared_by_pidfd() {
+    let dir = out_dir("pid-reuse");
+    let args = [
+        "run",
+        "pid-reuse",
+        "--trials",
+        "5",
+        "--strategy",
+        "legacy",
+        "--strategy",
+        "canonical",
+        "--format",
+        "json",
+        "--out",
+        dir.to_str().unwrap(),
+    ];
+    let out = lab(&args, &[]);
+    if out.status.code() == Some(2) {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("PID namespace"), "{err}");
+        eprintln!("skipped: {err}");
+        return;
+    }
+    let v = json(&out);
+    assert_eq!(count(&v, "legacy", "innocent_kill"), (5, 5));
+    assert_eq!(count(&v, "canonical", "pass"), (5, 5));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn the_kill_ladder_records_the_rung_that_ended_each_node() {
+    let dir = out_dir("ignore-term");
+    let out = lab(
+        &[
+            "run",
+            "ignore-term",
+            "--trials",
+            "3",
+            "--strategy",
+            "legacy",
+            "--strategy",
+            "canonical",
+            "--format",
+            "json",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let v = json(&out);
+    assert_eq!(count(&v, "legacy", "pass"), (3, 3));
+    assert_eq!(count(&v, "canonical", "pass"), (3, 3));
+    let mut rows = csv::Reader::from_path(v["csv"].as_str().unwrap()).unwrap();
+    let headers = rows.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (strat, rungs) = (col("strategy"), col("node_rungs"));
+    let mut n = 0;
+    for row in rows.records() {
+        let row = row.unwrap();
+        let (last, term, int) = if &row[strat] == "legacy" {
+            ("group-KILL", "group-TERM", "group-INT")
+        } else {
+            ("cgroup.kill", "pidfds-TERM", "pidfds-INT")
+        };
+        let expected =
+            format!("root={last} 0={term} 1={term} 0.0={int} 0.1={int} 1.0={int} 1.1={int}");
+        assert_eq!(&row[rungs], expected.as_str());
+        n += 1;
+    }
+    assert_eq!(n, 6);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn strategies_env_and_the_autokill_refusal() {
+    let out = lab(&["strategies"], &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for p in [
+        "canonical",
+        "legacy",
+        "pdeathsig-checked",
+        "lifeline-leaky",
+        "fork-noexec",
+        "std-command",
+        "autokill",
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(p)), "{p} in {text}");
+    }
+    let env = json(&lab(&["env", "--format", "json"], &[]));
+    assert_eq!(env["features"]["clone3"], true, "{env}");
+    if env["features"]["autokill"] == false {
+        let out = lab(&["run", "nested", "--strategy", "autokill"], &[]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("CLONE_PIDFD_AUTOKILL"));
+    }
+}
+
+#[test]
+fn std_command_runs_exec_d_nodes_and_orphans_without_parent_death_detection() {
+    let v = run("nested", 3, &["std-command"], &[]);
+    // std::process::Command arms nothing for parent death: the subtree of
+    // the killed node lives on.
+    assert_eq!(count(&v, "std-command", "orphan"), (3, 3));
+}
