@@ -83,6 +83,57 @@ fn is_default<T: Default + PartialEq>(v: &T) -> bool {
 }
 
 impl PlanNode {
+    /// The behaviour knobs set on this node, as `lab plan` shows them.
+    pub fn knobs(&self) -> Vec<String> {
+        let mut k = Vec::new();
+        if let Some(c) = &self.command {
+            k.push(format!("command {c:?}"));
+        }
+        if self.exec {
+            k.push("exec".into());
+        }
+        if self.threads > 0 {
+            k.push(format!("{} threads", self.threads));
+        }
+        match self.hazard {
+            Hazard::None => {}
+            Hazard::Mutex => k.push(format!("mutex held {}‰", self.hold_permille)),
+            Hazard::Attendant => k.push("attendant".into()),
+        }
+        if self.touch != Hazard::None {
+            k.push(format!("uses its parent's {:?}", self.touch).to_lowercase());
+        }
+        if self.spawn_from_thread {
+            k.push("spawns from threads".into());
+        }
+        if self.capture {
+            k.push("stdout captured".into());
+        }
+        if self.read != ReadDiscipline::ToEof && !self.children.is_empty() {
+            k.push("reads captured output after the exit".into());
+        }
+        if self.output_bytes > 0 {
+            k.push(format!("writes {} bytes", self.output_bytes));
+        }
+        if let Some(fd) = self.dup_stdout {
+            k.push(format!("stdout duplicated to fd {fd}"));
+        }
+        if self.helper {
+            k.push("starts a helper".into());
+        }
+        if self.daemon {
+            k.push("starts a setsid daemon".into());
+        }
+        if !self.ignore.is_empty() {
+            let names: Vec<&str> = self.ignore.iter().map(|s| s.name()).collect();
+            k.push(format!("ignores {}", names.join(",")));
+        }
+        if self.pid_reuse {
+            k.push("runs the PID-reuse experiment".into());
+        }
+        k
+    }
+
     /// Whether the node has threads besides its main one when it spawns its
     /// children (so a child that is a copy of it, without exec, may inherit
     /// a lock or a global no thread will serve).
@@ -251,12 +302,24 @@ impl Plan {
             self.scenario_hash,
             self.seed
         );
+        let mut ladder = vec![format!("SIG{}", self.teardown.name())];
+        ladder.extend(self.escalate.iter().map(|s| format!("SIG{}", s.name())));
         let _ = writeln!(
             s,
-            "nodes {}  deadline {} ms  teardown SIG{} to root",
+            "nodes {}  deadline {} ms  teardown {} to {}{}",
             self.nodes.len(),
             self.deadline_us / 1000,
-            self.teardown.name()
+            ladder.join(" > "),
+            if self.teardown_group {
+                "the tree"
+            } else {
+                "root"
+            },
+            if self.escalate.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} us a rung)", self.rung_wait_us)
+            }
         );
         for n in &self.nodes {
             let indent = "  ".repeat(n.depth as usize + 1);
@@ -270,6 +333,9 @@ impl Plan {
             };
             if let Some(g) = n.gate {
                 let _ = write!(what, ", gate at {}", g.name());
+            }
+            for knob in n.knobs() {
+                let _ = write!(what, ", {knob}");
             }
             let _ = writeln!(s, "{indent}{}: {what}", n.path);
         }

@@ -1006,3 +1006,35 @@ impl Trial<'_> {
         self.gates.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{Scenario, BUILTIN};
+
+    fn request(name: &str, strategy: &str) -> TrialRequest {
+        let text = BUILTIN.iter().find(|(n, _)| *n == name).unwrap().1;
+        let scenario = Scenario::parse(name, text).unwrap();
+        TrialRequest {
+            plan: Plan::new(&scenario, 1),
+            strategy: Strategy::parse(strategy).unwrap(),
+            trial: 0,
+            deadline_us: 1_000,
+            cgroup_parent: None,
+        }
+    }
+
+    #[test]
+    fn a_copy_of_a_threaded_node_is_refused_only_under_clone3() {
+        let r = refusal(&request("mt-fork-attendant", "canonical")).unwrap();
+        assert!(
+            r.contains("node 0 would be a copy") && r.contains("exec = true"),
+            "{r}"
+        );
+        assert_eq!(refusal(&request("mt-fork-attendant", "legacy")), None);
+        // Its children exec: nothing to refuse.
+        assert_eq!(refusal(&request("mt-fork-mutex", "canonical")), None);
+        assert_eq!(refusal(&request("pdeathsig-thread", "canonical")), None);
+        assert_eq!(refusal(&request("nested", "canonical")), None);
+    }
+}

@@ -1235,3 +1235,80 @@ fn selectors_are_canonical() {
         assert_eq!(Selector::parse(s), None, "{s:?}");
     }
 }
+
+#[test]
+fn casebook_node_keys() {
+    let s = ok(&with_head(
+        "[nodes.root]\nthreads = 4\nhazard = \"mutex\"\nhold = 0.25\nspawn_from_thread = true\nread = \"after-exit\"\nignore = [\"TERM\"]\n\
+         [nodes.leaves]\nexec = true\ncapture = true\noutput = \"64KiB\"\ndup_stdout = 10\nhelper = true\ndaemon = true\npid_reuse = true\n",
+    ));
+    let root = &s
+        .nodes
+        .iter()
+        .find(|(sel, _)| *sel == Selector::Root)
+        .unwrap()
+        .1;
+    assert_eq!(root.threads, Some(4));
+    assert_eq!(root.hazard, Some(crate::scenario::Hazard::Mutex));
+    assert_eq!(root.hold_permille, Some(250));
+    assert_eq!(root.read, Some(crate::scenario::ReadDiscipline::AfterExit));
+    assert_eq!(root.ignore, Some(vec![Sig::Term]));
+    let leaves = &s
+        .nodes
+        .iter()
+        .find(|(sel, _)| *sel == Selector::Leaves)
+        .unwrap()
+        .1;
+    assert_eq!(leaves.output_bytes, Some(65536));
+    assert_eq!(leaves.dup_stdout, Some(10));
+    assert_eq!(
+        (
+            leaves.exec,
+            leaves.capture,
+            leaves.helper,
+            leaves.daemon,
+            leaves.pid_reuse
+        ),
+        (Some(true), Some(true), Some(true), Some(true), Some(true))
+    );
+}
+
+#[test]
+fn casebook_node_keys_are_checked() {
+    for (body, text, msg) in [
+        ("[nodes.root]\nthreads = 65\n", "65", "threads is 0..=64"),
+        (
+            "[nodes.root]\nhazard = \"lock\"\n",
+            "\"lock\"",
+            "a hazard is",
+        ),
+        ("[nodes.root]\nhold = 1.5\n", "1.5", "0.0..=1.0"),
+        ("[nodes.root]\nread = \"never\"\n", "\"never\"", "read is"),
+        (
+            "[nodes.leaves]\noutput = \"1025MiB\"\n",
+            "\"1025MiB\"",
+            "at most 1GiB",
+        ),
+        (
+            "[nodes.leaves]\noutput = \"lots\"\n",
+            "\"lots\"",
+            "a size is",
+        ),
+        ("[nodes.leaves]\ndup_stdout = 256\n", "256", "3..=255"),
+        (
+            "[nodes.leaves]\nignore = [\"KILL\"]\n",
+            "\"KILL\"",
+            "cannot be ignored",
+        ),
+        ("[nodes.leaves]\ncommand = []\n", "[]", "non-empty list"),
+        (
+            "[nodes.root]\ncommand = [\"true\"]\n",
+            "root",
+            "cannot spawn them",
+        ),
+    ] {
+        let e = Scenario::parse("t.toml", &with_head(body)).unwrap_err();
+        assert_eq!(e.text, text, "{body}: {e}");
+        assert!(e.message.contains(msg), "{body}: {e}");
+    }
+}
