@@ -438,6 +438,9 @@ fn build_tree(scenario: &Scenario) -> Vec<PlanNode> {
             nodes[i].touch = nodes[p as usize].hazard;
         }
     }
+    // The root is always a copy of the supervisor, whose stdout nobody reads.
+    nodes[0].exec = false;
+    nodes[0].capture = false;
     nodes
 }
 #[cfg(test)]

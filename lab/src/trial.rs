@@ -179,13 +179,11 @@ pub fn refusal(req: &TrialRequest) -> Option<String> {
             !c.exec && c.command.is_none()
         })?;
         Some(format!(
-            "refused at plan time: node {} would be a copy (clone3 without exec) of node {}, which has threads \
-             ({} extra, hazard {:?}{}); a copy inherits their locks and globals but not the threads. Set exec = true on {}",
+            "refused at plan time: node {} would be a copy (clone3 without exec) of node {}, which has \
+             threads ({}); a copy inherits their locks and globals but not the threads. Set exec = true on {}",
             copy.path,
             n.path,
-            n.threads,
-            n.hazard,
-            if n.spawn_from_thread { ", spawns from a thread" } else { "" },
+            n.knobs().join(", "),
             copy.path
         ))
     })
@@ -958,7 +956,32 @@ impl Trial<'_> {
     }
 
     fn finish_hang(&self, hung_paths: Vec<String>, hung: u32, rung: &str) -> Outcome {
-        let mut o = self.finish(Verdict::Hang, None, rung, 0, None);
+        let plan = self.plan();
+        let stuck: Vec<String> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.created_ns.is_some() && n.dead_ns.is_none() && !n.ready)
+            .map(|(i, n)| {
+                let phase = if n.armed_ns.is_some() {
+                    "armed"
+                } else {
+                    "created"
+                };
+                format!("{} (last phase {phase})", plan.nodes[i].path)
+            })
+            .collect();
+        let reason = format!(
+            "the course did not finish within the deadline ({} ms); {}; {hung} processes alive",
+            self.req.deadline_us / 1000,
+            if stuck.is_empty() {
+                "every live node had reported ready (a parent blocked waiting for its children)"
+                    .to_string()
+            } else {
+                format!("not ready: {}", stuck.join(", "))
+            }
+        );
+        let mut o = self.finish(Verdict::Hang, Some(reason), rung, 0, None);
         if o.verdict == Verdict::Hang {
             o.hung = hung;
             o.survivors = hung_paths;
@@ -970,7 +993,22 @@ impl Trial<'_> {
     fn finish_orphans(&mut self, rung: &str, window_us: u64) -> Outcome {
         let n = self.alive_count();
         let paths = self.alive_paths();
-        let mut o = self.finish(Verdict::Orphan, None, rung, window_us, None);
+        let outside = n as usize - paths.len();
+        let reason = format!(
+            "alive after the teardown ({rung}) and two {} ms windows: {}{}",
+            window_us / 1000,
+            if paths.is_empty() {
+                "no node".to_string()
+            } else {
+                format!("nodes {}", paths.join(" "))
+            },
+            if outside > 0 {
+                format!(" and {outside} processes outside the plan")
+            } else {
+                String::new()
+            }
+        );
+        let mut o = self.finish(Verdict::Orphan, Some(reason), rung, window_us, None);
         if o.verdict == Verdict::Orphan {
             o.orphans = n;
             o.survivors = paths;

@@ -396,12 +396,7 @@ fn resolve(program: &str) -> io::Result<CString> {
                 })
         })
     };
-    let path = found.ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("command `{program}` not found in PATH"),
-        )
-    })?;
+    let path = found.ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
     CString::new(path.into_os_string().into_encoded_bytes())
         .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }

@@ -162,6 +162,7 @@ impl Ctx<'_> {
                     "" | "B" => Some(1),
                     "KiB" => Some(1 << 10),
                     "MiB" => Some(1 << 20),
+                    "GiB" => Some(1 << 30),
                     _ => None,
                 };
                 num.parse::<u64>()
@@ -176,7 +177,7 @@ impl Ctx<'_> {
             Some(_) => self.err(v.span(), "output is at most 1GiB"),
             None => self.err(
                 v.span(),
-                "a size is a number of bytes or a string like \"64KiB\", \"1MiB\"",
+                "a size is a number of bytes or a string like \"64KiB\", \"1MiB\", \"1GiB\"",
             ),
         }
     }
