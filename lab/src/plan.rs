@@ -45,10 +45,6 @@ pub struct PlanNode {
     /// Fraction of time a mutex thread holds the lock (‰).
     #[serde(default, skip_serializing_if = "is_default")]
     pub hold_permille: u32,
-    /// The hazard of its parent, which it touches when it starts (a copy of
-    /// a threaded parent inherits the hazard's state).
-    #[serde(default, skip_serializing_if = "is_default")]
-    pub touch: Hazard,
     /// It spawns each child from a short-lived thread.
     #[serde(default, skip_serializing_if = "is_default")]
     pub spawn_from_thread: bool,
@@ -99,9 +95,6 @@ impl PlanNode {
             Hazard::None => {}
             Hazard::Mutex => k.push(format!("mutex held {}‰", self.hold_permille)),
             Hazard::Attendant => k.push("attendant".into()),
-        }
-        if self.touch != Hazard::None {
-            k.push(format!("uses its parent's {:?}", self.touch).to_lowercase());
         }
         if self.spawn_from_thread {
             k.push("spawns from threads".into());
@@ -431,11 +424,6 @@ fn build_tree(scenario: &Scenario) -> Vec<PlanNode> {
                 }
                 node.pid_reuse = rule.pid_reuse.unwrap_or(node.pid_reuse);
             }
-        }
-    }
-    for i in 0..nodes.len() {
-        if let Some(p) = nodes[i].parent {
-            nodes[i].touch = nodes[p as usize].hazard;
         }
     }
     // The root is always a copy of the supervisor, whose stdout nobody reads.

@@ -15,7 +15,7 @@ use rustix::process::getpid;
 use super::{NodeCtx, Start, BOOT_FD, FIRST_GATE_FD, LIFELINE_FD, NOTIFY_FD, REPORT_FD};
 use crate::report::Event;
 use crate::strategy::{Create, Observe, ParentDeath};
-use crate::sys::{self, legacy, Pidfd, Spawn};
+use crate::sys::{self, legacy, LifelineReader, Pidfd, Spawn};
 
 /// The fd at which a command node (an external program) finds the read end
 /// of its lifeline under the canonical strategy.
@@ -136,16 +136,29 @@ impl NodeCtx<'_> {
         notify: Option<BorrowedFd<'_>>,
     ) -> io::Result<ChildHandle> {
         let parent_pid = getpid().as_raw_nonzero().get();
-        let redirect = |w: &Option<OwnedFd>| {
+        let body = |lifeline: Option<LifelineReader>| {
+            before();
+            self.run(
+                idx,
+                Start {
+                    lifeline,
+                    parent_pid,
+                    notify,
+                },
+            )
+        };
+        // In a forked child: the captured pipe becomes stdout, and the
+        // original fd is closed.
+        let redirect = |w: Option<OwnedFd>| {
             if let Some(w) = w {
-                let _ = rustix::stdio::dup2_stdout(w);
+                let _ = rustix::stdio::dup2_stdout(&w);
             }
         };
         match (self.strategy.create, self.strategy.death) {
             (Create::Clone3, _) => {
                 let mut sp = self.keep_all(Spawn::default());
                 if let Some(w) = &out_write {
-                    sp = sp.keep(w.as_fd());
+                    sp = sp.stdout(w.as_fd());
                 }
                 if let Some(n) = notify {
                     sp = sp.keep(n);
@@ -153,49 +166,20 @@ impl NodeCtx<'_> {
                 if let Some(dir) = cgroup {
                     sp = sp.into_cgroup(dir);
                 }
-                let child = sp.run(|fds| {
-                    before();
-                    redirect(&out_write);
-                    self.run(
-                        idx,
-                        Start {
-                            lifeline: Some(fds.lifeline),
-                            parent_pid,
-                            notify,
-                        },
-                    )
-                })?;
+                let child = sp.run(|fds| body(Some(fds.lifeline)))?;
                 Ok(ChildHandle::canonical(Some(idx), child))
             }
             (_, ParentDeath::Lifeline) => {
                 let child = legacy::fork_with_leaky_lifeline(|lifeline| {
-                    before();
-                    redirect(&out_write);
-                    drop(out_write);
-                    self.run(
-                        idx,
-                        Start {
-                            lifeline: Some(lifeline),
-                            parent_pid,
-                            notify,
-                        },
-                    )
+                    redirect(out_write);
+                    body(Some(lifeline))
                 })?;
                 Ok(ChildHandle::canonical(Some(idx), child))
             }
             _ => {
                 let pid = legacy::fork_run(|| {
-                    before();
-                    redirect(&out_write);
-                    drop(out_write);
-                    self.run(
-                        idx,
-                        Start {
-                            lifeline: None,
-                            parent_pid,
-                            notify,
-                        },
-                    )
+                    redirect(out_write);
+                    body(None)
                 })?;
                 Ok(ChildHandle::new(Some(idx), pid))
             }

@@ -93,7 +93,10 @@ impl NodeCtx<'_> {
         if let Some(fd) = node.dup_stdout {
             let _ = sys::dup_to(std::io::stdout().as_fd(), fd);
         }
-        hazard::touch(node.touch);
+        // A child uses its parent's hazard (a copy inherits its state).
+        if let Some(p) = node.parent {
+            hazard::touch(self.plan.nodes[p as usize].hazard);
+        }
         if node.gate == Some(Phase::Created) {
             self.wait_gate(idx);
         }

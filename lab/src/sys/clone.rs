@@ -13,28 +13,28 @@ use super::fds::close_all_except;
 use super::pidfd::Pidfd;
 use super::process::exit_now;
 
-const CLONE_PIDFD: u64 = 0x1000;
+pub(super) const CLONE_PIDFD: u64 = 0x1000;
 /// Not `libc::CLONE_CLEAR_SIGHAND`: libc 0.2.19x defines it as an overflowing
 /// `c_int` that evaluates to 0 (DESIGN.md, traps).
-const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
+pub(super) const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
 /// Same trap as [`CLONE_CLEAR_SIGHAND`].
-const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+pub(super) const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// `struct clone_args` of `<linux/sched.h>`, version 2 (88 bytes).
 #[repr(C)]
 #[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
+pub(super) struct CloneArgs {
+    pub(super) flags: u64,
+    pub(super) pidfd: u64,
+    pub(super) child_tid: u64,
+    pub(super) parent_tid: u64,
+    pub(super) exit_signal: u64,
+    pub(super) stack: u64,
+    pub(super) stack_size: u64,
+    pub(super) tls: u64,
+    pub(super) set_tid: u64,
+    pub(super) set_tid_size: u64,
+    pub(super) cgroup: u64,
 }
 
 /// A lifeline: a pipe whose only write end belongs to the parent. The child
@@ -172,6 +172,7 @@ impl Child {
 pub struct Spawn<'a> {
     keep: Vec<BorrowedFd<'a>>,
     cgroup: Option<BorrowedFd<'a>>,
+    stdout: Option<BorrowedFd<'a>>,
 }
 
 /// Spawn a child that runs `f` with the canonical primitive and default
@@ -187,6 +188,14 @@ impl<'a> Spawn<'a> {
     /// Keep `fd` open in the child (at the same number).
     pub fn keep(mut self, fd: BorrowedFd<'a>) -> Self {
         self.keep.push(fd);
+        self
+    }
+
+    /// Give the child `fd` as its stdout (`dup2` to 1 before the fd hygiene,
+    /// which then closes the original in the child). Applies to
+    /// [`Spawn::run`]; for [`Spawn::exec`] map the fd to 1.
+    pub fn stdout(mut self, fd: BorrowedFd<'a>) -> Self {
+        self.stdout = Some(fd);
         self
     }
 
@@ -235,6 +244,11 @@ impl<'a> Spawn<'a> {
                 // We are the child, alone: the caller had one thread (checked
                 // above), so no lock was held by another thread at the clone and
                 // ordinary code is safe here; what remains is the fd hygiene.
+                if let Some(out) = self.stdout {
+                    if rustix::stdio::dup2_stdout(out).is_err() {
+                        exit_now(127);
+                    }
+                }
                 if close_all_except(&keep).is_err() {
                     exit_now(127);
                 }
@@ -303,10 +317,8 @@ impl<'a> Spawn<'a> {
     }
 
     fn clone3(&self) -> io::Result<Forked> {
-        let mut pidfd: RawFd = -1;
         let mut args = CloneArgs {
             flags: CLONE_PIDFD | CLONE_CLEAR_SIGHAND,
-            pidfd: &mut pidfd as *mut RawFd as u64,
             exit_signal: libc::SIGCHLD as u64,
             ..CloneArgs::default()
         };
@@ -314,31 +326,52 @@ impl<'a> Spawn<'a> {
             args.flags |= CLONE_INTO_CGROUP;
             args.cgroup = dir.as_raw_fd() as u64;
         }
-        // SAFETY: clone3 without CLONE_VM behaves like fork: the child gets a
-        // copy of the address space and resumes here on its own copy of the
-        // stack, so no memory is shared. `args` is a valid clone_args of the
-        // size passed, and `pidfd` outlives the call.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_clone3,
-                &mut args as *mut CloneArgs,
-                std::mem::size_of::<CloneArgs>(),
-            )
-        };
-        match rc {
-            -1 => Err(io::Error::last_os_error()),
-            0 => Ok(Forked::Child),
-            pid => {
-                // SAFETY: with CLONE_PIDFD the kernel stored a new pidfd that
-                // nothing else owns.
-                let fd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-                Ok(Forked::Parent(Pidfd::from_kernel(fd, pid as i32)))
-            }
+        clone3(args)
+    }
+}
+
+/// `clone3(args)`, with `args.pidfd` pointed at a fresh slot; `args.flags`
+/// must include [`CLONE_PIDFD`] and not `CLONE_VM`. Returns in both
+/// processes: [`Forked::Parent`] with the child's pidfd, [`Forked::Child`] in
+/// the child, which must end with `_exit` and, when the caller may be
+/// multithreaded, make only async-signal-safe calls until then.
+///
+/// # Errors
+/// `ENOSYS` before Linux 5.3, `EINVAL` for flags the kernel does not know,
+/// `EAGAIN`/`ENOMEM`.
+///
+/// # References
+/// - [clone3(2)](https://man7.org/linux/man-pages/man2/clone3.2.html)
+pub(super) fn clone3(mut args: CloneArgs) -> io::Result<Forked> {
+    let mut pidfd: RawFd = -1;
+    args.pidfd = &mut pidfd as *mut RawFd as u64;
+    // SAFETY: clone3 without CLONE_VM behaves like fork: the child gets a
+    // copy of the address space and resumes here on its own copy of the
+    // stack, so no memory is shared. `args` is a valid clone_args of the
+    // size passed, and `pidfd` outlives the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match rc {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => {
+            // SAFETY: with CLONE_PIDFD the kernel stored a new pidfd that
+            // nothing else owns.
+            let fd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+            Ok(Forked::Parent(Pidfd::from_kernel(fd, pid as i32)))
         }
     }
 }
 
-enum Forked {
+/// Which side of a clone the caller is on.
+pub(super) enum Forked {
+    /// The caller, with the child's pidfd.
     Parent(Pidfd),
+    /// The child.
     Child,
 }

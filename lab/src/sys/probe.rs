@@ -22,7 +22,7 @@
 //! - [Control Group v2](https://docs.kernel.org/admin-guide/cgroup-v2.html) (`cgroup.kill`)
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
@@ -31,13 +31,11 @@ use std::time::Duration;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fs::{open, Mode, OFlags};
 
+use super::clone::{clone3, CloneArgs, Forked, CLONE_INTO_CGROUP, CLONE_PIDFD};
+use super::fds::CLOSE_RANGE_CLOEXEC;
 use super::pidfd::{ExitStatus, Pidfd};
 use super::process::exit_now;
 
-const CLONE_PIDFD: u64 = 0x1000;
-/// Not `libc::CLONE_INTO_CGROUP`: libc 0.2.19x defines it as an overflowing
-/// `c_int` that evaluates to 0 (DESIGN.md, traps).
-const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// `CLONE_AUTOREAP` (`1ULL << 34`, Linux 7.1): the child is reaped by the
 /// kernel at exit and never becomes a zombie; `exit_signal` must be 0.
 /// Required by [`CLONE_PIDFD_AUTOKILL`].
@@ -56,9 +54,6 @@ pub(crate) const CLONE_NNP: u64 = 1 << 35;
 /// The RFC versions of the patch (February 2026) used `0x8_0000_0000`, which
 /// mainline gave to `CLONE_NNP`: do not use that value.
 pub(crate) const CLONE_PIDFD_AUTOKILL: u64 = 1 << 36;
-
-/// `close_range` flag (Linux 5.11): mark close-on-exec instead of closing.
-const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
 
 /// `CGROUP2_SUPER_MAGIC` of `<linux/magic.h>`: `statfs` `f_type` of cgroup v2.
 const CGROUP2_SUPER_MAGIC: u64 = 0x6367_7270;
@@ -101,23 +96,6 @@ const _: () = assert!(std::mem::size_of::<PidfdInfo>() == 64);
 /// size << 16, type << 8, nr.
 const PIDFD_GET_INFO: libc::c_ulong =
     (3 << 30) | ((std::mem::size_of::<PidfdInfo>() as libc::c_ulong) << 16) | (0xFF << 8) | 11;
-
-/// `struct clone_args` of `<linux/sched.h>`, version 2 (88 bytes).
-#[repr(C)]
-#[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
-}
 
 /// What the kernel and the calling process support, as found by
 /// [`probe_kernel`]. Each field is the result of trying the real thing once.
@@ -235,7 +213,7 @@ struct Trace {
     pids: Vec<i32>,
     /// `(fd, st_dev, st_ino)` of every fd opened.
     #[cfg(test)]
-    fds: Vec<(RawFd, u64, u64)>,
+    fds: Vec<(std::os::fd::RawFd, u64, u64)>,
     #[cfg(test)]
     cgroups: Vec<std::path::PathBuf>,
 }
@@ -265,31 +243,13 @@ impl Trace {
 /// `child` must be async-signal-safe: make only raw syscalls on memory that
 /// exists before the clone, allocate nothing, take no lock. The caller may be
 /// multithreaded, and the child is a copy of one thread of it.
-fn clone3_then(mut args: CloneArgs, child: impl FnOnce() -> i32) -> io::Result<(OwnedFd, i32)> {
-    let mut pidfd: RawFd = -1;
-    args.pidfd = &mut pidfd as *mut RawFd as u64;
-    // SAFETY: clone3 without CLONE_VM behaves like fork: the child gets a
-    // copy of the address space and resumes here on its own copy of the
-    // stack, so no memory is shared. `args` is a valid clone_args of the size
-    // passed, and `pidfd` outlives the call. The child only runs `child`
-    // (async-signal-safe by this function's contract) and `_exit`s, so the
-    // locks a copy of a multithreaded process may find held are never taken.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &mut args as *mut CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
-    match rc {
-        -1 => Err(io::Error::last_os_error()),
-        0 => exit_now(child()),
-        pid => {
-            // SAFETY: with CLONE_PIDFD the kernel stored a new pidfd that
-            // nothing else owns.
-            let fd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-            Ok((fd, pid as i32))
-        }
+fn clone3_then(args: CloneArgs, child: impl FnOnce() -> i32) -> io::Result<Pidfd> {
+    // The child only runs `child` (async-signal-safe by this function's
+    // contract) and `_exit`s, so the locks a copy of a multithreaded process
+    // may find held are never taken.
+    match clone3(args)? {
+        Forked::Child => exit_now(child()),
+        Forked::Parent(pidfd) => Ok(pidfd),
     }
 }
 
@@ -310,10 +270,10 @@ fn run_child(
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = dir.as_raw_fd() as u64;
     }
-    let (fd, pid) = clone3_then(args, child)?;
-    trace.pid(pid);
-    trace.fd(fd.as_fd());
-    Pidfd::from_kernel(fd, pid).wait()
+    let pidfd = clone3_then(args, child)?;
+    trace.pid(pidfd.pid());
+    trace.fd(pidfd.as_fd());
+    pidfd.wait()
 }
 
 /// The child of most probes: exit 0 at once. Async-signal-safe.
@@ -382,13 +342,13 @@ fn probe_pidfd_info(trace: &mut Trace) -> (bool, bool) {
         exit_signal: libc::SIGCHLD as u64,
         ..CloneArgs::default()
     };
-    let Ok((fd, pid)) = clone3_then(args, || CODE) else {
+    let Ok(pidfd) = clone3_then(args, || CODE) else {
         return (false, false);
     };
+    let pid = pidfd.pid();
     trace.pid(pid);
-    trace.fd(fd.as_fd());
-    let before = pidfd_get_info(fd.as_fd(), 0).is_ok_and(|i| i.pid == pid as u32);
-    let pidfd = Pidfd::from_kernel(fd, pid);
+    trace.fd(pidfd.as_fd());
+    let before = pidfd_get_info(pidfd.as_fd(), 0).is_ok_and(|i| i.pid == pid as u32);
     if pidfd.wait().is_err() {
         return (before, false);
     }
@@ -477,20 +437,20 @@ fn probe_autokill(trace: &mut Trace) -> bool {
         exit_signal: 0,
         ..CloneArgs::default()
     };
-    let Ok((fd, pid)) = clone3_then(args, exit_zero) else {
+    let Ok(pidfd) = clone3_then(args, exit_zero) else {
         return false;
     };
-    trace.pid(pid);
-    trace.fd(fd.as_fd());
+    trace.pid(pidfd.pid());
+    trace.fd(pidfd.as_fd());
     let limit = rustix::time::Timespec {
         tv_sec: 1,
         tv_nsec: 0,
     };
     loop {
-        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
         match poll(&mut fds, Some(&limit)) {
             Err(rustix::io::Errno::INTR) => continue,
-            // Exited (POLLIN), or timed out: dropping `fd` then kills it.
+            // Exited (POLLIN), or timed out: dropping the pidfd then kills it.
             _ => break,
         }
     }

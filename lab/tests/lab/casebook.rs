@@ -1,35 +1,46 @@
 //! The casebook: every shipped scenario reproduces on its legacy side and
 //! not on the canonical one, with small trial counts.
 
+use std::path::PathBuf;
+use std::process::Output;
+
 use super::{json, lab, out_dir, scenario, strategy};
 use serde_json::Value;
 
-/// `lab run NAME --seed 1 --trials N --strategy S... --format json`; exit
-/// status 0 or 1 (1: some trial did not pass).
-fn run(name: &str, trials: u32, strategies: &[&str], extra: &[&str]) -> Value {
-    let dir = out_dir(name);
+/// `lab run NAME --seed 1 --trials N --strategy S... --format json --out DIR`
+/// plus `extra` (`--trials` left out when `trials` is 0); the caller removes
+/// `DIR` when done.
+fn lab_run(name: &str, trials: u32, strategies: &[&str], extra: &[&str]) -> (Output, PathBuf) {
+    let dir = out_dir(name.rsplit('/').next().unwrap());
     let n = trials.to_string();
     let mut args = vec![
         "run",
         name,
         "--seed",
         "1",
-        "--trials",
-        &n,
         "--format",
         "json",
         "--out",
         dir.to_str().unwrap(),
     ];
+    if trials > 0 {
+        args.extend(["--trials", &n]);
+    }
     for s in strategies {
         args.extend(["--strategy", s]);
     }
     args.extend_from_slice(extra);
     let out = lab(&args, &[]);
+    (out, dir)
+}
+
+/// [`lab_run`], expecting exit status 0 or 1 (1: some trial did not pass);
+/// the JSON summary.
+fn run(name: &str, trials: u32, strategies: &[&str], extra: &[&str]) -> Value {
+    let (out, dir) = lab_run(name, trials, strategies, extra);
     assert!(
         matches!(out.status.code(), Some(0 | 1)),
-        "lab {}: {:?}\n{}",
-        args.join(" "),
+        "lab run {name}: {:?}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
@@ -62,23 +73,7 @@ fn pdeathsig_race_orphans_legacy_only_and_reproduces_k_of_k() {
     assert_eq!(count(&v, "legacy", "orphan"), (5, 5));
     assert_eq!(count(&v, "pdeathsig-checked", "pass"), (5, 5));
     assert_eq!(count(&v, "canonical", "pass"), (5, 5));
-    let dir = out_dir("repeat");
-    let out = lab(
-        &[
-            "run",
-            "pdeathsig-race",
-            "--repeat",
-            "4",
-            "--strategy",
-            "legacy",
-            "--format",
-            "json",
-            "--out",
-            dir.to_str().unwrap(),
-        ],
-        &[],
-    );
-    let v = json(&out);
+    let v = run("pdeathsig-race", 0, &["legacy"], &["--repeat", "4"]);
     let r = &strategy(&v, "legacy")["reproduction"];
     assert_eq!(
         (
@@ -89,7 +84,6 @@ fn pdeathsig_race_orphans_legacy_only_and_reproduces_k_of_k() {
         (Some("orphan"), Some(4), Some(4)),
         "{r}"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -213,22 +207,7 @@ fn the_proc_oracle_sees_false_orphans_and_pidfds_none() {
 
 #[test]
 fn a_reused_pid_is_killed_by_pid_and_spared_by_pidfd() {
-    let dir = out_dir("pid-reuse");
-    let args = [
-        "run",
-        "pid-reuse",
-        "--trials",
-        "5",
-        "--strategy",
-        "legacy",
-        "--strategy",
-        "canonical",
-        "--format",
-        "json",
-        "--out",
-        dir.to_str().unwrap(),
-    ];
-    let out = lab(&args, &[]);
+    let (out, dir) = lab_run("pid-reuse", 5, &["legacy", "canonical"], &[]);
     if out.status.code() == Some(2) {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("PID namespace"), "{err}");
@@ -243,24 +222,7 @@ fn a_reused_pid_is_killed_by_pid_and_spared_by_pidfd() {
 
 #[test]
 fn the_kill_ladder_records_the_rung_that_ended_each_node() {
-    let dir = out_dir("ignore-term");
-    let out = lab(
-        &[
-            "run",
-            "ignore-term",
-            "--trials",
-            "3",
-            "--strategy",
-            "legacy",
-            "--strategy",
-            "canonical",
-            "--format",
-            "json",
-            "--out",
-            dir.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let (out, dir) = lab_run("ignore-term", 3, &["legacy", "canonical"], &[]);
     let v = json(&out);
     assert_eq!(count(&v, "legacy", "pass"), (3, 3));
     assert_eq!(count(&v, "canonical", "pass"), (3, 3));
