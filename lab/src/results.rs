@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 /// Version of the CSV header; bumped on any change of columns.
-pub const SCHEMA: u32 = 2;
+pub const SCHEMA: u32 = 3;
 
 /// One CSV row: one trial.
 #[derive(Debug, Serialize)]
@@ -69,6 +69,15 @@ pub struct TrialRow<'a> {
     /// Kill targets the `/proc` oracle read as alive right after the kill
     /// although their pidfd reported the exit (legacy observe axis only).
     pub false_orphans: u32,
+    /// Signatures named in the trial, space-separated (`writer-elsewhere
+    /// duplicated-stdio`).
+    pub signatures: String,
+    /// For a `panic`: the guard's site in the lab's source (`file:line`);
+    /// its reason is in `reason`.
+    pub panic_site: &'a str,
+    /// The trial's diagnosis (JSON; the readable text sits beside it with
+    /// the extension `.txt`), for hang and orphan verdicts.
+    pub diagnosis: &'a str,
     /// The command that replays this trial.
     pub replay: &'a str,
 }

@@ -96,6 +96,11 @@ pub struct StrategySummary {
     /// Distinct reasons of failing trials (every verdict but pass), with
     /// counts, by verdict.
     pub reasons: BTreeMap<String, BTreeMap<String, u64>>,
+    /// For each signature named in some trial, the number of trials that
+    /// named it.
+    pub signatures: BTreeMap<String, u64>,
+    /// The distinct reasons of `panic` verdicts, with their counts.
+    pub panic_reasons: BTreeMap<String, u64>,
 }
 
 /// How often a replayed plan gave its most frequent verdict.
@@ -292,6 +297,9 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
                 reason: o.reason.as_deref().unwrap_or(""),
                 node_rungs: o.node_rungs.join(" "),
                 false_orphans: o.false_orphans,
+                signatures: o.signatures.join(" "),
+                panic_site: o.panic_site.as_deref().unwrap_or(""),
+                diagnosis: "",
                 replay: &replay,
             };
             if let Err(e) = csv.write(&row) {
@@ -404,6 +412,13 @@ fn summarize(
             }
         }
     }
+    let mut signatures: BTreeMap<String, u64> = BTreeMap::new();
+    for (_, o) in outcomes {
+        for name in &o.signatures {
+            *signatures.entry(name.clone()).or_insert(0) += 1;
+        }
+    }
+    let panic_reasons = reasons.get(Verdict::Panic.name()).cloned().unwrap_or_default();
     let modal = Verdict::ALL
         .iter()
         .copied()
@@ -439,5 +454,7 @@ fn summarize(
         orphans_total: outcomes.iter().map(|(_, o)| o.orphans as u64).sum(),
         replay: replays,
         reasons,
+        signatures,
+        panic_reasons,
     }
 }

@@ -23,7 +23,7 @@ use crate::report::{self, Event};
 use crate::scenario::{Phase, Sig};
 use crate::strategy::{Create, Observe, Strategy};
 use crate::sys::{self, legacy, monotonic_ns, Pidfd, Reaped};
-use crate::verdict::{Outcome, Verdict};
+use crate::verdict::{GuardPanic, Outcome, Verdict};
 
 /// Shortest cascade window (µs), before measured latencies widen it. At 2 ms,
 /// canonical trials running side by side saw a SIGKILLed root outlive both
@@ -98,7 +98,7 @@ struct Trial<'a> {
     /// The first unplanned death during the course.
     early: Option<String>,
     /// Why the trial is a panic (a guard refused a deadlock).
-    panic: Option<String>,
+    panic: Option<GuardPanic>,
     /// Label of the teardown rung last sent.
     rung: Option<String>,
     /// Legacy oracle: kill targets `/proc` read as alive right after the kill.
@@ -147,8 +147,8 @@ pub fn run(req: &TrialRequest, lab_lifeline: BorrowedFd<'_>) -> Option<Outcome> 
         proc_alive_after_kill: Vec::new(),
     };
     let result = match refusal(req) {
-        Some(reason) => {
-            trial.panic = Some(reason);
+        Some(refused) => {
+            trial.panic = Some(refused);
             Some(trial.finish(Verdict::Pass, None, "none", 0, None))
         }
         None => trial.course(lab_lifeline),
@@ -166,7 +166,7 @@ pub fn run(req: &TrialRequest, lab_lifeline: BorrowedFd<'_>) -> Option<Outcome> 
 /// (no exec) of a multithreaded parent may inherit a held lock or a global
 /// without its thread (casebook 4), so clone3 refuses to make one. `Some`
 /// with the reason when the plan asks for that under the canonical create axis.
-pub fn refusal(req: &TrialRequest) -> Option<String> {
+pub fn refusal(req: &TrialRequest) -> Option<GuardPanic> {
     if req.strategy.create != Create::Clone3 {
         return None;
     }
@@ -178,14 +178,14 @@ pub fn refusal(req: &TrialRequest) -> Option<String> {
         let copy = n.children.iter().map(|&c| &nodes[c as usize]).find(|c| {
             !c.exec && c.command.is_none()
         })?;
-        Some(format!(
+        Some(GuardPanic::here(format!(
             "refused at plan time: node {} would be a copy (clone3 without exec) of node {}, which has \
              threads ({}); a copy inherits their locks and globals but not the threads. Set exec = true on {}",
             copy.path,
             n.path,
             n.knobs().join(", "),
             copy.path
-        ))
+        ), None))
     })
 }
 
@@ -501,10 +501,10 @@ impl Trial<'_> {
                 Event::Ready => n.ready = true,
                 Event::Failed if rec.value == libc::EDEADLK as i64 => {
                     let path = &self.req.plan.nodes[rec.node as usize].path;
-                    self.panic.get_or_insert(format!(
+                    self.panic.get_or_insert(GuardPanic::here(format!(
                         "refused at spawn time: node {path} is multithreaded and asked clone3 for a copy \
                          of itself (no exec); a copy would inherit locks and globals without their threads"
-                    ));
+                    ), None));
                 }
                 Event::Failed => n.failed = Some(rec.value),
                 Event::Exiting | Event::ParentGone => n.ended_itself = true,
@@ -906,7 +906,7 @@ impl Trial<'_> {
         } else if verdict == Verdict::Error {
             (verdict, reason)
         } else if let Some(p) = &self.panic {
-            (Verdict::Panic, Some(p.clone()))
+            (Verdict::Panic, Some(p.reason.clone()))
         } else if verdict == Verdict::Hang {
             (verdict, reason)
         } else if let Some(i) = innocent {
@@ -952,6 +952,19 @@ impl Trial<'_> {
             reason,
             node_rungs,
             false_orphans,
+            panic_site: self
+                .panic
+                .as_ref()
+                .filter(|_| verdict == Verdict::Panic)
+                .map(|p| p.site.clone()),
+            signatures: self
+                .panic
+                .as_ref()
+                .filter(|_| verdict == Verdict::Panic)
+                .and_then(|p| p.signature.clone())
+                .into_iter()
+                .collect(),
+            diagnosis: None,
         }
     }
 
@@ -1067,7 +1080,7 @@ mod tests {
 
     #[test]
     fn a_copy_of_a_threaded_node_is_refused_only_under_clone3() {
-        let r = refusal(&request("mt-fork-attendant", "canonical")).unwrap();
+        let r = refusal(&request("mt-fork-attendant", "canonical")).unwrap().reason;
         assert!(
             r.contains("node 0 would be a copy") && r.contains("exec = true"),
             "{r}"

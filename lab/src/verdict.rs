@@ -5,6 +5,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::forensics::Diagnosis;
+
 /// The outcome class of one trial.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "kebab-case")]
@@ -99,6 +101,40 @@ pub struct Outcome {
     /// after their kill although their pidfd reported the exit within the
     /// trial (false orphans the `/proc` oracle would have counted).
     pub false_orphans: u32,
+    /// Where the guard that made a `panic` verdict stopped the trial
+    /// (`file:line` of the lab's source).
+    pub panic_site: Option<String>,
+    /// The signatures named in this trial (`writer-elsewhere`, ...), each
+    /// once, from the forensics of a hang or orphan or from the guard that
+    /// panicked.
+    pub signatures: Vec<String>,
+    /// The stuck state, read before any kill (hang and orphan verdicts).
+    pub diagnosis: Option<Diagnosis>,
+}
+
+/// A guard of the canonical path stopped a deadlock: why, where, and the
+/// signature it found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardPanic {
+    /// The reason, as the guard wrote it.
+    pub reason: String,
+    /// `file:line` of the guard in the lab's source.
+    pub site: String,
+    /// The signature the guard found (`duplicated-stdio`, ...), if any.
+    pub signature: Option<String>,
+}
+
+impl GuardPanic {
+    /// A guard panic raised at the caller's source location.
+    #[track_caller]
+    pub fn here(reason: String, signature: Option<&str>) -> GuardPanic {
+        let at = std::panic::Location::caller();
+        GuardPanic {
+            reason,
+            site: format!("{}:{}", at.file(), at.line()),
+            signature: signature.map(str::to_string),
+        }
+    }
 }
 
 impl Outcome {
@@ -120,6 +156,9 @@ impl Outcome {
             reason: Some(reason),
             node_rungs: Vec::new(),
             false_orphans: 0,
+            panic_site: None,
+            signatures: Vec::new(),
+            diagnosis: None,
         }
     }
 }

@@ -1,0 +1,155 @@
+//! Forensics: the stuck state of a trial, read before any kill, and the
+//! signatures of DESIGN.md named in it.
+//!
+//! A hang or an orphan leaves live processes. Before the supervisor ends
+//! them, it reads for each one its node path, pid, ppid, command, every
+//! thread's state, wchan and blocking syscall, and its fd table (targets,
+//! pipe inodes, access mode, close-on-exec), then looks for the signatures:
+//! `self-pipe-keeper`, `duplicated-stdio`, `writer-elsewhere`,
+//! `lone-futex-waiter` and `full-pipe`. All of it comes from `/proc`, which is
+//! the right tool for a process stuck for a long time (and the wrong one for
+//! deciding whether a process has exited: verdicts never use it).
+
+use serde::{Deserialize, Serialize};
+
+/// The stuck state of one trial and the signatures found in it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Diagnosis {
+    /// The verdict it was read for (`hang`, `orphan`).
+    pub verdict: String,
+    /// Scenario name.
+    pub scenario: String,
+    /// The plan's seed.
+    pub seed: u64,
+    /// Strategy name.
+    pub strategy: String,
+    /// Trial index.
+    pub trial: u64,
+    /// The deadline of the planned course (ms).
+    pub deadline_ms: u64,
+    /// Every live process of the trial, in pid order.
+    pub processes: Vec<ProcessState>,
+    /// The signatures found, in the order of [`SIGNATURES`].
+    pub signatures: Vec<Signature>,
+    /// What could not be read, and why (no root for kernel stacks, no gdb).
+    pub notes: Vec<String>,
+}
+
+/// The names of the signatures, in report order.
+pub const SIGNATURES: [&str; 5] = [
+    "writer-elsewhere",
+    "self-pipe-keeper",
+    "duplicated-stdio",
+    "full-pipe",
+    "lone-futex-waiter",
+];
+
+/// One live process of a stuck trial.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessState {
+    /// Its PID.
+    pub pid: i32,
+    /// Its parent's PID.
+    pub ppid: i32,
+    /// Who it is: `node 0.1`, or `outside the plan, child of node 0`.
+    pub who: String,
+    /// The node path, when it is a node of the plan.
+    pub node: Option<String>,
+    /// `comm` (the kernel's 15-byte name).
+    pub comm: String,
+    /// The command line, arguments joined by spaces.
+    pub cmdline: String,
+    /// Every thread, main thread first.
+    pub threads: Vec<ThreadState>,
+    /// The fd table, in fd order.
+    pub fds: Vec<FdEntry>,
+    /// All-thread backtraces from `gdb -batch` (`--gdb`).
+    pub backtrace: Option<String>,
+}
+
+/// One thread of a stuck process.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadState {
+    /// Its TID.
+    pub tid: i32,
+    /// The scheduler state letter of `/proc/PID/task/TID/stat` (`S`, `D`, `R`, ...).
+    pub state: String,
+    /// The kernel function it sleeps in (`anon_pipe_read`, `futex_do_wait`).
+    pub wchan: String,
+    /// The system call it is blocked in (`read`, `poll`, `futex`, ...), from
+    /// `/proc/PID/task/TID/syscall`.
+    pub syscall: Option<String>,
+    /// The fds that call waits on: `read(3)` gives one read wait, `poll` one
+    /// per polled fd.
+    pub waits_on: Vec<FdWait>,
+    /// For a futex wait: whether it is a private futex (`FUTEX_PRIVATE_FLAG`).
+    pub futex_private: Option<bool>,
+    /// The kernel stack (`/proc/PID/task/TID/stack`, root only).
+    pub kernel_stack: Vec<String>,
+}
+
+/// An fd a blocked thread waits on, and for what.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FdWait {
+    /// The fd.
+    pub fd: i32,
+    /// Waiting to write (else to read).
+    pub write: bool,
+}
+
+/// One entry of a process's fd table.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FdEntry {
+    /// The fd number.
+    pub fd: i32,
+    /// The link target (`pipe:[93211]`, `/dev/null`, `anon_inode:[pidfd]`).
+    pub target: String,
+    /// The pipe inode, for a pipe.
+    pub pipe: Option<u64>,
+    /// Access mode: `r`, `w` or `rw`.
+    pub mode: String,
+    /// Whether the fd is close-on-exec.
+    pub cloexec: bool,
+}
+
+/// An fd of some process of the trial, named.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FdRef {
+    /// The process.
+    pub pid: i32,
+    /// Who it is ([`ProcessState::who`]).
+    pub who: String,
+    /// The fd.
+    pub fd: i32,
+}
+
+/// A signature found in the stuck state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    /// One of [`SIGNATURES`].
+    pub name: String,
+    /// The process it is about.
+    pub pid: i32,
+    /// Who that is.
+    pub who: String,
+    /// The pipe involved, if any.
+    pub pipe: Option<u64>,
+    /// That process's fds involved.
+    pub fds: Vec<i32>,
+    /// The other fds involved: the write ends elsewhere (`writer-elsewhere`),
+    /// the blocked readers (`full-pipe`).
+    pub others: Vec<FdRef>,
+    /// One readable line.
+    pub text: String,
+}
+
+impl Diagnosis {
+    /// The names of the signatures found, each once, in report order.
+    pub fn signature_names(&self) -> Vec<String> {
+        SIGNATURES
+            .iter()
+            .filter(|n| self.signatures.iter().any(|s| s.name == **n))
+            .map(|n| n.to_string())
+            .collect()
+    }
+}
