@@ -64,6 +64,13 @@ enum Command {
         /// Output format of the summary
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Add all-thread backtraces from `gdb -batch` to each diagnosis of a hang or orphan
+        #[arg(long)]
+        gdb: bool,
+        /// Leave the first hung tree alive, print its pids and how to attach, and clean it up
+        /// when Enter is pressed
+        #[arg(long)]
+        keep_hung: bool,
     },
     /// Print the plan a scenario and seed resolve to, with its hash
     Plan {
@@ -216,6 +223,8 @@ fn execute(command: Command) -> Result<i32, LabError> {
             jobs,
             out,
             format,
+            gdb,
+            keep_hung,
         } => {
             let trials = repeat.unwrap_or(trials);
             if trials == 0 {
@@ -242,6 +251,8 @@ fn execute(command: Command) -> Result<i32, LabError> {
                 jobs,
                 out,
                 exe,
+                gdb,
+                keep_hung,
             };
             let summary = run::run(&args)?;
             match format {

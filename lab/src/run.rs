@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::error::LabError;
+use crate::forensics::Diagnosis;
 use crate::plan::Plan;
 use crate::results::{self, CsvSink, TrialRow};
 use crate::runner::{self, run_trials};
@@ -40,6 +41,11 @@ pub struct RunArgs {
     pub out: PathBuf,
     /// The `lab` binary (supervisors are started from it).
     pub exe: PathBuf,
+    /// Add gdb's all-thread backtraces to each diagnosis (`--gdb`).
+    pub gdb: bool,
+    /// Leave the first hung tree alive until the user presses Enter
+    /// (`--keep-hung`).
+    pub keep_hung: bool,
 }
 
 /// One failing verdict of one strategy and how to replay it.
@@ -101,6 +107,20 @@ pub struct StrategySummary {
     pub signatures: BTreeMap<String, u64>,
     /// The distinct reasons of `panic` verdicts, with their counts.
     pub panic_reasons: BTreeMap<String, u64>,
+    /// The diagnosis of the first diagnosed trial (hang first, else orphan).
+    pub diagnosis: Option<FirstDiagnosis>,
+}
+
+/// The first diagnosis of a strategy, as the summary carries it.
+#[derive(Clone, Debug, Serialize)]
+pub struct FirstDiagnosis {
+    /// The trial's index.
+    pub trial: u64,
+    /// Where its JSON was written (the text sits beside it, `.txt`).
+    pub path: PathBuf,
+    /// The diagnosis.
+    #[serde(flatten)]
+    pub diagnosis: Diagnosis,
 }
 
 /// How often a replayed plan gave its most frequent verdict.
@@ -194,6 +214,17 @@ impl RunSummary {
                     let _ = writeln!(s, "  {verdict} x{n}: {first}");
                 }
             }
+            if let Some(d) = &r.diagnosis {
+                let _ = writeln!(s, "\n  first {} (trial {}):", d.diagnosis.verdict, d.trial);
+                for line in d.diagnosis.summary().lines() {
+                    let _ = writeln!(s, "    {line}");
+                }
+                let _ = writeln!(
+                    s,
+                    "    full diagnosis: {}",
+                    d.path.with_extension("txt").display()
+                );
+            }
             for rp in &r.replay {
                 let _ = writeln!(
                     s,
@@ -229,7 +260,8 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
     let run_id = results::run_id(&scenario.name, args.seed);
     let kernel = results::kernel();
     let version = env!("CARGO_PKG_VERSION");
-    let mut csv = CsvSink::create(&args.out.join(&run_id)).map_err(|e| {
+    let run_dir = args.out.join(&run_id);
+    let mut csv = CsvSink::create(&run_dir).map_err(|e| {
         LabError::Lab(format!(
             "cannot write results under {}: {e}",
             args.out.display()
@@ -265,48 +297,83 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
             trial: 0,
             deadline_us,
             cgroup_parent: lab_cgroup.clone(),
+            gdb: args.gdb,
+            keep_hung: args.keep_hung,
         };
         let mut outcomes: Vec<(u64, Outcome)> = Vec::new();
+        let mut first: Option<FirstDiagnosis> = None;
         let mut write_error = None;
-        let wall = run_trials(&args.exe, args.jobs, &req, args.trials, |i, o| {
-            let row = TrialRow {
-                schema: results::SCHEMA,
-                run_id: &run_id,
-                scenario: &scenario.name,
-                scenario_hash: &scenario.source_hash,
-                plan_hash: &plan_hash,
-                seed: args.seed,
-                trial: i,
-                strategy: &strategy.name,
-                create: strategy.create.name(),
-                death: strategy.death.name(),
-                observe: strategy.observe.name(),
-                verdict: o.verdict.name(),
-                orphans: o.orphans,
-                hung: o.hung,
-                time_to_verdict_us: o.time_to_verdict_us,
-                duration_us: o.duration_us,
-                slow_cascade_us: o.slow_cascade_us,
-                window_us: o.window_us,
-                kill_rung: &o.kill_rung,
-                nodes_spawned: o.nodes_spawned,
-                cgroup_mode: if o.cgroup { "cgroup" } else { "subreaper" },
-                lab_version: version,
-                kernel: &kernel,
-                survivors: o.survivors.join(" "),
-                reason: o.reason.as_deref().unwrap_or(""),
-                node_rungs: o.node_rungs.join(" "),
-                false_orphans: o.false_orphans,
-                signatures: o.signatures.join(" "),
-                panic_site: o.panic_site.as_deref().unwrap_or(""),
-                diagnosis: "",
-                replay: &replay,
-            };
-            if let Err(e) = csv.write(&row) {
-                write_error = Some(e);
-            }
-            outcomes.push((i, o));
-        });
+        let on_kept = |o: &Outcome| hold_for_user(o, &replay);
+        let wall = run_trials(
+            &args.exe,
+            args.jobs,
+            &req,
+            args.trials,
+            &on_kept,
+            |i, mut o| {
+                let diagnosis = match o.diagnosis.take() {
+                    Some(d) => match write_diagnosis(&run_dir, &strategy.name, i, &d) {
+                        Ok(path) => {
+                            // The lowest trial index, hangs before orphans.
+                            let rank = |verdict: &str, trial: u64| (verdict != "hang", trial);
+                            let better = first.as_ref().is_none_or(|f| {
+                                rank(&d.verdict, i) < rank(&f.diagnosis.verdict, f.trial)
+                            });
+                            if better {
+                                first = Some(FirstDiagnosis {
+                                    trial: i,
+                                    path: path.clone(),
+                                    diagnosis: d,
+                                });
+                            }
+                            path.display().to_string()
+                        }
+                        Err(e) => {
+                            write_error = Some(e);
+                            String::new()
+                        }
+                    },
+                    None => String::new(),
+                };
+                let row = TrialRow {
+                    schema: results::SCHEMA,
+                    run_id: &run_id,
+                    scenario: &scenario.name,
+                    scenario_hash: &scenario.source_hash,
+                    plan_hash: &plan_hash,
+                    seed: args.seed,
+                    trial: i,
+                    strategy: &strategy.name,
+                    create: strategy.create.name(),
+                    death: strategy.death.name(),
+                    observe: strategy.observe.name(),
+                    verdict: o.verdict.name(),
+                    orphans: o.orphans,
+                    hung: o.hung,
+                    time_to_verdict_us: o.time_to_verdict_us,
+                    duration_us: o.duration_us,
+                    slow_cascade_us: o.slow_cascade_us,
+                    window_us: o.window_us,
+                    kill_rung: &o.kill_rung,
+                    nodes_spawned: o.nodes_spawned,
+                    cgroup_mode: if o.cgroup { "cgroup" } else { "subreaper" },
+                    lab_version: version,
+                    kernel: &kernel,
+                    survivors: o.survivors.join(" "),
+                    reason: o.reason.as_deref().unwrap_or(""),
+                    node_rungs: o.node_rungs.join(" "),
+                    false_orphans: o.false_orphans,
+                    signatures: o.signatures.join(" "),
+                    panic_site: o.panic_site.as_deref().unwrap_or(""),
+                    diagnosis: &diagnosis,
+                    replay: &replay,
+                };
+                if let Err(e) = csv.write(&row) {
+                    write_error = Some(e);
+                }
+                outcomes.push((i, o));
+            },
+        );
         let wall = match wall {
             Ok(w) => w,
             Err(e) => {
@@ -321,7 +388,9 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
             )));
             break;
         }
-        results.push(summarize(strategy, &outcomes, wall, &replay));
+        let mut summary = summarize(strategy, &outcomes, wall, &replay);
+        summary.diagnosis = first;
+        results.push(summary);
     }
     if let Some(dir) = &lab_cgroup {
         cgroup::remove_lab_cgroup(dir);
@@ -354,6 +423,64 @@ pub fn prepare_lab_process() -> Result<(), LabError> {
     sys::mark_inherited_cloexec()
         .map_err(|e| LabError::Lab(format!("close_range(CLOSE_RANGE_CLOEXEC): {e}")))?;
     sys::become_subreaper().map_err(|e| LabError::Lab(format!("PR_SET_CHILD_SUBREAPER: {e}")))
+}
+
+/// Write `d` as `DIR/diagnosis/STRATEGY.TRIAL.json` and `.txt`; returns the
+/// JSON's path.
+fn write_diagnosis(
+    run_dir: &std::path::Path,
+    strategy: &str,
+    trial: u64,
+    d: &Diagnosis,
+) -> std::io::Result<PathBuf> {
+    let dir = run_dir.join("diagnosis");
+    std::fs::create_dir_all(&dir)?;
+    let stem: String = strategy
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let path = dir.join(format!("{stem}.{trial}.json"));
+    let json = serde_json::to_string_pretty(d).map_err(std::io::Error::other)?;
+    std::fs::write(&path, json)?;
+    std::fs::write(path.with_extension("txt"), d.render())?;
+    Ok(path)
+}
+
+/// `--keep-hung`: show the kept tree, how to attach to it, and wait for
+/// Enter on stdin (EOF counts). A signal that ends the lab ends the wait
+/// too: the supervisor sees its lifeline close and cleans the tree up.
+fn hold_for_user(o: &Outcome, replay: &str) {
+    use std::io::BufRead;
+    let mut s = String::from("\nlab: a hung tree is kept alive (--keep-hung)\n");
+    if let Some(d) = &o.diagnosis {
+        for line in d.summary().lines() {
+            let _ = writeln!(s, "  {line}");
+        }
+        let pids: Vec<String> = d.processes.iter().map(|p| p.pid.to_string()).collect();
+        let _ = writeln!(s, "pids: {}", pids.join(" "));
+        if let Some(p) = d.processes.first() {
+            let _ = writeln!(
+                s,
+                "attach: gdb -p {0}   (all threads: gdb -p {0} -batch -ex 'thread apply all bt')\n\
+                 inspect: ls -l /proc/{0}/fd; cat /proc/{0}/task/*/wchan; cat /proc/{0}/task/*/stack (root)",
+                p.pid
+            );
+        }
+    }
+    let _ = writeln!(s, "replay: {replay}");
+    let _ = writeln!(
+        s,
+        "press Enter to end the tree and go on (Ctrl-C ends the lab; the tree is ended with it)"
+    );
+    eprint!("{s}");
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
 }
 
 fn replay_command(args: &RunArgs, strategy: &Strategy) -> String {
@@ -418,7 +545,10 @@ fn summarize(
             *signatures.entry(name.clone()).or_insert(0) += 1;
         }
     }
-    let panic_reasons = reasons.get(Verdict::Panic.name()).cloned().unwrap_or_default();
+    let panic_reasons = reasons
+        .get(Verdict::Panic.name())
+        .cloned()
+        .unwrap_or_default();
     let modal = Verdict::ALL
         .iter()
         .copied()
@@ -456,5 +586,6 @@ fn summarize(
         reasons,
         signatures,
         panic_reasons,
+        diagnosis: None,
     }
 }

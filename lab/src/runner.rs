@@ -8,14 +8,14 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rustix::pipe::{pipe_with, PipeFlags};
 
 use crate::error::LabError;
-use crate::supervisor::{BYE, MODE_ARG, PLAN_FD, RESULT_FD};
+use crate::supervisor::{BYE, MODE_ARG, PLAN_FD, RELEASE, RESULT_FD};
 use crate::sys::{self, Pidfd, Spawn};
 use crate::trial::TrialRequest;
 use crate::verdict::Outcome;
@@ -63,17 +63,37 @@ impl Supervisor {
     }
 
     /// Run one trial and return its outcome; `Err` with a reason when the
-    /// supervisor died or answered nonsense (it is then unusable).
+    /// supervisor died or answered nonsense (it is then unusable). A hang
+    /// kept alive (`req.keep_hung`) is handed to `on_kept` while its tree
+    /// lives; when `on_kept` returns, the tree is released and cleaned up.
     ///
     /// # Errors
     /// The supervisor's death (with its exit status) or a malformed answer.
-    pub fn run(&mut self, req: &TrialRequest) -> Result<Outcome, String> {
-        let mut line = serde_json::to_string(req).map_err(|e| e.to_string())?;
-        line.push('\n');
+    pub fn run(
+        &mut self,
+        req: &TrialRequest,
+        on_kept: &(dyn Fn(&Outcome) + Sync),
+    ) -> Result<Outcome, String> {
+        let line = serde_json::to_string(req).map_err(|e| e.to_string())?;
+        self.say(&line)?;
+        let first = self.answer()?;
+        if !first.kept {
+            return Ok(first);
+        }
+        on_kept(&first);
+        self.say(RELEASE)?;
+        self.answer()
+    }
+
+    fn say(&mut self, line: &str) -> Result<(), String> {
         let plans = self.plans.as_mut().ok_or("supervisor closed")?;
-        if let Err(e) = plans.write_all(line.as_bytes()) {
+        if let Err(e) = plans.write_all(format!("{line}\n").as_bytes()) {
             return Err(format!("supervisor gone ({e}): {}", self.status()));
         }
+        Ok(())
+    }
+
+    fn answer(&mut self) -> Result<Outcome, String> {
         let mut answer = String::new();
         match self.results.read_line(&mut answer) {
             Ok(0) | Err(_) => Err(format!("supervisor died mid-trial: {}", self.status())),
@@ -102,7 +122,9 @@ impl Drop for Supervisor {
 
 /// Run `trials` trials of `base` (its `trial` field set to each index) on
 /// `jobs` supervisors in parallel; `on_outcome(index, outcome)` is called on
-/// the calling thread as each trial ends. Returns the wall time.
+/// the calling thread as each trial ends. With `base.keep_hung`, the first
+/// hang is kept alive and handed to `on_kept` (on a worker thread) until it
+/// returns; later hangs are not kept. Returns the wall time.
 ///
 /// # Errors
 /// [`LabError::Lab`] when no supervisor can be started.
@@ -111,15 +133,25 @@ pub fn run_trials(
     jobs: usize,
     base: &TrialRequest,
     trials: u64,
+    on_kept: &(dyn Fn(&Outcome) + Sync),
     mut on_outcome: impl FnMut(u64, Outcome),
 ) -> Result<Duration, LabError> {
     let next = AtomicU64::new(0);
+    let kept_one = AtomicBool::new(false);
+    // Only the first kept hang reaches the user; one kept by another worker
+    // meanwhile is released at once.
+    let keep = |o: &Outcome| {
+        if !kept_one.swap(true, Ordering::SeqCst) {
+            on_kept(o);
+        }
+    };
     let (tx, rx) = mpsc::channel::<Result<(u64, Outcome), String>>();
     let start = Instant::now();
     std::thread::scope(|s| {
         for _ in 0..jobs.max(1).min(trials.max(1) as usize) {
             let tx = tx.clone();
             let next = &next;
+            let (keep, kept_one) = (&keep, &kept_one);
             s.spawn(move || {
                 let mut sup = match Supervisor::start(exe) {
                     Ok(s) => s,
@@ -138,7 +170,8 @@ pub fn run_trials(
                     }
                     let mut req = base.clone();
                     req.trial = i;
-                    let outcome = sup.run(&req).unwrap_or_else(|reason| {
+                    req.keep_hung = base.keep_hung && !kept_one.load(Ordering::SeqCst);
+                    let outcome = sup.run(&req, keep).unwrap_or_else(|reason| {
                         if let Ok(fresh) = Supervisor::start(exe) {
                             sup = fresh;
                         }

@@ -8,6 +8,10 @@
 //! [`Outcome`](crate::verdict::Outcome) per line. The lab ends it with a `bye` line; EOF or
 //! POLLHUP on fd 3 without one means the lab is gone: the
 //! supervisor ends the trial in flight, leaves nothing behind, and exits.
+//!
+//! A hang kept alive for the user (`--keep-hung`) is answered twice: first
+//! with `kept` set while the tree is still alive, then, after the lab writes
+//! a `release` line (or dies), once more after the cleanup.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
@@ -15,12 +19,15 @@ use std::os::fd::AsFd;
 
 use crate::sys;
 use crate::trial::{self, TrialRequest};
+use crate::verdict::Outcome;
 
 /// The argument that starts the supervisor mode of the `lab` binary.
 pub const MODE_ARG: &str = "__supervisor";
 /// The line with which the lab ends a supervisor in order; EOF without it
 /// means the lab died.
 pub const BYE: &str = "bye";
+/// The line with which the lab releases a hang kept alive for the user.
+pub const RELEASE: &str = "release";
 /// The fd of the plan lifeline in a supervisor.
 pub const PLAN_FD: i32 = 3;
 /// The fd of the result pipe in a supervisor.
@@ -64,19 +71,24 @@ pub fn main() -> i32 {
 /// Answer requests until EOF (0) or a fatal error (3); remembers the lab's
 /// cgroup directory of the last request in `lab_cgroup`.
 fn serve(
-    reader: BufReader<File>,
+    mut reader: BufReader<File>,
     results: &mut File,
     plans: &std::os::fd::OwnedFd,
     lab_cgroup: &mut Option<std::path::PathBuf>,
 ) -> i32 {
-    for line in reader.lines() {
-        let Ok(line) = line else { break };
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return 0,
+            Ok(_) => {}
+        }
+        let line = line.trim_end();
         if line == BYE {
             // An orderly end: the lab removes its own cgroup.
             *lab_cgroup = None;
             return 0;
         }
-        let req: TrialRequest = match serde_json::from_str(&line) {
+        let req: TrialRequest = match serde_json::from_str(line) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("lab supervisor: bad request: {e}");
@@ -84,14 +96,26 @@ fn serve(
             }
         };
         lab_cgroup.clone_from(&req.cgroup_parent);
-        let Some(outcome) = trial::run(&req, plans.as_fd()) else {
+        // A kept hang: answer at once, then wait for the lab's release line
+        // (or its death) before the trial is cleaned up.
+        let mut hold = |o: &Outcome| {
+            if answer(results, o) {
+                let mut release = String::new();
+                let _ = reader.read_line(&mut release);
+            }
+        };
+        let Some(outcome) = trial::run(&req, plans.as_fd(), &mut hold) else {
             return 0;
         };
-        let mut out = serde_json::to_string(&outcome).expect("an outcome always serializes");
-        out.push('\n');
-        if results.write_all(out.as_bytes()).is_err() {
+        if !answer(results, &outcome) {
             return 0;
         }
     }
-    0
+}
+
+/// Write one outcome line; false when the lab is gone.
+fn answer(results: &mut File, outcome: &Outcome) -> bool {
+    let mut out = serde_json::to_string(outcome).expect("an outcome always serializes");
+    out.push('\n');
+    results.write_all(out.as_bytes()).is_ok()
 }

@@ -15,6 +15,7 @@ use rustix::pipe::{pipe_with, PipeFlags};
 use serde::{Deserialize, Serialize};
 
 use crate::cgroup::TrialCgroup;
+use crate::forensics;
 use crate::node::boot::Boot;
 use crate::node::pid_reuse::Finding;
 use crate::node::{ChildHandle, NodeCtx, LEAK_INODE_BITS};
@@ -47,6 +48,12 @@ pub struct TrialRequest {
     pub deadline_us: u64,
     /// Parent directory for the trial's cgroup; `None`: subreaper alone.
     pub cgroup_parent: Option<PathBuf>,
+    /// Add gdb's all-thread backtraces to the diagnosis of a hang or orphan.
+    #[serde(default)]
+    pub gdb: bool,
+    /// Leave a hung tree alive until the lab releases it (`--keep-hung`).
+    #[serde(default)]
+    pub keep_hung: bool,
 }
 
 #[derive(Debug, Default)]
@@ -107,7 +114,13 @@ struct Trial<'a> {
 
 /// Run one trial. `lab_lifeline` is the supervisor's lifeline to the lab: if
 /// the lab dies mid-trial, the trial is cleaned up and `None` is returned.
-pub fn run(req: &TrialRequest, lab_lifeline: BorrowedFd<'_>) -> Option<Outcome> {
+/// With `req.keep_hung`, a hang is handed to `hold` (marked `kept`) before
+/// anything is killed; the tree is cleaned up when `hold` returns.
+pub fn run(
+    req: &TrialRequest,
+    lab_lifeline: BorrowedFd<'_>,
+    hold: &mut dyn FnMut(&Outcome),
+) -> Option<Outcome> {
     let t0 = monotonic_ns();
     let cgroup = match &req.cgroup_parent {
         Some(parent) => {
@@ -153,6 +166,13 @@ pub fn run(req: &TrialRequest, lab_lifeline: BorrowedFd<'_>) -> Option<Outcome> 
         }
         None => trial.course(lab_lifeline),
     };
+    let result = result.map(|mut o| {
+        if req.keep_hung && o.verdict == Verdict::Hang {
+            o.kept = true;
+            hold(&o);
+        }
+        o
+    });
     trial.cleanup();
     let end = monotonic_ns();
     drop(trial.cgroup.take());
@@ -965,10 +985,11 @@ impl Trial<'_> {
                 .into_iter()
                 .collect(),
             diagnosis: None,
+            kept: false,
         }
     }
 
-    fn finish_hang(&self, hung_paths: Vec<String>, hung: u32, rung: &str) -> Outcome {
+    fn finish_hang(&mut self, hung_paths: Vec<String>, hung: u32, rung: &str) -> Outcome {
         let plan = self.plan();
         let stuck: Vec<String> = self
             .nodes
@@ -999,8 +1020,42 @@ impl Trial<'_> {
             o.hung = hung;
             o.survivors = hung_paths;
             o.kill_rung = "cleanup".into();
+            self.diagnose(&mut o);
         }
         o
+    }
+
+    /// Let the failure speak: read the stuck state of every live process of
+    /// the trial before anything is killed, and name its signatures.
+    fn diagnose(&mut self, o: &mut Outcome) {
+        let mut pids: Vec<i32> = match &self.cgroup {
+            Some(cg) => cg.members().unwrap_or_default(),
+            None => forensics::descendants(std::process::id() as i32),
+        };
+        let nodes: Vec<(i32, String)> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.created_ns.is_some() && n.dead_ns.is_none())
+            .map(|(i, n)| (n.pid, self.plan().nodes[i].path.clone()))
+            .collect();
+        pids.extend(nodes.iter().map(|(p, _)| *p));
+        let req = self.req;
+        let subject = forensics::Subject {
+            verdict: o.verdict.name(),
+            scenario: &req.plan.scenario,
+            seed: req.plan.seed,
+            strategy: &req.strategy.name,
+            trial: req.trial,
+            deadline_ms: req.deadline_us / 1000,
+        };
+        let d = forensics::capture(&subject, &pids, &nodes, req.gdb);
+        for name in d.signature_names() {
+            if !o.signatures.contains(&name) {
+                o.signatures.push(name);
+            }
+        }
+        o.diagnosis = Some(d);
     }
 
     fn finish_orphans(&mut self, rung: &str, window_us: u64) -> Outcome {
@@ -1026,6 +1081,7 @@ impl Trial<'_> {
         if o.verdict == Verdict::Orphan {
             o.orphans = n;
             o.survivors = paths;
+            self.diagnose(&mut o);
         }
         o
     }
@@ -1075,12 +1131,16 @@ mod tests {
             trial: 0,
             deadline_us: 1_000,
             cgroup_parent: None,
+            gdb: false,
+            keep_hung: false,
         }
     }
 
     #[test]
     fn a_copy_of_a_threaded_node_is_refused_only_under_clone3() {
-        let r = refusal(&request("mt-fork-attendant", "canonical")).unwrap().reason;
+        let r = refusal(&request("mt-fork-attendant", "canonical"))
+            .unwrap()
+            .reason;
         assert!(
             r.contains("node 0 would be a copy") && r.contains("exec = true"),
             "{r}"

@@ -110,6 +110,9 @@ pub struct Outcome {
     pub signatures: Vec<String>,
     /// The stuck state, read before any kill (hang and orphan verdicts).
     pub diagnosis: Option<Diagnosis>,
+    /// The hung tree was left alive for the user (`--keep-hung`) until the
+    /// lab released it.
+    pub kept: bool,
 }
 
 /// A guard of the canonical path stopped a deadlock: why, where, and the
@@ -159,6 +162,7 @@ impl Outcome {
             panic_site: None,
             signatures: Vec::new(),
             diagnosis: None,
+            kept: false,
         }
     }
 }

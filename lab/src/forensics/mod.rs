@@ -37,8 +37,8 @@ pub struct Diagnosis {
 
 /// The names of the signatures, in report order.
 pub const SIGNATURES: [&str; 5] = [
-    "writer-elsewhere",
     "self-pipe-keeper",
+    "writer-elsewhere",
     "duplicated-stdio",
     "full-pipe",
     "lone-futex-waiter",
@@ -51,7 +51,9 @@ pub struct ProcessState {
     pub pid: i32,
     /// Its parent's PID.
     pub ppid: i32,
-    /// Who it is: `node 0.1`, or `outside the plan, child of node 0`.
+    /// Who it is: `node 0.1`, `outside the plan, child of node 0`, or
+    /// `outside the plan, orphaned` (its parent died; it came to the
+    /// supervisor, the trial's subreaper).
     pub who: String,
     /// The node path, when it is a node of the plan.
     pub node: Option<String>,
@@ -153,3 +155,93 @@ impl Diagnosis {
             .collect()
     }
 }
+
+/// What the diagnosis is about: the trial and its verdict.
+#[derive(Clone, Debug)]
+pub struct Subject<'a> {
+    /// `hang` or `orphan`.
+    pub verdict: &'a str,
+    /// Scenario name.
+    pub scenario: &'a str,
+    /// The plan's seed.
+    pub seed: u64,
+    /// Strategy name.
+    pub strategy: &'a str,
+    /// Trial index.
+    pub trial: u64,
+    /// Deadline of the planned course (ms).
+    pub deadline_ms: u64,
+}
+
+/// Read every process in `pids` (the trial's live processes; those that
+/// vanish meanwhile are skipped), name them from `nodes` (`(pid, node path)`
+/// of the plan's nodes), and find the signatures. With `gdb`, add all-thread
+/// backtraces (or a note saying why there are none). Kernel stacks are read
+/// when the lab runs as root.
+pub fn capture(
+    subject: &Subject<'_>,
+    pids: &[i32],
+    nodes: &[(i32, String)],
+    gdb: bool,
+) -> Diagnosis {
+    let root = rustix::process::geteuid().is_root();
+    let mut pids = pids.to_vec();
+    pids.sort_unstable();
+    pids.dedup();
+    let mut processes: Vec<ProcessState> = pids
+        .iter()
+        .filter_map(|&pid| proc::read_process(pid, root))
+        .collect();
+    let node_of = |pid: i32| {
+        nodes
+            .iter()
+            .find(|(p, _)| *p == pid)
+            .map(|(_, path)| path.clone())
+    };
+    // The diagnosis runs in the supervisor, the subreaper of the trial.
+    let supervisor = std::process::id() as i32;
+    for p in &mut processes {
+        p.node = node_of(p.pid);
+        p.who = match (&p.node, node_of(p.ppid)) {
+            (Some(path), _) => format!("node {path}"),
+            (None, Some(parent)) => format!("outside the plan, child of node {parent}"),
+            (None, None) if p.ppid == supervisor => "outside the plan, orphaned".to_string(),
+            (None, None) => "outside the plan".to_string(),
+        };
+    }
+    let mut notes = Vec::new();
+    if !root {
+        notes.push("kernel stacks (/proc/PID/stack) need root; not read".to_string());
+    }
+    if gdb {
+        match gdb::find_program("gdb") {
+            None => {
+                notes.push("--gdb: gdb is not installed (not found in PATH); no backtraces".into())
+            }
+            Some(path) => {
+                for p in &mut processes {
+                    p.backtrace = Some(gdb::backtrace(&path, p.pid).unwrap_or_else(|e| e));
+                }
+            }
+        }
+    }
+    let signatures = signature::find(&processes);
+    Diagnosis {
+        verdict: subject.verdict.to_string(),
+        scenario: subject.scenario.to_string(),
+        seed: subject.seed,
+        strategy: subject.strategy.to_string(),
+        trial: subject.trial,
+        deadline_ms: subject.deadline_ms,
+        processes,
+        signatures,
+        notes,
+    }
+}
+
+pub use proc::descendants;
+
+mod gdb;
+mod proc;
+mod render;
+mod signature;

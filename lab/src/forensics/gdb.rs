@@ -1,0 +1,118 @@
+//! All-thread backtraces of a stuck process from `gdb -batch` (`--gdb`).
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::pipe::{pipe_with, PipeFlags};
+
+use crate::sys::Spawn;
+
+/// How long one gdb may take before it is killed.
+const GDB_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most bytes of gdb output kept per process.
+const MAX_OUTPUT: usize = 256 * 1024;
+
+/// The first executable `name` in `$PATH`.
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|d| d.join(name))
+        .find(|p| {
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// Run `gdb -batch -p PID` with `thread apply all bt` against `pid` and
+/// return what it printed (stdout and stderr), at most 256 KiB, within 30 s.
+///
+/// # Errors
+/// A message when gdb cannot be started or does not finish in time.
+pub fn backtrace(gdb: &std::path::Path, pid: i32) -> Result<String, String> {
+    let prog = CString::new(gdb.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+    let pid_s = CString::new(pid.to_string()).expect("digits");
+    let args: Vec<CString> = [
+        "gdb",
+        "-nx",
+        "-batch",
+        "-p",
+        "",
+        "-ex",
+        "set pagination off",
+        "-ex",
+        "info threads",
+        "-ex",
+        "thread apply all bt",
+    ]
+    .iter()
+    .map(|a| {
+        if a.is_empty() {
+            pid_s.clone()
+        } else {
+            CString::new(*a).expect("no NUL")
+        }
+    })
+    .collect();
+    let argv: Vec<&std::ffi::CStr> = args.iter().map(|a| a.as_c_str()).collect();
+    let (out_read, out_write) = pipe_with(PipeFlags::CLOEXEC).map_err(|e| e.to_string())?;
+    let devnull: OwnedFd = File::open("/dev/null").map_err(|e| e.to_string())?.into();
+    let child = Spawn::default()
+        .exec(
+            &prog,
+            &argv,
+            &[
+                (devnull.as_fd(), 0),
+                (out_write.as_fd(), 1),
+                (out_write.as_fd(), 2),
+            ],
+            3,
+        )
+        .map_err(|e| format!("cannot start {}: {e}", gdb.display()))?;
+    drop(out_write);
+    let deadline = Instant::now() + GDB_TIMEOUT;
+    let mut file = File::from(out_read);
+    let mut text = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let finished = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break false;
+        }
+        let ts = rustix::time::Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: left.subsec_nanos() as i64,
+        };
+        let mut fds = [PollFd::new(&file, PollFlags::IN)];
+        match poll(&mut fds, Some(&ts)) {
+            Ok(0) => break false,
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(format!("poll: {e}")),
+        }
+        match file.read(&mut chunk) {
+            Ok(0) => break true,
+            Ok(n) if text.len() < MAX_OUTPUT => text.extend_from_slice(&chunk[..n]),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("reading gdb's output: {e}")),
+        }
+    };
+    if !finished {
+        let _ = child.pidfd().send_signal(rustix::process::Signal::KILL);
+    }
+    let _ = child.pidfd().wait();
+    let text = String::from_utf8_lossy(&text).into_owned();
+    if finished {
+        Ok(text)
+    } else {
+        Err(format!(
+            "gdb did not finish within {} s; its output so far:\n{text}",
+            GDB_TIMEOUT.as_secs()
+        ))
+    }
+}

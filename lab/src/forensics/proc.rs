@@ -1,0 +1,325 @@
+//! Reading one stuck process from `/proc`: its status, threads, blocking
+//! system calls and fd table.
+//!
+//! # References
+//! - [proc_pid_status(5)](https://man7.org/linux/man-pages/man5/proc_pid_status.5.html),
+//!   [proc_pid_stat(5)](https://man7.org/linux/man-pages/man5/proc_pid_stat.5.html),
+//!   [proc_pid_wchan(5)](https://man7.org/linux/man-pages/man5/proc_pid_wchan.5.html),
+//!   [proc_pid_syscall(5)](https://man7.org/linux/man-pages/man5/proc_pid_syscall.5.html),
+//!   [proc_pid_fd(5)](https://man7.org/linux/man-pages/man5/proc_pid_fd.5.html),
+//!   [proc_pid_fdinfo(5)](https://man7.org/linux/man-pages/man5/proc_pid_fdinfo.5.html),
+//!   [proc_pid_mem(5)](https://man7.org/linux/man-pages/man5/proc_pid_mem.5.html),
+//!   [proc_pid_stack(5)](https://man7.org/linux/man-pages/man5/proc_pid_stack.5.html)
+
+use std::fs;
+use std::os::unix::fs::FileExt;
+
+use super::{FdEntry, FdWait, ProcessState, ThreadState};
+
+/// `FUTEX_PRIVATE_FLAG` of `<linux/futex.h>`.
+const FUTEX_PRIVATE_FLAG: u64 = 128;
+/// `FUTEX_CMD_MASK` without the private and realtime flags.
+const FUTEX_CMD_MASK: u64 = !(128 | 256);
+/// Most polled fds read from a blocked `poll`.
+const MAX_POLLED: u64 = 256;
+
+/// Read process `pid`, or `None` when it is gone. `who` and `node` are
+/// filled in by the caller.
+pub(super) fn read_process(pid: i32, kernel_stacks: bool) -> Option<ProcessState> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            b.split(|&c| c == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default();
+    let mut tids: Vec<i32> = fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    tids.sort_unstable_by_key(|&t| (t != pid, t));
+    let mem = fs::File::open(format!("/proc/{pid}/mem")).ok();
+    let threads = tids
+        .iter()
+        .filter_map(|&tid| read_thread(pid, tid, mem.as_ref(), kernel_stacks))
+        .collect();
+    Some(ProcessState {
+        pid,
+        ppid: field("PPid:").parse().unwrap_or(0),
+        comm: field("Name:"),
+        cmdline,
+        threads,
+        fds: read_fds(pid),
+        ..ProcessState::default()
+    })
+}
+
+fn read_thread(
+    pid: i32,
+    tid: i32,
+    mem: Option<&fs::File>,
+    kernel_stacks: bool,
+) -> Option<ThreadState> {
+    let dir = format!("/proc/{pid}/task/{tid}");
+    let stat = fs::read_to_string(format!("{dir}/stat")).ok()?;
+    // The state follows the parenthesised comm, which may itself hold `)`.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .unwrap_or("?")
+        .to_string();
+    let wchan = fs::read_to_string(format!("{dir}/wchan"))
+        .map(|w| w.trim().to_string())
+        .unwrap_or_default();
+    let mut t = ThreadState {
+        tid,
+        state,
+        wchan: if wchan == "0" { String::new() } else { wchan },
+        ..ThreadState::default()
+    };
+    if let Some(call) = fs::read_to_string(format!("{dir}/syscall"))
+        .ok()
+        .and_then(|s| parse_syscall(&s))
+    {
+        t.syscall = Some(syscall_name(call.nr));
+        t.waits_on = waits_on(&call, mem);
+        if call.nr == libc::SYS_futex && is_futex_wait(call.args[1]) {
+            t.futex_private = Some(call.args[1] & FUTEX_PRIVATE_FLAG != 0);
+        }
+    }
+    if kernel_stacks {
+        t.kernel_stack = fs::read_to_string(format!("{dir}/stack"))
+            .map(|s| {
+                s.lines()
+                    .map(|l| l.split_once(' ').map_or(l, |(_, f)| f).to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+    }
+    Some(t)
+}
+
+/// A blocked thread's system call: its number and six arguments.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Syscall {
+    pub(super) nr: i64,
+    pub(super) args: [u64; 6],
+}
+
+/// Parse `/proc/PID/task/TID/syscall`: `NR ARG1 .. ARG6 SP PC` (hex
+/// arguments). `running` and `-1 SP PC` (blocked outside a system call) give
+/// `None`.
+pub(super) fn parse_syscall(text: &str) -> Option<Syscall> {
+    let mut parts = text.split_whitespace();
+    let nr: i64 = parts.next()?.parse().ok()?;
+    if nr < 0 {
+        return None;
+    }
+    let mut args = [0u64; 6];
+    for a in &mut args {
+        let hex = parts.next()?;
+        *a = u64::from_str_radix(hex.trim_start_matches("0x"), 16).ok()?;
+    }
+    Some(Syscall { nr, args })
+}
+
+/// The name of system call `nr` for the calls a stuck process sits in.
+fn syscall_name(nr: i64) -> String {
+    let known: &[(i64, &str)] = &[
+        (libc::SYS_read, "read"),
+        (libc::SYS_write, "write"),
+        (libc::SYS_readv, "readv"),
+        (libc::SYS_writev, "writev"),
+        (libc::SYS_ppoll, "ppoll"),
+        (libc::SYS_pselect6, "pselect6"),
+        (libc::SYS_epoll_pwait, "epoll_pwait"),
+        (libc::SYS_futex, "futex"),
+        (libc::SYS_waitid, "waitid"),
+        (libc::SYS_wait4, "wait4"),
+        (libc::SYS_clock_nanosleep, "clock_nanosleep"),
+        (libc::SYS_nanosleep, "nanosleep"),
+        (libc::SYS_rt_sigsuspend, "rt_sigsuspend"),
+        (libc::SYS_rt_sigtimedwait, "rt_sigtimedwait"),
+        (libc::SYS_recvmsg, "recvmsg"),
+        (libc::SYS_sendmsg, "sendmsg"),
+        #[cfg(target_arch = "x86_64")]
+        (libc::SYS_poll, "poll"),
+        #[cfg(target_arch = "x86_64")]
+        (libc::SYS_select, "select"),
+        #[cfg(target_arch = "x86_64")]
+        (libc::SYS_pause, "pause"),
+        #[cfg(target_arch = "x86_64")]
+        (libc::SYS_epoll_wait, "epoll_wait"),
+    ];
+    known
+        .iter()
+        .find(|(n, _)| *n == nr)
+        .map_or_else(|| format!("syscall {nr}"), |(_, name)| name.to_string())
+}
+
+/// The fds a blocked call waits on: the fd of `read`/`write`, or the polled
+/// fds of `poll`/`ppoll`, read from the process's memory.
+fn waits_on(call: &Syscall, mem: Option<&fs::File>) -> Vec<FdWait> {
+    let fd = call.args[0] as i32;
+    match call.nr {
+        n if n == libc::SYS_read || n == libc::SYS_readv => vec![FdWait { fd, write: false }],
+        n if n == libc::SYS_write || n == libc::SYS_writev => vec![FdWait { fd, write: true }],
+        n if is_poll(n) => mem.map_or_else(Vec::new, |m| polled(m, call.args[0], call.args[1])),
+        _ => Vec::new(),
+    }
+}
+
+fn is_poll(nr: i64) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if nr == libc::SYS_poll {
+        return true;
+    }
+    nr == libc::SYS_ppoll
+}
+
+/// The `struct pollfd` array at `addr` (`nfds` entries) of a blocked poll:
+/// fds asked for `POLLIN` are read waits, for `POLLOUT` write waits.
+fn polled(mem: &fs::File, addr: u64, nfds: u64) -> Vec<FdWait> {
+    let n = nfds.min(MAX_POLLED) as usize;
+    let mut buf = vec![0u8; n * 8];
+    if mem.read_exact_at(&mut buf, addr).is_err() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for entry in buf.chunks_exact(8) {
+        let fd = i32::from_ne_bytes(entry[0..4].try_into().expect("4 bytes"));
+        let events = i16::from_ne_bytes(entry[4..6].try_into().expect("2 bytes"));
+        if fd < 0 {
+            continue;
+        }
+        if events & libc::POLLOUT != 0 {
+            out.push(FdWait { fd, write: true });
+        }
+        // A poll with no events still wakes on POLLHUP: that is how a
+        // lifeline is watched, so it counts as a read wait.
+        if events & libc::POLLIN != 0 || events & (libc::POLLIN | libc::POLLOUT) == 0 {
+            out.push(FdWait { fd, write: false });
+        }
+    }
+    out
+}
+
+/// Whether a futex call is a wait (`FUTEX_WAIT`, `FUTEX_WAIT_BITSET`, ...).
+pub(super) fn is_futex_wait(op: u64) -> bool {
+    matches!(op & FUTEX_CMD_MASK, 0 | 9 | 6 | 11 | 13)
+}
+
+/// The fd table of `pid`: link targets, pipe inodes and the flags of
+/// `fdinfo`.
+fn read_fds(pid: i32) -> Vec<FdEntry> {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    let mut fds: Vec<FdEntry> = dir
+        .flatten()
+        .filter_map(|e| {
+            let fd: i32 = e.file_name().to_str()?.parse().ok()?;
+            let target = fs::read_link(e.path()).ok()?.to_string_lossy().into_owned();
+            let flags = fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))
+                .ok()
+                .and_then(|info| {
+                    info.lines()
+                        .find_map(|l| l.strip_prefix("flags:"))
+                        .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+                })
+                .unwrap_or(0);
+            Some(FdEntry {
+                fd,
+                pipe: pipe_inode(&target),
+                target,
+                mode: match flags & libc::O_ACCMODE as u32 {
+                    0 => "r",
+                    1 => "w",
+                    _ => "rw",
+                }
+                .to_string(),
+                cloexec: flags & libc::O_CLOEXEC as u32 != 0,
+            })
+        })
+        .collect();
+    fds.sort_unstable_by_key(|f| f.fd);
+    fds
+}
+
+/// Every live descendant of `pid`, from `/proc/PID/task/*/children`
+/// (diagnosis only: a process that exits meanwhile is simply missed).
+pub fn descendants(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let Ok(tasks) = fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let Ok(children) = fs::read_to_string(task.path().join("children")) else {
+                continue;
+            };
+            for c in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                if !out.contains(&c) {
+                    out.push(c);
+                    todo.push(c);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The inode of a `pipe:[N]` link target.
+pub(super) fn pipe_inode(target: &str) -> Option<u64> {
+    target
+        .strip_prefix("pipe:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syscall_lines_parse() {
+        let s = parse_syscall("0 0x3 0x7ffd2a 0x1 0x0 0x0 0x0 0x7ffd10 0x7f12\n").unwrap();
+        assert_eq!(s.nr, 0);
+        assert_eq!(s.args[0], 3);
+        assert_eq!(s.args[1], 0x7ffd2a);
+        assert_eq!(parse_syscall("running\n"), None);
+        assert_eq!(parse_syscall("-1 0x7ffd10 0x7f12\n"), None);
+        assert!(is_futex_wait(128)); // FUTEX_WAIT_PRIVATE
+        assert!(is_futex_wait(9 | 128)); // FUTEX_WAIT_BITSET_PRIVATE
+        assert!(!is_futex_wait(1 | 128)); // FUTEX_WAKE_PRIVATE
+        assert_eq!(pipe_inode("pipe:[93211]"), Some(93211));
+        assert_eq!(pipe_inode("/dev/null"), None);
+    }
+
+    #[test]
+    fn reads_this_process_fd_table() {
+        let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        let me = std::process::id() as i32;
+        let p = read_process(me, false).unwrap();
+        let inode = rustix::fs::fstat(&r).unwrap().st_ino;
+        let ends: Vec<&FdEntry> = p.fds.iter().filter(|f| f.pipe == Some(inode)).collect();
+        assert_eq!(ends.len(), 2, "{:?}", p.fds);
+        assert!(ends.iter().all(|f| f.cloexec));
+        assert!(ends.iter().any(|f| f.mode == "r") && ends.iter().any(|f| f.mode == "w"));
+        assert_eq!(p.threads[0].tid, me);
+        drop((r, w));
+    }
+}

@@ -1,0 +1,296 @@
+//! Forensics: every signature is named, with the right pids and fds, from a
+//! real stuck tree of the casebook; `--gdb` and `--keep-hung`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use super::{json, lab, live_lab_processes, out_dir, strategy, LAB, ONE_LAB_AT_A_TIME};
+
+/// `lab run NAME --seed 1 --trials 1 --strategy S --format json` plus
+/// `extra`: the strategy's summary, after checking that the CSV row names
+/// the diagnosis files and that both exist.
+fn diagnosed(name: &str, strat: &str, extra: &[&str]) -> Value {
+    let dir = out_dir(&format!("forensics-{name}"));
+    let mut args = vec![
+        "run",
+        name,
+        "--seed",
+        "1",
+        "--trials",
+        "1",
+        "--strategy",
+        strat,
+        "--format",
+        "json",
+        "--out",
+    ];
+    args.push(dir.to_str().unwrap());
+    args.extend_from_slice(extra);
+    let out = lab(&args, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    let s = strategy(&v, strat).clone();
+    let d = &s["diagnosis"];
+    let path = d["path"].as_str().expect("a diagnosis path");
+    let mut rows = csv::Reader::from_path(v["csv"].as_str().unwrap()).unwrap();
+    let headers = rows.headers().unwrap().clone();
+    let col = headers.iter().position(|h| h == "diagnosis").unwrap();
+    let row = rows.records().next().unwrap().unwrap();
+    assert_eq!(&row[col], path);
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(written["signatures"], d["signatures"]);
+    let text = std::fs::read_to_string(std::path::Path::new(path).with_extension("txt")).unwrap();
+    assert!(
+        text.starts_with(s["diagnosis"]["verdict"].as_str().unwrap()),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    s
+}
+
+/// The process of the diagnosis that is node `path` (`None`: outside the plan).
+fn process<'a>(d: &'a Value, node: Option<&str>) -> &'a Value {
+    d["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["node"].as_str() == node)
+        .unwrap_or_else(|| panic!("no process for node {node:?} in {d:#}"))
+}
+
+fn signatures<'a>(d: &'a Value, name: &str) -> Vec<&'a Value> {
+    d["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["name"] == name)
+        .collect()
+}
+
+/// The fd entry `fd` of a process of the diagnosis.
+fn fd_entry(p: &Value, fd: i64) -> &Value {
+    p["fds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["fd"] == fd)
+        .unwrap_or_else(|| panic!("no fd {fd} in {p:#}"))
+}
+
+fn ints(v: &Value) -> Vec<i64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_i64().unwrap())
+        .collect()
+}
+
+#[test]
+fn stdio_dup_names_the_writer_elsewhere_and_the_duplicated_stdio() {
+    let s = diagnosed("stdio-dup", "legacy", &[]);
+    assert_eq!(s["hang"], 1, "{s:#}");
+    let d = &s["diagnosis"];
+    let root = process(d, Some("root"));
+    let helper = process(d, None);
+    let writer = signatures(d, "writer-elsewhere");
+    assert_eq!(writer.len(), 1, "{d:#}");
+    let w = writer[0];
+    assert_eq!(w["pid"], root["pid"]);
+    // The root reads the pipe the helper holds at fd 1 and fd 10.
+    let read_fd = ints(&w["fds"])[0];
+    let pipe = &fd_entry(root, read_fd)["pipe"];
+    assert_eq!(&w["pipe"], pipe);
+    let holders: Vec<(i64, i64)> = w["others"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["pid"].as_i64().unwrap(), o["fd"].as_i64().unwrap()))
+        .collect();
+    let hp = helper["pid"].as_i64().unwrap();
+    assert_eq!(holders, [(hp, 1), (hp, 10)]);
+    let dup = signatures(d, "duplicated-stdio");
+    assert_eq!(dup.len(), 1, "{d:#}");
+    assert_eq!(
+        (dup[0]["pid"].as_i64(), ints(&dup[0]["fds"])),
+        (Some(hp), vec![1, 10])
+    );
+    assert_eq!(&dup[0]["pipe"], pipe);
+    assert_eq!(s["signatures"]["writer-elsewhere"], 1);
+    assert_eq!(s["signatures"]["duplicated-stdio"], 1);
+}
+
+#[test]
+fn lifeline_leak_names_every_survivor_a_self_pipe_keeper() {
+    let s = diagnosed("lifeline-leak", "lifeline-leaky", &[]);
+    assert_eq!(s["orphan"], 1, "{s:#}");
+    let d = &s["diagnosis"];
+    let keepers = signatures(d, "self-pipe-keeper");
+    let survivors = d["processes"].as_array().unwrap();
+    assert!(!survivors.is_empty());
+    assert_eq!(keepers.len(), survivors.len(), "{d:#}");
+    for k in keepers {
+        let p = survivors.iter().find(|p| p["pid"] == k["pid"]).unwrap();
+        let fds = ints(&k["fds"]);
+        // It polls the read end of its lifeline and holds a write end of it.
+        let read = fd_entry(p, fds[0]);
+        assert_eq!(
+            (&read["mode"], &read["pipe"]),
+            (&Value::from("r"), &k["pipe"])
+        );
+        for &w in &fds[1..] {
+            let e = fd_entry(p, w);
+            assert_eq!((&e["mode"], &e["pipe"]), (&Value::from("w"), &k["pipe"]));
+        }
+        assert!(fds.len() > 1);
+    }
+    assert_eq!(s["signatures"]["self-pipe-keeper"], 1);
+}
+
+#[test]
+fn the_attendant_copies_are_lone_futex_waiters() {
+    let s = diagnosed("mt-fork-attendant", "legacy", &[]);
+    assert_eq!(s["hang"], 1, "{s:#}");
+    let d = &s["diagnosis"];
+    let lone: Vec<i64> = signatures(d, "lone-futex-waiter")
+        .iter()
+        .map(|s| s["pid"].as_i64().unwrap())
+        .collect();
+    let copies: Vec<i64> = ["0", "1"]
+        .iter()
+        .map(|n| process(d, Some(n))["pid"].as_i64().unwrap())
+        .collect();
+    assert_eq!(lone, copies, "{d:#}");
+    // The root keeps its worker thread: it is no lone waiter.
+    assert!(
+        process(d, Some("root"))["threads"]
+            .as_array()
+            .unwrap()
+            .len()
+            > 1
+    );
+}
+
+#[test]
+fn pipe_fill_names_the_full_pipe_and_its_reader() {
+    let s = diagnosed("pipe-fill", "legacy", &[]);
+    assert_eq!(s["hang"], 1, "{s:#}");
+    let d = &s["diagnosis"];
+    let full = signatures(d, "full-pipe");
+    assert_eq!(full.len(), 1, "{d:#}");
+    let (child, root) = (process(d, Some("0")), process(d, Some("root")));
+    assert_eq!(full[0]["pid"], child["pid"]);
+    assert_eq!(ints(&full[0]["fds"]), [1]);
+    let reader = &full[0]["others"][0];
+    assert_eq!(reader["pid"], root["pid"]);
+    assert_eq!(
+        fd_entry(root, reader["fd"].as_i64().unwrap())["pipe"],
+        full[0]["pipe"]
+    );
+    assert!(signatures(d, "duplicated-stdio").is_empty(), "{d:#}");
+}
+
+#[test]
+fn gdb_backtraces_or_a_note_saying_why_not() {
+    let s = diagnosed("pipe-fill", "legacy", &["--gdb"]);
+    let d = &s["diagnosis"];
+    let have_gdb = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("gdb").is_file()));
+    if have_gdb {
+        for p in d["processes"].as_array().unwrap() {
+            let bt = p["backtrace"].as_str().unwrap_or_default();
+            assert!(bt.contains("#0"), "no backtrace for pid {}: {bt}", p["pid"]);
+        }
+    } else {
+        let notes = d["notes"].to_string();
+        assert!(notes.contains("gdb is not installed"), "{notes}");
+    }
+}
+
+/// `--keep-hung` leaves the hung tree alive until Enter, then nothing of it
+/// remains.
+#[test]
+fn keep_hung_holds_the_tree_until_enter() {
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = out_dir("keep-hung");
+    let mut lab = Command::new(LAB)
+        .args([
+            "run",
+            "stdio-dup",
+            "--strategy",
+            "legacy",
+            "--trials",
+            "2",
+            "--keep-hung",
+            "--out",
+        ])
+        .arg(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(lab.stderr.take().unwrap());
+    let mut said = String::new();
+    let mut pids: Vec<i32> = Vec::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "lab ended before the prompt: {said}"
+        );
+        said.push_str(&line);
+        if let Some(list) = line.strip_prefix("pids: ") {
+            pids = list
+                .split_whitespace()
+                .map(|p| p.parse().unwrap())
+                .collect();
+        }
+        if line.starts_with("press Enter") {
+            break;
+        }
+    }
+    assert!(said.contains("gdb -p"), "{said}");
+    assert!(pids.len() >= 2, "{said}");
+    // Every kept process is alive now: a pidfd opens and reports no exit.
+    let pidfds: Vec<_> = pids
+        .iter()
+        .map(|&p| {
+            rustix::process::pidfd_open(
+                rustix::process::Pid::from_raw(p).unwrap(),
+                rustix::process::PidfdFlags::empty(),
+            )
+            .unwrap_or_else(|e| panic!("kept pid {p} is gone: {e}"))
+        })
+        .collect();
+    for fd in &pidfds {
+        let mut p = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+        assert_eq!(
+            rustix::event::poll(&mut p, Some(&rustix::time::Timespec::default())).unwrap(),
+            0
+        );
+    }
+    lab.stdin.take().unwrap().write_all(b"\n").unwrap();
+    let status = lab.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{said}");
+    // Only the first hang is kept: one prompt for two hung trials.
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut err, &mut rest);
+    assert!(!rest.contains("press Enter"), "{rest}");
+    // And after the release, every kept process has exited.
+    for fd in &pidfds {
+        let mut p = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+        assert_eq!(
+            rustix::event::poll(&mut p, Some(&rustix::time::Timespec::default())).unwrap(),
+            1
+        );
+    }
+    assert_eq!(live_lab_processes(), Vec::<i32>::new());
+    let _ = std::fs::remove_dir_all(dir);
+}
