@@ -11,7 +11,6 @@ pub mod cgroup;
 pub mod env;
 pub mod error;
 pub mod forensics;
-pub mod holders;
 pub mod node;
 pub mod plan;
 pub mod report;

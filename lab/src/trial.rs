@@ -550,18 +550,18 @@ impl Trial<'_> {
         pids.extend(self.nodes.iter().filter(|n| n.pid > 0).map(|n| n.pid));
         pids.sort_unstable();
         pids.dedup();
-        let holders: Vec<String> = crate::holders::pipe_holders(inode, &pids)
+        let holders: Vec<String> = forensics::pipe_holders(inode, &pids)
             .into_iter()
-            .filter(|h| h.write)
-            .map(|h| {
+            .filter(|(_, f)| f.mode.contains('w'))
+            .map(|(pid, f)| {
                 let who = self
                     .nodes
                     .iter()
-                    .position(|n| n.pid == h.pid)
+                    .position(|n| n.pid == pid)
                     .map_or("outside the plan".to_string(), |i| {
                         format!("node {}", self.plan().nodes[i].path)
                     });
-                format!("{h}, {who}")
+                format!("pid {pid} fd {} (write), {who}", f.fd)
             })
             .collect();
         let nodes = &self.plan().nodes;
@@ -1032,14 +1032,22 @@ impl Trial<'_> {
             Some(cg) => cg.members().unwrap_or_default(),
             None => forensics::descendants(std::process::id() as i32),
         };
+        // Every node that was born names its pid (a dead one may linger as
+        // an unreaped zombie); the live ones are read even if the member
+        // list missed them.
         let nodes: Vec<(i32, String)> = self
             .nodes
             .iter()
             .enumerate()
-            .filter(|(_, n)| n.created_ns.is_some() && n.dead_ns.is_none())
+            .filter(|(_, n)| n.created_ns.is_some())
             .map(|(i, n)| (n.pid, self.plan().nodes[i].path.clone()))
             .collect();
-        pids.extend(nodes.iter().map(|(p, _)| *p));
+        pids.extend(
+            self.nodes
+                .iter()
+                .filter(|n| n.created_ns.is_some() && n.dead_ns.is_none())
+                .map(|n| n.pid),
+        );
         let req = self.req;
         let subject = forensics::Subject {
             verdict: o.verdict.name(),

@@ -241,6 +241,20 @@ pub fn capture(
 
 pub use proc::descendants;
 
+/// Every fd of the processes `pids` that refers to `pipe:[inode]`, with the
+/// process and whether it is open for writing (`mode` `w` or `rw`).
+/// Processes that vanish meanwhile are skipped.
+pub fn pipe_holders(inode: u64, pids: &[i32]) -> Vec<(i32, FdEntry)> {
+    pids.iter()
+        .flat_map(|&pid| {
+            proc::read_fds(pid)
+                .into_iter()
+                .filter(|f| f.pipe == Some(inode))
+                .map(move |f| (pid, f))
+        })
+        .collect()
+}
+
 mod gdb;
 mod proc;
 mod render;

@@ -222,7 +222,7 @@ pub(super) fn is_futex_wait(op: u64) -> bool {
 
 /// The fd table of `pid`: link targets, pipe inodes and the flags of
 /// `fdinfo`.
-fn read_fds(pid: i32) -> Vec<FdEntry> {
+pub(super) fn read_fds(pid: i32) -> Vec<FdEntry> {
     let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else {
         return Vec::new();
     };

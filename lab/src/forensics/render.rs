@@ -115,8 +115,10 @@ fn main_thread(p: &ProcessState) -> Option<&ThreadState> {
 
 /// What a thread is doing, in words: `reads pipe:[N] (fd 3)`.
 fn doing(p: &ProcessState, t: &ThreadState) -> String {
-    if t.state == "R" {
-        return "running".into();
+    match t.state.as_str() {
+        "R" => return "running".into(),
+        "Z" => return "exited, not reaped (zombie)".into(),
+        _ => {}
     }
     let Some(call) = t.syscall.as_deref() else {
         return String::new();
