@@ -107,6 +107,9 @@ pub struct StrategySummary {
     pub signatures: BTreeMap<String, u64>,
     /// The distinct reasons of `panic` verdicts, with their counts.
     pub panic_reasons: BTreeMap<String, u64>,
+    /// The guards' sites in the lab's source (`file:line`) of `panic`
+    /// verdicts, with their counts.
+    pub panic_sites: BTreeMap<String, u64>,
     /// The diagnosis of the first diagnosed trial (hang first, else orphan).
     pub diagnosis: Option<FirstDiagnosis>,
 }
@@ -549,6 +552,10 @@ fn summarize(
         .get(Verdict::Panic.name())
         .cloned()
         .unwrap_or_default();
+    let mut panic_sites: BTreeMap<String, u64> = BTreeMap::new();
+    for site in outcomes.iter().filter_map(|(_, o)| o.panic_site.as_ref()) {
+        *panic_sites.entry(site.clone()).or_insert(0) += 1;
+    }
     let modal = Verdict::ALL
         .iter()
         .copied()
@@ -586,6 +593,7 @@ fn summarize(
         reasons,
         signatures,
         panic_reasons,
+        panic_sites,
         diagnosis: None,
     }
 }
