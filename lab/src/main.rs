@@ -151,9 +151,14 @@ fn execute(command: Command) -> Result<i32, LabError> {
             Ok(0)
         }
         Command::Strategies => {
-            for (name, c, d, o, about) in PRESETS {
+            for &(name, c, d, o, about) in PRESETS {
+                let guards = if Strategy::canonical_axes(c, d, o) {
+                    "on"
+                } else {
+                    "off"
+                };
                 println!(
-                    "{name:<18} create={} death={} observe={}  {about}",
+                    "{name:<18} create={} death={} observe={} guards={guards}  {about}",
                     c.name(),
                     d.name(),
                     o.name()
@@ -168,6 +173,10 @@ fn execute(command: Command) -> Result<i32, LabError> {
                 "{:<18} ({have})  {}",
                 lab::strategy::AUTOKILL,
                 lab::strategy::AUTOKILL_ABOUT
+            );
+            println!(
+                "{:<18} create=..,death=..,observe=..[,guards=on|off]  any axes; guards default to on exactly with canonical's axes",
+                "(axes)"
             );
             Ok(0)
         }

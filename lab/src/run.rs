@@ -418,7 +418,10 @@ fn summarize(
             *signatures.entry(name.clone()).or_insert(0) += 1;
         }
     }
-    let panic_reasons = reasons.get(Verdict::Panic.name()).cloned().unwrap_or_default();
+    let panic_reasons = reasons
+        .get(Verdict::Panic.name())
+        .cloned()
+        .unwrap_or_default();
     let modal = Verdict::ALL
         .iter()
         .copied()

@@ -1080,7 +1080,9 @@ mod tests {
 
     #[test]
     fn a_copy_of_a_threaded_node_is_refused_only_under_clone3() {
-        let r = refusal(&request("mt-fork-attendant", "canonical")).unwrap().reason;
+        let r = refusal(&request("mt-fork-attendant", "canonical"))
+            .unwrap()
+            .reason;
         assert!(
             r.contains("node 0 would be a copy") && r.contains("exec = true"),
             "{r}"
