@@ -480,7 +480,8 @@ impl Trial<'_> {
     }
 
     fn drain_reports(&mut self, fd: BorrowedFd<'_>) -> io::Result<()> {
-        while let Some((rec, pidfd)) = report::try_recv(fd)? {
+        while let Some(got) = report::try_recv(fd)? {
+            let rec = got.record;
             let Some(n) = self.nodes.get_mut(rec.node as usize) else {
                 continue;
             };
@@ -488,7 +489,7 @@ impl Trial<'_> {
                 Event::Created => {
                     n.pid = rec.pid;
                     n.created_ns = Some(rec.time_ns);
-                    n.pidfd = pidfd;
+                    n.pidfd = got.pidfd;
                     n.at_gate = (self.req.plan.nodes[rec.node as usize].gate
                         == Some(Phase::Created))
                     .then_some(Phase::Created);
@@ -500,6 +501,9 @@ impl Trial<'_> {
                 }
                 Event::Ready => n.ready = true,
                 Event::Failed if rec.value == libc::EDEADLK as i64 => {
+                    // The node's guards were off (with them on, the node
+                    // panics where clone3 refused): the refusal is still
+                    // the primitive's, and a panic.
                     let path = &self.req.plan.nodes[rec.node as usize].path;
                     self.panic.get_or_insert(GuardPanic::here(format!(
                         "refused at spawn time: node {path} is multithreaded and asked clone3 for a copy \
@@ -510,6 +514,17 @@ impl Trial<'_> {
                 Event::Exiting | Event::ParentGone => n.ended_itself = true,
                 Event::Leak => self.leak(rec.node, rec.value),
                 Event::Finding => self.findings.extend(Finding::from_value(rec.value)),
+                Event::Panic => {
+                    // It exits at once: its death is its own, the panic says why.
+                    n.ended_itself = true;
+                    if let Some(p) = got.panic {
+                        self.panic.get_or_insert(GuardPanic {
+                            reason: p.message,
+                            site: p.site,
+                            signature: p.signature,
+                        });
+                    }
+                }
             }
         }
         Ok(())

@@ -11,6 +11,7 @@
 
 pub mod boot;
 mod create;
+mod guard;
 mod hazard;
 pub mod pid_reuse;
 mod wait;
@@ -23,6 +24,7 @@ use rustix::pipe::{pipe_with, PipeFlags};
 use rustix::process::{getppid, Signal};
 
 pub use create::{ChildHandle, COMMAND_LIFELINE_FD};
+pub use guard::EXIT_PANIC;
 pub use wait::{EOF_BOUND, LEAK_INODE_BITS};
 
 use crate::plan::Plan;
@@ -76,6 +78,8 @@ pub struct Start<'f> {
 impl NodeCtx<'_> {
     /// The life of node `idx`, in the node's process; returns its exit code.
     pub(crate) fn run(&self, idx: u32, start: Start<'_>) -> i32 {
+        // From here a panic is reported as this node's and never unwinds.
+        guard::install_hook(idx, self.report);
         let node = &self.plan.nodes[idx as usize];
         let Ok(me) = Pidfd::open_self() else {
             return EXIT_FAILED;
@@ -95,7 +99,13 @@ impl NodeCtx<'_> {
         }
         // A child uses its parent's hazard (a copy inherits its state).
         if let Some(p) = node.parent {
-            hazard::touch(self.plan.nodes[p as usize].hazard);
+            let parent = &self.plan.nodes[p as usize];
+            hazard::touch(
+                parent.hazard,
+                self.strategy.guards,
+                &node.path,
+                &parent.path,
+            );
         }
         if node.gate == Some(Phase::Created) {
             self.wait_gate(idx);
