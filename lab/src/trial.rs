@@ -457,10 +457,17 @@ impl Trial<'_> {
             gates: gate_reads.iter().map(|(n, fd)| (*n, fd.as_fd())).collect(),
             boot: boot.map(|b| b.as_fd()),
         };
-        let mut keep: Vec<RawFd> = vec![0, 1, 2, node_end.as_raw_fd()];
-        keep.extend(gate_reads.iter().map(|(_, fd)| fd.as_raw_fd()));
-        keep.extend(boot.map(|b| b.as_raw_fd()));
-        keep.sort_unstable();
+        // Everything the root is handed sits at the lab's fd floor or above
+        // (moved there when made), and so does the read end of a legacy
+        // lifeline: a forked root drops only what lies below the floor.
+        let handed: Vec<RawFd> = std::iter::once(node_end.as_raw_fd())
+            .chain(gate_reads.iter().map(|(_, fd)| fd.as_raw_fd()))
+            .chain(boot.map(|b| b.as_raw_fd()))
+            .collect();
+        debug_assert!(
+            handed.iter().all(|&fd| fd >= sys::LAB_FD_FLOOR),
+            "{handed:?}"
+        );
         let procs = self.cgroup.as_ref().map(|c| c.procs_fd());
         // A forked root joins the trial's cgroup itself and drops the
         // supervisor's own fds (lab plumbing, not part of the experiment); a
@@ -473,7 +480,7 @@ impl Trial<'_> {
             // teardown signals on the legacy side).
             let _ = rustix::process::setpgid(None, None);
             if self.req.strategy.create != Create::Clone3 {
-                legacy::close_all_except(&keep);
+                legacy::close_plumbing();
             }
         };
         ctx.spawn(0, self.cgroup.as_ref().map(|c| c.dir()), &before, None)
