@@ -9,6 +9,7 @@
 //! single-threaded parent may run ordinary code; copies of a threaded one
 //! inherit its hazards ([`hazard`]), which is what casebook 4 is about.
 
+mod audit;
 pub mod boot;
 mod create;
 mod guard;
@@ -111,7 +112,7 @@ impl NodeCtx<'_> {
             self.wait_gate(idx);
         }
         let lifeline = start.lifeline;
-        if self.arm(lifeline.as_ref(), start.parent_pid) {
+        if self.arm(idx, lifeline.as_ref(), start.parent_pid) {
             let _ = self.send(idx, Event::ParentGone, 0, None);
             return 0;
         }
@@ -187,6 +188,9 @@ impl NodeCtx<'_> {
                 None => std::thread::sleep(delay),
             }
         }
+        if self.strategy.guards {
+            self.audit_stdio(idx, "before it exits");
+        }
         write_output(node.output_bytes);
         let _ = self.send(idx, Event::Exiting, node.exit_code as i64, None);
         node.exit_code as i32
@@ -229,11 +233,17 @@ impl NodeCtx<'_> {
         }
     }
 
-    /// Arm parent-death detection; returns true when the parent is already
-    /// known to be gone.
-    fn arm(&self, lifeline: Option<&LifelineReader>, parent_pid: i32) -> bool {
+    /// Arm parent-death detection of node `idx`; returns true when the
+    /// parent is already known to be gone. With the guards on, a lifeline is
+    /// first audited: the node must hold no write end of it.
+    fn arm(&self, idx: u32, lifeline: Option<&LifelineReader>, parent_pid: i32) -> bool {
         match self.strategy.death {
-            ParentDeath::Lifeline => lifeline.is_some_and(|l| l.parent_gone()),
+            ParentDeath::Lifeline => lifeline.is_some_and(|l| {
+                if self.strategy.guards {
+                    self.audit_lifeline(idx, l);
+                }
+                l.parent_gone()
+            }),
             ParentDeath::Pdeathsig => {
                 let _ = sys::arm_pdeathsig(Signal::KILL);
                 false
