@@ -146,7 +146,7 @@ pub fn run(req: &TrialRequest, lab_lifeline: BorrowedFd<'_>) -> Option<Outcome> 
         rung: None,
         proc_alive_after_kill: Vec::new(),
     };
-    let result = match refusal(req) {
+    let result = match refusal(&req.plan, &req.strategy) {
         Some(refused) => {
             trial.panic = Some(refused);
             Some(trial.finish(Verdict::Pass, None, "none", 0, None))
@@ -165,12 +165,16 @@ pub fn run(req: &TrialRequest, lab_lifeline: BorrowedFd<'_>) -> Option<Outcome> 
 /// The plan-time guard of the canonical primitive: a node that is a copy
 /// (no exec) of a multithreaded parent may inherit a held lock or a global
 /// without its thread (casebook 4), so clone3 refuses to make one. `Some`
-/// with the reason when the plan asks for that under the canonical create axis.
-pub fn refusal(req: &TrialRequest) -> Option<GuardPanic> {
-    if req.strategy.create != Create::Clone3 {
+/// with the reason (and this site) when `plan` asks for that under the
+/// `clone3` create axis of `strategy`, whatever its guards switch: clone3
+/// would refuse the copy at spawn time anyway (`EDEADLK`), and this says so
+/// before anything runs. `lab run` makes every such trial a `panic`;
+/// `lab check` and `lab plan` print the reason and exit with status 1.
+pub fn refusal(plan: &Plan, strategy: &Strategy) -> Option<GuardPanic> {
+    if strategy.create != Create::Clone3 {
         return None;
     }
-    let nodes = &req.plan.nodes;
+    let nodes = &plan.nodes;
     nodes.iter().find_map(|n| {
         if !n.threaded() {
             return None;
@@ -1088,31 +1092,35 @@ mod tests {
     use super::*;
     use crate::scenario::{Scenario, BUILTIN};
 
-    fn request(name: &str, strategy: &str) -> TrialRequest {
+    fn refusal_of(name: &str, strategy: &str) -> Option<GuardPanic> {
         let text = BUILTIN.iter().find(|(n, _)| *n == name).unwrap().1;
         let scenario = Scenario::parse(name, text).unwrap();
-        TrialRequest {
-            plan: Plan::new(&scenario, 1),
-            strategy: Strategy::parse(strategy).unwrap(),
-            trial: 0,
-            deadline_us: 1_000,
-            cgroup_parent: None,
-        }
+        refusal(
+            &Plan::new(&scenario, 1),
+            &Strategy::parse(strategy).unwrap(),
+        )
     }
 
     #[test]
     fn a_copy_of_a_threaded_node_is_refused_only_under_clone3() {
-        let r = refusal(&request("mt-fork-attendant", "canonical"))
-            .unwrap()
-            .reason;
+        let refused = refusal_of("mt-fork-attendant", "canonical").unwrap();
+        let r = refused.reason;
         assert!(
             r.contains("node 0 would be a copy") && r.contains("exec = true"),
             "{r}"
         );
-        assert_eq!(refusal(&request("mt-fork-attendant", "legacy")), None);
+        assert!(
+            refused.site.starts_with("lab/src/trial.rs:"),
+            "{}",
+            refused.site
+        );
+        assert_eq!(refusal_of("mt-fork-attendant", "legacy"), None);
+        // The primitive refuses whatever the guards switch says.
+        let unguarded = "create=clone3,death=lifeline,observe=pidfd,guards=off";
+        assert!(refusal_of("mt-fork-attendant", unguarded).is_some());
         // Its children exec: nothing to refuse.
-        assert_eq!(refusal(&request("mt-fork-mutex", "canonical")), None);
-        assert_eq!(refusal(&request("pdeathsig-thread", "canonical")), None);
-        assert_eq!(refusal(&request("nested", "canonical")), None);
+        assert_eq!(refusal_of("mt-fork-mutex", "canonical"), None);
+        assert_eq!(refusal_of("pdeathsig-thread", "canonical"), None);
+        assert_eq!(refusal_of("nested", "canonical"), None);
     }
 }

@@ -109,7 +109,12 @@ fn a_leaky_lifeline_keeps_the_subtree_alive() {
 #[test]
 fn duplicated_stdio_hangs_the_legacy_reader_and_is_a_panic_on_canonical() {
     let without_guards = "create=clone3,death=lifeline,observe=pidfd,guards=off";
-    let v = run("stdio-dup", 3, &["legacy", "canonical", without_guards], &[]);
+    let v = run(
+        "stdio-dup",
+        3,
+        &["legacy", "canonical", without_guards],
+        &[],
+    );
     assert_eq!(count(&v, "legacy", "hang"), (3, 3));
     // The node's stdio audit finds fd 1 and fd 10 on one pipe before it exits.
     assert_eq!(count(&v, "canonical", "panic"), (3, 3));
