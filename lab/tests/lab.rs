@@ -305,3 +305,6 @@ fn check_and_list_accept_the_shipped_scenarios() {
 
 #[path = "lab/casebook.rs"]
 mod casebook;
+
+#[path = "lab/guards.rs"]
+mod guards;
