@@ -87,13 +87,15 @@ pub(crate) fn write_ends(fds: &[PipeFd], inode: u64) -> Vec<RawFd> {
         .collect()
 }
 
-/// The inode of the pipe (or any file) `fd` refers to; `None` when `fd` is
-/// not open.
+/// The inode of the pipe `fd` refers to; `None` when `fd` is not open or
+/// not a pipe.
 ///
 /// # References
-/// - [fstat(2)](https://man7.org/linux/man-pages/man2/fstat.2.html)
-pub(crate) fn inode_of(fd: impl AsFd) -> Option<u64> {
-    rustix::fs::fstat(fd).ok().map(|st| st.st_ino)
+/// - [fstat(2)](https://man7.org/linux/man-pages/man2/fstat.2.html), [inode(7)](https://man7.org/linux/man-pages/man7/inode.7.html) (`S_IFIFO`)
+pub(crate) fn pipe_inode_of(fd: impl AsFd) -> Option<u64> {
+    let st = rustix::fs::fstat(fd).ok()?;
+    (rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Fifo)
+        .then_some(st.st_ino)
 }
 
 impl NodeCtx<'_> {
@@ -129,7 +131,7 @@ impl NodeCtx<'_> {
             idx,
             &format!("before waiting for the EOF of {child}'s stdout"),
         );
-        let Some(inode) = inode_of(out) else {
+        let Some(inode) = pipe_inode_of(out) else {
             return;
         };
         let held = write_ends(&own_pipe_fds(), inode);
@@ -149,14 +151,25 @@ impl NodeCtx<'_> {
     /// its lifeline (read end `lifeline`): panic (`self-pipe-keeper`) when the
     /// node holds a write end of its own lifeline, whose EOF would then never
     /// come when its parent dies.
+    ///
+    /// A lifeline that is not an open pipe (its fd closed, its number reused)
+    /// can never report the parent's death either: that panics too, without
+    /// a signature.
     pub(super) fn audit_lifeline(&self, idx: u32, lifeline: impl AsFd) {
+        use std::os::fd::AsRawFd;
         let read = lifeline.as_fd();
-        let Some(inode) = inode_of(read) else {
-            return;
+        let path = &self.plan.nodes[idx as usize].path;
+        let Some(inode) = pipe_inode_of(read) else {
+            panic!(
+                "the lifeline of node {path} is not an open pipe: fd {} -> {}; its parent's death \
+                 would never be seen",
+                read.as_raw_fd(),
+                std::fs::read_link(format!("/proc/self/fd/{}", read.as_raw_fd()))
+                    .map_or_else(|e| e.to_string(), |t| t.display().to_string())
+            )
         };
         let held = write_ends(&own_pipe_fds(), inode);
         if let Some(fd) = held.first() {
-            use std::os::fd::AsRawFd;
             guard_panic(
                 "self-pipe-keeper",
                 format!(
@@ -164,7 +177,7 @@ impl NodeCtx<'_> {
                      node {} (pid {}), whose lifeline's read end is fd {}; its parent's death would \
                      never produce EOF. Create the lifeline close-on-exec and close every other fd \
                      in the child (close_range)",
-                    self.plan.nodes[idx as usize].path,
+                    path,
                     std::process::id(),
                     read.as_raw_fd()
                 ),
@@ -186,7 +199,7 @@ mod tests {
     fn the_table_shows_both_ends_of_a_real_pipe_and_a_duplicate() {
         let (r, w) = rustix::pipe::pipe().unwrap();
         let dup = rustix::io::dup(&w).unwrap();
-        let inode = inode_of(&r).unwrap();
+        let inode = pipe_inode_of(&r).unwrap();
         let mine: Vec<PipeFd> = own_pipe_fds()
             .into_iter()
             .filter(|p| p.inode == inode)
@@ -231,10 +244,17 @@ mod tests {
     }
 
     #[test]
-    fn both_ends_of_a_pipe_share_its_inode() {
+    fn both_ends_of_a_pipe_share_its_inode_and_nothing_else_has_a_pipe_inode() {
         let (r, w) = rustix::pipe::pipe().unwrap();
-        assert_eq!(inode_of(&r), inode_of(&w));
+        assert!(pipe_inode_of(&r).is_some());
+        assert_eq!(pipe_inode_of(&r), pipe_inode_of(&w));
+        assert_eq!(
+            pipe_inode_of(&r),
+            Some(rustix::fs::fstat(&r).unwrap().st_ino)
+        );
         let devnull = std::fs::File::open("/dev/null").unwrap();
-        assert_ne!(inode_of(&devnull), inode_of(&r));
+        assert_eq!(pipe_inode_of(&devnull), None);
+        let (a, _b) = crate::report::channel().unwrap();
+        assert_eq!(pipe_inode_of(&a), None);
     }
 }
