@@ -12,6 +12,7 @@ use lab::plan::Plan;
 use lab::run::{self, RunArgs};
 use lab::scenario::{Scenario, BUILTIN};
 use lab::strategy::{Strategy, PRESETS};
+use lab::trial::refusal;
 
 #[derive(Parser)]
 #[command(
@@ -72,7 +73,8 @@ enum Command {
         #[arg(long)]
         keep_hung: bool,
     },
-    /// Print the plan a scenario and seed resolve to, with its hash
+    /// Print the plan a scenario and seed resolve to, with its hash; exit 1
+    /// when a strategy refuses the plan
     Plan {
         /// A built-in scenario name or a path to a .toml file
         scenario: String,
@@ -82,12 +84,21 @@ enum Command {
         /// Output format
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Strategy (repeatable) whose plan-time refusal to check: a preset or create=..,death=..,observe=..
+        #[arg(long = "strategy", default_values_t = ["canonical".to_string()])]
+        strategies: Vec<String>,
     },
-    /// Validate scenario files
+    /// Validate scenario files, and check that no strategy refuses their plans
     Check {
         /// Files (or built-in names)
         #[arg(required = true)]
         files: Vec<String>,
+        /// The seed that turns each scenario into the plan checked
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Strategy (repeatable) whose plan-time refusal to check: a preset or create=..,death=..,observe=..
+        #[arg(long = "strategy", default_values_t = ["canonical".to_string()])]
+        strategies: Vec<String>,
     },
     /// List the built-in scenarios
     List,
@@ -124,6 +135,27 @@ fn main() -> ExitCode {
     ExitCode::from(code as u8)
 }
 
+/// Parse `--strategy` values.
+///
+/// # Errors
+/// [`LabError::Input`] for an unknown strategy.
+fn parse_strategies(names: &[String]) -> Result<Vec<Strategy>, LabError> {
+    names
+        .iter()
+        .map(|s| Strategy::parse(s).map_err(LabError::Input))
+        .collect()
+}
+
+/// Print `{prefix}refused under STRATEGY: REASON` on stderr for each of
+/// `strategies` whose plan-time guard refuses `plan`; returns how many did.
+fn print_refusals(prefix: &str, plan: &Plan, strategies: &[Strategy]) -> usize {
+    strategies
+        .iter()
+        .filter_map(|st| refusal(plan, st).map(|r| (st, r)))
+        .inspect(|(st, r)| eprintln!("{prefix}refused under {st}: {}", r.reason))
+        .count()
+}
+
 fn execute(command: Command) -> Result<i32, LabError> {
     match command {
         Command::Supervisor => Ok(lab::supervisor::main()),
@@ -158,9 +190,14 @@ fn execute(command: Command) -> Result<i32, LabError> {
             Ok(0)
         }
         Command::Strategies => {
-            for (name, c, d, o, about) in PRESETS {
+            for &(name, c, d, o, about) in PRESETS {
+                let guards = if Strategy::canonical_axes(c, d, o) {
+                    "on"
+                } else {
+                    "off"
+                };
                 println!(
-                    "{name:<18} create={} death={} observe={}  {about}",
+                    "{name:<18} create={} death={} observe={} guards={guards}  {about}",
                     c.name(),
                     d.name(),
                     o.name()
@@ -176,31 +213,52 @@ fn execute(command: Command) -> Result<i32, LabError> {
                 lab::strategy::AUTOKILL,
                 lab::strategy::AUTOKILL_ABOUT
             );
+            println!(
+                "{:<18} create=..,death=..,observe=..[,guards=on|off]  any axes; guards default to on exactly with canonical's axes",
+                "(axes)"
+            );
             Ok(0)
         }
-        Command::Check { files } => {
-            let mut bad = 0;
+        Command::Check {
+            files,
+            seed,
+            strategies,
+        } => {
+            let strategies = parse_strategies(&strategies)?;
+            let (mut bad, mut refused) = (0, 0);
             for f in &files {
                 match Scenario::load(f) {
-                    Ok(s) => println!(
-                        "{f}: ok ({}, {} nodes, {} kills)",
-                        s.name,
-                        s.node_count(),
-                        s.kills.len()
-                    ),
+                    Ok(s) => {
+                        println!(
+                            "{f}: ok ({}, {} nodes, {} kills)",
+                            s.name,
+                            s.node_count(),
+                            s.kills.len()
+                        );
+                        refused +=
+                            print_refusals(&format!("{f}: "), &Plan::new(&s, seed), &strategies);
+                    }
                     Err(e) => {
                         eprintln!("{e}");
                         bad += 1;
                     }
                 }
             }
-            Ok(if bad > 0 { 2 } else { 0 })
+            Ok(if bad > 0 {
+                2
+            } else if refused > 0 {
+                1
+            } else {
+                0
+            })
         }
         Command::Plan {
             scenario,
             seed,
             format,
+            strategies,
         } => {
+            let strategies = parse_strategies(&strategies)?;
             let plan = Plan::new(&Scenario::load(&scenario)?, seed);
             match format {
                 Format::Text => print!("{}", plan.render()),
@@ -210,7 +268,11 @@ fn execute(command: Command) -> Result<i32, LabError> {
                     println!("{}", serde_json::to_string_pretty(&v).expect("json"));
                 }
             }
-            Ok(0)
+            Ok(if print_refusals("", &plan, &strategies) > 0 {
+                1
+            } else {
+                0
+            })
         }
         Command::Run {
             scenario,

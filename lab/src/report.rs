@@ -1,5 +1,8 @@
-//! Phase reports: fixed-size records that nodes send their supervisor over a
-//! `SOCK_SEQPACKET` socket, each one atomic. The `created` record carries the
+//! Phase reports: records that nodes send their supervisor over a
+//! `SOCK_SEQPACKET` socket, one datagram each, so each one is atomic. Every
+//! record is a fixed 32-byte header ([`RECORD_SIZE`]); a [`Event::Panic`]
+//! record is followed, in the same datagram, by at most [`PANIC_TEXT_MAX`]
+//! bytes of UTF-8 text (the [`PanicReport`]). The `created` record carries the
 //! node's own pidfd (SCM_RIGHTS), so the supervisor watches every node through
 //! a pidfd and never through a PID.
 
@@ -9,13 +12,20 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::net::{
     recvmsg, sendmsg, socketpair, AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage,
-    RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
+    RecvFlags, ReturnFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags,
+    SocketType,
 };
 
 use crate::sys::{monotonic_ns, Pidfd};
 
-/// Size of one record in bytes (well under PIPE_BUF).
+/// Size of one record's header in bytes (well under PIPE_BUF); every record
+/// but [`Event::Panic`] is this header alone.
 pub const RECORD_SIZE: usize = 32;
+
+/// The most bytes of text a [`Event::Panic`] record carries after its header
+/// (site, signature and message together); longer messages are cut at a
+/// character boundary.
+pub const PANIC_TEXT_MAX: usize = 2048;
 
 /// What a node reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +49,10 @@ pub enum Event {
     Leak,
     /// The PID-reuse experiment's result: a [`crate::node::pid_reuse::Finding`].
     Finding,
+    /// A guard (or any code) panicked in the node, which exits at once with
+    /// [`crate::node::EXIT_PANIC`]; the record carries a [`PanicReport`], and
+    /// its value packs the lengths of the report's three texts.
+    Panic,
 }
 
 impl Event {
@@ -52,6 +66,7 @@ impl Event {
             Event::Failed => 6,
             Event::Leak => 7,
             Event::Finding => 8,
+            Event::Panic => 9,
         }
     }
 
@@ -65,6 +80,7 @@ impl Event {
             6 => Event::Failed,
             7 => Event::Leak,
             8 => Event::Finding,
+            9 => Event::Panic,
             _ => return None,
         })
     }
@@ -106,6 +122,76 @@ impl Record {
             value: i64::from_le_bytes(b[24..32].try_into().ok()?),
         })
     }
+}
+
+/// What a node's panic hook reports: the panic message, where it was raised,
+/// and the signature the guard named (casebook terms: `duplicated-stdio`,
+/// `self-pipe-keeper`, ...), if any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PanicReport {
+    /// The panic message, as the guard wrote it.
+    pub message: String,
+    /// `file:line` of the panic in the lab's source.
+    pub site: String,
+    /// The signature the guard named, if any.
+    pub signature: Option<String>,
+}
+
+impl PanicReport {
+    /// The text after the header, and the header's value: the lengths of the
+    /// site (bits 0..16), the signature (16..32) and the message (32..48).
+    /// The site and the signature get at most 256 bytes each, the message
+    /// the rest of [`PANIC_TEXT_MAX`]; each is cut at a character boundary.
+    fn encode(&self) -> (Vec<u8>, i64) {
+        let site = cut(&self.site, 256);
+        let sig = cut(self.signature.as_deref().unwrap_or(""), 256);
+        let msg = cut(&self.message, PANIC_TEXT_MAX - site.len() - sig.len());
+        let mut text = Vec::with_capacity(site.len() + sig.len() + msg.len());
+        text.extend_from_slice(site.as_bytes());
+        text.extend_from_slice(sig.as_bytes());
+        text.extend_from_slice(msg.as_bytes());
+        let value = site.len() as i64 | (sig.len() as i64) << 16 | (msg.len() as i64) << 32;
+        (text, value)
+    }
+
+    /// The report from the text after a header whose value is `value`;
+    /// `None` when the lengths do not add up or a text is not UTF-8.
+    fn decode(text: &[u8], value: i64) -> Option<PanicReport> {
+        let len = |shift: u32| ((value >> shift) & 0xffff) as usize;
+        let (site, sig, msg) = (len(0), len(16), len(32));
+        if site + sig + msg != text.len() || text.len() > PANIC_TEXT_MAX {
+            return None;
+        }
+        let part = |from: usize, n: usize| std::str::from_utf8(&text[from..from + n]).ok();
+        let signature = part(site, sig)?;
+        Some(PanicReport {
+            site: part(0, site)?.to_string(),
+            signature: (!signature.is_empty()).then(|| signature.to_string()),
+            message: part(site + sig, msg)?.to_string(),
+        })
+    }
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends at a character
+/// boundary.
+fn cut(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// One record as received: the header, the pidfd it carried (SCM_RIGHTS),
+/// and the [`PanicReport`] of a [`Event::Panic`] record.
+#[derive(Debug)]
+pub struct Received {
+    /// The header.
+    pub record: Record,
+    /// The pidfd attached to it (`created` records).
+    pub pidfd: Option<Pidfd>,
+    /// The panic report (`panic` records).
+    pub panic: Option<PanicReport>,
 }
 
 /// The report channel of one trial: `(supervisor end, node end)`, both
@@ -160,6 +246,34 @@ pub fn send_as(
         time_ns: monotonic_ns(),
         value,
     };
+    send_datagram(fd, &rec, &[], pidfd)
+}
+
+/// Send a [`Event::Panic`] record from node `node`: the header and the
+/// report's text in one datagram (atomic: the supervisor gets all of it or
+/// nothing). Called from the node's panic hook, just before it exits.
+///
+/// # Errors
+/// `EPIPE` once the supervisor end is closed.
+pub fn send_panic(fd: BorrowedFd<'_>, node: u32, report: &PanicReport) -> io::Result<()> {
+    let (text, value) = report.encode();
+    let rec = Record {
+        node,
+        pid: rustix::process::getpid().as_raw_nonzero().get(),
+        event: Event::Panic,
+        time_ns: monotonic_ns(),
+        value,
+    };
+    send_datagram(fd, &rec, &text, None)
+}
+
+/// One datagram: the header of `rec`, then `text`, with `pidfd` attached.
+fn send_datagram(
+    fd: BorrowedFd<'_>,
+    rec: &Record,
+    text: &[u8],
+    pidfd: Option<&Pidfd>,
+) -> io::Result<()> {
     let bytes = rec.encode();
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut anc = SendAncillaryBuffer::new(&mut space);
@@ -171,7 +285,7 @@ pub fn send_as(
     loop {
         match sendmsg(
             fd,
-            &[io::IoSlice::new(&bytes)],
+            &[io::IoSlice::new(&bytes), io::IoSlice::new(text)],
             &mut anc,
             SendFlags::NOSIGNAL,
         ) {
@@ -182,22 +296,27 @@ pub fn send_as(
     }
 }
 
-/// Receive one record without blocking, with the pidfd it carries, if any.
-/// `Ok(None)` when no record is waiting.
+/// Receive one record without blocking, with the pidfd or the panic report
+/// it carries, if any. `Ok(None)` when no record is waiting.
 ///
 /// # Errors
 /// `UnexpectedEof` once every node end is closed (no record can come any
-/// more); socket errors; `InvalidData` for a malformed record.
-pub fn try_recv(fd: BorrowedFd<'_>) -> io::Result<Option<(Record, Option<Pidfd>)>> {
-    let mut bytes = [0u8; RECORD_SIZE];
+/// more); socket errors; `InvalidData` for a malformed record (a short or
+/// truncated datagram, an unknown event, text after a header that takes
+/// none, a panic report whose lengths do not add up).
+pub fn try_recv(fd: BorrowedFd<'_>) -> io::Result<Option<Received>> {
+    let mut buf = [0u8; RECORD_SIZE + PANIC_TEXT_MAX];
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut anc = RecvAncillaryBuffer::new(&mut space);
     let got = match recvmsg(
         fd,
-        &mut [io::IoSliceMut::new(&mut bytes)],
+        &mut [io::IoSliceMut::new(&mut buf)],
         &mut anc,
         RecvFlags::DONTWAIT | RecvFlags::CMSG_CLOEXEC,
     ) {
+        Ok(r) if r.flags.contains(ReturnFlags::TRUNC) => {
+            return Err(invalid("a report datagram longer than a panic record"))
+        }
         Ok(r) => r.bytes,
         Err(rustix::io::Errno::AGAIN) => return Ok(None),
         Err(e) => return Err(e.into()),
@@ -214,16 +333,137 @@ pub fn try_recv(fd: BorrowedFd<'_>) -> io::Result<Option<(Record, Option<Pidfd>)
             "every node end is closed",
         ));
     }
-    if got != RECORD_SIZE {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "short phase record",
-        ));
+    let (record, panic) = decode_datagram(&buf[..got])?;
+    Ok(Some(Received {
+        record,
+        pidfd: passed.map(|fd| Pidfd::from_kernel(fd, record.pid)),
+        panic,
+    }))
+}
+
+/// A received datagram: its header, and the panic report after it.
+fn decode_datagram(b: &[u8]) -> io::Result<(Record, Option<PanicReport>)> {
+    let header: &[u8; RECORD_SIZE] = b
+        .get(..RECORD_SIZE)
+        .and_then(|h| h.try_into().ok())
+        .ok_or_else(|| invalid("short phase record"))?;
+    let rec = Record::decode(header).ok_or_else(|| invalid("malformed phase record"))?;
+    let text = &b[RECORD_SIZE..];
+    match rec.event {
+        Event::Panic => {
+            let report = PanicReport::decode(text, rec.value)
+                .ok_or_else(|| invalid("malformed panic record"))?;
+            Ok((rec, Some(report)))
+        }
+        _ if text.is_empty() => Ok((rec, None)),
+        _ => Err(invalid("a phase record with trailing bytes")),
     }
-    let rec = Record::decode(&bytes)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed phase record"))?;
-    Ok(Some((
-        rec,
-        passed.map(|fd| Pidfd::from_kernel(fd, rec.pid)),
-    )))
+}
+
+fn invalid(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(message: &str, signature: Option<&str>) -> PanicReport {
+        PanicReport {
+            message: message.into(),
+            site: "lab/src/node/audit.rs:42".into(),
+            signature: signature.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_panic_record_round_trips_through_its_encoding() {
+        for r in [
+            report(
+                "duplicated stdio: fd 1 and fd 10 -> pipe:[7]",
+                Some("duplicated-stdio"),
+            ),
+            report("worker thread belongs to pid 3, this is pid 4", None),
+            report("", None),
+        ] {
+            let (text, value) = r.encode();
+            let rec = Record {
+                node: 3,
+                pid: 77,
+                event: Event::Panic,
+                time_ns: 5,
+                value,
+            };
+            let mut datagram = rec.encode().to_vec();
+            datagram.extend_from_slice(&text);
+            assert_eq!(decode_datagram(&datagram).unwrap(), (rec, Some(r)));
+        }
+    }
+
+    #[test]
+    fn a_long_panic_message_is_cut_at_a_character_boundary() {
+        let long = "é".repeat(PANIC_TEXT_MAX);
+        let (text, value) = report(&long, Some("self-pipe-keeper")).encode();
+        assert!(text.len() <= PANIC_TEXT_MAX);
+        let back = PanicReport::decode(&text, value).unwrap();
+        assert!(long.starts_with(&back.message) && back.message.len() > 1000);
+        assert_eq!(back.signature.as_deref(), Some("self-pipe-keeper"));
+    }
+
+    #[test]
+    fn malformed_datagrams_are_refused() {
+        let rec = Record {
+            node: 0,
+            pid: 1,
+            event: Event::Ready,
+            time_ns: 0,
+            value: 0,
+        };
+        assert!(decode_datagram(&rec.encode()[..20]).is_err());
+        let mut trailing = rec.encode().to_vec();
+        trailing.push(b'x');
+        assert!(decode_datagram(&trailing).is_err());
+        let (text, value) = report("boom", None).encode();
+        let mut short = Record {
+            event: Event::Panic,
+            value,
+            ..rec
+        }
+        .encode()
+        .to_vec();
+        short.extend_from_slice(&text[..text.len() - 1]);
+        assert!(decode_datagram(&short).is_err());
+    }
+
+    #[test]
+    fn phase_and_panic_records_cross_the_channel_whole() {
+        let (sup, node) = channel().unwrap();
+        send(node.as_fd(), 2, Event::Armed, 9, None).unwrap();
+        let r = report(&"x".repeat(3000), Some("duplicated-stdio"));
+        send_panic(node.as_fd(), 2, &r).unwrap();
+        let first = try_recv(sup.as_fd()).unwrap().unwrap();
+        assert_eq!(
+            (first.record.node, first.record.event, first.record.value),
+            (2, Event::Armed, 9)
+        );
+        assert!(first.panic.is_none() && first.pidfd.is_none());
+        let second = try_recv(sup.as_fd()).unwrap().unwrap();
+        assert_eq!(second.record.event, Event::Panic);
+        assert_eq!(second.record.pid, std::process::id() as i32);
+        let got = second.panic.unwrap();
+        assert_eq!(
+            (got.site.as_str(), got.signature),
+            (r.site.as_str(), r.signature)
+        );
+        assert_eq!(
+            got.message.len(),
+            PANIC_TEXT_MAX - r.site.len() - "duplicated-stdio".len()
+        );
+        assert!(try_recv(sup.as_fd()).unwrap().is_none());
+        drop(node);
+        assert_eq!(
+            try_recv(sup.as_fd()).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
+    }
 }

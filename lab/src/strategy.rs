@@ -50,7 +50,7 @@ pub enum Observe {
     Pid,
 }
 
-/// A strategy: a name and one choice on each axis.
+/// A strategy: a name, one choice on each axis, and the guards switch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Strategy {
     /// Preset name, or the axes as written (`create=fork,death=pdeathsig,observe=pid`).
@@ -61,6 +61,15 @@ pub struct Strategy {
     pub death: ParentDeath,
     /// Observe-and-signal axis.
     pub observe: Observe,
+    /// Whether the guards of the canonical path are on: checks in the node
+    /// processes that turn a deadlock (an attendant without its worker,
+    /// duplicated stdio, a lifeline write end in the child) into a `panic`
+    /// verdict with its reason and site, instead of a hang at the deadline.
+    /// On for `canonical`, off for the presets that reproduce the legacy
+    /// bugs; `guards=on|off` in the axis syntax. Absent in a serialized
+    /// strategy: off.
+    #[serde(default)]
+    pub guards: bool,
 }
 
 /// The optional preset that uses `CLONE_PIDFD_AUTOKILL` where the kernel has it.
@@ -116,7 +125,15 @@ pub const PRESETS: &[(&str, Create, ParentDeath, Observe, &str)] = &[
 ];
 
 impl Strategy {
-    /// Parse a preset name or `create=..,death=..,observe=..` (all three axes).
+    /// Whether the three axes are canonical's (clone3, lifeline, pidfd): the
+    /// guards' default, for the presets and the axis syntax alike.
+    pub fn canonical_axes(create: Create, death: ParentDeath, observe: Observe) -> bool {
+        (create, death, observe) == (Create::Clone3, ParentDeath::Lifeline, Observe::Pidfd)
+    }
+
+    /// Parse a preset name or `create=..,death=..,observe=..[,guards=on|off]`
+    /// (all three axes; without `guards`, the guards are on exactly when the
+    /// axes are canonical's).
     ///
     /// # Errors
     /// A message naming the presets and axis values, or the unsupported
@@ -138,16 +155,17 @@ impl Strategy {
                 create,
                 death,
                 observe,
+                guards: Strategy::canonical_axes(create, death, observe),
             });
         }
         if !s.contains('=') {
             let names: Vec<&str> = PRESETS.iter().map(|p| p.0).collect();
             return Err(format!(
-                "unknown strategy `{s}`: use a preset ({}) or create=clone3|fork|fork-noexec|std-command,death=lifeline|pdeathsig|pdeathsig-checked|none,observe=pidfd|proc",
+                "unknown strategy `{s}`: use a preset ({}) or create=clone3|fork|fork-noexec|std-command,death=lifeline|pdeathsig|pdeathsig-checked|none,observe=pidfd|proc[,guards=on|off]",
                 names.join(", ")
             ));
         }
-        let (mut create, mut death, mut observe) = (None, None, None);
+        let (mut create, mut death, mut observe, mut guards) = (None, None, None, None);
         for part in s.split(',') {
             let (k, v) = part
                 .split_once('=')
@@ -157,9 +175,16 @@ impl Strategy {
                 "create" => create = Some(serde_plain(v).ok_or_else(bad)?),
                 "death" => death = Some(serde_plain(v).ok_or_else(bad)?),
                 "observe" => observe = Some(serde_plain(v).ok_or_else(bad)?),
+                "guards" => {
+                    guards = Some(match v.trim() {
+                        "on" => true,
+                        "off" => false,
+                        _ => return Err(format!("`{v}` is not a value of `guards`: on or off")),
+                    })
+                }
                 _ => {
                     return Err(format!(
-                        "unknown axis `{k}`: the axes are create, death, observe"
+                        "unknown axis `{k}`: the axes are create, death, observe (and the switch guards=on|off)"
                     ))
                 }
             }
@@ -174,6 +199,7 @@ impl Strategy {
             create,
             death,
             observe,
+            guards: guards.unwrap_or(Strategy::canonical_axes(create, death, observe)),
         };
         Ok(st)
     }
@@ -266,5 +292,45 @@ mod tests {
         assert!(Strategy::parse("create=fork")
             .unwrap_err()
             .contains("all three"));
+    }
+
+    #[test]
+    fn guards_are_on_for_canonical_only_unless_written() {
+        for &(name, ..) in PRESETS {
+            let st = Strategy::parse(name).unwrap();
+            assert_eq!(st.guards, name == "canonical", "{name}");
+        }
+        let axes = |s: &str| Strategy::parse(s).unwrap().guards;
+        assert!(axes("create=clone3,death=lifeline,observe=pidfd"));
+        assert!(!axes(
+            "create=clone3,death=lifeline,observe=pidfd,guards=off"
+        ));
+        assert!(!axes("create=fork,death=lifeline,observe=pidfd"));
+        assert!(axes("create=fork,death=lifeline,observe=pidfd,guards=on"));
+        assert!(axes(
+            "guards = on, create=fork-noexec,death=lifeline,observe=pidfd"
+        ));
+        let name = "create=fork,death=lifeline,observe=pidfd,guards=on";
+        assert_eq!(Strategy::parse(name).unwrap().name, name);
+        assert!(
+            Strategy::parse("create=fork,death=none,observe=proc,guards=yes")
+                .unwrap_err()
+                .contains("on or off")
+        );
+        assert!(Strategy::parse("guards=on")
+            .unwrap_err()
+            .contains("all three"));
+    }
+
+    #[test]
+    fn a_strategy_serialized_without_guards_reads_as_guards_off() {
+        let json = r#"{"name":"canonical","create":"clone3","death":"lifeline","observe":"pidfd"}"#;
+        let st: Strategy = serde_json::from_str(json).unwrap();
+        assert!(!st.guards);
+        let back: Strategy = serde_json::from_str(
+            &serde_json::to_string(&Strategy::parse("canonical").unwrap()).unwrap(),
+        )
+        .unwrap();
+        assert!(back.guards);
     }
 }

@@ -159,7 +159,7 @@ pub fn run(
         rung: None,
         proc_alive_after_kill: Vec::new(),
     };
-    let result = match refusal(req) {
+    let result = match refusal(&req.plan, &req.strategy) {
         Some(refused) => {
             trial.panic = Some(refused);
             Some(trial.finish(Verdict::Pass, None, "none", 0, None))
@@ -185,12 +185,16 @@ pub fn run(
 /// The plan-time guard of the canonical primitive: a node that is a copy
 /// (no exec) of a multithreaded parent may inherit a held lock or a global
 /// without its thread (casebook 4), so clone3 refuses to make one. `Some`
-/// with the reason when the plan asks for that under the canonical create axis.
-pub fn refusal(req: &TrialRequest) -> Option<GuardPanic> {
-    if req.strategy.create != Create::Clone3 {
+/// with the reason (and this site) when `plan` asks for that under the
+/// `clone3` create axis of `strategy`, whatever its guards switch: clone3
+/// would refuse the copy at spawn time anyway (`EDEADLK`), and this says so
+/// before anything runs. `lab run` makes every such trial a `panic`;
+/// `lab check` and `lab plan` print the reason and exit with status 1.
+pub fn refusal(plan: &Plan, strategy: &Strategy) -> Option<GuardPanic> {
+    if strategy.create != Create::Clone3 {
         return None;
     }
-    let nodes = &req.plan.nodes;
+    let nodes = &plan.nodes;
     nodes.iter().find_map(|n| {
         if !n.threaded() {
             return None;
@@ -477,10 +481,17 @@ impl Trial<'_> {
             gates: gate_reads.iter().map(|(n, fd)| (*n, fd.as_fd())).collect(),
             boot: boot.map(|b| b.as_fd()),
         };
-        let mut keep: Vec<RawFd> = vec![0, 1, 2, node_end.as_raw_fd()];
-        keep.extend(gate_reads.iter().map(|(_, fd)| fd.as_raw_fd()));
-        keep.extend(boot.map(|b| b.as_raw_fd()));
-        keep.sort_unstable();
+        // Everything the root is handed sits at the lab's fd floor or above
+        // (moved there when made), and so does the read end of a legacy
+        // lifeline: a forked root drops only what lies below the floor.
+        let handed: Vec<RawFd> = std::iter::once(node_end.as_raw_fd())
+            .chain(gate_reads.iter().map(|(_, fd)| fd.as_raw_fd()))
+            .chain(boot.map(|b| b.as_raw_fd()))
+            .collect();
+        debug_assert!(
+            handed.iter().all(|&fd| fd >= sys::LAB_FD_FLOOR),
+            "{handed:?}"
+        );
         let procs = self.cgroup.as_ref().map(|c| c.procs_fd());
         // A forked root joins the trial's cgroup itself and drops the
         // supervisor's own fds (lab plumbing, not part of the experiment); a
@@ -493,14 +504,15 @@ impl Trial<'_> {
             // teardown signals on the legacy side).
             let _ = rustix::process::setpgid(None, None);
             if self.req.strategy.create != Create::Clone3 {
-                legacy::close_all_except(&keep);
+                legacy::close_plumbing();
             }
         };
         ctx.spawn(0, self.cgroup.as_ref().map(|c| c.dir()), &before, None)
     }
 
     fn drain_reports(&mut self, fd: BorrowedFd<'_>) -> io::Result<()> {
-        while let Some((rec, pidfd)) = report::try_recv(fd)? {
+        while let Some(got) = report::try_recv(fd)? {
+            let rec = got.record;
             let Some(n) = self.nodes.get_mut(rec.node as usize) else {
                 continue;
             };
@@ -508,7 +520,7 @@ impl Trial<'_> {
                 Event::Created => {
                     n.pid = rec.pid;
                     n.created_ns = Some(rec.time_ns);
-                    n.pidfd = pidfd;
+                    n.pidfd = got.pidfd;
                     n.at_gate = (self.req.plan.nodes[rec.node as usize].gate
                         == Some(Phase::Created))
                     .then_some(Phase::Created);
@@ -520,6 +532,9 @@ impl Trial<'_> {
                 }
                 Event::Ready => n.ready = true,
                 Event::Failed if rec.value == libc::EDEADLK as i64 => {
+                    // The node's guards were off (with them on, the node
+                    // panics where clone3 refused): the refusal is still
+                    // the primitive's, and a panic.
                     let path = &self.req.plan.nodes[rec.node as usize].path;
                     self.panic.get_or_insert(GuardPanic::here(format!(
                         "refused at spawn time: node {path} is multithreaded and asked clone3 for a copy \
@@ -530,6 +545,17 @@ impl Trial<'_> {
                 Event::Exiting | Event::ParentGone => n.ended_itself = true,
                 Event::Leak => self.leak(rec.node, rec.value),
                 Event::Finding => self.findings.extend(Finding::from_value(rec.value)),
+                Event::Panic => {
+                    // It exits at once: its death is its own, the panic says why.
+                    n.ended_itself = true;
+                    if let Some(p) = got.panic {
+                        self.panic.get_or_insert(GuardPanic {
+                            reason: p.message,
+                            site: p.site,
+                            signature: p.signature,
+                        });
+                    }
+                }
             }
         }
         Ok(())
@@ -1130,33 +1156,35 @@ mod tests {
     use super::*;
     use crate::scenario::{Scenario, BUILTIN};
 
-    fn request(name: &str, strategy: &str) -> TrialRequest {
+    fn refusal_of(name: &str, strategy: &str) -> Option<GuardPanic> {
         let text = BUILTIN.iter().find(|(n, _)| *n == name).unwrap().1;
         let scenario = Scenario::parse(name, text).unwrap();
-        TrialRequest {
-            plan: Plan::new(&scenario, 1),
-            strategy: Strategy::parse(strategy).unwrap(),
-            trial: 0,
-            deadline_us: 1_000,
-            cgroup_parent: None,
-            gdb: false,
-            keep_hung: false,
-        }
+        refusal(
+            &Plan::new(&scenario, 1),
+            &Strategy::parse(strategy).unwrap(),
+        )
     }
 
     #[test]
     fn a_copy_of_a_threaded_node_is_refused_only_under_clone3() {
-        let r = refusal(&request("mt-fork-attendant", "canonical"))
-            .unwrap()
-            .reason;
+        let refused = refusal_of("mt-fork-attendant", "canonical").unwrap();
+        let r = refused.reason;
         assert!(
             r.contains("node 0 would be a copy") && r.contains("exec = true"),
             "{r}"
         );
-        assert_eq!(refusal(&request("mt-fork-attendant", "legacy")), None);
+        assert!(
+            refused.site.starts_with("lab/src/trial.rs:"),
+            "{}",
+            refused.site
+        );
+        assert_eq!(refusal_of("mt-fork-attendant", "legacy"), None);
+        // The primitive refuses whatever the guards switch says.
+        let unguarded = "create=clone3,death=lifeline,observe=pidfd,guards=off";
+        assert!(refusal_of("mt-fork-attendant", unguarded).is_some());
         // Its children exec: nothing to refuse.
-        assert_eq!(refusal(&request("mt-fork-mutex", "canonical")), None);
-        assert_eq!(refusal(&request("pdeathsig-thread", "canonical")), None);
-        assert_eq!(refusal(&request("nested", "canonical")), None);
+        assert_eq!(refusal_of("mt-fork-mutex", "canonical"), None);
+        assert_eq!(refusal_of("pdeathsig-thread", "canonical"), None);
+        assert_eq!(refusal_of("nested", "canonical"), None);
     }
 }

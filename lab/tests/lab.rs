@@ -308,3 +308,6 @@ mod casebook;
 
 #[path = "lab/forensics.rs"]
 mod forensics;
+
+#[path = "lab/guards.rs"]
+mod guards;

@@ -166,7 +166,12 @@ impl NodeCtx<'_> {
                 if let Some(dir) = cgroup {
                     sp = sp.into_cgroup(dir);
                 }
-                let child = sp.run(|fds| body(Some(fds.lifeline)))?;
+                let child = match sp.run(|fds| body(Some(fds.lifeline))) {
+                    Err(e) if e.raw_os_error() == Some(libc::EDEADLK) && self.strategy.guards => {
+                        self.refused_at_spawn(idx)
+                    }
+                    spawned => spawned?,
+                };
                 Ok(ChildHandle::canonical(Some(idx), child))
             }
             (_, ParentDeath::Lifeline) => {
@@ -184,6 +189,26 @@ impl NodeCtx<'_> {
                 Ok(ChildHandle::new(Some(idx), pid))
             }
         }
+    }
+
+    /// The spawn-time guard: clone3 refused (`EDEADLK`) to make node `idx` a
+    /// copy of the calling node, which has more threads than the plan says
+    /// (an exec'd node that started an attendant of its own, say). Panics
+    /// here, in the node, so the verdict names this site.
+    fn refused_at_spawn(&self, idx: u32) -> ! {
+        let nodes = &self.plan.nodes;
+        let child = &nodes[idx as usize];
+        let parent = child
+            .parent
+            .map_or("the supervisor", |p| nodes[p as usize].path.as_str());
+        let threads = sys::thread_count().map_or_else(|_| "several".to_string(), |n| n.to_string());
+        // No signature: nothing is stuck yet, the refusal prevents it.
+        panic!(
+            "refused at spawn time: node {parent} is multithreaded ({threads} threads) and asked \
+             clone3 for a copy of itself (no exec) as node {}; a copy would inherit locks and \
+             globals without their threads. Set exec = true on {}",
+            child.path, child.path
+        )
     }
 
     fn keep_all<'s>(&'s self, mut sp: Spawn<'s>) -> Spawn<'s> {

@@ -9,11 +9,16 @@
 //!   answered.
 //!
 //! A child that is a fresh exec has fresh globals and is unaffected.
+//!
+//! The guard of the canonical path: the attendant records the PID of the
+//! process that started its worker, and with the strategy's guards on, a
+//! request from any other process (a copy) panics instead of waiting forever.
 
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use super::guard::guard_panic;
 use crate::plan::PlanNode;
 use crate::scenario::Hazard;
 
@@ -26,13 +31,19 @@ static ATTENDANT: OnceLock<Attendant> = OnceLock::new();
 /// A global that owns a worker thread, started on first use.
 struct Attendant {
     requests: Sender<Sender<u32>>,
+    /// The PID of the process that started the worker: the only process in
+    /// which the worker exists.
+    owner: u32,
 }
 
 fn attendant() -> &'static Attendant {
     ATTENDANT.get_or_init(|| {
         let (requests, rx) = channel::<Sender<u32>>();
         std::thread::spawn(move || serve(rx));
-        Attendant { requests }
+        Attendant {
+            requests,
+            owner: std::process::id(),
+        }
     })
 }
 
@@ -76,16 +87,62 @@ fn contend(hold_us: u64) {
 
 /// Use the hazard the way a child of a node with it does: lock the mutex
 /// once, or ask the attendant for an answer. Blocks forever in a copy that
-/// inherited a held lock or an attendant without its worker.
-pub(super) fn touch(hazard: Hazard) {
+/// inherited a held lock or an attendant without its worker, unless `guards`
+/// is on: then a copy's request to an attendant whose worker belongs to
+/// another process panics (`lone-futex-waiter`: the wait it would block in)
+/// with "worker thread belongs to pid X, this is pid Y". `path` is the node's
+/// path and `parent` its parent's, for the message.
+pub(super) fn touch(hazard: Hazard, guards: bool, path: &str, parent: &str) {
     match hazard {
         Hazard::None => {}
         Hazard::Mutex => drop(LOCK.lock().unwrap_or_else(|e| e.into_inner())),
         Hazard::Attendant => {
+            let attendant = attendant();
+            check_owner(attendant.owner, std::process::id(), guards, path, parent);
             let (tx, rx) = channel();
-            if attendant().requests.send(tx).is_ok() {
+            if attendant.requests.send(tx).is_ok() {
                 let _ = rx.recv();
             }
         }
+    }
+}
+
+/// The owner check: panic when `guards` is on and the attendant's worker
+/// belongs to `owner`, not to this process (`me`).
+fn check_owner(owner: u32, me: u32, guards: bool, path: &str, parent: &str) {
+    if guards && owner != me {
+        guard_panic(
+            "lone-futex-waiter",
+            format!(
+                "worker thread belongs to pid {owner}, this is pid {me}: node {path} is a copy \
+                 (no exec) of node {parent}, whose attendant it inherited initialised but \
+                 without its worker, so its request would never be answered; set exec = true \
+                 on {path}"
+            ),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_owner_check_passes_the_owner_and_anyone_without_guards() {
+        check_owner(7, 7, true, "0", "root");
+        check_owner(7, 8, false, "0", "root");
+    }
+
+    #[test]
+    fn the_owner_check_panics_a_copy_with_guards() {
+        let err = std::panic::catch_unwind(|| check_owner(7, 8, true, "0", "root")).unwrap_err();
+        let msg = &err
+            .downcast_ref::<super::super::guard::GuardMessage>()
+            .unwrap()
+            .message;
+        assert!(
+            msg.starts_with("worker thread belongs to pid 7, this is pid 8"),
+            "{msg}"
+        );
     }
 }

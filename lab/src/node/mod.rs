@@ -9,8 +9,10 @@
 //! single-threaded parent may run ordinary code; copies of a threaded one
 //! inherit its hazards ([`hazard`]), which is what casebook 4 is about.
 
+mod audit;
 pub mod boot;
 mod create;
+mod guard;
 mod hazard;
 pub mod pid_reuse;
 mod wait;
@@ -23,6 +25,7 @@ use rustix::pipe::{pipe_with, PipeFlags};
 use rustix::process::{getppid, Signal};
 
 pub use create::{ChildHandle, COMMAND_LIFELINE_FD};
+pub use guard::EXIT_PANIC;
 pub use wait::{EOF_BOUND, LEAK_INODE_BITS};
 
 use crate::plan::Plan;
@@ -76,6 +79,8 @@ pub struct Start<'f> {
 impl NodeCtx<'_> {
     /// The life of node `idx`, in the node's process; returns its exit code.
     pub(crate) fn run(&self, idx: u32, start: Start<'_>) -> i32 {
+        // From here a panic is reported as this node's and never unwinds.
+        guard::install_hook(idx, self.report);
         let node = &self.plan.nodes[idx as usize];
         let Ok(me) = Pidfd::open_self() else {
             return EXIT_FAILED;
@@ -95,13 +100,19 @@ impl NodeCtx<'_> {
         }
         // A child uses its parent's hazard (a copy inherits its state).
         if let Some(p) = node.parent {
-            hazard::touch(self.plan.nodes[p as usize].hazard);
+            let parent = &self.plan.nodes[p as usize];
+            hazard::touch(
+                parent.hazard,
+                self.strategy.guards,
+                &node.path,
+                &parent.path,
+            );
         }
         if node.gate == Some(Phase::Created) {
             self.wait_gate(idx);
         }
         let lifeline = start.lifeline;
-        if self.arm(lifeline.as_ref(), start.parent_pid) {
+        if self.arm(idx, lifeline.as_ref(), start.parent_pid) {
             let _ = self.send(idx, Event::ParentGone, 0, None);
             return 0;
         }
@@ -177,6 +188,9 @@ impl NodeCtx<'_> {
                 None => std::thread::sleep(delay),
             }
         }
+        if self.strategy.guards {
+            self.audit_stdio(idx, "before it exits");
+        }
         write_output(node.output_bytes);
         let _ = self.send(idx, Event::Exiting, node.exit_code as i64, None);
         node.exit_code as i32
@@ -219,11 +233,17 @@ impl NodeCtx<'_> {
         }
     }
 
-    /// Arm parent-death detection; returns true when the parent is already
-    /// known to be gone.
-    fn arm(&self, lifeline: Option<&LifelineReader>, parent_pid: i32) -> bool {
+    /// Arm parent-death detection of node `idx`; returns true when the
+    /// parent is already known to be gone. With the guards on, a lifeline is
+    /// first audited: the node must hold no write end of it.
+    fn arm(&self, idx: u32, lifeline: Option<&LifelineReader>, parent_pid: i32) -> bool {
         match self.strategy.death {
-            ParentDeath::Lifeline => lifeline.is_some_and(|l| l.parent_gone()),
+            ParentDeath::Lifeline => lifeline.is_some_and(|l| {
+                if self.strategy.guards {
+                    self.audit_lifeline(idx, l);
+                }
+                l.parent_gone()
+            }),
             ParentDeath::Pdeathsig => {
                 let _ = sys::arm_pdeathsig(Signal::KILL);
                 false

@@ -42,9 +42,11 @@ impl NodeCtx<'_> {
                 let read = self.plan.nodes[idx as usize].read;
                 for mut c in children {
                     if read == ReadDiscipline::ToEof {
+                        self.audit_before_eof(idx, &c);
                         drain_blocking(c.stdout.take());
                     }
                     reap(&mut c);
+                    self.audit_before_eof(idx, &c);
                     drain_blocking(c.stdout.take());
                 }
                 true
@@ -125,6 +127,7 @@ impl NodeCtx<'_> {
                 {
                     reaped[i] = true;
                     if c.stdout.is_some() {
+                        self.audit_before_eof(idx, c);
                         eof_wait[i] = Some(Instant::now());
                     }
                 }
@@ -141,6 +144,15 @@ impl NodeCtx<'_> {
                     eof_wait[i] = None;
                 }
             }
+        }
+    }
+
+    /// With the guards on, the audit before node `idx` waits for the EOF of
+    /// child `c`'s captured stdout (if it has one): see
+    /// [`NodeCtx::audit_capture`].
+    fn audit_before_eof(&self, idx: u32, c: &ChildHandle) {
+        if let (true, Some(out)) = (self.strategy.guards, &c.stdout) {
+            self.audit_capture(idx, c.node, out);
         }
     }
 

@@ -115,12 +115,18 @@ pub(crate) fn proc_alive(pid: i32) -> bool {
     }
 }
 
-/// Close every fd except `keep` (sorted, 0, 1, 2 included as wanted): what a
-/// forked root does to drop the supervisor's plumbing. Async-signal-safe.
-/// Fds closed here may still be named by values of the parent's stack frames
-/// in this copy; the caller never returns into them (it ends with `_exit`).
-pub(crate) fn close_all_except(keep: &[std::os::fd::RawFd]) {
-    let _ = super::fds::close_all_except(keep);
+/// Close every fd from 3 up to [`LAB_FD_FLOOR`](super::LAB_FD_FLOOR) - 1:
+/// what a forked root does to drop the supervisor's plumbing (its request
+/// and result pipes, the report channel's supervisor end, gate write ends,
+/// cgroup fds), which all lie below the floor. It keeps stdio and everything
+/// the lab moved to the floor or above for the node: the report channel's
+/// node end, the gates, the boot record, and its lifeline's read end, which
+/// the node still owns (closing that one would leave an `OwnedFd` whose
+/// number the next open reuses). Async-signal-safe (one `close_range`). Fds
+/// closed here may still be named by values of the parent's stack frames in
+/// this copy; the caller never returns into them (it ends with `_exit`).
+pub(crate) fn close_plumbing() {
+    let _ = super::fds::close_range(3, super::LAB_FD_FLOOR - 1, 0);
 }
 
 /// `fork()` with a lifeline the legacy way: the pipe is made without

@@ -107,11 +107,31 @@ fn a_leaky_lifeline_keeps_the_subtree_alive() {
 }
 
 #[test]
-fn duplicated_stdio_hangs_the_legacy_reader_and_is_a_named_leak_on_canonical() {
-    let v = run("stdio-dup", 3, &["legacy", "canonical"], &[]);
+fn duplicated_stdio_hangs_the_legacy_reader_and_is_a_panic_on_canonical() {
+    let without_guards = "create=clone3,death=lifeline,observe=pidfd,guards=off";
+    let v = run(
+        "stdio-dup",
+        3,
+        &["legacy", "canonical", without_guards],
+        &[],
+    );
     assert_eq!(count(&v, "legacy", "hang"), (3, 3));
-    assert_eq!(count(&v, "canonical", "leak"), (3, 3));
-    let leaks = reasons(&v, "canonical", "leak");
+    // The node's stdio audit finds fd 1 and fd 10 on one pipe before it exits.
+    assert_eq!(count(&v, "canonical", "panic"), (3, 3));
+    assert!(
+        reasons(&v, "canonical", "panic")
+            .iter()
+            .all(|r| r.starts_with("duplicated stdio: fd 1 and fd 10 -> pipe:[")),
+        "{v}"
+    );
+    assert_eq!(
+        strategy(&v, "canonical")["signatures"]["duplicated-stdio"].as_u64(),
+        Some(3)
+    );
+    // Without the guards, the canonical reader's bounded EOF wait names the
+    // holder as a leak.
+    assert_eq!(count(&v, without_guards, "leak"), (3, 3));
+    let leaks = reasons(&v, without_guards, "leak");
     assert!(
         leaks
             .iter()

@@ -1,0 +1,315 @@
+//! The guards of the canonical path: every deadlock of the casebook's hang
+//! classes becomes a `panic` verdict with its reason, its site (`file:line`
+//! of the guard) and its signature, known in a small fraction of the
+//! deadline a hang would cost; the strategies without guards keep their
+//! verdicts.
+
+use std::collections::HashMap;
+
+use super::{json, lab, out_dir, scenario, strategy};
+use serde_json::Value;
+
+/// The deadline every run here is given: what a hang would cost each trial.
+const DEADLINE_MS: u64 = 1000;
+
+/// The runtime attendant check's strategy: copies (fork without exec), a
+/// lifeline, pidfds, guards on.
+const NOEXEC_GUARDED: &str = "create=fork-noexec,death=lifeline,observe=pidfd,guards=on";
+
+/// One `lab run`: the JSON summary and the CSV rows (column -> value).
+struct Run {
+    summary: Value,
+    rows: Vec<HashMap<String, String>>,
+}
+
+/// `lab run NAME --seed 1 --trials N --strategy S... --deadline 1000ms
+/// --format json`, expecting exit status 1 (some trial did not pass).
+fn run(name: &str, trials: u32, strategies: &[&str]) -> Run {
+    let dir = out_dir(&format!("guards-{}", name.rsplit('/').next().unwrap()));
+    let (n, deadline) = (trials.to_string(), format!("{DEADLINE_MS}ms"));
+    let mut args = vec![
+        "run",
+        name,
+        "--seed",
+        "1",
+        "--trials",
+        &n,
+        "--deadline",
+        &deadline,
+        "--format",
+        "json",
+        "--out",
+        dir.to_str().unwrap(),
+    ];
+    for s in strategies {
+        args.extend(["--strategy", s]);
+    }
+    let out = lab(&args, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "lab run {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = json(&out);
+    let rows = csv::Reader::from_path(summary["csv"].as_str().unwrap())
+        .unwrap()
+        .deserialize()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+    Run { summary, rows }
+}
+
+impl Run {
+    fn strategy(&self, name: &str) -> &Value {
+        strategy(&self.summary, name)
+    }
+
+    fn rows(&self, strat: &str) -> impl Iterator<Item = &HashMap<String, String>> {
+        let strat = strat.to_string();
+        self.rows.iter().filter(move |r| r["strategy"] == strat)
+    }
+
+    /// Every trial of `strat` is a `panic` whose reason starts with
+    /// `reason`, raised in `file`, naming `signature` (or none), and the
+    /// median time to verdict is under a tenth of the deadline. Returns the
+    /// reasons.
+    fn assert_panics(
+        &self,
+        strat: &str,
+        reason: &str,
+        file: &str,
+        signature: Option<&str>,
+    ) -> Vec<String> {
+        let s = self.strategy(strat);
+        let trials = s["trials"].as_u64().unwrap();
+        assert_eq!(s["panic"].as_u64(), Some(trials), "{s}");
+        let panic_reasons = s["panic_reasons"].as_object().unwrap();
+        assert_eq!(
+            panic_reasons
+                .values()
+                .map(|n| n.as_u64().unwrap())
+                .sum::<u64>(),
+            trials,
+            "{s}"
+        );
+        assert!(
+            panic_reasons.keys().all(|r| r.starts_with(reason)),
+            "reasons of {strat}: {:?}",
+            panic_reasons.keys()
+        );
+        match signature {
+            Some(sig) => assert_eq!(s["signatures"][sig].as_u64(), Some(trials), "{s}"),
+            None => assert_eq!(s["signatures"].as_object().map(|m| m.len()), Some(0), "{s}"),
+        }
+        for row in self.rows(strat) {
+            assert_eq!(row["verdict"], "panic");
+            let (site_file, line) = row["panic_site"].rsplit_once(':').unwrap();
+            assert_eq!(site_file, file, "{row:?}");
+            assert!(line.parse::<u32>().is_ok_and(|l| l > 0), "{row:?}");
+            assert_eq!(row["signatures"], signature.unwrap_or(""), "{row:?}");
+        }
+        // A hang costs the whole deadline; a guard answers in a fraction.
+        let median = s["median_verdict_us"].as_u64().unwrap();
+        assert!(
+            median * 10 < DEADLINE_MS * 1000,
+            "{strat}: median time to verdict {median} us against a {DEADLINE_MS} ms deadline"
+        );
+        panic_reasons.keys().cloned().collect()
+    }
+}
+
+#[test]
+fn a_copy_of_the_attendant_node_is_refused_at_plan_time_under_canonical() {
+    let r = run("mt-fork-attendant", 5, &["canonical"]);
+    r.assert_panics(
+        "canonical",
+        "refused at plan time: node 0 would be a copy (clone3 without exec) of node root",
+        "lab/src/trial.rs",
+        None,
+    );
+    // Refused before anything was spawned.
+    assert!(r.rows("canonical").all(|row| row["nodes_spawned"] == "0"));
+}
+
+#[test]
+fn the_attendant_owner_check_panics_a_copy_at_run_time() {
+    let r = run("mt-fork-attendant", 5, &[NOEXEC_GUARDED]);
+    let reasons = r.assert_panics(
+        NOEXEC_GUARDED,
+        "worker thread belongs to pid ",
+        "lab/src/node/hazard.rs",
+        Some("lone-futex-waiter"),
+    );
+    for reason in &reasons {
+        // "worker thread belongs to pid X, this is pid Y: ..."
+        let rest = reason
+            .strip_prefix("worker thread belongs to pid ")
+            .unwrap();
+        let (owner, rest) = rest.split_once(", this is pid ").unwrap();
+        let me = rest.split(|c: char| !c.is_ascii_digit()).next().unwrap();
+        let (owner, me): (u32, u32) = (owner.parse().unwrap(), me.parse().unwrap());
+        assert_ne!(owner, me, "{reason}");
+        assert!(reason.contains("set exec = true"), "{reason}");
+    }
+    // The same axes without the guards: the copy waits forever.
+    let unguarded = "create=fork-noexec,death=lifeline,observe=pidfd,guards=off";
+    let dir = out_dir("guards-attendant-off");
+    let out = lab(
+        &[
+            "run",
+            "mt-fork-attendant",
+            "--trials",
+            "1",
+            "--strategy",
+            unguarded,
+            "--format",
+            "json",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let v = json(&out);
+    assert_eq!(strategy(&v, unguarded)["hang"].as_u64(), Some(1), "{v}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn duplicated_stdio_is_a_panic_of_the_stdio_audit_under_canonical() {
+    let r = run("stdio-dup", 5, &["canonical"]);
+    let reasons = r.assert_panics(
+        "canonical",
+        "duplicated stdio: fd 1 and fd 10 -> pipe:[",
+        "lab/src/node/audit.rs",
+        Some("duplicated-stdio"),
+    );
+    assert!(
+        reasons.iter().all(|r| r.contains("in node 0 (pid ")),
+        "{reasons:?}"
+    );
+}
+
+#[test]
+fn a_lifeline_write_end_in_the_child_is_a_panic_with_guards_and_an_orphan_without() {
+    let guarded = "create=fork,death=lifeline,observe=pidfd,guards=on";
+    let r = run("lifeline-leak", 5, &[guarded, "lifeline-leaky"]);
+    let reasons = r.assert_panics(
+        guarded,
+        "lifeline write end found in the child: fd ",
+        "lab/src/node/audit.rs",
+        Some("self-pipe-keeper"),
+    );
+    assert!(
+        reasons.iter().all(|r| r.contains(" -> pipe:[")),
+        "{reasons:?}"
+    );
+    // The leaky preset has no guards: the subtree of the killed node lives on.
+    let leaky = r.strategy("lifeline-leaky");
+    assert_eq!(leaky["orphan"].as_u64(), Some(5), "{leaky}");
+    assert_eq!(leaky["panic"].as_u64(), Some(0), "{leaky}");
+}
+
+#[test]
+fn a_node_threaded_at_run_time_is_refused_at_spawn_time_where_clone3_refused() {
+    let file = scenario("threaded-at-run-time.toml");
+    // The plan marks no copy of a threaded node: the plan-time check passes.
+    let out = lab(&["check", &file], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = run(&file, 5, &["canonical"]);
+    r.assert_panics(
+        "canonical",
+        "refused at spawn time: node 0 is multithreaded (2 threads) and asked clone3 for a copy",
+        "lab/src/node/create.rs",
+        None,
+    );
+}
+
+#[test]
+fn check_and_plan_print_a_refusal_and_exit_1() {
+    let refusal = "refused under canonical: refused at plan time: node 0 would be a copy";
+    let out = lab(&["check", "mt-fork-attendant", "nested"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(stdout.contains("mt-fork-attendant: ok") && stdout.contains("nested: ok"));
+    assert_eq!(
+        stderr.lines().collect::<Vec<_>>().len(),
+        1,
+        "one refusal: {stderr}"
+    );
+    assert!(
+        stderr.starts_with(&format!("mt-fork-attendant: {refusal}")),
+        "{stderr}"
+    );
+    // Only the strategies asked for, with the seed asked for.
+    let out = lab(
+        &[
+            "check",
+            "mt-fork-attendant",
+            "--strategy",
+            "legacy",
+            "--seed",
+            "3",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stderr.is_empty());
+    let out = lab(
+        &[
+            "check",
+            "mt-fork-attendant",
+            "--strategy",
+            "legacy",
+            "--strategy",
+            "create=clone3,death=pdeathsig,observe=proc",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(
+        "refused under create=clone3,death=pdeathsig,observe=proc: refused at plan time"
+    ));
+    // Bad input stays status 2.
+    let out = lab(&["check", "mt-fork-attendant", "--strategy", "bogus"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    // `lab plan` prints the plan (JSON still parses) and the refusal.
+    let out = lab(&["plan", "mt-fork-attendant", "--format", "json"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json(&out)["scenario"], "mt-fork-attendant");
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with(refusal));
+    let out = lab(&["plan", "mt-fork-attendant", "--strategy", "legacy"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("plan "));
+    let out = lab(&["plan", "nested", "--seed", "7"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn strategies_show_the_guards_switch() {
+    let out = lab(&["strategies"], &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for (preset, guards) in [
+        ("canonical", "on"),
+        ("legacy", "off"),
+        ("pdeathsig-checked", "off"),
+        ("lifeline-leaky", "off"),
+        ("fork-noexec", "off"),
+        ("std-command", "off"),
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(preset))
+            .unwrap_or_else(|| panic!("{preset} in {text}"));
+        assert!(line.contains(&format!(" guards={guards} ")), "{line}");
+    }
+}
