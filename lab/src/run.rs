@@ -218,7 +218,11 @@ impl RunSummary {
                 }
             }
             if let Some(d) = &r.diagnosis {
-                let _ = writeln!(s, "\n  first {} (trial {}):", d.diagnosis.verdict, d.trial);
+                let _ = writeln!(
+                    s,
+                    "\n  first {} (trial {}):",
+                    d.diagnosis.subject.verdict, d.trial
+                );
                 for line in d.diagnosis.summary().lines() {
                     let _ = writeln!(s, "    {line}");
                 }
@@ -320,7 +324,8 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
                             // The lowest trial index, hangs before orphans.
                             let rank = |verdict: &str, trial: u64| (verdict != "hang", trial);
                             let better = first.as_ref().is_none_or(|f| {
-                                rank(&d.verdict, i) < rank(&f.diagnosis.verdict, f.trial)
+                                rank(&d.subject.verdict, i)
+                                    < rank(&f.diagnosis.subject.verdict, f.trial)
                             });
                             if better {
                                 first = Some(FirstDiagnosis {

@@ -1076,14 +1076,14 @@ impl Trial<'_> {
         );
         let req = self.req;
         let subject = forensics::Subject {
-            verdict: o.verdict.name(),
-            scenario: &req.plan.scenario,
+            verdict: o.verdict.name().into(),
+            scenario: req.plan.scenario.clone(),
             seed: req.plan.seed,
-            strategy: &req.strategy.name,
+            strategy: req.strategy.name.clone(),
             trial: req.trial,
             deadline_ms: req.deadline_us / 1000,
         };
-        let d = forensics::capture(&subject, &pids, &nodes, req.gdb);
+        let d = forensics::capture(subject, &pids, &nodes, req.gdb);
         for name in d.signature_names() {
             if !o.signatures.contains(&name) {
                 o.signatures.push(name);

@@ -21,8 +21,11 @@ fn scenario(name: &str) -> String {
         .to_string()
 }
 
+/// A fresh results directory of its own for one run (tests run in parallel).
 fn out_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lab-test-{}-{tag}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("lab-test-{}-{n}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
@@ -53,6 +56,33 @@ fn lab(args: &[&str], envs: &[(&str, &str)]) -> Output {
         args.join(" ")
     );
     out
+}
+
+/// `lab run NAME --seed 1 --trials N --strategy S... --format json --out DIR`
+/// plus `extra` (`--trials` left out when `trials` is 0); the caller removes
+/// `DIR` when done.
+fn lab_run(name: &str, trials: u32, strategies: &[&str], extra: &[&str]) -> (Output, PathBuf) {
+    let dir = out_dir(name.rsplit('/').next().unwrap());
+    let n = trials.to_string();
+    let mut args = vec![
+        "run",
+        name,
+        "--seed",
+        "1",
+        "--format",
+        "json",
+        "--out",
+        dir.to_str().unwrap(),
+    ];
+    if trials > 0 {
+        args.extend(["--trials", &n]);
+    }
+    for s in strategies {
+        args.extend(["--strategy", s]);
+    }
+    args.extend_from_slice(extra);
+    let out = lab(&args, &[]);
+    (out, dir)
 }
 
 fn json(out: &Output) -> Value {

@@ -1,10 +1,9 @@
 //! All-thread backtraces of a stuck process from `gdb -batch` (`--gdb`).
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags};
@@ -17,25 +16,12 @@ const GDB_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most bytes of gdb output kept per process.
 const MAX_OUTPUT: usize = 256 * 1024;
 
-/// The first executable `name` in `$PATH`.
-pub fn find_program(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let paths = std::env::var_os("PATH")?;
-    std::env::split_paths(&paths)
-        .map(|d| d.join(name))
-        .find(|p| {
-            p.metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-}
-
 /// Run `gdb -batch -p PID` with `thread apply all bt` against `pid` and
 /// return what it printed (stdout and stderr), at most 256 KiB, within 30 s.
 ///
 /// # Errors
 /// A message when gdb cannot be started or does not finish in time.
-pub fn backtrace(gdb: &std::path::Path, pid: i32) -> Result<String, String> {
-    let prog = CString::new(gdb.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+pub fn backtrace(gdb: &CStr, pid: i32) -> Result<String, String> {
     let pid_s = CString::new(pid.to_string()).expect("digits");
     let args: Vec<CString> = [
         "gdb",
@@ -59,12 +45,12 @@ pub fn backtrace(gdb: &std::path::Path, pid: i32) -> Result<String, String> {
         }
     })
     .collect();
-    let argv: Vec<&std::ffi::CStr> = args.iter().map(|a| a.as_c_str()).collect();
+    let argv: Vec<&CStr> = args.iter().map(|a| a.as_c_str()).collect();
     let (out_read, out_write) = pipe_with(PipeFlags::CLOEXEC).map_err(|e| e.to_string())?;
     let devnull: OwnedFd = File::open("/dev/null").map_err(|e| e.to_string())?.into();
     let child = Spawn::default()
         .exec(
-            &prog,
+            gdb,
             &argv,
             &[
                 (devnull.as_fd(), 0),
@@ -73,7 +59,7 @@ pub fn backtrace(gdb: &std::path::Path, pid: i32) -> Result<String, String> {
             ],
             3,
         )
-        .map_err(|e| format!("cannot start {}: {e}", gdb.display()))?;
+        .map_err(|e| format!("cannot start {}: {e}", gdb.to_string_lossy()))?;
     drop(out_write);
     let deadline = Instant::now() + GDB_TIMEOUT;
     let mut file = File::from(out_read);

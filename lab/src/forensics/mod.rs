@@ -15,6 +15,20 @@ use serde::{Deserialize, Serialize};
 /// The stuck state of one trial and the signatures found in it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Diagnosis {
+    /// The trial and its verdict.
+    #[serde(flatten)]
+    pub subject: Subject,
+    /// Every live process of the trial, in pid order.
+    pub processes: Vec<ProcessState>,
+    /// The signatures found, in the order of [`SIGNATURES`].
+    pub signatures: Vec<Signature>,
+    /// What could not be read, and why (no root for kernel stacks, no gdb).
+    pub notes: Vec<String>,
+}
+
+/// What a diagnosis is about: the trial and its verdict.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subject {
     /// The verdict it was read for (`hang`, `orphan`).
     pub verdict: String,
     /// Scenario name.
@@ -27,12 +41,6 @@ pub struct Diagnosis {
     pub trial: u64,
     /// The deadline of the planned course (ms).
     pub deadline_ms: u64,
-    /// Every live process of the trial, in pid order.
-    pub processes: Vec<ProcessState>,
-    /// The signatures found, in the order of [`SIGNATURES`].
-    pub signatures: Vec<Signature>,
-    /// What could not be read, and why (no root for kernel stacks, no gdb).
-    pub notes: Vec<String>,
 }
 
 /// The names of the signatures, in report order.
@@ -156,34 +164,12 @@ impl Diagnosis {
     }
 }
 
-/// What the diagnosis is about: the trial and its verdict.
-#[derive(Clone, Debug)]
-pub struct Subject<'a> {
-    /// `hang` or `orphan`.
-    pub verdict: &'a str,
-    /// Scenario name.
-    pub scenario: &'a str,
-    /// The plan's seed.
-    pub seed: u64,
-    /// Strategy name.
-    pub strategy: &'a str,
-    /// Trial index.
-    pub trial: u64,
-    /// Deadline of the planned course (ms).
-    pub deadline_ms: u64,
-}
-
 /// Read every process in `pids` (the trial's live processes; those that
 /// vanish meanwhile are skipped), name them from `nodes` (`(pid, node path)`
 /// of the plan's nodes), and find the signatures. With `gdb`, add all-thread
 /// backtraces (or a note saying why there are none). Kernel stacks are read
 /// when the lab runs as root.
-pub fn capture(
-    subject: &Subject<'_>,
-    pids: &[i32],
-    nodes: &[(i32, String)],
-    gdb: bool,
-) -> Diagnosis {
+pub fn capture(subject: Subject, pids: &[i32], nodes: &[(i32, String)], gdb: bool) -> Diagnosis {
     let root = rustix::process::geteuid().is_root();
     let mut pids = pids.to_vec();
     pids.sort_unstable();
@@ -214,7 +200,7 @@ pub fn capture(
         notes.push("kernel stacks (/proc/PID/stack) need root; not read".to_string());
     }
     if gdb {
-        match gdb::find_program("gdb") {
+        match crate::sys::resolve_program("gdb").ok() {
             None => {
                 notes.push("--gdb: gdb is not installed (not found in PATH); no backtraces".into())
             }
@@ -227,19 +213,14 @@ pub fn capture(
     }
     let signatures = signature::find(&processes);
     Diagnosis {
-        verdict: subject.verdict.to_string(),
-        scenario: subject.scenario.to_string(),
-        seed: subject.seed,
-        strategy: subject.strategy.to_string(),
-        trial: subject.trial,
-        deadline_ms: subject.deadline_ms,
+        subject,
         processes,
         signatures,
         notes,
     }
 }
 
-pub use proc::descendants;
+pub use proc::{descendants, read_fds as fd_table};
 
 /// Every fd of the processes `pids` that refers to `pipe:[inode]`, with the
 /// process and whether it is open for writing (`mode` `w` or `rw`).

@@ -220,9 +220,10 @@ pub(super) fn is_futex_wait(op: u64) -> bool {
     matches!(op & FUTEX_CMD_MASK, 0 | 9 | 6 | 11 | 13)
 }
 
-/// The fd table of `pid`: link targets, pipe inodes and the flags of
-/// `fdinfo`.
-pub(super) fn read_fds(pid: i32) -> Vec<FdEntry> {
+/// The fd table of `pid`, in fd order: link targets, pipe inodes and the
+/// flags of `fdinfo`. Empty when the process is gone; fds that close while
+/// the table is read are skipped.
+pub fn read_fds(pid: i32) -> Vec<FdEntry> {
     let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else {
         return Vec::new();
     };

@@ -12,7 +12,12 @@ impl Diagnosis {
     pub fn summary(&self) -> String {
         let mut s = format!(
             "{}  {}  seed {}  strategy {}  trial {}  (deadline {} ms)\n",
-            self.verdict, self.scenario, self.seed, self.strategy, self.trial, self.deadline_ms
+            self.subject.verdict,
+            self.subject.scenario,
+            self.subject.seed,
+            self.subject.strategy,
+            self.subject.trial,
+            self.subject.deadline_ms
         );
         let width = self
             .processes

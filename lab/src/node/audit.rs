@@ -12,9 +12,8 @@
 //!   right after its spawn), or a child's capture pipe (audited before it
 //!   waits for that pipe's EOF).
 //!
-//! The fd table comes from `/proc/self/fd` (the `pipe:[INODE]` links) and
-//! `/proc/self/fdinfo` (the access mode): the process reads its own table,
-//! which nothing else changes under it.
+//! The fd table is the forensics' ([`crate::forensics::fd_table`]), read by
+//! the process itself, whose table nothing else changes under it.
 
 use std::os::fd::{AsFd, RawFd};
 
@@ -39,42 +38,26 @@ pub(crate) struct PipeFd {
 /// - [proc_pid_fd(5)](https://man7.org/linux/man-pages/man5/proc_pid_fd.5.html),
 ///   [proc_pid_fdinfo(5)](https://man7.org/linux/man-pages/man5/proc_pid_fdinfo.5.html)
 pub(crate) fn own_pipe_fds() -> Vec<PipeFd> {
-    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
-        return Vec::new();
-    };
-    let mut out: Vec<PipeFd> = dir
-        .flatten()
-        .filter_map(|entry| {
-            let fd: RawFd = entry.file_name().to_str()?.parse().ok()?;
-            let link = std::fs::read_link(entry.path()).ok()?;
-            let inode = link
-                .to_str()?
-                .strip_prefix("pipe:[")?
-                .strip_suffix(']')?
-                .parse()
-                .ok()?;
-            let flags = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;
-            let flags = flags
-                .lines()
-                .find_map(|l| l.strip_prefix("flags:"))
-                .and_then(|f| i64::from_str_radix(f.trim(), 8).ok())?;
+    crate::forensics::fd_table(std::process::id() as i32)
+        .into_iter()
+        .filter_map(|f| {
             Some(PipeFd {
-                fd,
-                inode,
-                write: flags & 0o3 != 0,
+                fd: f.fd,
+                inode: f.pipe?,
+                write: f.mode.contains('w'),
             })
         })
-        .collect();
-    out.sort_unstable_by_key(|p| p.fd);
-    out
+        .collect()
 }
 
-/// The first pipe at fd 0, 1 or 2 of `fds` that is also open at an fd >= 3:
-/// `(the stdio fd, the other fd, the pipe's inode)`.
+/// The first pipe at fd 0, 1 or 2 of `fds` that is also open at an fd >= 3
+/// in the same direction (another write end of a pipe at fd 1, say):
+/// `(the stdio fd, the other fd, the pipe's inode)`. The same rule as the
+/// `duplicated-stdio` signature of the forensics.
 pub(crate) fn duplicated_stdio(fds: &[PipeFd]) -> Option<(RawFd, RawFd, u64)> {
     fds.iter().filter(|s| s.fd <= 2).find_map(|s| {
         fds.iter()
-            .find(|o| o.fd >= 3 && o.inode == s.inode)
+            .find(|o| o.fd >= 3 && o.inode == s.inode && o.write == s.write)
             .map(|o| (s.fd, o.fd, s.inode))
     })
 }
@@ -240,6 +223,9 @@ mod tests {
         // A read end at 0 kept open at 5 is one too.
         let read = [pipe_fd(0, 4, false), pipe_fd(5, 4, false)];
         assert_eq!(duplicated_stdio(&read), Some((0, 5, 4)));
+        // The read end of one's own stdout pipe keeps no reader waiting.
+        let other_end = [pipe_fd(1, 7, true), pipe_fd(257, 7, false)];
+        assert_eq!(duplicated_stdio(&other_end), None);
         assert_eq!(duplicated_stdio(&[]), None);
     }
 

@@ -315,7 +315,7 @@ impl NodeCtx<'_> {
         cmd: &[String],
         out_write: Option<OwnedFd>,
     ) -> io::Result<ChildHandle> {
-        let program = resolve(&cmd[0])?;
+        let program = sys::resolve_program(&cmd[0])?;
         let cargs = cstrings(cmd);
         let refs: Vec<&std::ffi::CStr> = cargs.iter().map(|c| c.as_c_str()).collect();
         let parent_pid = getpid().as_raw_nonzero().get();
@@ -387,25 +387,4 @@ fn cstrings(args: &[String]) -> Vec<CString> {
     args.iter()
         .map(|a| CString::new(a.as_bytes()).expect("arguments are checked for NUL"))
         .collect()
-}
-
-/// The path of `program`: as given when it contains `/`, else the first
-/// executable match in `$PATH`.
-fn resolve(program: &str) -> io::Result<CString> {
-    use std::os::unix::fs::PermissionsExt;
-    let found = if program.contains('/') {
-        Some(std::path::PathBuf::from(program))
-    } else {
-        std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join(program))
-                .find(|p| {
-                    p.metadata()
-                        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                })
-        })
-    };
-    let path = found.ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
-    CString::new(path.into_os_string().into_encoded_bytes())
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }

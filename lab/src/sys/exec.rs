@@ -4,7 +4,7 @@
 //!
 //! [`Spawn::exec`]: super::Spawn::exec
 
-use std::ffi::{c_char, CStr};
+use std::ffi::{c_char, CStr, CString};
 use std::io;
 use std::os::fd::RawFd;
 
@@ -124,4 +124,28 @@ pub(super) fn exec_result(err_read: &std::os::fd::OwnedFd) -> Result<(), i32> {
             _ => return Ok(()),
         }
     }
+}
+
+/// The path of `program`: as given when it contains `/`, else the first
+/// executable match in `$PATH` (the lookup `execvp(3)` does).
+///
+/// # Errors
+/// `ENOENT` when nothing is found, `EINVAL` for a path with a NUL byte.
+pub fn resolve_program(program: &str) -> io::Result<CString> {
+    use std::os::unix::fs::PermissionsExt;
+    let found = if program.contains('/') {
+        Some(std::path::PathBuf::from(program))
+    } else {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(program))
+                .find(|p| {
+                    p.metadata()
+                        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                })
+        })
+    };
+    let path = found.ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+    CString::new(path.into_os_string().into_encoded_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }

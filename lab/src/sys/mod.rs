@@ -24,6 +24,7 @@ pub mod probe;
 mod process;
 
 pub use clone::{spawn, Child, ChildFds, Lifeline, LifelineReader, Spawn};
+pub use exec::resolve_program;
 pub use fds::{dup_to, mark_inherited_cloexec, move_high, take_inherited, LAB_FD_FLOOR};
 pub use pidfd::{ExitStatus, Pidfd};
 pub use process::{

@@ -1,38 +1,8 @@
 //! The casebook: every shipped scenario reproduces on its legacy side and
 //! not on the canonical one, with small trial counts.
 
-use std::path::PathBuf;
-use std::process::Output;
-
-use super::{json, lab, out_dir, scenario, strategy};
+use super::{json, lab, lab_run, scenario, strategy};
 use serde_json::Value;
-
-/// `lab run NAME --seed 1 --trials N --strategy S... --format json --out DIR`
-/// plus `extra` (`--trials` left out when `trials` is 0); the caller removes
-/// `DIR` when done.
-fn lab_run(name: &str, trials: u32, strategies: &[&str], extra: &[&str]) -> (Output, PathBuf) {
-    let dir = out_dir(name.rsplit('/').next().unwrap());
-    let n = trials.to_string();
-    let mut args = vec![
-        "run",
-        name,
-        "--seed",
-        "1",
-        "--format",
-        "json",
-        "--out",
-        dir.to_str().unwrap(),
-    ];
-    if trials > 0 {
-        args.extend(["--trials", &n]);
-    }
-    for s in strategies {
-        args.extend(["--strategy", s]);
-    }
-    args.extend_from_slice(extra);
-    let out = lab(&args, &[]);
-    (out, dir)
-}
 
 /// [`lab_run`], expecting exit status 0 or 1 (1: some trial did not pass);
 /// the JSON summary.

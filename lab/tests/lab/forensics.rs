@@ -6,29 +6,13 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use super::{json, lab, live_lab_processes, out_dir, strategy, LAB, ONE_LAB_AT_A_TIME};
+use super::{json, lab_run, live_lab_processes, out_dir, strategy, LAB, ONE_LAB_AT_A_TIME};
 
 /// `lab run NAME --seed 1 --trials 1 --strategy S --format json` plus
 /// `extra`: the strategy's summary, after checking that the CSV row names
 /// the diagnosis files and that both exist.
 fn diagnosed(name: &str, strat: &str, extra: &[&str]) -> Value {
-    let dir = out_dir(&format!("forensics-{name}"));
-    let mut args = vec![
-        "run",
-        name,
-        "--seed",
-        "1",
-        "--trials",
-        "1",
-        "--strategy",
-        strat,
-        "--format",
-        "json",
-        "--out",
-    ];
-    args.push(dir.to_str().unwrap());
-    args.extend_from_slice(extra);
-    let out = lab(&args, &[]);
+    let (out, dir) = lab_run(name, 1, &[strat], extra);
     assert_eq!(
         out.status.code(),
         Some(1),

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use super::{json, lab, out_dir, scenario, strategy};
+use super::{json, lab, lab_run, scenario, strategy};
 use serde_json::Value;
 
 /// The deadline every run here is given: what a hang would cost each trial.
@@ -25,26 +25,8 @@ struct Run {
 /// `lab run NAME --seed 1 --trials N --strategy S... --deadline 1000ms
 /// --format json`, expecting exit status 1 (some trial did not pass).
 fn run(name: &str, trials: u32, strategies: &[&str]) -> Run {
-    let dir = out_dir(&format!("guards-{}", name.rsplit('/').next().unwrap()));
-    let (n, deadline) = (trials.to_string(), format!("{DEADLINE_MS}ms"));
-    let mut args = vec![
-        "run",
-        name,
-        "--seed",
-        "1",
-        "--trials",
-        &n,
-        "--deadline",
-        &deadline,
-        "--format",
-        "json",
-        "--out",
-        dir.to_str().unwrap(),
-    ];
-    for s in strategies {
-        args.extend(["--strategy", s]);
-    }
-    let out = lab(&args, &[]);
+    let deadline = format!("{DEADLINE_MS}ms");
+    let (out, dir) = lab_run(name, trials, strategies, &["--deadline", &deadline]);
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -155,22 +137,7 @@ fn the_attendant_owner_check_panics_a_copy_at_run_time() {
     }
     // The same axes without the guards: the copy waits forever.
     let unguarded = "create=fork-noexec,death=lifeline,observe=pidfd,guards=off";
-    let dir = out_dir("guards-attendant-off");
-    let out = lab(
-        &[
-            "run",
-            "mt-fork-attendant",
-            "--trials",
-            "1",
-            "--strategy",
-            unguarded,
-            "--format",
-            "json",
-            "--out",
-            dir.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let (out, dir) = lab_run("mt-fork-attendant", 1, &[unguarded], &[]);
     let v = json(&out);
     assert_eq!(strategy(&v, unguarded)["hang"].as_u64(), Some(1), "{v}");
     let _ = std::fs::remove_dir_all(dir);
