@@ -218,8 +218,8 @@ for name, status, command, s, err in runs:
     w.append("Plan `%s`, scenario `%s`, mode %s.\n" % (
         s["plan_hash"], s["scenario_hash"],
         "cgroup" if s["cgroup"] else "subreaper (%s)" % (s.get("cgroup_note") or "no cgroup")))
-    w.append("| strategy | trials | verdicts | median time to verdict | /proc false orphans |")
-    w.append("| --- | ---: | --- | ---: | --- |")
+    w.append("| strategy | trials | verdicts | median time to verdict | /proc false orphans | signatures named (trials) | panic site |")
+    w.append("| --- | ---: | --- | ---: | --- | --- | --- |")
     for r in s["results"]:
         verdicts = "<br>".join(
             "`%s` %s" % (v, render_rate(r["rates"][v]))
@@ -228,8 +228,11 @@ for name, status, command, s, err in runs:
         if r["false_orphans_total"]:
             fo = "%d, in %d/%d trials" % (
                 r["false_orphans_total"], r["trials_with_false_orphans"], r["trials"])
-        w.append("| %s | %d | %s | %.2f ms | %s |" % (
-            r["strategy"], r["trials"], verdicts, r["median_verdict_us"] / 1000.0, fo))
+        sigs = ", ".join("`%s` %d" % kv for kv in sorted(r.get("signatures", {}).items()))
+        sites = ", ".join("`%s`" % site for site in sorted(r.get("panic_sites", {})))
+        w.append("| %s | %d | %s | %.2f ms | %s | %s | %s |" % (
+            r["strategy"], r["trials"], verdicts, r["median_verdict_us"] / 1000.0, fo,
+            sigs, sites))
     w.append("")
     rows = csv_rows(s["csv"])
     notes = []
@@ -261,6 +264,22 @@ for name, status, command, s, err in runs:
         w.append("Why (the first reason of each failing verdict):\n")
         w.extend(notes)
         w.append("")
+    for r in s["results"]:
+        d = r.get("diagnosis")
+        if not d:
+            continue
+        w.append("Diagnosis of the first %s under %s (trial %d), read before the kill:\n" % (
+            d["verdict"], r["strategy"], d["trial"]))
+        w.append("```")
+        texts = [sig["text"] for sig in d["signatures"]]
+        for t in texts[:6]:
+            w.append("%s" % t)
+        if len(texts) > 6:
+            w.append("... and %d more" % (len(texts) - 6))
+        if not texts:
+            w.append("no signature found; the survivors: " + ", ".join(
+                "pid %d (%s)" % (p["pid"], p["who"]) for p in d["processes"]))
+        w.append("```\n")
     replays = [(r["strategy"], rp) for r in s["results"] for rp in r["replay"]]
     if replays:
         w.append("Replay one trial:\n")

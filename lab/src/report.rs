@@ -2,7 +2,7 @@
 //! `SOCK_SEQPACKET` socket, one datagram each, so each one is atomic. Every
 //! record is a fixed 32-byte header ([`RECORD_SIZE`]); a [`Event::Panic`]
 //! record is followed, in the same datagram, by at most [`PANIC_TEXT_MAX`]
-//! bytes of UTF-8 text (the [`PanicReport`]). The `created` record carries the
+//! bytes of UTF-8 text (the [`GuardPanic`]). The `created` record carries the
 //! node's own pidfd (SCM_RIGHTS), so the supervisor watches every node through
 //! a pidfd and never through a PID.
 
@@ -17,6 +17,7 @@ use rustix::net::{
 };
 
 use crate::sys::{monotonic_ns, Pidfd};
+use crate::verdict::GuardPanic;
 
 /// Size of one record's header in bytes (well under PIPE_BUF); every record
 /// but [`Event::Panic`] is this header alone.
@@ -50,7 +51,7 @@ pub enum Event {
     /// The PID-reuse experiment's result: a [`crate::node::pid_reuse::Finding`].
     Finding,
     /// A guard (or any code) panicked in the node, which exits at once with
-    /// [`crate::node::EXIT_PANIC`]; the record carries a [`PanicReport`], and
+    /// [`crate::node::EXIT_PANIC`]; the record carries a [`GuardPanic`], and
     /// its value packs the lengths of the report's three texts.
     Panic,
 }
@@ -124,28 +125,18 @@ impl Record {
     }
 }
 
-/// What a node's panic hook reports: the panic message, where it was raised,
-/// and the signature the guard named (casebook terms: `duplicated-stdio`,
-/// `self-pipe-keeper`, ...), if any.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PanicReport {
-    /// The panic message, as the guard wrote it.
-    pub message: String,
-    /// `file:line` of the panic in the lab's source.
-    pub site: String,
-    /// The signature the guard named, if any.
-    pub signature: Option<String>,
-}
+/// A [`GuardPanic`] as the text of a [`Event::Panic`] record.
+mod panic_text {
+    use super::{cut, GuardPanic, PANIC_TEXT_MAX};
 
-impl PanicReport {
     /// The text after the header, and the header's value: the lengths of the
-    /// site (bits 0..16), the signature (16..32) and the message (32..48).
+    /// site (bits 0..16), the signature (16..32) and the reason (32..48).
     /// The site and the signature get at most 256 bytes each, the message
     /// the rest of [`PANIC_TEXT_MAX`]; each is cut at a character boundary.
-    fn encode(&self) -> (Vec<u8>, i64) {
-        let site = cut(&self.site, 256);
-        let sig = cut(self.signature.as_deref().unwrap_or(""), 256);
-        let msg = cut(&self.message, PANIC_TEXT_MAX - site.len() - sig.len());
+    pub(super) fn encode(p: &GuardPanic) -> (Vec<u8>, i64) {
+        let site = cut(&p.site, 256);
+        let sig = cut(p.signature.as_deref().unwrap_or(""), 256);
+        let msg = cut(&p.reason, PANIC_TEXT_MAX - site.len() - sig.len());
         let mut text = Vec::with_capacity(site.len() + sig.len() + msg.len());
         text.extend_from_slice(site.as_bytes());
         text.extend_from_slice(sig.as_bytes());
@@ -156,7 +147,7 @@ impl PanicReport {
 
     /// The report from the text after a header whose value is `value`;
     /// `None` when the lengths do not add up or a text is not UTF-8.
-    fn decode(text: &[u8], value: i64) -> Option<PanicReport> {
+    pub(super) fn decode(text: &[u8], value: i64) -> Option<GuardPanic> {
         let len = |shift: u32| ((value >> shift) & 0xffff) as usize;
         let (site, sig, msg) = (len(0), len(16), len(32));
         if site + sig + msg != text.len() || text.len() > PANIC_TEXT_MAX {
@@ -164,10 +155,10 @@ impl PanicReport {
         }
         let part = |from: usize, n: usize| std::str::from_utf8(&text[from..from + n]).ok();
         let signature = part(site, sig)?;
-        Some(PanicReport {
+        Some(GuardPanic {
             site: part(0, site)?.to_string(),
             signature: (!signature.is_empty()).then(|| signature.to_string()),
-            message: part(site + sig, msg)?.to_string(),
+            reason: part(site + sig, msg)?.to_string(),
         })
     }
 }
@@ -183,7 +174,7 @@ fn cut(s: &str, max: usize) -> &str {
 }
 
 /// One record as received: the header, the pidfd it carried (SCM_RIGHTS),
-/// and the [`PanicReport`] of a [`Event::Panic`] record.
+/// and the [`GuardPanic`] of a [`Event::Panic`] record.
 #[derive(Debug)]
 pub struct Received {
     /// The header.
@@ -191,7 +182,7 @@ pub struct Received {
     /// The pidfd attached to it (`created` records).
     pub pidfd: Option<Pidfd>,
     /// The panic report (`panic` records).
-    pub panic: Option<PanicReport>,
+    pub panic: Option<GuardPanic>,
 }
 
 /// The report channel of one trial: `(supervisor end, node end)`, both
@@ -255,8 +246,8 @@ pub fn send_as(
 ///
 /// # Errors
 /// `EPIPE` once the supervisor end is closed.
-pub fn send_panic(fd: BorrowedFd<'_>, node: u32, report: &PanicReport) -> io::Result<()> {
-    let (text, value) = report.encode();
+pub fn send_panic(fd: BorrowedFd<'_>, node: u32, report: &GuardPanic) -> io::Result<()> {
+    let (text, value) = panic_text::encode(report);
     let rec = Record {
         node,
         pid: rustix::process::getpid().as_raw_nonzero().get(),
@@ -342,7 +333,7 @@ pub fn try_recv(fd: BorrowedFd<'_>) -> io::Result<Option<Received>> {
 }
 
 /// A received datagram: its header, and the panic report after it.
-fn decode_datagram(b: &[u8]) -> io::Result<(Record, Option<PanicReport>)> {
+fn decode_datagram(b: &[u8]) -> io::Result<(Record, Option<GuardPanic>)> {
     let header: &[u8; RECORD_SIZE] = b
         .get(..RECORD_SIZE)
         .and_then(|h| h.try_into().ok())
@@ -351,7 +342,7 @@ fn decode_datagram(b: &[u8]) -> io::Result<(Record, Option<PanicReport>)> {
     let text = &b[RECORD_SIZE..];
     match rec.event {
         Event::Panic => {
-            let report = PanicReport::decode(text, rec.value)
+            let report = panic_text::decode(text, rec.value)
                 .ok_or_else(|| invalid("malformed panic record"))?;
             Ok((rec, Some(report)))
         }
@@ -368,9 +359,9 @@ fn invalid(what: &str) -> io::Error {
 mod tests {
     use super::*;
 
-    fn report(message: &str, signature: Option<&str>) -> PanicReport {
-        PanicReport {
-            message: message.into(),
+    fn report(message: &str, signature: Option<&str>) -> GuardPanic {
+        GuardPanic {
+            reason: message.into(),
             site: "lab/src/node/audit.rs:42".into(),
             signature: signature.map(str::to_string),
         }
@@ -386,7 +377,7 @@ mod tests {
             report("worker thread belongs to pid 3, this is pid 4", None),
             report("", None),
         ] {
-            let (text, value) = r.encode();
+            let (text, value) = panic_text::encode(&r);
             let rec = Record {
                 node: 3,
                 pid: 77,
@@ -403,10 +394,10 @@ mod tests {
     #[test]
     fn a_long_panic_message_is_cut_at_a_character_boundary() {
         let long = "é".repeat(PANIC_TEXT_MAX);
-        let (text, value) = report(&long, Some("self-pipe-keeper")).encode();
+        let (text, value) = panic_text::encode(&report(&long, Some("self-pipe-keeper")));
         assert!(text.len() <= PANIC_TEXT_MAX);
-        let back = PanicReport::decode(&text, value).unwrap();
-        assert!(long.starts_with(&back.message) && back.message.len() > 1000);
+        let back = panic_text::decode(&text, value).unwrap();
+        assert!(long.starts_with(&back.reason) && back.reason.len() > 1000);
         assert_eq!(back.signature.as_deref(), Some("self-pipe-keeper"));
     }
 
@@ -423,7 +414,7 @@ mod tests {
         let mut trailing = rec.encode().to_vec();
         trailing.push(b'x');
         assert!(decode_datagram(&trailing).is_err());
-        let (text, value) = report("boom", None).encode();
+        let (text, value) = panic_text::encode(&report("boom", None));
         let mut short = Record {
             event: Event::Panic,
             value,
@@ -456,7 +447,7 @@ mod tests {
             (r.site.as_str(), r.signature)
         );
         assert_eq!(
-            got.message.len(),
+            got.reason.len(),
             PANIC_TEXT_MAX - r.site.len() - "duplicated-stdio".len()
         );
         assert!(try_recv(sup.as_fd()).unwrap().is_none());

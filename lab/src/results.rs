@@ -35,6 +35,8 @@ pub struct TrialRow<'a> {
     pub death: &'a str,
     /// Observe axis.
     pub observe: &'a str,
+    /// Whether the canonical path's guards were on.
+    pub guards: bool,
     /// Verdict.
     pub verdict: &'a str,
     /// Orphans counted.

@@ -100,12 +100,14 @@ pub struct StrategySummary {
     /// How to replay each failing verdict.
     pub replay: Vec<Replay>,
     /// Distinct reasons of failing trials (every verdict but pass), with
-    /// counts, by verdict.
+    /// counts, by verdict. PIDs and pipe inodes, which differ in every
+    /// trial, are written `pid N` and `pipe:[N]` here (the CSV keeps them).
     pub reasons: BTreeMap<String, BTreeMap<String, u64>>,
     /// For each signature named in some trial, the number of trials that
     /// named it.
     pub signatures: BTreeMap<String, u64>,
-    /// The distinct reasons of `panic` verdicts, with their counts.
+    /// The distinct reasons of `panic` verdicts, with their counts (PIDs and
+    /// pipe inodes written `N`, as in `reasons`).
     pub panic_reasons: BTreeMap<String, u64>,
     /// The guards' sites in the lab's source (`file:line`) of `panic`
     /// verdicts, with their counts.
@@ -355,6 +357,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
                     create: strategy.create.name(),
                     death: strategy.death.name(),
                     observe: strategy.observe.name(),
+                    guards: strategy.guards,
                     verdict: o.verdict.name(),
                     orphans: o.orphans,
                     hung: o.hung,
@@ -505,6 +508,30 @@ fn replay_command(args: &RunArgs, strategy: &Strategy) -> String {
     cmd
 }
 
+/// A reason with what differs in every trial (PIDs, pipe inodes) written
+/// `N`, so that equal failures group: `pid 4711` -> `pid N`,
+/// `pipe:[93211]` -> `pipe:[N]`.
+fn reason_class(reason: &str) -> String {
+    let mut out = String::with_capacity(reason.len());
+    let mut rest = reason;
+    while let Some(at) = ["pid ", "pipe:["]
+        .iter()
+        .filter_map(|p| rest.find(p).map(|i| (i, p.len())))
+        .min()
+    {
+        let (i, len) = at;
+        out.push_str(&rest[..i + len]);
+        rest = &rest[i + len..];
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits > 0 {
+            out.push('N');
+            rest = &rest[digits..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn summarize(
     strategy: &Strategy,
     outcomes: &[(u64, Outcome)],
@@ -542,7 +569,7 @@ fn summarize(
                 *reasons
                     .entry(v.name().to_string())
                     .or_default()
-                    .entry(r.clone())
+                    .entry(reason_class(r))
                     .or_insert(0) += 1;
             }
         }
@@ -600,5 +627,28 @@ fn summarize(
         panic_reasons,
         panic_sites,
         diagnosis: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reason_class;
+
+    #[test]
+    fn reasons_group_without_their_pids_and_inodes() {
+        assert_eq!(
+            reason_class("worker thread belongs to pid 4711, this is pid 4712: copy"),
+            "worker thread belongs to pid N, this is pid N: copy"
+        );
+        assert_eq!(
+            reason_class("fd 1 and fd 10 -> pipe:[93211] in node 0 (pid 7)"),
+            "fd 1 and fd 10 -> pipe:[N] in node 0 (pid N)"
+        );
+        // Nothing to replace, and a prefix without digits, stay as they are.
+        assert_eq!(reason_class("a pid is a pipe:[x]"), "a pid is a pipe:[x]");
+        assert_eq!(
+            reason_class("node 0.1 (last phase created)"),
+            "node 0.1 (last phase created)"
+        );
     }
 }

@@ -549,11 +549,7 @@ impl Trial<'_> {
                     // It exits at once: its death is its own, the panic says why.
                     n.ended_itself = true;
                     if let Some(p) = got.panic {
-                        self.panic.get_or_insert(GuardPanic {
-                            reason: p.message,
-                            site: p.site,
-                            signature: p.signature,
-                        });
+                        self.panic.get_or_insert(p);
                     }
                 }
             }

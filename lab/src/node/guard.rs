@@ -18,8 +18,9 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::panic::PanicHookInfo;
 
-use crate::report::{self, PanicReport};
+use crate::report;
 use crate::sys;
+use crate::verdict::GuardPanic;
 
 /// Exit code of a node that panicked (a guard stopped a deadlock); the same
 /// code a panicking Rust program exits with.
@@ -80,8 +81,8 @@ fn report_and_exit(node: u32, fd: Option<&OwnedFd>, info: &PanicHookInfo<'_>) ->
         let _ = report::send_panic(
             fd.as_fd(),
             node,
-            &PanicReport {
-                message,
+            &GuardPanic {
+                reason: message,
                 site,
                 signature,
             },
