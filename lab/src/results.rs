@@ -5,40 +5,49 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-/// Version of the CSV header; bumped on any change of columns.
-pub const SCHEMA: u32 = 3;
+use crate::strategy::Strategy;
+use crate::verdict::Outcome;
 
-/// One CSV row: one trial.
-#[derive(Debug, Serialize)]
-pub struct TrialRow<'a> {
+/// Version of the CSV header; bumped on any change of columns (documented in
+/// `docs/results-format.md`).
+pub const SCHEMA: u32 = 4;
+
+/// One CSV row: one trial. Written by `lab run` and `lab soak`, read back by
+/// `lab merge`, `lab report` and `lab plot`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrialRow {
     /// [`SCHEMA`].
     pub schema: u32,
     /// The run this trial belongs to.
-    pub run_id: &'a str,
+    pub run_id: String,
     /// Scenario name.
-    pub scenario: &'a str,
+    pub scenario: String,
     /// Hash of the scenario file.
-    pub scenario_hash: &'a str,
+    pub scenario_hash: String,
     /// Hash of the plan.
-    pub plan_hash: &'a str,
+    pub plan_hash: String,
     /// The plan's seed.
     pub seed: u64,
-    /// Trial index within the run and strategy.
+    /// Trial index within the run, scenario and strategy.
     pub trial: u64,
     /// Strategy name.
-    pub strategy: &'a str,
+    pub strategy: String,
     /// Create axis.
-    pub create: &'a str,
+    pub create: String,
     /// Parent-death axis.
-    pub death: &'a str,
+    pub death: String,
     /// Observe axis.
-    pub observe: &'a str,
+    pub observe: String,
     /// Whether the canonical path's guards were on.
     pub guards: bool,
+    /// The swept scenario parameter (`kill_delay`, ...); empty when none.
+    pub sweep_key: String,
+    /// Its value in this trial, as written in the scenario (`5ms`).
+    pub sweep_value: String,
     /// Verdict.
-    pub verdict: &'a str,
+    pub verdict: String,
     /// Orphans counted.
     pub orphans: u32,
     /// Hung processes counted.
@@ -52,19 +61,19 @@ pub struct TrialRow<'a> {
     /// Cascade window used (µs).
     pub window_us: u64,
     /// What ended the tree.
-    pub kill_rung: &'a str,
+    pub kill_rung: String,
     /// Nodes that reported `created`.
     pub nodes_spawned: u32,
     /// `cgroup` or `subreaper`.
-    pub cgroup_mode: &'a str,
+    pub cgroup_mode: String,
     /// The lab's version.
-    pub lab_version: &'a str,
+    pub lab_version: String,
     /// Kernel release.
-    pub kernel: &'a str,
+    pub kernel: String,
     /// Node paths of survivors or blocked processes, space-separated.
     pub survivors: String,
-    /// Why, for every verdict but pass.
-    pub reason: &'a str,
+    /// Why, for every verdict but pass (a panic's reason included).
+    pub reason: String,
     /// The teardown rung in effect when each node died, `path=RUNG`,
     /// space-separated.
     pub node_rungs: String,
@@ -76,12 +85,133 @@ pub struct TrialRow<'a> {
     pub signatures: String,
     /// For a `panic`: the guard's site in the lab's source (`file:line`);
     /// its reason is in `reason`.
-    pub panic_site: &'a str,
+    pub panic_site: String,
     /// The trial's diagnosis (JSON; the readable text sits beside it with
     /// the extension `.txt`), for hang and orphan verdicts.
-    pub diagnosis: &'a str,
+    pub diagnosis: String,
     /// The command that replays this trial.
-    pub replay: &'a str,
+    pub replay: String,
+}
+
+/// What the rows of one run share.
+#[derive(Clone, Debug)]
+pub struct RunContext {
+    /// The run id.
+    pub run_id: String,
+    /// The lab's version.
+    pub lab_version: String,
+    /// Kernel release.
+    pub kernel: String,
+}
+
+impl RunContext {
+    /// The context of a new run of `scenario` (names the run id) with `seed`.
+    pub fn new(scenario: &str, seed: u64) -> RunContext {
+        RunContext {
+            run_id: run_id(scenario, seed),
+            lab_version: env!("CARGO_PKG_VERSION").to_string(),
+            kernel: kernel(),
+        }
+    }
+}
+
+/// Where one trial came from: its scenario, plan and place in the run.
+#[derive(Clone, Copy, Debug)]
+pub struct TrialSource<'a> {
+    /// Scenario name.
+    pub scenario: &'a str,
+    /// Hash of the scenario file.
+    pub scenario_hash: &'a str,
+    /// Hash of the plan.
+    pub plan_hash: &'a str,
+    /// The plan's seed.
+    pub seed: u64,
+    /// Trial index.
+    pub trial: u64,
+    /// The swept parameter and its value, if any.
+    pub sweep: Option<(&'a str, &'a str)>,
+}
+
+impl TrialRow {
+    /// The row of trial `src` under `strategy` that ended with `o`; its
+    /// diagnosis was written at `diagnosis` (empty: none).
+    pub fn new(
+        ctx: &RunContext,
+        src: &TrialSource<'_>,
+        strategy: &Strategy,
+        o: &Outcome,
+        diagnosis: &str,
+        replay: &str,
+    ) -> TrialRow {
+        let (sweep_key, sweep_value) = src.sweep.unwrap_or(("", ""));
+        TrialRow {
+            schema: SCHEMA,
+            run_id: ctx.run_id.clone(),
+            scenario: src.scenario.into(),
+            scenario_hash: src.scenario_hash.into(),
+            plan_hash: src.plan_hash.into(),
+            seed: src.seed,
+            trial: src.trial,
+            strategy: strategy.name.clone(),
+            create: strategy.create.name().into(),
+            death: strategy.death.name().into(),
+            observe: strategy.observe.name().into(),
+            guards: strategy.guards,
+            sweep_key: sweep_key.into(),
+            sweep_value: sweep_value.into(),
+            verdict: o.verdict.name().into(),
+            orphans: o.orphans,
+            hung: o.hung,
+            time_to_verdict_us: o.time_to_verdict_us,
+            duration_us: o.duration_us,
+            slow_cascade_us: o.slow_cascade_us,
+            window_us: o.window_us,
+            kill_rung: o.kill_rung.clone(),
+            nodes_spawned: o.nodes_spawned,
+            cgroup_mode: if o.cgroup { "cgroup" } else { "subreaper" }.into(),
+            lab_version: ctx.lab_version.clone(),
+            kernel: ctx.kernel.clone(),
+            survivors: o.survivors.join(" "),
+            reason: o.reason.clone().unwrap_or_default(),
+            node_rungs: o.node_rungs.join(" "),
+            false_orphans: o.false_orphans,
+            signatures: o.signatures.join(" "),
+            panic_site: o.panic_site.clone().unwrap_or_default(),
+            diagnosis: diagnosis.into(),
+            replay: replay.into(),
+        }
+    }
+}
+
+/// Every row of the CSV at `path`.
+///
+/// # Errors
+/// Read errors; `InvalidData` for a row that does not parse or a schema
+/// other than [`SCHEMA`] (naming the file, the line and the schema found).
+pub fn read_rows(path: &Path) -> io::Result<Vec<TrialRow>> {
+    let mut reader = csv::Reader::from_path(path).map_err(io::Error::other)?;
+    let mut rows = Vec::new();
+    for (i, row) in reader.deserialize::<TrialRow>().enumerate() {
+        let row = row.map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: row {}: {e}", path.display(), i + 1),
+            )
+        })?;
+        if row.schema != SCHEMA {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: row {}: schema {} (this lab reads schema {SCHEMA})",
+                    path.display(),
+                    i + 1,
+                    row.schema
+                ),
+            ));
+        }
+        rows.push(row);
+    }
+    Ok(rows)
 }
 
 /// A CSV file that is flushed after every row, so a crash loses at most the
@@ -108,7 +238,7 @@ impl CsvSink {
     ///
     /// # Errors
     /// Write errors.
-    pub fn write(&mut self, row: &TrialRow<'_>) -> io::Result<()> {
+    pub fn write(&mut self, row: &TrialRow) -> io::Result<()> {
         self.writer.serialize(row).map_err(io::Error::other)?;
         self.writer.flush()
     }
@@ -133,4 +263,40 @@ pub fn run_id(scenario: &str, seed: u64) -> String {
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let stamp: String = now.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
     format!("{stamp}-{scenario}-s{seed}-{}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verdict::Verdict;
+
+    #[test]
+    fn a_row_round_trips_through_the_csv() {
+        let dir = std::env::temp_dir().join(format!("lab-results-{}", std::process::id()));
+        let mut sink = CsvSink::create(&dir).unwrap();
+        let ctx = RunContext::new("nested", 7);
+        let strategy = Strategy::parse("canonical").unwrap();
+        let mut o = Outcome::error("a reason, with \"quotes\"\nand a newline".into(), 1234);
+        o.verdict = Verdict::Hang;
+        o.slow_cascade_us = Some(5);
+        o.signatures = vec!["full-pipe".into(), "writer-elsewhere".into()];
+        let src = TrialSource {
+            scenario: "nested",
+            scenario_hash: "abc",
+            plan_hash: "def",
+            seed: 7,
+            trial: 3,
+            sweep: Some(("kill_delay", "5ms")),
+        };
+        let row = TrialRow::new(&ctx, &src, &strategy, &o, "d/x.json", "lab run nested");
+        sink.write(&row).unwrap();
+        let mut second = row.clone();
+        second.trial = 4;
+        second.slow_cascade_us = None;
+        sink.write(&second).unwrap();
+        let back = read_rows(sink.path()).unwrap();
+        assert_eq!(back, vec![row, second]);
+        assert_eq!(back[0].signatures, "full-pipe writer-elsewhere");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::error::LabError;
 use crate::forensics::Diagnosis;
 use crate::plan::Plan;
-use crate::results::{self, CsvSink, TrialRow};
+use crate::results::{CsvSink, RunContext, TrialRow, TrialSource};
 use crate::runner::{self, run_trials};
 use crate::scenario::Scenario;
 use crate::stats::{median, Rate};
@@ -266,9 +266,8 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
         )));
     }
     let plan_hash = plan.hash();
-    let run_id = results::run_id(&scenario.name, args.seed);
-    let kernel = results::kernel();
-    let version = env!("CARGO_PKG_VERSION");
+    let ctx = RunContext::new(&scenario.name, args.seed);
+    let run_id = ctx.run_id.clone();
     let run_dir = args.out.join(&run_id);
     let mut csv = CsvSink::create(&run_dir).map_err(|e| {
         LabError::Lab(format!(
@@ -345,40 +344,15 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
                     },
                     None => String::new(),
                 };
-                let row = TrialRow {
-                    schema: results::SCHEMA,
-                    run_id: &run_id,
+                let src = TrialSource {
                     scenario: &scenario.name,
                     scenario_hash: &scenario.source_hash,
                     plan_hash: &plan_hash,
                     seed: args.seed,
                     trial: i,
-                    strategy: &strategy.name,
-                    create: strategy.create.name(),
-                    death: strategy.death.name(),
-                    observe: strategy.observe.name(),
-                    guards: strategy.guards,
-                    verdict: o.verdict.name(),
-                    orphans: o.orphans,
-                    hung: o.hung,
-                    time_to_verdict_us: o.time_to_verdict_us,
-                    duration_us: o.duration_us,
-                    slow_cascade_us: o.slow_cascade_us,
-                    window_us: o.window_us,
-                    kill_rung: &o.kill_rung,
-                    nodes_spawned: o.nodes_spawned,
-                    cgroup_mode: if o.cgroup { "cgroup" } else { "subreaper" },
-                    lab_version: version,
-                    kernel: &kernel,
-                    survivors: o.survivors.join(" "),
-                    reason: o.reason.as_deref().unwrap_or(""),
-                    node_rungs: o.node_rungs.join(" "),
-                    false_orphans: o.false_orphans,
-                    signatures: o.signatures.join(" "),
-                    panic_site: o.panic_site.as_deref().unwrap_or(""),
-                    diagnosis: &diagnosis,
-                    replay: &replay,
+                    sweep: None,
                 };
+                let row = TrialRow::new(&ctx, &src, strategy, &o, &diagnosis, &replay);
                 if let Err(e) = csv.write(&row) {
                     write_error = Some(e);
                 }
@@ -410,7 +384,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
     if let Some(e) = failure {
         return Err(e);
     }
-    Ok(RunSummary {
+    let summary = RunSummary {
         scenario: scenario.name.clone(),
         scenario_hash: scenario.source_hash.clone(),
         seed: args.seed,
@@ -420,9 +394,17 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
         cgroup: lab_cgroup.is_some(),
         cgroup_note,
         csv: csv.path().to_path_buf(),
-        kernel,
-        lab_version: version.to_string(),
-    })
+        kernel: ctx.kernel.clone(),
+        lab_version: ctx.lab_version.clone(),
+    };
+    let json = serde_json::to_string_pretty(&summary).expect("a summary serializes");
+    std::fs::write(run_dir.join("summary.json"), json).map_err(|e| {
+        LabError::Lab(format!(
+            "cannot write {}: {e}",
+            run_dir.join("summary.json").display()
+        ))
+    })?;
+    Ok(summary)
 }
 
 /// Prepare the lab process itself: stray inherited fds close-on-exec, and the
