@@ -40,6 +40,29 @@ pub fn create_lab_cgroup() -> Option<PathBuf> {
     }
 }
 
+/// The parent of the trials' cgroups for one run of the lab: a fresh
+/// cgroup of the lab's own, or `None` with the reason (`no_cgroup`: the user
+/// turned it off; else no writable cgroup v2). Remove it with
+/// [`remove_lab_cgroup`] when the run ends.
+pub fn trial_parent(no_cgroup: bool) -> (Option<PathBuf>, Option<String>) {
+    if no_cgroup {
+        return (
+            None,
+            Some("cgroup mode turned off (--no-cgroup or LAB_NO_CGROUP)".to_string()),
+        );
+    }
+    match create_lab_cgroup() {
+        Some(dir) => (Some(dir), None),
+        None => (
+            None,
+            Some(
+                "no writable cgroup v2 here; run as root or give the lab a delegated subtree"
+                    .into(),
+            ),
+        ),
+    }
+}
+
 /// The cgroup of one trial, removed on drop (after its members are gone).
 #[derive(Debug)]
 pub struct TrialCgroup {

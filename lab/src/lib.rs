@@ -18,6 +18,7 @@ pub mod results;
 pub mod run;
 pub mod runner;
 pub mod scenario;
+pub mod soak;
 pub mod stats;
 pub mod strategy;
 pub mod supervisor;

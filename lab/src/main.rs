@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use lab::error::LabError;
 use lab::plan::Plan;
 use lab::run::{self, RunArgs};
+use lab::scenario::overrides::Override;
 use lab::scenario::{Scenario, BUILTIN};
 use lab::strategy::{Strategy, PRESETS};
 use lab::trial::refusal;
@@ -23,6 +24,14 @@ use lab::trial::refusal;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ProgressArg {
+    Auto,
+    Bar,
+    Lines,
+    None,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -40,6 +49,11 @@ enum Command {
         /// The seed that turns the scenario into a plan
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Set a scenario key before planning (repeatable): a dotted path into the file
+        /// (tree.depth=3, nodes.root.threads=4, kill.0.at=5ms) or an alias (depth, threads,
+        /// hold, kill_delay)
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = Override::parse)]
+        overrides: Vec<Override>,
         /// Trials per strategy
         #[arg(long, default_value_t = 100, conflicts_with = "repeat")]
         trials: u64,
@@ -72,6 +86,68 @@ enum Command {
         /// when Enter is pressed
         #[arg(long)]
         keep_hung: bool,
+    },
+    /// Run a matrix of scenarios x strategies for N trials per cell or for a duration,
+    /// streaming one CSV row per trial (resumable, shardable, gated)
+    Soak {
+        /// Scenario (repeatable): a built-in name or a path to a .toml file
+        #[arg(long = "scenario", required_unless_present_any = ["all", "resume"])]
+        scenarios: Vec<String>,
+        /// Every shipped scenario
+        #[arg(long, conflicts_with = "scenarios")]
+        all: bool,
+        /// Strategy (repeatable): a preset or create=..,death=..,observe=..
+        #[arg(long = "strategy", default_values_t = ["canonical".to_string(), "legacy".to_string()])]
+        strategies: Vec<String>,
+        /// Trials per scenario (and swept value) and strategy
+        #[arg(long, required_unless_present_any = ["duration", "resume"], conflicts_with = "duration")]
+        trials: Option<u64>,
+        /// Run for this long instead (like 30m or 8h)
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<Duration>,
+        /// The soak's seed: trial t runs the plan of a seed derived from it and t
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Sweep one scenario key: KEY=A..B/STEPS (kill_delay=1ms..20ms/5, threads=1..8/8,
+        /// hold=0.1..0.9/5, depth=1..4/4, or a dotted path)
+        #[arg(long)]
+        sweep: Option<String>,
+        /// Run only the trials of shard I of N (trial indices t with t % N == I-1)
+        #[arg(long, value_name = "I/N")]
+        shard: Option<lab::soak::matrix::Shard>,
+        /// Exit 1 unless every trial of this strategy passes (repeatable): the nightly gate
+        #[arg(long = "gate", value_name = "STRATEGY")]
+        gates: Vec<String>,
+        /// Deadline of every trial's course, like 400ms (default: each plan's)
+        #[arg(long, value_parser = humantime::parse_duration)]
+        deadline: Option<Duration>,
+        /// Run without a cgroup (subreaper alone)
+        #[arg(long, env = "LAB_NO_CGROUP", value_parser = clap::builder::FalseyValueParser::new())]
+        no_cgroup: bool,
+        /// Parallel supervisors (default: the number of cores)
+        #[arg(short = 'j', long)]
+        jobs: Option<usize>,
+        /// The soak's directory (default results/soak-<time>)
+        #[arg(long, conflicts_with = "resume")]
+        out: Option<PathBuf>,
+        /// Continue the soak in DIR where it stopped (its soak.json says what to run)
+        #[arg(long, value_name = "DIR")]
+        resume: Option<PathBuf>,
+        /// Progress: a bar when stdout is a terminal (auto), always, one line per trial, or none
+        #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+        progress: ProgressArg,
+        /// Output format of the summary
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Join the CSVs of soak shards (or any result directories) into one
+    Merge {
+        /// Result directories (each with a trials.csv)
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Where to write trials.csv and summary.json
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Print the plan a scenario and seed resolve to, with its hash; exit 1
     /// when a strategy refuses the plan
@@ -274,9 +350,85 @@ fn execute(command: Command) -> Result<i32, LabError> {
                 0
             })
         }
+        Command::Soak {
+            scenarios,
+            all,
+            strategies,
+            trials,
+            duration,
+            seed,
+            sweep,
+            shard,
+            gates,
+            deadline,
+            no_cgroup,
+            jobs,
+            out,
+            resume,
+            progress,
+            format,
+        } => {
+            let scenarios = if all {
+                BUILTIN.iter().map(|(n, _)| n.to_string()).collect()
+            } else {
+                scenarios
+            };
+            let spec = lab::soak::SoakSpec {
+                scenarios,
+                strategies,
+                trials,
+                duration_s: duration.map(|d| d.as_secs().max(1)),
+                seed,
+                shard,
+                sweep,
+                deadline_ms: deadline.map(|d| d.as_millis() as u64),
+                no_cgroup,
+                gates,
+            };
+            run::prepare_lab_process()?;
+            let exe = std::env::current_exe()
+                .map_err(|e| LabError::Lab(format!("cannot find the lab binary: {e}")))?;
+            let stamp = lab::results::run_id("soak", seed);
+            let args = lab::soak::SoakArgs {
+                dir: resume
+                    .clone()
+                    .or(out)
+                    .unwrap_or_else(|| PathBuf::from("results").join(stamp)),
+                resume: resume.is_some(),
+                spec,
+                jobs: jobs
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+                progress: match progress {
+                    ProgressArg::Auto => lab::soak::Progress::Auto,
+                    ProgressArg::Bar => lab::soak::Progress::Bar,
+                    ProgressArg::Lines => lab::soak::Progress::Lines,
+                    ProgressArg::None => lab::soak::Progress::None,
+                },
+                exe,
+            };
+            let summary = lab::soak::run(&args)?;
+            match format {
+                Format::Text => print!("{}", summary.render()),
+                Format::Json => {
+                    println!("{}", serde_json::to_string_pretty(&summary).expect("json"))
+                }
+            }
+            Ok(if summary.gate_passed() { 0 } else { 1 })
+        }
+        Command::Merge { dirs, out } => {
+            let merged = lab::soak::merge::merge(&dirs, &out)?;
+            println!(
+                "merged {} rows ({} duplicates dropped) into {}",
+                merged.rows,
+                merged.duplicates,
+                merged.csv.display()
+            );
+            Ok(0)
+        }
         Command::Run {
             scenario,
             seed,
+            overrides,
             trials,
             repeat,
             strategies,
@@ -305,6 +457,7 @@ fn execute(command: Command) -> Result<i32, LabError> {
                 jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             let args = RunArgs {
                 scenario,
+                overrides,
                 seed,
                 trials,
                 strategies,

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::forensics::Diagnosis;
 use crate::strategy::Strategy;
 use crate::verdict::Outcome;
 
@@ -183,6 +184,32 @@ impl TrialRow {
     }
 }
 
+/// Write the diagnosis `d` as `dir/diagnosis/STEM.json` and `STEM.txt`
+/// (characters other than letters, digits, `-` and `.` in `stem` become
+/// `_`); returns the JSON's path.
+///
+/// # Errors
+/// Errors creating the directory or writing the files.
+pub fn write_diagnosis(dir: &Path, stem: &str, d: &Diagnosis) -> io::Result<PathBuf> {
+    let dir = dir.join("diagnosis");
+    fs::create_dir_all(&dir)?;
+    let stem: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let path = dir.join(format!("{stem}.json"));
+    let json = serde_json::to_string_pretty(d).map_err(io::Error::other)?;
+    fs::write(&path, json)?;
+    fs::write(path.with_extension("txt"), d.render())?;
+    Ok(path)
+}
+
 /// Every row of the CSV at `path`.
 ///
 /// # Errors
@@ -231,6 +258,29 @@ impl CsvSink {
         fs::create_dir_all(dir)?;
         let path = dir.join("trials.csv");
         let writer = csv::Writer::from_writer(File::create(&path)?);
+        Ok(CsvSink { path, writer })
+    }
+
+    /// Open `dir/trials.csv` to append rows to it, creating it (and `dir`,
+    /// with the header) when it does not exist yet. A last line cut short by
+    /// a crash is completed with a line break first, so it stays one bad row
+    /// rather than spoiling the next.
+    ///
+    /// # Errors
+    /// Errors creating or opening the file.
+    pub fn append(dir: &Path) -> io::Result<CsvSink> {
+        let path = dir.join("trials.csv");
+        if !path.exists() {
+            return CsvSink::create(dir);
+        }
+        let text_ends_whole = fs::read(&path)?.last().is_none_or(|&b| b == b'\n');
+        let mut file = fs::OpenOptions::new().append(true).open(&path)?;
+        if !text_ends_whole {
+            io::Write::write_all(&mut file, b"\n")?;
+        }
+        let writer = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(file);
         Ok(CsvSink { path, writer })
     }
 

@@ -11,8 +11,9 @@ use serde::Serialize;
 use crate::error::LabError;
 use crate::forensics::Diagnosis;
 use crate::plan::Plan;
-use crate::results::{CsvSink, RunContext, TrialRow, TrialSource};
+use crate::results::{self, CsvSink, RunContext, TrialRow, TrialSource};
 use crate::runner::{self, run_trials};
+use crate::scenario::overrides::Override;
 use crate::scenario::Scenario;
 use crate::stats::{median, Rate};
 use crate::strategy::Strategy;
@@ -25,6 +26,8 @@ use crate::{cgroup, sys};
 pub struct RunArgs {
     /// The scenario as the user named it (a built-in name or a path).
     pub scenario: String,
+    /// Values set in the scenario before it is planned (`--set KEY=VALUE`).
+    pub overrides: Vec<Override>,
     /// The seed of the plan.
     pub seed: u64,
     /// Trials per strategy.
@@ -255,7 +258,7 @@ impl RunSummary {
 /// [`LabError::Input`] for a bad scenario; [`LabError::Lab`] when results
 /// cannot be written or supervisors cannot be started.
 pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
-    let scenario = Scenario::load(&args.scenario)?;
+    let scenario = Scenario::load_with(&args.scenario, &args.overrides)?;
     let plan = Plan::new(&scenario, args.seed);
     if plan.nodes.iter().any(|n| n.pid_reuse) && !sys::probe::probe_kernel(None).pid_reuse() {
         return Err(LabError::Input(format!(
@@ -275,23 +278,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
             args.out.display()
         ))
     })?;
-    let (lab_cgroup, cgroup_note) = if args.no_cgroup {
-        (
-            None,
-            Some("cgroup mode turned off (--no-cgroup or LAB_NO_CGROUP)".to_string()),
-        )
-    } else {
-        match cgroup::create_lab_cgroup() {
-            Some(dir) => (Some(dir), None),
-            None => (
-                None,
-                Some(
-                    "no writable cgroup v2 here; run as root or give the lab a delegated subtree"
-                        .into(),
-                ),
-            ),
-        }
-    };
+    let (lab_cgroup, cgroup_note) = cgroup::trial_parent(args.no_cgroup);
     let deadline_us = args
         .deadline
         .map_or(plan.deadline_us, |d| d.as_micros() as u64);
@@ -320,7 +307,11 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
             &on_kept,
             |i, mut o| {
                 let diagnosis = match o.diagnosis.take() {
-                    Some(d) => match write_diagnosis(&run_dir, &strategy.name, i, &d) {
+                    Some(d) => match results::write_diagnosis(
+                        &run_dir,
+                        &format!("{}.{i}", strategy.name),
+                        &d,
+                    ) {
                         Ok(path) => {
                             // The lowest trial index, hangs before orphans.
                             let rank = |verdict: &str, trial: u64| (verdict != "hang", trial);
@@ -418,33 +409,6 @@ pub fn prepare_lab_process() -> Result<(), LabError> {
     sys::become_subreaper().map_err(|e| LabError::Lab(format!("PR_SET_CHILD_SUBREAPER: {e}")))
 }
 
-/// Write `d` as `DIR/diagnosis/STRATEGY.TRIAL.json` and `.txt`; returns the
-/// JSON's path.
-fn write_diagnosis(
-    run_dir: &std::path::Path,
-    strategy: &str,
-    trial: u64,
-    d: &Diagnosis,
-) -> std::io::Result<PathBuf> {
-    let dir = run_dir.join("diagnosis");
-    std::fs::create_dir_all(&dir)?;
-    let stem: String = strategy
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let path = dir.join(format!("{stem}.{trial}.json"));
-    let json = serde_json::to_string_pretty(d).map_err(std::io::Error::other)?;
-    std::fs::write(&path, json)?;
-    std::fs::write(path.with_extension("txt"), d.render())?;
-    Ok(path)
-}
-
 /// `--keep-hung`: show the kept tree, how to attach to it, and wait for
 /// Enter on stdin (EOF counts). A signal that ends the lab ends the wait
 /// too: the supervisor sees its lifeline close and cleans the tree up.
@@ -477,10 +441,11 @@ fn hold_for_user(o: &Outcome, replay: &str) {
 }
 
 fn replay_command(args: &RunArgs, strategy: &Strategy) -> String {
-    let mut cmd = format!(
-        "lab run {} --seed {} --strategy {} --trials 1",
-        args.scenario, args.seed, strategy.name
-    );
+    let mut cmd = format!("lab run {} --seed {}", args.scenario, args.seed);
+    for o in &args.overrides {
+        let _ = write!(cmd, " --set {}={}", o.key, o.value);
+    }
+    let _ = write!(cmd, " --strategy {} --trials 1", strategy.name);
     if let Some(d) = args.deadline {
         let _ = write!(cmd, " --deadline {}ms", d.as_millis());
     }

@@ -134,6 +134,38 @@ pub fn run_trials(
     base: &TrialRequest,
     trials: u64,
     on_kept: &(dyn Fn(&Outcome) + Sync),
+    on_outcome: impl FnMut(u64, Outcome),
+) -> Result<Duration, LabError> {
+    let request = |i: u64| {
+        (i < trials).then(|| {
+            let mut req = base.clone();
+            req.trial = i;
+            req
+        })
+    };
+    run_pool(
+        exe,
+        jobs.min(trials.max(1) as usize),
+        &request,
+        on_kept,
+        on_outcome,
+    )
+}
+
+/// Run the requests `request(0)`, `request(1)`, ... until one is `None`, on
+/// `jobs` supervisors in parallel (each worker asks for the next index when
+/// its supervisor is free; `request` runs on the worker threads, just before
+/// its trial starts). `on_outcome(index, outcome)` is called on the calling
+/// thread as each trial ends. A request with `keep_hung` keeps the first
+/// hang alive for `on_kept`, as [`run_trials`] says. Returns the wall time.
+///
+/// # Errors
+/// [`LabError::Lab`] when no supervisor can be started.
+pub fn run_pool(
+    exe: &Path,
+    jobs: usize,
+    request: &(dyn Fn(u64) -> Option<TrialRequest> + Sync),
+    on_kept: &(dyn Fn(&Outcome) + Sync),
     mut on_outcome: impl FnMut(u64, Outcome),
 ) -> Result<Duration, LabError> {
     let next = AtomicU64::new(0);
@@ -148,7 +180,7 @@ pub fn run_trials(
     let (tx, rx) = mpsc::channel::<Result<(u64, Outcome), String>>();
     let start = Instant::now();
     std::thread::scope(|s| {
-        for _ in 0..jobs.max(1).min(trials.max(1) as usize) {
+        for _ in 0..jobs.max(1) {
             let tx = tx.clone();
             let next = &next;
             let (keep, kept_one) = (&keep, &kept_one);
@@ -165,12 +197,10 @@ pub fn run_trials(
                 };
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= trials {
+                    let Some(mut req) = request(i) else {
                         break;
-                    }
-                    let mut req = base.clone();
-                    req.trial = i;
-                    req.keep_hung = base.keep_hung && !kept_one.load(Ordering::SeqCst);
+                    };
+                    req.keep_hung = req.keep_hung && !kept_one.load(Ordering::SeqCst);
                     let outcome = sup.run(&req, keep).unwrap_or_else(|reason| {
                         if let Ok(fresh) = Supervisor::start(exe) {
                             sup = fresh;

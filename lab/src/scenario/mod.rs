@@ -6,6 +6,7 @@
 
 mod error;
 mod file;
+pub mod overrides;
 mod selector;
 
 use std::time::Duration;
@@ -342,14 +343,45 @@ impl Scenario {
     /// An unknown name (listing the built-in ones), an unreadable file, or a
     /// parse error.
     pub fn load(name_or_path: &str) -> Result<Scenario, ScenarioError> {
+        let (file, text) = Scenario::source(name_or_path)?;
+        Scenario::parse(&file, &text)
+    }
+
+    /// Load a scenario as [`Scenario::load`] does, with `overrides` applied
+    /// to its text first; the overridden values are validated like the
+    /// file's own.
+    ///
+    /// # Errors
+    /// As [`Scenario::load`]; an override that cannot be applied; a value
+    /// the format refuses (the error names the override).
+    pub fn load_with(
+        name_or_path: &str,
+        overrides: &[overrides::Override],
+    ) -> Result<Scenario, ScenarioError> {
+        if overrides.is_empty() {
+            return Scenario::load(name_or_path);
+        }
+        let (file, text) = Scenario::source(name_or_path)?;
+        let shown: Vec<String> = overrides
+            .iter()
+            .map(|o| format!("{}={}", o.key, o.value))
+            .collect();
+        let file = format!("{file} (with {})", shown.join(", "));
+        let text =
+            overrides::apply(&text, overrides).map_err(|e| ScenarioError::plain(&file, e))?;
+        Scenario::parse(&file, &text)
+    }
+
+    /// The file name and text of a built-in scenario or a file.
+    fn source(name_or_path: &str) -> Result<(String, String), ScenarioError> {
         if name_or_path.contains('/') || name_or_path.ends_with(".toml") {
             let text = std::fs::read_to_string(name_or_path).map_err(|e| {
                 ScenarioError::plain(name_or_path, format!("cannot read the file: {e}"))
             })?;
-            return Scenario::parse(name_or_path, &text);
+            return Ok((name_or_path.to_string(), text));
         }
         match BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
-            Some((name, text)) => Scenario::parse(&format!("scenarios/{name}.toml"), text),
+            Some((name, text)) => Ok((format!("scenarios/{name}.toml"), text.to_string())),
             None => Err(ScenarioError::plain(
                 name_or_path,
                 format!(

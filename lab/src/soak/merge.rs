@@ -1,0 +1,101 @@
+//! `lab merge DIR... --out DIR`: join the CSVs of soak shards (or of any
+//! result directories) into one, in a fixed order, so that the shards of a
+//! soak merge to the same rows as the unsharded soak of the same seed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::tally::{GroupSummary, Tally};
+use crate::error::LabError;
+use crate::results::{self, CsvSink, TrialRow};
+
+/// The identity of a trial: scenario, swept key and value, strategy, index.
+type Key = (String, String, String, String, u64);
+
+/// What `lab merge` did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Merged {
+    /// The CSV written.
+    pub csv: PathBuf,
+    /// Rows written.
+    pub rows: u64,
+    /// Rows found twice with the same seed and plan (the same trial in two
+    /// inputs), written once.
+    pub duplicates: u64,
+    /// The counts, rates and percentiles of the merged rows (also written to
+    /// `out/summary.json`).
+    pub groups: Vec<GroupSummary>,
+}
+
+/// Read `DIR/trials.csv` of every input, order the rows by scenario, swept
+/// key and value, strategy and trial index, and write them to
+/// `out/trials.csv`.
+///
+/// # Errors
+/// [`LabError::Input`] for an input without a readable CSV of this schema,
+/// or two rows of the same trial with different seeds or plans (inputs of
+/// different soaks); [`LabError::Lab`] when the output cannot be written.
+pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, LabError> {
+    if inputs.is_empty() {
+        return Err(LabError::Input(
+            "give the result directories to merge".into(),
+        ));
+    }
+    let mut rows: BTreeMap<Key, TrialRow> = BTreeMap::new();
+    let mut duplicates = 0;
+    for dir in inputs {
+        let path = dir.join("trials.csv");
+        let read = results::read_rows(&path)
+            .map_err(|e| LabError::Input(format!("{}: {e}", path.display())))?;
+        for row in read {
+            let key = (
+                row.scenario.clone(),
+                row.sweep_key.clone(),
+                row.sweep_value.clone(),
+                row.strategy.clone(),
+                row.trial,
+            );
+            match rows.get(&key) {
+                Some(old) if (old.seed, &old.plan_hash) == (row.seed, &row.plan_hash) => {
+                    duplicates += 1
+                }
+                Some(old) => {
+                    return Err(LabError::Input(format!(
+                        "{}: trial {} of {} under {} has seed {} here and seed {} in an earlier input: \
+                         these are not shards of one soak",
+                        path.display(),
+                        row.trial,
+                        row.scenario,
+                        row.strategy,
+                        row.seed,
+                        old.seed
+                    )))
+                }
+                None => {
+                    rows.insert(key, row);
+                }
+            }
+        }
+    }
+    let mut sink = CsvSink::create(out)
+        .map_err(|e| LabError::Lab(format!("cannot write under {}: {e}", out.display())))?;
+    for row in rows.values() {
+        sink.write(row)
+            .map_err(|e| LabError::Lab(format!("cannot write {}: {e}", sink.path().display())))?;
+    }
+    let mut tally = Tally::default();
+    rows.values().for_each(|r| tally.add(r));
+    let merged = Merged {
+        csv: sink.path().to_path_buf(),
+        rows: rows.len() as u64,
+        duplicates,
+        groups: tally.summaries(),
+    };
+    let summary = out.join("summary.json");
+    std::fs::write(
+        &summary,
+        serde_json::to_string_pretty(&merged).expect("serializes"),
+    )
+    .map_err(|e| LabError::Lab(format!("cannot write {}: {e}", summary.display())))?;
+    Ok(merged)
+}
