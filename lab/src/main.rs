@@ -140,6 +140,19 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Trials per second of `nested` under canonical against the raw floor (the same
+    /// 15-process tree by a bare fork/wait loop), measured in one run, and their ratio
+    Bench {
+        /// Trees and trials to measure, each
+        #[arg(long, default_value_t = 500)]
+        trials: u64,
+        /// Parallel workers (default: the number of cores)
+        #[arg(short = 'j', long)]
+        jobs: Option<usize>,
+        /// Output format
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Join the CSVs of soak shards (or any result directories) into one
     Merge {
         /// Result directories (each with a trials.csv)
@@ -414,6 +427,24 @@ fn execute(command: Command) -> Result<i32, LabError> {
                 }
             }
             Ok(if summary.gate_passed() { 0 } else { 1 })
+        }
+        Command::Bench {
+            trials,
+            jobs,
+            format,
+        } => {
+            run::prepare_lab_process()?;
+            let exe = std::env::current_exe()
+                .map_err(|e| LabError::Lab(format!("cannot find the lab binary: {e}")))?;
+            let jobs =
+                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let out = std::env::temp_dir().join(format!("lab-bench-{}", std::process::id()));
+            let t = lab::bench::throughput(exe, trials, jobs, out)?;
+            match format {
+                Format::Text => print!("{}", t.render()),
+                Format::Json => println!("{}", serde_json::to_string_pretty(&t).expect("json")),
+            }
+            Ok(0)
         }
         Command::Merge { dirs, out } => {
             let merged = lab::soak::merge::merge(&dirs, &out)?;

@@ -260,14 +260,7 @@ impl RunSummary {
 pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
     let scenario = Scenario::load_with(&args.scenario, &args.overrides)?;
     let plan = Plan::new(&scenario, args.seed);
-    if plan.nodes.iter().any(|n| n.pid_reuse) && !sys::probe::probe_kernel(None).pid_reuse() {
-        return Err(LabError::Input(format!(
-            "{} needs a private PID namespace, and this process can make none: run it as root, \
-             or allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1 or \
-             user.max_user_namespaces > 0); nothing was run",
-            scenario.name
-        )));
-    }
+    check_privileges(&scenario)?;
     let plan_hash = plan.hash();
     let ctx = RunContext::new(&scenario.name, args.seed);
     let run_id = ctx.run_id.clone();
@@ -396,6 +389,25 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
         ))
     })?;
     Ok(summary)
+}
+
+/// Refuse a scenario this machine cannot run: one that needs a private PID
+/// namespace (PID reuse) where this process can make none.
+///
+/// # Errors
+/// [`LabError::Input`] saying what is missing and how to get it, and that
+/// nothing was run.
+pub fn check_privileges(scenario: &Scenario) -> Result<(), LabError> {
+    let plan = Plan::new(scenario, 0);
+    if plan.nodes.iter().any(|n| n.pid_reuse) && !sys::probe::probe_kernel(None).pid_reuse() {
+        return Err(LabError::Input(format!(
+            "{} needs a private PID namespace, and this process can make none: run it as root, \
+             or allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1 or \
+             user.max_user_namespaces > 0); nothing was run",
+            scenario.name
+        )));
+    }
+    Ok(())
 }
 
 /// Prepare the lab process itself: stray inherited fds close-on-exec, and the

@@ -454,6 +454,9 @@ fn matrix_of(spec: &SoakSpec) -> Result<Matrix, LabError> {
         .transpose()
         .map_err(LabError::Input)?;
     let cells = matrix::cells(&spec.scenarios, sweep.as_ref())?;
+    for c in &cells {
+        crate::run::check_privileges(&c.scenario)?;
+    }
     Ok(Matrix { cells, strategies })
 }
 

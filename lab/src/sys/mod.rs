@@ -18,6 +18,7 @@
 mod clone;
 mod exec;
 mod fds;
+pub mod floor;
 pub(crate) mod legacy;
 mod pidfd;
 pub mod probe;

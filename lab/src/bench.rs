@@ -1,0 +1,122 @@
+//! `lab bench`: the throughput of the lab against its raw floor, measured in
+//! one run on the same machine and parallelism: trials per second of
+//! `nested` (a breadth-2, depth-3 tree: 15 processes) under `canonical`,
+//! against the same 15-process tree built by a bare fork/wait loop with no
+//! lab around it.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::error::LabError;
+use crate::run::{self, RunArgs};
+use crate::strategy::Strategy;
+use crate::sys::floor;
+
+/// What `lab bench` measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct Throughput {
+    /// Trees (floor) and trials (lab) per measurement.
+    pub trials: u64,
+    /// Parallel workers of both.
+    pub jobs: usize,
+    /// Raw trees per second: fork/wait of a breadth-2, depth-3 tree.
+    pub floor_per_s: f64,
+    /// Trials per second of `lab run nested --strategy canonical`.
+    pub lab_per_s: f64,
+    /// `lab_per_s / floor_per_s`.
+    pub ratio: f64,
+    /// The lab's median time to verdict (µs).
+    pub lab_median_verdict_us: u64,
+}
+
+impl Throughput {
+    /// Both rates and the ratio, as text.
+    pub fn render(&self) -> String {
+        format!(
+            "raw floor (fork/wait tree of 15): {:.1} trees/s\n\
+             lab run nested --strategy canonical: {:.1} trials/s (median time to verdict {:.2} ms)\n\
+             ratio: {:.2} ({} each, -j {})\n",
+            self.floor_per_s,
+            self.lab_per_s,
+            self.lab_median_verdict_us as f64 / 1000.0,
+            self.ratio,
+            self.trials,
+            self.jobs
+        )
+    }
+}
+
+/// Measure the floor, then the lab, `trials` each on `jobs` workers; the
+/// lab's results go under `out` (removed afterwards).
+///
+/// # Errors
+/// [`LabError::Lab`] when a raw fork fails or the lab run fails.
+pub fn throughput(
+    exe: PathBuf,
+    trials: u64,
+    jobs: usize,
+    out: PathBuf,
+) -> Result<Throughput, LabError> {
+    let floor_per_s = floor_rate(trials, jobs)?;
+    let args = RunArgs {
+        scenario: "nested".into(),
+        overrides: Vec::new(),
+        seed: 1,
+        trials,
+        strategies: vec![Strategy::parse("canonical").map_err(LabError::Lab)?],
+        deadline: None,
+        no_cgroup: false,
+        jobs,
+        out: out.clone(),
+        exe,
+        gdb: false,
+        keep_hung: false,
+    };
+    let summary = run::run(&args);
+    let _ = std::fs::remove_dir_all(&out);
+    let summary = summary?;
+    let r = &summary.results[0];
+    if r.pass != r.trials {
+        return Err(LabError::Lab(format!(
+            "the lab's nested trials did not all pass ({} of {}): the rate would not be comparable",
+            r.pass, r.trials
+        )));
+    }
+    Ok(Throughput {
+        trials,
+        jobs,
+        floor_per_s,
+        lab_per_s: r.trials_per_s,
+        ratio: r.trials_per_s / floor_per_s,
+        lab_median_verdict_us: r.median_verdict_us,
+    })
+}
+
+/// Raw trees per second: `jobs` threads build breadth-2, depth-3 fork trees
+/// until `trials` are built.
+fn floor_rate(trials: u64, jobs: usize) -> Result<f64, LabError> {
+    let next = AtomicU64::new(0);
+    let start = Instant::now();
+    let failed = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..jobs.max(1))
+            .map(|_| {
+                s.spawn(|| {
+                    while next.fetch_add(1, Ordering::Relaxed) < trials {
+                        floor::fork_tree(2, 3)?;
+                    }
+                    Ok::<(), std::io::Error>(())
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .find_map(|w| w.join().ok().and_then(Result::err))
+    });
+    if let Some(e) = failed {
+        return Err(LabError::Lab(format!("the raw fork tree failed: {e}")));
+    }
+    Ok(trials as f64 / start.elapsed().as_secs_f64())
+}
