@@ -163,11 +163,28 @@ pub fn run_trials(
                         return;
                     }
                 };
+                // A plan whose host acts changes its supervisor's own state
+                // (a worker thread, say): each of its trials gets a fresh
+                // supervisor, as a test run alone gets a fresh process.
+                let mut used = false;
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= trials {
                         break;
                     }
+                    if used && base.plan.host.acts() {
+                        match Supervisor::start(exe) {
+                            Ok(fresh) => sup = fresh,
+                            Err(e) => {
+                                let _ = tx.send(Err(format!(
+                                    "cannot start a supervisor ({}): {e}",
+                                    exe.display()
+                                )));
+                                return;
+                            }
+                        }
+                    }
+                    used = true;
                     let mut req = base.clone();
                     req.trial = i;
                     req.keep_hung = base.keep_hung && !kept_one.load(Ordering::SeqCst);
