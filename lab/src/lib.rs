@@ -20,6 +20,7 @@ pub mod runner;
 pub mod scenario;
 pub mod stats;
 pub mod strategy;
+pub mod suite;
 pub mod supervisor;
 #[allow(unsafe_code)]
 pub mod sys;
