@@ -341,3 +341,6 @@ mod forensics;
 
 #[path = "lab/guards.rs"]
 mod guards;
+
+#[path = "lab/suite.rs"]
+mod suite;

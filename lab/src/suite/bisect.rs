@@ -218,51 +218,61 @@ impl Bisection<'_> {
         Ok(kept)
     }
 
-    /// ddmin: a 1-minimal subset of `c` (which is known to be kept).
-    fn ddmin(&mut self, mut c: Vec<usize>) -> Result<Vec<usize>, LabError> {
-        let mut n = 2;
-        while c.len() >= 2 {
-            let chunks = split(&c, n);
-            let mut reduced = None;
-            for chunk in &chunks {
-                if self.test(chunk)? {
-                    reduced = Some((chunk.clone(), 2));
-                    break;
-                }
-            }
-            // With two chunks, each complement is the other chunk.
-            if reduced.is_none() && n > 2 {
-                for i in 0..chunks.len() {
-                    let complement: Vec<usize> = chunks
-                        .iter()
-                        .enumerate()
-                        .filter(|&(j, _)| j != i)
-                        .flat_map(|(_, ch)| ch.iter().copied())
-                        .collect();
-                    if self.test(&complement)? {
-                        reduced = Some((complement, (n - 1).max(2)));
-                        break;
-                    }
-                }
-            }
-            match reduced {
-                Some((smaller, granularity)) => {
-                    c = smaller;
-                    n = granularity;
-                }
-                None if n >= c.len() => break,
-                None => n = (2 * n).min(c.len()),
-            }
-        }
-        Ok(c)
-    }
-
     fn names(&self, members: &[usize]) -> Vec<String> {
         members
             .iter()
             .map(|&i| self.suite.members[i].name.clone())
             .collect()
     }
+}
+
+/// ddmin: a 1-minimal subset of `c` (for which `test` is known to hold)
+/// for which `test` holds: removing any one element of it makes `test`
+/// fail. Subsets keep the order of `c`. Tests halves first, then finer
+/// chunks and their complements, doubling the granularity when nothing
+/// smaller holds.
+///
+/// # Errors
+/// The first error of `test`.
+fn ddmin<E>(
+    mut c: Vec<usize>,
+    test: &mut impl FnMut(&[usize]) -> Result<bool, E>,
+) -> Result<Vec<usize>, E> {
+    let mut n = 2;
+    while c.len() >= 2 {
+        let chunks = split(&c, n);
+        let mut reduced = None;
+        for chunk in &chunks {
+            if test(chunk)? {
+                reduced = Some((chunk.clone(), 2));
+                break;
+            }
+        }
+        // With two chunks, each complement is the other chunk.
+        if reduced.is_none() && chunks.len() > 2 {
+            for i in 0..chunks.len() {
+                let complement: Vec<usize> = chunks
+                    .iter()
+                    .enumerate()
+                    .filter(|&(j, _)| j != i)
+                    .flat_map(|(_, ch)| ch.iter().copied())
+                    .collect();
+                if test(&complement)? {
+                    reduced = Some((complement, (n - 1).max(2)));
+                    break;
+                }
+            }
+        }
+        match reduced {
+            Some((smaller, granularity)) => {
+                c = smaller;
+                n = granularity;
+            }
+            None if n >= c.len() => break,
+            None => n = (2 * n).min(c.len()),
+        }
+    }
+    Ok(c)
 }
 
 /// `c` cut into `n` contiguous chunks of nearly equal length (the first
@@ -347,15 +357,15 @@ pub fn bisect(setup: &Setup, args: &BisectArgs) -> Result<BisectReport, LabError
         after_all = tally;
         if !shown {
             format!(
-                "the victim {passes} after the whole list of its {} predecessors in all {} runs: \
-                 nothing before it makes it {}",
+                "the victim {passes} after the whole list of its predecessors ({}) in {n} of {n} \
+                 runs: nothing before it made it {} (a flaky cause may need more runs: --repeat)",
                 predecessors.len(),
-                after_all.runs,
-                if args.opposite { "pass" } else { "fail" }
+                if args.opposite { "pass" } else { "fail" },
+                n = after_all.runs,
             )
         } else {
             b.tried.insert(predecessors.clone(), true);
-            let minimal = b.ddmin(predecessors.clone())?;
+            let minimal = ddmin(predecessors.clone(), &mut |subset: &[usize]| b.test(subset))?;
             let names = b.names(&minimal);
             let msg = format!(
                 "{} the victim {}: {}",
@@ -407,7 +417,43 @@ pub fn bisect(setup: &Setup, args: &BisectArgs) -> Result<BisectReport, LabError
 
 #[cfg(test)]
 mod tests {
-    use super::split;
+    use super::{ddmin, split};
+    use std::collections::BTreeSet;
+
+    /// ddmin over 0..n with `holds`; the result and the distinct subsets
+    /// tested.
+    fn reduce(n: usize, holds: impl Fn(&[usize]) -> bool) -> (Vec<usize>, usize) {
+        let mut tested = BTreeSet::new();
+        let result = ddmin::<()>((0..n).collect(), &mut |s| {
+            tested.insert(s.to_vec());
+            Ok(holds(s))
+        })
+        .unwrap();
+        (result, tested.len())
+    }
+
+    #[test]
+    fn one_polluter_is_found_in_a_logarithmic_number_of_tests() {
+        for n in [2, 5, 16, 64, 100] {
+            for p in [0, n / 3, n - 1] {
+                let (found, tests) = reduce(n, |s| s.contains(&p));
+                assert_eq!(found, [p], "n {n} p {p}");
+                let log = (n as f64).log2().ceil() as usize;
+                assert!(tests <= 2 * log, "n {n} p {p}: {tests} tests");
+            }
+        }
+    }
+
+    #[test]
+    fn polluters_that_must_all_run_are_all_kept() {
+        let (found, _) = reduce(6, |s| s.contains(&1) && s.contains(&4));
+        assert_eq!(found, [1, 4]);
+        let (found, _) = reduce(9, |s| [0, 4, 8].iter().all(|p| s.contains(p)));
+        assert_eq!(found, [0, 4, 8]);
+        // Either of two suffices: one of them, not both.
+        let (found, _) = reduce(8, |s| s.contains(&2) || s.contains(&6));
+        assert!(found == [2] || found == [6], "{found:?}");
+    }
 
     #[test]
     fn chunks_cover_the_list_in_order() {

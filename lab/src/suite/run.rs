@@ -395,11 +395,11 @@ impl SuiteReport {
                 if m.alone.failures() > 0 {
                     let _ = write!(failures, "  (alone: {})", m.alone.render_failures());
                 }
-                let _ = writeln!(
-                    s,
+                let row = format!(
                     "  {:<width$}  {alone:<7}  {suite:<12}  {failures}{mark}",
                     m.name
                 );
+                let _ = writeln!(s, "{}", row.trim_end());
             }
         }
         if self.order_dependent.is_empty() {
