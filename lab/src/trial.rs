@@ -43,7 +43,9 @@ pub struct TrialRequest {
     pub plan: Plan,
     /// The strategy.
     pub strategy: Strategy,
-    /// Trial index within the run (names the cgroup).
+    /// Trial index within the run (names the cgroup; with the plan's seed,
+    /// seeds the draw of a host action's `chance`). In a suite, the
+    /// repetition: every member of run `r` is trial `r`.
     pub trial: u64,
     /// Deadline of the planned course (µs from the trial's start).
     pub deadline_us: u64,

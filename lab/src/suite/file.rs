@@ -254,6 +254,37 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_attendant_suite_loads_with_its_polluter_and_victim() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scenarios/suites/attendant.toml"
+        );
+        let s = Suite::load(path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.name, "attendant");
+        assert_eq!(s.members.len(), 7);
+        let acts: Vec<&str> = s
+            .members
+            .iter()
+            .filter(|m| m.plan.host.acts())
+            .map(|m| m.name.as_str())
+            .collect();
+        assert_eq!(acts, ["warm-cache"]);
+        let users: Vec<&str> = s
+            .members
+            .iter()
+            .filter(|m| {
+                m.plan
+                    .nodes
+                    .iter()
+                    .any(|n| n.attendant == crate::scenario::AttendantAction::Use)
+            })
+            .map(|m| m.name.as_str())
+            .collect();
+        assert_eq!(users, ["fork-then-ask"]);
+        assert!(s.index("warm-cache") < s.index("fork-then-ask"));
+    }
+
+    #[test]
     fn errors_name_the_suite_file_line_and_column() {
         let e = parse_in(
             "dup",
