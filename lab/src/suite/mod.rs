@@ -9,7 +9,7 @@
 //! members that run after it in the same supervisor. A member run alone gets
 //! a fresh supervisor, as a runner that starts one process per test would.
 //!
-//! - [`file`]: the suite format (`scenarios/suites/NAME.toml`);
+//! - [`file`](mod@file): the suite format (`scenarios/suites/NAME.toml`);
 //! - [`run`]: the machinery (an ordered list of members in one fresh
 //!   supervisor, K times) and `lab suite`'s table;
 //! - [`bisect`]: delta debugging over the victim's predecessors.
