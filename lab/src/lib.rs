@@ -22,6 +22,7 @@ pub mod scenario;
 pub mod soak;
 pub mod stats;
 pub mod strategy;
+pub mod suite;
 pub mod supervisor;
 #[allow(unsafe_code)]
 pub mod sys;

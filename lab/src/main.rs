@@ -1,6 +1,9 @@
 //! `lab`: the command line. Parses arguments, calls the library, and maps
 //! the result to an exit status: 0 every trial passed, 1 some trial did not,
-//! 2 bad input, 3 the lab itself could not work.
+//! 2 bad input, 3 the lab itself could not work. `lab suite` exits 1 when a
+//! member is order-dependent; `lab bisect` exits 0 when it found the
+//! members that make the victim fail and 1 when the victim is not
+//! order-dependent.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,6 +16,8 @@ use lab::run::{self, RunArgs};
 use lab::scenario::overrides::Override;
 use lab::scenario::{Scenario, BUILTIN};
 use lab::strategy::{Strategy, PRESETS};
+use lab::suite::bisect::BisectArgs;
+use lab::suite::{Order, Setup};
 use lab::trial::refusal;
 
 #[derive(Parser)]
@@ -189,6 +194,45 @@ enum Command {
         #[arg(long = "strategy", default_values_t = ["canonical".to_string()])]
         strategies: Vec<String>,
     },
+    /// Run a suite's members alone and together in one process, K times each, and call
+    /// out the members whose verdict depends on the order (exit 1 if any)
+    Suite {
+        /// A suite file (scenarios/suites/NAME.toml)
+        suite: String,
+        /// Strategy (repeatable): a preset (`lab strategies`) or create=..,death=..,observe=..
+        #[arg(long = "strategy", default_values_t = ["canonical".to_string(), "legacy".to_string()])]
+        strategies: Vec<String>,
+        /// Runs alone and runs of the whole suite, per member and strategy
+        #[arg(long, value_name = "K", default_value_t = 5)]
+        repeat: u64,
+        #[command(flatten)]
+        order: SuiteOrder,
+        #[command(flatten)]
+        common: SuiteCommon,
+    },
+    /// Find the smallest set of members that, run before VICTIM in one process, make it
+    /// fail (exit 0 when found, 1 when the victim is not order-dependent)
+    Bisect {
+        /// A suite file (scenarios/suites/NAME.toml)
+        suite: String,
+        /// The member that passes alone and fails in the suite
+        #[arg(long)]
+        victim: String,
+        /// The strategy of every trial: a preset or create=..,death=..,observe=..
+        #[arg(long, default_value = "legacy")]
+        strategy: String,
+        /// Runs of each step; a step stops at the first wave of runs in which the victim fails
+        #[arg(long, value_name = "K", default_value_t = 5)]
+        repeat: u64,
+        /// Look for the reverse dependency: the members a victim that fails alone needs before
+        /// it to pass
+        #[arg(long)]
+        opposite: bool,
+        #[command(flatten)]
+        order: SuiteOrder,
+        #[command(flatten)]
+        common: SuiteCommon,
+    },
     /// List the built-in scenarios
     List,
     /// List the strategy presets
@@ -210,6 +254,89 @@ enum Command {
         #[arg(long)]
         notify: bool,
     },
+}
+
+/// The order of a suite's members: as written, reversed, shuffled, or given.
+#[derive(clap::Args)]
+struct SuiteOrder {
+    /// Run the members in the reverse of the written order
+    #[arg(long, conflicts_with_all = ["seed", "members"])]
+    reverse: bool,
+    /// Shuffle the members with this seed (the same order on every run)
+    #[arg(long, conflicts_with = "members")]
+    seed: Option<u64>,
+    /// Run exactly these members, in this order (comma-separated names)
+    #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
+    members: Vec<String>,
+}
+
+/// What `lab suite` and `lab bisect` share besides the order.
+#[derive(clap::Args)]
+struct SuiteCommon {
+    /// Deadline of every member's trial, like 200ms (default: each plan's own)
+    #[arg(long, value_parser = humantime::parse_duration)]
+    deadline: Option<Duration>,
+    /// Run without a cgroup (subreaper alone), even where one is available
+    #[arg(long, env = "LAB_NO_CGROUP", value_parser = clap::builder::FalseyValueParser::new())]
+    no_cgroup: bool,
+    /// Supervisors running at once (default: the number of cores)
+    #[arg(short = 'j', long)]
+    jobs: Option<usize>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+/// The suite machinery's setup from the command line.
+///
+/// # Errors
+/// [`LabError::Input`] for `--repeat 0` or a zero deadline; [`LabError::Lab`]
+/// when the lab process cannot be prepared.
+fn suite_setup(
+    suite: String,
+    repeat: u64,
+    order: SuiteOrder,
+    common: &SuiteCommon,
+) -> Result<Setup, LabError> {
+    if repeat == 0 {
+        return Err(LabError::Input("--repeat must be at least 1".into()));
+    }
+    if common.deadline.is_some_and(|d| d.is_zero()) {
+        return Err(LabError::Input(
+            "--deadline must be longer than zero".into(),
+        ));
+    }
+    let order = if !order.members.is_empty() {
+        Order::Members(order.members)
+    } else if let Some(seed) = order.seed {
+        Order::Shuffled(seed)
+    } else if order.reverse {
+        Order::Reversed
+    } else {
+        Order::Written
+    };
+    run::prepare_lab_process()?;
+    let exe = std::env::current_exe()
+        .map_err(|e| LabError::Lab(format!("cannot find the lab binary: {e}")))?;
+    Ok(Setup {
+        suite,
+        repeat,
+        order,
+        deadline: common.deadline,
+        no_cgroup: common.no_cgroup,
+        jobs: common
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        exe,
+    })
+}
+
+/// Print `value` as text or pretty JSON.
+fn print_report<T: serde::Serialize>(format: Format, value: &T, text: impl FnOnce() -> String) {
+    match format {
+        Format::Text => print!("{}", text()),
+        Format::Json => println!("{}", serde_json::to_string_pretty(value).expect("json")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -269,6 +396,43 @@ fn execute(command: Command) -> Result<i32, LabError> {
                 lab::cgroup::remove_lab_cgroup(dir);
             }
             Ok(0)
+        }
+        Command::Suite {
+            suite,
+            strategies,
+            repeat,
+            order,
+            common,
+        } => {
+            let strategies = parse_strategies(&strategies)?;
+            let setup = suite_setup(suite, repeat, order, &common)?;
+            let report = lab::suite::run::run(&setup, &strategies)?;
+            print_report(common.format, &report, || report.render());
+            Ok(if report.order_dependent.is_empty() {
+                0
+            } else {
+                1
+            })
+        }
+        Command::Bisect {
+            suite,
+            victim,
+            strategy,
+            repeat,
+            opposite,
+            order,
+            common,
+        } => {
+            let strategy = Strategy::parse(&strategy).map_err(LabError::Input)?;
+            let setup = suite_setup(suite, repeat, order, &common)?;
+            let args = BisectArgs {
+                victim,
+                strategy,
+                opposite,
+            };
+            let report = lab::suite::bisect::bisect(&setup, &args)?;
+            print_report(common.format, &report, || report.render());
+            Ok(if report.found { 0 } else { 1 })
         }
         Command::List => {
             for (name, text) in BUILTIN {

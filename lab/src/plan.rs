@@ -9,7 +9,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::scenario::{At, Hazard, Phase, Pick, ReadDiscipline, Scenario, Selector, Sig};
+use crate::scenario::{
+    At, AttendantAction, Hazard, Host, Phase, Pick, ReadDiscipline, Scenario, Selector, Sig,
+};
 
 /// One node of a plan. Nodes are numbered breadth-first; 0 is the root.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +44,10 @@ pub struct PlanNode {
     /// What those threads do.
     #[serde(default, skip_serializing_if = "is_default")]
     pub hazard: Hazard,
+    /// What it does with the attendant global itself, before it spawns its
+    /// children.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub attendant: AttendantAction,
     /// Fraction of time a mutex thread holds the lock (‰).
     #[serde(default, skip_serializing_if = "is_default")]
     pub hold_permille: u32,
@@ -96,6 +102,12 @@ impl PlanNode {
             Hazard::Mutex => k.push(format!("mutex held {}‰", self.hold_permille)),
             Hazard::Attendant => k.push("attendant".into()),
         }
+        match self.attendant {
+            AttendantAction::None => {}
+            AttendantAction::Init => k.push("creates the attendant".into()),
+            AttendantAction::Start => k.push("starts the attendant's worker".into()),
+            AttendantAction::Use => k.push("uses the attendant".into()),
+        }
         if self.spawn_from_thread {
             k.push("spawns from threads".into());
         }
@@ -131,7 +143,55 @@ impl PlanNode {
     /// children (so a child that is a copy of it, without exec, may inherit
     /// a lock or a global no thread will serve).
     pub fn threaded(&self) -> bool {
-        self.threads > 0 || self.hazard == Hazard::Attendant || self.spawn_from_thread
+        self.threads > 0
+            || self.hazard == Hazard::Attendant
+            || self.attendant.may_start_worker()
+            || self.spawn_from_thread
+    }
+}
+
+/// What the host (the process that runs the trial: the supervisor, in a
+/// suite the test process every member shares) does before it spawns the
+/// root.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanHost {
+    /// What it does with the attendant global.
+    pub attendant: AttendantAction,
+    /// The probability that it does it in a given trial (‰), drawn from the
+    /// plan's seed and the trial's index ([`PlanHost::acts_in`]).
+    pub chance_permille: u32,
+}
+
+impl Default for PlanHost {
+    fn default() -> Self {
+        let h = Host::default();
+        PlanHost {
+            attendant: h.attendant,
+            chance_permille: h.chance_permille,
+        }
+    }
+}
+
+impl PlanHost {
+    /// Whether the host does anything to its own process in some trial.
+    pub fn acts(&self) -> bool {
+        self.attendant != AttendantAction::None && self.chance_permille > 0
+    }
+
+    /// Whether the host does it in trial `trial` of a plan with seed `seed`:
+    /// always at 1000‰; otherwise a ChaCha8 draw seeded from both, so the
+    /// same trial index draws the same answer in every run (a repeat K of a
+    /// suite or a bisection step replays the same draws) and different
+    /// indexes differ.
+    pub fn acts_in(&self, seed: u64, trial: u64) -> bool {
+        if !self.acts() {
+            return false;
+        }
+        if self.chance_permille >= 1000 {
+            return true;
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ trial.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        draw(&mut rng, 1000) < self.chance_permille as u64
     }
 }
 
@@ -195,6 +255,9 @@ pub struct Plan {
     /// Default deadline of a trial (µs): the scenario's, or 250 ms + 10 ms a
     /// node + the latest kill delay.
     pub deadline_us: u64,
+    /// What the host does before it spawns the root (absent: nothing).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub host: PlanHost,
 }
 
 impl Plan {
@@ -274,6 +337,10 @@ impl Plan {
             },
             teardown_group: scenario.teardown.group,
             deadline_us,
+            host: PlanHost {
+                attendant: scenario.host.attendant,
+                chance_permille: scenario.host.chance_permille,
+            },
         }
     }
 
@@ -347,6 +414,23 @@ impl Plan {
             };
             let _ = writeln!(s, "kill {target} with SIG{} {when}", k.signal.name());
         }
+        if self.host.acts() {
+            let what = match self.host.attendant {
+                AttendantAction::Init => "creates the attendant (no worker yet)",
+                AttendantAction::Start => "starts the attendant's worker if the attendant exists",
+                _ => "uses the attendant (creating it and starting its worker if needed)",
+            };
+            let chance = if self.host.chance_permille < 1000 {
+                format!(
+                    ", in {}.{}% of trials",
+                    self.host.chance_permille / 10,
+                    self.host.chance_permille % 10
+                )
+            } else {
+                String::new()
+            };
+            let _ = writeln!(s, "host {what} before it spawns the root{chance}");
+        }
         s
     }
 }
@@ -411,6 +495,7 @@ fn build_tree(scenario: &Scenario) -> Vec<PlanNode> {
                 }
                 node.threads = rule.threads.unwrap_or(node.threads);
                 node.hazard = rule.hazard.unwrap_or(node.hazard);
+                node.attendant = rule.attendant.unwrap_or(node.attendant);
                 node.hold_permille = rule.hold_permille.unwrap_or(node.hold_permille);
                 node.spawn_from_thread = rule.spawn_from_thread.unwrap_or(node.spawn_from_thread);
                 node.capture = rule.capture.unwrap_or(node.capture);

@@ -447,3 +447,35 @@ fn huge_windows_neither_panic_nor_wrap() {
         "delay wrapped to {after_ready_us}"
     );
 }
+
+#[test]
+fn the_host_draws_its_chance_from_the_seed_and_the_trial() {
+    let always =
+        scenario("version = 1\nname = \"h\"\n[tree]\nbreadth = []\n[host]\nattendant = \"use\"\n");
+    let plan = Plan::new(&always, 1);
+    assert!((0..50).all(|t| plan.host.acts_in(1, t)));
+    let half = scenario(
+        "version = 1\nname = \"h\"\n[tree]\nbreadth = []\n[host]\nattendant = \"use\"\nchance = 0.5\n",
+    );
+    let plan = Plan::new(&half, 1);
+    let draws: Vec<bool> = (0..200).map(|t| plan.host.acts_in(1, t)).collect();
+    // The same trial draws the same answer; trials differ; about half act.
+    assert_eq!(
+        draws,
+        (0..200)
+            .map(|t| plan.host.acts_in(1, t))
+            .collect::<Vec<_>>()
+    );
+    let yes = draws.iter().filter(|&&d| d).count();
+    assert!((60..140).contains(&yes), "{yes} of 200");
+    let never = PlanHost {
+        chance_permille: 0,
+        ..plan.host.clone()
+    };
+    assert!(!never.acts() && !(0..50).any(|t| never.acts_in(1, t)));
+    // A plan without a host action serializes as before (the hash of every
+    // scenario without [host] is unchanged).
+    assert!(!serde_json::to_string(&Plan::new(&nested(), 7))
+        .unwrap()
+        .contains("host"));
+}

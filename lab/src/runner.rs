@@ -195,11 +195,28 @@ pub fn run_pool(
                         return;
                     }
                 };
+                // A plan whose host acts changes its supervisor's own state
+                // (a worker thread, say): each of its trials gets a fresh
+                // supervisor, as a test run alone gets a fresh process.
+                let mut used = false;
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(mut req) = request(i) else {
                         break;
                     };
+                    if used && req.plan.host.acts() {
+                        match Supervisor::start(exe) {
+                            Ok(fresh) => sup = fresh,
+                            Err(e) => {
+                                let _ = tx.send(Err(format!(
+                                    "cannot start a supervisor ({}): {e}",
+                                    exe.display()
+                                )));
+                                return;
+                            }
+                        }
+                    }
+                    used = true;
                     req.keep_hung = req.keep_hung && !kept_one.load(Ordering::SeqCst);
                     let outcome = sup.run(&req, keep).unwrap_or_else(|reason| {
                         if let Ok(fresh) = Supervisor::start(exe) {

@@ -2,6 +2,12 @@
 //! its hidden `__supervisor` mode) that runs trials one after another. It is
 //! the subreaper of every trial, so every orphan of a trial comes to it.
 //!
+//! It is also the trials' **host**: a plan's `[host]` action runs in it,
+//! before the root, and what it leaves (the attendant global and its worker
+//! thread) persists for the trials it runs after. `lab run` gives each trial
+//! of such a plan a fresh supervisor; a suite (`lab suite`) runs its members
+//! in one, as a test binary runs its tests.
+//!
 //! Its fds, as the lab execs it: 0 and 1 `/dev/null`, 2 the lab's stderr,
 //! 3 the read end of its lifeline to the lab, on which the lab also writes one
 //! [`TrialRequest`] per line, and 4 the pipe on which it answers one

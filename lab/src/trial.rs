@@ -6,6 +6,7 @@
 //! Every verdict comes from pidfds, `waitid` and the cgroup files. `/proc` is
 //! read only by the legacy observe axis, whose defects the lab measures.
 
+use std::fmt::Write as _;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::PathBuf;
@@ -21,7 +22,7 @@ use crate::node::pid_reuse::Finding;
 use crate::node::{ChildHandle, NodeCtx, LEAK_INODE_BITS};
 use crate::plan::{Plan, PlanAt};
 use crate::report::{self, Event};
-use crate::scenario::{Phase, Sig};
+use crate::scenario::{AttendantAction, Phase, Sig};
 use crate::strategy::{Create, Observe, Strategy};
 use crate::sys::{self, legacy, monotonic_ns, Pidfd, Reaped};
 use crate::verdict::{GuardPanic, Outcome, Verdict};
@@ -42,7 +43,9 @@ pub struct TrialRequest {
     pub plan: Plan,
     /// The strategy.
     pub strategy: Strategy,
-    /// Trial index within the run (names the cgroup).
+    /// Trial index within the run (names the cgroup; with the plan's seed,
+    /// seeds the draw of a host action's `chance`). In a suite, the
+    /// repetition: every member of run `r` is trial `r`.
     pub trial: u64,
     /// Deadline of the planned course (µs from the trial's start).
     pub deadline_us: u64,
@@ -110,6 +113,12 @@ struct Trial<'a> {
     rung: Option<String>,
     /// Legacy oracle: kill targets `/proc` read as alive right after the kill.
     proc_alive_after_kill: Vec<usize>,
+    /// The root is exec'd: the create axis is `clone3` and the host (this
+    /// supervisor) has threads, so a copy of it is out of the question.
+    root_exec: bool,
+    /// The root is a copy of a host whose attendant has a worker: `(pid,
+    /// who started it)`, for the reason of a hang.
+    host_worker: Option<(u32, String)>,
 }
 
 /// Run one trial. `lab_lifeline` is the supervisor's lifeline to the lab: if
@@ -124,7 +133,11 @@ pub fn run(
     let t0 = monotonic_ns();
     let cgroup = match &req.cgroup_parent {
         Some(parent) => {
-            let name = format!("trial.{}.{}", std::process::id(), req.trial);
+            // A suite's members share a supervisor and a trial index: the
+            // supervisor's own count of its trials keeps names apart.
+            static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let seq = SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let name = format!("trial.{}.{}.{seq}", std::process::id(), req.trial);
             match TrialCgroup::create(parent, &name) {
                 Ok(cg) => Some(cg),
                 Err(e) => {
@@ -158,6 +171,8 @@ pub fn run(
         panic: None,
         rung: None,
         proc_alive_after_kill: Vec::new(),
+        root_exec: false,
+        host_worker: None,
     };
     let result = match refusal(&req.plan, &req.strategy) {
         Some(refused) => {
@@ -222,8 +237,28 @@ impl Trial<'_> {
         &self.req.plan
     }
 
+    /// What the host (this supervisor: in a suite, the test process every
+    /// member shares) does itself before the root: the plan's `[host]`
+    /// action, when this trial's draw says so. Then how the root will be
+    /// made: exec'd under `clone3` when the host has threads (a worker it
+    /// started, now or in an earlier trial of the same supervisor), else a
+    /// copy; and, for a copy, whose attendant worker it inherits without
+    /// the thread.
+    fn host(&mut self) {
+        let plan = &self.req.plan;
+        if plan.host.acts_in(plan.seed, self.req.trial) {
+            crate::node::host_attend(plan.host.attendant, &plan.scenario);
+        }
+        self.root_exec = self.req.strategy.create == Create::Clone3
+            && sys::thread_count().map_or(true, |n| n > 1);
+        let me = std::process::id();
+        self.host_worker = crate::node::host_attendant_worker()
+            .filter(|(owner, _)| !self.root_exec && *owner == me);
+    }
+
     /// Everything from spawning the root to the verdict.
     fn course(&mut self, lab_lifeline: BorrowedFd<'_>) -> Option<Outcome> {
+        self.host();
         // The fds every node inherits sit at LAB_FD_FLOOR and above, where a
         // scenario's own fd numbers cannot reach them.
         let channel = report::channel().and_then(|(s, n)| Ok((s, sys::move_high(n)?)));
@@ -462,10 +497,12 @@ impl Trial<'_> {
     /// Whether any node is exec'd as the lab's node program.
     fn needs_boot(&self) -> bool {
         let create = self.req.strategy.create;
-        self.plan()
-            .nodes
-            .iter()
-            .any(|n| n.parent.is_some() && n.command.is_none() && create.execs(n.exec))
+        self.root_exec
+            || self
+                .plan()
+                .nodes
+                .iter()
+                .any(|n| n.parent.is_some() && n.command.is_none() && create.execs(n.exec))
     }
 
     fn spawn_root(
@@ -507,7 +544,11 @@ impl Trial<'_> {
                 legacy::close_plumbing();
             }
         };
-        ctx.spawn(0, self.cgroup.as_ref().map(|c| c.dir()), &before, None)
+        let cgroup = self.cgroup.as_ref().map(|c| c.dir());
+        if self.root_exec {
+            return ctx.exec_root(cgroup);
+        }
+        ctx.spawn(0, cgroup, &before, None)
     }
 
     fn drain_reports(&mut self, fd: BorrowedFd<'_>) -> io::Result<()> {
@@ -1027,7 +1068,7 @@ impl Trial<'_> {
                 format!("{} (last phase {phase})", plan.nodes[i].path)
             })
             .collect();
-        let reason = format!(
+        let mut reason = format!(
             "the course did not finish within the deadline ({} ms); {}; {hung} processes alive",
             self.req.deadline_us / 1000,
             if stuck.is_empty() {
@@ -1037,6 +1078,18 @@ impl Trial<'_> {
                 format!("not ready: {}", stuck.join(", "))
             }
         );
+        let uses = plan
+            .nodes
+            .iter()
+            .any(|n| n.attendant == AttendantAction::Use);
+        if let (Some((pid, by)), true) = (&self.host_worker, uses) {
+            let _ = write!(
+                reason,
+                "; the host (pid {pid}) runs an attendant worker started by {by}, and the root is \
+                 a copy of the host (no exec): it inherited the attendant initialised but not \
+                 its worker"
+            );
+        }
         let mut o = self.finish(Verdict::Hang, Some(reason), rung, 0, None);
         if o.verdict == Verdict::Hang {
             o.hung = hung;

@@ -344,3 +344,6 @@ mod guards;
 
 #[path = "lab/soak.rs"]
 mod soak;
+
+#[path = "lab/suite.rs"]
+mod suite;

@@ -94,7 +94,7 @@ impl NodeCtx<'_> {
             self.report_command(idx, &h);
             h
         } else if node.parent.is_some() && self.strategy.create.execs(node.exec) {
-            self.spawn_exec(idx, out_write, notify)?
+            self.spawn_exec(idx, out_write, notify, None)?
         } else {
             self.spawn_copy(idx, cgroup, before, out_write, notify)?
         };
@@ -103,6 +103,26 @@ impl NodeCtx<'_> {
         }
         handle.stdout = out_read;
         Ok(handle)
+    }
+
+    /// The root as a fresh exec of the lab's node program, created with
+    /// clone3 (into `cgroup` when given) and the canonical lifeline: how the
+    /// `clone3` create axis starts the root from a host that has threads (a
+    /// suite's test process after a member started a worker there), where a
+    /// copy would inherit the host's globals without their threads and
+    /// clone3 refuses to make one (`EDEADLK`).
+    ///
+    /// # Errors
+    /// Errors of clone3, exec or pipe; `EINVAL` when the strategy's create
+    /// axis is not `clone3` or no boot record was made.
+    pub fn exec_root(&self, cgroup: Option<BorrowedFd<'_>>) -> io::Result<ChildHandle> {
+        if self.strategy.create != Create::Clone3 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "only the clone3 create axis execs the root",
+            ));
+        }
+        self.spawn_exec(0, None, None, cgroup)
     }
 
     /// A process outside the plan that runs `f` as a copy of the caller,
@@ -223,12 +243,14 @@ impl NodeCtx<'_> {
     }
 
     /// Node `idx` as a fresh exec of the lab's node program, with the fds
-    /// of the exec'd node layout (see [`super::boot`]).
+    /// of the exec'd node layout (see [`super::boot`]); under `clone3`, it
+    /// starts in `cgroup` when one is given.
     fn spawn_exec(
         &self,
         idx: u32,
         out_write: Option<OwnedFd>,
         notify: Option<BorrowedFd<'_>>,
+        cgroup: Option<BorrowedFd<'_>>,
     ) -> io::Result<ChildHandle> {
         let boot = self.boot.ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "no boot fd for an exec'd node")
@@ -262,7 +284,11 @@ impl NodeCtx<'_> {
                 if let Some(w) = &out_write {
                     map.push((w.as_fd(), 1));
                 }
-                let child = Spawn::default().exec(&program, &refs, &map, LIFELINE_FD)?;
+                let mut sp = Spawn::default();
+                if let Some(dir) = cgroup {
+                    sp = sp.into_cgroup(dir);
+                }
+                let child = sp.exec(&program, &refs, &map, LIFELINE_FD)?;
                 Ok(ChildHandle::canonical(Some(idx), child))
             }
             Create::StdCommand => {

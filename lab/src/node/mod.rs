@@ -30,9 +30,26 @@ pub use wait::{EOF_BOUND, LEAK_INODE_BITS};
 
 use crate::plan::Plan;
 use crate::report::{self, Event};
-use crate::scenario::{Phase, Sig};
+use crate::scenario::{AttendantAction, Phase, Sig};
 use crate::strategy::{ParentDeath, Strategy};
 use crate::sys::{self, LifelineReader, Pidfd};
+
+/// Do `action` with the attendant global in the calling process, as the
+/// **host** (the supervisor that runs the trial; in a suite, the test
+/// process shared by every member), before it spawns the root. `scenario`
+/// names the trial's scenario, recorded as the starter of a worker it
+/// starts. The host's `use` is always answered: it starts the worker itself
+/// when none was started.
+pub fn host_attend(action: AttendantAction, scenario: &str) {
+    hazard::attend(action, false, &format!("scenario {scenario}"), "the host");
+}
+
+/// Whose worker the calling process's attendant has, if one was started:
+/// `(pid of the process that started it, who started it)` (`scenario
+/// warm-cache`, `node root`).
+pub fn host_attendant_worker() -> Option<(u32, String)> {
+    hazard::attendant_worker()
+}
 
 /// Exit code of a node that could not go on (spawn failed, report lost).
 pub const EXIT_FAILED: i32 = 70;
@@ -141,6 +158,16 @@ impl NodeCtx<'_> {
                 wait::reap(&mut first);
             }
         }
+        let copy_of = match node.parent {
+            Some(p) => format!("node {}", self.plan.nodes[p as usize].path),
+            None => "the host (the process that runs the trial)".to_string(),
+        };
+        hazard::attend(
+            node.attendant,
+            self.strategy.guards,
+            &format!("node {}", node.path),
+            &copy_of,
+        );
         hazard::start(node);
         let mut children = Vec::with_capacity(node.children.len());
         for &c in &node.children {

@@ -8,8 +8,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::{
-    node_count, At, Hazard, Kill, NodeRule, Phase, Pick, ReadDiscipline, Scenario, ScenarioError,
-    Selector, Sig, Sp, Teardown, DEFAULT_MAX_NODES, MAX_NODES_CEILING,
+    node_count, At, AttendantAction, Hazard, Host, Kill, NodeRule, Phase, Pick, ReadDiscipline,
+    Scenario, ScenarioError, Selector, Sig, Sp, Teardown, DEFAULT_MAX_NODES, MAX_NODES_CEILING,
 };
 
 /// The longest duration a scenario may write.
@@ -39,6 +39,15 @@ struct RawScenario {
     teardown: Option<RawTeardown>,
     #[serde(default)]
     limits: Option<RawLimits>,
+    #[serde(default)]
+    host: Option<RawHost>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    attendant: Option<Sp<String>>,
+    chance: Option<Sp<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -76,6 +85,7 @@ struct RawNode {
     command: Option<Sp<Vec<String>>>,
     threads: Option<Sp<i64>>,
     hazard: Option<Sp<String>>,
+    attendant: Option<Sp<String>>,
     hold: Option<Sp<f64>>,
     spawn_from_thread: Option<bool>,
     capture: Option<bool>,
@@ -182,6 +192,22 @@ impl Ctx<'_> {
         }
     }
 
+    /// An attendant action: `"none"`, `"init"`, `"start"` or `"use"`.
+    fn attendant(&self, a: &Sp<String>) -> Result<AttendantAction, ScenarioError> {
+        Ok(match a.get_ref().as_str() {
+            "none" => AttendantAction::None,
+            "init" => AttendantAction::Init,
+            "start" => AttendantAction::Start,
+            "use" => AttendantAction::Use,
+            _ => {
+                return self.err(
+                    a.span(),
+                    "attendant is \"none\", \"init\" (create the global), \"start\" (start its worker) or \"use\" (ask it, creating and starting it if needed)",
+                )
+            }
+        })
+    }
+
     fn selector(&self, s: &Sp<String>, shape: &[u32]) -> Result<Selector, ScenarioError> {
         let Some(sel) = Selector::parse(s.get_ref()) else {
             return self.err(
@@ -276,6 +302,7 @@ pub(super) fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     }
     nodes.sort_by_key(|(s, _)| s.specificity());
     let teardown = teardown(&cx, raw.teardown.as_ref())?;
+    let host = host(&cx, raw.host.as_ref())?;
     let hash = Sha256::digest(text.as_bytes());
     Ok(Scenario {
         name: name.clone(),
@@ -287,6 +314,37 @@ pub(super) fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         teardown,
         max_nodes,
         deadline,
+        host,
+    })
+}
+
+fn host(cx: &Ctx<'_>, h: Option<&RawHost>) -> Result<Host, ScenarioError> {
+    let Some(h) = h else {
+        return Ok(Host::default());
+    };
+    let attendant = match &h.attendant {
+        Some(a) => cx.attendant(a)?,
+        None => AttendantAction::None,
+    };
+    let chance_permille = match &h.chance {
+        Some(c) if attendant == AttendantAction::None => {
+            return cx.err(
+                c.span(),
+                "chance says how often the host does what `attendant` says; set host.attendant",
+            )
+        }
+        Some(c) if !(0.0..=1.0).contains(c.get_ref()) => {
+            return cx.err(
+                c.span(),
+                "chance is the probability that the host does it in a trial, 0.0..=1.0",
+            )
+        }
+        Some(c) => (c.get_ref() * 1000.0).round() as u32,
+        None => 1000,
+    };
+    Ok(Host {
+        attendant,
+        chance_permille,
     })
 }
 
@@ -428,6 +486,10 @@ fn node_rule(cx: &Ctx<'_>, n: &RawNode) -> Result<NodeRule, ScenarioError> {
         }),
         None => None,
     };
+    let attendant = match &n.attendant {
+        Some(a) => Some(cx.attendant(a)?),
+        None => None,
+    };
     let hold_permille = match &n.hold {
         Some(h) if !(0.0..=1.0).contains(h.get_ref()) => {
             return cx.err(
@@ -485,6 +547,7 @@ fn node_rule(cx: &Ctx<'_>, n: &RawNode) -> Result<NodeRule, ScenarioError> {
         command,
         threads,
         hazard,
+        attendant,
         hold_permille,
         spawn_from_thread: n.spawn_from_thread,
         capture: n.capture,

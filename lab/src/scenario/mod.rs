@@ -229,6 +229,69 @@ pub enum Hazard {
     Attendant,
 }
 
+/// What a process does with the attendant global itself (casebook 4b), as
+/// opposed to [`Hazard::Attendant`], which is what a node leaves to its
+/// copies. The attendant is a `OnceLock` global that owns a worker thread;
+/// its worker is started on first use, in the process that uses it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttendantAction {
+    /// Nothing.
+    #[default]
+    None,
+    /// Create the global without starting its worker (a registration: the
+    /// worker starts on first use).
+    Init,
+    /// Start the worker of the global if it exists and has none yet; nothing
+    /// when the global does not exist (a warm-up of what was registered).
+    Start,
+    /// Ask the attendant for an answer, creating the global and starting its
+    /// worker in this process first when needed (what library code does
+    /// lazily). In a copy of a process whose worker was started, the request
+    /// is never answered.
+    Use,
+}
+
+impl AttendantAction {
+    /// The value as written in scenarios (`init`, `start`, `use`).
+    pub fn name(self) -> &'static str {
+        match self {
+            AttendantAction::None => "none",
+            AttendantAction::Init => "init",
+            AttendantAction::Start => "start",
+            AttendantAction::Use => "use",
+        }
+    }
+
+    /// Whether it may leave a worker thread running in the process that
+    /// does it.
+    pub fn may_start_worker(self) -> bool {
+        matches!(self, AttendantAction::Start | AttendantAction::Use)
+    }
+}
+
+/// What the **host** does: the process that runs a trial (the supervisor),
+/// which in a suite is the test process every member shares, the way tests
+/// share a `cargo test` process. What it does to its process-global state
+/// persists for the later members of the same suite run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Host {
+    /// What the host does with the attendant before it spawns the root.
+    pub attendant: AttendantAction,
+    /// The probability (in thousandths) that the host does it in a given
+    /// trial, drawn from the plan's seed and the trial's index.
+    pub chance_permille: u32,
+}
+
+impl Default for Host {
+    fn default() -> Self {
+        Host {
+            attendant: AttendantAction::None,
+            chance_permille: 1000,
+        }
+    }
+}
+
 /// How a node reads the stdout of a captured child under the `proc` observe
 /// axis (the legacy way). Under `pidfd` the node always reads while it waits
 /// for the child's exit, and bounds the wait for EOF once the child is reaped.
@@ -262,6 +325,9 @@ pub struct NodeRule {
     pub threads: Option<u32>,
     /// What those threads do.
     pub hazard: Option<Hazard>,
+    /// What it does with the attendant global itself, before it spawns its
+    /// children.
+    pub attendant: Option<AttendantAction>,
     /// Fraction of the time each mutex thread holds the lock, in ‰.
     pub hold_permille: Option<u32>,
     /// It spawns each child from a thread of its own that exits once the
@@ -324,6 +390,8 @@ pub struct Scenario {
     pub max_nodes: u64,
     /// Deadline of a trial, if the file sets one.
     pub deadline: Option<Duration>,
+    /// What the host (the process that runs the trial) does itself.
+    pub host: Host,
 }
 
 impl Scenario {

@@ -342,6 +342,82 @@ fn node_rules_every_key() {
 }
 
 #[test]
+fn the_attendant_on_nodes_and_in_the_host() {
+    let s = ok(&with_head(
+        "[nodes.root]\nattendant = \"use\"\n[nodes.leaves]\nattendant = \"init\"\n\
+         [host]\nattendant = \"start\"\nchance = 0.25\n",
+    ));
+    assert_eq!(s.nodes[0].1.attendant, Some(AttendantAction::Init));
+    assert_eq!(s.nodes[1].1.attendant, Some(AttendantAction::Use));
+    assert_eq!(
+        s.host,
+        Host {
+            attendant: AttendantAction::Start,
+            chance_permille: 250,
+        }
+    );
+    // Without [host], or without chance: always, nothing.
+    assert_eq!(ok(HEAD).host, Host::default());
+    assert_eq!(
+        ok(&with_head("[host]\nattendant = \"use\"\n")).host,
+        Host {
+            attendant: AttendantAction::Use,
+            chance_permille: 1000,
+        }
+    );
+    // The plan carries both; a node that starts a worker is threaded.
+    let plan = Plan::new(
+        &ok(&with_head(
+            "[nodes.\"0\"]\nattendant = \"use\"\n[host]\nattendant = \"use\"\n",
+        )),
+        1,
+    );
+    assert_eq!(plan.nodes[1].attendant, AttendantAction::Use);
+    assert!(plan.nodes[1].threaded() && !plan.nodes[0].threaded());
+    assert!(plan.host.acts());
+    assert!(plan.render().contains("host uses the attendant"));
+}
+
+#[test]
+fn attendant_and_host_errors() {
+    err(
+        &with_head("[nodes.root]\nattendant = \"ask\"\n"),
+        7,
+        13,
+        "\"ask\"",
+        "attendant is \"none\", \"init\" (create the global), \"start\"",
+    );
+    err(
+        &with_head("[host]\nattendant = \"yes\"\n"),
+        7,
+        13,
+        "\"yes\"",
+        "attendant is \"none\"",
+    );
+    err(
+        &with_head("[host]\nattendant = \"use\"\nchance = 1.5\n"),
+        8,
+        10,
+        "1.5",
+        "chance is the probability that the host does it in a trial, 0.0..=1.0",
+    );
+    err(
+        &with_head("[host]\nchance = 0.5\n"),
+        7,
+        10,
+        "0.5",
+        "set host.attendant",
+    );
+    err(
+        &with_head("[host]\nthreads = 2\n"),
+        7,
+        1,
+        "threads",
+        "unknown field `threads`, expected `attendant` or `chance`",
+    );
+}
+
+#[test]
 fn node_rules_every_selector_form() {
     let s = ok(&with_head(
         "[nodes.\"*\"]\nlinger = true\n[nodes.root]\nlinger = true\n[nodes.leaves]\nlinger = true\n\
