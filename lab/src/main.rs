@@ -120,8 +120,10 @@ enum Command {
         /// Run only the trials of shard I of N (trial indices t with t % N == I-1)
         #[arg(long, value_name = "I/N")]
         shard: Option<lab::soak::matrix::Shard>,
-        /// Exit 1 unless every trial of this strategy passes (repeatable): the nightly gate
-        #[arg(long = "gate", value_name = "STRATEGY")]
+        /// Exit 1 unless every trial of this strategy passes (repeatable): the nightly gate.
+        /// STRATEGY:VERDICT,... allows other verdicts too (canonical:pass,panic where a
+        /// guard's panic is the intended result)
+        #[arg(long = "gate", value_name = "STRATEGY[:VERDICTS]")]
         gates: Vec<String>,
         /// Deadline of every trial's course, like 400ms (default: each plan's)
         #[arg(long, value_parser = humantime::parse_duration)]

@@ -33,7 +33,7 @@ use crate::results::{self, CsvSink, RunContext, TrialRow, TrialSource};
 use crate::scenario::overrides::Sweep;
 use crate::strategy::Strategy;
 use crate::trial::TrialRequest;
-use crate::verdict::Outcome;
+use crate::verdict::{Outcome, Verdict};
 use crate::{cgroup, runner};
 use matrix::{nth_item, trial_seed, Cell, Item, Shard};
 use tally::{GroupSummary, Tally};
@@ -73,7 +73,8 @@ pub struct SoakSpec {
     pub deadline_ms: Option<u64>,
     /// Run without a cgroup.
     pub no_cgroup: bool,
-    /// Strategies whose every trial must pass.
+    /// Gated strategies, `STRATEGY[:VERDICT,...]`: every trial must have one
+    /// of the verdicts (default `pass`).
     pub gates: Vec<String>,
 }
 
@@ -97,9 +98,10 @@ pub struct SoakArgs {
 /// The verdict of `--gate`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Gate {
-    /// The gated strategies.
+    /// The gates, as written (`canonical`, `canonical:pass,panic`).
     pub strategies: Vec<String>,
-    /// Their trials that did not pass.
+    /// Trials of the gated strategies with a verdict their gate does not
+    /// allow.
     pub failures: u64,
     /// How to replay the first of them.
     pub replay: Vec<String>,
@@ -440,10 +442,20 @@ fn matrix_of(spec: &SoakSpec) -> Result<Matrix, LabError> {
         .map(|s| Strategy::parse(s).map_err(LabError::Input))
         .collect::<Result<Vec<_>, _>>()?;
     for g in &spec.gates {
-        if !strategies.iter().any(|s| &s.name == g) {
+        let (name, allowed) = gate_parts(g);
+        if !strategies.iter().any(|s| s.name == name) {
             return Err(LabError::Input(format!(
-                "--gate {g}: not one of the soak's strategies ({})",
+                "--gate {g}: `{name}` is not one of the soak's strategies ({})",
                 spec.strategies.join(", ")
+            )));
+        }
+        if let Some(bad) = allowed
+            .iter()
+            .find(|v| !Verdict::ALL.iter().any(|x| x.name() == **v))
+        {
+            return Err(LabError::Input(format!(
+                "--gate {g}: `{bad}` is not a verdict ({})",
+                Verdict::ALL.map(|v| v.name()).join(", ")
             )));
         }
     }
@@ -483,23 +495,38 @@ fn replay_command(cell: &Cell, strategy: &Strategy, seed: u64, spec: &SoakSpec) 
     cmd
 }
 
+/// `STRATEGY[:VERDICT,...]`: the strategy and the verdicts its trials may
+/// have (default `pass`).
+fn gate_parts(gate: &str) -> (&str, Vec<&str>) {
+    match gate.split_once(':') {
+        Some((name, verdicts)) => (name, verdicts.split(',').map(str::trim).collect()),
+        None => (gate, vec![Verdict::Pass.name()]),
+    }
+}
+
+/// How many trials of the gated strategies had a verdict their gate does
+/// not allow, and the replay commands of the first of them.
 fn gate_of(gates: &[String], groups: &[GroupSummary]) -> Gate {
-    let gated: Vec<&GroupSummary> = groups
-        .iter()
-        .filter(|g| gates.contains(&g.strategy))
-        .collect();
-    Gate {
-        strategies: gates.to_vec(),
-        failures: gated.iter().map(|g| g.trials - g.rates["pass"].count).sum(),
-        replay: gated
-            .iter()
-            .flat_map(|g| {
+    let mut failures = 0;
+    let mut replay = Vec::new();
+    for gate in gates {
+        let (name, allowed) = gate_parts(gate);
+        for g in groups.iter().filter(|g| g.strategy == name) {
+            let fine: u64 = allowed.iter().map(|v| g.rates[*v].count).sum();
+            failures += g.trials - fine;
+            replay.extend(
                 g.failing
                     .iter()
-                    .map(|f| format!("{}   # {}", f.replay, f.verdict))
-            })
-            .take(20)
-            .collect(),
+                    .filter(|f| !allowed.contains(&f.verdict.as_str()))
+                    .map(|f| format!("{}   # {}", f.replay, f.verdict)),
+            );
+        }
+    }
+    replay.truncate(20);
+    Gate {
+        strategies: gates.to_vec(),
+        failures,
+        replay,
     }
 }
 
