@@ -493,7 +493,7 @@ fn replay_command(args: &RunArgs, strategy: &Strategy) -> String {
 /// A reason with what differs in every trial (PIDs, pipe inodes) written
 /// `N`, so that equal failures group: `pid 4711` -> `pid N`,
 /// `pipe:[93211]` -> `pipe:[N]`.
-fn reason_class(reason: &str) -> String {
+pub(crate) fn reason_class(reason: &str) -> String {
     let mut out = String::with_capacity(reason.len());
     let mut rest = reason;
     while let Some(at) = ["pid ", "pipe:["]
