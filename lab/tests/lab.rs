@@ -341,3 +341,6 @@ mod forensics;
 
 #[path = "lab/guards.rs"]
 mod guards;
+
+#[path = "lab/analysis.rs"]
+mod analysis;
