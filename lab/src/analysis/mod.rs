@@ -165,15 +165,21 @@ impl Dataset {
     /// or holds no CSV, a CSV that cannot be read or is of another schema, a
     /// trial read twice (same run, scenario, strategy, swept value, seed and
     /// trial index, as when a merged CSV and its shards are both given), or
-    /// no trial at all.
+    /// no trial at all. A file reached twice (a DIR and a run below it) is
+    /// read once.
     pub fn load(dirs: &[PathBuf]) -> Result<Dataset, LabError> {
         if dirs.is_empty() {
             return Err(LabError::Input("no results DIR given".into()));
         }
         let mut ds = Dataset::default();
         let mut seen: HashMap<String, PathBuf> = HashMap::new();
+        let mut files = std::collections::HashSet::new();
         for dir in dirs {
             for path in find_csvs(dir)? {
+                // A file reached twice (a DIR and a run below it) is read once.
+                if !files.insert(std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone())) {
+                    continue;
+                }
                 let trials = read_trials(&path)?;
                 for t in &trials {
                     let r = &t.row;
@@ -188,6 +194,16 @@ impl Dataset {
                         r.trial
                     );
                     if let Some(first) = seen.insert(key, path.clone()) {
+                        if first == path {
+                            return Err(LabError::Input(format!(
+                                "{}: trial {} of run {} ({}, {}) appears twice",
+                                path.display(),
+                                r.trial,
+                                r.run_id,
+                                r.scenario,
+                                r.strategy
+                            )));
+                        }
                         return Err(LabError::Input(format!(
                             "{}: trial {} of run {} ({}, {}) was already read from {}: \
                              give each run once (a merged CSV or its shards, not both)",

@@ -346,24 +346,28 @@ where
     ))?;
     let label_style = text_style(LABEL, &INK, HPos::Left, VPos::Center);
     // Lay the entries out in rows no wider than the chart.
-    let mut rows: Vec<Vec<(&LegendItem, i32)>> = vec![Vec::new()];
+    let mut rows: Vec<Vec<(&LegendItem, &String, i32)>> = vec![Vec::new()];
     let mut width = 0;
-    for item in legend {
-        let (tw, _) = root.estimate_text_size(&item.label, &label_style)?;
+    let labels: Vec<String> = legend
+        .iter()
+        .map(|item| fit(root, &item.label, &label_style, (w - 100).max(100) as u32))
+        .collect::<Result<_, _>>()?;
+    for (item, label) in legend.iter().zip(&labels) {
+        let (tw, _) = root.estimate_text_size(label, &label_style)?;
         let entry = 22 + tw as i32 + 24;
         if width + entry > w - 40 && !rows.last().is_some_and(Vec::is_empty) {
             rows.push(Vec::new());
             width = 0;
         }
         width += entry;
-        rows.last_mut().expect("a row").push((item, entry));
+        rows.last_mut().expect("a row").push((item, label, entry));
     }
     let top = 82;
     for (r, row) in rows.iter().enumerate() {
-        let total: i32 = row.iter().map(|(_, e)| e).sum::<i32>() - 24;
+        let total: i32 = row.iter().map(|(_, _, e)| e).sum::<i32>() - 24;
         let mut x = (w - total) / 2;
         let y = top + r as i32 * 26;
-        for (item, entry) in row {
+        for (item, label, entry) in row {
             let c = item.color;
             match item.mark {
                 Mark::Square => {
@@ -376,7 +380,7 @@ where
                 Mark::Dot => root.draw(&Circle::new((x + 7, y), 6, c.filled()))?,
             }
             root.draw(&Text::new(
-                item.label.clone(),
+                (*label).clone(),
                 (x + 22, y),
                 label_style.clone(),
             ))?;
@@ -390,6 +394,33 @@ where
     };
     let header = top - 8 + legend_rows * 26;
     Ok(root.split_vertically(header).1)
+}
+
+/// The widest a strategy's name may be beside a chart (pixels).
+const MAX_NAME_WIDTH: u32 = 300;
+
+/// `text`, cut short with `…` where it is wider than `max` pixels in
+/// `style`.
+fn fit<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    text: &str,
+    style: &TextStyle<'_>,
+    max: u32,
+) -> Result<String, Box<dyn Error>>
+where
+    DB::ErrorType: 'static,
+{
+    if root.estimate_text_size(text, style)?.0 <= max {
+        return Ok(text.to_string());
+    }
+    let chars: Vec<char> = text.chars().collect();
+    for keep in (1..chars.len()).rev() {
+        let cut: String = chars[..keep].iter().chain(['…'].iter()).collect();
+        if root.estimate_text_size(&cut, style)?.0 <= max {
+            return Ok(cut);
+        }
+    }
+    Ok("…".into())
 }
 
 /// `run ID` or `runs A, B, +N more`, for a subtitle.
@@ -750,15 +781,18 @@ where
     let rows = groups.len().max(1) as f64;
     let name_style = text_style(LABEL, &INK, HPos::Right, VPos::Center);
     let mut label_width = 0;
+    let mut shown = Vec::new();
     for g in &groups {
-        label_width = label_width.max(root.estimate_text_size(&g.strategy, &name_style)?.0);
+        let name = fit(root, &g.strategy, &name_style, MAX_NAME_WIDTH)?;
+        label_width = label_width.max(root.estimate_text_size(&name, &name_style)?.0);
+        shown.push(name);
     }
     let mut cc = ChartBuilder::on(&body)
         .margin_left(12)
         .margin_right(28)
         .margin_bottom(8)
         .x_label_area_size(56)
-        .y_label_area_size((label_width + 24).clamp(60, 320))
+        .y_label_area_size((label_width + 24).max(60))
         .build_cartesian_2d((lo..hi).log_scale(), 0f64..rows)?;
     cc.configure_mesh()
         .bold_line_style(RGBColor(215, 215, 215))
@@ -810,7 +844,7 @@ where
             text_style(NOTE, &INK, HPos::Left, VPos::Bottom),
         )))?;
         let (x, y) = cc.backend_coord(&(lo, centre));
-        names.push((g.strategy.clone(), (x - 10, y)));
+        names.push((shown[j].clone(), (x - 10, y)));
     }
     draw_labels(root, &names, &name_style)
 }

@@ -344,8 +344,31 @@ fn bad_input_is_refused_naming_the_file() {
     // The same run twice.
     let a = root.join("a");
     write_fixture(&a, "run-a", "nested", &nested_specs());
-    let m = msg(Dataset::load(&[a.clone(), a.join("trials.csv")]));
-    assert!(m.contains("was already read from"), "{m}");
+    let copy = root.join("copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    std::fs::copy(a.join("trials.csv"), copy.join("trials.csv")).unwrap();
+    let m = msg(Dataset::load(&[a.clone(), copy.clone()]));
+    assert!(
+        m.starts_with(&copy.join("trials.csv").display().to_string())
+            && m.contains(&format!(
+                "already read from {}",
+                a.join("trials.csv").display()
+            )),
+        "{m}"
+    );
+    // The same file reached twice is read once; a trial twice in one file
+    // is refused.
+    let ds = Dataset::load(&[a.clone(), a.join("trials.csv")]).unwrap();
+    assert_eq!((ds.sources.len(), ds.trials.len()), (1, 20));
+    let csv = a.join("trials.csv");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let first_row = text.lines().nth(1).unwrap();
+    std::fs::write(&csv, format!("{text}{first_row}\n")).unwrap();
+    let m = msg(Dataset::load(std::slice::from_ref(&a)));
+    assert!(
+        m.contains("trial 0 of run run-a (nested, canonical) appears twice"),
+        "{m}"
+    );
     // Only a header: no trials.
     let none = root.join("none");
     write_fixture(&none, "run-n", "nested", &[]);
