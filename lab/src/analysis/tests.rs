@@ -12,14 +12,29 @@ use crate::results::{CsvSink, RunContext, TrialSource};
 use crate::strategy::Strategy;
 use crate::verdict::Outcome;
 
-/// A fresh directory of its own (tests run in parallel); the caller removes
-/// it.
-pub(crate) fn temp_dir(tag: &str) -> PathBuf {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("lab-analysis-{}-{n}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+/// A fresh directory of its own (tests run in parallel), removed when
+/// dropped, even by a failing test.
+pub(crate) struct TempDir(PathBuf);
+
+impl TempDir {
+    pub(crate) fn new(tag: &str) -> TempDir {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("lab-analysis-{}-{n}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        TempDir(dir)
+    }
+
+    pub(crate) fn join(&self, p: impl AsRef<Path>) -> PathBuf {
+        self.0.join(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// One trial of the fixture: `(strategy, sweep, verdict, time to verdict
@@ -102,8 +117,8 @@ fn sweep_specs() -> Vec<Spec<'static>> {
 }
 
 /// The fixture: two runs in two DIRs; the report and charts read both.
-fn fixture(tag: &str) -> (PathBuf, Vec<PathBuf>) {
-    let root = temp_dir(tag);
+fn fixture(tag: &str) -> (TempDir, Vec<PathBuf>) {
+    let root = TempDir::new(tag);
     let a = root.join("run-a");
     let b = root.join("run-b");
     write_fixture(&a, "run-a", "nested", &nested_specs());
@@ -142,7 +157,7 @@ fn sweep_values_order_by_number_and_durations_by_length() {
 
 #[test]
 fn groups_count_verdicts_times_and_axes() {
-    let (root, dirs) = fixture("groups");
+    let (_root, dirs) = fixture("groups");
     let ds = Dataset::load(&dirs).unwrap();
     assert_eq!(ds.trials.len(), 20 + 32);
     assert_eq!(ds.sources.len(), 2);
@@ -206,12 +221,11 @@ fn groups_count_verdicts_times_and_axes() {
             Verdict::Panic
         ]
     );
-    std::fs::remove_dir_all(root).unwrap();
 }
 
 #[test]
 fn the_report_has_one_table_per_scenario_with_rates_and_times() {
-    let (root, dirs) = fixture("report");
+    let (_root, dirs) = fixture("report");
     let ds = Dataset::load(&dirs).unwrap();
     let md = report::render(&ds, &ReportOptions::default());
     let lines: Vec<&str> = md.lines().collect();
@@ -282,12 +296,11 @@ fn the_report_has_one_table_per_scenario_with_rates_and_times() {
     assert!(md.contains("(charts/rates-nested.svg)"), "{md}");
     assert!(md.contains("(charts/sweep-sweepy-kill_delay.svg)"), "{md}");
     assert!(!md.contains("sweep-nested"), "nested was not swept");
-    std::fs::remove_dir_all(root).unwrap();
 }
 
 #[test]
 fn bad_input_is_refused_naming_the_file() {
-    let root = temp_dir("bad");
+    let root = TempDir::new("bad");
     let missing = root.join("missing");
     let msg = |r: Result<Dataset, LabError>| match r {
         Err(LabError::Input(m)) => m,
@@ -381,7 +394,6 @@ fn bad_input_is_refused_naming_the_file() {
     let ds = Dataset::load(&[many]).unwrap();
     assert_eq!(ds.trials.len(), 40);
     assert_eq!(ds.distinct(|r| &r.run_id), ["run-1", "run-2"]);
-    std::fs::remove_dir_all(root).unwrap();
 }
 
 /// The `<text>` contents of an SVG document.
@@ -529,7 +541,6 @@ fn svg_charts_are_valid_and_have_a_series_per_strategy() {
         index.contains("## nested") && index.contains("## sweepy"),
         "{index}"
     );
-    std::fs::remove_dir_all(root).unwrap();
 }
 
 #[test]
@@ -557,5 +568,4 @@ fn png_charts_start_with_the_png_magic() {
     assert!(std::fs::read_to_string(&written[3])
         .unwrap()
         .contains("(rates-nested.png)"));
-    std::fs::remove_dir_all(root).unwrap();
 }
