@@ -7,6 +7,7 @@
 //! files). See `DESIGN.md` of the project for the terms.
 #![deny(unsafe_code)]
 
+pub mod analysis;
 pub mod bench;
 pub mod cgroup;
 pub mod env;

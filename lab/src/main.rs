@@ -40,6 +40,12 @@ enum ProgressArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum ChartFormatArg {
+    Svg,
+    Png,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum Format {
     Text,
     Json,
@@ -168,6 +174,36 @@ enum Command {
         /// Where to write trials.csv and summary.json
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Print a markdown summary of result CSVs: one table per scenario
+    /// (each verdict's rate with its 95% Wilson interval, median and p99 time
+    /// to verdict and trial duration)
+    Report {
+        /// Results directories: each holds a trials.csv (`lab run`'s
+        /// results/<run-id>, `lab soak --out DIR`), or has them below it
+        #[arg(required = true, value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+        /// Write the markdown to FILE instead of stdout
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Link each scenario's SVG charts (from `lab plot --out DIR`) under
+        /// this path, as written (relative to where the markdown is read)
+        #[arg(long, value_name = "PATH")]
+        charts: Option<String>,
+    },
+    /// Draw charts of result CSVs: verdict rates, rate against a swept
+    /// parameter, time to verdict, duration CDF; one file per chart and
+    /// scenario, and charts.md listing them
+    Plot {
+        /// Results directories, as for `lab report`
+        #[arg(required = true, value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+        /// Directory to write the charts and charts.md into
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Chart file format
+        #[arg(long, value_enum, default_value_t = ChartFormatArg::Svg)]
+        format: ChartFormatArg,
     },
     /// Print the plan a scenario and seed resolve to, with its hash; exit 1
     /// when a strategy refuses the plan
@@ -609,6 +645,31 @@ fn execute(command: Command) -> Result<i32, LabError> {
             match format {
                 Format::Text => print!("{}", t.render()),
                 Format::Json => println!("{}", serde_json::to_string_pretty(&t).expect("json")),
+            }
+            Ok(0)
+        }
+        Command::Report { dirs, out, charts } => {
+            let ds = lab::analysis::Dataset::load(&dirs)?;
+            let md = lab::analysis::report::render(
+                &ds,
+                &lab::analysis::report::ReportOptions { charts },
+            );
+            match out {
+                Some(path) => std::fs::write(&path, md)
+                    .map_err(|e| LabError::Lab(format!("cannot write {}: {e}", path.display())))?,
+                None => print!("{md}"),
+            }
+            Ok(0)
+        }
+        Command::Plot { dirs, out, format } => {
+            use lab::analysis::plot::{self, ChartFormat};
+            let ds = lab::analysis::Dataset::load(&dirs)?;
+            let format = match format {
+                ChartFormatArg::Svg => ChartFormat::Svg,
+                ChartFormatArg::Png => ChartFormat::Png,
+            };
+            for path in plot::plot(&ds, &out, format)? {
+                println!("{}", path.display());
             }
             Ok(0)
         }

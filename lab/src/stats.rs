@@ -1,4 +1,5 @@
-//! Statistics: Wilson score intervals (from the `bpci` crate) and medians.
+//! Statistics: Wilson score intervals (from the `bpci` crate), medians and
+//! percentiles.
 
 use bpci::{Interval, NSuccessesSample, WilsonScore};
 use serde::Serialize;
@@ -74,9 +75,111 @@ pub fn median(values: &[u64]) -> u64 {
     v.get(v.len().saturating_sub(1) / 2).copied().unwrap_or(0)
 }
 
+/// The `p`-th percentile of `values` (`p` in percent, clamped to 0..=100)
+/// by the nearest-rank method: the smallest value such that at least `p`% of
+/// `values` are at or below it. Always one of `values` (no interpolation);
+/// `percentile(v, 50.0) == median(v)`, `percentile(v, 100.0)` is the maximum;
+/// 0 when empty.
+pub fn percentile(values: &[u64], p: f64) -> u64 {
+    let mut v = values.to_vec();
+    v.sort_unstable();
+    percentile_sorted(&v, p)
+}
+
+/// [`percentile`] of `sorted`, which must be in ascending order (not
+/// checked; an unsorted slice gives a meaningless value).
+pub fn percentile_sorted(sorted: &[u64], p: f64) -> u64 {
+    let n = sorted.len();
+    if n == 0 {
+        return 0;
+    }
+    // p * n / 100 rather than p / 100 * n: exact for whole p, so p99 of
+    // 100 values is the 99th, not the 100th.
+    let rank = (p.clamp(0.0, 100.0) * n as f64 / 100.0).ceil() as usize;
+    sorted[rank.clamp(1, n) - 1]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The Wilson score interval from its closed form, computed here
+    /// independently of `bpci`: centre `(p + z²/2n) / (1 + z²/n)`,
+    /// half-width `z / (1 + z²/n) * sqrt(p(1-p)/n + z²/4n²)`.
+    fn closed_form(k: u64, n: u64) -> (f64, f64) {
+        let (k, n, z2) = (k as f64, n as f64, Z95 * Z95);
+        let p = k / n;
+        let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
+        let half = Z95 / (1.0 + z2 / n) * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+        ((centre - half).max(0.0), (centre + half).min(1.0))
+    }
+
+    #[test]
+    fn wilson_matches_known_values_and_the_closed_form() {
+        // Known values (95%, z = 1.96): 0/10 upper 27.75%, 5/10
+        // [23.66%, 76.34%], 10/10 lower 72.25%.
+        let zero = Rate::wilson(0, 10);
+        assert_eq!(zero.low, 0.0);
+        assert!((zero.high - 0.2775).abs() < 5e-5, "{zero:?}");
+        let half = Rate::wilson(5, 10);
+        assert!(
+            (half.low - 0.2366).abs() < 5e-5 && (half.high - 0.7634).abs() < 5e-5,
+            "{half:?}"
+        );
+        let all = Rate::wilson(10, 10);
+        assert!(
+            (all.low - 0.7225).abs() < 5e-5 && all.high == 1.0,
+            "{all:?}"
+        );
+        // Zero in 1000: the upper bound is z²/(n + z²), not 3/n (the rule
+        // of three, 0.30%), and the render says it is a bound.
+        let none = Rate::wilson(0, 1000);
+        assert!((none.high - 0.003_827).abs() < 5e-7, "{none:?}");
+        assert_eq!(none.render(), "0/1000 (95% upper bound 0.4%)");
+        assert_eq!(half.render(), "5/10 50.0% [23.7%, 76.3%]");
+        for (k, n) in [
+            (0, 10),
+            (5, 10),
+            (10, 10),
+            (1, 3),
+            (0, 1000),
+            (999, 1000),
+            (37, 1234),
+        ] {
+            let r = Rate::wilson(k, n);
+            let (low, high) = closed_form(k, n);
+            assert!(
+                (r.low - low).abs() < 1e-9 && (r.high - high).abs() < 1e-9,
+                "{k}/{n}: bpci {r:?}, closed form [{low}, {high}]"
+            );
+        }
+        // No trials: the interval is everything.
+        let empty = Rate::wilson(0, 0);
+        assert_eq!((empty.rate, empty.low, empty.high), (0.0, 0.0, 1.0));
+    }
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let v: Vec<u64> = (1..=100).rev().collect();
+        assert_eq!(percentile(&v, 99.0), 99);
+        assert_eq!(percentile(&v, 100.0), 100);
+        assert_eq!(percentile(&v, 0.0), 1);
+        assert_eq!(percentile(&v, 50.0), 50);
+        let v: Vec<u64> = (1..=1000).collect();
+        assert_eq!(percentile(&v, 99.0), 990);
+        assert_eq!(percentile(&[7, 3, 400], 99.0), 400);
+        assert_eq!(percentile(&[5], 99.0), 5);
+        assert_eq!(percentile(&[], 99.0), 0);
+        assert_eq!(percentile_sorted(&[1, 2, 3, 4], 75.0), 3);
+    }
+
+    proptest! {
+        #[test]
+        fn the_50th_percentile_is_the_median(v in proptest::collection::vec(0u64..1000, 0..50)) {
+            prop_assert_eq!(percentile(&v, 50.0), median(&v));
+        }
+    }
 
     #[test]
     fn wilson_matches_the_textbook_values() {

@@ -347,3 +347,6 @@ mod soak;
 
 #[path = "lab/suite.rs"]
 mod suite;
+
+#[path = "lab/analysis.rs"]
+mod analysis;
