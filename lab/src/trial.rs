@@ -73,6 +73,10 @@ struct Tracked {
     ended_itself: bool,
     /// The supervisor signalled it (a planned kill or the teardown).
     signalled: bool,
+    /// The supervisor sent it SIGKILL (directly, or with `cgroup.kill` or
+    /// every pidfd): it is dying, whatever its parent does, so it can be a
+    /// slow death but never an orphan.
+    killed: bool,
     /// The teardown rung in effect when it died.
     rung: Option<String>,
 }
@@ -86,10 +90,25 @@ enum KillState {
 
 enum Stage {
     Course,
-    Ladder { rung: usize, since: u64 },
+    Ladder {
+        rung: usize,
+        since: u64,
+    },
     Grace,
-    Confirm { since: u64 },
+    Confirm {
+        since: u64,
+    },
+    /// Only processes the supervisor SIGKILLed are left: wait for them to die.
+    Dying {
+        since: u64,
+    },
 }
+
+/// How long processes the supervisor SIGKILLed may take to die before the
+/// trial is a `hang` (µs): a SIGKILLed process that outlives the cascade
+/// windows is slow (a starved CPU), not an orphan; one that outlives this
+/// sleeps uninterruptibly.
+const DYING_BOUND_US: u64 = 2_000_000;
 
 struct Trial<'a> {
     req: &'a TrialRequest,
@@ -113,6 +132,8 @@ struct Trial<'a> {
     rung: Option<String>,
     /// Legacy oracle: kill targets `/proc` read as alive right after the kill.
     proc_alive_after_kill: Vec<usize>,
+    /// `cgroup.kill` was written: every process of the trial is dying.
+    cgroup_killed: bool,
     /// The root is exec'd: the create axis is `clone3` and the host (this
     /// supervisor) has threads, so a copy of it is out of the question.
     root_exec: bool,
@@ -171,6 +192,7 @@ pub fn run(
         panic: None,
         rung: None,
         proc_alive_after_kill: Vec::new(),
+        cgroup_killed: false,
         root_exec: false,
         host_worker: None,
     };
@@ -411,10 +433,24 @@ impl Trial<'_> {
                                 continue;
                             }
                             Stage::Confirm { since } if now - since > w * 1000 => {
+                                if self.dying_only() {
+                                    stage = Stage::Dying { since: now };
+                                    continue;
+                                }
                                 return Some(self.finish_orphans(&rung, w));
                             }
                             _ => {}
                         }
+                    }
+                }
+                Stage::Dying { since } => {
+                    let w = self.window_us(max_gap);
+                    if self.empty() {
+                        slow = Some((now - teardown_at) / 1000);
+                        return Some(self.finish(Verdict::Pass, None, &rung, w, slow));
+                    }
+                    if now - since > DYING_BOUND_US * 1000 {
+                        return Some(self.finish_undying(&rung, (now - teardown_at) / 1000));
                     }
                 }
             }
@@ -727,6 +763,7 @@ impl Trial<'_> {
     fn signal(&mut self, i: usize, sig: Sig) {
         let n = &mut self.nodes[i];
         n.signalled = true;
+        n.killed |= sig == Sig::Kill;
         match self.req.strategy.observe {
             Observe::Pidfd => {
                 if let Some(p) = &n.pidfd {
@@ -767,6 +804,7 @@ impl Trial<'_> {
                 }
                 Observe::Pidfd if sig == Sig::Kill && self.cgroup.is_some() => {
                     let _ = self.cgroup.as_ref().map(|c| c.kill());
+                    self.cgroup_killed = true;
                     "cgroup.kill".to_string()
                 }
                 Observe::Pidfd => {
@@ -774,6 +812,9 @@ impl Trial<'_> {
                     let all = self.nodes.iter().filter_map(|n| n.pidfd.as_ref());
                     for p in all.chain(self.adopted.iter()) {
                         let _ = p.send_signal(sig.signal());
+                    }
+                    if sig == Sig::Kill {
+                        self.nodes.iter_mut().for_each(|n| n.killed = true);
                     }
                     format!("pidfds-{}", sig.name())
                 }
@@ -883,6 +924,7 @@ impl Trial<'_> {
                 let w = self.window_us(max_gap) * 1000;
                 (since + w).max(last_death + w).saturating_sub(now)
             }
+            Stage::Dying { since } => (since + DYING_BOUND_US * 1000).saturating_sub(now),
         };
         let awaiting_proc =
             self.req.strategy.observe == Observe::Pid && self.kills.contains(&KillState::Sent);
@@ -1139,6 +1181,45 @@ impl Trial<'_> {
             }
         }
         o.diagnosis = Some(d);
+    }
+
+    /// Whether everything still alive was SIGKILLed by the supervisor (so
+    /// it is dying, not orphaned): after `cgroup.kill`, or when every live
+    /// process is a node sent SIGKILL and none lives outside the plan.
+    fn dying_only(&mut self) -> bool {
+        if self.cgroup_killed {
+            return true;
+        }
+        let live: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| {
+                let n = &self.nodes[i];
+                n.dead_ns.is_none() && n.pidfd.as_ref().is_some_and(|p| !p.has_exited())
+            })
+            .collect();
+        live.iter().all(|&i| self.nodes[i].killed) && self.alive_count() as usize == live.len()
+    }
+
+    /// Processes the supervisor SIGKILLed outlived [`DYING_BOUND_US`]: a
+    /// `hang` (an uninterruptible sleep, say), diagnosed before the cleanup.
+    fn finish_undying(&mut self, rung: &str, since_teardown_ms: u64) -> Outcome {
+        let paths = self.alive_paths();
+        let n = self.alive_count();
+        let reason = format!(
+            "SIGKILLed by the supervisor and still alive {since_teardown_ms} ms after the teardown \
+             ({rung}): {}; a process that does not die of SIGKILL sleeps uninterruptibly (state D)",
+            if paths.is_empty() {
+                "processes outside the plan".to_string()
+            } else {
+                format!("nodes {}", paths.join(" "))
+            }
+        );
+        let mut o = self.finish(Verdict::Hang, Some(reason), rung, 0, None);
+        if o.verdict == Verdict::Hang {
+            o.hung = n;
+            o.survivors = paths;
+            self.diagnose(&mut o);
+        }
+        o
     }
 
     fn finish_orphans(&mut self, rung: &str, window_us: u64) -> Outcome {
