@@ -2,7 +2,8 @@
 # The nightly soak: the whole casebook, both sides (each scenario under the
 # legacy strategies that have its defect and under canonical), a trial budget
 # per scenario and strategy, into one dated directory, with the canonical
-# strategy gated: the script exits 1 when any canonical trial is not `pass`.
+# strategy gated: the script exits 1 when any canonical trial does not give
+# its intended verdict (`pass`; `panic` where a guard stops the deadlock).
 #
 #   TRIALS=1000 scripts/nightly-soak.sh
 #   SHARD=2/4 OUT=out/shard-2 scripts/nightly-soak.sh     # one shard of four
@@ -38,20 +39,22 @@ if [[ ! -x $LAB ]]; then
     exit 2
 fi
 
-# scenario, then the legacy-side strategies; canonical is added to each.
+# scenario, the verdicts canonical must give (its gate), then the legacy-side
+# strategies; canonical is added to each. Where a guard of the canonical path
+# turns the deadlock into a panic, that panic is the intended result.
 CASES=(
-    "nested legacy"
-    "pdeathsig-race legacy pdeathsig-checked"
-    "pdeathsig-thread legacy"
-    "lifeline-leak lifeline-leaky"
-    "stdio-dup legacy"
-    "mt-fork-mutex fork-noexec legacy"
-    "mt-fork-attendant legacy"
-    "pipe-fill legacy"
-    "setsid-escape legacy"
-    "proc-oracle legacy"
-    "pid-reuse legacy"
-    "ignore-term legacy"
+    "nested pass legacy"
+    "pdeathsig-race pass legacy pdeathsig-checked"
+    "pdeathsig-thread pass legacy"
+    "lifeline-leak pass lifeline-leaky"
+    "stdio-dup panic legacy"
+    "mt-fork-mutex pass fork-noexec legacy"
+    "mt-fork-attendant panic legacy"
+    "pipe-fill pass legacy"
+    "setsid-escape pass legacy"
+    "proc-oracle pass legacy"
+    "pid-reuse pass legacy"
+    "ignore-term pass legacy"
 )
 
 mkdir -p "$OUT"
@@ -60,8 +63,8 @@ for case in "${CASES[@]}"; do
     read -r -a words <<<"$case"
     name=${words[0]}
     args=(soak --scenario "$name" --trials "$TRIALS" --seed "$SEED" -j "$JOBS"
-          --gate canonical --progress none --format json)
-    for s in "${words[@]:1}" canonical; do
+          --gate "canonical:${words[1]}" --progress none --format json)
+    for s in "${words[@]:2}" canonical; do
         args+=(--strategy "$s")
     done
     [[ -n ${SHARD:-} ]] && args+=(--shard "$SHARD")

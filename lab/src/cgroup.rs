@@ -63,6 +63,15 @@ pub fn trial_parent(no_cgroup: bool) -> (Option<PathBuf>, Option<String>) {
     }
 }
 
+/// How trials ran, for a summary's header: `cgroup`, or `subreaper (why)`.
+pub fn mode_label(cgroup: bool, note: Option<&str>) -> String {
+    if cgroup {
+        "cgroup".to_string()
+    } else {
+        format!("subreaper ({})", note.unwrap_or("no cgroup"))
+    }
+}
+
 /// The cgroup of one trial, removed on drop (after its members are gone).
 #[derive(Debug)]
 pub struct TrialCgroup {

@@ -180,14 +180,7 @@ impl RunSummary {
     /// The A/B table and the replay commands, as text.
     pub fn render(&self) -> String {
         let mut s = String::new();
-        let mode = if self.cgroup {
-            "cgroup".to_string()
-        } else {
-            format!(
-                "subreaper ({})",
-                self.cgroup_note.as_deref().unwrap_or("no cgroup")
-            )
-        };
+        let mode = cgroup::mode_label(self.cgroup, self.cgroup_note.as_deref());
         let _ = writeln!(
             s,
             "lab run {}  seed {}  plan {}  kernel {}  mode {}",

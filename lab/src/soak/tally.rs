@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::results::TrialRow;
-use crate::stats::{median, Rate};
+use crate::stats::{median, percentile, Rate};
 use crate::verdict::Verdict;
 
 /// Failing trials kept per group for the replay list.
@@ -139,23 +139,15 @@ impl Tally {
                         })
                         .collect(),
                     median_verdict_us: median(&g.verdict_us),
-                    p99_verdict_us: p99(&g.verdict_us),
+                    p99_verdict_us: percentile(&g.verdict_us, 99.0),
                     median_duration_us: median(&g.duration_us),
-                    p99_duration_us: p99(&g.duration_us),
+                    p99_duration_us: percentile(&g.duration_us, 99.0),
                     signatures: g.signatures.clone(),
                     failing: g.failing.clone(),
                 }
             })
             .collect()
     }
-}
-
-/// The 99th percentile (nearest rank); 0 when empty.
-fn p99(values: &[u64]) -> u64 {
-    let mut v = values.to_vec();
-    v.sort_unstable();
-    let rank = (v.len() * 99).div_ceil(100);
-    v.get(rank.saturating_sub(1)).copied().unwrap_or(0)
 }
 
 /// The summaries as text: one block per scenario and swept value, one line
@@ -194,19 +186,4 @@ pub fn render(groups: &[GroupSummary]) -> String {
         );
     }
     s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn p99_is_the_nearest_rank() {
-        let v: Vec<u64> = (1..=100).collect();
-        assert_eq!(p99(&v), 99);
-        assert_eq!(p99(&[7]), 7);
-        assert_eq!(p99(&[]), 0);
-        let v: Vec<u64> = (1..=1000).collect();
-        assert_eq!(p99(&v), 990);
-    }
 }

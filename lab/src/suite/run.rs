@@ -52,23 +52,7 @@ impl<'a> Executor<'a> {
     /// Prepare to run members of `suite` as `setup` says: the lab's cgroup
     /// (unless `no_cgroup`, or none is writable; then subreaper mode).
     pub fn new(suite: &'a Suite, setup: &'a Setup) -> Executor<'a> {
-        let (cgroup, cgroup_note) = if setup.no_cgroup {
-            (
-                None,
-                Some("cgroup mode turned off (--no-cgroup or LAB_NO_CGROUP)".to_string()),
-            )
-        } else {
-            match cgroup::create_lab_cgroup() {
-                Some(dir) => (Some(dir), None),
-                None => (
-                    None,
-                    Some(
-                        "no writable cgroup v2 here; run as root or give the lab a delegated subtree"
-                            .into(),
-                    ),
-                ),
-            }
-        };
+        let (cgroup, cgroup_note) = cgroup::trial_parent(setup.no_cgroup);
         Executor {
             suite,
             setup,
@@ -357,14 +341,7 @@ impl SuiteReport {
     /// The table, the order-dependent members and their commands, as text.
     pub fn render(&self) -> String {
         let mut s = String::new();
-        let mode = if self.cgroup {
-            "cgroup".to_string()
-        } else {
-            format!(
-                "subreaper ({})",
-                self.cgroup_note.as_deref().unwrap_or("no cgroup")
-            )
-        };
+        let mode = cgroup::mode_label(self.cgroup, self.cgroup_note.as_deref());
         let _ = writeln!(
             s,
             "lab suite {}  order {}: {}  repeat {}  kernel {}  mode {}",
