@@ -124,3 +124,28 @@ pub const LAB_FD_FLOOR: RawFd = 256;
 pub fn move_high(fd: std::os::fd::OwnedFd) -> io::Result<std::os::fd::OwnedFd> {
     Ok(rustix::io::fcntl_dupfd_cloexec(&fd, LAB_FD_FLOOR)?)
 }
+
+/// The pipe behind the calling process's fd `fd`: `Some((inode, write))`
+/// when `fd` is open and a pipe (FIFO), with whether it is open for writing;
+/// `None` when it is closed or not a pipe. Two syscalls, no `/proc`: the
+/// node audits run it on every fd they list.
+///
+/// # References
+/// - [fstat(2)](https://man7.org/linux/man-pages/man2/fstat.2.html),
+///   [fcntl(2)](https://man7.org/linux/man-pages/man2/fcntl.2.html) (`F_GETFL`)
+pub fn own_pipe(fd: RawFd) -> Option<(u64, bool)> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat writes a `struct stat` into the buffer, which is large
+    // enough; an fd that is not open gives EBADF and nothing is read.
+    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: fstat returned 0, so it filled the buffer.
+    let st = unsafe { st.assume_init() };
+    if st.st_mode & libc::S_IFMT != libc::S_IFIFO {
+        return None;
+    }
+    // SAFETY: F_GETFL takes no argument and only reads the fd's flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    (flags >= 0).then_some((st.st_ino, flags & libc::O_ACCMODE != libc::O_RDONLY))
+}

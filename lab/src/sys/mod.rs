@@ -26,7 +26,7 @@ mod process;
 
 pub use clone::{spawn, Child, ChildFds, Lifeline, LifelineReader, Spawn};
 pub use exec::resolve_program;
-pub use fds::{dup_to, mark_inherited_cloexec, move_high, take_inherited, LAB_FD_FLOOR};
+pub use fds::{dup_to, mark_inherited_cloexec, move_high, own_pipe, take_inherited, LAB_FD_FLOOR};
 pub use pidfd::{ExitStatus, Pidfd};
 pub use process::{
     adopt_children, arm_pdeathsig, become_subreaper, block_forever, exit_now, monotonic_ns,
