@@ -26,7 +26,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{file_stem, list_some, sweep_unit, Dataset, ScenarioData, SweepUnit, SweepValue};
+use super::{
+    file_stem, list_some, sweep_unit, Dataset, Group, ScenarioData, SweepUnit, SweepValue,
+};
 use crate::error::LabError;
 use crate::verdict::Verdict;
 
@@ -262,6 +264,20 @@ const OTHERS: [RGBColor; 8] = [
     RGBColor(188, 189, 34),
     RGBColor(23, 190, 207),
 ];
+
+/// One legend entry per strategy group: `canonical (1000 trials)`, in the
+/// strategy's colour, drawn as `mark`.
+fn strategy_legend(groups: &[Group], mark: Mark) -> Vec<LegendItem> {
+    groups
+        .iter()
+        .enumerate()
+        .map(|(j, g)| LegendItem {
+            label: format!("{} ({} trials)", g.strategy, g.trials),
+            color: strategy_color(j, &g.strategy),
+            mark,
+        })
+        .collect()
+}
 
 /// The colour of the strategy `name`, the `index`-th of its scenario: blue
 /// for `canonical`, red for `legacy`, the others in turn.
@@ -511,15 +527,7 @@ where
 {
     let groups = sc.by_strategy();
     let verdicts = sc.verdicts();
-    let legend: Vec<LegendItem> = groups
-        .iter()
-        .enumerate()
-        .map(|(j, g)| LegendItem {
-            label: format!("{} ({} trials)", g.strategy, g.trials),
-            color: strategy_color(j, &g.strategy),
-            mark: Mark::Square,
-        })
-        .collect();
+    let legend = strategy_legend(&groups, Mark::Square);
     let subtitle = format!(
         "{} · bars: rate; whiskers: 95% Wilson interval{}",
         runs_line(&sc.distinct(|r| &r.run_id)),
@@ -858,15 +866,7 @@ where
     DB::ErrorType: 'static,
 {
     let groups = sc.by_strategy();
-    let legend: Vec<LegendItem> = groups
-        .iter()
-        .enumerate()
-        .map(|(j, g)| LegendItem {
-            label: format!("{} ({} trials)", g.strategy, g.trials),
-            color: strategy_color(j, &g.strategy),
-            mark: Mark::Line,
-        })
-        .collect();
+    let legend = strategy_legend(&groups, Mark::Line);
     let subtitle = format!(
         "{} · share of trials that ended within the time, cleanup included",
         runs_line(&sc.distinct(|r| &r.run_id))
