@@ -75,15 +75,8 @@ enum Command {
         /// Strategy (repeatable): a preset (`lab strategies`) or create=..,death=..,observe=..
         #[arg(long = "strategy", default_values_t = ["canonical".to_string(), "legacy".to_string()])]
         strategies: Vec<String>,
-        /// Deadline of a trial's planned course, like 400ms or 2s (default: from the plan)
-        #[arg(long, value_parser = humantime::parse_duration)]
-        deadline: Option<Duration>,
-        /// Run without a cgroup (subreaper alone), even where one is available
-        #[arg(long, env = "LAB_NO_CGROUP", value_parser = clap::builder::FalseyValueParser::new())]
-        no_cgroup: bool,
-        /// Parallel supervisors (default: the number of cores)
-        #[arg(short = 'j', long)]
-        jobs: Option<usize>,
+        #[command(flatten)]
+        trial: TrialOptions,
         /// Where to write results/<run-id>/trials.csv
         #[arg(long, default_value = "results")]
         out: PathBuf,
@@ -131,15 +124,8 @@ enum Command {
         /// guard's panic is the intended result)
         #[arg(long = "gate", value_name = "STRATEGY[:VERDICTS]")]
         gates: Vec<String>,
-        /// Deadline of every trial's course, like 400ms (default: each plan's)
-        #[arg(long, value_parser = humantime::parse_duration)]
-        deadline: Option<Duration>,
-        /// Run without a cgroup (subreaper alone)
-        #[arg(long, env = "LAB_NO_CGROUP", value_parser = clap::builder::FalseyValueParser::new())]
-        no_cgroup: bool,
-        /// Parallel supervisors (default: the number of cores)
-        #[arg(short = 'j', long)]
-        jobs: Option<usize>,
+        #[command(flatten)]
+        trial: TrialOptions,
         /// The soak's directory (default results/soak-<time>)
         #[arg(long, conflicts_with = "resume")]
         out: Option<PathBuf>,
@@ -308,18 +294,60 @@ struct SuiteOrder {
     members: Vec<String>,
 }
 
-/// What `lab suite` and `lab bisect` share besides the order.
+/// How every trial runs: `lab run`, `lab soak`, `lab suite` and `lab bisect`
+/// take these the same way.
 #[derive(clap::Args)]
-struct SuiteCommon {
-    /// Deadline of every member's trial, like 200ms (default: each plan's own)
+struct TrialOptions {
+    /// Deadline of each trial's planned course, like 400ms or 2s (default: the plan's own)
     #[arg(long, value_parser = humantime::parse_duration)]
     deadline: Option<Duration>,
     /// Run without a cgroup (subreaper alone), even where one is available
     #[arg(long, env = "LAB_NO_CGROUP", value_parser = clap::builder::FalseyValueParser::new())]
     no_cgroup: bool,
-    /// Supervisors running at once (default: the number of cores)
+    /// Parallel supervisors (default: the number of cores)
     #[arg(short = 'j', long)]
     jobs: Option<usize>,
+}
+
+impl TrialOptions {
+    /// The deadline, refused when zero.
+    ///
+    /// # Errors
+    /// [`LabError::Input`] for `--deadline 0s`.
+    fn deadline(&self) -> Result<Option<Duration>, LabError> {
+        if self.deadline.is_some_and(|d| d.is_zero()) {
+            return Err(LabError::Input(
+                "--deadline must be longer than zero".into(),
+            ));
+        }
+        Ok(self.deadline)
+    }
+
+    fn jobs(&self) -> usize {
+        self.jobs.unwrap_or_else(default_jobs)
+    }
+}
+
+/// Parallel supervisors when `-j` is not given: the number of cores.
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Make this process fit to run trials ([`run::prepare_lab_process`]) and
+/// find its own binary, from which supervisors are started.
+///
+/// # Errors
+/// [`LabError::Lab`] when either fails.
+fn lab_exe() -> Result<PathBuf, LabError> {
+    run::prepare_lab_process()?;
+    std::env::current_exe().map_err(|e| LabError::Lab(format!("cannot find the lab binary: {e}")))
+}
+
+/// What `lab suite` and `lab bisect` share besides the order.
+#[derive(clap::Args)]
+struct SuiteCommon {
+    #[command(flatten)]
+    trial: TrialOptions,
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -339,11 +367,7 @@ fn suite_setup(
     if repeat == 0 {
         return Err(LabError::Input("--repeat must be at least 1".into()));
     }
-    if common.deadline.is_some_and(|d| d.is_zero()) {
-        return Err(LabError::Input(
-            "--deadline must be longer than zero".into(),
-        ));
-    }
+    let deadline = common.trial.deadline()?;
     let order = if !order.members.is_empty() {
         Order::Members(order.members)
     } else if let Some(seed) = order.seed {
@@ -353,19 +377,14 @@ fn suite_setup(
     } else {
         Order::Written
     };
-    run::prepare_lab_process()?;
-    let exe = std::env::current_exe()
-        .map_err(|e| LabError::Lab(format!("cannot find the lab binary: {e}")))?;
     Ok(Setup {
         suite,
         repeat,
         order,
-        deadline: common.deadline,
-        no_cgroup: common.no_cgroup,
-        jobs: common
-            .jobs
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-        exe,
+        deadline,
+        no_cgroup: common.trial.no_cgroup,
+        jobs: common.trial.jobs(),
+        exe: lab_exe()?,
     })
 }
 
@@ -575,9 +594,7 @@ fn execute(command: Command) -> Result<i32, LabError> {
             sweep,
             shard,
             gates,
-            deadline,
-            no_cgroup,
-            jobs,
+            trial,
             out,
             resume,
             progress,
@@ -596,13 +613,10 @@ fn execute(command: Command) -> Result<i32, LabError> {
                 seed,
                 shard,
                 sweep,
-                deadline_ms: deadline.map(|d| d.as_millis() as u64),
-                no_cgroup,
+                deadline_ms: trial.deadline()?.map(|d| d.as_millis() as u64),
+                no_cgroup: trial.no_cgroup,
                 gates,
             };
-            run::prepare_lab_process()?;
-            let exe = std::env::current_exe()
-                .map_err(|e| LabError::Lab(format!("cannot find the lab binary: {e}")))?;
             let stamp = lab::results::run_id("soak", seed);
             let args = lab::soak::SoakArgs {
                 dir: resume
@@ -611,23 +625,17 @@ fn execute(command: Command) -> Result<i32, LabError> {
                     .unwrap_or_else(|| PathBuf::from("results").join(stamp)),
                 resume: resume.is_some(),
                 spec,
-                jobs: jobs
-                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+                jobs: trial.jobs(),
                 progress: match progress {
                     ProgressArg::Auto => lab::soak::Progress::Auto,
                     ProgressArg::Bar => lab::soak::Progress::Bar,
                     ProgressArg::Lines => lab::soak::Progress::Lines,
                     ProgressArg::None => lab::soak::Progress::None,
                 },
-                exe,
+                exe: lab_exe()?,
             };
             let summary = lab::soak::run(&args)?;
-            match format {
-                Format::Text => print!("{}", summary.render()),
-                Format::Json => {
-                    println!("{}", serde_json::to_string_pretty(&summary).expect("json"))
-                }
-            }
+            print_report(format, &summary, || summary.render());
             Ok(if summary.gate_passed() { 0 } else { 1 })
         }
         Command::Bench {
@@ -635,17 +643,10 @@ fn execute(command: Command) -> Result<i32, LabError> {
             jobs,
             format,
         } => {
-            run::prepare_lab_process()?;
-            let exe = std::env::current_exe()
-                .map_err(|e| LabError::Lab(format!("cannot find the lab binary: {e}")))?;
-            let jobs =
-                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             let out = std::env::temp_dir().join(format!("lab-bench-{}", std::process::id()));
-            let t = lab::bench::throughput(exe, trials, jobs, out)?;
-            match format {
-                Format::Text => print!("{}", t.render()),
-                Format::Json => println!("{}", serde_json::to_string_pretty(&t).expect("json")),
-            }
+            let jobs = jobs.unwrap_or_else(default_jobs);
+            let t = lab::bench::throughput(lab_exe()?, trials, jobs, out)?;
+            print_report(format, &t, || t.render());
             Ok(0)
         }
         Command::Report { dirs, out, charts } => {
@@ -690,9 +691,7 @@ fn execute(command: Command) -> Result<i32, LabError> {
             trials,
             repeat,
             strategies,
-            deadline,
-            no_cgroup,
-            jobs,
+            trial,
             out,
             format,
             gdb,
@@ -704,36 +703,22 @@ fn execute(command: Command) -> Result<i32, LabError> {
                     "--trials and --repeat must be at least 1".into(),
                 ));
             }
-            let strategies = strategies
-                .iter()
-                .map(|s| Strategy::parse(s).map_err(LabError::Input))
-                .collect::<Result<Vec<_>, _>>()?;
-            run::prepare_lab_process()?;
-            let exe = std::env::current_exe()
-                .map_err(|e| LabError::Lab(format!("cannot find the lab binary: {e}")))?;
-            let jobs =
-                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             let args = RunArgs {
                 scenario,
                 overrides,
                 seed,
                 trials,
-                strategies,
-                deadline,
-                no_cgroup,
-                jobs,
+                strategies: parse_strategies(&strategies)?,
+                deadline: trial.deadline()?,
+                no_cgroup: trial.no_cgroup,
+                jobs: trial.jobs(),
                 out,
-                exe,
+                exe: lab_exe()?,
                 gdb,
                 keep_hung,
             };
             let summary = run::run(&args)?;
-            match format {
-                Format::Text => print!("{}", summary.render()),
-                Format::Json => {
-                    println!("{}", serde_json::to_string_pretty(&summary).expect("json"))
-                }
-            }
+            print_report(format, &summary, || summary.render());
             Ok(if summary.all_passed() { 0 } else { 1 })
         }
     }

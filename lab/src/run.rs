@@ -15,7 +15,8 @@ use crate::results::{self, CsvSink, RunContext, TrialRow, TrialSource};
 use crate::runner::{self, run_trials};
 use crate::scenario::overrides::Override;
 use crate::scenario::Scenario;
-use crate::stats::{median, Rate};
+use crate::soak::tally::Tally;
+use crate::stats::Rate;
 use crate::strategy::Strategy;
 use crate::trial::TrialRequest;
 use crate::verdict::{Outcome, Verdict};
@@ -282,6 +283,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
             keep_hung: args.keep_hung,
         };
         let mut outcomes: Vec<(u64, Outcome)> = Vec::new();
+        let mut tally = Tally::default();
         let mut first: Option<FirstDiagnosis> = None;
         let mut write_error = None;
         let on_kept = |o: &Outcome| hold_for_user(o, &replay);
@@ -333,6 +335,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
                 if let Err(e) = csv.write(&row) {
                     write_error = Some(e);
                 }
+                tally.add(&row);
                 outcomes.push((i, o));
             },
         );
@@ -350,7 +353,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
             )));
             break;
         }
-        let mut summary = summarize(strategy, &outcomes, wall, &replay);
+        let mut summary = summarize(strategy, &outcomes, &tally, wall, &replay);
         summary.diagnosis = first;
         results.push(summary);
     }
@@ -460,43 +463,18 @@ fn replay_command(args: &RunArgs, strategy: &Strategy) -> String {
     cmd
 }
 
-/// A reason with what differs in every trial (PIDs, pipe inodes) written
-/// `N`, so that equal failures group: `pid 4711` -> `pid N`,
-/// `pipe:[93211]` -> `pipe:[N]`.
-pub(crate) fn reason_class(reason: &str) -> String {
-    let mut out = String::with_capacity(reason.len());
-    let mut rest = reason;
-    while let Some(at) = ["pid ", "pipe:["]
-        .iter()
-        .filter_map(|p| rest.find(p).map(|i| (i, p.len())))
-        .min()
-    {
-        let (i, len) = at;
-        out.push_str(&rest[..i + len]);
-        rest = &rest[i + len..];
-        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-        if digits > 0 {
-            out.push('N');
-            rest = &rest[digits..];
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
 fn summarize(
     strategy: &Strategy,
     outcomes: &[(u64, Outcome)],
+    tally: &Tally,
     wall: Duration,
     replay: &str,
 ) -> StrategySummary {
     let n = outcomes.len() as u64;
-    let count = |v: Verdict| outcomes.iter().filter(|(_, o)| o.verdict == v).count() as u64;
-    let rates = Verdict::ALL
-        .iter()
-        .map(|&v| (v.name().to_string(), Rate::wilson(count(v), n)))
-        .collect();
-    let times: Vec<u64> = outcomes.iter().map(|(_, o)| o.time_to_verdict_us).collect();
+    // The rates, times, reasons and signatures are the soak's tally of this
+    // strategy's rows (one group: one scenario, one strategy).
+    let g = tally.summaries().pop().expect("a strategy with trials");
+    let count = |v: Verdict| g.rates[v.name()].count;
     let replays = Verdict::ALL
         .iter()
         .filter(|&&v| v != Verdict::Pass)
@@ -514,32 +492,6 @@ fn summarize(
             })
         })
         .collect();
-    let mut reasons: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-    for (_, o) in outcomes {
-        if let (v, Some(r)) = (o.verdict, &o.reason) {
-            if v != Verdict::Pass {
-                *reasons
-                    .entry(v.name().to_string())
-                    .or_default()
-                    .entry(reason_class(r))
-                    .or_insert(0) += 1;
-            }
-        }
-    }
-    let mut signatures: BTreeMap<String, u64> = BTreeMap::new();
-    for (_, o) in outcomes {
-        for name in &o.signatures {
-            *signatures.entry(name.clone()).or_insert(0) += 1;
-        }
-    }
-    let panic_reasons = reasons
-        .get(Verdict::Panic.name())
-        .cloned()
-        .unwrap_or_default();
-    let mut panic_sites: BTreeMap<String, u64> = BTreeMap::new();
-    for site in outcomes.iter().filter_map(|(_, o)| o.panic_site.as_ref()) {
-        *panic_sites.entry(site.clone()).or_insert(0) += 1;
-    }
     let modal = Verdict::ALL
         .iter()
         .copied()
@@ -565,8 +517,7 @@ fn summarize(
         trials_with_false_orphans: outcomes.iter().filter(|(_, o)| o.false_orphans > 0).count()
             as u64,
         false_orphans_total: outcomes.iter().map(|(_, o)| o.false_orphans as u64).sum(),
-        rates,
-        median_verdict_us: median(&times),
+        median_verdict_us: g.median_verdict_us,
         trials_per_s: if wall.as_secs_f64() > 0.0 {
             n as f64 / wall.as_secs_f64()
         } else {
@@ -574,33 +525,15 @@ fn summarize(
         },
         orphans_total: outcomes.iter().map(|(_, o)| o.orphans as u64).sum(),
         replay: replays,
-        reasons,
-        signatures,
-        panic_reasons,
-        panic_sites,
+        panic_reasons: g
+            .reasons
+            .get(Verdict::Panic.name())
+            .cloned()
+            .unwrap_or_default(),
+        rates: g.rates,
+        reasons: g.reasons,
+        signatures: g.signatures,
+        panic_sites: g.panic_sites,
         diagnosis: None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::reason_class;
-
-    #[test]
-    fn reasons_group_without_their_pids_and_inodes() {
-        assert_eq!(
-            reason_class("worker thread belongs to pid 4711, this is pid 4712: copy"),
-            "worker thread belongs to pid N, this is pid N: copy"
-        );
-        assert_eq!(
-            reason_class("fd 1 and fd 10 -> pipe:[93211] in node 0 (pid 7)"),
-            "fd 1 and fd 10 -> pipe:[N] in node 0 (pid N)"
-        );
-        // Nothing to replace, and a prefix without digits, stay as they are.
-        assert_eq!(reason_class("a pid is a pipe:[x]"), "a pid is a pipe:[x]");
-        assert_eq!(
-            reason_class("node 0.1 (last phase created)"),
-            "node 0.1 (last phase created)"
-        );
     }
 }

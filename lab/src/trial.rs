@@ -639,16 +639,7 @@ impl Trial<'_> {
     fn leak(&mut self, reader: u32, value: i64) {
         let inode = (value & ((1i64 << LEAK_INODE_BITS) - 1)) as u64;
         let child = (value >> LEAK_INODE_BITS) as usize;
-        let mut pids: Vec<i32> = match &self.cgroup {
-            Some(cg) => cg.members().unwrap_or_default(),
-            None => {
-                self.adopt();
-                self.adopted.iter().map(|p| p.pid()).collect()
-            }
-        };
-        pids.extend(self.nodes.iter().filter(|n| n.pid > 0).map(|n| n.pid));
-        pids.sort_unstable();
-        pids.dedup();
+        let pids = self.trial_pids();
         let holders: Vec<String> = forensics::pipe_holders(inode, &pids)
             .into_iter()
             .filter(|(_, f)| f.mode.contains('w'))
@@ -1142,16 +1133,31 @@ impl Trial<'_> {
         o
     }
 
-    /// Let the failure speak: read the stuck state of every live process of
-    /// the trial before anything is killed, and name its signatures.
-    fn diagnose(&mut self, o: &mut Outcome) {
+    /// The processes of the trial, for diagnosis (never for a verdict): the
+    /// cgroup's members, or without one every descendant of the supervisor
+    /// (its subreaper), plus every live node the list may have missed.
+    fn trial_pids(&self) -> Vec<i32> {
         let mut pids: Vec<i32> = match &self.cgroup {
             Some(cg) => cg.members().unwrap_or_default(),
             None => forensics::descendants(std::process::id() as i32),
         };
+        pids.extend(
+            self.nodes
+                .iter()
+                .filter(|n| n.created_ns.is_some() && n.dead_ns.is_none())
+                .map(|n| n.pid),
+        );
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
+    /// Let the failure speak: read the stuck state of every live process of
+    /// the trial before anything is killed, and name its signatures.
+    fn diagnose(&mut self, o: &mut Outcome) {
+        let pids = self.trial_pids();
         // Every node that was born names its pid (a dead one may linger as
-        // an unreaped zombie); the live ones are read even if the member
-        // list missed them.
+        // an unreaped zombie).
         let nodes: Vec<(i32, String)> = self
             .nodes
             .iter()
@@ -1159,12 +1165,6 @@ impl Trial<'_> {
             .filter(|(_, n)| n.created_ns.is_some())
             .map(|(i, n)| (n.pid, self.plan().nodes[i].path.clone()))
             .collect();
-        pids.extend(
-            self.nodes
-                .iter()
-                .filter(|n| n.created_ns.is_some() && n.dead_ns.is_none())
-                .map(|n| n.pid),
-        );
         let req = self.req;
         let subject = forensics::Subject {
             verdict: o.verdict.name().into(),

@@ -166,3 +166,50 @@ impl Outcome {
         }
     }
 }
+
+/// A reason with what differs in every trial (PIDs, pipe inodes) written
+/// `N`, so that equal failures group: `pid 4711` -> `pid N`,
+/// `pipe:[93211]` -> `pipe:[N]`.
+pub(crate) fn reason_class(reason: &str) -> String {
+    let mut out = String::with_capacity(reason.len());
+    let mut rest = reason;
+    while let Some(at) = ["pid ", "pipe:["]
+        .iter()
+        .filter_map(|p| rest.find(p).map(|i| (i, p.len())))
+        .min()
+    {
+        let (i, len) = at;
+        out.push_str(&rest[..i + len]);
+        rest = &rest[i + len..];
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits > 0 {
+            out.push('N');
+            rest = &rest[digits..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reason_class;
+
+    #[test]
+    fn reasons_group_without_their_pids_and_inodes() {
+        assert_eq!(
+            reason_class("worker thread belongs to pid 4711, this is pid 4712: copy"),
+            "worker thread belongs to pid N, this is pid N: copy"
+        );
+        assert_eq!(
+            reason_class("fd 1 and fd 10 -> pipe:[93211] in node 0 (pid 7)"),
+            "fd 1 and fd 10 -> pipe:[N] in node 0 (pid N)"
+        );
+        // Nothing to replace, and a prefix without digits, stay as they are.
+        assert_eq!(reason_class("a pid is a pipe:[x]"), "a pid is a pipe:[x]");
+        assert_eq!(
+            reason_class("node 0.1 (last phase created)"),
+            "node 0.1 (last phase created)"
+        );
+    }
+}

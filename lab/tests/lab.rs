@@ -13,12 +13,18 @@ static ONE_LAB_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 const LAB: &str = env!("CARGO_BIN_EXE_lab");
 
-fn scenario(name: &str) -> String {
+/// `dir/name` below the lab crate's directory, as a string argument.
+fn crate_path(dir: &str, name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/scenarios")
+        .join(dir)
         .join(name)
         .display()
         .to_string()
+}
+
+/// A test scenario of `lab/tests/scenarios/`.
+fn scenario(name: &str) -> String {
+    crate_path("tests/scenarios", name)
 }
 
 /// A fresh results directory of its own for one run (tests run in parallel).

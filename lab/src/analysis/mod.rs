@@ -558,7 +558,7 @@ impl Group {
                 *g.reasons
                     .entry(t.verdict)
                     .or_default()
-                    .entry(crate::run::reason_class(&r.reason))
+                    .entry(crate::verdict::reason_class(&r.reason))
                     .or_insert(0) += 1;
             }
             for s in r.signatures.split_whitespace() {

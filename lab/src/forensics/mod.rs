@@ -164,16 +164,14 @@ impl Diagnosis {
     }
 }
 
-/// Read every process in `pids` (the trial's live processes; those that
-/// vanish meanwhile are skipped), name them from `nodes` (`(pid, node path)`
+/// Read every process in `pids` (the trial's live processes, distinct and in
+/// the order the diagnosis lists them; those that vanish meanwhile are
+/// skipped), name them from `nodes` (`(pid, node path)`
 /// of the plan's nodes), and find the signatures. With `gdb`, add all-thread
 /// backtraces (or a note saying why there are none). Kernel stacks are read
 /// when the lab runs as root.
 pub fn capture(subject: Subject, pids: &[i32], nodes: &[(i32, String)], gdb: bool) -> Diagnosis {
     let root = rustix::process::geteuid().is_root();
-    let mut pids = pids.to_vec();
-    pids.sort_unstable();
-    pids.dedup();
     let mut processes: Vec<ProcessState> = pids
         .iter()
         .filter_map(|&pid| proc::read_process(pid, root))

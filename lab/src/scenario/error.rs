@@ -36,6 +36,16 @@ impl ScenarioError {
         }
     }
 
+    /// A TOML or serde error of `source`, located where the parser says
+    /// (scenario and suite files alike).
+    pub(crate) fn from_toml(file: &str, source: &str, e: toml::de::Error) -> Self {
+        let message = e.message().trim().to_string();
+        match e.span() {
+            Some(span) => ScenarioError::at(file, source, span, message),
+            None => ScenarioError::plain(file, message),
+        }
+    }
+
     /// An error about the file as a whole (unreadable, unknown name).
     pub(crate) fn plain(file: &str, message: String) -> Self {
         ScenarioError {

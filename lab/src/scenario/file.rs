@@ -227,13 +227,8 @@ impl Ctx<'_> {
 
 pub(super) fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     let cx = Ctx { file, text };
-    let raw: RawScenario = toml::from_str(text).map_err(|e| {
-        let message = e.message().trim().to_string();
-        match e.span() {
-            Some(span) => ScenarioError::at(file, text, span, message),
-            None => ScenarioError::plain(file, message),
-        }
-    })?;
+    let raw: RawScenario =
+        toml::from_str(text).map_err(|e| ScenarioError::from_toml(file, text, e))?;
     if *raw.version.get_ref() != VERSION {
         return cx.err(
             raw.version.span(),

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::results::TrialRow;
 use crate::stats::{median, percentile, Rate};
+use crate::verdict::reason_class;
 use crate::verdict::Verdict;
 
 /// Failing trials kept per group for the replay list.
@@ -23,6 +24,8 @@ struct Group {
     verdict_us: Vec<u64>,
     duration_us: Vec<u64>,
     signatures: BTreeMap<String, u64>,
+    reasons: BTreeMap<String, BTreeMap<String, u64>>,
+    panic_sites: BTreeMap<String, u64>,
     failing: Vec<Failing>,
 }
 
@@ -70,6 +73,11 @@ pub struct GroupSummary {
     pub p99_duration_us: u64,
     /// Trials that named each signature.
     pub signatures: BTreeMap<String, u64>,
+    /// Distinct reasons of the trials that did not pass, by verdict, with
+    /// PIDs and pipe inodes written `N` so that equal failures group.
+    pub reasons: BTreeMap<String, BTreeMap<String, u64>>,
+    /// The guards' sites (`file:line`) of `panic` verdicts, with counts.
+    pub panic_sites: BTreeMap<String, u64>,
     /// The first failing trials (at most 20), with their replay commands.
     pub failing: Vec<Failing>,
 }
@@ -89,6 +97,16 @@ impl Tally {
         g.duration_us.push(row.duration_us);
         for s in row.signatures.split_whitespace() {
             *g.signatures.entry(s.to_string()).or_insert(0) += 1;
+        }
+        if row.verdict != Verdict::Pass.name() && !row.reason.is_empty() {
+            *g.reasons
+                .entry(row.verdict.clone())
+                .or_default()
+                .entry(reason_class(&row.reason))
+                .or_insert(0) += 1;
+        }
+        if !row.panic_site.is_empty() {
+            *g.panic_sites.entry(row.panic_site.clone()).or_insert(0) += 1;
         }
         if row.verdict != Verdict::Pass.name() && g.failing.len() < FAILING_KEPT {
             g.failing.push(Failing {
@@ -143,6 +161,8 @@ impl Tally {
                     median_duration_us: median(&g.duration_us),
                     p99_duration_us: percentile(&g.duration_us, 99.0),
                     signatures: g.signatures.clone(),
+                    reasons: g.reasons.clone(),
+                    panic_sites: g.panic_sites.clone(),
                     failing: g.failing.clone(),
                 }
             })

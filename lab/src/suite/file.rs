@@ -99,13 +99,8 @@ impl Suite {
         let err = |span: std::ops::Range<usize>, message: String| {
             ScenarioError::at(file, text, span, message)
         };
-        let raw: RawSuite = toml::from_str(text).map_err(|e| {
-            let message = e.message().trim().to_string();
-            match e.span() {
-                Some(span) => ScenarioError::at(file, text, span, message),
-                None => ScenarioError::plain(file, message),
-            }
-        })?;
+        let raw: RawSuite =
+            toml::from_str(text).map_err(|e| ScenarioError::from_toml(file, text, e))?;
         if *raw.version.get_ref() != VERSION {
             return Err(err(
                 raw.version.span(),

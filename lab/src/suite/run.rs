@@ -17,10 +17,10 @@ use serde::Serialize;
 
 use super::{Setup, Suite};
 use crate::error::LabError;
-use crate::run::reason_class;
 use crate::runner::{self, Supervisor};
 use crate::strategy::Strategy;
 use crate::trial::TrialRequest;
+use crate::verdict::reason_class;
 use crate::verdict::{Outcome, Verdict};
 use crate::{cgroup, results};
 

@@ -8,7 +8,7 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use super::{json, lab};
+use super::{crate_path, json, lab};
 
 /// K for every run here.
 const K: u64 = 3;
@@ -19,19 +19,11 @@ const DEADLINE: &str = "200ms";
 const GUARDED_FORK: &str = "create=fork,death=pdeathsig,observe=proc,guards=on";
 
 fn shipped(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../scenarios/suites")
-        .join(name)
-        .display()
-        .to_string()
+    crate_path("../scenarios/suites", name)
 }
 
 fn test_suite(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/suites")
-        .join(name)
-        .display()
-        .to_string()
+    crate_path("tests/suites", name)
 }
 
 /// `lab COMMAND FILE ARGS... --repeat K --deadline 200ms --format json`;
