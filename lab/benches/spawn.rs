@@ -15,14 +15,14 @@ use lab::plan::Plan;
 use lab::runner::Supervisor;
 use lab::scenario::Scenario;
 use lab::strategy::Strategy;
-use lab::sys::{self, floor};
 use lab::trial::TrialRequest;
+use lifeline::floor;
 
 fn create_and_reap(c: &mut Criterion) {
     let mut g = c.benchmark_group("create, _exit, reap");
     g.bench_function("clone3 + pidfd + lifeline, waitid(P_PIDFD)", |b| {
         b.iter(|| {
-            let child = sys::spawn(|_| 0).expect("clone3");
+            let child = lifeline::spawn(|_| 0).expect("clone3");
             child.pidfd().wait().expect("waitid")
         })
     });
@@ -34,7 +34,7 @@ fn create_and_reap(c: &mut Criterion) {
     let prog = c"/bin/true";
     g.bench_function("clone3 + exec (Spawn::exec), waitid(P_PIDFD)", |b| {
         b.iter(|| {
-            let child = sys::Spawn::default()
+            let child = lifeline::Spawn::default()
                 .exec(prog, &[c"true"], &[], 3)
                 .expect("clone3 + exec");
             child.pidfd().wait().expect("waitid")

@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::error::LabError;
 use crate::run::{self, RunArgs};
 use crate::strategy::Strategy;
-use crate::sys::floor;
+use lifeline::floor;
 
 /// What `lab bench` measured.
 #[derive(Clone, Debug, Serialize)]

@@ -1,7 +1,7 @@
 //! `lab env`: what this kernel and this process support, and which lab
 //! features that enables or rules out.
 //!
-//! The probing is done by [`probe_kernel`](crate::sys::probe::probe_kernel);
+//! The probing is done by [`probe_kernel`](lifeline::probe::probe_kernel);
 //! this module only presents its [`KernelFeatures`], as text for people and as
 //! JSON for scripts.
 
@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::sys::probe::KernelFeatures;
+use lifeline::probe::KernelFeatures;
 
 /// One line of the report: the feature's name, whether it is there, and what
 /// it enables (`yes`) or what the lab does without it (`no`).
@@ -138,7 +138,11 @@ pub fn to_json(features: &KernelFeatures, cgroup: Option<&Path>) -> serde_json::
     json!({
         "kernel": kernel_release(),
         "cgroup": cgroup.map(|p| p.display().to_string()),
-        "features": features,
+        "features": features
+            .fields()
+            .iter()
+            .map(|&(name, present)| (name.to_string(), serde_json::Value::Bool(present)))
+            .collect::<serde_json::Map<_, _>>(),
         "modes": {
             "per_trial_cgroups": features.per_trial_cgroups(),
             "pid_reuse": features.pid_reuse(),
@@ -234,7 +238,7 @@ mod tests {
 
     #[test]
     fn this_machine_renders() {
-        let f = crate::sys::probe::probe_kernel(None);
+        let f = lifeline::probe::probe_kernel(None);
         let text = render(&f, None);
         assert_eq!(answer(&text, "clone3 + CLONE_PIDFD"), "yes", "{text}");
         assert_eq!(answer(&text, "close_range"), "yes", "{text}");

@@ -5,7 +5,7 @@
 //! processes under a [`strategy`] by a per-trial [`supervisor`], and judged
 //! into a [`verdict`] from kernel-exact sources only (pidfds, `waitid`, cgroup
 //! files). See `DESIGN.md` of the project for the terms.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 pub mod analysis;
 pub mod bench;
@@ -25,7 +25,5 @@ pub mod stats;
 pub mod strategy;
 pub mod suite;
 pub mod supervisor;
-#[allow(unsafe_code)]
-pub mod sys;
 pub mod trial;
 pub mod verdict;

@@ -440,7 +440,7 @@ fn execute(command: Command) -> Result<i32, LabError> {
         } => lab::node::boot::main(idx, parent_pid, lifeline, notify),
         Command::Env { format } => {
             let cgroup = lab::cgroup::create_lab_cgroup();
-            let features = lab::sys::probe::probe_kernel(cgroup.as_deref());
+            let features = lifeline::probe::probe_kernel(cgroup.as_deref());
             match format {
                 Format::Text => print!("{}", lab::env::render(&features, cgroup.as_deref())),
                 Format::Json => println!(
@@ -513,7 +513,7 @@ fn execute(command: Command) -> Result<i32, LabError> {
                     o.name()
                 );
             }
-            let have = if lab::sys::probe::autokill_supported() {
+            let have = if lifeline::probe::autokill_supported() {
                 "available here"
             } else {
                 "not on this kernel"

@@ -16,8 +16,8 @@ use rustix::net::{
     SocketType,
 };
 
-use crate::sys::{monotonic_ns, Pidfd};
 use crate::verdict::GuardPanic;
+use lifeline::{monotonic_ns, Pidfd};
 
 /// Size of one record's header in bytes (well under PIPE_BUF); every record
 /// but [`Event::Panic`] is this header alone.
@@ -327,7 +327,7 @@ pub fn try_recv(fd: BorrowedFd<'_>) -> io::Result<Option<Received>> {
     let (record, panic) = decode_datagram(&buf[..got])?;
     Ok(Some(Received {
         record,
-        pidfd: passed.map(|fd| Pidfd::from_kernel(fd, record.pid)),
+        pidfd: passed.and_then(|fd| Pidfd::from_received(fd, record.pid).ok()),
         panic,
     }))
 }

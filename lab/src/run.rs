@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::cgroup;
 use crate::error::LabError;
 use crate::forensics::Diagnosis;
 use crate::plan::Plan;
@@ -20,7 +21,6 @@ use crate::stats::Rate;
 use crate::strategy::Strategy;
 use crate::trial::TrialRequest;
 use crate::verdict::{Outcome, Verdict};
-use crate::{cgroup, sys};
 
 /// What `lab run` is asked to do.
 #[derive(Clone, Debug)]
@@ -395,7 +395,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
 /// nothing was run.
 pub fn check_privileges(scenario: &Scenario) -> Result<(), LabError> {
     let plan = Plan::new(scenario, 0);
-    if plan.nodes.iter().any(|n| n.pid_reuse) && !sys::probe::probe_kernel(None).pid_reuse() {
+    if plan.nodes.iter().any(|n| n.pid_reuse) && !lifeline::probe::probe_kernel(None).pid_reuse() {
         return Err(LabError::Input(format!(
             "{} needs a private PID namespace, and this process can make none: run it as root, \
              or allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1 or \
@@ -412,9 +412,9 @@ pub fn check_privileges(scenario: &Scenario) -> Result<(), LabError> {
 /// # Errors
 /// [`LabError::Lab`] when the kernel refuses either.
 pub fn prepare_lab_process() -> Result<(), LabError> {
-    sys::mark_inherited_cloexec()
+    lifeline::mark_inherited_cloexec()
         .map_err(|e| LabError::Lab(format!("close_range(CLOSE_RANGE_CLOEXEC): {e}")))?;
-    sys::become_subreaper().map_err(|e| LabError::Lab(format!("PR_SET_CHILD_SUBREAPER: {e}")))
+    lifeline::become_subreaper().map_err(|e| LabError::Lab(format!("PR_SET_CHILD_SUBREAPER: {e}")))
 }
 
 /// `--keep-hung`: show the kept tree, how to attach to it, and wait for

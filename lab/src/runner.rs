@@ -16,9 +16,9 @@ use rustix::pipe::{pipe_with, PipeFlags};
 
 use crate::error::LabError;
 use crate::supervisor::{BYE, MODE_ARG, PLAN_FD, RELEASE, RESULT_FD};
-use crate::sys::{self, Pidfd, Spawn};
 use crate::trial::TrialRequest;
 use crate::verdict::Outcome;
+use lifeline::{Pidfd, Spawn};
 
 /// A running supervisor: its pidfd, the write end of its lifeline (plans go
 /// there) and the read end of its result pipe.
@@ -251,13 +251,13 @@ pub fn run_pool(
 pub fn sweep_orphans() -> usize {
     let mut n = 0;
     loop {
-        let kids = sys::adopt_children().unwrap_or_default();
+        let kids = lifeline::adopt_children().unwrap_or_default();
         for k in &kids {
             let _ = k.send_signal(rustix::process::Signal::KILL);
             n += 1;
         }
-        match sys::reap_any(!kids.is_empty()) {
-            Ok(sys::Reaped::One(_)) => continue,
+        match lifeline::reap_any(!kids.is_empty()) {
+            Ok(lifeline::Reaped::One(_)) => continue,
             _ if kids.is_empty() => return n,
             _ => continue,
         }

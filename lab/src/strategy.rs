@@ -140,7 +140,7 @@ impl Strategy {
     /// combination and what to pick instead.
     pub fn parse(s: &str) -> Result<Strategy, String> {
         if s == AUTOKILL {
-            return Err(if crate::sys::probe::autokill_supported() {
+            return Err(if lifeline::probe::autokill_supported() {
                 "this kernel has CLONE_PIDFD_AUTOKILL, but this version of the lab does not drive it yet; use canonical".into()
             } else {
                 format!(

@@ -23,7 +23,6 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsFd;
 
-use crate::sys;
 use crate::trial::{self, TrialRequest};
 use crate::verdict::Outcome;
 
@@ -45,11 +44,14 @@ pub fn main() -> i32 {
     // Out of the lab's session: a Ctrl-C at the terminal reaches the lab,
     // whose death the supervisor then sees on its lifeline and cleans up.
     let _ = rustix::process::setsid();
-    if let Err(e) = sys::become_subreaper() {
+    if let Err(e) = lifeline::become_subreaper() {
         eprintln!("lab supervisor: cannot become a subreaper: {e}");
         return 3;
     }
-    let (plans, results) = match (sys::take_inherited(PLAN_FD), sys::take_inherited(RESULT_FD)) {
+    let (plans, results) = match (
+        lifeline::take_inherited(PLAN_FD),
+        lifeline::take_inherited(RESULT_FD),
+    ) {
         (Ok(p), Ok(r)) => (p, r),
         _ => {
             eprintln!("lab supervisor: started without its fds 3 and 4; it is started by `lab`, not by hand");

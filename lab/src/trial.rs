@@ -24,8 +24,8 @@ use crate::plan::{Plan, PlanAt};
 use crate::report::{self, Event};
 use crate::scenario::{AttendantAction, Phase, Sig};
 use crate::strategy::{Create, Observe, Strategy};
-use crate::sys::{self, legacy, monotonic_ns, Pidfd, Reaped};
 use crate::verdict::{GuardPanic, Outcome, Verdict};
+use lifeline::{legacy, monotonic_ns, Pidfd, Reaped};
 
 /// Shortest cascade window (µs), before measured latencies widen it. At 2 ms,
 /// canonical trials running side by side saw a SIGKILLed root outlive both
@@ -272,7 +272,7 @@ impl Trial<'_> {
             crate::node::host_attend(plan.host.attendant, &plan.scenario);
         }
         self.root_exec = self.req.strategy.create == Create::Clone3
-            && sys::thread_count().map_or(true, |n| n > 1);
+            && lifeline::thread_count().map_or(true, |n| n > 1);
         let me = std::process::id();
         self.host_worker = crate::node::host_attendant_worker()
             .filter(|(owner, _)| !self.root_exec && *owner == me);
@@ -283,7 +283,7 @@ impl Trial<'_> {
         self.host();
         // The fds every node inherits sit at LAB_FD_FLOOR and above, where a
         // scenario's own fd numbers cannot reach them.
-        let channel = report::channel().and_then(|(s, n)| Ok((s, sys::move_high(n)?)));
+        let channel = report::channel().and_then(|(s, n)| Ok((s, lifeline::move_high(n)?)));
         let (sup_end, node_end) = match channel {
             Ok(p) => p,
             Err(e) => {
@@ -299,7 +299,7 @@ impl Trial<'_> {
             if let PlanAt::Gate { child, .. } = k.at {
                 let gate = pipe_with(PipeFlags::CLOEXEC)
                     .map_err(io::Error::from)
-                    .and_then(|(r, w)| Ok((sys::move_high(r)?, w)));
+                    .and_then(|(r, w)| Ok((lifeline::move_high(r)?, w)));
                 match gate {
                     Ok((r, w)) => {
                         gate_reads.push((child, r));
@@ -318,7 +318,7 @@ impl Trial<'_> {
                 strategy: req.strategy.clone(),
                 gates,
             };
-            match b.to_memfd().and_then(sys::move_high) {
+            match b.to_memfd().and_then(lifeline::move_high) {
                 Ok(fd) => Some(fd),
                 Err(e) => {
                     return Some(error_outcome(
@@ -562,7 +562,7 @@ impl Trial<'_> {
             .chain(boot.map(|b| b.as_raw_fd()))
             .collect();
         debug_assert!(
-            handed.iter().all(|&fd| fd >= sys::LAB_FD_FLOOR),
+            handed.iter().all(|&fd| fd >= lifeline::LAB_FD_FLOOR),
             "{handed:?}"
         );
         let procs = self.cgroup.as_ref().map(|c| c.procs_fd());
@@ -668,7 +668,7 @@ impl Trial<'_> {
     }
 
     fn reap_zombies(&self) -> io::Result<()> {
-        while let Reaped::One(_) = sys::reap_any(false)? {}
+        while let Reaped::One(_) = lifeline::reap_any(false)? {}
         Ok(())
     }
 
@@ -866,7 +866,7 @@ impl Trial<'_> {
     /// (a node's own children outside the plan).
     fn adopt(&mut self) {
         let known: Vec<i32> = self.nodes.iter().map(|n| n.pid).collect();
-        if let Ok(kids) = sys::adopt_children() {
+        if let Ok(kids) = lifeline::adopt_children() {
             for k in kids {
                 if !known.contains(&k.pid()) && !self.adopted.iter().any(|a| a.pid() == k.pid()) {
                     self.adopted.push(k);
@@ -1266,12 +1266,12 @@ impl Trial<'_> {
             let _ = p.send_signal(rustix::process::Signal::KILL);
         }
         loop {
-            if let Ok(kids) = sys::adopt_children() {
+            if let Ok(kids) = lifeline::adopt_children() {
                 for k in kids {
                     let _ = k.send_signal(rustix::process::Signal::KILL);
                 }
             }
-            match sys::reap_any(true) {
+            match lifeline::reap_any(true) {
                 Ok(Reaped::One(_)) | Ok(Reaped::NoneReady) => continue,
                 Ok(Reaped::NoChildren) | Err(_) => break,
             }

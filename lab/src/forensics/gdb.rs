@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::pipe::{pipe_with, PipeFlags};
 
-use crate::sys::Spawn;
+use lifeline::Spawn;
 
 /// How long one gdb may take before it is killed.
 const GDB_TIMEOUT: Duration = Duration::from_secs(30);

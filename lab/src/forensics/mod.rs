@@ -198,7 +198,7 @@ pub fn capture(subject: Subject, pids: &[i32], nodes: &[(i32, String)], gdb: boo
         notes.push("kernel stacks (/proc/PID/stack) need root; not read".to_string());
     }
     if gdb {
-        match crate::sys::resolve_program("gdb").ok() {
+        match lifeline::resolve_program("gdb").ok() {
             None => {
                 notes.push("--gdb: gdb is not installed (not found in PATH); no backtraces".into())
             }

@@ -13,7 +13,7 @@
 //!   waits for that pipe's EOF).
 //!
 //! The fd numbers come from `/proc/self/fd` (one directory read); each is
-//! then `fstat`ed and its flags read (`sys::own_pipe`): the process reads its
+//! then `fstat`ed and its flags read (`lifeline::own_pipe`): the process reads its
 //! own table, which nothing else changes under it, in a few syscalls per fd
 //! (the audits run in every node of every trial).
 
@@ -47,7 +47,7 @@ pub(crate) fn own_pipe_fds() -> Vec<PipeFd> {
         .flatten()
         .filter_map(|e| {
             let fd: RawFd = e.file_name().to_str()?.parse().ok()?;
-            let (inode, write) = crate::sys::own_pipe(fd)?;
+            let (inode, write) = lifeline::own_pipe(fd)?;
             Some(PipeFd { fd, inode, write })
         })
         .collect();

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::plan::Plan;
 use crate::strategy::Strategy;
-use crate::sys::{self, LifelineReader};
+use lifeline::LifelineReader;
 
 /// The argument that starts the node mode of the `lab` binary.
 pub const MODE_ARG: &str = "__node";
@@ -59,28 +59,28 @@ impl Boot {
 
 /// Run node `idx` of the exec'd node program; never returns.
 pub fn main(idx: u32, parent_pid: i32, lifeline: bool, notify: bool) -> ! {
-    sys::exit_now(run(idx, parent_pid, lifeline, notify).unwrap_or_else(|e| {
+    lifeline::exit_now(run(idx, parent_pid, lifeline, notify).unwrap_or_else(|e| {
         eprintln!("lab node {idx}: {e}");
         EXIT_FAILED
     }))
 }
 
 fn run(idx: u32, parent_pid: i32, lifeline: bool, notify: bool) -> io::Result<i32> {
-    let report = sys::take_inherited(REPORT_FD)?;
-    let boot_fd = sys::take_inherited(BOOT_FD)?;
+    let report = lifeline::take_inherited(REPORT_FD)?;
+    let boot_fd = lifeline::take_inherited(BOOT_FD)?;
     let lifeline = if lifeline {
         Some(LifelineReader::inherited(LIFELINE_FD)?)
     } else {
         None
     };
     let notify = if notify {
-        Some(sys::take_inherited(NOTIFY_FD)?)
+        Some(lifeline::take_inherited(NOTIFY_FD)?)
     } else {
         None
     };
     let boot = Boot::read(&boot_fd)?;
     let gate_fds = (0..boot.gates.len())
-        .map(|k| sys::take_inherited(FIRST_GATE_FD + k as i32))
+        .map(|k| lifeline::take_inherited(FIRST_GATE_FD + k as i32))
         .collect::<io::Result<Vec<_>>>()?;
     if idx as usize >= boot.plan.nodes.len() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "no such node"));

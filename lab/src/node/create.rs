@@ -15,7 +15,7 @@ use rustix::process::getpid;
 use super::{NodeCtx, Start, BOOT_FD, FIRST_GATE_FD, LIFELINE_FD, NOTIFY_FD, REPORT_FD};
 use crate::report::Event;
 use crate::strategy::{Create, Observe, ParentDeath};
-use crate::sys::{self, legacy, LifelineReader, Pidfd, Spawn};
+use lifeline::{legacy, LifelineReader, Pidfd, Spawn};
 
 /// The fd at which a command node (an external program) finds the read end
 /// of its lifeline under the canonical strategy.
@@ -51,7 +51,7 @@ impl ChildHandle {
         }
     }
 
-    fn canonical(node: Option<u32>, child: sys::Child) -> Self {
+    fn canonical(node: Option<u32>, child: lifeline::Child) -> Self {
         let (pidfd, lifeline) = child.into_parts();
         let mut h = ChildHandle::new(node, pidfd.pid());
         h.pidfd = Some(pidfd);
@@ -81,7 +81,7 @@ impl NodeCtx<'_> {
         let node = &self.plan.nodes[idx as usize];
         let capture = if node.capture {
             let (r, w) = pipe_with(PipeFlags::CLOEXEC)?;
-            Some((sys::move_high(r)?, sys::move_high(w)?))
+            Some((lifeline::move_high(r)?, lifeline::move_high(w)?))
         } else {
             None
         };
@@ -221,7 +221,8 @@ impl NodeCtx<'_> {
         let parent = child
             .parent
             .map_or("the supervisor", |p| nodes[p as usize].path.as_str());
-        let threads = sys::thread_count().map_or_else(|_| "several".to_string(), |n| n.to_string());
+        let threads =
+            lifeline::thread_count().map_or_else(|_| "several".to_string(), |n| n.to_string());
         // No signature: nothing is stuck yet, the refusal prevents it.
         panic!(
             "refused at spawn time: node {parent} is multithreaded ({threads} threads) and asked \
@@ -317,7 +318,7 @@ impl NodeCtx<'_> {
                     .then(|| pipe_with(PipeFlags::empty()))
                     .transpose()?;
                 let leaky = leaky
-                    .map(|(r, w)| Ok::<_, io::Error>((sys::move_high(r)?, w)))
+                    .map(|(r, w)| Ok::<_, io::Error>((lifeline::move_high(r)?, w)))
                     .transpose()?;
                 let mut raw = raw_map(&map);
                 if let Some((r, _)) = &leaky {
@@ -341,7 +342,7 @@ impl NodeCtx<'_> {
         cmd: &[String],
         out_write: Option<OwnedFd>,
     ) -> io::Result<ChildHandle> {
-        let program = sys::resolve_program(&cmd[0])?;
+        let program = lifeline::resolve_program(&cmd[0])?;
         let cargs = cstrings(cmd);
         let refs: Vec<&std::ffi::CStr> = cargs.iter().map(|c| c.as_c_str()).collect();
         let parent_pid = getpid().as_raw_nonzero().get();

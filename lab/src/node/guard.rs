@@ -19,7 +19,6 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::panic::PanicHookInfo;
 
 use crate::report;
-use crate::sys;
 use crate::verdict::GuardPanic;
 
 /// Exit code of a node that panicked (a guard stopped a deadlock); the same
@@ -46,14 +45,14 @@ pub(crate) fn guard_panic(signature: &'static str, message: String) -> ! {
 /// parent's node index.
 ///
 /// The hook owns a duplicate of the report channel at
-/// [`sys::LAB_FD_FLOOR`] or above (close-on-exec), out of reach of the
+/// [`lifeline::LAB_FD_FLOOR`] or above (close-on-exec), out of reach of the
 /// scenario's fd numbers. A copy's inherited hook owns its parent's
 /// duplicate, whose fd number `close_range` closed in a clone3 copy (and may
 /// hand out again), so the inherited hook is forgotten, never dropped: the
 /// drop would close whatever has that number now. In a fork copy the
 /// parent's duplicate stays open (a socket, not a pipe: no EOF depends on it).
 pub(super) fn install_hook(node: u32, report: BorrowedFd<'_>) {
-    let fd: Option<OwnedFd> = rustix::io::fcntl_dupfd_cloexec(report, sys::LAB_FD_FLOOR).ok();
+    let fd: Option<OwnedFd> = rustix::io::fcntl_dupfd_cloexec(report, lifeline::LAB_FD_FLOOR).ok();
     std::mem::forget(std::panic::take_hook());
     std::panic::set_hook(Box::new(move |info| {
         report_and_exit(node, fd.as_ref(), info)
@@ -88,5 +87,5 @@ fn report_and_exit(node: u32, fd: Option<&OwnedFd>, info: &PanicHookInfo<'_>) ->
             },
         );
     }
-    sys::exit_now(EXIT_PANIC)
+    lifeline::exit_now(EXIT_PANIC)
 }

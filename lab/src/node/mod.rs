@@ -32,7 +32,7 @@ use crate::plan::Plan;
 use crate::report::{self, Event};
 use crate::scenario::{AttendantAction, Phase, Sig};
 use crate::strategy::{ParentDeath, Strategy};
-use crate::sys::{self, LifelineReader, Pidfd};
+use lifeline::{LifelineReader, Pidfd};
 
 /// Do `action` with the attendant global in the calling process, as the
 /// **host** (the supervisor that runs the trial; in a suite, the test
@@ -54,16 +54,16 @@ pub fn host_attendant_worker() -> Option<(u32, String)> {
 /// Exit code of a node that could not go on (spawn failed, report lost).
 pub const EXIT_FAILED: i32 = 70;
 /// An exec'd node's report channel (the lab's fds sit at
-/// [`sys::LAB_FD_FLOOR`] and above, out of the scenario's way).
-pub const REPORT_FD: RawFd = sys::LAB_FD_FLOOR;
+/// [`lifeline::LAB_FD_FLOOR`] and above, out of the scenario's way).
+pub const REPORT_FD: RawFd = lifeline::LAB_FD_FLOOR;
 /// An exec'd node's boot memfd.
-pub const BOOT_FD: RawFd = sys::LAB_FD_FLOOR + 1;
+pub const BOOT_FD: RawFd = lifeline::LAB_FD_FLOOR + 1;
 /// An exec'd node's lifeline.
-pub const LIFELINE_FD: RawFd = sys::LAB_FD_FLOOR + 2;
+pub const LIFELINE_FD: RawFd = lifeline::LAB_FD_FLOOR + 2;
 /// An exec'd node's armed notification.
-pub const NOTIFY_FD: RawFd = sys::LAB_FD_FLOOR + 3;
+pub const NOTIFY_FD: RawFd = lifeline::LAB_FD_FLOOR + 3;
 /// An exec'd node's first gate.
-pub const FIRST_GATE_FD: RawFd = sys::LAB_FD_FLOOR + 4;
+pub const FIRST_GATE_FD: RawFd = lifeline::LAB_FD_FLOOR + 4;
 
 /// What every node of one trial shares: the plan, the strategy, the report
 /// channel, the gates and the boot record of exec'd nodes.
@@ -109,11 +109,11 @@ impl NodeCtx<'_> {
         if self.plan.nodes.iter().any(|n| !n.ignore.is_empty()) {
             // Exact per node: what it ignores, and nothing it inherited.
             for sig in Sig::CATCHABLE {
-                let _ = sys::set_ignored(sig.signal(), node.ignore.contains(&sig));
+                let _ = lifeline::set_ignored(sig.signal(), node.ignore.contains(&sig));
             }
         }
         if let Some(fd) = node.dup_stdout {
-            let _ = sys::dup_to(std::io::stdout().as_fd(), fd);
+            let _ = lifeline::dup_to(std::io::stdout().as_fd(), fd);
         }
         // A child uses its parent's hazard (a copy inherits its state).
         if let Some(p) = node.parent {
@@ -147,12 +147,12 @@ impl NodeCtx<'_> {
         // given, and a daemon that leaves the session.
         let mut outside = Vec::new();
         if node.helper {
-            outside.extend(self.spawn_outside(|| sys::block_forever()).ok());
+            outside.extend(self.spawn_outside(|| lifeline::block_forever()).ok());
         }
         if node.daemon {
             if let Ok(mut first) = self.spawn_outside(|| {
                 let _ = rustix::process::setsid();
-                self.spawn_outside(|| sys::block_forever())
+                self.spawn_outside(|| lifeline::block_forever())
                     .map_or(EXIT_FAILED, |_| 0)
             }) {
                 wait::reap(&mut first);
@@ -228,7 +228,7 @@ impl NodeCtx<'_> {
     /// thread, not the process (casebook 1, second trap).
     fn spawn_from_thread(&self, c: u32) -> io::Result<ChildHandle> {
         let (armed_read, armed_write) = pipe_with(PipeFlags::CLOEXEC)?;
-        let armed_write = sys::move_high(armed_write)?;
+        let armed_write = lifeline::move_high(armed_write)?;
         let child = self.spawn(c, None, &|| {}, Some(armed_write.as_fd()))?;
         drop(armed_write);
         let mut byte = [0u8; 1];
@@ -255,7 +255,7 @@ impl NodeCtx<'_> {
             match rustix::io::read(fd, &mut byte) {
                 Ok(1) => return,
                 Err(rustix::io::Errno::INTR) => continue,
-                _ => sys::exit_now(EXIT_FAILED),
+                _ => lifeline::exit_now(EXIT_FAILED),
             }
         }
     }
@@ -272,11 +272,11 @@ impl NodeCtx<'_> {
                 l.parent_gone()
             }),
             ParentDeath::Pdeathsig => {
-                let _ = sys::arm_pdeathsig(Signal::KILL);
+                let _ = lifeline::arm_pdeathsig(Signal::KILL);
                 false
             }
             ParentDeath::PdeathsigChecked => {
-                let _ = sys::arm_pdeathsig(Signal::KILL);
+                let _ = lifeline::arm_pdeathsig(Signal::KILL);
                 getppid().map_or(0, |p| p.as_raw_nonzero().get()) != parent_pid
             }
             ParentDeath::None => false,
@@ -290,7 +290,7 @@ impl NodeCtx<'_> {
             (ParentDeath::Lifeline, Some(l)) => {
                 l.wait_parent_gone(None);
             }
-            _ => sys::block_forever(),
+            _ => lifeline::block_forever(),
         }
     }
 }

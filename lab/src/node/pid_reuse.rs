@@ -15,7 +15,7 @@ use rustix::process::Signal;
 use super::NodeCtx;
 use crate::report::Event;
 use crate::strategy::Observe;
-use crate::sys::{self, legacy, Pidfd};
+use lifeline::{legacy, Pidfd};
 
 /// What the experiment found (the value of a `finding` report).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,7 +49,7 @@ impl NodeCtx<'_> {
     pub(super) fn pid_reuse(&self, idx: u32) {
         let Ok(mut helper) = self.spawn_outside(|| {
             let root = rustix::process::geteuid().is_root();
-            if sys::unshare_pid_namespace(!root).is_err() {
+            if lifeline::unshare_pid_namespace(!root).is_err() {
                 let _ = self.report_finding(idx, Finding::NoPrivilege);
                 return 0;
             }
@@ -90,7 +90,7 @@ impl NodeCtx<'_> {
             let _ = self.report_finding(idx, Finding::NoPrivilege);
             return 0;
         }
-        let Ok(bystander) = self.spawn_outside(|| sys::block_forever()) else {
+        let Ok(bystander) = self.spawn_outside(|| lifeline::block_forever()) else {
             return 1;
         };
         let Ok(watch) = legacy::pidfd_of_child(bystander.pid) else {
@@ -112,7 +112,7 @@ impl NodeCtx<'_> {
         }
         let _ = watch.send_signal(Signal::TERM);
         let finding = match watch.wait() {
-            Ok(sys::ExitStatus::Signaled(9)) => Finding::InnocentKill,
+            Ok(lifeline::ExitStatus::Signaled(9)) => Finding::InnocentKill,
             _ => Finding::Unharmed,
         };
         let _ = self.report_finding(idx, finding);

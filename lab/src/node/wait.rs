@@ -18,7 +18,7 @@ use super::NodeCtx;
 use crate::report::Event;
 use crate::scenario::ReadDiscipline;
 use crate::strategy::Observe;
-use crate::sys::{legacy, LifelineReader};
+use lifeline::{legacy, LifelineReader};
 
 /// How long the canonical read discipline waits for a reaped child's stdout
 /// to reach EOF before it calls the remaining writer a leak.

@@ -27,7 +27,7 @@ use super::{Child, LifelineReader};
 ///
 /// # References
 /// - [fork(2)](https://man7.org/linux/man-pages/man2/fork.2.html)
-pub(crate) fn fork_run<F: FnOnce() -> i32>(f: F) -> io::Result<i32> {
+pub fn fork_run<F: FnOnce() -> i32>(f: F) -> io::Result<i32> {
     // SAFETY: fork has no memory preconditions; the child gets a copy of the
     // address space. In the child only `f` runs and the process ends with
     // `_exit`. From a single-threaded caller every lock was free at the fork;
@@ -48,7 +48,7 @@ pub(crate) fn fork_run<F: FnOnce() -> i32>(f: F) -> io::Result<i32> {
 ///
 /// # References
 /// - [kill(2)](https://man7.org/linux/man-pages/man2/kill.2.html)
-pub(crate) fn kill_pid(pid: i32, signal: Signal) -> io::Result<bool> {
+pub fn kill_pid(pid: i32, signal: Signal) -> io::Result<bool> {
     let Some(pid) = Pid::from_raw(pid) else {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     };
@@ -65,7 +65,7 @@ pub(crate) fn kill_pid(pid: i32, signal: Signal) -> io::Result<bool> {
 ///
 /// # References
 /// - [kill(2)](https://man7.org/linux/man-pages/man2/kill.2.html)
-pub(crate) fn kill_group(pgid: i32, signal: Signal) -> io::Result<bool> {
+pub fn kill_group(pgid: i32, signal: Signal) -> io::Result<bool> {
     let Some(pgid) = Pid::from_raw(pgid) else {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     };
@@ -83,7 +83,7 @@ pub(crate) fn kill_group(pgid: i32, signal: Signal) -> io::Result<bool> {
 ///
 /// # References
 /// - [waitpid(2)](https://man7.org/linux/man-pages/man2/waitpid.2.html)
-pub(crate) fn waitpid_blocking(pid: i32) -> io::Result<()> {
+pub fn waitpid_blocking(pid: i32) -> io::Result<()> {
     let Some(pid) = Pid::from_raw(pid) else {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     };
@@ -103,7 +103,7 @@ pub(crate) fn waitpid_blocking(pid: i32) -> io::Result<()> {
 ///
 /// # References
 /// - [proc_pid_stat(5)](https://man7.org/linux/man-pages/man5/proc_pid_stat.5.html)
-pub(crate) fn proc_alive(pid: i32) -> bool {
+pub fn proc_alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
             let state = stat
@@ -125,7 +125,7 @@ pub(crate) fn proc_alive(pid: i32) -> bool {
 /// number the next open reuses). Async-signal-safe (one `close_range`). Fds
 /// closed here may still be named by values of the parent's stack frames in
 /// this copy; the caller never returns into them (it ends with `_exit`).
-pub(crate) fn close_plumbing() {
+pub fn close_plumbing() {
     let _ = super::fds::close_range(3, super::LAB_FD_FLOOR - 1, 0);
 }
 
@@ -137,9 +137,7 @@ pub(crate) fn close_plumbing() {
 ///
 /// # Errors
 /// As [`fork_run`] and [`pidfd_of_child`].
-pub(crate) fn fork_with_leaky_lifeline<F: FnOnce(LifelineReader) -> i32>(
-    f: F,
-) -> io::Result<Child> {
+pub fn fork_with_leaky_lifeline<F: FnOnce(LifelineReader) -> i32>(f: F) -> io::Result<Child> {
     let (read, write) = pipe_with(PipeFlags::empty())?;
     let read = super::fds::move_high(read)?;
     // In the parent the closure (and with it the read end) is dropped when
@@ -158,7 +156,7 @@ pub(crate) fn fork_with_leaky_lifeline<F: FnOnce(LifelineReader) -> i32>(
 ///
 /// # References
 /// - [pidfd_open(2)](https://man7.org/linux/man-pages/man2/pidfd_open.2.html)
-pub(crate) fn pidfd_of_child(pid: i32) -> io::Result<Pidfd> {
+pub fn pidfd_of_child(pid: i32) -> io::Result<Pidfd> {
     let raw = Pid::from_raw(pid).ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
     Ok(Pidfd::from_kernel(
         pidfd_open(raw, PidfdFlags::empty())?,
@@ -179,7 +177,7 @@ pub(crate) fn pidfd_of_child(pid: i32) -> io::Result<Pidfd> {
 /// # References
 /// - [fork(2)](https://man7.org/linux/man-pages/man2/fork.2.html)
 /// - [execve(2)](https://man7.org/linux/man-pages/man2/execve.2.html)
-pub(crate) fn fork_exec(
+pub fn fork_exec(
     program: &CStr,
     args: &[&CStr],
     map: &[(RawFd, RawFd)],
@@ -220,7 +218,7 @@ pub(crate) fn fork_exec(
 ///
 /// # References
 /// - [`std::os::unix::process::CommandExt::pre_exec`](https://doc.rust-lang.org/std/os/unix/process/trait.CommandExt.html#tymethod.pre_exec)
-pub(crate) fn command_spawn(
+pub fn command_spawn(
     cmd: &mut std::process::Command,
     map: Vec<(RawFd, RawFd)>,
 ) -> io::Result<std::process::Child> {

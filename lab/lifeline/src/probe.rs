@@ -99,7 +99,7 @@ const PIDFD_GET_INFO: libc::c_ulong =
 
 /// What the kernel and the calling process support, as found by
 /// [`probe_kernel`]. Each field is the result of trying the real thing once.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KernelFeatures {
     /// `clone3` with `CLONE_PIDFD` works, and `waitid(P_PIDFD)` reaps the child
     /// (Linux 5.4).
@@ -130,6 +130,24 @@ pub struct KernelFeatures {
 }
 
 impl KernelFeatures {
+    /// Every feature as `(field name, present)`, in declaration order: what
+    /// a caller serializes.
+    pub fn fields(&self) -> [(&'static str, bool); 11] {
+        [
+            ("clone3", self.clone3),
+            ("clone_into_cgroup", self.clone_into_cgroup),
+            ("close_range", self.close_range),
+            ("close_range_cloexec", self.close_range_cloexec),
+            ("cgroup_kill", self.cgroup_kill),
+            ("cgroup_writable", self.cgroup_writable),
+            ("pidfd_get_info", self.pidfd_get_info),
+            ("pidfd_info_exit", self.pidfd_info_exit),
+            ("autokill", self.autokill),
+            ("user_pid_namespaces", self.user_pid_namespaces),
+            ("root", self.root),
+        ]
+    }
+
     /// Whether each trial can get its own cgroup: a writable cgroup v2, a
     /// child started inside it (`CLONE_INTO_CGROUP`) and `cgroup.kill`. That
     /// gives exact member lists and a kill nothing escapes; without it the lab
@@ -147,7 +165,7 @@ impl KernelFeatures {
 
 /// Probe every feature of [`KernelFeatures`]. `cgroup_parent` is a cgroup v2
 /// directory the lab would create its trial cgroups in (e.g. from
-/// [`create_lab_cgroup`](crate::cgroup::create_lab_cgroup)); `None` reports
+/// the lab's `cgroup::create_lab_cgroup`); `None` reports
 /// the cgroup features as missing.
 ///
 /// Creates and reaps a few short-lived children (about 0.2 ms each) and, with
@@ -526,9 +544,24 @@ mod tests {
         assert_nothing_left(&trace);
     }
 
+    /// This process's cgroup v2 directory (the cgroup2 mount of
+    /// `/proc/self/mountinfo` joined with the `0::` line of
+    /// `/proc/self/cgroup`), as the lab finds it.
+    fn own_cgroup() -> Option<std::path::PathBuf> {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+        let mount = mountinfo.lines().find_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            (post.split_whitespace().next() == Some("cgroup2"))
+                .then(|| pre.split_whitespace().nth(4))?
+        })?;
+        let cg = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+        let rel = cg.lines().find_map(|l| l.strip_prefix("0::"))?;
+        Some(Path::new(mount).join(rel.trim_start_matches('/')))
+    }
+
     #[test]
     fn the_cgroup_probe_removes_its_cgroup() {
-        let Some(cg) = crate::cgroup::own_cgroup() else {
+        let Some(cg) = own_cgroup() else {
             return;
         };
         let mut trace = Trace::default();

@@ -83,6 +83,7 @@ impl LifelineReader {
     }
 
     /// The read end of a pipe made by the legacy paths.
+    #[cfg(feature = "legacy")]
     pub(crate) fn from_pipe(read: OwnedFd) -> Self {
         LifelineReader(read)
     }
@@ -145,6 +146,7 @@ pub struct Child {
 
 impl Child {
     /// A child made by the legacy paths, with its pidfd and lifeline.
+    #[cfg(feature = "legacy")]
     pub(crate) fn from_parts(pidfd: Pidfd, lifeline: OwnedFd) -> Self {
         Child { pidfd, lifeline }
     }

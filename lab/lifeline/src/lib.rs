@@ -1,4 +1,5 @@
-//! The process syscall layer: the only module of the lab allowed `unsafe`.
+//! The canonical process primitive: the only crate of the lab's workspace
+//! with `unsafe`, usable on its own (it depends on `libc` and `rustix` only).
 //!
 //! Its public API is the canonical primitive and nothing else:
 //!
@@ -12,14 +13,18 @@
 //!   closes every fd the child was not meant to keep with `close_range`.
 //!
 //! The legacy paths the lab measures (fork, kill by PID, waitpid, /proc
-//! polling) live in [`legacy`], which is private to the crate: the wrong shape
-//! cannot be written with the public API.
+//! polling) and the bare creation floors of its benchmarks live in `legacy`
+//! and `floor`, public only with the `legacy` feature (which the lab turns
+//! on to measure them): without it the wrong shape cannot be written with
+//! this crate.
 
 mod clone;
 mod exec;
 mod fds;
+#[cfg(feature = "legacy")]
 pub mod floor;
-pub(crate) mod legacy;
+#[cfg(feature = "legacy")]
+pub mod legacy;
 mod pidfd;
 pub mod probe;
 mod process;

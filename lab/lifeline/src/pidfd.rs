@@ -1,7 +1,7 @@
 //! [`Pidfd`]: a handle on one process, immune to PID reuse.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::process::{
@@ -39,6 +39,38 @@ impl Pidfd {
     /// child, or SCM_RIGHTS from the process itself). `pid` is for display.
     pub(crate) fn from_kernel(fd: OwnedFd, pid: i32) -> Self {
         Pidfd { fd, pid }
+    }
+
+    /// Take a pidfd that another process passed over a Unix socket
+    /// (`SCM_RIGHTS`); `pid` is the PID it says it is for (kept for display
+    /// only: every operation goes through the fd). Checked with
+    /// `pidfd_send_signal(fd, 0)`, which only a pidfd accepts (an exited
+    /// process's pidfd answers `ESRCH` and is accepted too).
+    ///
+    /// # Errors
+    /// `EBADF` when `fd` is not a pidfd.
+    ///
+    /// # References
+    /// - [pidfd_send_signal(2)](https://man7.org/linux/man-pages/man2/pidfd_send_signal.2.html)
+    /// - [unix(7)](https://man7.org/linux/man-pages/man7/unix.7.html) (`SCM_RIGHTS`)
+    pub fn from_received(fd: OwnedFd, pid: i32) -> io::Result<Self> {
+        // SAFETY: pidfd_send_signal reads its four integer arguments only;
+        // `fd` is an open fd owned by this function for the call, signal 0
+        // sends nothing, and a null siginfo is allowed.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd.as_raw_fd(),
+                0,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+            Ok(Pidfd { fd, pid })
+        } else {
+            Err(io::Error::last_os_error())
+        }
     }
 
     /// A pidfd on the calling process: `pidfd_open(getpid(), 0)`. Race-free,
