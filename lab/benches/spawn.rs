@@ -15,7 +15,7 @@ use lab::plan::Plan;
 use lab::runner::Supervisor;
 use lab::scenario::Scenario;
 use lab::strategy::Strategy;
-use lab::trial::TrialRequest;
+use lab::trial::protocol::TrialRequest;
 use lifeline::floor;
 
 fn create_and_reap(c: &mut Criterion) {

@@ -1,38 +1,127 @@
-//! [`LabError`]: bad input (exit 2) or a lab that could not work (exit 3).
+//! [`LabError`], why a command could not run, and [`Exit`], the one table
+//! from what a command came to to the process exit status.
 
-use std::fmt;
+use std::io;
 
-/// Why a command could not run.
-#[derive(Debug)]
+use crate::scenario::ScenarioError;
+
+/// Why a command could not run. Displayed as a chain: the message, then
+/// each `#[source]` after a colon ("cannot write results/x/trials.csv:
+/// Permission denied (os error 13)"); see [`LabError::chain`].
+#[derive(Debug, thiserror::Error)]
 pub enum LabError {
-    /// The user asked for something invalid or impossible (exit status 2).
+    /// A scenario or suite file is invalid (exit status 2); the error names
+    /// `file:line:col` and the offending text.
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    /// The user asked for something invalid or impossible (exit status 2):
+    /// what, and what to do instead.
+    #[error("{0}")]
     Input(String),
+    /// A file or directory could not be read or written (exit status 3):
+    /// what the lab was doing, with the kernel's error as the source.
+    #[error("{what}")]
+    Io {
+        /// What was being done (`cannot write results/x/trials.csv`).
+        what: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
     /// The lab itself could not work (exit status 3), with the reason.
+    #[error("{0}")]
     Lab(String),
 }
 
 impl LabError {
-    /// The process exit status for this error.
-    pub fn exit_code(&self) -> i32 {
+    /// An [`LabError::Io`]: `what` the lab was doing when `source` happened.
+    pub fn io(what: impl Into<String>, source: io::Error) -> LabError {
+        LabError::Io {
+            what: what.into(),
+            source,
+        }
+    }
+
+    /// The exit status this error ends the process with.
+    pub fn exit(&self) -> Exit {
         match self {
-            LabError::Input(_) => 2,
-            LabError::Lab(_) => 3,
+            LabError::Scenario(_) | LabError::Input(_) => Exit::Input,
+            LabError::Io { .. } | LabError::Lab(_) => Exit::Lab,
+        }
+    }
+
+    /// The message and every source after it, joined by `": "`.
+    pub fn chain(&self) -> String {
+        let mut s = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            s.push_str(": ");
+            s.push_str(&c.to_string());
+            cause = c.source();
+        }
+        s
+    }
+}
+
+/// The process exit status of `lab`: the one place where what a command
+/// came to becomes a number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: every trial passed (every expectation held); `lab suite`: no
+    /// member is order-dependent; `lab bisect`: the polluters were found.
+    Clean = 0,
+    /// 1: some trial did not pass (a reproduction is a failure, as in a
+    /// test runner); `lab suite`: a member is order-dependent; `lab
+    /// bisect`: the victim is not order-dependent; `lab check`/`lab plan`:
+    /// a strategy refuses the plan.
+    Found = 1,
+    /// 2: bad input: a scenario error, an unknown strategy or scenario.
+    Input = 2,
+    /// 3: the lab itself could not work.
+    Lab = 3,
+}
+
+impl Exit {
+    /// `Clean` when `clean`, else `Found`.
+    pub fn clean_if(clean: bool) -> Exit {
+        if clean {
+            Exit::Clean
+        } else {
+            Exit::Found
+        }
+    }
+
+    /// The exit status of a command's result.
+    pub fn of(result: &Result<Exit, LabError>) -> Exit {
+        match result {
+            Ok(e) => *e,
+            Err(e) => e.exit(),
         }
     }
 }
 
-impl fmt::Display for LabError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LabError::Input(m) | LabError::Lab(m) => f.write_str(m),
-        }
+impl From<Exit> for std::process::ExitCode {
+    fn from(e: Exit) -> Self {
+        std::process::ExitCode::from(e as u8)
     }
 }
 
-impl std::error::Error for LabError {}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl From<crate::scenario::ScenarioError> for LabError {
-    fn from(e: crate::scenario::ScenarioError) -> Self {
-        LabError::Input(e.to_string())
+    #[test]
+    fn an_io_error_reads_as_a_chain_and_exits_3() {
+        let e = LabError::io(
+            "cannot write results/x/trials.csv",
+            io::Error::from_raw_os_error(libc::EACCES),
+        );
+        assert_eq!(
+            e.chain(),
+            "cannot write results/x/trials.csv: Permission denied (os error 13)"
+        );
+        assert_eq!(e.exit(), Exit::Lab);
+        assert_eq!(LabError::Input("no".into()).exit() as u8, 2);
+        assert_eq!(Exit::of(&Ok(Exit::clean_if(false))), Exit::Found);
     }
 }

@@ -401,8 +401,8 @@ fn main() -> ExitCode {
     let code = match execute(cli.command) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("lab: {e}");
-            e.exit_code()
+            eprintln!("lab: {}", e.chain());
+            e.exit() as i32
         }
     };
     ExitCode::from(code as u8)

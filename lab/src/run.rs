@@ -19,7 +19,7 @@ use crate::scenario::Scenario;
 use crate::soak::tally::Tally;
 use crate::stats::Rate;
 use crate::strategy::Strategy;
-use crate::trial::TrialRequest;
+use crate::trial::protocol::TrialRequest;
 use crate::verdict::{Outcome, Verdict};
 
 /// What `lab run` is asked to do.

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use rustix::pipe::{pipe_with, PipeFlags};
 
 use crate::error::LabError;
-use crate::supervisor::{BYE, MODE_ARG, PLAN_FD, RELEASE, RESULT_FD};
-use crate::trial::TrialRequest;
+use crate::trial::protocol::TrialRequest;
+use crate::trial::protocol::{BYE, MODE_ARG, PLAN_FD, RELEASE, RESULT_FD};
 use crate::verdict::Outcome;
 use lifeline::{Pidfd, Spawn};
 

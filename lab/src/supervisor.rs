@@ -23,20 +23,9 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsFd;
 
-use crate::trial::{self, TrialRequest};
+use crate::trial;
+use crate::trial::protocol::{TrialRequest, BYE, PLAN_FD, RESULT_FD};
 use crate::verdict::Outcome;
-
-/// The argument that starts the supervisor mode of the `lab` binary.
-pub const MODE_ARG: &str = "__supervisor";
-/// The line with which the lab ends a supervisor in order; EOF without it
-/// means the lab died.
-pub const BYE: &str = "bye";
-/// The line with which the lab releases a hang kept alive for the user.
-pub const RELEASE: &str = "release";
-/// The fd of the plan lifeline in a supervisor.
-pub const PLAN_FD: i32 = 3;
-/// The fd of the result pipe in a supervisor.
-pub const RESULT_FD: i32 = 4;
 
 /// Run the supervisor loop until the lab closes the lifeline. Returns the
 /// process exit code: 0 on a clean end, 3 when it could not work.

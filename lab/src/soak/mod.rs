@@ -32,7 +32,7 @@ use crate::plan::Plan;
 use crate::results::{self, CsvSink, RunContext, TrialRow, TrialSource};
 use crate::scenario::overrides::Sweep;
 use crate::strategy::Strategy;
-use crate::trial::TrialRequest;
+use crate::trial::protocol::TrialRequest;
 use crate::verdict::{Outcome, Verdict};
 use crate::{cgroup, runner};
 use matrix::{nth_item, trial_seed, Cell, Item, Shard};

@@ -19,7 +19,7 @@ use super::{Setup, Suite};
 use crate::error::LabError;
 use crate::runner::{self, Supervisor};
 use crate::strategy::Strategy;
-use crate::trial::TrialRequest;
+use crate::trial::protocol::TrialRequest;
 use crate::verdict::reason_class;
 use crate::verdict::{Outcome, Verdict};
 use crate::{cgroup, results};

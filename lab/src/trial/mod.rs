@@ -9,11 +9,11 @@
 use std::fmt::Write as _;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::path::PathBuf;
 
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::pipe::{pipe_with, PipeFlags};
-use serde::{Deserialize, Serialize};
+
+pub mod protocol;
 
 use crate::cgroup::TrialCgroup;
 use crate::forensics;
@@ -26,6 +26,7 @@ use crate::scenario::{AttendantAction, Phase, Sig};
 use crate::strategy::{Create, Observe, Strategy};
 use crate::verdict::{GuardPanic, Outcome, Verdict};
 use lifeline::{legacy, monotonic_ns, Pidfd, Reaped};
+use protocol::TrialRequest;
 
 /// Shortest cascade window (µs), before measured latencies widen it. At 2 ms,
 /// canonical trials running side by side saw a SIGKILLed root outlive both
@@ -35,29 +36,6 @@ const WINDOW_FLOOR_US: u64 = 10_000;
 const WINDOW_CEILING_US: u64 = 1_000_000;
 /// How often the legacy observe axis re-reads `/proc/PID/stat` (µs).
 const PROC_POLL_US: u64 = 100;
-
-/// What the lab asks a supervisor to run.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct TrialRequest {
-    /// The plan.
-    pub plan: Plan,
-    /// The strategy.
-    pub strategy: Strategy,
-    /// Trial index within the run (names the cgroup; with the plan's seed,
-    /// seeds the draw of a host action's `chance`). In a suite, the
-    /// repetition: every member of run `r` is trial `r`.
-    pub trial: u64,
-    /// Deadline of the planned course (µs from the trial's start).
-    pub deadline_us: u64,
-    /// Parent directory for the trial's cgroup; `None`: subreaper alone.
-    pub cgroup_parent: Option<PathBuf>,
-    /// Add gdb's all-thread backtraces to the diagnosis of a hang or orphan.
-    #[serde(default)]
-    pub gdb: bool,
-    /// Leave a hung tree alive until the lab releases it (`--keep-hung`).
-    #[serde(default)]
-    pub keep_hung: bool,
-}
 
 #[derive(Debug, Default)]
 struct Tracked {
