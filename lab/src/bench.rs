@@ -66,7 +66,7 @@ pub fn throughput(
         overrides: Vec::new(),
         seed: 1,
         trials,
-        strategies: vec![Strategy::parse("canonical").map_err(LabError::Lab)?],
+        strategies: vec![Strategy::parse("canonical")?],
         deadline: None,
         no_cgroup: false,
         jobs,

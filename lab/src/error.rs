@@ -3,7 +3,9 @@
 
 use std::io;
 
+use crate::scenario::overrides::OverrideError;
 use crate::scenario::ScenarioError;
+use crate::strategy::StrategyError;
 
 /// Why a command could not run. Displayed as a chain: the message, then
 /// each `#[source]` after a colon ("cannot write results/x/trials.csv:
@@ -14,6 +16,12 @@ pub enum LabError {
     /// `file:line:col` and the offending text.
     #[error(transparent)]
     Scenario(#[from] ScenarioError),
+    /// An unknown or unsupported strategy (exit status 2).
+    #[error(transparent)]
+    Strategy(#[from] StrategyError),
+    /// A `--set` or `--sweep` that cannot apply (exit status 2).
+    #[error(transparent)]
+    Override(#[from] OverrideError),
     /// The user asked for something invalid or impossible (exit status 2):
     /// what, and what to do instead.
     #[error("{0}")]
@@ -45,22 +53,31 @@ impl LabError {
     /// The exit status this error ends the process with.
     pub fn exit(&self) -> Exit {
         match self {
-            LabError::Scenario(_) | LabError::Input(_) => Exit::Input,
+            LabError::Scenario(_)
+            | LabError::Strategy(_)
+            | LabError::Override(_)
+            | LabError::Input(_) => Exit::Input,
             LabError::Io { .. } | LabError::Lab(_) => Exit::Lab,
         }
     }
 
     /// The message and every source after it, joined by `": "`.
     pub fn chain(&self) -> String {
-        let mut s = self.to_string();
-        let mut cause = std::error::Error::source(self);
-        while let Some(c) = cause {
-            s.push_str(": ");
-            s.push_str(&c.to_string());
-            cause = c.source();
-        }
-        s
+        chain(self)
     }
+}
+
+/// `e`'s message and every source after it, joined by `": "` ("cannot set
+/// kill.3.at (kill.3.at): `kill` has 1 entries, no index 3").
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
 }
 
 /// The process exit status of `lab`: the one place where what a command

@@ -10,6 +10,7 @@
 pub mod analysis;
 pub mod bench;
 pub mod cgroup;
+pub mod cli;
 pub mod env;
 pub mod error;
 pub mod forensics;

@@ -136,17 +136,17 @@ impl Strategy {
     /// axes are canonical's).
     ///
     /// # Errors
-    /// A message naming the presets and axis values, or the unsupported
-    /// combination and what to pick instead.
-    pub fn parse(s: &str) -> Result<Strategy, String> {
+    /// A [`StrategyError`] naming the presets and axis values, or the
+    /// unsupported combination and what to pick instead.
+    pub fn parse(s: &str) -> Result<Strategy, StrategyError> {
         if s == AUTOKILL {
-            return Err(if lifeline::probe::autokill_supported() {
-                "this kernel has CLONE_PIDFD_AUTOKILL, but this version of the lab does not drive it yet; use canonical".into()
-            } else {
-                format!(
-                    "`autokill` needs clone3's CLONE_PIDFD_AUTOKILL, which this kernel ({}) does not have (Linux 7.1 and later); use canonical",
-                    rustix::system::uname().release().to_string_lossy()
-                )
+            return Err(StrategyError::Autokill {
+                kernel: (!lifeline::probe::autokill_supported()).then(|| {
+                    rustix::system::uname()
+                        .release()
+                        .to_string_lossy()
+                        .into_owned()
+                }),
             });
         }
         if let Some(&(name, create, death, observe, _)) = PRESETS.iter().find(|p| p.0 == s) {
@@ -159,18 +159,17 @@ impl Strategy {
             });
         }
         if !s.contains('=') {
-            let names: Vec<&str> = PRESETS.iter().map(|p| p.0).collect();
-            return Err(format!(
-                "unknown strategy `{s}`: use a preset ({}) or create=clone3|fork|fork-noexec|std-command,death=lifeline|pdeathsig|pdeathsig-checked|none,observe=pidfd|proc[,guards=on|off]",
-                names.join(", ")
-            ));
+            return Err(StrategyError::Unknown(s.to_string()));
         }
         let (mut create, mut death, mut observe, mut guards) = (None, None, None, None);
         for part in s.split(',') {
             let (k, v) = part
                 .split_once('=')
-                .ok_or_else(|| format!("`{part}` is not axis=value"))?;
-            let bad = || format!("`{v}` is not a value of axis `{k}`");
+                .ok_or_else(|| StrategyError::NotAxisValue(part.to_string()))?;
+            let bad = || StrategyError::BadValue {
+                axis: k.to_string(),
+                value: v.to_string(),
+            };
             match k.trim() {
                 "create" => create = Some(serde_plain(v).ok_or_else(bad)?),
                 "death" => death = Some(serde_plain(v).ok_or_else(bad)?),
@@ -179,20 +178,14 @@ impl Strategy {
                     guards = Some(match v.trim() {
                         "on" => true,
                         "off" => false,
-                        _ => return Err(format!("`{v}` is not a value of `guards`: on or off")),
+                        _ => return Err(StrategyError::BadGuards(v.to_string())),
                     })
                 }
-                _ => {
-                    return Err(format!(
-                        "unknown axis `{k}`: the axes are create, death, observe (and the switch guards=on|off)"
-                    ))
-                }
+                _ => return Err(StrategyError::UnknownAxis(k.to_string())),
             }
         }
         let (Some(create), Some(death), Some(observe)) = (create, death, observe) else {
-            return Err(format!(
-                "`{s}` must set all three axes: create, death, observe"
-            ));
+            return Err(StrategyError::Incomplete(s.to_string()));
         };
         let st = Strategy {
             name: s.into(),
@@ -203,6 +196,58 @@ impl Strategy {
         };
         Ok(st)
     }
+}
+
+/// Why a `--strategy` value was refused; each message says what to write
+/// instead.
+#[derive(Debug, thiserror::Error)]
+pub enum StrategyError {
+    /// `autokill` on a kernel without `CLONE_PIDFD_AUTOKILL` (`kernel`: its
+    /// release), or (`None`) on one that has it, which this lab does not
+    /// drive yet.
+    #[error("{}", autokill_message(.kernel.as_deref()))]
+    Autokill {
+        /// The running kernel's release, when it lacks the flag.
+        kernel: Option<String>,
+    },
+    /// Neither a preset nor axes.
+    #[error("unknown strategy `{0}`: use a preset ({presets}) or create=clone3|fork|fork-noexec|std-command,death=lifeline|pdeathsig|pdeathsig-checked|none,observe=pidfd|proc[,guards=on|off]", presets = preset_names())]
+    Unknown(String),
+    /// A part of the axis syntax without `=`.
+    #[error("`{0}` is not axis=value")]
+    NotAxisValue(String),
+    /// A value the axis does not have.
+    #[error("`{value}` is not a value of axis `{axis}`")]
+    BadValue {
+        /// The axis as written.
+        axis: String,
+        /// The value as written.
+        value: String,
+    },
+    /// A `guards` value other than on or off.
+    #[error("`{0}` is not a value of `guards`: on or off")]
+    BadGuards(String),
+    /// An axis that does not exist.
+    #[error(
+        "unknown axis `{0}`: the axes are create, death, observe (and the switch guards=on|off)"
+    )]
+    UnknownAxis(String),
+    /// Axis syntax without all three axes.
+    #[error("`{0}` must set all three axes: create, death, observe")]
+    Incomplete(String),
+}
+
+fn autokill_message(kernel: Option<&str>) -> String {
+    match kernel {
+        None => "this kernel has CLONE_PIDFD_AUTOKILL, but this version of the lab does not drive it yet; use canonical".into(),
+        Some(k) => format!(
+            "`autokill` needs clone3's CLONE_PIDFD_AUTOKILL, which this kernel ({k}) does not have (Linux 7.1 and later); use canonical"
+        ),
+    }
+}
+
+fn preset_names() -> String {
+    PRESETS.iter().map(|p| p.0).collect::<Vec<_>>().join(", ")
 }
 
 impl Create {
@@ -275,7 +320,10 @@ mod tests {
             (l.create, l.death, l.observe),
             (Create::Fork, ParentDeath::Pdeathsig, Observe::Pid)
         );
-        assert!(Strategy::parse("nope").unwrap_err().contains("canonical"));
+        assert!(Strategy::parse("nope")
+            .unwrap_err()
+            .to_string()
+            .contains("canonical"));
         let leaky = Strategy::parse("lifeline-leaky").unwrap();
         assert_eq!(
             (leaky.create, leaky.death, leaky.observe),
@@ -288,9 +336,11 @@ mod tests {
         );
         assert!(Strategy::parse("create=vfork,death=none,observe=proc")
             .unwrap_err()
+            .to_string()
             .contains("vfork"));
         assert!(Strategy::parse("create=fork")
             .unwrap_err()
+            .to_string()
             .contains("all three"));
     }
 
@@ -315,10 +365,12 @@ mod tests {
         assert!(
             Strategy::parse("create=fork,death=none,observe=proc,guards=yes")
                 .unwrap_err()
+                .to_string()
                 .contains("on or off")
         );
         assert!(Strategy::parse("guards=on")
             .unwrap_err()
+            .to_string()
             .contains("all three"));
     }
 

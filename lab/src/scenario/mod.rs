@@ -435,8 +435,8 @@ impl Scenario {
             .map(|o| format!("{}={}", o.key, o.value))
             .collect();
         let file = format!("{file} (with {})", shown.join(", "));
-        let text =
-            overrides::apply(&text, overrides).map_err(|e| ScenarioError::plain(&file, e))?;
+        let text = overrides::apply(&text, overrides)
+            .map_err(|e| ScenarioError::plain(&file, crate::error::chain(&e)))?;
         Scenario::parse(&file, &text)
     }
 

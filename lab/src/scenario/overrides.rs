@@ -27,16 +27,15 @@ impl Override {
     /// Parse `KEY=VALUE`.
     ///
     /// # Errors
-    /// A message when there is no `=` or either side is empty.
-    pub fn parse(s: &str) -> Result<Override, String> {
+    /// [`OverrideError::NotKeyValue`] when there is no `=` or either side is
+    /// empty.
+    pub fn parse(s: &str) -> Result<Override, OverrideError> {
         match s.split_once('=') {
             Some((k, v)) if !k.trim().is_empty() && !v.trim().is_empty() => Ok(Override {
                 key: k.trim().to_string(),
                 value: v.trim().to_string(),
             }),
-            _ => Err(format!(
-                "`{s}` is not KEY=VALUE (e.g. tree.depth=3, kill_delay=5ms)"
-            )),
+            _ => Err(OverrideError::NotKeyValue(s.to_string())),
         }
     }
 
@@ -64,29 +63,73 @@ impl Override {
     }
 }
 
+/// Why a `--set`, `--sweep` or the file they edit was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum OverrideError {
+    /// `--set` without `KEY=VALUE`.
+    #[error("`{0}` is not KEY=VALUE (e.g. tree.depth=3, kill_delay=5ms)")]
+    NotKeyValue(String),
+    /// The scenario file is not TOML.
+    #[error("the scenario is not TOML")]
+    Toml(#[from] toml::de::Error),
+    /// The edited file cannot be written back as TOML.
+    #[error("the edited scenario cannot be written as TOML")]
+    Write(#[from] toml::ser::Error),
+    /// A key's path cannot be set in the file.
+    #[error("cannot set {key} ({path})")]
+    Set {
+        /// The key as written.
+        key: String,
+        /// The dotted path it stands for.
+        path: String,
+        /// What is in the way.
+        #[source]
+        source: PathError,
+    },
+    /// A `--sweep` that is not `KEY=A..B/STEPS`: the text and what is wrong.
+    #[error("`{text}`: {why}")]
+    Sweep {
+        /// The sweep as written.
+        text: String,
+        /// What is wrong, with the expected shape.
+        why: String,
+    },
+}
+
+/// What is in the way of a dotted path (`kill.3.at`).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PathError(String);
+
 /// `text` (a scenario file) with every override applied, as TOML text.
 ///
 /// # Errors
 /// The TOML does not parse, or a path goes through something that is not a
 /// table (or, for a numeric part, an array with that index).
-pub fn apply(text: &str, overrides: &[Override]) -> Result<String, String> {
-    let mut doc: toml::Table = text.parse().map_err(|e| format!("{e}"))?;
+pub fn apply(text: &str, overrides: &[Override]) -> Result<String, OverrideError> {
+    let mut doc: toml::Table = text.parse()?;
     for o in overrides {
-        set(&mut doc, o.path(), o.toml_value())
-            .map_err(|e| format!("cannot set {} ({}): {e}", o.key, o.path()))?;
+        set(&mut doc, o.path(), o.toml_value()).map_err(|source| OverrideError::Set {
+            key: o.key.clone(),
+            path: o.path().to_string(),
+            source,
+        })?;
     }
-    toml::to_string(&doc).map_err(|e| e.to_string())
+    Ok(toml::to_string(&doc)?)
 }
 
-fn set(doc: &mut toml::Table, path: &str, value: toml::Value) -> Result<(), String> {
+fn set(doc: &mut toml::Table, path: &str, value: toml::Value) -> Result<(), PathError> {
     let parts: Vec<&str> = path.split('.').collect();
     set_at(doc, &parts, value)
 }
 
 /// Set `parts` (a path: table keys, and an index after a list's name) below
 /// `here` to `value`, making the tables on the way that do not exist yet.
-fn set_at(here: &mut toml::Table, parts: &[&str], value: toml::Value) -> Result<(), String> {
-    let (first, rest) = parts.split_first().ok_or("an empty key")?;
+fn set_at(here: &mut toml::Table, parts: &[&str], value: toml::Value) -> Result<(), PathError> {
+    let err = |m: String| PathError(m);
+    let (first, rest) = parts
+        .split_first()
+        .ok_or_else(|| err("an empty key".into()))?;
     if rest.is_empty() {
         here.insert(first.to_string(), value);
         return Ok(());
@@ -98,23 +141,25 @@ fn set_at(here: &mut toml::Table, parts: &[&str], value: toml::Value) -> Result<
         toml::Value::Table(t) => set_at(t, rest, value),
         toml::Value::Array(items) => {
             let (index, after) = rest.split_first().expect("rest is not empty");
-            let i: usize = index
-                .parse()
-                .map_err(|_| format!("`{first}` is a list: give an index after it ({first}.0)"))?;
+            let i: usize = index.parse().map_err(|_| {
+                err(format!(
+                    "`{first}` is a list: give an index after it ({first}.0)"
+                ))
+            })?;
             let len = items.len();
             let item = items
                 .get_mut(i)
-                .ok_or_else(|| format!("`{first}` has {len} entries, no index {i}"))?;
+                .ok_or_else(|| err(format!("`{first}` has {len} entries, no index {i}")))?;
             match item {
                 _ if after.is_empty() => {
                     *item = value;
                     Ok(())
                 }
                 toml::Value::Table(t) => set_at(t, after, value),
-                _ => Err(format!("`{first}.{i}` is not a table")),
+                _ => Err(err(format!("`{first}.{i}` is not a table"))),
             }
         }
-        _ => Err(format!("`{first}` is not a table")),
+        _ => Err(err(format!("`{first}` is not a table"))),
     }
 }
 
@@ -134,23 +179,27 @@ impl Sweep {
     /// repeats dropped.
     ///
     /// # Errors
-    /// A message naming what is wrong and the expected shape.
-    pub fn parse(s: &str) -> Result<Sweep, String> {
+    /// [`OverrideError::Sweep`], naming what is wrong and the expected shape.
+    pub fn parse(s: &str) -> Result<Sweep, OverrideError> {
         let shape = "KEY=A..B/STEPS (e.g. kill_delay=1ms..20ms/5, threads=1..8/8, hold=0.1..0.9/5, depth=1..4/4)";
-        let o = Override::parse(s).map_err(|_| format!("`{s}` is not {shape}"))?;
+        let bad = |why: String| OverrideError::Sweep {
+            text: s.to_string(),
+            why,
+        };
+        let o = Override::parse(s).map_err(|_| bad(format!("not {shape}")))?;
         let (range, steps) = o
             .value
             .rsplit_once('/')
-            .ok_or_else(|| format!("`{s}`: no /STEPS; the shape is {shape}"))?;
+            .ok_or_else(|| bad(format!("no /STEPS; the shape is {shape}")))?;
         let steps: usize = steps
             .trim()
             .parse()
             .ok()
             .filter(|&n| (1..=1000).contains(&n))
-            .ok_or_else(|| format!("`{s}`: STEPS must be a whole number from 1 to 1000"))?;
+            .ok_or_else(|| bad("STEPS must be a whole number from 1 to 1000".into()))?;
         let (a, b) = range
             .split_once("..")
-            .ok_or_else(|| format!("`{s}`: no A..B range; the shape is {shape}"))?;
+            .ok_or_else(|| bad(format!("no A..B range; the shape is {shape}")))?;
         let (a, b) = (a.trim(), b.trim());
         let at = |k: usize| {
             if steps == 1 {
@@ -174,8 +223,8 @@ impl Sweep {
                 .map(|k| micros((x + (y - x) * at(k)).round() as u64))
                 .collect()
         } else {
-            return Err(format!(
-                "`{s}`: A and B must both be integers, decimals or durations (1ms)"
+            return Err(bad(
+                "A and B must both be integers, decimals or durations (1ms)".into(),
             ));
         };
         values.dedup();
@@ -222,10 +271,9 @@ mod tests {
         let s = Sweep::parse("kill_delay=1ms..20ms/3").unwrap();
         assert_eq!(s.values, ["1ms", "10500us", "20ms"]);
         assert_eq!(Sweep::parse("depth=2..2/1").unwrap().values, ["2"]);
-        assert!(Sweep::parse("depth=1..4").unwrap_err().contains("STEPS"));
-        assert!(Sweep::parse("depth=a..b/2")
-            .unwrap_err()
-            .contains("integers"));
+        let why = |s: &str| Sweep::parse(s).unwrap_err().to_string();
+        assert!(why("depth=1..4").contains("STEPS"), "{}", why("depth=1..4"));
+        assert!(why("depth=a..b/2").starts_with("`depth=a..b/2`: A and B must both be integers"));
     }
 
     #[test]
@@ -246,9 +294,13 @@ mod tests {
         assert_eq!(out["kill"][0]["at"].as_str(), Some("5ms"));
         let out: toml::Table = set("hold", "0.5").unwrap().parse().unwrap();
         assert_eq!(out["nodes"]["root"]["hold"].as_float(), Some(0.5));
-        assert!(set("kill.3.at", "5ms").unwrap_err().contains("no index 3"));
-        assert!(set("kill.at", "5ms").unwrap_err().contains("give an index"));
-        assert!(set("name.x", "1").unwrap_err().contains("not a table"));
+        let why = |k: &str, v: &str| crate::error::chain(&set(k, v).unwrap_err());
+        assert_eq!(
+            why("kill.3.at", "5ms"),
+            "cannot set kill.3.at (kill.3.at): `kill` has 1 entries, no index 3"
+        );
+        assert!(why("kill.at", "5ms").contains("give an index"));
+        assert!(why("name.x", "1").contains("not a table"));
         assert!(Override::parse("depth").is_err());
     }
 }

@@ -439,7 +439,7 @@ fn matrix_of(spec: &SoakSpec) -> Result<Matrix, LabError> {
     let strategies = spec
         .strategies
         .iter()
-        .map(|s| Strategy::parse(s).map_err(LabError::Input))
+        .map(|s| Strategy::parse(s).map_err(LabError::from))
         .collect::<Result<Vec<_>, _>>()?;
     for g in &spec.gates {
         let (name, allowed) = gate_parts(g);
@@ -464,7 +464,7 @@ fn matrix_of(spec: &SoakSpec) -> Result<Matrix, LabError> {
         .as_deref()
         .map(Sweep::parse)
         .transpose()
-        .map_err(LabError::Input)?;
+        .map_err(LabError::from)?;
     let cells = matrix::cells(&spec.scenarios, sweep.as_ref())?;
     for c in &cells {
         crate::run::check_privileges(&c.scenario)?;

@@ -1282,7 +1282,7 @@ mod tests {
             "{r}"
         );
         assert!(
-            refused.site.starts_with("lab/src/trial.rs:"),
+            refused.site.starts_with("lab/src/trial/mod.rs:"),
             "{}",
             refused.site
         );

@@ -1,0 +1,28 @@
+//! `lab bench`: throughput against the raw floor.
+
+use super::{default_jobs, lab_exe, print_report, Format};
+use crate::error::{Exit, LabError};
+
+/// `lab bench`'s arguments as given.
+#[derive(clap::Args)]
+pub(super) struct BenchCmd {
+    /// Trees and trials to measure, each
+    #[arg(long, default_value_t = 500)]
+    trials: u64,
+    /// Parallel workers (default: the number of cores)
+    #[arg(short = 'j', long)]
+    jobs: Option<usize>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+impl BenchCmd {
+    pub(super) fn execute(self) -> Result<Exit, LabError> {
+        let out = std::env::temp_dir().join(format!("lab-bench-{}", std::process::id()));
+        let jobs = self.jobs.unwrap_or_else(default_jobs);
+        let t = crate::bench::throughput(lab_exe()?, self.trials, jobs, out)?;
+        print_report(self.format, &t, || t.render());
+        Ok(Exit::Clean)
+    }
+}

@@ -1,0 +1,32 @@
+//! `lab env`: the kernel features of this machine.
+
+use super::Format;
+use crate::cgroup::{create_lab_cgroup, remove_lab_cgroup};
+use crate::error::{Exit, LabError};
+
+/// `lab env`'s arguments as given.
+#[derive(clap::Args)]
+pub(super) struct EnvCmd {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+impl EnvCmd {
+    pub(super) fn execute(self) -> Result<Exit, LabError> {
+        let cgroup = create_lab_cgroup();
+        let features = lifeline::probe::probe_kernel(cgroup.as_deref());
+        match self.format {
+            Format::Text => print!("{}", crate::env::render(&features, cgroup.as_deref())),
+            Format::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(&crate::env::to_json(&features, cgroup.as_deref()))
+                    .expect("json")
+            ),
+        }
+        if let Some(dir) = &cgroup {
+            remove_lab_cgroup(dir);
+        }
+        Ok(Exit::Clean)
+    }
+}

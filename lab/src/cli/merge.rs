@@ -1,0 +1,29 @@
+//! `lab merge`: the CSVs of soak shards joined into one.
+
+use std::path::PathBuf;
+
+use crate::error::{Exit, LabError};
+
+/// `lab merge`'s arguments as given.
+#[derive(clap::Args)]
+pub(super) struct MergeCmd {
+    /// Result directories (each with a trials.csv)
+    #[arg(required = true)]
+    dirs: Vec<PathBuf>,
+    /// Where to write trials.csv and summary.json
+    #[arg(long)]
+    out: PathBuf,
+}
+
+impl MergeCmd {
+    pub(super) fn execute(self) -> Result<Exit, LabError> {
+        let merged = crate::soak::merge::merge(&self.dirs, &self.out)?;
+        println!(
+            "merged {} rows ({} duplicates dropped) into {}",
+            merged.rows,
+            merged.duplicates,
+            merged.csv.display()
+        );
+        Ok(Exit::Clean)
+    }
+}

@@ -1,0 +1,208 @@
+//! The command line, in two stages (as ripgrep does): clap parses the raw
+//! arguments into each command's `*Cmd` struct (one file per command), which
+//! then validates them into the library's options and runs the command.
+//! Every command returns `Result<Exit, LabError>`; [`Exit::of`] is the one
+//! place where that becomes the process exit status.
+
+mod bench;
+mod bisect;
+mod check;
+mod env;
+mod list;
+mod merge;
+mod plan;
+mod plot;
+mod report;
+mod run;
+mod soak;
+mod strategies;
+mod suite;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::error::{Exit, LabError};
+use crate::plan::Plan;
+use crate::strategy::Strategy;
+
+/// `lab`'s arguments.
+#[derive(Parser)]
+#[command(
+    name = "lab",
+    version,
+    about = "Reproduce and soak-test process-lifecycle bugs: orphans, hangs and leaked fds in spawn trees"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scenario's plan under each strategy and print an A/B summary
+    Run(run::RunCmd),
+    /// Run a matrix of scenarios x strategies for N trials per cell or for a duration,
+    /// streaming one CSV row per trial (resumable, shardable, gated)
+    Soak(soak::SoakCmd),
+    /// Trials per second of `nested` under canonical against the raw floor (the same
+    /// 15-process tree by a bare fork/wait loop), measured in one run, and their ratio
+    Bench(bench::BenchCmd),
+    /// Join the CSVs of soak shards (or any result directories) into one
+    Merge(merge::MergeCmd),
+    /// Print a markdown summary of result CSVs: one table per scenario
+    /// (each verdict's rate with its 95% Wilson interval, median and p99 time
+    /// to verdict and trial duration)
+    Report(report::ReportCmd),
+    /// Draw charts of result CSVs: verdict rates, rate against a swept
+    /// parameter, time to verdict, duration CDF; one file per chart and
+    /// scenario, and charts.md listing them
+    Plot(plot::PlotCmd),
+    /// Print the plan a scenario and seed resolve to, with its hash; exit 1
+    /// when a strategy refuses the plan
+    Plan(plan::PlanCmd),
+    /// Validate scenario files, and check that no strategy refuses their plans
+    Check(check::CheckCmd),
+    /// Run a suite's members alone and together in one process, K times each, and call
+    /// out the members whose verdict depends on the order (exit 1 if any)
+    Suite(suite::SuiteCmd),
+    /// Find the smallest set of members that, run before VICTIM in one process, make it
+    /// fail (exit 0 when found, 1 when the victim is not order-dependent)
+    Bisect(bisect::BisectCmd),
+    /// List the built-in scenarios
+    List,
+    /// List the strategy presets
+    Strategies,
+    /// Print which kernel features this machine has and what they enable
+    Env(env::EnvCmd),
+    #[command(name = "__supervisor", hide = true)]
+    Supervisor,
+    #[command(name = "__node", hide = true)]
+    Node {
+        idx: u32,
+        parent_pid: i32,
+        #[arg(long)]
+        lifeline: bool,
+        #[arg(long)]
+        notify: bool,
+    },
+}
+
+/// Run the command `cli` names.
+///
+/// # Errors
+/// What the command returns: [`LabError`]s of bad input (exit 2) or of a
+/// lab that could not work (exit 3).
+pub fn execute(cli: Cli) -> Result<Exit, LabError> {
+    match cli.command {
+        Command::Run(c) => c.execute(),
+        Command::Soak(c) => c.execute(),
+        Command::Bench(c) => c.execute(),
+        Command::Merge(c) => c.execute(),
+        Command::Report(c) => c.execute(),
+        Command::Plot(c) => c.execute(),
+        Command::Plan(c) => c.execute(),
+        Command::Check(c) => c.execute(),
+        Command::Suite(c) => c.execute(),
+        Command::Bisect(c) => c.execute(),
+        Command::List => list::execute(),
+        Command::Strategies => strategies::execute(),
+        Command::Env(c) => c.execute(),
+        Command::Supervisor => Ok(match crate::supervisor::main() {
+            0 => Exit::Clean,
+            _ => Exit::Lab,
+        }),
+        Command::Node {
+            idx,
+            parent_pid,
+            lifeline,
+            notify,
+        } => crate::node::boot::main(idx, parent_pid, lifeline, notify),
+    }
+}
+
+/// Text or JSON output.
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+/// Print `value` as text or pretty JSON.
+fn print_report<T: serde::Serialize>(format: Format, value: &T, text: impl FnOnce() -> String) {
+    match format {
+        Format::Text => print!("{}", text()),
+        Format::Json => println!("{}", serde_json::to_string_pretty(value).expect("json")),
+    }
+}
+
+/// How every trial runs: `lab run`, `lab soak`, `lab suite` and `lab bisect`
+/// take these the same way.
+#[derive(clap::Args)]
+struct TrialOptions {
+    /// Deadline of each trial's planned course, like 400ms or 2s (default: the plan's own)
+    #[arg(long, value_parser = humantime::parse_duration)]
+    deadline: Option<Duration>,
+    /// Run without a cgroup (subreaper alone), even where one is available
+    #[arg(long, env = "LAB_NO_CGROUP", value_parser = clap::builder::FalseyValueParser::new())]
+    no_cgroup: bool,
+    /// Parallel supervisors (default: the number of cores)
+    #[arg(short = 'j', long)]
+    jobs: Option<usize>,
+}
+
+impl TrialOptions {
+    /// The deadline, refused when zero.
+    ///
+    /// # Errors
+    /// [`LabError::Input`] for `--deadline 0s`.
+    fn deadline(&self) -> Result<Option<Duration>, LabError> {
+        if self.deadline.is_some_and(|d| d.is_zero()) {
+            return Err(LabError::Input(
+                "--deadline must be longer than zero".into(),
+            ));
+        }
+        Ok(self.deadline)
+    }
+
+    fn jobs(&self) -> usize {
+        self.jobs.unwrap_or_else(default_jobs)
+    }
+}
+
+/// Parallel supervisors when `-j` is not given: the number of cores.
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Make this process fit to run trials ([`crate::run::prepare_lab_process`])
+/// and find its own binary, from which supervisors are started.
+///
+/// # Errors
+/// [`LabError::Lab`] when either fails.
+fn lab_exe() -> Result<PathBuf, LabError> {
+    crate::run::prepare_lab_process()?;
+    std::env::current_exe().map_err(|e| LabError::io("cannot find the lab binary", e))
+}
+
+/// Parse `--strategy` values.
+///
+/// # Errors
+/// [`LabError::Strategy`] for an unknown strategy.
+fn parse_strategies(names: &[String]) -> Result<Vec<Strategy>, LabError> {
+    names
+        .iter()
+        .map(|s| Strategy::parse(s).map_err(LabError::from))
+        .collect()
+}
+
+/// Print `{prefix}refused under STRATEGY: REASON` on stderr for each of
+/// `strategies` whose plan-time guard refuses `plan`; returns how many did.
+fn print_refusals(prefix: &str, plan: &Plan, strategies: &[Strategy]) -> usize {
+    strategies
+        .iter()
+        .filter_map(|st| crate::trial::refusal(plan, st).map(|r| (st, r)))
+        .inspect(|(st, r)| eprintln!("{prefix}refused under {st}: {}", r.reason))
+        .count()
+}

@@ -1,0 +1,85 @@
+//! `lab run`: one plan, many trials under each strategy.
+
+use std::path::PathBuf;
+
+use super::{lab_exe, parse_strategies, print_report, Format, TrialOptions};
+use crate::error::{Exit, LabError};
+use crate::run::RunArgs;
+use crate::scenario::overrides::Override;
+
+/// `lab run`'s arguments as given.
+#[derive(clap::Args)]
+pub(super) struct RunCmd {
+    /// A built-in scenario name (`lab list`) or a path to a .toml file
+    scenario: String,
+    /// The seed that turns the scenario into a plan
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Set a scenario key before planning (repeatable): a dotted path into the file
+    /// (tree.depth=3, nodes.root.threads=4, kill.0.at=5ms) or an alias (depth, threads,
+    /// hold, kill_delay)
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = Override::parse)]
+    overrides: Vec<Override>,
+    /// Trials per strategy
+    #[arg(long, default_value_t = 100, conflicts_with = "repeat")]
+    trials: u64,
+    /// Replay the plan K times per strategy and print the reproduction
+    /// rate (a gated scenario must reproduce K/K)
+    #[arg(long, value_name = "K")]
+    repeat: Option<u64>,
+    /// Strategy (repeatable): a preset (`lab strategies`) or create=..,death=..,observe=..
+    #[arg(long = "strategy", default_values_t = ["canonical".to_string(), "legacy".to_string()])]
+    strategies: Vec<String>,
+    #[command(flatten)]
+    trial: TrialOptions,
+    /// Where to write results/<run-id>/trials.csv
+    #[arg(long, default_value = "results")]
+    out: PathBuf,
+    /// Output format of the summary
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Add all-thread backtraces from `gdb -batch` to each diagnosis of a hang or orphan
+    #[arg(long)]
+    gdb: bool,
+    /// Leave the first hung tree alive, print its pids and how to attach, and clean it up
+    /// when Enter is pressed
+    #[arg(long)]
+    keep_hung: bool,
+}
+
+impl RunCmd {
+    /// The validated options.
+    ///
+    /// # Errors
+    /// [`LabError::Input`] for zero trials or a zero deadline; an unknown
+    /// strategy; [`LabError::Lab`] when the lab process cannot be prepared.
+    fn options(self) -> Result<RunArgs, LabError> {
+        let trials = self.repeat.unwrap_or(self.trials);
+        if trials == 0 {
+            return Err(LabError::Input(
+                "--trials and --repeat must be at least 1".into(),
+            ));
+        }
+        Ok(RunArgs {
+            scenario: self.scenario,
+            overrides: self.overrides,
+            seed: self.seed,
+            trials,
+            strategies: parse_strategies(&self.strategies)?,
+            deadline: self.trial.deadline()?,
+            no_cgroup: self.trial.no_cgroup,
+            jobs: self.trial.jobs(),
+            out: self.out,
+            exe: lab_exe()?,
+            gdb: self.gdb,
+            keep_hung: self.keep_hung,
+        })
+    }
+
+    pub(super) fn execute(self) -> Result<Exit, LabError> {
+        let format = self.format;
+        let summary = crate::run::run(&self.options()?)?;
+        print_report(format, &summary, || summary.render());
+        Ok(Exit::clean_if(summary.all_passed()))
+    }
+}

@@ -1,0 +1,121 @@
+//! `lab soak`: scenarios x strategies for N trials or a duration.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::ValueEnum;
+
+use super::{lab_exe, print_report, Format, TrialOptions};
+use crate::error::{Exit, LabError};
+use crate::scenario::BUILTIN;
+use crate::soak::{Progress, SoakArgs, SoakSpec};
+
+/// `--progress`.
+#[derive(Clone, Copy, ValueEnum)]
+enum ProgressArg {
+    Auto,
+    Bar,
+    Lines,
+    None,
+}
+
+/// `lab soak`'s arguments as given.
+#[derive(clap::Args)]
+pub(super) struct SoakCmd {
+    /// Scenario (repeatable): a built-in name or a path to a .toml file
+    #[arg(long = "scenario", required_unless_present_any = ["all", "resume"])]
+    scenarios: Vec<String>,
+    /// Every shipped scenario
+    #[arg(long, conflicts_with = "scenarios")]
+    all: bool,
+    /// Strategy (repeatable): a preset or create=..,death=..,observe=..
+    #[arg(long = "strategy", default_values_t = ["canonical".to_string(), "legacy".to_string()])]
+    strategies: Vec<String>,
+    /// Trials per scenario (and swept value) and strategy
+    #[arg(long, required_unless_present_any = ["duration", "resume"], conflicts_with = "duration")]
+    trials: Option<u64>,
+    /// Run for this long instead (like 30m or 8h)
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// The soak's seed: trial t runs the plan of a seed derived from it and t
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Sweep one scenario key: KEY=A..B/STEPS (kill_delay=1ms..20ms/5, threads=1..8/8,
+    /// hold=0.1..0.9/5, depth=1..4/4, or a dotted path)
+    #[arg(long)]
+    sweep: Option<String>,
+    /// Run only the trials of shard I of N (trial indices t with t % N == I-1)
+    #[arg(long, value_name = "I/N")]
+    shard: Option<crate::soak::matrix::Shard>,
+    /// Exit 1 unless every trial of this strategy passes (repeatable): the nightly gate.
+    /// STRATEGY:VERDICT,... allows other verdicts too (canonical:pass,panic where a
+    /// guard's panic is the intended result)
+    #[arg(long = "gate", value_name = "STRATEGY[:VERDICTS]")]
+    gates: Vec<String>,
+    #[command(flatten)]
+    trial: TrialOptions,
+    /// The soak's directory (default results/soak-<time>)
+    #[arg(long, conflicts_with = "resume")]
+    out: Option<PathBuf>,
+    /// Continue the soak in DIR where it stopped (its soak.json says what to run)
+    #[arg(long, value_name = "DIR")]
+    resume: Option<PathBuf>,
+    /// Progress: a bar when stdout is a terminal (auto), always, one line per trial, or none
+    #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+    progress: ProgressArg,
+    /// Output format of the summary
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+impl SoakCmd {
+    /// The validated options.
+    ///
+    /// # Errors
+    /// [`LabError::Input`] for a zero deadline; [`LabError::Lab`] when the
+    /// lab process cannot be prepared.
+    fn options(self) -> Result<SoakArgs, LabError> {
+        let scenarios = if self.all {
+            BUILTIN.iter().map(|(n, _)| n.to_string()).collect()
+        } else {
+            self.scenarios
+        };
+        let spec = SoakSpec {
+            scenarios,
+            strategies: self.strategies,
+            trials: self.trials,
+            duration_s: self.duration.map(|d| d.as_secs().max(1)),
+            seed: self.seed,
+            shard: self.shard,
+            sweep: self.sweep,
+            deadline_ms: self.trial.deadline()?.map(|d| d.as_millis() as u64),
+            no_cgroup: self.trial.no_cgroup,
+            gates: self.gates,
+        };
+        let stamp = crate::results::run_id("soak", self.seed);
+        Ok(SoakArgs {
+            dir: self
+                .resume
+                .clone()
+                .or(self.out)
+                .unwrap_or_else(|| PathBuf::from("results").join(stamp)),
+            resume: self.resume.is_some(),
+            spec,
+            jobs: self.trial.jobs(),
+            progress: match self.progress {
+                ProgressArg::Auto => Progress::Auto,
+                ProgressArg::Bar => Progress::Bar,
+                ProgressArg::Lines => Progress::Lines,
+                ProgressArg::None => Progress::None,
+            },
+            exe: lab_exe()?,
+        })
+    }
+
+    pub(super) fn execute(self) -> Result<Exit, LabError> {
+        let format = self.format;
+        let summary = crate::soak::run(&self.options()?)?;
+        print_report(format, &summary, || summary.render());
+        Ok(Exit::clean_if(summary.gate_passed()))
+    }
+}

@@ -1,0 +1,93 @@
+//! `lab suite`: members alone and in one process; and what `lab suite` and
+//! `lab bisect` share (the order and the setup).
+
+use super::{lab_exe, parse_strategies, print_report, Format, TrialOptions};
+use crate::error::{Exit, LabError};
+use crate::suite::{Order, Setup};
+
+/// The order of a suite's members: as written, reversed, shuffled, or given.
+#[derive(clap::Args)]
+pub(super) struct SuiteOrder {
+    /// Run the members in the reverse of the written order
+    #[arg(long, conflicts_with_all = ["seed", "members"])]
+    reverse: bool,
+    /// Shuffle the members with this seed (the same order on every run)
+    #[arg(long, conflicts_with = "members")]
+    seed: Option<u64>,
+    /// Run exactly these members, in this order (comma-separated names)
+    #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
+    members: Vec<String>,
+}
+
+/// What `lab suite` and `lab bisect` share besides the order.
+#[derive(clap::Args)]
+pub(super) struct SuiteCommon {
+    #[command(flatten)]
+    trial: TrialOptions,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(super) format: Format,
+}
+
+impl SuiteCommon {
+    /// The suite machinery's setup.
+    ///
+    /// # Errors
+    /// [`LabError::Input`] for `--repeat 0` or a zero deadline;
+    /// [`LabError::Lab`] when the lab process cannot be prepared.
+    pub(super) fn setup(
+        &self,
+        suite: String,
+        repeat: u64,
+        order: SuiteOrder,
+    ) -> Result<Setup, LabError> {
+        if repeat == 0 {
+            return Err(LabError::Input("--repeat must be at least 1".into()));
+        }
+        let order = if !order.members.is_empty() {
+            Order::Members(order.members)
+        } else if let Some(seed) = order.seed {
+            Order::Shuffled(seed)
+        } else if order.reverse {
+            Order::Reversed
+        } else {
+            Order::Written
+        };
+        Ok(Setup {
+            suite,
+            repeat,
+            order,
+            deadline: self.trial.deadline()?,
+            no_cgroup: self.trial.no_cgroup,
+            jobs: self.trial.jobs(),
+            exe: lab_exe()?,
+        })
+    }
+}
+
+/// `lab suite`'s arguments as given.
+#[derive(clap::Args)]
+pub(super) struct SuiteCmd {
+    /// A suite file (scenarios/suites/NAME.toml)
+    suite: String,
+    /// Strategy (repeatable): a preset (`lab strategies`) or create=..,death=..,observe=..
+    #[arg(long = "strategy", default_values_t = ["canonical".to_string(), "legacy".to_string()])]
+    strategies: Vec<String>,
+    /// Runs alone and runs of the whole suite, per member and strategy
+    #[arg(long, value_name = "K", default_value_t = 5)]
+    repeat: u64,
+    #[command(flatten)]
+    order: SuiteOrder,
+    #[command(flatten)]
+    common: SuiteCommon,
+}
+
+impl SuiteCmd {
+    pub(super) fn execute(self) -> Result<Exit, LabError> {
+        let strategies = parse_strategies(&self.strategies)?;
+        let setup = self.common.setup(self.suite, self.repeat, self.order)?;
+        let report = crate::suite::run::run(&setup, &strategies)?;
+        print_report(self.common.format, &report, || report.render());
+        Ok(Exit::clean_if(report.order_dependent.is_empty()))
+    }
+}
