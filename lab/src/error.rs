@@ -70,14 +70,10 @@ impl LabError {
 /// `e`'s message and every source after it, joined by `": "` ("cannot set
 /// kill.3.at (kill.3.at): `kill` has 1 entries, no index 3").
 pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cause = c.source();
-    }
-    s
+    std::iter::successors(Some(e), |e| e.source())
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// The process exit status of `lab`: the one place where what a command

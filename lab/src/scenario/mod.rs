@@ -436,7 +436,7 @@ impl Scenario {
             .collect();
         let file = format!("{file} (with {})", shown.join(", "));
         let text = overrides::apply(&text, overrides)
-            .map_err(|e| ScenarioError::plain(&file, crate::error::chain(&e)))?;
+            .map_err(|e| ScenarioError::plain(&file, e.chain()))?;
         Scenario::parse(&file, &text)
     }
 

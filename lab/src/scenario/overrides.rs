@@ -96,6 +96,17 @@ pub enum OverrideError {
     },
 }
 
+impl OverrideError {
+    /// The message and its source after a colon ("cannot set kill.3.at
+    /// (kill.3.at): `kill` has 1 entries, no index 3").
+    pub fn chain(&self) -> String {
+        std::iter::successors(Some(self as &dyn std::error::Error), |e| e.source())
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(": ")
+    }
+}
+
 /// What is in the way of a dotted path (`kill.3.at`).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -294,7 +305,7 @@ mod tests {
         assert_eq!(out["kill"][0]["at"].as_str(), Some("5ms"));
         let out: toml::Table = set("hold", "0.5").unwrap().parse().unwrap();
         assert_eq!(out["nodes"]["root"]["hold"].as_float(), Some(0.5));
-        let why = |k: &str, v: &str| crate::error::chain(&set(k, v).unwrap_err());
+        let why = |k: &str, v: &str| set(k, v).unwrap_err().chain();
         assert_eq!(
             why("kill.3.at", "5ms"),
             "cannot set kill.3.at (kill.3.at): `kill` has 1 entries, no index 3"
