@@ -12,8 +12,8 @@ use std::process::Command;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use lab::plan::Plan;
-use lab::runner::Supervisor;
 use lab::scenario::Scenario;
+use lab::session::Supervisor;
 use lab::strategy::Strategy;
 use lab::trial::protocol::TrialRequest;
 use lifeline::floor;

@@ -116,7 +116,7 @@ fn floor_rate(trials: u64, jobs: usize) -> Result<f64, LabError> {
             .find_map(|w| w.join().ok().and_then(Result::err))
     });
     if let Some(e) = failed {
-        return Err(LabError::Lab(format!("the raw fork tree failed: {e}")));
+        return Err(LabError::io("the raw fork tree failed", e));
     }
     Ok(trials as f64 / start.elapsed().as_secs_f64())
 }

@@ -8,17 +8,22 @@
 //! runs of different scenarios) and grouped by scenario, strategy and, for a
 //! soak that swept a parameter, the swept value.
 
+mod group;
+pub mod markdown;
 pub mod plot;
 pub mod png;
 pub mod report;
+mod sweep;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::LabError;
 use crate::results::{read_rows, TrialRow, SCHEMA};
-use crate::stats::{percentile_sorted, Rate};
 use crate::verdict::Verdict;
+
+pub use group::Group;
+pub use sweep::{sweep_unit, SweepUnit, SweepValue};
 
 /// The file a results DIR holds.
 pub const TRIALS_CSV: &str = "trials.csv";
@@ -34,7 +39,7 @@ pub struct Source {
 
 /// One trial: its CSV row and its verdict, parsed.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Trial {
+pub struct Row {
     /// The row as read.
     pub row: TrialRow,
     /// `row.verdict`, parsed.
@@ -47,7 +52,7 @@ pub struct Dataset {
     /// The CSVs read, in order.
     pub sources: Vec<Source>,
     /// Every trial, in the order read.
-    pub trials: Vec<Trial>,
+    pub trials: Vec<Row>,
 }
 
 /// A verdict by its name (`pass`, `early-death`, ...).
@@ -105,7 +110,7 @@ pub fn find_csvs(dir: &Path) -> Result<Vec<PathBuf>, LabError> {
 /// # Errors
 /// [`LabError::Input`] naming the file: unreadable, not a CSV of
 /// [`TrialRow`]s, a schema other than [`SCHEMA`], or an unknown verdict.
-pub fn read_trials(path: &Path) -> Result<Vec<Trial>, LabError> {
+pub fn read_trials(path: &Path) -> Result<Vec<Row>, LabError> {
     check_schema(path)?;
     let rows = read_rows(path).map_err(|e| {
         let msg = e.to_string();
@@ -119,7 +124,7 @@ pub fn read_trials(path: &Path) -> Result<Vec<Trial>, LabError> {
     rows.into_iter()
         .enumerate()
         .map(|(i, row)| match parse_verdict(&row.verdict) {
-            Some(verdict) => Ok(Trial { row, verdict }),
+            Some(verdict) => Ok(Row { row, verdict }),
             None => Err(LabError::Input(format!(
                 "{}: row {}: unknown verdict `{}`",
                 path.display(),
@@ -245,7 +250,7 @@ impl Dataset {
         let trials = rows
             .into_iter()
             .map(|row| match parse_verdict(&row.verdict) {
-                Some(verdict) => Ok(Trial { row, verdict }),
+                Some(verdict) => Ok(Row { row, verdict }),
                 None => Err(LabError::Input(format!(
                     "unknown verdict `{}`",
                     row.verdict
@@ -297,7 +302,7 @@ pub struct ScenarioData<'a> {
     /// Scenario name.
     pub name: String,
     /// Its trials, in the order read.
-    pub trials: Vec<&'a Trial>,
+    pub trials: Vec<&'a Row>,
 }
 
 impl ScenarioData<'_> {
@@ -355,7 +360,7 @@ impl ScenarioData<'_> {
     pub fn by_sweep(&self, key: &str) -> Vec<Group> {
         let mut groups = Vec::new();
         for s in self.strategies() {
-            let mine: Vec<&Trial> = self
+            let mine: Vec<&Row> = self
                 .trials
                 .iter()
                 .copied()
@@ -398,238 +403,6 @@ impl ScenarioData<'_> {
         // Stable: within a strategy, the unswept group, then sweep order.
         groups.sort_by_key(|g| rank(&g.strategy));
         groups
-    }
-}
-
-/// The unit of a swept parameter's values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SweepUnit {
-    /// Durations (`5ms`, `1s`), as milliseconds.
-    Millis,
-    /// Plain numbers (`4`, `0.5`), or a number leading the text (`4x`).
-    Number,
-}
-
-/// One value of a swept parameter, as written and as a number.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SweepValue {
-    /// The parameter (`kill_delay`).
-    pub key: String,
-    /// The value as written in the CSV (`5ms`).
-    pub text: String,
-    /// The value as a number: a duration in ms, else the leading number;
-    /// `None` when the text has no number.
-    pub number: Option<(f64, SweepUnit)>,
-}
-
-impl SweepValue {
-    /// Parse `text`: a plain number (`4`, `0.5`), a duration (`5ms`, `1.5s`,
-    /// in ms), or text with a leading number (`4x`: 4).
-    pub fn parse(key: &str, text: &str) -> SweepValue {
-        let t = text.trim();
-        let number = if let Ok(x) = t.parse::<f64>() {
-            Some((x, SweepUnit::Number))
-        } else if let Ok(d) = humantime::parse_duration(t) {
-            Some((d.as_secs_f64() * 1000.0, SweepUnit::Millis))
-        } else {
-            // The longest leading prefix that is a number.
-            (1..=t.len())
-                .rev()
-                .filter(|&i| t.is_char_boundary(i))
-                .find_map(|i| t[..i].parse::<f64>().ok())
-                .map(|x| (x, SweepUnit::Number))
-        };
-        SweepValue {
-            key: key.into(),
-            text: text.into(),
-            number: number.filter(|(x, _)| x.is_finite()),
-        }
-    }
-
-    /// The value as a number (see [`SweepValue::number`]).
-    pub fn value(&self) -> Option<f64> {
-        self.number.map(|(x, _)| x)
-    }
-
-    /// Order: values with a number by that number, then the rest by text.
-    pub fn order(a: &SweepValue, b: &SweepValue) -> std::cmp::Ordering {
-        match (a.value(), b.value()) {
-            (Some(x), Some(y)) => x.total_cmp(&y).then_with(|| a.text.cmp(&b.text)),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => a.text.cmp(&b.text),
-        }
-    }
-}
-
-/// The unit shared by `values`: [`SweepUnit::Millis`] when every value is a
-/// duration (a plain `0` counts as one), [`SweepUnit::Number`] when every
-/// value has a number, `None` when some value has none.
-pub fn sweep_unit(values: &[SweepValue]) -> Option<SweepUnit> {
-    if values.iter().any(|v| v.number.is_none()) {
-        return None;
-    }
-    let millis = values.iter().all(|v| match v.number {
-        Some((_, SweepUnit::Millis)) => true,
-        Some((x, SweepUnit::Number)) => x == 0.0,
-        None => false,
-    }) && values
-        .iter()
-        .any(|v| matches!(v.number, Some((_, SweepUnit::Millis))));
-    Some(if millis {
-        SweepUnit::Millis
-    } else {
-        SweepUnit::Number
-    })
-}
-
-/// The trials of one scenario and strategy (and swept value), counted.
-#[derive(Clone, Debug)]
-pub struct Group {
-    /// Scenario name.
-    pub scenario: String,
-    /// Strategy name.
-    pub strategy: String,
-    /// The strategy's axes, `(create, death, observe)`, from its first row.
-    pub axes: (String, String, String),
-    /// Whether the canonical path's guards were on (first row).
-    pub guards: bool,
-    /// The swept value, for a group of one swept value.
-    pub sweep: Option<SweepValue>,
-    /// Trials.
-    pub trials: u64,
-    /// Trials per verdict (verdicts seen only).
-    pub counts: BTreeMap<Verdict, u64>,
-    /// `(verdict, time to verdict µs, duration µs)` of every trial, in the
-    /// order read.
-    pub points: Vec<(Verdict, u64, u64)>,
-    /// Times to verdict (µs), ascending.
-    pub verdict_us: Vec<u64>,
-    /// Trial durations (µs), ascending.
-    pub duration_us: Vec<u64>,
-    /// Distinct reasons per verdict (every verdict but pass), with PIDs and
-    /// pipe inodes written `N` so that equal failures group, and counts.
-    pub reasons: BTreeMap<Verdict, BTreeMap<String, u64>>,
-    /// Trials that named each signature.
-    pub signatures: BTreeMap<String, u64>,
-    /// The guards' sites (`file:line`) of panics, with counts.
-    pub panic_sites: BTreeMap<String, u64>,
-    /// The run ids of the trials, in order of first appearance.
-    pub run_ids: Vec<String>,
-}
-
-impl Group {
-    /// Count `trials` (all of `scenario`, one strategy).
-    pub fn of<'a>(
-        scenario: &str,
-        sweep: Option<SweepValue>,
-        trials: impl IntoIterator<Item = &'a Trial>,
-    ) -> Group {
-        let mut g = Group {
-            scenario: scenario.into(),
-            strategy: String::new(),
-            axes: Default::default(),
-            guards: false,
-            sweep,
-            trials: 0,
-            counts: BTreeMap::new(),
-            points: Vec::new(),
-            verdict_us: Vec::new(),
-            duration_us: Vec::new(),
-            reasons: BTreeMap::new(),
-            signatures: BTreeMap::new(),
-            panic_sites: BTreeMap::new(),
-            run_ids: Vec::new(),
-        };
-        for t in trials {
-            let r = &t.row;
-            if g.trials == 0 {
-                g.strategy = r.strategy.clone();
-                g.axes = (r.create.clone(), r.death.clone(), r.observe.clone());
-                g.guards = r.guards;
-            }
-            g.trials += 1;
-            *g.counts.entry(t.verdict).or_insert(0) += 1;
-            g.points
-                .push((t.verdict, r.time_to_verdict_us, r.duration_us));
-            g.verdict_us.push(r.time_to_verdict_us);
-            g.duration_us.push(r.duration_us);
-            if t.verdict != Verdict::Pass && !r.reason.is_empty() {
-                *g.reasons
-                    .entry(t.verdict)
-                    .or_default()
-                    .entry(crate::verdict::reason_class(&r.reason))
-                    .or_insert(0) += 1;
-            }
-            for s in r.signatures.split_whitespace() {
-                *g.signatures.entry(s.to_string()).or_insert(0) += 1;
-            }
-            if !r.panic_site.is_empty() {
-                *g.panic_sites.entry(r.panic_site.clone()).or_insert(0) += 1;
-            }
-            if !g.run_ids.contains(&r.run_id) {
-                g.run_ids.push(r.run_id.clone());
-            }
-        }
-        g.verdict_us.sort_unstable();
-        g.duration_us.sort_unstable();
-        g
-    }
-
-    /// Trials with verdict `v`.
-    pub fn count(&self, v: Verdict) -> u64 {
-        self.counts.get(&v).copied().unwrap_or(0)
-    }
-
-    /// The rate of verdict `v` with its 95% Wilson interval.
-    pub fn rate(&self, v: Verdict) -> Rate {
-        Rate::wilson(self.count(v), self.trials)
-    }
-
-    /// The rate of trials that did not pass, with its 95% Wilson interval.
-    pub fn not_pass(&self) -> Rate {
-        Rate::wilson(self.trials - self.count(Verdict::Pass), self.trials)
-    }
-
-    /// The most frequent verdict (the first in [`Verdict::ALL`] order on a
-    /// tie); `pass` for an empty group.
-    pub fn modal(&self) -> Verdict {
-        Verdict::ALL
-            .into_iter()
-            .max_by_key(|&v| (self.count(v), std::cmp::Reverse(v)))
-            .unwrap_or(Verdict::Pass)
-    }
-
-    /// The `p`-th percentile (nearest rank) of the times to verdict, in ms.
-    pub fn verdict_ms(&self, p: f64) -> f64 {
-        percentile_sorted(&self.verdict_us, p) as f64 / 1000.0
-    }
-
-    /// The `p`-th percentile (nearest rank) of the trial durations, in ms.
-    pub fn duration_ms(&self, p: f64) -> f64 {
-        percentile_sorted(&self.duration_us, p) as f64 / 1000.0
-    }
-
-    /// The axes on which this group's strategy differs from `canonical`,
-    /// as `axis=value`; with the guards switch when it differs from
-    /// canonical's (on).
-    pub fn differs_from_canonical(&self) -> Vec<String> {
-        use crate::strategy::{Create, Observe, ParentDeath};
-        let (c, d, o) = &self.axes;
-        let mut out = Vec::new();
-        if c != Create::Clone3.name() {
-            out.push(format!("create={c}"));
-        }
-        if d != ParentDeath::Lifeline.name() {
-            out.push(format!("death={d}"));
-        }
-        if o != Observe::Pidfd.name() {
-            out.push(format!("observe={o}"));
-        }
-        if !self.guards {
-            out.push("guards=off".into());
-        }
-        out
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use super::markdown::{code, md};
 use super::{list_some, plot, Dataset, Group, ScenarioData};
 use crate::verdict::Verdict;
 
@@ -13,32 +14,6 @@ pub struct ReportOptions {
     /// under this path prefix, as written (relative to where the markdown
     /// will be read); `None`: no charts.
     pub charts: Option<String>,
-}
-
-/// Escape what markdown would read as markup in table cells and prose.
-pub fn md(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '|' | '*' | '_' | '`' | '<' | '\\' | '[' | ']' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '\n' | '\r' => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// `text` as a markdown code span (no escaping needed inside one; a text
-/// with backticks gets a double-backtick fence).
-pub fn code(text: &str) -> String {
-    if text.contains('`') {
-        format!("`` {text} ``")
-    } else {
-        format!("`{text}`")
-    }
 }
 
 /// `x` ms with two decimals (`6.78`).

@@ -40,11 +40,25 @@ impl Shard {
     }
 }
 
-impl FromStr for Shard {
-    type Err = String;
+/// Why a text is not a shard `I/N`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{text}` is not a shard I/N with 1 <= I <= N (e.g. 1/4)")]
+pub struct ShardError {
+    /// The text as given.
+    pub text: String,
+}
 
-    fn from_str(s: &str) -> Result<Shard, String> {
-        let bad = || format!("`{s}` is not a shard I/N with 1 <= I <= N (e.g. 1/4)");
+impl FromStr for Shard {
+    type Err = ShardError;
+
+    /// Parse `I/N` (spaces around either number allowed).
+    ///
+    /// # Errors
+    /// [`ShardError`] unless both are numbers with `1 <= I <= N`.
+    fn from_str(s: &str) -> Result<Shard, ShardError> {
+        let bad = || ShardError {
+            text: s.to_string(),
+        };
         let (i, n) = s.split_once('/').ok_or_else(bad)?;
         let (index, count): (u64, u64) = (
             i.trim().parse().map_err(|_| bad())?,

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::tally::{GroupSummary, Tally};
 use crate::error::LabError;
+use crate::record::{GroupSummary, Tally};
 use crate::results::{self, CsvSink, TrialRow};
 
 /// The identity of a trial: scenario, swept key and value, strategy, index.
@@ -78,10 +78,10 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, LabError> {
         }
     }
     let mut sink = CsvSink::create(out)
-        .map_err(|e| LabError::Lab(format!("cannot write under {}: {e}", out.display())))?;
+        .map_err(|e| LabError::io(format!("cannot write under {}", out.display()), e))?;
     for row in rows.values() {
         sink.write(row)
-            .map_err(|e| LabError::Lab(format!("cannot write {}: {e}", sink.path().display())))?;
+            .map_err(|e| LabError::io(format!("cannot write {}", sink.path().display()), e))?;
     }
     let mut tally = Tally::default();
     rows.values().for_each(|r| tally.add(r));
@@ -96,6 +96,6 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, LabError> {
         &summary,
         serde_json::to_string_pretty(&merged).expect("serializes"),
     )
-    .map_err(|e| LabError::Lab(format!("cannot write {}: {e}", summary.display())))?;
+    .map_err(|e| LabError::io(format!("cannot write {}", summary.display()), e))?;
     Ok(merged)
 }

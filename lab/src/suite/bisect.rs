@@ -21,9 +21,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::run::{Execution, Executor, Tally};
+use super::executor::{Execution, Executor};
 use super::{Setup, Suite};
 use crate::error::LabError;
+use crate::record::Counts;
 use crate::strategy::Strategy;
 use crate::verdict::{Outcome, Verdict};
 
@@ -71,9 +72,9 @@ pub struct BisectReport {
     /// The victim's predecessors in the suite's order: the whole list.
     pub predecessors: Vec<String>,
     /// The victim alone.
-    pub alone: Tally,
+    pub alone: Counts,
     /// The victim after the whole list.
-    pub after_all: Tally,
+    pub after_all: Counts,
     /// Whether a set was found.
     pub found: bool,
     /// The smallest set found, in the order it runs before the victim: the
@@ -105,8 +106,8 @@ impl BisectReport {
             self.repeat,
             if self.opposite { "  (opposite)" } else { "" }
         );
-        let tally = |t: &Tally| {
-            let mut line = format!("pass {}/{}", t.count(Verdict::Pass), t.runs);
+        let tally = |t: &Counts| {
+            let mut line = format!("pass {}/{}", t.count(Verdict::Pass), t.runs());
             let f = t.render_failures();
             if !f.is_empty() {
                 let _ = write!(line, ", {f}");
@@ -114,7 +115,7 @@ impl BisectReport {
             line
         };
         let _ = writeln!(s, "  alone: {}", tally(&self.alone));
-        if self.after_all.runs > 0 {
+        if self.after_all.runs() > 0 {
             let _ = writeln!(
                 s,
                 "  after the whole list ({} members): {}",
@@ -173,10 +174,10 @@ impl Bisection<'_> {
     /// Run `before` then the victim, up to K times in waves of `jobs`
     /// supervisors, until a wave in which the wanted outcome shows; the
     /// victim's tally and whether it showed.
-    fn probe(&self, before: &[usize]) -> Result<(Tally, bool), LabError> {
+    fn probe(&self, before: &[usize]) -> Result<(Counts, bool), LabError> {
         let mut order = before.to_vec();
         order.push(self.victim);
-        let mut tally = Tally::default();
+        let mut tally = Counts::default();
         let mut r = 0;
         while r < self.repeat {
             let wave: Vec<Execution> = (r..self.repeat.min(r + self.jobs))
@@ -190,7 +191,7 @@ impl Bisection<'_> {
             let mut shown = false;
             for outcomes in self.exec.execute_all(&wave)? {
                 if let Some(o) = outcomes.last() {
-                    tally.add(o);
+                    tally.add_outcome(o);
                     shown |= self.wanted(o);
                 }
             }
@@ -210,9 +211,9 @@ impl Bisection<'_> {
         let (tally, kept) = self.probe(subset)?;
         self.steps.push(Step {
             before: self.names(subset),
-            runs: tally.runs,
+            runs: tally.runs(),
             kept,
-            verdicts: tally.verdicts,
+            verdicts: tally.verdicts().clone(),
         });
         self.tried.insert(subset.to_vec(), kept);
         Ok(kept)
@@ -333,7 +334,7 @@ pub fn bisect(setup: &Setup, args: &BisectArgs) -> Result<BisectReport, LabError
         ("fails", "passes")
     };
     let (alone, shown_alone) = b.probe(&[])?;
-    let mut after_all = Tally::default();
+    let mut after_all = Counts::default();
     let mut found = None;
     let message = if shown_alone {
         format!(
@@ -344,7 +345,7 @@ pub fn bisect(setup: &Setup, args: &BisectArgs) -> Result<BisectReport, LabError
             } else {
                 alone.failures()
             },
-            alone.runs
+            alone.runs()
         )
     } else if predecessors.is_empty() {
         format!(
@@ -361,7 +362,7 @@ pub fn bisect(setup: &Setup, args: &BisectArgs) -> Result<BisectReport, LabError
                  runs: nothing before it made it {} (a flaky cause may need more runs: --repeat)",
                 predecessors.len(),
                 if args.opposite { "pass" } else { "fail" },
-                n = after_all.runs,
+                n = after_all.runs(),
             )
         } else {
             b.tried.insert(predecessors.clone(), true);

@@ -10,11 +10,14 @@
 //! a fresh supervisor, as a runner that starts one process per test would.
 //!
 //! - [`file`](mod@file): the suite format (`scenarios/suites/NAME.toml`);
-//! - [`run`]: the machinery (an ordered list of members in one fresh
-//!   supervisor, K times) and `lab suite`'s table;
+//! - [`executor`]: the machinery (an ordered list of members in one fresh
+//!   supervisor, on the session's supervisors);
+//! - [`run`]: `lab suite`'s runs (every member alone and the suite, K
+//!   times) and its table;
 //! - [`bisect`]: delta debugging over the victim's predecessors.
 
 pub mod bisect;
+pub mod executor;
 pub mod file;
 pub mod run;
 

@@ -1,4 +1,4 @@
-//! The suite machinery and `lab suite`.
+//! `lab suite`: every member alone and the whole suite, K times each.
 //!
 //! One **execution** is an ordered list of members run in one fresh
 //! supervisor, one trial each, sharing its process-global state; a member
@@ -7,230 +7,18 @@
 //! member alone and the whole suite K times under each strategy, and calls
 //! out the members whose verdict depends on the order.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use serde::Serialize;
 
 use super::{Setup, Suite};
 use crate::error::LabError;
-use crate::runner::{self, Supervisor};
+use crate::record::Counts;
 use crate::strategy::Strategy;
-use crate::trial::protocol::TrialRequest;
-use crate::verdict::reason_class;
-use crate::verdict::{Outcome, Verdict};
+use crate::verdict::Verdict;
 use crate::{cgroup, results};
 
-/// One execution: members (indexes into the suite) run in this order in one
-/// fresh supervisor under `strategy`, each as trial `repetition`.
-#[derive(Clone, Debug)]
-pub struct Execution {
-    /// Member indexes, in the order they run.
-    pub members: Vec<usize>,
-    /// The strategy of every trial.
-    pub strategy: Strategy,
-    /// The repetition (0..K): every trial's index, which also seeds the
-    /// draw of a host action's `chance`.
-    pub repetition: u64,
-}
-
-/// Runs executions of a suite's members, each in a fresh supervisor, and
-/// counts them. Owns the lab's cgroup for the trials (removed on drop).
-#[derive(Debug)]
-pub struct Executor<'a> {
-    suite: &'a Suite,
-    setup: &'a Setup,
-    cgroup: Option<PathBuf>,
-    cgroup_note: Option<String>,
-    runs: AtomicU64,
-}
-
-impl<'a> Executor<'a> {
-    /// Prepare to run members of `suite` as `setup` says: the lab's cgroup
-    /// (unless `no_cgroup`, or none is writable; then subreaper mode).
-    pub fn new(suite: &'a Suite, setup: &'a Setup) -> Executor<'a> {
-        let (cgroup, cgroup_note) = cgroup::trial_parent(setup.no_cgroup);
-        Executor {
-            suite,
-            setup,
-            cgroup,
-            cgroup_note,
-            runs: AtomicU64::new(0),
-        }
-    }
-
-    /// Executions run so far (each is one fresh supervisor).
-    pub fn runs(&self) -> u64 {
-        self.runs.load(Ordering::Relaxed)
-    }
-
-    /// Whether trials run in cgroups of their own, and why not.
-    pub fn cgroup(&self) -> (bool, Option<String>) {
-        (self.cgroup.is_some(), self.cgroup_note.clone())
-    }
-
-    /// Run one execution: start a supervisor, hand it each member's trial in
-    /// turn, and return one outcome per member, in order. A member whose
-    /// supervisor died (in it or before it) gets an `error` outcome.
-    ///
-    /// # Errors
-    /// [`LabError::Lab`] when no supervisor can be started.
-    pub fn execute(&self, e: &Execution) -> Result<Vec<Outcome>, LabError> {
-        let mut sup = Supervisor::start(&self.setup.exe).map_err(|err| {
-            LabError::Lab(format!(
-                "cannot start a supervisor ({}): {err}",
-                self.setup.exe.display()
-            ))
-        })?;
-        self.runs.fetch_add(1, Ordering::Relaxed);
-        let mut outcomes = Vec::with_capacity(e.members.len());
-        let mut dead: Option<String> = None;
-        for &m in &e.members {
-            if let Some(why) = &dead {
-                outcomes.push(Outcome::error(
-                    format!("not run: the suite's supervisor died earlier ({why})"),
-                    0,
-                ));
-                continue;
-            }
-            let plan = &self.suite.members[m].plan;
-            let req = TrialRequest {
-                plan: plan.clone(),
-                strategy: e.strategy.clone(),
-                trial: e.repetition,
-                deadline_us: self
-                    .setup
-                    .deadline
-                    .map_or(plan.deadline_us, |d| d.as_micros() as u64),
-                cgroup_parent: self.cgroup.clone(),
-                gdb: false,
-                keep_hung: false,
-            };
-            match sup.run(&req, &|_| {}) {
-                Ok(o) => outcomes.push(o),
-                Err(why) => {
-                    outcomes.push(Outcome::error(why.clone(), 0));
-                    dead = Some(why);
-                }
-            }
-        }
-        Ok(outcomes)
-    }
-
-    /// Run `executions` on up to `jobs` supervisors at once; the outcomes
-    /// are returned in the order of `executions`.
-    ///
-    /// # Errors
-    /// [`LabError::Lab`] when a supervisor cannot be started.
-    pub fn execute_all(&self, executions: &[Execution]) -> Result<Vec<Vec<Outcome>>, LabError> {
-        let next = AtomicUsize::new(0);
-        let results: Mutex<Vec<Option<Vec<Outcome>>>> = Mutex::new(vec![None; executions.len()]);
-        let failure: Mutex<Option<LabError>> = Mutex::new(None);
-        std::thread::scope(|s| {
-            for _ in 0..self.setup.jobs.max(1).min(executions.len()) {
-                s.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= executions.len() || failure.lock().is_ok_and(|f| f.is_some()) {
-                        break;
-                    }
-                    match self.execute(&executions[i]) {
-                        Ok(o) => results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(o),
-                        Err(e) => {
-                            *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                            break;
-                        }
-                    }
-                });
-            }
-        });
-        if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            return Err(e);
-        }
-        Ok(results
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner())
-            .into_iter()
-            .map(|o| o.unwrap_or_default())
-            .collect())
-    }
-}
-
-impl Drop for Executor<'_> {
-    fn drop(&mut self) {
-        if let Some(dir) = &self.cgroup {
-            cgroup::remove_lab_cgroup(dir);
-        }
-        runner::sweep_orphans();
-    }
-}
-
-/// The verdicts of one member over K runs: counts by verdict, and for the
-/// failures the signatures named and the reasons (PIDs and pipe inodes
-/// written `N`).
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Tally {
-    /// Runs counted.
-    pub runs: u64,
-    /// Runs by verdict name (`pass`, `hang`, ...).
-    pub verdicts: BTreeMap<String, u64>,
-    /// For each signature named by a failing run, the runs that named it.
-    pub signatures: BTreeMap<String, u64>,
-    /// Distinct reasons of failing runs, with their counts.
-    pub reasons: BTreeMap<String, u64>,
-    /// The diagnosis summary of the first failing run that has one.
-    pub diagnosis: Option<String>,
-}
-
-impl Tally {
-    /// Count `o`.
-    pub fn add(&mut self, o: &Outcome) {
-        self.runs += 1;
-        *self
-            .verdicts
-            .entry(o.verdict.name().to_string())
-            .or_insert(0) += 1;
-        if o.verdict == Verdict::Pass {
-            return;
-        }
-        for s in &o.signatures {
-            *self.signatures.entry(s.clone()).or_insert(0) += 1;
-        }
-        if let Some(r) = &o.reason {
-            *self.reasons.entry(reason_class(r)).or_insert(0) += 1;
-        }
-        if self.diagnosis.is_none() {
-            self.diagnosis = o.diagnosis.as_ref().map(|d| d.summary());
-        }
-    }
-
-    /// Runs with verdict `v`.
-    pub fn count(&self, v: Verdict) -> u64 {
-        self.verdicts.get(v.name()).copied().unwrap_or(0)
-    }
-
-    /// Runs that did not pass.
-    pub fn failures(&self) -> u64 {
-        self.runs - self.count(Verdict::Pass)
-    }
-
-    /// The failures as text: `hang x5 (lone-futex-waiter)`, or empty.
-    pub fn render_failures(&self) -> String {
-        let mut parts: Vec<String> = self
-            .verdicts
-            .iter()
-            .filter(|(v, _)| v.as_str() != Verdict::Pass.name())
-            .map(|(v, n)| format!("{v} x{n}"))
-            .collect();
-        if !self.signatures.is_empty() {
-            let names: Vec<&str> = self.signatures.keys().map(String::as_str).collect();
-            parts.push(format!("({})", names.join(", ")));
-        }
-        parts.join(" ")
-    }
-}
+pub use super::executor::{Execution, Executor};
 
 /// How a member's verdict depends on the order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -246,11 +34,11 @@ pub enum Dependence {
 
 impl Dependence {
     /// The dependence shown by `alone` and `in_suite` tallies, if any.
-    pub fn of(alone: &Tally, in_suite: &Tally) -> Option<Dependence> {
+    pub fn of(alone: &Counts, in_suite: &Counts) -> Option<Dependence> {
         let (a, s) = (alone.count(Verdict::Pass), in_suite.count(Verdict::Pass));
-        if alone.runs > 0 && a == alone.runs && s < in_suite.runs {
+        if alone.runs() > 0 && a == alone.runs() && s < in_suite.runs() {
             Some(Dependence::FailsInSuite)
-        } else if alone.runs > 0 && a == 0 && s > 0 {
+        } else if alone.runs() > 0 && a == 0 && s > 0 {
             Some(Dependence::PassesOnlyInSuite)
         } else {
             None
@@ -282,9 +70,9 @@ pub struct MemberReport {
     /// Runs in the suite that panicked.
     pub suite_panic: u64,
     /// Its verdicts alone.
-    pub alone: Tally,
+    pub alone: Counts,
     /// Its verdicts in the suite.
-    pub suite: Tally,
+    pub suite: Counts,
     /// Whether, and how, its verdict depends on the order.
     pub order_dependent: Option<Dependence>,
 }
@@ -292,7 +80,7 @@ pub struct MemberReport {
 /// A member called out as order-dependent, with the commands that replay
 /// it and look for its cause.
 #[derive(Clone, Debug, Serialize)]
-pub struct Finding {
+pub struct OrderDependent {
     /// The member.
     pub name: String,
     /// The strategy.
@@ -324,7 +112,7 @@ pub struct SuiteReport {
     /// the suite's order.
     pub members: Vec<MemberReport>,
     /// The members whose verdict depends on the order.
-    pub order_dependent: Vec<Finding>,
+    pub order_dependent: Vec<OrderDependent>,
     /// Executions run (each one fresh supervisor).
     pub runs: u64,
     /// Whether trials ran in cgroups of their own (else: subreaper alone).
@@ -412,10 +200,10 @@ impl SuiteReport {
                 "\norder-dependent under {}: {} {what}",
                 f.strategy, f.name
             );
-            for (reason, n) in &m.suite.reasons {
+            for (reason, n) in &m.suite.failing_reasons() {
                 let _ = writeln!(s, "  x{n}: {reason}");
             }
-            if let Some(d) = &m.suite.diagnosis {
+            if let Some(d) = m.suite.diagnosis() {
                 for line in d.lines() {
                     let _ = writeln!(s, "    {line}");
                 }
@@ -440,7 +228,7 @@ pub fn run(setup: &Setup, strategies: &[Strategy]) -> Result<SuiteReport, LabErr
     let k = setup.repeat;
     let exec = Executor::new(&suite, setup);
     let mut members = Vec::new();
-    let mut findings = Vec::new();
+    let mut dependents = Vec::new();
     for strategy in strategies {
         let mut executions = Vec::new();
         for &m in &order {
@@ -462,16 +250,16 @@ pub fn run(setup: &Setup, strategies: &[Strategy]) -> Result<SuiteReport, LabErr
         let outcomes = exec.execute_all(&executions)?;
         let (alone_runs, suite_runs) = outcomes.split_at(order.len() * k as usize);
         for (pos, &m) in order.iter().enumerate() {
-            let mut alone = Tally::default();
+            let mut alone = Counts::default();
             for o in &alone_runs[pos * k as usize..(pos + 1) * k as usize] {
                 if let Some(o) = o.first() {
-                    alone.add(o);
+                    alone.add_outcome(o);
                 }
             }
-            let mut in_suite = Tally::default();
+            let mut in_suite = Counts::default();
             for run in suite_runs {
                 if let Some(o) = run.get(pos) {
-                    in_suite.add(o);
+                    in_suite.add_outcome(o);
                 }
             }
             let name = suite.members[m].name.clone();
@@ -481,7 +269,7 @@ pub fn run(setup: &Setup, strategies: &[Strategy]) -> Result<SuiteReport, LabErr
                     .iter()
                     .map(|&i| suite.members[i].name.as_str())
                     .collect();
-                findings.push(Finding {
+                dependents.push(OrderDependent {
                     name: name.clone(),
                     strategy: strategy.name.clone(),
                     dependence,
@@ -524,7 +312,7 @@ pub fn run(setup: &Setup, strategies: &[Strategy]) -> Result<SuiteReport, LabErr
         repeat: k,
         strategies: strategies.iter().map(|s| s.name.clone()).collect(),
         members,
-        order_dependent: findings,
+        order_dependent: dependents,
         runs,
         cgroup,
         cgroup_note,

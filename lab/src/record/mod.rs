@@ -1,0 +1,158 @@
+//! The record: what a finished trial leaves, written in one place for `lab
+//! run`, `lab soak` and whatever else runs trials. A [`Recorder`] writes a
+//! trial's diagnosis (`DIR/diagnosis/STEM.json` and `.txt`, for hangs and
+//! orphans), its CSV row (`DIR/trials.csv`, flushed at once) and counts it
+//! in its [`Tally`]; [`RunCommand`] builds the command that replays it.
+//!
+//! - [`tally`]: [`Counts`] of one group and the [`Tally`] of every group;
+//! - [`replay`]: the `lab run` replay command.
+
+pub mod replay;
+pub mod tally;
+
+use std::path::{Path, PathBuf};
+
+use crate::error::LabError;
+use crate::results::{self, CsvSink, RunContext, TrialRow, TrialSource};
+use crate::strategy::Strategy;
+use crate::verdict::Outcome;
+
+pub use replay::RunCommand;
+pub use tally::{Counts, GroupSummary, Tally};
+
+/// One finished trial, as the recorder needs it.
+#[derive(Clone, Copy, Debug)]
+pub struct Finished<'a> {
+    /// Where it came from: scenario, plan, seed, index, swept value.
+    pub source: TrialSource<'a>,
+    /// Its strategy.
+    pub strategy: &'a Strategy,
+    /// How it ended (its diagnosis, if any, is written).
+    pub outcome: &'a Outcome,
+    /// The name of its diagnosis files, without extension (characters other
+    /// than letters, digits, `-` and `.` become `_`).
+    pub stem: &'a str,
+    /// The command that replays it.
+    pub replay: &'a str,
+}
+
+/// What [`Recorder::record`] wrote.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    /// The CSV row.
+    pub row: TrialRow,
+    /// The diagnosis' JSON, when the trial had one and it was written.
+    pub diagnosis: Option<PathBuf>,
+}
+
+/// Writes what finished trials leave under one directory and counts them.
+/// A write error does not stop the recording: the first one is kept for
+/// [`Recorder::check`].
+#[derive(Debug)]
+pub struct Recorder {
+    dir: PathBuf,
+    ctx: RunContext,
+    csv: CsvSink,
+    tally: Tally,
+    error: Option<LabError>,
+}
+
+impl Recorder {
+    /// Record into a new `dir/trials.csv` (and `dir`).
+    ///
+    /// # Errors
+    /// [`LabError::Io`] when the directory or the file cannot be created.
+    pub fn create(dir: &Path, ctx: RunContext) -> Result<Recorder, LabError> {
+        let csv = CsvSink::create(dir).map_err(|e| cannot_write(dir, e))?;
+        Ok(Recorder::with(dir, ctx, csv))
+    }
+
+    /// Record at the end of `dir/trials.csv`, created (with its header)
+    /// when it does not exist yet: a resumed soak.
+    ///
+    /// # Errors
+    /// [`LabError::Io`] when the file cannot be opened or created.
+    pub fn append(dir: &Path, ctx: RunContext) -> Result<Recorder, LabError> {
+        let csv = CsvSink::append(dir).map_err(|e| cannot_write(dir, e))?;
+        Ok(Recorder::with(dir, ctx, csv))
+    }
+
+    fn with(dir: &Path, ctx: RunContext, csv: CsvSink) -> Recorder {
+        Recorder {
+            dir: dir.to_path_buf(),
+            ctx,
+            csv,
+            tally: Tally::default(),
+            error: None,
+        }
+    }
+
+    /// Write what trial `t` leaves: its diagnosis (if it has one), its CSV
+    /// row (naming the diagnosis' path and the replay command), and count
+    /// the row.
+    pub fn record(&mut self, t: &Finished<'_>) -> Recorded {
+        let diagnosis = match &t.outcome.diagnosis {
+            Some(d) => match results::write_diagnosis(&self.dir, t.stem, d) {
+                Ok(path) => Some(path),
+                Err(e) => {
+                    let what = format!("cannot write a diagnosis under {}", self.dir.display());
+                    self.failed(LabError::io(what, e));
+                    None
+                }
+            },
+            None => None,
+        };
+        let path = diagnosis
+            .as_ref()
+            .map_or(String::new(), |p| p.display().to_string());
+        let row = TrialRow::new(&self.ctx, &t.source, t.strategy, t.outcome, &path, t.replay);
+        if let Err(e) = self.csv.write(&row) {
+            let what = format!("cannot write {}", self.csv.path().display());
+            self.failed(LabError::io(what, e));
+        }
+        self.tally.add(&row);
+        Recorded { row, diagnosis }
+    }
+
+    /// Count a row written earlier (by an invocation that is resumed).
+    pub fn count(&mut self, row: &TrialRow) {
+        self.tally.add(row);
+    }
+
+    /// The counts so far.
+    pub fn tally(&self) -> &Tally {
+        &self.tally
+    }
+
+    /// The counts so far, leaving the tally empty (a new group of trials
+    /// starts).
+    pub fn take_tally(&mut self) -> Tally {
+        std::mem::take(&mut self.tally)
+    }
+
+    /// The CSV written.
+    pub fn csv_path(&self) -> &Path {
+        self.csv.path()
+    }
+
+    /// What the rows share: run id, lab version, kernel.
+    pub fn context(&self) -> &RunContext {
+        &self.ctx
+    }
+
+    /// The first write error since the last check, if any.
+    ///
+    /// # Errors
+    /// [`LabError::Io`] naming what could not be written.
+    pub fn check(&mut self) -> Result<(), LabError> {
+        self.error.take().map_or(Ok(()), Err)
+    }
+
+    fn failed(&mut self, e: LabError) {
+        self.error.get_or_insert(e);
+    }
+}
+
+fn cannot_write(dir: &Path, e: std::io::Error) -> LabError {
+    LabError::io(format!("cannot write results under {}", dir.display()), e)
+}

@@ -1,0 +1,71 @@
+//! The one command that replays a trial: `lab run` of its scenario (with
+//! its overrides or swept value), seed and strategy, one trial, with the
+//! deadline and cgroup switch it ran with. (A suite's replay is a `lab
+//! suite` command: [`Setup::suite_command`](crate::suite::Setup::suite_command).)
+
+use std::fmt::Write as _;
+
+use crate::scenario::overrides::Override;
+use crate::strategy::Strategy;
+
+/// What a `lab run` replay command says besides the strategy.
+#[derive(Clone, Copy, Debug)]
+pub struct RunCommand<'a> {
+    /// The scenario as the user named it (a built-in name or a path).
+    pub scenario: &'a str,
+    /// The plan's seed.
+    pub seed: u64,
+    /// Values set in the scenario (`--set KEY=VALUE`), a swept value
+    /// included.
+    pub overrides: &'a [Override],
+    /// The deadline override (ms); `None`: the plan's own.
+    pub deadline_ms: Option<u64>,
+    /// Whether the trial ran without a cgroup (`--no-cgroup`).
+    pub no_cgroup: bool,
+}
+
+impl RunCommand<'_> {
+    /// `lab run SCENARIO --seed N [--set K=V]... --strategy S --trials 1
+    /// [--deadline Dms] [--no-cgroup]`: the command that replays one trial
+    /// under `strategy`.
+    pub fn replay(&self, strategy: &Strategy) -> String {
+        let mut cmd = format!("lab run {} --seed {}", self.scenario, self.seed);
+        for o in self.overrides {
+            let _ = write!(cmd, " --set {}={}", o.key, o.value);
+        }
+        let _ = write!(cmd, " --strategy {} --trials 1", strategy.name);
+        if let Some(ms) = self.deadline_ms {
+            let _ = write!(cmd, " --deadline {ms}ms");
+        }
+        if self.no_cgroup {
+            cmd.push_str(" --no-cgroup");
+        }
+        cmd
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replay_says_everything_the_trial_ran_with() {
+        let strategy = Strategy::parse("legacy").unwrap();
+        let overrides = [Override {
+            key: "kill_delay".into(),
+            value: "5ms".into(),
+        }];
+        let cmd = RunCommand {
+            scenario: "nested",
+            seed: 7,
+            overrides: &overrides,
+            deadline_ms: Some(800),
+            no_cgroup: true,
+        };
+        assert_eq!(
+            cmd.replay(&strategy),
+            "lab run nested --seed 7 --set kill_delay=5ms --strategy legacy --trials 1 \
+             --deadline 800ms --no-cgroup"
+        );
+    }
+}

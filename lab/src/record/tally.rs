@@ -1,0 +1,371 @@
+//! Counting trials as they end: [`Counts`], the verdicts, times, signatures,
+//! reasons and failing trials of one group of trials, and [`Tally`], the
+//! counts of every scenario, swept value and strategy of a run or soak. Fed
+//! one trial at a time (a CSV row, or an outcome where no row is written),
+//! so memory grows only with the times kept for percentiles.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Serialize, Serializer};
+
+use crate::results::TrialRow;
+use crate::stats::{median, percentile, Rate};
+use crate::verdict::{reason_class, Outcome, Verdict};
+
+/// Failing trials kept per group for the replay list.
+const FAILING_KEPT: usize = 20;
+
+/// The key of a group: scenario, swept key and value, strategy.
+type Key = (String, String, String, String);
+
+/// What one trial adds to a count.
+struct Entry<'a> {
+    verdict: &'a str,
+    verdict_us: u64,
+    duration_us: u64,
+    signatures: Vec<&'a str>,
+    reason: &'a str,
+    panic_site: &'a str,
+    trial: u64,
+    seed: u64,
+    replay: &'a str,
+    diagnosis: Option<&'a crate::forensics::Diagnosis>,
+}
+
+/// A trial that did not pass, and how to replay it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Failing {
+    /// Trial index.
+    pub trial: u64,
+    /// Its plan's seed.
+    pub seed: u64,
+    /// Its verdict.
+    pub verdict: String,
+    /// The command that replays it.
+    pub replay: String,
+}
+
+/// The counts of one group of trials (one scenario at one swept value under
+/// one strategy; in a suite, one member alone or in the suite).
+///
+/// Serialized as a suite reports a member's runs: `runs`, `verdicts`
+/// (runs by verdict name), `signatures` and `reasons` of the runs that did
+/// not pass (reasons with PIDs and pipe inodes written `N`), and the
+/// `diagnosis` summary of the first failing run that has one.
+#[derive(Clone, Debug, Default)]
+pub struct Counts {
+    verdicts: BTreeMap<String, u64>,
+    verdict_us: Vec<u64>,
+    duration_us: Vec<u64>,
+    /// Trials that named each signature, by the trial's verdict.
+    signatures: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Distinct reasons of trials that did not pass, by verdict.
+    reasons: BTreeMap<String, BTreeMap<String, u64>>,
+    panic_sites: BTreeMap<String, u64>,
+    failing: Vec<Failing>,
+    diagnosis: Option<String>,
+}
+
+impl Counts {
+    /// Count one CSV row.
+    pub fn add_row(&mut self, row: &TrialRow) {
+        self.add(&Entry {
+            verdict: &row.verdict,
+            verdict_us: row.time_to_verdict_us,
+            duration_us: row.duration_us,
+            signatures: row.signatures.split_whitespace().collect(),
+            reason: &row.reason,
+            panic_site: &row.panic_site,
+            trial: row.trial,
+            seed: row.seed,
+            replay: &row.replay,
+            diagnosis: None,
+        });
+    }
+
+    /// Count one outcome (of a trial that writes no row: a suite's).
+    pub fn add_outcome(&mut self, o: &Outcome) {
+        self.add(&Entry {
+            verdict: o.verdict.name(),
+            verdict_us: o.time_to_verdict_us,
+            duration_us: o.duration_us,
+            signatures: o.signatures.iter().map(String::as_str).collect(),
+            reason: o.reason.as_deref().unwrap_or(""),
+            panic_site: o.panic_site.as_deref().unwrap_or(""),
+            trial: 0,
+            seed: 0,
+            replay: "",
+            diagnosis: o.diagnosis.as_ref(),
+        });
+    }
+
+    fn add(&mut self, e: &Entry<'_>) {
+        let failed = e.verdict != Verdict::Pass.name();
+        *self.verdicts.entry(e.verdict.to_string()).or_insert(0) += 1;
+        self.verdict_us.push(e.verdict_us);
+        self.duration_us.push(e.duration_us);
+        for s in &e.signatures {
+            *self
+                .signatures
+                .entry(e.verdict.to_string())
+                .or_default()
+                .entry(s.to_string())
+                .or_insert(0) += 1;
+        }
+        if !e.panic_site.is_empty() {
+            *self
+                .panic_sites
+                .entry(e.panic_site.to_string())
+                .or_insert(0) += 1;
+        }
+        if !failed {
+            return;
+        }
+        if !e.reason.is_empty() {
+            *self
+                .reasons
+                .entry(e.verdict.to_string())
+                .or_default()
+                .entry(reason_class(e.reason))
+                .or_insert(0) += 1;
+        }
+        if self.failing.len() < FAILING_KEPT {
+            self.failing.push(Failing {
+                trial: e.trial,
+                seed: e.seed,
+                verdict: e.verdict.to_string(),
+                replay: e.replay.to_string(),
+            });
+        }
+        if self.diagnosis.is_none() {
+            self.diagnosis = e.diagnosis.map(|d| d.summary());
+        }
+    }
+
+    /// Trials counted.
+    pub fn runs(&self) -> u64 {
+        self.verdicts.values().sum()
+    }
+
+    /// Trials with verdict `v`.
+    pub fn count(&self, v: Verdict) -> u64 {
+        self.verdicts.get(v.name()).copied().unwrap_or(0)
+    }
+
+    /// Trials that did not pass.
+    pub fn failures(&self) -> u64 {
+        self.runs() - self.count(Verdict::Pass)
+    }
+
+    /// Trials by verdict name (`pass`, `hang`, ...).
+    pub fn verdicts(&self) -> &BTreeMap<String, u64> {
+        &self.verdicts
+    }
+
+    /// For each signature named by a trial that did not pass, the trials
+    /// that named it.
+    pub fn failing_signatures(&self) -> BTreeMap<String, u64> {
+        self.signatures_where(|v| v != Verdict::Pass.name())
+    }
+
+    /// The distinct reasons of trials that did not pass, over every verdict,
+    /// with their counts.
+    pub fn failing_reasons(&self) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for (reason, n) in self.reasons.values().flatten() {
+            *out.entry(reason.clone()).or_insert(0) += n;
+        }
+        out
+    }
+
+    /// The diagnosis summary of the first failing trial that had one.
+    pub fn diagnosis(&self) -> Option<&str> {
+        self.diagnosis.as_deref()
+    }
+
+    fn signatures_where(&self, verdict: impl Fn(&str) -> bool) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for (_, sigs) in self.signatures.iter().filter(|(v, _)| verdict(v)) {
+            for (s, n) in sigs {
+                *out.entry(s.clone()).or_insert(0) += n;
+            }
+        }
+        out
+    }
+
+    /// The failures as text: `hang x5 (lone-futex-waiter)`, or empty.
+    pub fn render_failures(&self) -> String {
+        let mut parts: Vec<String> = self
+            .verdicts
+            .iter()
+            .filter(|(v, _)| v.as_str() != Verdict::Pass.name())
+            .map(|(v, n)| format!("{v} x{n}"))
+            .collect();
+        let signatures = self.failing_signatures();
+        if !signatures.is_empty() {
+            let names: Vec<&str> = signatures.keys().map(String::as_str).collect();
+            parts.push(format!("({})", names.join(", ")));
+        }
+        parts.join(" ")
+    }
+
+    /// The summary of this group under `key`.
+    fn summary(&self, key: &Key) -> GroupSummary {
+        let (scenario, sweep_key, sweep_value, strategy) = key.clone();
+        let trials = self.runs();
+        GroupSummary {
+            scenario,
+            sweep_key,
+            sweep_value,
+            strategy,
+            trials,
+            rates: Verdict::ALL
+                .iter()
+                .map(|v| (v.name().to_string(), Rate::wilson(self.count(*v), trials)))
+                .collect(),
+            median_verdict_us: median(&self.verdict_us),
+            p99_verdict_us: percentile(&self.verdict_us, 99.0),
+            median_duration_us: median(&self.duration_us),
+            p99_duration_us: percentile(&self.duration_us, 99.0),
+            signatures: self.signatures_where(|_| true),
+            reasons: self.reasons.clone(),
+            panic_sites: self.panic_sites.clone(),
+            failing: self.failing.clone(),
+        }
+    }
+}
+
+impl Serialize for Counts {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct View<'a> {
+            runs: u64,
+            verdicts: &'a BTreeMap<String, u64>,
+            signatures: BTreeMap<String, u64>,
+            reasons: BTreeMap<String, u64>,
+            diagnosis: Option<&'a str>,
+        }
+        View {
+            runs: self.runs(),
+            verdicts: &self.verdicts,
+            signatures: self.failing_signatures(),
+            reasons: self.failing_reasons(),
+            diagnosis: self.diagnosis(),
+        }
+        .serialize(s)
+    }
+}
+
+/// The counts of a run or soak so far, by scenario, swept value and
+/// strategy.
+#[derive(Debug, Default)]
+pub struct Tally {
+    groups: BTreeMap<Key, Counts>,
+}
+
+/// The results of one scenario (at one swept value) under one strategy.
+#[derive(Clone, Debug, Serialize)]
+pub struct GroupSummary {
+    /// Scenario name.
+    pub scenario: String,
+    /// The swept key, empty when none.
+    pub sweep_key: String,
+    /// Its value.
+    pub sweep_value: String,
+    /// Strategy name.
+    pub strategy: String,
+    /// Trials.
+    pub trials: u64,
+    /// Every verdict's rate with its 95% Wilson interval.
+    pub rates: BTreeMap<String, Rate>,
+    /// Median time to verdict (µs).
+    pub median_verdict_us: u64,
+    /// 99th percentile of the time to verdict (µs).
+    pub p99_verdict_us: u64,
+    /// Median trial duration (µs).
+    pub median_duration_us: u64,
+    /// 99th percentile of the trial duration (µs).
+    pub p99_duration_us: u64,
+    /// Trials that named each signature.
+    pub signatures: BTreeMap<String, u64>,
+    /// Distinct reasons of the trials that did not pass, by verdict, with
+    /// PIDs and pipe inodes written `N` so that equal failures group.
+    pub reasons: BTreeMap<String, BTreeMap<String, u64>>,
+    /// The guards' sites (`file:line`) of `panic` verdicts, with counts.
+    pub panic_sites: BTreeMap<String, u64>,
+    /// The first failing trials (at most 20), with their replay commands.
+    pub failing: Vec<Failing>,
+}
+
+impl Tally {
+    /// Count one row.
+    pub fn add(&mut self, row: &TrialRow) {
+        let key = (
+            row.scenario.clone(),
+            row.sweep_key.clone(),
+            row.sweep_value.clone(),
+            row.strategy.clone(),
+        );
+        self.groups.entry(key).or_default().add_row(row);
+    }
+
+    /// Trials counted so far.
+    pub fn trials(&self) -> u64 {
+        self.groups.values().map(Counts::runs).sum()
+    }
+
+    /// `(strategy, verdict) -> count` over every scenario.
+    pub fn by_strategy(&self) -> BTreeMap<(String, String), u64> {
+        let mut out = BTreeMap::new();
+        for ((_, _, _, strategy), g) in &self.groups {
+            for (v, n) in g.verdicts() {
+                *out.entry((strategy.clone(), v.clone())).or_insert(0) += n;
+            }
+        }
+        out
+    }
+
+    /// One summary per group, in scenario, swept value and strategy order.
+    pub fn summaries(&self) -> Vec<GroupSummary> {
+        self.groups.iter().map(|(k, g)| g.summary(k)).collect()
+    }
+}
+
+/// The summaries as text: one block per scenario and swept value, one line
+/// per strategy with `pass`, `orphan` and `hang` always and every other
+/// verdict that occurred; times in ms.
+pub fn render(groups: &[GroupSummary]) -> String {
+    let mut s = String::new();
+    let mut last = (String::new(), String::new());
+    for g in groups {
+        let here = (g.scenario.clone(), g.sweep_value.clone());
+        if here != last {
+            let sweep = if g.sweep_key.is_empty() {
+                String::new()
+            } else {
+                format!("  {}={}", g.sweep_key, g.sweep_value)
+            };
+            let _ = writeln!(s, "\n{}{sweep}", g.scenario);
+            last = here;
+        }
+        let shown: Vec<String> = Verdict::ALL
+            .iter()
+            .filter(|v| {
+                matches!(v, Verdict::Pass | Verdict::Orphan | Verdict::Hang)
+                    || g.rates[v.name()].count > 0
+            })
+            .map(|v| format!("{} {}", v.name(), g.rates[v.name()].render()))
+            .collect();
+        let _ = writeln!(
+            s,
+            "  {:<18} {:>7} trials  {}  verdict median {:.2} ms p99 {:.2} ms",
+            g.strategy,
+            g.trials,
+            shown.join("; "),
+            g.median_verdict_us as f64 / 1000.0,
+            g.p99_verdict_us as f64 / 1000.0
+        );
+    }
+    s
+}

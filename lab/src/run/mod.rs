@@ -1,0 +1,212 @@
+//! `lab run`: one plan, many trials under each strategy, an A/B summary, and
+//! one CSV row per trial.
+//!
+//! - [`summary`]: what it reports.
+
+pub mod summary;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::LabError;
+use crate::plan::Plan;
+use crate::record::{Finished, Recorder, RunCommand};
+use crate::results::{RunContext, TrialSource};
+use crate::scenario::overrides::Override;
+use crate::scenario::Scenario;
+use crate::session::{check_privileges, Session};
+use crate::strategy::Strategy;
+use crate::trial::protocol::TrialRequest;
+use crate::verdict::Outcome;
+
+pub use crate::session::prepare_lab_process;
+pub use summary::{FirstDiagnosis, Replay, Reproduction, RunSummary, StrategySummary};
+
+/// What `lab run` is asked to do.
+#[derive(Clone, Debug)]
+pub struct RunArgs {
+    /// The scenario as the user named it (a built-in name or a path).
+    pub scenario: String,
+    /// Values set in the scenario before it is planned (`--set KEY=VALUE`).
+    pub overrides: Vec<Override>,
+    /// The seed of the plan.
+    pub seed: u64,
+    /// Trials per strategy.
+    pub trials: u64,
+    /// Strategies, in order.
+    pub strategies: Vec<Strategy>,
+    /// Deadline override; `None`: the plan's.
+    pub deadline: Option<Duration>,
+    /// Do not use a cgroup even where one is available.
+    pub no_cgroup: bool,
+    /// Parallel supervisors.
+    pub jobs: usize,
+    /// Directory under which `<run-id>/trials.csv` is written.
+    pub out: PathBuf,
+    /// The `lab` binary (supervisors are started from it).
+    pub exe: PathBuf,
+    /// Add gdb's all-thread backtraces to each diagnosis (`--gdb`).
+    pub gdb: bool,
+    /// Leave the first hung tree alive until the user presses Enter
+    /// (`--keep-hung`).
+    pub keep_hung: bool,
+}
+
+/// What every trial of one run shares.
+struct Course<'a> {
+    args: &'a RunArgs,
+    scenario: &'a Scenario,
+    plan: &'a Plan,
+    plan_hash: &'a str,
+    deadline_us: u64,
+    command: RunCommand<'a>,
+}
+
+/// Run the plan of `args` under every strategy.
+///
+/// # Errors
+/// [`LabError::Input`] for a bad scenario or one this machine cannot run;
+/// [`LabError::Io`] when results cannot be written or supervisors cannot be
+/// started.
+pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
+    let scenario = Scenario::load_with(&args.scenario, &args.overrides)?;
+    let plan = Plan::new(&scenario, args.seed);
+    check_privileges(&scenario)?;
+    let plan_hash = plan.hash();
+    let ctx = RunContext::new(&scenario.name, args.seed);
+    let run_dir = args.out.join(&ctx.run_id);
+    let mut rec = Recorder::create(&run_dir, ctx)?;
+    let session = Session::open(&args.exe, args.jobs, args.no_cgroup);
+    let course = Course {
+        args,
+        scenario: &scenario,
+        plan: &plan,
+        plan_hash: &plan_hash,
+        deadline_us: args
+            .deadline
+            .map_or(plan.deadline_us, |d| d.as_micros() as u64),
+        command: RunCommand {
+            scenario: &args.scenario,
+            seed: args.seed,
+            overrides: &args.overrides,
+            deadline_ms: args.deadline.map(|d| d.as_millis() as u64),
+            no_cgroup: args.no_cgroup,
+        },
+    };
+    let mut results = Vec::new();
+    for strategy in &args.strategies {
+        results.push(run_strategy(&course, &session, &mut rec, strategy)?);
+    }
+    let (cgroup, cgroup_note) = (session.has_cgroup(), session.cgroup_note());
+    drop(session);
+    let ctx = rec.context();
+    let summary = RunSummary {
+        scenario: scenario.name.clone(),
+        scenario_hash: scenario.source_hash.clone(),
+        seed: args.seed,
+        plan_hash,
+        run_id: ctx.run_id.clone(),
+        results,
+        cgroup,
+        cgroup_note,
+        csv: rec.csv_path().to_path_buf(),
+        kernel: ctx.kernel.clone(),
+        lab_version: ctx.lab_version.clone(),
+    };
+    let json = serde_json::to_string_pretty(&summary).expect("a summary serializes");
+    let path = run_dir.join("summary.json");
+    std::fs::write(&path, json)
+        .map_err(|e| LabError::io(format!("cannot write {}", path.display()), e))?;
+    Ok(summary)
+}
+
+/// Run the trials of `strategy`, record each, and summarize them.
+fn run_strategy(
+    c: &Course<'_>,
+    session: &Session,
+    rec: &mut Recorder,
+    strategy: &Strategy,
+) -> Result<StrategySummary, LabError> {
+    let replay = c.command.replay(strategy);
+    let req = TrialRequest {
+        plan: c.plan.clone(),
+        strategy: strategy.clone(),
+        trial: 0,
+        deadline_us: c.deadline_us,
+        cgroup_parent: session.cgroup_parent(),
+        gdb: c.args.gdb,
+        keep_hung: c.args.keep_hung,
+    };
+    let mut outcomes: Vec<(u64, Outcome)> = Vec::new();
+    let mut first: Option<FirstDiagnosis> = None;
+    let on_kept = |o: &Outcome| hold_for_user(o, &replay);
+    let wall = session.run_trials(&req, c.args.trials, &on_kept, |i, mut o| {
+        let source = TrialSource {
+            scenario: &c.scenario.name,
+            scenario_hash: &c.scenario.source_hash,
+            plan_hash: c.plan_hash,
+            seed: c.args.seed,
+            trial: i,
+            sweep: None,
+        };
+        let recorded = rec.record(&Finished {
+            source,
+            strategy,
+            outcome: &o,
+            stem: &format!("{}.{i}", strategy.name),
+            replay: &replay,
+        });
+        if let (Some(path), Some(d)) = (recorded.diagnosis, o.diagnosis.take()) {
+            // The lowest trial index, hangs before orphans.
+            let rank = |verdict: &str, trial: u64| (verdict != "hang", trial);
+            let better = first.as_ref().is_none_or(|f| {
+                rank(&d.subject.verdict, i) < rank(&f.diagnosis.subject.verdict, f.trial)
+            });
+            if better {
+                first = Some(FirstDiagnosis {
+                    trial: i,
+                    path,
+                    diagnosis: d,
+                });
+            }
+        }
+        outcomes.push((i, o));
+    })?;
+    rec.check()?;
+    let tally = rec.take_tally();
+    let mut summary = summary::summarize(strategy, &outcomes, &tally, wall, &replay);
+    summary.diagnosis = first;
+    Ok(summary)
+}
+
+/// `--keep-hung`: show the kept tree, how to attach to it, and wait for
+/// Enter on stdin (EOF counts). A signal that ends the lab ends the wait
+/// too: the supervisor sees its lifeline close and cleans the tree up.
+fn hold_for_user(o: &Outcome, replay: &str) {
+    use std::io::BufRead;
+    let mut s = String::from("\nlab: a hung tree is kept alive (--keep-hung)\n");
+    if let Some(d) = &o.diagnosis {
+        for line in d.summary().lines() {
+            let _ = writeln!(s, "  {line}");
+        }
+        let pids: Vec<String> = d.processes.iter().map(|p| p.pid.to_string()).collect();
+        let _ = writeln!(s, "pids: {}", pids.join(" "));
+        if let Some(p) = d.processes.first() {
+            let _ = writeln!(
+                s,
+                "attach: gdb -p {0}   (all threads: gdb -p {0} -batch -ex 'thread apply all bt')\n\
+                 inspect: ls -l /proc/{0}/fd; cat /proc/{0}/task/*/wchan; cat /proc/{0}/task/*/stack (root)",
+                p.pid
+            );
+        }
+    }
+    let _ = writeln!(s, "replay: {replay}");
+    let _ = writeln!(
+        s,
+        "press Enter to end the tree and go on (Ctrl-C ends the lab; the tree is ended with it)"
+    );
+    eprint!("{s}");
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+}

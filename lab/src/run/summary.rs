@@ -1,0 +1,289 @@
+//! What `lab run` reports: per strategy the counts, rates (95% Wilson
+//! intervals), times (µs), reasons, first diagnosis and replay commands
+//! ([`StrategySummary`]), and the whole run ([`RunSummary`], what
+//! `--format json` prints and `summary.json` holds).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::cgroup;
+use crate::forensics::Diagnosis;
+use crate::record::Tally;
+use crate::stats::Rate;
+use crate::strategy::Strategy;
+use crate::verdict::{Outcome, Verdict};
+
+/// One failing verdict of one strategy and how to replay it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Replay {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The trials that had it.
+    pub trials: Vec<u64>,
+    /// The command that replays one such trial.
+    pub command: String,
+}
+
+/// The results of one strategy.
+#[derive(Clone, Debug, Serialize)]
+pub struct StrategySummary {
+    /// Strategy name.
+    pub strategy: String,
+    /// Trials run.
+    pub trials: u64,
+    /// Trials with verdict `pass`.
+    pub pass: u64,
+    /// ... `orphan`.
+    pub orphan: u64,
+    /// ... `hang`.
+    pub hang: u64,
+    /// ... `panic`.
+    pub panic: u64,
+    /// ... `leak`.
+    pub leak: u64,
+    /// ... `early-death`.
+    pub early_death: u64,
+    /// ... `innocent-kill`.
+    pub innocent_kill: u64,
+    /// ... `error`.
+    pub error: u64,
+    /// The most frequent verdict and how many trials had it: the
+    /// reproduction rate of a replayed plan (`--repeat K`).
+    pub reproduction: Reproduction,
+    /// Trials in which the `/proc` oracle saw at least one false orphan.
+    pub trials_with_false_orphans: u64,
+    /// False orphans of the `/proc` oracle over all trials.
+    pub false_orphans_total: u64,
+    /// Each verdict's rate with its 95% Wilson interval.
+    pub rates: BTreeMap<String, Rate>,
+    /// Median time from a trial's start to its verdict (µs).
+    pub median_verdict_us: u64,
+    /// Trials per second of wall time.
+    pub trials_per_s: f64,
+    /// Orphans counted over all trials.
+    pub orphans_total: u64,
+    /// How to replay each failing verdict.
+    pub replay: Vec<Replay>,
+    /// Distinct reasons of failing trials (every verdict but pass), with
+    /// counts, by verdict. PIDs and pipe inodes, which differ in every
+    /// trial, are written `pid N` and `pipe:[N]` here (the CSV keeps them).
+    pub reasons: BTreeMap<String, BTreeMap<String, u64>>,
+    /// For each signature named in some trial, the number of trials that
+    /// named it.
+    pub signatures: BTreeMap<String, u64>,
+    /// The distinct reasons of `panic` verdicts, with their counts (PIDs and
+    /// pipe inodes written `N`, as in `reasons`).
+    pub panic_reasons: BTreeMap<String, u64>,
+    /// The guards' sites in the lab's source (`file:line`) of `panic`
+    /// verdicts, with their counts.
+    pub panic_sites: BTreeMap<String, u64>,
+    /// The diagnosis of the first diagnosed trial (hang first, else orphan).
+    pub diagnosis: Option<FirstDiagnosis>,
+}
+
+/// The first diagnosis of a strategy, as the summary carries it.
+#[derive(Clone, Debug, Serialize)]
+pub struct FirstDiagnosis {
+    /// The trial's index.
+    pub trial: u64,
+    /// Where its JSON was written (the text sits beside it, `.txt`).
+    pub path: PathBuf,
+    /// The diagnosis.
+    #[serde(flatten)]
+    pub diagnosis: Diagnosis,
+}
+
+/// How often a replayed plan gave its most frequent verdict.
+#[derive(Clone, Debug, Serialize)]
+pub struct Reproduction {
+    /// The most frequent verdict.
+    pub verdict: Verdict,
+    /// Trials with it.
+    pub trials: u64,
+    /// Trials run.
+    pub of: u64,
+    /// Its rate with the 95% Wilson interval.
+    pub rate: Rate,
+}
+
+/// The summary of a run (what `--format json` prints).
+#[derive(Clone, Debug, Serialize)]
+pub struct RunSummary {
+    /// Scenario name.
+    pub scenario: String,
+    /// Hash of the scenario file.
+    pub scenario_hash: String,
+    /// The seed.
+    pub seed: u64,
+    /// Hash of the plan.
+    pub plan_hash: String,
+    /// Run id (names the results directory).
+    pub run_id: String,
+    /// One entry per strategy, in the order asked.
+    pub results: Vec<StrategySummary>,
+    /// Whether trials ran in cgroups of their own (else: subreaper alone).
+    pub cgroup: bool,
+    /// Why not, when `cgroup` is false.
+    pub cgroup_note: Option<String>,
+    /// The CSV written.
+    pub csv: PathBuf,
+    /// Kernel release.
+    pub kernel: String,
+    /// Lab version.
+    pub lab_version: String,
+}
+
+impl RunSummary {
+    /// Whether every trial passed (exit status 0).
+    pub fn all_passed(&self) -> bool {
+        self.results.iter().all(|r| r.pass == r.trials)
+    }
+
+    /// The A/B table and the replay commands, as text.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let mode = cgroup::mode_label(self.cgroup, self.cgroup_note.as_deref());
+        let _ = writeln!(
+            s,
+            "lab run {}  seed {}  plan {}  kernel {}  mode {}",
+            self.scenario, self.seed, self.plan_hash, self.kernel, mode
+        );
+        for r in &self.results {
+            let _ = writeln!(
+                s,
+                "\n{}: {} trials, {:.1} trials/s, median time to verdict {:.2} ms",
+                r.strategy,
+                r.trials,
+                r.trials_per_s,
+                r.median_verdict_us as f64 / 1000.0
+            );
+            for v in Verdict::ALL {
+                let _ = writeln!(s, "  {:<13} {}", v.name(), r.rates[v.name()].render());
+            }
+            let rp = &r.reproduction;
+            let _ = writeln!(s, "  reproduced {}: {}", rp.verdict, rp.rate.render());
+            if r.trials_with_false_orphans > 0 {
+                let _ = writeln!(
+                    s,
+                    "  /proc oracle: {} false orphans in {} trials ({})",
+                    r.false_orphans_total,
+                    r.trials_with_false_orphans,
+                    Rate::wilson(r.trials_with_false_orphans, r.trials).render()
+                );
+            }
+            for (verdict, reasons) in &r.reasons {
+                for (reason, n) in reasons {
+                    let first = reason.lines().next().unwrap_or("");
+                    let _ = writeln!(s, "  {verdict} x{n}: {first}");
+                }
+            }
+            if let Some(d) = &r.diagnosis {
+                let _ = writeln!(
+                    s,
+                    "\n  first {} (trial {}):",
+                    d.diagnosis.subject.verdict, d.trial
+                );
+                for line in d.diagnosis.summary().lines() {
+                    let _ = writeln!(s, "    {line}");
+                }
+                let _ = writeln!(
+                    s,
+                    "    full diagnosis: {}",
+                    d.path.with_extension("txt").display()
+                );
+            }
+            for rp in &r.replay {
+                let _ = writeln!(
+                    s,
+                    "  replay {} ({} trials): {}",
+                    rp.verdict,
+                    rp.trials.len(),
+                    rp.command
+                );
+            }
+        }
+        let _ = writeln!(s, "\ntrials: {}", self.csv.display());
+        s
+    }
+}
+
+/// The summary of `strategy` from its trials' `outcomes` (by index), the
+/// tally of their rows (one group), the wall time and the replay command.
+pub(super) fn summarize(
+    strategy: &Strategy,
+    outcomes: &[(u64, Outcome)],
+    tally: &Tally,
+    wall: Duration,
+    replay: &str,
+) -> StrategySummary {
+    let n = outcomes.len() as u64;
+    // The rates, times, reasons and signatures are the soak's tally of this
+    // strategy's rows (one group: one scenario, one strategy).
+    let g = tally.summaries().pop().expect("a strategy with trials");
+    let count = |v: Verdict| g.rates[v.name()].count;
+    let replays = Verdict::ALL
+        .iter()
+        .filter(|&&v| v != Verdict::Pass)
+        .filter_map(|&v| {
+            let mut trials: Vec<u64> = outcomes
+                .iter()
+                .filter(|(_, o)| o.verdict == v)
+                .map(|(i, _)| *i)
+                .collect();
+            trials.sort_unstable();
+            (!trials.is_empty()).then(|| Replay {
+                verdict: v,
+                trials,
+                command: replay.to_string(),
+            })
+        })
+        .collect();
+    let modal = Verdict::ALL
+        .iter()
+        .copied()
+        .max_by_key(|&v| (count(v), std::cmp::Reverse(v)))
+        .unwrap_or(Verdict::Pass);
+    StrategySummary {
+        strategy: strategy.name.clone(),
+        trials: n,
+        pass: count(Verdict::Pass),
+        orphan: count(Verdict::Orphan),
+        hang: count(Verdict::Hang),
+        panic: count(Verdict::Panic),
+        leak: count(Verdict::Leak),
+        early_death: count(Verdict::EarlyDeath),
+        innocent_kill: count(Verdict::InnocentKill),
+        error: count(Verdict::Error),
+        reproduction: Reproduction {
+            verdict: modal,
+            trials: count(modal),
+            of: n,
+            rate: Rate::wilson(count(modal), n),
+        },
+        trials_with_false_orphans: outcomes.iter().filter(|(_, o)| o.false_orphans > 0).count()
+            as u64,
+        false_orphans_total: outcomes.iter().map(|(_, o)| o.false_orphans as u64).sum(),
+        median_verdict_us: g.median_verdict_us,
+        trials_per_s: if wall.as_secs_f64() > 0.0 {
+            n as f64 / wall.as_secs_f64()
+        } else {
+            0.0
+        },
+        orphans_total: outcomes.iter().map(|(_, o)| o.orphans as u64).sum(),
+        replay: replays,
+        panic_reasons: g
+            .reasons
+            .get(Verdict::Panic.name())
+            .cloned()
+            .unwrap_or_default(),
+        rates: g.rates,
+        reasons: g.reasons,
+        signatures: g.signatures,
+        panic_sites: g.panic_sites,
+        diagnosis: None,
+    }
+}

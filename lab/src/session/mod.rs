@@ -1,0 +1,97 @@
+//! The session: what a command of the lab (`run`, `soak`, `suite`, `bisect`,
+//! `bench`) holds while its trials run. A [`Session`] owns the pool of
+//! supervisors (one worker thread each, see [`pool`]) and the lab's cgroup
+//! under which each trial gets a cgroup of its own; when it is dropped (on
+//! success and on every error path alike) the lab's cgroup is removed, what
+//! a crashed supervisor left in it killed, and the orphans that came to the
+//! lab (a subreaper) ended: once, here.
+//!
+//! - [`supervisor`]: one supervisor process and [`SupervisorError`];
+//! - [`pool`]: trials and executions on `jobs` supervisors at once;
+//! - [`host`]: the lab process and the machine before and after trials.
+
+pub mod host;
+pub mod pool;
+pub mod supervisor;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::cgroup;
+
+pub use host::{check_privileges, prepare_lab_process, sweep_orphans};
+pub use supervisor::{Supervisor, SupervisorError};
+
+/// The supervisors and the lab cgroup of one command. Not `Clone`: one per
+/// command, dropped when its trials are over.
+#[derive(Debug)]
+pub struct Session {
+    exe: PathBuf,
+    jobs: usize,
+    cgroup: Option<PathBuf>,
+    cgroup_note: Option<String>,
+    started: AtomicU64,
+}
+
+impl Session {
+    /// Open a session that starts supervisors from the `lab` binary `exe`,
+    /// `jobs` at once (at least one), and puts trials into cgroups below a
+    /// fresh lab cgroup (`lab.<pid>`) unless `no_cgroup` or no writable
+    /// cgroup v2 is here (then subreaper mode, and [`Session::cgroup_note`]
+    /// says why).
+    pub fn open(exe: &Path, jobs: usize, no_cgroup: bool) -> Session {
+        let (cgroup, cgroup_note) = cgroup::trial_parent(no_cgroup);
+        Session {
+            exe: exe.to_path_buf(),
+            jobs: jobs.max(1),
+            cgroup,
+            cgroup_note,
+            started: AtomicU64::new(0),
+        }
+    }
+
+    /// The parent directory of the trials' cgroups (a request's
+    /// `cgroup_parent`); `None`: subreaper alone.
+    pub fn cgroup_parent(&self) -> Option<PathBuf> {
+        self.cgroup.clone()
+    }
+
+    /// Whether trials run in cgroups of their own.
+    pub fn has_cgroup(&self) -> bool {
+        self.cgroup.is_some()
+    }
+
+    /// Why trials run without a cgroup (`None` when they have one).
+    pub fn cgroup_note(&self) -> Option<String> {
+        self.cgroup_note.clone()
+    }
+
+    /// Supervisors at most at once.
+    pub fn jobs(&self) -> usize {
+        self.jobs
+    }
+
+    /// Supervisors started so far (a suite's executions: one each).
+    pub fn supervisors_started(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
+    }
+
+    /// Start one supervisor and count it.
+    ///
+    /// # Errors
+    /// [`SupervisorError::Start`].
+    pub fn start_supervisor(&self) -> Result<Supervisor, SupervisorError> {
+        let sup = Supervisor::start(&self.exe)?;
+        self.started.fetch_add(1, Ordering::Relaxed);
+        Ok(sup)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.cgroup {
+            cgroup::remove_lab_cgroup(dir);
+        }
+        sweep_orphans();
+    }
+}

@@ -1,0 +1,115 @@
+//! What a soak reports: [`SoakSummary`], its text, and the lab process's
+//! own footprint at the end.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::{Expectation, SoakSpec};
+use crate::error::LabError;
+use crate::record::{tally, GroupSummary};
+
+/// The result of a soak (what `summary.json` holds and `--format json`
+/// prints).
+#[derive(Clone, Debug, Serialize)]
+pub struct SoakSummary {
+    /// What was run.
+    pub spec: SoakSpec,
+    /// The soak's directory.
+    pub dir: PathBuf,
+    /// Its CSV.
+    pub csv: PathBuf,
+    /// Trials run by this invocation.
+    pub trials_run: u64,
+    /// Trials in the CSV (earlier invocations included).
+    pub trials_total: u64,
+    /// Wall time of this invocation (s).
+    pub wall_s: f64,
+    /// Trials per second of this invocation.
+    pub trials_per_s: f64,
+    /// One entry per scenario, swept value and strategy.
+    pub groups: Vec<GroupSummary>,
+    /// Whether the expectations held, when `--gate` was given.
+    pub gate: Option<Expectation>,
+    /// Whether trials ran in cgroups of their own.
+    pub cgroup: bool,
+    /// The lab's peak resident memory (KiB, `VmHWM`) at the end.
+    pub lab_peak_rss_kib: u64,
+    /// The lab's open fds at the end.
+    pub lab_fds: u64,
+    /// Kernel release.
+    pub kernel: String,
+    /// Lab version.
+    pub lab_version: String,
+}
+
+impl SoakSummary {
+    /// Whether the gated strategies passed every trial (exit status 0).
+    pub fn gate_passed(&self) -> bool {
+        self.gate.as_ref().is_none_or(|g| g.failures == 0)
+    }
+
+    /// The summary as text.
+    pub fn render(&self) -> String {
+        let mut s = format!(
+            "lab soak {}  seed {}{}  {} trials this run ({:.1}/s), {} in {}\n",
+            self.spec.scenarios.join(" "),
+            self.spec.seed,
+            self.spec
+                .shard
+                .map_or(String::new(), |sh| format!("  shard {sh}")),
+            self.trials_run,
+            self.trials_per_s,
+            self.trials_total,
+            self.csv.display()
+        );
+        s.push_str(&tally::render(&self.groups));
+        if let Some(g) = &self.gate {
+            s.push_str(&format!(
+                "\ngate {}: {}\n",
+                g.strategies.join(", "),
+                if g.failures == 0 {
+                    "every trial passed".to_string()
+                } else {
+                    format!("{} trials did not pass; replay:", g.failures)
+                }
+            ));
+            for r in &g.replay {
+                s.push_str(&format!("  {r}\n"));
+            }
+        }
+        s.push_str(&format!(
+            "\nlab process: peak RSS {} KiB, {} fds open\n",
+            self.lab_peak_rss_kib, self.lab_fds
+        ));
+        s
+    }
+}
+
+/// The lab's own peak RSS (KiB, `VmHWM` of `/proc/self/status`) and open fds.
+pub(super) fn own_usage() -> (u64, u64) {
+    let rss = fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0);
+    let fds = fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
+    (rss, fds)
+}
+
+/// Write `summary` as `dir/summary.json`.
+///
+/// # Errors
+/// [`LabError::Io`] when it cannot be written.
+pub(super) fn write_summary(dir: &Path, summary: &SoakSummary) -> Result<(), LabError> {
+    let path = dir.join("summary.json");
+    let json = serde_json::to_string_pretty(summary).expect("a summary serializes");
+    File::create(&path)
+        .and_then(|mut f| f.write_all(json.as_bytes()))
+        .map_err(|e| LabError::io(format!("cannot write {}", path.display()), e))
+}
