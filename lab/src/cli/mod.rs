@@ -176,13 +176,13 @@ fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Make this process fit to run trials ([`crate::run::prepare_lab_process`])
+/// Make this process fit to run trials ([`crate::session::prepare_lab_process`])
 /// and find its own binary, from which supervisors are started.
 ///
 /// # Errors
 /// [`LabError::Lab`] when either fails.
 fn lab_exe() -> Result<PathBuf, LabError> {
-    crate::run::prepare_lab_process()?;
+    crate::session::prepare_lab_process()?;
     std::env::current_exe().map_err(|e| LabError::io("cannot find the lab binary", e))
 }
 

@@ -20,7 +20,6 @@ use crate::strategy::Strategy;
 use crate::trial::protocol::TrialRequest;
 use crate::verdict::Outcome;
 
-pub use crate::session::prepare_lab_process;
 pub use summary::{FirstDiagnosis, Replay, Reproduction, RunSummary, StrategySummary};
 
 /// What `lab run` is asked to do.
