@@ -245,7 +245,7 @@ mod tests {
         );
         let devnull = std::fs::File::open("/dev/null").unwrap();
         assert_eq!(pipe_inode_of(&devnull), None);
-        let (a, _b) = crate::report::channel().unwrap();
+        let (a, _b) = crate::phase::channel().unwrap();
         assert_eq!(pipe_inode_of(&a), None);
     }
 }

@@ -6,7 +6,7 @@
 //! `self-pipe-keeper`, ...). The node's panic hook, installed by
 //! [`install_hook`] when the node starts, sends the message, the panic's
 //! `file:line` and the signature to the supervisor as one
-//! [`Event::Panic`](crate::report::Event::Panic) record, and ends the process
+//! [`Event::Panic`](crate::phase::Event::Panic) record, and ends the process
 //! at once with [`EXIT_PANIC`]. The supervisor makes it the trial's `panic`
 //! verdict, in milliseconds instead of at the deadline.
 //!
@@ -18,7 +18,7 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::panic::PanicHookInfo;
 
-use crate::report;
+use crate::phase;
 use crate::verdict::GuardPanic;
 
 /// Exit code of a node that panicked (a guard stopped a deadlock); the same
@@ -40,11 +40,11 @@ pub(crate) fn guard_panic(signature: &'static str, message: String) -> ! {
 }
 
 /// Install the panic hook of node `node`, which reports on `report` (the node
-/// end of the report channel) and exits with [`EXIT_PANIC`]. Call it first
+/// end of the phase channel) and exits with [`EXIT_PANIC`]. Call it first
 /// thing in every node process: a copy inherits its parent's hook, with the
 /// parent's node index.
 ///
-/// The hook owns a duplicate of the report channel at
+/// The hook owns a duplicate of the phase channel at
 /// [`lifeline::LAB_FD_FLOOR`] or above (close-on-exec), out of reach of the
 /// scenario's fd numbers. A copy's inherited hook owns its parent's
 /// duplicate, whose fd number `close_range` closed in a clone3 copy (and may
@@ -77,7 +77,7 @@ fn report_and_exit(node: u32, fd: Option<&OwnedFd>, info: &PanicHookInfo<'_>) ->
         |l| format!("{}:{}", l.file(), l.line()),
     );
     if let Some(fd) = fd {
-        let _ = report::send_panic(
+        let _ = phase::send_panic(
             fd.as_fd(),
             node,
             &GuardPanic {

@@ -1,4 +1,4 @@
-//! One trial, as the supervisor runs it: set up the report channel, the gates
+//! One trial, as the supervisor runs it: set up the phase channel, the gates
 //! and the trial's cgroup, spawn the root the strategy's way, follow the
 //! course (phase reports, pidfd exits, the kill schedule), tear down, judge
 //! the cascade with two windows, and end with nothing of the trial alive.
@@ -21,7 +21,7 @@ use crate::node::boot::Boot;
 use crate::node::pid_reuse::Finding;
 use crate::node::{ChildHandle, NodeCtx, LEAK_INODE_BITS};
 use crate::plan::{Plan, PlanAt};
-use crate::report::{self, Event};
+use crate::phase::{self, Event};
 use crate::scenario::{AttendantAction, Phase, Sig};
 use crate::strategy::{Create, Observe, Strategy};
 use crate::verdict::{GuardPanic, Outcome, Verdict};
@@ -261,13 +261,13 @@ impl Trial<'_> {
         self.host();
         // The fds every node inherits sit at LAB_FD_FLOOR and above, where a
         // scenario's own fd numbers cannot reach them.
-        let channel = report::channel().and_then(|(s, n)| Ok((s, lifeline::move_high(n)?)));
+        let channel = phase::channel().and_then(|(s, n)| Ok((s, lifeline::move_high(n)?)));
         let (sup_end, node_end) = match channel {
             Ok(p) => p,
             Err(e) => {
                 return Some(error_outcome(
                     self.t0,
-                    format!("cannot create the report channel: {e}"),
+                    format!("cannot create the phase channel: {e}"),
                 ))
             }
         };
@@ -341,7 +341,7 @@ impl Trial<'_> {
                 }
                 return Some(self.finish(
                     Verdict::Error,
-                    Some(format!("report channel: {e}")),
+                    Some(format!("phase channel: {e}")),
                     &rung,
                     0,
                     None,
@@ -566,7 +566,7 @@ impl Trial<'_> {
     }
 
     fn drain_reports(&mut self, fd: BorrowedFd<'_>) -> io::Result<()> {
-        while let Some(got) = report::try_recv(fd)? {
+        while let Some(got) = phase::try_recv(fd)? {
             let rec = got.record;
             let Some(n) = self.nodes.get_mut(rec.node as usize) else {
                 continue;

@@ -185,7 +185,7 @@ pub struct Received {
     pub panic: Option<GuardPanic>,
 }
 
-/// The report channel of one trial: `(supervisor end, node end)`, both
+/// The phase channel of one trial: `(supervisor end, node end)`, both
 /// close-on-exec. Every node of the trial shares the node end.
 ///
 /// # Errors
