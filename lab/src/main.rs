@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use lab::error::LabError;
+use lab::node::guard::refusal;
 use lab::plan::Plan;
 use lab::run::{self, RunArgs};
 use lab::scenario::overrides::Override;
@@ -18,7 +19,6 @@ use lab::scenario::{Scenario, BUILTIN};
 use lab::strategy::{Strategy, PRESETS};
 use lab::suite::bisect::BisectArgs;
 use lab::suite::{Order, Setup};
-use lab::trial::refusal;
 
 #[derive(Parser)]
 #[command(

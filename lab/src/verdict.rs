@@ -6,6 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::forensics::Diagnosis;
+use crate::trial::ladder::{NodeRung, Rung};
 
 /// The outcome class of one trial.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
@@ -83,9 +84,10 @@ pub struct Outcome {
     pub slow_cascade_us: Option<u64>,
     /// The length of each cascade window used (µs), from measured latency.
     pub window_us: u64,
-    /// What ended the tree: `teardown-KILL` (the planned teardown signal),
-    /// `none` (it ended by itself), or `cleanup` (the supervisor's final kill).
-    pub kill_rung: String,
+    /// What ended the tree: a rung of the teardown ladder (`teardown-KILL`,
+    /// `group-TERM`, `pidfds-KILL`, `cgroup.kill`), `none` (it ended by
+    /// itself), or `cleanup` (the supervisor's final kill).
+    pub kill_rung: Rung,
     /// Nodes that reported `created`.
     pub nodes_spawned: u32,
     /// Whether the trial ran in a cgroup of its own.
@@ -94,9 +96,10 @@ pub struct Outcome {
     pub survivors: Vec<String>,
     /// Why, for every verdict but `pass`.
     pub reason: Option<String>,
-    /// The rung of the teardown ladder in effect when each node died, as
-    /// `path=RUNG` (`root=TERM`), for the nodes that died after the teardown.
-    pub node_rungs: Vec<String>,
+    /// The rung of the teardown ladder in effect when each node died
+    /// (written `path=RUNG`: `root=teardown-TERM`), for the nodes that died
+    /// after the teardown.
+    pub node_rungs: Vec<NodeRung>,
     /// Legacy oracle: kill targets that `/proc/PID/stat` read as alive right
     /// after their kill although their pidfd reported the exit within the
     /// trial (false orphans the `/proc` oracle would have counted).
@@ -152,7 +155,7 @@ impl Outcome {
             duration_us: us,
             slow_cascade_us: None,
             window_us: 0,
-            kill_rung: "cleanup".into(),
+            kill_rung: Rung::Cleanup,
             nodes_spawned: 0,
             cgroup: false,
             survivors: Vec::new(),
@@ -165,6 +168,15 @@ impl Outcome {
             kept: false,
         }
     }
+}
+
+/// `items` as the text of one CSV cell: their names, separated by spaces.
+pub fn words<T: fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A reason with what differs in every trial (PIDs, pipe inodes) written

@@ -1,14 +1,17 @@
 //! How a guard of the canonical path stops a deadlock in a node process:
 //! *every deadlock a panic*.
 //!
-//! A guard that finds a deadlock coming panics, with [`guard_panic`] when it
+//! A guard that finds a deadlock coming panics, with `guard_panic` when it
 //! names a signature of the diagnosis (`duplicated-stdio`,
 //! `self-pipe-keeper`, ...). The node's panic hook, installed by
-//! [`install_hook`] when the node starts, sends the message, the panic's
+//! `install_hook` when the node starts, sends the message, the panic's
 //! `file:line` and the signature to the supervisor as one
 //! [`Event::Panic`](crate::phase::Event::Panic) record, and ends the process
 //! at once with [`EXIT_PANIC`]. The supervisor makes it the trial's `panic`
 //! verdict, in milliseconds instead of at the deadline.
+//!
+//! [`refusal`] is the guard that acts before anything runs: the plan-time
+//! refusal of a copy of a multithreaded node under clone3.
 //!
 //! The hook never returns, so a panic in a node never unwinds: in a copy
 //! (clone3 or fork without exec) every frame below the node's own is a copy
@@ -19,6 +22,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::panic::PanicHookInfo;
 
 use crate::phase;
+use crate::plan::Plan;
+use crate::strategy::{Create, Strategy};
 use crate::verdict::GuardPanic;
 
 /// Exit code of a node that panicked (a guard stopped a deadlock); the same
@@ -88,4 +93,79 @@ fn report_and_exit(node: u32, fd: Option<&OwnedFd>, info: &PanicHookInfo<'_>) ->
         );
     }
     lifeline::exit_now(EXIT_PANIC)
+}
+
+/// The plan-time guard of the canonical primitive: a node that is a copy
+/// (no exec) of a multithreaded parent may inherit a held lock or a global
+/// without its thread (casebook 4), so clone3 refuses to make one. `Some`
+/// with the reason (and this site) when `plan` asks for that under the
+/// `clone3` create axis of `strategy`, whatever its guards switch: clone3
+/// would refuse the copy at spawn time anyway (`EDEADLK`), and this says so
+/// before anything runs. `lab run` makes every such trial a `panic`;
+/// `lab check` and `lab plan` print the reason and exit with status 1.
+pub fn refusal(plan: &Plan, strategy: &Strategy) -> Option<GuardPanic> {
+    if strategy.create != Create::Clone3 {
+        return None;
+    }
+    let nodes = &plan.nodes;
+    nodes.iter().find_map(|n| {
+        if !n.threaded() {
+            return None;
+        }
+        let copy = n
+            .children
+            .iter()
+            .map(|&c| &nodes[c as usize])
+            .find(|c| !c.exec && c.command.is_none())?;
+        Some(GuardPanic::here(
+            format!(
+                "refused at plan time: node {} would be a copy (clone3 without exec) of node {}, \
+                 which has threads ({}); a copy inherits their locks and globals but not the \
+                 threads. Set exec = true on {}",
+                copy.path,
+                n.path,
+                n.knobs().join(", "),
+                copy.path
+            ),
+            None,
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{Scenario, BUILTIN};
+
+    fn refusal_of(name: &str, strategy: &str) -> Option<GuardPanic> {
+        let text = BUILTIN.iter().find(|(n, _)| *n == name).unwrap().1;
+        let scenario = Scenario::parse(name, text).unwrap();
+        refusal(
+            &Plan::new(&scenario, 1),
+            &Strategy::parse(strategy).unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_copy_of_a_threaded_node_is_refused_only_under_clone3() {
+        let refused = refusal_of("mt-fork-attendant", "canonical").unwrap();
+        let r = refused.reason;
+        assert!(
+            r.contains("node 0 would be a copy") && r.contains("exec = true"),
+            "{r}"
+        );
+        assert!(
+            refused.site.starts_with("lab/src/node/guard.rs:"),
+            "{}",
+            refused.site
+        );
+        assert_eq!(refusal_of("mt-fork-attendant", "legacy"), None);
+        // The primitive refuses whatever the guards switch says.
+        let unguarded = "create=clone3,death=lifeline,observe=pidfd,guards=off";
+        assert!(refusal_of("mt-fork-attendant", unguarded).is_some());
+        // Its children exec: nothing to refuse.
+        assert_eq!(refusal_of("mt-fork-mutex", "canonical"), None);
+        assert_eq!(refusal_of("pdeathsig-thread", "canonical"), None);
+        assert_eq!(refusal_of("nested", "canonical"), None);
+    }
 }

@@ -12,7 +12,7 @@
 mod audit;
 pub mod boot;
 mod create;
-mod guard;
+pub mod guard;
 mod hazard;
 pub mod pid_reuse;
 mod wait;
@@ -28,8 +28,8 @@ pub use create::{ChildHandle, COMMAND_LIFELINE_FD};
 pub use guard::EXIT_PANIC;
 pub use wait::{EOF_BOUND, LEAK_INODE_BITS};
 
-use crate::plan::Plan;
 use crate::phase::{self, Event};
+use crate::plan::Plan;
 use crate::scenario::{AttendantAction, Phase, Sig};
 use crate::strategy::{ParentDeath, Strategy};
 use lifeline::{LifelineReader, Pidfd};
