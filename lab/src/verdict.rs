@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::forensics::Diagnosis;
+use crate::forensics::{Diagnosis, Signature};
 use crate::trial::ladder::{NodeRung, Rung};
 
 /// The outcome class of one trial.
@@ -110,7 +110,7 @@ pub struct Outcome {
     /// The signatures named in this trial (`writer-elsewhere`, ...), each
     /// once, from the forensics of a hang or orphan or from the guard that
     /// panicked.
-    pub signatures: Vec<String>,
+    pub signatures: Vec<Signature>,
     /// The stuck state, read before any kill (hang and orphan verdicts).
     pub diagnosis: Option<Diagnosis>,
     /// The hung tree was left alive for the user (`--keep-hung`) until the
@@ -127,18 +127,18 @@ pub struct GuardPanic {
     /// `file:line` of the guard in the lab's source.
     pub site: String,
     /// The signature the guard found (`duplicated-stdio`, ...), if any.
-    pub signature: Option<String>,
+    pub signature: Option<Signature>,
 }
 
 impl GuardPanic {
     /// A guard panic raised at the caller's source location.
     #[track_caller]
-    pub fn here(reason: String, signature: Option<&str>) -> GuardPanic {
+    pub fn here(reason: String, signature: Option<Signature>) -> GuardPanic {
         let at = std::panic::Location::caller();
         GuardPanic {
             reason,
             site: format!("{}:{}", at.file(), at.line()),
-            signature: signature.map(str::to_string),
+            signature,
         }
     }
 }

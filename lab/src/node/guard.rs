@@ -21,6 +21,7 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::panic::PanicHookInfo;
 
+use crate::forensics::Signature;
 use crate::phase;
 use crate::plan::Plan;
 use crate::strategy::{Create, Strategy};
@@ -32,15 +33,15 @@ pub const EXIT_PANIC: i32 = 101;
 
 /// The payload of a guard's panic: the signature it found, and its message.
 pub(super) struct GuardMessage {
-    pub(super) signature: &'static str,
+    pub(super) signature: Signature,
     pub(super) message: String,
 }
 
-/// Panic as a guard that found `signature` (a signature name of the
-/// diagnosis: `duplicated-stdio`, `self-pipe-keeper`, `lone-futex-waiter`),
-/// with `message`. The panic's site is the caller's `file:line`.
+/// Panic as a guard that found `signature` (a signature of the diagnosis:
+/// `duplicated-stdio`, `self-pipe-keeper`, `lone-futex-waiter`), with
+/// `message`. The panic's site is the caller's `file:line`.
 #[track_caller]
-pub(crate) fn guard_panic(signature: &'static str, message: String) -> ! {
+pub(crate) fn guard_panic(signature: Signature, message: String) -> ! {
     std::panic::panic_any(GuardMessage { signature, message })
 }
 
@@ -69,7 +70,7 @@ pub(super) fn install_hook(node: u32, report: BorrowedFd<'_>) {
 fn report_and_exit(node: u32, fd: Option<&OwnedFd>, info: &PanicHookInfo<'_>) -> ! {
     let payload = info.payload();
     let (message, signature) = if let Some(g) = payload.downcast_ref::<GuardMessage>() {
-        (g.message.clone(), Some(g.signature.to_string()))
+        (g.message.clone(), Some(g.signature))
     } else if let Some(s) = payload.downcast_ref::<&str>() {
         (s.to_string(), None)
     } else if let Some(s) = payload.downcast_ref::<String>() {

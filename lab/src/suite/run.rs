@@ -196,7 +196,7 @@ impl Tally {
             return;
         }
         for s in &o.signatures {
-            *self.signatures.entry(s.clone()).or_insert(0) += 1;
+            *self.signatures.entry(s.to_string()).or_insert(0) += 1;
         }
         if let Some(r) = &o.reason {
             *self.reasons.entry(reason_class(r)).or_insert(0) += 1;

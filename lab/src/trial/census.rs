@@ -196,9 +196,9 @@ impl Course<'_> {
             deadline_ms: req.deadline_us / 1000,
         };
         let d = forensics::capture(subject, &pids, &nodes, req.gdb);
-        for name in d.signature_names() {
-            if !o.signatures.contains(&name) {
-                o.signatures.push(name);
+        for found in d.found() {
+            if !o.signatures.contains(&found) {
+                o.signatures.push(found);
             }
         }
         o.diagnosis = Some(d);

@@ -206,10 +206,7 @@ pub(super) fn outcome(plan: &Plan, obs: &Observation, end: Ending, time_us: u64)
         node_rungs,
         false_orphans: false_orphans(obs),
         panic_site: panic.map(|p| p.site.clone()),
-        signatures: panic
-            .and_then(|p| p.signature.clone())
-            .into_iter()
-            .collect(),
+        signatures: panic.and_then(|p| p.signature).into_iter().collect(),
         diagnosis: None,
         kept: false,
     }

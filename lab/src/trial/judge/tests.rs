@@ -1,6 +1,7 @@
 //! Every verdict rule of the judge, on constructed observations.
 
 use super::*;
+use crate::forensics::Signature;
 use crate::scenario::{AttendantAction, Scenario, Sig, BUILTIN};
 
 pub(super) const MS: u64 = 1_000_000;
@@ -50,7 +51,7 @@ fn guard() -> GuardPanic {
     GuardPanic {
         reason: "a guard stopped it".into(),
         site: "lab/src/node/audit.rs:96".into(),
-        signature: Some("duplicated-stdio".into()),
+        signature: Some(Signature::DuplicatedStdio),
     }
 }
 
@@ -143,7 +144,7 @@ fn a_panic_outranks_a_hang_and_names_its_site_and_signature() {
     assert_eq!(o.verdict, Verdict::Panic);
     assert_eq!(o.reason.as_deref(), Some("a guard stopped it"));
     assert_eq!(o.panic_site.as_deref(), Some("lab/src/node/audit.rs:96"));
-    assert_eq!(o.signatures, ["duplicated-stdio"]);
+    assert_eq!(o.signatures, [Signature::DuplicatedStdio]);
     // Not a hang: no count, no survivors, and no cleanup rung.
     assert_eq!((o.hung, o.survivors.len(), o.kill_rung), (0, 0, Rung::None));
 }
