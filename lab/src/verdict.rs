@@ -1,5 +1,7 @@
-//! Verdicts: the outcome of one trial, and the rule that turns what the
-//! kernel reported into one.
+//! Verdicts: the outcome of one trial as the supervisor reports it to the
+//! lab ([`Outcome`]), its verdict, and a guard's panic. The rules that turn
+//! what the kernel reported into one are the trial engine's judge
+//! (`trial/judge`).
 
 use std::fmt;
 

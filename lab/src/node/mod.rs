@@ -7,7 +7,7 @@
 //! fresh exec of the lab's node program ([`boot`]); a command node is an
 //! external program its parent execs in its place. Copies of a
 //! single-threaded parent may run ordinary code; copies of a threaded one
-//! inherit its hazards ([`hazard`]), which is what casebook 4 is about.
+//! inherit its hazards (`hazard`), which is what casebook 4 is about.
 
 mod audit;
 pub mod boot;

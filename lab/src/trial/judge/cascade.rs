@@ -53,7 +53,7 @@ pub(in crate::trial) enum Step {
     /// Something outlived both windows and is not only dying: an orphan.
     Orphan,
     /// SIGKILLed processes outlived [`DYING_BOUND_US`]: a hang. The value is
-    /// `(now - teardown_at) / 1000`.
+    /// `(now - teardown_at) / 1000`: the time since the teardown in µs.
     Undying { since_teardown: u64 },
 }
 

@@ -75,8 +75,10 @@ pub(in crate::trial) fn hang(
 }
 
 /// Processes the supervisor SIGKILLed outlived [`DYING_BOUND_US`](super::DYING_BOUND_US) after the
-/// teardown (`since_teardown`, as the course measured it): a `hang` (an
-/// uninterruptible sleep, say).
+/// teardown: a `hang` (an uninterruptible sleep, say). `since_teardown` is
+/// the time since the teardown in µs, which the reason writes with `ms`: a
+/// unit slip kept as it was (this split changes no reason); fixing it
+/// changes the reason text.
 pub(in crate::trial) fn undying(
     plan: &Plan,
     obs: &Observation,

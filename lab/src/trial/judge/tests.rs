@@ -355,3 +355,26 @@ fn the_proc_oracle_false_orphans_are_the_kill_targets_seen_exiting() {
 }
 
 mod cascade;
+
+#[test]
+fn the_course_settles_when_every_node_lingers_ready_is_dead_or_unborn() {
+    let p = plan("nested");
+    assert_eq!(course_state(&p, &ran(&p).nodes), (true, true));
+    // A live node not ready yet: neither.
+    let mut nodes = ran(&p).nodes;
+    nodes[at(&p, "0.1")].ready = false;
+    assert_eq!(course_state(&p, &nodes), (false, false));
+    // Node 0 died before it was ready, before spawning: its subtree will
+    // never be born.
+    let mut nodes = ran(&p).nodes;
+    let n0 = at(&p, "0");
+    nodes[n0].ready = false;
+    nodes[n0].dead_ns = Some(3 * MS);
+    for path in ["0.0", "0.1", "0.0.0", "0.0.1", "0.1.0", "0.1.1"] {
+        nodes[at(&p, path)] = Seen::default();
+    }
+    assert_eq!(course_state(&p, &nodes), (true, true));
+    // Its parent alive and not ready: a child not created yet is awaited.
+    nodes[n0].dead_ns = None;
+    assert_eq!(course_state(&p, &nodes), (false, false));
+}
