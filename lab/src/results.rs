@@ -167,16 +167,16 @@ impl TrialRow {
             duration_us: o.duration_us,
             slow_cascade_us: o.slow_cascade_us,
             window_us: o.window_us,
-            kill_rung: o.kill_rung.clone(),
+            kill_rung: o.kill_rung.to_string(),
             nodes_spawned: o.nodes_spawned,
             cgroup_mode: if o.cgroup { "cgroup" } else { "subreaper" }.into(),
             lab_version: ctx.lab_version.clone(),
             kernel: ctx.kernel.clone(),
             survivors: o.survivors.join(" "),
             reason: o.reason.clone().unwrap_or_default(),
-            node_rungs: o.node_rungs.join(" "),
+            node_rungs: crate::verdict::words(&o.node_rungs),
             false_orphans: o.false_orphans,
-            signatures: o.signatures.join(" "),
+            signatures: crate::verdict::words(&o.signatures),
             panic_site: o.panic_site.clone().unwrap_or_default(),
             diagnosis: diagnosis.into(),
             replay: replay.into(),
@@ -329,7 +329,10 @@ mod tests {
         let mut o = Outcome::error("a reason, with \"quotes\"\nand a newline".into(), 1234);
         o.verdict = Verdict::Hang;
         o.slow_cascade_us = Some(5);
-        o.signatures = vec!["full-pipe".into(), "writer-elsewhere".into()];
+        o.signatures = vec![
+            "full-pipe".parse().unwrap(),
+            "writer-elsewhere".parse().unwrap(),
+        ];
         let src = TrialSource {
             scenario: "nested",
             scenario_hash: "abc",

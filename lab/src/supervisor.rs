@@ -11,7 +11,7 @@
 //! Its fds, as the lab execs it: 0 and 1 `/dev/null`, 2 the lab's stderr,
 //! 3 the read end of its lifeline to the lab, on which the lab also writes one
 //! [`TrialRequest`] per line, and 4 the pipe on which it answers one
-//! [`Outcome`](crate::verdict::Outcome) per line. The lab ends it with a `bye` line; EOF or
+//! [`Outcome`] per line. The lab ends it with a `bye` line; EOF or
 //! POLLHUP on fd 3 without one means the lab is gone: the
 //! supervisor ends the trial in flight, leaves nothing behind, and exits.
 //!

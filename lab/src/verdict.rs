@@ -1,11 +1,14 @@
-//! Verdicts: the outcome of one trial, and the rule that turns what the
-//! kernel reported into one.
+//! Verdicts: the outcome of one trial as the supervisor reports it to the
+//! lab ([`Outcome`]), its verdict, and a guard's panic. The rules that turn
+//! what the kernel reported into one are the trial engine's judge
+//! (`trial/judge`).
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::forensics::Diagnosis;
+use crate::forensics::{Diagnosis, Signature};
+use crate::trial::ladder::{NodeRung, Rung};
 
 /// The outcome class of one trial.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
@@ -83,9 +86,10 @@ pub struct Outcome {
     pub slow_cascade_us: Option<u64>,
     /// The length of each cascade window used (µs), from measured latency.
     pub window_us: u64,
-    /// What ended the tree: `teardown-KILL` (the planned teardown signal),
-    /// `none` (it ended by itself), or `cleanup` (the supervisor's final kill).
-    pub kill_rung: String,
+    /// What ended the tree: a rung of the teardown ladder (`teardown-KILL`,
+    /// `group-TERM`, `pidfds-KILL`, `cgroup.kill`), `none` (it ended by
+    /// itself), or `cleanup` (the supervisor's final kill).
+    pub kill_rung: Rung,
     /// Nodes that reported `created`.
     pub nodes_spawned: u32,
     /// Whether the trial ran in a cgroup of its own.
@@ -94,9 +98,10 @@ pub struct Outcome {
     pub survivors: Vec<String>,
     /// Why, for every verdict but `pass`.
     pub reason: Option<String>,
-    /// The rung of the teardown ladder in effect when each node died, as
-    /// `path=RUNG` (`root=TERM`), for the nodes that died after the teardown.
-    pub node_rungs: Vec<String>,
+    /// The rung of the teardown ladder in effect when each node died
+    /// (written `path=RUNG`: `root=teardown-TERM`), for the nodes that died
+    /// after the teardown.
+    pub node_rungs: Vec<NodeRung>,
     /// Legacy oracle: kill targets that `/proc/PID/stat` read as alive right
     /// after their kill although their pidfd reported the exit within the
     /// trial (false orphans the `/proc` oracle would have counted).
@@ -107,7 +112,7 @@ pub struct Outcome {
     /// The signatures named in this trial (`writer-elsewhere`, ...), each
     /// once, from the forensics of a hang or orphan or from the guard that
     /// panicked.
-    pub signatures: Vec<String>,
+    pub signatures: Vec<Signature>,
     /// The stuck state, read before any kill (hang and orphan verdicts).
     pub diagnosis: Option<Diagnosis>,
     /// The hung tree was left alive for the user (`--keep-hung`) until the
@@ -124,18 +129,18 @@ pub struct GuardPanic {
     /// `file:line` of the guard in the lab's source.
     pub site: String,
     /// The signature the guard found (`duplicated-stdio`, ...), if any.
-    pub signature: Option<String>,
+    pub signature: Option<Signature>,
 }
 
 impl GuardPanic {
     /// A guard panic raised at the caller's source location.
     #[track_caller]
-    pub fn here(reason: String, signature: Option<&str>) -> GuardPanic {
+    pub fn here(reason: String, signature: Option<Signature>) -> GuardPanic {
         let at = std::panic::Location::caller();
         GuardPanic {
             reason,
             site: format!("{}:{}", at.file(), at.line()),
-            signature: signature.map(str::to_string),
+            signature,
         }
     }
 }
@@ -152,7 +157,7 @@ impl Outcome {
             duration_us: us,
             slow_cascade_us: None,
             window_us: 0,
-            kill_rung: "cleanup".into(),
+            kill_rung: Rung::Cleanup,
             nodes_spawned: 0,
             cgroup: false,
             survivors: Vec::new(),
@@ -165,6 +170,15 @@ impl Outcome {
             kept: false,
         }
     }
+}
+
+/// `items` as the text of one CSV cell: their names, separated by spaces.
+pub fn words<T: fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A reason with what differs in every trial (PIDs, pipe inodes) written

@@ -65,7 +65,7 @@ pub(crate) fn write_fixture(dir: &Path, run_id: &str, scenario: &str, specs: &[S
         }
         if verdict == Verdict::Panic {
             o.panic_site = Some("lab/src/node/audit.rs:91".into());
-            o.signatures = vec!["duplicated-stdio".into()];
+            o.signatures = vec!["duplicated-stdio".parse().unwrap()];
         }
         let src = TrialSource {
             scenario,

@@ -202,7 +202,7 @@ fn parse_strategies(names: &[String]) -> Result<Vec<Strategy>, LabError> {
 fn print_refusals(prefix: &str, plan: &Plan, strategies: &[Strategy]) -> usize {
     strategies
         .iter()
-        .filter_map(|st| crate::trial::refusal(plan, st).map(|r| (st, r)))
+        .filter_map(|st| crate::node::guard::refusal(plan, st).map(|r| (st, r)))
         .inspect(|(st, r)| eprintln!("{prefix}refused under {st}: {}", r.reason))
         .count()
 }

@@ -16,12 +16,43 @@ const GDB_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most bytes of gdb output kept per process.
 const MAX_OUTPUT: usize = 256 * 1024;
 
+/// Why there is no backtrace.
+#[derive(Debug, thiserror::Error)]
+pub enum GdbError {
+    /// The pipe for gdb's output, or `/dev/null` for its stdin, could not
+    /// be made.
+    #[error("cannot set up gdb's output: {0}")]
+    Setup(#[source] std::io::Error),
+    /// gdb could not be started.
+    #[error("cannot start {program}: {source}")]
+    Start {
+        /// The gdb program.
+        program: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Waiting for gdb's output failed.
+    #[error("poll: {0}")]
+    Poll(#[source] std::io::Error),
+    /// Reading gdb's output failed.
+    #[error("reading gdb's output: {0}")]
+    Read(#[source] std::io::Error),
+    /// gdb did not finish within its timeout (30 s) and was killed.
+    #[error("gdb did not finish within {} s; its output so far:\n{output}", GDB_TIMEOUT.as_secs())]
+    Timeout {
+        /// What it printed before it was killed.
+        output: String,
+    },
+}
+
 /// Run `gdb -batch -p PID` with `thread apply all bt` against `pid` and
 /// return what it printed (stdout and stderr), at most 256 KiB, within 30 s.
 ///
 /// # Errors
-/// A message when gdb cannot be started or does not finish in time.
-pub fn backtrace(gdb: &CStr, pid: i32) -> Result<String, String> {
+/// [`GdbError`] when gdb cannot be started, its output cannot be read, or
+/// it does not finish in time (with what it printed so far).
+pub fn backtrace(gdb: &CStr, pid: i32) -> Result<String, GdbError> {
     let pid_s = CString::new(pid.to_string()).expect("digits");
     let args: Vec<CString> = [
         "gdb",
@@ -46,8 +77,9 @@ pub fn backtrace(gdb: &CStr, pid: i32) -> Result<String, String> {
     })
     .collect();
     let argv: Vec<&CStr> = args.iter().map(|a| a.as_c_str()).collect();
-    let (out_read, out_write) = pipe_with(PipeFlags::CLOEXEC).map_err(|e| e.to_string())?;
-    let devnull: OwnedFd = File::open("/dev/null").map_err(|e| e.to_string())?.into();
+    let (out_read, out_write) =
+        pipe_with(PipeFlags::CLOEXEC).map_err(|e| GdbError::Setup(e.into()))?;
+    let devnull: OwnedFd = File::open("/dev/null").map_err(GdbError::Setup)?.into();
     let child = Spawn::default()
         .exec(
             gdb,
@@ -59,7 +91,10 @@ pub fn backtrace(gdb: &CStr, pid: i32) -> Result<String, String> {
             ],
             3,
         )
-        .map_err(|e| format!("cannot start {}: {e}", gdb.to_string_lossy()))?;
+        .map_err(|source| GdbError::Start {
+            program: gdb.to_string_lossy().into_owned(),
+            source,
+        })?;
     drop(out_write);
     let deadline = Instant::now() + GDB_TIMEOUT;
     let mut file = File::from(out_read);
@@ -78,14 +113,14 @@ pub fn backtrace(gdb: &CStr, pid: i32) -> Result<String, String> {
         match poll(&mut fds, Some(&ts)) {
             Ok(0) => break false,
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(format!("poll: {e}")),
+            Err(e) => return Err(GdbError::Poll(e.into())),
         }
         match file.read(&mut chunk) {
             Ok(0) => break true,
             Ok(n) if text.len() < MAX_OUTPUT => text.extend_from_slice(&chunk[..n]),
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("reading gdb's output: {e}")),
+            Err(e) => return Err(GdbError::Read(e)),
         }
     };
     if !finished {
@@ -96,9 +131,6 @@ pub fn backtrace(gdb: &CStr, pid: i32) -> Result<String, String> {
     if finished {
         Ok(text)
     } else {
-        Err(format!(
-            "gdb did not finish within {} s; its output so far:\n{text}",
-            GDB_TIMEOUT.as_secs()
-        ))
+        Err(GdbError::Timeout { output: text })
     }
 }

@@ -10,6 +10,9 @@
 //! the right tool for a process stuck for a long time (and the wrong one for
 //! deciding whether a process has exited: verdicts never use it).
 
+use std::fmt;
+use std::str::FromStr;
+
 use serde::{Deserialize, Serialize};
 
 /// The stuck state of one trial and the signatures found in it.
@@ -20,8 +23,8 @@ pub struct Diagnosis {
     pub subject: Subject,
     /// Every live process of the trial, in pid order.
     pub processes: Vec<ProcessState>,
-    /// The signatures found, in the order of [`SIGNATURES`].
-    pub signatures: Vec<Signature>,
+    /// The signatures found, in report order ([`Signature::ALL`]).
+    pub signatures: Vec<Sighting>,
     /// What could not be read, and why (no root for kernel stacks, no gdb).
     pub notes: Vec<String>,
 }
@@ -43,14 +46,78 @@ pub struct Subject {
     pub deadline_ms: u64,
 }
 
-/// The names of the signatures, in report order.
-pub const SIGNATURES: [&str; 5] = [
-    "self-pipe-keeper",
-    "writer-elsewhere",
-    "duplicated-stdio",
-    "full-pipe",
-    "lone-futex-waiter",
-];
+/// A signature of DESIGN.md ("diagnosis of a hang"): a known shape of a
+/// stuck trial, found by the forensics in a stuck state or by a guard of the
+/// canonical path before it deadlocks. Written by its kebab-case name
+/// (`self-pipe-keeper`, ...) in the CSV and in the supervisor's JSON; the
+/// variants are in report order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Signature {
+    /// A process waits to read a pipe whose write end it holds itself: EOF
+    /// can never come (a leaked lifeline write end, casebook 2).
+    SelfPipeKeeper,
+    /// A process waits to read a pipe whose write end another process
+    /// holds (a lingering helper with duplicated stdio, casebook 3).
+    WriterElsewhere,
+    /// A pipe at fd 0, 1 or 2 is also open at a higher fd of the same
+    /// process, in the same direction (casebook 3).
+    DuplicatedStdio,
+    /// A process is blocked writing a full pipe that no reader is reading
+    /// (casebook 5).
+    FullPipe,
+    /// A single-threaded process asleep in a private futex wait: no thread
+    /// is left that could wake it (casebook 4).
+    LoneFutexWaiter,
+}
+
+impl Signature {
+    /// Every signature, in report order.
+    pub const ALL: [Signature; 5] = [
+        Signature::SelfPipeKeeper,
+        Signature::WriterElsewhere,
+        Signature::DuplicatedStdio,
+        Signature::FullPipe,
+        Signature::LoneFutexWaiter,
+    ];
+
+    /// Its name (`self-pipe-keeper`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Signature::SelfPipeKeeper => "self-pipe-keeper",
+            Signature::WriterElsewhere => "writer-elsewhere",
+            Signature::DuplicatedStdio => "duplicated-stdio",
+            Signature::FullPipe => "full-pipe",
+            Signature::LoneFutexWaiter => "lone-futex-waiter",
+        }
+    }
+}
+
+impl fmt::Display for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name that is no signature.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not a signature: {0:?}")]
+pub struct UnknownSignature(pub String);
+
+impl FromStr for Signature {
+    type Err = UnknownSignature;
+
+    /// A signature from its name.
+    ///
+    /// # Errors
+    /// [`UnknownSignature`] for any other text.
+    fn from_str(s: &str) -> Result<Signature, UnknownSignature> {
+        Signature::ALL
+            .into_iter()
+            .find(|g| g.name() == s)
+            .ok_or_else(|| UnknownSignature(s.to_string()))
+    }
+}
 
 /// One live process of a stuck trial.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,11 +200,12 @@ pub struct FdRef {
     pub fd: i32,
 }
 
-/// A signature found in the stuck state.
+/// A signature found in the stuck state, with what it was found in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Signature {
-    /// One of [`SIGNATURES`].
-    pub name: String,
+pub struct Sighting {
+    /// Which signature.
+    #[serde(rename = "name")]
+    pub signature: Signature,
     /// The process it is about.
     pub pid: i32,
     /// Who that is.
@@ -154,12 +222,11 @@ pub struct Signature {
 }
 
 impl Diagnosis {
-    /// The names of the signatures found, each once, in report order.
-    pub fn signature_names(&self) -> Vec<String> {
-        SIGNATURES
-            .iter()
-            .filter(|n| self.signatures.iter().any(|s| s.name == **n))
-            .map(|n| n.to_string())
+    /// The signatures found, each once, in report order.
+    pub fn found(&self) -> Vec<Signature> {
+        Signature::ALL
+            .into_iter()
+            .filter(|g| self.signatures.iter().any(|s| s.signature == *g))
             .collect()
     }
 }
@@ -204,7 +271,8 @@ pub fn capture(subject: Subject, pids: &[i32], nodes: &[(i32, String)], gdb: boo
             }
             Some(path) => {
                 for p in &mut processes {
-                    p.backtrace = Some(gdb::backtrace(&path, p.pid).unwrap_or_else(|e| e));
+                    let bt = gdb::backtrace(&path, p.pid);
+                    p.backtrace = Some(bt.unwrap_or_else(|e| e.to_string()));
                 }
             }
         }

@@ -43,7 +43,7 @@ impl Diagnosis {
             );
         }
         for sig in &self.signatures {
-            let _ = writeln!(s, "  {}: {}", sig.name, sig.text);
+            let _ = writeln!(s, "  {}: {}", sig.signature, sig.text);
         }
         if self.signatures.is_empty() {
             let _ = writeln!(s, "  no signature found");

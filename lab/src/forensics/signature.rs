@@ -1,21 +1,19 @@
 //! The signatures of DESIGN.md ("diagnosis of a hang"), found in the fd
 //! tables and blocking calls of a stuck trial's processes.
 
-use super::{FdRef, ProcessState, Signature, ThreadState, SIGNATURES};
+use super::{FdRef, ProcessState, Sighting, Signature, ThreadState};
 
-/// Every signature in `procs`, in the order of [`SIGNATURES`], then by pid.
-pub(super) fn find(procs: &[ProcessState]) -> Vec<Signature> {
+/// Every signature in `procs`, in report order ([`Signature::ALL`]), then
+/// by pid.
+pub(super) fn find(procs: &[ProcessState]) -> Vec<Sighting> {
     let mut out = Vec::new();
     for p in procs {
         pipe_waits(p, procs, &mut out);
         duplicated_stdio(p, &mut out);
         lone_futex_waiter(p, &mut out);
     }
-    out.sort_by_key(|s| {
-        let rank = SIGNATURES.iter().position(|n| *n == s.name);
-        (rank, s.pid, s.pipe)
-    });
-    out.dedup_by(|a, b| a.name == b.name && a.pid == b.pid && a.pipe == b.pipe);
+    out.sort_by_key(|s| (s.signature, s.pid, s.pipe));
+    out.dedup_by(|a, b| a.signature == b.signature && a.pid == b.pid && a.pipe == b.pipe);
     out
 }
 
@@ -74,7 +72,7 @@ fn fd_list(fds: &[i32]) -> String {
 
 /// `self-pipe-keeper` and `writer-elsewhere` for every pipe a thread of `p`
 /// waits to read; `full-pipe` for every pipe it waits to write.
-fn pipe_waits(p: &ProcessState, procs: &[ProcessState], out: &mut Vec<Signature>) {
+fn pipe_waits(p: &ProcessState, procs: &[ProcessState], out: &mut Vec<Sighting>) {
     for t in p.threads.iter().filter(|t| asleep(t)) {
         let verb = match t.syscall.as_deref() {
             Some(s) if s.contains("poll") => "polls",
@@ -93,8 +91,8 @@ fn pipe_waits(p: &ProcessState, procs: &[ProcessState], out: &mut Vec<Signature>
                 writers.into_iter().partition(|r| r.pid == p.pid);
             if !own.is_empty() {
                 let own_fds: Vec<i32> = own.iter().map(|r| r.fd).collect();
-                out.push(Signature {
-                    name: "self-pipe-keeper".into(),
+                out.push(Sighting {
+                    signature: Signature::SelfPipeKeeper,
                     pid: p.pid,
                     who: p.who.clone(),
                     pipe: Some(pipe),
@@ -110,8 +108,8 @@ fn pipe_waits(p: &ProcessState, procs: &[ProcessState], out: &mut Vec<Signature>
                 });
             }
             if !others.is_empty() {
-                out.push(Signature {
-                    name: "writer-elsewhere".into(),
+                out.push(Sighting {
+                    signature: Signature::WriterElsewhere,
                     pid: p.pid,
                     who: p.who.clone(),
                     pipe: Some(pipe),
@@ -138,7 +136,7 @@ fn full_pipe(
     fd: i32,
     pipe: u64,
     procs: &[ProcessState],
-    out: &mut Vec<Signature>,
+    out: &mut Vec<Sighting>,
 ) {
     let readers: Vec<FdRef> = holders(procs, pipe, false)
         .into_iter()
@@ -170,8 +168,8 @@ fn full_pipe(
             )
         })
         .collect();
-    out.push(Signature {
-        name: "full-pipe".into(),
+    out.push(Sighting {
+        signature: Signature::FullPipe,
         pid: p.pid,
         who: p.who.clone(),
         pipe: Some(pipe),
@@ -196,7 +194,7 @@ fn full_pipe(
 /// an fd of 3 or above, in the same direction (another write end of an
 /// output, another read end of stdin): a copy that outlives the process
 /// keeps the other side from ever seeing EOF.
-fn duplicated_stdio(p: &ProcessState, out: &mut Vec<Signature>) {
+fn duplicated_stdio(p: &ProcessState, out: &mut Vec<Sighting>) {
     for stdio in p.fds.iter().filter(|f| f.fd <= 2) {
         let Some(pipe) = stdio.pipe else { continue };
         let dir = if stdio.fd == 0 { 'r' } else { 'w' };
@@ -215,8 +213,8 @@ fn duplicated_stdio(p: &ProcessState, out: &mut Vec<Signature>) {
             .filter_map(|fd| p.fds.iter().find(|f| f.fd == *fd))
             .map(|f| format!("fd {} ({})", f.fd, f.mode))
             .collect();
-        out.push(Signature {
-            name: "duplicated-stdio".into(),
+        out.push(Sighting {
+            signature: Signature::DuplicatedStdio,
             pid: p.pid,
             who: p.who.clone(),
             pipe: Some(pipe),
@@ -234,7 +232,7 @@ fn duplicated_stdio(p: &ProcessState, out: &mut Vec<Signature>) {
 
 /// `lone-futex-waiter`: a single-threaded process asleep in a private futex
 /// wait; no other thread exists that could ever wake it.
-fn lone_futex_waiter(p: &ProcessState, out: &mut Vec<Signature>) {
+fn lone_futex_waiter(p: &ProcessState, out: &mut Vec<Sighting>) {
     let [t] = p.threads.as_slice() else { return };
     let in_futex = match t.futex_private {
         Some(private) => private,
@@ -244,8 +242,8 @@ fn lone_futex_waiter(p: &ProcessState, out: &mut Vec<Signature>) {
     if !asleep(t) || !in_futex {
         return;
     }
-    out.push(Signature {
-        name: "lone-futex-waiter".into(),
+    out.push(Sighting {
+        signature: Signature::LoneFutexWaiter,
         pid: p.pid,
         who: p.who.clone(),
         pipe: None,
@@ -298,8 +296,31 @@ mod tests {
         }
     }
 
-    fn names(s: &[Signature]) -> Vec<(&str, i32)> {
-        s.iter().map(|s| (s.name.as_str(), s.pid)).collect()
+    fn names(s: &[Sighting]) -> Vec<(&'static str, i32)> {
+        s.iter().map(|s| (s.signature.name(), s.pid)).collect()
+    }
+
+    #[test]
+    fn every_signature_is_written_by_its_name_in_report_order() {
+        let names: Vec<&str> = Signature::ALL.iter().map(|s| s.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "self-pipe-keeper",
+                "writer-elsewhere",
+                "duplicated-stdio",
+                "full-pipe",
+                "lone-futex-waiter"
+            ]
+        );
+        for s in Signature::ALL {
+            assert_eq!(s.name().parse::<Signature>(), Ok(s));
+            let json = serde_json::to_string(&s).unwrap();
+            assert_eq!(json, format!("\"{s}\""));
+            assert_eq!(serde_json::from_str::<Signature>(&json).unwrap(), s);
+        }
+        assert!(Signature::ALL.windows(2).all(|w| w[0] < w[1]));
+        assert!("stuck".parse::<Signature>().is_err());
     }
 
     #[test]

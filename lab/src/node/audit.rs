@@ -21,6 +21,7 @@ use std::os::fd::{AsFd, RawFd};
 
 use super::guard::guard_panic;
 use super::NodeCtx;
+use crate::forensics::Signature;
 
 /// One fd of the calling process that refers to a pipe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,7 +95,7 @@ impl NodeCtx<'_> {
         if let Some((stdio, other, inode)) = duplicated_stdio(&own_pipe_fds()) {
             let path = &self.plan.nodes[idx as usize].path;
             guard_panic(
-                "duplicated-stdio",
+                Signature::DuplicatedStdio,
                 format!(
                     "duplicated stdio: fd {stdio} and fd {other} -> pipe:[{inode}] in node {path} \
                      (pid {}), {when}; whatever inherits fd {other} keeps the pipe open after the \
@@ -125,7 +126,7 @@ impl NodeCtx<'_> {
         let held = write_ends(&own_pipe_fds(), inode);
         if let Some(fd) = held.first() {
             guard_panic(
-                "self-pipe-keeper",
+                Signature::SelfPipeKeeper,
                 format!(
                     "node {} holds a write end of the stdout pipe of {child} it waits on: fd {fd} \
                      -> pipe:[{inode}] (write); the read would never reach EOF",
@@ -159,7 +160,7 @@ impl NodeCtx<'_> {
         let held = write_ends(&own_pipe_fds(), inode);
         if let Some(fd) = held.first() {
             guard_panic(
-                "self-pipe-keeper",
+                Signature::SelfPipeKeeper,
                 format!(
                     "lifeline write end found in the child: fd {fd} -> pipe:[{inode}] (write) in \
                      node {} (pid {}), whose lifeline's read end is fd {}; its parent's death would \
@@ -245,7 +246,7 @@ mod tests {
         );
         let devnull = std::fs::File::open("/dev/null").unwrap();
         assert_eq!(pipe_inode_of(&devnull), None);
-        let (a, _b) = crate::report::channel().unwrap();
+        let (a, _b) = crate::phase::channel().unwrap();
         assert_eq!(pipe_inode_of(&a), None);
     }
 }

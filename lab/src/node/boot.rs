@@ -2,7 +2,7 @@
 //! PARENT_PID [--lifeline] [--notify]`) instead of as a copy of its parent.
 //!
 //! Its fds: 0-2 stdio (1 the capture pipe when its parent captures it),
-//! [`REPORT_FD`] the report channel, [`BOOT_FD`] a memfd holding the
+//! [`REPORT_FD`] the phase channel, [`BOOT_FD`] a memfd holding the
 //! [`Boot`] JSON, [`LIFELINE_FD`] its lifeline (with `--lifeline`),
 //! [`NOTIFY_FD`] the armed notification (with `--notify`), and from
 //! [`FIRST_GATE_FD`] on, one gate per entry of [`Boot::gates`].

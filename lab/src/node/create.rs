@@ -13,7 +13,7 @@ use rustix::pipe::{pipe_with, PipeFlags};
 use rustix::process::getpid;
 
 use super::{NodeCtx, Start, BOOT_FD, FIRST_GATE_FD, LIFELINE_FD, NOTIFY_FD, REPORT_FD};
-use crate::report::Event;
+use crate::phase::Event;
 use crate::strategy::{Create, Observe, ParentDeath};
 use lifeline::{legacy, LifelineReader, Pidfd, Spawn};
 
@@ -401,7 +401,7 @@ impl NodeCtx<'_> {
         };
         for ev in [Event::Created, Event::Armed, Event::Ready] {
             let fd = if ev == Event::Created { pidfd } else { None };
-            let _ = crate::report::send_as(self.report, idx, h.pid, ev, 0, fd);
+            let _ = crate::phase::send_as(self.report, idx, h.pid, ev, 0, fd);
         }
     }
 }

@@ -1,14 +1,17 @@
 //! How a guard of the canonical path stops a deadlock in a node process:
 //! *every deadlock a panic*.
 //!
-//! A guard that finds a deadlock coming panics, with [`guard_panic`] when it
+//! A guard that finds a deadlock coming panics, with `guard_panic` when it
 //! names a signature of the diagnosis (`duplicated-stdio`,
 //! `self-pipe-keeper`, ...). The node's panic hook, installed by
-//! [`install_hook`] when the node starts, sends the message, the panic's
+//! `install_hook` when the node starts, sends the message, the panic's
 //! `file:line` and the signature to the supervisor as one
-//! [`Event::Panic`](crate::report::Event::Panic) record, and ends the process
+//! [`Event::Panic`](crate::phase::Event::Panic) record, and ends the process
 //! at once with [`EXIT_PANIC`]. The supervisor makes it the trial's `panic`
 //! verdict, in milliseconds instead of at the deadline.
+//!
+//! [`refusal`] is the guard that acts before anything runs: the plan-time
+//! refusal of a copy of a multithreaded node under clone3.
 //!
 //! The hook never returns, so a panic in a node never unwinds: in a copy
 //! (clone3 or fork without exec) every frame below the node's own is a copy
@@ -18,7 +21,10 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::panic::PanicHookInfo;
 
-use crate::report;
+use crate::forensics::Signature;
+use crate::phase;
+use crate::plan::Plan;
+use crate::strategy::{Create, Strategy};
 use crate::verdict::GuardPanic;
 
 /// Exit code of a node that panicked (a guard stopped a deadlock); the same
@@ -27,24 +33,24 @@ pub const EXIT_PANIC: i32 = 101;
 
 /// The payload of a guard's panic: the signature it found, and its message.
 pub(super) struct GuardMessage {
-    pub(super) signature: &'static str,
+    pub(super) signature: Signature,
     pub(super) message: String,
 }
 
-/// Panic as a guard that found `signature` (a signature name of the
-/// diagnosis: `duplicated-stdio`, `self-pipe-keeper`, `lone-futex-waiter`),
-/// with `message`. The panic's site is the caller's `file:line`.
+/// Panic as a guard that found `signature` (a signature of the diagnosis:
+/// `duplicated-stdio`, `self-pipe-keeper`, `lone-futex-waiter`), with
+/// `message`. The panic's site is the caller's `file:line`.
 #[track_caller]
-pub(crate) fn guard_panic(signature: &'static str, message: String) -> ! {
+pub(crate) fn guard_panic(signature: Signature, message: String) -> ! {
     std::panic::panic_any(GuardMessage { signature, message })
 }
 
 /// Install the panic hook of node `node`, which reports on `report` (the node
-/// end of the report channel) and exits with [`EXIT_PANIC`]. Call it first
+/// end of the phase channel) and exits with [`EXIT_PANIC`]. Call it first
 /// thing in every node process: a copy inherits its parent's hook, with the
 /// parent's node index.
 ///
-/// The hook owns a duplicate of the report channel at
+/// The hook owns a duplicate of the phase channel at
 /// [`lifeline::LAB_FD_FLOOR`] or above (close-on-exec), out of reach of the
 /// scenario's fd numbers. A copy's inherited hook owns its parent's
 /// duplicate, whose fd number `close_range` closed in a clone3 copy (and may
@@ -64,7 +70,7 @@ pub(super) fn install_hook(node: u32, report: BorrowedFd<'_>) {
 fn report_and_exit(node: u32, fd: Option<&OwnedFd>, info: &PanicHookInfo<'_>) -> ! {
     let payload = info.payload();
     let (message, signature) = if let Some(g) = payload.downcast_ref::<GuardMessage>() {
-        (g.message.clone(), Some(g.signature.to_string()))
+        (g.message.clone(), Some(g.signature))
     } else if let Some(s) = payload.downcast_ref::<&str>() {
         (s.to_string(), None)
     } else if let Some(s) = payload.downcast_ref::<String>() {
@@ -77,7 +83,7 @@ fn report_and_exit(node: u32, fd: Option<&OwnedFd>, info: &PanicHookInfo<'_>) ->
         |l| format!("{}:{}", l.file(), l.line()),
     );
     if let Some(fd) = fd {
-        let _ = report::send_panic(
+        let _ = phase::send_panic(
             fd.as_fd(),
             node,
             &GuardPanic {
@@ -88,4 +94,79 @@ fn report_and_exit(node: u32, fd: Option<&OwnedFd>, info: &PanicHookInfo<'_>) ->
         );
     }
     lifeline::exit_now(EXIT_PANIC)
+}
+
+/// The plan-time guard of the canonical primitive: a node that is a copy
+/// (no exec) of a multithreaded parent may inherit a held lock or a global
+/// without its thread (casebook 4), so clone3 refuses to make one. `Some`
+/// with the reason (and this site) when `plan` asks for that under the
+/// `clone3` create axis of `strategy`, whatever its guards switch: clone3
+/// would refuse the copy at spawn time anyway (`EDEADLK`), and this says so
+/// before anything runs. `lab run` makes every such trial a `panic`;
+/// `lab check` and `lab plan` print the reason and exit with status 1.
+pub fn refusal(plan: &Plan, strategy: &Strategy) -> Option<GuardPanic> {
+    if strategy.create != Create::Clone3 {
+        return None;
+    }
+    let nodes = &plan.nodes;
+    nodes.iter().find_map(|n| {
+        if !n.threaded() {
+            return None;
+        }
+        let copy = n
+            .children
+            .iter()
+            .map(|&c| &nodes[c as usize])
+            .find(|c| !c.exec && c.command.is_none())?;
+        Some(GuardPanic::here(
+            format!(
+                "refused at plan time: node {} would be a copy (clone3 without exec) of node {}, \
+                 which has threads ({}); a copy inherits their locks and globals but not the \
+                 threads. Set exec = true on {}",
+                copy.path,
+                n.path,
+                n.knobs().join(", "),
+                copy.path
+            ),
+            None,
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{Scenario, BUILTIN};
+
+    fn refusal_of(name: &str, strategy: &str) -> Option<GuardPanic> {
+        let text = BUILTIN.iter().find(|(n, _)| *n == name).unwrap().1;
+        let scenario = Scenario::parse(name, text).unwrap();
+        refusal(
+            &Plan::new(&scenario, 1),
+            &Strategy::parse(strategy).unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_copy_of_a_threaded_node_is_refused_only_under_clone3() {
+        let refused = refusal_of("mt-fork-attendant", "canonical").unwrap();
+        let r = refused.reason;
+        assert!(
+            r.contains("node 0 would be a copy") && r.contains("exec = true"),
+            "{r}"
+        );
+        assert!(
+            refused.site.starts_with("lab/src/node/guard.rs:"),
+            "{}",
+            refused.site
+        );
+        assert_eq!(refusal_of("mt-fork-attendant", "legacy"), None);
+        // The primitive refuses whatever the guards switch says.
+        let unguarded = "create=clone3,death=lifeline,observe=pidfd,guards=off";
+        assert!(refusal_of("mt-fork-attendant", unguarded).is_some());
+        // Its children exec: nothing to refuse.
+        assert_eq!(refusal_of("mt-fork-mutex", "canonical"), None);
+        assert_eq!(refusal_of("pdeathsig-thread", "canonical"), None);
+        assert_eq!(refusal_of("nested", "canonical"), None);
+    }
 }

@@ -27,6 +27,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use super::guard::guard_panic;
+use crate::forensics::Signature;
 use crate::plan::PlanNode;
 use crate::scenario::{AttendantAction, Hazard};
 
@@ -192,7 +193,7 @@ fn check_owner(owner: u32, me: u32, guards: bool, who: &str, copy_of: &str) {
             Some(path) => format!("set exec = true on {path}"),
         };
         guard_panic(
-            "lone-futex-waiter",
+            Signature::LoneFutexWaiter,
             format!(
                 "worker thread belongs to pid {owner}, this is pid {me}: {who} is a copy \
                  (no exec) of {copy_of}, whose attendant it inherited initialised but \

@@ -7,12 +7,12 @@
 //! fresh exec of the lab's node program ([`boot`]); a command node is an
 //! external program its parent execs in its place. Copies of a
 //! single-threaded parent may run ordinary code; copies of a threaded one
-//! inherit its hazards ([`hazard`]), which is what casebook 4 is about.
+//! inherit its hazards (`hazard`), which is what casebook 4 is about.
 
 mod audit;
 pub mod boot;
 mod create;
-mod guard;
+pub mod guard;
 mod hazard;
 pub mod pid_reuse;
 mod wait;
@@ -28,8 +28,8 @@ pub use create::{ChildHandle, COMMAND_LIFELINE_FD};
 pub use guard::EXIT_PANIC;
 pub use wait::{EOF_BOUND, LEAK_INODE_BITS};
 
+use crate::phase::{self, Event};
 use crate::plan::Plan;
-use crate::report::{self, Event};
 use crate::scenario::{AttendantAction, Phase, Sig};
 use crate::strategy::{ParentDeath, Strategy};
 use lifeline::{LifelineReader, Pidfd};
@@ -53,7 +53,7 @@ pub fn host_attendant_worker() -> Option<(u32, String)> {
 
 /// Exit code of a node that could not go on (spawn failed, report lost).
 pub const EXIT_FAILED: i32 = 70;
-/// An exec'd node's report channel (the lab's fds sit at
+/// An exec'd node's phase channel (the lab's fds sit at
 /// [`lifeline::LAB_FD_FLOOR`] and above, out of the scenario's way).
 pub const REPORT_FD: RawFd = lifeline::LAB_FD_FLOOR;
 /// An exec'd node's boot memfd.
@@ -73,7 +73,7 @@ pub struct NodeCtx<'a> {
     pub plan: &'a Plan,
     /// The strategy of the trial.
     pub strategy: &'a Strategy,
-    /// The node end of the report channel.
+    /// The node end of the phase channel.
     pub report: BorrowedFd<'a>,
     /// Read end of the gate of each node that has one: `(node, fd)`.
     pub gates: Vec<(u32, BorrowedFd<'a>)>,
@@ -241,7 +241,7 @@ impl NodeCtx<'_> {
     }
 
     fn send(&self, idx: u32, event: Event, value: i64, pidfd: Option<&Pidfd>) -> io::Result<()> {
-        report::send(self.report, idx, event, value, pidfd)
+        phase::send(self.report, idx, event, value, pidfd)
     }
 
     /// Block at the gate until the supervisor writes a byte; if the

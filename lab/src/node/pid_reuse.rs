@@ -13,7 +13,7 @@
 use rustix::process::Signal;
 
 use super::NodeCtx;
-use crate::report::Event;
+use crate::phase::Event;
 use crate::strategy::Observe;
 use lifeline::{legacy, Pidfd};
 
@@ -67,7 +67,7 @@ impl NodeCtx<'_> {
     }
 
     fn report_finding(&self, idx: u32, f: Finding) -> std::io::Result<()> {
-        crate::report::send(self.report, idx, Event::Finding, f as i64, None)
+        crate::phase::send(self.report, idx, Event::Finding, f as i64, None)
     }
 
     /// PID 1 of the private namespace: the experiment itself.

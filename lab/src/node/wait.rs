@@ -15,7 +15,7 @@ use rustix::event::{poll, PollFd, PollFlags};
 
 use super::create::ChildHandle;
 use super::NodeCtx;
-use crate::report::Event;
+use crate::phase::Event;
 use crate::scenario::ReadDiscipline;
 use crate::strategy::Observe;
 use lifeline::{legacy, LifelineReader};
@@ -162,7 +162,7 @@ impl NodeCtx<'_> {
         let inode = rustix::fs::fstat(out).map_or(0, |st| st.st_ino);
         let value = ((child.unwrap_or(0) as i64) << LEAK_INODE_BITS)
             | (inode as i64 & ((1i64 << LEAK_INODE_BITS) - 1));
-        let _ = crate::report::send(self.report, idx, Event::Leak, value, None);
+        let _ = crate::phase::send(self.report, idx, Event::Leak, value, None);
     }
 }
 

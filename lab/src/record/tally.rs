@@ -90,7 +90,7 @@ impl Counts {
             verdict: o.verdict.name(),
             verdict_us: o.time_to_verdict_us,
             duration_us: o.duration_us,
-            signatures: o.signatures.iter().map(String::as_str).collect(),
+            signatures: o.signatures.iter().map(|s| s.name()).collect(),
             reason: o.reason.as_deref().unwrap_or(""),
             panic_site: o.panic_site.as_deref().unwrap_or(""),
             trial: 0,

@@ -108,7 +108,7 @@ fn a_copy_of_the_attendant_node_is_refused_at_plan_time_under_canonical() {
     r.assert_panics(
         "canonical",
         "refused at plan time: node 0 would be a copy (clone3 without exec) of node root",
-        "lab/src/trial.rs",
+        "lab/src/node/guard.rs",
         None,
     );
     // Refused before anything was spawned.

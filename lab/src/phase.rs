@@ -135,7 +135,7 @@ mod panic_text {
     /// the rest of [`PANIC_TEXT_MAX`]; each is cut at a character boundary.
     pub(super) fn encode(p: &GuardPanic) -> (Vec<u8>, i64) {
         let site = cut(&p.site, 256);
-        let sig = cut(p.signature.as_deref().unwrap_or(""), 256);
+        let sig = cut(p.signature.map_or("", |s| s.name()), 256);
         let msg = cut(&p.reason, PANIC_TEXT_MAX - site.len() - sig.len());
         let mut text = Vec::with_capacity(site.len() + sig.len() + msg.len());
         text.extend_from_slice(site.as_bytes());
@@ -157,7 +157,10 @@ mod panic_text {
         let signature = part(site, sig)?;
         Some(GuardPanic {
             site: part(0, site)?.to_string(),
-            signature: (!signature.is_empty()).then(|| signature.to_string()),
+            signature: match signature {
+                "" => None,
+                name => Some(name.parse().ok()?),
+            },
             reason: part(site + sig, msg)?.to_string(),
         })
     }
@@ -185,7 +188,7 @@ pub struct Received {
     pub panic: Option<GuardPanic>,
 }
 
-/// The report channel of one trial: `(supervisor end, node end)`, both
+/// The phase channel of one trial: `(supervisor end, node end)`, both
 /// close-on-exec. Every node of the trial shares the node end.
 ///
 /// # Errors
@@ -358,12 +361,13 @@ fn invalid(what: &str) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::forensics::Signature;
 
-    fn report(message: &str, signature: Option<&str>) -> GuardPanic {
+    fn report(message: &str, signature: Option<Signature>) -> GuardPanic {
         GuardPanic {
             reason: message.into(),
             site: "lab/src/node/audit.rs:42".into(),
-            signature: signature.map(str::to_string),
+            signature,
         }
     }
 
@@ -372,7 +376,7 @@ mod tests {
         for r in [
             report(
                 "duplicated stdio: fd 1 and fd 10 -> pipe:[7]",
-                Some("duplicated-stdio"),
+                Some(Signature::DuplicatedStdio),
             ),
             report("worker thread belongs to pid 3, this is pid 4", None),
             report("", None),
@@ -394,11 +398,11 @@ mod tests {
     #[test]
     fn a_long_panic_message_is_cut_at_a_character_boundary() {
         let long = "é".repeat(PANIC_TEXT_MAX);
-        let (text, value) = panic_text::encode(&report(&long, Some("self-pipe-keeper")));
+        let (text, value) = panic_text::encode(&report(&long, Some(Signature::SelfPipeKeeper)));
         assert!(text.len() <= PANIC_TEXT_MAX);
         let back = panic_text::decode(&text, value).unwrap();
         assert!(long.starts_with(&back.reason) && back.reason.len() > 1000);
-        assert_eq!(back.signature.as_deref(), Some("self-pipe-keeper"));
+        assert_eq!(back.signature, Some(Signature::SelfPipeKeeper));
     }
 
     #[test]
@@ -430,7 +434,7 @@ mod tests {
     fn phase_and_panic_records_cross_the_channel_whole() {
         let (sup, node) = channel().unwrap();
         send(node.as_fd(), 2, Event::Armed, 9, None).unwrap();
-        let r = report(&"x".repeat(3000), Some("duplicated-stdio"));
+        let r = report(&"x".repeat(3000), Some(Signature::DuplicatedStdio));
         send_panic(node.as_fd(), 2, &r).unwrap();
         let first = try_recv(sup.as_fd()).unwrap().unwrap();
         assert_eq!(

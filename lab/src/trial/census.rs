@@ -1,0 +1,241 @@
+//! Who of the trial is alive, kernel-exact: the nodes through their pidfds,
+//! the rest through the cgroup's member list or the orphans adopted by the
+//! supervisor (its subreaper); and, for a hang or an orphan, the diagnosis
+//! of what is stuck (read from `/proc`, never for a verdict) with the
+//! holders of a leaked pipe.
+
+use super::judge::{self, Alive};
+use super::{Course, Rung};
+use crate::forensics;
+use crate::node::LEAK_INODE_BITS;
+use crate::verdict::{Outcome, Verdict};
+
+impl Course<'_> {
+    /// Paths of the live nodes (watched, and no exit taken from the poll).
+    pub(super) fn alive_paths(&self) -> Vec<String> {
+        self.procs
+            .iter()
+            .zip(&self.seen.nodes)
+            .enumerate()
+            .filter(|(_, (p, n))| p.pidfd.is_some() && n.dead_ns.is_none())
+            .map(|(i, _)| self.plan().nodes[i].path.clone())
+            .collect()
+    }
+
+    /// Live processes of the trial: the live nodes, plus the cgroup's
+    /// members outside the plan, or (without a cgroup) the live adopted
+    /// orphans.
+    fn alive_count(&mut self) -> u32 {
+        let nodes = self.alive_paths().len();
+        if let Some(cg) = &self.cgroup {
+            // Nodes are judged by their pidfds; the member list adds the
+            // processes outside the plan (a node's own helpers, daemons).
+            let known: Vec<i32> = self
+                .procs
+                .iter()
+                .zip(&self.seen.nodes)
+                .filter(|(_, n)| n.created_ns.is_some())
+                .map(|(p, _)| p.pid)
+                .collect();
+            let others = cg
+                .members()
+                .map_or(0, |m| m.iter().filter(|p| !known.contains(p)).count());
+            return (nodes + others) as u32;
+        }
+        self.adopt();
+        (nodes + self.adopted.iter().filter(|p| !p.has_exited()).count()) as u32
+    }
+
+    /// The live processes, for the judge.
+    fn alive(&mut self) -> Alive {
+        let count = self.alive_count();
+        Alive {
+            paths: self.alive_paths(),
+            count,
+        }
+    }
+
+    /// Whether nothing of the trial is alive: the cgroup is empty, or (without
+    /// one) every node's pidfd and every adopted orphan's pidfd reports exit.
+    pub(super) fn empty(&mut self) -> bool {
+        let live_node = self
+            .procs
+            .iter()
+            .zip(&self.seen.nodes)
+            .any(|(p, n)| p.pidfd.is_some() && n.dead_ns.is_none());
+        if live_node {
+            return false;
+        }
+        if let Some(cg) = &self.cgroup {
+            return !cg.populated().unwrap_or(true);
+        }
+        self.adopt();
+        self.adopted.iter().all(|p| p.has_exited())
+    }
+
+    /// Take pidfds on orphans that reparented to the supervisor but never
+    /// reported (a node's own children outside the plan).
+    pub(super) fn adopt(&mut self) {
+        let known: Vec<i32> = self.procs.iter().map(|n| n.pid).collect();
+        if let Ok(kids) = lifeline::adopt_children() {
+            for k in kids {
+                if !known.contains(&k.pid()) && !self.adopted.iter().any(|a| a.pid() == k.pid()) {
+                    self.adopted.push(k);
+                }
+            }
+        }
+    }
+
+    /// Whether everything still alive was SIGKILLed by the supervisor (so
+    /// it is dying, not orphaned): after `cgroup.kill`, or when every live
+    /// process is a node sent SIGKILL and none lives outside the plan.
+    pub(super) fn dying_only(&mut self) -> bool {
+        if self.cgroup_killed {
+            return true;
+        }
+        let live: Vec<usize> = (0..self.procs.len())
+            .filter(|&i| {
+                self.seen.nodes[i].dead_ns.is_none()
+                    && self.procs[i]
+                        .pidfd
+                        .as_ref()
+                        .is_some_and(|p| !p.has_exited())
+            })
+            .collect();
+        live.iter().all(|&i| self.seen.nodes[i].killed) && self.alive_count() as usize == live.len()
+    }
+
+    /// The course missed its deadline: [`judge::hang`], diagnosed.
+    pub(super) fn finish_hang(&mut self, rung: Rung) -> Outcome {
+        let alive = Alive {
+            paths: self.alive_paths(),
+            count: self.alive_count(),
+        };
+        self.look_at_exits();
+        let deadline_ms = self.req.deadline_us / 1000;
+        let t = self.elapsed_us();
+        let host_worker = self.host_worker.as_ref();
+        let mut o = judge::hang(
+            self.plan(),
+            &self.seen,
+            alive,
+            deadline_ms,
+            host_worker,
+            rung,
+            t,
+        );
+        self.diagnose_if(&mut o, Verdict::Hang);
+        o
+    }
+
+    /// SIGKILLed processes did not die: [`judge::undying`], diagnosed.
+    pub(super) fn finish_undying(&mut self, rung: Rung, since_teardown: u64) -> Outcome {
+        let alive = self.alive();
+        self.look_at_exits();
+        let t = self.elapsed_us();
+        let mut o = judge::undying(self.plan(), &self.seen, alive, rung, since_teardown, t);
+        self.diagnose_if(&mut o, Verdict::Hang);
+        o
+    }
+
+    /// Something outlived both cascade windows: [`judge::orphans`], diagnosed.
+    pub(super) fn finish_orphans(&mut self, rung: Rung, window_us: u64) -> Outcome {
+        let alive = self.alive();
+        self.look_at_exits();
+        let t = self.elapsed_us();
+        let mut o = judge::orphans(self.plan(), &self.seen, alive, rung, window_us, t);
+        self.diagnose_if(&mut o, Verdict::Orphan);
+        o
+    }
+
+    /// The processes of the trial, for diagnosis (never for a verdict): the
+    /// cgroup's members, or without one every descendant of the supervisor
+    /// (its subreaper), plus every live node the list may have missed.
+    fn trial_pids(&self) -> Vec<i32> {
+        let mut pids: Vec<i32> = match &self.cgroup {
+            Some(cg) => cg.members().unwrap_or_default(),
+            None => forensics::descendants(std::process::id() as i32),
+        };
+        pids.extend(
+            self.procs
+                .iter()
+                .zip(&self.seen.nodes)
+                .filter(|(_, n)| n.created_ns.is_some() && n.dead_ns.is_none())
+                .map(|(p, _)| p.pid),
+        );
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
+    /// Let the failure speak: when `o` is still a `verdict` (nothing
+    /// outranked it), read the stuck state of every live process of the
+    /// trial before anything is killed, and name its signatures.
+    fn diagnose_if(&mut self, o: &mut Outcome, verdict: Verdict) {
+        if o.verdict != verdict {
+            return;
+        }
+        let pids = self.trial_pids();
+        // Every node that was born names its pid (a dead one may linger as
+        // an unreaped zombie).
+        let nodes: Vec<(i32, String)> = self
+            .procs
+            .iter()
+            .zip(&self.seen.nodes)
+            .enumerate()
+            .filter(|(_, (_, n))| n.created_ns.is_some())
+            .map(|(i, (p, _))| (p.pid, self.plan().nodes[i].path.clone()))
+            .collect();
+        let req = self.req;
+        let subject = forensics::Subject {
+            verdict: o.verdict.name().into(),
+            scenario: req.plan.scenario.clone(),
+            seed: req.plan.seed,
+            strategy: req.strategy.name.clone(),
+            trial: req.trial,
+            deadline_ms: req.deadline_us / 1000,
+        };
+        let d = forensics::capture(subject, &pids, &nodes, req.gdb);
+        for found in d.found() {
+            if !o.signatures.contains(&found) {
+                o.signatures.push(found);
+            }
+        }
+        o.diagnosis = Some(d);
+    }
+
+    /// Node `reader` reported a leak (`value`: the child's index above
+    /// [`LEAK_INODE_BITS`], the pipe's inode below): name the holders of
+    /// the pipe's write end, from the fd tables of the trial's processes.
+    pub(super) fn leak(&mut self, reader: u32, value: i64) {
+        let inode = (value & ((1i64 << LEAK_INODE_BITS) - 1)) as u64;
+        let child = (value >> LEAK_INODE_BITS) as usize;
+        let pids = self.trial_pids();
+        let holders: Vec<String> = forensics::pipe_holders(inode, &pids)
+            .into_iter()
+            .filter(|(_, f)| f.mode.contains('w'))
+            .map(|(pid, f)| {
+                let who = self
+                    .procs
+                    .iter()
+                    .position(|n| n.pid == pid)
+                    .map_or("outside the plan".to_string(), |i| {
+                        format!("node {}", self.plan().nodes[i].path)
+                    });
+                format!("pid {pid} fd {} (write), {who}", f.fd)
+            })
+            .collect();
+        let nodes = &self.plan().nodes;
+        let leak = format!(
+            "node {} read the stdout of node {} (pipe:[{inode}]); after the child was reaped a writer still held it: {}",
+            nodes[reader as usize].path,
+            nodes.get(child).map_or("?", |n| n.path.as_str()),
+            if holders.is_empty() {
+                "gone by the time it was looked up".to_string()
+            } else {
+                holders.join("; ")
+            }
+        );
+        self.seen.leaks.push(leak);
+    }
+}

@@ -1,0 +1,38 @@
+//! Ending a trial with nothing of it alive: `cgroup.kill`, SIGKILL through
+//! every pidfd, then adopting and killing orphans as they reparent, reaping
+//! until the supervisor has no child left.
+
+use super::Course;
+use lifeline::Reaped;
+use rustix::process::Signal;
+
+impl Course<'_> {
+    /// End every process of the trial and reap it: `cgroup.kill`, SIGKILL
+    /// through every pidfd, then adopt and kill orphans as they reparent,
+    /// reaping until the supervisor has no child left. The gates close
+    /// last.
+    pub(super) fn cleanup(&mut self) {
+        if let Some(cg) = &self.cgroup {
+            let _ = cg.kill();
+        }
+        for p in self.procs.iter().filter_map(|p| p.pidfd.as_ref()) {
+            let _ = p.send_signal(Signal::KILL);
+        }
+        for p in self.adopted.drain(..) {
+            let _ = p.send_signal(Signal::KILL);
+        }
+        loop {
+            if let Ok(kids) = lifeline::adopt_children() {
+                for k in kids {
+                    let _ = k.send_signal(Signal::KILL);
+                }
+            }
+            match lifeline::reap_any(true) {
+                Ok(Reaped::One(_)) | Ok(Reaped::NoneReady) => continue,
+                Ok(Reaped::NoChildren) | Err(_) => break,
+            }
+        }
+        // Close the gates last: a node still held there saw SIGKILL first.
+        self.gates.clear();
+    }
+}

@@ -1,0 +1,403 @@
+//! Following the plan: the main poll loop of a trial. It reads phase
+//! reports and pidfd exits into the observation, runs the kill schedule
+//! (opening gates once a kill is done), starts the teardown once the course
+//! has settled, and asks the judge what the cascade came to.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+
+use rustix::event::{poll, PollFd, PollFlags};
+
+use super::judge::{self, Clock, Ending, Stage, Step, WINDOW_FLOOR_US};
+use super::{error_outcome, Course, KillState, Rung};
+use crate::node::pid_reuse::Finding;
+use crate::phase::{self, Event};
+use crate::plan::PlanAt;
+use crate::scenario::{Phase, Sig};
+use crate::strategy::Observe;
+use crate::verdict::{GuardPanic, Outcome, Verdict};
+use lifeline::{legacy, monotonic_ns, Reaped};
+
+/// How often the legacy observe axis re-reads `/proc/PID/stat` (µs).
+const PROC_POLL_US: u64 = 100;
+
+/// The times the cascade is judged by (ns), and its largest gap (µs).
+#[derive(Default)]
+struct Deaths {
+    teardown_at: u64,
+    last: u64,
+    max_gap_us: u64,
+}
+
+impl Course<'_> {
+    /// Everything from spawning the root to the verdict; `None` when the
+    /// lab died (its lifeline, `lab_lifeline`, hung up).
+    pub(super) fn follow(&mut self, lab_lifeline: BorrowedFd<'_>) -> Option<Outcome> {
+        let started = match self.start() {
+            Ok(s) => s,
+            Err(reason) => return Some(error_outcome(self.t0, reason)),
+        };
+        let (sup_end, _root) = (started.phases, started.root);
+        let deadline = self.t0 + self.req.deadline_us * 1000;
+        let mut stage = Stage::Course;
+        let mut deaths = Deaths::default();
+        let mut rung = Rung::None;
+        let mut phases_open = true;
+        loop {
+            if !phases_open {
+            } else if let Err(e) = self.drain_phases(sup_end.as_fd()) {
+                if e.kind() == io::ErrorKind::UnexpectedEof {
+                    phases_open = false;
+                    continue;
+                }
+                let reason = Some(format!("phase channel: {e}"));
+                return Some(self.finish(Ending::new(Verdict::Error, reason, rung)));
+            }
+            let _ = reap_zombies();
+            if self.seen.panic.is_some() {
+                return Some(self.finish(Ending::new(Verdict::Pass, None, rung)));
+            }
+            let now = monotonic_ns();
+            match stage {
+                Stage::Course => {
+                    let (settled, tree_ready) = judge::course_state(self.plan(), &self.seen.nodes);
+                    if tree_ready && self.ready_at.is_none() {
+                        self.ready_at = Some(now);
+                    }
+                    self.run_kills(now);
+                    if settled && self.kills.iter().all(|k| *k == KillState::Done) {
+                        deaths.teardown_at = monotonic_ns();
+                        deaths.last = deaths.teardown_at;
+                        stage =
+                            if self.seen.nodes[0].dead_ns.is_none() || self.plan().teardown_group {
+                                rung = self.send_rung(0);
+                                Stage::Ladder {
+                                    rung: 0,
+                                    since: deaths.teardown_at,
+                                }
+                            } else {
+                                Stage::Grace
+                            };
+                        continue;
+                    }
+                    if now >= deadline {
+                        return Some(self.finish_hang(rung));
+                    }
+                }
+                Stage::Ladder { rung: r, since } => {
+                    if let Some(next) = self.climb(r, since, now, &mut rung) {
+                        stage = next;
+                        continue;
+                    }
+                }
+                Stage::Grace | Stage::Confirm { .. } | Stage::Dying { .. } => {
+                    let window_us = self.window_us(deaths.max_gap_us);
+                    let clock = Clock {
+                        now,
+                        teardown_at: deaths.teardown_at,
+                        last_death: deaths.last,
+                        window_us,
+                    };
+                    let empty = self.empty();
+                    match judge::cascade(stage, clock, empty, || self.dying_only()) {
+                        Step::Wait => {}
+                        Step::Next(next) => {
+                            stage = next;
+                            continue;
+                        }
+                        Step::Pass { slow_us } => {
+                            let end = Ending {
+                                window_us,
+                                slow_us,
+                                ..Ending::new(Verdict::Pass, None, rung)
+                            };
+                            return Some(self.finish(end));
+                        }
+                        Step::Orphan => return Some(self.finish_orphans(rung, window_us)),
+                        Step::Undying { since_teardown } => {
+                            return Some(self.finish_undying(rung, since_teardown))
+                        }
+                    }
+                }
+            }
+            // Wait for the next event: a report, a death, the cgroup emptying,
+            // the lab's death, or the next timer.
+            let timeout_ns = self.next_timeout(stage, deadline, &deaths, now);
+            let live: Vec<usize> = (0..self.procs.len())
+                .filter(|&i| self.seen.nodes[i].dead_ns.is_none() && self.procs[i].pidfd.is_some())
+                .collect();
+            let mut fds = Vec::with_capacity(live.len() + 3);
+            let phase_events = if phases_open {
+                PollFlags::IN
+            } else {
+                PollFlags::empty()
+            };
+            fds.push(PollFd::new(&sup_end, phase_events));
+            fds.push(PollFd::new(&lab_lifeline, PollFlags::empty()));
+            for &i in &live {
+                let pidfd = self.procs[i]
+                    .pidfd
+                    .as_ref()
+                    .expect("a live node is watched");
+                fds.push(PollFd::new(pidfd, PollFlags::IN));
+            }
+            let cg_events = self.cgroup.as_ref().map(|c| c.events_fd());
+            if let Some(ev) = &cg_events {
+                fds.push(PollFd::new(ev, PollFlags::PRI));
+            }
+            let ts = rustix::time::Timespec {
+                tv_sec: (timeout_ns / 1_000_000_000) as i64,
+                tv_nsec: (timeout_ns % 1_000_000_000) as i64,
+            };
+            match poll(&mut fds, Some(&ts)) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => {
+                    let reason = Some(format!("poll: {e}"));
+                    return Some(self.finish(Ending::new(Verdict::Error, reason, rung)));
+                }
+            }
+            if !fds[1].revents().is_empty() {
+                return None; // the lab is gone: clean up and stop
+            }
+            let cgroup_event = cg_events.is_some() && !fds[fds.len() - 1].revents().is_empty();
+            let died: Vec<usize> = live
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| !fds[k + 2].revents().is_empty())
+                .map(|(_, &i)| i)
+                .collect();
+            drop(fds);
+            if cgroup_event {
+                // Reading cgroup.events re-arms its POLLPRI.
+                let _ = self.cgroup.as_ref().map(|c| c.populated());
+            }
+            // A node's last reports are queued before its exit: read them
+            // before judging its death.
+            if phases_open && self.drain_phases(sup_end.as_fd()).is_err() {
+                phases_open = false;
+            }
+            let now = monotonic_ns();
+            for i in died {
+                self.seen.nodes[i].dead_ns = Some(now);
+                if matches!(stage, Stage::Course) {
+                    self.check_early_death(i);
+                } else {
+                    self.seen.nodes[i].rung = Some(rung);
+                    deaths.max_gap_us = deaths.max_gap_us.max((now - deaths.last) / 1000);
+                    deaths.last = now;
+                }
+            }
+        }
+    }
+
+    /// Read every queued phase report into the observation.
+    ///
+    /// # Errors
+    /// `UnexpectedEof` once every node end is closed; any other receive
+    /// error.
+    fn drain_phases(&mut self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        while let Some(got) = phase::try_recv(fd)? {
+            let rec = got.record;
+            let i = rec.node as usize;
+            let (Some(n), Some(p)) = (self.seen.nodes.get_mut(i), self.procs.get_mut(i)) else {
+                continue;
+            };
+            let gate = self.req.plan.nodes[i].gate;
+            match rec.event {
+                Event::Created => {
+                    p.pid = rec.pid;
+                    n.created_ns = Some(rec.time_ns);
+                    n.watched = got.pidfd.is_some();
+                    p.pidfd = got.pidfd;
+                    p.at_gate = (gate == Some(Phase::Created)).then_some(Phase::Created);
+                }
+                Event::Armed => {
+                    n.armed_ns = Some(rec.time_ns);
+                    p.at_gate = (gate == Some(Phase::Armed)).then_some(Phase::Armed);
+                }
+                Event::Ready => n.ready = true,
+                Event::Failed if rec.value == libc::EDEADLK as i64 => {
+                    // The node's guards were off (with them on, the node
+                    // panics where clone3 refused): the refusal is still
+                    // the primitive's, and a panic.
+                    let path = &self.req.plan.nodes[i].path;
+                    self.seen.panic.get_or_insert(GuardPanic::here(format!(
+                        "refused at spawn time: node {path} is multithreaded and asked clone3 for a copy \
+                         of itself (no exec); a copy would inherit locks and globals without their threads"
+                    ), None));
+                }
+                Event::Failed => n.failed = Some(rec.value),
+                Event::Exiting | Event::ParentGone => n.ended_itself = true,
+                Event::Leak => self.leak(rec.node, rec.value),
+                Event::Finding => self.seen.findings.extend(Finding::from_value(rec.value)),
+                Event::Panic => {
+                    // It exits at once: its death is its own, the panic says why.
+                    n.ended_itself = true;
+                    if let Some(panic) = got.panic {
+                        self.seen.panic.get_or_insert(panic);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Start every planned kill that is due, and close those done: a gated
+    /// kill's gate opens once its target is gone (a SIGKILL) or at once.
+    fn run_kills(&mut self, now: u64) {
+        for k in 0..self.kills.len() {
+            let pk = self.plan().kills[k];
+            let target = pk.target as usize;
+            match self.kills[k] {
+                KillState::Pending => {
+                    let t = &self.seen.nodes[target];
+                    let due = match pk.at {
+                        PlanAt::Ready => self.ready_at.is_some(),
+                        PlanAt::Gate { child, phase } => {
+                            self.procs[child as usize].at_gate == Some(phase)
+                                && (t.ready || t.dead_ns.is_some())
+                        }
+                        PlanAt::Delay { after_ready_us } => self
+                            .ready_at
+                            .is_some_and(|r| now >= r + after_ready_us * 1000),
+                    };
+                    if due {
+                        self.signal(target, pk.signal);
+                        self.kills[k] = KillState::Sent;
+                    }
+                }
+                KillState::Sent => {
+                    let gone = match self.req.strategy.observe {
+                        Observe::Pidfd => {
+                            self.seen.nodes[target].dead_ns.is_some()
+                                || self.procs[target]
+                                    .pidfd
+                                    .as_ref()
+                                    .is_none_or(|p| p.has_exited())
+                        }
+                        Observe::Pid => !legacy::proc_alive(self.procs[target].pid),
+                    };
+                    if gone || pk.signal != Sig::Kill {
+                        if let PlanAt::Gate { child, .. } = pk.at {
+                            self.release(child);
+                        }
+                        self.kills[k] = KillState::Done;
+                    }
+                }
+                KillState::Done => {}
+            }
+        }
+    }
+
+    /// Open the gate of node `child`.
+    fn release(&mut self, child: u32) {
+        if let Some((_, w)) = self.gates.iter().find(|(n, _)| *n == child) {
+            let _ = rustix::io::write(w, &[1]);
+        }
+        self.procs[child as usize].at_gate = None;
+    }
+
+    /// Send `sig` to node `i` the strategy's way: through its pidfd, or by
+    /// PID. The legacy oracle then reads `/proc/PID/stat` at once, as a
+    /// harness that judges by `/proc` would.
+    pub(super) fn signal(&mut self, i: usize, sig: Sig) {
+        let n = &mut self.seen.nodes[i];
+        n.signalled = true;
+        n.killed |= sig == Sig::Kill;
+        let p = &self.procs[i];
+        match self.req.strategy.observe {
+            Observe::Pidfd => {
+                if let Some(f) = &p.pidfd {
+                    let _ = f.send_signal(sig.signal());
+                }
+            }
+            Observe::Pid if p.pid > 0 => {
+                let _ = legacy::kill_pid(p.pid, sig.signal());
+                if sig == Sig::Kill && legacy::proc_alive(p.pid) {
+                    self.seen.proc_alive_after_kill.push(i);
+                }
+            }
+            Observe::Pid => {}
+        }
+    }
+
+    /// Node `i` died during the course: record the first unplanned death
+    /// ([`judge::early_death`]), after reading its parent's pidfd.
+    fn check_early_death(&mut self, i: usize) {
+        if self.seen.early.is_some() {
+            return;
+        }
+        if let Some(p) = self.plan().nodes[i].parent {
+            let p = p as usize;
+            self.seen.nodes[p].exited =
+                self.procs[p].pidfd.as_ref().is_some_and(|f| f.has_exited());
+        }
+        self.seen.early = judge::early_death(self.plan(), &self.seen.nodes, i);
+    }
+
+    /// The cascade window (µs), [`judge::window_us`].
+    pub(super) fn window_us(&self, max_gap_us: u64) -> u64 {
+        judge::window_us(
+            self.plan(),
+            &self.seen.nodes,
+            self.root_spawned_ns,
+            max_gap_us,
+        )
+    }
+
+    /// How long to poll (ns, at least 1): until the stage's next timer, a
+    /// delayed kill, the next `/proc` look of the legacy oracle, or (without
+    /// a cgroup, after the course) the next look for adopted orphans.
+    fn next_timeout(&self, stage: Stage, deadline: u64, deaths: &Deaths, now: u64) -> u64 {
+        let window = || self.window_us(deaths.max_gap_us) * 1000;
+        let mut t = match stage {
+            Stage::Course => deadline.saturating_sub(now),
+            Stage::Ladder { since, .. } => {
+                (since + self.plan().rung_wait_us * 1000).saturating_sub(now)
+            }
+            Stage::Grace => (deaths.last + window()).saturating_sub(now),
+            Stage::Confirm { since } => {
+                let w = window();
+                (since + w).max(deaths.last + w).saturating_sub(now)
+            }
+            Stage::Dying { since } => (since + judge::DYING_BOUND_US * 1000).saturating_sub(now),
+        };
+        if self.req.strategy.observe == Observe::Pid && self.kills.contains(&KillState::Sent) {
+            t = t.min(PROC_POLL_US * 1000);
+        }
+        let awaiting_delay = self.plan().kills.iter().zip(&self.kills).any(|(k, s)| {
+            *s == KillState::Pending
+                && matches!(k.at, PlanAt::Delay { .. })
+                && self.ready_at.is_some()
+        });
+        if awaiting_delay {
+            let next = self
+                .plan()
+                .kills
+                .iter()
+                .filter_map(|k| match k.at {
+                    PlanAt::Delay { after_ready_us } => {
+                        self.ready_at.map(|r| r + after_ready_us * 1000)
+                    }
+                    _ => None,
+                })
+                .filter(|&d| d > now)
+                .min();
+            if let Some(d) = next {
+                t = t.min(d - now);
+            }
+        }
+        if self.cgroup.is_none() && !matches!(stage, Stage::Course) {
+            // Without a cgroup, orphans outside the plan are only found by
+            // listing children; look again at least every window floor.
+            t = t.min(WINDOW_FLOOR_US * 1000);
+        }
+        t.max(1)
+    }
+}
+
+/// Reap every child of the supervisor that has exited.
+fn reap_zombies() -> io::Result<()> {
+    while let Reaped::One(_) = lifeline::reap_any(false)? {}
+    Ok(())
+}

@@ -1,0 +1,380 @@
+//! Every verdict rule of the judge, on constructed observations.
+
+use super::*;
+use crate::forensics::Signature;
+use crate::scenario::{AttendantAction, Scenario, Sig, BUILTIN};
+
+pub(super) const MS: u64 = 1_000_000;
+
+/// The plan of a builtin scenario, seed 1.
+pub(super) fn plan(name: &str) -> Plan {
+    let text = BUILTIN.iter().find(|(n, _)| *n == name).unwrap().1;
+    Plan::new(&Scenario::parse(name, text).unwrap(), 1)
+}
+
+pub(super) fn at(plan: &Plan, path: &str) -> usize {
+    plan.nodes.iter().position(|n| n.path == path).unwrap()
+}
+
+/// Every node of `plan` created (at 1 ms), armed (2 ms), watched and ready.
+pub(super) fn ran(plan: &Plan) -> Observation {
+    let node = Seen {
+        created_ns: Some(MS),
+        armed_ns: Some(2 * MS),
+        ready: true,
+        watched: true,
+        ..Seen::default()
+    };
+    Observation {
+        nodes: vec![node; plan.nodes.len()],
+        cgroup: true,
+        ..Observation::default()
+    }
+}
+
+pub(super) fn ending(verdict: Verdict) -> Ending {
+    Ending::new(
+        verdict,
+        Some(format!("the course said {verdict}")),
+        Rung::Root(Sig::Kill),
+    )
+}
+
+pub(super) fn alive(paths: &[&str], count: u32) -> Alive {
+    Alive {
+        paths: paths.iter().map(|p| p.to_string()).collect(),
+        count,
+    }
+}
+
+fn guard() -> GuardPanic {
+    GuardPanic {
+        reason: "a guard stopped it".into(),
+        site: "lab/src/node/audit.rs:96".into(),
+        signature: Some(Signature::DuplicatedStdio),
+    }
+}
+
+/// An observation with every harm at once: a guard's panic, an innocent
+/// kill, an early death and a leak.
+fn harmed(plan: &Plan) -> Observation {
+    let mut obs = ran(plan);
+    obs.panic = Some(guard());
+    obs.findings = vec![Finding::InnocentKill];
+    obs.early = Some("node 0 died early".into());
+    obs.leaks = vec!["leak one".into(), "leak two".into()];
+    obs
+}
+
+#[test]
+fn a_cascade_that_left_nothing_passes() {
+    let p = plan("nested");
+    let mut obs = ran(&p);
+    obs.nodes[0].rung = Some(Rung::Root(Sig::Kill));
+    obs.nodes[at(&p, "0.1")].rung = Some(Rung::Pidfds(Sig::Kill));
+    let end = Ending {
+        window_us: 12_000,
+        ..Ending::new(Verdict::Pass, None, Rung::Root(Sig::Kill))
+    };
+    let o = outcome(&p, &obs, end, 42);
+    assert_eq!((o.verdict, o.reason.as_deref()), (Verdict::Pass, None));
+    assert_eq!(o.kill_rung.to_string(), "teardown-KILL");
+    assert_eq!(
+        crate::verdict::words(&o.node_rungs),
+        "root=teardown-KILL 0.1=pidfds-KILL"
+    );
+    assert_eq!(
+        (o.window_us, o.time_to_verdict_us, o.slow_cascade_us),
+        (12_000, 42, None)
+    );
+    assert_eq!(o.nodes_spawned, 15);
+    assert!(o.cgroup && o.panic_site.is_none() && o.signatures.is_empty());
+}
+
+#[test]
+fn a_node_that_could_not_spawn_is_an_error_before_everything() {
+    let p = plan("nested");
+    let mut obs = harmed(&p);
+    obs.nodes[at(&p, "0")].failed = Some(libc::EAGAIN as i64);
+    for v in [Verdict::Pass, Verdict::Hang, Verdict::Orphan] {
+        let o = outcome(&p, &obs, ending(v), 0);
+        assert_eq!(o.verdict, Verdict::Error);
+        let r = o.reason.unwrap();
+        assert!(r.starts_with("node 0 could not spawn a child: "), "{r}");
+        // The panic did not make the verdict: no site, no signature.
+        assert!(o.panic_site.is_none() && o.signatures.is_empty());
+    }
+}
+
+#[test]
+fn a_pid_reuse_experiment_that_proves_nothing_is_an_error() {
+    let p = plan("pid-reuse");
+    let mut obs = ran(&p);
+    obs.findings = vec![Finding::NoPrivilege];
+    let o = outcome(&p, &obs, ending(Verdict::Pass), 0);
+    assert_eq!(o.verdict, Verdict::Error);
+    assert!(o
+        .reason
+        .unwrap()
+        .starts_with("pid-reuse: no private PID namespace"));
+    obs.findings = vec![Finding::NoReuse, Finding::InnocentKill];
+    let o = outcome(&p, &obs, ending(Verdict::Pass), 0);
+    assert_eq!(
+        (o.verdict, o.reason.as_deref()),
+        (
+            Verdict::Error,
+            Some("pid-reuse: the victim's PID was not handed out again")
+        )
+    );
+}
+
+#[test]
+fn the_courses_own_error_outranks_a_panic() {
+    let p = plan("nested");
+    let o = outcome(&p, &harmed(&p), ending(Verdict::Error), 0);
+    assert_eq!(o.verdict, Verdict::Error);
+    assert_eq!(o.reason.as_deref(), Some("the course said error"));
+}
+
+#[test]
+fn a_panic_outranks_a_hang_and_names_its_site_and_signature() {
+    let p = plan("nested");
+    let obs = harmed(&p);
+    let o = hang(&p, &obs, alive(&["0"], 1), 300, None, Rung::None, 7);
+    assert_eq!(o.verdict, Verdict::Panic);
+    assert_eq!(o.reason.as_deref(), Some("a guard stopped it"));
+    assert_eq!(o.panic_site.as_deref(), Some("lab/src/node/audit.rs:96"));
+    assert_eq!(o.signatures, [Signature::DuplicatedStdio]);
+    // Not a hang: no count, no survivors, and no cleanup rung.
+    assert_eq!((o.hung, o.survivors.len(), o.kill_rung), (0, 0, Rung::None));
+}
+
+#[test]
+fn a_hang_outranks_the_harms() {
+    let p = plan("nested");
+    let mut obs = harmed(&p);
+    obs.panic = None;
+    let o = hang(&p, &obs, alive(&["0", "0.1"], 3), 300, None, Rung::None, 0);
+    assert_eq!(o.verdict, Verdict::Hang);
+    assert_eq!(
+        (o.hung, o.survivors.clone()),
+        (3, vec!["0".into(), "0.1".into()])
+    );
+    assert_eq!(o.kill_rung, Rung::Cleanup);
+}
+
+#[test]
+fn an_innocent_kill_outranks_an_early_death_a_leak_and_the_cascade() {
+    let p = plan("nested");
+    let mut obs = harmed(&p);
+    obs.panic = None;
+    let o = orphans(&p, &obs, alive(&["0"], 1), Rung::Root(Sig::Kill), 10_000, 0);
+    assert_eq!(o.verdict, Verdict::InnocentKill);
+    assert!(o
+        .reason
+        .unwrap()
+        .contains("killed the bystander that was given its PID"));
+    assert_eq!((o.orphans, o.survivors.len()), (0, 0));
+}
+
+#[test]
+fn an_early_death_outranks_a_leak() {
+    let p = plan("nested");
+    let mut obs = harmed(&p);
+    obs.panic = None;
+    obs.findings = vec![Finding::Unharmed];
+    let o = outcome(&p, &obs, ending(Verdict::Pass), 0);
+    assert_eq!(
+        (o.verdict, o.reason.as_deref()),
+        (Verdict::EarlyDeath, Some("node 0 died early"))
+    );
+}
+
+#[test]
+fn a_leak_outranks_what_the_cascade_came_to() {
+    let p = plan("nested");
+    let mut obs = ran(&p);
+    obs.leaks = vec!["leak one".into(), "leak two".into()];
+    for v in [Verdict::Pass, Verdict::Orphan] {
+        let o = outcome(&p, &obs, ending(v), 0);
+        assert_eq!(
+            (o.verdict, o.reason.as_deref()),
+            (Verdict::Leak, Some("leak one\nleak two"))
+        );
+    }
+}
+
+#[test]
+fn a_hang_names_what_never_got_ready() {
+    let p = plan("nested");
+    let mut obs = ran(&p);
+    let (a, b) = (at(&p, "0.1"), at(&p, "1.0.1"));
+    obs.nodes[a].ready = false;
+    obs.nodes[b].ready = false;
+    obs.nodes[b].armed_ns = None;
+    // A dead node is not stuck.
+    obs.nodes[at(&p, "1")].ready = false;
+    obs.nodes[at(&p, "1")].dead_ns = Some(3 * MS);
+    let o = hang(
+        &p,
+        &obs,
+        alive(&["0.1", "1.0.1"], 4),
+        300,
+        None,
+        Rung::None,
+        0,
+    );
+    assert_eq!(
+        o.reason.as_deref(),
+        Some(
+            "the course did not finish within the deadline (300 ms); not ready: \
+             0.1 (last phase armed), 1.0.1 (last phase created); 4 processes alive"
+        )
+    );
+    // Every live node ready: a parent blocked on its children.
+    let o = hang(&p, &ran(&p), alive(&["root"], 1), 300, None, Rung::None, 0);
+    assert!(o.reason.unwrap().contains(
+        "every live node had reported ready (a parent blocked waiting for its children); 1 processes alive"
+    ));
+}
+
+#[test]
+fn a_hang_of_a_copy_of_the_host_names_the_attendant_worker() {
+    let mut p = plan("mt-fork-attendant");
+    let worker = (4711, "an earlier trial".to_string());
+    let o = hang(
+        &p,
+        &ran(&p),
+        alive(&[], 0),
+        300,
+        Some(&worker),
+        Rung::None,
+        0,
+    );
+    // No node uses the attendant: the worker is beside the point.
+    assert!(!o.reason.unwrap().contains("attendant"));
+    p.nodes[1].attendant = AttendantAction::Use;
+    let o = hang(
+        &p,
+        &ran(&p),
+        alive(&[], 0),
+        300,
+        Some(&worker),
+        Rung::None,
+        0,
+    );
+    assert!(o.reason.unwrap().ends_with(
+        "; the host (pid 4711) runs an attendant worker started by an earlier trial, and the \
+         root is a copy of the host (no exec): it inherited the attendant initialised but not \
+         its worker"
+    ));
+}
+
+#[test]
+fn an_unplanned_death_while_the_parent_lives_is_an_early_death() {
+    let mut p = plan("nested");
+    let mut nodes = ran(&p).nodes;
+    let (n0, n01) = (at(&p, "0"), at(&p, "0.1"));
+    assert_eq!(
+        early_death(&p, &nodes, n01).as_deref(),
+        Some(
+            "node 0.1 died during the course while its parent (node 0) was alive, without \
+             exiting by itself and without a signal from the plan"
+        )
+    );
+    assert!(early_death(&p, &nodes, 0)
+        .unwrap()
+        .contains("its parent (the supervisor) was alive"));
+    // Its own death, or the plan's: no early death.
+    let mut own = nodes.clone();
+    own[n01].ended_itself = true;
+    assert_eq!(early_death(&p, &own, n01), None);
+    let mut signalled = nodes.clone();
+    signalled[n01].signalled = true;
+    assert_eq!(early_death(&p, &signalled, n01), None);
+    // The parent's death observed (by the poll or on its pidfd), or not
+    // watched: no early death.
+    for parent in [
+        Seen {
+            dead_ns: Some(MS),
+            ..nodes[n0].clone()
+        },
+        Seen {
+            exited: true,
+            ..nodes[n0].clone()
+        },
+        Seen {
+            watched: false,
+            ..nodes[n0].clone()
+        },
+    ] {
+        nodes[n0] = parent;
+        assert_eq!(early_death(&p, &nodes, n01), None);
+    }
+    // A command node ends as its program does.
+    p.nodes[0].command = Some(vec!["true".into()]);
+    assert_eq!(early_death(&p, &ran(&p).nodes, 0), None);
+}
+
+#[test]
+fn the_window_is_four_times_the_largest_latency_within_floor_and_ceiling() {
+    let p = plan("nested");
+    let mut nodes = ran(&p).nodes;
+    // Hops of 1 ms (root spawned at 0) and none (children created before
+    // their parent armed): the floor.
+    assert_eq!(window_us(&p, &nodes, 0, 0), WINDOW_FLOOR_US);
+    // A spawn hop of 5 ms: 20 ms.
+    let n = at(&p, "0.1");
+    nodes[n].created_ns = Some(7 * MS);
+    assert_eq!(window_us(&p, &nodes, 0, 0), 20_000);
+    // A larger gap between deaths wins.
+    assert_eq!(window_us(&p, &nodes, 0, 6_000), 24_000);
+    // The root's hop counts from its spawn.
+    nodes[0].created_ns = Some(10 * MS);
+    assert_eq!(window_us(&p, &nodes, 2 * MS, 0), 32_000);
+    // Never above the ceiling.
+    assert_eq!(window_us(&p, &nodes, 0, 400_000), WINDOW_CEILING_US);
+    // A node not created, or under a parent not armed, measures nothing.
+    let mut quiet = ran(&p).nodes;
+    quiet[n].created_ns = None;
+    quiet[at(&p, "1")].armed_ns = None;
+    quiet[at(&p, "1.0")].created_ns = Some(900 * MS);
+    assert_eq!(window_us(&p, &quiet, MS, 0), WINDOW_FLOOR_US);
+}
+
+#[test]
+fn the_proc_oracle_false_orphans_are_the_kill_targets_seen_exiting() {
+    let p = plan("nested");
+    let mut obs = ran(&p);
+    obs.proc_alive_after_kill = vec![0, 1, 2];
+    obs.nodes[0].dead_ns = Some(MS);
+    obs.nodes[1].exited = true;
+    assert_eq!(false_orphans(&obs), 2);
+    let o = outcome(&p, &obs, ending(Verdict::Pass), 0);
+    assert_eq!(o.false_orphans, 2);
+}
+
+mod cascade;
+
+#[test]
+fn the_course_settles_when_every_node_lingers_ready_is_dead_or_unborn() {
+    let p = plan("nested");
+    assert_eq!(course_state(&p, &ran(&p).nodes), (true, true));
+    // A live node not ready yet: neither.
+    let mut nodes = ran(&p).nodes;
+    nodes[at(&p, "0.1")].ready = false;
+    assert_eq!(course_state(&p, &nodes), (false, false));
+    // Node 0 died before it was ready, before spawning: its subtree will
+    // never be born.
+    let mut nodes = ran(&p).nodes;
+    let n0 = at(&p, "0");
+    nodes[n0].ready = false;
+    nodes[n0].dead_ns = Some(3 * MS);
+    for path in ["0.0", "0.1", "0.0.0", "0.0.1", "0.1.0", "0.1.1"] {
+        nodes[at(&p, path)] = Seen::default();
+    }
+    assert_eq!(course_state(&p, &nodes), (true, true));
+    // Its parent alive and not ready: a child not created yet is awaited.
+    nodes[n0].dead_ns = None;
+    assert_eq!(course_state(&p, &nodes), (false, false));
+}

@@ -1,0 +1,176 @@
+//! Setting a trial up: its cgroup, the host's own action, the phase
+//! channel, the gates, the boot record of exec'd nodes, and spawning the
+//! root the strategy's way.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustix::pipe::{pipe_with, PipeFlags};
+
+use super::protocol::TrialRequest;
+use super::Course;
+use crate::cgroup::TrialCgroup;
+use crate::node::boot::Boot;
+use crate::node::{ChildHandle, NodeCtx};
+use crate::phase;
+use crate::plan::PlanAt;
+use crate::strategy::Create;
+use lifeline::{legacy, monotonic_ns};
+
+/// The trial's own cgroup under `req.cgroup_parent`, or `None` without one.
+///
+/// # Errors
+/// The reason of an `error` outcome when the cgroup cannot be made.
+pub(super) fn cgroup(req: &TrialRequest) -> Result<Option<TrialCgroup>, String> {
+    let Some(parent) = &req.cgroup_parent else {
+        return Ok(None);
+    };
+    // A suite's members share a supervisor and a trial index: the
+    // supervisor's own count of its trials keeps names apart.
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    let name = format!("trial.{}.{}.{seq}", std::process::id(), req.trial);
+    TrialCgroup::create(parent, &name).map(Some).map_err(|e| {
+        format!(
+            "cannot create the trial's cgroup under {}: {e}",
+            parent.display()
+        )
+    })
+}
+
+/// A trial whose root runs.
+pub(super) struct Started {
+    /// The supervisor's end of the phase channel.
+    pub phases: OwnedFd,
+    /// The root. Held to the end of the course: under the canonical
+    /// strategy the root's lifeline write end lives here, and closing it
+    /// would tell the root that its parent died.
+    pub root: ChildHandle,
+}
+
+impl Course<'_> {
+    /// What the host (this supervisor: in a suite, the test process every
+    /// member shares) does itself before the root: the plan's `[host]`
+    /// action, when this trial's draw says so. Then how the root will be
+    /// made: exec'd under `clone3` when the host has threads (a worker it
+    /// started, now or in an earlier trial of the same supervisor), else a
+    /// copy; and, for a copy, whose attendant worker it inherits without
+    /// the thread.
+    fn host(&mut self) {
+        let plan = &self.req.plan;
+        if plan.host.acts_in(plan.seed, self.req.trial) {
+            crate::node::host_attend(plan.host.attendant, &plan.scenario);
+        }
+        self.root_exec = self.req.strategy.create == Create::Clone3
+            && lifeline::thread_count().map_or(true, |n| n > 1);
+        let me = std::process::id();
+        self.host_worker = crate::node::host_attendant_worker()
+            .filter(|(owner, _)| !self.root_exec && *owner == me);
+    }
+
+    /// The host's action, the phase channel, the gates and the boot record,
+    /// then the root.
+    ///
+    /// # Errors
+    /// The reason of an `error` outcome when any of them cannot be made.
+    pub(super) fn start(&mut self) -> Result<Started, String> {
+        self.host();
+        // The fds every node inherits sit at LAB_FD_FLOOR and above, where a
+        // scenario's own fd numbers cannot reach them.
+        let (phases, node_end) = phase::channel()
+            .and_then(|(s, n)| Ok((s, lifeline::move_high(n)?)))
+            .map_err(|e| format!("cannot create the phase channel: {e}"))?;
+        let mut gate_reads = Vec::new();
+        let req = self.req;
+        for k in &req.plan.kills {
+            if let PlanAt::Gate { child, .. } = k.at {
+                let (r, w) = pipe_with(PipeFlags::CLOEXEC)
+                    .map_err(io::Error::from)
+                    .and_then(|(r, w)| Ok((lifeline::move_high(r)?, w)))
+                    .map_err(|e| format!("cannot create a gate: {e}"))?;
+                gate_reads.push((child, r));
+                self.gates.push((child, w));
+            }
+        }
+        let boot = if self.needs_boot() {
+            let b = Boot {
+                plan: req.plan.clone(),
+                strategy: req.strategy.clone(),
+                gates: gate_reads.iter().map(|(n, _)| *n).collect(),
+            };
+            let fd = b
+                .to_memfd()
+                .and_then(lifeline::move_high)
+                .map_err(|e| format!("cannot write the boot record: {e}"))?;
+            Some(fd)
+        } else {
+            None
+        };
+        self.root_spawned_ns = monotonic_ns();
+        let root = self
+            .spawn_root(node_end.as_fd(), &gate_reads, boot.as_ref())
+            .map_err(|e| format!("cannot spawn the root: {e}"))?;
+        Ok(Started { phases, root })
+    }
+
+    /// Whether any node is exec'd as the lab's node program.
+    fn needs_boot(&self) -> bool {
+        let create = self.req.strategy.create;
+        self.root_exec
+            || self
+                .plan()
+                .nodes
+                .iter()
+                .any(|n| n.parent.is_some() && n.command.is_none() && create.execs(n.exec))
+    }
+
+    /// Spawn the root with the node end of the phase channel, the gates'
+    /// read ends and the boot record: exec'd when [`Course::host`] said so,
+    /// else a copy the strategy's way.
+    fn spawn_root(
+        &self,
+        node_end: BorrowedFd<'_>,
+        gate_reads: &[(u32, OwnedFd)],
+        boot: Option<&OwnedFd>,
+    ) -> io::Result<ChildHandle> {
+        let ctx = NodeCtx {
+            plan: self.plan(),
+            strategy: &self.req.strategy,
+            report: node_end,
+            gates: gate_reads.iter().map(|(n, fd)| (*n, fd.as_fd())).collect(),
+            boot: boot.map(|b| b.as_fd()),
+        };
+        // Everything the root is handed sits at the lab's fd floor or above
+        // (moved there when made), and so does the read end of a legacy
+        // lifeline: a forked root drops only what lies below the floor.
+        let handed: Vec<RawFd> = std::iter::once(node_end.as_raw_fd())
+            .chain(gate_reads.iter().map(|(_, fd)| fd.as_raw_fd()))
+            .chain(boot.map(|b| b.as_raw_fd()))
+            .collect();
+        debug_assert!(
+            handed.iter().all(|&fd| fd >= lifeline::LAB_FD_FLOOR),
+            "{handed:?}"
+        );
+        let procs = self.cgroup.as_ref().map(|c| c.procs_fd());
+        // A forked root joins the trial's cgroup itself and drops the
+        // supervisor's own fds (lab plumbing, not part of the experiment); a
+        // cloned root starts in the cgroup and keeps only what it is given.
+        let before = || {
+            if let Some(p) = procs {
+                let _ = rustix::io::write(p, b"0");
+            }
+            // The root leads the tree's process group (what a group
+            // teardown signals on the legacy side).
+            let _ = rustix::process::setpgid(None, None);
+            if self.req.strategy.create != Create::Clone3 {
+                legacy::close_plumbing();
+            }
+        };
+        let cgroup = self.cgroup.as_ref().map(|c| c.dir());
+        if self.root_exec {
+            return ctx.exec_root(cgroup);
+        }
+        ctx.spawn(0, cgroup, &before, None)
+    }
+}
