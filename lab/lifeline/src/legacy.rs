@@ -129,6 +129,9 @@ pub fn proc_alive(pid: i32) -> bool {
 /// Legacy on purpose: a safe function that closes fds some value may own.
 /// Call it only in a forked child that never uses or drops the parent's
 /// values owning fds in that range.
+///
+/// # References
+/// - [close_range(2)](https://man7.org/linux/man-pages/man2/close_range.2.html)
 pub fn close_plumbing() {
     // SAFETY: not guaranteed by the type system: this legacy helper is only
     // meant for a forked copy that never uses the values owning these fds

@@ -503,10 +503,8 @@ fn probe_user_pid_namespaces(trace: &mut Trace) -> bool {
     };
     // SAFETY: `child` makes one raw syscall (unshare) and returns: it is
     // async-signal-safe; no CLONE_VM.
-    matches!(
-        unsafe { run_child(0, None, trace, child) },
-        Ok(ExitStatus::Exited(0))
-    )
+    let status = unsafe { run_child(0, None, trace, child) };
+    matches!(status, Ok(ExitStatus::Exited(0)))
 }
 
 #[cfg(test)]
