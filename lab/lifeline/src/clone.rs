@@ -375,9 +375,10 @@ impl<'a> Spawn<'a> {
     /// async-signal-safe syscalls, and no code of the caller runs there.
     ///
     /// In the child: each `(fd, target)` of `map` is duplicated to `target`,
-    /// the lifeline's read end goes to `lifeline_at`, and every other fd is
-    /// marked close-on-exec (`CLOSE_RANGE_CLOEXEC`), so the program starts with
-    /// exactly those fds (the kept fds of [`Spawn::keep`] are ignored here).
+    /// the lifeline's read end goes to `lifeline_at`, and every other fd
+    /// above 2 is marked close-on-exec (`CLOSE_RANGE_CLOEXEC`, below the
+    /// highest target too), so the program starts with 0, 1, 2 and exactly
+    /// those fds (the kept fds of [`Spawn::keep`] are ignored here).
     ///
     /// # Errors
     /// The exec's own error (`ENOENT`, `EACCES`, ...), reported through a
@@ -533,6 +534,8 @@ pub(super) unsafe fn clone3(mut args: CloneArgs) -> io::Result<Forked> {
     };
     match rc {
         -1 => Err(io::Error::last_os_error()),
+        // In the child: return a plain enum value. Async-signal-safe: no
+        // allocation, no lock, nothing but registers and our stack copy.
         0 => Ok(Forked::Child),
         pid => {
             // SAFETY: with CLONE_PIDFD the kernel stored a new pidfd that

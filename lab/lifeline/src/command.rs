@@ -73,7 +73,7 @@ enum Program<'a> {
 ///
 /// // A missing program is an error of `spawn`, not a child that exits 127.
 /// let err = Command::new("/nonexistent/program").spawn().unwrap_err();
-/// assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
+/// assert_eq!(err.kind(), std::io::ErrorKind::NotFound); // ENOENT
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct Command<'a> {

@@ -24,7 +24,7 @@
 //!
 //! let child = Command::new("sleep").arg("60").spawn()?;
 //! assert!(child.pidfd().send_signal(Signal::TERM)?);
-//! assert_eq!(child.wait()?, ExitStatus::Signaled(libc::SIGTERM));
+//! assert_eq!(child.wait()?, ExitStatus::Signaled(Signal::TERM.as_raw()));
 //! // Reaped: the pidfd now refers to nothing, and a reused PID is safe.
 //! assert!(!child.pidfd().send_signal(Signal::KILL)?);
 //! # Ok::<(), std::io::Error>(())

@@ -35,7 +35,7 @@ pub enum ExitStatus {
 /// assert!(!pidfd.has_exited());
 /// assert_eq!(pidfd.try_wait()?, None);
 /// assert!(pidfd.send_signal(Signal::KILL)?);
-/// assert_eq!(pidfd.wait()?, ExitStatus::Signaled(libc::SIGKILL));
+/// assert_eq!(pidfd.wait()?, ExitStatus::Signaled(Signal::KILL.as_raw()));
 /// // Reaped: the PID may now be reused, but the pidfd still names the old
 /// // process, and a signal through it reaches nobody.
 /// assert!(!pidfd.send_signal(Signal::KILL)?);
