@@ -178,8 +178,10 @@ impl<'a> Command<'a> {
         self
     }
 
-    /// Start the child's environment empty instead of from the caller's
-    /// (variables set with [`env`](Command::env) still apply).
+    /// Start the child's environment empty instead of from the caller's,
+    /// and drop the changes made so far (variables set with
+    /// [`env`](Command::env) after this call still apply), as
+    /// `std::process::Command::env_clear` does.
     pub fn env_clear(mut self) -> Self {
         self.env_clear = true;
         self.env.clear();
