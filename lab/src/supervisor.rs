@@ -38,8 +38,8 @@ pub fn main() -> i32 {
         return 3;
     }
     let (plans, results) = match (
-        lifeline::take_inherited(PLAN_FD),
-        lifeline::take_inherited(RESULT_FD),
+        lifeline::claim_inherited(PLAN_FD),
+        lifeline::claim_inherited(RESULT_FD),
     ) {
         (Ok(p), Ok(r)) => (p, r),
         _ => {

@@ -1,6 +1,6 @@
 //! [`spawn`]: `clone3(CLONE_PIDFD | CLONE_CLEAR_SIGHAND)` with a lifeline.
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::pipe::{pipe_with, PipeFlags};
 
-use super::exec::{exec_result, ExecPrep, PreExec};
+use super::exec::{current_env, exec_result, ExecPrep, PreExec};
 use super::fds::close_all_except;
 use super::pidfd::Pidfd;
 use super::process::exit_now;
@@ -42,7 +42,16 @@ pub(super) struct CloneArgs {
 ///
 /// Both ends are created close-on-exec *before* the clone, so the child exists
 /// with its lifeline already in place: there is no window in which parent death
-/// can go unnoticed (the race that defeats `PR_SET_PDEATHSIG`).
+/// can go unnoticed (the race that defeats `PR_SET_PDEATHSIG`). Every spawn of
+/// this crate makes one; [`Lifeline::new`] is for a lifeline of one's own.
+///
+/// ```
+/// let (reader, writer) = lifeline::Lifeline::new()?.split();
+/// assert!(!reader.parent_gone());
+/// drop(writer); // what the kernel does when the parent dies
+/// assert!(reader.parent_gone());
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Lifeline {
     read: OwnedFd,
@@ -65,6 +74,13 @@ impl Lifeline {
             write,
         })
     }
+
+    /// Split into the child's end (the reader) and the parent's end (the
+    /// write end, which only the parent may hold: a copy of it anywhere else
+    /// keeps the lifeline from ever reporting the parent's death).
+    pub fn split(self) -> (LifelineReader, OwnedFd) {
+        (LifelineReader(self.read), self.write)
+    }
 }
 
 /// The child's end of its [`Lifeline`].
@@ -72,14 +88,37 @@ impl Lifeline {
 pub struct LifelineReader(OwnedFd);
 
 impl LifelineReader {
-    /// Take the lifeline an exec'd process was started with at `fd` (the
-    /// lab's exec'd nodes find theirs at a fixed number). Marks it
-    /// close-on-exec.
+    /// Take the lifeline an exec'd process was started with at `fd`,
+    /// trusting the caller that nothing else owns it. Marks it
+    /// close-on-exec. Prefer the safe [`LifelineReader::claim_inherited`].
+    ///
+    /// # Safety
+    /// As [`take_inherited`](super::take_inherited): nothing else in the
+    /// process owns `fd`.
     ///
     /// # Errors
-    /// `EBADF` when `fd` is not open.
-    pub fn inherited(fd: RawFd) -> io::Result<Self> {
-        Ok(LifelineReader(super::fds::take_inherited(fd)?))
+    /// `EBADF` when `fd` is not open; `EBUSY` when it was claimed already.
+    ///
+    /// # References
+    /// - [fcntl(2)](https://man7.org/linux/man-pages/man2/fcntl.2.html) (`F_GETFD`, `F_SETFD`)
+    pub unsafe fn inherited(fd: RawFd) -> io::Result<Self> {
+        // SAFETY: the caller's contract is take_inherited's.
+        Ok(LifelineReader(unsafe { super::fds::take_inherited(fd)? }))
+    }
+
+    /// Claim the lifeline an exec'd process was started with at `fd` (a
+    /// program spawned by [`Command`](super::Command) finds it at
+    /// [`Command::lifeline_fd`](super::Command::lifeline_fd), 3 by default):
+    /// safe, once per fd per process, see
+    /// [`claim_inherited`](super::claim_inherited).
+    ///
+    /// # Errors
+    /// As [`claim_inherited`](super::claim_inherited).
+    ///
+    /// # References
+    /// - [fcntl(2)](https://man7.org/linux/man-pages/man2/fcntl.2.html) (`F_GETFD`, `F_SETFD`)
+    pub fn claim_inherited(fd: RawFd) -> io::Result<Self> {
+        Ok(LifelineReader(super::fds::claim_inherited(fd)?))
     }
 
     /// The read end of a pipe made by the legacy paths.
@@ -90,13 +129,22 @@ impl LifelineReader {
 
     /// Whether the parent is gone, without blocking: the pipe reports
     /// `POLLHUP` (or EOF) once every write end is closed.
+    ///
+    /// # References
+    /// - [poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html),
+    ///   [pipe(7)](https://man7.org/linux/man-pages/man7/pipe.7.html)
     pub fn parent_gone(&self) -> bool {
         self.wait_parent_gone(Some(Duration::ZERO))
     }
 
     /// Block until the parent is gone, or `timeout` passes (`None`: forever).
     /// Returns whether the parent is gone. Bytes written to the lifeline by the
-    /// parent are not a death and are left unread.
+    /// parent are not a death and are left unread. `EINTR` is retried; any
+    /// other poll error counts as gone (the fd is unusable).
+    ///
+    /// # References
+    /// - [poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html),
+    ///   [pipe(7)](https://man7.org/linux/man-pages/man7/pipe.7.html)
     pub fn wait_parent_gone(&self, timeout: Option<Duration>) -> bool {
         let deadline = timeout.map(|t| std::time::Instant::now() + t);
         loop {
@@ -128,7 +176,9 @@ impl AsFd for LifelineReader {
     }
 }
 
-/// What the child of [`Spawn::run`] is handed.
+/// What the child of [`Spawn::run`] (or of [`Command::from_fn`]) is handed.
+///
+/// [`Command::from_fn`]: super::Command::from_fn
 #[derive(Debug)]
 pub struct ChildFds {
     /// The read end of the child's lifeline.
@@ -166,28 +216,51 @@ impl Child {
     pub fn into_parts(self) -> (Pidfd, OwnedFd) {
         (self.pidfd, self.lifeline)
     }
+
+    /// Block until the child exits and reap it: [`Pidfd::wait`]. The
+    /// lifeline stays open meanwhile (a child waiting for its parent's death
+    /// does not see it).
+    ///
+    /// # Errors
+    /// As [`Pidfd::wait`].
+    ///
+    /// # References
+    /// - [waitid(2)](https://man7.org/linux/man-pages/man2/waitid.2.html) (`P_PIDFD`)
+    pub fn wait(&self) -> io::Result<super::ExitStatus> {
+        self.pidfd.wait()
+    }
 }
 
 /// Options of one spawn: fds the child keeps besides stdio and its lifeline,
-/// and the cgroup it starts in.
+/// and the cgroup it starts in. The lower-level form of
+/// [`Command`](super::Command), which is built on it: both create every
+/// child through the same `clone3`.
 #[derive(Debug, Default)]
 pub struct Spawn<'a> {
     keep: Vec<BorrowedFd<'a>>,
     cgroup: Option<BorrowedFd<'a>>,
-    stdout: Option<BorrowedFd<'a>>,
+    /// Stdin, stdout, stderr of a [`Spawn::run`] child.
+    stdio: [Option<BorrowedFd<'a>>; 3],
+    /// The working directory of a [`Spawn::run`] child.
+    cwd: Option<CString>,
 }
 
 /// Spawn a child that runs `f` with the canonical primitive and default
-/// options: `Spawn::default().run(f)`.
+/// options: `Spawn::default().run(f)`. `f` runs in the child, a copy of the
+/// (single-threaded) caller: see [`Spawn::run`] for what it may do.
 ///
 /// # Errors
 /// As [`Spawn::run`].
+///
+/// # References
+/// - [clone3(2)](https://man7.org/linux/man-pages/man2/clone3.2.html)
 pub fn spawn<F: FnOnce(ChildFds) -> i32>(f: F) -> io::Result<Child> {
     Spawn::default().run(f)
 }
 
 impl<'a> Spawn<'a> {
-    /// Keep `fd` open in the child (at the same number).
+    /// Keep `fd` open in the child (at the same number). Applies to
+    /// [`Spawn::run`]; for [`Spawn::exec`] map the fd to a number.
     pub fn keep(mut self, fd: BorrowedFd<'a>) -> Self {
         self.keep.push(fd);
         self
@@ -197,7 +270,19 @@ impl<'a> Spawn<'a> {
     /// which then closes the original in the child). Applies to
     /// [`Spawn::run`]; for [`Spawn::exec`] map the fd to 1.
     pub fn stdout(mut self, fd: BorrowedFd<'a>) -> Self {
-        self.stdout = Some(fd);
+        self.stdio[1] = Some(fd);
+        self
+    }
+
+    /// Give a [`Spawn::run`] child `fd` as its stdio number `n` (0, 1 or 2).
+    pub(super) fn stdio(mut self, n: usize, fd: BorrowedFd<'a>) -> Self {
+        self.stdio[n] = Some(fd);
+        self
+    }
+
+    /// Run a [`Spawn::run`] child in the directory `dir`.
+    pub(super) fn cwd(mut self, dir: CString) -> Self {
+        self.cwd = Some(dir);
         self
     }
 
@@ -212,8 +297,22 @@ impl<'a> Spawn<'a> {
     /// panics). No exec: the child is a copy of the caller.
     ///
     /// In the child, before `f`: signal handlers are reset (`CLONE_CLEAR_SIGHAND`;
-    /// ignored signals stay ignored), and every fd except 0, 1, 2, the
-    /// lifeline's read end and the kept fds is closed with `close_range`.
+    /// ignored signals stay ignored), the stdio fds given are moved into
+    /// place, and every fd except 0, 1, 2, the lifeline's read end and the
+    /// kept fds is closed with `close_range`.
+    ///
+    /// # What `f` may do
+    /// `f` runs **in the child**, after the clone, never in the caller. The
+    /// child is a copy of a caller that had one thread (checked), so no lock
+    /// was held by another thread at the clone: `f` may allocate, lock and
+    /// call ordinary code, like a single-threaded program. It must not rely
+    /// on the caller's fds other than stdio, its lifeline and the kept ones:
+    /// the others are closed before `f` runs, so values captured by `f` that
+    /// own such fds (an `OwnedFd`, a `File`) name closed numbers in the
+    /// child, which a new open in the child may reuse; do not use or drop
+    /// them there (keep the fd with [`Spawn::keep`] instead). `f` returns
+    /// the exit code (a panic exits 101); the child never returns into the
+    /// caller's frames and runs no `atexit` handler (`_exit`).
     ///
     /// # Errors
     /// - `EDEADLK` when the caller has more than one thread: a copy of a
@@ -234,7 +333,10 @@ impl<'a> Spawn<'a> {
         keep.extend(self.keep.iter().map(|fd| fd.as_raw_fd()));
         keep.sort_unstable();
         keep.dedup();
-        match self.clone3()? {
+        // SAFETY: the caller has one thread (checked above; a single thread
+        // cannot gain another behind its back), so the child may run
+        // ordinary code; it ends with `_exit` below.
+        match unsafe { self.clone3() }? {
             Forked::Parent(pidfd) => {
                 drop(lifeline.read);
                 Ok(Child {
@@ -246,12 +348,14 @@ impl<'a> Spawn<'a> {
                 // We are the child, alone: the caller had one thread (checked
                 // above), so no lock was held by another thread at the clone and
                 // ordinary code is safe here; what remains is the fd hygiene.
-                if let Some(out) = self.stdout {
-                    if rustix::stdio::dup2_stdout(out).is_err() {
-                        exit_now(127);
-                    }
+                if self.child_stdio_and_cwd().is_err() {
+                    exit_now(127);
                 }
-                if close_all_except(&keep).is_err() {
+                // SAFETY: we are the child copy. The fds closed here may be
+                // owned by values of the copied caller's frames; the child
+                // never returns into them (it `_exit`s after `f`), and what
+                // `f` captured is covered by `run`'s documented contract.
+                if unsafe { close_all_except(&keep) }.is_err() {
                     exit_now(127);
                 }
                 // close_range closed the write end's number: never drop it.
@@ -266,17 +370,21 @@ impl<'a> Spawn<'a> {
     }
 
     /// Create a child that execs `program` with `args` (`args[0]` included)
-    /// and the caller's environment. Safe from a multithreaded caller: between
-    /// clone and exec the child makes only async-signal-safe syscalls.
+    /// and the caller's environment (copied before the clone). Safe from a
+    /// multithreaded caller: between clone and exec the child makes only
+    /// async-signal-safe syscalls, and no code of the caller runs there.
     ///
     /// In the child: each `(fd, target)` of `map` is duplicated to `target`,
-    /// the lifeline's read end goes to `lifeline_at`, and every other fd is
-    /// marked close-on-exec (`CLOSE_RANGE_CLOEXEC`), so the program starts with
-    /// exactly those fds (the kept fds of [`Spawn::keep`] are ignored here).
+    /// the lifeline's read end goes to `lifeline_at`, and every other fd
+    /// above 2 is marked close-on-exec (`CLOSE_RANGE_CLOEXEC`, below the
+    /// highest target too), so the program starts with 0, 1, 2 and exactly
+    /// those fds (the kept fds of [`Spawn::keep`] are ignored here).
     ///
     /// # Errors
     /// The exec's own error (`ENOENT`, `EACCES`, ...), reported through a
-    /// close-on-exec error pipe; errors of clone3 as in [`Spawn::run`].
+    /// close-on-exec error pipe (`InvalidData` "short read from the exec error
+    /// pipe" when the child's report is cut short: never taken for success);
+    /// errors of clone3 as in [`Spawn::run`].
     ///
     /// # References
     /// - [clone3(2)](https://man7.org/linux/man-pages/man2/clone3.2.html)
@@ -289,36 +397,91 @@ impl<'a> Spawn<'a> {
         map: &[(BorrowedFd<'_>, RawFd)],
         lifeline_at: RawFd,
     ) -> io::Result<Child> {
+        self.exec_with(program, args, current_env(), None, map, lifeline_at)
+    }
+
+    /// [`Spawn::exec`] with the environment `env` (`KEY=VALUE` strings) and
+    /// the working directory `cwd`: the one exec path of the crate.
+    pub(super) fn exec_with(
+        self,
+        program: &CStr,
+        args: &[&CStr],
+        env: Vec<CString>,
+        cwd: Option<CString>,
+        map: &[(BorrowedFd<'_>, RawFd)],
+        lifeline_at: RawFd,
+    ) -> io::Result<Child> {
         let lifeline = Lifeline::new()?;
         let (err_read, err_write) = pipe_with(PipeFlags::CLOEXEC)?;
         let mut moves: Vec<(RawFd, RawFd)> = map.iter().map(|(f, t)| (f.as_raw_fd(), *t)).collect();
         moves.push((lifeline.read.as_raw_fd(), lifeline_at));
-        let mut prep = ExecPrep::new(program, args, moves);
-        match self.clone3()? {
+        // Everything the child needs, argv, envp and cwd included, is
+        // allocated here, before the clone.
+        let mut prep = ExecPrep::new(program, args, env, cwd, moves);
+        let pre = PreExec {
+            hygiene: true,
+            ..PreExec::default()
+        };
+        // SAFETY: the child side only runs `exec_in_child`, which is
+        // async-signal-safe, so the child of a multithreaded caller never
+        // takes a lock or allocates.
+        match unsafe { self.clone3() }? {
             Forked::Parent(pidfd) => {
                 drop(err_write);
                 drop(lifeline.read);
-                if let Err(errno) = exec_result(&err_read) {
-                    // The child has exited with 127; reap it before reporting.
+                if let Err(e) = exec_result(&err_read) {
+                    // The child has exited with 127 (or is about to); make
+                    // sure and reap it before reporting.
+                    let _ = pidfd.send_signal(rustix::process::Signal::KILL);
                     let _ = pidfd.wait();
-                    return Err(io::Error::from_raw_os_error(errno));
+                    return Err(e);
                 }
                 Ok(Child {
                     pidfd,
                     lifeline: lifeline.write,
                 })
             }
-            Forked::Child => {
-                let pre = PreExec {
-                    hygiene: true,
-                    ..PreExec::default()
-                };
-                prep.exec_in_child(err_write.as_raw_fd(), pre)
-            }
+            // SAFETY: we are the child just created by clone3 (no CLONE_VM),
+            // `err_write` is the close-on-exec write end whose read end the
+            // parent reads, and the fds of `moves` are open (borrowed by
+            // `map`, and the lifeline's read end).
+            Forked::Child => unsafe { prep.exec_in_child(err_write.as_raw_fd(), pre) },
         }
     }
 
-    fn clone3(&self) -> io::Result<Forked> {
+    /// In a [`Spawn::run`] child: move the stdio fds into place (parked
+    /// above every source first, so no `dup2` overwrites a source still to
+    /// be moved) and change directory.
+    fn child_stdio_and_cwd(&self) -> io::Result<()> {
+        let mut parked: [Option<OwnedFd>; 3] = [None, None, None];
+        for (slot, fd) in parked.iter_mut().zip(self.stdio.iter()) {
+            if let Some(fd) = fd {
+                *slot = Some(rustix::io::fcntl_dupfd_cloexec(fd, 3)?);
+            }
+        }
+        for (n, fd) in parked.iter().enumerate() {
+            if let Some(fd) = fd {
+                // SAFETY: dup2 onto stdio numbers 0..=2, which std treats as
+                // borrowed for the whole process (no value owns them); `fd`
+                // is open. Touches no memory.
+                if unsafe { libc::dup2(fd.as_raw_fd(), n as RawFd) } < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+        }
+        if let Some(dir) = &self.cwd {
+            rustix::process::chdir(dir.as_c_str())?;
+        }
+        Ok(())
+    }
+
+    /// `clone3(CLONE_PIDFD | CLONE_CLEAR_SIGHAND)`, into the cgroup when set.
+    ///
+    /// # Safety
+    /// As [`clone3`]: the caller's child side must only run
+    /// async-signal-safe code unless the caller is single-threaded, and
+    /// must end with `_exit` or an exec.
+    unsafe fn clone3(&self) -> io::Result<Forked> {
         let mut args = CloneArgs {
             flags: CLONE_PIDFD | CLONE_CLEAR_SIGHAND,
             exit_signal: libc::SIGCHLD as u64,
@@ -328,15 +491,26 @@ impl<'a> Spawn<'a> {
             args.flags |= CLONE_INTO_CGROUP;
             args.cgroup = dir.as_raw_fd() as u64;
         }
-        clone3(args)
+        // SAFETY: the caller's contract is clone3's.
+        unsafe { clone3(args) }
     }
 }
 
-/// `clone3(args)`, with `args.pidfd` pointed at a fresh slot; `args.flags`
-/// must include [`CLONE_PIDFD`] and not `CLONE_VM`. Returns in both
-/// processes: [`Forked::Parent`] with the child's pidfd, [`Forked::Child`] in
-/// the child, which must end with `_exit` and, when the caller may be
-/// multithreaded, make only async-signal-safe calls until then.
+/// `clone3(args)`, with `args.pidfd` pointed at a fresh slot. Returns in
+/// both processes: [`Forked::Parent`] with the child's pidfd,
+/// [`Forked::Child`] in the child.
+///
+/// # Safety
+/// - `args.flags` must include [`CLONE_PIDFD`] and must not include
+///   `CLONE_VM`, `CLONE_VFORK`, `CLONE_THREAD` or `CLONE_SETTLS` (the child
+///   must be a separate copy of the address space, resuming on its own copy
+///   of the stack), and `args.stack`/`args.tls` must be 0.
+/// - On [`Forked::Child`], the caller must end the child with `_exit` or an
+///   exec, never returning into frames whose values own resources of the
+///   parent, and, unless the caller had exactly one thread, make only
+///   async-signal-safe calls until then (no allocation, no lock: another
+///   thread may have held one at the clone, and it stays held forever in
+///   the copy).
 ///
 /// # Errors
 /// `ENOSYS` before Linux 5.3, `EINVAL` for flags the kernel does not know,
@@ -344,13 +518,13 @@ impl<'a> Spawn<'a> {
 ///
 /// # References
 /// - [clone3(2)](https://man7.org/linux/man-pages/man2/clone3.2.html)
-pub(super) fn clone3(mut args: CloneArgs) -> io::Result<Forked> {
+pub(super) unsafe fn clone3(mut args: CloneArgs) -> io::Result<Forked> {
     let mut pidfd: RawFd = -1;
     args.pidfd = &mut pidfd as *mut RawFd as u64;
-    // SAFETY: clone3 without CLONE_VM behaves like fork: the child gets a
-    // copy of the address space and resumes here on its own copy of the
-    // stack, so no memory is shared. `args` is a valid clone_args of the
-    // size passed, and `pidfd` outlives the call.
+    // SAFETY: clone3 without CLONE_VM behaves like fork (the caller's
+    // contract): the child gets a copy of the address space and resumes here
+    // on its own copy of the stack, so no memory is shared. `args` is a valid
+    // clone_args of the size passed, and `pidfd` outlives the call.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_clone3,
@@ -360,6 +534,8 @@ pub(super) fn clone3(mut args: CloneArgs) -> io::Result<Forked> {
     };
     match rc {
         -1 => Err(io::Error::last_os_error()),
+        // In the child: return a plain enum value. Async-signal-safe: no
+        // allocation, no lock, nothing but registers and our stack copy.
         0 => Ok(Forked::Child),
         pid => {
             // SAFETY: with CLONE_PIDFD the kernel stored a new pidfd that

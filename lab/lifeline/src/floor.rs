@@ -29,6 +29,10 @@ pub fn fork_exit_reap() -> io::Result<i32> {
 /// # Errors
 /// Errors of fork and waitpid in the caller; a child that fails exits 1,
 /// which is returned as `InvalidData`.
+///
+/// # References
+/// - [fork(2)](https://man7.org/linux/man-pages/man2/fork.2.html),
+///   [waitpid(2)](https://man7.org/linux/man-pages/man2/waitpid.2.html)
 pub fn fork_tree(breadth: u32, depth: u32) -> io::Result<u64> {
     let pid = fork_then(|| build(breadth, depth))?;
     match reap(pid)? {

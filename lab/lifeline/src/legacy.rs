@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use rustix::pipe::{pipe_with, PipeFlags};
 use rustix::process::{kill_process, pidfd_open, waitpid, Pid, PidfdFlags, Signal, WaitOptions};
 
-use super::exec::{exec_result, ExecPrep, PreExec};
+use super::exec::{current_env, exec_result, ExecPrep, PreExec};
 use super::pidfd::Pidfd;
 use super::process::exit_now;
 use super::{Child, LifelineReader};
@@ -125,8 +125,18 @@ pub fn proc_alive(pid: i32) -> bool {
 /// number the next open reuses). Async-signal-safe (one `close_range`). Fds
 /// closed here may still be named by values of the parent's stack frames in
 /// this copy; the caller never returns into them (it ends with `_exit`).
+///
+/// Legacy on purpose: a safe function that closes fds some value may own.
+/// Call it only in a forked child that never uses or drops the parent's
+/// values owning fds in that range.
+///
+/// # References
+/// - [close_range(2)](https://man7.org/linux/man-pages/man2/close_range.2.html)
 pub fn close_plumbing() {
-    let _ = super::fds::close_range(3, super::LAB_FD_FLOOR - 1, 0);
+    // SAFETY: not guaranteed by the type system: this legacy helper is only
+    // meant for a forked copy that never uses the values owning these fds
+    // (see above), which is how the lab uses it.
+    let _ = unsafe { super::fds::close_range(3, super::LAB_FD_FLOOR - 1, 0) };
 }
 
 /// `fork()` with a lifeline the legacy way: the pipe is made without
@@ -185,7 +195,9 @@ pub fn fork_exec(
     expect_parent: Option<i32>,
 ) -> io::Result<i32> {
     let (err_read, err_write) = pipe_with(PipeFlags::CLOEXEC)?;
-    let mut prep = ExecPrep::new(program, args, map.to_vec());
+    // argv, envp (a copy of the environment) and the moves are allocated
+    // here, before the fork: the child allocates nothing.
+    let mut prep = ExecPrep::new(program, args, current_env(), None, map.to_vec());
     let pre = PreExec {
         hygiene: false,
         pdeathsig: pdeathsig.map(|s| s.as_raw()),
@@ -197,12 +209,16 @@ pub fn fork_exec(
     // other threads.
     match unsafe { libc::fork() } {
         -1 => Err(io::Error::last_os_error()),
-        0 => prep.exec_in_child(err_write.as_raw_fd(), pre),
+        // SAFETY: we are the child just created by fork, `err_write` is the
+        // close-on-exec write end whose read end the parent reads, and the
+        // fds of `map` are the caller's open fds.
+        0 => unsafe { prep.exec_in_child(err_write.as_raw_fd(), pre) },
         pid => {
             drop(err_write);
-            if let Err(errno) = exec_result(&err_read) {
+            if let Err(e) = exec_result(&err_read) {
+                let _ = kill_pid(pid, Signal::KILL);
                 let _ = waitpid_blocking(pid);
-                return Err(io::Error::from_raw_os_error(errno));
+                return Err(e);
             }
             Ok(pid)
         }

@@ -8,7 +8,8 @@ use rustix::process::{
     getpid, pidfd_open, pidfd_send_signal, waitid, PidfdFlags, Signal, WaitId, WaitIdOptions,
 };
 
-/// How a process ended, as `waitid` reports it.
+/// How a process ended, as `waitid` reports it (`si_code` `CLD_EXITED` or
+/// `CLD_KILLED`/`CLD_DUMPED`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitStatus {
     /// It called `exit`/`_exit` with this code (0..=255).
@@ -22,7 +23,24 @@ pub enum ExitStatus {
 ///
 /// There is deliberately no constructor from a bare PID. A `Pidfd` comes from
 /// [`spawn`](super::spawn), [`Pidfd::open_self`],
-/// [`adopt_children`](super::adopt_children), or a pidfd received from a node.
+/// [`adopt_children`](super::adopt_children), or a pidfd received from
+/// another process ([`Pidfd::from_received`]). Dropping it closes the fd; it
+/// neither kills nor reaps the process.
+///
+/// ```
+/// use lifeline::{Command, ExitStatus, Signal};
+///
+/// let child = Command::new("sleep").arg("60").spawn()?;
+/// let pidfd = child.pidfd();
+/// assert!(!pidfd.has_exited());
+/// assert_eq!(pidfd.try_wait()?, None);
+/// assert!(pidfd.send_signal(Signal::KILL)?);
+/// assert_eq!(pidfd.wait()?, ExitStatus::Signaled(Signal::KILL.as_raw()));
+/// // Reaped: the PID may now be reused, but the pidfd still names the old
+/// // process, and a signal through it reaches nobody.
+/// assert!(!pidfd.send_signal(Signal::KILL)?);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 ///
 /// # References
 /// - [pidfd_open(2)](https://man7.org/linux/man-pages/man2/pidfd_open.2.html)
@@ -134,15 +152,23 @@ impl Pidfd {
     /// # Errors
     /// `ECHILD` when the process is not a child of the caller or was already
     /// reaped.
+    ///
+    /// # References
+    /// - [waitid(2)](https://man7.org/linux/man-pages/man2/waitid.2.html) (`P_PIDFD`)
     pub fn try_wait(&self) -> io::Result<Option<ExitStatus>> {
         self.wait_with(WaitIdOptions::EXITED | WaitIdOptions::NOHANG)
     }
 
     /// Block until the process exits and reap it: `waitid(P_PIDFD, fd, WEXITED)`.
     ///
+    /// `EINTR` is retried.
+    ///
     /// # Errors
     /// `ECHILD` when the process is not a child of the caller or was already
     /// reaped.
+    ///
+    /// # References
+    /// - [waitid(2)](https://man7.org/linux/man-pages/man2/waitid.2.html) (`P_PIDFD`)
     pub fn wait(&self) -> io::Result<ExitStatus> {
         loop {
             match self.wait_with(WaitIdOptions::EXITED) {

@@ -258,14 +258,17 @@ impl Trace {
 /// `clone3(args)` whose child runs `child` and `_exit`s with its result. The
 /// parent gets the new pidfd (`args` must ask for `CLONE_PIDFD`) and the PID.
 ///
-/// `child` must be async-signal-safe: make only raw syscalls on memory that
-/// exists before the clone, allocate nothing, take no lock. The caller may be
-/// multithreaded, and the child is a copy of one thread of it.
-fn clone3_then(args: CloneArgs, child: impl FnOnce() -> i32) -> io::Result<Pidfd> {
-    // The child only runs `child` (async-signal-safe by this function's
-    // contract) and `_exit`s, so the locks a copy of a multithreaded process
-    // may find held are never taken.
-    match clone3(args)? {
+/// # Safety
+/// `child` runs in the child and must be async-signal-safe: make only raw
+/// syscalls on memory that exists before the clone, allocate nothing, take
+/// no lock. The caller may be multithreaded, and the child is a copy of one
+/// thread of it. `args` must satisfy [`clone3`]'s contract (no `CLONE_VM`).
+unsafe fn clone3_then(args: CloneArgs, child: impl FnOnce() -> i32) -> io::Result<Pidfd> {
+    // SAFETY: the child only runs `child` (async-signal-safe by this
+    // function's contract) and `_exit`s, so the locks a copy of a
+    // multithreaded process may find held are never taken; `args` is the
+    // caller's.
+    match unsafe { clone3(args) }? {
         Forked::Child => exit_now(child()),
         Forked::Parent(pidfd) => Ok(pidfd),
     }
@@ -273,7 +276,11 @@ fn clone3_then(args: CloneArgs, child: impl FnOnce() -> i32) -> io::Result<Pidfd
 
 /// Clone a child that runs `child` (async-signal-safe, see [`clone3_then`])
 /// with `extra` flags besides `CLONE_PIDFD`, reap it and return how it ended.
-fn run_child(
+///
+/// # Safety
+/// As [`clone3_then`]: `child` is async-signal-safe, `extra` has no
+/// `CLONE_VM`.
+unsafe fn run_child(
     extra: u64,
     cgroup: Option<BorrowedFd<'_>>,
     trace: &mut Trace,
@@ -288,7 +295,8 @@ fn run_child(
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = dir.as_raw_fd() as u64;
     }
-    let pidfd = clone3_then(args, child)?;
+    // SAFETY: the caller's contract is clone3_then's.
+    let pidfd = unsafe { clone3_then(args, child) }?;
     trace.pid(pidfd.pid());
     trace.fd(pidfd.as_fd());
     pidfd.wait()
@@ -301,7 +309,8 @@ fn exit_zero() -> i32 {
 
 fn probe_clone3(trace: &mut Trace) -> bool {
     matches!(
-        run_child(0, None, trace, exit_zero),
+        // SAFETY: exit_zero only returns 0 (async-signal-safe); no CLONE_VM.
+        unsafe { run_child(0, None, trace, exit_zero) },
         Ok(ExitStatus::Exited(0))
     )
 }
@@ -360,7 +369,9 @@ fn probe_pidfd_info(trace: &mut Trace) -> (bool, bool) {
         exit_signal: libc::SIGCHLD as u64,
         ..CloneArgs::default()
     };
-    let Ok(pidfd) = clone3_then(args, || CODE) else {
+    // SAFETY: the child only returns a constant (async-signal-safe); no
+    // CLONE_VM in the flags.
+    let Ok(pidfd) = (unsafe { clone3_then(args, || CODE) }) else {
         return (false, false);
     };
     let pid = pidfd.pid();
@@ -422,7 +433,9 @@ fn probe_cgroup(parent: &Path, trace: &mut Trace) -> CgroupProbe {
     ) {
         trace.fd(dirfd.as_fd());
         out.clone_into = matches!(
-            run_child(0, Some(dirfd.as_fd()), trace, exit_zero),
+            // SAFETY: exit_zero only returns 0 (async-signal-safe); no
+            // CLONE_VM.
+            unsafe { run_child(0, Some(dirfd.as_fd()), trace, exit_zero) },
             Ok(ExitStatus::Exited(0))
         );
     }
@@ -455,7 +468,9 @@ fn probe_autokill(trace: &mut Trace) -> bool {
         exit_signal: 0,
         ..CloneArgs::default()
     };
-    let Ok(pidfd) = clone3_then(args, exit_zero) else {
+    // SAFETY: exit_zero only returns 0 (async-signal-safe); no CLONE_VM in
+    // the flags.
+    let Ok(pidfd) = (unsafe { clone3_then(args, exit_zero) }) else {
         return false;
     };
     trace.pid(pidfd.pid());
@@ -486,7 +501,10 @@ fn probe_user_pid_namespaces(trace: &mut Trace) -> bool {
         let rc = unsafe { libc::syscall(libc::SYS_unshare, flags) };
         i32::from(rc != 0)
     };
-    matches!(run_child(0, None, trace, child), Ok(ExitStatus::Exited(0)))
+    // SAFETY: `child` makes one raw syscall (unshare) and returns: it is
+    // async-signal-safe; no CLONE_VM.
+    let status = unsafe { run_child(0, None, trace, child) };
+    matches!(status, Ok(ExitStatus::Exited(0)))
 }
 
 #[cfg(test)]

@@ -22,6 +22,9 @@ pub fn exit_now(code: i32) -> ! {
 
 /// Sleep until a signal ends the process (`poll` on no fds, forever). Used by
 /// nodes whose only way out is a signal (PDEATHSIG, a kill).
+///
+/// # References
+/// - [poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html)
 pub fn block_forever() -> ! {
     loop {
         let _ = rustix::event::poll(&mut [], None);
@@ -140,6 +143,9 @@ pub fn adopt_children() -> io::Result<Vec<Pidfd>> {
 ///
 /// # Errors
 /// Errors reading `/proc/self/stat`.
+///
+/// # References
+/// - [proc_pid_stat(5)](https://man7.org/linux/man-pages/man5/proc_pid_stat.5.html)
 pub fn thread_count() -> io::Result<usize> {
     let stat = std::fs::read_to_string("/proc/self/stat")?;
     // The command (field 2) may hold spaces; fields after its closing ')' are plain.

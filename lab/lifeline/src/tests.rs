@@ -107,3 +107,67 @@ fn open_self_names_this_process() {
     assert_eq!(me.pid(), std::process::id() as i32);
     assert!(!me.has_exited());
 }
+
+#[test]
+fn dup_to_free_never_replaces_an_open_fd() {
+    let devnull = std::fs::File::open("/dev/null").unwrap();
+    // A number that is free: the duplicate lands there, without close-on-exec.
+    let high = rustix::io::fcntl_dupfd_cloexec(&devnull, 900).unwrap();
+    let target = std::os::fd::AsRawFd::as_raw_fd(&high) + 1;
+    let dup = dup_to_free(devnull.as_fd(), target).unwrap();
+    assert_eq!(std::os::fd::AsRawFd::as_raw_fd(&dup), target);
+    assert!(rustix::io::fcntl_getfd(&dup).unwrap().is_empty());
+    // An open number is refused, and left as it was.
+    let taken = std::os::fd::AsRawFd::as_raw_fd(&high);
+    let err = dup_to_free(devnull.as_fd(), taken).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EBUSY));
+    assert!(rustix::io::fcntl_getfd(&high).is_ok());
+    assert_eq!(
+        dup_to_free(devnull.as_fd(), -1).unwrap_err().raw_os_error(),
+        Some(libc::EINVAL)
+    );
+}
+
+/// The env var that makes [`claim_inherited_takes_each_exec_fd_once`] the
+/// exec'd side.
+const CLAIM_CHILD: &str = "LIFELINE_TEST_CLAIM_CHILD";
+
+#[test]
+fn claim_inherited_takes_each_exec_fd_once() {
+    if let Some(fd) = std::env::var_os(CLAIM_CHILD) {
+        // The exec'd copy of this test binary: the fd named by the variable
+        // and the lifeline at 6 came through the exec.
+        let fd: i32 = fd.to_str().unwrap().parse().unwrap();
+        let owned = claim_inherited(fd).expect("the fd came through the exec");
+        assert!(rustix::io::fcntl_getfd(&owned)
+            .unwrap()
+            .contains(rustix::io::FdFlags::CLOEXEC));
+        let again = claim_inherited(fd).unwrap_err();
+        assert_eq!(again.raw_os_error(), Some(libc::EBUSY));
+        let lifeline = LifelineReader::claim_inherited(6).expect("lifeline at 6");
+        assert!(!lifeline.parent_gone());
+        let stdio = claim_inherited(1).unwrap_err();
+        assert_eq!(stdio.raw_os_error(), Some(libc::EINVAL));
+        // Opened by this process, not inherited.
+        let own = std::fs::File::open("/dev/null").unwrap();
+        let own = claim_inherited(std::os::fd::AsRawFd::as_raw_fd(&own)).unwrap_err();
+        assert_eq!(own.raw_os_error(), Some(libc::EBADF));
+        return;
+    }
+    let devnull = std::fs::File::open("/dev/null").unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&devnull);
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "tests::claim_inherited_takes_each_exec_fd_once",
+            "--test-threads=1",
+            "--quiet",
+        ])
+        .env(CLAIM_CHILD, fd.to_string())
+        .keep(devnull.as_fd())
+        .lifeline_fd(6)
+        .stdout(Stdio::Null)
+        .status()
+        .unwrap();
+    assert_eq!(status, ExitStatus::Exited(0));
+}

@@ -66,21 +66,21 @@ pub fn main(idx: u32, parent_pid: i32, lifeline: bool, notify: bool) -> ! {
 }
 
 fn run(idx: u32, parent_pid: i32, lifeline: bool, notify: bool) -> io::Result<i32> {
-    let report = lifeline::take_inherited(REPORT_FD)?;
-    let boot_fd = lifeline::take_inherited(BOOT_FD)?;
+    let report = lifeline::claim_inherited(REPORT_FD)?;
+    let boot_fd = lifeline::claim_inherited(BOOT_FD)?;
     let lifeline = if lifeline {
-        Some(LifelineReader::inherited(LIFELINE_FD)?)
+        Some(LifelineReader::claim_inherited(LIFELINE_FD)?)
     } else {
         None
     };
     let notify = if notify {
-        Some(lifeline::take_inherited(NOTIFY_FD)?)
+        Some(lifeline::claim_inherited(NOTIFY_FD)?)
     } else {
         None
     };
     let boot = Boot::read(&boot_fd)?;
     let gate_fds = (0..boot.gates.len())
-        .map(|k| lifeline::take_inherited(FIRST_GATE_FD + k as i32))
+        .map(|k| lifeline::claim_inherited(FIRST_GATE_FD + k as i32))
         .collect::<io::Result<Vec<_>>>()?;
     if idx as usize >= boot.plan.nodes.len() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "no such node"));

@@ -62,11 +62,21 @@ impl ChildHandle {
 
 impl NodeCtx<'_> {
     /// Create node `idx` as a child of the calling process, the strategy's
-    /// way. `before` runs first in a child that is a copy (the supervisor uses
-    /// it to put a forked root into the trial's cgroup); `cgroup` places a
-    /// cloned child there from its first instruction; `notify` is handed to
-    /// the child, which writes one byte to it once its parent-death detection
-    /// is armed.
+    /// way. `cgroup` places a cloned child there from its first instruction;
+    /// `notify` is handed to the child, which writes one byte to it once its
+    /// parent-death detection is armed.
+    ///
+    /// `in_child` runs **in the child, after the fork/clone**, never in the
+    /// caller, and only when the node is a copy of the caller (no exec; an
+    /// exec'd node or a command ignores it). It runs first, before the node's
+    /// life (the supervisor uses it to put a forked root into the trial's
+    /// cgroup and to make it a process group leader). Under `clone3` the
+    /// caller is single-threaded (checked by the canonical primitive), and
+    /// the fds not kept are already closed; under the legacy fork paths the
+    /// copy may come from a multithreaded process and holds every fd. So it
+    /// may only make raw, async-signal-safe syscalls (`write` to an fd it
+    /// borrows, `setpgid`, `close_range` of fds whose owners the child never
+    /// uses again): no allocation, no lock, no drop of a value of the caller.
     ///
     /// # Errors
     /// Errors of clone3, fork, exec or pipe; `EDEADLK` when the canonical
@@ -75,7 +85,7 @@ impl NodeCtx<'_> {
         &self,
         idx: u32,
         cgroup: Option<BorrowedFd<'_>>,
-        before: &dyn Fn(),
+        in_child: &dyn Fn(),
         notify: Option<BorrowedFd<'_>>,
     ) -> io::Result<ChildHandle> {
         let node = &self.plan.nodes[idx as usize];
@@ -96,7 +106,7 @@ impl NodeCtx<'_> {
         } else if node.parent.is_some() && self.strategy.create.execs(node.exec) {
             self.spawn_exec(idx, out_write, notify, None)?
         } else {
-            self.spawn_copy(idx, cgroup, before, out_write, notify)?
+            self.spawn_copy(idx, cgroup, in_child, out_write, notify)?
         };
         if handle.pidfd.is_none() && self.strategy.observe == Observe::Pidfd {
             handle.pidfd = Some(legacy::pidfd_of_child(handle.pid)?);
@@ -146,18 +156,20 @@ impl NodeCtx<'_> {
         }
     }
 
-    /// A copy of the caller that runs node `idx`.
+    /// A copy of the caller that runs node `idx`; `in_child` runs first in
+    /// the child (see [`NodeCtx::spawn`] for what it may do).
     fn spawn_copy(
         &self,
         idx: u32,
         cgroup: Option<BorrowedFd<'_>>,
-        before: &dyn Fn(),
+        in_child: &dyn Fn(),
         out_write: Option<OwnedFd>,
         notify: Option<BorrowedFd<'_>>,
     ) -> io::Result<ChildHandle> {
         let parent_pid = getpid().as_raw_nonzero().get();
+        // Runs in the child (a copy), never in the caller.
         let body = |lifeline: Option<LifelineReader>| {
-            before();
+            in_child();
             self.run(
                 idx,
                 Start {

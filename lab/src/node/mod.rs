@@ -113,7 +113,7 @@ impl NodeCtx<'_> {
             }
         }
         if let Some(fd) = node.dup_stdout {
-            let _ = lifeline::dup_to(std::io::stdout().as_fd(), fd);
+            let _ = lifeline::dup_to_free(std::io::stdout().as_fd(), fd).map(std::mem::forget);
         }
         // A child uses its parent's hazard (a copy inherits its state).
         if let Some(p) = node.parent {

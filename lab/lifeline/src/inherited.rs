@@ -1,0 +1,165 @@
+//! The startup snapshot behind [`claim_inherited`]: which fds were open
+//! before any code of the program ran (they came through `execve`), and a
+//! once flag per fd.
+//!
+//! [`claim_inherited`]: super::claim_inherited
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Fds at or above this number are not recorded (nor claimable).
+pub(super) const LIMIT: usize = 4096;
+const WORDS: usize = LIMIT / 64;
+
+/// Bit `fd` set: `fd` was open at startup and no close of the crate has
+/// forgotten it since.
+static AT_START: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
+/// Bit `fd` set: `fd` was claimed (or taken) already.
+static CLAIMED: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
+/// The snapshot ran.
+static TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// Run [`snapshot`] before `main`: the dynamic loader (or the static
+/// startup code) calls every pointer of `.init_array` before any code of
+/// the program, Rust's runtime setup included. Referenced from [`claim`],
+/// so the linker keeps it whenever a claim can happen.
+#[used]
+#[link_section = ".init_array"]
+static SNAPSHOT: extern "C" fn() = snapshot;
+
+/// Record which fds below `min(LIMIT, RLIMIT_NOFILE)` are open: `poll` with
+/// no events on a batch of fds answers `POLLNVAL` for each that is not open,
+/// one syscall per 128 fds. No allocation, nothing of std.
+extern "C" fn snapshot() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `struct rlimit` into `lim`, which is valid
+    // and writable.
+    let limit = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        (lim.rlim_cur as usize).min(LIMIT)
+    } else {
+        LIMIT
+    };
+    const BATCH: usize = 128;
+    let mut fds = [libc::pollfd {
+        fd: -1,
+        events: 0,
+        revents: 0,
+    }; BATCH];
+    let mut base = 0;
+    while base < limit {
+        let n = BATCH.min(limit - base);
+        for (i, p) in fds.iter_mut().take(n).enumerate() {
+            *p = libc::pollfd {
+                fd: (base + i) as RawFd,
+                events: 0,
+                revents: 0,
+            };
+        }
+        // SAFETY: poll reads and writes `n` pollfds of `fds`, which has at
+        // least `n` entries; timeout 0 never blocks.
+        if unsafe { libc::poll(fds.as_mut_ptr(), n as libc::nfds_t, 0) } < 0 {
+            // Record nothing rather than a guess: no fd can be claimed.
+            return;
+        }
+        for (i, p) in fds.iter().take(n).enumerate() {
+            if p.revents & libc::POLLNVAL == 0 {
+                let fd = base + i;
+                AT_START[fd / 64].fetch_or(1 << (fd % 64), Ordering::Relaxed);
+            }
+        }
+        base += n;
+    }
+    TAKEN.store(true, Ordering::Release);
+}
+
+fn slot(fd: RawFd) -> Option<(usize, u64)> {
+    let fd = usize::try_from(fd).ok().filter(|&f| f < LIMIT)?;
+    Some((fd / 64, 1 << (fd % 64)))
+}
+
+/// Set the once flag of `fd` if it was open at startup: `Ok` exactly once
+/// per fd per process.
+///
+/// # Errors
+/// As [`claim_inherited`](super::claim_inherited).
+pub(super) fn claim(fd: RawFd) -> io::Result<()> {
+    // Keep the constructor linked wherever a claim can happen.
+    std::hint::black_box(&SNAPSHOT);
+    if !TAKEN.load(Ordering::Acquire) {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the startup fd snapshot did not run",
+        ));
+    }
+    let Some((word, bit)) = slot(fd).filter(|_| fd > 2) else {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    };
+    if AT_START[word].load(Ordering::Acquire) & bit == 0 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    if CLAIMED[word].fetch_or(bit, Ordering::AcqRel) & bit != 0 {
+        return Err(io::Error::from_raw_os_error(libc::EBUSY));
+    }
+    Ok(())
+}
+
+/// Set the once flag of `fd` for an unsafe take; `false` when it was set
+/// already. Fds outside the snapshot's range always pass.
+pub(super) fn mark_claimed(fd: RawFd) -> bool {
+    match slot(fd) {
+        Some((word, bit)) => CLAIMED[word].fetch_or(bit, Ordering::AcqRel) & bit == 0,
+        None => true,
+    }
+}
+
+/// Forget `first..=last` from the snapshot: they were closed, and a number
+/// reused later is not inherited. Async-signal-safe: atomic stores only.
+pub(super) fn forget(first: RawFd, last: RawFd) {
+    let first = usize::try_from(first).unwrap_or(0);
+    let last = usize::try_from(last).unwrap_or(0).min(LIMIT - 1);
+    let mut fd = first;
+    while fd <= last {
+        let word = fd / 64;
+        if fd % 64 == 0 && last - fd >= 63 {
+            AT_START[word].store(0, Ordering::Release);
+            fd += 64;
+        } else {
+            AT_START[word].fetch_and(!(1 << (fd % 64)), Ordering::AcqRel);
+            fd += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_snapshot_ran_and_saw_stdio() {
+        assert!(TAKEN.load(Ordering::Acquire));
+        assert_eq!(AT_START[0].load(Ordering::Acquire) & 0b111, 0b111);
+    }
+
+    #[test]
+    fn stdio_and_out_of_range_fds_cannot_be_claimed() {
+        for fd in [-1, 0, 1, 2, LIMIT as RawFd] {
+            let e = claim(fd).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{fd}");
+        }
+    }
+
+    #[test]
+    fn an_fd_opened_by_the_process_cannot_be_claimed() {
+        let f = std::fs::File::open("/dev/null").unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+        if (fd as usize) < LIMIT
+            && AT_START[fd as usize / 64].load(Ordering::Acquire) & (1 << (fd % 64)) == 0
+        {
+            assert_eq!(claim(fd).unwrap_err().raw_os_error(), Some(libc::EBADF));
+        }
+    }
+}
