@@ -35,7 +35,7 @@ impl Course<'_> {
     pub(super) fn follow(&mut self, lab_lifeline: BorrowedFd<'_>) -> Option<Outcome> {
         let started = match self.start() {
             Ok(s) => s,
-            Err(reason) => return Some(error_outcome(self.t0, reason)),
+            Err(e) => return Some(error_outcome(self.t0, crate::error::chain(&e))),
         };
         let (sup_end, _root) = (started.phases, started.root);
         let deadline = self.t0 + self.req.deadline_us * 1000;

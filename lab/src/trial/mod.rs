@@ -104,7 +104,7 @@ pub fn run(
     let t0 = monotonic_ns();
     let cgroup = match setup::cgroup(req) {
         Ok(cg) => cg,
-        Err(reason) => return Some(error_outcome(t0, reason)),
+        Err(e) => return Some(error_outcome(t0, crate::error::chain(&e))),
     };
     let mut course = Course {
         req,

@@ -18,11 +18,38 @@ use crate::plan::PlanAt;
 use crate::strategy::Create;
 use lifeline::{legacy, monotonic_ns};
 
+/// Why a trial could not be set up: the reason of its `error` outcome,
+/// read as a chain ("cannot create a gate: Too many open files").
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The trial's cgroup could not be made under the lab's.
+    #[error("cannot create the trial's cgroup under {}", parent.display())]
+    Cgroup {
+        /// The lab's cgroup.
+        parent: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The phase socket pair.
+    #[error("cannot create the phase channel")]
+    PhaseChannel(#[source] io::Error),
+    /// A gate pipe.
+    #[error("cannot create a gate")]
+    Gate(#[source] io::Error),
+    /// The memfd of the boot record.
+    #[error("cannot write the boot record")]
+    BootRecord(#[source] io::Error),
+    /// The root's spawn.
+    #[error("cannot spawn the root")]
+    Root(#[source] io::Error),
+}
+
 /// The trial's own cgroup under `req.cgroup_parent`, or `None` without one.
 ///
 /// # Errors
-/// The reason of an `error` outcome when the cgroup cannot be made.
-pub(super) fn cgroup(req: &TrialRequest) -> Result<Option<TrialCgroup>, String> {
+/// [`SetupError::Cgroup`] when the cgroup cannot be made.
+pub(super) fn cgroup(req: &TrialRequest) -> Result<Option<TrialCgroup>, SetupError> {
     let Some(parent) = &req.cgroup_parent else {
         return Ok(None);
     };
@@ -31,12 +58,12 @@ pub(super) fn cgroup(req: &TrialRequest) -> Result<Option<TrialCgroup>, String> 
     static SEQUENCE: AtomicU64 = AtomicU64::new(0);
     let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
     let name = format!("trial.{}.{}.{seq}", std::process::id(), req.trial);
-    TrialCgroup::create(parent, &name).map(Some).map_err(|e| {
-        format!(
-            "cannot create the trial's cgroup under {}: {e}",
-            parent.display()
-        )
-    })
+    TrialCgroup::create(parent, &name)
+        .map(Some)
+        .map_err(|source| SetupError::Cgroup {
+            parent: parent.clone(),
+            source,
+        })
 }
 
 /// A trial whose root runs.
@@ -73,14 +100,14 @@ impl Course<'_> {
     /// then the root.
     ///
     /// # Errors
-    /// The reason of an `error` outcome when any of them cannot be made.
-    pub(super) fn start(&mut self) -> Result<Started, String> {
+    /// A [`SetupError`] naming what could not be made.
+    pub(super) fn start(&mut self) -> Result<Started, SetupError> {
         self.host();
         // The fds every node inherits sit at LAB_FD_FLOOR and above, where a
         // scenario's own fd numbers cannot reach them.
         let (phases, node_end) = phase::channel()
             .and_then(|(s, n)| Ok((s, lifeline::move_high(n)?)))
-            .map_err(|e| format!("cannot create the phase channel: {e}"))?;
+            .map_err(SetupError::PhaseChannel)?;
         let mut gate_reads = Vec::new();
         let req = self.req;
         for k in &req.plan.kills {
@@ -88,7 +115,7 @@ impl Course<'_> {
                 let (r, w) = pipe_with(PipeFlags::CLOEXEC)
                     .map_err(io::Error::from)
                     .and_then(|(r, w)| Ok((lifeline::move_high(r)?, w)))
-                    .map_err(|e| format!("cannot create a gate: {e}"))?;
+                    .map_err(SetupError::Gate)?;
                 gate_reads.push((child, r));
                 self.gates.push((child, w));
             }
@@ -102,7 +129,7 @@ impl Course<'_> {
             let fd = b
                 .to_memfd()
                 .and_then(lifeline::move_high)
-                .map_err(|e| format!("cannot write the boot record: {e}"))?;
+                .map_err(SetupError::BootRecord)?;
             Some(fd)
         } else {
             None
@@ -110,7 +137,7 @@ impl Course<'_> {
         self.root_spawned_ns = monotonic_ns();
         let root = self
             .spawn_root(node_end.as_fd(), &gate_reads, boot.as_ref())
-            .map_err(|e| format!("cannot spawn the root: {e}"))?;
+            .map_err(SetupError::Root)?;
         Ok(Started { phases, root })
     }
 
@@ -156,7 +183,10 @@ impl Course<'_> {
         // A forked root joins the trial's cgroup itself and drops the
         // supervisor's own fds (lab plumbing, not part of the experiment); a
         // cloned root starts in the cgroup and keeps only what it is given.
-        let before = || {
+        // Runs in the child, between the clone (or fork) and anything else
+        // it does: raw syscalls only (write, setpgid, close_range), no
+        // allocation and no lock, so it is async-signal-safe.
+        let in_child = || {
             if let Some(p) = procs {
                 let _ = rustix::io::write(p, b"0");
             }
@@ -171,6 +201,6 @@ impl Course<'_> {
         if self.root_exec {
             return ctx.exec_root(cgroup);
         }
-        ctx.spawn(0, cgroup, &before, None)
+        ctx.spawn(0, cgroup, &in_child, None)
     }
 }
