@@ -5,9 +5,10 @@
 //! holders of a leaked pipe.
 
 use super::judge::{self, Alive};
-use super::{Course, Rung};
+use super::Course;
 use crate::forensics;
 use crate::node::LEAK_INODE_BITS;
+use crate::verdict::Rung;
 use crate::verdict::{Outcome, Verdict};
 
 impl Course<'_> {

@@ -9,12 +9,13 @@ use std::os::fd::{AsFd, BorrowedFd};
 use rustix::event::{poll, PollFd, PollFlags};
 
 use super::judge::{self, Clock, Ending, Stage, Step, WINDOW_FLOOR_US};
-use super::{error_outcome, Course, KillState, Rung};
+use super::{error_outcome, Course, KillState};
 use crate::node::pid_reuse::Finding;
 use crate::phase::{self, Event};
 use crate::plan::PlanAt;
 use crate::scenario::{Phase, Sig};
 use crate::strategy::Observe;
+use crate::verdict::Rung;
 use crate::verdict::{GuardPanic, Outcome, Verdict};
 use lifeline::{legacy, monotonic_ns, Reaped};
 

@@ -26,13 +26,11 @@ pub mod ladder;
 pub mod protocol;
 mod setup;
 
-pub use ladder::Rung;
-
 use crate::cgroup::TrialCgroup;
 use crate::node::guard::refusal;
 use crate::plan::Plan;
 use crate::scenario::Phase;
-use crate::verdict::{Outcome, Verdict};
+use crate::verdict::{Outcome, Rung, Verdict};
 use judge::{Ending, Observation, Seen};
 use lifeline::{monotonic_ns, Pidfd};
 use protocol::TrialRequest;

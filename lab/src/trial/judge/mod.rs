@@ -23,10 +23,10 @@ use std::io;
 pub(super) use cascade::{cascade, Clock, Stage, Step, DYING_BOUND_US};
 pub(super) use reasons::{hang, orphans, undying};
 
-use super::ladder::{NodeRung, Rung};
 use crate::node::pid_reuse::Finding;
 use crate::plan::Plan;
 use crate::verdict::{GuardPanic, Outcome, Verdict};
+use crate::verdict::{NodeRung, Rung};
 
 /// Shortest cascade window (µs), before measured latencies widen it. At 2 ms,
 /// canonical trials running side by side saw a SIGKILLed root outlive both

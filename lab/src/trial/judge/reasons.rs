@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use super::{outcome, Alive, Ending, Observation};
 use crate::plan::Plan;
 use crate::scenario::AttendantAction;
-use crate::trial::Rung;
+use crate::verdict::Rung;
 use crate::verdict::{Outcome, Verdict};
 
 /// The course missed its deadline (`deadline_ms`) with `alive` live: a

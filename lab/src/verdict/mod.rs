@@ -7,8 +7,10 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+mod rung;
+
 use crate::forensics::{Diagnosis, Signature};
-use crate::trial::ladder::{NodeRung, Rung};
+pub use rung::{BadRung, NodeRung, Rung};
 
 /// The outcome class of one trial.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
