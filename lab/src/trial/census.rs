@@ -130,11 +130,11 @@ impl Course<'_> {
     }
 
     /// SIGKILLed processes did not die: [`judge::undying`], diagnosed.
-    pub(super) fn finish_undying(&mut self, rung: Rung, since_teardown: u64) -> Outcome {
+    pub(super) fn finish_undying(&mut self, rung: Rung, since_teardown_ms: u64) -> Outcome {
         let alive = self.alive();
         self.look_at_exits();
         let t = self.elapsed_us();
-        let mut o = judge::undying(self.plan(), &self.seen, alive, rung, since_teardown, t);
+        let mut o = judge::undying(self.plan(), &self.seen, alive, rung, since_teardown_ms, t);
         self.diagnose_if(&mut o, Verdict::Hang);
         o
     }

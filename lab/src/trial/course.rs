@@ -115,8 +115,8 @@ impl Course<'_> {
                             return Some(self.finish(end));
                         }
                         Step::Orphan => return Some(self.finish_orphans(rung, window_us)),
-                        Step::Undying { since_teardown } => {
-                            return Some(self.finish_undying(rung, since_teardown))
+                        Step::Undying { since_teardown_ms } => {
+                            return Some(self.finish_undying(rung, since_teardown_ms))
                         }
                     }
                 }

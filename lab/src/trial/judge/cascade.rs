@@ -52,9 +52,9 @@ pub(in crate::trial) enum Step {
     Pass { slow_us: Option<u64> },
     /// Something outlived both windows and is not only dying: an orphan.
     Orphan,
-    /// SIGKILLed processes outlived [`DYING_BOUND_US`]: a hang. The value is
-    /// `(now - teardown_at) / 1000`: the time since the teardown in µs.
-    Undying { since_teardown: u64 },
+    /// SIGKILLed processes outlived [`DYING_BOUND_US`]: a hang, with the
+    /// time since the teardown (ms).
+    Undying { since_teardown_ms: u64 },
 }
 
 /// The cascade after the ladder, in `stage` (`Grace`, `Confirm` or
@@ -98,7 +98,7 @@ pub(in crate::trial) fn cascade(
                 }
             } else if c.now - since > DYING_BOUND_US * 1000 {
                 Step::Undying {
-                    since_teardown: (c.now - c.teardown_at) / 1000,
+                    since_teardown_ms: (c.now - c.teardown_at) / 1_000_000,
                 }
             } else {
                 Step::Wait

@@ -75,20 +75,18 @@ pub(in crate::trial) fn hang(
 }
 
 /// Processes the supervisor SIGKILLed outlived [`DYING_BOUND_US`](super::DYING_BOUND_US) after the
-/// teardown: a `hang` (an uninterruptible sleep, say). `since_teardown` is
-/// the time since the teardown in µs, which the reason writes with `ms`: a
-/// unit slip kept as it was (this split changes no reason); fixing it
-/// changes the reason text.
+/// teardown: a `hang` (an uninterruptible sleep, say). `since_teardown_ms`
+/// is the time since the teardown (ms).
 pub(in crate::trial) fn undying(
     plan: &Plan,
     obs: &Observation,
     alive: Alive,
     rung: Rung,
-    since_teardown: u64,
+    since_teardown_ms: u64,
     time_us: u64,
 ) -> Outcome {
     let reason = format!(
-        "SIGKILLed by the supervisor and still alive {since_teardown} ms after the teardown \
+        "SIGKILLed by the supervisor and still alive {since_teardown_ms} ms after the teardown \
          ({rung}): {}; a process that does not die of SIGKILL sleeps uninterruptibly (state D)",
         if alive.paths.is_empty() {
             "processes outside the plan".to_string()

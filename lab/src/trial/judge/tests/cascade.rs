@@ -121,7 +121,7 @@ fn a_sigkilled_process_that_does_not_die_is_a_hang() {
     assert_eq!(
         cascade(dying, c(bound + 1), false, never),
         Step::Undying {
-            since_teardown: (bound + 1 - 100 * MS) / 1000
+            since_teardown_ms: (bound + 1 - 100 * MS) / 1_000_000
         }
     );
     let p = plan("nested");
