@@ -344,9 +344,19 @@ impl Plan {
         }
     }
 
-    /// The plan's hash: the first 16 hex digits of the SHA-256 of its JSON.
+    /// The plan's hash: the first 16 hex digits of the SHA-256 of its JSON
+    /// without the seed that produced it, so that equal plans have equal
+    /// hashes whatever their seeds. The seed is hashed only when it still
+    /// decides something at run time: a host action with a chance strictly
+    /// between 0 and 1000‰, drawn per trial from the seed
+    /// ([`PlanHost::acts_in`]).
     pub fn hash(&self) -> String {
-        let json = serde_json::to_vec(self).expect("a plan always serializes");
+        let mut v = serde_json::to_value(self).expect("a plan always serializes");
+        let seed_decides = self.host.acts() && self.host.chance_permille < 1000;
+        if let (false, Some(fields)) = (seed_decides, v.as_object_mut()) {
+            fields.remove("seed");
+        }
+        let json = serde_json::to_vec(&v).expect("a value always serializes");
         crate::scenario::hex16_of(&Sha256::digest(json))
     }
 
