@@ -11,12 +11,52 @@ pub const MAX_QUOTE_CHARS: usize = 200;
 /// quote a key or value of the file); longer messages are cut there.
 const MAX_MESSAGE_CHARS: usize = 400;
 
-/// `s` cut to at most `max` characters, with `…` where it was cut.
+/// `s` cut to at most `max` characters, with `…` where it was cut, and its
+/// control characters (a NUL, an escape) shown escaped (`\u{0}`), so that a
+/// quote can neither flood nor drive the terminal.
 pub(crate) fn bounded(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((at, _)) => format!("{}…", &s[..at]),
-        None => s.to_string(),
+    let mut out = String::new();
+    for (n, c) in s.chars().enumerate() {
+        if n == max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() && c != '\t' {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
     }
+    out
+}
+
+/// A message of serde or the TOML parser in the user's words: the names of
+/// the lab's internal types (`struct RawTree`) and of Rust's integer types
+/// (`i64`) become what the file should hold.
+fn plain_words(message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("invalid type: integer `") {
+        if let Some((number, tail)) = rest.split_once("` as i128") {
+            return format!(
+                "the integer {number} is too large (integers are at most {}){}",
+                i64::MAX,
+                tail.strip_prefix(", expected i64").unwrap_or(tail)
+            );
+        }
+    }
+    let mut out = message
+        .replace("expected i64", "expected an integer")
+        .replace("expected u64", "expected an integer of at least 0")
+        .replace("expected f64", "expected a number")
+        .replace("expected a sequence", "expected a list")
+        .replace("expected a map", "expected a table");
+    while let Some(at) = out.find("struct Raw") {
+        let name = at + "struct ".len();
+        let end = out[name..]
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .map_or(out.len(), |e| name + e);
+        out.replace_range(at..end, "a table");
+    }
+    out
 }
 
 /// An error in a scenario file.
@@ -62,7 +102,7 @@ impl ScenarioError {
     /// quote a huge key), and a nesting too deep that the parser cannot place is
     /// placed at the line with the most deeply dotted key.
     pub(crate) fn from_toml(file: &str, source: &str, e: toml::de::Error) -> Self {
-        let message = bounded(e.message().trim(), MAX_MESSAGE_CHARS);
+        let message = bounded(&plain_words(e.message().trim()), MAX_MESSAGE_CHARS);
         match e.span() {
             Some(span) => ScenarioError::at(file, source, span, message),
             None if message.contains("recursion") => {
