@@ -1,6 +1,6 @@
 //! Writing a command's output without ever panicking: `print!` and
 //! `eprint!` panic when their stream fails (`lab list | head -1` closes the
-//! pipe). Through [`out!`]/[`outln!`] and [`errln!`], a stream that is closed
+//! pipe). Through the `out!`, `outln!` and `errln!` macros of `cli`, a stream that is closed
 //! (`EPIPE`) or fails is written no more: the command goes on to its usual
 //! exit status, quietly when the reader left (a closed pipe is how a reader
 //! says "enough"), and with one line on standard error for any other

@@ -180,7 +180,10 @@ impl Session {
     /// says. Returns the wall time.
     ///
     /// # Errors
-    /// [`LabError::Io`] when a supervisor cannot be started.
+    /// [`LabError::Io`] when a supervisor cannot be started (the trial
+    /// dealt to it gets an `error` outcome first), [`LabError::Lab`] when it
+    /// cannot for a limit on processes, or when no worker thread can start;
+    /// each with what to do.
     pub fn run_trials(
         &self,
         base: &TrialRequest,
@@ -211,7 +214,7 @@ impl Session {
     /// time.
     ///
     /// # Errors
-    /// [`LabError::Io`] when a supervisor cannot be started.
+    /// As [`Session::run_trials`].
     pub fn run_pool(
         &self,
         request: &(dyn Fn(u64) -> Option<TrialRequest> + Sync),
@@ -270,7 +273,8 @@ impl Session {
     /// in the order of `executions`.
     ///
     /// # Errors
-    /// [`LabError::Io`] when a supervisor cannot be started.
+    /// As [`Session::run_trials`], except that an execution whose
+    /// supervisor cannot start gives no outcomes.
     pub fn execute_all(
         &self,
         executions: &[Vec<TrialRequest>],
