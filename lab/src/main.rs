@@ -10,7 +10,7 @@ use lab::error::Exit;
 fn main() -> ExitCode {
     let result = lab::cli::execute(lab::cli::Cli::parse());
     if let Err(e) = &result {
-        eprintln!("lab: {}", e.chain());
+        lab::cli::out::write_err(format_args!("lab: {}\n", e.chain()));
     }
     Exit::of(&result).into()
 }

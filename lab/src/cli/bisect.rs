@@ -18,7 +18,7 @@ pub(super) struct BisectCmd {
     #[arg(long, default_value = "legacy")]
     strategy: String,
     /// Runs of each step; a step stops at the first wave of runs in which the victim fails
-    #[arg(long, value_name = "K", default_value_t = 5)]
+    #[arg(long, value_name = "K", default_value_t = 5, value_parser = super::parse_count)]
     repeat: u64,
     /// Look for the reverse dependency: the members a victim that fails alone needs before
     /// it to pass

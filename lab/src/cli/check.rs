@@ -28,7 +28,7 @@ impl CheckCmd {
         for f in &self.files {
             match Scenario::load(f) {
                 Ok(s) => {
-                    println!(
+                    outln!(
                         "{f}: ok ({}, {} nodes, {} kills)",
                         s.name,
                         s.node_count(),
@@ -38,7 +38,7 @@ impl CheckCmd {
                     refused += print_refusals(&format!("{f}: "), &plan, &strategies);
                 }
                 Err(e) => {
-                    eprintln!("{e}");
+                    errln!("{e}");
                     bad += 1;
                 }
             }

@@ -17,8 +17,8 @@ impl EnvCmd {
         let cgroup = create_lab_cgroup();
         let features = lifeline::probe::probe_kernel(cgroup.as_deref());
         match self.format {
-            Format::Text => print!("{}", crate::env::render(&features, cgroup.as_deref())),
-            Format::Json => println!(
+            Format::Text => out!("{}", crate::env::render(&features, cgroup.as_deref())),
+            Format::Json => outln!(
                 "{}",
                 serde_json::to_string_pretty(&crate::env::to_json(&features, cgroup.as_deref()))
                     .expect("json")

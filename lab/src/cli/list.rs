@@ -8,7 +8,7 @@ pub(super) fn execute() -> Result<Exit, LabError> {
     for (name, text) in BUILTIN {
         let s = Scenario::parse(&format!("scenarios/{name}.toml"), text)?;
         let first = s.about.lines().next().unwrap_or("");
-        println!("{name:<20} {} nodes  {first}", s.node_count());
+        outln!("{name:<20} {} nodes  {first}", s.node_count());
     }
     Ok(Exit::Clean)
 }

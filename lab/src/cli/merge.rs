@@ -18,7 +18,7 @@ pub(super) struct MergeCmd {
 impl MergeCmd {
     pub(super) fn execute(self) -> Result<Exit, LabError> {
         let merged = crate::soak::merge::merge(&self.dirs, &self.out)?;
-        println!(
+        outln!(
             "merged {} rows ({} duplicates dropped) into {}",
             merged.rows,
             merged.duplicates,

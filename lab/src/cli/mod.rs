@@ -4,6 +4,9 @@
 //! Every command returns `Result<Exit, LabError>`; [`Exit::of`] is the one
 //! place where that becomes the process exit status.
 
+#[macro_use]
+pub mod out;
+
 mod bench;
 mod bisect;
 mod check;
@@ -132,48 +135,108 @@ enum Format {
 /// Print `value` as text or pretty JSON.
 fn print_report<T: serde::Serialize>(format: Format, value: &T, text: impl FnOnce() -> String) {
     match format {
-        Format::Text => print!("{}", text()),
-        Format::Json => println!("{}", serde_json::to_string_pretty(value).expect("json")),
+        Format::Text => out!("{}", text()),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(value).expect("json")),
     }
+}
+
+/// The most parallel supervisors (`-j`) a command runs.
+pub const MAX_JOBS: usize = 1024;
+/// The longest `--deadline` of a trial.
+pub const MAX_DEADLINE: Duration = Duration::from_secs(3600);
+/// The shortest `--deadline` of a trial.
+pub const MIN_DEADLINE: Duration = Duration::from_millis(1);
+/// The longest `lab soak --duration` (30 days).
+pub const MAX_SOAK_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The most trials (`--trials`) or runs (`--repeat`) a command is asked for.
+pub const MAX_TRIALS: u64 = 100_000_000;
+
+/// `-j N`: 1..=[`MAX_JOBS`].
+fn parse_jobs(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("-j must be at least 1 (the number of parallel supervisors)".into()),
+        Ok(n) if n <= MAX_JOBS => Ok(n),
+        _ => Err(format!(
+            "-j is a number of parallel supervisors, 1..={MAX_JOBS}"
+        )),
+    }
+}
+
+/// `--trials N`, `--repeat K`: 1..=[`MAX_TRIALS`].
+fn parse_count(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) if n <= MAX_TRIALS => Ok(n),
+        _ => Err(format!("a count is 1..={MAX_TRIALS}")),
+    }
+}
+
+/// A duration as humantime writes it, within `min..=max`.
+fn duration_within(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim()).map_err(|e| {
+        format!(
+            "{e}; write a duration like 400ms, 2s or 1h (at most {})",
+            humantime::format_duration(max)
+        )
+    })?;
+    if d < min || d > max {
+        return Err(format!(
+            "must be {}..={}",
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(d)
+}
+
+/// `--deadline`: [`MIN_DEADLINE`]..=[`MAX_DEADLINE`].
+fn parse_deadline(s: &str) -> Result<Duration, String> {
+    duration_within(s, MIN_DEADLINE, MAX_DEADLINE)
+}
+
+/// `lab soak --duration`: whole seconds, 1s..=[`MAX_SOAK_DURATION`].
+fn parse_soak_duration(s: &str) -> Result<Duration, String> {
+    let d = duration_within(s, Duration::from_secs(1), MAX_SOAK_DURATION)?;
+    if d.subsec_nanos() != 0 {
+        return Err("a soak runs for whole seconds (like 90s, 30m or 8h)".into());
+    }
+    Ok(d)
 }
 
 /// How every trial runs: `lab run`, `lab soak`, `lab suite` and `lab bisect`
 /// take these the same way.
 #[derive(clap::Args)]
 struct TrialOptions {
-    /// Deadline of each trial's planned course, like 400ms or 2s (default: the plan's own)
-    #[arg(long, value_parser = humantime::parse_duration)]
+    /// Deadline of each trial's planned course, like 400ms or 2s, 1ms..=1h (default: the plan's own)
+    #[arg(long, value_parser = parse_deadline)]
     deadline: Option<Duration>,
     /// Run without a cgroup (subreaper alone), even where one is available
     #[arg(long, env = "LAB_NO_CGROUP", value_parser = clap::builder::FalseyValueParser::new())]
     no_cgroup: bool,
-    /// Parallel supervisors (default: the number of cores)
-    #[arg(short = 'j', long)]
+    /// Parallel supervisors, 1..=1024 (default: the number of cores; never more than the trials)
+    #[arg(short = 'j', long, value_parser = parse_jobs)]
     jobs: Option<usize>,
 }
 
 impl TrialOptions {
-    /// The deadline, refused when zero.
-    ///
-    /// # Errors
-    /// [`LabError::Input`] for `--deadline 0s`.
-    fn deadline(&self) -> Result<Option<Duration>, LabError> {
-        if self.deadline.is_some_and(|d| d.is_zero()) {
-            return Err(LabError::Input(
-                "--deadline must be longer than zero".into(),
-            ));
-        }
-        Ok(self.deadline)
+    /// The deadline (`--deadline` is range-checked as it is parsed).
+    fn deadline(&self) -> Option<Duration> {
+        self.deadline
     }
 
-    fn jobs(&self) -> usize {
-        self.jobs.unwrap_or_else(default_jobs)
+    /// Parallel supervisors: `-j` or the number of cores, at most `work`
+    /// (the trials there are, when known) and at least 1.
+    fn jobs(&self, work: Option<u64>) -> usize {
+        let jobs = self.jobs.unwrap_or_else(default_jobs);
+        work.map_or(jobs, |w| jobs.min(usize::try_from(w).unwrap_or(usize::MAX)))
+            .max(1)
     }
 }
 
-/// Parallel supervisors when `-j` is not given: the number of cores.
+/// Parallel supervisors when `-j` is not given: the number of cores (at
+/// most [`MAX_JOBS`]).
 fn default_jobs() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_JOBS))
 }
 
 /// Make this process fit to run trials ([`crate::session::prepare_lab_process`])
@@ -203,6 +266,6 @@ fn print_refusals(prefix: &str, plan: &Plan, strategies: &[Strategy]) -> usize {
     strategies
         .iter()
         .filter_map(|st| crate::node::guard::refusal(plan, st).map(|r| (st, r)))
-        .inspect(|(st, r)| eprintln!("{prefix}refused under {st}: {}", r.reason))
+        .inspect(|(st, r)| errln!("{prefix}refused under {st}: {}", r.reason))
         .count()
 }

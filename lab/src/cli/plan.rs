@@ -26,11 +26,11 @@ impl PlanCmd {
         let strategies = parse_strategies(&self.strategies)?;
         let plan = Plan::new(&Scenario::load(&self.scenario)?, self.seed);
         match self.format {
-            Format::Text => print!("{}", plan.render()),
+            Format::Text => out!("{}", plan.render()),
             Format::Json => {
                 let mut v = serde_json::to_value(&plan).expect("a plan serializes");
                 v["plan_hash"] = plan.hash().into();
-                println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+                outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
             }
         }
         Ok(Exit::clean_if(print_refusals("", &plan, &strategies) == 0))

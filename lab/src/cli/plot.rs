@@ -37,7 +37,7 @@ impl PlotCmd {
             ChartFormatArg::Png => ChartFormat::Png,
         };
         for path in plot(&ds, &self.out, format)? {
-            println!("{}", path.display());
+            outln!("{}", path.display());
         }
         Ok(Exit::Clean)
     }

@@ -34,7 +34,7 @@ impl ReportCmd {
         match self.out {
             Some(path) => std::fs::write(&path, md)
                 .map_err(|e| LabError::io(format!("cannot write {}", path.display()), e))?,
-            None => print!("{md}"),
+            None => out!("{md}"),
         }
         Ok(Exit::Clean)
     }

@@ -20,12 +20,12 @@ pub(super) struct RunCmd {
     /// hold, kill_delay)
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = Override::parse)]
     overrides: Vec<Override>,
-    /// Trials per strategy
-    #[arg(long, default_value_t = 100, conflicts_with = "repeat")]
+    /// Trials per strategy (at least 1)
+    #[arg(long, default_value_t = 100, conflicts_with = "repeat", value_parser = super::parse_count)]
     trials: u64,
     /// Replay the plan K times per strategy and print the reproduction
-    /// rate (a gated scenario must reproduce K/K)
-    #[arg(long, value_name = "K")]
+    /// rate (a gated scenario must reproduce K/K; at least 1)
+    #[arg(long, value_name = "K", value_parser = super::parse_count)]
     repeat: Option<u64>,
     /// Strategy (repeatable): a preset (`lab strategies`) or create=..,death=..,observe=..
     #[arg(long = "strategy", default_values_t = ["canonical".to_string(), "legacy".to_string()])]
@@ -51,24 +51,20 @@ impl RunCmd {
     /// The validated options.
     ///
     /// # Errors
-    /// [`LabError::Input`] for zero trials or a zero deadline; an unknown
-    /// strategy; [`LabError::Lab`] when the lab process cannot be prepared.
+    /// An unknown strategy; [`LabError::Lab`] when the lab process cannot
+    /// be prepared. (Counts, `-j` and `--deadline` are range-checked by
+    /// clap as they are parsed: exit status 2.)
     fn options(self) -> Result<RunArgs, LabError> {
         let trials = self.repeat.unwrap_or(self.trials);
-        if trials == 0 {
-            return Err(LabError::Input(
-                "--trials and --repeat must be at least 1".into(),
-            ));
-        }
         Ok(RunArgs {
             scenario: self.scenario,
             overrides: self.overrides,
             seed: self.seed,
             trials,
             strategies: parse_strategies(&self.strategies)?,
-            deadline: self.trial.deadline()?,
+            deadline: self.trial.deadline(),
             no_cgroup: self.trial.no_cgroup,
-            jobs: self.trial.jobs(),
+            jobs: self.trial.jobs(Some(trials)),
             out: self.out,
             exe: lab_exe()?,
             gdb: self.gdb,

@@ -31,11 +31,12 @@ pub(super) struct SoakCmd {
     /// Strategy (repeatable): a preset or create=..,death=..,observe=..
     #[arg(long = "strategy", default_values_t = ["canonical".to_string(), "legacy".to_string()])]
     strategies: Vec<String>,
-    /// Trials per scenario (and swept value) and strategy
-    #[arg(long, required_unless_present_any = ["duration", "resume"], conflicts_with = "duration")]
+    /// Trials per scenario (and swept value) and strategy (at least 1)
+    #[arg(long, required_unless_present_any = ["duration", "resume"], conflicts_with = "duration",
+          value_parser = super::parse_count)]
     trials: Option<u64>,
-    /// Run for this long instead (like 30m or 8h)
-    #[arg(long, value_parser = humantime::parse_duration)]
+    /// Run for this long instead (whole seconds, like 90s, 30m or 8h; 1s..=30days)
+    #[arg(long, value_parser = super::parse_soak_duration)]
     duration: Option<Duration>,
     /// The soak's seed: trial t runs the plan of a seed derived from it and t
     #[arg(long, default_value_t = 1)]
@@ -72,8 +73,8 @@ impl SoakCmd {
     /// The validated options.
     ///
     /// # Errors
-    /// [`LabError::Input`] for a zero deadline; [`LabError::Lab`] when the
-    /// lab process cannot be prepared.
+    /// [`LabError::Lab`] when the lab process cannot be prepared. (Counts,
+    /// durations and `-j` are range-checked by clap as they are parsed.)
     fn options(self) -> Result<SoakArgs, LabError> {
         let scenarios = if self.all {
             BUILTIN.iter().map(|(n, _)| n.to_string()).collect()
@@ -84,14 +85,23 @@ impl SoakCmd {
             scenarios,
             strategies: self.strategies,
             trials: self.trials,
-            duration_s: self.duration.map(|d| d.as_secs().max(1)),
+            duration_s: self.duration.map(|d| d.as_secs()),
             seed: self.seed,
             shard: self.shard,
             sweep: self.sweep,
-            deadline_ms: self.trial.deadline()?.map(|d| d.as_millis() as u64),
+            deadline_ms: self
+                .trial
+                .deadline()
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             no_cgroup: self.trial.no_cgroup,
             gates: self.gates,
         };
+        // At most one worker per trial of the matrix, when it is known.
+        let work = spec.trials.map(|t| {
+            let cells = spec.scenarios.len().max(1) as u64;
+            let strategies = spec.strategies.len().max(1) as u64;
+            t.saturating_mul(cells).saturating_mul(strategies)
+        });
         let stamp = crate::results::run_id("soak", self.seed);
         Ok(SoakArgs {
             dir: self
@@ -101,7 +111,7 @@ impl SoakCmd {
                 .unwrap_or_else(|| PathBuf::from("results").join(stamp)),
             resume: self.resume.is_some(),
             spec,
-            jobs: self.trial.jobs(),
+            jobs: self.trial.jobs(work),
             progress: match self.progress {
                 ProgressArg::Auto => Progress::Auto,
                 ProgressArg::Bar => Progress::Bar,

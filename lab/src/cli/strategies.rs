@@ -11,7 +11,7 @@ pub(super) fn execute() -> Result<Exit, LabError> {
         } else {
             "off"
         };
-        println!(
+        outln!(
             "{name:<18} create={} death={} observe={} guards={guards}  {about}",
             c.name(),
             d.name(),
@@ -23,8 +23,8 @@ pub(super) fn execute() -> Result<Exit, LabError> {
     } else {
         "not on this kernel"
     };
-    println!("{AUTOKILL:<18} ({have})  {AUTOKILL_ABOUT}");
-    println!(
+    outln!("{AUTOKILL:<18} ({have})  {AUTOKILL_ABOUT}");
+    outln!(
         "{:<18} create=..,death=..,observe=..[,guards=on|off]  any axes; guards default to on exactly with canonical's axes",
         "(axes)"
     );

@@ -33,17 +33,14 @@ impl SuiteCommon {
     /// The suite machinery's setup.
     ///
     /// # Errors
-    /// [`LabError::Input`] for `--repeat 0` or a zero deadline;
-    /// [`LabError::Lab`] when the lab process cannot be prepared.
+    /// [`LabError::Lab`] when the lab process cannot be prepared. (`--repeat`,
+    /// `-j` and `--deadline` are range-checked by clap as they are parsed.)
     pub(super) fn setup(
         &self,
         suite: String,
         repeat: u64,
         order: SuiteOrder,
     ) -> Result<Setup, LabError> {
-        if repeat == 0 {
-            return Err(LabError::Input("--repeat must be at least 1".into()));
-        }
         let order = if !order.members.is_empty() {
             Order::Members(order.members)
         } else if let Some(seed) = order.seed {
@@ -57,9 +54,9 @@ impl SuiteCommon {
             suite,
             repeat,
             order,
-            deadline: self.trial.deadline()?,
+            deadline: self.trial.deadline(),
             no_cgroup: self.trial.no_cgroup,
-            jobs: self.trial.jobs(),
+            jobs: self.trial.jobs(None),
             exe: lab_exe()?,
         })
     }
@@ -73,8 +70,8 @@ pub(super) struct SuiteCmd {
     /// Strategy (repeatable): a preset (`lab strategies`) or create=..,death=..,observe=..
     #[arg(long = "strategy", default_values_t = ["canonical".to_string(), "legacy".to_string()])]
     strategies: Vec<String>,
-    /// Runs alone and runs of the whole suite, per member and strategy
-    #[arg(long, value_name = "K", default_value_t = 5)]
+    /// Runs alone and runs of the whole suite, per member and strategy (at least 1)
+    #[arg(long, value_name = "K", default_value_t = 5, value_parser = super::parse_count)]
     repeat: u64,
     #[command(flatten)]
     order: SuiteOrder,

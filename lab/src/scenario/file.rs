@@ -9,7 +9,8 @@ use sha2::{Digest, Sha256};
 
 use super::{
     node_count, At, AttendantAction, Hazard, Host, Kill, NodeRule, Phase, Pick, ReadDiscipline,
-    Scenario, ScenarioError, Selector, Sig, Sp, Teardown, DEFAULT_MAX_NODES, MAX_NODES_CEILING,
+    Scenario, ScenarioError, Selector, Sig, Sp, Teardown, DEFAULT_MAX_NODES, MAX_COMMAND_ARGS,
+    MAX_FILE_BYTES, MAX_KILLS, MAX_NODES_CEILING, MAX_NODE_RULES, MAX_SIGNAL_LIST,
 };
 
 /// The longest duration a scenario may write.
@@ -57,11 +58,50 @@ struct RawTree {
     depth: Option<Sp<i64>>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// `tree.breadth`: one integer, or a list of them (one per level). Read by
+/// hand rather than as an untagged enum, so that a wrong value says what a
+/// breadth is instead of naming an internal type.
 enum RawBreadth {
     One(i64),
     PerLevel(Vec<i64>),
+}
+
+/// The most levels of a tree: a `breadth` list or a `depth`.
+const MAX_LEVELS: usize = 64;
+
+impl<'de> Deserialize<'de> for RawBreadth {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawBreadth;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(
+                    f,
+                    "a breadth: an integer of at least 1, or a list of them, one per level (at most {MAX_LEVELS}), like [3, 2, 2]"
+                )
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawBreadth, E> {
+                Ok(RawBreadth::One(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawBreadth, E> {
+                Ok(RawBreadth::One(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<RawBreadth, A::Error> {
+                let mut levels = Vec::new();
+                while let Some(b) = seq.next_element::<i64>()? {
+                    if levels.len() == MAX_LEVELS {
+                        return Err(serde::de::Error::invalid_length(levels.len() + 1, &self));
+                    }
+                    levels.push(b);
+                }
+                Ok(RawBreadth::PerLevel(levels))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Deserialize)]
@@ -227,6 +267,15 @@ impl Ctx<'_> {
 
 pub(super) fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     let cx = Ctx { file, text };
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(ScenarioError::plain(
+            file,
+            format!(
+                "the text is {} bytes, more than the limit of {MAX_FILE_BYTES} bytes (1 MiB) for a scenario",
+                text.len()
+            ),
+        ));
+    }
     let raw: RawScenario =
         toml::from_str(text).map_err(|e| ScenarioError::from_toml(file, text, e))?;
     if *raw.version.get_ref() != VERSION {
@@ -278,6 +327,20 @@ pub(super) fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             Some(v)
         }
     };
+    if let Some(k) = raw.kill.get(MAX_KILLS) {
+        return cx.err(
+            k.target.span(),
+            format!(
+                "more than {MAX_KILLS} kills; a scenario has at most {MAX_KILLS} [[kill]] entries"
+            ),
+        );
+    }
+    if let Some((sel, _)) = raw.nodes.iter().nth(MAX_NODE_RULES) {
+        return cx.err(
+            sel.span(),
+            format!("more than {MAX_NODE_RULES} [nodes.SELECTOR] tables; a scenario has at most {MAX_NODE_RULES}"),
+        );
+    }
     let kills = raw
         .kill
         .iter()
@@ -366,7 +429,9 @@ fn tree_shape(cx: &Ctx<'_>, tree: &RawTree) -> Result<Vec<u32>, ScenarioError> {
             span,
             "a single breadth needs a depth; or give one breadth per level: [3, 2, 2]",
         ),
-        (RawBreadth::PerLevel(levels), _) if levels.len() > 64 => cx.err(span, "at most 64 levels"),
+        (RawBreadth::PerLevel(levels), _) if levels.len() > MAX_LEVELS => {
+            cx.err(span, format!("at most {MAX_LEVELS} levels"))
+        }
         (RawBreadth::PerLevel(levels), depth) => {
             if let Some(d) = depth {
                 if *d.get_ref() != levels.len() as i64 {
@@ -461,6 +526,12 @@ fn node_rule(cx: &Ctx<'_>, n: &RawNode) -> Result<NodeRule, ScenarioError> {
                 "a command is a non-empty list: [\"program\", \"arg\", ...]",
             )
         }
+        Some(c) if c.get_ref().len() > MAX_COMMAND_ARGS => {
+            return cx.err(
+                c.span(),
+                format!("a command has at most {MAX_COMMAND_ARGS} arguments, the program included"),
+            )
+        }
         Some(c) if c.get_ref().iter().any(|a| a.contains('\0')) => {
             return cx.err(c.span(), "a command argument may not contain NUL")
         }
@@ -521,6 +592,12 @@ fn node_rule(cx: &Ctx<'_>, n: &RawNode) -> Result<NodeRule, ScenarioError> {
         None => None,
     };
     let ignore = match &n.ignore {
+        Some(list) if list.len() > MAX_SIGNAL_LIST => {
+            return cx.err(
+                list[MAX_SIGNAL_LIST].span(),
+                format!("ignore lists at most {MAX_SIGNAL_LIST} signals"),
+            )
+        }
         Some(list) => {
             let mut sigs = Vec::new();
             for s in list {
@@ -571,6 +648,12 @@ fn teardown(cx: &Ctx<'_>, t: Option<&RawTeardown>) -> Result<Teardown, ScenarioE
             return cx.err(
                 l.span(),
                 "a ladder has at least one rung: [\"INT\", \"TERM\", \"KILL\"]",
+            )
+        }
+        (None, Some(l)) if l.get_ref().len() > MAX_SIGNAL_LIST => {
+            return cx.err(
+                l.span(),
+                format!("a ladder has at most {MAX_SIGNAL_LIST} rungs"),
             )
         }
         (None, Some(l)) => l

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-pub use error::ScenarioError;
+pub use error::{ScenarioError, MAX_QUOTE_CHARS};
 pub(crate) use file::hex16 as hex16_of;
 pub use selector::Selector;
 
@@ -22,6 +22,17 @@ pub use selector::Selector;
 pub const MAX_NODES_CEILING: u64 = 10_000;
 /// `limits.max_nodes` when the file does not set it.
 pub const DEFAULT_MAX_NODES: u64 = 1_000;
+/// The largest scenario file the lab reads (1 MiB); a larger one is
+/// refused before it is parsed.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+/// The most `[[kill]]` entries a scenario may have.
+pub const MAX_KILLS: usize = 1_000;
+/// The most `[nodes.SELECTOR]` tables a scenario may have.
+pub const MAX_NODE_RULES: usize = 1_000;
+/// The most arguments of a `command` (the program included).
+pub const MAX_COMMAND_ARGS: usize = 1_024;
+/// The most signal names of an `ignore` list or a teardown `ladder`.
+pub const MAX_SIGNAL_LIST: usize = 16;
 
 /// The scenarios built into the binary, by name: `(name, TOML text)`.
 pub const BUILTIN: &[(&str, &str)] = &[
@@ -443,9 +454,7 @@ impl Scenario {
     /// The file name and text of a built-in scenario or a file.
     fn source(name_or_path: &str) -> Result<(String, String), ScenarioError> {
         if name_or_path.contains('/') || name_or_path.ends_with(".toml") {
-            let text = std::fs::read_to_string(name_or_path).map_err(|e| {
-                ScenarioError::plain(name_or_path, format!("cannot read the file: {e}"))
-            })?;
+            let text = read_source(name_or_path)?;
             return Ok((name_or_path.to_string(), text));
         }
         match BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
@@ -464,6 +473,63 @@ impl Scenario {
     pub fn node_count(&self) -> u64 {
         node_count(&self.shape)
     }
+}
+
+/// The text of the scenario or suite file at `path`: a regular file (or
+/// anything readable but a directory) of at most [`MAX_FILE_BYTES`] bytes
+/// of UTF-8. No more than the limit is ever read (a FIFO or `/dev/zero`
+/// included).
+///
+/// # Errors
+/// An unreadable file or a directory; a file over the limit (the message
+/// names it); bytes that are not UTF-8, located at the first bad byte.
+pub(crate) fn read_source(path: &str) -> Result<String, ScenarioError> {
+    use std::io::Read;
+    let cannot =
+        |e: std::io::Error| ScenarioError::plain(path, format!("cannot read the file: {e}"));
+    let f = std::fs::File::open(path).map_err(cannot)?;
+    let meta = f.metadata().map_err(cannot)?;
+    if meta.is_dir() {
+        return Err(ScenarioError::plain(
+            path,
+            "is a directory; give a scenario file (.toml)".into(),
+        ));
+    }
+    let too_big = |size: String| {
+        ScenarioError::plain(
+            path,
+            format!(
+                "the file is {size}, more than the limit of {MAX_FILE_BYTES} bytes (1 MiB) for a scenario; \
+                 a scenario is a short description, not data"
+            ),
+        )
+    };
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_big(format!("{} bytes", meta.len())));
+    }
+    let mut bytes = Vec::new();
+    f.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_big("longer".into()));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let valid = String::from_utf8_lossy(&e.as_bytes()[..at]).into_owned();
+        let line = valid.matches('\n').count() + 1;
+        let col = valid.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        ScenarioError {
+            file: path.to_string(),
+            line,
+            col,
+            text: String::new(),
+            message: format!(
+                "the file is not UTF-8 text (byte 0x{:02x} at offset {at}); a scenario is TOML, which is UTF-8",
+                e.as_bytes()[at]
+            ),
+        }
+    })
 }
 
 /// Nodes of a tree with these breadths per level, the root included

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::plan::Plan;
+use proptest::prelude::*;
 
 /// Five lines: a minimal valid scenario (breadth 2, depth 2: 7 nodes).
 /// Anything appended starts on line 6.
@@ -666,7 +667,7 @@ fn wrong_types() {
         1,
         11,
         "\"1\"",
-        "invalid type: string \"1\", expected i64",
+        "invalid type: string \"1\", expected an integer",
     );
     err(
         "version = 1\nname = 5\n[tree]\nbreadth = 2\ndepth = 2\n",
@@ -680,7 +681,7 @@ fn wrong_types() {
         5,
         9,
         "\"2\"",
-        "invalid type: string \"2\", expected i64",
+        "invalid type: string \"2\", expected an integer",
     );
     err(
         &with_head("[nodes.leaves]\nlinger = \"yes\"\n"),
@@ -724,7 +725,7 @@ fn wrong_types() {
         4,
         11,
         "\"two\"",
-        "did not match any variant",
+        "expected a breadth",
     );
 }
 
@@ -1386,5 +1387,270 @@ fn casebook_node_keys_are_checked() {
         let e = Scenario::parse("t.toml", &with_head(body)).unwrap_err();
         assert_eq!(e.text, text, "{body}: {e}");
         assert!(e.message.contains(msg), "{body}: {e}");
+    }
+}
+
+#[test]
+fn a_wrong_breadth_says_what_a_breadth_is_not_an_internal_type() {
+    let e = err(
+        "version = 1\nname = \"t\"\n[tree]\nbreadth = \"two\"\ndepth = 2\n",
+        4,
+        11,
+        "\"two\"",
+        "invalid type: string \"two\", expected a breadth: an integer of at least 1, or a list of them",
+    );
+    assert!(!e.message.contains("untagged") && !e.message.contains("Raw"));
+    err(
+        "version = 1\nname = \"t\"\ntree = 3\n",
+        3,
+        8,
+        "3",
+        "expected a table",
+    );
+    let levels = vec!["1"; 65].join(", ");
+    let e = Scenario::parse(
+        "t.toml",
+        &format!("version = 1\nname = \"t\"\n[tree]\nbreadth = [{levels}]\n"),
+    )
+    .unwrap_err();
+    assert_eq!((e.line, e.col), (4, 11));
+    assert!(e.message.contains("invalid length 65"), "{e}");
+}
+
+#[test]
+fn integers_beyond_64_bits_are_too_large_not_i128() {
+    err(
+        "version = 1\nname = \"t\"\n[tree]\nbreadth = 2\ndepth = 99999999999999999999\n",
+        5,
+        9,
+        "99999999999999999999",
+        "the integer 99999999999999999999 is too large",
+    );
+}
+
+#[test]
+fn the_offending_text_is_bounded_and_its_control_characters_escaped() {
+    let value = "x".repeat(100_000);
+    let text = with_head(&format!("[[kill]]\ntarget = \"root\"\nat = \"{value}\"\n"));
+    let e = Scenario::parse("t.toml", &text).unwrap_err();
+    assert_eq!((e.line, e.col), (8, 6));
+    assert_eq!(e.text.chars().count(), MAX_QUOTE_CHARS + 1);
+    assert!(e.text.ends_with('…'));
+    assert!(e.to_string().len() < 1000);
+    let key = "k".repeat(100_000);
+    let e = Scenario::parse("t.toml", &format!("{key} = 1\n{HEAD}")).unwrap_err();
+    assert!(e.to_string().len() < 1000, "{} bytes", e.to_string().len());
+    let e = Scenario::parse(
+        "t.toml",
+        &with_head("[nodes.\"a\u{1b}[2Jb\"]\nlinger = true\n"),
+    )
+    .unwrap_err();
+    assert!(e.text.contains("\\u{1b}"), "{:?}", e.text);
+}
+
+#[test]
+fn nesting_too_deep_has_a_line_and_column_in_every_form() {
+    let deep = 2000;
+    for (form, rest) in [
+        (
+            "array",
+            format!("x = {}{}\n", "[".repeat(deep), "]".repeat(deep)),
+        ),
+        (
+            "inline table",
+            format!("x = {}1{}\n", "{ a = ".repeat(deep), " }".repeat(deep)),
+        ),
+        ("dotted key", format!("{} = 1\n", vec!["a"; deep].join("."))),
+        ("table header", format!("[{}]\n", vec!["a"; deep].join("."))),
+        (
+            "array of tables",
+            format!("[[{}]]\n", vec!["a"; deep].join(".")),
+        ),
+    ] {
+        let e = Scenario::parse("t.toml", &with_head(&rest)).unwrap_err();
+        assert_eq!(e.line, 6, "{form}: {e}");
+        assert!(e.col >= 1, "{form}: {e}");
+        assert!(e.to_string().len() < 1000, "{form}: {e}");
+    }
+}
+
+#[test]
+fn kills_node_tables_and_lists_have_limits() {
+    let kills = "[[kill]]\ntarget = \"leaves\"\nat = \"ready\"\n".repeat(MAX_KILLS);
+    assert_eq!(ok(&with_head(&kills)).kills.len(), MAX_KILLS);
+    let more = format!("{kills}[[kill]]\ntarget = \"root\"\nat = \"ready\"\n");
+    err(
+        &with_head(&more),
+        7 + 3 * MAX_KILLS,
+        10,
+        "\"root\"",
+        "more than 1000 kills",
+    );
+    let args = vec!["\"a\""; MAX_COMMAND_ARGS + 1].join(", ");
+    let e = Scenario::parse(
+        "t.toml",
+        &with_head(&format!("[nodes.leaves]\ncommand = [{args}]\n")),
+    )
+    .unwrap_err();
+    assert_eq!((e.line, e.col), (7, 11));
+    assert!(e.message.contains("at most 1024 arguments"), "{e}");
+    let sigs = vec!["\"TERM\""; MAX_SIGNAL_LIST + 1].join(", ");
+    let e = Scenario::parse(
+        "t.toml",
+        &with_head(&format!("[teardown]\nladder = [{sigs}]\n")),
+    )
+    .unwrap_err();
+    assert_eq!((e.line, e.col), (7, 10));
+    assert!(e.message.contains("at most 16 rungs"), "{e}");
+    let e = Scenario::parse(
+        "t.toml",
+        &with_head(&format!("[nodes.leaves]\nignore = [{sigs}]\n")),
+    )
+    .unwrap_err();
+    assert!(e.message.contains("at most 16 signals"), "{e}");
+    let too_big = format!(
+        "{HEAD}about = \"{}\"\n",
+        "x".repeat(MAX_FILE_BYTES as usize)
+    );
+    let e = Scenario::parse("t.toml", &too_big).unwrap_err();
+    assert!(e.message.contains("1048576 bytes (1 MiB)"), "{e}");
+}
+
+/// A TOML value of a scenario's vocabulary, nested a few levels.
+fn toml_value() -> impl Strategy<Value = toml::Value> {
+    let leaf = prop_oneof![
+        any::<i64>().prop_map(toml::Value::Integer),
+        (-1i64..70).prop_map(toml::Value::Integer),
+        any::<f64>().prop_map(toml::Value::Float),
+        any::<bool>().prop_map(toml::Value::Boolean),
+        "[ -~]{0,12}".prop_map(toml::Value::String),
+        prop::sample::select(vec![
+            "root",
+            "leaves",
+            "interior",
+            "*",
+            "0.1",
+            "depth:2",
+            "ready",
+            "gate:created",
+            "gate:armed",
+            "5ms",
+            "2ms..20ms",
+            "KILL",
+            "TERM",
+            "one",
+            "all",
+            "to-eof",
+            "1MiB",
+        ])
+        .prop_map(|s| toml::Value::String(s.to_string())),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(toml::Value::Array),
+            prop::collection::btree_map(key(), inner, 0..6)
+                .prop_map(|m| toml::Value::Table(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// A key of a scenario (or not).
+fn key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::sample::select(vec![
+            "version",
+            "name",
+            "about",
+            "tree",
+            "breadth",
+            "depth",
+            "kill",
+            "target",
+            "pick",
+            "signal",
+            "at",
+            "nodes",
+            "leaves",
+            "root",
+            "*",
+            "linger",
+            "exit_code",
+            "exit_delay",
+            "exec",
+            "command",
+            "threads",
+            "hazard",
+            "attendant",
+            "hold",
+            "capture",
+            "read",
+            "output",
+            "dup_stdout",
+            "ignore",
+            "teardown",
+            "ladder",
+            "rung_wait",
+            "group",
+            "limits",
+            "max_nodes",
+            "deadline",
+            "host",
+            "chance",
+        ])
+        .prop_map(str::to_string),
+        "[a-z_.ñ]{1,8}",
+    ]
+}
+
+/// A whole document: the top-level keys of a scenario with arbitrary values.
+fn toml_document() -> impl Strategy<Value = String> {
+    prop::collection::btree_map(key(), toml_value(), 0..8).prop_map(|m| {
+        let table: toml::Table = m.into_iter().collect();
+        toml::to_string(&table).unwrap_or_default()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+
+    /// Arbitrary bytes (as the file reader would pass them, lossily): an
+    /// error or a scenario, never a panic, and a bounded message.
+    #[test]
+    fn arbitrary_bytes_never_panic_the_parser(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        let text = String::from_utf8_lossy(&bytes);
+        if let Err(e) = Scenario::parse("t.toml", &text) {
+            prop_assert!(e.to_string().len() < 2048);
+        }
+    }
+
+    /// Arbitrary TOML documents over the scenario's keys and values: an
+    /// error with a position or a scenario whose plan can be made.
+    #[test]
+    fn arbitrary_toml_documents_never_panic_the_parser(doc in toml_document()) {
+        match Scenario::parse("t.toml", &doc) {
+            Ok(s) => {
+                let _ = Plan::new(&s, 1);
+            }
+            Err(e) => prop_assert!(e.to_string().len() < 2048),
+        }
+    }
+
+    /// A valid head with arbitrary TOML after it (so that the deeper keys
+    /// are reached): never a panic.
+    #[test]
+    fn arbitrary_tables_after_a_valid_head_never_panic(
+        tables in prop::collection::btree_map(key(), toml_value(), 0..4)
+    ) {
+        let mut doc: toml::Table = toml::from_str(HEAD).unwrap();
+        for (k, v) in tables {
+            doc.insert(k, v);
+        }
+        let text = toml::to_string(&doc).unwrap_or_default();
+        match Scenario::parse("t.toml", &text) {
+            Ok(s) => {
+                let _ = Plan::new(&s, 1);
+            }
+            Err(e) => prop_assert!(e.to_string().len() < 2048),
+        }
     }
 }

@@ -41,62 +41,135 @@ impl Worker<'_> {
     }
 }
 
+/// Why a worker's job failed, with what it gave before it failed (a
+/// trial that could not run: its `error` outcome), if anything.
+struct Failed<R> {
+    partial: Option<R>,
+    error: SupervisorError,
+}
+
+impl<R> Failed<R> {
+    /// A failure that gave nothing.
+    fn bare(error: SupervisorError) -> Box<Self> {
+        Box::new(Failed {
+            partial: None,
+            error,
+        })
+    }
+}
+
+/// What a pool's worker does with one job: its result, or why it failed.
+type Work<'a, J, R> = dyn Fn(&mut Worker<'_>, J) -> Result<R, Box<Failed<R>>> + Sync + 'a;
+
+/// The error of a supervisor that failed: for one that could not start
+/// because a limit on processes was reached, with what to do about it.
+fn pool_error(e: SupervisorError) -> LabError {
+    let limit = match &e {
+        SupervisorError::Start { source, .. } => {
+            matches!(source.raw_os_error(), Some(libc::EAGAIN | libc::ENOMEM))
+        }
+        _ => false,
+    };
+    let e = LabError::from(e);
+    if limit {
+        LabError::Lab(format!(
+            "{}; a limit on processes is reached (ulimit -u / RLIMIT_NPROC, kernel.threads-max, \
+             a cgroup's pids.max): lower -j, or raise the limit",
+            e.chain()
+        ))
+    } else {
+        e
+    }
+}
+
 impl Session {
     /// Run `job(0)`, `job(1)`, ... until one is `None` on up to `workers`
     /// threads (at most [`Session::jobs`]); `job(i)` runs on a worker
     /// thread just before `work` does its job there. `on_done(i, result)`
-    /// is called on the calling thread as each job ends. A worker whose
-    /// `work` fails stops, no new job is dealt, and the error is returned
-    /// once the jobs in flight have ended. Returns the wall time.
+    /// is called on the calling thread as each job ends (and for a failed
+    /// job with what it gave before it failed). A worker whose `work` fails
+    /// stops, no new job is dealt, and the error is returned once the jobs
+    /// in flight have ended. When fewer worker threads can be created than
+    /// asked (a limit on threads), the pool goes on with those that
+    /// started and says so on standard error; when none can, it returns
+    /// the error. Returns the wall time.
     fn pool<J, R: Send>(
         &self,
         workers: usize,
         job: &(dyn Fn(u64) -> Option<J> + Sync),
-        work: &(dyn Fn(&mut Worker<'_>, J) -> Result<R, SupervisorError> + Sync),
+        work: &Work<'_, J, R>,
         mut on_done: impl FnMut(u64, R),
     ) -> Result<Duration, LabError> {
         let next = AtomicU64::new(0);
         let stop = AtomicBool::new(false);
-        let (tx, rx) = mpsc::channel::<Result<(u64, R), SupervisorError>>();
+        let (tx, rx) = mpsc::channel::<Result<(u64, R), (u64, Box<Failed<R>>)>>();
         let start = Instant::now();
+        let wanted = workers.clamp(1, self.jobs());
         std::thread::scope(|s| {
-            for _ in 0..workers.clamp(1, self.jobs()) {
+            let mut started = 0usize;
+            let mut refused = None;
+            for n in 0..wanted {
                 let tx = tx.clone();
                 let (next, stop) = (&next, &stop);
-                s.spawn(move || {
-                    let mut w = Worker {
-                        session: self,
-                        sup: None,
-                        used: false,
-                    };
-                    while !stop.load(Ordering::SeqCst) {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(j) = job(i) else {
-                            break;
+                let spawned = std::thread::Builder::new()
+                    .name(format!("lab-worker-{n}"))
+                    .spawn_scoped(s, move || {
+                        let mut w = Worker {
+                            session: self,
+                            sup: None,
+                            used: false,
                         };
-                        let done = work(&mut w, j);
-                        let failed = done.is_err();
-                        if failed {
-                            stop.store(true, Ordering::SeqCst);
+                        while !stop.load(Ordering::SeqCst) {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(j) = job(i) else {
+                                break;
+                            };
+                            let done = work(&mut w, j);
+                            let failed = done.is_err();
+                            if failed {
+                                stop.store(true, Ordering::SeqCst);
+                            }
+                            if tx.send(done.map(|r| (i, r)).map_err(|f| (i, f))).is_err() || failed
+                            {
+                                break;
+                            }
                         }
-                        if tx.send(done.map(|r| (i, r))).is_err() || failed {
-                            break;
-                        }
+                    });
+                match spawned {
+                    Ok(_) => started += 1,
+                    Err(e) => {
+                        refused = Some(e);
+                        break;
                     }
-                });
+                }
             }
             drop(tx);
+            if let Some(e) = &refused {
+                if started == 0 {
+                    return Err(LabError::Lab(format!(
+                        "cannot start a worker thread (0 of {wanted} started): {e}; a limit on \
+                         threads is reached (ulimit -u / RLIMIT_NPROC, kernel.threads-max, a \
+                         cgroup's pids.max): lower -j, or raise the limit"
+                    )));
+                }
+                crate::cli::out::write_err(format_args!(
+                    "lab: started {started} of {wanted} workers ({e}: a limit on threads); going on with {started}\n"
+                ));
+            }
             let mut failure = None;
             for msg in rx {
                 match msg {
                     Ok((i, r)) => on_done(i, r),
-                    Err(e) => {
-                        failure.get_or_insert(e);
+                    Err((i, f)) => {
+                        if let Some(r) = f.partial {
+                            on_done(i, r);
+                        }
+                        failure.get_or_insert(f.error);
                     }
                 }
             }
             match failure {
-                Some(e) => Err(LabError::from(e)),
+                Some(e) => Err(pool_error(e)),
                 None => Ok(start.elapsed()),
             }
         })
@@ -107,7 +180,10 @@ impl Session {
     /// says. Returns the wall time.
     ///
     /// # Errors
-    /// [`LabError::Io`] when a supervisor cannot be started.
+    /// [`LabError::Io`] when a supervisor cannot be started (the trial
+    /// dealt to it gets an `error` outcome first), [`LabError::Lab`] when it
+    /// cannot for a limit on processes, or when no worker thread can start;
+    /// each with what to do.
     pub fn run_trials(
         &self,
         base: &TrialRequest,
@@ -138,7 +214,7 @@ impl Session {
     /// time.
     ///
     /// # Errors
-    /// [`LabError::Io`] when a supervisor cannot be started.
+    /// As [`Session::run_trials`].
     pub fn run_pool(
         &self,
         request: &(dyn Fn(u64) -> Option<TrialRequest> + Sync),
@@ -169,7 +245,17 @@ impl Session {
             // supervisor, as a test run alone gets a fresh process.
             let fresh = w.used && req.plan.host.acts();
             w.used = true;
-            let sup = w.supervisor(fresh)?;
+            // A trial whose supervisor cannot start is recorded as an
+            // `error` (it was dealt, maybe journalled), and the pool stops.
+            let sup = w.supervisor(fresh).map_err(|e| {
+                Box::new(Failed {
+                    partial: Some(Outcome::error(
+                        format!("not run: {}", crate::error::chain(&e)),
+                        0,
+                    )),
+                    error: e,
+                })
+            })?;
             req.keep_hung = req.keep_hung && !kept_one.load(Ordering::SeqCst);
             Ok(sup.run(&req, &keep).unwrap_or_else(|e| {
                 w.discard();
@@ -187,14 +273,15 @@ impl Session {
     /// in the order of `executions`.
     ///
     /// # Errors
-    /// [`LabError::Io`] when a supervisor cannot be started.
+    /// As [`Session::run_trials`], except that an execution whose
+    /// supervisor cannot start gives no outcomes.
     pub fn execute_all(
         &self,
         executions: &[Vec<TrialRequest>],
     ) -> Result<Vec<Vec<Outcome>>, LabError> {
         let job = |i: u64| executions.get(usize::try_from(i).ok()?);
         let work = |w: &mut Worker<'_>, requests: &Vec<TrialRequest>| {
-            let sup = w.supervisor(true)?;
+            let sup = w.supervisor(true).map_err(Failed::bare)?;
             let mut outcomes = Vec::with_capacity(requests.len());
             let mut dead: Option<String> = None;
             for req in requests {
