@@ -133,17 +133,32 @@ pub fn create_lab_cgroup() -> Option<PathBuf> {
 /// `open` or `flock` of the new directory's (it is removed again then).
 pub fn create_lab_cgroup_in(parent: &Path) -> io::Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::Builder::new()
+    let path = tempfile::Builder::new()
         .prefix(LAB_PREFIX)
         .rand_bytes(12)
         .permissions(fs::Permissions::from_mode(0o700))
-        .tempdir_in(parent)?;
-    let fd = open(
-        dir.path(),
+        .tempdir_in(parent)?
+        .keep();
+    // A cgroup directory holds control files that no one may unlink: remove
+    // it with rmdir alone (a `TempDir`'s `remove_dir_all` would fail).
+    let held = open(
+        &path,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
         Mode::empty(),
-    )?;
-    rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive)?;
+    )
+    .and_then(|fd| {
+        // Blocking: a janitor that looked at the new directory before its
+        // owner was written holds the lock for a moment only.
+        rustix::fs::flock(&fd, FlockOperation::LockExclusive)?;
+        Ok(fd)
+    });
+    let fd = match held {
+        Ok(fd) => fd,
+        Err(e) => {
+            let _ = fs::remove_dir(&path);
+            return Err(e.into());
+        }
+    };
     if let Ok(owner) = Owner::current() {
         // Best effort: without user xattrs the lock alone says the lab lives.
         let _ = rustix::fs::fsetxattr(
@@ -153,7 +168,6 @@ pub fn create_lab_cgroup_in(parent: &Path) -> io::Result<PathBuf> {
             rustix::fs::XattrFlags::CREATE,
         );
     }
-    let path = dir.keep();
     HELD.lock()
         .unwrap_or_else(|p| p.into_inner())
         .push((path.clone(), fd));
@@ -358,5 +372,32 @@ pub(crate) fn wait_unpopulated(mut events: &File, limit: std::time::Duration) {
             rustix::event::PollFlags::PRI,
         )];
         let _ = rustix::event::poll(&mut fds, Some(&ts));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_owner_reads_back_and_a_reused_pid_is_not_it() {
+        let me = Owner::current().unwrap();
+        assert_eq!(Owner::parse(&me.encode()), Some(me.clone()));
+        assert!(me.is_running());
+        // The same PID with another start time: a process that reused it.
+        let other = Owner {
+            start_ticks: me.start_ticks + 1,
+            ..me.clone()
+        };
+        assert!(!other.is_running());
+        // Another boot.
+        let rebooted = Owner {
+            boot_id: "00000000-0000-0000-0000-000000000000".into(),
+            ..me
+        };
+        assert!(!rebooted.is_running());
+        for bad in ["", "boot", "boot x 1", "boot 1 x", "boot 1 2 3"] {
+            assert_eq!(Owner::parse(bad), None, "{bad:?}");
+        }
     }
 }
