@@ -326,7 +326,10 @@ pub(crate) fn empty_and_remove(dir: &Path, limit: std::time::Duration) -> bool {
     if let Ok(entries) = fs::read_dir(dir) {
         for e in entries.flatten() {
             let path = e.path();
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
+            // A trial cgroup (a directory with cgroup.events), nothing else.
+            if e.file_type().is_ok_and(|t| t.is_dir())
+                && fs::symlink_metadata(path.join("cgroup.events")).is_ok()
+            {
                 let _ = fs::write(path.join("cgroup.kill"), b"1");
                 if let Ok(events) = File::open(path.join("cgroup.events")) {
                     wait_unpopulated(&events, limit);

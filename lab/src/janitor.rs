@@ -79,6 +79,9 @@ impl Found {
     }
 }
 
+/// `f_type` of a cgroup v2 file system (`statfs(2)`).
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
 /// How long [`remove`] waits for a killed cgroup to empty (the kernel's
 /// `populated 0`).
 pub const EMPTY_WAIT: Duration = Duration::from_secs(5);
@@ -115,6 +118,14 @@ fn judge(path: &Path) -> io::Result<(Found, OwnedFd)> {
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
         Mode::empty(),
     )?;
+    // Only a cgroup v2 directory: never write cgroup.kill files into, or
+    // remove, anything else.
+    if rustix::fs::fstatfs(&fd)?.f_type as i64 != CGROUP2_SUPER_MAGIC {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a cgroup v2 directory", path.display()),
+        ));
+    }
     let owner = cgroup::owner_of(fd.as_fd());
     let locked_by_other = match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => false,
@@ -140,8 +151,8 @@ fn judge(path: &Path) -> io::Result<(Found, OwnedFd)> {
 /// Judge the lab cgroup at `path`: live, stale or unknown.
 ///
 /// # Errors
-/// `NotFound` when it does not exist; `NotADirectory`, `EACCES` and the
-/// like from opening it.
+/// `NotFound` when it does not exist; `InvalidInput` when it is no cgroup
+/// v2 directory; `NotADirectory`, `EACCES` and the like from opening it.
 pub fn inspect(path: &Path) -> io::Result<Found> {
     judge(path).map(|(f, _)| f)
 }

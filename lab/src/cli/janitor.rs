@@ -60,7 +60,11 @@ impl JanitorCmd {
                         path.display()
                     )))
                 }
-                Err(e) if named && e.raw_os_error() == Some(libc::ENOTDIR) => {
+                Err(e)
+                    if named
+                        && (e.raw_os_error() == Some(libc::ENOTDIR)
+                            || e.kind() == std::io::ErrorKind::InvalidInput) =>
+                {
                     return Err(LabError::Input(format!(
                         "{}: not a cgroup directory",
                         path.display()

@@ -572,6 +572,18 @@ fn the_janitor_removes_the_cgroup_of_a_killed_lab_and_never_a_live_one() {
     // Bad input: a path that is no cgroup.
     let (code, _, err) = janitor(&["--remove", "/no/such/cgroup"]);
     assert_eq!(code, Some(2), "{err}");
+    // Nor a directory that is no cgroup: nothing is written into it.
+    let plain = tempfile::tempdir().unwrap();
+    std::fs::create_dir(plain.path().join("lab.x")).unwrap();
+    let (code, _, err) = janitor(&["--remove", plain.path().to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("not a cgroup"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(plain.path().join("lab.x"))
+            .unwrap()
+            .count(),
+        0
+    );
     drop(_one);
     let _ = std::fs::remove_dir_all(dir);
 }
