@@ -4,7 +4,7 @@
 //! against the same 15-process tree built by a bare fork/wait loop with no
 //! lab around it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -50,17 +50,33 @@ impl Throughput {
 }
 
 /// Measure the floor, then the lab, `trials` each on `jobs` workers; the
-/// lab's results go under `out` (removed afterwards).
+/// lab's results go into a fresh directory `lab-bench-XXXXXXXX` under `tmp`
+/// (mkdtemp semantics: a random name, a `mkdir` that fails if it exists,
+/// mode 0700; nothing another user planted is ever written through),
+/// removed afterwards.
 ///
 /// # Errors
-/// [`LabError::Lab`] when a raw fork fails or the lab run fails.
+/// [`LabError::Io`] when the directory cannot be made; [`LabError::Lab`]
+/// when a raw fork fails or the lab run fails.
 pub fn throughput(
     exe: PathBuf,
     trials: u64,
     jobs: usize,
-    out: PathBuf,
+    tmp: &Path,
 ) -> Result<Throughput, LabError> {
+    use std::os::unix::fs::PermissionsExt;
     let floor_per_s = floor_rate(trials, jobs)?;
+    let dir = tempfile::Builder::new()
+        .prefix("lab-bench-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir_in(tmp)
+        .map_err(|e| {
+            LabError::io(
+                format!("cannot make a directory under {}", tmp.display()),
+                e,
+            )
+        })?;
+    let out = dir.path().to_path_buf();
     let args = RunArgs {
         scenario: "nested".into(),
         overrides: Vec::new(),
@@ -70,13 +86,13 @@ pub fn throughput(
         deadline: None,
         no_cgroup: false,
         jobs,
-        out: out.clone(),
+        out,
         exe,
         gdb: false,
         keep_hung: false,
     };
     let summary = run::run(&args);
-    let _ = std::fs::remove_dir_all(&out);
+    drop(dir);
     let summary = summary?;
     let r = &summary.results[0];
     if r.pass != r.trials {

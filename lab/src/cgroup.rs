@@ -9,8 +9,9 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-use rustix::fs::{open, Mode, OFlags};
+use rustix::fs::{open, FlockOperation, Mode, OFlags};
 
 /// The cgroup v2 directory of the calling process, from `/proc/self/mountinfo`
 /// (the cgroup2 mount point) and `/proc/self/cgroup` (the `0::` line).
@@ -27,17 +28,158 @@ pub fn own_cgroup() -> Option<PathBuf> {
     Some(Path::new(mount).join(rel.trim_start_matches('/')))
 }
 
-/// Create the lab's own cgroup `lab.<pid>` under the caller's, where each
-/// trial gets a child cgroup. `None` when cgroup v2 is missing or not
-/// writable (an unprivileged user without a delegated subtree): the lab then
-/// runs with the subreaper alone and says so.
-pub fn create_lab_cgroup() -> Option<PathBuf> {
-    let dir = own_cgroup()?.join(format!("lab.{}", std::process::id()));
-    match fs::create_dir(&dir) {
-        Ok(()) => Some(dir),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Some(dir),
-        Err(_) => None,
+/// The extended attribute of a lab cgroup that names its owner (see
+/// [`Owner`]): `user.lab.owner`, value `BOOT_ID PID START_TICKS`.
+pub const OWNER_XATTR: &str = "user.lab.owner";
+
+/// The prefix of every lab cgroup's name: `lab.` and a random suffix.
+pub const LAB_PREFIX: &str = "lab.";
+
+/// The process that made a lab cgroup, told apart from a later process
+/// with the same PID: the boot (`/proc/sys/kernel/random/boot_id`), the PID
+/// (as the owner saw it, in its own PID namespace) and the process's start
+/// time (field 22 of `/proc/PID/stat`, in clock ticks since boot).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Owner {
+    /// The kernel's boot id.
+    pub boot_id: String,
+    /// The owner's PID, in its own PID namespace.
+    pub pid: i32,
+    /// Its start time, clock ticks after boot.
+    pub start_ticks: u64,
+}
+
+impl Owner {
+    /// The calling process.
+    ///
+    /// # Errors
+    /// Read errors of `/proc/sys/kernel/random/boot_id` or `/proc/self/stat`.
+    pub fn current() -> io::Result<Owner> {
+        Ok(Owner {
+            boot_id: boot_id()?,
+            pid: std::process::id() as i32,
+            start_ticks: start_ticks("self")?,
+        })
     }
+
+    /// `BOOT_ID PID START_TICKS`, as stored in [`OWNER_XATTR`].
+    pub fn encode(&self) -> String {
+        format!("{} {} {}", self.boot_id, self.pid, self.start_ticks)
+    }
+
+    /// The owner [`Owner::encode`] wrote; `None` when `s` is not one.
+    pub fn parse(s: &str) -> Option<Owner> {
+        let mut w = s.split_whitespace();
+        let owner = Owner {
+            boot_id: w.next()?.to_string(),
+            pid: w.next()?.parse().ok()?,
+            start_ticks: w.next()?.parse().ok()?,
+        };
+        w.next().is_none().then_some(owner)
+    }
+
+    /// Whether the owner still runs, as far as this process can see: the
+    /// same boot, and a process of that PID (in this process's `/proc`)
+    /// with the same start time. A reused PID has another start time.
+    pub fn is_running(&self) -> bool {
+        boot_id().is_ok_and(|b| b == self.boot_id)
+            && self.pid > 0
+            && start_ticks(&self.pid.to_string()).is_ok_and(|t| t == self.start_ticks)
+    }
+}
+
+/// This boot's id.
+fn boot_id() -> io::Result<String> {
+    Ok(fs::read_to_string("/proc/sys/kernel/random/boot_id")?
+        .trim()
+        .to_string())
+}
+
+/// Field 22 (`starttime`) of `/proc/PID/stat`: the fields after the last
+/// `)` (the command name may hold spaces and parentheses) start at field 3.
+fn start_ticks(pid: &str) -> io::Result<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(22 - 3))
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unreadable /proc/PID/stat"))
+}
+
+/// The lab cgroups this process made and still holds: each directory open
+/// with an exclusive `flock`, released when it is removed (or when the
+/// process dies, however it dies).
+static HELD: Mutex<Vec<(PathBuf, OwnedFd)>> = Mutex::new(Vec::new());
+
+/// Create a lab cgroup of the caller's under the caller's own cgroup, where
+/// each trial gets a child cgroup. `None` when cgroup v2 is missing or not
+/// writable (an unprivileged user without a delegated subtree): the lab then
+/// runs with the subreaper alone and says so. See [`create_lab_cgroup_in`].
+pub fn create_lab_cgroup() -> Option<PathBuf> {
+    create_lab_cgroup_in(&own_cgroup()?).ok()
+}
+
+/// Create a lab cgroup under `parent`: `lab.` and a random suffix, made
+/// with a `mkdir` that fails when the name exists and retried with another
+/// suffix (mkdtemp semantics, mode 0700), so two labs never share one, not
+/// even two labs that are both PID 1 of their own PID namespace. The
+/// creator's [`Owner`] is written to its [`OWNER_XATTR`] (where cgroupfs
+/// takes no `user.` xattrs, before Linux 5.7, the cgroup has no recorded
+/// owner), and the caller holds an exclusive `flock` on the directory until
+/// [`remove_lab_cgroup`] (or its death): `lab janitor` tells a live lab's
+/// cgroup by either.
+///
+/// # Errors
+/// The `mkdir`'s (`EACCES` without write access to `parent`), or the
+/// `open` or `flock` of the new directory's (it is removed again then).
+pub fn create_lab_cgroup_in(parent: &Path) -> io::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = tempfile::Builder::new()
+        .prefix(LAB_PREFIX)
+        .rand_bytes(12)
+        .permissions(fs::Permissions::from_mode(0o700))
+        .tempdir_in(parent)?
+        .keep();
+    // A cgroup directory holds control files that no one may unlink: remove
+    // it with rmdir alone (a `TempDir`'s `remove_dir_all` would fail).
+    let held = open(
+        &path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+    )
+    .and_then(|fd| {
+        // Blocking: a janitor that looked at the new directory before its
+        // owner was written holds the lock for a moment only.
+        rustix::fs::flock(&fd, FlockOperation::LockExclusive)?;
+        Ok(fd)
+    });
+    let fd = match held {
+        Ok(fd) => fd,
+        Err(e) => {
+            let _ = fs::remove_dir(&path);
+            return Err(e.into());
+        }
+    };
+    if let Ok(owner) = Owner::current() {
+        // Best effort: without user xattrs the lock alone says the lab lives.
+        let _ = rustix::fs::fsetxattr(
+            &fd,
+            OWNER_XATTR,
+            owner.encode().as_bytes(),
+            rustix::fs::XattrFlags::CREATE,
+        );
+    }
+    HELD.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push((path.clone(), fd));
+    Ok(path)
+}
+
+/// The [`Owner`] recorded on the lab cgroup open as `dir`; `None` when it
+/// has none (or none that parses).
+pub fn owner_of(dir: BorrowedFd<'_>) -> Option<Owner> {
+    let mut buf = [0u8; 256];
+    let n = rustix::fs::fgetxattr(dir, OWNER_XATTR, &mut buf[..]).ok()?;
+    Owner::parse(std::str::from_utf8(&buf[..n]).ok()?)
 }
 
 /// The parent of the trials' cgroups for one run of the lab: a fresh
@@ -163,28 +305,54 @@ impl Drop for TrialCgroup {
     }
 }
 
-/// Remove the lab's cgroup: kill what a crashed supervisor may have left in
-/// trial cgroups below it, wait for the kernel's `populated 0` event on each
-/// (at most 1 s), then remove them and it. Best effort.
+/// Remove the lab's cgroup `dir` (one this process made with
+/// [`create_lab_cgroup_in`]): kill what a crashed supervisor may have left
+/// in trial cgroups below it, wait for the kernel's `populated 0` event on
+/// each (at most 1 s), then remove them and it, and release its lock. It
+/// touches nothing outside `dir`, so it never reaches another lab's trials.
+/// Best effort.
 pub fn remove_lab_cgroup(dir: &Path) {
+    empty_and_remove(dir, std::time::Duration::from_secs(1));
+    HELD.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|(p, _)| p != dir);
+}
+
+/// Kill every process below `dir` (each trial cgroup's `cgroup.kill`, then
+/// `dir`'s own), wait up to `limit` for `populated 0` on each, and remove
+/// the trial cgroups and `dir`. Returns whether `dir` is gone (it was
+/// removed now or had been before).
+pub(crate) fn empty_and_remove(dir: &Path, limit: std::time::Duration) -> bool {
     if let Ok(entries) = fs::read_dir(dir) {
         for e in entries.flatten() {
             let path = e.path();
-            if path.is_dir() {
+            // A trial cgroup (a directory with cgroup.events), nothing else.
+            if e.file_type().is_ok_and(|t| t.is_dir())
+                && fs::symlink_metadata(path.join("cgroup.events")).is_ok()
+            {
                 let _ = fs::write(path.join("cgroup.kill"), b"1");
                 if let Ok(events) = File::open(path.join("cgroup.events")) {
-                    wait_unpopulated(&events, std::time::Duration::from_secs(1));
+                    wait_unpopulated(&events, limit);
                 }
                 let _ = fs::remove_dir(&path);
             }
         }
     }
-    let _ = fs::remove_dir(dir);
+    if fs::symlink_metadata(dir.join("cgroup.events")).is_ok() {
+        let _ = fs::write(dir.join("cgroup.kill"), b"1");
+        if let Ok(events) = File::open(dir.join("cgroup.events")) {
+            wait_unpopulated(&events, limit);
+        }
+    }
+    match fs::remove_dir(dir) {
+        Ok(()) => true,
+        Err(e) => e.kind() == io::ErrorKind::NotFound,
+    }
 }
 
 /// Block until `cgroup.events` says `populated 0` or `limit` passes: the
 /// file reports `POLLPRI` on every change of its content.
-fn wait_unpopulated(mut events: &File, limit: std::time::Duration) {
+pub(crate) fn wait_unpopulated(mut events: &File, limit: std::time::Duration) {
     let end = std::time::Instant::now() + limit;
     loop {
         let mut s = String::new();
@@ -207,5 +375,32 @@ fn wait_unpopulated(mut events: &File, limit: std::time::Duration) {
             rustix::event::PollFlags::PRI,
         )];
         let _ = rustix::event::poll(&mut fds, Some(&ts));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_owner_reads_back_and_a_reused_pid_is_not_it() {
+        let me = Owner::current().unwrap();
+        assert_eq!(Owner::parse(&me.encode()), Some(me.clone()));
+        assert!(me.is_running());
+        // The same PID with another start time: a process that reused it.
+        let other = Owner {
+            start_ticks: me.start_ticks + 1,
+            ..me.clone()
+        };
+        assert!(!other.is_running());
+        // Another boot.
+        let rebooted = Owner {
+            boot_id: "00000000-0000-0000-0000-000000000000".into(),
+            ..me
+        };
+        assert!(!rebooted.is_running());
+        for bad in ["", "boot", "boot x 1", "boot 1 x", "boot 1 2 3"] {
+            assert_eq!(Owner::parse(bad), None, "{bad:?}");
+        }
     }
 }

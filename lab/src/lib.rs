@@ -14,6 +14,7 @@ pub mod cli;
 pub mod env;
 pub mod error;
 pub mod forensics;
+pub mod janitor;
 pub mod node;
 pub mod phase;
 pub mod plan;

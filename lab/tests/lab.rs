@@ -348,6 +348,9 @@ mod forensics;
 #[path = "lab/guards.rs"]
 mod guards;
 
+#[path = "lab/hygiene.rs"]
+mod hygiene;
+
 #[path = "lab/soak.rs"]
 mod soak;
 

@@ -19,9 +19,9 @@ pub(super) struct BenchCmd {
 
 impl BenchCmd {
     pub(super) fn execute(self) -> Result<Exit, LabError> {
-        let out = std::env::temp_dir().join(format!("lab-bench-{}", std::process::id()));
         let jobs = self.jobs.unwrap_or_else(default_jobs);
-        let t = crate::bench::throughput(lab_exe()?, self.trials, jobs, out)?;
+        let tmp = std::env::temp_dir();
+        let t = crate::bench::throughput(lab_exe()?, self.trials, jobs, &tmp)?;
         print_report(self.format, &t, || t.render());
         Ok(Exit::Clean)
     }

@@ -11,6 +11,7 @@ mod bench;
 mod bisect;
 mod check;
 mod env;
+mod janitor;
 mod list;
 mod merge;
 mod plan;
@@ -79,6 +80,8 @@ enum Command {
     Strategies,
     /// Print which kernel features this machine has and what they enable
     Env(env::EnvCmd),
+    /// List the cgroups of labs that are no longer running; --remove removes them
+    Janitor(janitor::JanitorCmd),
     #[command(name = "__supervisor", hide = true)]
     Supervisor,
     #[command(name = "__node", hide = true)]
@@ -112,6 +115,7 @@ pub fn execute(cli: Cli) -> Result<Exit, LabError> {
         Command::List => list::execute(),
         Command::Strategies => strategies::execute(),
         Command::Env(c) => c.execute(),
+        Command::Janitor(c) => c.execute(),
         Command::Supervisor => Ok(match crate::supervisor::main() {
             0 => Exit::Clean,
             _ => Exit::Lab,

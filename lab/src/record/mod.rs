@@ -58,19 +58,23 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Record into a new `dir/trials.csv` (and `dir`).
+    /// Record into a new `dir/trials.csv` (and `dir`), created with
+    /// `O_CREAT|O_EXCL|O_NOFOLLOW`.
     ///
     /// # Errors
-    /// [`LabError::Io`] when the directory or the file cannot be created.
+    /// [`LabError::Input`] when something (a symlink included) is already
+    /// at `dir/trials.csv`; [`LabError::Io`] when the directory or the file
+    /// cannot be created.
     pub fn create(dir: &Path, ctx: RunContext) -> Result<Recorder, LabError> {
         let csv = CsvSink::create(dir).map_err(|e| cannot_write(dir, e))?;
         Ok(Recorder::with(dir, ctx, csv))
     }
 
     /// Record at the end of `dir/trials.csv`, created (with its header)
-    /// when it does not exist yet: a resumed soak.
+    /// when it does not exist yet: a resumed soak. Never through a symlink.
     ///
     /// # Errors
+    /// [`LabError::Input`] when `dir/trials.csv` is a symlink;
     /// [`LabError::Io`] when the file cannot be opened or created.
     pub fn append(dir: &Path, ctx: RunContext) -> Result<Recorder, LabError> {
         let csv = CsvSink::append(dir).map_err(|e| cannot_write(dir, e))?;
@@ -153,6 +157,17 @@ impl Recorder {
     }
 }
 
+/// Why results under `dir` cannot be written. Something already at the
+/// name of a file the lab makes for itself (a planted file or symlink: it is
+/// never written through) is bad input, exit 2.
 fn cannot_write(dir: &Path, e: std::io::Error) -> LabError {
+    if e.kind() == std::io::ErrorKind::AlreadyExists || e.raw_os_error() == Some(libc::ELOOP) {
+        return LabError::Input(format!(
+            "cannot write results under {}: {}/trials.csv is already there, or is a symlink; \
+             the lab writes only files of its own making: pick another directory",
+            dir.display(),
+            dir.display()
+        ));
+    }
     LabError::io(format!("cannot write results under {}", dir.display()), e)
 }

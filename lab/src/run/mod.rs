@@ -73,8 +73,8 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
     let plan = Plan::new(&scenario, args.seed);
     check_privileges(&scenario)?;
     let plan_hash = plan.hash();
-    let ctx = RunContext::new(&scenario.name, args.seed);
-    let run_dir = args.out.join(&ctx.run_id);
+    let mut ctx = RunContext::new(&scenario.name, args.seed);
+    let run_dir = make_run_dir(&args.out, &mut ctx)?;
     let mut rec = Recorder::create(&run_dir, ctx)?;
     let session = Session::open(&args.exe, args.jobs, args.no_cgroup);
     let course = Course {
@@ -115,9 +115,35 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
     };
     let json = serde_json::to_string_pretty(&summary).expect("a summary serializes");
     let path = run_dir.join("summary.json");
-    std::fs::write(&path, json)
+    crate::results::replace_file(&path, json.as_bytes())
         .map_err(|e| LabError::io(format!("cannot write {}", path.display()), e))?;
     Ok(summary)
+}
+
+/// Make the run's directory `out/<run-id>` (and `out`) as a new directory
+/// of the run's own: a `mkdir` that fails when the name exists (a planted
+/// directory or symlink is never written into). Two runs that would share a
+/// run id (the same second, scenario, seed and PID: two labs that are PID 1
+/// of their own PID namespaces) get `.1`, `.2`, ... appended to the id.
+///
+/// # Errors
+/// [`LabError::Io`] when `out` or the directory cannot be created.
+fn make_run_dir(out: &std::path::Path, ctx: &mut RunContext) -> Result<PathBuf, LabError> {
+    std::fs::create_dir_all(out)
+        .map_err(|e| LabError::io(format!("cannot create {}", out.display()), e))?;
+    let base = ctx.run_id.clone();
+    let mut n = 0u32;
+    loop {
+        let dir = out.join(&ctx.run_id);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => {
+                n += 1;
+                ctx.run_id = format!("{base}.{n}");
+            }
+            Err(e) => return Err(LabError::io(format!("cannot create {}", dir.display()), e)),
+        }
+    }
 }
 
 /// Run the trials of `strategy`, record each, and summarize them.

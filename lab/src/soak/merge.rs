@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::LabError;
 use crate::record::{GroupSummary, Tally};
-use crate::results::{self, CsvSink, TrialRow};
+use crate::results::{self, TrialRow};
 
 /// The identity of a trial: scenario, swept key and value, strategy, index.
 type Key = (String, String, String, String, u64);
@@ -20,7 +20,7 @@ pub struct Merged {
     /// Rows written.
     pub rows: u64,
     /// Rows found twice with the same seed and plan (the same trial in two
-    /// inputs), written once.
+    /// inputs), written once. (A trial twice in one input is refused.)
     pub duplicates: u64,
     /// The counts, rates and percentiles of the merged rows (also written to
     /// `out/summary.json`).
@@ -33,8 +33,8 @@ pub struct Merged {
 ///
 /// # Errors
 /// [`LabError::Input`] for an input without a readable CSV of this schema,
-/// or two rows of the same trial with different seeds or plans (inputs of
-/// different soaks); [`LabError::Lab`] when the output cannot be written.
+/// a trial twice in one input's CSV, or two rows of the same trial with
+/// different seeds or plans (inputs of different soaks); [`LabError::Lab`] when the output cannot be written.
 pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, LabError> {
     if inputs.is_empty() {
         return Err(LabError::Input(
@@ -47,6 +47,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, LabError> {
         let path = dir.join("trials.csv");
         let read = results::read_rows(&path)
             .map_err(|e| LabError::Input(format!("{}: {e}", path.display())))?;
+        let mut here = std::collections::HashSet::new();
         for row in read {
             let key = (
                 row.scenario.clone(),
@@ -55,6 +56,16 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, LabError> {
                 row.strategy.clone(),
                 row.trial,
             );
+            if !here.insert(key.clone()) {
+                return Err(LabError::Input(format!(
+                    "{}: trial {} of {} under {} appears twice in this file (two writers at \
+                     once?): it is not one soak's result",
+                    path.display(),
+                    row.trial,
+                    row.scenario,
+                    row.strategy
+                )));
+            }
             match rows.get(&key) {
                 Some(old) if (old.seed, &old.plan_hash) == (row.seed, &row.plan_hash) => {
                     duplicates += 1
@@ -77,24 +88,32 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, LabError> {
             }
         }
     }
-    let mut sink = CsvSink::create(out)
-        .map_err(|e| LabError::io(format!("cannot write under {}", out.display()), e))?;
+    // Written whole and renamed into place: a merge may replace an
+    // earlier merge's CSV, and never writes through a symlink.
+    std::fs::create_dir_all(out)
+        .map_err(|e| LabError::io(format!("cannot create {}", out.display()), e))?;
+    let csv_path = out.join("trials.csv");
+    let mut writer = csv::Writer::from_writer(Vec::new());
     for row in rows.values() {
-        sink.write(row)
-            .map_err(|e| LabError::io(format!("cannot write {}", sink.path().display()), e))?;
+        writer.serialize(row).expect("a row serializes");
     }
+    let bytes = writer.into_inner().expect("a Vec takes every write");
+    results::replace_file(&csv_path, &bytes)
+        .map_err(|e| LabError::io(format!("cannot write {}", csv_path.display()), e))?;
     let mut tally = Tally::default();
     rows.values().for_each(|r| tally.add(r));
     let merged = Merged {
-        csv: sink.path().to_path_buf(),
+        csv: csv_path,
         rows: rows.len() as u64,
         duplicates,
         groups: tally.summaries(),
     };
     let summary = out.join("summary.json");
-    std::fs::write(
+    results::replace_file(
         &summary,
-        serde_json::to_string_pretty(&merged).expect("serializes"),
+        serde_json::to_string_pretty(&merged)
+            .expect("serializes")
+            .as_bytes(),
     )
     .map_err(|e| LabError::io(format!("cannot write {}", summary.display()), e))?;
     Ok(merged)

@@ -11,9 +11,13 @@
 //!   loses at most the trials in flight); `--resume` runs every trial of the
 //!   matrix that has no row there, and none twice;
 //! - `summary.json`: the counts, rates and percentiles of every row;
-//! - `diagnosis/`: the diagnosis of every hang and orphan.
+//! - `diagnosis/`: the diagnosis of every hang and orphan;
+//! - `soak.lock`: the `flock` of the one soak that writes here (its PID
+//!   inside), held while it runs: a second soak or `--resume` of the same
+//!   directory is refused (exit 2) and names the holder.
 
 pub mod expectation;
+pub mod lock;
 pub mod matrix;
 pub mod merge;
 pub mod progress;
@@ -109,18 +113,54 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
     let m = matrix_of(&spec)?;
     fs::create_dir_all(&args.dir)
         .map_err(|e| LabError::io(format!("cannot create {}", args.dir.display()), e))?;
+    // One writer per directory, for the whole soak (dropped at the end).
+    let _lock = lock::DirLock::acquire(&args.dir)?;
     if !args.resume {
         let json = serde_json::to_string_pretty(&spec).expect("a spec serializes");
         let path = args.dir.join("soak.json");
-        fs::write(&path, json)
-            .map_err(|e| LabError::io(format!("cannot write {}", path.display()), e))?;
+        results::create_new(&path)
+            .and_then(|mut f| f.write_all(json.as_bytes()))
+            .map_err(|e| match e.kind() {
+                // Another soak started here between the check and the lock.
+                std::io::ErrorKind::AlreadyExists => LabError::Input(format!(
+                    "{} already holds a soak ({} exists); continue it with --resume {}, \
+                     or pick another --out",
+                    args.dir.display(),
+                    path.display(),
+                    args.dir.display()
+                )),
+                _ => LabError::io(format!("cannot write {}", path.display()), e),
+            })?;
     }
-    // What earlier invocations finished: counted, and never run again.
+    // What earlier invocations finished: counted, and never run again. A
+    // last row cut short by a crash is dropped, and its trial runs again.
     let csv_path = args.dir.join("trials.csv");
-    let earlier = if csv_path.exists() {
-        results::read_rows(&csv_path).map_err(|e| LabError::Input(format!("cannot resume: {e}")))?
-    } else {
-        Vec::new()
+    let earlier = match fs::symlink_metadata(&csv_path) {
+        Ok(m) if !m.is_file() => {
+            return Err(LabError::Input(format!(
+                "{} is not a file of the lab's (a symlink?): nothing was run",
+                csv_path.display()
+            )))
+        }
+        Ok(_) => {
+            let (rows, torn) = results::read_rows_torn(&csv_path)
+                .map_err(|e| LabError::Input(format!("cannot resume: {e}")))?;
+            if let Some(torn) = torn {
+                results::drop_torn_row(&csv_path, &torn).map_err(|e| {
+                    LabError::io(
+                        format!("cannot drop the torn row of {}", csv_path.display()),
+                        e,
+                    )
+                })?;
+                eprintln!(
+                    "soak: {}: dropped its last row, cut short by a crash ({}); that trial runs again",
+                    csv_path.display(),
+                    torn.error
+                );
+            }
+            rows
+        }
+        Err(_) => Vec::new(),
     };
     let mut rec = Recorder::append(&args.dir, RunContext::new("soak", spec.seed))?;
     let mut done = Done::new();
@@ -294,14 +334,18 @@ fn spec_of(args: &SoakArgs) -> Result<SoakSpec, LabError> {
     }
 }
 
-/// `started.csv`, open for appending (with its header when new): each
-/// trial's cell, strategy, index and seed, written before it starts.
+/// `started.csv`, open for appending (with its header when new; never
+/// through a symlink): each trial's cell, strategy, index and seed, written
+/// before it starts.
 fn open_journal(args: &SoakArgs) -> Result<fs::File, LabError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let path = args.dir.join("started.csv");
-    let new = !path.exists();
+    let new = fs::symlink_metadata(&path).is_err();
     let mut journal = fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&path)
         .map_err(|e| LabError::io(format!("cannot open {}", path.display()), e))?;
     if new {

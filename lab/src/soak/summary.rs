@@ -1,8 +1,7 @@
 //! What a soak reports: [`SoakSummary`], its text, and the lab process's
 //! own footprint at the end.
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -102,14 +101,14 @@ pub(super) fn own_usage() -> (u64, u64) {
     (rss, fds)
 }
 
-/// Write `summary` as `dir/summary.json`.
+/// Write `summary` as `dir/summary.json` (a temporary file renamed over
+/// it: a symlink there is replaced, never followed).
 ///
 /// # Errors
 /// [`LabError::Io`] when it cannot be written.
 pub(super) fn write_summary(dir: &Path, summary: &SoakSummary) -> Result<(), LabError> {
     let path = dir.join("summary.json");
     let json = serde_json::to_string_pretty(summary).expect("a summary serializes");
-    File::create(&path)
-        .and_then(|mut f| f.write_all(json.as_bytes()))
+    crate::results::replace_file(&path, json.as_bytes())
         .map_err(|e| LabError::io(format!("cannot write {}", path.display()), e))
 }

@@ -1,0 +1,589 @@
+//! The lab never harms its host: no write through a planted symlink, lab
+//! cgroups that cannot collide (two labs that are both PID 1), `lab
+//! janitor` for a lab killed mid-run, one writer per soak directory, a torn
+//! last row resumed, a trial twice in one CSV refused.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+
+use super::{json, lab, live_lab_processes, out_dir, LAB, ONE_LAB_AT_A_TIME};
+
+/// Wait (through a pidfd each) until every process of the lab binary has
+/// exited, at most 10 s each.
+fn wait_lab_processes_gone() {
+    for p in live_lab_processes() {
+        let Ok(fd) = rustix::process::pidfd_open(
+            rustix::process::Pid::from_raw(p).unwrap(),
+            rustix::process::PidfdFlags::empty(),
+        ) else {
+            continue;
+        };
+        let mut fds = [rustix::event::PollFd::new(
+            &fd,
+            rustix::event::PollFlags::IN,
+        )];
+        let ten_s = rustix::time::Timespec {
+            tv_sec: 10,
+            tv_nsec: 0,
+        };
+        assert_eq!(
+            rustix::event::poll(&mut fds, Some(&ten_s)).unwrap(),
+            1,
+            "pid {p} lives on"
+        );
+    }
+    assert_eq!(live_lab_processes(), Vec::<i32>::new());
+}
+
+/// `lab soak --progress lines --format json -j 2 ARGS`, started with its
+/// stderr piped.
+fn start_soak(args: &[&str]) -> Child {
+    Command::new(LAB)
+        .args(["soak", "--progress", "lines", "--format", "json", "-j", "2"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Read `child`'s stderr until its first progress line (`soak: ...`);
+/// returns the reader, to drain later.
+fn first_progress_line(child: &mut Child) -> BufReader<std::process::ChildStderr> {
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    loop {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "the soak ended before its first trial"
+        );
+        if line.starts_with("soak: ") {
+            return err;
+        }
+    }
+}
+
+/// Wait for `child`, with the rest of its stderr from `err`.
+fn finish(child: Child, err: Option<BufReader<std::process::ChildStderr>>) -> Output {
+    let rest = err.map(|mut e| {
+        let mut s = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut s).unwrap();
+        s
+    });
+    let mut out = child.wait_with_output().unwrap();
+    if let Some(rest) = rest {
+        out.stderr = rest;
+    }
+    out
+}
+
+/// Every `(strategy, trial)` of `dir/trials.csv`, in file order.
+fn trial_keys(dir: &Path) -> Vec<(String, u64)> {
+    lab::results::read_rows(&dir.join("trials.csv"))
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.strategy, r.trial))
+        .collect()
+}
+
+/// Assert that `keys` holds `n` distinct trials and no trial twice.
+fn assert_once_each(keys: &[(String, u64)], n: usize) {
+    let mut sorted = keys.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(
+        (keys.len(), sorted.len()),
+        (n, n),
+        "rows, and distinct trials"
+    );
+}
+
+/// Run a finished soak of `nested`, `trials` per strategy, in a fresh
+/// directory.
+fn finished_soak(tag: &str, trials: u32) -> PathBuf {
+    let dir = out_dir(tag);
+    let n = trials.to_string();
+    let out = lab(
+        &[
+            "soak",
+            "--scenario",
+            "nested",
+            "--trials",
+            &n,
+            "--progress",
+            "none",
+            "--format",
+            "json",
+            "-j",
+            "2",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", json(&out));
+    dir
+}
+
+/// Change the number of trials a soak directory's `soak.json` asks for.
+fn set_trials(dir: &Path, trials: u64) {
+    let path = dir.join("soak.json");
+    let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    spec["trials"] = trials.into();
+    std::fs::write(&path, serde_json::to_string(&spec).unwrap()).unwrap();
+}
+
+#[test]
+fn a_second_writer_of_a_soak_directory_is_refused_and_names_the_holder() {
+    let dir = finished_soak("lock", 1);
+    set_trials(&dir, 12);
+    let d = dir.to_str().unwrap();
+    {
+        let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+        let mut first = start_soak(&["--resume", d]);
+        let err = first_progress_line(&mut first);
+        // The first resume runs (it has reported a trial): a second one,
+        // and a new soak on the same directory, are refused.
+        let second = Command::new(LAB)
+            .args(["soak", "--progress", "none", "--resume", d])
+            .output()
+            .unwrap();
+        assert_eq!(second.status.code(), Some(2));
+        let msg = String::from_utf8_lossy(&second.stderr);
+        assert!(
+            msg.contains(&format!("process {} holds", first.id())) && msg.contains("in use"),
+            "{msg}"
+        );
+        let out = finish(first, Some(err));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        wait_lab_processes_gone();
+    }
+    assert_once_each(&trial_keys(&dir), 24);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn two_resumes_started_together_give_exactly_the_trial_count() {
+    for round in 0..3 {
+        let dir = finished_soak(&format!("two-resumes-{round}"), 1);
+        set_trials(&dir, 8);
+        let d = dir.to_str().unwrap();
+        {
+            let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+            let a = start_soak(&["--resume", d]);
+            let b = start_soak(&["--resume", d]);
+            let (a, b) = (finish(a, None), finish(b, None));
+            wait_lab_processes_gone();
+            let mut codes = [a.status.code(), b.status.code()];
+            codes.sort();
+            // Either one was refused while the other ran, or the second
+            // found nothing left to run; never both running the same trials.
+            assert!(
+                codes == [Some(0), Some(2)] || codes == [Some(0), Some(0)],
+                "{codes:?}: {}\n{}",
+                String::from_utf8_lossy(&a.stderr),
+                String::from_utf8_lossy(&b.stderr)
+            );
+            for o in [&a, &b] {
+                if o.status.code() == Some(2) {
+                    assert!(String::from_utf8_lossy(&o.stderr).contains("in use"));
+                }
+            }
+        }
+        assert_once_each(&trial_keys(&dir), 16);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[test]
+fn a_torn_last_row_is_dropped_and_its_trial_runs_again() {
+    let dir = finished_soak("torn", 4);
+    let csv = dir.join("trials.csv");
+    let text = std::fs::read(&csv).unwrap();
+    // Cut the last row in its middle, as a crash mid-write would.
+    let last_start = text[..text.len() - 1]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .unwrap()
+        + 1;
+    let cut = last_start + (text.len() - last_start) / 2;
+    std::fs::write(&csv, &text[..cut]).unwrap();
+    let out = lab(
+        &[
+            "soak",
+            "--progress",
+            "none",
+            "--format",
+            "json",
+            "--resume",
+            dir.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cut short by a crash"));
+    assert_eq!(json(&out)["trials_run"], 1);
+    assert_once_each(&trial_keys(&dir), 8);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn report_and_merge_refuse_a_trial_twice_in_one_csv() {
+    let dir = finished_soak("twice", 1);
+    let csv = dir.join("trials.csv");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let last = text.lines().last().unwrap();
+    std::fs::write(&csv, format!("{text}{last}\n")).unwrap();
+    let out = lab(&["report", dir.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("appears twice"));
+    let merged = out_dir("twice-merged");
+    let out = lab(
+        &[
+            "merge",
+            dir.to_str().unwrap(),
+            "--out",
+            merged.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("appears twice in this file"));
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(merged);
+}
+
+/// A temporary directory holding `secret`, a file only its owner may read
+/// (as root: a root-only file), and its content.
+fn secret() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let secret = tmp.path().join("secret");
+    std::fs::write(&secret, "root only\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    (tmp, secret)
+}
+
+#[test]
+fn a_planted_symlink_is_never_written_through() {
+    let (tmp, secret) = secret();
+    // A new soak whose directory already holds trials.csv -> secret.
+    let out = tmp.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::os::unix::fs::symlink(&secret, out.join("trials.csv")).unwrap();
+    let o = lab(
+        &[
+            "soak",
+            "--scenario",
+            "nested",
+            "--trials",
+            "1",
+            "--progress",
+            "none",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("symlink"));
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "root only\n");
+    // A resumed soak whose summary.json, then started.csv and trials.csv,
+    // were replaced by symlinks to the secret.
+    let dir = finished_soak("symlink", 1);
+    let d = dir.to_str().unwrap();
+    let resume = ["soak", "--progress", "none", "--resume", d];
+    std::fs::remove_file(dir.join("summary.json")).unwrap();
+    std::os::unix::fs::symlink(&secret, dir.join("summary.json")).unwrap();
+    let o = lab(&resume, &[]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(!std::fs::symlink_metadata(dir.join("summary.json"))
+        .unwrap()
+        .is_symlink());
+    for name in ["started.csv", "trials.csv"] {
+        let saved = dir.join(format!("{name}.saved"));
+        std::fs::rename(dir.join(name), &saved).unwrap();
+        std::os::unix::fs::symlink(&secret, dir.join(name)).unwrap();
+        let o = lab(&resume, &[]);
+        assert!(!o.status.success(), "{o:?}");
+        std::fs::remove_file(dir.join(name)).unwrap();
+        std::fs::rename(&saved, dir.join(name)).unwrap();
+    }
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "root only\n");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn bench_works_in_a_fresh_private_directory_and_removes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = lab(
+        &["bench", "--trials", "3", "-j", "1", "--format", "json"],
+        &[("TMPDIR", tmp.path().to_str().unwrap())],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(json(&o)["trials"], 3);
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
+
+/// Whether this process may make PID namespaces with `unshare(1)`.
+fn can_unshare() -> bool {
+    rustix::process::geteuid().is_root()
+        && Command::new("unshare")
+            .args(["--pid", "--fork", "--mount-proc", "true"])
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+/// Whether the lab gets a cgroup of its own here.
+fn has_cgroup() -> bool {
+    let Some(dir) = lab::cgroup::create_lab_cgroup() else {
+        return false;
+    };
+    lab::cgroup::remove_lab_cgroup(&dir);
+    true
+}
+
+#[test]
+fn two_labs_that_are_both_pid_1_run_at_once_with_their_control_verdicts() {
+    if !can_unshare() {
+        eprintln!(
+            "skipped: needs root and unshare(1) to start labs as PID 1 of their own PID namespaces"
+        );
+        return;
+    }
+    let soak_dir = out_dir("pid1-soak");
+    let run_dir = out_dir("pid1-run");
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let mut a = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", LAB])
+        .args([
+            "soak",
+            "--scenario",
+            "nested",
+            "--trials",
+            "30",
+            "--seed",
+            "7",
+            "-j",
+            "2",
+            "--progress",
+            "lines",
+            "--format",
+            "json",
+            "--out",
+        ])
+        .arg(&soak_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first lab runs trials; the second starts now.
+    let err = first_progress_line(&mut a);
+    let b = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", LAB])
+        .args([
+            "run", "nested", "--seed", "7", "--trials", "20", "--format", "json", "--out",
+        ])
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    let a = finish(a, Some(err));
+    wait_lab_processes_gone();
+    drop(_one);
+    assert_eq!(
+        b.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&b.stderr)
+    );
+    let v = json(&b);
+    for (name, verdict) in [("canonical", "pass"), ("legacy", "orphan")] {
+        let r = super::strategy(&v, name);
+        assert_eq!(
+            (r["trials"].as_u64(), r[verdict].as_u64()),
+            (Some(20), Some(20)),
+            "{r}"
+        );
+    }
+    assert_eq!(
+        a.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&a.stderr)
+    );
+    let rows = lab::results::read_rows(&soak_dir.join("trials.csv")).unwrap();
+    assert_eq!(rows.len(), 60);
+    for r in &rows {
+        let expected = if r.strategy == "canonical" {
+            "pass"
+        } else {
+            "orphan"
+        };
+        assert_eq!(r.verdict, expected, "{r:?}");
+        assert_eq!(r.cgroup_mode, "cgroup", "{r:?}");
+    }
+    let _ = std::fs::remove_dir_all(soak_dir);
+    let _ = std::fs::remove_dir_all(run_dir);
+}
+
+/// `lab janitor ARGS --format json`, run directly (the caller holds the
+/// one-lab lock): its exit status and the cgroups it reported.
+fn janitor(args: &[&str]) -> (Option<i32>, Vec<Value>, String) {
+    let out = Command::new(LAB)
+        .arg("janitor")
+        .args(args)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let cgroups = v["cgroups"].as_array().cloned().unwrap_or_default();
+    (
+        out.status.code(),
+        cgroups,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The children of process `pid` (of every thread of it).
+fn children(pid: u32) -> Vec<i32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect()
+}
+
+/// Field 22 of `/proc/PID/stat`: the process's start time (clock ticks).
+fn start_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = stat.rsplit_once(')').unwrap().1;
+    rest.split_whitespace().nth(19).unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_janitor_removes_the_cgroup_of_a_killed_lab_and_never_a_live_one() {
+    if !has_cgroup() {
+        eprintln!("skipped: no writable cgroup v2 here (run as root)");
+        return;
+    }
+    let dir = out_dir("janitor");
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let mut soak = Command::new(LAB)
+        .args([
+            "soak",
+            "--scenario",
+            "nested",
+            "--trials",
+            "1000",
+            "-j",
+            "2",
+            "--progress",
+            "lines",
+            "--out",
+        ])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _err = first_progress_line(&mut soak);
+    let lab_start = start_ticks(soak.id() as i32);
+    // While it runs, its cgroup is live: listed so, and never removed.
+    let (code, cgroups, _) = janitor(&[]);
+    assert_eq!(code, Some(0));
+    let mine = cgroups
+        .iter()
+        .find(|c| {
+            c["owner"]["pid"].as_u64() == Some(soak.id().into())
+                && c["owner"]["start_ticks"].as_u64() == Some(lab_start)
+        })
+        .cloned()
+        .expect("the soak's cgroup is listed");
+    assert_eq!(mine["state"], "live", "{mine}");
+    let path = mine["path"].as_str().unwrap().to_string();
+    let (code, cgroups, err) = janitor(&["--remove", &path]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("running lab"), "{err}");
+    assert_eq!(cgroups[0]["removed"], false);
+    assert!(Path::new(&path).is_dir());
+    // A lab killed alone leaves its cgroup to its supervisors (the last one
+    // out removes it). Here they die with it, as in a host crash or an OOM
+    // kill of the whole group: stop the lab (so that it cannot react),
+    // SIGKILL its supervisors, then it, each by its PID.
+    let pid = rustix::process::Pid::from_raw(soak.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+    let stopped = rustix::process::waitid(
+        rustix::process::WaitId::Pid(pid),
+        rustix::process::WaitIdOptions::STOPPED,
+    )
+    .unwrap();
+    assert!(stopped.is_some_and(|s| s.stopped()));
+    for sup in children(soak.id()) {
+        let p = rustix::process::Pid::from_raw(sup).unwrap();
+        if let Ok(fd) = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()) {
+            let _ = rustix::process::pidfd_send_signal(&fd, rustix::process::Signal::KILL);
+            let mut fds = [rustix::event::PollFd::new(
+                &fd,
+                rustix::event::PollFlags::IN,
+            )];
+            rustix::event::poll(&mut fds, None).unwrap();
+        }
+    }
+    soak.kill().unwrap();
+    assert!(!soak.wait().unwrap().success());
+    assert!(Path::new(&path).is_dir(), "the killed lab's cgroup is left");
+    let (code, cgroups, _) = janitor(&[&path]);
+    assert_eq!(code, Some(0));
+    assert_eq!(cgroups[0]["state"], "stale", "{cgroups:?}");
+    // Listed with the others too.
+    let (_, all, _) = janitor(&[]);
+    assert!(all
+        .iter()
+        .any(|c| c["path"] == path.as_str() && c["state"] == "stale"));
+    let (code, cgroups, err) = janitor(&["--remove", &path]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(cgroups[0]["removed"], true, "{cgroups:?}");
+    assert!(!Path::new(&path).exists());
+    // What the trials left (their processes were in its cgroup) is gone.
+    wait_lab_processes_gone();
+    // Bad input: a path that is no cgroup.
+    let (code, _, err) = janitor(&["--remove", "/no/such/cgroup"]);
+    assert_eq!(code, Some(2), "{err}");
+    // Nor a directory that is no cgroup: nothing is written into it.
+    let plain = tempfile::tempdir().unwrap();
+    std::fs::create_dir(plain.path().join("lab.x")).unwrap();
+    let (code, _, err) = janitor(&["--remove", plain.path().to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("not a cgroup"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(plain.path().join("lab.x"))
+            .unwrap()
+            .count(),
+        0
+    );
+    drop(_one);
+    let _ = std::fs::remove_dir_all(dir);
+}
