@@ -7,10 +7,10 @@ use crate::error::{Exit, LabError};
 #[derive(clap::Args)]
 pub(super) struct BenchCmd {
     /// Trees and trials to measure, each
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, value_parser = super::parse_count)]
     trials: u64,
-    /// Parallel workers (default: the number of cores)
-    #[arg(short = 'j', long)]
+    /// Parallel workers, 1..=1024 (default: the number of cores)
+    #[arg(short = 'j', long, value_parser = super::parse_jobs)]
     jobs: Option<usize>,
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Text)]

@@ -14,6 +14,7 @@ mod env;
 mod janitor;
 mod list;
 mod merge;
+pub mod options;
 mod plan;
 mod plot;
 mod report;
@@ -30,6 +31,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::error::{Exit, LabError};
 use crate::plan::Plan;
 use crate::strategy::Strategy;
+use options::{parse_count, parse_deadline, parse_jobs, parse_soak_duration, MAX_JOBS};
 
 /// `lab`'s arguments.
 #[derive(Parser)]
@@ -142,69 +144,6 @@ fn print_report<T: serde::Serialize>(format: Format, value: &T, text: impl FnOnc
         Format::Text => out!("{}", text()),
         Format::Json => outln!("{}", serde_json::to_string_pretty(value).expect("json")),
     }
-}
-
-/// The most parallel supervisors (`-j`) a command runs.
-pub const MAX_JOBS: usize = 1024;
-/// The longest `--deadline` of a trial.
-pub const MAX_DEADLINE: Duration = Duration::from_secs(3600);
-/// The shortest `--deadline` of a trial.
-pub const MIN_DEADLINE: Duration = Duration::from_millis(1);
-/// The longest `lab soak --duration` (30 days).
-pub const MAX_SOAK_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
-/// The most trials (`--trials`) or runs (`--repeat`) a command is asked for.
-pub const MAX_TRIALS: u64 = 100_000_000;
-
-/// `-j N`: 1..=[`MAX_JOBS`].
-fn parse_jobs(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<usize>() {
-        Ok(0) => Err("-j must be at least 1 (the number of parallel supervisors)".into()),
-        Ok(n) if n <= MAX_JOBS => Ok(n),
-        _ => Err(format!(
-            "-j is a number of parallel supervisors, 1..={MAX_JOBS}"
-        )),
-    }
-}
-
-/// `--trials N`, `--repeat K`: 1..=[`MAX_TRIALS`].
-fn parse_count(s: &str) -> Result<u64, String> {
-    match s.trim().parse::<u64>() {
-        Ok(0) => Err("must be at least 1".into()),
-        Ok(n) if n <= MAX_TRIALS => Ok(n),
-        _ => Err(format!("a count is 1..={MAX_TRIALS}")),
-    }
-}
-
-/// A duration as humantime writes it, within `min..=max`.
-fn duration_within(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s.trim()).map_err(|e| {
-        format!(
-            "{e}; write a duration like 400ms, 2s or 1h (at most {})",
-            humantime::format_duration(max)
-        )
-    })?;
-    if d < min || d > max {
-        return Err(format!(
-            "must be {}..={}",
-            humantime::format_duration(min),
-            humantime::format_duration(max)
-        ));
-    }
-    Ok(d)
-}
-
-/// `--deadline`: [`MIN_DEADLINE`]..=[`MAX_DEADLINE`].
-fn parse_deadline(s: &str) -> Result<Duration, String> {
-    duration_within(s, MIN_DEADLINE, MAX_DEADLINE)
-}
-
-/// `lab soak --duration`: whole seconds, 1s..=[`MAX_SOAK_DURATION`].
-fn parse_soak_duration(s: &str) -> Result<Duration, String> {
-    let d = duration_within(s, Duration::from_secs(1), MAX_SOAK_DURATION)?;
-    if d.subsec_nanos() != 0 {
-        return Err("a soak runs for whole seconds (like 90s, 30m or 8h)".into());
-    }
-    Ok(d)
 }
 
 /// How every trial runs: `lab run`, `lab soak`, `lab suite` and `lab bisect`

@@ -36,7 +36,7 @@ pub struct Session {
 impl Session {
     /// Open a session that starts supervisors from the `lab` binary `exe`,
     /// `jobs` at once (at least one), and puts trials into cgroups below a
-    /// fresh lab cgroup (`lab.<pid>`) unless `no_cgroup` or no writable
+    /// fresh lab cgroup (`lab.` and a random suffix, owned and locked: see [`cgroup::create_lab_cgroup_in`]) unless `no_cgroup` or no writable
     /// cgroup v2 is here (then subreaper mode, and [`Session::cgroup_note`]
     /// says why).
     pub fn open(exe: &Path, jobs: usize, no_cgroup: bool) -> Session {
