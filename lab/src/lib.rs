@@ -16,6 +16,7 @@ pub mod error;
 pub mod forensics;
 pub mod node;
 pub mod phase;
+pub mod pidns;
 pub mod plan;
 pub mod record;
 pub mod results;

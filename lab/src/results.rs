@@ -13,7 +13,17 @@ use crate::verdict::Outcome;
 
 /// Version of the CSV header; bumped on any change of columns (documented in
 /// `docs/results-format.md`).
-pub const SCHEMA: u32 = 4;
+pub const SCHEMA: u32 = 5;
+
+/// The oldest schema the readers accept: a schema 4 row (no
+/// `pid_namespace` column) is read as a schema 5 row with `pid_namespace`
+/// `none`, which is what every trial before schema 5 ran with.
+pub const OLDEST_SCHEMA: u32 = 4;
+
+/// What a reader says it reads, for its refusals: `schemas 4 to 5`.
+pub fn schemas_read() -> String {
+    format!("schemas {OLDEST_SCHEMA} to {SCHEMA}")
+}
 
 /// One CSV row: one trial. Written by `lab run` and `lab soak`, read back by
 /// `lab merge`, `lab report` and `lab plot`.
@@ -67,6 +77,11 @@ pub struct TrialRow {
     pub nodes_spawned: u32,
     /// `cgroup` or `subreaper`.
     pub cgroup_mode: String,
+    /// The supervisor's PID namespace: `pid` (init of its own), `pid+user`
+    /// (the same, in a user namespace of its own) or `none` (the lab's: a
+    /// signal by a stale PID could reach the host's processes).
+    #[serde(default)]
+    pub pid_namespace: String,
     /// The lab's version.
     pub lab_version: String,
     /// Kernel release.
@@ -170,6 +185,11 @@ impl TrialRow {
             kill_rung: o.kill_rung.to_string(),
             nodes_spawned: o.nodes_spawned,
             cgroup_mode: if o.cgroup { "cgroup" } else { "subreaper" }.into(),
+            pid_namespace: if o.pid_namespace.is_empty() {
+                "none".into()
+            } else {
+                o.pid_namespace.clone()
+            },
             lab_version: ctx.lab_version.clone(),
             kernel: ctx.kernel.clone(),
             survivors: o.survivors.join(" "),
@@ -214,7 +234,9 @@ pub fn write_diagnosis(dir: &Path, stem: &str, d: &Diagnosis) -> io::Result<Path
 ///
 /// # Errors
 /// Read errors; `InvalidData` for a row that does not parse or a schema
-/// other than [`SCHEMA`] (naming the file, the line and the schema found).
+/// outside [`OLDEST_SCHEMA`]..=[`SCHEMA`] (naming the file, the line and
+/// the schema found). Older rows come back as [`SCHEMA`] rows (see
+/// [`OLDEST_SCHEMA`]).
 pub fn read_rows(path: &Path) -> io::Result<Vec<TrialRow>> {
     let mut reader = csv::Reader::from_path(path).map_err(io::Error::other)?;
     let mut rows = Vec::new();
@@ -225,16 +247,22 @@ pub fn read_rows(path: &Path) -> io::Result<Vec<TrialRow>> {
                 format!("{}: row {}: {e}", path.display(), i + 1),
             )
         })?;
-        if row.schema != SCHEMA {
+        let mut row = row;
+        if !(OLDEST_SCHEMA..=SCHEMA).contains(&row.schema) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!(
-                    "{}: row {}: schema {} (this lab reads schema {SCHEMA})",
+                    "{}: row {}: schema {} (this lab reads {})",
                     path.display(),
                     i + 1,
-                    row.schema
+                    row.schema,
+                    schemas_read()
                 ),
             ));
+        }
+        if row.schema < 5 {
+            row.pid_namespace = "none".into();
+            row.schema = SCHEMA;
         }
         rows.push(row);
     }

@@ -356,3 +356,6 @@ mod suite;
 
 #[path = "lab/analysis.rs"]
 mod analysis;
+
+#[path = "lab/pidns.rs"]
+mod pidns;
