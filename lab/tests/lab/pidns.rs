@@ -166,3 +166,116 @@ fn a_legacy_trial_cannot_signal_a_process_outside_it() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(dir.with_extension("json"));
 }
+
+/// `--keep-hung` prints the PIDs of the kept tree as the lab's namespace
+/// numbers them, not as the trial's own namespace does: each printed PID
+/// (and the one of `attach: gdb -p PID`) is, in this test's `/proc`, a live
+/// process whose `NSpid:` line starts with that PID and has a second,
+/// inner number (it lives in a PID namespace below ours), all of them in
+/// one namespace (the trial's). Where the lab could make no namespace (the
+/// row says `none`) there is nothing to translate: skipped with a message.
+#[test]
+fn keep_hung_prints_pids_of_the_labs_namespace() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = out_dir("keep-hung-pidns");
+    let mut lab = Command::new(LAB)
+        .args([
+            "run",
+            "stdio-dup",
+            "--strategy",
+            "legacy",
+            "--trials",
+            "1",
+            "--keep-hung",
+            "--out",
+        ])
+        .arg(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(lab.stderr.take().unwrap());
+    let mut said = String::new();
+    let mut pids: Vec<i32> = Vec::new();
+    let mut attach = None;
+    loop {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "lab ended before the prompt: {said}"
+        );
+        said.push_str(&line);
+        if let Some(list) = line.strip_prefix("pids: ") {
+            pids = list
+                .split_whitespace()
+                .map(|p| p.parse().unwrap())
+                .collect();
+        }
+        if let Some(rest) = line.strip_prefix("attach: gdb -p ") {
+            attach = rest
+                .split_whitespace()
+                .next()
+                .map(|p| p.parse::<i32>().unwrap());
+        }
+        if line.starts_with("press Enter") {
+            break;
+        }
+    }
+    assert!(!pids.is_empty(), "{said}");
+    assert_eq!(attach, pids.first().copied(), "{said}");
+    // Read while the tree is kept; judged once the run says its mode.
+    let ours = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    let seen: Vec<(i32, Vec<String>, Option<PathBuf>)> = pids
+        .iter()
+        .map(|p| {
+            let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
+            let nspid = status
+                .lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))
+                .unwrap_or("")
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
+            (
+                *p,
+                nspid,
+                std::fs::read_link(format!("/proc/{p}/ns/pid")).ok(),
+            )
+        })
+        .collect();
+    lab.stdin.take().unwrap().write_all(b"\n").unwrap();
+    assert_eq!(lab.wait().unwrap().code(), Some(1), "{said}");
+    let csv = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("trials.csv"))
+        .find(|p| p.is_file())
+        .unwrap();
+    let mode = pid_namespace_column(csv.to_str().unwrap());
+    if mode == ["none"] {
+        eprintln!("skipped: keep_hung_prints_pids_of_the_labs_namespace: no PID namespace here");
+    } else {
+        let mut inner = Vec::new();
+        for (p, nspid, ns) in &seen {
+            assert_eq!(
+                nspid.first(),
+                Some(&p.to_string()),
+                "pid {p}: {nspid:?}\n{said}"
+            );
+            assert!(
+                nspid.len() >= 2,
+                "pid {p} is not in a namespace below ours: {nspid:?}"
+            );
+            let ns = ns.clone().unwrap();
+            assert_ne!(ns, ours);
+            inner.push(ns);
+        }
+        inner.dedup();
+        assert_eq!(inner.len(), 1, "{inner:?}");
+    }
+    assert_eq!(live_lab_processes(), Vec::<i32>::new());
+    let _ = std::fs::remove_dir_all(dir);
+}
