@@ -279,3 +279,59 @@ fn keep_hung_prints_pids_of_the_labs_namespace() {
     assert_eq!(live_lab_processes(), Vec::<i32>::new());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Where no PID namespace can be made, trials run as before and say so:
+/// in a user namespace whose `user.max_user_namespaces` is 0, without any
+/// capability (`setpriv --bounding-set -all`), neither form can be made;
+/// `nested` still gives its verdicts, the header names the fallback and
+/// why, and every row says `none`. Needs root (to make that user
+/// namespace and set its limit): skipped with a message without it.
+#[test]
+fn without_namespaces_trials_fall_back_and_say_so() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!(
+            "skipped: without_namespaces_trials_fall_back_and_say_so needs root \
+             (a user namespace whose limit it sets)"
+        );
+        return;
+    }
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = out_dir("no-namespace");
+    let script = r#"
+        echo 0 > /proc/sys/user/max_user_namespaces || exit 90
+        exec setpriv --bounding-set -all --inh-caps -all \
+            "$LAB" run nested --seed 7 --trials 3 --out "$OUT"
+    "#;
+    let out = Command::new("unshare")
+        .args(["--user", "--map-root-user", "sh", "-c", script])
+        .env("LAB", LAB)
+        .env("OUT", &dir)
+        .output()
+        .expect("run unshare");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{said}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("no pid namespace (cannot make one here, pid: ")
+            && said.contains("signals by PID can reach the host's processes"),
+        "{said}"
+    );
+    assert!(said.contains("pass          3/3"), "{said}");
+    assert!(said.contains("orphan        3/3"), "{said}");
+    let csv = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("trials.csv"))
+        .find(|p| p.is_file())
+        .unwrap();
+    assert_eq!(
+        pid_namespace_column(csv.to_str().unwrap()),
+        vec!["none".to_string(); 6]
+    );
+    assert_eq!(live_lab_processes(), Vec::<i32>::new());
+    let _ = std::fs::remove_dir_all(&dir);
+}
