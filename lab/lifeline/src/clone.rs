@@ -303,9 +303,11 @@ impl<'a> Spawn<'a> {
     /// it is set up. Applies to [`Spawn::run`] and [`Spawn::exec`].
     ///
     /// The spawn fails (`EPERM` without the privilege, `EINVAL`/`ENOSPC`
-    /// where namespaces are off or at their limit, the error of the `/proc`
-    /// mount) rather than start a child half set up; a caller that can do
-    /// without may then spawn again without it.
+    /// where namespaces are off or at their limit, from `clone3`; for a
+    /// [`Spawn::exec`] child also the error of the id maps or the `/proc`
+    /// mount, through the exec error pipe) rather than start a program half
+    /// set up; a [`Spawn::run`] child whose setup fails exits 127 before
+    /// `f` runs. A caller that can do without may spawn again without it.
     ///
     /// ```
     /// use lifeline::{Command, ExitStatus, PidNamespace};

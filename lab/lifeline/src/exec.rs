@@ -150,10 +150,7 @@ impl<'a> ExecPrep<'a> {
     pub(super) unsafe fn exec_in_child(&mut self, err_fd: RawFd, pre: PreExec) -> ! {
         // Async-signal-safe: `last_os_error` reads errno (thread-local, no
         // lock, no allocation); the write and _exit are raw syscalls.
-        let fail = |err_fd: RawFd| -> ! {
-            let errno = io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::EIO);
+        let report = |err_fd: RawFd, errno: i32| -> ! {
             let mut msg = [0u8; 8];
             msg[..4].copy_from_slice(&errno.to_ne_bytes());
             msg[4..].copy_from_slice(&FOOTER);
@@ -162,11 +159,18 @@ impl<'a> ExecPrep<'a> {
             unsafe { libc::write(err_fd, msg.as_ptr().cast(), msg.len()) };
             exit_now(127)
         };
+        let fail = |err_fd: RawFd| -> ! {
+            let errno = io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO);
+            report(err_fd, errno)
+        };
         if let Some(ns) = &self.ns {
             // Async-signal-safe: NsPrep::enter_in_child makes raw syscalls
-            // on memory prepared before the clone.
-            if ns.enter_in_child().is_err() {
-                fail(err_fd);
+            // on memory prepared before the clone, and its error is an OS
+            // error (no allocation).
+            if let Err(e) = ns.enter_in_child() {
+                report(err_fd, e.raw_os_error().unwrap_or(libc::EIO));
             }
         }
         for (src, _) in self.moves.iter_mut() {
