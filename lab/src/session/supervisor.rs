@@ -115,6 +115,11 @@ fn probe(exe: &Path) -> PidNsMode {
             Err(e) => why.push(format!("{}: {e}", mode.label())),
         }
     }
+    // Not the namespaces' fault when a supervisor cannot start at all (a
+    // missing binary, no fds left): the start that follows reports that.
+    if let Err(e) = Supervisor::spawn(exe, &PidNsMode::None(String::new())) {
+        return PidNsMode::None(format!("no supervisor could start to find out: {e}"));
+    }
     PidNsMode::None(format!(
         "cannot make one here, {}; signals by PID can reach the host's processes",
         why.join("; ")
