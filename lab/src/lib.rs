@@ -17,6 +17,7 @@ pub mod forensics;
 pub mod janitor;
 pub mod node;
 pub mod phase;
+pub mod pidns;
 pub mod plan;
 pub mod record;
 pub mod results;

@@ -13,7 +13,17 @@ use crate::verdict::Outcome;
 
 /// Version of the CSV header; bumped on any change of columns (documented in
 /// `docs/results-format.md`).
-pub const SCHEMA: u32 = 4;
+pub const SCHEMA: u32 = 5;
+
+/// The oldest schema the readers accept: a schema 4 row (no
+/// `pid_namespace` column) is read as a schema 5 row with `pid_namespace`
+/// `none`, which is what every trial before schema 5 ran with.
+pub const OLDEST_SCHEMA: u32 = 4;
+
+/// What a reader says it reads, for its refusals: `schemas 4 to 5`.
+pub fn schemas_read() -> String {
+    format!("schemas {OLDEST_SCHEMA} to {SCHEMA}")
+}
 
 /// One CSV row: one trial. Written by `lab run` and `lab soak`, read back by
 /// `lab merge`, `lab report` and `lab plot`.
@@ -67,6 +77,11 @@ pub struct TrialRow {
     pub nodes_spawned: u32,
     /// `cgroup` or `subreaper`.
     pub cgroup_mode: String,
+    /// The supervisor's PID namespace: `pid` (init of its own), `pid+user`
+    /// (the same, in a user namespace of its own) or `none` (the lab's: a
+    /// signal by a stale PID could reach the host's processes).
+    #[serde(default)]
+    pub pid_namespace: String,
     /// The lab's version.
     pub lab_version: String,
     /// Kernel release.
@@ -134,6 +149,16 @@ pub struct TrialSource<'a> {
 }
 
 impl TrialRow {
+    /// This row as a [`SCHEMA`] row: a schema 4 row had no
+    /// `pid_namespace` column and ran with none.
+    pub fn upgraded(mut self) -> TrialRow {
+        if self.schema < 5 {
+            self.pid_namespace = "none".into();
+            self.schema = SCHEMA;
+        }
+        self
+    }
+
     /// The row of trial `src` under `strategy` that ended with `o`; its
     /// diagnosis was written at `diagnosis` (empty: none).
     pub fn new(
@@ -170,6 +195,11 @@ impl TrialRow {
             kill_rung: o.kill_rung.to_string(),
             nodes_spawned: o.nodes_spawned,
             cgroup_mode: if o.cgroup { "cgroup" } else { "subreaper" }.into(),
+            pid_namespace: if o.pid_namespace.is_empty() {
+                "none".into()
+            } else {
+                o.pid_namespace.clone()
+            },
             lab_version: ctx.lab_version.clone(),
             kernel: ctx.kernel.clone(),
             survivors: o.survivors.join(" "),
@@ -225,11 +255,13 @@ pub fn write_diagnosis(dir: &Path, stem: &str, d: &Diagnosis) -> io::Result<Path
 ///
 /// # Errors
 /// Read errors; `InvalidData` for a row that does not parse or a schema
-/// other than [`SCHEMA`] (naming the file, the line and the schema found).
+/// outside [`OLDEST_SCHEMA`]..=[`SCHEMA`] (naming the file, the line and
+/// the schema found). Older rows come back as [`SCHEMA`] rows (see
+/// [`OLDEST_SCHEMA`]).
 pub fn read_rows(path: &Path) -> io::Result<Vec<TrialRow>> {
     let (rows, torn) = read_rows_torn(path)?;
     match torn {
-        None => Ok(rows),
+        None => Ok(rows.into_iter().map(TrialRow::upgraded).collect()),
         Some(t) => Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!(
@@ -259,8 +291,10 @@ pub struct TornRow {
 ///
 /// # Errors
 /// Read errors; `InvalidData` for a row before the last that does not
-/// parse, or a schema other than [`SCHEMA`] (naming the file, the line and
-/// the schema found).
+/// parse, or a schema outside [`OLDEST_SCHEMA`]..=[`SCHEMA`] (naming the
+/// file, the line and the schema found). Rows come back with the schema
+/// they were written with (a resumed soak refuses older ones: its CSV's
+/// header has other columns).
 pub fn read_rows_torn(path: &Path) -> io::Result<(Vec<TrialRow>, Option<TornRow>)> {
     let text = fs::read(path)?;
     let ends_whole = text.last().is_none_or(|&b| b == b'\n');
@@ -298,10 +332,11 @@ pub fn read_rows_torn(path: &Path) -> io::Result<(Vec<TrialRow>, Option<TornRow>
             Err(error) if last => return Ok((rows, Some(TornRow { offset, error }))),
             Err(e) => return Err(bad(e)),
             Ok(Some(row)) => {
-                if row.schema != SCHEMA {
+                if !(OLDEST_SCHEMA..=SCHEMA).contains(&row.schema) {
                     return Err(bad(format!(
-                        "schema {} (this lab reads schema {SCHEMA})",
-                        row.schema
+                        "schema {} (this lab reads {})",
+                        row.schema,
+                        schemas_read()
                     )));
                 }
                 rows.push(row);

@@ -15,6 +15,25 @@
 //! POLLHUP on fd 3 without one means the lab is gone: the
 //! supervisor ends the trial in flight, leaves nothing behind, and exits.
 //!
+//! # Its PID namespace
+//!
+//! The lab starts it as init (PID 1) of a PID namespace of its own, in a
+//! private mount namespace with its own `/proc` (and in a user namespace
+//! when the lab is not root): see `session::supervisor`. So every PID a
+//! trial handles is local to the trial: a legacy strategy's `kill(pid)`,
+//! `kill(-pgid)` and `waitpid(pid)` to a PID its node has already reaped
+//! can hit only a process of the same trial, never one of the host, and
+//! `/proc/PID` (the legacy `/proc` oracle, the forensics) reads the
+//! trial's processes. The legacy behaviour under test is unchanged; only
+//! its reach is. Being init also means: it reaps every orphan of the trial
+//! (as the subreaper it also makes itself), it gets from inside only the
+//! signals it has a handler for (the lab ends it by its lifeline, or with
+//! SIGKILL through its pidfd), and when it dies, however, the kernel
+//! SIGKILLs every process left in its namespace: a trial cannot outlive
+//! its supervisor. The PIDs the user is shown are translated to the lab's
+//! (`pidns`). Where no namespace could be made the lab starts it without
+//! one and every result says so (`pid_namespace` `none`).
+//!
 //! A hang kept alive for the user (`--keep-hung`) is answered twice: first
 //! with `kept` set while the tree is still alive, then, after the lab writes
 //! a `release` line (or dies), once more after the cleanup.
@@ -33,6 +52,11 @@ pub fn main() -> i32 {
     // Out of the lab's session: a Ctrl-C at the terminal reaches the lab,
     // whose death the supervisor then sees on its lifeline and cleans up.
     let _ = rustix::process::setsid();
+    // In a PID namespace of its own the lab gave us its /proc (for the PIDs
+    // the user is shown); elsewhere there is none to take.
+    crate::pidns::claim_host_proc();
+    // Init of its namespace is the reaper of every orphan there already;
+    // the subreaper flag costs nothing and covers the fallback.
     if let Err(e) = lifeline::become_subreaper() {
         eprintln!("lab supervisor: cannot become a subreaper: {e}");
         return 3;

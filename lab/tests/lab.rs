@@ -362,3 +362,6 @@ mod analysis;
 
 #[path = "lab/corpus.rs"]
 mod corpus;
+
+#[path = "lab/pidns.rs"]
+mod pidns;

@@ -12,6 +12,7 @@ use rustix::fs::{open, Mode, OFlags};
 
 use super::clone::{Child, ChildFds, Spawn};
 use super::exec::{env_block, resolve_os};
+use super::namespace::PidNamespace;
 use super::pidfd::ExitStatus;
 
 /// Where a standard stream (stdin, stdout or stderr) of the child goes.
@@ -85,6 +86,7 @@ pub struct Command<'a> {
     stdio: [Stdio<'a>; 3],
     keep: Vec<BorrowedFd<'a>>,
     cgroup: Option<BorrowedFd<'a>>,
+    pidns: Option<PidNamespace>,
     lifeline_fd: RawFd,
 }
 
@@ -103,6 +105,7 @@ impl fmt::Debug for Command<'_> {
             .field("stdio", &self.stdio)
             .field("keep", &self.keep)
             .field("cgroup", &self.cgroup)
+            .field("pidns", &self.pidns)
             .field("lifeline_fd", &self.lifeline_fd)
             .finish()
     }
@@ -119,6 +122,7 @@ impl<'a> Command<'a> {
             stdio: [Stdio::Inherit; 3],
             keep: Vec::new(),
             cgroup: None,
+            pidns: None,
             lifeline_fd: 3,
         }
     }
@@ -228,6 +232,18 @@ impl<'a> Command<'a> {
         self
     }
 
+    /// Start the child as init (PID 1) of a new PID namespace with its own
+    /// mount namespace and `/proc` (and a user namespace with
+    /// [`PidNamespace::WithUser`]): [`Spawn::pid_namespace`].
+    ///
+    /// # References
+    /// - [pid_namespaces(7)](https://man7.org/linux/man-pages/man7/pid_namespaces.7.html)
+    /// - [user_namespaces(7)](https://man7.org/linux/man-pages/man7/user_namespaces.7.html)
+    pub fn pid_namespace(mut self, ns: PidNamespace) -> Self {
+        self.pidns = Some(ns);
+        self
+    }
+
     /// The fd number at which an exec'd program finds the read end of its
     /// lifeline (default 3); a program claims it with
     /// [`LifelineReader::claim_inherited`](super::LifelineReader::claim_inherited).
@@ -290,6 +306,9 @@ impl<'a> Command<'a> {
         let mut sp = Spawn::default();
         if let Some(dir) = self.cgroup {
             sp = sp.into_cgroup(dir);
+        }
+        if let Some(ns) = self.pidns {
+            sp = sp.pid_namespace(ns);
         }
         let env = match &self.program {
             Program::Exec(_) => env_block(self.environment()),

@@ -18,6 +18,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
 use super::fds::cloexec_range;
+use super::namespace::NsPrep;
 use super::process::exit_now;
 
 /// The footer the child appends to its errno on the error pipe, as Rust
@@ -40,6 +41,8 @@ pub(super) struct ExecPrep<'a> {
     /// the hygiene leaves inheritable.
     kept: Vec<RawFd>,
     floor: RawFd,
+    /// The namespaces to set up first, for a child cloned into new ones.
+    ns: Option<NsPrep>,
 }
 
 /// What the child does between its creation and the exec, besides the fds.
@@ -116,15 +119,24 @@ impl<'a> ExecPrep<'a> {
             moves,
             kept,
             floor,
+            ns: None,
         }
+    }
+
+    /// Set up the namespaces of `ns` in the child before anything else (the
+    /// child must be cloned with its flags).
+    pub(super) fn with_namespace(mut self, ns: NsPrep) -> Self {
+        self.ns = Some(ns);
+        self
     }
 
     /// In the child: move the fds, apply `pre`, change directory, exec. On
     /// failure, write the errno and the footer (8 bytes) to `err_fd` and
     /// `_exit(127)`.
     ///
-    /// Async-signal-safe: only raw syscalls (fcntl, dup2, close_range, prctl,
-    /// getppid, chdir, execve, write, _exit) on memory prepared before the
+    /// Async-signal-safe: only raw syscalls (open, write, close and mount
+    /// for a namespace, fcntl, dup2, close_range, prctl, getppid, chdir,
+    /// execve, _exit) on memory prepared before the
     /// process was created; no allocation, no lock, no global read (the
     /// environment was copied into `envp` in the parent).
     ///
@@ -138,10 +150,7 @@ impl<'a> ExecPrep<'a> {
     pub(super) unsafe fn exec_in_child(&mut self, err_fd: RawFd, pre: PreExec) -> ! {
         // Async-signal-safe: `last_os_error` reads errno (thread-local, no
         // lock, no allocation); the write and _exit are raw syscalls.
-        let fail = |err_fd: RawFd| -> ! {
-            let errno = io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::EIO);
+        let report = |err_fd: RawFd, errno: i32| -> ! {
             let mut msg = [0u8; 8];
             msg[..4].copy_from_slice(&errno.to_ne_bytes());
             msg[4..].copy_from_slice(&FOOTER);
@@ -150,6 +159,20 @@ impl<'a> ExecPrep<'a> {
             unsafe { libc::write(err_fd, msg.as_ptr().cast(), msg.len()) };
             exit_now(127)
         };
+        let fail = |err_fd: RawFd| -> ! {
+            let errno = io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO);
+            report(err_fd, errno)
+        };
+        if let Some(ns) = &self.ns {
+            // Async-signal-safe: NsPrep::enter_in_child makes raw syscalls
+            // on memory prepared before the clone, and its error is an OS
+            // error (no allocation).
+            if let Err(e) = ns.enter_in_child() {
+                report(err_fd, e.raw_os_error().unwrap_or(libc::EIO));
+            }
+        }
         for (src, _) in self.moves.iter_mut() {
             // SAFETY: fcntl(F_DUPFD_CLOEXEC) duplicates an open fd to a free
             // number at or above the floor; it touches no memory of ours and

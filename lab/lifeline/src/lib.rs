@@ -18,6 +18,11 @@
 //!   [`Signal`], re-exported from rustix) and waits with
 //!   `waitid(P_PIDFD)`, giving an [`ExitStatus`].
 //! - [`Lifeline`] / [`LifelineReader`]: how a child learns its parent died.
+//! - [`PidNamespace`]: a child started as init (PID 1) of a PID namespace
+//!   of its own, with its own `/proc` (and a user namespace where the caller
+//!   is unprivileged): [`Spawn::pid_namespace`], [`Command::pid_namespace`].
+//!   Signals and waits by PID from inside reach only its namespace, and its
+//!   death ends every process left there.
 //!
 //! ```
 //! use lifeline::{Command, ExitStatus, Signal};
@@ -105,6 +110,7 @@ pub mod floor;
 mod inherited;
 #[cfg(feature = "legacy")]
 pub mod legacy;
+mod namespace;
 mod pidfd;
 pub mod probe;
 mod process;
@@ -116,6 +122,7 @@ pub use fds::{
     claim_inherited, dup_to, dup_to_free, mark_inherited_cloexec, move_high, own_pipe,
     take_inherited, LAB_FD_FLOOR,
 };
+pub use namespace::PidNamespace;
 pub use pidfd::{ExitStatus, Pidfd};
 pub use process::{
     adopt_children, arm_pdeathsig, become_subreaper, block_forever, exit_now, monotonic_ns,

@@ -171,3 +171,57 @@ fn claim_inherited_takes_each_exec_fd_once() {
         .unwrap();
     assert_eq!(status, ExitStatus::Exited(0));
 }
+
+/// The form of [`PidNamespace`] this process can make: root's, or a user
+/// namespace's.
+fn own_form() -> PidNamespace {
+    if rustix::process::geteuid().is_root() {
+        PidNamespace::Plain
+    } else {
+        PidNamespace::WithUser
+    }
+}
+
+#[test]
+fn a_child_in_a_pid_namespace_is_its_init_with_its_own_proc() {
+    // PID 1 as its own /proc shows it is the shell itself, whose $$ is 1,
+    // and the caller's uid is 0 inside a user namespace (or stays 0).
+    let script =
+        r#"test $$ = 1 && test "$(cat /proc/1/comm)" = sh && test "$(id -u)" = 0 && exit 9"#;
+    let child = Command::new("/bin/sh")
+        .args(["-c", script])
+        .pid_namespace(own_form())
+        .spawn();
+    match child {
+        Ok(child) => assert_eq!(child.wait().unwrap(), ExitStatus::Exited(9)),
+        Err(e) => eprintln!("skipped: no PID namespace can be made here: {e}"),
+    }
+}
+
+#[test]
+fn the_death_of_a_namespace_init_ends_every_process_in_it() {
+    // The init starts a sleep (a process of its namespace) that reports its
+    // host-side end through an inherited pipe, then is killed: the kernel
+    // kills the sleep with it, and the pipe reports EOF.
+    let (r, w) = pipe_with(PipeFlags::CLOEXEC).unwrap();
+    let child = Command::new("/bin/sh")
+        .args(["-c", "sleep 1000 & echo started; wait"])
+        .stdout(Stdio::Fd(w.as_fd()))
+        .pid_namespace(own_form())
+        .spawn();
+    let child = match child {
+        Ok(c) => c,
+        Err(e) => return eprintln!("skipped: no PID namespace can be made here: {e}"),
+    };
+    drop(w);
+    let mut r = std::fs::File::from(r);
+    let mut started = [0u8; 8];
+    r.read_exact(&mut started).unwrap();
+    assert_eq!(&started, b"started\n");
+    assert!(child.pidfd().send_signal(Signal::KILL).unwrap());
+    assert_eq!(child.wait().unwrap(), ExitStatus::Signaled(9));
+    // EOF: the sleep, which held the write end as its stdout, is gone too.
+    let mut rest = Vec::new();
+    r.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+}

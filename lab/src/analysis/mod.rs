@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::LabError;
-use crate::results::{read_rows, TrialRow, SCHEMA};
+use crate::results::{read_rows, schemas_read, TrialRow, OLDEST_SCHEMA, SCHEMA};
 use crate::verdict::Verdict;
 
 pub use group::Group;
@@ -136,8 +136,8 @@ pub fn read_trials(path: &Path) -> Result<Vec<Row>, LabError> {
 }
 
 /// Refuse a CSV whose header has no `schema` column or whose first row has a
-/// schema other than [`SCHEMA`], with a message that says so (rather than
-/// the column a row of an older schema lacks).
+/// schema outside [`OLDEST_SCHEMA`]..=[`SCHEMA`], with a message that says
+/// so (rather than the column a row of an older schema lacks).
 fn check_schema(path: &Path) -> Result<(), LabError> {
     let input = |e: &dyn std::fmt::Display| LabError::Input(format!("{}: {e}", path.display()));
     let mut reader = csv::Reader::from_path(path).map_err(|e| input(&e))?;
@@ -147,15 +147,21 @@ fn check_schema(path: &Path) -> Result<(), LabError> {
     }
     let Some(col) = headers.iter().position(|h| h == "schema") else {
         return Err(input(&format!(
-            "not a trials CSV of the lab (no `schema` column; this lab reads schema {SCHEMA})"
+            "not a trials CSV of the lab (no `schema` column; this lab reads {})",
+            schemas_read()
         )));
     };
     if let Some(record) = reader.records().next() {
         let record = record.map_err(|e| input(&e))?;
         let found = record.get(col).unwrap_or("");
-        if found.trim() != SCHEMA.to_string() {
+        let known = found
+            .trim()
+            .parse::<u32>()
+            .is_ok_and(|n| (OLDEST_SCHEMA..=SCHEMA).contains(&n));
+        if !known {
             return Err(input(&format!(
-                "schema {found} (this lab reads schema {SCHEMA})"
+                "schema {found} (this lab reads {})",
+                schemas_read()
             )));
         }
     }

@@ -277,6 +277,9 @@ pub fn capture(subject: Subject, pids: &[i32], nodes: &[(i32, String)], gdb: boo
             }
         }
     }
+    // In a PID namespace of its own, PIDs read inside become the lab's
+    // (after gdb, which ran inside), so that what is printed names them.
+    notes.extend(crate::pidns::host_view(&mut processes));
     let signatures = signature::find(&processes);
     Diagnosis {
         subject,

@@ -98,6 +98,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
         results.push(run_strategy(&course, &session, &mut rec, strategy)?);
     }
     let (cgroup, cgroup_note) = (session.has_cgroup(), session.cgroup_note());
+    let pidns = session.pid_namespace();
     drop(session);
     let ctx = rec.context();
     let summary = RunSummary {
@@ -109,6 +110,8 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
         results,
         cgroup,
         cgroup_note,
+        pid_namespace: pidns.label().into(),
+        pid_namespace_note: pidns.describe(),
         csv: rec.csv_path().to_path_buf(),
         kernel: ctx.kernel.clone(),
         lab_version: ctx.lab_version.clone(),

@@ -129,6 +129,12 @@ pub struct RunSummary {
     pub cgroup: bool,
     /// Why not, when `cgroup` is false.
     pub cgroup_note: Option<String>,
+    /// The supervisors' PID namespace, as in the CSV: `pid`, `pid+user` or
+    /// `none`.
+    pub pid_namespace: String,
+    /// The same for the header: `pid namespace`, or `no pid namespace
+    /// (why)`.
+    pub pid_namespace_note: String,
     /// The CSV written.
     pub csv: PathBuf,
     /// Kernel release.
@@ -149,8 +155,8 @@ impl RunSummary {
         let mode = cgroup::mode_label(self.cgroup, self.cgroup_note.as_deref());
         let _ = writeln!(
             s,
-            "lab run {}  seed {}  plan {}  kernel {}  mode {}",
-            self.scenario, self.seed, self.plan_hash, self.kernel, mode
+            "lab run {}  seed {}  plan {}  kernel {}  mode {}, {}",
+            self.scenario, self.seed, self.plan_hash, self.kernel, mode, self.pid_namespace_note
         );
         for r in &self.results {
             let _ = writeln!(

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::cgroup;
 
 pub use host::{check_privileges, prepare_lab_process, sweep_orphans};
-pub use supervisor::{Supervisor, SupervisorError};
+pub use supervisor::{PidNsMode, Supervisor, SupervisorError};
 
 /// The supervisors and the lab cgroup of one command. Not `Clone`: one per
 /// command, dropped when its trials are over.
@@ -64,6 +64,13 @@ impl Session {
     /// Why trials run without a cgroup (`None` when they have one).
     pub fn cgroup_note(&self) -> Option<String> {
         self.cgroup_note.clone()
+    }
+
+    /// How its supervisors run: as init of a PID namespace of their own, or
+    /// (where none can be made) in the lab's, and why (decided once per lab
+    /// process: [`supervisor::pid_namespace`]).
+    pub fn pid_namespace(&self) -> PidNsMode {
+        supervisor::pid_namespace(&self.exe).clone()
     }
 
     /// Supervisors at most at once.

@@ -2,6 +2,33 @@
 //! in its hidden mode) started with the canonical primitive and fed one
 //! trial at a time through its lifeline, and [`SupervisorError`], what can
 //! go wrong with it.
+//!
+//! # Its PID namespace
+//!
+//! Every supervisor is started as init (PID 1) of a PID namespace of its
+//! own, with a private mount namespace and its own `/proc`
+//! ([`lifeline::PidNamespace`]: the namespace flags go to the `clone3`
+//! that creates it, and the id maps and the `/proc` mount are made in the
+//! child before the exec, so the supervisor is PID 1 from its first
+//! instruction and a failed setup is the spawn's error, never a half-set-up
+//! supervisor). As root: [`PidNamespace::Plain`]; otherwise, or where root
+//! lacks the privilege: [`PidNamespace::WithUser`] (the lab's uid and gid
+//! are 0 inside). The supervisor gets the lab's `/proc` at
+//! [`HOST_PROC_FD`] to show the user PIDs of the lab's namespace
+//! (`crate::pidns`).
+//!
+//! Why at the clone and not in the supervisor (unshare + a re-exec): it
+//! needs no extra process, and the lab keeps the pidfd of the process that
+//! is init, so ending it (SIGKILL from an ancestor namespace always gets
+//! through) ends the whole trial: the kernel kills every process of a PID
+//! namespace when its init dies.
+//!
+//! The choice is made once per lab process ([`pid_namespace`]): the first
+//! start tries the namespaced forms; if none can be made (unprivileged user
+//! namespaces off, a seccomp filter, no `/proc` mount allowed), supervisors
+//! run as before, in the lab's namespace, and [`PidNsMode::None`] says why,
+//! in `lab run`'s header and as `none` in every result row. The environment
+//! variable `LAB_PID_NAMESPACE=off` forces that fallback (for comparison).
 
 use std::ffi::CString;
 use std::fs::File;
@@ -13,10 +40,91 @@ use std::path::{Path, PathBuf};
 use rustix::pipe::{pipe_with, PipeFlags};
 
 use crate::error::LabError;
+use crate::pidns::HOST_PROC_FD;
 use crate::trial::protocol::TrialRequest;
 use crate::trial::protocol::{BYE, MODE_ARG, PLAN_FD, RELEASE, RESULT_FD};
 use crate::verdict::Outcome;
-use lifeline::{Pidfd, Spawn};
+use lifeline::{PidNamespace, Pidfd, Spawn};
+
+/// How this lab process runs its supervisors: in a PID namespace of their
+/// own, or (where none can be made) in the lab's, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PidNsMode {
+    /// Init of a PID namespace of its own, of this form.
+    Own(PidNamespace),
+    /// In the lab's PID namespace (signals by PID can reach the host's
+    /// processes), for this reason.
+    None(String),
+}
+
+impl PidNsMode {
+    /// The value of a result row's `pid_namespace` column: `pid`,
+    /// `pid+user` or `none`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            PidNsMode::Own(PidNamespace::Plain) => "pid",
+            PidNsMode::Own(PidNamespace::WithUser) => "pid+user",
+            PidNsMode::None(_) => "none",
+        }
+    }
+
+    /// For a header: `pid namespace`, `pid namespace (in a user
+    /// namespace)` or `no pid namespace (why)`.
+    pub fn describe(&self) -> String {
+        match self {
+            PidNsMode::Own(PidNamespace::Plain) => "pid namespace".into(),
+            PidNsMode::Own(PidNamespace::WithUser) => "pid namespace (in a user namespace)".into(),
+            PidNsMode::None(why) => format!("no pid namespace ({why})"),
+        }
+    }
+
+    fn namespace(&self) -> Option<PidNamespace> {
+        match self {
+            PidNsMode::Own(ns) => Some(*ns),
+            PidNsMode::None(_) => None,
+        }
+    }
+}
+
+static MODE: std::sync::OnceLock<PidNsMode> = std::sync::OnceLock::new();
+
+/// How supervisors started from `exe` run in this lab process, decided at
+/// the first call (a probe: a supervisor started in each form, root's
+/// first, and ended at once) and the same for every later one.
+pub fn pid_namespace(exe: &Path) -> &'static PidNsMode {
+    MODE.get_or_init(|| probe(exe))
+}
+
+fn probe(exe: &Path) -> PidNsMode {
+    if std::env::var_os("LAB_PID_NAMESPACE").is_some_and(|v| v == "off") {
+        return PidNsMode::None("turned off by LAB_PID_NAMESPACE=off".into());
+    }
+    let forms: &[PidNamespace] = if rustix::process::geteuid().is_root() {
+        &[PidNamespace::Plain, PidNamespace::WithUser]
+    } else {
+        &[PidNamespace::WithUser]
+    };
+    let mut why = Vec::new();
+    for &ns in forms {
+        let mode = PidNsMode::Own(ns);
+        match Supervisor::spawn(exe, &mode) {
+            Ok(probe) => {
+                drop(probe);
+                return mode;
+            }
+            Err(e) => why.push(format!("{}: {e}", mode.label())),
+        }
+    }
+    // Not the namespaces' fault when a supervisor cannot start at all (a
+    // missing binary, no fds left): the start that follows reports that.
+    if let Err(e) = Supervisor::spawn(exe, &PidNsMode::None(String::new())) {
+        return PidNsMode::None(format!("no supervisor could start to find out: {e}"));
+    }
+    PidNsMode::None(format!(
+        "cannot make one here, {}; signals by PID can reach the host's processes",
+        why.join("; ")
+    ))
+}
 
 /// Why a supervisor could not run a trial. After any error but
 /// [`SupervisorError::Start`] the supervisor is unusable: start a fresh one.
@@ -98,6 +206,7 @@ impl From<SupervisorError> for LabError {
 #[derive(Debug)]
 pub struct Supervisor {
     pidfd: Pidfd,
+    mode: &'static str,
     plans: Option<File>,
     results: BufReader<File>,
 }
@@ -105,39 +214,50 @@ pub struct Supervisor {
 impl Supervisor {
     /// Start `exe __supervisor` with the canonical primitive: clone3 +
     /// exec, lifeline at fd 3, result pipe at fd 4, stdin and stdout
-    /// `/dev/null`, stderr shared with the lab.
+    /// `/dev/null`, stderr shared with the lab; as init of a PID namespace
+    /// of its own as [`pid_namespace`] decided, then with the lab's `/proc`
+    /// at [`HOST_PROC_FD`].
     ///
     /// # Errors
     /// [`SupervisorError::Start`] with the error of pipe, open, clone3 or
     /// exec.
     pub fn start(exe: &Path) -> Result<Supervisor, SupervisorError> {
-        Supervisor::spawn(exe).map_err(|source| SupervisorError::Start {
+        Supervisor::spawn(exe, pid_namespace(exe)).map_err(|source| SupervisorError::Start {
             exe: exe.to_path_buf(),
             source,
         })
     }
 
-    fn spawn(exe: &Path) -> io::Result<Supervisor> {
+    fn spawn(exe: &Path, mode: &PidNsMode) -> io::Result<Supervisor> {
         let (res_read, res_write) = pipe_with(PipeFlags::CLOEXEC)?;
         let devnull: OwnedFd = File::open("/dev/null")?.into();
         let prog = CString::new(exe.as_os_str().as_bytes())?;
         let arg0 = CString::new("lab")?;
         let arg1 = CString::new(MODE_ARG)?;
         let stderr = io::stderr();
-        let child = Spawn::default().exec(
-            &prog,
-            &[&arg0, &arg1],
-            &[
-                (devnull.as_fd(), 0),
-                (devnull.as_fd(), 1),
-                (stderr.as_fd(), 2),
-                (res_write.as_fd(), RESULT_FD),
-            ],
-            PLAN_FD,
-        )?;
+        let mut map = vec![
+            (devnull.as_fd(), 0),
+            (devnull.as_fd(), 1),
+            (stderr.as_fd(), 2),
+            (res_write.as_fd(), RESULT_FD),
+        ];
+        let mut spawn = Spawn::default();
+        // The lab's /proc, which the supervisor's own /proc will hide.
+        let host_proc: Option<OwnedFd> = match mode.namespace() {
+            Some(ns) => {
+                spawn = spawn.pid_namespace(ns);
+                Some(File::open("/proc")?.into())
+            }
+            None => None,
+        };
+        if let Some(fd) = &host_proc {
+            map.push((fd.as_fd(), HOST_PROC_FD));
+        }
+        let child = spawn.exec(&prog, &[&arg0, &arg1], &map, PLAN_FD)?;
         let (pidfd, plans) = child.into_parts();
         Ok(Supervisor {
             pidfd,
+            mode: mode.label(),
             plans: Some(File::from(plans)),
             results: BufReader::new(File::from(res_read)),
         })
@@ -158,13 +278,16 @@ impl Supervisor {
         let line =
             serde_json::to_string(req).map_err(|source| SupervisorError::Request { source })?;
         self.say(&line)?;
-        let first = self.answer()?;
+        let mut first = self.answer()?;
+        first.pid_namespace = self.mode.into();
         if !first.kept {
             return Ok(first);
         }
         on_kept(&first);
         self.say(RELEASE)?;
-        self.answer()
+        let mut last = self.answer()?;
+        last.pid_namespace = self.mode.into();
+        Ok(last)
     }
 
     fn say(&mut self, line: &str) -> Result<(), SupervisorError> {

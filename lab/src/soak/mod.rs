@@ -145,6 +145,15 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
         Ok(_) => {
             let (rows, torn) = results::read_rows_torn(&csv_path)
                 .map_err(|e| LabError::Input(format!("cannot resume: {e}")))?;
+            if let Some(old) = rows.iter().find(|r| r.schema != results::SCHEMA) {
+                return Err(LabError::Input(format!(
+                    "cannot resume: {} holds rows of schema {} (an older lab's; this one writes \
+                     schema {}): resume it with that lab, or start a new soak with --out",
+                    csv_path.display(),
+                    old.schema,
+                    results::SCHEMA
+                )));
+            }
             if let Some(torn) = torn {
                 results::drop_torn_row(&csv_path, &torn).map_err(|e| {
                     LabError::io(

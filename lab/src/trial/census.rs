@@ -223,6 +223,7 @@ impl Course<'_> {
                     .map_or("outside the plan".to_string(), |i| {
                         format!("node {}", self.plan().nodes[i].path)
                     });
+                let pid = crate::pidns::host_pid(pid);
                 format!("pid {pid} fd {} (write), {who}", f.fd)
             })
             .collect();

@@ -57,7 +57,9 @@ pub(super) fn cgroup(req: &TrialRequest) -> Result<Option<TrialCgroup>, SetupErr
     // supervisor's own count of its trials keeps names apart.
     static SEQUENCE: AtomicU64 = AtomicU64::new(0);
     let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
-    let name = format!("trial.{}.{}.{seq}", std::process::id(), req.trial);
+    // The supervisor's PID as the lab sees it: inside, every supervisor
+    // is PID 1 of its own namespace.
+    let name = format!("trial.{}.{}.{seq}", crate::pidns::host_self(), req.trial);
     TrialCgroup::create(parent, &name)
         .map(Some)
         .map_err(|source| SetupError::Cgroup {

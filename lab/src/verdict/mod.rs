@@ -96,6 +96,10 @@ pub struct Outcome {
     pub nodes_spawned: u32,
     /// Whether the trial ran in a cgroup of its own.
     pub cgroup: bool,
+    /// The supervisor's PID namespace: `pid`, `pid+user` or `none` (set by
+    /// the lab, which started the supervisor; empty before that).
+    #[serde(default)]
+    pub pid_namespace: String,
     /// Node paths of the survivors (orphan) or of the blocked (hang).
     pub survivors: Vec<String>,
     /// Why, for every verdict but `pass`.
@@ -162,6 +166,7 @@ impl Outcome {
             kill_rung: Rung::Cleanup,
             nodes_spawned: 0,
             cgroup: false,
+            pid_namespace: String::new(),
             survivors: Vec::new(),
             reason: Some(reason),
             node_rungs: Vec::new(),

@@ -201,6 +201,7 @@ pub(super) fn outcome(plan: &Plan, obs: &Observation, end: Ending, time_us: u64)
         kill_rung: end.rung,
         nodes_spawned: obs.nodes.iter().filter(|n| n.created_ns.is_some()).count() as u32,
         cgroup: obs.cgroup,
+        pid_namespace: String::new(),
         survivors: Vec::new(),
         reason,
         node_rungs,

@@ -1,0 +1,196 @@
+//! The trial's PID namespace, and its PIDs as the user sees them.
+//!
+//! Each supervisor runs as init (PID 1) of a PID namespace of its own
+//! (`session::supervisor` starts it so), with its own `/proc`: every PID the
+//! trial engine handles is local to that namespace. That is what the legacy
+//! observe axis needs (a `kill(pid)` to a stale PID can reach only a process
+//! of the same trial), but a PID printed for the user (`gdb -p PID`, the
+//! diagnosis, `--keep-hung`) must name the process in the lab's namespace.
+//!
+//! The lab hands the supervisor its own `/proc` as a directory fd
+//! ([`HOST_PROC_FD`]); the supervisor keeps it ([`claim_host_proc`]), and
+//! the diagnosis translates every PID and TID through it while the
+//! processes are alive ([`host_view`]): a pidfd of the process (opened
+//! inside) read through the lab's `/proc` (`self/fdinfo/N`, whose `Pid:`
+//! is given in the namespace of that `/proc`), then each thread's `NSpid:`
+//! line under `/proc/HOSTPID/task/` of the lab's `/proc`.
+//!
+//! Without a namespace of its own (the fallback, said in every result) the
+//! supervisor has no such fd and every PID is already the lab's.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::sync::OnceLock;
+
+use rustix::fs::{openat, Mode, OFlags};
+
+use crate::forensics::ProcessState;
+
+/// The fd at which a supervisor in a PID namespace of its own finds the
+/// lab's `/proc` (a directory fd opened by the lab before the clone).
+pub const HOST_PROC_FD: RawFd = 5;
+
+static HOST_PROC: OnceLock<OwnedFd> = OnceLock::new();
+
+/// In the supervisor: take the lab's `/proc` from [`HOST_PROC_FD`] when it
+/// was given (close-on-exec from then on). Returns whether it was.
+pub fn claim_host_proc() -> bool {
+    match lifeline::claim_inherited(HOST_PROC_FD) {
+        Ok(fd) => HOST_PROC.set(fd).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Whether this process is init of its PID namespace with the lab's `/proc`
+/// in hand: PIDs here are not the lab's.
+pub fn translating() -> bool {
+    HOST_PROC.get().is_some() && rustix::process::getpid().as_raw_nonzero().get() == 1
+}
+
+/// This process's PID as the lab sees it: unique among the lab's
+/// supervisors even though each of them is PID 1 of its own namespace (the
+/// name of a trial's cgroup is made from it). `/proc/self` of the lab's
+/// `/proc` when [`translating`], else [`std::process::id`].
+pub fn host_self() -> u32 {
+    static SELF: OnceLock<u32> = OnceLock::new();
+    *SELF.get_or_init(|| {
+        HOST_PROC
+            .get()
+            .filter(|_| translating())
+            .and_then(|proc| rustix::fs::readlinkat(proc, "self", Vec::new()).ok())
+            .and_then(|link| link.to_str().ok()?.parse().ok())
+            .unwrap_or_else(std::process::id)
+    })
+}
+
+fn read_at(dir: &OwnedFd, path: &str) -> Option<String> {
+    let fd = openat(
+        dir.as_fd(),
+        path,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let mut s = String::new();
+    File::from(fd).read_to_string(&mut s).ok()?;
+    Some(s)
+}
+
+fn field(text: &str, name: &str) -> Option<i32> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// The lab's PID of the live process `pid` of this namespace (`pid` itself
+/// when not [`translating`], or when it is gone).
+pub fn host_pid(pid: i32) -> i32 {
+    host_ids(pid).map_or(pid, |(h, _)| h)
+}
+
+/// The lab's PID of process `pid` and its threads' TIDs (namespace TID →
+/// lab TID), read while it is alive.
+fn host_ids(pid: i32) -> Option<(i32, HashMap<i32, i32>)> {
+    if !translating() || pid <= 0 {
+        return None;
+    }
+    let proc = HOST_PROC.get()?;
+    let pidfd = rustix::process::pidfd_open(
+        rustix::process::Pid::from_raw(pid)?,
+        rustix::process::PidfdFlags::empty(),
+    )
+    .ok()?;
+    let info = read_at(proc, &format!("self/fdinfo/{}", pidfd.as_raw_fd()))?;
+    let host = field(&info, "Pid:").filter(|&h| h > 0)?;
+    let mut tids = HashMap::new();
+    if let Ok(task) = openat(
+        proc.as_fd(),
+        format!("{host}/task"),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        if let Ok(mut dir) = rustix::fs::Dir::read_from(&task) {
+            while let Some(Ok(e)) = dir.next() {
+                let Some(htid) = e
+                    .file_name()
+                    .to_str()
+                    .ok()
+                    .and_then(|n| n.parse::<i32>().ok())
+                else {
+                    continue;
+                };
+                // NSpid: the TID in the lab's namespace first, ours last.
+                if let Some(ns) = read_at(&task, &format!("{htid}/status"))
+                    .and_then(|s| {
+                        s.lines()
+                            .find_map(|l| l.strip_prefix("NSpid:"))
+                            .map(str::to_owned)
+                    })
+                    .and_then(|v| v.split_whitespace().last()?.parse().ok())
+                {
+                    tids.insert(ns, htid);
+                }
+            }
+        }
+    }
+    Some((host, tids))
+}
+
+/// Rewrite the PIDs, parent PIDs and TIDs of `processes` (read inside the
+/// namespace) to the lab's, so that what the user reads (`gdb -p PID`,
+/// `/proc/PID`) names the same processes from the lab's shell. Returns a
+/// note for the diagnosis, or `None` when nothing needed translating.
+pub fn host_view(processes: &mut [ProcessState]) -> Option<String> {
+    if !translating() {
+        return None;
+    }
+    let mut pids: HashMap<i32, i32> = HashMap::new();
+    let mut tids: HashMap<i32, i32> = HashMap::new();
+    let mut wanted: Vec<i32> = processes.iter().flat_map(|p| [p.pid, p.ppid]).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    for pid in wanted {
+        if let Some((h, t)) = host_ids(pid) {
+            pids.insert(pid, h);
+            tids.extend(t);
+        }
+    }
+    let mut missed = 0;
+    for p in processes.iter_mut() {
+        match pids.get(&p.pid) {
+            Some(&h) => p.pid = h,
+            None => missed += 1,
+        }
+        if let Some(&h) = pids.get(&p.ppid) {
+            p.ppid = h;
+        }
+        for t in &mut p.threads {
+            if let Some(&h) = tids.get(&t.tid) {
+                t.tid = h;
+            }
+        }
+    }
+    let mut note = "PIDs and TIDs are the lab's (the trial ran as init of a PID namespace of its own; translated through the lab's /proc)".to_string();
+    if missed > 0 {
+        note.push_str(&format!(
+            "; {missed} process(es) ended before translation and keep their PID inside the namespace"
+        ));
+    }
+    if in_user_namespace() {
+        // Root of a user namespace reads no kernel stack: it needs
+        // CAP_SYS_ADMIN in the host's user namespace.
+        note.push_str("; kernel stacks need root of the host (the trial ran in a user namespace)");
+    }
+    Some(note)
+}
+
+/// Whether this process is in a user namespace other than the initial one
+/// (its uid map is not the identity of every id).
+pub fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+        .unwrap_or(false)
+}
