@@ -65,7 +65,7 @@ fn per_trial_overhead(c: &mut Criterion) {
             gdb: false,
             keep_hung: false,
         };
-        let mut sup = Supervisor::start(exe).expect("a supervisor");
+        let mut sup = Supervisor::start(exe, None).expect("a supervisor");
         g.bench_function(name, |b| {
             b.iter(|| {
                 let o = sup.run(&req, &|_| {}).expect("a trial");

@@ -48,7 +48,10 @@ use crate::verdict::Outcome;
 
 /// Run the supervisor loop until the lab closes the lifeline. Returns the
 /// process exit code: 0 on a clean end, 3 when it could not work.
-pub fn main() -> i32 {
+/// `lab_cgroup` is the lab's cgroup (`--lab-cgroup`), known from the start
+/// so that a lab that dies before its first request still has its cgroup
+/// removed by the last supervisor out.
+pub fn main(lab_cgroup: Option<std::path::PathBuf>) -> i32 {
     // Out of the lab's session: a Ctrl-C at the terminal reaches the lab,
     // whose death the supervisor then sees on its lifeline and cleans up.
     let _ = rustix::process::setsid();
@@ -79,7 +82,7 @@ pub fn main() -> i32 {
         }
     };
     let mut results = File::from(results);
-    let mut lab_cgroup = None;
+    let mut lab_cgroup = lab_cgroup;
     let code = serve(reader, &mut results, &plans, &mut lab_cgroup);
     // If the lab died, nobody else removes its cgroup: the last supervisor
     // out removes it (rmdir fails harmlessly while others still use it).

@@ -85,7 +85,12 @@ enum Command {
     /// List the cgroups of labs that are no longer running; --remove removes them
     Janitor(janitor::JanitorCmd),
     #[command(name = "__supervisor", hide = true)]
-    Supervisor,
+    Supervisor {
+        /// The lab's cgroup, which the last supervisor out removes if the
+        /// lab dies.
+        #[arg(long)]
+        lab_cgroup: Option<PathBuf>,
+    },
     #[command(name = "__node", hide = true)]
     Node {
         idx: u32,
@@ -118,7 +123,7 @@ pub fn execute(cli: Cli) -> Result<Exit, LabError> {
         Command::Strategies => strategies::execute(),
         Command::Env(c) => c.execute(),
         Command::Janitor(c) => c.execute(),
-        Command::Supervisor => Ok(match crate::supervisor::main() {
+        Command::Supervisor { lab_cgroup } => Ok(match crate::supervisor::main(lab_cgroup) {
             0 => Exit::Clean,
             _ => Exit::Lab,
         }),

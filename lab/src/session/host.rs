@@ -3,12 +3,23 @@
 //! fds, the privileges a scenario needs, and the orphans of dead
 //! supervisors ended.
 
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
 use crate::error::LabError;
 use crate::plan::Plan;
 use crate::scenario::Scenario;
 
-/// Prepare the lab process itself: stray inherited fds close-on-exec, and the
-/// lab a subreaper, so that orphans of a supervisor that died come to it.
+/// The lab cgroups of this process's open sessions: removed when a signal
+/// ends the lab.
+static ON_SIGNAL: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Prepare the lab process itself: stray inherited fds close-on-exec, and
+/// the lab a subreaper, so that orphans of a supervisor that died come to
+/// it.
 ///
 /// # Errors
 /// [`LabError::Io`] with the kernel's error when it refuses either.
@@ -16,6 +27,63 @@ pub fn prepare_lab_process() -> Result<(), LabError> {
     lifeline::mark_inherited_cloexec()
         .map_err(|e| LabError::io("close_range(CLOSE_RANGE_CLOEXEC)", e))?;
     lifeline::become_subreaper().map_err(|e| LabError::io("PR_SET_CHILD_SUBREAPER", e))
+}
+
+/// Make a lab cgroup with `create` (which returns it, or `None`, and what
+/// else it has to say) and remove it if a signal ends the lab before
+/// [`forget_on_signal`]. The list of watched cgroups stays locked while
+/// `create` runs, so a signal that comes meanwhile waits for the cgroup to
+/// exist and removes it: there is no moment at which it would be left
+/// behind. Where trials still run in it the removal fails, and the last
+/// supervisor out removes it once it has ended its trial (each knows the
+/// lab cgroup from its start).
+///
+/// The first call starts the thread that watches for SIGINT, SIGTERM and
+/// SIGHUP (not before: a command refused for bad input starts no thread);
+/// should it not start, a note says so and a lab ended by a signal may
+/// leave its cgroup to `lab janitor`.
+pub fn watched<T>(create: impl FnOnce() -> (Option<PathBuf>, T)) -> (Option<PathBuf>, T) {
+    static WATCH: OnceLock<()> = OnceLock::new();
+    WATCH.get_or_init(|| {
+        if let Err(e) = watch_signals() {
+            eprintln!(
+                "lab: cannot watch for SIGINT and SIGTERM ({e}): a lab ended by one may leave \
+                 its cgroup to `lab janitor`"
+            );
+        }
+    });
+    let mut watched = ON_SIGNAL.lock().unwrap_or_else(|p| p.into_inner());
+    let (dir, rest) = create();
+    watched.extend(dir.clone());
+    (dir, rest)
+}
+
+/// Stop watching `dir`: its session removed it.
+pub fn forget_on_signal(dir: &Path) {
+    ON_SIGNAL
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|d| d != dir);
+}
+
+/// A thread that waits for SIGINT, SIGTERM or SIGHUP (signal-hook's
+/// self-pipe: the handler only writes a byte), removes the watched lab
+/// cgroups, then ends the lab with the signal's default action, as if it
+/// had no handler (exit status 128 + the signal to a shell). Supervisors
+/// see their lifelines close and end their trials.
+fn watch_signals() -> std::io::Result<()> {
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    std::thread::Builder::new()
+        .name("lab-signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                for dir in ON_SIGNAL.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+                    let _ = std::fs::remove_dir(dir);
+                }
+                let _ = signal_hook::low_level::emulate_default_handler(sig);
+            }
+        })?;
+    Ok(())
 }
 
 /// Refuse a scenario this machine cannot run: one that needs a private PID

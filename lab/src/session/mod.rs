@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::cgroup;
 
 pub use host::{check_privileges, prepare_lab_process, sweep_orphans};
+use host::{forget_on_signal, watched};
 pub use supervisor::{PidNsMode, Supervisor, SupervisorError};
 
 /// The supervisors and the lab cgroup of one command. Not `Clone`: one per
@@ -40,7 +41,7 @@ impl Session {
     /// cgroup v2 is here (then subreaper mode, and [`Session::cgroup_note`]
     /// says why).
     pub fn open(exe: &Path, jobs: usize, no_cgroup: bool) -> Session {
-        let (cgroup, cgroup_note) = cgroup::trial_parent(no_cgroup);
+        let (cgroup, cgroup_note) = watched(|| cgroup::trial_parent(no_cgroup));
         Session {
             exe: exe.to_path_buf(),
             jobs: jobs.max(1),
@@ -88,7 +89,7 @@ impl Session {
     /// # Errors
     /// [`SupervisorError::Start`].
     pub fn start_supervisor(&self) -> Result<Supervisor, SupervisorError> {
-        let sup = Supervisor::start(&self.exe)?;
+        let sup = Supervisor::start(&self.exe, self.cgroup.as_deref())?;
         self.started.fetch_add(1, Ordering::Relaxed);
         Ok(sup)
     }
@@ -98,6 +99,7 @@ impl Drop for Session {
     fn drop(&mut self) {
         if let Some(dir) = &self.cgroup {
             cgroup::remove_lab_cgroup(dir);
+            forget_on_signal(dir);
         }
         sweep_orphans();
     }

@@ -107,7 +107,7 @@ fn probe(exe: &Path) -> PidNsMode {
     let mut why = Vec::new();
     for &ns in forms {
         let mode = PidNsMode::Own(ns);
-        match Supervisor::spawn(exe, &mode) {
+        match Supervisor::spawn(exe, &mode, None) {
             Ok(probe) => {
                 drop(probe);
                 return mode;
@@ -117,7 +117,7 @@ fn probe(exe: &Path) -> PidNsMode {
     }
     // Not the namespaces' fault when a supervisor cannot start at all (a
     // missing binary, no fds left): the start that follows reports that.
-    if let Err(e) = Supervisor::spawn(exe, &PidNsMode::None(String::new())) {
+    if let Err(e) = Supervisor::spawn(exe, &PidNsMode::None(String::new()), None) {
         return PidNsMode::None(format!("no supervisor could start to find out: {e}"));
     }
     PidNsMode::None(format!(
@@ -218,17 +218,22 @@ impl Supervisor {
     /// of its own as [`pid_namespace`] decided, then with the lab's `/proc`
     /// at [`HOST_PROC_FD`].
     ///
+    /// `lab_cgroup` is the lab's cgroup, passed as `--lab-cgroup` so that
+    /// the last supervisor out removes it should the lab die.
+    ///
     /// # Errors
     /// [`SupervisorError::Start`] with the error of pipe, open, clone3 or
     /// exec.
-    pub fn start(exe: &Path) -> Result<Supervisor, SupervisorError> {
-        Supervisor::spawn(exe, pid_namespace(exe)).map_err(|source| SupervisorError::Start {
-            exe: exe.to_path_buf(),
-            source,
+    pub fn start(exe: &Path, lab_cgroup: Option<&Path>) -> Result<Supervisor, SupervisorError> {
+        Supervisor::spawn(exe, pid_namespace(exe), lab_cgroup).map_err(|source| {
+            SupervisorError::Start {
+                exe: exe.to_path_buf(),
+                source,
+            }
         })
     }
 
-    fn spawn(exe: &Path, mode: &PidNsMode) -> io::Result<Supervisor> {
+    fn spawn(exe: &Path, mode: &PidNsMode, lab_cgroup: Option<&Path>) -> io::Result<Supervisor> {
         let (res_read, res_write) = pipe_with(PipeFlags::CLOEXEC)?;
         let devnull: OwnedFd = File::open("/dev/null")?.into();
         let prog = CString::new(exe.as_os_str().as_bytes())?;
@@ -253,7 +258,13 @@ impl Supervisor {
         if let Some(fd) = &host_proc {
             map.push((fd.as_fd(), HOST_PROC_FD));
         }
-        let child = spawn.exec(&prog, &[&arg0, &arg1], &map, PLAN_FD)?;
+        let mut args = vec![arg0, arg1];
+        if let Some(dir) = lab_cgroup {
+            args.push(CString::new("--lab-cgroup")?);
+            args.push(CString::new(dir.as_os_str().as_bytes())?);
+        }
+        let argv: Vec<&std::ffi::CStr> = args.iter().map(|a| a.as_c_str()).collect();
+        let child = spawn.exec(&prog, &argv, &map, PLAN_FD)?;
         let (pidfd, plans) = child.into_parts();
         Ok(Supervisor {
             pidfd,

@@ -587,3 +587,84 @@ fn the_janitor_removes_the_cgroup_of_a_killed_lab_and_never_a_live_one() {
     drop(_one);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The lab cgroups under this process's own cgroup (where a lab makes its).
+fn lab_cgroups() -> std::collections::BTreeSet<PathBuf> {
+    let Some(own) = lab::cgroup::own_cgroup() else {
+        return Default::default();
+    };
+    std::fs::read_dir(own)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("lab."))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Spin (no sleep: the lab's own progress is the clock) until `ready`
+/// holds or `child` has exited; whether `ready` held.
+fn spin_until(child: &mut Child, mut ready: impl FnMut() -> bool) -> bool {
+    loop {
+        if ready() {
+            return true;
+        }
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn a_lab_ended_by_a_signal_at_any_moment_leaves_no_cgroup_and_no_process() {
+    if !has_cgroup() {
+        println!("skipped: no writable cgroup v2 here, so no lab cgroup to leave");
+        return;
+    }
+    let _one = super::ONE_LAB_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let before = lab_cgroups();
+    let out = out_dir("signalled");
+    let trial_cgroup_exists = || {
+        lab_cgroups().difference(&before).any(|d| {
+            std::fs::read_dir(d).is_ok_and(|mut e| e.any(|e| e.is_ok_and(|e| e.path().is_dir())))
+        })
+    };
+    for signal in [rustix::process::Signal::INT, rustix::process::Signal::TERM] {
+        // The moments: at once; as soon as its lab cgroup exists (before
+        // any supervisor knows it); as soon as a trial runs in it.
+        for moment in 0..3 {
+            let mut child = Command::new(LAB)
+                .args(["run", "nested", "--trials", "50", "--out"])
+                .arg(&out)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let reached = match moment {
+                0 => true,
+                1 => spin_until(&mut child, || lab_cgroups() != before),
+                _ => spin_until(&mut child, trial_cgroup_exists),
+            };
+            assert!(reached, "the lab ended before moment {moment}");
+            let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+            rustix::process::kill_process(pid, signal).unwrap();
+            let status = child.wait().unwrap();
+            assert_eq!(
+                std::os::unix::process::ExitStatusExt::signal(&status),
+                Some(signal.as_raw()),
+                "{signal:?} at moment {moment}: {status:?}"
+            );
+            wait_lab_processes_gone();
+            assert_eq!(
+                lab_cgroups(),
+                before,
+                "{signal:?} at moment {moment} left a lab cgroup"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
