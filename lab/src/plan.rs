@@ -228,6 +228,7 @@ pub struct PlanKill {
 }
 
 /// A scenario resolved by a seed: every node, kill and delay concrete.
+#[serde_with::serde_as]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     /// Scenario name.
@@ -235,6 +236,7 @@ pub struct Plan {
     /// Hash of the scenario file's text.
     pub scenario_hash: String,
     /// The seed.
+    #[serde_as(as = "serde_with::PickFirst<(serde_with::DisplayFromStr, _)>")]
     pub seed: u64,
     /// Nodes, breadth-first, root first.
     pub nodes: Vec<PlanNode>,

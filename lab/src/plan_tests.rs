@@ -525,3 +525,15 @@ fn the_host_draws_its_chance_from_the_seed_and_the_trial() {
         .unwrap()
         .contains("host"));
 }
+
+#[test]
+fn seeds_travel_as_strings_in_json_and_older_numbers_still_read() {
+    let p = Plan::new(&nested(), u64::MAX);
+    let v = serde_json::to_value(&p).unwrap();
+    assert_eq!(v["seed"], "18446744073709551615");
+    let back: Plan = serde_json::from_value(v.clone()).unwrap();
+    assert_eq!(back, p);
+    let mut old = v;
+    old["seed"] = serde_json::json!(7u64);
+    assert_eq!(serde_json::from_value::<Plan>(old).unwrap().seed, 7);
+}

@@ -163,7 +163,7 @@ fn nested_canonical_passes_and_legacy_orphans_in_cgroup_mode() {
         );
     }
     assert_eq!(v["scenario"], "nested");
-    assert_eq!(v["seed"], 7);
+    assert_eq!(v["seed"], "7", "seeds travel as strings in JSON");
 }
 
 #[test]

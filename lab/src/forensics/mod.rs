@@ -30,6 +30,7 @@ pub struct Diagnosis {
 }
 
 /// What a diagnosis is about: the trial and its verdict.
+#[serde_with::serde_as]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subject {
     /// The verdict it was read for (`hang`, `orphan`).
@@ -37,6 +38,7 @@ pub struct Subject {
     /// Scenario name.
     pub scenario: String,
     /// The plan's seed.
+    #[serde_as(as = "serde_with::PickFirst<(serde_with::DisplayFromStr, _)>")]
     pub seed: u64,
     /// Strategy name.
     pub strategy: String,

@@ -34,11 +34,13 @@ struct Entry<'a> {
 }
 
 /// A trial that did not pass, and how to replay it.
+#[serde_with::serde_as]
 #[derive(Clone, Debug, Serialize)]
 pub struct Failing {
     /// Trial index.
     pub trial: u64,
     /// Its plan's seed.
+    #[serde_as(as = "serde_with::PickFirst<(serde_with::DisplayFromStr, _)>")]
     pub seed: u64,
     /// Its verdict.
     pub verdict: String,

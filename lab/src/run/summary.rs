@@ -111,6 +111,7 @@ pub struct Reproduction {
 }
 
 /// The summary of a run (what `--format json` prints).
+#[serde_with::serde_as]
 #[derive(Clone, Debug, Serialize)]
 pub struct RunSummary {
     /// Scenario name.
@@ -118,6 +119,7 @@ pub struct RunSummary {
     /// Hash of the scenario file.
     pub scenario_hash: String,
     /// The seed.
+    #[serde_as(as = "serde_with::PickFirst<(serde_with::DisplayFromStr, _)>")]
     pub seed: u64,
     /// Hash of the plan.
     pub plan_hash: String,

@@ -49,6 +49,7 @@ pub use summary::SoakSummary;
 
 /// What a soak is asked to run; stored as `soak.json` and read back by
 /// `--resume`.
+#[serde_with::serde_as]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SoakSpec {
     /// Scenarios, as named (built-in names or paths).
@@ -60,6 +61,7 @@ pub struct SoakSpec {
     /// How long to run (s), when `trials` is `None`.
     pub duration_s: Option<u64>,
     /// The soak's seed; trial `t` runs the plan of `trial_seed(seed, t)`.
+    #[serde_as(as = "serde_with::PickFirst<(serde_with::DisplayFromStr, _)>")]
     pub seed: u64,
     /// Only the trials of this shard.
     pub shard: Option<Shard>,
