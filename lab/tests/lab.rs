@@ -47,6 +47,33 @@ fn live_lab_processes() -> Vec<i32> {
         .collect()
 }
 
+/// Wait (through a pidfd each) until every process of the lab binary has
+/// exited, at most 10 s each.
+fn wait_lab_processes_gone() {
+    for p in live_lab_processes() {
+        let Ok(fd) = rustix::process::pidfd_open(
+            rustix::process::Pid::from_raw(p).unwrap(),
+            rustix::process::PidfdFlags::empty(),
+        ) else {
+            continue;
+        };
+        let mut fds = [rustix::event::PollFd::new(
+            &fd,
+            rustix::event::PollFlags::IN,
+        )];
+        let ten_s = rustix::time::Timespec {
+            tv_sec: 10,
+            tv_nsec: 0,
+        };
+        assert_eq!(
+            rustix::event::poll(&mut fds, Some(&ten_s)).unwrap(),
+            1,
+            "pid {p} lives on"
+        );
+    }
+    assert_eq!(live_lab_processes(), Vec::<i32>::new());
+}
+
 /// Run the lab with `args`, then assert that nothing of it is left alive.
 fn lab(args: &[&str], envs: &[(&str, &str)]) -> Output {
     let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());

@@ -10,34 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
 
-use super::{json, lab, live_lab_processes, out_dir, LAB, ONE_LAB_AT_A_TIME};
-
-/// Wait (through a pidfd each) until every process of the lab binary has
-/// exited, at most 10 s each.
-fn wait_lab_processes_gone() {
-    for p in live_lab_processes() {
-        let Ok(fd) = rustix::process::pidfd_open(
-            rustix::process::Pid::from_raw(p).unwrap(),
-            rustix::process::PidfdFlags::empty(),
-        ) else {
-            continue;
-        };
-        let mut fds = [rustix::event::PollFd::new(
-            &fd,
-            rustix::event::PollFlags::IN,
-        )];
-        let ten_s = rustix::time::Timespec {
-            tv_sec: 10,
-            tv_nsec: 0,
-        };
-        assert_eq!(
-            rustix::event::poll(&mut fds, Some(&ten_s)).unwrap(),
-            1,
-            "pid {p} lives on"
-        );
-    }
-    assert_eq!(live_lab_processes(), Vec::<i32>::new());
-}
+use super::{json, lab, out_dir, wait_lab_processes_gone, LAB, ONE_LAB_AT_A_TIME};
 
 /// `lab soak --progress lines --format json -j 2 ARGS`, started with its
 /// stderr piped.

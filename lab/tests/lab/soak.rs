@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use super::{json, lab, live_lab_processes, out_dir, LAB, ONE_LAB_AT_A_TIME};
+use super::{json, lab, out_dir, wait_lab_processes_gone, LAB, ONE_LAB_AT_A_TIME};
 
 /// `(scenario, sweep_value, strategy, trial, seed, plan_hash, verdict)` of
 /// every row of `dir/trials.csv`, sorted.
@@ -177,28 +177,7 @@ fn interrupted_then_resumed(signal: rustix::process::Signal, tag: &str) {
         assert!(!status.success());
         // The supervisors see their lifeline close, end their trials and
         // exit: wait for each through a pidfd.
-        for p in live_lab_processes() {
-            let Ok(fd) = rustix::process::pidfd_open(
-                rustix::process::Pid::from_raw(p).unwrap(),
-                rustix::process::PidfdFlags::empty(),
-            ) else {
-                continue;
-            };
-            let mut fds = [rustix::event::PollFd::new(
-                &fd,
-                rustix::event::PollFlags::IN,
-            )];
-            let ten_s = rustix::time::Timespec {
-                tv_sec: 10,
-                tv_nsec: 0,
-            };
-            assert_eq!(
-                rustix::event::poll(&mut fds, Some(&ten_s)).unwrap(),
-                1,
-                "pid {p} lives on"
-            );
-        }
-        assert_eq!(live_lab_processes(), Vec::<i32>::new());
+        wait_lab_processes_gone();
     }
     let before = rows(&dir).len();
     assert!((6..60).contains(&before), "{before} rows before the resume");

@@ -60,6 +60,23 @@ pub(in crate::trial) fn hang(
              its worker"
         );
     }
+    let mut o = hung(plan, obs, reason, rung, alive, time_us);
+    if o.verdict == Verdict::Hang {
+        o.kill_rung = Rung::Cleanup;
+    }
+    o
+}
+
+/// A `hang` for `reason` with `alive` as its hung processes (unless the
+/// precedence of [`outcome`] makes it another verdict).
+fn hung(
+    plan: &Plan,
+    obs: &Observation,
+    reason: String,
+    rung: Rung,
+    alive: Alive,
+    time_us: u64,
+) -> Outcome {
     let mut o = outcome(
         plan,
         obs,
@@ -69,7 +86,6 @@ pub(in crate::trial) fn hang(
     if o.verdict == Verdict::Hang {
         o.hung = alive.count;
         o.survivors = alive.paths;
-        o.kill_rung = Rung::Cleanup;
     }
     o
 }
@@ -94,17 +110,7 @@ pub(in crate::trial) fn undying(
             format!("nodes {}", alive.paths.join(" "))
         }
     );
-    let mut o = outcome(
-        plan,
-        obs,
-        Ending::new(Verdict::Hang, Some(reason), rung),
-        time_us,
-    );
-    if o.verdict == Verdict::Hang {
-        o.hung = alive.count;
-        o.survivors = alive.paths;
-    }
-    o
+    hung(plan, obs, reason, rung, alive, time_us)
 }
 
 /// `alive` outlived the teardown (`rung`) and both cascade windows
