@@ -392,3 +392,6 @@ mod corpus;
 
 #[path = "lab/pidns.rs"]
 mod pidns;
+
+#[path = "lab/survivors.rs"]
+mod survivors;

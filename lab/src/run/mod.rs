@@ -20,7 +20,7 @@ use crate::strategy::Strategy;
 use crate::trial::protocol::TrialRequest;
 use crate::verdict::Outcome;
 
-pub use summary::{FirstDiagnosis, Replay, Reproduction, RunSummary, StrategySummary};
+pub use summary::{FirstDiagnosis, Replay, Reproduction, RunSummary, StrategySummary, SurvivorSet};
 
 /// What `lab run` is asked to do.
 #[derive(Clone, Debug)]

@@ -54,6 +54,10 @@ pub struct StrategySummary {
     /// The most frequent verdict and how many trials had it: the
     /// reproduction rate of a replayed plan (`--repeat K`).
     pub reproduction: Reproduction,
+    /// The distinct survivor sets its trials left (`Outcome::survivors`,
+    /// node paths, sorted), most frequent first: one for a plan that
+    /// reproduces down to its survivors (`--repeat K`).
+    pub survivor_sets: Vec<SurvivorSet>,
     /// Trials in which the `/proc` oracle saw at least one false orphan.
     pub trials_with_false_orphans: u64,
     /// False orphans of the `/proc` oracle over all trials.
@@ -108,6 +112,66 @@ pub struct Reproduction {
     pub of: u64,
     /// Its rate with the 95% Wilson interval.
     pub rate: Rate,
+}
+
+/// One set of survivors and how many trials left it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SurvivorSet {
+    /// Node paths of the survivors (orphans, or the blocked of a hang),
+    /// sorted; empty when nothing survived.
+    pub survivors: Vec<String>,
+    /// Trials that left exactly this set.
+    pub trials: u64,
+}
+
+/// The distinct survivor sets of `outcomes`, most frequent first (then in
+/// the order of the sets).
+pub(super) fn survivor_sets<'a>(
+    outcomes: impl IntoIterator<Item = &'a Outcome>,
+) -> Vec<SurvivorSet> {
+    let mut count: BTreeMap<Vec<String>, u64> = BTreeMap::new();
+    for o in outcomes {
+        let mut set = o.survivors.clone();
+        set.sort();
+        *count.entry(set).or_default() += 1;
+    }
+    let mut sets: Vec<SurvivorSet> = count
+        .into_iter()
+        .map(|(survivors, trials)| SurvivorSet { survivors, trials })
+        .collect();
+    sets.sort_by_key(|s| std::cmp::Reverse(s.trials));
+    sets
+}
+
+/// The text line of `sets`: `survivor sets: 1 (every trial left 0.0 0.0.0)`,
+/// or their number and that the plan is nondeterministic.
+pub(super) fn render_survivor_sets(sets: &[SurvivorSet]) -> String {
+    match sets {
+        [] => "survivor sets: 0".to_string(),
+        [one] if one.survivors.is_empty() => "survivor sets: 1 (every trial left none)".to_string(),
+        [one] => format!(
+            "survivor sets: 1 (every trial left {})",
+            one.survivors.join(" ")
+        ),
+        many => {
+            let each: Vec<String> = many
+                .iter()
+                .map(|s| {
+                    let set = if s.survivors.is_empty() {
+                        "none".to_string()
+                    } else {
+                        s.survivors.join(" ")
+                    };
+                    format!("{set} x{}", s.trials)
+                })
+                .collect();
+            format!(
+                "survivor sets: {}: the plan is nondeterministic ({})",
+                many.len(),
+                each.join("; ")
+            )
+        }
+    }
 }
 
 /// The summary of a run (what `--format json` prints).
@@ -174,6 +238,7 @@ impl RunSummary {
             }
             let rp = &r.reproduction;
             let _ = writeln!(s, "  reproduced {}: {}", rp.verdict, rp.rate.render());
+            let _ = writeln!(s, "  {}", render_survivor_sets(&r.survivor_sets));
             if r.trials_with_false_orphans > 0 {
                 let _ = writeln!(
                     s,
@@ -272,6 +337,7 @@ pub(super) fn summarize(
             of: n,
             rate: Rate::wilson(count(modal), n),
         },
+        survivor_sets: survivor_sets(outcomes.iter().map(|(_, o)| o)),
         trials_with_false_orphans: outcomes.iter().filter(|(_, o)| o.false_orphans > 0).count()
             as u64,
         false_orphans_total: outcomes.iter().map(|(_, o)| o.false_orphans as u64).sum(),
@@ -293,5 +359,52 @@ pub(super) fn summarize(
         signatures: g.signatures,
         panic_sites: g.panic_sites,
         diagnosis: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn left(paths: &[&str]) -> Outcome {
+        let mut o = Outcome::error("unused".to_string(), 0);
+        o.survivors = paths.iter().map(|p| p.to_string()).collect();
+        o
+    }
+
+    #[test]
+    fn survivor_sets_are_counted_in_any_order_most_frequent_first() {
+        let outcomes = [
+            left(&["0.0", "0.0.1"]),
+            left(&["0.0.1", "0.0"]),
+            left(&[]),
+            left(&["0.0", "0.0.1"]),
+        ];
+        let sets = survivor_sets(&outcomes);
+        assert_eq!(
+            sets,
+            vec![
+                SurvivorSet {
+                    survivors: vec!["0.0".into(), "0.0.1".into()],
+                    trials: 3
+                },
+                SurvivorSet {
+                    survivors: vec![],
+                    trials: 1
+                },
+            ]
+        );
+        assert_eq!(
+            render_survivor_sets(&sets),
+            "survivor sets: 2: the plan is nondeterministic (0.0 0.0.1 x3; none x1)"
+        );
+        assert_eq!(
+            render_survivor_sets(&sets[..1]),
+            "survivor sets: 1 (every trial left 0.0 0.0.1)"
+        );
+        assert_eq!(
+            render_survivor_sets(&sets[1..]),
+            "survivor sets: 1 (every trial left none)"
+        );
     }
 }

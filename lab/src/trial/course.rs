@@ -246,6 +246,9 @@ impl Course<'_> {
     /// Start every planned kill that is due, and close those done: a gated
     /// kill's gate opens once its target is gone (a SIGKILL) or at once.
     fn run_kills(&mut self, now: u64) {
+        // A gate kill waits until every fate the plan fixes is known
+        // ([`judge::fates_fixed`]); the held nodes count as known.
+        let held: Vec<bool> = self.procs.iter().map(|p| p.at_gate.is_some()).collect();
         for k in 0..self.kills.len() {
             let pk = self.plan().kills[k];
             let target = pk.target as usize;
@@ -257,6 +260,7 @@ impl Course<'_> {
                         PlanAt::Gate { child, phase } => {
                             self.procs[child as usize].at_gate == Some(phase)
                                 && (t.ready || t.dead_ns.is_some())
+                                && judge::fates_fixed(self.plan(), &self.seen.nodes, &held)
                         }
                         PlanAt::Delay { after_ready_us } => self
                             .ready_at

@@ -12,6 +12,9 @@
 //!   SIGKILLed that are only dying (waited for, then a `hang` if they do
 //!   not die);
 //! - when the course has settled ([`course_state`]);
+//! - when a gate kill may fire ([`fates_fixed`]): once every node whose
+//!   fate the plan fixes is at a known phase, so that a gated plan leaves
+//!   the same survivors in every trial;
 //! - the reasons of a hang, an undying process and an orphan;
 //! - the cascade window ([`window_us`]): four times the largest measured
 //!   latency, between a floor and a ceiling;
@@ -292,6 +295,41 @@ pub(super) fn course_state(plan: &Plan, nodes: &[Seen]) -> (bool, bool) {
         }
     }
     (settled.iter().all(|&s| s), ready.iter().all(|&r| r))
+}
+
+/// Whether a gate kill may fire: every node whose fate the plan fixes is at
+/// a known phase, so that what survives the kill does not depend on timing.
+/// `held[i]` says node `i` sits at its gate.
+///
+/// A node that reported `created` is known once it is armed (its
+/// parent-death detection is armed, or it reported `ready`: a command
+/// node's parent reports all three at once), held at its gate, dead, ended
+/// by itself (it is on its way out) or could not spawn (it exits). A node
+/// not created yet is known when it is unborn for good until the kill: an
+/// ancestor is held at its gate, or its parent is dead, ended by itself,
+/// failed, or unborn for good in turn. Otherwise it may be between its
+/// parent's fork and its own `created` (or `armed`), where its fate is a
+/// race, and the kill waits for its next report.
+pub(super) fn fates_fixed(plan: &Plan, nodes: &[Seen], held: &[bool]) -> bool {
+    // barren[i]: node i will spawn no child before the kill.
+    let mut barren = vec![false; nodes.len()];
+    for (i, n) in nodes.iter().enumerate() {
+        let held = held.get(i).copied().unwrap_or(false);
+        let ending = n.dead_ns.is_some() || n.ended_itself || n.failed.is_some();
+        if n.created_ns.is_some() {
+            if !(held || ending || n.armed_ns.is_some() || n.ready) {
+                return false;
+            }
+            barren[i] = held || ending;
+        } else {
+            // Plan order: a parent comes before its children.
+            match plan.nodes[i].parent {
+                Some(p) if barren[p as usize] => barren[i] = true,
+                _ => return false,
+            }
+        }
+    }
+    true
 }
 
 mod cascade;

@@ -378,3 +378,82 @@ fn the_course_settles_when_every_node_lingers_ready_is_dead_or_unborn() {
     nodes[n0].dead_ns = None;
     assert_eq!(course_state(&p, &nodes), (false, false));
 }
+
+#[test]
+fn a_gate_kill_waits_until_every_fate_the_plan_fixes_is_known() {
+    let p = plan("nested");
+    let none = vec![false; p.nodes.len()];
+    // Every node armed and ready: known.
+    assert!(fates_fixed(&p, &ran(&p).nodes, &none));
+    // A node created, not armed yet, not held: between fork and arming.
+    let mut nodes = ran(&p).nodes;
+    let n01 = at(&p, "0.1");
+    nodes[n01].armed_ns = None;
+    nodes[n01].ready = false;
+    assert!(!fates_fixed(&p, &nodes, &none));
+    // Held at its gate (gate:created): known; its children, not created
+    // yet, are unborn for good.
+    for path in ["0.1.0", "0.1.1"] {
+        nodes[at(&p, path)] = Seen::default();
+    }
+    let mut held = none.clone();
+    held[n01] = true;
+    assert!(fates_fixed(&p, &nodes, &held));
+    // Armed but not ready: known; a child not created yet is awaited
+    // (its parent may have forked it already).
+    nodes[n01].armed_ns = Some(2 * MS);
+    assert!(!fates_fixed(&p, &nodes, &none));
+    // Created and armed: known.
+    for path in ["0.1.0", "0.1.1"] {
+        nodes[at(&p, path)].created_ns = Some(3 * MS);
+        nodes[at(&p, path)].armed_ns = Some(4 * MS);
+    }
+    assert!(fates_fixed(&p, &nodes, &none));
+    // A grandchild created but not armed yet: awaited.
+    nodes[at(&p, "0.1.1")].armed_ns = None;
+    assert!(!fates_fixed(&p, &nodes, &none));
+    // ... is known once it reported `ready` (a command node), ended itself
+    // or died.
+    for settle in [
+        |s: &mut Seen| s.ready = true,
+        |s: &mut Seen| s.ended_itself = true,
+        |s: &mut Seen| s.dead_ns = Some(5 * MS),
+        |s: &mut Seen| s.failed = Some(11),
+    ] {
+        let mut nodes = nodes.clone();
+        settle(&mut nodes[at(&p, "0.1.1")]);
+        assert!(fates_fixed(&p, &nodes, &none));
+    }
+}
+
+#[test]
+fn unborn_nodes_under_a_dead_parent_or_a_held_ancestor_are_unborn_for_good() {
+    let p = plan("nested");
+    let none = vec![false; p.nodes.len()];
+    let mut nodes = ran(&p).nodes;
+    let n0 = at(&p, "0");
+    nodes[n0].ready = false;
+    for path in ["0.0", "0.1", "0.0.0", "0.0.1", "0.1.0", "0.1.1"] {
+        nodes[at(&p, path)] = Seen::default();
+    }
+    // Node 0 armed and spawning: its subtree is awaited.
+    assert!(!fates_fixed(&p, &nodes, &none));
+    // Node 0 dead: its whole subtree (grandchildren too) is unborn for good.
+    nodes[n0].dead_ns = Some(3 * MS);
+    assert!(fates_fixed(&p, &nodes, &none));
+    // Node 0 held at a gate instead: the same.
+    nodes[n0].dead_ns = None;
+    let mut held = none.clone();
+    held[n0] = true;
+    assert!(fates_fixed(&p, &nodes, &held));
+    // Node 0.0 created and held, 0.1 not created: 0.1 is awaited (node 0
+    // is not held any more).
+    nodes[at(&p, "0.0")].created_ns = Some(3 * MS);
+    let mut held = none.clone();
+    held[at(&p, "0.0")] = true;
+    assert!(!fates_fixed(&p, &nodes, &held));
+    // The root not created yet: nothing is known.
+    let mut nodes = ran(&p).nodes;
+    nodes[0] = Seen::default();
+    assert!(!fates_fixed(&p, &nodes, &none));
+}
