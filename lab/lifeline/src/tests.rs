@@ -154,7 +154,10 @@ fn claim_inherited_takes_each_exec_fd_once() {
         assert_eq!(own.raw_os_error(), Some(libc::EBADF));
         return;
     }
+    // Above the lifeline's fd 6, whatever other tests of this process have
+    // open meanwhile: a kept fd at 6 would collide with the lifeline.
     let devnull = std::fs::File::open("/dev/null").unwrap();
+    let devnull = rustix::io::fcntl_dupfd_cloexec(&devnull, 64).unwrap();
     let fd = std::os::fd::AsRawFd::as_raw_fd(&devnull);
     let status = Command::new(std::env::current_exe().unwrap())
         .args([
