@@ -61,7 +61,7 @@ pub fn main(lab_cgroup: Option<std::path::PathBuf>) -> i32 {
     // Init of its namespace is the reaper of every orphan there already;
     // the subreaper flag costs nothing and covers the fallback.
     if let Err(e) = lifeline::become_subreaper() {
-        eprintln!("lab supervisor: cannot become a subreaper: {e}");
+        say(&format!("lab supervisor: cannot become a subreaper: {e}"));
         return 3;
     }
     let (plans, results) = match (
@@ -70,14 +70,14 @@ pub fn main(lab_cgroup: Option<std::path::PathBuf>) -> i32 {
     ) {
         (Ok(p), Ok(r)) => (p, r),
         _ => {
-            eprintln!("lab supervisor: started without its fds 3 and 4; it is started by `lab`, not by hand");
+            say("lab supervisor: started without its fds 3 and 4; it is started by `lab`, not by hand");
             return 3;
         }
     };
     let reader = match plans.try_clone() {
         Ok(fd) => BufReader::new(File::from(fd)),
         Err(e) => {
-            eprintln!("lab supervisor: {e}");
+            say(&format!("lab supervisor: {e}"));
             return 3;
         }
     };
@@ -115,7 +115,7 @@ fn serve(
         let req: TrialRequest = match serde_json::from_str(line) {
             Ok(r) => r,
             Err(e) => {
-                eprintln!("lab supervisor: bad request: {e}");
+                say(&format!("lab supervisor: bad request: {e}"));
                 return 3;
             }
         };
@@ -142,4 +142,10 @@ fn answer(results: &mut File, outcome: &Outcome) -> bool {
     let mut out = serde_json::to_string(outcome).expect("an outcome always serializes");
     out.push('\n');
     results.write_all(out.as_bytes()).is_ok()
+}
+
+/// One line on the lab's stderr (shared with the supervisor), dropped when
+/// that is closed: a supervisor never panics over a message.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }

@@ -60,7 +60,8 @@ impl Boot {
 /// Run node `idx` of the exec'd node program; never returns.
 pub fn main(idx: u32, parent_pid: i32, lifeline: bool, notify: bool) -> ! {
     lifeline::exit_now(run(idx, parent_pid, lifeline, notify).unwrap_or_else(|e| {
-        eprintln!("lab node {idx}: {e}");
+        // Never a panic over a closed stderr: the node exits all the same.
+        let _ = io::Write::write_fmt(&mut io::stderr(), format_args!("lab node {idx}: {e}\n"));
         EXIT_FAILED
     }))
 }

@@ -234,7 +234,7 @@ fn hold_for_user(o: &Outcome, replay: &str) {
         s,
         "press Enter to end the tree and go on (Ctrl-C ends the lab; the tree is ended with it)"
     );
-    eprint!("{s}");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), s.as_bytes());
     let mut line = String::new();
     let _ = std::io::stdin().lock().read_line(&mut line);
 }

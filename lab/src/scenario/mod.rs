@@ -499,8 +499,8 @@ pub(crate) fn read_source(path: &str) -> Result<String, ScenarioError> {
         ScenarioError::plain(
             path,
             format!(
-                "the file is {size}, more than the limit of {MAX_FILE_BYTES} bytes (1 MiB) for a scenario; \
-                 a scenario is a short description, not data"
+                "the file is {size}, more than the limit of {MAX_FILE_BYTES} bytes (1 MiB) for a scenario \
+                 or suite file; it is a short description, not data"
             ),
         )
     };

@@ -46,9 +46,12 @@ pub fn watched<T>(create: impl FnOnce() -> (Option<PathBuf>, T)) -> (Option<Path
     static WATCH: OnceLock<()> = OnceLock::new();
     WATCH.get_or_init(|| {
         if let Err(e) = watch_signals() {
-            eprintln!(
-                "lab: cannot watch for SIGINT and SIGTERM ({e}): a lab ended by one may leave \
-                 its cgroup to `lab janitor`"
+            let _ = std::io::Write::write_fmt(
+                &mut std::io::stderr(),
+                format_args!(
+                    "lab: cannot watch for SIGINT and SIGTERM ({e}): a lab ended by one may \
+                     leave its cgroup to `lab janitor`\n"
+                ),
             );
         }
     });

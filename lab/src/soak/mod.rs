@@ -163,7 +163,9 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
                         e,
                     )
                 })?;
-                eprintln!(
+                // A closed stderr must not end the soak: the note is dropped.
+                let _ = writeln!(
+                    std::io::stderr(),
                     "soak: {}: dropped its last row, cut short by a crash ({}); that trial runs again",
                     csv_path.display(),
                     torn.error
@@ -273,14 +275,18 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
         });
         trials_run += 1;
         match args.progress {
-            Progress::Lines => eprintln!(
-                "soak: {} {} {} trial {}: {}",
-                cell.scenario.name,
-                sweep_value(cell),
-                strategy.name,
-                item.trial,
-                recorded.row.verdict
-            ),
+            Progress::Lines => {
+                // A closed stderr ends the progress lines, not the soak.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "soak: {} {} {} trial {}: {}",
+                    cell.scenario.name,
+                    sweep_value(cell),
+                    strategy.name,
+                    item.trial,
+                    recorded.row.verdict
+                );
+            }
             _ => {
                 bar.inc(1);
                 bar.set_message(progress::live_counts(rec.tally()));

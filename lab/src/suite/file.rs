@@ -85,8 +85,7 @@ impl Suite {
     /// a format error, an unknown or invalid member scenario, a member name
     /// used twice.
     pub fn load(path: &str) -> Result<Suite, ScenarioError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ScenarioError::plain(path, format!("cannot read the suite file: {e}")))?;
+        let text = crate::scenario::read_source(path)?;
         Suite::parse(path, &text)
     }
 
@@ -207,6 +206,16 @@ fn is_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_suite_file_over_the_limit_is_refused_before_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge.toml");
+        std::fs::write(&path, vec![b'#'; 2 << 20]).unwrap();
+        let e = Suite::load(path.to_str().unwrap()).unwrap_err().to_string();
+        assert!(e.contains("limit of 1048576 bytes (1 MiB)"), "{e}");
+        assert!(e.len() < 400, "{e}");
+    }
 
     /// A suite file in a fresh directory with two member scenarios beside it.
     fn dir_with_members(tag: &str) -> std::path::PathBuf {
