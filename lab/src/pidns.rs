@@ -78,11 +78,12 @@ fn read_at(dir: &OwnedFd, path: &str) -> Option<String> {
     Some(s)
 }
 
-fn field(text: &str, name: &str) -> Option<i32> {
+/// The value of the `name` line (`Pid:`, `NSpid:`) of a `/proc` status or
+/// fdinfo text, trimmed.
+fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     text.lines()
         .find_map(|l| l.strip_prefix(name))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
+        .map(str::trim)
 }
 
 /// The lab's PID of the live process `pid` of this namespace (`pid` itself
@@ -104,7 +105,7 @@ fn host_ids(pid: i32) -> Option<(i32, HashMap<i32, i32>)> {
     )
     .ok()?;
     let info = read_at(proc, &format!("self/fdinfo/{}", pidfd.as_raw_fd()))?;
-    let host = field(&info, "Pid:").filter(|&h| h > 0)?;
+    let host: i32 = field(&info, "Pid:")?.parse().ok().filter(|&h| h > 0)?;
     let mut tids = HashMap::new();
     if let Ok(task) = openat(
         proc.as_fd(),
@@ -124,12 +125,7 @@ fn host_ids(pid: i32) -> Option<(i32, HashMap<i32, i32>)> {
                 };
                 // NSpid: the TID in the lab's namespace first, ours last.
                 if let Some(ns) = read_at(&task, &format!("{htid}/status"))
-                    .and_then(|s| {
-                        s.lines()
-                            .find_map(|l| l.strip_prefix("NSpid:"))
-                            .map(str::to_owned)
-                    })
-                    .and_then(|v| v.split_whitespace().last()?.parse().ok())
+                    .and_then(|s| field(&s, "NSpid:")?.split_whitespace().last()?.parse().ok())
                 {
                     tids.insert(ns, htid);
                 }

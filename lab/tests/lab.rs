@@ -74,6 +74,70 @@ fn wait_lab_processes_gone() {
     assert_eq!(live_lab_processes(), Vec::<i32>::new());
 }
 
+/// A `lab run stdio-dup --strategy legacy --keep-hung` holding its first
+/// hung tree: the lab, its stderr (read up to the prompt), what it said, the
+/// pids it printed and the pid of its `attach: gdb -p PID` line.
+struct KeptHang {
+    lab: std::process::Child,
+    err: std::io::BufReader<std::process::ChildStderr>,
+    said: String,
+    pids: Vec<i32>,
+    attach: Option<i32>,
+}
+
+/// Start `lab run stdio-dup --strategy legacy --trials TRIALS --keep-hung
+/// --out DIR` and read its stderr up to the prompt (the event that says the
+/// tree is kept). The caller waits for the lab (it sends Enter first).
+#[allow(clippy::zombie_processes)] // the lab is returned to the caller, who waits for it
+fn kept_hang(dir: &Path, trials: &str) -> KeptHang {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut lab = Command::new(LAB)
+        .args([
+            "run",
+            "stdio-dup",
+            "--strategy",
+            "legacy",
+            "--trials",
+            trials,
+        ])
+        .args(["--keep-hung", "--out"])
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(lab.stderr.take().unwrap());
+    let (mut said, mut pids, mut attach) = (String::new(), Vec::new(), None);
+    loop {
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap() == 0 {
+            let status = lab.wait().unwrap();
+            panic!("lab ended before the prompt ({status}): {said}");
+        }
+        said.push_str(&line);
+        if let Some(list) = line.strip_prefix("pids: ") {
+            pids = list
+                .split_whitespace()
+                .map(|p| p.parse().unwrap())
+                .collect();
+        }
+        if let Some(rest) = line.strip_prefix("attach: gdb -p ") {
+            attach = rest.split_whitespace().next().map(|p| p.parse().unwrap());
+        }
+        if line.starts_with("press Enter") {
+            return KeptHang {
+                lab,
+                err,
+                said,
+                pids,
+                attach,
+            };
+        }
+    }
+}
+
 /// Run the lab with `args`, then assert that nothing of it is left alive.
 fn lab(args: &[&str], envs: &[(&str, &str)]) -> Output {
     let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());

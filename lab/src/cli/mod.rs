@@ -167,11 +167,6 @@ struct TrialOptions {
 }
 
 impl TrialOptions {
-    /// The deadline (`--deadline` is range-checked as it is parsed).
-    fn deadline(&self) -> Option<Duration> {
-        self.deadline
-    }
-
     /// Parallel supervisors: `-j` or the number of cores, at most `work`
     /// (the trials there are, when known) and at least 1.
     fn jobs(&self, work: Option<u64>) -> usize {

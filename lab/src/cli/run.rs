@@ -62,7 +62,7 @@ impl RunCmd {
             seed: self.seed,
             trials,
             strategies: parse_strategies(&self.strategies)?,
-            deadline: self.trial.deadline(),
+            deadline: self.trial.deadline,
             no_cgroup: self.trial.no_cgroup,
             jobs: self.trial.jobs(Some(trials)),
             out: self.out,

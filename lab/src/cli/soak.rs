@@ -89,10 +89,8 @@ impl SoakCmd {
             seed: self.seed,
             shard: self.shard,
             sweep: self.sweep,
-            deadline_ms: self
-                .trial
-                .deadline()
-                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            // At most an hour (`--deadline` is range-checked as it is parsed).
+            deadline_ms: self.trial.deadline.map(|d| d.as_millis() as u64),
             no_cgroup: self.trial.no_cgroup,
             gates: self.gates,
         };

@@ -54,7 +54,7 @@ impl SuiteCommon {
             suite,
             repeat,
             order,
-            deadline: self.trial.deadline(),
+            deadline: self.trial.deadline,
             no_cgroup: self.trial.no_cgroup,
             jobs: self.trial.jobs(None),
             exe: lab_exe()?,

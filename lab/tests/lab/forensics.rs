@@ -1,12 +1,13 @@
 //! Forensics: every signature is named, with the right pids and fds, from a
 //! real stuck tree of the casebook; `--gdb` and `--keep-hung`.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 
 use serde_json::Value;
 
-use super::{json, lab_run, live_lab_processes, out_dir, strategy, LAB, ONE_LAB_AT_A_TIME};
+use super::{
+    json, kept_hang, lab_run, live_lab_processes, out_dir, strategy, KeptHang, ONE_LAB_AT_A_TIME,
+};
 
 /// `lab run NAME --seed 1 --trials 1 --strategy S --format json` plus
 /// `extra`: the strategy's summary, after checking that the CSV row names
@@ -203,43 +204,13 @@ fn gdb_backtraces_or_a_note_saying_why_not() {
 fn keep_hung_holds_the_tree_until_enter() {
     let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = out_dir("keep-hung");
-    let mut lab = Command::new(LAB)
-        .args([
-            "run",
-            "stdio-dup",
-            "--strategy",
-            "legacy",
-            "--trials",
-            "2",
-            "--keep-hung",
-            "--out",
-        ])
-        .arg(&dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(lab.stderr.take().unwrap());
-    let mut said = String::new();
-    let mut pids: Vec<i32> = Vec::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "lab ended before the prompt: {said}"
-        );
-        said.push_str(&line);
-        if let Some(list) = line.strip_prefix("pids: ") {
-            pids = list
-                .split_whitespace()
-                .map(|p| p.parse().unwrap())
-                .collect();
-        }
-        if line.starts_with("press Enter") {
-            break;
-        }
-    }
+    let KeptHang {
+        mut lab,
+        mut err,
+        said,
+        pids,
+        ..
+    } = kept_hang(&dir, "2");
     assert!(said.contains("gdb -p"), "{said}");
     assert!(pids.len() >= 2, "{said}");
     // Every kept process is alive now: a pidfd opens and reports no exit.

@@ -464,24 +464,14 @@ fn the_janitor_removes_the_cgroup_of_a_killed_lab_and_never_a_live_one() {
     }
     let dir = out_dir("janitor");
     let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let mut soak = Command::new(LAB)
-        .args([
-            "soak",
-            "--scenario",
-            "nested",
-            "--trials",
-            "1000",
-            "-j",
-            "2",
-            "--progress",
-            "lines",
-            "--out",
-        ])
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut soak = start_soak(&[
+        "--scenario",
+        "nested",
+        "--trials",
+        "1000",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
     let _err = first_progress_line(&mut soak);
     let lab_start = start_ticks(soak.id() as i32);
     // While it runs, its cgroup is live: listed so, and never removed.

@@ -176,54 +176,16 @@ fn a_legacy_trial_cannot_signal_a_process_outside_it() {
 /// row says `none`) there is nothing to translate: skipped with a message.
 #[test]
 fn keep_hung_prints_pids_of_the_labs_namespace() {
-    use std::io::{BufRead, BufReader, Write};
-    use std::process::Stdio;
+    use std::io::Write;
     let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = out_dir("keep-hung-pidns");
-    let mut lab = Command::new(LAB)
-        .args([
-            "run",
-            "stdio-dup",
-            "--strategy",
-            "legacy",
-            "--trials",
-            "1",
-            "--keep-hung",
-            "--out",
-        ])
-        .arg(&dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(lab.stderr.take().unwrap());
-    let mut said = String::new();
-    let mut pids: Vec<i32> = Vec::new();
-    let mut attach = None;
-    loop {
-        let mut line = String::new();
-        assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "lab ended before the prompt: {said}"
-        );
-        said.push_str(&line);
-        if let Some(list) = line.strip_prefix("pids: ") {
-            pids = list
-                .split_whitespace()
-                .map(|p| p.parse().unwrap())
-                .collect();
-        }
-        if let Some(rest) = line.strip_prefix("attach: gdb -p ") {
-            attach = rest
-                .split_whitespace()
-                .next()
-                .map(|p| p.parse::<i32>().unwrap());
-        }
-        if line.starts_with("press Enter") {
-            break;
-        }
-    }
+    let KeptHang {
+        mut lab,
+        said,
+        pids,
+        attach,
+        ..
+    } = kept_hang(&dir, "1");
     assert!(!pids.is_empty(), "{said}");
     assert_eq!(attach, pids.first().copied(), "{said}");
     // Read while the tree is kept; judged once the run says its mode.
