@@ -72,6 +72,9 @@ pub struct PlanNode {
     /// It starts a setsid'd, double-forked daemon.
     #[serde(default, skip_serializing_if = "is_default")]
     pub daemon: bool,
+    /// After `ready`, it spins on a CPU forever (a livelock).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub spin: bool,
     /// Signals it ignores.
     #[serde(default, skip_serializing_if = "is_default")]
     pub ignore: Vec<Sig>,
@@ -125,6 +128,9 @@ impl PlanNode {
         }
         if self.helper {
             k.push("starts a helper".into());
+        }
+        if self.spin {
+            k.push("spins after ready".into());
         }
         if self.daemon {
             k.push("starts a setsid daemon".into());
@@ -516,6 +522,7 @@ fn build_tree(scenario: &Scenario) -> Vec<PlanNode> {
                 node.dup_stdout = rule.dup_stdout.or(node.dup_stdout);
                 node.helper = rule.helper.unwrap_or(node.helper);
                 node.daemon = rule.daemon.unwrap_or(node.daemon);
+                node.spin = rule.spin.unwrap_or(node.spin);
                 if let Some(ignore) = &rule.ignore {
                     node.ignore.clone_from(ignore);
                 }

@@ -71,16 +71,22 @@ pub enum Signature {
     /// A single-threaded process asleep in a private futex wait: no thread
     /// is left that could wake it (casebook 4).
     LoneFutexWaiter,
+    /// A process kept running on a CPU past the deadline without a phase
+    /// report, up to the cap of the extensions: a livelock, not a blocked
+    /// wait (found by the supervisor from `schedstat`, not in a stuck
+    /// state).
+    Spinning,
 }
 
 impl Signature {
     /// Every signature, in report order.
-    pub const ALL: [Signature; 5] = [
+    pub const ALL: [Signature; 6] = [
         Signature::SelfPipeKeeper,
         Signature::WriterElsewhere,
         Signature::DuplicatedStdio,
         Signature::FullPipe,
         Signature::LoneFutexWaiter,
+        Signature::Spinning,
     ];
 
     /// Its name (`self-pipe-keeper`, ...).
@@ -91,6 +97,7 @@ impl Signature {
             Signature::DuplicatedStdio => "duplicated-stdio",
             Signature::FullPipe => "full-pipe",
             Signature::LoneFutexWaiter => "lone-futex-waiter",
+            Signature::Spinning => "spinning",
         }
     }
 }
@@ -291,7 +298,7 @@ pub fn capture(subject: Subject, pids: &[i32], nodes: &[(i32, String)], gdb: boo
     }
 }
 
-pub use proc::{descendants, read_fds as fd_table};
+pub use proc::{descendants, in_timed_wait, read_fds as fd_table};
 
 /// Every fd of the processes `pids` that refers to `pipe:[inode]`, with the
 /// process and whether it is open for writing (`mode` `w` or `rw`).

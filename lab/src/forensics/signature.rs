@@ -310,7 +310,8 @@ mod tests {
                 "writer-elsewhere",
                 "duplicated-stdio",
                 "full-pipe",
-                "lone-futex-waiter"
+                "lone-futex-waiter",
+                "spinning"
             ]
         );
         for s in Signature::ALL {

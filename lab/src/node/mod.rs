@@ -194,6 +194,13 @@ impl NodeCtx<'_> {
             }
         }
         let _ = self.send(idx, Event::Ready, 0, None);
+        if node.spin {
+            // A livelock: on a CPU for good, no report, no wait (the
+            // supervisor's cleanup ends it with SIGKILL).
+            loop {
+                std::hint::spin_loop();
+            }
+        }
         if node.linger {
             self.wait_parent_death(lifeline.as_ref());
             let _ = self.send(idx, Event::ParentGone, 0, None);

@@ -134,6 +134,7 @@ struct RawNode {
     dup_stdout: Option<Sp<i64>>,
     helper: Option<bool>,
     daemon: Option<bool>,
+    spin: Option<bool>,
     ignore: Option<Vec<Sp<String>>>,
     pid_reuse: Option<bool>,
 }
@@ -628,6 +629,7 @@ fn node_rule(cx: &Ctx<'_>, n: &RawNode) -> Result<NodeRule, ScenarioError> {
         dup_stdout,
         helper: n.helper,
         daemon: n.daemon,
+        spin: n.spin,
         ignore,
         pid_reuse: n.pid_reuse,
     })

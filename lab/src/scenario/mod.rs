@@ -359,6 +359,9 @@ pub struct NodeRule {
     /// It starts a daemon: a child that calls `setsid` and forks a
     /// grandchild that blocks forever, then exits.
     pub daemon: Option<bool>,
+    /// After `ready`, it runs on a CPU forever without another report (a
+    /// livelock), instead of lingering or exiting.
+    pub spin: Option<bool>,
     /// Signals it ignores (`SIG_IGN`, inherited by its children).
     pub ignore: Option<Vec<Sig>>,
     /// It runs the PID-reuse experiment (casebook 8) in a private PID

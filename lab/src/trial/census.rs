@@ -4,7 +4,7 @@
 //! of what is stuck (read from `/proc`, never for a verdict) with the
 //! holders of a leaked pipe.
 
-use super::judge::{self, Alive};
+use super::judge::{self, Alive, OrphanBy};
 use super::Course;
 use crate::forensics;
 use crate::node::LEAK_INODE_BITS;
@@ -12,13 +12,14 @@ use crate::verdict::Rung;
 use crate::verdict::{Outcome, Verdict};
 
 impl Course<'_> {
-    /// Paths of the live nodes (watched, and no exit taken from the poll).
+    /// Paths of the live nodes (watched, and no exit taken from the poll or
+    /// read by `look_at_exits`).
     pub(super) fn alive_paths(&self) -> Vec<String> {
         self.procs
             .iter()
             .zip(&self.seen.nodes)
             .enumerate()
-            .filter(|(_, (p, n))| p.pidfd.is_some() && n.dead_ns.is_none())
+            .filter(|(_, (p, n))| p.pidfd.is_some() && n.dead_ns.is_none() && !n.exited)
             .map(|(i, _)| self.plan().nodes[i].path.clone())
             .collect()
     }
@@ -57,13 +58,14 @@ impl Course<'_> {
     }
 
     /// Whether nothing of the trial is alive: the cgroup is empty, or (without
-    /// one) every node's pidfd and every adopted orphan's pidfd reports exit.
+    /// one) every node's pidfd and every adopted orphan's pidfd reports exit
+    /// (a node's exit taken from the poll, or read by `look_at_exits`).
     pub(super) fn empty(&mut self) -> bool {
         let live_node = self
             .procs
             .iter()
             .zip(&self.seen.nodes)
-            .any(|(p, n)| p.pidfd.is_some() && n.dead_ns.is_none());
+            .any(|(p, n)| p.pidfd.is_some() && n.dead_ns.is_none() && !n.exited);
         if live_node {
             return false;
         }
@@ -106,13 +108,12 @@ impl Course<'_> {
         live.iter().all(|&i| self.seen.nodes[i].killed) && self.alive_count() as usize == live.len()
     }
 
-    /// The course missed its deadline: [`judge::hang`], diagnosed.
-    pub(super) fn finish_hang(&mut self, rung: Rung) -> Outcome {
-        let alive = Alive {
-            paths: self.alive_paths(),
-            count: self.alive_count(),
-        };
+    /// The course missed its deadline with `blocked` asleep (PIDs; `None`
+    /// when `/proc` could not tell): [`judge::hang`], diagnosed.
+    pub(super) fn finish_hang(&mut self, rung: Rung, blocked: Option<&[i32]>) -> Outcome {
         self.look_at_exits();
+        let alive = self.alive();
+        let blocked = blocked.map(|pids| self.named(pids));
         let deadline_ms = self.req.deadline_us / 1000;
         let t = self.elapsed_us();
         let host_worker = self.host_worker.as_ref();
@@ -120,6 +121,7 @@ impl Course<'_> {
             self.plan(),
             &self.seen,
             alive,
+            blocked.as_ref(),
             deadline_ms,
             host_worker,
             rung,
@@ -129,22 +131,55 @@ impl Course<'_> {
         o
     }
 
+    /// Process `pid` kept running past the deadline up to its cap:
+    /// [`judge::spinning`], diagnosed.
+    pub(super) fn finish_spinning(&mut self, rung: Rung, pid: i32) -> Outcome {
+        self.look_at_exits();
+        let alive = self.alive();
+        let spinner = match self.procs.iter().position(|p| p.pid == pid) {
+            Some(i) => format!("node {}", self.plan().nodes[i].path),
+            None => "a process outside the plan".to_string(),
+        };
+        let t = self.elapsed_us();
+        let mut o = judge::spinning(self.plan(), &self.seen, alive, &spinner, rung, t);
+        self.diagnose_if(&mut o, Verdict::Hang);
+        o
+    }
+
+    /// `pids` as the judge names them: the paths of those that are nodes,
+    /// and the count of all.
+    fn named(&self, pids: &[i32]) -> Alive {
+        let paths = self
+            .procs
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.pid > 0 && pids.contains(&p.pid))
+            .map(|(i, _)| self.plan().nodes[i].path.clone())
+            .collect();
+        Alive {
+            paths,
+            count: pids.len() as u32,
+        }
+    }
+
     /// SIGKILLed processes did not die: [`judge::undying`], diagnosed.
     pub(super) fn finish_undying(&mut self, rung: Rung, since_teardown_ms: u64) -> Outcome {
-        let alive = self.alive();
         self.look_at_exits();
+        let alive = self.alive();
         let t = self.elapsed_us();
         let mut o = judge::undying(self.plan(), &self.seen, alive, rung, since_teardown_ms, t);
         self.diagnose_if(&mut o, Verdict::Hang);
         o
     }
 
-    /// Something outlived both cascade windows: [`judge::orphans`], diagnosed.
-    pub(super) fn finish_orphans(&mut self, rung: Rung, window_us: u64) -> Outcome {
-        let alive = self.alive();
+    /// Something outlived the teardown, judged `by` that evidence
+    /// (`window_us`: the window used, 0 when none was): [`judge::orphans`],
+    /// diagnosed.
+    pub(super) fn finish_orphans(&mut self, rung: Rung, by: OrphanBy, window_us: u64) -> Outcome {
         self.look_at_exits();
+        let alive = self.alive();
         let t = self.elapsed_us();
-        let mut o = judge::orphans(self.plan(), &self.seen, alive, rung, window_us, t);
+        let mut o = judge::orphans(self.plan(), &self.seen, alive, rung, by, window_us, t);
         self.diagnose_if(&mut o, Verdict::Orphan);
         o
     }

@@ -4,11 +4,15 @@
 //! has settled, and asks the judge what the cascade came to.
 
 use std::io;
+use std::ops::ControlFlow;
 use std::os::fd::{AsFd, BorrowedFd};
 
 use rustix::event::{poll, PollFd, PollFlags};
 
-use super::judge::{self, Clock, Ending, Stage, Step, WINDOW_FLOOR_US};
+use super::judge::{
+    self, Clock, Ending, Look, OrphanBy, Overdue, Quiet, Stage, Stall, Step, ACTING_BOUND_US,
+    DEADLINE_CAP, WINDOW_FLOOR_US,
+};
 use super::{error_outcome, Course, KillState};
 use crate::node::pid_reuse::Finding;
 use crate::phase::{self, Event};
@@ -21,6 +25,12 @@ use lifeline::{legacy, monotonic_ns, Reaped};
 
 /// How often the legacy observe axis re-reads `/proc/PID/stat` (µs).
 const PROC_POLL_US: u64 = 100;
+
+/// The shortest and longest time between two looks at a busy trial's
+/// processes after the teardown (µs): nothing reports when a runnable
+/// process falls asleep, so the course looks again, more often at first.
+const LOOK_MIN_US: u64 = 200;
+const LOOK_MAX_US: u64 = 10_000;
 
 /// The times the cascade is judged by (ns), and its largest gap (µs).
 #[derive(Default)]
@@ -39,7 +49,7 @@ impl Course<'_> {
             Err(e) => return Some(error_outcome(self.t0, crate::error::chain(&e))),
         };
         let (sup_end, _root) = (started.phases, started.root);
-        let deadline = self.t0 + self.req.deadline_us * 1000;
+        let mut deadline = self.t0 + self.req.deadline_us * 1000;
         let mut stage = Stage::Course;
         let mut deaths = Deaths::default();
         let mut rung = Rung::None;
@@ -77,12 +87,74 @@ impl Course<'_> {
                                     since: deaths.teardown_at,
                                 }
                             } else {
-                                Stage::Grace
+                                Stage::Settle {
+                                    since: deaths.teardown_at,
+                                }
                             };
                         continue;
                     }
                     if now >= deadline {
-                        return Some(self.finish_hang(rung));
+                        match self.overdue(now) {
+                            ControlFlow::Continue(extended) => deadline = extended,
+                            ControlFlow::Break(outcome) => return Some(outcome),
+                        }
+                    }
+                }
+                Stage::Settle { since } => {
+                    let clock = Clock {
+                        now,
+                        teardown_at: deaths.teardown_at,
+                        last_death: deaths.last,
+                        window_us: 0,
+                    };
+                    let look = self.look();
+                    let (alive, acting) = match &look {
+                        Look::Seen(Quiet::Quiescent { alive }) => (alive.clone(), Vec::new()),
+                        Look::Seen(Quiet::Busy { acting, .. }) => (Vec::new(), acting.clone()),
+                        _ => (Vec::new(), Vec::new()),
+                    };
+                    if !acting.is_empty() && now - since > ACTING_BOUND_US * 100 {
+                        // A tenth of the bound: from here the CPU time
+                        // tells spinning from starved.
+                        self.snapshot_cpu();
+                    }
+                    match judge::settle(since, clock, look) {
+                        Step::Wait => {}
+                        Step::Next(next) => {
+                            stage = next;
+                            continue;
+                        }
+                        Step::Pass { slow_us } => {
+                            let end = Ending {
+                                slow_us,
+                                ..Ending::new(Verdict::Pass, None, rung)
+                            };
+                            return Some(self.finish(end));
+                        }
+                        Step::Orphan if self.survivors_still_alive(&alive) => {
+                            return Some(self.finish_orphans(rung, OrphanBy::Quiescence, 0));
+                        }
+                        // A survivor exited between the look and its
+                        // re-check: look again.
+                        Step::Orphan => continue,
+                        Step::Undying { since_teardown_ms } => {
+                            return Some(self.finish_undying(rung, since_teardown_ms))
+                        }
+                        Step::Stalled => {
+                            return Some(match self.stall(&acting) {
+                                Stall::Spinning { .. } => {
+                                    self.finish_orphans(rung, OrphanBy::Running, 0)
+                                }
+                                Stall::Starved { ran_ms, of_ms } => {
+                                    let reason = format!(
+                                        "starved: after the teardown the trial's processes stayed runnable \
+                                         and ran {ran_ms} ms on a CPU in {of_ms} ms (the machine is \
+                                         oversubscribed; not a verdict about the strategy)"
+                                    );
+                                    self.finish(Ending::new(Verdict::Error, Some(reason), rung))
+                                }
+                            });
+                        }
                     }
                 }
                 Stage::Ladder { rung: r, since } => {
@@ -114,10 +186,14 @@ impl Course<'_> {
                             };
                             return Some(self.finish(end));
                         }
-                        Step::Orphan => return Some(self.finish_orphans(rung, window_us)),
+                        Step::Orphan => {
+                            return Some(self.finish_orphans(rung, OrphanBy::Windows, window_us))
+                        }
                         Step::Undying { since_teardown_ms } => {
                             return Some(self.finish_undying(rung, since_teardown_ms))
                         }
+                        // Windows never stall: they end in an orphan.
+                        Step::Stalled => {}
                     }
                 }
             }
@@ -191,6 +267,72 @@ impl Course<'_> {
         }
     }
 
+    /// The course is past `deadline`: a `hang` needs a blocked process
+    /// ([`judge::overdue`]). `Continue`: the new deadline while the trial is
+    /// busy or progressing (up to [`DEADLINE_CAP`] times the deadline);
+    /// `Break`: the outcome (a hang, a spinning hang, or an `error` when
+    /// starved).
+    fn overdue(&mut self, now: u64) -> ControlFlow<Outcome, u64> {
+        let look = self.look();
+        let progressed = self.reports != self.reports_at_look;
+        self.reports_at_look = self.reports;
+        let step = self.req.deadline_us * 1000;
+        let cap = self.t0 + DEADLINE_CAP * step;
+        let rung = Rung::None;
+        match judge::overdue(&look, progressed, now >= cap) {
+            Overdue::Extend => {
+                self.snapshot_cpu();
+                ControlFlow::Continue((now + step).min(cap))
+            }
+            Overdue::Hang => {
+                let blocked = match &look {
+                    Look::Seen(Quiet::Quiescent { alive }) => Some(alive.clone()),
+                    _ => None,
+                };
+                ControlFlow::Break(self.finish_hang(rung, blocked.as_deref()))
+            }
+            Overdue::Stalled => {
+                let acting = match &look {
+                    Look::Seen(Quiet::Busy { acting, dying }) => {
+                        acting.iter().chain(dying).copied().collect()
+                    }
+                    _ => Vec::new(),
+                };
+                ControlFlow::Break(match self.stall(&acting) {
+                    Stall::Spinning { pid, .. } => self.finish_spinning(rung, pid),
+                    Stall::Starved { ran_ms, of_ms } => {
+                        let reason = format!(
+                            "starved: the course did not finish within {DEADLINE_CAP}x its deadline \
+                             ({} ms) while its processes stayed runnable; they ran {ran_ms} ms on a CPU \
+                             in the last {of_ms} ms (the machine is oversubscribed; not a verdict about \
+                             the strategy)",
+                            self.req.deadline_us / 1000
+                        );
+                        self.finish(Ending::new(Verdict::Error, Some(reason), rung))
+                    }
+                })
+            }
+            Overdue::Vanished => {
+                let reason = "the course did not settle although nothing of the trial is alive \
+                              (a phase report was lost)"
+                    .to_string();
+                ControlFlow::Break(self.finish(Ending::new(Verdict::Error, Some(reason), rung)))
+            }
+        }
+    }
+
+    /// Take the exit of every node whose pidfd reads as exited but whose
+    /// death the poll has not reported yet, as the poll would: at `now`,
+    /// under `rung`.
+    pub(super) fn take_exits(&mut self, now: u64, rung: Rung) {
+        for (n, p) in self.seen.nodes.iter_mut().zip(&self.procs) {
+            if n.dead_ns.is_none() && p.pidfd.as_ref().is_some_and(|f| f.has_exited()) {
+                n.dead_ns = Some(now);
+                n.rung = Some(rung);
+            }
+        }
+    }
+
     /// Read every queued phase report into the observation.
     ///
     /// # Errors
@@ -198,6 +340,7 @@ impl Course<'_> {
     /// error.
     fn drain_phases(&mut self, fd: BorrowedFd<'_>) -> io::Result<()> {
         while let Some(got) = phase::try_recv(fd)? {
+            self.reports += 1;
             let rec = got.record;
             let i = rec.node as usize;
             let (Some(n), Some(p)) = (self.seen.nodes.get_mut(i), self.procs.get_mut(i)) else {
@@ -360,6 +503,9 @@ impl Course<'_> {
             Stage::Ladder { since, .. } => {
                 (since + self.plan().rung_wait_us * 1000).saturating_sub(now)
             }
+            Stage::Settle { since } => ((now.saturating_sub(since) / 4)
+                .clamp(LOOK_MIN_US * 1000, LOOK_MAX_US * 1000))
+            .min(deadline.saturating_sub(now).max(LOOK_MIN_US * 1000)),
             Stage::Grace => (deaths.last + window()).saturating_sub(now),
             Stage::Confirm { since } => {
                 let w = window();

@@ -64,7 +64,7 @@ impl Course<'_> {
 
     /// On rung `r`, sent at `since` (ns): the next stage once the ladder is
     /// climbed (every rung sent, or nothing of the plan left alive: the
-    /// grace window), or the next rung once `rung_wait_us` has passed since
+    /// cascade, judged from evidence), or the next rung once `rung_wait_us` has passed since
     /// this one (`rung` is then set to it). `None`: wait on this rung.
     pub(super) fn climb(
         &mut self,
@@ -75,7 +75,7 @@ impl Course<'_> {
     ) -> Option<Stage> {
         let rungs = 1 + self.plan().escalate.len();
         if r + 1 >= rungs || self.alive_paths().is_empty() {
-            return Some(Stage::Grace);
+            return Some(Stage::Settle { since: now });
         }
         if now >= since + self.plan().rung_wait_us * 1000 {
             *rung = self.send_rung(r + 1);

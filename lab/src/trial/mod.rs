@@ -9,18 +9,27 @@
 //! - [`ladder`]: the teardown rungs ([`Rung`]) and climbing them;
 //! - `census`: who of the trial is alive (pidfds, the cgroup, adopted
 //!   orphans), and the diagnosis of what is stuck;
+//! - `activity` and `evidence`: what the live processes can still do by
+//!   themselves (state, pending signals, timed waits, CPU time, from
+//!   `/proc`), for the quiescence rule, and the re-check of survivors
+//!   against their pidfds;
 //! - `judge`: pure functions from what was observed to the [`Outcome`];
 //! - `cleanup`: ending with nothing of the trial alive.
 //!
-//! Every verdict comes from pidfds, `waitid` and the cgroup files. `/proc` is
-//! read only by the legacy observe axis, whose defects the lab measures, and
-//! by the diagnosis of a stuck trial (never for a verdict).
+//! Whether a process exited comes from pidfds, `waitid` and the cgroup
+//! files only. `/proc` is read by the legacy observe axis, whose defects the
+//! lab measures; by the diagnosis of a stuck trial; and for what a live
+//! process can still do (asleep or runnable, a signal pending), which is
+//! how the judge knows the cascade is over (quiescence) or the trial is
+//! blocked (a hang) without a time window.
 
 use std::os::fd::{BorrowedFd, OwnedFd};
 
+mod activity;
 mod census;
 mod cleanup;
 mod course;
+mod evidence;
 mod judge;
 pub mod ladder;
 pub mod protocol;
@@ -86,6 +95,12 @@ struct Course<'a> {
     /// The root is a copy of a host whose attendant has a worker: `(pid,
     /// who started it)`, for the reason of a hang.
     host_worker: Option<(u32, String)>,
+    /// Phase reports received so far.
+    reports: u64,
+    /// `reports` when the course last looked at an overdue trial.
+    reports_at_look: u64,
+    /// CPU times of the trial's processes when a bound was first reached.
+    cpu_at_bound: Option<evidence::CpuSnapshot>,
 }
 
 /// Run one trial. `lab_lifeline` is the supervisor's lifeline to the lab: if
@@ -122,6 +137,9 @@ pub fn run(
         cgroup_killed: false,
         root_exec: false,
         host_worker: None,
+        reports: 0,
+        reports_at_look: 0,
+        cpu_at_bound: None,
     };
     let result = match refusal(&req.plan, &req.strategy) {
         Some(refused) => {
@@ -162,8 +180,13 @@ impl Course<'_> {
     }
 
     /// The outcome of a course that came to `end`, from what was observed.
+    /// After the teardown, a node whose exit its pidfd shows but the poll
+    /// has not reported yet died under `end.rung`.
     fn finish(&mut self, end: Ending) -> Outcome {
         self.look_at_exits();
+        if end.rung != Rung::None {
+            self.take_exits(monotonic_ns(), end.rung);
+        }
         judge::outcome(self.plan(), &self.seen, end, self.elapsed_us())
     }
 

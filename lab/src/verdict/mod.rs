@@ -18,9 +18,12 @@ pub use rung::{BadRung, NodeRung, Rung};
 pub enum Verdict {
     /// The planned course finished and the cascade left nothing alive.
     Pass,
-    /// Some process outlived its parent and survived both cascade windows.
+    /// Some process was alive after the teardown once the trial was
+    /// quiescent (or kept running on a CPU; or, where `/proc` cannot be
+    /// read, outlived both cascade windows).
     Orphan,
-    /// The planned course did not finish before the deadline.
+    /// The planned course did not finish before the deadline, and a live
+    /// process was blocked (or one kept spinning up to the deadline's cap).
     Hang,
     /// A guard of the canonical path stopped a deadlock and said why.
     Panic,
@@ -75,7 +78,8 @@ impl fmt::Display for Verdict {
 pub struct Outcome {
     /// The verdict.
     pub verdict: Verdict,
-    /// Processes alive after both cascade windows (orphan verdicts).
+    /// Processes alive after the teardown once the trial was quiescent
+    /// (orphan verdicts).
     pub orphans: u32,
     /// Processes alive when the deadline passed (hang verdicts).
     pub hung: u32,
@@ -83,10 +87,13 @@ pub struct Outcome {
     pub time_to_verdict_us: u64,
     /// From the start of the trial to the end of its cleanup (µs).
     pub duration_us: u64,
-    /// A survivor of the grace window that died in the confirmation window:
-    /// the latency of that slow cascade, from the teardown (µs).
+    /// A pass whose cascade took longer than the window floor (10 ms) from
+    /// the teardown (or, judged by windows, needed the confirmation
+    /// window): that latency (µs).
     pub slow_cascade_us: Option<u64>,
-    /// The length of each cascade window used (µs), from measured latency.
+    /// The length of each cascade window used (µs), from measured latency;
+    /// 0 when the verdict came from evidence (quiescence), as it does
+    /// wherever `/proc` can be read.
     pub window_us: u64,
     /// What ended the tree: a rung of the teardown ladder (`teardown-KILL`,
     /// `group-TERM`, `pidfds-KILL`, `cgroup.kill`), `none` (it ended by

@@ -7,10 +7,17 @@
 //! - the precedence of [`outcome`]: the lab's own error, a guard's panic, a
 //!   hang, an innocent kill, an early death, a leak, then what the cascade
 //!   came to;
-//! - the cascade after the teardown (`cascade`): a pass, a slow cascade
-//!   (a pass with its latency), an orphan, or processes the supervisor
+//! - the cascade after the teardown, from evidence (`settle`, with the
+//!   quiescence rule of `quiescence`: once nothing of the trial can act by
+//!   itself, what is alive is an orphan, decided at once), or from windows
+//!   where `/proc` cannot be read (`cascade`): a pass, a slow cascade (a
+//!   pass with its latency), an orphan, or processes the supervisor
 //!   SIGKILLed that are only dying (waited for, then a `hang` if they do
 //!   not die);
+//! - a trial busy past a bound (`stall`): at the deadline a `hang` needs a
+//!   blocked process (`overdue`), else the deadline is extended up to a
+//!   cap; spinning (a `hang`, or an orphan that runs) is told from starved
+//!   (an `error`) by the CPU time the processes got;
 //! - when the course has settled ([`course_state`]);
 //! - when a gate kill may fire ([`fates_fixed`]): once every node whose
 //!   fate the plan fixes is at a known phase, so that a gated plan leaves
@@ -23,8 +30,12 @@
 
 use std::io;
 
-pub(super) use cascade::{cascade, Clock, Stage, Step, DYING_BOUND_US};
-pub(super) use reasons::{hang, orphans, undying};
+pub(super) use cascade::{
+    cascade, settle, Clock, Look, Stage, Step, ACTING_BOUND_US, DYING_BOUND_US,
+};
+pub(super) use quiescence::{quiescence, Quiet};
+pub(super) use reasons::{hang, orphans, spinning, undying, OrphanBy};
+pub(super) use stall::{overdue, stall, Overdue, Stall, DEADLINE_CAP};
 
 use crate::node::pid_reuse::Finding;
 use crate::plan::Plan;
@@ -333,6 +344,8 @@ pub(super) fn fates_fixed(plan: &Plan, nodes: &[Seen], held: &[bool]) -> bool {
 }
 
 mod cascade;
+mod quiescence;
 mod reasons;
+mod stall;
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,6 @@
 //! The outcomes that need a reason built from what is alive: a hang (the
-//! deadline passed), an undying SIGKILLed process, and orphans.
+//! deadline passed with a process blocked, or one spinning), an undying
+//! SIGKILLed process, and orphans.
 
 use std::fmt::Write as _;
 
@@ -9,16 +10,45 @@ use crate::scenario::AttendantAction;
 use crate::verdict::Rung;
 use crate::verdict::{Outcome, Verdict};
 
-/// The course missed its deadline (`deadline_ms`) with `alive` live: a
+/// Who is blocked in a hang: `blocked` (processes asleep with no phase
+/// report since the deadline), or `None` when `/proc` could not tell.
+fn blocked_text(blocked: Option<&Alive>) -> String {
+    match blocked {
+        None => "/proc could not be read to name the blocked processes".to_string(),
+        Some(b) => format!("asleep with no phase report since the deadline: {}", who(b)),
+    }
+}
+
+/// `nodes A B and N processes outside the plan`, for `alive`.
+fn who(alive: &Alive) -> String {
+    let outside = (alive.count as usize).saturating_sub(alive.paths.len());
+    let nodes = if alive.paths.is_empty() {
+        String::new()
+    } else {
+        format!("nodes {}", alive.paths.join(" "))
+    };
+    match (nodes.is_empty(), outside) {
+        (true, 0) => "no node".to_string(),
+        (true, n) => format!("{n} processes outside the plan"),
+        (false, 0) => nodes,
+        (false, n) => format!("{nodes} and {n} processes outside the plan"),
+    }
+}
+
+/// The course missed its deadline (`deadline_ms`, and any extension while
+/// the trial was busy) with `alive` live and `blocked` of them asleep: a
 /// `hang` (unless something outranks it), ended by the `cleanup` rung. The
-/// reason names the nodes that never reported ready, with their last phase,
-/// and, when the root is a copy of a host whose attendant has a worker
-/// (`host_worker`: its pid, who started it) and a node uses the attendant,
-/// says that the root inherited the attendant without its worker.
+/// reason names the blocked processes, the nodes that never reported ready,
+/// with their last phase, and, when the root is a copy of a host whose
+/// attendant has a worker (`host_worker`: its pid, who started it) and a
+/// node uses the attendant, says that the root inherited the attendant
+/// without its worker.
+#[allow(clippy::too_many_arguments)]
 pub(in crate::trial) fn hang(
     plan: &Plan,
     obs: &Observation,
     alive: Alive,
+    blocked: Option<&Alive>,
     deadline_ms: u64,
     host_worker: Option<&(u32, String)>,
     rung: Rung,
@@ -39,7 +69,8 @@ pub(in crate::trial) fn hang(
         })
         .collect();
     let mut reason = format!(
-        "the course did not finish within the deadline ({deadline_ms} ms); {}; {} processes alive",
+        "the course did not finish within the deadline ({deadline_ms} ms); {}; {}; {} processes alive",
+        blocked_text(blocked),
         if stuck.is_empty() {
             "every live node had reported ready (a parent blocked waiting for its children)"
                 .to_string()
@@ -63,6 +94,31 @@ pub(in crate::trial) fn hang(
     let mut o = hung(plan, obs, reason, rung, alive, time_us);
     if o.verdict == Verdict::Hang {
         o.kill_rung = Rung::Cleanup;
+    }
+    o
+}
+
+/// The course missed its deadline while `spinner` (a node path, or a
+/// process outside the plan) kept running on a CPU without a phase report,
+/// up to the cap of the extensions: a `hang` with the `spinning` signature
+/// (a livelock), ended by the `cleanup` rung.
+pub(in crate::trial) fn spinning(
+    plan: &Plan,
+    obs: &Observation,
+    alive: Alive,
+    spinner: &str,
+    rung: Rung,
+    time_us: u64,
+) -> Outcome {
+    let reason = format!(
+        "{spinner} kept running on a CPU past the deadline without a phase report, up to {}x \
+         the deadline: spinning (a livelock, not a blocked wait)",
+        super::DEADLINE_CAP
+    );
+    let mut o = hung(plan, obs, reason, rung, alive, time_us);
+    if o.verdict == Verdict::Hang {
+        o.kill_rung = Rung::Cleanup;
+        o.signatures.push(crate::forensics::Signature::Spinning);
     }
     o
 }
@@ -113,31 +169,45 @@ pub(in crate::trial) fn undying(
     hung(plan, obs, reason, rung, alive, time_us)
 }
 
-/// `alive` outlived the teardown (`rung`) and both cascade windows
-/// (`window_us` each): an `orphan`. The window's length is in its own
-/// column, not in the reason: a reason that varies with it would not group
-/// in the summary.
+/// The evidence an orphan verdict was taken from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(in crate::trial) enum OrphanBy {
+    /// The trial was quiescent: every live process asleep, no signal
+    /// pending that it does not block, every caused death observed.
+    Quiescence,
+    /// A process kept running on a CPU after the teardown, neither dying
+    /// nor asleep (it spins).
+    Running,
+    /// `/proc` could not be read: both cascade windows bounded the cascade.
+    Windows,
+}
+
+/// `alive` outlived the teardown (`rung`), judged `by` that evidence
+/// (`window_us`: the window used, 0 when none was): an `orphan`. The
+/// window's length is in its own column, not in the reason: a reason that
+/// varies with it would not group in the summary.
 pub(in crate::trial) fn orphans(
     plan: &Plan,
     obs: &Observation,
     alive: Alive,
     rung: Rung,
+    by: OrphanBy,
     window_us: u64,
     time_us: u64,
 ) -> Outcome {
-    let outside = alive.count as usize - alive.paths.len();
-    let reason = format!(
-        "alive after the teardown ({rung}) and both cascade windows: {}{}",
-        if alive.paths.is_empty() {
-            "no node".to_string()
-        } else {
-            format!("nodes {}", alive.paths.join(" "))
-        },
-        if outside > 0 {
-            format!(" and {outside} processes outside the plan")
-        } else {
-            String::new()
+    let evidence = match by {
+        OrphanBy::Quiescence => {
+            "once the trial was quiescent (every live process asleep, no signal pending, \
+             every caused death observed)"
         }
+        OrphanBy::Running => {
+            "still running on a CPU, neither dying nor asleep, a second after the teardown"
+        }
+        OrphanBy::Windows => "and both cascade windows (/proc could not be read)",
+    };
+    let reason = format!(
+        "alive after the teardown ({rung}) {evidence}: {}",
+        who(&alive)
     );
     let end = Ending {
         window_us,

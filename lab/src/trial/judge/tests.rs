@@ -140,7 +140,7 @@ fn the_courses_own_error_outranks_a_panic() {
 fn a_panic_outranks_a_hang_and_names_its_site_and_signature() {
     let p = plan("nested");
     let obs = harmed(&p);
-    let o = hang(&p, &obs, alive(&["0"], 1), 300, None, Rung::None, 7);
+    let o = hang(&p, &obs, alive(&["0"], 1), None, 300, None, Rung::None, 7);
     assert_eq!(o.verdict, Verdict::Panic);
     assert_eq!(o.reason.as_deref(), Some("a guard stopped it"));
     assert_eq!(o.panic_site.as_deref(), Some("lab/src/node/audit.rs:96"));
@@ -154,7 +154,16 @@ fn a_hang_outranks_the_harms() {
     let p = plan("nested");
     let mut obs = harmed(&p);
     obs.panic = None;
-    let o = hang(&p, &obs, alive(&["0", "0.1"], 3), 300, None, Rung::None, 0);
+    let o = hang(
+        &p,
+        &obs,
+        alive(&["0", "0.1"], 3),
+        None,
+        300,
+        None,
+        Rung::None,
+        0,
+    );
     assert_eq!(o.verdict, Verdict::Hang);
     assert_eq!(
         (o.hung, o.survivors.clone()),
@@ -168,7 +177,15 @@ fn an_innocent_kill_outranks_an_early_death_a_leak_and_the_cascade() {
     let p = plan("nested");
     let mut obs = harmed(&p);
     obs.panic = None;
-    let o = orphans(&p, &obs, alive(&["0"], 1), Rung::Root(Sig::Kill), 10_000, 0);
+    let o = orphans(
+        &p,
+        &obs,
+        alive(&["0"], 1),
+        Rung::Root(Sig::Kill),
+        OrphanBy::Quiescence,
+        0,
+        0,
+    );
     assert_eq!(o.verdict, Verdict::InnocentKill);
     assert!(o
         .reason
@@ -219,6 +236,7 @@ fn a_hang_names_what_never_got_ready() {
         &p,
         &obs,
         alive(&["0.1", "1.0.1"], 4),
+        Some(&alive(&["0.1"], 2)),
         300,
         None,
         Rung::None,
@@ -227,12 +245,22 @@ fn a_hang_names_what_never_got_ready() {
     assert_eq!(
         o.reason.as_deref(),
         Some(
-            "the course did not finish within the deadline (300 ms); not ready: \
+            "the course did not finish within the deadline (300 ms); asleep with no phase report \
+             since the deadline: nodes 0.1 and 1 processes outside the plan; not ready: \
              0.1 (last phase armed), 1.0.1 (last phase created); 4 processes alive"
         )
     );
     // Every live node ready: a parent blocked on its children.
-    let o = hang(&p, &ran(&p), alive(&["root"], 1), 300, None, Rung::None, 0);
+    let o = hang(
+        &p,
+        &ran(&p),
+        alive(&["root"], 1),
+        None,
+        300,
+        None,
+        Rung::None,
+        0,
+    );
     assert!(o.reason.unwrap().contains(
         "every live node had reported ready (a parent blocked waiting for its children); 1 processes alive"
     ));
@@ -246,6 +274,7 @@ fn a_hang_of_a_copy_of_the_host_names_the_attendant_worker() {
         &p,
         &ran(&p),
         alive(&[], 0),
+        None,
         300,
         Some(&worker),
         Rung::None,
@@ -258,6 +287,7 @@ fn a_hang_of_a_copy_of_the_host_names_the_attendant_worker() {
         &p,
         &ran(&p),
         alive(&[], 0),
+        None,
         300,
         Some(&worker),
         Rung::None,
@@ -355,6 +385,7 @@ fn the_proc_oracle_false_orphans_are_the_kill_targets_seen_exiting() {
 }
 
 mod cascade;
+mod evidence;
 
 #[test]
 fn the_course_settles_when_every_node_lingers_ready_is_dead_or_unborn() {

@@ -45,6 +45,7 @@ fn what_outlives_both_windows_is_an_orphan() {
         &ran(&p),
         alive(&["0.0", "0.0.1"], 3),
         Rung::Root(Sig::Kill),
+        OrphanBy::Windows,
         10_000,
         0,
     );
@@ -52,16 +53,28 @@ fn what_outlives_both_windows_is_an_orphan() {
     assert_eq!(
         o.reason.as_deref(),
         Some(
-            "alive after the teardown (teardown-KILL) and both cascade windows: nodes 0.0 0.0.1 \
-             and 1 processes outside the plan"
+            "alive after the teardown (teardown-KILL) and both cascade windows (/proc could not be \
+             read): nodes 0.0 0.0.1 and 1 processes outside the plan"
         )
     );
     assert_eq!((o.orphans, o.survivors.len(), o.window_us), (3, 2, 10_000));
-    let o = orphans(&p, &ran(&p), alive(&[], 2), Rung::CgroupKill, 10_000, 0);
-    assert!(o
-        .reason
-        .unwrap()
-        .ends_with("windows: no node and 2 processes outside the plan"));
+    let o = orphans(
+        &p,
+        &ran(&p),
+        alive(&[], 2),
+        Rung::CgroupKill,
+        OrphanBy::Quiescence,
+        0,
+        0,
+    );
+    assert_eq!(
+        o.reason.as_deref(),
+        Some(
+            "alive after the teardown (cgroup.kill) once the trial was quiescent (every live \
+             process asleep, no signal pending, every caused death observed): 2 processes \
+             outside the plan"
+        )
+    );
 }
 
 #[test]

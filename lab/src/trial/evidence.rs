@@ -1,0 +1,124 @@
+//! The evidence the judge's quiescence rule reads: what every live process
+//! of the trial can still do (`activity`), the re-check of survivors
+//! against their pidfds (or the cgroup's member list) before an orphan
+//! verdict, and the CPU time that tells a spinning trial from a starved one.
+
+use super::activity::{self, CpuTime};
+use super::judge::{self, Look, Stall};
+use super::Course;
+use crate::forensics;
+use lifeline::monotonic_ns;
+
+/// CPU times of the trial's processes, taken when a bound was first
+/// reached (ns since boot, per process).
+pub(super) type CpuSnapshot = (u64, Vec<(i32, CpuTime)>);
+
+impl Course<'_> {
+    /// Every process of the trial, for the quiescence rule: the
+    /// supervisor's descendants (it is the trial's subreaper, or init of
+    /// its PID namespace), which include processes still inside `do_exit`
+    /// and zombies, unlike `cgroup.procs`; plus the cgroup's members and
+    /// the live nodes, in case a walk missed one.
+    fn every_pid(&self) -> Vec<i32> {
+        let mut pids = forensics::descendants(std::process::id() as i32);
+        if let Some(cg) = &self.cgroup {
+            pids.extend(cg.members().unwrap_or_default());
+        }
+        pids.extend(
+            self.procs
+                .iter()
+                .zip(&self.seen.nodes)
+                .filter(|(p, n)| p.pid > 0 && n.dead_ns.is_none())
+                .map(|(p, _)| p.pid),
+        );
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
+    /// What the trial's live processes can still do: [`Look::Empty`] when
+    /// nothing of it is alive (kernel-exact), [`Look::Unreadable`] when
+    /// `/proc` does not show them.
+    pub(super) fn look(&mut self) -> Look {
+        self.look_at_exits();
+        if self.empty() {
+            return Look::Empty;
+        }
+        let plan = &self.req.plan;
+        let model_node = |pid: i32| {
+            self.procs
+                .iter()
+                .position(|p| p.pid == pid)
+                .is_some_and(|i| plan.nodes[i].command.is_none())
+        };
+        let Ok(seen) = activity::look(&self.every_pid(), model_node) else {
+            return Look::Unreadable;
+        };
+        let unobserved_kills: Vec<i32> = self
+            .procs
+            .iter()
+            .zip(&self.seen.nodes)
+            .filter(|(p, n)| {
+                n.killed
+                    && n.created_ns.is_some()
+                    && !(n.dead_ns.is_some() || n.exited)
+                    && p.pid > 0
+            })
+            .map(|(p, _)| p.pid)
+            .collect();
+        Look::Seen(judge::quiescence(&seen, &unobserved_kills))
+    }
+
+    /// Whether every one of `alive` (found alive in a quiescent trial) is
+    /// still alive at the moment of the verdict: a node by its pidfd, a
+    /// process outside the plan by the cgroup's member list or, without a
+    /// cgroup, by the pidfd of an adopted orphan. An exited process (zombie
+    /// or reaped) is never an orphan.
+    pub(super) fn survivors_still_alive(&mut self, alive: &[i32]) -> bool {
+        self.look_at_exits();
+        let members = self
+            .cgroup
+            .as_ref()
+            .map(|cg| cg.members().unwrap_or_default());
+        if members.is_none() {
+            self.adopt();
+        }
+        alive.iter().all(|&pid| {
+            if let Some(i) = self.procs.iter().position(|p| p.pid == pid) {
+                let n = &self.seen.nodes[i];
+                return n.dead_ns.is_none() && !n.exited;
+            }
+            match &members {
+                Some(m) => m.contains(&pid),
+                None => self
+                    .adopted
+                    .iter()
+                    .find(|a| a.pid() == pid)
+                    .is_none_or(|a| !a.has_exited()),
+            }
+        })
+    }
+
+    /// Take the CPU times of the trial's processes, the first time a bound
+    /// is reached.
+    pub(super) fn snapshot_cpu(&mut self) {
+        if self.cpu_at_bound.is_none() {
+            self.cpu_at_bound = Some((monotonic_ns(), activity::cpu(&self.every_pid())));
+        }
+    }
+
+    /// Spinning or starved ([`judge::stall`]), from the CPU time the
+    /// trial's processes got since [`snapshot_cpu`](Self::snapshot_cpu),
+    /// `acting` being the processes that keep it busy.
+    pub(super) fn stall(&mut self, acting: &[i32]) -> Stall {
+        self.snapshot_cpu();
+        let (since, before) = self.cpu_at_bound.clone().unwrap_or_default();
+        let after = activity::cpu(&self.every_pid());
+        judge::stall(
+            &before,
+            &after,
+            acting,
+            monotonic_ns().saturating_sub(since),
+        )
+    }
+}
