@@ -10,9 +10,10 @@ use std::os::fd::{AsFd, BorrowedFd};
 use rustix::event::{poll, PollFd, PollFlags};
 
 use super::judge::{
-    self, Clock, Ending, Look, OrphanBy, Overdue, Quiet, Stage, Stall, Step, ACTING_BOUND_US,
-    DEADLINE_CAP, WINDOW_FLOOR_US,
+    self, Clock, Ending, Look, OrphanBy, Overdue, Quiet, Stage, Stall, Step, DEADLINE_CAP,
+    WINDOW_FLOOR_US,
 };
+use super::settle::Settled;
 use super::{error_outcome, Course, KillState};
 use crate::node::pid_reuse::Finding;
 use crate::phase::{self, Event};
@@ -26,18 +27,14 @@ use lifeline::{legacy, monotonic_ns, Reaped};
 /// How often the legacy observe axis re-reads `/proc/PID/stat` (µs).
 const PROC_POLL_US: u64 = 100;
 
-/// The shortest and longest time between two looks at a busy trial's
-/// processes after the teardown (µs): nothing reports when a runnable
-/// process falls asleep, so the course looks again, more often at first.
-const LOOK_MIN_US: u64 = 200;
-const LOOK_MAX_US: u64 = 10_000;
-
-/// The times the cascade is judged by (ns), and its largest gap (µs).
+/// The times the cascade is judged by (ns), its largest gap (µs), and when
+/// the trial's processes are next looked at (ns).
 #[derive(Default)]
-struct Deaths {
-    teardown_at: u64,
-    last: u64,
-    max_gap_us: u64,
+pub(super) struct Deaths {
+    pub teardown_at: u64,
+    pub last: u64,
+    pub max_gap_us: u64,
+    pub next_look: u64,
 }
 
 impl Course<'_> {
@@ -100,63 +97,15 @@ impl Course<'_> {
                         }
                     }
                 }
-                Stage::Settle { since } => {
-                    let clock = Clock {
-                        now,
-                        teardown_at: deaths.teardown_at,
-                        last_death: deaths.last,
-                        window_us: 0,
-                    };
-                    let look = self.look();
-                    let (alive, acting) = match &look {
-                        Look::Seen(Quiet::Quiescent { alive }) => (alive.clone(), Vec::new()),
-                        Look::Seen(Quiet::Busy { acting, .. }) => (Vec::new(), acting.clone()),
-                        _ => (Vec::new(), Vec::new()),
-                    };
-                    if !acting.is_empty() && now - since > ACTING_BOUND_US * 100 {
-                        // A tenth of the bound: from here the CPU time
-                        // tells spinning from starved.
-                        self.snapshot_cpu();
+                Stage::Settle { since } => match self.settle(since, now, &mut deaths, rung) {
+                    Settled::Wait => {}
+                    Settled::Again => continue,
+                    Settled::Next(next) => {
+                        stage = next;
+                        continue;
                     }
-                    match judge::settle(since, clock, look) {
-                        Step::Wait => {}
-                        Step::Next(next) => {
-                            stage = next;
-                            continue;
-                        }
-                        Step::Pass { slow_us } => {
-                            let end = Ending {
-                                slow_us,
-                                ..Ending::new(Verdict::Pass, None, rung)
-                            };
-                            return Some(self.finish(end));
-                        }
-                        Step::Orphan if self.survivors_still_alive(&alive) => {
-                            return Some(self.finish_orphans(rung, OrphanBy::Quiescence, 0));
-                        }
-                        // A survivor exited between the look and its
-                        // re-check: look again.
-                        Step::Orphan => continue,
-                        Step::Undying { since_teardown_ms } => {
-                            return Some(self.finish_undying(rung, since_teardown_ms))
-                        }
-                        Step::Stalled => {
-                            return Some(match self.stall(&acting) {
-                                Stall::Spinning { .. } => {
-                                    self.finish_orphans(rung, OrphanBy::Running, 0)
-                                }
-                                Stall::Starved { ran_ms, of_ms } => {
-                                    let reason = format!(
-                                        "starved: after the teardown the trial's processes stayed runnable \
-                                         and ran {ran_ms} ms on a CPU in {of_ms} ms (the machine is \
-                                         oversubscribed; not a verdict about the strategy)"
-                                    );
-                                    self.finish(Ending::new(Verdict::Error, Some(reason), rung))
-                                }
-                            });
-                        }
-                    }
-                }
+                    Settled::Done(outcome) => return Some(*outcome),
+                },
                 Stage::Ladder { rung: r, since } => {
                     if let Some(next) = self.climb(r, since, now, &mut rung) {
                         stage = next;
@@ -503,9 +452,7 @@ impl Course<'_> {
             Stage::Ladder { since, .. } => {
                 (since + self.plan().rung_wait_us * 1000).saturating_sub(now)
             }
-            Stage::Settle { since } => ((now.saturating_sub(since) / 4)
-                .clamp(LOOK_MIN_US * 1000, LOOK_MAX_US * 1000))
-            .min(deadline.saturating_sub(now).max(LOOK_MIN_US * 1000)),
+            Stage::Settle { .. } => deaths.next_look.saturating_sub(now),
             Stage::Grace => (deaths.last + window()).saturating_sub(now),
             Stage::Confirm { since } => {
                 let w = window();

@@ -14,13 +14,21 @@ use lifeline::monotonic_ns;
 pub(super) type CpuSnapshot = (u64, Vec<(i32, CpuTime)>);
 
 impl Course<'_> {
-    /// Every process of the trial, for the quiescence rule: the
-    /// supervisor's descendants (it is the trial's subreaper, or init of
-    /// its PID namespace), which include processes still inside `do_exit`
-    /// and zombies, unlike `cgroup.procs`; plus the cgroup's members and
-    /// the live nodes, in case a walk missed one.
+    /// Every process of the trial, for the quiescence rule: every process
+    /// of the supervisor's PID namespace but itself, or (in the lab's
+    /// namespace) its descendants (it is the trial's subreaper), which
+    /// include processes still inside `do_exit` and zombies, unlike
+    /// `cgroup.procs`; plus the cgroup's members and the live nodes, in
+    /// case a walk missed one.
     fn every_pid(&self) -> Vec<i32> {
-        let mut pids = forensics::descendants(std::process::id() as i32);
+        let mut pids = if crate::pidns::translating() {
+            // Init of a PID namespace of its own, with its own `/proc`:
+            // every other process listed there is the trial's (one
+            // directory read, cheaper than walking `children`).
+            namespace_pids()
+        } else {
+            forensics::descendants(std::process::id() as i32)
+        };
         if let Some(cg) = &self.cgroup {
             pids.extend(cg.members().unwrap_or_default());
         }
@@ -44,6 +52,15 @@ impl Course<'_> {
         if self.empty() {
             return Look::Empty;
         }
+        let unobserved_kills = self.unobserved_kills();
+        if !unobserved_kills.is_empty() {
+            // A death the supervisor caused is still to come: busy, and
+            // its pidfd will say when; `/proc` need not be read yet.
+            return Look::Seen(judge::Quiet::Busy {
+                dying: unobserved_kills,
+                acting: Vec::new(),
+            });
+        }
         let plan = &self.req.plan;
         let model_node = |pid: i32| {
             self.procs
@@ -54,19 +71,20 @@ impl Course<'_> {
         let Ok(seen) = activity::look(&self.every_pid(), model_node) else {
             return Look::Unreadable;
         };
-        let unobserved_kills: Vec<i32> = self
-            .procs
+        Look::Seen(judge::quiescence(&seen, &[]))
+    }
+
+    /// PIDs of the nodes the supervisor SIGKILLed whose exit no pidfd has
+    /// reported yet.
+    fn unobserved_kills(&self) -> Vec<i32> {
+        self.procs
             .iter()
             .zip(&self.seen.nodes)
             .filter(|(p, n)| {
-                n.killed
-                    && n.created_ns.is_some()
-                    && !(n.dead_ns.is_some() || n.exited)
-                    && p.pid > 0
+                n.killed && n.created_ns.is_some() && n.dead_ns.is_none() && !n.exited && p.pid > 0
             })
             .map(|(p, _)| p.pid)
-            .collect();
-        Look::Seen(judge::quiescence(&seen, &unobserved_kills))
+            .collect()
     }
 
     /// Whether every one of `alive` (found alive in a quiescent trial) is
@@ -121,4 +139,18 @@ impl Course<'_> {
             monotonic_ns().saturating_sub(since),
         )
     }
+}
+
+/// Every process listed in this PID namespace's `/proc` but this one.
+fn namespace_pids() -> Vec<i32> {
+    let me = std::process::id() as i32;
+    std::fs::read_dir("/proc").map_or_else(
+        |_| Vec::new(),
+        |dir| {
+            dir.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .filter(|&p| p != me)
+                .collect()
+        },
+    )
 }

@@ -33,6 +33,7 @@ mod evidence;
 mod judge;
 pub mod ladder;
 pub mod protocol;
+mod settle;
 mod setup;
 
 use crate::cgroup::TrialCgroup;
