@@ -19,6 +19,7 @@ use lab::trial::protocol::TrialRequest;
 use lifeline::floor;
 
 fn create_and_reap(c: &mut Criterion) {
+    // Copies: a child that `_exit`s at once, no exec.
     let mut g = c.benchmark_group("create, _exit, reap");
     g.bench_function("clone3 + pidfd + lifeline, waitid(P_PIDFD)", |b| {
         b.iter(|| {
@@ -30,16 +31,20 @@ fn create_and_reap(c: &mut Criterion) {
         b.iter(|| floor::fork_exit_reap().expect("fork"))
     });
     g.finish();
+    // Execs: a child that execs /bin/true with the caller's environment.
     let mut g = c.benchmark_group("create, exec /bin/true, reap");
     let prog = c"/bin/true";
-    g.bench_function("clone3 + exec (Spawn::exec), waitid(P_PIDFD)", |b| {
-        b.iter(|| {
-            let child = lifeline::Spawn::default()
-                .exec(prog, &[c"true"], &[], 3)
-                .expect("clone3 + exec");
-            child.pidfd().wait().expect("waitid")
-        })
-    });
+    g.bench_function(
+        "clone3(VM|VFORK) + pidfd + lifeline (Spawn::exec), waitid(P_PIDFD)",
+        |b| {
+            b.iter(|| {
+                let child = lifeline::Spawn::default()
+                    .exec(prog, &[c"true"], &[], 3)
+                    .expect("clone3 + exec");
+                child.pidfd().wait().expect("waitid")
+            })
+        },
+    );
     g.bench_function("posix_spawn, waitpid", |b| {
         b.iter(|| floor::posix_spawn_reap("/bin/true").expect("posix_spawn"))
     });
