@@ -36,7 +36,11 @@ fn spawn_sh(script: &str, stdout: Option<std::os::fd::BorrowedFd<'_>>) -> Child 
 #[test]
 fn lifeline_eof_is_seen_when_the_parent_end_closes() {
     // The child blocks reading its lifeline (fd 3) and exits 7 at EOF.
+    let before = vfork_spawns();
     let child = spawn_sh("cat <&3 >/dev/null; exit 7", None);
+    if cfg!(target_arch = "x86_64") {
+        assert!(vfork_spawns() > before, "not through the vfork path");
+    }
     let (pidfd, lifeline) = child.into_parts();
     assert!(!pidfd.has_exited(), "the child must wait on its lifeline");
     drop(lifeline);
@@ -389,4 +393,25 @@ fn env_cwd_and_stdin_reach_a_vfork_child() {
     );
     assert_eq!(status, ExitStatus::Exited(0));
     assert_eq!(out, "from stdin|vfork|/usr\n");
+}
+
+#[test]
+fn threads_exec_through_the_vfork_path_at_once() {
+    // Each spawning thread sleeps in its own clone3 while its child runs on
+    // a stack of its own; the other threads go on spawning meanwhile.
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(|| {
+                for _ in 0..25 {
+                    let child = Spawn::default()
+                        .exec(c"/bin/true", &[c"true"], &[], 3)
+                        .unwrap();
+                    assert_eq!(child.wait().unwrap(), ExitStatus::Exited(0));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
 }
