@@ -7,7 +7,10 @@
 //! directory, the sorted list of fds to keep) is built here in the parent,
 //! *before* the process is created, so that the child allocates nothing,
 //! takes no lock and reads no global that another thread of the parent may
-//! be changing (such as `environ`).
+//! be changing (such as `environ`). The child's syscalls are the raw,
+//! errno-free ones of [`raw`](super::raw), so the same steps also run in a
+//! child that shares the parent's memory (the vfork path of
+//! [`Spawn::exec`]).
 //!
 //! [`Spawn::exec`]: super::Spawn::exec
 //! [`Command`]: super::Command
@@ -17,9 +20,8 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
-use super::fds::cloexec_range;
 use super::namespace::NsPrep;
-use super::process::exit_now;
+use super::raw;
 
 /// The footer the child appends to its errno on the error pipe, as Rust
 /// std's `process_unix` does: 4 bytes of errno (native endian) then these 4
@@ -37,6 +39,9 @@ pub(super) struct ExecPrep<'a> {
     envp: Vec<*const c_char>,
     cwd: Option<CString>,
     moves: Vec<(RawFd, RawFd)>,
+    /// One slot per move for the parked duplicate of its source, allocated
+    /// here so that the child writes into memory of its own plan.
+    parked: Vec<RawFd>,
     /// 0, 1, 2 and every target, sorted ascending, no duplicates: the fds
     /// the hygiene leaves inheritable.
     kept: Vec<RawFd>,
@@ -57,6 +62,9 @@ pub(super) struct PreExec {
     /// With `pdeathsig`: exit at once (code 0) if `getppid()` is no longer
     /// this PID, i.e. the parent died before the prctl (the checked recipe).
     pub expect_parent: Option<libc::pid_t>,
+    /// Set the signal mask to this just before the exec: the caller's mask
+    /// of a child cloned with every signal blocked (the vfork path).
+    pub sigmask: Option<raw::KernelSigset>,
 }
 
 /// The calling process's environment as `KEY=VALUE` C strings: what a child
@@ -116,6 +124,7 @@ impl<'a> ExecPrep<'a> {
             _env: env,
             envp,
             cwd,
+            parked: vec![-1; moves.len()],
             moves,
             kept,
             floor,
@@ -130,66 +139,70 @@ impl<'a> ExecPrep<'a> {
         self
     }
 
-    /// In the child: move the fds, apply `pre`, change directory, exec. On
-    /// failure, write the errno and the footer (8 bytes) to `err_fd` and
-    /// `_exit(127)`.
+    /// In the child: move the fds, apply `pre`, change directory, restore
+    /// the signal mask of `pre`, exec. On failure, write the errno and the
+    /// footer (8 bytes) to `err_fd` and `_exit(127)`.
     ///
-    /// Async-signal-safe: only raw syscalls (open, write, close and mount
-    /// for a namespace, fcntl, dup2, close_range, prctl, getppid, chdir,
-    /// execve, _exit) on memory prepared before the
-    /// process was created; no allocation, no lock, no global read (the
-    /// environment was copied into `envp` in the parent).
+    /// Async-signal-safe: only raw syscalls of [`raw`](super::raw) that
+    /// leave `errno` alone (fcntl, dup3, close_range, prctl, getppid,
+    /// chdir, rt_sigprocmask, execve, write, exit_group; open, write, close
+    /// and mount for a namespace) on memory prepared before the process was
+    /// created; no allocation, no lock, no global read or written (the
+    /// environment was copied into `envp` in the parent). It writes only
+    /// this `ExecPrep`'s `parked` slots and its own stack frame, so it may
+    /// run in a child that shares the parent's memory (`CLONE_VM |
+    /// CLONE_VFORK`, without a namespace), while the parent sleeps.
     ///
     /// # Safety
-    /// Call it only in a child just created by `clone3` (without `CLONE_VM`)
-    /// or `fork` from this `ExecPrep`'s process, on the child's copy of it,
-    /// with `err_fd` the write end of a close-on-exec pipe whose read end the
-    /// parent passes to [`exec_result`]. The fds of `moves` must be open.
-    /// The function overwrites fd numbers that values of the (copied) caller
-    /// may own; the child never returns into them: it execs or `_exit`s.
+    /// Call it only in a child just created from this `ExecPrep`'s process,
+    /// by `fork` or `clone3` without `CLONE_VM` (on the child's copy), or by
+    /// `clone3(CLONE_VM | CLONE_VFORK)` on a stack of its own (on the
+    /// parent's `ExecPrep`, which nothing else touches until the child has
+    /// exec'd or exited; then without a namespace), with `err_fd` the write
+    /// end of a close-on-exec pipe whose read end the parent passes to
+    /// [`exec_result`]. The fds of `moves` must be open. The function
+    /// overwrites fd numbers that values of the caller may own; the child
+    /// never returns into them: it execs or `_exit`s.
     pub(super) unsafe fn exec_in_child(&mut self, err_fd: RawFd, pre: PreExec) -> ! {
-        // Async-signal-safe: `last_os_error` reads errno (thread-local, no
-        // lock, no allocation); the write and _exit are raw syscalls.
-        let report = |err_fd: RawFd, errno: i32| -> ! {
-            let mut msg = [0u8; 8];
-            msg[..4].copy_from_slice(&errno.to_ne_bytes());
-            msg[4..].copy_from_slice(&FOOTER);
-            // SAFETY: write(2) on a valid fd from a valid 8-byte buffer on
-            // our stack.
-            unsafe { libc::write(err_fd, msg.as_ptr().cast(), msg.len()) };
-            exit_now(127)
-        };
-        let fail = |err_fd: RawFd| -> ! {
-            let errno = io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::EIO);
-            report(err_fd, errno)
+        // Async-signal-safe: builds 8 bytes on the stack (no indexing that
+        // could panic), then two raw syscalls.
+        let report = |errno: i32| -> ! {
+            let e = errno.to_ne_bytes();
+            let [n, o, ex, x] = FOOTER;
+            let msg = [e[0], e[1], e[2], e[3], n, o, ex, x];
+            // SAFETY: `err_fd` is the open write end of the error pipe (the
+            // caller's contract). A failed write leaves the parent with EOF
+            // and a child that exits 127; nothing more can be done here.
+            let _ = unsafe { raw::write(err_fd, &msg) };
+            raw::exit_group(127)
         };
         if let Some(ns) = &self.ns {
             // Async-signal-safe: NsPrep::enter_in_child makes raw syscalls
             // on memory prepared before the clone, and its error is an OS
-            // error (no allocation).
+            // error (no allocation). Only in a copy of the parent: the vfork
+            // path never carries a namespace.
             if let Err(e) = ns.enter_in_child() {
-                report(err_fd, e.raw_os_error().unwrap_or(libc::EIO));
+                report(e.raw_os_error().unwrap_or(libc::EIO));
             }
         }
-        for (src, _) in self.moves.iter_mut() {
-            // SAFETY: fcntl(F_DUPFD_CLOEXEC) duplicates an open fd to a free
-            // number at or above the floor; it touches no memory of ours and
-            // overwrites no fd. Async-signal-safe: one raw syscall.
-            let parked = unsafe { libc::fcntl(*src, libc::F_DUPFD_CLOEXEC, self.floor) };
-            if parked < 0 {
-                fail(err_fd);
+        for (&(src, _), slot) in self.moves.iter().zip(self.parked.iter_mut()) {
+            // Park a duplicate above every source and target, so that no
+            // dup3 below overwrites a source still to be moved. One raw
+            // syscall that replaces no fd; the slot was allocated in the
+            // parent.
+            match raw::dupfd_cloexec(src, self.floor) {
+                Ok(fd) => *slot = fd,
+                Err(e) => report(e),
             }
-            *src = parked;
         }
-        for &(src, target) in self.moves.iter() {
-            // SAFETY: dup2 on fds of this process; it clears close-on-exec
-            // on `target`, and may replace an fd some copied value owns,
-            // which the caller's contract allows (the child never returns
-            // into those values). Async-signal-safe: one raw syscall.
-            if unsafe { libc::dup2(src, target) } < 0 {
-                fail(err_fd);
+        for (&parked, &(_, target)) in self.parked.iter().zip(self.moves.iter()) {
+            // SAFETY: dup3 of a parked fd (above every target, so never equal
+            // to it) onto `target`; it clears close-on-exec there, and may
+            // replace an fd some value of the caller owns, which the caller's
+            // contract allows (the child never returns into those values).
+            // Async-signal-safe: one raw syscall.
+            if let Err(e) = unsafe { raw::dup3(parked, target) } {
+                report(e);
             }
         }
         if pre.hygiene {
@@ -198,47 +211,55 @@ impl<'a> ExecPrep<'a> {
             // sorted `kept` list was built in the parent.
             let mut next: RawFd = 0;
             for &fd in self.kept.iter() {
-                if fd > next && cloexec_range(next, fd - 1).is_err() {
-                    fail(err_fd);
+                if fd > next {
+                    if let Err(e) = raw::cloexec_range(next, fd - 1) {
+                        report(e);
+                    }
                 }
                 next = fd + 1;
             }
-            if cloexec_range(next, RawFd::MAX).is_err() {
-                fail(err_fd);
+            if let Err(e) = raw::cloexec_range(next, RawFd::MAX) {
+                report(e);
             }
         }
         if let Some(sig) = pre.pdeathsig {
-            // SAFETY: prctl(PR_SET_PDEATHSIG) takes integers only.
             // Async-signal-safe: one raw syscall.
-            if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) } < 0 {
-                fail(err_fd);
+            if let Err(e) = raw::set_pdeathsig(sig) {
+                report(e);
             }
             if let Some(parent) = pre.expect_parent {
-                // SAFETY: getppid has no preconditions. Async-signal-safe.
-                let now = unsafe { libc::getppid() };
-                if now != parent {
-                    exit_now(0);
+                // Async-signal-safe: one raw syscall.
+                if raw::getppid() != parent {
+                    raw::exit_group(0);
                 }
             }
         }
         if let Some(dir) = &self.cwd {
             // SAFETY: `dir` is a NUL-terminated string built before the
             // process was created. Async-signal-safe: one raw syscall.
-            if unsafe { libc::chdir(dir.as_ptr()) } < 0 {
-                fail(err_fd);
+            if let Err(e) = unsafe { raw::chdir(dir.as_ptr()) } {
+                report(e);
+            }
+        }
+        if let Some(mask) = &pre.sigmask {
+            // The caller's mask, saved before it blocked every signal around
+            // the clone (as glibc's posix_spawn restores it just before the
+            // exec). Async-signal-safe: one raw syscall.
+            if let Err(e) = raw::sigprocmask(libc::SIG_SETMASK, Some(mask), None) {
+                report(e);
             }
         }
         // SAFETY: program, argv and envp are NUL-terminated C strings built
         // before the process was created, and argv and envp end with a null
         // pointer. Async-signal-safe: one raw syscall.
-        unsafe {
-            libc::execve(
+        let errno = unsafe {
+            raw::execve(
                 self.program.as_ptr(),
                 self.argv.as_ptr(),
                 self.envp.as_ptr(),
             )
         };
-        fail(err_fd)
+        report(errno)
     }
 }
 

@@ -68,8 +68,14 @@ fn build(breadth: u32, depth: u32) -> i32 {
     code
 }
 
-/// `posix_spawn` of `program` (a path) with no arguments but its name;
-/// `waitpid` reaps it. Returns its status.
+/// `posix_spawn` of `program` (a path) with no arguments but its name and
+/// the caller's environment; `waitpid` reaps it. Returns its status.
+///
+/// The environment is copied into a `KEY=VALUE` block in the call, as the
+/// canonical [`Spawn::exec`](super::Spawn::exec) and std's `Command` give
+/// their children the caller's environment, so that the benchmarks compare
+/// like with like (and `environ` itself is never read: another thread may
+/// be changing it).
 ///
 /// # Errors
 /// Errors of posix_spawn and waitpid.
@@ -79,10 +85,15 @@ fn build(breadth: u32, depth: u32) -> i32 {
 pub fn posix_spawn_reap(program: &str) -> io::Result<i32> {
     let path = CString::new(program).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let argv = [path.as_ptr(), std::ptr::null()];
-    let envp = [std::ptr::null::<libc::c_char>()];
+    let env = super::exec::current_env();
+    let envp: Vec<*const libc::c_char> = env
+        .iter()
+        .map(|kv| kv.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
     let mut pid: libc::pid_t = 0;
-    // SAFETY: `path` is a NUL-terminated string alive for the call; `argv`
-    // and `envp` are NULL-terminated arrays of such pointers; null file
+    // SAFETY: `path` and the strings of `env` are NUL-terminated and alive
+    // for the call; `argv` and `envp` are NULL-terminated arrays of them; null file
     // actions and attributes are allowed; `pid` is a valid out-pointer.
     let rc = unsafe {
         libc::posix_spawn(

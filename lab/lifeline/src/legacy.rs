@@ -202,6 +202,7 @@ pub fn fork_exec(
         hygiene: false,
         pdeathsig: pdeathsig.map(|s| s.as_raw()),
         expect_parent,
+        sigmask: None,
     };
     // SAFETY: fork has no memory preconditions. The child only runs
     // `exec_in_child`, which is async-signal-safe (raw syscalls on memory

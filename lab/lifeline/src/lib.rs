@@ -9,7 +9,10 @@
 //! - [`Command`]: the builder for a child (a program, or a closure run in a
 //!   copy of the caller), with args, environment, working directory, stdio,
 //!   the fds to keep and a cgroup. [`spawn`] and [`Spawn`] are its
-//!   lower-level forms; all three create every child through one `clone3`.
+//!   lower-level forms; all three create every child through one `clone3`:
+//!   a program child without a copy of the caller (`CLONE_VM |
+//!   CLONE_VFORK` on a stack of its own, as glibc's `posix_spawn`), a
+//!   closure child in a copy.
 //! - [`Pidfd`]: a process handle that cannot be made from a bare PID. It
 //!   comes from a spawn (`clone3(CLONE_PIDFD)`), from [`Pidfd::open_self`],
 //!   from a pidfd received over a socket ([`Pidfd::from_received`]), or from
@@ -57,15 +60,21 @@
 //! # What runs in the child
 //!
 //! Between the clone and the exec (or the end of a closure child) code runs
-//! in a *copy* of the caller. A copy of a multithreaded process may find
-//! locks held (malloc's, std's, yours) by threads that do not exist in the
-//! copy, and block forever. So:
+//! in a *copy* of the caller, or, for a program, in the caller's own memory.
+//! A copy of a multithreaded process may find locks held (malloc's, std's,
+//! yours) by threads that do not exist in the copy, and block forever. So:
 //! - A program child ([`Command::new`], [`Spawn::exec`]) runs no code of the
-//!   caller in the child: only the crate's own steps (`dup2`, `close_range`,
-//!   `chdir`, `execve`, `write`, `_exit` on memory prepared before the
-//!   clone), which are async-signal-safe. It works from any thread of a
-//!   multithreaded caller. The environment is copied in the parent before
-//!   the clone; the child never reads `environ`.
+//!   caller in the child: only the crate's own steps (`dup3`,
+//!   `close_range`, `chdir`, `rt_sigprocmask`, `execve`, `write`,
+//!   `exit_group` on memory prepared before the clone), raw syscalls that
+//!   are async-signal-safe and leave `errno` alone. It works from any thread
+//!   of a multithreaded caller. The environment is copied in the parent
+//!   before the clone; the child never reads `environ`. On x86_64 (without
+//!   a [`PidNamespace`]) the child is made without copying the caller's page
+//!   tables: `clone3(CLONE_VM | CLONE_VFORK)` on a stack of its own, with
+//!   every signal blocked around the clone and the caller's mask restored
+//!   before the exec; the calling thread sleeps until the child has exec'd
+//!   or exited, so the cost does not grow with the caller's memory.
 //! - A closure child ([`Command::from_fn`], [`Spawn::run`], [`spawn`]) runs
 //!   the caller's closure **in the child**. The crate refuses it (`EDEADLK`)
 //!   when the caller has more than one thread, so the closure may run
@@ -114,6 +123,7 @@ mod namespace;
 mod pidfd;
 pub mod probe;
 mod process;
+mod raw;
 
 pub use clone::{spawn, Child, ChildFds, Lifeline, LifelineReader, Spawn};
 pub use command::{Command, Stdio};

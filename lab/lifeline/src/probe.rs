@@ -562,24 +562,9 @@ mod tests {
         assert_nothing_left(&trace);
     }
 
-    /// This process's cgroup v2 directory (the cgroup2 mount of
-    /// `/proc/self/mountinfo` joined with the `0::` line of
-    /// `/proc/self/cgroup`), as the lab finds it.
-    fn own_cgroup() -> Option<std::path::PathBuf> {
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-        let mount = mountinfo.lines().find_map(|l| {
-            let (pre, post) = l.split_once(" - ")?;
-            (post.split_whitespace().next() == Some("cgroup2"))
-                .then(|| pre.split_whitespace().nth(4))?
-        })?;
-        let cg = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-        let rel = cg.lines().find_map(|l| l.strip_prefix("0::"))?;
-        Some(Path::new(mount).join(rel.trim_start_matches('/')))
-    }
-
     #[test]
     fn the_cgroup_probe_removes_its_cgroup() {
-        let Some(cg) = own_cgroup() else {
+        let Some(cg) = crate::tests::own_cgroup() else {
             return;
         };
         let mut trace = Trace::default();

@@ -11,6 +11,7 @@ use rustix::pipe::{pipe_with, PipeFlags};
 use rustix::process::Signal;
 
 use super::*;
+use crate::raw;
 
 fn sh(script: &str) -> (CString, Vec<CString>) {
     let prog = CString::new("/bin/sh").unwrap();
@@ -35,7 +36,11 @@ fn spawn_sh(script: &str, stdout: Option<std::os::fd::BorrowedFd<'_>>) -> Child 
 #[test]
 fn lifeline_eof_is_seen_when_the_parent_end_closes() {
     // The child blocks reading its lifeline (fd 3) and exits 7 at EOF.
+    let before = vfork_spawns();
     let child = spawn_sh("cat <&3 >/dev/null; exit 7", None);
+    if cfg!(target_arch = "x86_64") {
+        assert!(vfork_spawns() > before, "not through the vfork path");
+    }
     let (pidfd, lifeline) = child.into_parts();
     assert!(!pidfd.has_exited(), "the child must wait on its lifeline");
     drop(lifeline);
@@ -227,4 +232,186 @@ fn the_death_of_a_namespace_init_ends_every_process_in_it() {
     let mut rest = Vec::new();
     r.read_to_end(&mut rest).unwrap();
     assert!(rest.is_empty());
+}
+
+/// This process's cgroup v2 directory (the cgroup2 mount point of
+/// `/proc/self/mountinfo` joined with the `0::` line of
+/// `/proc/self/cgroup`), as the lab finds it.
+pub(crate) fn own_cgroup() -> Option<std::path::PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mount = mountinfo.lines().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        (post.split_whitespace().next() == Some("cgroup2"))
+            .then(|| pre.split_whitespace().nth(4))?
+    })?;
+    let cg = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let rel = cg.lines().find_map(|l| l.strip_prefix("0::"))?;
+    Some(std::path::Path::new(mount).join(rel.trim_start_matches('/')))
+}
+
+/// How many children the vfork exec path has created in this process.
+fn vfork_spawns() -> usize {
+    #[cfg(target_arch = "x86_64")]
+    return clone::VFORK_SPAWNS.load(std::sync::atomic::Ordering::Relaxed);
+    #[cfg(not(target_arch = "x86_64"))]
+    return 0;
+}
+
+/// What `cmd` writes to its stdout, and how it ended.
+fn stdout_of(cmd: Command<'_>) -> (ExitStatus, String) {
+    let (r, w) = pipe_with(PipeFlags::CLOEXEC).unwrap();
+    let child = cmd.stdout(Stdio::from(&w)).spawn().unwrap();
+    drop(w);
+    let mut out = String::new();
+    std::fs::File::from(r).read_to_string(&mut out).unwrap();
+    (child.wait().unwrap(), out)
+}
+
+#[test]
+fn exec_of_bin_true_takes_the_vfork_path() {
+    let before = vfork_spawns();
+    let child = Spawn::default()
+        .exec(c"/bin/true", &[c"true"], &[], 3)
+        .unwrap();
+    assert_eq!(child.wait().unwrap(), ExitStatus::Exited(0));
+    if cfg!(target_arch = "x86_64") {
+        assert!(vfork_spawns() > before, "not through the vfork path");
+    }
+}
+
+#[test]
+fn exec_errors_come_through_the_error_pipe_and_leave_errno_alone() {
+    const SENTINEL: i32 = 4242;
+    // SAFETY: errno is this thread's own (thread-local).
+    unsafe { *libc::__errno_location() = SENTINEL };
+    let before = vfork_spawns();
+    let err = Spawn::default()
+        .exec(c"/nonexistent/lab-test", &[c"lab-test"], &[], 3)
+        .unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
+    // Not executable (for root too: no x bit at all).
+    let err = Spawn::default()
+        .exec(c"/etc/passwd", &[c"passwd"], &[], 3)
+        .unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EACCES));
+    // The child shared this thread's memory, errno included, and made only
+    // errno-free syscalls: the failed execve did not write ENOENT here.
+    // SAFETY: errno is this thread's own.
+    assert_eq!(unsafe { *libc::__errno_location() }, SENTINEL);
+    if cfg!(target_arch = "x86_64") {
+        assert!(vfork_spawns() >= before + 2);
+    }
+}
+
+#[test]
+fn the_caller_signal_mask_reaches_the_program_and_is_restored() {
+    let mut mask: raw::KernelSigset = 0;
+    raw::sigprocmask(libc::SIG_SETMASK, None, Some(&mut mask)).unwrap();
+    // SIGUSR1 and SIGWINCH blocked in this test's thread only.
+    let extra: raw::KernelSigset = (1 << (libc::SIGUSR1 - 1)) | (1 << (libc::SIGWINCH - 1));
+    raw::sigprocmask(libc::SIG_BLOCK, Some(&extra), None).unwrap();
+    let (status, out) = stdout_of(Command::new("/bin/cat").arg("/proc/self/status"));
+    let mut after: raw::KernelSigset = 0;
+    raw::sigprocmask(libc::SIG_SETMASK, Some(&mask), Some(&mut after)).unwrap();
+    assert_eq!(status, ExitStatus::Exited(0));
+    // The parent's mask is as it was before the spawn (all signals were
+    // blocked only around the clone).
+    assert_eq!(after, mask | extra);
+    // The program started with exactly the caller's mask.
+    let blocked = out
+        .lines()
+        .find_map(|l| l.strip_prefix("SigBlk:"))
+        .map(|h| u64::from_str_radix(h.trim(), 16).unwrap());
+    assert_eq!(blocked, Some(mask | extra), "{out}");
+}
+
+#[test]
+fn a_program_starts_in_the_given_cgroup() {
+    let Some(cg) = own_cgroup() else {
+        return eprintln!("skipped: no cgroup v2 here");
+    };
+    let name = format!("lifeline-test-{}", std::process::id());
+    let dir = cg.join(&name);
+    if let Err(e) = std::fs::create_dir(&dir) {
+        return eprintln!("skipped: cannot create a cgroup in {}: {e}", cg.display());
+    }
+    let result = std::fs::File::open(&dir).map(|d| {
+        let before = vfork_spawns();
+        let (status, out) = stdout_of(
+            Command::new("/bin/cat")
+                .arg("/proc/self/cgroup")
+                .cgroup(d.as_fd()),
+        );
+        (status, out, vfork_spawns() > before)
+    });
+    // The child was reaped: the cgroup is empty and can go.
+    std::fs::remove_dir(&dir).unwrap();
+    let (status, out, vforked) = result.unwrap();
+    assert_eq!(status, ExitStatus::Exited(0));
+    let line = out.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+    assert!(line.ends_with(&format!("/{name}")), "{out}");
+    assert!(vforked || cfg!(not(target_arch = "x86_64")));
+}
+
+#[test]
+fn a_vfork_child_keeps_only_stdio_the_kept_fds_and_its_lifeline() {
+    // A stray fd without close-on-exec, and a kept one above it.
+    let devnull = std::fs::File::open("/dev/null").unwrap();
+    let stray = rustix::io::fcntl_dupfd_cloexec(&devnull, 70).unwrap();
+    rustix::io::fcntl_setfd(&stray, rustix::io::FdFlags::empty()).unwrap();
+    let kept = rustix::io::fcntl_dupfd_cloexec(&devnull, 80).unwrap();
+    let before = vfork_spawns();
+    let (_, out) = stdout_of(
+        Command::new("/bin/ls")
+            .arg("/proc/self/fd")
+            .keep(kept.as_fd())
+            .lifeline_fd(5),
+    );
+    let mut fds: Vec<i32> = out
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    fds.sort();
+    // ls opens one fd of its own to read the directory (3, the lowest free).
+    let kept = std::os::fd::AsRawFd::as_raw_fd(&kept);
+    assert_eq!(fds, [0, 1, 2, 3, 5, kept], "{out}");
+    assert!(vfork_spawns() > before || cfg!(not(target_arch = "x86_64")));
+    drop(stray);
+}
+
+#[test]
+fn env_cwd_and_stdin_reach_a_vfork_child() {
+    let (r, w) = pipe_with(PipeFlags::CLOEXEC).unwrap();
+    rustix::io::write(&w, b"from stdin\n").unwrap();
+    drop(w);
+    let (status, out) = stdout_of(
+        Command::new("sh")
+            .args(["-c", "read line; echo \"$line|$LIFELINE_V|$(pwd)\""])
+            .env("LIFELINE_V", "vfork")
+            .current_dir("/usr")
+            .stdin(Stdio::from(&r)),
+    );
+    assert_eq!(status, ExitStatus::Exited(0));
+    assert_eq!(out, "from stdin|vfork|/usr\n");
+}
+
+#[test]
+fn threads_exec_through_the_vfork_path_at_once() {
+    // Each spawning thread sleeps in its own clone3 while its child runs on
+    // a stack of its own; the other threads go on spawning meanwhile.
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(|| {
+                for _ in 0..25 {
+                    let child = Spawn::default()
+                        .exec(c"/bin/true", &[c"true"], &[], 3)
+                        .unwrap();
+                    assert_eq!(child.wait().unwrap(), ExitStatus::Exited(0));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
 }
