@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::error::LabError;
 use crate::run::{self, RunArgs};
 use crate::strategy::Strategy;
+use crate::verdict::Phases;
 use lifeline::floor;
 
 /// What `lab bench` measured.
@@ -30,21 +31,38 @@ pub struct Throughput {
     pub ratio: f64,
     /// The lab's median time to verdict (µs).
     pub lab_median_verdict_us: u64,
+    /// Where a lab trial's time goes: the mean of each phase (µs).
+    pub lab_phases_us: Phases,
+    /// The lab's wall time per trial and worker (µs): `jobs / lab_per_s`.
+    pub lab_per_trial_us: u64,
 }
 
 impl Throughput {
-    /// Both rates and the ratio, as text.
+    /// Both rates, the ratio, and where a lab trial's time goes, as text.
     pub fn render(&self) -> String {
+        let p = &self.lab_phases_us;
+        let ms = |us: u64| us as f64 / 1000.0;
+        let inside = p.setup_us + p.build_us + p.course_us + p.cascade_us + p.cleanup_us;
         format!(
             "raw floor (fork/wait tree of 15): {:.1} trees/s\n\
              lab run nested --strategy canonical: {:.1} trials/s (median time to verdict {:.2} ms)\n\
-             ratio: {:.2} ({} each, -j {})\n",
+             ratio: {:.2} ({} each, -j {})\n\
+             a lab trial, mean per phase: setup {:.2} ms, build {:.2} ms, course {:.2} ms, \
+             cascade {:.2} ms, cleanup {:.2} ms; {:.2} ms of wall time per trial and worker, \
+             {:.2} ms of it outside the trial (request, record)\n",
             self.floor_per_s,
             self.lab_per_s,
-            self.lab_median_verdict_us as f64 / 1000.0,
+            ms(self.lab_median_verdict_us),
             self.ratio,
             self.trials,
-            self.jobs
+            self.jobs,
+            ms(p.setup_us),
+            ms(p.build_us),
+            ms(p.course_us),
+            ms(p.cascade_us),
+            ms(p.cleanup_us),
+            ms(self.lab_per_trial_us),
+            ms(self.lab_per_trial_us.saturating_sub(inside)),
         )
     }
 }
@@ -108,6 +126,12 @@ pub fn throughput(
         lab_per_s: r.trials_per_s,
         ratio: r.trials_per_s / floor_per_s,
         lab_median_verdict_us: r.median_verdict_us,
+        lab_phases_us: r.mean_phases_us,
+        lab_per_trial_us: if r.trials_per_s > 0.0 {
+            (jobs as f64 / r.trials_per_s * 1e6) as u64
+        } else {
+            0
+        },
     })
 }
 

@@ -15,6 +15,7 @@ use crate::forensics::Diagnosis;
 use crate::record::Tally;
 use crate::stats::Rate;
 use crate::strategy::Strategy;
+use crate::verdict::Phases;
 use crate::verdict::{Outcome, Verdict};
 
 /// One failing verdict of one strategy and how to replay it.
@@ -66,6 +67,9 @@ pub struct StrategySummary {
     pub rates: BTreeMap<String, Rate>,
     /// Median time from a trial's start to its verdict (µs).
     pub median_verdict_us: u64,
+    /// Where a trial's time goes: the mean of each phase (µs; means, so
+    /// that they add up to the mean duration).
+    pub mean_phases_us: Phases,
     /// Trials per second of wall time.
     pub trials_per_s: f64,
     /// Orphans counted over all trials.
@@ -342,6 +346,7 @@ pub(super) fn summarize(
             as u64,
         false_orphans_total: outcomes.iter().map(|(_, o)| o.false_orphans as u64).sum(),
         median_verdict_us: g.median_verdict_us,
+        mean_phases_us: mean_phases(outcomes.iter().map(|(_, o)| o.phases)),
         trials_per_s: if wall.as_secs_f64() > 0.0 {
             n as f64 / wall.as_secs_f64()
         } else {
@@ -359,6 +364,20 @@ pub(super) fn summarize(
         signatures: g.signatures,
         panic_sites: g.panic_sites,
         diagnosis: None,
+    }
+}
+
+/// The mean of each phase over `phases` (µs; 0 for none).
+fn mean_phases(phases: impl Iterator<Item = Phases>) -> Phases {
+    let all: Vec<Phases> = phases.collect();
+    let n = all.len().max(1) as u64;
+    let m = |f: fn(&Phases) -> u64| all.iter().map(f).sum::<u64>() / n;
+    Phases {
+        setup_us: m(|p| p.setup_us),
+        build_us: m(|p| p.build_us),
+        course_us: m(|p| p.course_us),
+        cascade_us: m(|p| p.cascade_us),
+        cleanup_us: m(|p| p.cleanup_us),
     }
 }
 

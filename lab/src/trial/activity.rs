@@ -72,44 +72,55 @@ pub(super) struct CpuTime {
 pub(super) fn look(pids: &[i32], timed: impl Fn(i32) -> bool) -> io::Result<Vec<Activity>> {
     let mut out = Vec::with_capacity(pids.len());
     for &pid in pids {
-        let tids = match fs::read_dir(format!("/proc/{pid}/task")) {
-            Ok(dir) => {
-                let mut tids: Vec<i32> = dir
-                    .flatten()
-                    .filter_map(|e| e.file_name().to_str()?.parse().ok())
-                    .collect();
-                tids.sort_unstable_by_key(|&t| (t != pid, t));
-                tids
-            }
+        // The process's own status is its main thread's; a process of one
+        // thread (most of them) needs no more.
+        let main = match fs::read_to_string(format!("/proc/{pid}/status")) {
+            Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
+        let Some((task, ppid)) = parse_status(pid, &main) else {
+            continue;
+        };
         let mut a = Activity {
             pid,
-            ..Activity::default()
+            ppid,
+            tasks: vec![task],
+            timed_wait: false,
         };
-        for tid in tids {
-            match fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")) {
-                Ok(text) => {
-                    if let Some((task, ppid)) = parse_status(tid, &text) {
-                        if tid == pid {
-                            a.ppid = ppid;
-                        }
-                        a.tasks.push(task);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        if threads(&main) > 1 {
+            let dir = match fs::read_dir(format!("/proc/{pid}/task")) {
+                Ok(dir) => dir,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
+            };
+            let mut tids: Vec<i32> = dir
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .filter(|&t| t != pid)
+                .collect();
+            tids.sort_unstable();
+            for tid in tids {
+                match fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")) {
+                    Ok(text) => a.tasks.extend(parse_status(tid, &text).map(|(t, _)| t)),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
-        if a.tasks.is_empty() {
-            continue; // gone while it was read
-        }
-        let main_asleep = a.tasks[0].tid == pid && a.tasks[0].state == 'S';
-        a.timed_wait = main_asleep && timed(pid) && forensics::in_timed_wait(pid, pid);
+        a.timed_wait = a.tasks[0].state == 'S' && timed(pid) && forensics::in_timed_wait(pid, pid);
         out.push(a);
     }
     Ok(out)
+}
+
+/// The `Threads:` count of a status text (1 when absent).
+fn threads(status: &str) -> usize {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(1)
 }
 
 /// One thread's status: its [`Task`] and its process's parent PID. `None`

@@ -11,10 +11,12 @@ impl Course<'_> {
     /// through every pidfd, then adopt and kill orphans as they reparent,
     /// reaping until the supervisor has no child left. The gates close
     /// last.
+    ///
+    /// After a `cgroup.kill` that the kernel took, every process of the
+    /// trial is dying (and any it forks meanwhile is killed too): the
+    /// orphans need no adopting, only reaping as they reparent.
     pub(super) fn cleanup(&mut self) {
-        if let Some(cg) = &self.cgroup {
-            let _ = cg.kill();
-        }
+        let all_killed = self.cgroup.as_ref().is_some_and(|cg| cg.kill().is_ok());
         for p in self.procs.iter().filter_map(|p| p.pidfd.as_ref()) {
             let _ = p.send_signal(Signal::KILL);
         }
@@ -22,9 +24,11 @@ impl Course<'_> {
             let _ = p.send_signal(Signal::KILL);
         }
         loop {
-            if let Ok(kids) = lifeline::adopt_children() {
-                for k in kids {
-                    let _ = k.send_signal(Signal::KILL);
+            if !all_killed {
+                if let Ok(kids) = lifeline::adopt_children() {
+                    for k in kids {
+                        let _ = k.send_signal(Signal::KILL);
+                    }
                 }
             }
             match lifeline::reap_any(true) {

@@ -13,7 +13,7 @@ use super::judge::{
     self, Clock, Ending, Look, OrphanBy, Overdue, Quiet, Stage, Stall, Step, DEADLINE_CAP,
     WINDOW_FLOOR_US,
 };
-use super::settle::Settled;
+use super::settle::{next_look_at, Settled};
 use super::{error_outcome, Course, KillState};
 use crate::node::pid_reuse::Finding;
 use crate::phase::{self, Event};
@@ -76,6 +76,7 @@ impl Course<'_> {
                     if settled && self.kills.iter().all(|k| *k == KillState::Done) {
                         deaths.teardown_at = monotonic_ns();
                         deaths.last = deaths.teardown_at;
+                        self.teardown_at = Some(deaths.teardown_at);
                         stage =
                             if self.seen.nodes[0].dead_ns.is_none() || self.plan().teardown_group {
                                 rung = self.send_rung(0);
@@ -452,7 +453,7 @@ impl Course<'_> {
             Stage::Ladder { since, .. } => {
                 (since + self.plan().rung_wait_us * 1000).saturating_sub(now)
             }
-            Stage::Settle { .. } => deaths.next_look.saturating_sub(now),
+            Stage::Settle { .. } => next_look_at(deaths).saturating_sub(now),
             Stage::Grace => (deaths.last + window()).saturating_sub(now),
             Stage::Confirm { since } => {
                 let w = window();

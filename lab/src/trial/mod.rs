@@ -40,7 +40,7 @@ use crate::cgroup::TrialCgroup;
 use crate::node::guard::refusal;
 use crate::plan::Plan;
 use crate::scenario::Phase;
-use crate::verdict::{Outcome, Rung, Verdict};
+use crate::verdict::{Outcome, Phases, Rung, Verdict};
 use judge::{Ending, Observation, Seen};
 use lifeline::{monotonic_ns, Pidfd};
 use protocol::TrialRequest;
@@ -102,6 +102,8 @@ struct Course<'a> {
     reports_at_look: u64,
     /// CPU times of the trial's processes when a bound was first reached.
     cpu_at_bound: Option<evidence::CpuSnapshot>,
+    /// When the teardown began (ns).
+    teardown_at: Option<u64>,
 }
 
 /// Run one trial. `lab_lifeline` is the supervisor's lifeline to the lab: if
@@ -141,6 +143,7 @@ pub fn run(
         reports: 0,
         reports_at_look: 0,
         cpu_at_bound: None,
+        teardown_at: None,
     };
     let result = match refusal(&req.plan, &req.strategy) {
         Some(refused) => {
@@ -157,10 +160,18 @@ pub fn run(
         o
     });
     course.cleanup();
-    let end = monotonic_ns();
     drop(course.cgroup.take());
+    let end = monotonic_ns();
     result.map(|mut o| {
         o.duration_us = (end - t0) / 1000;
+        o.phases = Phases::from_times(
+            t0,
+            course.root_spawned_ns,
+            course.ready_at,
+            course.teardown_at,
+            t0 + o.time_to_verdict_us * 1000,
+            end,
+        );
         o
     })
 }

@@ -14,6 +14,11 @@ use crate::verdict::{Outcome, Rung, Verdict};
 /// process falls asleep, so the course looks again, more often at first.
 const LOOK_MIN_US: u64 = 250;
 const LOOK_MAX_US: u64 = 10_000;
+/// How long after the last death the course waits before it looks (µs):
+/// while deaths still arrive through the pidfds the cascade is visibly
+/// under way, and a look would only find it busy. This spaces the looks; it
+/// decides nothing.
+const LOOK_QUIET_US: u64 = 500;
 
 /// What one settle step came to.
 pub(super) enum Settled {
@@ -31,7 +36,8 @@ impl Course<'_> {
     /// One step of the cascade from evidence, in the stage begun at `since`
     /// (ns), under `rung`. Emptiness (pidfds, the cgroup) is read at every
     /// wake; the processes, which say nothing when they fall asleep, at
-    /// most every look interval (`deaths.next_look`).
+    /// most every look interval, and not within [`LOOK_QUIET_US`] of the
+    /// last death ([`next_look_at`]).
     pub(super) fn settle(
         &mut self,
         since: u64,
@@ -39,7 +45,7 @@ impl Course<'_> {
         deaths: &mut Deaths,
         rung: Rung,
     ) -> Settled {
-        let look = if now >= deaths.next_look {
+        let look = if now >= next_look_at(deaths) {
             deaths.next_look = now + look_interval_ns(since, now);
             self.look()
         } else if self.empty() {
@@ -95,6 +101,13 @@ impl Course<'_> {
             })),
         }
     }
+}
+
+/// When the trial's processes are next looked at (ns): at the look
+/// interval's end, and no sooner than [`LOOK_QUIET_US`] after the last
+/// death.
+pub(super) fn next_look_at(deaths: &Deaths) -> u64 {
+    deaths.next_look.max(deaths.last + LOOK_QUIET_US * 1000)
 }
 
 /// How long after a look at a busy trial the next one is due (ns): a

@@ -131,6 +131,57 @@ pub struct Outcome {
     /// The hung tree was left alive for the user (`--keep-hung`) until the
     /// lab released it.
     pub kept: bool,
+    /// Where the trial's time went, phase by phase (µs).
+    #[serde(default)]
+    pub phases: Phases,
+}
+
+/// Where one trial's time went (µs, from the supervisor's
+/// `CLOCK_MONOTONIC`); a phase the trial never reached is 0. The sum is the
+/// trial's duration; what the lab spends around it (the request to the
+/// supervisor, the record) is not in it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Phases {
+    /// From the trial's start to its root's spawn: the trial cgroup, the
+    /// phase channel, the gates, the host action.
+    pub setup_us: u64,
+    /// From the root's spawn to the tree ready (every node ready, dead or
+    /// unborn), or to the verdict when it never was.
+    pub build_us: u64,
+    /// From the tree ready to the teardown: the kill schedule.
+    pub course_us: u64,
+    /// From the teardown to the verdict: the cascade, judged from evidence.
+    pub cascade_us: u64,
+    /// From the verdict to the end of the cleanup: `cgroup.kill`, the reap,
+    /// the cgroup removed.
+    pub cleanup_us: u64,
+}
+
+impl Phases {
+    /// The phases of a trial from its times (`CLOCK_MONOTONIC` ns): start,
+    /// root spawned, tree ready, teardown, verdict, end; each later time is
+    /// clamped to the next, and a phase not reached is 0.
+    pub fn from_times(
+        start: u64,
+        root: u64,
+        ready: Option<u64>,
+        teardown: Option<u64>,
+        verdict: u64,
+        end: u64,
+    ) -> Phases {
+        let us = |a: u64, b: u64| b.saturating_sub(a) / 1000;
+        let root = root.clamp(start, verdict);
+        let teardown = teardown.map(|t| t.clamp(root, verdict));
+        let ready = ready.map(|r| r.clamp(root, teardown.unwrap_or(verdict)));
+        let built = ready.or(teardown).unwrap_or(verdict);
+        Phases {
+            setup_us: us(start, root),
+            build_us: us(root, built),
+            course_us: ready.map_or(0, |r| us(r, teardown.unwrap_or(r))),
+            cascade_us: teardown.map_or(0, |t| us(t, verdict)),
+            cleanup_us: us(verdict, end),
+        }
+    }
 }
 
 /// A guard of the canonical path stopped a deadlock: why, where, and the
@@ -182,6 +233,7 @@ impl Outcome {
             signatures: Vec::new(),
             diagnosis: None,
             kept: false,
+            phases: Phases::default(),
         }
     }
 }
