@@ -459,3 +459,6 @@ mod pidns;
 
 #[path = "lab/survivors.rs"]
 mod survivors;
+
+#[path = "lab/expect.rs"]
+mod expect;

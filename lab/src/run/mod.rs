@@ -115,6 +115,11 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
         csv: rec.csv_path().to_path_buf(),
         kernel: ctx.kernel.clone(),
         lab_version: ctx.lab_version.clone(),
+        as_expected: false,
+    };
+    let summary = RunSummary {
+        as_expected: summary.exit() == crate::error::Exit::Clean,
+        ..summary
     };
     let json = serde_json::to_string_pretty(&summary).expect("a summary serializes");
     let path = run_dir.join("summary.json");
@@ -203,7 +208,14 @@ fn run_strategy(
     })?;
     rec.check()?;
     let tally = rec.take_tally();
-    let mut summary = summary::summarize(strategy, &outcomes, &tally, wall, &replay);
+    let mut summary = summary::summarize(
+        strategy,
+        &outcomes,
+        &tally,
+        wall,
+        &replay,
+        c.scenario.expect.as_ref(),
+    );
     summary.diagnosis = first;
     Ok(summary)
 }
