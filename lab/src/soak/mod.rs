@@ -458,11 +458,24 @@ fn judge_groups(m: &Matrix, groups: &[GroupSummary]) -> Vec<GroupJudgement> {
             let judgement = crate::expect::judge(strategy, expect, &m.gates, None, |v| {
                 g.rates[v.name()].count
             });
+            let replay = g
+                .failing
+                .iter()
+                .filter(|f| {
+                    judgement
+                        .unexpected
+                        .iter()
+                        .any(|u| u.verdict.name() == f.verdict)
+                })
+                .take(REPLAYS_PER_GROUP)
+                .map(|f| format!("{}   # {}", f.replay, f.verdict))
+                .collect();
             Some(GroupJudgement {
                 scenario: g.scenario.clone(),
                 sweep_key: g.sweep_key.clone(),
                 sweep_value: g.sweep_value.clone(),
                 judgement,
+                replay,
             })
         })
         .collect()
@@ -480,7 +493,13 @@ pub struct GroupJudgement {
     /// The strategy and whether it met its expectation.
     #[serde(flatten)]
     pub judgement: Judgement,
+    /// How to replay the first trials (at most 3) with an unexpected
+    /// verdict other than `pass`, each followed by `# VERDICT`.
+    pub replay: Vec<String>,
 }
+
+/// Replay commands an unexpected group lists.
+const REPLAYS_PER_GROUP: usize = 3;
 
 /// The swept value of `cell`, empty when the soak does not sweep.
 fn sweep_value(cell: &Cell) -> String {

@@ -83,6 +83,9 @@ impl SoakSummary {
                     g.judgement.strategy,
                     g.judgement.render()
                 ));
+                for r in &g.replay {
+                    s.push_str(&format!("    replay: {r}\n"));
+                }
             }
         }
         if let Some(g) = &self.gate {

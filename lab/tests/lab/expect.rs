@@ -176,13 +176,17 @@ fn soak(scenario: &str, extra: &[&str]) -> (Option<i32>, Value) {
     (out.status.code(), v)
 }
 
-fn soak_status<'a>(v: &'a Value, strat: &str) -> &'a Value {
-    &v["expectations"]
+fn soak_group<'a>(v: &'a Value, strat: &str) -> &'a Value {
+    v["expectations"]
         .as_array()
         .unwrap()
         .iter()
         .find(|g| g["strategy"] == strat)
-        .unwrap_or_else(|| panic!("no expectation of {strat} in {v}"))["status"]
+        .unwrap_or_else(|| panic!("no expectation of {strat} in {v}"))
+}
+
+fn soak_status<'a>(v: &'a Value, strat: &str) -> &'a Value {
+    &soak_group(v, strat)["status"]
 }
 
 #[test]
@@ -199,6 +203,12 @@ fn lab_soak_judges_the_file_s_expectation_and_gate_overrides_it() {
     let (code, v) = soak(file, &[]);
     assert_eq!(code, Some(1), "{v}");
     assert_eq!(soak_status(&v, "legacy"), "unexpected");
+    // With the commands that replay the unexpected trials.
+    let replay = soak_group(&v, "legacy")["replay"][0].as_str().unwrap();
+    assert!(
+        replay.contains(" --strategy legacy --trials 1") && replay.ends_with("# orphan"),
+        "{replay}"
+    );
     // --gate overrides the file's expectation of the strategy it names.
     let (code, v) = soak(file, &["--gate", "legacy:orphan"]);
     assert_eq!(code, Some(0), "{v}");
