@@ -10,7 +10,6 @@
 //! of a scenario without `[expect]`; `lab soak`: none, the strategy is not
 //! judged).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -292,11 +291,6 @@ pub fn judge(
 /// `lab run`'s default expectation of a strategy its scenario does not
 /// name: every trial passes.
 pub const RUN_DEFAULT: &[Verdict] = &[Verdict::Pass];
-
-/// The verdict counts of `counts` by name, as `judge` takes them.
-pub fn by_name(counts: &BTreeMap<String, u64>) -> impl Fn(Verdict) -> u64 + '_ {
-    move |v| counts.get(v.name()).copied().unwrap_or(0)
-}
 
 #[cfg(test)]
 mod tests {
