@@ -11,8 +11,9 @@
 #           it keeps each scenario's JSON summary, stderr and trials.csv
 #   DOC     the markdown to write (default docs/casebook.md)
 #
-# `lab run` exits 1 when some trial is not `pass`: that is what a casebook
-# run is for, not an error. Exit 2 (bad input) and 3 (the lab failed) stop
+# `lab run` exits 1 when some strategy gives a verdict its scenario's
+# `[expect]` does not list: the run is recorded and the page shows it (the
+# script still renders). Exit 2 (bad input) and 3 (the lab failed) stop
 # the script, except a scenario the lab refuses because this machine cannot
 # run it ("nothing was run", e.g. pid-reuse without the privilege to make a
 # PID namespace): that one is listed as not run.
@@ -176,8 +177,9 @@ w.append(
     "`LAB` names the binary (default `target/release/lab`), `OUT` the results "
     "directory (default `results/casebook-DATE`, git-ignored: each scenario's JSON "
     "summary and `trials.csv`), `DOC` the page written. Rates carry their 95% Wilson "
-    "interval; a verdict seen in no trial is not listed. `lab run` exits 1 when a "
-    "trial is not `pass`, which is the point here.\n")
+    "interval; a verdict seen in no trial is not listed. Each scenario states what "
+    "each strategy is expected to give (its `[expect]` table); `lab run` exits 1 "
+    "when a strategy gives a verdict it does not list.\n")
 w.append("| run | |\n| --- | --- |")
 w.append("| date (UTC) | %s |" % date)
 w.append("| kernel | %s |" % first.get("kernel", "?"))
@@ -190,17 +192,25 @@ w.append("")
 
 # Overview: verdict counts per scenario and strategy.
 w.append("## Overview\n")
-w.append("| scenario | strategy | trials | " + " | ".join(VERDICTS) + " | /proc false orphans |")
-w.append("| --- | --- | ---: | " + " | ".join("---:" for _ in VERDICTS) + " | ---: |")
+w.append("| scenario | strategy | trials | " + " | ".join(VERDICTS) + " | /proc false orphans | expectation |")
+w.append("| --- | --- | ---: | " + " | ".join("---:" for _ in VERDICTS) + " | ---: | --- |")
 for name, status, _, s, err in runs:
     if not s:
-        w.append("| [%s](#%s) | not run | | %s | |" % (name, name, " | ".join("" for _ in VERDICTS)))
+        w.append("| [%s](#%s) | not run | | %s | | |" % (name, name, " | ".join("" for _ in VERDICTS)))
         continue
     for r in s["results"]:
         counts = [str(r[v.replace("-", "_")]) if r[v.replace("-", "_")] else "·" for v in VERDICTS]
         fo = str(r["false_orphans_total"]) if r["false_orphans_total"] else "·"
-        w.append("| [%s](#%s) | %s | %d | %s | %s |" % (
-            name, name, r["strategy"], r["trials"], " | ".join(counts), fo))
+        e = r.get("expectation") or {}
+        expected = ", ".join(e.get("expected", []))
+        if e.get("status") == "as_expected":
+            status = "as expected (%s)" % expected
+        elif e.get("status") == "unexpected":
+            status = "**UNEXPECTED** (expected %s)" % expected
+        else:
+            status = ""
+        w.append("| [%s](#%s) | %s | %d | %s | %s | %s |" % (
+            name, name, r["strategy"], r["trials"], " | ".join(counts), fo, status))
 w.append("")
 
 for name, status, command, s, err in runs:

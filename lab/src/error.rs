@@ -80,13 +80,16 @@ pub fn chain(e: &dyn std::error::Error) -> String {
 /// came to becomes a number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
-    /// 0: every trial passed (every expectation held); `lab suite`: no
-    /// member is order-dependent; `lab bisect`: the polluters were found.
+    /// 0: `lab run`/`lab soak`: every strategy met its expectation (the
+    /// scenario's `[expect]`, a `--gate`, or `lab run`'s default for a
+    /// strategy the scenario does not name: every trial passed); `lab
+    /// suite`: no member is order-dependent; `lab bisect`: the polluters
+    /// were found.
     Clean = 0,
-    /// 1: some trial did not pass (a reproduction is a failure, as in a
-    /// test runner); `lab suite`: a member is order-dependent; `lab
-    /// bisect`: the victim is not order-dependent; `lab check`/`lab plan`:
-    /// a strategy refuses the plan.
+    /// 1: `lab run`/`lab soak`: some strategy gave a verdict its
+    /// expectation does not allow (UNEXPECTED); `lab suite`: a member is
+    /// order-dependent; `lab bisect`: the victim is not order-dependent;
+    /// `lab check`/`lab plan`: a strategy refuses the plan.
     Found = 1,
     /// 2: bad input: a scenario error, an unknown strategy or scenario.
     Input = 2,
@@ -102,6 +105,14 @@ impl Exit {
         } else {
             Exit::Found
         }
+    }
+
+    /// `lab run` and `lab soak`: `Clean` when every judgement met its
+    /// expectation (as expected, or not judged), else `Found`.
+    pub fn of_expectations<'a>(
+        judgements: impl IntoIterator<Item = &'a crate::expect::Judgement>,
+    ) -> Exit {
+        Exit::clean_if(judgements.into_iter().all(|j| j.met()))
     }
 
     /// The exit status of a command's result.

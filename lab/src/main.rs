@@ -1,6 +1,7 @@
 //! `lab`: parse the command line, run the command, and exit with the status
-//! its result maps to (see [`lab::error::Exit`]): 0 clean, 1 something was
-//! found, 2 bad input, 3 the lab could not work.
+//! its result maps to (see [`lab::error::Exit`]): 0 clean (every strategy as
+//! expected), 1 something was found (a verdict its scenario does not
+//! expect), 2 bad input, 3 the lab could not work.
 
 use std::process::ExitCode;
 

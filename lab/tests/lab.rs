@@ -182,6 +182,26 @@ fn lab_run(name: &str, trials: u32, strategies: &[&str], extra: &[&str]) -> (Out
     (out, dir)
 }
 
+/// The JSON summary of a `lab run --format json`, after checking that its
+/// exit status follows the expectations: 0 when every strategy gave only
+/// the verdicts its expectation allows (`as_expected`), else 1.
+fn json_judged(out: &Output) -> Value {
+    let v = json(out);
+    let met = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["expectation"]["status"] == "as_expected");
+    assert_eq!(v["as_expected"], met, "{v}");
+    assert_eq!(
+        out.status.code(),
+        Some(if met { 0 } else { 1 }),
+        "the exit status follows the expectations: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    v
+}
+
 fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
@@ -219,11 +239,12 @@ fn nested(tag: &str, extra: &[&str], envs: &[(&str, &str)]) -> Value {
     let out = lab(&args, envs);
     assert_eq!(
         out.status.code(),
-        Some(1),
-        "legacy orphans make the run fail: {}",
+        Some(0),
+        "legacy orphans and canonical passes, as nested expects: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let v = json(&out);
+    assert_eq!(v["as_expected"], true, "{v}");
     let canonical = strategy(&v, "canonical");
     assert_eq!(
         (canonical["trials"].as_u64(), canonical["pass"].as_u64()),
@@ -462,3 +483,6 @@ mod survivors;
 
 #[path = "lab/evidence.rs"]
 mod evidence;
+
+#[path = "lab/expect.rs"]
+mod expect;

@@ -47,10 +47,12 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a scenario's plan under each strategy and print an A/B summary
+    /// Run a scenario's plan under each strategy and print an A/B summary; exit 1 when a
+    /// strategy gives a verdict its scenario's [expect] does not list (unlisted: pass)
     Run(run::RunCmd),
     /// Run a matrix of scenarios x strategies for N trials per cell or for a duration,
-    /// streaming one CSV row per trial (resumable, shardable, gated)
+    /// streaming one CSV row per trial (resumable, shardable); exit 1 when a strategy gives
+    /// a verdict its scenario's [expect] (or --gate) does not list
     Soak(soak::SoakCmd),
     /// Trials per second of `nested` under canonical against the raw floor (the same
     /// 15-process tree by a bare fork/wait loop), measured in one run, and their ratio

@@ -76,6 +76,6 @@ impl RunCmd {
         let format = self.format;
         let summary = crate::run::run(&self.options()?)?;
         print_report(format, &summary, || summary.render());
-        Ok(Exit::clean_if(summary.all_passed()))
+        Ok(summary.exit())
     }
 }

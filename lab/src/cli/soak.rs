@@ -50,7 +50,8 @@ pub(super) struct SoakCmd {
     shard: Option<crate::soak::matrix::Shard>,
     /// Exit 1 unless every trial of this strategy passes (repeatable): the nightly gate.
     /// STRATEGY:VERDICT,... allows other verdicts too (canonical:pass,panic where a
-    /// guard's panic is the intended result)
+    /// guard's panic is the intended result). Overrides the scenarios' [expect] entries
+    /// for this strategy; the other strategies are judged by their [expect] entries
     #[arg(long = "gate", value_name = "STRATEGY[:VERDICTS]")]
     gates: Vec<String>,
     #[command(flatten)]
@@ -124,6 +125,6 @@ impl SoakCmd {
         let format = self.format;
         let summary = crate::soak::run(&self.options()?)?;
         print_report(format, &summary, || summary.render());
-        Ok(Exit::clean_if(summary.gate_passed()))
+        Ok(summary.exit())
     }
 }

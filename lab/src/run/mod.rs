@@ -101,6 +101,8 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
     let pidns = session.pid_namespace();
     drop(session);
     let ctx = rec.context();
+    let as_expected = crate::error::Exit::of_expectations(results.iter().map(|r| &r.expectation))
+        == crate::error::Exit::Clean;
     let summary = RunSummary {
         scenario: scenario.name.clone(),
         scenario_hash: scenario.source_hash.clone(),
@@ -115,6 +117,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
         csv: rec.csv_path().to_path_buf(),
         kernel: ctx.kernel.clone(),
         lab_version: ctx.lab_version.clone(),
+        as_expected,
     };
     let json = serde_json::to_string_pretty(&summary).expect("a summary serializes");
     let path = run_dir.join("summary.json");
@@ -203,7 +206,14 @@ fn run_strategy(
     })?;
     rec.check()?;
     let tally = rec.take_tally();
-    let mut summary = summary::summarize(strategy, &outcomes, &tally, wall, &replay);
+    let mut summary = summary::summarize(
+        strategy,
+        &outcomes,
+        &tally,
+        wall,
+        &replay,
+        c.scenario.expect.as_ref(),
+    );
     summary.diagnosis = first;
     Ok(summary)
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::cgroup;
+use crate::expect::{Expect, Judgement};
 use crate::forensics::Diagnosis;
 use crate::record::Tally;
 use crate::stats::Rate;
@@ -91,6 +92,10 @@ pub struct StrategySummary {
     pub panic_sites: BTreeMap<String, u64>,
     /// The diagnosis of the first diagnosed trial (hang first, else orphan).
     pub diagnosis: Option<FirstDiagnosis>,
+    /// Whether it gave only the verdicts its expectation allows: the
+    /// scenario's `[expect]` entry for it, or every trial `pass` when the
+    /// scenario names none.
+    pub expectation: Judgement,
 }
 
 /// The first diagnosis of a strategy, as the summary carries it.
@@ -211,12 +216,15 @@ pub struct RunSummary {
     pub kernel: String,
     /// Lab version.
     pub lab_version: String,
+    /// Whether every strategy met its expectation (exit status 0; see each
+    /// result's `expectation`).
+    pub as_expected: bool,
 }
 
 impl RunSummary {
-    /// Whether every trial passed (exit status 0).
-    pub fn all_passed(&self) -> bool {
-        self.results.iter().all(|r| r.pass == r.trials)
+    /// The exit status: 0 when every strategy met its expectation, else 1.
+    pub fn exit(&self) -> crate::error::Exit {
+        crate::error::Exit::of_expectations(self.results.iter().map(|r| &r.expectation))
     }
 
     /// The A/B table and the replay commands, as text.
@@ -240,6 +248,7 @@ impl RunSummary {
             for v in Verdict::ALL {
                 let _ = writeln!(s, "  {:<13} {}", v.name(), r.rates[v.name()].render());
             }
+            let _ = writeln!(s, "  expectation: {}", r.expectation.render());
             let rp = &r.reproduction;
             let _ = writeln!(s, "  reproduced {}: {}", rp.verdict, rp.rate.render());
             let _ = writeln!(s, "  {}", render_survivor_sets(&r.survivor_sets));
@@ -283,19 +292,32 @@ impl RunSummary {
                 );
             }
         }
-        let _ = writeln!(s, "\ntrials: {}", self.csv.display());
+        let unexpected: Vec<&str> = self
+            .results
+            .iter()
+            .filter(|r| !r.expectation.met())
+            .map(|r| r.strategy.as_str())
+            .collect();
+        if unexpected.is_empty() {
+            let _ = writeln!(s, "\nevery strategy as expected");
+        } else {
+            let _ = writeln!(s, "\nUNEXPECTED under {}", unexpected.join(", "));
+        }
+        let _ = writeln!(s, "trials: {}", self.csv.display());
         s
     }
 }
 
 /// The summary of `strategy` from its trials' `outcomes` (by index), the
-/// tally of their rows (one group), the wall time and the replay command.
+/// tally of their rows (one group), the wall time and the replay command,
+/// judged against the scenario's `expect`.
 pub(super) fn summarize(
     strategy: &Strategy,
     outcomes: &[(u64, Outcome)],
     tally: &Tally,
     wall: Duration,
     replay: &str,
+    expect: Option<&Expect>,
 ) -> StrategySummary {
     let n = outcomes.len() as u64;
     // The rates, times, reasons and signatures are the soak's tally of this
@@ -324,7 +346,15 @@ pub(super) fn summarize(
         .copied()
         .max_by_key(|&v| (count(v), std::cmp::Reverse(v)))
         .unwrap_or(Verdict::Pass);
+    let expectation = crate::expect::judge(
+        strategy,
+        expect,
+        &[],
+        Some(crate::expect::RUN_DEFAULT),
+        count,
+    );
     StrategySummary {
+        expectation,
         strategy: strategy.name.clone(),
         trials: n,
         pass: count(Verdict::Pass),

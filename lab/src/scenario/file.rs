@@ -7,6 +7,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::expect::Expect;
+use crate::strategy::Strategy;
+
 use super::{
     node_count, At, AttendantAction, Hazard, Host, Kill, NodeRule, Phase, Pick, ReadDiscipline,
     Scenario, ScenarioError, Selector, Sig, Sp, Teardown, DEFAULT_MAX_NODES, MAX_COMMAND_ARGS,
@@ -42,7 +45,13 @@ struct RawScenario {
     limits: Option<RawLimits>,
     #[serde(default)]
     host: Option<RawHost>,
+    #[serde(default)]
+    expect: Option<Sp<RawExpect>>,
 }
+
+/// `[expect]`: strategy (a preset name or the axes) -> the verdicts its
+/// trials may have.
+type RawExpect = BTreeMap<Sp<String>, Sp<Vec<Sp<String>>>>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -362,6 +371,7 @@ pub(super) fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     nodes.sort_by_key(|(s, _)| s.specificity());
     let teardown = teardown(&cx, raw.teardown.as_ref())?;
     let host = host(&cx, raw.host.as_ref())?;
+    let expect = raw.expect.as_ref().map(|e| expect(&cx, e)).transpose()?;
     let hash = Sha256::digest(text.as_bytes());
     Ok(Scenario {
         name: name.clone(),
@@ -374,7 +384,55 @@ pub(super) fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         max_nodes,
         deadline,
         host,
+        expect,
     })
+}
+
+/// The `[expect]` table: every key a strategy (`Strategy::parse`), every
+/// value a non-empty list of verdict names, no strategy twice (by name or
+/// by axes).
+fn expect(cx: &Ctx<'_>, raw: &Sp<RawExpect>) -> Result<Expect, ScenarioError> {
+    if raw.get_ref().is_empty() {
+        return cx.err(
+            raw.span(),
+            "an [expect] table names at least one strategy: canonical = [\"pass\"], legacy = [\"orphan\"]",
+        );
+    }
+    let mut out = Expect::default();
+    // In file order, so that a strategy listed twice is found at its second key.
+    let mut entries: Vec<_> = raw.get_ref().iter().collect();
+    entries.sort_by_key(|(key, _)| key.span().start);
+    for (key, list) in entries {
+        let strategy = Strategy::parse(key.get_ref())
+            .or_else(|e| cx.err(key.span(), format!("[expect]: {e}")))?;
+        if list.get_ref().is_empty() {
+            return cx.err(
+                list.span(),
+                format!(
+                    "[expect]: list the verdicts `{}` may give, at least one ({})",
+                    key.get_ref(),
+                    crate::expect::verdict_names()
+                ),
+            );
+        }
+        let mut verdicts = Vec::new();
+        for v in list.get_ref() {
+            verdicts.push(
+                crate::expect::verdict_named(v.get_ref())
+                    .or_else(|e| cx.err(v.span(), format!("[expect]: {e}")))?,
+            );
+        }
+        if let Err(first) = out.add(&strategy, &verdicts) {
+            return cx.err(
+                key.span(),
+                format!(
+                    "[expect]: `{}` is the same strategy as `{first}`, already expected",
+                    key.get_ref()
+                ),
+            );
+        }
+    }
+    Ok(out)
 }
 
 fn host(cx: &Ctx<'_>, h: Option<&RawHost>) -> Result<Host, ScenarioError> {

@@ -406,6 +406,9 @@ pub struct Scenario {
     pub deadline: Option<Duration>,
     /// What the host (the process that runs the trial) does itself.
     pub host: Host,
+    /// What each strategy is expected to give (`[expect]`), if the file
+    /// says.
+    pub expect: Option<crate::expect::Expect>,
 }
 
 impl Scenario {

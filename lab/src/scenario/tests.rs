@@ -1654,3 +1654,106 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------- [expect]
+
+#[test]
+fn expect_names_strategies_by_preset_or_axes() {
+    use crate::strategy::Strategy;
+    use crate::verdict::Verdict;
+    let s = ok(&with_head(
+        "[expect]\ncanonical = [\"pass\"]\nlegacy = [\"orphan\", \"pass\", \"orphan\"]\n\
+         \"create=clone3,death=lifeline,observe=pidfd,guards=off\" = [\"leak\"]\n",
+    ));
+    let e = s.expect.expect("an [expect] table");
+    let of = |name: &str| {
+        e.of(&Strategy::parse(name).unwrap())
+            .map(|x| x.verdicts.clone())
+    };
+    assert_eq!(of("canonical"), Some(vec![Verdict::Pass]));
+    // Report order, each once.
+    assert_eq!(of("legacy"), Some(vec![Verdict::Pass, Verdict::Orphan]));
+    assert_eq!(
+        of("create=fork,death=pdeathsig,observe=proc"),
+        Some(vec![Verdict::Pass, Verdict::Orphan])
+    );
+    assert_eq!(
+        of("create=clone3,death=lifeline,observe=pidfd,guards=off"),
+        Some(vec![Verdict::Leak])
+    );
+    assert_eq!(of("std-command"), None);
+    assert!(ok(HEAD).expect.is_none());
+    // Inline, too.
+    let s = ok(&format!(
+        "expect = {{ legacy = [\"early-death\"] }}\n{HEAD}"
+    ));
+    assert!(s.expect.is_some());
+}
+
+#[test]
+fn bad_expect_tables_name_file_line_col() {
+    err(
+        &with_head("[expect]\ncanonical = [\"pass\"]\nlegacyy = [\"orphan\"]\n"),
+        8,
+        1,
+        "legacyy",
+        "[expect]: unknown strategy `legacyy`: use a preset (canonical, legacy,",
+    );
+    err(
+        &with_head("[expect]\nlegacy = [\"pass\", \"orphans\"]\n"),
+        7,
+        19,
+        "\"orphans\"",
+        "[expect]: `orphans` is not a verdict (pass, orphan, hang, panic, leak, early-death, innocent-kill, error)",
+    );
+    err(
+        &with_head("[expect]\nlegacy = []\n"),
+        7,
+        10,
+        "[]",
+        "[expect]: list the verdicts `legacy` may give, at least one",
+    );
+    err(
+        &with_head("[expect]\nlegacy = \"orphan\"\n"),
+        7,
+        10,
+        "\"orphan\"",
+        "expected a list",
+    );
+    err(
+        &with_head(
+            "[expect]\nlegacy = [\"orphan\"]\n\"create=fork,death=pdeathsig,observe=pid\" = [\"pass\"]\n",
+        ),
+        8,
+        1,
+        "\"create=fork,death=pdeathsig,observe=pid\"",
+        "is the same strategy as `legacy`, already expected",
+    );
+    err(
+        &with_head("[expect]\n\"create=fork,death=nope,observe=pid\" = [\"pass\"]\n"),
+        7,
+        1,
+        "\"create=fork,death=nope,observe=pid\"",
+        "[expect]: `nope` is not a value of axis `death`",
+    );
+    err(
+        &with_head("[expect]\n"),
+        6,
+        1,
+        "[expect]",
+        "names at least one strategy",
+    );
+}
+
+#[test]
+fn every_shipped_scenario_states_its_expectation() {
+    for (name, _) in BUILTIN {
+        let s = Scenario::load(name).unwrap();
+        let e = s.expect.unwrap_or_else(|| panic!("{name} has no [expect]"));
+        assert!(
+            e.of(&crate::strategy::Strategy::parse("canonical").unwrap())
+                .is_some(),
+            "{name} expects nothing of canonical"
+        );
+    }
+}

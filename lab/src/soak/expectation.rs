@@ -1,14 +1,17 @@
 //! `--gate STRATEGY[:VERDICT,...]`: what a nightly soak expects of a
-//! strategy (every trial has one of the verdicts, `pass` by default), and
-//! whether the soak met it. (The design's *gate* is something else: a point
-//! where a node waits for the supervisor; the flag keeps its name.)
+//! strategy (every trial has one of the verdicts, `pass` by default),
+//! overriding the scenarios' `[expect]` entries for it, and the trials that
+//! missed it with their replay commands. Whether each strategy met its
+//! expectation (gate, `[expect]`, or none) is judged by [`crate::expect`].
+//! (The design's *gate* is something else: a point where a node waits for
+//! the supervisor; the flag keeps its name.)
 
 use serde::Serialize;
 
 use crate::error::LabError;
+use crate::expect::Gate;
 use crate::record::GroupSummary;
 use crate::strategy::Strategy;
-use crate::verdict::Verdict;
 
 /// Replay commands kept for the trials that missed an expectation.
 const REPLAYS_KEPT: usize = 20;
@@ -27,8 +30,8 @@ pub struct Expectation {
 }
 
 impl Expectation {
-    /// Check the expectations `written` against the soak's strategies
-    /// (`named` as the user wrote them) and the verdicts.
+    /// Parse the expectations `written` and check them against the soak's
+    /// strategies (`named` as the user wrote them) and the verdicts.
     ///
     /// # Errors
     /// [`LabError::Input`] naming the expectation, for a strategy the soak
@@ -37,37 +40,33 @@ impl Expectation {
         written: &[String],
         strategies: &[Strategy],
         named: &[String],
-    ) -> Result<(), LabError> {
-        for g in written {
-            let (name, allowed) = parts(g);
-            if !strategies.iter().any(|s| s.name == name) {
-                return Err(LabError::Input(format!(
-                    "--gate {g}: `{name}` is not one of the soak's strategies ({})",
-                    named.join(", ")
-                )));
-            }
-            if let Some(bad) = allowed
-                .iter()
-                .find(|v| !Verdict::ALL.iter().any(|x| x.name() == **v))
-            {
-                return Err(LabError::Input(format!(
-                    "--gate {g}: `{bad}` is not a verdict ({})",
-                    Verdict::ALL.map(|v| v.name()).join(", ")
-                )));
-            }
-        }
-        Ok(())
+    ) -> Result<Vec<Gate>, LabError> {
+        written
+            .iter()
+            .map(|g| {
+                let gate =
+                    Gate::parse(g).map_err(|e| LabError::Input(format!("--gate {g}: {e}")))?;
+                if !strategies.iter().any(|s| s.name == gate.strategy) {
+                    return Err(LabError::Input(format!(
+                        "--gate {g}: `{}` is not one of the soak's strategies ({})",
+                        gate.strategy,
+                        named.join(", ")
+                    )));
+                }
+                Ok(gate)
+            })
+            .collect()
     }
 
     /// How many trials of the expecting strategies in `groups` had a
     /// verdict their expectation (`written`) does not allow, and the replay
     /// commands of the first of them.
-    pub fn of(written: &[String], groups: &[GroupSummary]) -> Expectation {
+    pub fn of(written: &[String], gates: &[Gate], groups: &[GroupSummary]) -> Expectation {
         let mut failures = 0;
         let mut replay = Vec::new();
-        for gate in written {
-            let (name, allowed) = parts(gate);
-            for g in groups.iter().filter(|g| g.strategy == name) {
+        for gate in gates {
+            let allowed: Vec<&str> = gate.verdicts.iter().map(|v| v.name()).collect();
+            for g in groups.iter().filter(|g| g.strategy == gate.strategy) {
                 let fine: u64 = allowed.iter().map(|v| g.rates[*v].count).sum();
                 failures += g.trials - fine;
                 replay.extend(
@@ -84,14 +83,5 @@ impl Expectation {
             failures,
             replay,
         }
-    }
-}
-
-/// `STRATEGY[:VERDICT,...]`: the strategy and the verdicts its trials may
-/// have (default `pass`).
-fn parts(written: &str) -> (&str, Vec<&str>) {
-    match written.split_once(':') {
-        Some((name, verdicts)) => (name, verdicts.split(',').map(str::trim).collect()),
-        None => (written, vec![Verdict::Pass.name()]),
     }
 }

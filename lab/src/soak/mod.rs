@@ -33,8 +33,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::error::LabError;
+use crate::expect::{Gate, Judgement};
 use crate::plan::Plan;
-use crate::record::{Finished, Recorder, RunCommand};
+use crate::record::{Finished, GroupSummary, Recorder, RunCommand};
 use crate::results::{self, RunContext, TrialSource};
 use crate::scenario::overrides::Sweep;
 use crate::session::{check_privileges, Session};
@@ -97,6 +98,7 @@ pub struct SoakArgs {
 struct Matrix {
     cells: Vec<Cell>,
     strategies: Vec<Strategy>,
+    gates: Vec<Gate>,
 }
 
 /// The identity of a trial in the CSV: scenario, swept value, strategy,
@@ -299,7 +301,8 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
     let wall = wall?;
     rec.check()?;
     let groups = rec.tally().summaries();
-    let gate = (!spec.gates.is_empty()).then(|| Expectation::of(&spec.gates, &groups));
+    let gate = (!spec.gates.is_empty()).then(|| Expectation::of(&spec.gates, &m.gates, &groups));
+    let expectations = judge_groups(&m, &groups);
     let (rss, fds) = summary::own_usage();
     let ctx = rec.context();
     let summary = SoakSummary {
@@ -315,6 +318,7 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
         },
         groups,
         gate,
+        expectations,
         cgroup,
         lab_peak_rss_kib: rss,
         lab_fds: fds,
@@ -420,7 +424,7 @@ fn matrix_of(spec: &SoakSpec) -> Result<Matrix, LabError> {
         .iter()
         .map(|s| Strategy::parse(s).map_err(LabError::from))
         .collect::<Result<Vec<_>, _>>()?;
-    Expectation::validate(&spec.gates, &strategies, &spec.strategies)?;
+    let gates = Expectation::validate(&spec.gates, &strategies, &spec.strategies)?;
     let sweep = spec
         .sweep
         .as_deref()
@@ -431,8 +435,71 @@ fn matrix_of(spec: &SoakSpec) -> Result<Matrix, LabError> {
     for c in &cells {
         check_privileges(&c.scenario)?;
     }
-    Ok(Matrix { cells, strategies })
+    Ok(Matrix {
+        cells,
+        strategies,
+        gates,
+    })
 }
+
+/// Judge every group (scenario, swept value, strategy) against its
+/// expectation: a `--gate` of its strategy, else its scenario's `[expect]`
+/// entry; a group with neither is not judged.
+fn judge_groups(m: &Matrix, groups: &[GroupSummary]) -> Vec<GroupJudgement> {
+    groups
+        .iter()
+        .filter_map(|g| {
+            let strategy = m.strategies.iter().find(|s| s.name == g.strategy)?;
+            let expect = m
+                .cells
+                .iter()
+                .find(|c| c.scenario.name == g.scenario)
+                .and_then(|c| c.scenario.expect.as_ref());
+            let judgement = crate::expect::judge(strategy, expect, &m.gates, None, |v| {
+                g.rates[v.name()].count
+            });
+            let replay = g
+                .failing
+                .iter()
+                .filter(|f| {
+                    judgement
+                        .unexpected
+                        .iter()
+                        .any(|u| u.verdict.name() == f.verdict)
+                })
+                .take(REPLAYS_PER_GROUP)
+                .map(|f| format!("{}   # {}", f.replay, f.verdict))
+                .collect();
+            Some(GroupJudgement {
+                scenario: g.scenario.clone(),
+                sweep_key: g.sweep_key.clone(),
+                sweep_value: g.sweep_value.clone(),
+                judgement,
+                replay,
+            })
+        })
+        .collect()
+}
+
+/// Whether one group of a soak met its expectation.
+#[derive(Clone, Debug, Serialize)]
+pub struct GroupJudgement {
+    /// The scenario.
+    pub scenario: String,
+    /// The swept key, empty without a sweep.
+    pub sweep_key: String,
+    /// The swept value, empty without a sweep.
+    pub sweep_value: String,
+    /// The strategy and whether it met its expectation.
+    #[serde(flatten)]
+    pub judgement: Judgement,
+    /// How to replay the first trials (at most 3) with an unexpected
+    /// verdict other than `pass`, each followed by `# VERDICT`.
+    pub replay: Vec<String>,
+}
+
+/// Replay commands an unexpected group lists.
+const REPLAYS_PER_GROUP: usize = 3;
 
 /// The swept value of `cell`, empty when the soak does not sweep.
 fn sweep_value(cell: &Cell) -> String {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{Expectation, SoakSpec};
+use super::{Expectation, GroupJudgement, SoakSpec};
 use crate::error::LabError;
 use crate::record::{tally, GroupSummary};
 
@@ -32,6 +32,9 @@ pub struct SoakSummary {
     pub groups: Vec<GroupSummary>,
     /// Whether the expectations held, when `--gate` was given.
     pub gate: Option<Expectation>,
+    /// Each group (scenario, swept value, strategy) judged against its
+    /// expectation: its `--gate`, else its scenario's `[expect]` entry.
+    pub expectations: Vec<GroupJudgement>,
     /// Whether trials ran in cgroups of their own.
     pub cgroup: bool,
     /// The lab's peak resident memory (KiB, `VmHWM`) at the end.
@@ -45,9 +48,10 @@ pub struct SoakSummary {
 }
 
 impl SoakSummary {
-    /// Whether the gated strategies passed every trial (exit status 0).
-    pub fn gate_passed(&self) -> bool {
-        self.gate.as_ref().is_none_or(|g| g.failures == 0)
+    /// The exit status: 0 when every group met its expectation (`--gate`
+    /// or `[expect]`; a group with neither is not judged), else 1.
+    pub fn exit(&self) -> crate::error::Exit {
+        crate::error::Exit::of_expectations(self.expectations.iter().map(|g| &g.judgement))
     }
 
     /// The summary as text.
@@ -65,6 +69,25 @@ impl SoakSummary {
             self.csv.display()
         );
         s.push_str(&tally::render(&self.groups));
+        if !self.expectations.is_empty() {
+            s.push_str("\nexpectations:\n");
+            for g in &self.expectations {
+                let sweep = if g.sweep_key.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}={}", g.sweep_key, g.sweep_value)
+                };
+                s.push_str(&format!(
+                    "  {}{sweep} {}: {}\n",
+                    g.scenario,
+                    g.judgement.strategy,
+                    g.judgement.render()
+                ));
+                for r in &g.replay {
+                    s.push_str(&format!("    replay: {r}\n"));
+                }
+            }
+        }
         if let Some(g) = &self.gate {
             s.push_str(&format!(
                 "\ngate {}: {}\n",

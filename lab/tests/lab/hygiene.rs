@@ -381,9 +381,10 @@ fn two_labs_that_are_both_pid_1_run_at_once_with_their_control_verdicts() {
     let a = finish(a, Some(err));
     wait_lab_processes_gone();
     drop(_one);
+    // Legacy orphans and canonical passes, as nested expects: exit 0.
     assert_eq!(
         b.status.code(),
-        Some(1),
+        Some(0),
         "{}",
         String::from_utf8_lossy(&b.stderr)
     );
