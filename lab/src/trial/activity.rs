@@ -47,8 +47,13 @@ pub(super) struct Activity {
     pub ppid: i32,
     /// Its threads, the main thread first.
     pub tasks: Vec<Task>,
+    /// It is one of the plan's model nodes (the lab's own node program,
+    /// not a `command`): its main thread follows the plan, its other
+    /// threads are the plan's background (hazard threads, an attendant's
+    /// worker).
+    pub model: bool,
     /// Its main thread sits in a system call with a timeout (read only for
-    /// the processes the caller asked about: the plan's model nodes).
+    /// model nodes).
     pub timed_wait: bool,
 }
 
@@ -62,14 +67,14 @@ pub(super) struct CpuTime {
 }
 
 /// Read what `pids` can still do. A process that is gone by the time it is
-/// read is left out; `timed(pid)` says whose main thread to check for a
-/// timed wait.
+/// read is left out; `model(pid)` says which are model nodes (whose main
+/// thread is checked for a timed wait).
 ///
 /// # Errors
 /// When `/proc` does not show a listed process although it exists (no
 /// `/proc` of this namespace, `hidepid`, no permission): the judge then
 /// falls back to windows.
-pub(super) fn look(pids: &[i32], timed: impl Fn(i32) -> bool) -> io::Result<Vec<Activity>> {
+pub(super) fn look(pids: &[i32], model: impl Fn(i32) -> bool) -> io::Result<Vec<Activity>> {
     let mut out = Vec::with_capacity(pids.len());
     for &pid in pids {
         // The process's own status is its main thread's; a process of one
@@ -86,6 +91,7 @@ pub(super) fn look(pids: &[i32], timed: impl Fn(i32) -> bool) -> io::Result<Vec<
             pid,
             ppid,
             tasks: vec![task],
+            model: model(pid),
             timed_wait: false,
         };
         if threads(&main) > 1 {
@@ -108,7 +114,7 @@ pub(super) fn look(pids: &[i32], timed: impl Fn(i32) -> bool) -> io::Result<Vec<
                 }
             }
         }
-        a.timed_wait = a.tasks[0].state == 'S' && timed(pid) && forensics::in_timed_wait(pid, pid);
+        a.timed_wait = a.model && a.tasks[0].state == 'S' && forensics::in_timed_wait(pid, pid);
         out.push(a);
     }
     Ok(out)

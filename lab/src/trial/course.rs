@@ -224,8 +224,11 @@ impl Course<'_> {
     /// starved).
     fn overdue(&mut self, now: u64) -> ControlFlow<Outcome, u64> {
         let look = self.look();
-        let progressed = self.reports != self.reports_at_look;
-        self.reports_at_look = self.reports;
+        // A report since the previous look at the overdue trial; at the
+        // first look there is none to compare with, and what the processes
+        // are doing decides alone.
+        let progressed = self.reports_at_look.is_some_and(|n| n != self.reports);
+        self.reports_at_look = Some(self.reports);
         let step = self.req.deadline_us * 1000;
         let cap = self.t0 + DEADLINE_CAP * step;
         let rung = Rung::None;

@@ -98,8 +98,9 @@ struct Course<'a> {
     host_worker: Option<(u32, String)>,
     /// Phase reports received so far.
     reports: u64,
-    /// `reports` when the course last looked at an overdue trial.
-    reports_at_look: u64,
+    /// `reports` when the course last looked at an overdue trial (none
+    /// before the deadline).
+    reports_at_look: Option<u64>,
     /// CPU times of the trial's processes when a bound was first reached.
     cpu_at_bound: Option<evidence::CpuSnapshot>,
     /// When the teardown began (ns).
@@ -141,7 +142,7 @@ pub fn run(
         root_exec: false,
         host_worker: None,
         reports: 0,
-        reports_at_look: 0,
+        reports_at_look: None,
         cpu_at_bound: None,
         teardown_at: None,
     };

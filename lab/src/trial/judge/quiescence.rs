@@ -32,7 +32,10 @@ pub(in crate::trial) enum Quiet {
     /// Something can: `dying` have SIGKILL pending, or are nodes the
     /// supervisor SIGKILLed whose exit was not observed yet; `acting` are
     /// runnable, in an uninterruptible sleep, have a signal to take, or are
-    /// model nodes in a timed wait their plan gave them.
+    /// model nodes in a timed wait their plan gave them. Of a model node
+    /// only the main thread counts: its other threads are the plan's
+    /// background (hazard threads cycling on a mutex, an attendant's
+    /// worker), which neither ends it nor moves its course.
     Busy { dying: Vec<i32>, acting: Vec<i32> },
 }
 
@@ -66,7 +69,13 @@ pub(in crate::trial) fn quiescence(seen: &[Activity], unobserved_kills: &[i32]) 
             continue;
         }
         let asleep = |s: char| matches!(s, 'S' | 'T' | 't' | 'I');
-        if live.iter().any(|t| !asleep(t.state) || t.deliverable) || a.timed_wait {
+        let main_alive = live[0].tid == a.pid;
+        let counted = if a.model && main_alive {
+            &live[..1]
+        } else {
+            &live[..]
+        };
+        if counted.iter().any(|t| !asleep(t.state) || t.deliverable) || a.timed_wait {
             acting.push(a.pid);
             continue;
         }

@@ -22,6 +22,7 @@ fn process(pid: i32, states: &[char]) -> Activity {
             .enumerate()
             .map(|(k, &s)| task(pid + k as i32 * 1000, s))
             .collect(),
+        model: false,
         timed_wait: false,
     }
 }
@@ -101,6 +102,17 @@ fn whatever_can_still_act_or_die_keeps_the_trial_busy() {
         }
     );
     assert!(!q.acting());
+    // A model node's background threads (hazard, attendant) do not count;
+    // a process outside the plan's every thread does.
+    let mut node = process(8, &['S', 'R']);
+    node.model = true;
+    assert_eq!(
+        quiescence(&[node, process(9, &['S', 'R'])], &[]),
+        Quiet::Busy {
+            dying: vec![],
+            acting: vec![9]
+        }
+    );
 }
 
 #[test]
