@@ -501,21 +501,7 @@ impl<'a> Spawn<'a> {
         // async-signal-safe, so the child of a multithreaded caller never
         // takes a lock or allocates.
         match unsafe { self.clone3() }? {
-            Forked::Parent(pidfd) => {
-                drop(err_write);
-                drop(lifeline.read);
-                if let Err(e) = exec_result(&err_read) {
-                    // The child has exited with 127 (or is about to); make
-                    // sure and reap it before reporting.
-                    let _ = pidfd.send_signal(rustix::process::Signal::KILL);
-                    let _ = pidfd.wait();
-                    return Err(e);
-                }
-                Ok(Child {
-                    pidfd,
-                    lifeline: lifeline.write,
-                })
-            }
+            Forked::Parent(pidfd) => exec_spawned(pidfd, err_write, &err_read, lifeline),
             // SAFETY: we are the child just created by clone3 (no CLONE_VM),
             // `err_write` is the close-on-exec write end whose read end the
             // parent reads, and the fds of `moves` are open (borrowed by
@@ -594,18 +580,7 @@ impl<'a> Spawn<'a> {
         let pidfd = forked?;
         #[cfg(test)]
         VFORK_SPAWNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        drop(err_write);
-        drop(lifeline.read);
-        if let Err(e) = exec_result(&err_read) {
-            // The child has exited with 127; reap it before reporting.
-            let _ = pidfd.send_signal(rustix::process::Signal::KILL);
-            let _ = pidfd.wait();
-            return Err(e);
-        }
-        Ok(Child {
-            pidfd,
-            lifeline: lifeline.write,
-        })
+        exec_spawned(pidfd, err_write, &err_read, lifeline)
     }
 
     /// In a [`Spawn::run`] child: move the stdio fds into place (parked
@@ -861,6 +836,33 @@ impl Drop for ChildStack {
         // (a vfork child has exec'd or exited before the clone returned).
         unsafe { libc::munmap(self.map, Self::GUARD + Self::SIZE) };
     }
+}
+
+/// The parent's side of an exec spawn once its child exists (either
+/// path): close the child's ends (`err_write`, the lifeline's read end),
+/// then read the close-on-exec error pipe `err_read`; a child whose exec
+/// failed has exited with 127 (or is about to) and is reaped before the
+/// error is returned.
+///
+/// # Errors
+/// The exec's errno, from [`exec_result`].
+fn exec_spawned(
+    pidfd: Pidfd,
+    err_write: OwnedFd,
+    err_read: &OwnedFd,
+    lifeline: Lifeline,
+) -> io::Result<Child> {
+    drop(err_write);
+    drop(lifeline.read);
+    if let Err(e) = exec_result(err_read) {
+        let _ = pidfd.send_signal(rustix::process::Signal::KILL);
+        let _ = pidfd.wait();
+        return Err(e);
+    }
+    Ok(Child {
+        pidfd,
+        lifeline: lifeline.write,
+    })
 }
 
 /// Which side of a clone the caller is on.

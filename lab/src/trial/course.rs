@@ -9,10 +9,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use rustix::event::{poll, PollFd, PollFlags};
 
-use super::judge::{
-    self, Clock, Ending, Look, OrphanBy, Overdue, Quiet, Stage, Stall, Step, DEADLINE_CAP,
-    WINDOW_FLOOR_US,
-};
+use super::judge::{self, Clock, Ending, OrphanBy, Stage, Step, WINDOW_FLOOR_US};
 use super::settle::{next_look_at, Settled};
 use super::{error_outcome, Course, KillState};
 use crate::node::pid_reuse::Finding;
@@ -213,63 +210,6 @@ impl Course<'_> {
                     deaths.max_gap_us = deaths.max_gap_us.max((now - deaths.last) / 1000);
                     deaths.last = now;
                 }
-            }
-        }
-    }
-
-    /// The course is past `deadline`: a `hang` needs a blocked process
-    /// ([`judge::overdue`]). `Continue`: the new deadline while the trial is
-    /// busy or progressing (up to [`DEADLINE_CAP`] times the deadline);
-    /// `Break`: the outcome (a hang, a spinning hang, or an `error` when
-    /// starved).
-    fn overdue(&mut self, now: u64) -> ControlFlow<Outcome, u64> {
-        let look = self.look();
-        // A report since the previous look at the overdue trial; at the
-        // first look there is none to compare with, and what the processes
-        // are doing decides alone.
-        let progressed = self.reports_at_look.is_some_and(|n| n != self.reports);
-        self.reports_at_look = Some(self.reports);
-        let step = self.req.deadline_us * 1000;
-        let cap = self.t0 + DEADLINE_CAP * step;
-        let rung = Rung::None;
-        match judge::overdue(&look, progressed, now >= cap) {
-            Overdue::Extend => {
-                self.snapshot_cpu();
-                ControlFlow::Continue((now + step).min(cap))
-            }
-            Overdue::Hang => {
-                let blocked = match &look {
-                    Look::Seen(Quiet::Quiescent { alive }) => Some(alive.clone()),
-                    _ => None,
-                };
-                ControlFlow::Break(self.finish_hang(rung, blocked.as_deref()))
-            }
-            Overdue::Stalled => {
-                let acting = match &look {
-                    Look::Seen(Quiet::Busy { acting, dying }) => {
-                        acting.iter().chain(dying).copied().collect()
-                    }
-                    _ => Vec::new(),
-                };
-                ControlFlow::Break(match self.stall(&acting) {
-                    Stall::Spinning { pid, .. } => self.finish_spinning(rung, pid),
-                    Stall::Starved { ran_ms, of_ms } => {
-                        let reason = format!(
-                            "starved: the course did not finish within {DEADLINE_CAP}x its deadline \
-                             ({} ms) while its processes stayed runnable; they ran {ran_ms} ms on a CPU \
-                             in the last {of_ms} ms (the machine is oversubscribed; not a verdict about \
-                             the strategy)",
-                            self.req.deadline_us / 1000
-                        );
-                        self.finish(Ending::new(Verdict::Error, Some(reason), rung))
-                    }
-                })
-            }
-            Overdue::Vanished => {
-                let reason = "the course did not settle although nothing of the trial is alive \
-                              (a phase report was lost)"
-                    .to_string();
-                ControlFlow::Break(self.finish(Ending::new(Verdict::Error, Some(reason), rung)))
             }
         }
     }

@@ -54,12 +54,10 @@ impl Course<'_> {
         }
         let unobserved_kills = self.unobserved_kills();
         if !unobserved_kills.is_empty() {
-            // A death the supervisor caused is still to come: busy, and
-            // its pidfd will say when; `/proc` need not be read yet.
-            return Look::Seen(judge::Quiet::Busy {
-                dying: unobserved_kills,
-                acting: Vec::new(),
-            });
+            // A death the supervisor caused is still to come: the trial is
+            // busy whatever `/proc` shows, so it need not be read yet (its
+            // pidfd will say when).
+            return Look::Seen(judge::quiescence(&[], &unobserved_kills));
         }
         let plan = &self.req.plan;
         let model_node = |pid: i32| {
@@ -71,7 +69,7 @@ impl Course<'_> {
         let Ok(seen) = activity::look(&self.every_pid(), model_node) else {
             return Look::Unreadable;
         };
-        Look::Seen(judge::quiescence(&seen, &[]))
+        Look::Seen(judge::quiescence(&seen, &unobserved_kills))
     }
 
     /// PIDs of the nodes the supervisor SIGKILLed whose exit no pidfd has

@@ -6,6 +6,8 @@
 //!   record, and spawning the root the strategy's way;
 //! - `course`: following the plan (phase reports, pidfd exits, gates, the
 //!   kill schedule) in the main poll loop, down to the verdict;
+//! - `deadline`: a course past its deadline (blocked, busy, spinning or
+//!   starved); `settle`: the cascade after the teardown, from evidence;
 //! - [`ladder`]: the teardown rungs ([`Rung`]) and climbing them;
 //! - `census`: who of the trial is alive (pidfds, the cgroup, adopted
 //!   orphans), and the diagnosis of what is stuck;
@@ -29,6 +31,7 @@ mod activity;
 mod census;
 mod cleanup;
 mod course;
+mod deadline;
 mod evidence;
 mod judge;
 pub mod ladder;
