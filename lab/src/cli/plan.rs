@@ -1,6 +1,6 @@
 //! `lab plan`: the plan a scenario and seed resolve to.
 
-use super::{parse_strategies, print_refusals, Format};
+use super::{parse_strategies, print_refusals, print_report, Format};
 use crate::error::{Exit, LabError};
 use crate::plan::Plan;
 use crate::scenario::Scenario;
@@ -25,14 +25,18 @@ impl PlanCmd {
     pub(super) fn execute(self) -> Result<Exit, LabError> {
         let strategies = parse_strategies(&self.strategies)?;
         let plan = Plan::new(&Scenario::load(&self.scenario)?, self.seed);
-        match self.format {
-            Format::Text => out!("{}", plan.render()),
-            Format::Json => {
-                let mut v = serde_json::to_value(&plan).expect("a plan serializes");
-                v["plan_hash"] = plan.hash().into();
-                outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
-            }
+        /// The plan as `--format json` prints it: with its hash.
+        #[derive(serde::Serialize)]
+        struct Hashed<'a> {
+            #[serde(flatten)]
+            plan: &'a Plan,
+            plan_hash: String,
         }
+        let hashed = Hashed {
+            plan: &plan,
+            plan_hash: plan.hash(),
+        };
+        print_report(self.format, &hashed, || plan.render());
         Ok(Exit::clean_if(print_refusals("", &plan, &strategies) == 0))
     }
 }

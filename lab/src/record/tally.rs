@@ -243,8 +243,11 @@ impl Serialize for Counts {
         #[derive(Serialize)]
         struct View<'a> {
             runs: u64,
+            #[serde(serialize_with = "crate::json::verdict_keys")]
             verdicts: &'a BTreeMap<String, u64>,
+            #[serde(serialize_with = "crate::json::named_counts")]
             signatures: BTreeMap<String, u64>,
+            #[serde(serialize_with = "crate::json::named_counts")]
             reasons: BTreeMap<String, u64>,
             diagnosis: Option<&'a str>,
         }
@@ -279,7 +282,9 @@ pub struct GroupSummary {
     pub strategy: String,
     /// Trials.
     pub trials: u64,
-    /// Every verdict's rate with its 95% Wilson interval.
+    /// Every verdict's rate with its 95% Wilson interval (in JSON, keyed
+    /// by the verdict in snake_case: `early_death`).
+    #[serde(serialize_with = "crate::json::verdict_keys")]
     pub rates: BTreeMap<String, Rate>,
     /// Median time to verdict (µs).
     pub median_verdict_us: u64,
@@ -290,11 +295,14 @@ pub struct GroupSummary {
     /// 99th percentile of the trial duration (µs).
     pub p99_duration_us: u64,
     /// Trials that named each signature.
+    #[serde(serialize_with = "crate::json::named_counts")]
     pub signatures: BTreeMap<String, u64>,
     /// Distinct reasons of the trials that did not pass, by verdict, with
     /// PIDs and pipe inodes written `N` so that equal failures group.
+    #[serde(serialize_with = "crate::json::named_counts_by_verdict")]
     pub reasons: BTreeMap<String, BTreeMap<String, u64>>,
     /// The guards' sites (`file:line`) of `panic` verdicts, with counts.
+    #[serde(serialize_with = "crate::json::named_counts")]
     pub panic_sites: BTreeMap<String, u64>,
     /// The first failing trials (at most 20), with their replay commands.
     pub failing: Vec<Failing>,

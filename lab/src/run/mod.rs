@@ -119,7 +119,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
         lab_version: ctx.lab_version.clone(),
         as_expected,
     };
-    let json = serde_json::to_string_pretty(&summary).expect("a summary serializes");
+    let json = crate::json::to_string_pretty(&summary).expect("a summary serializes");
     let path = run_dir.join("summary.json");
     crate::results::replace_file(&path, json.as_bytes())
         .map_err(|e| LabError::io(format!("cannot write {}", path.display()), e))?;

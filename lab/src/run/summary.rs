@@ -65,6 +65,7 @@ pub struct StrategySummary {
     /// False orphans of the `/proc` oracle over all trials.
     pub false_orphans_total: u64,
     /// Each verdict's rate with its 95% Wilson interval.
+    #[serde(serialize_with = "crate::json::verdict_keys")]
     pub rates: BTreeMap<String, Rate>,
     /// Median time from a trial's start to its verdict (µs).
     pub median_verdict_us: u64,
@@ -80,15 +81,19 @@ pub struct StrategySummary {
     /// Distinct reasons of failing trials (every verdict but pass), with
     /// counts, by verdict. PIDs and pipe inodes, which differ in every
     /// trial, are written `pid N` and `pipe:[N]` here (the CSV keeps them).
+    #[serde(serialize_with = "crate::json::named_counts_by_verdict")]
     pub reasons: BTreeMap<String, BTreeMap<String, u64>>,
     /// For each signature named in some trial, the number of trials that
     /// named it.
+    #[serde(serialize_with = "crate::json::named_counts")]
     pub signatures: BTreeMap<String, u64>,
     /// The distinct reasons of `panic` verdicts, with their counts (PIDs and
     /// pipe inodes written `N`, as in `reasons`).
+    #[serde(serialize_with = "crate::json::named_counts")]
     pub panic_reasons: BTreeMap<String, u64>,
     /// The guards' sites in the lab's source (`file:line`) of `panic`
     /// verdicts, with their counts.
+    #[serde(serialize_with = "crate::json::named_counts")]
     pub panic_sites: BTreeMap<String, u64>,
     /// The diagnosis of the first diagnosed trial (hang first, else orphan).
     pub diagnosis: Option<FirstDiagnosis>,
