@@ -96,6 +96,9 @@ fn render(all: &Strategies) -> String {
         "not on this kernel"
     };
     s.push_str(&format!("{:<18} ({have})  {}\n", a.name, a.about));
-    s.push_str(&format!("{:<18} {}  {}\n", "(axes)", all.axes, all.axes_about));
+    s.push_str(&format!(
+        "{:<18} {}  {}\n",
+        "(axes)", all.axes, all.axes_about
+    ));
     s
 }
