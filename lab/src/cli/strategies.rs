@@ -2,7 +2,7 @@
 
 use super::{print_report, Format};
 use crate::error::{Exit, LabError};
-use crate::strategy::{Create, Observe, ParentDeath, Strategy, AUTOKILL, AUTOKILL_ABOUT, PRESETS};
+use crate::strategy::{Strategy, AUTOKILL, AUTOKILL_ABOUT, PRESETS};
 
 /// `lab strategies`' arguments as given.
 #[derive(clap::Args)]
@@ -17,13 +17,14 @@ const AXES: &str = "create=..,death=..,observe=..[,guards=on|off]";
 /// What the axis syntax does.
 const AXES_ABOUT: &str = "any axes; guards default to on exactly with canonical's axes";
 
-/// One preset, as `--format json` prints it.
+/// One preset, as `--format json` prints it (the axes named as the
+/// axis syntax and the CSV write them: `observe` is `proc`, not `pid`).
 #[derive(serde::Serialize)]
 struct Preset {
     name: &'static str,
-    create: Create,
-    death: ParentDeath,
-    observe: Observe,
+    create: &'static str,
+    death: &'static str,
+    observe: &'static str,
     guards: bool,
     about: &'static str,
 }
@@ -55,9 +56,9 @@ impl StrategiesCmd {
                 .iter()
                 .map(|&(name, create, death, observe, about)| Preset {
                     name,
-                    create,
-                    death,
-                    observe,
+                    create: create.name(),
+                    death: death.name(),
+                    observe: observe.name(),
                     guards: Strategy::canonical_axes(create, death, observe),
                     about,
                 })
@@ -82,9 +83,9 @@ fn render(all: &Strategies) -> String {
         s.push_str(&format!(
             "{:<18} create={} death={} observe={} guards={}  {}\n",
             p.name,
-            p.create.name(),
-            p.death.name(),
-            p.observe.name(),
+            p.create,
+            p.death,
+            p.observe,
             if p.guards { "on" } else { "off" },
             p.about
         ));
