@@ -53,7 +53,13 @@ impl ListCmd {
 /// `about` wrapped to the terminal's width (80 columns when stdout is no
 /// terminal), the expectations, and a blank line.
 fn render(list: &List) -> String {
-    let width = textwrap::termwidth().max(40);
+    // `termwidth` falls back on stderr's and stdin's terminal: ask it only
+    // when stdout is the terminal.
+    let width = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        textwrap::termwidth().max(40)
+    } else {
+        80
+    };
     let indent = "    ";
     let wrap = textwrap::Options::new(width)
         .initial_indent(indent)
