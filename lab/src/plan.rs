@@ -352,6 +352,26 @@ impl Plan {
         }
     }
 
+    /// Why this plan cannot run as written, if it cannot: a kill held at
+    /// the gate of a `command` node waits for a phase report that an
+    /// external program never sends, so every trial would hang. `lab check`
+    /// and `lab plan` print it, `lab run` refuses the plan (exit status 2),
+    /// and a trial given such a plan (a soak's seed) is an `error` with it.
+    pub fn unreachable_gate(&self) -> Option<String> {
+        let n = self
+            .nodes
+            .iter()
+            .find(|n| n.gate.is_some() && n.command.is_some())?;
+        Some(format!(
+            "a kill is held at the gate of node {} (`{}`), a command node: an external program \
+             reports no phases, so its gate is never reached and every trial would hang; let the \
+             kill hold a node of the lab (not a `command` leaf), or fire it at a time \
+             (at = \"2ms..20ms\")",
+            n.path,
+            n.command.as_deref().unwrap_or_default().join(" ")
+        ))
+    }
+
     /// The plan's hash: the first 16 hex digits of the SHA-256 of its JSON
     /// without the seed that produced it, so that equal plans have equal
     /// hashes whatever their seeds. The seed is hashed only when it still

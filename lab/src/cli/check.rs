@@ -28,13 +28,18 @@ impl CheckCmd {
         for f in &self.files {
             match Scenario::load(f) {
                 Ok(s) => {
+                    let plan = Plan::new(&s, self.seed);
+                    if let Some(why) = plan.unreachable_gate() {
+                        errln!("{f}: seed {}: {why}", self.seed);
+                        bad += 1;
+                        continue;
+                    }
                     outln!(
                         "{f}: ok ({}, {} nodes, {} kills)",
                         s.name,
                         s.node_count(),
                         s.kills.len()
                     );
-                    let plan = Plan::new(&s, self.seed);
                     refused += print_refusals(&format!("{f}: "), &plan, &strategies);
                 }
                 Err(e) => {

@@ -33,6 +33,10 @@ impl PlanCmd {
                 outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
             }
         }
+        if let Some(why) = plan.unreachable_gate() {
+            errln!("seed {}: {why}", self.seed);
+            return Ok(Exit::Input);
+        }
         Ok(Exit::clean_if(print_refusals("", &plan, &strategies) == 0))
     }
 }
