@@ -220,6 +220,11 @@ pub enum PlanAt {
         /// µs after the tree is ready.
         after_ready_us: u64,
     },
+    /// This long after the target's own `created` report (µs).
+    Birth {
+        /// µs after the target was created.
+        after_created_us: u64,
+    },
 }
 
 /// One resolved kill.
@@ -300,6 +305,12 @@ impl Plan {
                             after_ready_us: lo + draw(&mut rng, hi - lo + 1),
                         }
                     }
+                    At::Birth { lo, hi } => {
+                        let (lo, hi) = (lo.as_micros() as u64, hi.as_micros() as u64);
+                        PlanAt::Birth {
+                            after_created_us: lo + draw(&mut rng, hi - lo + 1),
+                        }
+                    }
                 };
                 kills.push(PlanKill {
                     target,
@@ -318,6 +329,7 @@ impl Plan {
             .iter()
             .filter_map(|k| match k.at {
                 PlanAt::Delay { after_ready_us } => Some(after_ready_us),
+                PlanAt::Birth { after_created_us } => Some(after_created_us),
                 _ => None,
             })
             .max()
@@ -448,6 +460,9 @@ impl Plan {
                 ),
                 PlanAt::Delay { after_ready_us } => {
                     format!("{after_ready_us} us after the tree is ready")
+                }
+                PlanAt::Birth { after_created_us } => {
+                    format!("{after_created_us} us after it was created")
                 }
             };
             let _ = writeln!(s, "kill {target} with SIG{} {when}", k.signal.name());

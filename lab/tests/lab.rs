@@ -489,3 +489,6 @@ mod expect;
 
 #[path = "lab/commands.rs"]
 mod commands;
+
+#[path = "lab/birth.rs"]
+mod birth;

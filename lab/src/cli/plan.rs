@@ -3,6 +3,7 @@
 use super::{parse_strategies, print_refusals, Format};
 use crate::error::{Exit, LabError};
 use crate::plan::Plan;
+use crate::scenario::overrides::Override;
 use crate::scenario::Scenario;
 
 /// `lab plan`'s arguments as given.
@@ -13,6 +14,9 @@ pub(super) struct PlanCmd {
     /// The seed
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Set a scenario key before planning (repeatable), as `lab run --set`
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = Override::parse)]
+    overrides: Vec<Override>,
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -24,7 +28,8 @@ pub(super) struct PlanCmd {
 impl PlanCmd {
     pub(super) fn execute(self) -> Result<Exit, LabError> {
         let strategies = parse_strategies(&self.strategies)?;
-        let plan = Plan::new(&Scenario::load(&self.scenario)?, self.seed);
+        let scenario = Scenario::load_with(&self.scenario, &self.overrides)?;
+        let plan = Plan::new(&scenario, self.seed);
         match self.format {
             Format::Text => out!("{}", plan.render()),
             Format::Json => {
