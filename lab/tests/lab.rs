@@ -508,5 +508,11 @@ mod evidence;
 #[path = "lab/expect.rs"]
 mod expect;
 
+#[path = "lab/commands.rs"]
+mod commands;
+
+#[path = "lab/birth.rs"]
+mod birth;
+
 #[path = "lab/json.rs"]
 mod json;

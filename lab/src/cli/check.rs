@@ -64,22 +64,29 @@ impl CheckCmd {
             files.push(match Scenario::load(f) {
                 Ok(s) => {
                     let plan = Plan::new(&s, self.seed);
-                    let refusals = strategies
-                        .iter()
-                        .filter_map(|st| {
-                            crate::node::guard::refusal(&plan, st).map(|r| Refusal {
-                                strategy: st.name.clone(),
-                                reason: r.reason,
+                    let unreachable = plan
+                        .unreachable_gate()
+                        .map(|why| format!("{f}: seed {}: {why}", self.seed));
+                    let refusals = if unreachable.is_some() {
+                        Vec::new()
+                    } else {
+                        strategies
+                            .iter()
+                            .filter_map(|st| {
+                                crate::node::guard::refusal(&plan, st).map(|r| Refusal {
+                                    strategy: st.name.clone(),
+                                    reason: r.reason,
+                                })
                             })
-                        })
-                        .collect();
+                            .collect()
+                    };
                     Checked {
                         file: f.clone(),
-                        ok: true,
+                        ok: unreachable.is_none(),
                         scenario: Some(s.name.clone()),
                         nodes: Some(s.node_count()),
                         kills: Some(s.kills.len()),
-                        error: None,
+                        error: unreachable,
                         refusals,
                     }
                 }
@@ -98,7 +105,7 @@ impl CheckCmd {
             seed: self.seed,
             files,
         };
-        // Errors and refusals on stderr, as they are found, in either format.
+        // Errors and refusals on stderr, in either format.
         for c in &report.files {
             if let Some(e) = &c.error {
                 errln!("{e}");

@@ -42,7 +42,8 @@ pub(super) struct SoakCmd {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Sweep one scenario key: KEY=A..B/STEPS (kill_delay=1ms..20ms/5, threads=1..8/8,
-    /// hold=0.1..0.9/5, depth=1..4/4, or a dotted path)
+    /// hold=0.1..0.9/5, depth=1..4/4, or a dotted path), or a list KEY=V1,V2,...
+    /// (kill_delay=0ms,1ms,5ms; kill.0.at=spawn+0ms,spawn+1ms)
     #[arg(long)]
     sweep: Option<String>,
     /// Run only the trials of shard I of N (trial indices t with t % N == I-1)

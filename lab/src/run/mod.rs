@@ -71,6 +71,12 @@ struct Course<'a> {
 pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
     let scenario = Scenario::load_with(&args.scenario, &args.overrides)?;
     let plan = Plan::new(&scenario, args.seed);
+    if let Some(why) = plan.unreachable_gate() {
+        return Err(LabError::Input(format!(
+            "{}: seed {}: {why}",
+            args.scenario, args.seed
+        )));
+    }
     check_privileges(&scenario)?;
     let plan_hash = plan.hash();
     let mut ctx = RunContext::new(&scenario.name, args.seed);
