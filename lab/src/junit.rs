@@ -53,6 +53,8 @@ pub struct Failure {
     pub message: String,
     /// The same over several lines (the `<failure>` element's text).
     pub description: String,
+    /// Its `type`: `unexpected verdicts`, or `order-dependent`.
+    pub kind: &'static str,
 }
 
 /// A cell's verdict counts as text: every verdict seen, `orphan 4/5, pass
@@ -103,6 +105,7 @@ pub fn cell(
         Failure {
             message,
             description,
+            kind: "unexpected verdicts",
         }
     });
     Case {
@@ -166,7 +169,7 @@ pub fn render(name: &str, cases: &[Case]) -> Result<String, LabError> {
             Some(f) => {
                 let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
                 s.set_message(f.message.as_str())
-                    .set_type("unexpected verdicts")
+                    .set_type(f.kind)
                     .set_description(f.description.as_str());
                 s
             }
@@ -337,7 +340,7 @@ pub fn of_suite(r: &crate::suite::run::SuiteReport) -> Vec<Case> {
                     .unwrap_or("none");
                 let message = format!(
                     "order-dependent: {what}; verdicts {counts}; replay: {}; find the cause: {}; \
-                     diagnosis: {}",
+                     first diagnosis: {}",
                     d.replay,
                     d.bisect,
                     diagnosis.lines().next().unwrap_or("none")
@@ -350,6 +353,7 @@ pub fn of_suite(r: &crate::suite::run::SuiteReport) -> Vec<Case> {
                 Failure {
                     message,
                     description,
+                    kind: "order-dependent",
                 }
             });
             Case {

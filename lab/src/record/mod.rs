@@ -222,3 +222,79 @@ fn cannot_write(dir: &Path, e: std::io::Error) -> LabError {
     }
     LabError::io(format!("cannot write results under {}", dir.display()), e)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diagnoses_beyond_the_limit_per_cell_are_counted_not_written_and_earlier_ones_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rec = Recorder::create(dir.path(), RunContext::new("nested", 7)).unwrap();
+        rec.limit_diagnoses(2);
+        let legacy = Strategy::parse("legacy").unwrap();
+        let canonical = Strategy::parse("canonical").unwrap();
+        let mut orphan = Outcome::error("left orphans".into(), 10);
+        orphan.verdict = Verdict::Orphan;
+        orphan.diagnosis = Some(crate::forensics::Diagnosis::default());
+        let source = |trial| TrialSource {
+            scenario: "nested",
+            scenario_hash: "h",
+            plan_hash: "p",
+            seed: 7,
+            trial,
+            sweep: None,
+        };
+        // An earlier invocation wrote one diagnosis of legacy's and left a
+        // hang's unwritten.
+        let earlier = TrialRow::new(
+            rec.context(),
+            &source(0),
+            &legacy,
+            &orphan,
+            "d/x.json",
+            "lab run nested",
+        );
+        rec.count(&earlier);
+        let mut hang = orphan.clone();
+        hang.verdict = Verdict::Hang;
+        rec.count(&TrialRow::new(
+            rec.context(),
+            &source(1),
+            &legacy,
+            &hang,
+            "",
+            "lab run nested",
+        ));
+        let mut wrote = Vec::new();
+        for (trial, strategy) in [(2, &legacy), (3, &legacy), (4, &legacy), (0, &canonical)] {
+            let stem = format!("{}.{trial}", strategy.name);
+            let r = rec.record(&Finished {
+                source: source(trial),
+                strategy,
+                outcome: &orphan,
+                stem: &stem,
+                replay: "lab run nested",
+            });
+            assert_eq!(r.diagnosis.is_some(), !r.row.diagnosis.is_empty());
+            assert_eq!(r.unwritten, r.diagnosis.is_none());
+            wrote.push(r.diagnosis.is_some());
+        }
+        rec.check().unwrap();
+        // legacy: one earlier, one now (trial 2), then none; canonical is a
+        // cell of its own.
+        assert_eq!(wrote, [true, false, false, true]);
+        let groups = rec.tally().summaries();
+        let unwritten: Vec<(&str, u64)> = groups
+            .iter()
+            .map(|g| (g.strategy.as_str(), g.diagnoses_unwritten))
+            .collect();
+        assert_eq!(unwritten, [("canonical", 0), ("legacy", 3)]);
+        let files = std::fs::read_dir(dir.path().join("diagnosis"))
+            .unwrap()
+            .count();
+        assert_eq!(files, 4, "two diagnoses, each .json and .txt");
+        let rows = results::read_rows(rec.csv_path()).unwrap();
+        assert_eq!(rows.len(), 4);
+    }
+}
