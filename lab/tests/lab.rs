@@ -516,3 +516,6 @@ mod birth;
 
 #[path = "lab/json.rs"]
 mod json;
+
+#[path = "lab/junit.rs"]
+mod junit;

@@ -69,6 +69,15 @@ pub(super) struct SoakCmd {
     /// Output format of the summary
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+    /// Also write the results as JUnit XML to FILE: one test case per scenario x strategy
+    /// cell, a failure (verdict counts, replay command, diagnosis) when its verdicts were
+    /// unexpected
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Write the diagnosis files of at most N failing trials per scenario x strategy cell;
+    /// the rest are counted in the summary (the CSV keeps every trial)
+    #[arg(long, value_name = "N", default_value_t = crate::record::DEFAULT_MAX_DIAGNOSES)]
+    max_diagnoses: u64,
 }
 
 impl SoakCmd {
@@ -119,13 +128,21 @@ impl SoakCmd {
                 ProgressArg::None => Progress::None,
             },
             exe: lab_exe()?,
+            max_diagnoses: self.max_diagnoses,
         })
     }
 
     pub(super) fn execute(self) -> Result<Exit, LabError> {
         let format = self.format;
+        let junit = self.junit.clone();
+        crate::junit::check_target(junit.as_deref())?;
         let summary = crate::soak::run(&self.options()?)?;
         print_report(format, &summary, || summary.render());
+        crate::junit::write(
+            junit.as_deref(),
+            "lab soak",
+            &crate::junit::of_soak(&summary),
+        )?;
         Ok(summary.exit())
     }
 }

@@ -50,6 +50,9 @@ pub struct RunArgs {
     /// Leave the first hung tree alive until the user presses Enter
     /// (`--keep-hung`).
     pub keep_hung: bool,
+    /// Diagnoses written per strategy at most (`--max-diagnoses`); the
+    /// rest are counted in the summary.
+    pub max_diagnoses: u64,
 }
 
 /// What every trial of one run shares.
@@ -82,6 +85,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
     let mut ctx = RunContext::new(&scenario.name, args.seed);
     let run_dir = make_run_dir(&args.out, &mut ctx)?;
     let mut rec = Recorder::create(&run_dir, ctx)?;
+    rec.limit_diagnoses(args.max_diagnoses);
     let session = Session::open(&args.exe, args.jobs, args.no_cgroup);
     let course = Course {
         args,
@@ -124,6 +128,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
         kernel: ctx.kernel.clone(),
         lab_version: ctx.lab_version.clone(),
         as_expected,
+        max_diagnoses: rec.max_diagnoses(),
     };
     let json = crate::json::to_string_pretty(&summary).expect("a summary serializes");
     let path = run_dir.join("summary.json");

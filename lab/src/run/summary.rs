@@ -97,6 +97,13 @@ pub struct StrategySummary {
     pub panic_sites: BTreeMap<String, u64>,
     /// The diagnosis of the first diagnosed trial (hang first, else orphan).
     pub diagnosis: Option<FirstDiagnosis>,
+    /// Diagnoses of hangs and orphans left unwritten: beyond
+    /// `--max-diagnoses` (their rows are in the CSV, with an empty
+    /// diagnosis path).
+    pub diagnoses_unwritten: u64,
+    /// The command that replays its trials (the JUnit failure's).
+    #[serde(skip)]
+    pub replay_command: String,
     /// Whether it gave only the verdicts its expectation allows: the
     /// scenario's `[expect]` entry for it, or every trial `pass` when the
     /// scenario names none.
@@ -224,6 +231,8 @@ pub struct RunSummary {
     /// Whether every strategy met its expectation (exit status 0; see each
     /// result's `expectation`).
     pub as_expected: bool,
+    /// Diagnoses written per strategy at most (`--max-diagnoses`).
+    pub max_diagnoses: u64,
 }
 
 impl RunSummary {
@@ -294,6 +303,13 @@ impl RunSummary {
                     rp.verdict,
                     rp.trials.len(),
                     rp.command
+                );
+            }
+            if r.diagnoses_unwritten > 0 {
+                let _ = writeln!(
+                    s,
+                    "  diagnoses: {} not written (--max-diagnoses {}; every trial is in the CSV)",
+                    r.diagnoses_unwritten, self.max_diagnoses
                 );
             }
         }
@@ -398,6 +414,8 @@ pub(super) fn summarize(
         reasons: g.reasons,
         signatures: g.signatures,
         panic_sites: g.panic_sites,
+        diagnoses_unwritten: g.diagnoses_unwritten,
+        replay_command: replay.to_string(),
         diagnosis: None,
     }
 }

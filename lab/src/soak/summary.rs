@@ -45,6 +45,10 @@ pub struct SoakSummary {
     pub kernel: String,
     /// Lab version.
     pub lab_version: String,
+    /// Diagnoses written per scenario x strategy cell at most
+    /// (`--max-diagnoses`); each group's `diagnoses_unwritten` counts the
+    /// rest.
+    pub max_diagnoses: u64,
 }
 
 impl SoakSummary {
@@ -87,6 +91,29 @@ impl SoakSummary {
                     s.push_str(&format!("    replay: {r}\n"));
                 }
             }
+        }
+        let unwritten: Vec<String> = self
+            .groups
+            .iter()
+            .filter(|g| g.diagnoses_unwritten > 0)
+            .map(|g| {
+                let sweep = if g.sweep_key.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}={}", g.sweep_key, g.sweep_value)
+                };
+                format!(
+                    "  {}{sweep} {}: {}\n",
+                    g.scenario, g.strategy, g.diagnoses_unwritten
+                )
+            })
+            .collect();
+        if !unwritten.is_empty() {
+            s.push_str(&format!(
+                "\ndiagnoses not written (--max-diagnoses {} per cell; every trial is in the CSV):\n",
+                self.max_diagnoses
+            ));
+            s.push_str(&unwritten.concat());
         }
         if let Some(g) = &self.gate {
             s.push_str(&format!(
