@@ -46,6 +46,9 @@ pub(super) struct SoakCmd {
     /// (kill_delay=0ms,1ms,5ms; kill.0.at=spawn+0ms,spawn+1ms)
     #[arg(long)]
     sweep: Option<String>,
+    /// Set a scenario key before planning, in every scenario (repeatable), as `lab run --set`
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = crate::scenario::overrides::Override::parse)]
+    overrides: Vec<crate::scenario::overrides::Override>,
     /// Run only the trials of shard I of N (trial indices t with t % N == I-1)
     #[arg(long, value_name = "I/N")]
     shard: Option<crate::soak::matrix::Shard>,
@@ -99,6 +102,11 @@ impl SoakCmd {
             duration_s: self.duration.map(|d| d.as_secs()),
             seed: self.seed,
             shard: self.shard,
+            set: self
+                .overrides
+                .iter()
+                .map(|o| format!("{}={}", o.key, o.value))
+                .collect(),
             sweep: self.sweep,
             // At most an hour (`--deadline` is range-checked as it is parsed).
             deadline_ms: self.trial.deadline.map(|d| d.as_millis() as u64),

@@ -82,36 +82,41 @@ impl std::fmt::Display for Shard {
 pub struct Cell {
     /// The scenario as the user named it (a built-in name or a path).
     pub name: String,
-    /// The scenario, with the sweep's override applied.
+    /// The scenario, with the soak's `--set` values and the sweep's
+    /// override applied.
     pub scenario: Scenario,
     /// The sweep's override of this cell, if the soak sweeps.
     pub sweep: Option<Override>,
+    /// Every override of this cell, in the order applied: the soak's
+    /// `--set` values, then the sweep's (what a replay command repeats).
+    pub overrides: Vec<Override>,
 }
 
-/// Every cell of `scenarios` × the values of `sweep`.
+/// Every cell of `scenarios` (each with the overrides `set` applied) ×
+/// the values of `sweep`.
 ///
 /// # Errors
-/// A scenario that does not load, or a swept value it refuses (the error
-/// names the value).
-pub fn cells(scenarios: &[String], sweep: Option<&Sweep>) -> Result<Vec<Cell>, ScenarioError> {
+/// A scenario that does not load, or a set or swept value it refuses (the
+/// error names the value).
+pub fn cells(
+    scenarios: &[String],
+    set: &[Override],
+    sweep: Option<&Sweep>,
+) -> Result<Vec<Cell>, ScenarioError> {
+    let swept: Vec<Option<Override>> = match sweep {
+        None => vec![None],
+        Some(s) => s.values.iter().map(|v| Some(s.at(v))).collect(),
+    };
     let mut out = Vec::new();
     for name in scenarios {
-        match sweep {
-            None => out.push(Cell {
+        for o in &swept {
+            let overrides: Vec<Override> = set.iter().chain(o).cloned().collect();
+            out.push(Cell {
                 name: name.clone(),
-                scenario: Scenario::load(name)?,
-                sweep: None,
-            }),
-            Some(s) => {
-                for v in &s.values {
-                    let o = s.at(v);
-                    out.push(Cell {
-                        name: name.clone(),
-                        scenario: Scenario::load_with(name, std::slice::from_ref(&o))?,
-                        sweep: Some(o),
-                    });
-                }
-            }
+                scenario: Scenario::load_with(name, &overrides)?,
+                sweep: o.clone(),
+                overrides,
+            });
         }
     }
     Ok(out)

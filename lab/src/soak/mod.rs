@@ -37,7 +37,7 @@ use crate::expect::{Gate, Judgement};
 use crate::plan::Plan;
 use crate::record::{Finished, GroupSummary, Recorder, RunCommand};
 use crate::results::{self, RunContext, TrialSource};
-use crate::scenario::overrides::Sweep;
+use crate::scenario::overrides::{Override, Sweep};
 use crate::session::{check_privileges, Session};
 use crate::strategy::Strategy;
 use crate::trial::protocol::TrialRequest;
@@ -66,6 +66,10 @@ pub struct SoakSpec {
     pub seed: u64,
     /// Only the trials of this shard.
     pub shard: Option<Shard>,
+    /// Scenario keys set before planning, as written (`KEY=VALUE`), in
+    /// every scenario of the soak.
+    #[serde(default)]
+    pub set: Vec<String>,
     /// The sweep, as written (`kill_delay=1ms..20ms/5`).
     pub sweep: Option<String>,
     /// Deadline override (ms); `None`: each plan's own.
@@ -267,7 +271,7 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
         let replay = RunCommand {
             scenario: &cell.name,
             seed,
-            overrides: cell.sweep.as_slice(),
+            overrides: &cell.overrides,
             deadline_ms: spec.deadline_ms,
             no_cgroup: spec.no_cgroup,
         }
@@ -436,7 +440,13 @@ fn matrix_of(spec: &SoakSpec) -> Result<Matrix, LabError> {
         .map(Sweep::parse)
         .transpose()
         .map_err(LabError::from)?;
-    let cells = matrix::cells(&spec.scenarios, sweep.as_ref())?;
+    let set = spec
+        .set
+        .iter()
+        .map(|s| Override::parse(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(LabError::from)?;
+    let cells = matrix::cells(&spec.scenarios, &set, sweep.as_ref())?;
     for c in &cells {
         check_privileges(&c.scenario)?;
     }

@@ -29,3 +29,70 @@ fn a_kill_timed_from_a_birth_races_the_start_up() {
         "{text}"
     );
 }
+
+/// `lab soak --set` applies to every scenario and is repeated in the replay
+/// commands; `--sweep` takes a list of values.
+#[test]
+fn a_soak_sets_keys_and_sweeps_a_list() {
+    let dir = out_dir("soak-set");
+    let out = lab(
+        &[
+            "soak",
+            "--scenario",
+            "nested",
+            "--set",
+            "tree.depth=2",
+            "--sweep",
+            "kill.0.at=gate:created,gate:armed",
+            "--strategy",
+            "legacy",
+            "--trials",
+            "3",
+            "--format",
+            "json",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let v = json(&out);
+    assert_eq!(v["spec"]["set"], serde_json::json!(["tree.depth=2"]), "{v}");
+    let groups = v["groups"].as_array().unwrap();
+    let mut values: Vec<&str> = groups
+        .iter()
+        .map(|g| g["sweep_value"].as_str().unwrap())
+        .collect();
+    values.sort_unstable();
+    assert_eq!(values, ["gate:armed", "gate:created"], "{v}");
+    // Held at `created`, the child arms PDEATHSIG for a dead parent: legacy
+    // orphans it, and the replay repeats both the set and the swept value.
+    let created = groups
+        .iter()
+        .find(|g| g["sweep_value"] == "gate:created")
+        .unwrap();
+    assert_eq!(
+        created["rates"]["orphan"]["count"].as_u64(),
+        Some(3),
+        "{created}"
+    );
+    for f in created["failing"].as_array().unwrap() {
+        let replay = f["replay"].as_str().unwrap();
+        assert!(
+            replay.contains("--set tree.depth=2 --set kill.0.at=gate:created"),
+            "{replay}"
+        );
+    }
+    // A tree of depth 2: the rows say at most 7 nodes spawned.
+    let mut rows = csv::Reader::from_path(v["csv"].as_str().unwrap()).unwrap();
+    let col = rows
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "nodes_spawned")
+        .unwrap();
+    for row in rows.records() {
+        let spawned: u32 = row.unwrap()[col].parse().unwrap();
+        assert!(spawned <= 7, "{spawned} nodes in a depth-2 tree");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
