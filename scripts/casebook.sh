@@ -104,7 +104,7 @@ try:
 except ImportError:  # Python < 3.11: the about text is then left out
     tomllib = None
 
-VERDICTS = ["pass", "orphan", "hang", "panic", "leak", "early-death",
+VERDICTS = ["pass", "orphan", "hang", "panic", "leak", "fail", "early-death",
             "innocent-kill", "error"]
 
 

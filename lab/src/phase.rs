@@ -54,6 +54,18 @@ pub enum Event {
     /// [`crate::node::EXIT_PANIC`]; the record carries a [`GuardPanic`], and
     /// its value packs the lengths of the report's three texts.
     Panic,
+    /// A command node ended and its parent reaped it; the parent reports it
+    /// on its behalf: the value is [`exit_value`] of its status.
+    Exited,
+}
+
+/// A reaped status as a record's value: the exit code (0..=255), or 256 plus
+/// the number of the signal that ended it.
+pub fn exit_value(status: lifeline::ExitStatus) -> i64 {
+    match status {
+        lifeline::ExitStatus::Exited(code) => code as i64,
+        lifeline::ExitStatus::Signaled(sig) => 256 + sig as i64,
+    }
 }
 
 impl Event {
@@ -68,6 +80,7 @@ impl Event {
             Event::Leak => 7,
             Event::Finding => 8,
             Event::Panic => 9,
+            Event::Exited => 10,
         }
     }
 
@@ -82,6 +95,7 @@ impl Event {
             7 => Event::Leak,
             8 => Event::Finding,
             9 => Event::Panic,
+            10 => Event::Exited,
             _ => return None,
         })
     }

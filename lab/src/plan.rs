@@ -28,6 +28,9 @@ pub struct PlanNode {
     pub linger: bool,
     /// Exit code when exiting by itself.
     pub exit_code: u8,
+    /// The exit status its `command` is expected to end with.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub expect_exit: u8,
     /// Delay before exiting by itself, after its children exited (µs).
     pub exit_delay_us: u64,
     /// The phase at which the node waits for the supervisor, if any.
@@ -539,6 +542,7 @@ fn build_tree(scenario: &Scenario) -> Vec<PlanNode> {
             if matches(sel, node) {
                 node.linger = rule.linger.unwrap_or(node.linger);
                 node.exit_code = rule.exit_code.unwrap_or(node.exit_code);
+                node.expect_exit = rule.expect_exit.unwrap_or(node.expect_exit);
                 node.exit_delay_us = rule
                     .exit_delay
                     .map_or(node.exit_delay_us, |d| d.as_micros() as u64);

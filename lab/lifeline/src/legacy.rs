@@ -13,7 +13,7 @@ use rustix::process::{kill_process, pidfd_open, waitpid, Pid, PidfdFlags, Signal
 use super::exec::{current_env, exec_result, ExecPrep, PreExec};
 use super::pidfd::Pidfd;
 use super::process::exit_now;
-use super::{Child, LifelineReader};
+use super::{Child, ExitStatus, LifelineReader};
 
 /// `fork()`, then run `f` in the child and `_exit` with its return value.
 /// Returns the child's PID: no pidfd, no lifeline, every fd inherited.
@@ -76,20 +76,28 @@ pub fn kill_group(pgid: i32, signal: Signal) -> io::Result<bool> {
     }
 }
 
-/// `waitpid(pid, 0)`: block until that child exits, and reap it.
+/// `waitpid(pid, 0)`: block until that child exits, reap it, and return
+/// how it ended (`None` for a status that is neither an exit nor a signal).
 ///
 /// # Errors
 /// `ECHILD` when `pid` is not an unreaped child of the caller.
 ///
 /// # References
 /// - [waitpid(2)](https://man7.org/linux/man-pages/man2/waitpid.2.html)
-pub fn waitpid_blocking(pid: i32) -> io::Result<()> {
+pub fn waitpid_blocking(pid: i32) -> io::Result<Option<ExitStatus>> {
     let Some(pid) = Pid::from_raw(pid) else {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     };
     loop {
         match waitpid(Some(pid), WaitOptions::empty()) {
-            Ok(_) => return Ok(()),
+            Ok(Some((_, s))) => {
+                return Ok(match (s.exit_status(), s.terminating_signal()) {
+                    (Some(code), _) => Some(ExitStatus::Exited(code)),
+                    (_, Some(sig)) => Some(ExitStatus::Signaled(sig)),
+                    _ => None,
+                })
+            }
+            Ok(None) => return Ok(None),
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
         }

@@ -45,7 +45,8 @@ impl NodeCtx<'_> {
                         self.audit_before_eof(idx, &c);
                         drain_blocking(c.stdout.take());
                     }
-                    reap(&mut c);
+                    let status = reap(&mut c);
+                    self.report_exit(&c, status);
                     self.audit_before_eof(idx, &c);
                     drain_blocking(c.stdout.take());
                 }
@@ -120,12 +121,11 @@ impl NodeCtx<'_> {
                     if !read_some(c.stdout.as_ref().expect("polled")) {
                         c.stdout = None; // EOF: every writer is gone
                     }
-                } else if c
-                    .pidfd
-                    .as_ref()
-                    .is_some_and(|p| p.try_wait().is_ok_and(|s| s.is_some()))
+                } else if let Some(status) =
+                    c.pidfd.as_ref().and_then(|p| p.try_wait().ok().flatten())
                 {
                     reaped[i] = true;
+                    self.report_exit(c, Some(status));
                     if c.stdout.is_some() {
                         self.audit_before_eof(idx, c);
                         eof_wait[i] = Some(Instant::now());
@@ -153,6 +153,18 @@ impl NodeCtx<'_> {
     fn audit_before_eof(&self, idx: u32, c: &ChildHandle) {
         if let (true, Some(out)) = (self.strategy.guards, &c.stdout) {
             self.audit_capture(idx, c.node, out);
+        }
+    }
+
+    /// A reaped child that is a command node: report how it ended on its
+    /// behalf (the supervisor judges its status against `expect_exit`).
+    fn report_exit(&self, c: &ChildHandle, status: Option<lifeline::ExitStatus>) {
+        let (Some(node), Some(status)) = (c.node, status) else {
+            return;
+        };
+        if self.plan.nodes[node as usize].command.is_some() {
+            let value = crate::phase::exit_value(status);
+            let _ = crate::phase::send_as(self.report, node, c.pid, Event::Exited, value, None);
         }
     }
 
@@ -202,16 +214,21 @@ fn drain_blocking(fd: Option<OwnedFd>) {
 }
 
 /// Wait for one child and reap it: through its pidfd if it has one, else
-/// the legacy way (std's `wait`, or `waitpid`).
-pub(super) fn reap(c: &mut ChildHandle) {
+/// the legacy way (std's `wait`, or `waitpid`). Returns how it ended, when
+/// that is known.
+pub(super) fn reap(c: &mut ChildHandle) -> Option<lifeline::ExitStatus> {
     if let Some(cmd) = &mut c.command {
-        let _ = cmd.wait();
-        return;
+        use std::os::unix::process::ExitStatusExt;
+        let s = cmd.wait().ok()?;
+        return match (s.code(), s.signal()) {
+            (Some(code), _) => Some(lifeline::ExitStatus::Exited(code)),
+            (_, Some(sig)) => Some(lifeline::ExitStatus::Signaled(sig)),
+            _ => None,
+        };
     }
     if let Some(p) = &c.pidfd {
-        let _ = p.wait();
-        return;
+        return p.wait().ok();
     }
     // ECHILD: not a child of ours any more, nothing to reap.
-    let _ = legacy::waitpid_blocking(c.pid);
+    legacy::waitpid_blocking(c.pid).ok().flatten()
 }

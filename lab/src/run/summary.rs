@@ -47,6 +47,8 @@ pub struct StrategySummary {
     pub panic: u64,
     /// ... `leak`.
     pub leak: u64,
+    /// ... `fail`.
+    pub fail: u64,
     /// ... `early-death`.
     pub early_death: u64,
     /// ... `innocent-kill`.
@@ -383,6 +385,7 @@ pub(super) fn summarize(
         hang: count(Verdict::Hang),
         panic: count(Verdict::Panic),
         leak: count(Verdict::Leak),
+        fail: count(Verdict::Fail),
         early_death: count(Verdict::EarlyDeath),
         innocent_kill: count(Verdict::InnocentKill),
         error: count(Verdict::Error),

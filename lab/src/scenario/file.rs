@@ -129,6 +129,7 @@ struct RawKill {
 struct RawNode {
     linger: Option<bool>,
     exit_code: Option<Sp<i64>>,
+    expect_exit: Option<Sp<i64>>,
     exit_delay: Option<Sp<String>>,
     exec: Option<bool>,
     command: Option<Sp<Vec<String>>>,
@@ -582,6 +583,13 @@ fn node_rule(cx: &Ctx<'_>, n: &RawNode) -> Result<NodeRule, ScenarioError> {
         ),
         None => None,
     };
+    let expect_exit = match &n.expect_exit {
+        Some(c) => Some(
+            u8::try_from(*c.get_ref())
+                .or_else(|_| cx.err(c.span(), "an expected exit status is 0..=255"))?,
+        ),
+        None => None,
+    };
     let exit_delay = match &n.exit_delay {
         Some(d) => Some(cx.duration(d.get_ref(), d.span())?),
         None => None,
@@ -681,6 +689,7 @@ fn node_rule(cx: &Ctx<'_>, n: &RawNode) -> Result<NodeRule, ScenarioError> {
     Ok(NodeRule {
         linger: n.linger,
         exit_code,
+        expect_exit,
         exit_delay,
         exec: n.exec,
         command,

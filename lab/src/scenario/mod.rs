@@ -335,6 +335,9 @@ pub struct NodeRule {
     pub linger: Option<bool>,
     /// Exit code when the node exits by itself (0..=255).
     pub exit_code: Option<u8>,
+    /// The exit status a `command` node's program is expected to end with
+    /// (0..=255; default 0); another status, or a signal, is a `fail`.
+    pub expect_exit: Option<u8>,
     /// Delay before exiting by itself, after its children have exited.
     pub exit_delay: Option<Duration>,
     /// Its parent execs it (the lab's node program) instead of running it as

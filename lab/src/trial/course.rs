@@ -265,6 +265,7 @@ impl Course<'_> {
                 }
                 Event::Failed => n.failed = Some(rec.value),
                 Event::Exiting | Event::ParentGone => n.ended_itself = true,
+                Event::Exited => n.exit = Some(rec.value),
                 Event::Leak => self.leak(rec.node, rec.value),
                 Event::Finding => self.seen.findings.extend(Finding::from_value(rec.value)),
                 Event::Panic => {

@@ -29,6 +29,9 @@ pub enum Verdict {
     Panic,
     /// An fd leak was found: a reaped child's stdout still had a writer.
     Leak,
+    /// A program under test (a `command` node) ended with another exit
+    /// status or signal than expected (`expect_exit`, 0 by default).
+    Fail,
     /// A node died during the course while its parent was alive and nothing
     /// of the plan signalled it (PDEATHSIG following a thread, say).
     EarlyDeath,
@@ -41,12 +44,13 @@ pub enum Verdict {
 
 impl Verdict {
     /// Every verdict, in report order.
-    pub const ALL: [Verdict; 8] = [
+    pub const ALL: [Verdict; 9] = [
         Verdict::Pass,
         Verdict::Orphan,
         Verdict::Hang,
         Verdict::Panic,
         Verdict::Leak,
+        Verdict::Fail,
         Verdict::EarlyDeath,
         Verdict::InnocentKill,
         Verdict::Error,
@@ -60,6 +64,7 @@ impl Verdict {
             Verdict::Hang => "hang",
             Verdict::Panic => "panic",
             Verdict::Leak => "leak",
+            Verdict::Fail => "fail",
             Verdict::EarlyDeath => "early-death",
             Verdict::InnocentKill => "innocent-kill",
             Verdict::Error => "error",

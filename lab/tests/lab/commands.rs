@@ -92,3 +92,40 @@ fn node_processes_are_named_after_their_node() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A command's exit status counts: `exit 3` is a `fail` naming its status,
+/// and passes where the scenario expects it (`expect_exit = 3`), under
+/// every strategy (each reaps its children its own way).
+#[test]
+fn a_command_exit_status_counts() {
+    let dir = out_dir("exit3");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("exit3.toml");
+    std::fs::write(
+        &file,
+        "version = 1\nname = \"exit3\"\n[tree]\nbreadth = 1\ndepth = 1\n\
+         [nodes.leaves]\ncommand = [\"sh\", \"-c\", \"exit 3\"]\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let all = ["canonical", "legacy", "std-command"];
+    let (out, run_dir) = lab_run(file, 2, &all, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    for name in all {
+        let r = strategy(&v, name);
+        assert_eq!(r["fail"].as_u64(), Some(2), "{name}: {r}");
+        let reason = "command node 0 (`sh -c exit 3`) exited with status 3; expected exit status 0";
+        assert_eq!(named(&r["reasons"]["fail"], reason), Some(2), "{name}: {r}");
+    }
+    let _ = std::fs::remove_dir_all(run_dir);
+    let set = ["--set", "nodes.leaves.expect_exit=3"];
+    let (out, run_dir) = lab_run(file, 2, &all, &set);
+    let v = json(&out);
+    for name in all {
+        assert_eq!(strategy(&v, name)["pass"].as_u64(), Some(2), "{name}: {v}");
+    }
+    assert_eq!(out.status.code(), Some(0));
+    let _ = std::fs::remove_dir_all(run_dir);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -50,7 +50,8 @@ pub fn strategy_color(index: usize, name: &str) -> RGBColor {
 }
 
 /// The colour of a verdict: pass green, orphan orange, hang red, panic
-/// purple, leak brown, early-death pink, innocent-kill olive, error grey.
+/// purple, leak brown, fail blue, early-death pink, innocent-kill olive,
+/// error grey.
 pub fn verdict_color(v: Verdict) -> RGBColor {
     match v {
         Verdict::Pass => RGBColor(44, 160, 44),
@@ -58,6 +59,7 @@ pub fn verdict_color(v: Verdict) -> RGBColor {
         Verdict::Hang => RGBColor(214, 39, 40),
         Verdict::Panic => RGBColor(148, 103, 189),
         Verdict::Leak => RGBColor(140, 86, 75),
+        Verdict::Fail => RGBColor(31, 119, 180),
         Verdict::EarlyDeath => RGBColor(227, 119, 194),
         Verdict::InnocentKill => RGBColor(188, 189, 34),
         Verdict::Error => RGBColor(127, 127, 127),

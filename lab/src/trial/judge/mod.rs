@@ -5,8 +5,8 @@
 //! unit-tested on constructed observations.
 //!
 //! - the precedence of [`outcome`]: the lab's own error, a guard's panic, a
-//!   hang, an innocent kill, an early death, a leak, then what the cascade
-//!   came to;
+//!   hang, an innocent kill, an early death, a leak, a command that failed
+//!   (`fail`), then what the cascade came to;
 //! - the cascade after the teardown, from evidence (`settle`, with the
 //!   quiescence rule of `quiescence`: once nothing of the trial can act by
 //!   itself, what is alive is an orphan, decided at once), or from windows
@@ -79,6 +79,9 @@ pub(super) struct Seen {
     pub killed: bool,
     /// The teardown rung in effect when it died.
     pub rung: Option<Rung>,
+    /// A command node that its parent reaped: how it ended
+    /// ([`crate::phase::exit_value`]: the exit code, or 256 + a signal).
+    pub exit: Option<i64>,
 }
 
 impl Seen {
@@ -187,6 +190,8 @@ pub(super) fn outcome(plan: &Plan, obs: &Observation, end: Ending, time_us: u64)
         (Verdict::EarlyDeath, Some(e.clone()))
     } else if !obs.leaks.is_empty() {
         (Verdict::Leak, Some(obs.leaks.join("\n")))
+    } else if let Some(f) = failed_command(plan, obs) {
+        (Verdict::Fail, Some(f))
     } else {
         (end.verdict, end.reason)
     };
@@ -224,6 +229,59 @@ pub(super) fn outcome(plan: &Plan, obs: &Observation, end: Ending, time_us: u64)
         kept: false,
         phases: Default::default(),
     }
+}
+
+/// The first command node that ended other than its plan expects
+/// (`expect_exit`, 0 by default), with no signal of the plan's to blame:
+/// the reason of a `fail`.
+fn failed_command(plan: &Plan, obs: &Observation) -> Option<String> {
+    obs.nodes.iter().enumerate().find_map(|(i, n)| {
+        let node = &plan.nodes[i];
+        let cmd = node.command.as_ref()?;
+        let status = n.exit?;
+        if n.signalled || status == node.expect_exit as i64 {
+            return None;
+        }
+        let how = if status >= 256 {
+            format!("was ended by {}", signal_name((status - 256) as i32))
+        } else {
+            format!("exited with status {status}")
+        };
+        Some(format!(
+            "command node {} (`{}`) {how}; expected exit status {}",
+            node.path,
+            cmd.join(" "),
+            node.expect_exit
+        ))
+    })
+}
+
+/// `SIGSEGV`, `SIGKILL`, ... for the signals a program under test usually
+/// dies of; `signal N` for the others.
+fn signal_name(sig: i32) -> String {
+    let known = [
+        (libc::SIGHUP, "SIGHUP"),
+        (libc::SIGINT, "SIGINT"),
+        (libc::SIGQUIT, "SIGQUIT"),
+        (libc::SIGILL, "SIGILL"),
+        (libc::SIGTRAP, "SIGTRAP"),
+        (libc::SIGABRT, "SIGABRT"),
+        (libc::SIGBUS, "SIGBUS"),
+        (libc::SIGFPE, "SIGFPE"),
+        (libc::SIGKILL, "SIGKILL"),
+        (libc::SIGUSR1, "SIGUSR1"),
+        (libc::SIGSEGV, "SIGSEGV"),
+        (libc::SIGUSR2, "SIGUSR2"),
+        (libc::SIGPIPE, "SIGPIPE"),
+        (libc::SIGALRM, "SIGALRM"),
+        (libc::SIGTERM, "SIGTERM"),
+        (libc::SIGXCPU, "SIGXCPU"),
+        (libc::SIGSYS, "SIGSYS"),
+    ];
+    known
+        .iter()
+        .find(|(n, _)| *n == sig)
+        .map_or_else(|| format!("signal {sig}"), |(_, name)| name.to_string())
 }
 
 /// Why node `i` could not spawn a child (`errno`): the child it was

@@ -208,6 +208,50 @@ fn an_early_death_outranks_a_leak() {
 }
 
 #[test]
+fn a_command_that_ended_otherwise_is_a_fail_below_a_leak() {
+    let mut p = plan("nested");
+    let leaf = at(&p, "0.0.0");
+    p.nodes[leaf].command = Some(vec!["prog".into(), "-x".into()]);
+    let mut obs = ran(&p);
+    // Exit 0 as expected: what the cascade came to.
+    obs.nodes[leaf].exit = Some(0);
+    assert_eq!(
+        outcome(&p, &obs, ending(Verdict::Orphan), 0).verdict,
+        Verdict::Orphan
+    );
+    // Ended by SIGSEGV (256 + 11): a fail, over the cascade.
+    obs.nodes[leaf].exit = Some(256 + 11);
+    let o = outcome(&p, &obs, ending(Verdict::Orphan), 0);
+    assert_eq!(
+        (o.verdict, o.reason.as_deref()),
+        (
+            Verdict::Fail,
+            Some("command node 0.0.0 (`prog -x`) was ended by SIGSEGV; expected exit status 0")
+        )
+    );
+    // Its status expected: a pass; a signal of the plan's: not its fault.
+    p.nodes[leaf].expect_exit = 3;
+    obs.nodes[leaf].exit = Some(3);
+    assert_eq!(
+        outcome(&p, &obs, ending(Verdict::Pass), 0).verdict,
+        Verdict::Pass
+    );
+    obs.nodes[leaf].exit = Some(256 + 9);
+    obs.nodes[leaf].signalled = true;
+    assert_eq!(
+        outcome(&p, &obs, ending(Verdict::Pass), 0).verdict,
+        Verdict::Pass
+    );
+    // A leak outranks it.
+    obs.nodes[leaf].signalled = false;
+    obs.leaks = vec!["leak".into()];
+    assert_eq!(
+        outcome(&p, &obs, ending(Verdict::Pass), 0).verdict,
+        Verdict::Leak
+    );
+}
+
+#[test]
 fn a_leak_outranks_what_the_cascade_came_to() {
     let p = plan("nested");
     let mut obs = ran(&p);
