@@ -1748,7 +1748,7 @@ fn bad_expect_tables_name_file_line_col() {
         7,
         19,
         "\"orphans\"",
-        "[expect]: `orphans` is not a verdict (pass, orphan, hang, panic, leak, early-death, innocent-kill, error)",
+        "[expect]: `orphans` is not a verdict (pass, orphan, hang, panic, leak, fail, early-death, innocent-kill, error)",
     );
     err(
         &with_head("[expect]\nlegacy = []\n"),
