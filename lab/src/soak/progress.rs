@@ -10,9 +10,12 @@ use crate::record::Tally;
 /// How the soak shows its progress.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Progress {
-    /// A bar when stdout is a terminal, nothing otherwise.
+    /// A bar when stderr (where it is drawn) is a terminal, nothing
+    /// otherwise: `lab soak > summary.txt` still shows it, `2> log` never
+    /// writes it into the log.
     Auto,
-    /// Always a bar (on stderr).
+    /// A bar even when stdout is not a terminal (indicatif draws it only on
+    /// a terminal: never into a file or pipe on stderr).
     Bar,
     /// One line per finished trial on stderr (for scripts and tests).
     Lines,
@@ -25,7 +28,7 @@ pub enum Progress {
 pub(super) fn bar(progress: Progress, total: Option<u64>) -> ProgressBar {
     let show = match progress {
         Progress::Bar => true,
-        Progress::Auto => std::io::stdout().is_terminal(),
+        Progress::Auto => std::io::stderr().is_terminal(),
         Progress::Lines | Progress::None => false,
     };
     if !show {
