@@ -486,3 +486,6 @@ mod evidence;
 
 #[path = "lab/expect.rs"]
 mod expect;
+
+#[path = "lab/shell.rs"]
+mod shell;

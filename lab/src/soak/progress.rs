@@ -40,7 +40,7 @@ pub(super) fn bar(progress: Progress, total: Option<u64>) -> ProgressBar {
     };
     bar.set_draw_target(ProgressDrawTarget::stderr());
     let template = if total.is_some() {
-        "{elapsed_precise} [{bar:30}] {pos}/{len} trials  {per_sec}  {msg}"
+        "{elapsed_precise} [{bar:30}] {pos}/{len} trials  {per_sec}  ETA {eta}  {msg}"
     } else {
         "{elapsed_precise} {spinner} {pos} trials  {per_sec}  {msg}"
     };
