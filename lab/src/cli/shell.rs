@@ -101,16 +101,11 @@ fn page(lab: &clap::Command, cmd: &clap::Command) -> String {
         .title(name.to_uppercase())
         .source(format!("lab {}", env!("CARGO_PKG_VERSION")));
     let mut page = Vec::new();
-    let parts: [fn(&Man, &mut dyn std::io::Write) -> std::io::Result<()>; 4] = [
-        Man::render_title,
-        Man::render_name_section,
-        Man::render_synopsis_section,
-        Man::render_description_section,
-    ];
-    for part in parts {
-        // Writing into a Vec does not fail.
-        let _ = part(&man, &mut page);
-    }
+    // Writing into a Vec does not fail.
+    let _ = man.render_title(&mut page);
+    let _ = man.render_name_section(&mut page);
+    let _ = man.render_synopsis_section(&mut page);
+    let _ = man.render_description_section(&mut page);
     if cmd.get_arguments().any(|a| !a.is_hide_set()) {
         let _ = man.render_options_section(&mut page);
     }

@@ -65,7 +65,7 @@ pub fn paint(text: &str) -> String {
         rest = &rest[blank..];
         let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
         let (token, after) = rest.split_at(end);
-        let next = after.trim_start().split_whitespace().next().unwrap_or("");
+        let next = after.split_whitespace().next().unwrap_or("");
         let taken = paint_token(&mut s, token, after, next);
         rest = &after[taken..];
     }
