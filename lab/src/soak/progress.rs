@@ -14,8 +14,9 @@ pub enum Progress {
     /// otherwise: `lab soak > summary.txt` still shows it, `2> log` never
     /// writes it into the log.
     Auto,
-    /// A bar even when stdout is not a terminal (indicatif draws it only on
-    /// a terminal: never into a file or pipe on stderr).
+    /// A bar, asked for: drawn the same way as `Auto`'s, since indicatif
+    /// too draws only on a terminal (and not under `TERM=dumb`), never into
+    /// a file or a pipe.
     Bar,
     /// One line per finished trial on stderr (for scripts and tests).
     Lines,
