@@ -108,6 +108,11 @@ VERDICTS = ["pass", "orphan", "hang", "panic", "leak", "early-death",
             "innocent-kill", "error"]
 
 
+def key(v):
+    """A verdict as a JSON key: snake_case (`early_death`)."""
+    return v.replace("-", "_")
+
+
 def render_rate(r):
     """As `lab run` prints a rate: `20/20 100.0% [83.9%, 100.0%]`."""
     if r["count"] == 0:
@@ -199,7 +204,7 @@ for name, status, _, s, err in runs:
         w.append("| [%s](#%s) | not run | | %s | | |" % (name, name, " | ".join("" for _ in VERDICTS)))
         continue
     for r in s["results"]:
-        counts = [str(r[v.replace("-", "_")]) if r[v.replace("-", "_")] else "·" for v in VERDICTS]
+        counts = [str(r[key(v)]) if r[key(v)] else "·" for v in VERDICTS]
         fo = str(r["false_orphans_total"]) if r["false_orphans_total"] else "·"
         e = r.get("expectation") or {}
         expected = ", ".join(e.get("expected", []))
@@ -232,14 +237,14 @@ for name, status, command, s, err in runs:
     w.append("| --- | ---: | --- | ---: | --- | --- | --- |")
     for r in s["results"]:
         verdicts = "<br>".join(
-            "`%s` %s" % (v, render_rate(r["rates"][v]))
-            for v in VERDICTS if r["rates"][v]["count"])
+            "`%s` %s" % (v, render_rate(r["rates"][key(v)]))
+            for v in VERDICTS if r["rates"][key(v)]["count"])
         fo = ""
         if r["false_orphans_total"]:
             fo = "%d, in %d/%d trials" % (
                 r["false_orphans_total"], r["trials_with_false_orphans"], r["trials"])
-        sigs = ", ".join("`%s` %d" % kv for kv in sorted(r.get("signatures", {}).items()))
-        sites = ", ".join("`%s`" % site for site in sorted(r.get("panic_sites", {})))
+        sigs = ", ".join("`%s` %d" % (e["name"], e["trials"]) for e in r.get("signatures", []))
+        sites = ", ".join("`%s`" % e["name"] for e in r.get("panic_sites", []))
         w.append("| %s | %d | %s | %.2f ms | %s | %s | %s |" % (
             r["strategy"], r["trials"], verdicts, r["median_verdict_us"] / 1000.0, fo,
             sigs, sites))
@@ -248,11 +253,11 @@ for name, status, command, s, err in runs:
     notes = []
     for r in s["results"]:
         for v in VERDICTS:
-            if v == "pass" or not r["rates"][v]["count"]:
+            if v == "pass" or not r["rates"][key(v)]["count"]:
                 continue
-            reasons = r["reasons"].get(v, {})
+            reasons = r["reasons"].get(key(v), [])
             if reasons:
-                first_reason = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+                first_reason = sorted(reasons, key=lambda e: (-e["trials"], e["name"]))[0]["name"]
                 distinct = len(reasons)
                 why = one_line(first_reason)
                 if distinct > 1:

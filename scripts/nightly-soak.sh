@@ -22,8 +22,11 @@
 #           `lab report` and `lab plot`; 0 to skip (shards: report after merge)
 #
 # Layout: OUT/<scenario>/ is one soak (trials.csv, summary.json, soak.json,
-# started.csv, diagnosis/), OUT/<scenario>.json its summary, OUT/report.md
-# and OUT/charts/ the report and charts of all of them. Exit: 0 every strategy
+# started.csv, diagnosis/: at most 20 diagnoses per scenario x strategy, the
+# rest counted in the summary), OUT/<scenario>.json its summary,
+# OUT/<scenario>.junit.xml its JUnit report (one test case per scenario x
+# strategy, failing when its verdicts were unexpected: what CI shows as
+# tests), OUT/report.md and OUT/charts/ the report and charts of all of them. Exit: 0 every strategy
 # gave only the verdicts its scenario expects; 1 one did not (the
 # `expectations` of the summaries say which, the replay commands are in their
 # groups); 2 bad input; 3 the lab failed.
@@ -75,6 +78,7 @@ for case in "${CASES[@]}"; do
     else
         args+=(--out "$OUT/$name")
     fi
+    args+=(--junit "$OUT/$name.junit.xml")
     echo "nightly: lab ${args[*]}" >&2
     rc=0
     "$LAB" "${args[@]}" >"$OUT/$name.json" 2>"$OUT/$name.stderr" || rc=$?

@@ -25,19 +25,23 @@ fn axes(s: &Strategy) -> Axes {
     (s.create, s.death, s.observe, s.guards)
 }
 
-/// One entry of a scenario's `[expect]` table.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One entry of a scenario's `[expect]` table (in JSON, `{"strategy":
+/// "legacy", "verdicts": ["orphan"]}`: a strategy is no key, its name is
+/// not snake_case).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ExpectEntry {
     /// The strategy as written (a preset name or the axes).
     pub strategy: String,
+    #[serde(skip)]
     axes: Axes,
     /// The verdicts its trials may have, in report order, each once.
     pub verdicts: Vec<Verdict>,
 }
 
 /// A scenario's `[expect]` table: for each strategy, the verdicts it is
-/// expected to give.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// expected to give (in JSON, the list of its entries).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
 pub struct Expect {
     /// The entries, in strategy-name order.
     pub entries: Vec<ExpectEntry>,

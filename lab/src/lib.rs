@@ -16,6 +16,8 @@ pub mod error;
 pub mod expect;
 pub mod forensics;
 pub mod janitor;
+pub mod json;
+pub mod junit;
 pub mod node;
 pub mod phase;
 pub mod pidns;

@@ -220,6 +220,11 @@ pub enum PlanAt {
         /// µs after the tree is ready.
         after_ready_us: u64,
     },
+    /// This long after the target's own `created` report (µs).
+    Birth {
+        /// µs after the target was created.
+        after_created_us: u64,
+    },
 }
 
 /// One resolved kill.
@@ -300,6 +305,12 @@ impl Plan {
                             after_ready_us: lo + draw(&mut rng, hi - lo + 1),
                         }
                     }
+                    At::Birth { lo, hi } => {
+                        let (lo, hi) = (lo.as_micros() as u64, hi.as_micros() as u64);
+                        PlanAt::Birth {
+                            after_created_us: lo + draw(&mut rng, hi - lo + 1),
+                        }
+                    }
                 };
                 kills.push(PlanKill {
                     target,
@@ -318,6 +329,7 @@ impl Plan {
             .iter()
             .filter_map(|k| match k.at {
                 PlanAt::Delay { after_ready_us } => Some(after_ready_us),
+                PlanAt::Birth { after_created_us } => Some(after_created_us),
                 _ => None,
             })
             .max()
@@ -350,6 +362,26 @@ impl Plan {
                 chance_permille: scenario.host.chance_permille,
             },
         }
+    }
+
+    /// Why this plan cannot run as written, if it cannot: a kill held at
+    /// the gate of a `command` node waits for a phase report that an
+    /// external program never sends, so every trial would hang. `lab check`
+    /// and `lab plan` print it, `lab run` refuses the plan (exit status 2),
+    /// and a trial given such a plan (a soak's seed) is an `error` with it.
+    pub fn unreachable_gate(&self) -> Option<String> {
+        let n = self
+            .nodes
+            .iter()
+            .find(|n| n.gate.is_some() && n.command.is_some())?;
+        Some(format!(
+            "a kill is held at the gate of node {} (`{}`), a command node: an external program \
+             reports no phases, so its gate is never reached and every trial would hang; let the \
+             kill hold a node of the lab (not a `command` leaf), or fire it at a time \
+             (at = \"2ms..20ms\")",
+            n.path,
+            n.command.as_deref().unwrap_or_default().join(" ")
+        ))
     }
 
     /// The plan's hash: the first 16 hex digits of the SHA-256 of its JSON
@@ -428,6 +460,9 @@ impl Plan {
                 ),
                 PlanAt::Delay { after_ready_us } => {
                     format!("{after_ready_us} us after the tree is ready")
+                }
+                PlanAt::Birth { after_created_us } => {
+                    format!("{after_created_us} us after it was created")
                 }
             };
             let _ = writeln!(s, "kill {target} with SIG{} {when}", k.signal.name());

@@ -212,6 +212,27 @@ fn json(out: &Output) -> Value {
     })
 }
 
+/// The `trials` of the entry named `name` in a list of `{"name": ...,
+/// "trials": N}` (how the lab's JSON writes counts keyed by free text:
+/// signatures, reasons, panic sites), if there is one.
+fn named(list: &Value, name: &str) -> Option<u64> {
+    list.as_array()?
+        .iter()
+        .find(|e| e["name"] == name)
+        .and_then(|e| e["trials"].as_u64())
+}
+
+/// The names of such a list, in order.
+fn names_of(list: &Value) -> Vec<String> {
+    list.as_array()
+        .map(|l| {
+            l.iter()
+                .filter_map(|e| e["name"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn strategy<'a>(v: &'a Value, name: &str) -> &'a Value {
     v["results"]
         .as_array()
@@ -486,6 +507,18 @@ mod evidence;
 
 #[path = "lab/expect.rs"]
 mod expect;
+
+#[path = "lab/commands.rs"]
+mod commands;
+
+#[path = "lab/birth.rs"]
+mod birth;
+
+#[path = "lab/json.rs"]
+mod json;
+
+#[path = "lab/junit.rs"]
+mod junit;
 
 #[path = "lab/shell.rs"]
 mod shell;

@@ -1,10 +1,15 @@
 //! `lab report`: a markdown summary of result CSVs, one table per scenario,
 //! to paste into a design document.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde::Serialize;
 
 use super::markdown::{code, md};
 use super::{list_some, plot, Dataset, Group, ScenarioData};
+use crate::stats::{percentile_sorted, Rate};
 use crate::verdict::Verdict;
 
 /// What `lab report` adds to the tables.
@@ -252,4 +257,160 @@ pub fn finding(g: &Group) -> String {
         let _ = write!(line, " Panic site: {}.", sites.join(", "));
     }
     line
+}
+
+/// What `lab report --format json` prints: the figures of the markdown
+/// report ([`render`]), keyed as every JSON of the lab is (snake_case; see
+/// [`crate::json`]).
+#[derive(Clone, Debug, Serialize)]
+pub struct ReportJson {
+    /// Run ids, in order of first appearance.
+    pub runs: Vec<String>,
+    /// Kernel releases.
+    pub kernels: Vec<String>,
+    /// Lab versions.
+    pub lab_versions: Vec<String>,
+    /// Trial modes (`cgroup`, `subreaper`).
+    pub trial_modes: Vec<String>,
+    /// The CSVs read.
+    pub read: Vec<ReadJson>,
+    /// Trials read.
+    pub trials: usize,
+    /// One entry per scenario, in order of first appearance.
+    pub scenarios: Vec<ScenarioJson>,
+}
+
+/// One CSV read.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReadJson {
+    /// Its path.
+    pub path: PathBuf,
+    /// Rows read from it.
+    pub rows: usize,
+}
+
+/// One scenario of the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScenarioJson {
+    /// Scenario name.
+    pub name: String,
+    /// Its runs.
+    pub runs: Vec<String>,
+    /// Its scenario hashes.
+    pub scenario_hashes: Vec<String>,
+    /// Its plan hashes.
+    pub plan_hashes: Vec<String>,
+    /// Its seeds, ascending (strings: seeds are 64-bit).
+    pub seeds: Vec<String>,
+    /// The rows of its table: per strategy (and swept value).
+    pub groups: Vec<GroupJson>,
+    /// What each strategy's trials came to, as the markdown says it.
+    pub findings: Vec<String>,
+}
+
+/// One row of a scenario's table.
+#[derive(Clone, Debug, Serialize)]
+pub struct GroupJson {
+    /// Strategy name.
+    pub strategy: String,
+    /// Its axes.
+    pub create: String,
+    /// ...
+    pub death: String,
+    /// ...
+    pub observe: String,
+    /// Whether the canonical path's guards were on.
+    pub guards: bool,
+    /// The swept key and value, empty when none.
+    pub sweep_key: String,
+    /// ...
+    pub sweep_value: String,
+    /// Trials.
+    pub trials: u64,
+    /// The rate of each verdict of the table, with its 95% Wilson interval
+    /// (keys: verdicts in snake_case).
+    #[serde(serialize_with = "crate::json::verdict_keys")]
+    pub rates: BTreeMap<String, Rate>,
+    /// Median and p99 (nearest rank) time to verdict and trial duration (µs).
+    pub median_verdict_us: u64,
+    /// ...
+    pub p99_verdict_us: u64,
+    /// ...
+    pub median_duration_us: u64,
+    /// ...
+    pub p99_duration_us: u64,
+    /// Distinct reasons of failing trials by verdict (PIDs and pipe inodes
+    /// written `N`), with their trial counts.
+    #[serde(serialize_with = "crate::json::named_counts_by_verdict")]
+    pub reasons: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Trials that named each signature.
+    #[serde(serialize_with = "crate::json::named_counts")]
+    pub signatures: BTreeMap<String, u64>,
+    /// The guards' panic sites, with counts.
+    #[serde(serialize_with = "crate::json::named_counts")]
+    pub panic_sites: BTreeMap<String, u64>,
+}
+
+/// The report of `ds` as data ([`ReportJson`]).
+pub fn to_json(ds: &Dataset) -> ReportJson {
+    ReportJson {
+        runs: ds.distinct(|r| &r.run_id),
+        kernels: ds.distinct(|r| &r.kernel),
+        lab_versions: ds.distinct(|r| &r.lab_version),
+        trial_modes: ds.distinct(|r| &r.cgroup_mode),
+        read: ds
+            .sources
+            .iter()
+            .map(|src| ReadJson {
+                path: src.path.clone(),
+                rows: src.rows,
+            })
+            .collect(),
+        trials: ds.trials.len(),
+        scenarios: ds.scenarios().iter().map(scenario_json).collect(),
+    }
+}
+
+fn scenario_json(sc: &ScenarioData<'_>) -> ScenarioJson {
+    let mut seeds: Vec<u64> = sc.trials.iter().map(|t| t.row.seed).collect();
+    seeds.sort_unstable();
+    seeds.dedup();
+    let verdicts = sc.verdicts();
+    ScenarioJson {
+        name: sc.name.clone(),
+        runs: sc.distinct(|r| &r.run_id),
+        scenario_hashes: sc.distinct(|r| &r.scenario_hash),
+        plan_hashes: sc.distinct(|r| &r.plan_hash),
+        seeds: seeds.iter().map(u64::to_string).collect(),
+        groups: sc
+            .table_groups()
+            .iter()
+            .map(|g| GroupJson {
+                strategy: g.strategy.clone(),
+                create: g.axes.0.clone(),
+                death: g.axes.1.clone(),
+                observe: g.axes.2.clone(),
+                guards: g.guards,
+                sweep_key: g.sweep.as_ref().map_or(String::new(), |v| v.key.clone()),
+                sweep_value: g.sweep.as_ref().map_or(String::new(), |v| v.text.clone()),
+                trials: g.trials,
+                rates: verdicts
+                    .iter()
+                    .map(|&v| (v.name().to_string(), g.rate(v)))
+                    .collect(),
+                median_verdict_us: percentile_sorted(&g.verdict_us, 50.0),
+                p99_verdict_us: percentile_sorted(&g.verdict_us, 99.0),
+                median_duration_us: percentile_sorted(&g.duration_us, 50.0),
+                p99_duration_us: percentile_sorted(&g.duration_us, 99.0),
+                reasons: g
+                    .reasons
+                    .iter()
+                    .map(|(v, r)| (v.name().to_string(), r.clone()))
+                    .collect(),
+                signatures: g.signatures.clone(),
+                panic_sites: g.panic_sites.clone(),
+            })
+            .collect(),
+        findings: sc.by_strategy().iter().map(finding).collect(),
+    }
 }

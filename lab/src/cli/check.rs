@@ -1,6 +1,6 @@
 //! `lab check`: validate scenario files and their plans.
 
-use super::{parse_strategies, print_refusals};
+use super::{parse_strategies, print_report, Format};
 use crate::error::{Exit, LabError};
 use crate::plan::Plan;
 use crate::scenario::Scenario;
@@ -17,6 +17,41 @@ pub(super) struct CheckCmd {
     /// Strategy (repeatable) whose plan-time refusal to check: a preset or create=..,death=..,observe=..
     #[arg(long = "strategy", default_values_t = ["canonical".to_string()])]
     strategies: Vec<String>,
+    /// Output format (a bad file's error and a refusal are on standard error in either)
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+/// A strategy that refuses a file's plan.
+#[derive(serde::Serialize)]
+struct Refusal {
+    strategy: String,
+    reason: String,
+}
+
+/// What `lab check` found of one file.
+#[derive(serde::Serialize)]
+struct Checked {
+    file: String,
+    /// Whether it is a valid scenario.
+    ok: bool,
+    /// Its name, node count and kills, when valid.
+    scenario: Option<String>,
+    nodes: Option<u64>,
+    kills: Option<usize>,
+    /// Why it is not, when not.
+    error: Option<String>,
+    /// The strategies that refuse its plan.
+    refusals: Vec<Refusal>,
+}
+
+/// What `lab check` prints.
+#[serde_with::serde_as]
+#[derive(serde::Serialize)]
+struct Report {
+    #[serde_as(as = "serde_with::DisplayFromStr")]
+    seed: u64,
+    files: Vec<Checked>,
 }
 
 impl CheckCmd {
@@ -24,29 +59,83 @@ impl CheckCmd {
     /// others), a refused plan `Exit::Found`.
     pub(super) fn execute(self) -> Result<Exit, LabError> {
         let strategies = parse_strategies(&self.strategies)?;
-        let (mut bad, mut refused) = (0, 0);
+        let mut files = Vec::new();
         for f in &self.files {
-            match Scenario::load(f) {
+            files.push(match Scenario::load(f) {
                 Ok(s) => {
-                    outln!(
-                        "{f}: ok ({}, {} nodes, {} kills)",
-                        s.name,
-                        s.node_count(),
-                        s.kills.len()
-                    );
                     let plan = Plan::new(&s, self.seed);
-                    refused += print_refusals(&format!("{f}: "), &plan, &strategies);
+                    let unreachable = plan
+                        .unreachable_gate()
+                        .map(|why| format!("{f}: seed {}: {why}", self.seed));
+                    let refusals = if unreachable.is_some() {
+                        Vec::new()
+                    } else {
+                        strategies
+                            .iter()
+                            .filter_map(|st| {
+                                crate::node::guard::refusal(&plan, st).map(|r| Refusal {
+                                    strategy: st.name.clone(),
+                                    reason: r.reason,
+                                })
+                            })
+                            .collect()
+                    };
+                    Checked {
+                        file: f.clone(),
+                        ok: unreachable.is_none(),
+                        scenario: Some(s.name.clone()),
+                        nodes: Some(s.node_count()),
+                        kills: Some(s.kills.len()),
+                        error: unreachable,
+                        refusals,
+                    }
                 }
-                Err(e) => {
-                    errln!("{e}");
-                    bad += 1;
-                }
+                Err(e) => Checked {
+                    file: f.clone(),
+                    ok: false,
+                    scenario: None,
+                    nodes: None,
+                    kills: None,
+                    error: Some(e.to_string()),
+                    refusals: Vec::new(),
+                },
+            });
+        }
+        let report = Report {
+            seed: self.seed,
+            files,
+        };
+        // Errors and refusals on stderr, in either format.
+        for c in &report.files {
+            if let Some(e) = &c.error {
+                errln!("{e}");
+            }
+            for r in &c.refusals {
+                errln!("{}: refused under {}: {}", c.file, r.strategy, r.reason);
             }
         }
-        Ok(if bad > 0 {
+        print_report(self.format, &report, || {
+            report
+                .files
+                .iter()
+                .filter(|c| c.ok)
+                .map(|c| {
+                    format!(
+                        "{}: ok ({}, {} nodes, {} kills)\n",
+                        c.file,
+                        c.scenario.as_deref().unwrap_or(""),
+                        c.nodes.unwrap_or(0),
+                        c.kills.unwrap_or(0)
+                    )
+                })
+                .collect()
+        });
+        let bad = report.files.iter().any(|c| !c.ok);
+        let refused = report.files.iter().any(|c| !c.refusals.is_empty());
+        Ok(if bad {
             Exit::Input
         } else {
-            Exit::clean_if(refused == 0)
+            Exit::clean_if(!refused)
         })
     }
 }

@@ -1,6 +1,6 @@
 //! `lab env`: the kernel features of this machine.
 
-use super::Format;
+use super::{print_report, Format};
 use crate::cgroup::{create_lab_cgroup, remove_lab_cgroup};
 use crate::error::{Exit, LabError};
 
@@ -16,14 +16,11 @@ impl EnvCmd {
     pub(super) fn execute(self) -> Result<Exit, LabError> {
         let cgroup = create_lab_cgroup();
         let features = lifeline::probe::probe_kernel(cgroup.as_deref());
-        match self.format {
-            Format::Text => out!("{}", crate::env::render(&features, cgroup.as_deref())),
-            Format::Json => outln!(
-                "{}",
-                serde_json::to_string_pretty(&crate::env::to_json(&features, cgroup.as_deref()))
-                    .expect("json")
-            ),
-        }
+        print_report(
+            self.format,
+            &crate::env::to_json(&features, cgroup.as_deref()),
+            || crate::env::render(&features, cgroup.as_deref()),
+        );
         if let Some(dir) = &cgroup {
             remove_lab_cgroup(dir);
         }

@@ -24,7 +24,7 @@ static EXAMPLES: &[(&str, &[Example])] = &[
     ("lab", &[
         ex("The main job: nested under canonical and legacy, 100 trials each", "lab run nested --seed 1"),
         ex("Every shipped scenario, 1000 trials per strategy, streamed to a CSV", "lab soak --all --trials 1000"),
-        ex("The built-in scenarios and the strategy presets", "lab list"),
+        ex("The built-in scenarios, with what each reproduces", "lab list"),
     ]),
     ("run", &[
         ex("nested under canonical and legacy, 100 trials each (exit 0: each gave what its [expect] says)", "lab run nested --seed 1"),
@@ -33,6 +33,7 @@ static EXAMPLES: &[(&str, &[Example])] = &[
     ]),
     ("soak", &[
         ex("Every shipped scenario, 1000 trials per strategy", "lab soak --all --trials 1000"),
+        ex("For CI: the same with a JUnit file, one test case per scenario x strategy", "lab soak --all --trials 1000 --junit results/junit.xml"),
         ex("How a fork without exec deadlocks as its parent has more threads: 1 to 8, 200 trials each", "lab soak --scenario mt-fork-mutex --strategy fork-noexec --sweep threads=1..8/8 --trials 200"),
         ex("Shard 1 of 4 of a soak (the other shards elsewhere; join them with lab merge)", "lab soak --scenario nested --trials 10000 --shard 1/4 --out results/shard-1"),
         ex("Continue that soak where it stopped", "lab soak --resume results/shard-1"),
@@ -70,6 +71,7 @@ static EXAMPLES: &[(&str, &[Example])] = &[
     ]),
     ("list", &[
         ex("The built-in scenarios (any of them is a SCENARIO of lab run)", "lab list"),
+        ex("The same as JSON, with each scenario's expectations", "lab list --format json"),
     ]),
     ("strategies", &[
         ex("The presets and their axes", "lab strategies"),

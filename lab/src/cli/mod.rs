@@ -94,10 +94,10 @@ enum Command {
     Bisect(bisect::BisectCmd),
     /// List the built-in scenarios
     #[command(after_help = examples::help("list"))]
-    List,
+    List(list::ListCmd),
     /// List the strategy presets
     #[command(after_help = examples::help("strategies"))]
-    Strategies,
+    Strategies(strategies::StrategiesCmd),
     /// Print which kernel features this machine has and what they enable
     #[command(after_help = examples::help("env"))]
     Env(env::EnvCmd),
@@ -145,8 +145,8 @@ pub fn execute(cli: Cli) -> Result<Exit, LabError> {
         Command::Check(c) => c.execute(),
         Command::Suite(c) => c.execute(),
         Command::Bisect(c) => c.execute(),
-        Command::List => list::execute(),
-        Command::Strategies => strategies::execute(),
+        Command::List(c) => c.execute(),
+        Command::Strategies(c) => c.execute(),
         Command::Env(c) => c.execute(),
         Command::Janitor(c) => c.execute(),
         Command::Completions(c) => c.execute(),
@@ -171,11 +171,20 @@ enum Format {
     Json,
 }
 
-/// Print `value` as text or pretty JSON.
-fn print_report<T: serde::Serialize>(format: Format, value: &T, text: impl FnOnce() -> String) {
+/// Print `value` as text or as pretty JSON with its `schema`
+/// ([`crate::json::to_string_pretty`]: every command's JSON goes through
+/// here).
+fn print_report<T: serde::Serialize + ?Sized>(
+    format: Format,
+    value: &T,
+    text: impl FnOnce() -> String,
+) {
     match format {
         Format::Text => out!("{}", style::for_stdout(&text())),
-        Format::Json => outln!("{}", serde_json::to_string_pretty(value).expect("json")),
+        Format::Json => match crate::json::to_string_pretty(value) {
+            Ok(json) => outln!("{json}"),
+            Err(e) => errln!("lab: cannot write the JSON output: {e}"),
+        },
     }
 }
 

@@ -1,8 +1,9 @@
 //! `lab plan`: the plan a scenario and seed resolve to.
 
-use super::{parse_strategies, print_refusals, Format};
+use super::{parse_strategies, print_refusals, print_report, Format};
 use crate::error::{Exit, LabError};
 use crate::plan::Plan;
+use crate::scenario::overrides::Override;
 use crate::scenario::Scenario;
 
 /// `lab plan`'s arguments as given.
@@ -13,6 +14,9 @@ pub(super) struct PlanCmd {
     /// The seed
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Set a scenario key before planning (repeatable), as `lab run --set`
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = Override::parse)]
+    overrides: Vec<Override>,
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -24,14 +28,23 @@ pub(super) struct PlanCmd {
 impl PlanCmd {
     pub(super) fn execute(self) -> Result<Exit, LabError> {
         let strategies = parse_strategies(&self.strategies)?;
-        let plan = Plan::new(&Scenario::load(&self.scenario)?, self.seed);
-        match self.format {
-            Format::Text => out!("{}", plan.render()),
-            Format::Json => {
-                let mut v = serde_json::to_value(&plan).expect("a plan serializes");
-                v["plan_hash"] = plan.hash().into();
-                outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
-            }
+        let scenario = Scenario::load_with(&self.scenario, &self.overrides)?;
+        let plan = Plan::new(&scenario, self.seed);
+        /// The plan as `--format json` prints it: with its hash.
+        #[derive(serde::Serialize)]
+        struct Hashed<'a> {
+            #[serde(flatten)]
+            plan: &'a Plan,
+            plan_hash: String,
+        }
+        let hashed = Hashed {
+            plan: &plan,
+            plan_hash: plan.hash(),
+        };
+        print_report(self.format, &hashed, || plan.render());
+        if let Some(why) = plan.unreachable_gate() {
+            errln!("seed {}: {why}", self.seed);
+            return Ok(Exit::Input);
         }
         Ok(Exit::clean_if(print_refusals("", &plan, &strategies) == 0))
     }

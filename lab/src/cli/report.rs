@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use crate::analysis::report::{render, ReportOptions};
+use super::{print_report, Format};
+use crate::analysis::report::{render, to_json, ReportOptions};
 use crate::analysis::Dataset;
 use crate::error::{Exit, LabError};
 
@@ -13,29 +14,40 @@ pub(super) struct ReportCmd {
     /// results/<run-id>, `lab soak --out DIR`), or has them below it
     #[arg(required = true, value_name = "DIR")]
     dirs: Vec<PathBuf>,
-    /// Write the markdown to FILE instead of stdout
+    /// Write the report (markdown, or JSON with --format json) to FILE instead of stdout
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
     /// Link each scenario's SVG charts (from `lab plot --out DIR`) under
     /// this path, as written (relative to where the markdown is read)
     #[arg(long, value_name = "PATH")]
     charts: Option<String>,
+    /// Output format: the markdown report, or its figures as JSON
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
 }
 
 impl ReportCmd {
     pub(super) fn execute(self) -> Result<Exit, LabError> {
         let ds = Dataset::load(&self.dirs)?;
-        let md = render(
-            &ds,
-            &ReportOptions {
-                charts: self.charts,
-            },
-        );
-        match self.out {
-            Some(path) => std::fs::write(&path, md)
-                .map_err(|e| LabError::io(format!("cannot write {}", path.display()), e))?,
-            None => out!("{md}"),
-        }
+        let md = || {
+            render(
+                &ds,
+                &ReportOptions {
+                    charts: self.charts.clone(),
+                },
+            )
+        };
+        let Some(path) = &self.out else {
+            print_report(self.format, &to_json(&ds), md);
+            return Ok(Exit::Clean);
+        };
+        let text = match self.format {
+            Format::Text => md(),
+            Format::Json => crate::json::to_string_pretty(&to_json(&ds))
+                .map_err(|e| LabError::Lab(format!("cannot write the JSON report: {e}")))?,
+        };
+        std::fs::write(path, text)
+            .map_err(|e| LabError::io(format!("cannot write {}", path.display()), e))?;
         Ok(Exit::Clean)
     }
 }

@@ -45,6 +45,14 @@ pub(super) struct RunCmd {
     /// when Enter is pressed
     #[arg(long)]
     keep_hung: bool,
+    /// Also write the results as JUnit XML to FILE: one test case per strategy, a failure
+    /// (verdict counts, replay command, diagnosis) when its verdicts were unexpected
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Write the diagnosis files of at most N failing trials per strategy; the rest are
+    /// counted in the summary (the CSV keeps every trial)
+    #[arg(long, value_name = "N", default_value_t = crate::record::DEFAULT_MAX_DIAGNOSES)]
+    max_diagnoses: u64,
 }
 
 impl RunCmd {
@@ -69,13 +77,17 @@ impl RunCmd {
             exe: lab_exe()?,
             gdb: self.gdb,
             keep_hung: self.keep_hung,
+            max_diagnoses: self.max_diagnoses,
         })
     }
 
     pub(super) fn execute(self) -> Result<Exit, LabError> {
         let format = self.format;
+        let junit = self.junit.clone();
+        crate::junit::check_target(junit.as_deref())?;
         let summary = crate::run::run(&self.options()?)?;
         print_report(format, &summary, || summary.render());
+        crate::junit::write(junit.as_deref(), "lab run", &crate::junit::of_run(&summary))?;
         Ok(summary.exit())
     }
 }

@@ -42,7 +42,8 @@ pub(super) struct SoakCmd {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Sweep one scenario key: KEY=A..B/STEPS (kill_delay=1ms..20ms/5, threads=1..8/8,
-    /// hold=0.1..0.9/5, depth=1..4/4, or a dotted path)
+    /// hold=0.1..0.9/5, depth=1..4/4, or a dotted path), or a list KEY=V1,V2,...
+    /// (kill_delay=0ms,1ms,5ms; kill.0.at=spawn+0ms,spawn+1ms)
     #[arg(long)]
     sweep: Option<String>,
     /// Run only the trials of shard I of N (trial indices t with t % N == I-1)
@@ -68,6 +69,15 @@ pub(super) struct SoakCmd {
     /// Output format of the summary
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+    /// Also write the results as JUnit XML to FILE: one test case per scenario x strategy
+    /// cell, a failure (verdict counts, replay command, diagnosis) when its verdicts were
+    /// unexpected
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Write the diagnosis files of at most N failing trials per scenario x strategy cell;
+    /// the rest are counted in the summary (the CSV keeps every trial)
+    #[arg(long, value_name = "N", default_value_t = crate::record::DEFAULT_MAX_DIAGNOSES)]
+    max_diagnoses: u64,
 }
 
 impl SoakCmd {
@@ -118,13 +128,21 @@ impl SoakCmd {
                 ProgressArg::None => Progress::None,
             },
             exe: lab_exe()?,
+            max_diagnoses: self.max_diagnoses,
         })
     }
 
     pub(super) fn execute(self) -> Result<Exit, LabError> {
         let format = self.format;
+        let junit = self.junit.clone();
+        crate::junit::check_target(junit.as_deref())?;
         let summary = crate::soak::run(&self.options()?)?;
         print_report(format, &summary, || summary.render());
+        crate::junit::write(
+            junit.as_deref(),
+            "lab soak",
+            &crate::junit::of_soak(&summary),
+        )?;
         Ok(summary.exit())
     }
 }

@@ -1,32 +1,105 @@
 //! `lab strategies`: the strategy presets and their axes.
 
+use super::{print_report, Format};
 use crate::error::{Exit, LabError};
 use crate::strategy::{Strategy, AUTOKILL, AUTOKILL_ABOUT, PRESETS};
 
-/// Print each preset's axes and guards switch, and the axis syntax.
-pub(super) fn execute() -> Result<Exit, LabError> {
-    for &(name, c, d, o, about) in PRESETS {
-        let guards = if Strategy::canonical_axes(c, d, o) {
-            "on"
-        } else {
-            "off"
+/// `lab strategies`' arguments as given.
+#[derive(clap::Args)]
+pub(super) struct StrategiesCmd {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+/// The axis syntax, as `lab strategies` explains it.
+const AXES: &str = "create=..,death=..,observe=..[,guards=on|off]";
+/// What the axis syntax does.
+const AXES_ABOUT: &str = "any axes; guards default to on exactly with canonical's axes";
+
+/// One preset, as `--format json` prints it (the axes named as the
+/// axis syntax and the CSV write them: `observe` is `proc`, not `pid`).
+#[derive(serde::Serialize)]
+struct Preset {
+    name: &'static str,
+    create: &'static str,
+    death: &'static str,
+    observe: &'static str,
+    guards: bool,
+    about: &'static str,
+}
+
+/// The optional `autokill` preset.
+#[derive(serde::Serialize)]
+struct Autokill {
+    name: &'static str,
+    /// Whether this kernel has `CLONE_PIDFD_AUTOKILL`.
+    available: bool,
+    about: &'static str,
+}
+
+/// What `lab strategies` prints.
+#[derive(serde::Serialize)]
+struct Strategies {
+    presets: Vec<Preset>,
+    autokill: Autokill,
+    /// The syntax of a strategy of any axes, and what it does.
+    axes: &'static str,
+    axes_about: &'static str,
+}
+
+impl StrategiesCmd {
+    /// Print each preset's axes and guards switch, and the axis syntax.
+    pub(super) fn execute(self) -> Result<Exit, LabError> {
+        let all = Strategies {
+            presets: PRESETS
+                .iter()
+                .map(|&(name, create, death, observe, about)| Preset {
+                    name,
+                    create: create.name(),
+                    death: death.name(),
+                    observe: observe.name(),
+                    guards: Strategy::canonical_axes(create, death, observe),
+                    about,
+                })
+                .collect(),
+            autokill: Autokill {
+                name: AUTOKILL,
+                available: lifeline::probe::autokill_supported(),
+                about: AUTOKILL_ABOUT,
+            },
+            axes: AXES,
+            axes_about: AXES_ABOUT,
         };
-        outln!(
-            "{name:<18} create={} death={} observe={} guards={guards}  {about}",
-            c.name(),
-            d.name(),
-            o.name()
-        );
+        print_report(self.format, &all, || render(&all));
+        Ok(Exit::Clean)
     }
-    let have = if lifeline::probe::autokill_supported() {
+}
+
+/// The text of `lab strategies`: one line a preset.
+fn render(all: &Strategies) -> String {
+    let mut s = String::new();
+    for p in &all.presets {
+        s.push_str(&format!(
+            "{:<18} create={} death={} observe={} guards={}  {}\n",
+            p.name,
+            p.create,
+            p.death,
+            p.observe,
+            if p.guards { "on" } else { "off" },
+            p.about
+        ));
+    }
+    let a = &all.autokill;
+    let have = if a.available {
         "available here"
     } else {
         "not on this kernel"
     };
-    outln!("{AUTOKILL:<18} ({have})  {AUTOKILL_ABOUT}");
-    outln!(
-        "{:<18} create=..,death=..,observe=..[,guards=on|off]  any axes; guards default to on exactly with canonical's axes",
-        "(axes)"
-    );
-    Ok(Exit::Clean)
+    s.push_str(&format!("{:<18} ({have})  {}\n", a.name, a.about));
+    s.push_str(&format!(
+        "{:<18} {}  {}\n",
+        "(axes)", all.axes, all.axes_about
+    ));
+    s
 }

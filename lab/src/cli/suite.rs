@@ -77,14 +77,25 @@ pub(super) struct SuiteCmd {
     order: SuiteOrder,
     #[command(flatten)]
     common: SuiteCommon,
+    /// Also write the results as JUnit XML to FILE: one test case per member and strategy,
+    /// a failure (runs alone and in the suite, replay and bisect commands) when its verdict
+    /// depends on the order
+    #[arg(long, value_name = "FILE")]
+    junit: Option<std::path::PathBuf>,
 }
 
 impl SuiteCmd {
     pub(super) fn execute(self) -> Result<Exit, LabError> {
         let strategies = parse_strategies(&self.strategies)?;
+        crate::junit::check_target(self.junit.as_deref())?;
         let setup = self.common.setup(self.suite, self.repeat, self.order)?;
         let report = crate::suite::run::run(&setup, &strategies)?;
         print_report(self.common.format, &report, || report.render());
+        crate::junit::write(
+            self.junit.as_deref(),
+            "lab suite",
+            &crate::junit::of_suite(&report),
+        )?;
         Ok(Exit::clean_if(report.order_dependent.is_empty()))
     }
 }

@@ -99,6 +99,7 @@ impl NodeCtx<'_> {
         // From here a panic is reported as this node's and never unwinds.
         guard::install_hook(idx, self.report);
         let node = &self.plan.nodes[idx as usize];
+        name_process(&node.path);
         let Ok(me) = Pidfd::open_self() else {
             return EXIT_FAILED;
         };
@@ -299,6 +300,21 @@ impl NodeCtx<'_> {
             }
             _ => lifeline::block_forever(),
         }
+    }
+}
+
+/// Name this process `node PATH` (its `comm`, at most 15 bytes: a deep
+/// path keeps its last characters), so that `ps`, `top` and the diagnoses
+/// show which node of the plan it is. Best effort.
+///
+/// # References
+/// - [PR_SET_NAME(2const)](https://man7.org/linux/man-pages/man2/PR_SET_NAME.2const.html)
+fn name_process(path: &str) {
+    const COMM_MAX: usize = 15;
+    let room = COMM_MAX - "node ".len();
+    let tail = &path[path.len().saturating_sub(room)..];
+    if let Ok(name) = std::ffi::CString::new(format!("node {tail}")) {
+        let _ = rustix::thread::set_name(&name);
     }
 }
 

@@ -4,6 +4,13 @@
 //! orphans), its CSV row (`DIR/trials.csv`, flushed at once) and counts it
 //! in its [`Tally`]; [`RunCommand`] builds the command that replays it.
 //!
+//! Diagnoses are bounded: at most [`Recorder::limit_diagnoses`] (by default
+//! [`DEFAULT_MAX_DIAGNOSES`]) per scenario x strategy cell (a swept value
+//! is a cell of its own). Beyond that a trial's diagnosis files are not
+//! written, its row keeps an empty diagnosis path, and its cell counts the
+//! diagnosis as unwritten ([`Counts::diagnoses_unwritten`]). The recorder is
+//! the one place that decides ([`Recorder::record`]).
+//!
 //! - [`tally`]: [`Counts`] of one group and the [`Tally`] of every group;
 //! - [`replay`]: the `lab run` replay command.
 
@@ -15,10 +22,14 @@ use std::path::{Path, PathBuf};
 use crate::error::LabError;
 use crate::results::{self, CsvSink, RunContext, TrialRow, TrialSource};
 use crate::strategy::Strategy;
-use crate::verdict::Outcome;
+use crate::verdict::{Outcome, Verdict};
 
 pub use replay::RunCommand;
 pub use tally::{Counts, GroupSummary, Tally};
+
+/// Diagnoses written per scenario x strategy cell when `--max-diagnoses`
+/// is not given.
+pub const DEFAULT_MAX_DIAGNOSES: u64 = 20;
 
 /// One finished trial, as the recorder needs it.
 #[derive(Clone, Copy, Debug)]
@@ -43,6 +54,9 @@ pub struct Recorded {
     pub row: TrialRow,
     /// The diagnosis' JSON, when the trial had one and it was written.
     pub diagnosis: Option<PathBuf>,
+    /// Whether the trial had a diagnosis that was not written: its cell
+    /// had its `--max-diagnoses` already.
+    pub unwritten: bool,
 }
 
 /// Writes what finished trials leave under one directory and counts them.
@@ -54,6 +68,7 @@ pub struct Recorder {
     ctx: RunContext,
     csv: CsvSink,
     tally: Tally,
+    max_diagnoses: u64,
     error: Option<LabError>,
 }
 
@@ -87,15 +102,38 @@ impl Recorder {
             ctx,
             csv,
             tally: Tally::default(),
+            max_diagnoses: DEFAULT_MAX_DIAGNOSES,
             error: None,
         }
     }
 
-    /// Write what trial `t` leaves: its diagnosis (if it has one), its CSV
-    /// row (naming the diagnosis' path and the replay command), and count
-    /// the row.
+    /// Write at most `n` diagnoses per scenario x strategy cell (rows
+    /// counted from an earlier invocation included); the default is
+    /// [`DEFAULT_MAX_DIAGNOSES`].
+    pub fn limit_diagnoses(&mut self, n: u64) -> &mut Recorder {
+        self.max_diagnoses = n;
+        self
+    }
+
+    /// The most diagnoses written per cell.
+    pub fn max_diagnoses(&self) -> u64 {
+        self.max_diagnoses
+    }
+
+    /// Write what trial `t` leaves: its diagnosis (if it has one and its
+    /// cell has not had its `--max-diagnoses` yet), its CSV row (naming
+    /// the diagnosis' path, empty when none was written, and the replay
+    /// command), and count the row.
     pub fn record(&mut self, t: &Finished<'_>) -> Recorded {
+        let mut row = TrialRow::new(&self.ctx, &t.source, t.strategy, t.outcome, "", t.replay);
+        let written = self
+            .tally
+            .group_of(&row)
+            .map_or(0, Counts::diagnoses_written);
+        let room = written < self.max_diagnoses;
+        let unwritten = t.outcome.diagnosis.is_some() && !room;
         let diagnosis = match &t.outcome.diagnosis {
+            Some(_) if !room => None,
             Some(d) => match results::write_diagnosis(&self.dir, t.stem, d) {
                 Ok(path) => Some(path),
                 Err(e) => {
@@ -106,21 +144,34 @@ impl Recorder {
             },
             None => None,
         };
-        let path = diagnosis
-            .as_ref()
-            .map_or(String::new(), |p| p.display().to_string());
-        let row = TrialRow::new(&self.ctx, &t.source, t.strategy, t.outcome, &path, t.replay);
+        if let Some(p) = &diagnosis {
+            row.diagnosis = p.display().to_string();
+        }
         if let Err(e) = self.csv.write(&row) {
             let what = format!("cannot write {}", self.csv.path().display());
             self.failed(LabError::io(what, e));
         }
         self.tally.add(&row);
-        Recorded { row, diagnosis }
+        if unwritten {
+            self.tally.add_unwritten(&row);
+        }
+        Recorded {
+            row,
+            diagnosis,
+            unwritten,
+        }
     }
 
-    /// Count a row written earlier (by an invocation that is resumed).
+    /// Count a row written earlier (by an invocation that is resumed). Its
+    /// diagnosis, if written, counts against its cell's
+    /// `--max-diagnoses`; a hang or orphan without one (the lab diagnoses
+    /// every hang and orphan) counts as unwritten.
     pub fn count(&mut self, row: &TrialRow) {
         self.tally.add(row);
+        let diagnosed = [Verdict::Hang.name(), Verdict::Orphan.name()];
+        if row.diagnosis.is_empty() && diagnosed.contains(&row.verdict.as_str()) {
+            self.tally.add_unwritten(row);
+        }
     }
 
     /// The counts so far.
@@ -170,4 +221,80 @@ fn cannot_write(dir: &Path, e: std::io::Error) -> LabError {
         ));
     }
     LabError::io(format!("cannot write results under {}", dir.display()), e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diagnoses_beyond_the_limit_per_cell_are_counted_not_written_and_earlier_ones_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rec = Recorder::create(dir.path(), RunContext::new("nested", 7)).unwrap();
+        rec.limit_diagnoses(2);
+        let legacy = Strategy::parse("legacy").unwrap();
+        let canonical = Strategy::parse("canonical").unwrap();
+        let mut orphan = Outcome::error("left orphans".into(), 10);
+        orphan.verdict = Verdict::Orphan;
+        orphan.diagnosis = Some(crate::forensics::Diagnosis::default());
+        let source = |trial| TrialSource {
+            scenario: "nested",
+            scenario_hash: "h",
+            plan_hash: "p",
+            seed: 7,
+            trial,
+            sweep: None,
+        };
+        // An earlier invocation wrote one diagnosis of legacy's and left a
+        // hang's unwritten.
+        let earlier = TrialRow::new(
+            rec.context(),
+            &source(0),
+            &legacy,
+            &orphan,
+            "d/x.json",
+            "lab run nested",
+        );
+        rec.count(&earlier);
+        let mut hang = orphan.clone();
+        hang.verdict = Verdict::Hang;
+        rec.count(&TrialRow::new(
+            rec.context(),
+            &source(1),
+            &legacy,
+            &hang,
+            "",
+            "lab run nested",
+        ));
+        let mut wrote = Vec::new();
+        for (trial, strategy) in [(2, &legacy), (3, &legacy), (4, &legacy), (0, &canonical)] {
+            let stem = format!("{}.{trial}", strategy.name);
+            let r = rec.record(&Finished {
+                source: source(trial),
+                strategy,
+                outcome: &orphan,
+                stem: &stem,
+                replay: "lab run nested",
+            });
+            assert_eq!(r.diagnosis.is_some(), !r.row.diagnosis.is_empty());
+            assert_eq!(r.unwritten, r.diagnosis.is_none());
+            wrote.push(r.diagnosis.is_some());
+        }
+        rec.check().unwrap();
+        // legacy: one earlier, one now (trial 2), then none; canonical is a
+        // cell of its own.
+        assert_eq!(wrote, [true, false, false, true]);
+        let groups = rec.tally().summaries();
+        let unwritten: Vec<(&str, u64)> = groups
+            .iter()
+            .map(|g| (g.strategy.as_str(), g.diagnoses_unwritten))
+            .collect();
+        assert_eq!(unwritten, [("canonical", 0), ("legacy", 3)]);
+        let files = std::fs::read_dir(dir.path().join("diagnosis"))
+            .unwrap()
+            .count();
+        assert_eq!(files, 4, "two diagnoses, each .json and .txt");
+        let rows = results::read_rows(rec.csv_path()).unwrap();
+        assert_eq!(rows.len(), 4);
+    }
 }

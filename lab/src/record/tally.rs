@@ -31,6 +31,8 @@ struct Entry<'a> {
     seed: u64,
     replay: &'a str,
     diagnosis: Option<&'a crate::forensics::Diagnosis>,
+    /// Where its diagnosis was written (empty: none).
+    diagnosis_path: &'a str,
 }
 
 /// A trial that did not pass, and how to replay it.
@@ -46,6 +48,10 @@ pub struct Failing {
     pub verdict: String,
     /// The command that replays it.
     pub replay: String,
+    /// Where its diagnosis was written (JSON; the text beside it, `.txt`);
+    /// empty when none was (no hang or orphan, or beyond
+    /// `--max-diagnoses`).
+    pub diagnosis: String,
 }
 
 /// The counts of one group of trials (one scenario at one swept value under
@@ -66,7 +72,13 @@ pub struct Counts {
     reasons: BTreeMap<String, BTreeMap<String, u64>>,
     panic_sites: BTreeMap<String, u64>,
     failing: Vec<Failing>,
+    /// The first trial of each verdict, with its replay command.
+    first: BTreeMap<String, Failing>,
     diagnosis: Option<String>,
+    /// Diagnoses written (rows with a diagnosis path).
+    diagnoses_written: u64,
+    /// Diagnoses left unwritten (`--max-diagnoses`).
+    diagnoses_unwritten: u64,
 }
 
 impl Counts {
@@ -83,6 +95,7 @@ impl Counts {
             seed: row.seed,
             replay: &row.replay,
             diagnosis: None,
+            diagnosis_path: &row.diagnosis,
         });
     }
 
@@ -99,12 +112,26 @@ impl Counts {
             seed: 0,
             replay: "",
             diagnosis: o.diagnosis.as_ref(),
+            diagnosis_path: "",
         });
     }
 
     fn add(&mut self, e: &Entry<'_>) {
         let failed = e.verdict != Verdict::Pass.name();
         *self.verdicts.entry(e.verdict.to_string()).or_insert(0) += 1;
+        let this = || Failing {
+            trial: e.trial,
+            seed: e.seed,
+            verdict: e.verdict.to_string(),
+            replay: e.replay.to_string(),
+            diagnosis: e.diagnosis_path.to_string(),
+        };
+        if !self.first.contains_key(e.verdict) {
+            self.first.insert(e.verdict.to_string(), this());
+        }
+        if !e.diagnosis_path.is_empty() {
+            self.diagnoses_written += 1;
+        }
         self.verdict_us.push(e.verdict_us);
         self.duration_us.push(e.duration_us);
         for s in &e.signatures {
@@ -133,16 +160,22 @@ impl Counts {
                 .or_insert(0) += 1;
         }
         if self.failing.len() < FAILING_KEPT {
-            self.failing.push(Failing {
-                trial: e.trial,
-                seed: e.seed,
-                verdict: e.verdict.to_string(),
-                replay: e.replay.to_string(),
-            });
+            self.failing.push(this());
         }
         if self.diagnosis.is_none() {
             self.diagnosis = e.diagnosis.map(|d| d.summary());
         }
+    }
+
+    /// Diagnoses written for this group's trials (rows that name one).
+    pub fn diagnoses_written(&self) -> u64 {
+        self.diagnoses_written
+    }
+
+    /// Diagnoses left unwritten for this group's trials
+    /// (`--max-diagnoses`).
+    pub fn diagnoses_unwritten(&self) -> u64 {
+        self.diagnoses_unwritten
     }
 
     /// Trials counted.
@@ -234,6 +267,8 @@ impl Counts {
             reasons: self.reasons.clone(),
             panic_sites: self.panic_sites.clone(),
             failing: self.failing.clone(),
+            first: self.first.clone(),
+            diagnoses_unwritten: self.diagnoses_unwritten,
         }
     }
 }
@@ -243,8 +278,11 @@ impl Serialize for Counts {
         #[derive(Serialize)]
         struct View<'a> {
             runs: u64,
+            #[serde(serialize_with = "crate::json::verdict_keys")]
             verdicts: &'a BTreeMap<String, u64>,
+            #[serde(serialize_with = "crate::json::named_counts")]
             signatures: BTreeMap<String, u64>,
+            #[serde(serialize_with = "crate::json::named_counts")]
             reasons: BTreeMap<String, u64>,
             diagnosis: Option<&'a str>,
         }
@@ -257,6 +295,16 @@ impl Serialize for Counts {
         }
         .serialize(s)
     }
+}
+
+/// The group of `row`: scenario, swept key and value, strategy.
+fn key_of(row: &TrialRow) -> Key {
+    (
+        row.scenario.clone(),
+        row.sweep_key.clone(),
+        row.sweep_value.clone(),
+        row.strategy.clone(),
+    )
 }
 
 /// The counts of a run or soak so far, by scenario, swept value and
@@ -279,7 +327,9 @@ pub struct GroupSummary {
     pub strategy: String,
     /// Trials.
     pub trials: u64,
-    /// Every verdict's rate with its 95% Wilson interval.
+    /// Every verdict's rate with its 95% Wilson interval (in JSON, keyed
+    /// by the verdict in snake_case: `early_death`).
+    #[serde(serialize_with = "crate::json::verdict_keys")]
     pub rates: BTreeMap<String, Rate>,
     /// Median time to verdict (µs).
     pub median_verdict_us: u64,
@@ -290,26 +340,46 @@ pub struct GroupSummary {
     /// 99th percentile of the trial duration (µs).
     pub p99_duration_us: u64,
     /// Trials that named each signature.
+    #[serde(serialize_with = "crate::json::named_counts")]
     pub signatures: BTreeMap<String, u64>,
     /// Distinct reasons of the trials that did not pass, by verdict, with
     /// PIDs and pipe inodes written `N` so that equal failures group.
+    #[serde(serialize_with = "crate::json::named_counts_by_verdict")]
     pub reasons: BTreeMap<String, BTreeMap<String, u64>>,
     /// The guards' sites (`file:line`) of `panic` verdicts, with counts.
+    #[serde(serialize_with = "crate::json::named_counts")]
     pub panic_sites: BTreeMap<String, u64>,
     /// The first failing trials (at most 20), with their replay commands.
     pub failing: Vec<Failing>,
+    /// The first trial of each verdict (by verdict name), with its replay
+    /// command and diagnosis path: what a JUnit failure names.
+    #[serde(skip)]
+    pub first: BTreeMap<String, Failing>,
+    /// Diagnoses of hangs and orphans left unwritten: beyond
+    /// `--max-diagnoses` per scenario x strategy cell (their rows are in
+    /// the CSV, with an empty diagnosis path).
+    pub diagnoses_unwritten: u64,
 }
 
 impl Tally {
     /// Count one row.
     pub fn add(&mut self, row: &TrialRow) {
-        let key = (
-            row.scenario.clone(),
-            row.sweep_key.clone(),
-            row.sweep_value.clone(),
-            row.strategy.clone(),
-        );
-        self.groups.entry(key).or_default().add_row(row);
+        self.group_mut(row).add_row(row);
+    }
+
+    /// Count one diagnosis of `row`'s group left unwritten
+    /// (`--max-diagnoses`); the row itself is counted by [`Tally::add`].
+    pub fn add_unwritten(&mut self, row: &TrialRow) {
+        self.group_mut(row).diagnoses_unwritten += 1;
+    }
+
+    /// The counts of the group (cell) of `row`, if it has any yet.
+    pub fn group_of(&self, row: &TrialRow) -> Option<&Counts> {
+        self.groups.get(&key_of(row))
+    }
+
+    fn group_mut(&mut self, row: &TrialRow) -> &mut Counts {
+        self.groups.entry(key_of(row)).or_default()
     }
 
     /// Trials counted so far.

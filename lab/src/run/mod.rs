@@ -50,6 +50,9 @@ pub struct RunArgs {
     /// Leave the first hung tree alive until the user presses Enter
     /// (`--keep-hung`).
     pub keep_hung: bool,
+    /// Diagnoses written per strategy at most (`--max-diagnoses`); the
+    /// rest are counted in the summary.
+    pub max_diagnoses: u64,
 }
 
 /// What every trial of one run shares.
@@ -71,11 +74,18 @@ struct Course<'a> {
 pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
     let scenario = Scenario::load_with(&args.scenario, &args.overrides)?;
     let plan = Plan::new(&scenario, args.seed);
+    if let Some(why) = plan.unreachable_gate() {
+        return Err(LabError::Input(format!(
+            "{}: seed {}: {why}",
+            args.scenario, args.seed
+        )));
+    }
     check_privileges(&scenario)?;
     let plan_hash = plan.hash();
     let mut ctx = RunContext::new(&scenario.name, args.seed);
     let run_dir = make_run_dir(&args.out, &mut ctx)?;
     let mut rec = Recorder::create(&run_dir, ctx)?;
+    rec.limit_diagnoses(args.max_diagnoses);
     let session = Session::open(&args.exe, args.jobs, args.no_cgroup);
     let course = Course {
         args,
@@ -118,8 +128,9 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
         kernel: ctx.kernel.clone(),
         lab_version: ctx.lab_version.clone(),
         as_expected,
+        max_diagnoses: rec.max_diagnoses(),
     };
-    let json = serde_json::to_string_pretty(&summary).expect("a summary serializes");
+    let json = crate::json::to_string_pretty(&summary).expect("a summary serializes");
     let path = run_dir.join("summary.json");
     crate::results::replace_file(&path, json.as_bytes())
         .map_err(|e| LabError::io(format!("cannot write {}", path.display()), e))?;

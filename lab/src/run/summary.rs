@@ -65,6 +65,7 @@ pub struct StrategySummary {
     /// False orphans of the `/proc` oracle over all trials.
     pub false_orphans_total: u64,
     /// Each verdict's rate with its 95% Wilson interval.
+    #[serde(serialize_with = "crate::json::verdict_keys")]
     pub rates: BTreeMap<String, Rate>,
     /// Median time from a trial's start to its verdict (µs).
     pub median_verdict_us: u64,
@@ -80,18 +81,29 @@ pub struct StrategySummary {
     /// Distinct reasons of failing trials (every verdict but pass), with
     /// counts, by verdict. PIDs and pipe inodes, which differ in every
     /// trial, are written `pid N` and `pipe:[N]` here (the CSV keeps them).
+    #[serde(serialize_with = "crate::json::named_counts_by_verdict")]
     pub reasons: BTreeMap<String, BTreeMap<String, u64>>,
     /// For each signature named in some trial, the number of trials that
     /// named it.
+    #[serde(serialize_with = "crate::json::named_counts")]
     pub signatures: BTreeMap<String, u64>,
     /// The distinct reasons of `panic` verdicts, with their counts (PIDs and
     /// pipe inodes written `N`, as in `reasons`).
+    #[serde(serialize_with = "crate::json::named_counts")]
     pub panic_reasons: BTreeMap<String, u64>,
     /// The guards' sites in the lab's source (`file:line`) of `panic`
     /// verdicts, with their counts.
+    #[serde(serialize_with = "crate::json::named_counts")]
     pub panic_sites: BTreeMap<String, u64>,
     /// The diagnosis of the first diagnosed trial (hang first, else orphan).
     pub diagnosis: Option<FirstDiagnosis>,
+    /// Diagnoses of hangs and orphans left unwritten: beyond
+    /// `--max-diagnoses` (their rows are in the CSV, with an empty
+    /// diagnosis path).
+    pub diagnoses_unwritten: u64,
+    /// The command that replays its trials (the JUnit failure's).
+    #[serde(skip)]
+    pub replay_command: String,
     /// Whether it gave only the verdicts its expectation allows: the
     /// scenario's `[expect]` entry for it, or every trial `pass` when the
     /// scenario names none.
@@ -219,6 +231,8 @@ pub struct RunSummary {
     /// Whether every strategy met its expectation (exit status 0; see each
     /// result's `expectation`).
     pub as_expected: bool,
+    /// Diagnoses written per strategy at most (`--max-diagnoses`).
+    pub max_diagnoses: u64,
 }
 
 impl RunSummary {
@@ -289,6 +303,13 @@ impl RunSummary {
                     rp.verdict,
                     rp.trials.len(),
                     rp.command
+                );
+            }
+            if r.diagnoses_unwritten > 0 {
+                let _ = writeln!(
+                    s,
+                    "  diagnoses: {} not written (--max-diagnoses {}; every trial is in the CSV)",
+                    r.diagnoses_unwritten, self.max_diagnoses
                 );
             }
         }
@@ -393,6 +414,8 @@ pub(super) fn summarize(
         reasons: g.reasons,
         signatures: g.signatures,
         panic_sites: g.panic_sites,
+        diagnoses_unwritten: g.diagnoses_unwritten,
+        replay_command: replay.to_string(),
         diagnosis: None,
     }
 }

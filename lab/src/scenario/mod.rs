@@ -208,6 +208,16 @@ pub enum At {
         /// Upper bound (inclusive).
         hi: Duration,
     },
+    /// A delay after the target's own creation (its `created` report, made
+    /// right after its parent's clone or fork), drawn by the seed from
+    /// `lo..=hi`: `at = "spawn+2ms"`, `"spawn+0ms..10ms"`. It races the
+    /// target's start-up: its own children may not be spawned or armed.
+    Birth {
+        /// Lower bound.
+        lo: Duration,
+        /// Upper bound (inclusive).
+        hi: Duration,
+    },
 }
 
 /// One entry of the kill schedule.

@@ -1,5 +1,6 @@
 //! Overrides of a scenario's keys (`lab run --set KEY=VALUE`) and sweeps of
-//! one key over a range (`lab soak --sweep KEY=A..B/STEPS`): the scenario's
+//! one key over a range or a list (`lab soak --sweep KEY=A..B/STEPS`,
+//! `--sweep KEY=V1,V2,...`): the scenario's
 //! TOML is edited at a dotted path and parsed again, so every overridden
 //! value goes through the same validation as the file's own.
 
@@ -187,17 +188,39 @@ impl Sweep {
     /// Parse `KEY=A..B/STEPS`: `STEPS` values evenly spaced from `A` to `B`
     /// (both included; one step is `A` alone). `A` and `B` are integers,
     /// decimals or durations (`1ms..20ms/5`); integer steps are rounded and
-    /// repeats dropped.
+    /// repeats dropped. Or `KEY=V1,V2,...`: those values as written, in
+    /// that order (`kill_delay=0ms,1ms,2ms,5ms,10ms`,
+    /// `kill.0.at=spawn+0ms,spawn+1ms`), at most 1000, none empty, none
+    /// twice.
     ///
     /// # Errors
     /// [`OverrideError::Sweep`], naming what is wrong and the expected shape.
     pub fn parse(s: &str) -> Result<Sweep, OverrideError> {
-        let shape = "KEY=A..B/STEPS (e.g. kill_delay=1ms..20ms/5, threads=1..8/8, hold=0.1..0.9/5, depth=1..4/4)";
+        let shape = "KEY=A..B/STEPS (e.g. kill_delay=1ms..20ms/5, threads=1..8/8, hold=0.1..0.9/5, depth=1..4/4) or a list KEY=V1,V2,... (e.g. kill_delay=0ms,1ms,2ms)";
         let bad = |why: String| OverrideError::Sweep {
             text: s.to_string(),
             why,
         };
         let o = Override::parse(s).map_err(|_| bad(format!("not {shape}")))?;
+        if o.value.contains(',') {
+            let values: Vec<String> = o.value.split(',').map(|v| v.trim().to_string()).collect();
+            if values.iter().any(String::is_empty) {
+                return Err(bad(format!(
+                    "an empty value in the list; the shape is {shape}"
+                )));
+            }
+            if values.len() > 1000 {
+                return Err(bad("a list has at most 1000 values".into()));
+            }
+            if let Some(v) = values
+                .iter()
+                .enumerate()
+                .find_map(|(i, v)| values[..i].contains(v).then_some(v))
+            {
+                return Err(bad(format!("`{v}` is listed twice")));
+            }
+            return Ok(Sweep { key: o.key, values });
+        }
         let (range, steps) = o
             .value
             .rsplit_once('/')
@@ -285,6 +308,13 @@ mod tests {
         let why = |s: &str| Sweep::parse(s).unwrap_err().to_string();
         assert!(why("depth=1..4").contains("STEPS"), "{}", why("depth=1..4"));
         assert!(why("depth=a..b/2").starts_with("`depth=a..b/2`: A and B must both be integers"));
+        // A list, as written and in its order.
+        let s = Sweep::parse("kill_delay=0ms, 1ms,2ms,5ms,10ms").unwrap();
+        assert_eq!(s.values, ["0ms", "1ms", "2ms", "5ms", "10ms"]);
+        let s = Sweep::parse("kill.0.at=spawn+0ms,spawn+1ms").unwrap();
+        assert_eq!((s.key.as_str(), s.values.len()), ("kill.0.at", 2));
+        assert!(why("depth=1,,2").contains("an empty value"));
+        assert!(why("depth=1,2,1").contains("`1` is listed twice"));
     }
 
     #[test]

@@ -281,6 +281,50 @@ fn kill_at_every_form() {
             hi: Duration::from_millis(3)
         }
     );
+    // Timed from the target's creation.
+    assert_eq!(
+        at("spawn+2ms"),
+        At::Birth {
+            lo: Duration::from_millis(2),
+            hi: Duration::from_millis(2)
+        }
+    );
+    assert_eq!(
+        at("spawn+0ms..10ms"),
+        At::Birth {
+            lo: Duration::ZERO,
+            hi: Duration::from_millis(10)
+        }
+    );
+}
+
+#[test]
+fn a_kill_timed_from_a_birth_is_drawn_and_planned() {
+    let s = ok(&with_head(
+        "[[kill]]\ntarget = \"0\"\nat = \"spawn+100us..900us\"\n",
+    ));
+    let plans: Vec<u64> = (0..20)
+        .map(|seed| match crate::plan::Plan::new(&s, seed).kills[0].at {
+            crate::plan::PlanAt::Birth { after_created_us } => after_created_us,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert!(plans.iter().all(|d| (100..=900).contains(d)), "{plans:?}");
+    assert!(plans.iter().any(|&d| d != plans[0]), "the seed draws it");
+    let p = crate::plan::Plan::new(&s, 1);
+    assert!(
+        p.render().contains("us after it was created"),
+        "{}",
+        p.render()
+    );
+    let bad = "[[kill]]\ntarget = \"0\"\nat = \"spawn+9ms..1ms\"\n";
+    err(
+        &with_head(bad),
+        8,
+        6,
+        "\"spawn+9ms..1ms\"",
+        "a window is low..high with low <= high",
+    );
 }
 
 #[test]
@@ -1042,7 +1086,7 @@ fn bad_duration() {
         8,
         6,
         "\"5 parsecs\"",
-        "at is \"ready\", \"gate:created\", \"gate:armed\", a delay \"5ms\" or a seeded window \"2ms..20ms\"",
+        "at is \"ready\", \"gate:created\", \"gate:armed\", a delay \"5ms\" or a seeded window \"2ms..20ms\" after the tree is ready, or one after the target's creation \"spawn+2ms\", \"spawn+0ms..10ms\"",
     );
 }
 

@@ -235,7 +235,13 @@ impl Supervisor {
 
     fn spawn(exe: &Path, mode: &PidNsMode, lab_cgroup: Option<&Path>) -> io::Result<Supervisor> {
         let (res_read, res_write) = pipe_with(PipeFlags::CLOEXEC)?;
-        let devnull: OwnedFd = File::open("/dev/null")?.into();
+        // Read and write: a node or a `command` leaf that prints to an
+        // uncaptured stdout writes into /dev/null, it does not fail (EBADF).
+        let devnull: OwnedFd = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")?
+            .into();
         let prog = CString::new(exe.as_os_str().as_bytes())?;
         let arg0 = CString::new("lab")?;
         let arg1 = CString::new(MODE_ARG)?;

@@ -111,8 +111,8 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, LabError> {
     let summary = out.join("summary.json");
     results::replace_file(
         &summary,
-        serde_json::to_string_pretty(&merged)
-            .expect("serializes")
+        crate::json::to_string_pretty(&merged)
+            .expect("a struct serializes")
             .as_bytes(),
     )
     .map_err(|e| LabError::io(format!("cannot write {}", summary.display()), e))?;

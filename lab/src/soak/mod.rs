@@ -92,6 +92,9 @@ pub struct SoakArgs {
     pub progress: Progress,
     /// The `lab` binary (supervisors are started from it).
     pub exe: PathBuf,
+    /// Diagnoses written per scenario x strategy cell at most
+    /// (`--max-diagnoses`; an earlier invocation's count against it).
+    pub max_diagnoses: u64,
 }
 
 /// The soak's parsed parts.
@@ -178,6 +181,7 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
         Err(_) => Vec::new(),
     };
     let mut rec = Recorder::append(&args.dir, RunContext::new("soak", spec.seed))?;
+    rec.limit_diagnoses(args.max_diagnoses);
     let mut done = Done::new();
     for row in &earlier {
         let key = (row.scenario.clone(), row.sweep_value.clone());
@@ -324,6 +328,7 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
         lab_fds: fds,
         kernel: ctx.kernel.clone(),
         lab_version: ctx.lab_version.clone(),
+        max_diagnoses: rec.max_diagnoses(),
         spec,
     };
     summary::write_summary(&args.dir, &summary)?;

@@ -45,6 +45,10 @@ pub struct SoakSummary {
     pub kernel: String,
     /// Lab version.
     pub lab_version: String,
+    /// Diagnoses written per scenario x strategy cell at most
+    /// (`--max-diagnoses`); each group's `diagnoses_unwritten` counts the
+    /// rest.
+    pub max_diagnoses: u64,
 }
 
 impl SoakSummary {
@@ -87,6 +91,29 @@ impl SoakSummary {
                     s.push_str(&format!("    replay: {r}\n"));
                 }
             }
+        }
+        let unwritten: Vec<String> = self
+            .groups
+            .iter()
+            .filter(|g| g.diagnoses_unwritten > 0)
+            .map(|g| {
+                let sweep = if g.sweep_key.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}={}", g.sweep_key, g.sweep_value)
+                };
+                format!(
+                    "  {}{sweep} {}: {}\n",
+                    g.scenario, g.strategy, g.diagnoses_unwritten
+                )
+            })
+            .collect();
+        if !unwritten.is_empty() {
+            s.push_str(&format!(
+                "\ndiagnoses not written (--max-diagnoses {} per cell; every trial is in the CSV):\n",
+                self.max_diagnoses
+            ));
+            s.push_str(&unwritten.concat());
         }
         if let Some(g) = &self.gate {
             s.push_str(&format!(
@@ -131,7 +158,7 @@ pub(super) fn own_usage() -> (u64, u64) {
 /// [`LabError::Io`] when it cannot be written.
 pub(super) fn write_summary(dir: &Path, summary: &SoakSummary) -> Result<(), LabError> {
     let path = dir.join("summary.json");
-    let json = serde_json::to_string_pretty(summary).expect("a summary serializes");
+    let json = crate::json::to_string_pretty(summary).expect("a summary serializes");
     crate::results::replace_file(&path, json.as_bytes())
         .map_err(|e| LabError::io(format!("cannot write {}", path.display()), e))
 }

@@ -298,9 +298,16 @@ impl Course<'_> {
                                 && (t.ready || t.dead_ns.is_some())
                                 && judge::fates_fixed(self.plan(), &self.seen.nodes, &held)
                         }
-                        PlanAt::Delay { after_ready_us } => self
-                            .ready_at
-                            .is_some_and(|r| now >= r + after_ready_us * 1000),
+                        PlanAt::Delay { .. } | PlanAt::Birth { .. } => {
+                            // A timed kill of a target that will never be
+                            // born (its parent died first) fires at once,
+                            // at nothing, and is done.
+                            let unborn = t.created_ns.is_none()
+                                && self.plan().nodes[target]
+                                    .parent
+                                    .is_some_and(|p| self.seen.nodes[p as usize].dead_ns.is_some());
+                            unborn || self.kill_time(k).is_some_and(|at| now >= at)
+                        }
                     };
                     if due {
                         self.signal(target, pk.signal);
@@ -327,6 +334,20 @@ impl Course<'_> {
                 }
                 KillState::Done => {}
             }
+        }
+    }
+
+    /// When timed kill `k` is due (ns): its delay after the tree was ready,
+    /// or after its target's `created` report; `None` before that moment is
+    /// known, or for a kill that is not timed.
+    fn kill_time(&self, k: usize) -> Option<u64> {
+        let pk = &self.plan().kills[k];
+        match pk.at {
+            PlanAt::Delay { after_ready_us } => self.ready_at.map(|r| r + after_ready_us * 1000),
+            PlanAt::Birth { after_created_us } => self.seen.nodes[pk.target as usize]
+                .created_ns
+                .map(|c| c + after_created_us * 1000),
+            PlanAt::Ready | PlanAt::Gate { .. } => None,
         }
     }
 
@@ -407,27 +428,13 @@ impl Course<'_> {
         if self.req.strategy.observe == Observe::Pid && self.kills.contains(&KillState::Sent) {
             t = t.min(PROC_POLL_US * 1000);
         }
-        let awaiting_delay = self.plan().kills.iter().zip(&self.kills).any(|(k, s)| {
-            *s == KillState::Pending
-                && matches!(k.at, PlanAt::Delay { .. })
-                && self.ready_at.is_some()
-        });
-        if awaiting_delay {
-            let next = self
-                .plan()
-                .kills
-                .iter()
-                .filter_map(|k| match k.at {
-                    PlanAt::Delay { after_ready_us } => {
-                        self.ready_at.map(|r| r + after_ready_us * 1000)
-                    }
-                    _ => None,
-                })
-                .filter(|&d| d > now)
-                .min();
-            if let Some(d) = next {
-                t = t.min(d - now);
-            }
+        let next_kill = (0..self.kills.len())
+            .filter(|&k| self.kills[k] == KillState::Pending)
+            .filter_map(|k| self.kill_time(k))
+            .filter(|&at| at > now)
+            .min();
+        if let Some(at) = next_kill {
+            t = t.min(at - now);
         }
         if self.cgroup.is_none() && !matches!(stage, Stage::Course) {
             // Without a cgroup, orphans outside the plan are only found by

@@ -133,6 +133,7 @@ pub fn run(
         seen: Observation {
             nodes: vec![Seen::default(); req.plan.nodes.len()],
             cgroup: cgroup.is_some(),
+            path_env: std::env::var("PATH").unwrap_or_default(),
             ..Observation::default()
         },
         procs: (0..req.plan.nodes.len()).map(|_| Proc::default()).collect(),
@@ -149,6 +150,9 @@ pub fn run(
         cpu_at_bound: None,
         teardown_at: None,
     };
+    if let Some(why) = req.plan.unreachable_gate() {
+        return Some(error_outcome(t0, why));
+    }
     let result = match refusal(&req.plan, &req.strategy) {
         Some(refused) => {
             course.seen.panic = Some(refused);

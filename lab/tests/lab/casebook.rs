@@ -1,7 +1,7 @@
 //! The casebook: every shipped scenario reproduces on its legacy side and
 //! not on the canonical one, with small trial counts.
 
-use super::{json, json_judged, lab, lab_run, scenario, strategy};
+use super::{json, json_judged, lab, lab_run, named, names_of, scenario, strategy};
 use serde_json::Value;
 
 /// [`lab_run`], expecting exit status 0 when every strategy met its
@@ -19,11 +19,9 @@ fn count(v: &Value, strat: &str, verdict: &str) -> (u64, u64) {
     (s["trials"].as_u64().unwrap(), s[verdict].as_u64().unwrap())
 }
 
-fn reasons<'a>(v: &'a Value, strat: &str, verdict: &str) -> Vec<&'a str> {
-    strategy(v, strat)["reasons"][verdict]
-        .as_object()
-        .map(|m| m.keys().map(|k| k.as_str()).collect())
-        .unwrap_or_default()
+/// The distinct reasons of `verdict` (keyed in snake_case: `early_death`).
+fn reasons(v: &Value, strat: &str, verdict: &str) -> Vec<String> {
+    names_of(&strategy(v, strat)["reasons"][verdict.replace('-', "_")])
 }
 
 #[test]
@@ -89,7 +87,7 @@ fn duplicated_stdio_hangs_the_legacy_reader_and_is_a_panic_on_canonical() {
         "{v}"
     );
     assert_eq!(
-        strategy(&v, "canonical")["signatures"]["duplicated-stdio"].as_u64(),
+        named(&strategy(&v, "canonical")["signatures"], "duplicated-stdio"),
         Some(3)
     );
     // Without the guards, the canonical reader's bounded EOF wait names the

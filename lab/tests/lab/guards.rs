@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use super::{json, json_judged, lab, lab_run, scenario, strategy};
+use super::{json, json_judged, lab, lab_run, named, names_of, scenario, strategy};
 use serde_json::Value;
 
 /// The deadline every run here is given: what a hang would cost each trial.
@@ -63,23 +63,22 @@ impl Run {
         let s = self.strategy(strat);
         let trials = s["trials"].as_u64().unwrap();
         assert_eq!(s["panic"].as_u64(), Some(trials), "{s}");
-        let panic_reasons = s["panic_reasons"].as_object().unwrap();
+        let panic_reasons = names_of(&s["panic_reasons"]);
         assert_eq!(
             panic_reasons
-                .values()
-                .map(|n| n.as_u64().unwrap())
+                .iter()
+                .map(|r| named(&s["panic_reasons"], r).unwrap())
                 .sum::<u64>(),
             trials,
             "{s}"
         );
         assert!(
-            panic_reasons.keys().all(|r| r.starts_with(reason)),
-            "reasons of {strat}: {:?}",
-            panic_reasons.keys()
+            panic_reasons.iter().all(|r| r.starts_with(reason)),
+            "reasons of {strat}: {panic_reasons:?}"
         );
         match signature {
-            Some(sig) => assert_eq!(s["signatures"][sig].as_u64(), Some(trials), "{s}"),
-            None => assert_eq!(s["signatures"].as_object().map(|m| m.len()), Some(0), "{s}"),
+            Some(sig) => assert_eq!(named(&s["signatures"], sig), Some(trials), "{s}"),
+            None => assert_eq!(s["signatures"].as_array().map(Vec::len), Some(0), "{s}"),
         }
         for row in self.rows(strat) {
             assert_eq!(row["verdict"], "panic");
@@ -94,7 +93,7 @@ impl Run {
             median * 10 < DEADLINE_MS * 1000,
             "{strat}: median time to verdict {median} us against a {DEADLINE_MS} ms deadline"
         );
-        panic_reasons.keys().cloned().collect()
+        panic_reasons
     }
 }
 

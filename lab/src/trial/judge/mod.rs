@@ -106,6 +106,8 @@ pub(super) struct Observation {
     pub proc_alive_after_kill: Vec<usize>,
     /// The trial ran in a cgroup of its own.
     pub cgroup: bool,
+    /// The `PATH` the nodes search for a `command`'s program.
+    pub path_env: String,
 }
 
 /// What ended the course, before the precedence rule of [`outcome`].
@@ -151,15 +153,11 @@ pub(super) struct Alive {
 /// error), a guard's refusal (`panic`), a hang, then the harms (an innocent
 /// kill, an early death, a leak), then what the cascade came to.
 pub(super) fn outcome(plan: &Plan, obs: &Observation, end: Ending, time_us: u64) -> Outcome {
-    let failed = obs.nodes.iter().enumerate().find_map(|(i, n)| {
-        n.failed.map(|e| {
-            format!(
-                "node {} could not spawn a child: {}",
-                plan.nodes[i].path,
-                io::Error::from_raw_os_error(e as i32)
-            )
-        })
-    });
+    let failed = obs
+        .nodes
+        .iter()
+        .enumerate()
+        .find_map(|(i, n)| n.failed.map(|e| spawn_failure(plan, obs, i, e)));
     let finding_error = obs.findings.iter().find_map(|f| match f {
         Finding::NoPrivilege => Some(
             "pid-reuse: no private PID namespace could be made (run as root, or allow \
@@ -225,6 +223,32 @@ pub(super) fn outcome(plan: &Plan, obs: &Observation, end: Ending, time_us: u64)
         diagnosis: None,
         kept: false,
         phases: Default::default(),
+    }
+}
+
+/// Why node `i` could not spawn a child (`errno`): the child it was
+/// spawning is its first that never reported `created`; when that is a
+/// `command` node, its program and the `PATH` searched are named.
+fn spawn_failure(plan: &Plan, obs: &Observation, i: usize, errno: i64) -> String {
+    let err = io::Error::from_raw_os_error(errno as i32);
+    let parent = &plan.nodes[i].path;
+    let child = plan.nodes[i]
+        .children
+        .iter()
+        .map(|&c| c as usize)
+        .find(|&c| obs.nodes[c].created_ns.is_none());
+    match child.and_then(|c| Some((&plan.nodes[c].path, plan.nodes[c].command.as_ref()?))) {
+        Some((path, cmd)) => format!(
+            "node {parent} could not start `{}` (the command of node {path}): {err}; \
+             PATH searched: {}",
+            cmd.join(" "),
+            if obs.path_env.is_empty() {
+                "(unset)"
+            } else {
+                &obs.path_env
+            }
+        ),
+        None => format!("node {parent} could not spawn a child: {err}"),
     }
 }
 
