@@ -519,3 +519,6 @@ mod json;
 
 #[path = "lab/junit.rs"]
 mod junit;
+
+#[path = "lab/shell.rs"]
+mod shell;

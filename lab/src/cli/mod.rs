@@ -11,6 +11,7 @@ mod bench;
 mod bisect;
 mod check;
 mod env;
+mod examples;
 mod janitor;
 mod list;
 mod merge;
@@ -19,8 +20,10 @@ mod plan;
 mod plot;
 mod report;
 mod run;
+mod shell;
 mod soak;
 mod strategies;
+mod style;
 mod suite;
 
 use std::path::PathBuf;
@@ -38,7 +41,8 @@ use options::{parse_count, parse_deadline, parse_jobs, parse_soak_duration, MAX_
 #[command(
     name = "lab",
     version,
-    about = "Reproduce and soak-test process-lifecycle bugs: orphans, hangs and leaked fds in spawn trees"
+    about = "Reproduce and soak-test process-lifecycle bugs: orphans, hangs and leaked fds in spawn trees",
+    after_help = examples::help("lab")
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -49,43 +53,63 @@ pub struct Cli {
 enum Command {
     /// Run a scenario's plan under each strategy and print an A/B summary; exit 1 when a
     /// strategy gives a verdict its scenario's [expect] does not list (unlisted: pass)
+    #[command(after_help = examples::help("run"))]
     Run(run::RunCmd),
     /// Run a matrix of scenarios x strategies for N trials per cell or for a duration,
     /// streaming one CSV row per trial (resumable, shardable); exit 1 when a strategy gives
     /// a verdict its scenario's [expect] (or --gate) does not list
+    #[command(after_help = examples::help("soak"))]
     Soak(soak::SoakCmd),
     /// Trials per second of `nested` under canonical against the raw floor (the same
     /// 15-process tree by a bare fork/wait loop), measured in one run, and their ratio
+    #[command(after_help = examples::help("bench"))]
     Bench(bench::BenchCmd),
     /// Join the CSVs of soak shards (or any result directories) into one
+    #[command(after_help = examples::help("merge"))]
     Merge(merge::MergeCmd),
     /// Print a markdown summary of result CSVs: one table per scenario
     /// (each verdict's rate with its 95% Wilson interval, median and p99 time
     /// to verdict and trial duration)
+    #[command(after_help = examples::help("report"))]
     Report(report::ReportCmd),
     /// Draw charts of result CSVs: verdict rates, rate against a swept
     /// parameter, time to verdict, duration CDF; one file per chart and
     /// scenario, and charts.md listing them
+    #[command(after_help = examples::help("plot"))]
     Plot(plot::PlotCmd),
     /// Print the plan a scenario and seed resolve to, with its hash; exit 1
     /// when a strategy refuses the plan
+    #[command(after_help = examples::help("plan"))]
     Plan(plan::PlanCmd),
     /// Validate scenario files, and check that no strategy refuses their plans
+    #[command(after_help = examples::help("check"))]
     Check(check::CheckCmd),
     /// Run a suite's members alone and together in one process, K times each, and call
     /// out the members whose verdict depends on the order (exit 1 if any)
+    #[command(after_help = examples::help("suite"))]
     Suite(suite::SuiteCmd),
     /// Find the smallest set of members that, run before VICTIM in one process, make it
     /// fail (exit 0 when found, 1 when the victim is not order-dependent)
+    #[command(after_help = examples::help("bisect"))]
     Bisect(bisect::BisectCmd),
     /// List the built-in scenarios
+    #[command(after_help = examples::help("list"))]
     List(list::ListCmd),
     /// List the strategy presets
+    #[command(after_help = examples::help("strategies"))]
     Strategies(strategies::StrategiesCmd),
     /// Print which kernel features this machine has and what they enable
+    #[command(after_help = examples::help("env"))]
     Env(env::EnvCmd),
     /// List the cgroups of labs that are no longer running; --remove removes them
+    #[command(after_help = examples::help("janitor"))]
     Janitor(janitor::JanitorCmd),
+    /// Print the completion script of a shell (bash, zsh, fish, elvish, powershell)
+    #[command(after_help = examples::help("completions"))]
+    Completions(shell::CompletionsCmd),
+    /// Print the manual page of lab (roff, for `man -l -`) or of one of its commands
+    #[command(after_help = examples::help("man"))]
+    Man(shell::ManCmd),
     #[command(name = "__supervisor", hide = true)]
     Supervisor {
         /// The lab's cgroup, which the last supervisor out removes if the
@@ -125,6 +149,8 @@ pub fn execute(cli: Cli) -> Result<Exit, LabError> {
         Command::Strategies(c) => c.execute(),
         Command::Env(c) => c.execute(),
         Command::Janitor(c) => c.execute(),
+        Command::Completions(c) => c.execute(),
+        Command::Man(c) => c.execute(),
         Command::Supervisor { lab_cgroup } => Ok(match crate::supervisor::main(lab_cgroup) {
             0 => Exit::Clean,
             _ => Exit::Lab,
@@ -154,7 +180,7 @@ fn print_report<T: serde::Serialize + ?Sized>(
     text: impl FnOnce() -> String,
 ) {
     match format {
-        Format::Text => out!("{}", text()),
+        Format::Text => out!("{}", style::for_stdout(&text())),
         Format::Json => match crate::json::to_string_pretty(value) {
             Ok(json) => outln!("{json}"),
             Err(e) => errln!("lab: cannot write the JSON output: {e}"),

@@ -66,7 +66,7 @@ pub(super) struct SoakCmd {
     /// Continue the soak in DIR where it stopped (its soak.json says what to run)
     #[arg(long, value_name = "DIR")]
     resume: Option<PathBuf>,
-    /// Progress: a bar when stdout is a terminal (auto), always, one line per trial, or none
+    /// Progress on stderr: a bar when stderr is a terminal (auto), a bar, one line per trial, or none
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
     progress: ProgressArg,
     /// Output format of the summary

@@ -10,9 +10,13 @@ use crate::record::Tally;
 /// How the soak shows its progress.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Progress {
-    /// A bar when stdout is a terminal, nothing otherwise.
+    /// A bar when stderr (where it is drawn) is a terminal, nothing
+    /// otherwise: `lab soak > summary.txt` still shows it, `2> log` never
+    /// writes it into the log.
     Auto,
-    /// Always a bar (on stderr).
+    /// A bar, asked for: drawn the same way as `Auto`'s, since indicatif
+    /// too draws only on a terminal (and not under `TERM=dumb`), never into
+    /// a file or a pipe.
     Bar,
     /// One line per finished trial on stderr (for scripts and tests).
     Lines,
@@ -25,7 +29,7 @@ pub enum Progress {
 pub(super) fn bar(progress: Progress, total: Option<u64>) -> ProgressBar {
     let show = match progress {
         Progress::Bar => true,
-        Progress::Auto => std::io::stdout().is_terminal(),
+        Progress::Auto => std::io::stderr().is_terminal(),
         Progress::Lines | Progress::None => false,
     };
     if !show {
@@ -37,7 +41,7 @@ pub(super) fn bar(progress: Progress, total: Option<u64>) -> ProgressBar {
     };
     bar.set_draw_target(ProgressDrawTarget::stderr());
     let template = if total.is_some() {
-        "{elapsed_precise} [{bar:30}] {pos}/{len} trials  {per_sec}  {msg}"
+        "{elapsed_precise} [{bar:30}] {pos}/{len} trials  {per_sec}  ETA {eta}  {msg}"
     } else {
         "{elapsed_precise} {spinner} {pos} trials  {per_sec}  {msg}"
     };
