@@ -44,6 +44,7 @@ fn verdict_style(word: &str) -> Option<Style> {
         Verdict::Orphan
         | Verdict::Hang
         | Verdict::Leak
+        | Verdict::Fail
         | Verdict::EarlyDeath
         | Verdict::InnocentKill => AnsiColor::Red,
     };
