@@ -46,26 +46,41 @@ impl Rate {
     }
 
     /// `20/20 100.0% [83.9%, 100.0%]`, or for zero
-    /// `0/20 (95% upper bound 16.1%)`.
+    /// `0/20 (95% upper bound 16.1%)`; each figure with the precision it
+    /// needs ([`percent`]): `0/100000 (95% upper bound 0.0038%)`.
     pub fn render(&self) -> String {
         if self.count == 0 {
             format!(
-                "{}/{} (95% upper bound {:.1}%)",
+                "{}/{} (95% upper bound {}%)",
                 self.count,
                 self.trials,
-                self.high * 100.0
+                percent(self.high)
             )
         } else {
             format!(
-                "{}/{} {:.1}% [{:.1}%, {:.1}%]",
+                "{}/{} {}% [{}%, {}%]",
                 self.count,
                 self.trials,
-                self.rate * 100.0,
-                self.low * 100.0,
-                self.high * 100.0
+                percent(self.rate),
+                percent(self.low),
+                percent(self.high)
             )
         }
     }
+}
+
+/// `fraction` as a percentage, with one decimal (`16.1`), or with two
+/// significant digits of its distance from 0% or from 100% when one
+/// decimal would round that away: `0.0038` (not `0.0`), `99.9962` (not
+/// `100.0`). Exactly 0 and 1 are `0.0` and `100.0`.
+pub fn percent(fraction: f64) -> String {
+    let p = fraction * 100.0;
+    let edge = p.min(100.0 - p);
+    if edge <= 0.0 || edge >= 0.1 {
+        return format!("{p:.1}");
+    }
+    let decimals = (-edge.log10()).ceil() as usize + 1;
+    format!("{p:.decimals$}")
 }
 
 /// The median of `values` (the lower middle for an even count); 0 when empty.
@@ -137,6 +152,13 @@ mod tests {
         let none = Rate::wilson(0, 1000);
         assert!((none.high - 0.003_827).abs() < 5e-7, "{none:?}");
         assert_eq!(none.render(), "0/1000 (95% upper bound 0.4%)");
+        // A soak's figure keeps its digits: not "0.0%", not "100.0%".
+        let none = Rate::wilson(0, 100_000);
+        assert_eq!(none.render(), "0/100000 (95% upper bound 0.0038%)");
+        let all = Rate::wilson(100_000, 100_000);
+        assert_eq!(all.render(), "100000/100000 100.0% [99.9962%, 100.0%]");
+        assert_eq!(percent(0.0005), "0.050");
+        assert_eq!(percent(0.5), "50.0");
         assert_eq!(half.render(), "5/10 50.0% [23.7%, 76.3%]");
         for (k, n) in [
             (0, 10),
