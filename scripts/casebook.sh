@@ -37,21 +37,9 @@ if ! [[ $TRIALS =~ ^[1-9][0-9]*$ ]]; then
     exit 2
 fi
 
-# scenario, then the legacy-side strategies; canonical is always added last.
-CASES=(
-    "pdeathsig-race legacy pdeathsig-checked"
-    "pdeathsig-thread legacy"
-    "lifeline-leak lifeline-leaky"
-    "stdio-dup legacy"
-    "mt-fork-mutex fork-noexec legacy"
-    "mt-fork-attendant legacy"
-    "pipe-fill legacy"
-    "setsid-escape legacy"
-    "proc-oracle legacy"
-    "pid-reuse legacy"
-    "ignore-term legacy"
-    "nested legacy"
-)
+# The cases (a scenario and its legacy-side strategies; canonical is added
+# to each), shared with the other casebook script.
+mapfile -t CASES < <(grep -v -e '^#' -e '^$' scripts/casebook-cases.txt)
 
 mkdir -p "$OUT"
 manifest="$OUT/manifest.tsv"

@@ -45,22 +45,9 @@ if [[ ! -x $LAB ]]; then
     exit 2
 fi
 
-# scenario, then the legacy-side strategies; canonical is added to each. What
-# each must give is the scenario's [expect] table.
-CASES=(
-    "nested legacy"
-    "pdeathsig-race legacy pdeathsig-checked"
-    "pdeathsig-thread legacy"
-    "lifeline-leak lifeline-leaky"
-    "stdio-dup legacy"
-    "mt-fork-mutex fork-noexec legacy"
-    "mt-fork-attendant legacy"
-    "pipe-fill legacy"
-    "setsid-escape legacy"
-    "proc-oracle legacy"
-    "pid-reuse legacy"
-    "ignore-term legacy"
-)
+# The cases (a scenario and its legacy-side strategies; canonical is added
+# to each), shared with the other casebook script.
+mapfile -t CASES < <(grep -v -e '^#' -e '^$' scripts/casebook-cases.txt)
 
 mkdir -p "$OUT"
 failed=0

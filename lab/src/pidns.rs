@@ -26,7 +26,7 @@ use std::sync::OnceLock;
 
 use rustix::fs::{openat, Mode, OFlags};
 
-use crate::forensics::ProcessState;
+use crate::forensics::{status_field, ProcessState};
 
 /// The fd at which a supervisor in a PID namespace of its own finds the
 /// lab's `/proc` (a directory fd opened by the lab before the clone).
@@ -78,14 +78,6 @@ fn read_at(dir: &OwnedFd, path: &str) -> Option<String> {
     Some(s)
 }
 
-/// The value of the `name` line (`Pid:`, `NSpid:`) of a `/proc` status or
-/// fdinfo text, trimmed.
-fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name))
-        .map(str::trim)
-}
-
 /// The lab's PID of the live process `pid` of this namespace (`pid` itself
 /// when not [`translating`], or when it is gone).
 pub fn host_pid(pid: i32) -> i32 {
@@ -105,7 +97,10 @@ fn host_ids(pid: i32) -> Option<(i32, HashMap<i32, i32>)> {
     )
     .ok()?;
     let info = read_at(proc, &format!("self/fdinfo/{}", pidfd.as_raw_fd()))?;
-    let host: i32 = field(&info, "Pid:")?.parse().ok().filter(|&h| h > 0)?;
+    let host: i32 = status_field(&info, "Pid:")?
+        .parse()
+        .ok()
+        .filter(|&h| h > 0)?;
     let mut tids = HashMap::new();
     if let Ok(task) = openat(
         proc.as_fd(),
@@ -124,9 +119,13 @@ fn host_ids(pid: i32) -> Option<(i32, HashMap<i32, i32>)> {
                     continue;
                 };
                 // NSpid: the TID in the lab's namespace first, ours last.
-                if let Some(ns) = read_at(&task, &format!("{htid}/status"))
-                    .and_then(|s| field(&s, "NSpid:")?.split_whitespace().last()?.parse().ok())
-                {
+                if let Some(ns) = read_at(&task, &format!("{htid}/status")).and_then(|s| {
+                    status_field(&s, "NSpid:")?
+                        .split_whitespace()
+                        .last()?
+                        .parse()
+                        .ok()
+                }) {
                     tids.insert(ns, htid);
                 }
             }

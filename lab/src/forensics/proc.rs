@@ -27,13 +27,7 @@ const MAX_POLLED: u64 = 256;
 /// filled in by the caller.
 pub(super) fn read_process(pid: i32, kernel_stacks: bool) -> Option<ProcessState> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map(|v| v.trim().to_string())
-            .unwrap_or_default()
-    };
+    let field = |name: &str| status_field(&status, name).unwrap_or_default().to_string();
     let cmdline = fs::read(format!("/proc/{pid}/cmdline"))
         .map(|b| {
             b.split(|&c| c == 0)
@@ -289,6 +283,17 @@ pub(super) fn pipe_inode(target: &str) -> Option<u64> {
         .strip_suffix(']')?
         .parse()
         .ok()
+}
+
+/// The value of the `name` line (`PPid:`, `SigPnd:`, `NSpid:`) of a `/proc`
+/// status or fdinfo text, trimmed; `None` when the text has no such line.
+///
+/// # References
+/// - [proc_pid_status(5)](https://man7.org/linux/man-pages/man5/proc_pid_status.5.html)
+pub fn status_field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .map(str::trim)
 }
 
 /// Whether thread `tid` of `pid` sits in a system call that ends by itself

@@ -19,7 +19,7 @@
 use std::fs;
 use std::io;
 
-use crate::forensics;
+use crate::forensics::{self, status_field};
 
 /// `SIGKILL` as a bit of a `/proc` signal mask (bit `signo - 1`).
 const SIGKILL_BIT: u64 = 1 << (libc::SIGKILL - 1);
@@ -57,13 +57,11 @@ pub(super) struct Activity {
     pub timed_wait: bool,
 }
 
-/// The CPU time of one process's threads, summed (ns).
+/// The time one process's threads spent on a CPU, summed (ns).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct CpuTime {
     /// Time on a CPU.
     pub run_ns: u64,
-    /// Time runnable, waiting on a runqueue for a CPU.
-    pub wait_ns: u64,
 }
 
 /// Read what `pids` can still do. A process that is gone by the time it is
@@ -122,21 +120,15 @@ pub(super) fn look(pids: &[i32], model: impl Fn(i32) -> bool) -> io::Result<Vec<
 
 /// The `Threads:` count of a status text (1 when absent).
 fn threads(status: &str) -> usize {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .and_then(|v| v.trim().parse().ok())
+    status_field(status, "Threads:")
+        .and_then(|v| v.parse().ok())
         .unwrap_or(1)
 }
 
 /// One thread's status: its [`Task`] and its process's parent PID. `None`
 /// when the text lacks a `State:` line.
 pub(super) fn parse_status(tid: i32, text: &str) -> Option<(Task, i32)> {
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map(str::trim)
-    };
+    let field = |name: &str| status_field(text, name);
     let mask = |name: &str| {
         field(name)
             .and_then(|v| u64::from_str_radix(v, 16).ok())
@@ -165,11 +157,12 @@ pub(super) fn cpu(pids: &[i32]) -> Vec<(i32, CpuTime)> {
                 let Ok(text) = fs::read_to_string(e.path().join("schedstat")) else {
                     continue;
                 };
-                let mut f = text
+                // `schedstat`: time on a CPU, time waiting for one, slices.
+                t.run_ns += text
                     .split_whitespace()
-                    .map(|v| v.parse::<u64>().unwrap_or(0));
-                t.run_ns += f.next().unwrap_or(0);
-                t.wait_ns += f.next().unwrap_or(0);
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
             }
             Some((pid, t))
         })

@@ -166,18 +166,17 @@ fn the_cascade_from_evidence() {
     );
 }
 
-fn cpu(run_ms: u64, wait_ms: u64) -> CpuTime {
+fn cpu(run_ms: u64) -> CpuTime {
     CpuTime {
         run_ns: run_ms * MS,
-        wait_ns: wait_ms * MS,
     }
 }
 
 #[test]
 fn cpu_time_tells_spinning_from_starved() {
-    let before = [(2, cpu(1, 0)), (3, cpu(5, 0))];
+    let before = [(2, cpu(1)), (3, cpu(5))];
     // Process 3 ran 60 ms of the 900: spinning.
-    let after = [(2, cpu(2, 800)), (3, cpu(65, 800)), (4, cpu(1, 0))];
+    let after = [(2, cpu(2)), (3, cpu(65)), (4, cpu(1))];
     assert_eq!(
         stall(&before, &after, &[2, 3], 900 * MS),
         Stall::Spinning {
@@ -195,7 +194,7 @@ fn cpu_time_tells_spinning_from_starved() {
         }
     ));
     // A process born after the snapshot counts from zero.
-    let after = [(4, cpu(70, 10))];
+    let after = [(4, cpu(70))];
     assert!(matches!(
         stall(&before, &after, &[4], 900 * MS),
         Stall::Spinning {
