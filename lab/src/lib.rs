@@ -13,6 +13,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod env;
 pub mod error;
+pub mod exec;
 pub mod expect;
 pub mod forensics;
 pub mod janitor;

@@ -41,6 +41,12 @@ pub struct PlanNode {
     /// An external program its parent execs in its place.
     #[serde(default, skip_serializing_if = "is_default")]
     pub command: Option<Vec<String>>,
+    /// Variables set in a root command's environment (`NAME=VALUE`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub env: Vec<String>,
+    /// A root command's working directory.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub cwd: Option<String>,
     /// Extra threads it starts before spawning its children.
     #[serde(default, skip_serializing_if = "is_default")]
     pub threads: u32,
@@ -231,7 +237,7 @@ pub enum PlanAt {
 }
 
 /// One resolved kill.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanKill {
     /// Index of the node to kill.
     pub target: u32,
@@ -239,6 +245,24 @@ pub struct PlanKill {
     pub signal: Sig,
     /// When.
     pub at: PlanAt,
+    /// The rest of a ladder: sent in turn while the target lives, each
+    /// `grace_us` after the one before.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub then: Vec<Sig>,
+    /// The wait between the signals of a ladder (µs); 0 without one.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub grace_us: u64,
+}
+
+impl PlanKill {
+    /// Signal `rung` of the kill's ladder: 0 is `signal`, then `then`.
+    pub fn rung(&self, rung: usize) -> Option<Sig> {
+        if rung == 0 {
+            Some(self.signal)
+        } else {
+            self.then.get(rung - 1).copied()
+        }
+    }
 }
 
 /// A scenario resolved by a seed: every node, kill and delay concrete.
@@ -319,6 +343,12 @@ impl Plan {
                     target,
                     signal: k.signal,
                     at,
+                    then: k.then.clone(),
+                    grace_us: if k.then.is_empty() {
+                        0
+                    } else {
+                        k.grace.as_micros() as u64
+                    },
                 });
             }
         }
@@ -550,6 +580,12 @@ fn build_tree(scenario: &Scenario) -> Vec<PlanNode> {
                 if rule.command.is_some() {
                     node.command.clone_from(&rule.command);
                 }
+                if let Some(env) = &rule.env {
+                    node.env.clone_from(env);
+                }
+                if rule.cwd.is_some() {
+                    node.cwd.clone_from(&rule.cwd);
+                }
                 node.threads = rule.threads.unwrap_or(node.threads);
                 node.hazard = rule.hazard.unwrap_or(node.hazard);
                 node.attendant = rule.attendant.unwrap_or(node.attendant);
@@ -569,9 +605,13 @@ fn build_tree(scenario: &Scenario) -> Vec<PlanNode> {
             }
         }
     }
-    // The root is always a copy of the supervisor, whose stdout nobody reads.
+    // The root is a copy of the supervisor, whose stdout nobody reads; or
+    // a command (the program `lab exec` runs), whose stdout and stderr the
+    // supervisor reads, and with `capture` reads to EOF.
     nodes[0].exec = false;
-    nodes[0].capture = false;
+    if nodes[0].command.is_none() {
+        nodes[0].capture = false;
+    }
     nodes
 }
 #[cfg(test)]

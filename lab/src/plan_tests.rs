@@ -183,7 +183,7 @@ fn nested_layout_is_breadth_first() {
 fn nested_kill_holds_a_child_of_an_interior_target() {
     let plan = Plan::new(&nested(), 7);
     assert_eq!(plan.kills.len(), 1, "pick = \"one\"");
-    let k = plan.kills[0];
+    let k = &plan.kills[0];
     assert_eq!(k.signal, Sig::Kill);
     let target = &plan.nodes[k.target as usize];
     assert!(
@@ -216,7 +216,7 @@ fn the_seed_picks_the_target() {
     let mut children = BTreeSet::new();
     for seed in 0..200 {
         let plan = Plan::new(&s, seed);
-        let k = plan.kills[0];
+        let k = &plan.kills[0];
         assert!(!plan.nodes[k.target as usize].children.is_empty());
         targets.insert(k.target);
         if let PlanAt::Gate { child, .. } = k.at {

@@ -136,7 +136,7 @@ pub use namespace::PidNamespace;
 pub use pidfd::{ExitStatus, Pidfd};
 pub use process::{
     adopt_children, arm_pdeathsig, become_subreaper, block_forever, exit_now, monotonic_ns,
-    reap_any, set_ignored, thread_count, unshare_pid_namespace, Reaped,
+    reap_any, reap_exited, set_ignored, thread_count, unshare_pid_namespace, Reaped,
 };
 /// A signal for [`Pidfd::send_signal`] and friends (rustix's, re-exported so
 /// that callers need no other crate).

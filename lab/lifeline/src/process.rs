@@ -7,7 +7,7 @@ use rustix::process::{
     PidfdFlags, Signal, WaitOptions,
 };
 
-use super::pidfd::Pidfd;
+use super::pidfd::{ExitStatus, Pidfd};
 
 /// End the calling process at once with `code`: `_exit(2)`. Runs no atexit
 /// handler and flushes no buffer, which is what a copied (forked or cloned)
@@ -95,6 +95,35 @@ pub fn reap_any(block: bool) -> io::Result<Reaped> {
             Ok(Some((pid, _))) => Ok(Reaped::One(pid.as_raw_nonzero().get())),
             Ok(None) => Ok(Reaped::NoneReady),
             Err(rustix::io::Errno::CHILD) => Ok(Reaped::NoChildren),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => Err(e.into()),
+        };
+    }
+}
+
+/// Reap one exited child without blocking, with how it ended:
+/// `waitpid(-1, WNOHANG)`. `Ok(None)` when no child has exited (or there is
+/// none). The supervisor reaps this way so that the exit status of a
+/// program it runs as a trial's root is not lost to a reap of "any child".
+///
+/// # Errors
+/// Only unexpected errors; `ECHILD` is `Ok(None)`, `EINTR` is retried.
+///
+/// # References
+/// - [waitpid(2)](https://man7.org/linux/man-pages/man2/waitpid.2.html)
+pub fn reap_exited() -> io::Result<Option<(i32, ExitStatus)>> {
+    loop {
+        return match wait(WaitOptions::NOHANG) {
+            Ok(Some((pid, st))) => {
+                let status = match (st.exit_status(), st.terminating_signal()) {
+                    (Some(code), _) => ExitStatus::Exited(code),
+                    (None, Some(sig)) => ExitStatus::Signaled(sig),
+                    // Without WUNTRACED or WCONTINUED only exits are reported.
+                    (None, None) => ExitStatus::Exited(0),
+                };
+                Ok(Some((pid.as_raw_nonzero().get(), status)))
+            }
+            Ok(None) | Err(rustix::io::Errno::CHILD) => Ok(None),
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => Err(e.into()),
         };

@@ -39,6 +39,11 @@ static EXAMPLES: &[(&str, &[Example])] = &[
         ex("Continue that soak where it stopped", "lab soak --resume results/shard-1"),
         ex("The nightly gate: exit 1 unless every canonical trial passes", "lab soak --scenario nested --trials 1000 --gate canonical"),
     ]),
+    ("exec", &[
+        ex("A shell that leaves a background sleep behind: 200 trials, each an orphan named with its command line", "lab exec --trials 200 -- sh -c 'sleep 30 & exit 0'"),
+        ex("Kill a program at a seeded moment 5 to 200 ms after its start with TERM, then KILL 100 ms later if it lives", "lab exec --kill-after 5ms..200ms --signal TERM,KILL --grace 100ms -- sh -c 'sleep 30 & wait'"),
+        ex("A test runner's view: stdout and stderr read to EOF, a process still holding them is a leak", "lab exec --capture --trials 20 -- sh -c 'sleep 30 & echo started'"),
+    ]),
     ("bench", &[
         ex("Trials per second of nested under canonical against the raw floor", "lab bench"),
         ex("More trials, on two supervisors", "lab bench --trials 2000 -j 2"),

@@ -12,6 +12,7 @@ mod bisect;
 mod check;
 mod env;
 mod examples;
+mod exec;
 mod janitor;
 mod list;
 mod merge;
@@ -60,6 +61,11 @@ enum Command {
     /// a verdict its scenario's [expect] (or --gate) does not list
     #[command(after_help = examples::help("soak"))]
     Soak(soak::SoakCmd),
+    /// Run your own program as the root of each trial, N times (killed at seeded moments if
+    /// asked): pass, fail (exit status), orphan (descendants left alive, named), leak
+    /// (stdio held open, with --capture) or hang; exit 1 unless every trial passed
+    #[command(after_help = examples::help("exec"))]
+    Exec(exec::ExecCmd),
     /// Trials per second of `nested` under canonical against the raw floor (the same
     /// 15-process tree by a bare fork/wait loop), measured in one run, and their ratio
     #[command(after_help = examples::help("bench"))]
@@ -137,6 +143,7 @@ pub fn execute(cli: Cli) -> Result<Exit, LabError> {
     match cli.command {
         Command::Run(c) => c.execute(),
         Command::Soak(c) => c.execute(),
+        Command::Exec(c) => c.execute(),
         Command::Bench(c) => c.execute(),
         Command::Merge(c) => c.execute(),
         Command::Report(c) => c.execute(),

@@ -28,15 +28,7 @@ const MAX_POLLED: u64 = 256;
 pub(super) fn read_process(pid: i32, kernel_stacks: bool) -> Option<ProcessState> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| status_field(&status, name).unwrap_or_default().to_string();
-    let cmdline = fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| {
-            b.split(|&c| c == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default();
+    let cmdline = cmdline(pid).unwrap_or_default();
     let mut tids: Vec<i32> = fs::read_dir(format!("/proc/{pid}/task"))
         .ok()?
         .flatten()
@@ -56,6 +48,19 @@ pub(super) fn read_process(pid: i32, kernel_stacks: bool) -> Option<ProcessState
         threads,
         fds: read_fds(pid),
         ..ProcessState::default()
+    })
+}
+
+/// The command line of process `pid` (`/proc/PID/cmdline`, its arguments
+/// joined by spaces); `None` when it is gone. Empty for a zombie or a
+/// kernel thread.
+pub fn cmdline(pid: i32) -> Option<String> {
+    fs::read(format!("/proc/{pid}/cmdline")).ok().map(|b| {
+        b.split(|&c| c == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
     })
 }
 

@@ -51,6 +51,15 @@ impl ChildHandle {
         }
     }
 
+    /// A child whose pidfd its parent keeps elsewhere: only the write end
+    /// of its lifeline is held here (the supervisor's handle on a program
+    /// it runs as a trial's root).
+    pub(crate) fn holding(pid: i32, lifeline: OwnedFd) -> Self {
+        let mut h = ChildHandle::new(None, pid);
+        h.lifeline = Some(lifeline);
+        h
+    }
+
     fn canonical(node: Option<u32>, child: lifeline::Child) -> Self {
         let (pidfd, lifeline) = child.into_parts();
         let mut h = ChildHandle::new(node, pidfd.pid());

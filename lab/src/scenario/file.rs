@@ -23,6 +23,8 @@ const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 const DEFAULT_RUNG_WAIT: Duration = Duration::from_millis(20);
 /// The longest rung wait a file may ask for.
 const MAX_RUNG_WAIT: Duration = Duration::from_secs(10);
+/// The wait between the signals of a kill ladder when `grace` is not given.
+const DEFAULT_GRACE: Duration = Duration::from_millis(100);
 
 /// The only format version this lab reads.
 const VERSION: i64 = 1;
@@ -122,6 +124,8 @@ struct RawKill {
     #[serde(default)]
     signal: Option<Sp<String>>,
     at: Sp<String>,
+    then: Option<Sp<Vec<Sp<String>>>>,
+    grace: Option<Sp<String>>,
 }
 
 #[derive(Deserialize)]
@@ -133,6 +137,8 @@ struct RawNode {
     exit_delay: Option<Sp<String>>,
     exec: Option<bool>,
     command: Option<Sp<Vec<String>>>,
+    env: Option<Sp<Vec<String>>>,
+    cwd: Option<Sp<String>>,
     threads: Option<Sp<i64>>,
     hazard: Option<Sp<String>>,
     attendant: Option<Sp<String>>,
@@ -360,6 +366,14 @@ pub(super) fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     let mut nodes = Vec::new();
     for (sel, rule) in &raw.nodes {
         let selector = cx.selector(sel, &shape)?;
+        if let Some(span) = raw_rule_env_span(rule) {
+            if rule.command.is_none() || selector != Selector::Root {
+                return cx.err(
+                    span,
+                    "env and cwd belong to a command at the root (the program `lab exec` runs): put them in [nodes.root] beside its `command`",
+                );
+            }
+        }
         let rule = node_rule(&cx, rule)?;
         if rule.command.is_some() && target_has_interior(&selector, &shape) {
             return cx.err(
@@ -558,11 +572,41 @@ fn kill(cx: &Ctx<'_>, k: &RawKill, shape: &[u32]) -> Result<Kill, ScenarioError>
             }
         }
     };
+    let then = match &k.then {
+        Some(l) if l.get_ref().len() > MAX_SIGNAL_LIST => {
+            return cx.err(
+                l.span(),
+                format!("then lists at most {MAX_SIGNAL_LIST} signals"),
+            )
+        }
+        Some(l) => l
+            .get_ref()
+            .iter()
+            .map(|s| cx.signal(s))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
+    let grace = match &k.grace {
+        Some(g) if then.is_empty() => return cx.err(
+            g.span(),
+            "grace is the wait between the signals of a ladder; give `then` too: then = [\"KILL\"]",
+        ),
+        Some(g) => {
+            let d = cx.duration(g.get_ref(), g.span())?;
+            if d.is_zero() {
+                return cx.err(g.span(), "grace must be longer than zero");
+            }
+            d
+        }
+        None => DEFAULT_GRACE,
+    };
     Ok(Kill {
         target,
         pick: k.pick,
         signal,
         at,
+        then,
+        grace,
     })
 }
 
@@ -574,6 +618,14 @@ fn target_has_interior(sel: &Selector, shape: &[u32]) -> bool {
         Selector::Path(p) => p.len() < shape.len() && sel.fits(shape),
         _ => !shape.is_empty(),
     }
+}
+
+/// Where a node table sets `env` or `cwd`, if it does.
+fn raw_rule_env_span(n: &RawNode) -> Option<std::ops::Range<usize>> {
+    n.env
+        .as_ref()
+        .map(|e| e.span())
+        .or_else(|| n.cwd.as_ref().map(|c| c.span()))
 }
 
 fn node_rule(cx: &Ctx<'_>, n: &RawNode) -> Result<NodeRule, ScenarioError> {
@@ -609,6 +661,34 @@ fn node_rule(cx: &Ctx<'_>, n: &RawNode) -> Result<NodeRule, ScenarioError> {
         }
         Some(c) if c.get_ref().iter().any(|a| a.contains('\0')) => {
             return cx.err(c.span(), "a command argument may not contain NUL")
+        }
+        Some(c) => Some(c.get_ref().clone()),
+        None => None,
+    };
+    let env = match &n.env {
+        Some(e) if e.get_ref().len() > MAX_COMMAND_ARGS => {
+            return cx.err(
+                e.span(),
+                format!("env has at most {MAX_COMMAND_ARGS} variables"),
+            )
+        }
+        Some(e) => {
+            for v in e.get_ref() {
+                let key = v.split_once('=').map_or("", |(k, _)| k);
+                if key.is_empty() || v.contains('\0') {
+                    return cx.err(
+                        e.span(),
+                        "env is a list of \"NAME=VALUE\" strings, without NUL",
+                    );
+                }
+            }
+            Some(e.get_ref().clone())
+        }
+        None => None,
+    };
+    let cwd = match &n.cwd {
+        Some(c) if c.get_ref().is_empty() || c.get_ref().contains('\0') => {
+            return cx.err(c.span(), "cwd is a directory path, without NUL")
         }
         Some(c) => Some(c.get_ref().clone()),
         None => None,
@@ -693,6 +773,8 @@ fn node_rule(cx: &Ctx<'_>, n: &RawNode) -> Result<NodeRule, ScenarioError> {
         exit_delay,
         exec: n.exec,
         command,
+        env,
+        cwd,
         threads,
         hazard,
         attendant,

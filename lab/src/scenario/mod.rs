@@ -231,6 +231,12 @@ pub struct Kill {
     pub signal: Sig,
     /// When.
     pub at: At,
+    /// A ladder: the signals sent in turn after `signal`, each `grace`
+    /// after the one before, while the target is still alive (`then =
+    /// ["TERM", "KILL"]`); empty for a single signal.
+    pub then: Vec<Sig>,
+    /// The wait between the signals of a ladder (default 100 ms).
+    pub grace: Duration,
 }
 
 /// A hazard a node's extra threads create for a child that is a copy of it
@@ -345,6 +351,11 @@ pub struct NodeRule {
     pub exec: Option<bool>,
     /// An external program its parent execs in its place (a leaf).
     pub command: Option<Vec<String>>,
+    /// Variables set in the environment of a root `command`
+    /// (`NAME=VALUE`), over the lab's own.
+    pub env: Option<Vec<String>>,
+    /// The working directory of a root `command`.
+    pub cwd: Option<String>,
     /// Extra threads it starts before spawning its children (0..=64).
     pub threads: Option<u32>,
     /// What those threads do.

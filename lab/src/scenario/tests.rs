@@ -1234,7 +1234,9 @@ fn load_builtin_nested() {
             target: Selector::Interior,
             pick: Pick::One,
             signal: Sig::Kill,
-            at: At::Gate(Phase::Created)
+            at: At::Gate(Phase::Created),
+            then: Vec::new(),
+            grace: std::time::Duration::from_millis(100),
         }]
     );
     assert_eq!(

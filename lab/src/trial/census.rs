@@ -48,12 +48,106 @@ impl Course<'_> {
         (nodes + self.adopted.iter().filter(|p| !p.has_exited()).count()) as u32
     }
 
-    /// The live processes, for the judge.
+    /// The live processes, for the judge: with a command root, those
+    /// outside the plan named one by one ([`Course::describe`]).
     fn alive(&mut self) -> Alive {
         let count = self.alive_count();
+        let paths = self.alive_paths();
+        let outside = if self.plan().nodes[0].command.is_some() {
+            let known: Vec<i32> = self.procs.iter().map(|p| p.pid).collect();
+            let pids: Vec<i32> = match &self.cgroup {
+                Some(cg) => cg.members().unwrap_or_default(),
+                None => self
+                    .adopted
+                    .iter()
+                    .filter(|p| !p.has_exited())
+                    .map(|p| p.pid())
+                    .collect(),
+            };
+            pids.into_iter()
+                .filter(|p| !known.contains(p))
+                .map(|p| self.describe(p))
+                .collect()
+        } else {
+            Vec::new()
+        };
         Alive {
-            paths: self.alive_paths(),
+            paths,
             count,
+            outside,
+        }
+    }
+
+    /// Process `pid` of the trial in words: `pid N (`sleep 30`)`, with its
+    /// parent when that is not the supervisor, and the node it is when it
+    /// is one.
+    pub(super) fn describe(&self, pid: i32) -> String {
+        if let Some(i) = self.procs.iter().position(|p| p.pid == pid && pid > 0) {
+            let node = &self.plan().nodes[i];
+            return match &node.command {
+                Some(cmd) => format!(
+                    "node {} (pid {}, `{}`)",
+                    node.path,
+                    crate::pidns::host_pid(pid),
+                    bounded(&cmd.join(" "))
+                ),
+                None => format!("node {} (pid {})", node.path, crate::pidns::host_pid(pid)),
+            };
+        }
+        let cmd = forensics::cmdline(pid).unwrap_or_default();
+        let mut text = format!("pid {} (`{}`)", crate::pidns::host_pid(pid), bounded(&cmd));
+        let ppid: i32 = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| forensics::status_field(&s, "PPid:")?.parse().ok())
+            .unwrap_or(0);
+        if ppid > 0 && ppid != std::process::id() as i32 {
+            let parent = match self.procs.iter().position(|p| p.pid == ppid) {
+                Some(i) => format!("node {}", self.plan().nodes[i].path),
+                None => format!(
+                    "pid {} (`{}`)",
+                    crate::pidns::host_pid(ppid),
+                    bounded(&forensics::cmdline(ppid).unwrap_or_default())
+                ),
+            };
+            text.push_str(&format!(", child of {parent}"));
+        }
+        text
+    }
+
+    /// With a command root that `capture`s (its stdout and stderr read to
+    /// EOF, as a test runner does), once it has exited: a stream some
+    /// process still holds open is a leak, its holders named.
+    pub(super) fn check_output(&mut self) {
+        let root_gone = self.seen.nodes[0].dead_ns.is_some() || self.seen.nodes[0].exited;
+        let capture = self.plan().nodes[0].capture;
+        let Some(out) = &mut self.output else {
+            return;
+        };
+        out.drain();
+        if !capture || !root_gone {
+            return;
+        }
+        let held: Vec<(&str, u64)> = out.held().iter().map(|(n, s)| (*n, s.inode())).collect();
+        if held.is_empty() {
+            return;
+        }
+        let pids = self.trial_pids();
+        for (name, inode) in held {
+            let holders: Vec<String> = forensics::pipe_holders(inode, &pids)
+                .into_iter()
+                .filter(|(_, f)| f.mode.contains('w'))
+                .map(|(pid, f)| format!("{} at fd {}", self.describe(pid), f.fd))
+                .collect();
+            let cmd = self.plan().nodes[0].command.as_ref().map(|c| c.join(" "));
+            self.seen.leaks.push(format!(
+                "the {name} of `{}` (pipe:[{inode}]) was still held open after it exited: {}",
+                bounded(&cmd.unwrap_or_default()),
+                if holders.is_empty() {
+                    "by a process that was gone when it was looked up".to_string()
+                } else {
+                    holders.join("; ")
+                }
+            ));
         }
     }
 
@@ -156,9 +250,18 @@ impl Course<'_> {
             .filter(|(_, p)| p.pid > 0 && pids.contains(&p.pid))
             .map(|(i, _)| self.plan().nodes[i].path.clone())
             .collect();
+        let outside = if self.plan().nodes[0].command.is_some() {
+            pids.iter()
+                .filter(|&&p| !self.procs.iter().any(|n| n.pid == p))
+                .map(|&p| self.describe(p))
+                .collect()
+        } else {
+            Vec::new()
+        };
         Alive {
             paths,
             count: pids.len() as u32,
+            outside,
         }
     }
 
@@ -177,6 +280,7 @@ impl Course<'_> {
     /// diagnosed.
     pub(super) fn finish_orphans(&mut self, rung: Rung, by: OrphanBy, window_us: u64) -> Outcome {
         self.look_at_exits();
+        self.check_output();
         let alive = self.alive();
         let t = self.elapsed_us();
         let mut o = judge::orphans(self.plan(), &self.seen, alive, rung, by, window_us, t);
@@ -274,5 +378,14 @@ impl Course<'_> {
             }
         );
         self.seen.leaks.push(leak);
+    }
+}
+
+/// A command line cut to 200 characters, for a reason.
+fn bounded(text: &str) -> String {
+    const MAX: usize = 200;
+    match text.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text.to_string(),
     }
 }

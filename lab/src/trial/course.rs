@@ -19,7 +19,7 @@ use crate::scenario::{Phase, Sig};
 use crate::strategy::Observe;
 use crate::verdict::Rung;
 use crate::verdict::{GuardPanic, Outcome, Verdict};
-use lifeline::{legacy, monotonic_ns, Reaped};
+use lifeline::{legacy, monotonic_ns};
 
 /// How often the legacy observe axis re-reads `/proc/PID/stat` (µs).
 const PROC_POLL_US: u64 = 100;
@@ -58,7 +58,10 @@ impl Course<'_> {
                 let reason = Some(format!("phase channel: {e}"));
                 return Some(self.finish(Ending::new(Verdict::Error, reason, rung)));
             }
-            let _ = reap_zombies();
+            self.reap();
+            if let Some(out) = &mut self.output {
+                out.drain();
+            }
             if self.seen.panic.is_some() {
                 return Some(self.finish(Ending::new(Verdict::Pass, None, rung)));
             }
@@ -164,6 +167,13 @@ impl Course<'_> {
                     .as_ref()
                     .expect("a live node is watched");
                 fds.push(PollFd::new(pidfd, PollFlags::IN));
+            }
+            // The program's stdout and stderr, until EOF (drained at the
+            // top of the loop).
+            if let Some(out) = &self.output {
+                for s in [&out.stdout, &out.stderr].into_iter().filter(|s| !s.eof) {
+                    fds.push(PollFd::from_borrowed_fd(s.fd(), PollFlags::IN));
+                }
             }
             let cg_events = self.cgroup.as_ref().map(|c| c.events_fd());
             if let Some(ev) = &cg_events {
@@ -280,14 +290,16 @@ impl Course<'_> {
         Ok(())
     }
 
-    /// Start every planned kill that is due, and close those done: a gated
-    /// kill's gate opens once its target is gone (a SIGKILL) or at once.
+    /// Start every planned kill that is due, climb the ladders of those
+    /// sent, and close those done: a kill is done once its target is gone,
+    /// or once its last signal is sent when that is not SIGKILL; a gated
+    /// kill's gate opens then.
     fn run_kills(&mut self, now: u64) {
         // A gate kill waits until every fate the plan fixes is known
         // ([`judge::fates_fixed`]); the held nodes count as known.
         let held: Vec<bool> = self.procs.iter().map(|p| p.at_gate.is_some()).collect();
         for k in 0..self.kills.len() {
-            let pk = self.plan().kills[k];
+            let pk = &self.req.plan.kills[k];
             let target = pk.target as usize;
             match self.kills[k] {
                 KillState::Pending => {
@@ -310,12 +322,19 @@ impl Course<'_> {
                             unborn || self.kill_time(k).is_some_and(|at| now >= at)
                         }
                     };
-                    if due {
+                    if due && matches!(pk.at, PlanAt::Birth { .. }) && t.dead_ns.is_some() {
+                        // Timed from its birth, the target ended first:
+                        // nothing to kill.
+                        self.kills[k] = KillState::Done;
+                    } else if due {
                         self.signal(target, pk.signal);
-                        self.kills[k] = KillState::Sent;
+                        self.kills[k] = KillState::Sent {
+                            rung: 0,
+                            at_ns: now,
+                        };
                     }
                 }
-                KillState::Sent => {
+                KillState::Sent { rung, at_ns } => {
                     let gone = match self.req.strategy.observe {
                         Observe::Pidfd => {
                             self.seen.nodes[target].dead_ns.is_some()
@@ -326,7 +345,17 @@ impl Course<'_> {
                         }
                         Observe::Pid => !legacy::proc_alive(self.procs[target].pid),
                     };
-                    if gone || pk.signal != Sig::Kill {
+                    let next = pk.rung(rung + 1);
+                    let last = pk.rung(rung).unwrap_or(Sig::Kill);
+                    if let (false, Some(sig)) = (gone, next) {
+                        if now >= at_ns + pk.grace_us * 1000 {
+                            self.signal(target, sig);
+                            self.kills[k] = KillState::Sent {
+                                rung: rung + 1,
+                                at_ns: now,
+                            };
+                        }
+                    } else if gone || last != Sig::Kill {
                         if let PlanAt::Gate { child, .. } = pk.at {
                             self.release(child);
                         }
@@ -336,6 +365,20 @@ impl Course<'_> {
                 KillState::Done => {}
             }
         }
+    }
+
+    /// When the next rung of a sent kill ladder is due (ns), if any.
+    fn next_rung_time(&self) -> Option<u64> {
+        self.kills
+            .iter()
+            .zip(&self.req.plan.kills)
+            .filter_map(|(state, pk)| match *state {
+                KillState::Sent { rung, at_ns } if pk.rung(rung + 1).is_some() => {
+                    Some(at_ns + pk.grace_us * 1000)
+                }
+                _ => None,
+            })
+            .min()
     }
 
     /// When timed kill `k` is due (ns): its delay after the tree was ready,
@@ -426,8 +469,15 @@ impl Course<'_> {
             }
             Stage::Dying { since } => (since + judge::DYING_BOUND_US * 1000).saturating_sub(now),
         };
-        if self.req.strategy.observe == Observe::Pid && self.kills.contains(&KillState::Sent) {
+        let sent = self
+            .kills
+            .iter()
+            .any(|k| matches!(k, KillState::Sent { .. }));
+        if self.req.strategy.observe == Observe::Pid && sent {
             t = t.min(PROC_POLL_US * 1000);
+        }
+        if let Some(at) = self.next_rung_time() {
+            t = t.min(at.saturating_sub(now));
         }
         let next_kill = (0..self.kills.len())
             .filter(|&k| self.kills[k] == KillState::Pending)
@@ -446,8 +496,15 @@ impl Course<'_> {
     }
 }
 
-/// Reap every child of the supervisor that has exited.
-fn reap_zombies() -> io::Result<()> {
-    while let Reaped::One(_) = lifeline::reap_any(false)? {}
-    Ok(())
+impl Course<'_> {
+    /// Reap every child of the supervisor that has exited; the exit
+    /// status of a command root (the program `lab exec` runs), whose
+    /// parent the supervisor is, is kept for the judge.
+    fn reap(&mut self) {
+        while let Ok(Some((pid, status))) = lifeline::reap_exited() {
+            if pid == self.procs[0].pid && self.plan().nodes[0].command.is_some() {
+                self.seen.nodes[0].exit = Some(phase::exit_value(status));
+            }
+        }
+    }
 }

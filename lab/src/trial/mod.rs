@@ -35,6 +35,7 @@ mod deadline;
 mod evidence;
 mod judge;
 pub mod ladder;
+mod output;
 pub mod protocol;
 mod settle;
 mod setup;
@@ -64,8 +65,15 @@ struct Proc {
 enum KillState {
     /// Not yet due.
     Pending,
-    /// Sent; for a gated SIGKILL, the gate opens once the target is gone.
-    Sent,
+    /// Rung `rung` of its ladder (0: its first signal) was sent at `at_ns`;
+    /// the next rung follows after the kill's grace while the target
+    /// lives. For a gated SIGKILL, the gate opens once the target is gone.
+    Sent {
+        /// The rung sent last.
+        rung: usize,
+        /// When it was sent (ns).
+        at_ns: u64,
+    },
     /// Done (its gate, if any, released).
     Done,
 }
@@ -108,6 +116,9 @@ struct Course<'a> {
     cpu_at_bound: Option<evidence::CpuSnapshot>,
     /// When the teardown began (ns).
     teardown_at: Option<u64>,
+    /// The stdout and stderr of a command root (the program `lab exec`
+    /// runs).
+    output: Option<output::Streams>,
 }
 
 /// Run one trial. `lab_lifeline` is the supervisor's lifeline to the lab: if
@@ -149,6 +160,7 @@ pub fn run(
         reports_at_look: None,
         cpu_at_bound: None,
         teardown_at: None,
+        output: None,
     };
     if let Some(why) = req.plan.unreachable_gate() {
         return Some(error_outcome(t0, why));
@@ -169,6 +181,12 @@ pub fn run(
     });
     course.cleanup();
     drop(course.cgroup.take());
+    // What a program run as the root wrote, to its end, for a trial that
+    // did not pass.
+    let output = course.output.as_mut().map(|out| {
+        out.drain();
+        out.output()
+    });
     let end = monotonic_ns();
     result.map(|mut o| {
         o.duration_us = (end - t0) / 1000;
@@ -180,6 +198,9 @@ pub fn run(
             t0 + o.time_to_verdict_us * 1000,
             end,
         );
+        if o.verdict != Verdict::Pass {
+            o.output = output;
+        }
         o
     })
 }
@@ -204,6 +225,7 @@ impl Course<'_> {
     /// has not reported yet died under `end.rung`.
     fn finish(&mut self, end: Ending) -> Outcome {
         self.look_at_exits();
+        self.check_output();
         if end.rung != Rung::None {
             self.take_exits(monotonic_ns(), end.rung);
         }

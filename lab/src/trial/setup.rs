@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::pipe::{pipe_with, PipeFlags};
 
+use super::output::{Stream, Streams};
 use super::protocol::TrialRequest;
 use super::Course;
 use crate::cgroup::TrialCgroup;
@@ -16,7 +17,7 @@ use crate::node::{ChildHandle, NodeCtx};
 use crate::phase;
 use crate::plan::PlanAt;
 use crate::strategy::Create;
-use lifeline::{legacy, monotonic_ns};
+use lifeline::{legacy, monotonic_ns, Stdio};
 
 /// Why a trial could not be set up: the reason of its `error` outcome,
 /// read as a chain ("cannot create a gate: Too many open files").
@@ -43,6 +44,17 @@ pub enum SetupError {
     /// The root's spawn.
     #[error("cannot spawn the root")]
     Root(#[source] io::Error),
+    /// The program of a command root could not be started.
+    #[error("cannot start `{program}` (the program of the root; PATH={path})")]
+    Program {
+        /// The program as given.
+        program: String,
+        /// The `PATH` searched.
+        path: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// The trial's own cgroup under `req.cgroup_parent`, or `None` without one.
@@ -137,10 +149,63 @@ impl Course<'_> {
             None
         };
         self.root_spawned_ns = monotonic_ns();
+        if let Some(cmd) = &req.plan.nodes[0].command {
+            let root = self.spawn_program(cmd)?;
+            return Ok(Started { phases, root });
+        }
         let root = self
             .spawn_root(node_end.as_fd(), &gate_reads, boot.as_ref())
             .map_err(SetupError::Root)?;
         Ok(Started { phases, root })
+    }
+
+    /// Start the root's `command` (the program `lab exec` runs) the
+    /// canonical way whatever the strategy: `clone3` into the trial's
+    /// cgroup (or under the supervisor's subreaper), the read end of the
+    /// supervisor's lifeline at fd 3, stdin `/dev/null`, stdout and stderr
+    /// pipes the course drains, the node's `env` and `cwd`. The supervisor
+    /// reports its phases on its behalf: created, armed and ready at once.
+    ///
+    /// # Errors
+    /// [`SetupError::Program`] naming the program and the `PATH` searched;
+    /// [`SetupError::Root`] when its pipes cannot be made.
+    fn spawn_program(&mut self, cmd: &[String]) -> Result<ChildHandle, SetupError> {
+        let node = &self.req.plan.nodes[0];
+        let (stdout, out_w) = Stream::pipe().map_err(SetupError::Root)?;
+        let (stderr, err_w) = Stream::pipe().map_err(SetupError::Root)?;
+        let mut c = lifeline::Command::new(&cmd[0])
+            .args(&cmd[1..])
+            .stdin(Stdio::Null)
+            .stdout(Stdio::Fd(out_w.as_fd()))
+            .stderr(Stdio::Fd(err_w.as_fd()));
+        for var in &node.env {
+            let (k, v) = var.split_once('=').unwrap_or((var, ""));
+            c = c.env(k, v);
+        }
+        if let Some(dir) = &node.cwd {
+            c = c.current_dir(dir);
+        }
+        if let Some(cg) = &self.cgroup {
+            c = c.cgroup(cg.dir());
+        }
+        let child = c.spawn().map_err(|source| SetupError::Program {
+            program: cmd[0].clone(),
+            path: self.seen.path_env.clone(),
+            source,
+        })?;
+        drop((out_w, err_w));
+        self.output = Some(Streams { stdout, stderr });
+        let now = monotonic_ns();
+        let (pidfd, lifeline) = child.into_parts();
+        let seen = &mut self.seen.nodes[0];
+        seen.created_ns = Some(now);
+        seen.armed_ns = Some(now);
+        seen.ready = true;
+        seen.watched = true;
+        self.procs[0].pid = pidfd.pid();
+        let root = ChildHandle::holding(pidfd.pid(), lifeline);
+        self.procs[0].pidfd = Some(pidfd);
+        Ok(root)
     }
 
     /// Whether any node is exec'd as the lab's node program.

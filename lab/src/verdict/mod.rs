@@ -139,6 +139,44 @@ pub struct Outcome {
     /// Where the trial's time went, phase by phase (µs).
     #[serde(default)]
     pub phases: Phases,
+    /// What a program run as the root (`lab exec`) wrote, for a trial that
+    /// did not pass; `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<ProgramOutput>,
+}
+
+/// The stdout and stderr of a program run as a trial's root: the last
+/// 1 MiB of each (invalid UTF-8 replaced) and the count of every byte
+/// written.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramOutput {
+    /// The tail of its stdout.
+    pub stdout: String,
+    /// The tail of its stderr.
+    pub stderr: String,
+    /// Bytes it wrote to stdout.
+    pub stdout_bytes: u64,
+    /// Bytes it wrote to stderr.
+    pub stderr_bytes: u64,
+}
+
+impl ProgramOutput {
+    /// The last `lines` lines of its stderr (or, when that is empty, of its
+    /// stdout), for a summary: `(stream name, text)`; `None` when both are
+    /// empty.
+    pub fn tail_lines(&self, lines: usize) -> Option<(&'static str, String)> {
+        let (name, text) = if self.stderr.trim().is_empty() {
+            ("stdout", &self.stdout)
+        } else {
+            ("stderr", &self.stderr)
+        };
+        if text.trim().is_empty() {
+            return None;
+        }
+        let all: Vec<&str> = text.trim_end().lines().collect();
+        let from = all.len().saturating_sub(lines);
+        Some((name, all[from..].join("\n")))
+    }
 }
 
 /// Where one trial's time went (µs, from the supervisor's
@@ -239,6 +277,7 @@ impl Outcome {
             diagnosis: None,
             kept: false,
             phases: Phases::default(),
+            output: None,
         }
     }
 }

@@ -148,6 +148,9 @@ pub(super) struct Alive {
     pub paths: Vec<String>,
     /// Every live process: the live nodes and those outside the plan.
     pub count: u32,
+    /// Those outside the plan, each in words (pid, command line, parent),
+    /// when the census named them (under a command root); else empty.
+    pub outside: Vec<String>,
 }
 
 /// The outcome of a trial whose course came to `end`, `time_us` (µs) after
@@ -228,6 +231,7 @@ pub(super) fn outcome(plan: &Plan, obs: &Observation, end: Ending, time_us: u64)
         diagnosis: None,
         kept: false,
         phases: Default::default(),
+        output: None,
     }
 }
 

@@ -22,6 +22,23 @@ fn blocked_text(blocked: Option<&Alive>) -> String {
 /// `nodes A B and N processes outside the plan`, for `alive`.
 fn who(alive: &Alive) -> String {
     let outside = (alive.count as usize).saturating_sub(alive.paths.len());
+    if !alive.outside.is_empty() {
+        const SHOWN: usize = 5;
+        let mut named = alive.outside[..alive.outside.len().min(SHOWN)].join("; ");
+        if alive.outside.len() > SHOWN {
+            named.push_str(&format!("; and {} more", alive.outside.len() - SHOWN));
+        }
+        let n = alive.outside.len();
+        let what = if n == 1 { "process" } else { "processes" };
+        return if alive.paths.is_empty() {
+            format!("{n} {what} outside the plan: {named}")
+        } else {
+            format!(
+                "nodes {} and {n} {what} outside the plan: {named}",
+                alive.paths.join(" ")
+            )
+        };
+    }
     let nodes = if alive.paths.is_empty() {
         String::new()
     } else {
@@ -205,10 +222,11 @@ pub(in crate::trial) fn orphans(
         }
         OrphanBy::Windows => "and both cascade windows (/proc could not be read)",
     };
-    let reason = format!(
-        "alive after the teardown ({rung}) {evidence}: {}",
-        who(&alive)
-    );
+    let after = match &plan.nodes[0].command {
+        Some(cmd) if rung == Rung::None => format!("alive after `{}` exited", cmd.join(" ")),
+        _ => format!("alive after the teardown ({rung})"),
+    };
+    let reason = format!("{after} {evidence}: {}", who(&alive));
     let end = Ending {
         window_us,
         ..Ending::new(Verdict::Orphan, Some(reason), rung)

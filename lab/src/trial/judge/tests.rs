@@ -44,6 +44,7 @@ pub(super) fn alive(paths: &[&str], count: u32) -> Alive {
     Alive {
         paths: paths.iter().map(|p| p.to_string()).collect(),
         count,
+        outside: Vec::new(),
     }
 }
 

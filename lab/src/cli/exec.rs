@@ -1,0 +1,136 @@
+//! `lab exec`: the user's own program as the root of each trial
+//! ([`crate::exec`]).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{lab_exe, print_report, Format, TrialOptions};
+use crate::error::{Exit, LabError};
+use crate::exec::{parse_ladder, parse_window, ExecSpec, Ladder, DEFAULT_DEADLINE};
+use crate::run::RunArgs;
+use crate::strategy::Strategy;
+
+/// `lab exec`'s arguments as given.
+#[derive(clap::Args)]
+pub(super) struct ExecCmd {
+    /// The program and its arguments, after `--` (looked up in PATH when it has no `/`)
+    #[arg(required = true, last = true, value_name = "PROGRAM [ARGS]")]
+    command: Vec<String>,
+    /// Trials (at least 1)
+    #[arg(long, default_value_t = 100, value_parser = super::parse_count)]
+    trials: u64,
+    /// The seed that draws each trial's kill moment
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Kill the program this long after its spawn: a delay (50ms) or a window drawn by the
+    /// seed per trial (5ms..200ms)
+    #[arg(long, value_name = "DELAY", value_parser = parse_window)]
+    kill_after: Option<(Duration, Duration)>,
+    /// The signal of the kill, or a ladder sent in turn while the program lives
+    /// (INT,TERM,KILL)
+    #[arg(long, value_name = "SIG[,SIG...]", value_parser = parse_ladder, requires = "kill_after")]
+    signal: Option<Ladder>,
+    /// The wait between the signals of a ladder
+    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    grace: Duration,
+    /// Read stdout and stderr to EOF as a test runner does: a process still holding either
+    /// after the program exited is a leak
+    #[arg(long)]
+    capture: bool,
+    /// The exit status the program is expected to end with; another one is a fail
+    #[arg(long, default_value_t = 0)]
+    expect_exit: u8,
+    /// Set NAME=VALUE in the program's environment (repeatable)
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    env: Vec<String>,
+    /// The program's working directory
+    #[arg(long, value_name = "DIR")]
+    cwd: Option<PathBuf>,
+    #[command(flatten)]
+    trial: TrialOptions,
+    /// Where to write results/<run-id>/trials.csv (and the scenario, in results/exec/)
+    #[arg(long, default_value = "results")]
+    out: PathBuf,
+    /// Output format of the summary
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Add all-thread backtraces from `gdb -batch` to each diagnosis of a hang or orphan
+    #[arg(long)]
+    gdb: bool,
+    /// Also write the results as JUnit XML to FILE
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Write the diagnosis and output files of at most N failing trials; the rest are
+    /// counted in the summary (the CSV keeps every trial)
+    #[arg(long, value_name = "N", default_value_t = crate::record::DEFAULT_MAX_DIAGNOSES)]
+    max_diagnoses: u64,
+}
+
+impl ExecCmd {
+    /// The program as a scenario, written under `--out`, and the run of it.
+    ///
+    /// # Errors
+    /// [`LabError::Input`] for a command the scenario format refuses;
+    /// [`LabError::Lab`] when the scenario cannot be written or the lab
+    /// process cannot be prepared.
+    fn options(&self) -> Result<RunArgs, LabError> {
+        let cwd = self
+            .cwd
+            .as_ref()
+            .map(|d| {
+                d.to_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| LabError::Input(format!("--cwd {}: not UTF-8", d.display())))
+            })
+            .transpose()?;
+        let spec = ExecSpec {
+            command: self.command.clone(),
+            kill_after: self.kill_after,
+            signals: self.signal.clone().map(|l| l.0).unwrap_or_default(),
+            grace: self.grace,
+            capture: self.capture,
+            expect_exit: self.expect_exit,
+            env: self.env.clone(),
+            cwd,
+            deadline: self.trial.deadline.unwrap_or(DEFAULT_DEADLINE),
+        };
+        let scenario = spec.write_scenario(&self.out)?;
+        Ok(RunArgs {
+            scenario: scenario.display().to_string(),
+            overrides: Vec::new(),
+            seed: self.seed,
+            trials: self.trials,
+            strategies: vec![Strategy::parse("canonical")?],
+            deadline: None,
+            no_cgroup: self.trial.no_cgroup,
+            jobs: self.trial.jobs(Some(self.trials)),
+            out: self.out.clone(),
+            exe: lab_exe()?,
+            gdb: self.gdb,
+            keep_hung: false,
+            max_diagnoses: self.max_diagnoses,
+        })
+    }
+
+    pub(super) fn execute(self) -> Result<Exit, LabError> {
+        crate::junit::check_target(self.junit.as_deref())?;
+        let args = self.options()?;
+        let summary = crate::run::run(&args)?;
+        print_report(self.format, &summary, || {
+            format!(
+                "{}\nrun it again: lab run {s} --seed {seed} --strategy canonical --trials {n}\n\
+                 soak it: lab soak --scenario {s} --strategy canonical --duration 1h\n",
+                summary.render(),
+                s = args.scenario,
+                seed = args.seed,
+                n = args.trials,
+            )
+        });
+        crate::junit::write(
+            self.junit.as_deref(),
+            "lab exec",
+            &crate::junit::of_run(&summary),
+        )?;
+        Ok(summary.exit())
+    }
+}
