@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::forensics::Diagnosis;
 use crate::strategy::Strategy;
-use crate::verdict::Outcome;
+use crate::verdict::{Outcome, ProgramOutput};
 
 /// Version of the CSV header; bumped on any change of columns (documented in
 /// `docs/results-format.md`).
@@ -223,7 +223,33 @@ impl TrialRow {
 /// # Errors
 /// Errors creating the directory or writing the files.
 pub fn write_diagnosis(dir: &Path, stem: &str, d: &Diagnosis) -> io::Result<PathBuf> {
-    let dir = dir.join("diagnosis");
+    let dir = lab_subdir(dir, "diagnosis")?;
+    let path = dir.join(format!("{}.json", clean_stem(stem)));
+    let json = serde_json::to_string_pretty(d).map_err(io::Error::other)?;
+    replace_file(&path, json.as_bytes())?;
+    replace_file(&path.with_extension("txt"), d.render().as_bytes())?;
+    Ok(path)
+}
+
+/// Write a program's output under `dir/output/`: `STEM.stdout` and
+/// `STEM.stderr` (each the last 1 MiB it wrote; `stem` cleaned as for a
+/// diagnosis), never through a symlink. Returns the stdout file's path.
+///
+/// # Errors
+/// Errors creating the directory or writing the files; `AlreadyExists`
+/// when `dir/output` is not a directory of the lab's.
+pub fn write_output(dir: &Path, stem: &str, out: &ProgramOutput) -> io::Result<PathBuf> {
+    let dir = lab_subdir(dir, "output")?;
+    let path = dir.join(format!("{}.stdout", clean_stem(stem)));
+    replace_file(&path, out.stdout.as_bytes())?;
+    replace_file(&path.with_extension("stderr"), out.stderr.as_bytes())?;
+    Ok(path)
+}
+
+/// `dir/name`, created if needed, refused when it is not a directory (a
+/// symlink planted there, say).
+fn lab_subdir(dir: &Path, name: &str) -> io::Result<PathBuf> {
+    let dir = dir.join(name);
     fs::create_dir_all(&dir)?;
     if !fs::symlink_metadata(&dir)?.is_dir() {
         return Err(io::Error::new(
@@ -234,8 +260,13 @@ pub fn write_diagnosis(dir: &Path, stem: &str, d: &Diagnosis) -> io::Result<Path
             ),
         ));
     }
-    let stem: String = stem
-        .chars()
+    Ok(dir)
+}
+
+/// A file stem with characters other than letters, digits, `-` and `.`
+/// made `_`.
+fn clean_stem(stem: &str) -> String {
+    stem.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
                 c
@@ -243,12 +274,7 @@ pub fn write_diagnosis(dir: &Path, stem: &str, d: &Diagnosis) -> io::Result<Path
                 '_'
             }
         })
-        .collect();
-    let path = dir.join(format!("{stem}.json"));
-    let json = serde_json::to_string_pretty(d).map_err(io::Error::other)?;
-    replace_file(&path, json.as_bytes())?;
-    replace_file(&path.with_extension("txt"), d.render().as_bytes())?;
-    Ok(path)
+        .collect()
 }
 
 /// Every row of the CSV at `path`.

@@ -4,6 +4,10 @@
 //! orphans), its CSV row (`DIR/trials.csv`, flushed at once) and counts it
 //! in its [`Tally`]; [`RunCommand`] builds the command that replays it.
 //!
+//! A program run as the root (`lab exec`) that did not pass leaves its
+//! stdout and stderr (`DIR/output/STEM.stdout` and `.stderr`, the last
+//! 1 MiB of each), bounded per cell like diagnoses.
+//!
 //! Diagnoses are bounded: at most [`Recorder::limit_diagnoses`] (by default
 //! [`DEFAULT_MAX_DIAGNOSES`]) per scenario x strategy cell (a swept value
 //! is a cell of its own). Beyond that a trial's diagnosis files are not
@@ -69,6 +73,9 @@ pub struct Recorder {
     csv: CsvSink,
     tally: Tally,
     max_diagnoses: u64,
+    /// Output files written per cell (`scenario/strategy/sweep value`),
+    /// bounded like diagnoses.
+    outputs: std::collections::HashMap<String, u64>,
     error: Option<LabError>,
 }
 
@@ -103,6 +110,7 @@ impl Recorder {
             csv,
             tally: Tally::default(),
             max_diagnoses: DEFAULT_MAX_DIAGNOSES,
+            outputs: std::collections::HashMap::new(),
             error: None,
         }
     }
@@ -146,6 +154,20 @@ impl Recorder {
         };
         if let Some(p) = &diagnosis {
             row.diagnosis = p.display().to_string();
+        }
+        if let Some(out) = &t.outcome.output {
+            let cell = format!("{}/{}/{}", row.scenario, row.strategy, row.sweep_value);
+            let n = self.outputs.entry(cell).or_insert(0);
+            if *n < self.max_diagnoses {
+                *n += 1;
+                if let Err(e) = results::write_output(&self.dir, t.stem, out) {
+                    let what = format!(
+                        "cannot write a program's output under {}",
+                        self.dir.display()
+                    );
+                    self.failed(LabError::io(what, e));
+                }
+            }
         }
         if let Err(e) = self.csv.write(&row) {
             let what = format!("cannot write {}", self.csv.path().display());

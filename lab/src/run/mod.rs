@@ -20,7 +20,12 @@ use crate::strategy::Strategy;
 use crate::trial::protocol::TrialRequest;
 use crate::verdict::Outcome;
 
-pub use summary::{FirstDiagnosis, Replay, Reproduction, RunSummary, StrategySummary, SurvivorSet};
+pub use summary::{
+    FirstDiagnosis, FirstOutput, Replay, Reproduction, RunSummary, StrategySummary, SurvivorSet,
+};
+
+/// The last lines of a failing program's output a summary shows.
+pub const OUTPUT_LINES: usize = 10;
 
 /// What `lab run` is asked to do.
 #[derive(Clone, Debug)]
@@ -182,6 +187,7 @@ fn run_strategy(
     };
     let mut outcomes: Vec<(u64, Outcome)> = Vec::new();
     let mut first: Option<FirstDiagnosis> = None;
+    let mut first_output: Option<FirstOutput> = None;
     let on_kept = |o: &Outcome| hold_for_user(o, &replay);
     let wall = session.run_trials(&req, c.args.trials, &on_kept, |i, mut o| {
         let source = TrialSource {
@@ -213,6 +219,21 @@ fn run_strategy(
                 });
             }
         }
+        // A program's output is written by the recorder; the summary keeps
+        // the last lines of the first failing trial's, and no outcome held
+        // here keeps more (a chatty program fails thousands of times).
+        if let Some(out) = o.output.take() {
+            if first_output.as_ref().is_none_or(|f| i < f.trial) {
+                first_output = out
+                    .tail_lines(OUTPUT_LINES)
+                    .map(|(stream, tail)| FirstOutput {
+                        trial: i,
+                        verdict: o.verdict,
+                        stream,
+                        tail,
+                    });
+            }
+        }
         outcomes.push((i, o));
     })?;
     rec.check()?;
@@ -226,6 +247,7 @@ fn run_strategy(
         c.scenario.expect.as_ref(),
     );
     summary.diagnosis = first;
+    summary.output = first_output;
     Ok(summary)
 }
 

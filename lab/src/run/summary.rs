@@ -99,6 +99,9 @@ pub struct StrategySummary {
     pub panic_sites: BTreeMap<String, u64>,
     /// The diagnosis of the first diagnosed trial (hang first, else orphan).
     pub diagnosis: Option<FirstDiagnosis>,
+    /// The last lines a program run as the root (`lab exec`) wrote in the
+    /// first trial that did not pass.
+    pub output: Option<FirstOutput>,
     /// Diagnoses of hangs and orphans left unwritten: beyond
     /// `--max-diagnoses` (their rows are in the CSV, with an empty
     /// diagnosis path).
@@ -122,6 +125,19 @@ pub struct FirstDiagnosis {
     /// The diagnosis.
     #[serde(flatten)]
     pub diagnosis: Diagnosis,
+}
+
+/// The last lines a program wrote in the first trial that did not pass.
+#[derive(Clone, Debug, Serialize)]
+pub struct FirstOutput {
+    /// The trial's index.
+    pub trial: u64,
+    /// Its verdict.
+    pub verdict: Verdict,
+    /// `stderr`, or `stdout` when its stderr was empty.
+    pub stream: &'static str,
+    /// Its last lines (at most [`super::OUTPUT_LINES`]).
+    pub tail: String,
 }
 
 /// How often a replayed plan gave its most frequent verdict.
@@ -298,6 +314,16 @@ impl RunSummary {
                     d.path.with_extension("txt").display()
                 );
             }
+            if let Some(o) = &r.output {
+                let _ = writeln!(
+                    s,
+                    "\n  {} of trial {} ({}), last lines:",
+                    o.stream, o.trial, o.verdict
+                );
+                for line in o.tail.lines() {
+                    let _ = writeln!(s, "    | {line}");
+                }
+            }
             for rp in &r.replay {
                 let _ = writeln!(
                     s,
@@ -420,6 +446,7 @@ pub(super) fn summarize(
         diagnoses_unwritten: g.diagnoses_unwritten,
         replay_command: replay.to_string(),
         diagnosis: None,
+        output: None,
     }
 }
 

@@ -19,6 +19,15 @@ fn blocked_text(blocked: Option<&Alive>) -> String {
     }
 }
 
+/// `1 process`, `N processes`.
+fn processes(n: u32) -> String {
+    if n == 1 {
+        "1 process".to_string()
+    } else {
+        format!("{n} processes")
+    }
+}
+
 /// `nodes A B and N processes outside the plan`, for `alive`.
 fn who(alive: &Alive) -> String {
     let outside = (alive.count as usize).saturating_sub(alive.paths.len());
@@ -85,6 +94,20 @@ pub(in crate::trial) fn hang(
             format!("{} (last phase {phase})", plan.nodes[i].path)
         })
         .collect();
+    if let Some(cmd) = &plan.nodes[0].command {
+        // A program run as the root: its course is its own run.
+        let reason = format!(
+            "`{}` did not exit within the deadline ({deadline_ms} ms); {}; {} alive",
+            cmd.join(" "),
+            blocked_text(blocked),
+            processes(alive.count)
+        );
+        let mut o = hung(plan, obs, reason, rung, alive, time_us);
+        if o.verdict == Verdict::Hang {
+            o.kill_rung = Rung::Cleanup;
+        }
+        return o;
+    }
     let mut reason = format!(
         "the course did not finish within the deadline ({deadline_ms} ms); {}; {}; {} processes alive",
         blocked_text(blocked),

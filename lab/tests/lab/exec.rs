@@ -1,0 +1,253 @@
+//! Issue 14, items 1 and 2: `lab exec` runs real programs (`sh`, `sleep`)
+//! as the root of each trial and judges them: pass, fail, orphan, leak,
+//! hang; killed at a seeded moment with a signal or a ladder. Every test
+//! also checks that nothing the program started is left once the lab exits.
+
+use super::*;
+
+/// `lab exec --format json --out DIR` with `opts`, then `-- command`; the
+/// JSON summary, the CSV's directory and the exit status. Asserts that no
+/// process whose command line contains `marker` is alive afterwards.
+fn exec(tag: &str, opts: &[&str], command: &[&str], marker: &str) -> (Value, PathBuf, i32) {
+    let dir = out_dir(tag);
+    let mut args = vec!["exec", "--format", "json", "--out", dir.to_str().unwrap()];
+    args.extend_from_slice(opts);
+    args.push("--");
+    args.extend_from_slice(command);
+    let out = lab(&args, &[]);
+    let left = processes_with(marker);
+    assert!(left.is_empty(), "left alive after `lab exec`: {left:?}");
+    (json(&out), dir, out.status.code().unwrap_or(-1))
+}
+
+/// PIDs of live (not zombie) processes whose command line contains `text`.
+fn processes_with(text: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = state
+                .rsplit(") ")
+                .next()
+                .is_some_and(|s| s.starts_with('Z'));
+            cmd.contains(text) && !zombie
+        })
+        .collect()
+}
+
+/// The first reason of `verdict` in strategy summary `r`.
+fn reason(r: &Value, verdict: &str) -> String {
+    names_of(&r["reasons"][verdict])
+        .into_iter()
+        .next()
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_printing_program_passes() {
+    let (v, dir, code) = exec(
+        "exec-pass",
+        &["--trials", "3"],
+        &["sh", "-c", "echo hello; echo more >&2"],
+        "echo hello",
+    );
+    let r = strategy(&v, "canonical");
+    assert_eq!((r["pass"].as_u64(), code), (Some(3), 0), "{r}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn an_unexpected_exit_status_is_a_fail_with_its_status_and_stderr() {
+    let (v, dir, code) = exec(
+        "exec-fail",
+        &["--trials", "2"],
+        &["sh", "-c", "echo broken-xyz >&2; exit 3"],
+        "broken-xyz",
+    );
+    let r = strategy(&v, "canonical");
+    assert_eq!((r["fail"].as_u64(), code), (Some(2), 1), "{r}");
+    assert!(
+        reason(r, "fail").contains("exited with status 3; expected exit status 0"),
+        "{r}"
+    );
+    assert!(
+        r["output"]["tail"].as_str().unwrap().contains("broken-xyz"),
+        "{r}"
+    );
+    // Each failing trial's stderr is a file of the run.
+    let csv = Path::new(v["csv"].as_str().unwrap());
+    let err =
+        std::fs::read_to_string(csv.with_file_name("output").join("canonical.0.stderr")).unwrap();
+    assert_eq!(err, "broken-xyz\n");
+    let _ = std::fs::remove_dir_all(&dir);
+    // Expected, the same status passes.
+    let (v, dir, code) = exec(
+        "exec-fail-expected",
+        &["--trials", "2", "--expect-exit", "3"],
+        &["sh", "-c", "echo broken-xyz >&2; exit 3"],
+        "broken-xyz",
+    );
+    assert_eq!(
+        (strategy(&v, "canonical")["pass"].as_u64(), code),
+        (Some(2), 0),
+        "{v}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_background_child_left_behind_is_an_orphan_named_and_cleaned_up() {
+    let (v, dir, code) = exec(
+        "exec-orphan",
+        &["--trials", "20", "-j", "4"],
+        &["sh", "-c", "sleep 31.101 & exit 0"],
+        "sleep 31.101",
+    );
+    let r = strategy(&v, "canonical");
+    assert_eq!((r["orphan"].as_u64(), code), (Some(20), 1), "{r}");
+    let why = reason(r, "orphan");
+    assert!(
+        why.starts_with(
+            "alive after `sh -c sleep 31.101 & exit 0` exited once the trial was quiescent"
+        ) && why.contains("1 process outside the plan: pid N (`sleep 31.101`)"),
+        "{why}"
+    );
+    // The interval of the rate is there, as in every run.
+    assert!(r["rates"]["orphan"]["low"].as_f64().unwrap() > 0.8, "{r}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn with_capture_a_child_holding_stdout_is_a_leak_naming_it() {
+    let (v, dir, _) = exec(
+        "exec-leak",
+        &["--trials", "3", "--capture"],
+        &["sh", "-c", "sleep 31.102 & echo hi"],
+        "sleep 31.102",
+    );
+    let r = strategy(&v, "canonical");
+    assert_eq!(r["leak"].as_u64(), Some(3), "{r}");
+    let why = reason(r, "leak");
+    assert!(
+        why.contains("the stdout of `sh -c sleep 31.102 & echo hi` (pipe:[N]) was still held open after it exited: pid N (`sleep 31.102`) at fd 1"),
+        "{why}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A shell that traps TERM and kills its child before exiting passes a
+/// TERM; a KILL leaves the child behind. The kill comes 1 s after the
+/// spawn, long after the shell set its trap and started its child.
+#[test]
+fn a_kill_after_the_start_tells_a_clean_shutdown_from_an_orphaning_one() {
+    let script = "trap 'kill $p; exit 0' TERM; sleep 31.103 & p=$!; wait";
+    let (v, dir, code) = exec(
+        "exec-term",
+        &["--trials", "2", "--kill-after", "1s", "--signal", "TERM"],
+        &["sh", "-c", script],
+        "sleep 31.103",
+    );
+    assert_eq!(
+        (strategy(&v, "canonical")["pass"].as_u64(), code),
+        (Some(2), 0),
+        "{v}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    let (v, dir, _) = exec(
+        "exec-kill",
+        &["--trials", "2", "--kill-after", "1s", "--signal", "KILL"],
+        &["sh", "-c", script],
+        "sleep 31.103",
+    );
+    let r = strategy(&v, "canonical");
+    assert_eq!(r["orphan"].as_u64(), Some(2), "{r}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A ladder: INT is ignored, TERM is ignored, KILL ends the program 2 x
+/// 50 ms later; its child, which ignores nothing, is orphaned.
+#[test]
+fn a_signal_ladder_climbs_while_the_program_lives() {
+    let script = "trap '' INT TERM; sleep 31.104 & wait";
+    let (v, dir, _) = exec(
+        "exec-ladder",
+        &[
+            "--trials",
+            "2",
+            "--kill-after",
+            "1s",
+            "--signal",
+            "INT,TERM,KILL",
+            "--grace",
+            "50ms",
+        ],
+        &["sh", "-c", script],
+        "sleep 31.104",
+    );
+    let r = strategy(&v, "canonical");
+    assert_eq!(r["orphan"].as_u64(), Some(2), "{r}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_program_that_never_exits_is_a_hang_naming_what_blocks() {
+    let (v, dir, _) = exec(
+        "exec-hang",
+        &["--trials", "1", "--deadline", "300ms"],
+        &["sh", "-c", "sleep 31.105; true"],
+        "sleep 31.105",
+    );
+    let r = strategy(&v, "canonical");
+    assert_eq!(r["hang"].as_u64(), Some(1), "{r}");
+    let why = reason(r, "hang");
+    assert!(
+        why.starts_with("`sh -c sleep 31.105; true` did not exit within the deadline (300 ms)")
+            && why.contains("pid N (`sleep 31.105`), child of node root"),
+        "{why}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn bad_exec_input_is_refused_with_the_reason() {
+    for (args, says) in [
+        (
+            vec!["exec", "--", "no-such-program-xyz"],
+            "cannot start `no-such-program-xyz`",
+        ),
+        (
+            vec!["exec", "--kill-after", "9ms..1ms", "--", "true"],
+            "low <= high",
+        ),
+        (
+            vec!["exec", "--signal", "TERM", "--", "true"],
+            "--kill-after",
+        ),
+        (vec!["exec", "--env", "=x", "--", "true"], "NAME=VALUE"),
+        (vec!["exec"], "PROGRAM"),
+    ] {
+        let dir = out_dir("exec-bad");
+        let mut a = args.clone();
+        a.extend(["--trials", "1", "--out", dir.to_str().unwrap()]);
+        // `--` must stay last: put the options before it.
+        if let Some(at) = args.iter().position(|s| *s == "--") {
+            a = args[..at].to_vec();
+            a.extend(["--trials", "1", "--out", dir.to_str().unwrap()]);
+            a.extend_from_slice(&args[at..]);
+        }
+        let out = lab(&a, &[]);
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(all.contains(says), "{a:?}: {all}");
+        assert_ne!(out.status.code(), Some(0), "{a:?}");
+        assert!(!all.contains("panicked"), "{all}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
