@@ -53,12 +53,19 @@ pub struct ExecSpec {
     pub cwd: Option<String>,
     /// The deadline of each trial.
     pub deadline: Duration,
+    /// The scenario's name (letters, digits, `-`, `_`), which names the
+    /// results; `None`: `exec-` and the program's file name.
+    pub name: Option<String>,
 }
 
 impl ExecSpec {
-    /// The scenario's name: `exec-` and the program's file name (letters,
-    /// digits, `-` and `_` kept, the rest `_`), bounded to 40 characters.
+    /// The scenario's name: [`ExecSpec::name`](field@ExecSpec::name) when
+    /// given, else `exec-` and the program's file name (letters, digits,
+    /// `-` and `_` kept, the rest `_`), bounded to 40 characters.
     pub fn name(&self) -> String {
+        if let Some(n) = &self.name {
+            return n.clone();
+        }
         let program = self.command.first().map_or("", |p| p.as_str());
         let base = Path::new(program)
             .file_name()

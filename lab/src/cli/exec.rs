@@ -46,6 +46,10 @@ pub(super) struct ExecCmd {
     /// The program's working directory
     #[arg(long, value_name = "DIR")]
     cwd: Option<PathBuf>,
+    /// The name of the scenario the program becomes, which names its results (letters,
+    /// digits, '-', '_'; default: exec- and the program's file name)
+    #[arg(long)]
+    name: Option<String>,
     #[command(flatten)]
     trial: TrialOptions,
     /// Where to write results/<run-id>/trials.csv (and the scenario, in results/exec/)
@@ -93,6 +97,7 @@ impl ExecCmd {
             env: self.env.clone(),
             cwd,
             deadline: self.trial.deadline.unwrap_or(DEFAULT_DEADLINE),
+            name: self.name.clone(),
         };
         let scenario = spec.write_scenario(&self.out)?;
         Ok(RunArgs {
