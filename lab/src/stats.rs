@@ -28,7 +28,20 @@ impl Rate {
         let (low, high) = match NSuccessesSample::new(trials as f64, count as f64) {
             Ok(s) if trials > 0 => {
                 let i = s.wilson_score(Z95);
-                (i.lower().clamp(0.0, 1.0), i.upper().clamp(0.0, 1.0))
+                // At the edges the bound is exact: all trials give an upper
+                // bound of 1, none a lower bound of 0 (the closed form
+                // misses them by a rounding error, printed 99.999999999999986%).
+                let low = if count == 0 {
+                    0.0
+                } else {
+                    i.lower().clamp(0.0, 1.0)
+                };
+                let high = if count == trials {
+                    1.0
+                } else {
+                    i.upper().clamp(0.0, 1.0)
+                };
+                (low, high)
             }
             _ => (0.0, 1.0),
         };
@@ -76,7 +89,8 @@ impl Rate {
 pub fn percent(fraction: f64) -> String {
     let p = fraction * 100.0;
     let edge = p.min(100.0 - p);
-    if edge <= 0.0 || edge >= 0.1 {
+    // Below 1e-9 % is a rounding error, not a figure.
+    if edge <= 1e-9 || edge >= 0.1 {
         return format!("{p:.1}");
     }
     let decimals = (-edge.log10()).ceil() as usize + 1;
@@ -128,6 +142,17 @@ mod tests {
         let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
         let half = Z95 / (1.0 + z2 / n) * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
         ((centre - half).max(0.0), (centre + half).min(1.0))
+    }
+
+    #[test]
+    fn all_or_none_has_an_exact_edge() {
+        let all = Rate::wilson(200, 200);
+        assert_eq!(
+            (all.high, all.render()),
+            (1.0, "200/200 100.0% [98.1%, 100.0%]".to_string())
+        );
+        assert_eq!(Rate::wilson(0, 200).low, 0.0);
+        assert_eq!(percent(1.0 - 1e-16), "100.0");
     }
 
     #[test]
