@@ -286,3 +286,36 @@ fn a_suite_writes_one_junit_test_case_per_member_and_the_order_dependent_one_fai
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `lab exec --junit FILE`: one test case for the program, a failure whose
+/// message carries the verdict counts.
+#[test]
+fn exec_writes_a_junit_case_for_the_program() {
+    let dir = out_dir("exec-junit");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("junit.xml");
+    let out = lab(
+        &[
+            "exec",
+            "--trials",
+            "2",
+            "--out",
+            dir.to_str().unwrap(),
+            "--junit",
+            file.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            "exit 5",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let report = read_junit(&file);
+    assert_eq!(report.suites.len(), 1);
+    let case = &report.suites[0].cases[0];
+    assert!(case.status.is_failure(), "{:?}", case.status);
+    let text = format!("{:?}", case.status);
+    assert!(text.contains("fail"), "{text}");
+    let _ = std::fs::remove_dir_all(dir);
+}
