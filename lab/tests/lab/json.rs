@@ -159,6 +159,28 @@ fn every_command_prints_snake_case_json_with_its_schema() {
     let run_dir = Path::new(v["csv"].as_str().unwrap()).parent().unwrap();
     assert_file_style(&run_dir.join("summary.json"));
 
+    // A program of the user's that fails: the summary carries its output.
+    covered.insert("exec");
+    let exec_dir = d("exec");
+    let args = [
+        "exec",
+        "--trials",
+        "1",
+        "--format",
+        "json",
+        "--out",
+        &exec_dir,
+        "--",
+        "sh",
+        "-c",
+        "echo bad >&2; exit 2",
+    ];
+    let out = lab(&args, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    assert_style(&args.join(" "), &v);
+    assert_eq!(v["results"][0]["output"]["tail"], "bad", "{v}");
+
     covered.insert("soak");
     let v = lab_json(
         &[
