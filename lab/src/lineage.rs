@@ -244,8 +244,8 @@ impl Lineage {
     }
 
     /// Feed one connector event: a new process (not a thread), an exec
-    /// (named by `name(pid)`, typically [`scan_cmdline`] then
-    /// [`scan_comm`], read at once: the process may be short-lived), a
+    /// (named by `name(pid)`, typically [`scan_name`], read at once: the
+    /// process may be short-lived), a
     /// setsid, a process's exit (its leader thread's), an overrun (counted).
     /// With roots ([`rooted`](Lineage::rooted)), events of processes outside
     /// the roots' descendants are ignored.
@@ -447,6 +447,13 @@ pub fn scan_cmdline(pid: i32) -> Option<String> {
 pub fn scan_comm(pid: i32) -> Option<String> {
     let comm = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
     Some(comm.trim_end_matches('\n').to_string())
+}
+
+/// What `pid` runs, for [`Lineage::apply`]: its command line
+/// ([`scan_cmdline`]), else its name ([`scan_comm`]); `None` when it is
+/// gone.
+pub fn scan_name(pid: i32) -> Option<String> {
+    scan_cmdline(pid).or_else(|| scan_comm(pid))
 }
 
 /// `pid` as `/proc` shows it now: its parent and name from
@@ -660,6 +667,7 @@ mod tests {
         let cmdline = s.cmdline.expect("a command line");
         assert!(cmdline.len() <= CMDLINE_MAX + '…'.len_utf8(), "{cmdline}");
         assert_eq!(scan_comm(me).map(|c| c.is_empty()), Some(false));
+        assert_eq!(scan_name(me), Some(cmdline.clone()));
         assert!(scan_tree(me).iter().any(|s| s.pid == me));
         assert_eq!(scan_process(-1), None);
     }
