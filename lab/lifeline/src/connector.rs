@@ -59,8 +59,9 @@ const PROC_EVENT_EXIT: u32 = 0x8000_0000;
 const RECV_QUEUE: usize = 4 << 20;
 /// The read buffer (bytes); one event datagram is 76 bytes.
 const READ_BUFFER: usize = 8192;
-/// How long [`ProcEvents::open`] waits for the kernel's acknowledgement.
-const ACK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long [`ProcEvents::open`] waits for the kernel's acknowledgement
+/// (it comes at once; the bound is for a request the kernel ignores).
+const ACK_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// One process event, at the thread-group level the lab needs. PIDs are
 /// those of the initial PID namespace; `ts_ns` is the kernel's
@@ -165,12 +166,17 @@ impl ProcEvent {
 /// [`wait_readable`](ProcEvents::wait_readable); drain it with
 /// [`read`](ProcEvents::read).
 ///
-/// # Privileges
-/// It needs `CAP_NET_ADMIN` in the initial user namespace (binding to the
-/// group), and the caller must live in the initial user and PID namespaces
-/// (the kernel ignores a listen request from any other). Without them
-/// [`open`](ProcEvents::open) fails and the caller falls back to another
-/// source.
+/// # Privileges and namespaces
+/// The caller must live in the initial user, PID and network namespaces:
+/// the kernel ignores a listen request from other user or PID namespaces,
+/// and its connector socket exists in the initial network namespace only.
+/// So a lab opens it in its own process, not in a supervisor (which runs in
+/// a PID namespace of its own), and translates the PIDs. Linux 6.6 and
+/// later let any user listen (the connector's group became
+/// `NL_CFG_F_NONROOT_RECV`; seen on 6.18 as uid 65534 without
+/// capabilities); earlier kernels need `CAP_NET_ADMIN` there. Where it
+/// cannot be opened, [`open`](ProcEvents::open) fails and the caller falls
+/// back to another source.
 ///
 /// # References
 /// - [netlink(7)](https://man7.org/linux/man-pages/man7/netlink.7.html)
@@ -204,18 +210,21 @@ impl ProcEvents {
     /// `socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
     /// NETLINK_CONNECTOR)`, a 4 MiB receive queue (`SO_RCVBUFFORCE`, else
     /// `SO_RCVBUF` up to `net.core.rmem_max`), `bind` to the group
-    /// `CN_IDX_PROC`, then `PROC_CN_MCAST_LISTEN`, and wait (at most 2 s)
+    /// `CN_IDX_PROC`, then `PROC_CN_MCAST_LISTEN`, and wait (at most 1 s)
     /// for the kernel's acknowledgement. Events that arrive meanwhile are
     /// kept for the first [`read`](ProcEvents::read).
     ///
     /// # Errors
     /// - `EPERM` from `bind` without `CAP_NET_ADMIN` in the initial user
-    ///   namespace, or in the acknowledgement on kernels that check it there;
-    /// - `EPROTONOSUPPORT` on a kernel without `CONFIG_CONNECTOR`; a
-    ///   kernel without `CONFIG_PROC_EVENTS` sends no acknowledgement;
+    ///   namespace (before Linux 6.6), or in the acknowledgement on kernels
+    ///   that check it there;
+    /// - `ECONNREFUSED` from `send` in a network namespace other than the
+    ///   initial one (no connector there);
+    /// - `EPROTONOSUPPORT` on a kernel without `CONFIG_CONNECTOR`;
     /// - `ErrorKind::TimedOut` when no acknowledgement came: the kernel
     ///   silently ignores a listen request from outside the initial user
-    ///   and PID namespaces;
+    ///   and PID namespaces (and has no `cn_proc` without
+    ///   `CONFIG_PROC_EVENTS`);
     /// - the errors of `socket`, `bind`, `send` and `recvfrom`.
     ///
     /// # References
@@ -229,11 +238,7 @@ impl ProcEvents {
             SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
             Some(netlink::CONNECTOR),
         )?;
-        // Best effort: a smaller queue only makes overruns likelier, and
-        // those are reported.
-        if sockopt::set_socket_recv_buffer_size_force(&fd, RECV_QUEUE).is_err() {
-            let _ = sockopt::set_socket_recv_buffer_size(&fd, RECV_QUEUE);
-        }
+        grow_queue(&fd);
         bind(&fd, &SocketAddrNetlink::new(0, CN_IDX_PROC))?;
         let port = SocketAddrNetlink::try_from(getsockname(&fd)?)?.pid();
         let mut events = ProcEvents {
@@ -367,7 +372,7 @@ impl ProcEvents {
             if left.is_zero() {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
-                    "the kernel did not acknowledge PROC_CN_MCAST_LISTEN within 2 s \
+                    "the kernel did not acknowledge PROC_CN_MCAST_LISTEN within 1 s \
                      (outside the initial user and PID namespaces, or no CONFIG_PROC_EVENTS)",
                 ));
             }
@@ -523,6 +528,16 @@ fn parse_cn_msg(cn: &[u8]) -> Option<Message> {
     })
 }
 
+/// Ask for a [`RECV_QUEUE`] receive queue: `SO_RCVBUFFORCE` (with
+/// `CAP_NET_ADMIN`), else `SO_RCVBUF` (capped at `net.core.rmem_max`). Best
+/// effort: a smaller queue only makes overruns likelier, and those are
+/// reported.
+fn grow_queue(fd: &OwnedFd) {
+    if sockopt::set_socket_recv_buffer_size_force(fd, RECV_QUEUE).is_err() {
+        let _ = sockopt::set_socket_recv_buffer_size(fd, RECV_QUEUE);
+    }
+}
+
 fn put(buf: &mut [u8], off: usize, bytes: &[u8]) {
     if let Some(dst) = buf.get_mut(off..off + bytes.len()) {
         dst.copy_from_slice(bytes);
@@ -634,18 +649,24 @@ mod tests {
         }
     }
 
+    /// The connector, or `None` with a plain message where this process
+    /// may not listen (it must work as root in the initial namespaces).
     fn open_or_skip() -> Option<ProcEvents> {
-        match ProcEvents::open() {
-            Ok(e) => Some(e),
+        let why = match ProcEvents::open() {
+            Ok(e) => return Some(e),
             Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-                eprintln!(
-                    "skipped: the proc connector needs CAP_NET_ADMIN in the initial \
-                     user namespace: {e}"
-                );
-                None
+                "the proc connector needs CAP_NET_ADMIN in the initial user namespace"
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+                "no proc connector in this network namespace (only in the initial one)"
+            }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                "the proc connector ignores listeners outside the initial user and PID namespaces"
             }
             Err(e) => panic!("open the proc connector: {e}"),
-        }
+        };
+        eprintln!("skipped: {why}");
+        None
     }
 
     #[test]
@@ -667,7 +688,7 @@ mod tests {
         assert!(events.overruns() >= 1);
         // Drained, and the queue large again: a later child is reported
         // (unless a burst of the machine overflows it once more).
-        sockopt::set_socket_recv_buffer_size_force(&events, RECV_QUEUE).expect("grow the queue");
+        grow_queue(&events.fd);
         let child = Command::new("/bin/true").spawn().expect("spawn /bin/true");
         let pid = child.pidfd().pid();
         assert_eq!(child.wait().expect("wait"), ExitStatus::Exited(0));
