@@ -705,6 +705,56 @@ mod tests {
     }
 
     #[test]
+    fn exit_codes_are_raw_wait_statuses() {
+        let Some(mut events) = open_or_skip() else {
+            return;
+        };
+        for _attempt in 0..5 {
+            let overruns = events.overruns();
+            let three = Command::new("/bin/sh")
+                .args(["-c", "exit 3"])
+                .spawn()
+                .expect("spawn sh");
+            let killed = Command::new("/bin/sleep")
+                .arg("60")
+                .spawn()
+                .expect("spawn sleep");
+            assert!(killed
+                .pidfd()
+                .send_signal(crate::Signal::KILL)
+                .expect("kill"));
+            assert_eq!(three.wait().expect("wait"), ExitStatus::Exited(3));
+            assert_eq!(
+                killed.wait().expect("wait"),
+                ExitStatus::Signaled(libc::SIGKILL)
+            );
+            let mut seen = Vec::new();
+            read_until_exit(&mut events, three.pidfd().pid(), &mut seen);
+            read_until_exit(&mut events, killed.pidfd().pid(), &mut seen);
+            let code = |pid: i32| {
+                seen.iter().find_map(|e| match e {
+                    ProcEvent::Exit {
+                        pid: p,
+                        tgid,
+                        exit_code,
+                        ..
+                    } if *p == pid && *tgid == pid => Some(*exit_code),
+                    _ => None,
+                })
+            };
+            let (c3, c9) = (code(three.pidfd().pid()), code(killed.pidfd().pid()));
+            if events.overruns() > overruns && (c3.is_none() || c9.is_none()) {
+                eprintln!("the proc connector overran; trying again");
+                continue;
+            }
+            assert_eq!(c3, Some(3 << 8), "{seen:?}");
+            assert_eq!(c9, Some(libc::SIGKILL), "{seen:?}");
+            return;
+        }
+        panic!("the proc connector overran on every attempt");
+    }
+
+    #[test]
     fn a_child_fork_exec_and_exit_are_reported() {
         let Some(mut events) = open_or_skip() else {
             return;
