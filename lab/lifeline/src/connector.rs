@@ -280,7 +280,7 @@ impl ProcEvents {
     /// Wait until an event can be read or `timeout` passes: `poll` for
     /// `POLLIN`. `Ok(true)` when one can be read (or one is already kept
     /// from [`open`](ProcEvents::open)). `EINTR` is retried for the time
-    /// left.
+    /// left; a `timeout` too large for the clock waits without bound.
     ///
     /// # Errors
     /// The errors of `poll`.
@@ -291,15 +291,17 @@ impl ProcEvents {
         if !self.pending.is_empty() {
             return Ok(true);
         }
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now().checked_add(timeout);
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let ts = rustix::time::Timespec {
-                tv_sec: left.as_secs() as i64,
-                tv_nsec: i64::from(left.subsec_nanos()),
-            };
+            let ts = deadline.map(|d| {
+                let left = d.saturating_duration_since(Instant::now());
+                rustix::time::Timespec {
+                    tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+                    tv_nsec: i64::from(left.subsec_nanos()),
+                }
+            });
             let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
-            match poll(&mut fds, Some(&ts)) {
+            match poll(&mut fds, ts.as_ref()) {
                 Ok(n) => return Ok(n > 0),
                 Err(Errno::INTR) => continue,
                 Err(e) => return Err(e.into()),
@@ -365,8 +367,8 @@ impl ProcEvents {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() && self.overruns > 0 {
                 // The acknowledgement was lost with other events in an
-                // overflow (the bind proved the privilege); the overrun is
-                // kept for the first read.
+                // overflow of our queue: events do reach us. The overrun
+                // is kept for the first read.
                 return Ok(());
             }
             if left.is_zero() {
