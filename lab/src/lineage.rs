@@ -744,6 +744,15 @@ mod tests {
             assert!(l
                 .describe(sleeps[0], &|_| None, 0)
                 .contains(&format!("(pid {sh})")));
+            let trace = crate::trace::Trace::from_lineage(&l, 0).to_json();
+            for pid in [me, sh, sleeps[0]] {
+                assert!(
+                    trace["traceEvents"]
+                        .as_array()
+                        .is_some_and(|ev| ev.iter().any(|e| e["pid"] == pid && e["ph"] == "X")),
+                    "no span for {pid}"
+                );
+            }
             return;
         }
         panic!("the proc connector overran on every attempt");
