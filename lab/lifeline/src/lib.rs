@@ -112,6 +112,7 @@
 
 mod clone;
 mod command;
+mod connector;
 mod exec;
 mod fds;
 #[cfg(feature = "legacy")]
@@ -127,6 +128,7 @@ mod raw;
 
 pub use clone::{spawn, Child, ChildFds, Lifeline, LifelineReader, Spawn};
 pub use command::{Command, Stdio};
+pub use connector::{ProcEvent, ProcEvents};
 pub use exec::resolve_program;
 pub use fds::{
     claim_inherited, dup_to, dup_to_free, mark_inherited_cloexec, move_high, own_pipe,

@@ -1,0 +1,760 @@
+//! Lineage: who started each process of a trial, and when, so that a
+//! leaked process is traced to the node or program that made it.
+//!
+//! Two sources fill a [`Lineage`]:
+//! - [`LineageSource::ProcConnector`]: the kernel's fork, exec and exit
+//!   events ([`lifeline::ProcEvents`], root only), fed with
+//!   [`Lineage::apply`] or the `record_*` calls: exact, with times, and it
+//!   sees processes that lived for a microsecond;
+//! - [`LineageSource::ProcScan`]: `/proc` read while the processes live
+//!   ([`scan_tree`], [`Lineage::from_scan`]): parents only as they are at
+//!   the scan (an orphan already shows its subreaper), and no times.
+//!
+//! A PID reused within a lineage starts a new [`Entry`]; the older one stays
+//! (in [`Lineage::entries`]) and keeps its own place in the tree.
+//!
+//! # References
+//! - [proc_pid_status(5)](https://man7.org/linux/man-pages/man5/proc_pid_status.5.html),
+//!   [proc_pid_cmdline(5)](https://man7.org/linux/man-pages/man5/proc_pid_cmdline.5.html),
+//!   [proc_pid_comm(5)](https://man7.org/linux/man-pages/man5/proc_pid_comm.5.html)
+//! - Linux `drivers/connector/cn_proc.c`
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs;
+use std::io::Read;
+
+use lifeline::ProcEvent;
+
+use crate::forensics::{descendants, status_field};
+
+/// Most bytes of `/proc/PID/cmdline` that [`scan_cmdline`] reads.
+pub const CMDLINE_MAX: usize = 256;
+/// Most ancestors [`Lineage::describe`] names before it stops.
+const DESCRIBE_DEPTH: usize = 4;
+
+/// Where a [`Lineage`] came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LineageSource {
+    /// The kernel's process events connector: fork, exec, exit, with the
+    /// kernel's `CLOCK_MONOTONIC` times (needs root).
+    ProcConnector,
+    /// A scan of `/proc` while the processes lived: parents as at the scan,
+    /// no times (the fallback without root).
+    ProcScan,
+}
+
+impl LineageSource {
+    /// Its name in output and CSV: `proc-connector` or `proc-scan`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineageSource::ProcConnector => "proc-connector",
+            LineageSource::ProcScan => "proc-scan",
+        }
+    }
+}
+
+impl fmt::Display for LineageSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An `execve` of a process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exec {
+    /// When (ns, `CLOCK_MONOTONIC`); `None` from a scan.
+    pub at_ns: Option<u64>,
+    /// What it ran: its command line or name as read then; empty when it
+    /// could not be read (the process was already gone).
+    pub command: String,
+}
+
+/// The end of a process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exit {
+    /// The raw wait status (`code << 8`, or the signal number).
+    pub status: i32,
+    /// When (ns, `CLOCK_MONOTONIC`).
+    pub at_ns: u64,
+}
+
+/// One process of a lineage.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Entry {
+    /// Its PID (initial PID namespace for the connector, the scanner's for a scan).
+    pub pid: i32,
+    /// The PID of the process that started it (for a scan: its parent at
+    /// the scan); `None` when unknown.
+    pub ppid: Option<i32>,
+    /// When it was forked (ns, `CLOCK_MONOTONIC`); `None` when not seen.
+    pub forked_ns: Option<u64>,
+    /// What it runs: its last exec's command, else the command of the
+    /// process it is a copy of (a fork without exec runs its parent's
+    /// program); `None` when unknown.
+    pub command: Option<String>,
+    /// Its execs, in order.
+    pub execs: Vec<Exec>,
+    /// When it called `setsid` (ns): it left its session and process group.
+    pub setsid_ns: Option<u64>,
+    /// How it ended; `None` while it lives (or its exit was not seen).
+    pub exit: Option<Exit>,
+    /// Its parent's index in `Lineage::entries`.
+    parent: Option<usize>,
+}
+
+/// A process as a `/proc` scan saw it ([`scan_process`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scanned {
+    /// Its PID.
+    pub pid: i32,
+    /// Its parent at the scan (`PPid:`; 0 for none).
+    pub ppid: i32,
+    /// Its name (`Name:`, at most 15 bytes).
+    pub comm: String,
+    /// Its command line ([`scan_cmdline`]); `None` for a zombie or a
+    /// kernel thread.
+    pub cmdline: Option<String>,
+}
+
+/// The lineage of the processes of a trial: a forest of [`Entry`]s, by PID.
+#[derive(Clone, Debug)]
+pub struct Lineage {
+    source: LineageSource,
+    entries: Vec<Entry>,
+    /// The entry that holds each PID now.
+    current: HashMap<i32, usize>,
+    /// With roots, [`Lineage::apply`] keeps only them and their descendants.
+    roots: Vec<i32>,
+    overruns: u64,
+}
+
+impl Default for Lineage {
+    /// An empty lineage from [`LineageSource::ProcConnector`] that keeps
+    /// every process it is given.
+    fn default() -> Self {
+        Lineage {
+            source: LineageSource::ProcConnector,
+            entries: Vec::new(),
+            current: HashMap::new(),
+            roots: Vec::new(),
+            overruns: 0,
+        }
+    }
+}
+
+impl Lineage {
+    /// An empty connector lineage that [`apply`](Lineage::apply) restricts
+    /// to `roots` and their descendants (the connector reports the whole
+    /// machine). The roots get entries without a fork.
+    pub fn rooted(roots: &[i32]) -> Self {
+        let mut lineage = Lineage {
+            roots: roots.to_vec(),
+            ..Lineage::default()
+        };
+        for &r in roots {
+            lineage.index_of(r);
+        }
+        lineage
+    }
+
+    /// A lineage from a `/proc` scan ([`scan_tree`]): each process's
+    /// parent is its `PPid` at the scan, its command its command line (else
+    /// its name). Entries whose parent is not in the scan are roots.
+    pub fn from_scan(scanned: impl IntoIterator<Item = Scanned>) -> Self {
+        let mut lineage = Lineage {
+            source: LineageSource::ProcScan,
+            ..Lineage::default()
+        };
+        for s in scanned {
+            let i = lineage.push(s.pid);
+            let e = &mut lineage.entries[i];
+            e.ppid = (s.ppid > 0).then_some(s.ppid);
+            e.command = s.cmdline.or((!s.comm.is_empty()).then_some(s.comm));
+        }
+        for i in 0..lineage.entries.len() {
+            let e = &lineage.entries[i];
+            let parent = e
+                .ppid
+                .filter(|&p| p != e.pid)
+                .and_then(|p| lineage.current.get(&p).copied());
+            lineage.entries[i].parent = parent;
+        }
+        lineage
+    }
+
+    /// Where its facts came from.
+    pub fn source(&self) -> LineageSource {
+        self.source
+    }
+
+    /// How many [`ProcEvent::Overrun`]s [`apply`](Lineage::apply) saw:
+    /// when above 0, events were lost and the lineage may miss processes.
+    pub fn overruns(&self) -> u64 {
+        self.overruns
+    }
+
+    /// Record that `parent` started `child` at `at_ns` (ns,
+    /// `CLOCK_MONOTONIC`). The child runs its parent's command until it
+    /// execs. A `child` PID already seen forked or exited is a reused PID:
+    /// it gets a new entry.
+    pub fn record_fork(&mut self, parent: i32, child: i32, at_ns: u64) {
+        let p = self.index_of(parent);
+        let inherited = self.entries[p].command.clone();
+        let c = match self.current.get(&child) {
+            Some(&i) if self.entries[i].forked_ns.is_none() && self.entries[i].exit.is_none() => i,
+            _ => self.push(child),
+        };
+        let e = &mut self.entries[c];
+        if c != p {
+            e.parent = Some(p);
+        }
+        e.ppid = Some(parent);
+        e.forked_ns = Some(at_ns);
+        if e.command.is_none() {
+            e.command = inherited;
+        }
+    }
+
+    /// Record that `pid` exec'd `argv0_or_comm` (its command line or name;
+    /// empty when unknown) at `at_ns` (ns, `CLOCK_MONOTONIC`).
+    pub fn record_exec(&mut self, pid: i32, argv0_or_comm: String, at_ns: u64) {
+        let i = self.index_of(pid);
+        let e = &mut self.entries[i];
+        if !argv0_or_comm.is_empty() {
+            e.command = Some(argv0_or_comm.clone());
+        }
+        e.execs.push(Exec {
+            at_ns: Some(at_ns),
+            command: argv0_or_comm,
+        });
+    }
+
+    /// Record that `pid` called `setsid` at `at_ns` (ns, `CLOCK_MONOTONIC`).
+    pub fn record_setsid(&mut self, pid: i32, at_ns: u64) {
+        let i = self.index_of(pid);
+        self.entries[i].setsid_ns = Some(at_ns);
+    }
+
+    /// Record that `pid` ended with the raw wait status `status` at `at_ns`
+    /// (ns, `CLOCK_MONOTONIC`).
+    pub fn record_exit(&mut self, pid: i32, status: i32, at_ns: u64) {
+        let i = self.index_of(pid);
+        self.entries[i].exit = Some(Exit { status, at_ns });
+    }
+
+    /// Feed one connector event: a new process (not a thread), an exec
+    /// (named by `name(pid)`, typically [`scan_name`], read at once: the
+    /// process may be short-lived), a
+    /// setsid, a process's exit (its leader thread's), an overrun (counted).
+    /// With roots ([`rooted`](Lineage::rooted)), events of processes outside
+    /// the roots' descendants are ignored.
+    pub fn apply(&mut self, event: &ProcEvent, name: &dyn Fn(i32) -> Option<String>) {
+        match *event {
+            ProcEvent::Fork {
+                parent_tgid,
+                child_pid,
+                child_tgid,
+                ts_ns,
+                ..
+            } if child_pid == child_tgid && self.tracks(parent_tgid) => {
+                self.record_fork(parent_tgid, child_tgid, ts_ns);
+            }
+            ProcEvent::Exec { tgid, ts_ns } if self.tracks(tgid) => {
+                self.record_exec(tgid, name(tgid).unwrap_or_default(), ts_ns);
+            }
+            ProcEvent::Sid { tgid, ts_ns } if self.tracks(tgid) => self.record_setsid(tgid, ts_ns),
+            ProcEvent::Exit {
+                pid,
+                tgid,
+                exit_code,
+                ts_ns,
+                ..
+            } if pid == tgid && self.tracks(tgid) => self.record_exit(tgid, exit_code, ts_ns),
+            ProcEvent::Overrun => self.overruns += 1,
+            _ => {}
+        }
+    }
+
+    /// The entry that holds `pid` now (the latest, if the PID was reused).
+    pub fn get(&self, pid: i32) -> Option<&Entry> {
+        self.current.get(&pid).map(|&i| &self.entries[i])
+    }
+
+    /// Every entry in the order first seen, earlier holders of a reused
+    /// PID included.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter()
+    }
+
+    /// Every PID of the lineage, ascending, once each.
+    pub fn pids(&self) -> impl Iterator<Item = i32> {
+        let mut pids: Vec<i32> = self.current.keys().copied().collect();
+        pids.sort_unstable();
+        pids.into_iter()
+    }
+
+    /// The PIDs of `pid`'s ancestors, its parent first, up to the oldest
+    /// one known; empty for an unknown PID or a root.
+    pub fn ancestors(&self, pid: i32) -> Vec<i32> {
+        let mut out = Vec::new();
+        let Some(&start) = self.current.get(&pid) else {
+            return out;
+        };
+        let mut i = start;
+        // Bounded: malformed input (a fork seen after its child's own
+        // children) cannot loop forever.
+        for _ in 0..self.entries.len() {
+            let Some(p) = self.entries[i].parent else {
+                break;
+            };
+            out.push(self.entries[p].pid);
+            i = p;
+        }
+        out
+    }
+
+    /// One sentence on who started `pid` and when, e.g. ``started by `sh
+    /// -c sleep 30 & exit 0` (pid 812), itself started by node root (pid
+    /// 800), 3.2 ms after the trial began``. Each ancestor is named by
+    /// `names(pid)` when it gives a name (a node: `node root`), else by its
+    /// command in backticks; the walk stops at the first named one (or
+    /// after four). The time is the fork's relative to `t0_ns` (ns,
+    /// `CLOCK_MONOTONIC`), left out when unknown (a scan).
+    pub fn describe(&self, pid: i32, names: &dyn Fn(i32) -> Option<String>, t0_ns: u64) -> String {
+        let Some(entry) = self.get(pid) else {
+            return format!("no lineage of pid {pid} ({})", self.source);
+        };
+        let mut parts = Vec::new();
+        for (k, &a) in self.ancestors(pid).iter().enumerate() {
+            let (label, named) = match names(a) {
+                Some(n) => (n, true),
+                None => (self.label(a), false),
+            };
+            let by = if k == 0 {
+                "started by"
+            } else {
+                "itself started by"
+            };
+            parts.push(format!("{by} {label} (pid {a})"));
+            if named || k + 1 >= DESCRIBE_DEPTH {
+                break;
+            }
+        }
+        if parts.is_empty() {
+            parts.push(match entry.ppid {
+                Some(p) => format!("started by pid {p}, outside the lineage"),
+                None => "started by a process outside the lineage".to_string(),
+            });
+        }
+        if let Some(at) = entry.forked_ns {
+            parts.push(format!("{} the trial began", relative(at, t0_ns)));
+        }
+        if let Some(at) = entry.setsid_ns {
+            parts.push(format!(
+                "left its session (setsid) {} the trial began",
+                relative(at, t0_ns)
+            ));
+        }
+        let mut text = parts.join(", ");
+        if self.overruns > 0 {
+            text.push_str(" (lineage incomplete: events were lost)");
+        }
+        text
+    }
+
+    /// `pid`'s command in backticks, or `an unknown program`.
+    fn label(&self, pid: i32) -> String {
+        match self.get(pid).and_then(|e| e.command.as_deref()) {
+            Some(c) if !c.is_empty() => format!("`{c}`"),
+            _ => "an unknown program".to_string(),
+        }
+    }
+
+    fn tracks(&self, pid: i32) -> bool {
+        self.roots.is_empty() || self.current.contains_key(&pid)
+    }
+
+    fn index_of(&mut self, pid: i32) -> usize {
+        match self.current.get(&pid) {
+            Some(&i) => i,
+            None => self.push(pid),
+        }
+    }
+
+    fn push(&mut self, pid: i32) -> usize {
+        self.entries.push(Entry {
+            pid,
+            ..Entry::default()
+        });
+        let i = self.entries.len() - 1;
+        self.current.insert(pid, i);
+        i
+    }
+}
+
+/// `3.2 ms after` / `850 µs before`: `at_ns` relative to `t0_ns`.
+fn relative(at_ns: u64, t0_ns: u64) -> String {
+    let (d, word) = if at_ns >= t0_ns {
+        (at_ns - t0_ns, "after")
+    } else {
+        (t0_ns - at_ns, "before")
+    };
+    let text = if d < 1_000_000 {
+        format!("{} µs", d / 1000)
+    } else if d < 1_000_000_000 {
+        format!("{:.1} ms", d as f64 / 1e6)
+    } else {
+        format!("{:.2} s", d as f64 / 1e9)
+    };
+    format!("{text} {word}")
+}
+
+/// The command line of `pid` (`/proc/PID/cmdline`), arguments joined by
+/// spaces, reading at most [`CMDLINE_MAX`] bytes (`…` marks a cut);
+/// `None` when it is gone, a zombie or a kernel thread (empty).
+///
+/// # References
+/// - [proc_pid_cmdline(5)](https://man7.org/linux/man-pages/man5/proc_pid_cmdline.5.html)
+pub fn scan_cmdline(pid: i32) -> Option<String> {
+    let file = fs::File::open(format!("/proc/{pid}/cmdline")).ok()?;
+    let mut raw = Vec::with_capacity(CMDLINE_MAX);
+    file.take(CMDLINE_MAX as u64 + 1)
+        .read_to_end(&mut raw)
+        .ok()?;
+    let cut = raw.len() > CMDLINE_MAX;
+    raw.truncate(CMDLINE_MAX);
+    let mut text = raw
+        .split(|&c| c == 0)
+        .filter(|a| !a.is_empty())
+        .map(String::from_utf8_lossy)
+        .collect::<Vec<_>>()
+        .join(" ");
+    if text.is_empty() {
+        return None;
+    }
+    if cut {
+        text.push('…');
+    }
+    Some(text)
+}
+
+/// The name of `pid` (`/proc/PID/comm`, at most 15 bytes); `None` when
+/// it is gone.
+///
+/// # References
+/// - [proc_pid_comm(5)](https://man7.org/linux/man-pages/man5/proc_pid_comm.5.html)
+pub fn scan_comm(pid: i32) -> Option<String> {
+    let comm = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    Some(comm.trim_end_matches('\n').to_string())
+}
+
+/// What `pid` runs, for [`Lineage::apply`]: its command line
+/// ([`scan_cmdline`]), else its name ([`scan_comm`]); `None` when it is
+/// gone.
+pub fn scan_name(pid: i32) -> Option<String> {
+    scan_cmdline(pid).or_else(|| scan_comm(pid))
+}
+
+/// `pid` as `/proc` shows it now: its parent and name from
+/// `/proc/PID/status` (`PPid:`, `Name:`) and its command line; `None` when
+/// it is gone.
+///
+/// # References
+/// - [proc_pid_status(5)](https://man7.org/linux/man-pages/man5/proc_pid_status.5.html)
+pub fn scan_process(pid: i32) -> Option<Scanned> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    Some(Scanned {
+        pid,
+        ppid: status_field(&status, "PPid:")?.parse().ok()?,
+        comm: status_field(&status, "Name:")
+            .unwrap_or_default()
+            .to_string(),
+        cmdline: scan_cmdline(pid),
+    })
+}
+
+/// `root` and every live descendant of it (from
+/// `/proc/PID/task/*/children`), scanned; processes that exit meanwhile
+/// are missed. For [`Lineage::from_scan`].
+pub fn scan_tree(root: i32) -> Vec<Scanned> {
+    std::iter::once(root)
+        .chain(descendants(root))
+        .filter_map(scan_process)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: u64 = 1_000_000_000;
+
+    /// The example of the brief: a node, a shell it started, and the
+    /// shell's background child.
+    fn trial() -> Lineage {
+        let mut l = Lineage::rooted(&[800]);
+        l.record_exec(800, "lab __node".into(), T0);
+        l.record_fork(800, 812, T0 + 1_000_000);
+        l.record_exec(812, "sh -c sleep 30 & exit 0".into(), T0 + 1_100_000);
+        l.record_fork(812, 813, T0 + 3_200_000);
+        l.record_exec(813, "sleep 30".into(), T0 + 3_300_000);
+        l.record_exit(812, 0, T0 + 3_400_000);
+        l
+    }
+
+    fn nodes(pid: i32) -> Option<String> {
+        (pid == 800).then(|| "node root".to_string())
+    }
+
+    #[test]
+    fn a_leaked_process_is_traced_to_its_node() {
+        let l = trial();
+        assert_eq!(l.ancestors(813), vec![812, 800]);
+        assert_eq!(l.ancestors(800), Vec::<i32>::new());
+        assert_eq!(l.pids().collect::<Vec<_>>(), vec![800, 812, 813]);
+        assert_eq!(
+            l.describe(813, &nodes, T0),
+            "started by `sh -c sleep 30 & exit 0` (pid 812), itself started by node root \
+             (pid 800), 3.2 ms after the trial began"
+        );
+        assert_eq!(
+            l.get(812).and_then(|e| e.exit),
+            Some(Exit {
+                status: 0,
+                at_ns: T0 + 3_400_000
+            })
+        );
+        assert_eq!(l.get(813).map(|e| e.execs.len()), Some(1));
+        assert_eq!(l.source(), LineageSource::ProcConnector);
+    }
+
+    #[test]
+    fn a_copy_runs_its_parents_command_and_names_are_optional() {
+        let mut l = trial();
+        // A subshell: a fork of 812 without exec, which starts 815.
+        l.record_fork(812, 814, T0 + 500);
+        l.record_fork(814, 815, T0 - 2_000_000);
+        assert_eq!(
+            l.get(814).and_then(|e| e.command.clone()).as_deref(),
+            Some("sh -c sleep 30 & exit 0")
+        );
+        let text = l.describe(815, &|_| None, T0);
+        assert_eq!(
+            text,
+            "started by `sh -c sleep 30 & exit 0` (pid 814), itself started by `sh -c sleep 30 & \
+             exit 0` (pid 812), itself started by `lab __node` (pid 800), 2.0 ms before the trial began"
+        );
+        assert_eq!(
+            l.describe(999, &nodes, T0),
+            "no lineage of pid 999 (proc-connector)"
+        );
+        assert_eq!(
+            l.describe(800, &nodes, T0),
+            "started by a process outside the lineage"
+        );
+    }
+
+    #[test]
+    fn a_reused_pid_is_a_new_entry_in_its_own_place() {
+        let mut l = Lineage::default();
+        l.record_fork(10, 11, 1);
+        l.record_exec(11, "first".into(), 2);
+        l.record_exit(11, 0, 3);
+        l.record_fork(20, 11, 4);
+        l.record_fork(11, 12, 5);
+        assert_eq!(l.ancestors(12), vec![11, 20]);
+        assert_eq!(l.entries().filter(|e| e.pid == 11).count(), 2);
+        assert_eq!(l.get(11).and_then(|e| e.exit), None);
+        assert_eq!(
+            l.describe(11, &|_| None, 0),
+            "started by an unknown program (pid 20), 0 µs after the trial began"
+        );
+    }
+
+    #[test]
+    fn events_of_threads_and_strangers_are_ignored() {
+        let mut l = Lineage::rooted(&[100]);
+        let fork = |parent: i32, pid: i32, tgid: i32| ProcEvent::Fork {
+            parent_pid: parent,
+            parent_tgid: parent,
+            child_pid: pid,
+            child_tgid: tgid,
+            ts_ns: 7,
+        };
+        l.apply(&fork(100, 101, 101), &|_| None);
+        l.apply(&fork(100, 102, 100), &|_| None); // a thread of 100
+        l.apply(&fork(5, 6, 6), &|_| None); // not a descendant
+        l.apply(
+            &ProcEvent::Exec {
+                tgid: 101,
+                ts_ns: 8,
+            },
+            &|p| Some(format!("prog {p}")),
+        );
+        l.apply(
+            &ProcEvent::Sid {
+                tgid: 101,
+                ts_ns: 9,
+            },
+            &|_| None,
+        );
+        let exit = |pid: i32, tgid: i32| ProcEvent::Exit {
+            pid,
+            tgid,
+            exit_code: 9,
+            parent_tgid: Some(1),
+            ts_ns: 10,
+        };
+        l.apply(&exit(103, 101), &|_| None); // a thread's exit
+        assert_eq!(l.get(101).and_then(|e| e.exit), None);
+        l.apply(&exit(101, 101), &|_| None);
+        l.apply(&ProcEvent::Overrun, &|_| None);
+        assert_eq!(l.pids().collect::<Vec<_>>(), vec![100, 101]);
+        let e = l.get(101).cloned().unwrap_or_default();
+        assert_eq!(e.command.as_deref(), Some("prog 101"));
+        assert_eq!(e.setsid_ns, Some(9));
+        assert_eq!(
+            e.exit,
+            Some(Exit {
+                status: 9,
+                at_ns: 10
+            })
+        );
+        assert_eq!(l.overruns(), 1);
+        assert!(l
+            .describe(101, &|_| None, 0)
+            .ends_with("(lineage incomplete: events were lost)"));
+    }
+
+    #[test]
+    fn a_scan_gives_parents_without_times() {
+        let s = |pid: i32, ppid: i32, comm: &str, cmdline: Option<&str>| Scanned {
+            pid,
+            ppid,
+            comm: comm.into(),
+            cmdline: cmdline.map(str::to_string),
+        };
+        let l = Lineage::from_scan([
+            s(800, 1, "lab", Some("lab __node")),
+            s(812, 800, "sh", Some("sh -c sleep 30 & exit 0")),
+            s(813, 812, "sleep", None),
+        ]);
+        assert_eq!(l.source(), LineageSource::ProcScan);
+        assert_eq!(l.ancestors(813), vec![812, 800]);
+        assert_eq!(
+            l.get(813).and_then(|e| e.command.clone()).as_deref(),
+            Some("sleep")
+        );
+        assert_eq!(
+            l.describe(813, &nodes, T0),
+            "started by `sh -c sleep 30 & exit 0` (pid 812), itself started by node root (pid 800)"
+        );
+        assert_eq!(
+            l.describe(800, &nodes, T0),
+            "started by pid 1, outside the lineage"
+        );
+    }
+
+    #[test]
+    fn this_process_scans() {
+        let me = std::process::id() as i32;
+        let s = scan_process(me).expect("scan this process");
+        assert_eq!(
+            s.ppid,
+            rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get())
+        );
+        let cmdline = s.cmdline.expect("a command line");
+        assert!(cmdline.len() <= CMDLINE_MAX + '…'.len_utf8(), "{cmdline}");
+        assert_eq!(scan_comm(me).map(|c| c.is_empty()), Some(false));
+        assert_eq!(scan_name(me), Some(cmdline.clone()));
+        assert!(scan_tree(me).iter().any(|s| s.pid == me));
+        assert_eq!(scan_process(-1), None);
+    }
+
+    #[test]
+    fn a_shells_background_child_is_traced_to_the_shell_and_to_us() {
+        // It must work as root in the initial namespaces; elsewhere, say why not.
+        let mut events = match lifeline::ProcEvents::open() {
+            Ok(e) => e,
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                return eprintln!(
+                    "skipped: the proc connector needs CAP_NET_ADMIN in the initial \
+                     user namespace: {e}"
+                );
+            }
+            Err(e)
+                if e.raw_os_error() == Some(libc::ECONNREFUSED)
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return eprintln!(
+                    "skipped: the proc connector listens only in the initial user, PID \
+                     and network namespaces: {e}"
+                );
+            }
+            Err(e) => panic!("open the proc connector: {e}"),
+        };
+        let me = std::process::id() as i32;
+        // An overrun (a burst of the machine's other processes) may lose
+        // events: then try again, a bounded number of times.
+        for _attempt in 0..5 {
+            let overruns = events.overruns();
+            let mut child = std::process::Command::new("/bin/sh")
+                .args(["-c", "sleep 0 & wait"])
+                .spawn()
+                .expect("spawn sh");
+            let sh = child.id() as i32;
+            // sh reaps its sleep before it exits, and every exit event is
+            // queued before the exit can be waited for.
+            assert!(child.wait().expect("wait for sh").success());
+            let mut seen = Vec::new();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                events.read(&mut seen).expect("read the proc connector");
+                let done = seen
+                    .iter()
+                    .any(|e| matches!(e, ProcEvent::Exit { pid, .. } if *pid == sh));
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if done || left.is_zero() || !events.wait_readable(left).expect("poll") {
+                    break;
+                }
+            }
+            let mut l = Lineage::rooted(&[me]);
+            for e in &seen {
+                l.apply(e, &|_| None);
+            }
+            let sleeps: Vec<i32> = l
+                .pids()
+                .filter(|&p| l.ancestors(p).first() == Some(&sh))
+                .collect();
+            if events.overruns() > overruns && sleeps.len() != 1 {
+                eprintln!("the proc connector overran; trying again");
+                continue;
+            }
+            assert_eq!(sleeps.len(), 1, "{seen:?}");
+            assert!(
+                l.ancestors(sleeps[0]).starts_with(&[sh, me]),
+                "{:?}",
+                l.ancestors(sleeps[0])
+            );
+            let sleep = l.get(sleeps[0]).cloned().unwrap_or_default();
+            assert_eq!(sleep.execs.len(), 1);
+            assert_eq!(sleep.exit.map(|x| x.status), Some(0));
+            assert_eq!(l.get(sh).and_then(|e| e.exit).map(|x| x.status), Some(0));
+            assert!(l
+                .describe(sleeps[0], &|_| None, 0)
+                .contains(&format!("(pid {sh})")));
+            let trace = crate::trace::Trace::from_lineage(&l, 0).to_json();
+            for pid in [me, sh, sleeps[0]] {
+                assert!(
+                    trace["traceEvents"]
+                        .as_array()
+                        .is_some_and(|ev| ev.iter().any(|e| e["pid"] == pid && e["ph"] == "X")),
+                    "no span for {pid}"
+                );
+            }
+            return;
+        }
+        panic!("the proc connector overran on every attempt");
+    }
+}
