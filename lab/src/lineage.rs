@@ -158,6 +158,43 @@ impl Lineage {
         lineage
     }
 
+    /// An empty lineage of `roots` and their descendants built by repeated
+    /// `/proc` scans ([`LineageSource::ProcScan`]): the caller records
+    /// each process the first time a scan finds it, with the scan's time
+    /// (so a fork time is when it was first seen, an upper bound).
+    pub fn rooted_scan(roots: &[i32]) -> Self {
+        Lineage {
+            source: LineageSource::ProcScan,
+            ..Lineage::rooted(roots)
+        }
+    }
+
+    /// Take its facts from the process events connector from now on (a
+    /// scanned lineage whose events turned out to flow).
+    pub fn use_connector(&mut self) {
+        self.source = LineageSource::ProcConnector;
+    }
+
+    /// Name `pid` (its command line, read by a scan): its command, and its
+    /// last exec's when the event gave none.
+    pub fn set_command(&mut self, pid: i32, command: String) {
+        let Some(&i) = self.current.get(&pid) else {
+            return;
+        };
+        let e = &mut self.entries[i];
+        if let Some(x) = e.execs.last_mut().filter(|x| x.command.is_empty()) {
+            x.command.clone_from(&command);
+        }
+        e.command = Some(command);
+    }
+
+    /// Whether `pid` is one of the processes this lineage keeps: a root
+    /// or a descendant recorded so far (every process when it has no
+    /// roots).
+    pub fn keeps(&self, pid: i32) -> bool {
+        self.tracks(pid)
+    }
+
     /// A lineage from a `/proc` scan ([`scan_tree`]): each process's
     /// parent is its `PPid` at the scan, its command its command line (else
     /// its name). Entries whose parent is not in the scan are roots.
@@ -322,6 +359,21 @@ impl Lineage {
     /// after four). The time is the fork's relative to `t0_ns` (ns,
     /// `CLOCK_MONOTONIC`), left out when unknown (a scan).
     pub fn describe(&self, pid: i32, names: &dyn Fn(i32) -> Option<String>, t0_ns: u64) -> String {
+        self.describe_at(pid, names, Some(t0_ns))
+    }
+
+    /// [`describe`](Lineage::describe) without the time: who started
+    /// `pid`, and who started them.
+    pub fn describe_chain(&self, pid: i32, names: &dyn Fn(i32) -> Option<String>) -> String {
+        self.describe_at(pid, names, None)
+    }
+
+    fn describe_at(
+        &self,
+        pid: i32,
+        names: &dyn Fn(i32) -> Option<String>,
+        t0_ns: Option<u64>,
+    ) -> String {
         let Some(entry) = self.get(pid) else {
             return format!("no lineage of pid {pid} ({})", self.source);
         };
@@ -347,14 +399,21 @@ impl Lineage {
                 None => "started by a process outside the lineage".to_string(),
             });
         }
-        if let Some(at) = entry.forked_ns {
-            parts.push(format!("{} the trial began", relative(at, t0_ns)));
+        if let (Some(at), Some(t0_ns)) = (entry.forked_ns, t0_ns) {
+            let when = match self.source {
+                LineageSource::ProcConnector => "",
+                LineageSource::ProcScan => "first seen ",
+            };
+            parts.push(format!("{when}{} the trial began", relative(at, t0_ns)));
         }
         if let Some(at) = entry.setsid_ns {
-            parts.push(format!(
-                "left its session (setsid) {} the trial began",
-                relative(at, t0_ns)
-            ));
+            parts.push(match t0_ns {
+                Some(t0_ns) => format!(
+                    "left its session (setsid) {} the trial began",
+                    relative(at, t0_ns)
+                ),
+                None => "left its session (setsid)".to_string(),
+            });
         }
         let mut text = parts.join(", ");
         if self.overruns > 0 {

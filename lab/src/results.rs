@@ -246,6 +246,17 @@ pub fn write_output(dir: &Path, stem: &str, out: &ProgramOutput) -> io::Result<P
     Ok(path)
 }
 
+/// Write a trial's timeline (Chrome trace-event JSON text) to
+/// `dir/trace/STEM.json`, never through a symlink; returns its path.
+///
+/// # Errors
+/// As [`write_output`].
+pub fn write_trace(dir: &Path, stem: &str, json: &str) -> io::Result<PathBuf> {
+    let path = lab_subdir(dir, "trace")?.join(format!("{}.json", clean_stem(stem)));
+    replace_file(&path, json.as_bytes())?;
+    Ok(path)
+}
+
 /// `dir/name`, created if needed, refused when it is not a directory (a
 /// symlink planted there, say).
 fn lab_subdir(dir: &Path, name: &str) -> io::Result<PathBuf> {

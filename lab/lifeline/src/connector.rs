@@ -192,6 +192,10 @@ pub struct ProcEvents {
     overruns: u64,
     malformed: u64,
     buf: Vec<u8>,
+    /// It sent `PROC_CN_MCAST_LISTEN` ([`ProcEvents::open`]), so its drop
+    /// sends `PROC_CN_MCAST_IGNORE` (the kernel counts listeners
+    /// machine-wide: a socket that never listened must not uncount one).
+    listening: bool,
 }
 
 impl fmt::Debug for ProcEvents {
@@ -248,10 +252,52 @@ impl ProcEvents {
             overruns: 0,
             malformed: 0,
             buf: vec![0; READ_BUFFER],
+            listening: true,
         };
         events.control(PROC_CN_MCAST_LISTEN)?;
         events.await_ack()?;
         Ok(events)
+    }
+
+    /// Receive the events without asking for them: the socket of
+    /// [`open`](ProcEvents::open), bound to the group `CN_IDX_PROC`, without
+    /// `PROC_CN_MCAST_LISTEN`. The kernel sends process events only while
+    /// some socket has listened from the initial user and PID namespaces,
+    /// and then multicasts each to every socket bound to the group in the
+    /// initial network namespace: a process in a PID namespace of its own
+    /// (whose listen request the kernel ignores) receives them while
+    /// another, in the initial namespaces, holds an [`open`](ProcEvents::open)
+    /// one. PIDs are those of the initial PID namespace. Nothing says
+    /// whether events flow: the caller knows who listens.
+    ///
+    /// # Errors
+    /// The errors of `socket` and `bind` (`EPROTONOSUPPORT` on a kernel
+    /// without `CONFIG_CONNECTOR`).
+    ///
+    /// # References
+    /// - [netlink(7)](https://man7.org/linux/man-pages/man7/netlink.7.html)
+    /// - Linux `drivers/connector/cn_proc.c` (`proc_event_num_listeners`,
+    ///   `cn_proc_mcast_ctl`, `send_msg`) and `drivers/connector/connector.c`
+    ///   (`cn_netlink_send_mult`: a multicast in `init_net`)
+    pub fn subscribe() -> io::Result<ProcEvents> {
+        let fd = socket_with(
+            AddressFamily::NETLINK,
+            SocketType::DGRAM,
+            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+            Some(netlink::CONNECTOR),
+        )?;
+        grow_queue(&fd);
+        bind(&fd, &SocketAddrNetlink::new(0, CN_IDX_PROC))?;
+        let port = SocketAddrNetlink::try_from(getsockname(&fd)?)?.pid();
+        Ok(ProcEvents {
+            fd,
+            port,
+            pending: Vec::new(),
+            overruns: 0,
+            malformed: 0,
+            buf: vec![0; READ_BUFFER],
+            listening: false,
+        })
     }
 
     /// Move every event queued on the socket into `out`, without blocking
@@ -435,8 +481,11 @@ impl AsFd for ProcEvents {
 
 impl Drop for ProcEvents {
     fn drop(&mut self) {
-        // Best effort: the kernel also forgets a closed socket.
-        let _ = self.control(PROC_CN_MCAST_IGNORE);
+        // Best effort, and only for a socket that listened: the kernel
+        // counts listeners machine-wide.
+        if self.listening {
+            let _ = self.control(PROC_CN_MCAST_IGNORE);
+        }
     }
 }
 

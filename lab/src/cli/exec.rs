@@ -120,6 +120,9 @@ impl ExecCmd {
     pub(super) fn execute(self) -> Result<Exit, LabError> {
         crate::junit::check_target(self.junit.as_deref())?;
         let args = self.options()?;
+        // The kernel's process events flow to the supervisors while the lab
+        // listens: the lineage of every trial's processes, exact.
+        let _events = crate::trial::keep_events_flowing();
         let summary = crate::run::run(&args)?;
         print_report(self.format, &summary, || {
             format!(

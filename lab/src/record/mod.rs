@@ -6,7 +6,8 @@
 //!
 //! A program run as the root (`lab exec`) that did not pass leaves its
 //! stdout and stderr (`DIR/output/STEM.stdout` and `.stderr`, the last
-//! 1 MiB of each), bounded per cell like diagnoses.
+//! 1 MiB of each) and its timeline (`DIR/trace/STEM.json`, Chrome
+//! trace-event JSON that Perfetto opens), bounded per cell like diagnoses.
 //!
 //! Diagnoses are bounded: at most [`Recorder::limit_diagnoses`] (by default
 //! [`DEFAULT_MAX_DIAGNOSES`]) per scenario x strategy cell (a swept value
@@ -155,12 +156,24 @@ impl Recorder {
         if let Some(p) = &diagnosis {
             row.diagnosis = p.display().to_string();
         }
-        if let Some(out) = &t.outcome.output {
+        if t.outcome.output.is_some() || t.outcome.trace.is_some() {
             let cell = format!("{}/{}/{}", row.scenario, row.strategy, row.sweep_value);
             let n = self.outputs.entry(cell).or_insert(0);
             if *n < self.max_diagnoses {
                 *n += 1;
-                if let Err(e) = results::write_output(&self.dir, t.stem, out) {
+                let written = t
+                    .outcome
+                    .output
+                    .as_ref()
+                    .map_or(Ok(()), |out| {
+                        results::write_output(&self.dir, t.stem, out).map(drop)
+                    })
+                    .and_then(|()| {
+                        t.outcome.trace.as_ref().map_or(Ok(()), |trace| {
+                            results::write_trace(&self.dir, t.stem, trace).map(drop)
+                        })
+                    });
+                if let Err(e) = written {
                     let what = format!(
                         "cannot write a program's output under {}",
                         self.dir.display()

@@ -222,6 +222,7 @@ fn run_strategy(
         // A program's output is written by the recorder; the summary keeps
         // the last lines of the first failing trial's, and no outcome held
         // here keeps more (a chatty program fails thousands of times).
+        o.trace = None;
         if let Some(out) = o.output.take() {
             if first_output.as_ref().is_none_or(|f| i < f.trial) {
                 first_output = out

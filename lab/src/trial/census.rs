@@ -96,6 +96,10 @@ impl Course<'_> {
         }
         let cmd = forensics::cmdline(pid).unwrap_or_default();
         let mut text = format!("pid {} (`{}`)", crate::pidns::host_pid(pid), bounded(&cmd));
+        if let Some(who) = self.lineage_of(pid) {
+            text.push_str(&format!(", {who}"));
+            return text;
+        }
         let ppid: i32 = std::fs::read_to_string(format!("/proc/{pid}/status"))
             .ok()
             .and_then(|s| forensics::status_field(&s, "PPid:")?.parse().ok())
@@ -136,7 +140,7 @@ impl Course<'_> {
             let holders: Vec<String> = forensics::pipe_holders(inode, &pids)
                 .into_iter()
                 .filter(|(_, f)| f.mode.contains('w'))
-                .map(|(pid, f)| format!("{} at fd {}", self.describe(pid), f.fd))
+                .map(|(pid, f)| format!("fd {} of {}", f.fd, self.describe(pid)))
                 .collect();
             let cmd = self.plan().nodes[0].command.as_ref().map(|c| c.join(" "));
             self.seen.leaks.push(format!(

@@ -59,6 +59,7 @@ impl Course<'_> {
                 return Some(self.finish(Ending::new(Verdict::Error, reason, rung)));
             }
             self.reap();
+            self.scan_lineage();
             if let Some(out) = &mut self.output {
                 out.drain();
             }
@@ -407,6 +408,7 @@ impl Course<'_> {
     /// PID. The legacy oracle then reads `/proc/PID/stat` at once, as a
     /// harness that judges by `/proc` would.
     pub(super) fn signal(&mut self, i: usize, sig: Sig) {
+        self.signals_sent.push((monotonic_ns(), sig));
         let n = &mut self.seen.nodes[i];
         n.signalled = true;
         n.killed |= sig == Sig::Kill;
@@ -479,6 +481,10 @@ impl Course<'_> {
         if let Some(at) = self.next_rung_time() {
             t = t.min(at.saturating_sub(now));
         }
+        if self.lineage.is_some() {
+            // Scan for new processes of a program's tree at least this often.
+            t = t.min(super::lineage::SCAN_US * 1000);
+        }
         let next_kill = (0..self.kills.len())
             .filter(|&k| self.kills[k] == KillState::Pending)
             .filter_map(|k| self.kill_time(k))
@@ -504,6 +510,7 @@ impl Course<'_> {
         while let Ok(Some((pid, status))) = lifeline::reap_exited() {
             if pid == self.procs[0].pid && self.plan().nodes[0].command.is_some() {
                 self.seen.nodes[0].exit = Some(phase::exit_value(status));
+                self.lineage_root_exit(status);
             }
         }
     }

@@ -35,6 +35,7 @@ mod deadline;
 mod evidence;
 mod judge;
 pub mod ladder;
+mod lineage;
 mod output;
 pub mod protocol;
 mod settle;
@@ -48,6 +49,8 @@ use crate::verdict::{Outcome, Phases, Rung, Verdict};
 use judge::{Ending, Observation, Seen};
 use lifeline::{monotonic_ns, Pidfd};
 use protocol::TrialRequest;
+
+pub use lineage::keep_events_flowing;
 
 /// How the supervisor reaches one node of the plan.
 #[derive(Debug, Default)]
@@ -119,6 +122,11 @@ struct Course<'a> {
     /// The stdout and stderr of a command root (the program `lab exec`
     /// runs).
     output: Option<output::Streams>,
+    /// Who started whom, for a command root ([`lineage`]).
+    lineage: Option<crate::lineage::Lineage>,
+    /// Every signal the course sent to a node, with when (ns), for the
+    /// trace.
+    signals_sent: Vec<(u64, crate::scenario::Sig)>,
 }
 
 /// Run one trial. `lab_lifeline` is the supervisor's lifeline to the lab: if
@@ -161,6 +169,8 @@ pub fn run(
         cpu_at_bound: None,
         teardown_at: None,
         output: None,
+        lineage: None,
+        signals_sent: Vec::new(),
     };
     if let Some(why) = req.plan.unreachable_gate() {
         return Some(error_outcome(t0, why));
@@ -181,12 +191,13 @@ pub fn run(
     });
     course.cleanup();
     drop(course.cgroup.take());
-    // What a program run as the root wrote, to its end, for a trial that
-    // did not pass.
+    // What a program run as the root wrote, to its end, and its timeline,
+    // for a trial that did not pass.
     let output = course.output.as_mut().map(|out| {
         out.drain();
         out.output()
     });
+    let trace = course.trace_json();
     let end = monotonic_ns();
     result.map(|mut o| {
         o.duration_us = (end - t0) / 1000;
@@ -200,6 +211,7 @@ pub fn run(
         );
         if o.verdict != Verdict::Pass {
             o.output = output;
+            o.trace = trace;
         }
         o
     })

@@ -188,6 +188,7 @@ impl Course<'_> {
         if let Some(cg) = &self.cgroup {
             c = c.cgroup(cg.dir());
         }
+        self.prepare_lineage();
         let child = c.spawn().map_err(|source| SetupError::Program {
             program: cmd[0].clone(),
             path: self.seen.path_env.clone(),
@@ -204,6 +205,7 @@ impl Course<'_> {
         seen.watched = true;
         self.procs[0].pid = pidfd.pid();
         let root = ChildHandle::holding(pidfd.pid(), lifeline);
+        self.start_lineage(pidfd.pid(), &cmd.join(" "), now);
         self.procs[0].pidfd = Some(pidfd);
         Ok(root)
     }

@@ -143,6 +143,12 @@ pub struct Outcome {
     /// did not pass; `None` otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<ProgramOutput>,
+    /// The timeline of a trial whose root is a program (`lab exec`) that
+    /// did not pass, as Chrome trace-event JSON text (Perfetto opens it):
+    /// a row per process, its life a span, its execs and the signals sent
+    /// as instants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 /// The stdout and stderr of a program run as a trial's root: the last
@@ -278,6 +284,7 @@ impl Outcome {
             kept: false,
             phases: Phases::default(),
             output: None,
+            trace: None,
         }
     }
 }

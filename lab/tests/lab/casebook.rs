@@ -133,8 +133,8 @@ fn a_mutex_held_at_the_fork_hangs_copies_and_never_exec_d_children() {
     // Each trial forks 4 children from a root whose 4 threads hold the lock
     // about half the time: a trial without a blocked child is rare.
     assert!(count(&v, "fork-noexec", "hang").1 >= 1, "{v}");
-    assert_eq!(count(&v, "legacy", "pass"), (10, 10));
-    assert_eq!(count(&v, "canonical", "pass"), (10, 10));
+    assert_eq!(count(&v, "legacy", "pass"), (10, 10), "{v}");
+    assert_eq!(count(&v, "canonical", "pass"), (10, 10), "{v}");
 }
 
 #[test]
@@ -258,5 +258,5 @@ fn std_command_runs_exec_d_nodes_and_orphans_without_parent_death_detection() {
     let v = run("nested", 3, &["std-command"], &[]);
     // std::process::Command arms nothing for parent death: the subtree of
     // the killed node lives on.
-    assert_eq!(count(&v, "std-command", "orphan"), (3, 3));
+    assert_eq!(count(&v, "std-command", "orphan"), (3, 3), "{v}");
 }

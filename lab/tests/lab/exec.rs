@@ -133,7 +133,7 @@ fn with_capture_a_child_holding_stdout_is_a_leak_naming_it() {
     assert_eq!(r["leak"].as_u64(), Some(3), "{r}");
     let why = reason(r, "leak");
     assert!(
-        why.contains("the stdout of `sh -c sleep 31.102 & echo hi` (pipe:[N]) was still held open after it exited: pid N (`sleep 31.102`) at fd 1"),
+        why.contains("the stdout of `sh -c sleep 31.102 & echo hi` (pipe:[N]) was still held open after it exited: fd 1 of pid N (`sleep 31.102`)"),
         "{why}"
     );
     let _ = std::fs::remove_dir_all(dir);
@@ -206,7 +206,8 @@ fn a_program_that_never_exits_is_a_hang_naming_what_blocks() {
     let why = reason(r, "hang");
     assert!(
         why.starts_with("`sh -c sleep 31.105; true` did not exit within the deadline (300 ms)")
-            && why.contains("pid N (`sleep 31.105`), child of node root"),
+            && why
+                .contains("pid N (`sleep 31.105`), started by `sh -c sleep 31.105; true` (pid N)"),
         "{why}"
     );
     let _ = std::fs::remove_dir_all(dir);
@@ -250,4 +251,51 @@ fn bad_exec_input_is_refused_with_the_reason() {
         assert!(!all.contains("panicked"), "{all}");
         let _ = std::fs::remove_dir_all(dir);
     }
+}
+
+/// Issue 14, item 3: every leaked process is named with its lineage, and
+/// a failing trial leaves its timeline as Chrome trace-event JSON holding
+/// every process of the trial.
+#[test]
+fn a_leaked_process_is_named_with_its_lineage_and_the_trial_traced() {
+    let (v, dir, _) = exec(
+        "exec-lineage",
+        &["--trials", "2", "--kill-after", "1s", "--signal", "KILL"],
+        &[
+            "sh",
+            "-c",
+            "sleep 31.206 & sh -c 'sleep 31.207 & wait' & wait",
+        ],
+        "sleep 31.20",
+    );
+    let r = strategy(&v, "canonical");
+    assert_eq!(r["orphan"].as_u64(), Some(2), "{r}");
+    let why = reason(r, "orphan");
+    assert!(
+        why.contains("pid N (`sleep 31.206`), started by `sh -c sleep 31.206 & sh -c 'sleep 31.207 & wait' & wait` (pid N)")
+            && why.contains("pid N (`sh -c sleep 31.207 & wait`), started by `sh -c sleep 31.206")
+            && why.contains("pid N (`sleep 31.207`), started by `sh -c sleep 31.207 & wait` (pid N), itself started by `sh -c sleep 31.206"),
+        "{why}"
+    );
+    let csv = Path::new(v["csv"].as_str().unwrap());
+    let trace = csv.with_file_name("trace").join("canonical.0.json");
+    let trace: Value = serde_json::from_str(&std::fs::read_to_string(&trace).unwrap()).unwrap();
+    let rows: Vec<String> = trace["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["ph"] == "M")
+        .map(|e| e["args"]["name"].as_str().unwrap().to_string())
+        .collect();
+    // The program, its two shells' children and the inner shell: four
+    // processes, each a row with its command and pid.
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    for name in [
+        "sleep 31.206 (pid ",
+        "sleep 31.207 (pid ",
+        "sh -c sleep 31.207 & wait (pid ",
+    ] {
+        assert!(rows.iter().any(|r| r.starts_with(name)), "{name}: {rows:?}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }

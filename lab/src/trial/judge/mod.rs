@@ -232,6 +232,7 @@ pub(super) fn outcome(plan: &Plan, obs: &Observation, end: Ending, time_us: u64)
         kept: false,
         phases: Default::default(),
         output: None,
+        trace: None,
     }
 }
 

@@ -1,0 +1,231 @@
+//! Who started whom in a trial whose root is a program (`lab exec`): the
+//! program and every descendant, with its parent, its commands and the
+//! times of its fork, execs and exit. PIDs are the lab's (the host's), as
+//! `ps` shows them.
+//!
+//! Two sources, named in every description:
+//! - the kernel's process events connector (`lifeline::ProcEvents`):
+//!   exact forks, execs and exits with the kernel's timestamps. The kernel
+//!   honours a listen request only from the initial PID and user
+//!   namespaces, where the lab runs but its supervisors do not; so `lab
+//!   exec` listens ([`keep_events_flowing`]) and each supervisor only
+//!   subscribes, and uses the events once it has seen the fork of its own
+//!   program among them;
+//! - otherwise `/proc` scans while the course runs (every [`SCAN_US`] at
+//!   most, and at every event): each process with its parent's PID and its
+//!   command line when a scan first finds it (`first seen 3.2 ms after the
+//!   trial began`), its new command line when it execs. A process born and
+//!   gone between two scans is missed, and one whose parent exited first
+//!   is found without its parent.
+//!
+//! An exec event carries no command line: it is read at once through the
+//! lab's `/proc` (the supervisor's own is that of its namespace), and by
+//! the scans for a process gone by then.
+
+use std::sync::{Mutex, OnceLock};
+
+use super::Course;
+use crate::forensics;
+use crate::lineage::{scan_cmdline, Lineage};
+use crate::pidns::host_pid;
+use crate::trace::Trace;
+use lifeline::{monotonic_ns, ProcEvent, ProcEvents};
+
+/// Listen to the kernel's process events for as long as the returned
+/// value lives, from the lab's own process (in the initial namespaces), so
+/// that the supervisors' subscriptions receive them; `None` where the
+/// kernel does not honour it (a PID or user namespace of its own, a
+/// kernel without the connector, before Linux 6.6 without
+/// `CAP_NET_ADMIN`). The socket is never read: once its queue is full the
+/// kernel drops what it would add.
+pub fn keep_events_flowing() -> Option<ProcEvents> {
+    ProcEvents::open().ok()
+}
+
+/// This supervisor's subscription to the process events, made on first
+/// use; `None` inside when it could not be made.
+fn subscription() -> &'static Mutex<Option<ProcEvents>> {
+    static EVENTS: OnceLock<Mutex<Option<ProcEvents>>> = OnceLock::new();
+    EVENTS.get_or_init(|| Mutex::new(ProcEvents::subscribe().ok()))
+}
+
+/// Read every queued event (of any process of the machine) into `out`.
+fn read_events(out: &mut Vec<ProcEvent>) {
+    if let Ok(mut guard) = subscription().lock() {
+        if let Some(events) = guard.as_mut() {
+            let _ = events.read(out);
+        }
+    }
+}
+
+/// The longest wait between two scans while the trial runs (µs).
+pub(super) const SCAN_US: u64 = 2_000;
+
+impl Course<'_> {
+    /// Before the program's spawn: drop the events queued since the last
+    /// trial (other processes', and the last trial's).
+    pub(super) fn prepare_lineage(&self) {
+        let mut stale = Vec::new();
+        read_events(&mut stale);
+    }
+
+    /// Start the lineage at the program `pid` (this namespace's PID),
+    /// spawned at `at_ns`, running `command`.
+    pub(super) fn start_lineage(&mut self, pid: i32, command: &str, at_ns: u64) {
+        let root = host_pid(pid);
+        let mut lineage = Lineage::rooted_scan(&[root]);
+        lineage.record_exec(root, command.to_string(), at_ns);
+        self.lineage = Some(lineage);
+    }
+
+    /// One scan: the trial's processes (the cgroup's members, or the
+    /// supervisor's descendants), each new one recorded under its parent
+    /// when the parent is kept, each kept one whose command line changed
+    /// recorded as an exec, and each kept one that is gone as exited.
+    pub(super) fn scan_lineage(&mut self) {
+        if self.lineage.is_none() {
+            return;
+        }
+        self.take_events();
+        let now = monotonic_ns();
+        let from_events = self
+            .lineage
+            .as_ref()
+            .is_some_and(|l| l.source() == crate::lineage::LineageSource::ProcConnector);
+        let members: Vec<i32> = match &self.cgroup {
+            Some(cg) => cg.members().unwrap_or_default(),
+            None => forensics::descendants(std::process::id() as i32),
+        };
+        let Some(lineage) = self.lineage.as_mut() else {
+            return;
+        };
+        let mut live = Vec::with_capacity(members.len());
+        for pid in members {
+            let host = host_pid(pid);
+            live.push(host);
+            // The command line only: a process between fork and exec, or
+            // exiting, reads empty, and its name would look like an exec.
+            let command = scan_cmdline(pid).unwrap_or_default();
+            match lineage.get(host) {
+                // The events know the tree: the scan only names.
+                Some(e) if from_events => {
+                    if !command.is_empty() && e.command.as_deref() != Some(command.as_str()) {
+                        lineage.set_command(host, command);
+                    }
+                }
+                None if from_events => {}
+                Some(e) if e.exit.is_none() => {
+                    if !command.is_empty() && e.command.as_deref() != Some(command.as_str()) {
+                        lineage.record_exec(host, command, now);
+                    }
+                }
+                _ => {
+                    let ppid: i32 = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                        .ok()
+                        .and_then(|s| forensics::status_field(&s, "PPid:")?.parse().ok())
+                        .unwrap_or(0);
+                    let parent = host_pid(ppid);
+                    if ppid > 0 && lineage.keeps(parent) {
+                        lineage.record_fork(parent, host, now);
+                        if !command.is_empty() {
+                            lineage.record_exec(host, command, now);
+                        }
+                    }
+                }
+            }
+        }
+        if from_events {
+            return;
+        }
+        let gone: Vec<i32> = lineage
+            .entries()
+            .filter(|e| e.exit.is_none() && !live.contains(&e.pid))
+            .map(|e| e.pid)
+            .collect();
+        for pid in gone {
+            // The status of a process other than the program is not known
+            // to a scan: -1.
+            lineage.record_exit(pid, -1, now);
+        }
+    }
+
+    /// Apply the queued process events to the lineage, once they are known
+    /// to flow: the fork of the program by this supervisor is among them.
+    fn take_events(&mut self) {
+        let mut events = Vec::new();
+        read_events(&mut events);
+        let Some(lineage) = self.lineage.as_mut() else {
+            return;
+        };
+        if events.is_empty() {
+            return;
+        }
+        let root = lineage.entries().next().map_or(0, |e| e.pid);
+        if lineage.source() != crate::lineage::LineageSource::ProcConnector {
+            let me = crate::pidns::host_self() as i32;
+            let ours = events.iter().any(|e| {
+                matches!(*e, ProcEvent::Fork { parent_tgid, child_tgid, .. }
+                    if parent_tgid == me && child_tgid == root)
+            });
+            if !ours {
+                return;
+            }
+            lineage.use_connector();
+        }
+        for e in &events {
+            // The root's fork and exec are the supervisor's: the lineage
+            // starts at the program.
+            if matches!(*e, ProcEvent::Fork { child_tgid, .. } if child_tgid == root) {
+                continue;
+            }
+            lineage.apply(e, &crate::pidns::host_cmdline);
+        }
+    }
+
+    /// The program exited with `status`: recorded as its exit (a raw wait
+    /// status, as the connector would give it).
+    pub(super) fn lineage_root_exit(&mut self, status: lifeline::ExitStatus) {
+        let Some(lineage) = self.lineage.as_mut() else {
+            return;
+        };
+        let Some(root) = lineage.entries().next().map(|e| e.pid) else {
+            return;
+        };
+        let raw = match status {
+            lifeline::ExitStatus::Exited(code) => code << 8,
+            lifeline::ExitStatus::Signaled(sig) => sig,
+        };
+        lineage.record_exit(root, raw, monotonic_ns());
+    }
+
+    /// Who started `pid` (this namespace's PID), in words, when the
+    /// lineage has it; without the time it was first seen, which differs in
+    /// every trial (the trace has it), so that equal reasons group.
+    pub(super) fn lineage_of(&self, pid: i32) -> Option<String> {
+        let lineage = self.lineage.as_ref()?;
+        let host = host_pid(pid);
+        let root = lineage.entries().next()?.pid;
+        lineage.get(host)?;
+        let command = self.plan().nodes[0].command.as_ref()?.join(" ");
+        let names = |p: i32| (p == root).then(|| format!("`{command}`"));
+        Some(lineage.describe_chain(host, &names))
+    }
+
+    /// The trial's timeline as Chrome trace-event JSON (text): a row per
+    /// process of the lineage, and the planned kills as instants on the
+    /// program's row.
+    pub(super) fn trace_json(&self) -> Option<String> {
+        let lineage = self.lineage.as_ref()?;
+        let mut trace = Trace::from_lineage(lineage, self.t0);
+        if let Some(root) = lineage.entries().next() {
+            for (at, sig) in &self.signals_sent {
+                trace.phase(
+                    &format!("SIG{}", sig.name()),
+                    root.pid,
+                    at.saturating_sub(self.t0) as f64 / 1000.0,
+                );
+            }
+        }
+        serde_json::to_string(&trace.to_json()).ok()
+    }
+}
