@@ -53,7 +53,7 @@ impl Course<'_> {
     fn alive(&mut self) -> Alive {
         let count = self.alive_count();
         let paths = self.alive_paths();
-        let outside = if self.plan().nodes[0].command.is_some() {
+        let outside: Vec<i32> = if self.plan().nodes[0].command.is_some() {
             let known: Vec<i32> = self.procs.iter().map(|p| p.pid).collect();
             let pids: Vec<i32> = match &self.cgroup {
                 Some(cg) => cg.members().unwrap_or_default(),
@@ -64,17 +64,24 @@ impl Course<'_> {
                     .map(|p| p.pid())
                     .collect(),
             };
-            pids.into_iter()
-                .filter(|p| !known.contains(p))
-                .map(|p| self.describe(p))
-                .collect()
+            pids.into_iter().filter(|p| !known.contains(p)).collect()
         } else {
             Vec::new()
         };
+        self.named_outside(paths, count, &outside)
+    }
+
+    /// `paths` and `count` as the judge takes them, with the processes
+    /// outside the plan `outside` (PIDs) in words and by command line.
+    fn named_outside(&self, paths: Vec<String>, count: u32, outside: &[i32]) -> Alive {
         Alive {
             paths,
             count,
-            outside,
+            outside: outside.iter().map(|&p| self.describe(p)).collect(),
+            outside_commands: outside
+                .iter()
+                .map(|&p| bounded(&forensics::cmdline(p).unwrap_or_default()))
+                .collect(),
         }
     }
 
@@ -254,19 +261,15 @@ impl Course<'_> {
             .filter(|(_, p)| p.pid > 0 && pids.contains(&p.pid))
             .map(|(i, _)| self.plan().nodes[i].path.clone())
             .collect();
-        let outside = if self.plan().nodes[0].command.is_some() {
+        let outside: Vec<i32> = if self.plan().nodes[0].command.is_some() {
             pids.iter()
-                .filter(|&&p| !self.procs.iter().any(|n| n.pid == p))
-                .map(|&p| self.describe(p))
+                .copied()
+                .filter(|&p| !self.procs.iter().any(|n| n.pid == p))
                 .collect()
         } else {
             Vec::new()
         };
-        Alive {
-            paths,
-            count: pids.len() as u32,
-            outside,
-        }
+        self.named_outside(paths, pids.len() as u32, &outside)
     }
 
     /// SIGKILLed processes did not die: [`judge::undying`], diagnosed.

@@ -151,6 +151,8 @@ pub(super) struct Alive {
     /// Those outside the plan, each in words (pid, command line, parent),
     /// when the census named them (under a command root); else empty.
     pub outside: Vec<String>,
+    /// Their command lines, in the same order.
+    pub outside_commands: Vec<String>,
 }
 
 /// The outcome of a trial whose course came to `end`, `time_us` (µs) after

@@ -181,7 +181,7 @@ fn hung(
     );
     if o.verdict == Verdict::Hang {
         o.hung = alive.count;
-        o.survivors = alive.paths;
+        o.survivors = survivors(alive);
     }
     o
 }
@@ -257,7 +257,23 @@ pub(in crate::trial) fn orphans(
     let mut o = outcome(plan, obs, end, time_us);
     if o.verdict == Verdict::Orphan {
         o.orphans = alive.count;
-        o.survivors = alive.paths;
+        o.survivors = survivors(alive);
     }
     o
+}
+
+/// The survivors as a trial's result names them: the live nodes' paths,
+/// then, under a command root, the command line of each process outside
+/// the plan (in backticks, sorted), so that equal survivor sets compare
+/// equal across trials.
+fn survivors(alive: Alive) -> Vec<String> {
+    let mut outside: Vec<String> = alive
+        .outside_commands
+        .into_iter()
+        .map(|c| format!("`{c}`"))
+        .collect();
+    outside.sort();
+    let mut all = alive.paths;
+    all.extend(outside);
+    all
 }

@@ -45,6 +45,7 @@ pub(super) fn alive(paths: &[&str], count: u32) -> Alive {
         paths: paths.iter().map(|p| p.to_string()).collect(),
         count,
         outside: Vec::new(),
+        outside_commands: Vec::new(),
     }
 }
 
