@@ -204,7 +204,8 @@ supervisor is, and is its subreaper), so these are the tools as wrappers. In
 a container where tini or dumb-init is PID 1, its death ends the namespace,
 and the kernel kills every other process in it (`zap_pid_ns_processes`); a
 shell as PID 1 does not even get a SIGTERM sent from outside, since the
-kernel drops signals to a namespace's init that it has no handler for.
+kernel drops the signals (but SIGKILL and SIGSTOP) sent to a namespace's init
+that it has no handler for.
 
 The second part is the field's PDEATHSIG figure, the race between a child's
 fork and its `prctl(PR_SET_PDEATHSIG)` as a function of the time between the
@@ -254,8 +255,8 @@ elif not absent:
 else:
     w("Absent when the CSVs were made (`%s/ABSENT`), and so not measured: %s." % (
         results, ", ".join("`%s`" % t for t in sorted(absent))))
-    w("`scripts/inits.sh` tries `apt-get install` first; to measure them, install")
-    w("them and run it again.")
+    w("`scripts/inits.sh` tried `apt-get install` first; to measure what is")
+    w("absent, install it and run the script again.")
 w("")
 
 w("## Where the numbers come from")
@@ -325,8 +326,9 @@ SIGTERM, so it dies in its `wait`; SIGKILL cannot be caught at all. Nothing
 passes the signal on to the two `sleep`s: they are reparented to the trial's
 subreaper and live on.
 
-**`tini -s`.** tini blocks every catchable signal, collects them with
-`sigtimedwait`, and forwards each one to its child by PID:
+**`tini -s`.** tini blocks the signals it passes on (every signal but the
+synchronous ones, SIGTTIN and SIGTTOU), collects them with `sigtimedwait`,
+and forwards each one to its child by PID:
 `kill(kill_process_group ? -child_pid : child_pid, sig)` in
 `wait_and_forward_signal` ([krallin/tini `src/tini.c`](https://github.com/krallin/tini/blob/master/src/tini.c)).
 Without `-g` only the shell gets SIGINT or SIGTERM, and dies of it. tini then
@@ -367,7 +369,8 @@ its child has run that call is forwarded to a group that does not exist yet:
 forwarding signal", dumb-init nothing, and the signal is lost. The tree runs
 on, and the lab's verdict is `hang` at the trial's deadline, the init and its
 whole tree asleep. The window is the time the child waits for a CPU after the
-fork, which on a loaded machine can be long.
+fork, which on a loaded machine can be long. Without `-g`, tini signals the
+child's PID, which exists from the fork on: `tini -s` has no such window.
 
 No init can act on a SIGKILL sent to itself. What ends the tree then is
 outside it: a cgroup's `cgroup.kill` (what the lab's cleanup uses), or the
@@ -447,7 +450,15 @@ compares `getppid()` with the parent it was forked by after the `prctl`, and
 exits when they differ. Under `canonical` the lifeline pipe exists before the
 child does, so 0.0 sees POLLHUP however early 0 dies. No gate holds 0.0:
 this is the race as it happens, which `pdeathsig-race` makes certain with a
-gate.""")
+gate.
+
+Two things shape the `legacy` curve. The delay is counted from 0's own
+birth, not from its fork of 0.0 (the field's figure counts from the fork):
+with little or no delay, 0 is often killed before it has forked 0.0 at all,
+which leaves nothing to orphan (the CSV's `nodes_spawned` column tells these
+trials apart). And the delay is wall time: on a loaded machine 0.0 can wait
+for a CPU longer than the delay before it reaches its `prctl`, so the rate
+need not fall to zero at the longest delays.""")
 w("")
 sweep = rep_sweep.get("scenarios", [])
 if not sweep:
