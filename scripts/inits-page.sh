@@ -97,7 +97,7 @@ if [[ ${#sweep_dirs[@]} -gt 0 ]]; then
 else
     echo '{"scenarios": []}' >"$tmp/sweep.json"
 fi
-"$LAB" report "${all_dirs[@]}" --charts "$link" --out "$tmp/report.md"
+"$LAB" report "${all_dirs[@]}" --out "$tmp/report.md"
 
 mapfile -t csvs < <(for d in "${all_dirs[@]}"; do find "$d" -name trials.csv -type f; done | LC_ALL=C sort)
 for f in "${csvs[@]}"; do
@@ -512,8 +512,8 @@ for s in sweep:
 w("## The full report")
 w("")
 w("`lab report` over every CSV above, as it prints it (its headings one level")
-w("down): each scenario's table with the time to verdict and the trial")
-w("durations, and one line per strategy.")
+w("down, its charts left out: they are above): each scenario's table with the")
+w("time to verdict and the trial durations, and one line per strategy.")
 w("")
 for line in report_md.splitlines():
     if line == "# lab report":

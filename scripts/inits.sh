@@ -15,7 +15,9 @@
 #
 # then the sweep of scenarios/pdeathsig-birth.toml over the kill's delay
 # after node 0's birth, under legacy, pdeathsig-checked and canonical, into
-# results/inits/pdeathsig-sweep/.
+# results/inits/pdeathsig-sweep/. The scenario is given by its path: the
+# lab's built-in scenarios (the names `lab list` shows) are compiled in, and
+# this one is not among them.
 #
 # tini and dumb-init are installed with apt-get when missing (best effort, as
 # .ci/run does for gdb); an init still missing is not run, and is named in
