@@ -380,9 +380,9 @@ w("")
 # What was left: every distinct reason.
 w("## What was left alive")
 w("")
-w("Every distinct reason of an `orphan` verdict, per init and signal, with")
-w("the trials that gave it (from the CSVs' `reason` column, pids written as")
-w("`pid N`). A process started by another that was also left is named with")
+w("Every distinct reason of a verdict other than `pass`, per init and signal,")
+w("with the trials that gave it (from the CSVs' `reason` column, pids written")
+w("as `pid N`). A process started by another that was also left is named with")
 w("it (`child of ...`).")
 w("")
 any_reason = False
