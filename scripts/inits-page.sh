@@ -440,10 +440,10 @@ if by_name:
 w("## The PDEATHSIG race against the time since fork")
 w("")
 w("""`scenarios/pdeathsig-birth.toml`: a tree `root -> 0 -> 0.0`, every node
-lingering, and node 0 killed with SIGKILL a fixed delay after its own
-creation (`at = "spawn+D"`, measured from 0's `created` report). In that
-time 0 arms its own parent-death detection and forks 0.0, and 0.0 arms its
-own. Under `legacy` 0.0 arms PDEATHSIG with a `prctl` after the fork: when 0
+lingering, and node 0 killed with SIGKILL a fixed delay after it forked its
+child 0.0 (`at = "child+D"`, measured from 0.0's `created` report, which 0.0
+sends as soon as the fork returned in it). In that time 0.0 arms its own
+parent-death detection. Under `legacy` 0.0 arms PDEATHSIG with a `prctl` after the fork: when 0
 dies between the two, the signal is never sent and 0.0 lives on. The kill
 lands in that window less often the longer the delay. `pdeathsig-checked`
 compares `getppid()` with the parent it was forked by after the `prctl`, and
@@ -452,13 +452,14 @@ child does, so 0.0 sees POLLHUP however early 0 dies. No gate holds 0.0:
 this is the race as it happens, which `pdeathsig-race` makes certain with a
 gate.
 
-Two things shape the `legacy` curve. The delay is counted from 0's own
-birth, not from its fork of 0.0 (the field's figure counts from the fork):
-with little or no delay, 0 is often killed before it has forked 0.0 at all,
-which leaves nothing to orphan (the CSV's `nodes_spawned` column tells these
-trials apart). And the delay is wall time: on a loaded machine 0.0 can wait
-for a CPU longer than the delay before it reaches its `prctl`, so the rate
-need not fall to zero at the longest delays.""")
+What `legacy` can lose is the time between the fork returning in 0.0 and
+0.0's `prctl`: a few microseconds of 0.0's own code, unless 0.0 waits for a
+CPU in between. The delay is counted from 0.0's `created` report, which it
+sends right after the fork returned in it, so a kill at `child+0ms` lands in
+that window only when the supervisor's SIGKILL reaches 0 before 0.0 was
+scheduled again; at a millisecond or more, 0.0 has nearly always armed in
+time, and what remains is a child kept off a CPU for that long by a loaded
+machine.""")
 w("")
 sweep = rep_sweep.get("scenarios", [])
 if not sweep:
@@ -500,10 +501,6 @@ for s in sweep:
     safe_key = key
     w("![%s: trials not passing against %s, per strategy, with 95%% Wilson intervals](%s/sweep-%s-%s.svg)" % (
         s["name"], key, link, s["name"], safe_key))
-    w("")
-    w("The chart's axis lists the values in the order `lab plot` sorts them,")
-    w("which for a `spawn+` value is by its text (`spawn+10ms` before")
-    w("`spawn+1ms`); the table above is in the order of the delay.")
     w("")
     w("![%s: verdict rates per strategy, all delays together](%s/rates-%s.svg)" % (s["name"], link, s["name"]))
     w("")

@@ -162,7 +162,7 @@ if [[ -z $ONLY || $ONLY == sweep ]]; then
     echo "inits: the PDEATHSIG sweep: $TRIALS trials per delay and strategy into $dir" >&2
     args=(soak --scenario scenarios/pdeathsig-birth.toml
         --strategy legacy --strategy pdeathsig-checked --strategy canonical
-        --sweep kill.0.at=spawn+0ms,spawn+1ms,spawn+2ms,spawn+5ms,spawn+10ms
+        --sweep kill.0.at=child+0ms,child+1ms,child+2ms,child+5ms,child+10ms
         --trials "$TRIALS" -j "$JOBS" --seed "$SEED" --out "$dir" --progress none)
     shown lab "${args[@]}" >"$OUT/COMMANDS.sweep"
     lab_ok "$LAB" "${args[@]}" >"$dir.summary.txt"

@@ -234,6 +234,14 @@ pub enum PlanAt {
         /// µs after the target was created.
         after_created_us: u64,
     },
+    /// This long after `child` (the target's first child) reported
+    /// `created`: right after the target forked it (µs).
+    ChildBirth {
+        /// The target's first child.
+        child: u32,
+        /// µs after the child was created.
+        after_created_us: u64,
+    },
 }
 
 /// One resolved kill.
@@ -338,6 +346,20 @@ impl Plan {
                             after_created_us: lo + draw(&mut rng, hi - lo + 1),
                         }
                     }
+                    At::ChildBirth { lo, hi } => {
+                        let (lo, hi) = (lo.as_micros() as u64, hi.as_micros() as u64);
+                        let after_created_us = lo + draw(&mut rng, hi - lo + 1);
+                        match nodes[target as usize].children.first() {
+                            Some(&child) => PlanAt::ChildBirth {
+                                child,
+                                after_created_us,
+                            },
+                            // A leaf has no fork to count from: its own
+                            // creation (the parse refuses a selector that
+                            // matches no node with children).
+                            None => PlanAt::Birth { after_created_us },
+                        }
+                    }
                 };
                 kills.push(PlanKill {
                     target,
@@ -363,6 +385,9 @@ impl Plan {
             .filter_map(|k| match k.at {
                 PlanAt::Delay { after_ready_us } => Some(after_ready_us),
                 PlanAt::Birth { after_created_us } => Some(after_created_us),
+                PlanAt::ChildBirth {
+                    after_created_us, ..
+                } => Some(after_created_us),
                 _ => None,
             })
             .max()
@@ -497,6 +522,13 @@ impl Plan {
                 PlanAt::Birth { after_created_us } => {
                     format!("{after_created_us} us after it was created")
                 }
+                PlanAt::ChildBirth {
+                    child,
+                    after_created_us,
+                } => format!(
+                    "{after_created_us} us after it forked its child {}",
+                    self.nodes[child as usize].path
+                ),
             };
             let _ = writeln!(s, "kill {target} with SIG{} {when}", k.signal.name());
         }

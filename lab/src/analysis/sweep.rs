@@ -24,9 +24,14 @@ pub struct SweepValue {
 
 impl SweepValue {
     /// Parse `text`: a plain number (`4`, `0.5`), a duration (`5ms`, `1.5s`,
-    /// in ms), or text with a leading number (`4x`: 4).
+    /// in ms), or text with a leading number (`4x`: 4). A kill time's
+    /// prefix (`spawn+`, `child+`) is left out: `child+10ms` is 10 ms.
     pub fn parse(key: &str, text: &str) -> SweepValue {
         let t = text.trim();
+        let t = ["spawn+", "child+"]
+            .iter()
+            .find_map(|p| t.strip_prefix(p))
+            .unwrap_or(t);
         let number = if let Ok(x) = t.parse::<f64>() {
             Some((x, SweepUnit::Number))
         } else if let Ok(d) = humantime::parse_duration(t) {

@@ -153,6 +153,15 @@ fn sweep_values_order_by_number_and_durations_by_length() {
         .map(|t| SweepValue::parse("kill_delay", t))
         .collect();
     assert_eq!(sweep_unit(&v), Some(SweepUnit::Millis));
+    // A kill time from a birth orders by its delay.
+    let mut v: Vec<SweepValue> = ["child+10ms", "child+1ms", "child+0ms", "child+2ms"]
+        .iter()
+        .map(|t| SweepValue::parse("kill.0.at", t))
+        .collect();
+    v.sort_by(SweepValue::order);
+    let texts: Vec<&str> = v.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(texts, ["child+0ms", "child+1ms", "child+2ms", "child+10ms"]);
+    assert_eq!(sweep_unit(&v), Some(SweepUnit::Millis));
 }
 
 #[test]

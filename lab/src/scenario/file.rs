@@ -545,6 +545,20 @@ fn kill(cx: &Ctx<'_>, k: &RawKill, shape: &[u32]) -> Result<Kill, ScenarioError>
             );
         }
         At::Gate(phase)
+    } else if let Some(after) = at_text.strip_prefix("child+") {
+        let (lo, hi) = after.split_once("..").unwrap_or((after, after));
+        let lo_d = cx.duration(lo, k.at.span())?;
+        let hi_d = cx.duration(hi, k.at.span())?;
+        if lo_d > hi_d {
+            return cx.err(k.at.span(), "a window is low..high with low <= high");
+        }
+        if !target_has_interior(&target, shape) {
+            return cx.err(
+                k.target.span(),
+                format!("at = \"{at_text}\" counts from the target's fork of its first child, but `{target}` matches no node with children"),
+            );
+        }
+        At::ChildBirth { lo: lo_d, hi: hi_d }
     } else if let Some(after) = at_text.strip_prefix("spawn+") {
         let (lo, hi) = after.split_once("..").unwrap_or((after, after));
         let lo_d = cx.duration(lo, k.at.span())?;
@@ -567,7 +581,7 @@ fn kill(cx: &Ctx<'_>, k: &RawKill, shape: &[u32]) -> Result<Kill, ScenarioError>
             Err(_) => {
                 return cx.err(
                     k.at.span(),
-                    "at is \"ready\", \"gate:created\", \"gate:armed\", a delay \"5ms\" or a seeded window \"2ms..20ms\" after the tree is ready, or one after the target's creation \"spawn+2ms\", \"spawn+0ms..10ms\"",
+                    "at is \"ready\", \"gate:created\", \"gate:armed\", a delay \"5ms\" or a seeded window \"2ms..20ms\" after the tree is ready, or one after the target's creation \"spawn+2ms\", \"spawn+0ms..10ms\", or after its fork of its first child \"child+2ms\"",
                 )
             }
         }

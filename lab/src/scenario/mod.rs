@@ -218,6 +218,16 @@ pub enum At {
         /// Upper bound (inclusive).
         hi: Duration,
     },
+    /// A delay after the target forked its first child (the child's
+    /// `created` report), drawn by the seed from `lo..=hi`: `at =
+    /// "child+2ms"`. The field's PDEATHSIG race: the parent dies a time
+    /// after its fork, while the child may be between fork and `prctl`.
+    ChildBirth {
+        /// Lower bound.
+        lo: Duration,
+        /// Upper bound (inclusive).
+        hi: Duration,
+    },
 }
 
 /// One entry of the kill schedule.

@@ -312,7 +312,7 @@ impl Course<'_> {
                                 && (t.ready || t.dead_ns.is_some())
                                 && judge::fates_fixed(self.plan(), &self.seen.nodes, &held)
                         }
-                        PlanAt::Delay { .. } | PlanAt::Birth { .. } => {
+                        PlanAt::Delay { .. } | PlanAt::Birth { .. } | PlanAt::ChildBirth { .. } => {
                             // A timed kill of a target that will never be
                             // born (its parent died first) fires at once,
                             // at nothing, and is done.
@@ -320,10 +320,17 @@ impl Course<'_> {
                                 && self.plan().nodes[target]
                                     .parent
                                     .is_some_and(|p| self.seen.nodes[p as usize].dead_ns.is_some());
-                            unborn || self.kill_time(k).is_some_and(|at| now >= at)
+                            // One timed from a birth whose target ended
+                            // first is done too (below), with no signal.
+                            let ended = matches!(
+                                pk.at,
+                                PlanAt::Birth { .. } | PlanAt::ChildBirth { .. }
+                            ) && t.dead_ns.is_some();
+                            unborn || ended || self.kill_time(k).is_some_and(|at| now >= at)
                         }
                     };
-                    if due && matches!(pk.at, PlanAt::Birth { .. }) && t.dead_ns.is_some() {
+                    let from_birth = matches!(pk.at, PlanAt::Birth { .. } | PlanAt::ChildBirth { .. });
+                    if due && from_birth && t.dead_ns.is_some() {
                         // Timed from its birth, the target ended first:
                         // nothing to kill.
                         self.kills[k] = KillState::Done;
@@ -390,6 +397,12 @@ impl Course<'_> {
         match pk.at {
             PlanAt::Delay { after_ready_us } => self.ready_at.map(|r| r + after_ready_us * 1000),
             PlanAt::Birth { after_created_us } => self.seen.nodes[pk.target as usize]
+                .created_ns
+                .map(|c| c + after_created_us * 1000),
+            PlanAt::ChildBirth {
+                child,
+                after_created_us,
+            } => self.seen.nodes[child as usize]
                 .created_ns
                 .map(|c| c + after_created_us * 1000),
             PlanAt::Ready | PlanAt::Gate { .. } => None,
