@@ -32,5 +32,6 @@ pub mod stats;
 pub mod strategy;
 pub mod suite;
 pub mod supervisor;
+pub mod table;
 pub mod trial;
 pub mod verdict;

@@ -115,6 +115,11 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
         == crate::error::Exit::Clean;
     let summary = RunSummary {
         scenario: scenario.name.clone(),
+        about: scenario
+            .about
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
         scenario_hash: scenario.source_hash.clone(),
         seed: args.seed,
         plan_hash,

@@ -325,6 +325,14 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
             0.0
         },
         groups,
+        abouts: m
+            .cells
+            .iter()
+            .map(|c| {
+                let about = c.scenario.about.split_whitespace().collect::<Vec<_>>();
+                (c.scenario.name.clone(), about.join(" "))
+            })
+            .collect(),
         gate,
         expectations,
         cgroup,

@@ -30,6 +30,9 @@ pub struct SoakSummary {
     pub trials_per_s: f64,
     /// One entry per scenario, swept value and strategy.
     pub groups: Vec<GroupSummary>,
+    /// What each scenario is about (its `about`, whitespace folded), by
+    /// scenario name.
+    pub abouts: std::collections::BTreeMap<String, String>,
     /// Whether the expectations held, when `--gate` was given.
     pub gate: Option<Expectation>,
     /// Each group (scenario, swept value, strategy) judged against its
@@ -72,7 +75,7 @@ impl SoakSummary {
             self.trials_total,
             self.csv.display()
         );
-        s.push_str(&tally::render(&self.groups));
+        s.push_str(&tally::render(&self.groups, &self.abouts));
         if !self.expectations.is_empty() {
             s.push_str("\nexpectations:\n");
             for g in &self.expectations {
