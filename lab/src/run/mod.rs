@@ -103,10 +103,26 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
             no_cgroup: args.no_cgroup,
         },
     };
+    let names: Vec<&str> = args.strategies.iter().map(|s| s.name.as_str()).collect();
+    crate::cli::out::write_err(format_args!(
+        "lab run {}  seed {}  strategies {}  {} each  -j {}  results {}\n",
+        scenario.name,
+        args.seed,
+        names.join(", "),
+        crate::record::ab::plural(args.trials, "trial"),
+        session.jobs(),
+        run_dir.display()
+    ));
+    let bar = crate::soak::progress::Bar::new(
+        crate::soak::Progress::Auto,
+        Some(args.trials.saturating_mul(args.strategies.len() as u64)),
+    );
     let mut results = Vec::new();
     for strategy in &args.strategies {
-        results.push(run_strategy(&course, &session, &mut rec, strategy)?);
+        let done = run_strategy(&course, &session, &mut rec, strategy, &bar);
+        results.push(done.inspect_err(|_| bar.finish())?);
     }
+    bar.finish();
     let (cgroup, cgroup_note) = (session.has_cgroup(), session.cgroup_note());
     let pidns = session.pid_namespace();
     drop(session);
@@ -174,6 +190,7 @@ fn run_strategy(
     session: &Session,
     rec: &mut Recorder,
     strategy: &Strategy,
+    bar: &crate::soak::progress::Bar,
 ) -> Result<StrategySummary, LabError> {
     let replay = c.command.replay(strategy);
     let req = TrialRequest {
@@ -219,6 +236,7 @@ fn run_strategy(
             }
         }
         outcomes.push((i, o));
+        bar.inc(|| crate::soak::progress::live_counts(rec.tally()));
     })?;
     rec.check()?;
     let tally = rec.take_tally();

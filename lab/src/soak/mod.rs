@@ -204,7 +204,8 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
             .count() as u64;
         mine * (m.cells.len() * m.strategies.len()) as u64
     });
-    let bar = progress::bar(
+    header(&spec, &m, args, total, done.len() as u64, session.jobs());
+    let bar = progress::Bar::new(
         args.progress,
         total.map(|t| t.saturating_sub(done.len() as u64)),
     );
@@ -298,12 +299,11 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
                 );
             }
             _ => {
-                bar.inc(1);
-                bar.set_message(progress::live_counts(rec.tally()));
+                bar.inc(|| progress::live_counts(rec.tally()));
             }
         }
     });
-    bar.finish_and_clear();
+    bar.finish();
     let cgroup = session.has_cgroup();
     drop(session);
     let wall = wall?;
@@ -345,6 +345,45 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
     };
     summary::write_summary(&args.dir, &summary)?;
     Ok(summary)
+}
+
+/// Say on stderr, as the soak starts, what it runs: scenarios, seed,
+/// strategies, trials (or duration), what earlier invocations did, `-j` and
+/// the directory.
+fn header(
+    spec: &SoakSpec,
+    m: &Matrix,
+    args: &SoakArgs,
+    total: Option<u64>,
+    done: u64,
+    jobs: usize,
+) {
+    let plural = crate::record::ab::plural;
+    let amount = match (spec.trials, spec.duration_s) {
+        (Some(n), _) => format!(
+            "{} per cell, {} in all",
+            plural(n, "trial"),
+            plural(total.unwrap_or(0), "trial")
+        ),
+        (None, Some(s)) => format!("for {}", humantime::format_duration(Duration::from_secs(s))),
+        (None, None) => String::new(),
+    };
+    let earlier = if done > 0 {
+        format!(" ({done} done earlier)")
+    } else {
+        String::new()
+    };
+    let shard = spec
+        .shard
+        .map_or(String::new(), |sh| format!("  shard {sh}"));
+    crate::cli::out::write_err(format_args!(
+        "lab soak {}  seed {}{shard}  strategies {}  {amount}{earlier}  {}  -j {jobs}  in {}\n",
+        spec.scenarios.join(" "),
+        spec.seed,
+        spec.strategies.join(", "),
+        plural(m.cells.len() as u64, "cell"),
+        args.dir.display()
+    ));
 }
 
 /// The soak to run: `args.spec`, or with `--resume` the one stored in the
