@@ -522,3 +522,6 @@ mod junit;
 
 #[path = "lab/shell.rs"]
 mod shell;
+
+#[path = "lab/interrupt.rs"]
+mod interrupt;

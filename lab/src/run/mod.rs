@@ -103,6 +103,8 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
             no_cgroup: args.no_cgroup,
         },
     };
+    // From the header on, Ctrl-C stops the run and prints what it has.
+    crate::session::stop_on_interrupt();
     let names: Vec<&str> = args.strategies.iter().map(|s| s.name.as_str()).collect();
     crate::cli::out::write_err(format_args!(
         "lab run {}  seed {}  strategies {}  {} each  -j {}  results {}\n",
@@ -120,9 +122,11 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
     let mut results = Vec::new();
     for strategy in &args.strategies {
         let done = run_strategy(&course, &session, &mut rec, strategy, &bar);
-        results.push(done.inspect_err(|_| bar.finish())?);
+        // A strategy that ran no trial (Ctrl-C came first) has no summary.
+        results.extend(done.inspect_err(|_| bar.finish())?);
     }
     bar.finish();
+    let interrupted = crate::session::interrupted();
     let (cgroup, cgroup_note) = (session.has_cgroup(), session.cgroup_note());
     let pidns = session.pid_namespace();
     drop(session);
@@ -150,6 +154,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
         lab_version: ctx.lab_version.clone(),
         as_expected,
         max_diagnoses: rec.max_diagnoses(),
+        interrupted,
     };
     let json = crate::json::to_string_pretty(&summary).expect("a summary serializes");
     let path = run_dir.join("summary.json");
@@ -184,14 +189,15 @@ fn make_run_dir(out: &std::path::Path, ctx: &mut RunContext) -> Result<PathBuf, 
     }
 }
 
-/// Run the trials of `strategy`, record each, and summarize them.
+/// Run the trials of `strategy`, record each, and summarize them; `None`
+/// when none ran (a Ctrl-C came before its first).
 fn run_strategy(
     c: &Course<'_>,
     session: &Session,
     rec: &mut Recorder,
     strategy: &Strategy,
     bar: &crate::soak::progress::Bar,
-) -> Result<StrategySummary, LabError> {
+) -> Result<Option<StrategySummary>, LabError> {
     let replay = c.command.replay(strategy);
     let req = TrialRequest {
         plan: c.plan.clone(),
@@ -240,6 +246,9 @@ fn run_strategy(
     })?;
     rec.check()?;
     let tally = rec.take_tally();
+    if outcomes.is_empty() {
+        return Ok(None);
+    }
     let mut summary = summary::summarize(
         strategy,
         &outcomes,
@@ -249,7 +258,7 @@ fn run_strategy(
         c.scenario.expect.as_ref(),
     );
     summary.diagnosis = first;
-    Ok(summary)
+    Ok(Some(summary))
 }
 
 /// `--keep-hung`: show the kept tree, how to attach to it, and wait for

@@ -237,11 +237,18 @@ pub struct RunSummary {
     pub as_expected: bool,
     /// Diagnoses written per strategy at most (`--max-diagnoses`).
     pub max_diagnoses: u64,
+    /// A Ctrl-C (SIGINT) stopped the run: the results are those of the
+    /// trials done (a strategy that ran none is left out).
+    pub interrupted: bool,
 }
 
 impl RunSummary {
-    /// The exit status: 0 when every strategy met its expectation, else 1.
+    /// The exit status: 130 when interrupted (Ctrl-C), else 0 when every
+    /// strategy met its expectation, else 1.
     pub fn exit(&self) -> crate::error::Exit {
+        if self.interrupted {
+            return crate::error::Exit::Interrupted;
+        }
         crate::error::Exit::of_expectations(self.results.iter().map(|r| &r.expectation))
     }
 
@@ -261,6 +268,14 @@ impl RunSummary {
         );
         if !self.about.is_empty() {
             s.push_str(&ab::about_lines(&self.about, 0));
+        }
+        if self.interrupted {
+            let done: u64 = self.results.iter().map(|r| r.trials).sum();
+            let _ = writeln!(
+                s,
+                "interrupted (Ctrl-C): the partial summary of the {} done",
+                ab::plural(done, "trial")
+            );
         }
         let columns: Vec<ab::Column<'_>> = self
             .results

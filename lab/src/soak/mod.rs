@@ -204,6 +204,8 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
             .count() as u64;
         mine * (m.cells.len() * m.strategies.len()) as u64
     });
+    // From the header on, Ctrl-C stops the soak and prints what it has.
+    crate::session::stop_on_interrupt();
     header(&spec, &m, args, total, done.len() as u64, session.jobs());
     let bar = progress::Bar::new(
         args.progress,
@@ -341,6 +343,7 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
         kernel: ctx.kernel.clone(),
         lab_version: ctx.lab_version.clone(),
         max_diagnoses: rec.max_diagnoses(),
+        resume: crate::session::interrupted().then(|| resume_command(&args.dir)),
         spec,
     };
     summary::write_summary(&args.dir, &summary)?;
@@ -384,6 +387,20 @@ fn header(
         plural(m.cells.len() as u64, "cell"),
         args.dir.display()
     ));
+}
+
+/// The command that continues the soak in `dir`: `lab soak --resume DIR`
+/// (the directory quoted for a POSIX shell when it needs it).
+fn resume_command(dir: &std::path::Path) -> String {
+    let d = dir.display().to_string();
+    let plain = !d.is_empty()
+        && d.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:=,@%".contains(c));
+    if plain {
+        format!("lab soak --resume {d}")
+    } else {
+        format!("lab soak --resume '{}'", d.replace('\'', "'\\''"))
+    }
 }
 
 /// The soak to run: `args.spec`, or with `--resume` the one stored in the

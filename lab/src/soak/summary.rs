@@ -48,6 +48,9 @@ pub struct SoakSummary {
     pub kernel: String,
     /// Lab version.
     pub lab_version: String,
+    /// A Ctrl-C (SIGINT) stopped the soak: the command that continues it
+    /// (`lab soak --resume DIR`); `None` when it ran to its end.
+    pub resume: Option<String>,
     /// Diagnoses written per scenario x strategy cell at most
     /// (`--max-diagnoses`); each group's `diagnoses_unwritten` counts the
     /// rest.
@@ -55,9 +58,13 @@ pub struct SoakSummary {
 }
 
 impl SoakSummary {
-    /// The exit status: 0 when every group met its expectation (`--gate`
-    /// or `[expect]`; a group with neither is not judged), else 1.
+    /// The exit status: 130 when interrupted (Ctrl-C), else 0 when every
+    /// group met its expectation (`--gate` or `[expect]`; a group with
+    /// neither is not judged), else 1.
     pub fn exit(&self) -> crate::error::Exit {
+        if self.resume.is_some() {
+            return crate::error::Exit::Interrupted;
+        }
         crate::error::Exit::of_expectations(self.expectations.iter().map(|g| &g.judgement))
     }
 
@@ -136,6 +143,12 @@ impl SoakSummary {
             "\nlab process: peak RSS {} KiB, {} fds open\n",
             self.lab_peak_rss_kib, self.lab_fds
         ));
+        if let Some(resume) = &self.resume {
+            s.push_str(&format!(
+                "\ninterrupted (Ctrl-C) after {} this run; the summary above is partial\nresume: {resume}\n",
+                crate::record::ab::plural(self.trials_run, "trial")
+            ));
+        }
         s
     }
 }
