@@ -11,6 +11,7 @@ pub mod analysis;
 pub mod bench;
 pub mod cgroup;
 pub mod cli;
+pub mod ctrf;
 pub mod env;
 pub mod error;
 pub mod expect;

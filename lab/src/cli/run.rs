@@ -49,6 +49,10 @@ pub(super) struct RunCmd {
     /// (verdict counts, replay command, diagnosis) when its verdicts were unexpected
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
+    /// Also write the results as CTRF JSON (ctrf.io) to FILE: one test per strategy, failed when its
+    /// verdicts were unexpected
+    #[arg(long, value_name = "FILE")]
+    ctrf: Option<PathBuf>,
     /// Write the diagnosis files of at most N failing trials per strategy; the rest are
     /// counted in the summary (the CSV keeps every trial)
     #[arg(long, value_name = "N", default_value_t = crate::record::DEFAULT_MAX_DIAGNOSES)]
@@ -84,10 +88,15 @@ impl RunCmd {
     pub(super) fn execute(self) -> Result<Exit, LabError> {
         let format = self.format;
         let junit = self.junit.clone();
+        let ctrf = self.ctrf.clone();
         crate::junit::check_target(junit.as_deref())?;
+        crate::junit::check_report_target("--ctrf", ctrf.as_deref())?;
+        let start = std::time::SystemTime::now();
         let summary = crate::run::run(&self.options()?)?;
         print_report(format, &summary, || summary.render());
-        crate::junit::write(junit.as_deref(), "lab run", &crate::junit::of_run(&summary))?;
+        let cases = crate::junit::of_run(&summary);
+        crate::junit::write(junit.as_deref(), "lab run", &cases)?;
+        crate::ctrf::write(ctrf.as_deref(), &cases, start, std::time::SystemTime::now())?;
         Ok(summary.exit())
     }
 }
