@@ -140,8 +140,11 @@ impl SoakSummary {
             }
         }
         s.push_str(&format!(
-            "\nlab process: peak RSS {} KiB, {} fds open\n",
-            self.lab_peak_rss_kib, self.lab_fds
+            "\nlab process: peak RSS {}, {} fds open\n",
+            bytesize::ByteSize::kib(self.lab_peak_rss_kib)
+                .display()
+                .iec(),
+            self.lab_fds
         ));
         if let Some(resume) = &self.resume {
             s.push_str(&format!(
