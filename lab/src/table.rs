@@ -1,7 +1,9 @@
-//! Text and markdown tables, laid out by `comfy-table` (the lab's summaries,
-//! reports and listings use these two shapes and no hand-padded columns).
+//! Text tables, laid out by `comfy-table`: the A/B tables of `lab run` and
+//! `lab soak`, `lab strategies`, `lab suite`. (The markdown tables of
+//! `lab report` stay hand-written, see `analysis/report.rs`: they align
+//! numeric columns right, which comfy-table's markdown preset cannot say.)
 
-use comfy_table::presets::{ASCII_MARKDOWN, NOTHING};
+use comfy_table::presets::NOTHING;
 use comfy_table::{ContentArrangement, Table, TableComponent};
 
 /// A plain text table: the header underlined with `-`, columns separated by
@@ -33,20 +35,6 @@ pub fn text<S: AsRef<str>>(indent: usize, header: &[S], rows: &[Vec<String>]) ->
         .collect()
 }
 
-/// A GitHub-flavoured markdown table (`| a | b |`, then `|---|---|`), its
-/// columns padded to their widest cell. `|` inside a cell is escaped.
-pub fn markdown<S: AsRef<str>>(header: &[S], rows: &[Vec<String>]) -> String {
-    let esc = |s: &str| s.replace('|', "\\|");
-    let mut t = Table::new();
-    t.load_preset(ASCII_MARKDOWN)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(header.iter().map(|h| esc(h.as_ref())).collect::<Vec<_>>());
-    for r in rows {
-        t.add_row(r.iter().map(|c| esc(c)).collect::<Vec<_>>());
-    }
-    t.lines().map(|l| format!("{}\n", l.trim_end())).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,15 +53,5 @@ mod tests {
             t,
             "  verdict        canonical\n  -------------- ----------\n  pass           3 100.0%\n  innocent-kill  0\n"
         );
-    }
-
-    #[test]
-    fn markdown_tables_have_a_separator_row_and_escape_pipes() {
-        let t = markdown(&["a", "b"], &[vec!["x|y".into(), "1".into()]]);
-        let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(lines.len(), 3, "{t}");
-        assert!(lines[0].starts_with("| a"), "{t}");
-        assert!(lines[1].starts_with("|-"), "{t}");
-        assert!(lines[2].contains("x\\|y"), "{t}");
     }
 }

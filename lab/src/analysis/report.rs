@@ -142,6 +142,11 @@ fn scenario(s: &mut String, sc: &ScenarioData<'_>, opts: &ReportOptions) {
         head.push(h.into());
         align.push("---:".into());
     }
+    // Written by hand, not with comfy-table (which lays out the lab's text
+    // tables): its markdown preset has no alignment row (`---:` right-aligns
+    // the numbers here) and pads every cell to its column's width, so one
+    // wider cell would rewrite every line of the committed tables in
+    // docs/design/ at each regeneration. Unpadded rows are valid GFM.
     let _ = writeln!(s, "| {} |", head.join(" | "));
     let _ = writeln!(s, "| {} |", align.join(" | "));
     for g in sc.table_groups() {
