@@ -404,11 +404,11 @@ impl Tally {
     }
 }
 
-/// The groups as text: per scenario (and swept value) its `about` (from
-/// `abouts`, by scenario name, first sentence), one A/B table (strategies as
+/// The groups as text: per scenario (and swept value) its `about` (the
+/// first sentence of `about(scenario)`), one A/B table (strategies as
 /// columns, the verdicts seen and `pass` as rows, with the p99 time to
 /// verdict), then one plain-words sentence per failing strategy and verdict.
-pub fn render(groups: &[GroupSummary], abouts: &BTreeMap<String, String>) -> String {
+pub fn render(groups: &[GroupSummary], about: impl Fn(&str) -> Option<String>) -> String {
     let mut s = String::new();
     let mut i = 0;
     while i < groups.len() {
@@ -425,8 +425,8 @@ pub fn render(groups: &[GroupSummary], abouts: &BTreeMap<String, String>) -> Str
             format!("  {}={}", g.sweep_key, g.sweep_value)
         };
         let _ = writeln!(s, "\n{}{sweep}", g.scenario);
-        if let Some(about) = abouts.get(&g.scenario).filter(|a| !a.is_empty()) {
-            s.push_str(&super::ab::about_lines(about, 2));
+        if let Some(about) = about(&g.scenario).filter(|a| !a.is_empty()) {
+            s.push_str(&super::ab::about_lines(&about, 2));
         }
         let columns: Vec<super::ab::Column<'_>> = block
             .iter()

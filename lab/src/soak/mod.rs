@@ -327,14 +327,19 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
             0.0
         },
         groups,
-        abouts: m
-            .cells
-            .iter()
-            .map(|c| {
+        abouts: m.cells.iter().fold(Vec::new(), |mut all, c| {
+            if !all
+                .iter()
+                .any(|a: &summary::About| a.scenario == c.scenario.name)
+            {
                 let about = c.scenario.about.split_whitespace().collect::<Vec<_>>();
-                (c.scenario.name.clone(), about.join(" "))
-            })
-            .collect(),
+                all.push(summary::About {
+                    scenario: c.scenario.name.clone(),
+                    about: about.join(" "),
+                });
+            }
+            all
+        }),
         gate,
         expectations,
         cgroup,

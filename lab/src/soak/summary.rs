@@ -30,9 +30,9 @@ pub struct SoakSummary {
     pub trials_per_s: f64,
     /// One entry per scenario, swept value and strategy.
     pub groups: Vec<GroupSummary>,
-    /// What each scenario is about (its `about`, whitespace folded), by
-    /// scenario name.
-    pub abouts: std::collections::BTreeMap<String, String>,
+    /// What each scenario is about: its name and its `about` (whitespace
+    /// folded), in the order of the soak's cells.
+    pub abouts: Vec<About>,
     /// Whether the expectations held, when `--gate` was given.
     pub gate: Option<Expectation>,
     /// Each group (scenario, swept value, strategy) judged against its
@@ -71,18 +71,23 @@ impl SoakSummary {
     /// The summary as text.
     pub fn render(&self) -> String {
         let mut s = format!(
-            "lab soak {}  seed {}{}  {} trials this run ({:.1}/s), {} in {}\n",
+            "lab soak {}  seed {}{}  {} this run ({:.1}/s), {} in {}\n",
             self.spec.scenarios.join(" "),
             self.spec.seed,
             self.spec
                 .shard
                 .map_or(String::new(), |sh| format!("  shard {sh}")),
-            self.trials_run,
+            crate::record::ab::plural(self.trials_run, "trial"),
             self.trials_per_s,
             self.trials_total,
             self.csv.display()
         );
-        s.push_str(&tally::render(&self.groups, &self.abouts));
+        s.push_str(&tally::render(&self.groups, |name| {
+            self.abouts
+                .iter()
+                .find(|a| a.scenario == name)
+                .map(|a| a.about.clone())
+        }));
         if !self.expectations.is_empty() {
             s.push_str("\nexpectations:\n");
             for g in &self.expectations {
@@ -132,7 +137,10 @@ impl SoakSummary {
                 if g.failures == 0 {
                     "every trial passed".to_string()
                 } else {
-                    format!("{} trials did not pass; replay:", g.failures)
+                    format!(
+                        "{} did not pass; replay:",
+                        crate::record::ab::plural(g.failures, "trial")
+                    )
                 }
             ));
             for r in &g.replay {
@@ -154,6 +162,15 @@ impl SoakSummary {
         }
         s
     }
+}
+
+/// What one scenario of a soak is about.
+#[derive(Clone, Debug, Serialize)]
+pub struct About {
+    /// The scenario's name.
+    pub scenario: String,
+    /// Its `about`, whitespace folded.
+    pub about: String,
 }
 
 /// The lab's own peak RSS (KiB, `VmHWM` of `/proc/self/status`) and open fds.
