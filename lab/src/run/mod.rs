@@ -103,8 +103,12 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
             no_cgroup: args.no_cgroup,
         },
     };
-    // From the header on, Ctrl-C stops the run and prints what it has.
-    crate::session::stop_on_interrupt();
+    // From the header on, Ctrl-C stops the run and prints what it has;
+    // except under --keep-hung, where Ctrl-C at the prompt ends the lab
+    // (and the kept tree with it) at once, as the prompt says.
+    if !args.keep_hung {
+        crate::session::stop_on_interrupt();
+    }
     let names: Vec<&str> = args.strategies.iter().map(|s| s.name.as_str()).collect();
     crate::cli::out::write_err(format_args!(
         "lab run {}  seed {}  strategies {}  {} each  -j {}  results {}\n",
