@@ -95,6 +95,10 @@ pub enum Exit {
     Input = 2,
     /// 3: the lab itself could not work.
     Lab = 3,
+    /// 130 (128 + SIGINT, as a shell reports a process ended by Ctrl-C):
+    /// `lab run`/`lab soak` was interrupted; it printed the partial summary
+    /// of the trials done (and, for a soak, the command that resumes).
+    Interrupted = 130,
 }
 
 impl Exit {

@@ -124,10 +124,20 @@ pub fn cell(
 /// # Errors
 /// [`LabError::Input`] naming the path and what is wrong with it.
 pub fn check_target(path: Option<&Path>) -> Result<(), LabError> {
+    check_report_target("--junit", path)
+}
+
+/// Refuse the path of a report (`flag` names its option: `--junit`,
+/// `--ctrf`) the report could not be written to, before anything runs: a
+/// directory, or a name whose directory does not exist.
+///
+/// # Errors
+/// [`LabError::Input`] naming the option, the path and what is wrong.
+pub fn check_report_target(flag: &str, path: Option<&Path>) -> Result<(), LabError> {
     let Some(path) = path else { return Ok(()) };
     let bad = |why: &str| {
         Err(LabError::Input(format!(
-            "--junit {}: {why}; nothing was run",
+            "{flag} {}: {why}; nothing was run",
             path.display()
         )))
     };

@@ -525,3 +525,5 @@ mod shell;
 
 #[path = "lab/exec.rs"]
 mod exec;
+#[path = "lab/interrupt.rs"]
+mod interrupt;

@@ -142,6 +142,11 @@ fn scenario(s: &mut String, sc: &ScenarioData<'_>, opts: &ReportOptions) {
         head.push(h.into());
         align.push("---:".into());
     }
+    // Written by hand, not with comfy-table (which lays out the lab's text
+    // tables): its markdown preset has no alignment row (`---:` right-aligns
+    // the numbers here) and pads every cell to its column's width, so one
+    // wider cell would rewrite every line of the committed tables in
+    // docs/design/ at each regeneration. Unpadded rows are valid GFM.
     let _ = writeln!(s, "| {} |", head.join(" | "));
     let _ = writeln!(s, "| {} |", align.join(" | "));
     for g in sc.table_groups() {
@@ -235,8 +240,8 @@ pub fn finding(g: &Group) -> String {
         };
         let _ = write!(
             line,
-            " Why `{v}` ({which} of its {} trials): {}.",
-            g.count(v),
+            " Why `{v}` ({which} of its {}): {}.",
+            crate::record::ab::plural(g.count(v), "trial"),
             code(&first)
         );
     }
@@ -244,7 +249,7 @@ pub fn finding(g: &Group) -> String {
         let sigs: Vec<String> = g
             .signatures
             .iter()
-            .map(|(k, n)| format!("`{k}` ({n} trials)"))
+            .map(|(k, n)| format!("`{k}` ({})", crate::record::ab::plural(*n, "trial")))
             .collect();
         let _ = write!(line, " Signatures named: {}.", sigs.join(", "));
     }

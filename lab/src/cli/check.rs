@@ -111,7 +111,7 @@ impl CheckCmd {
                 errln!("{e}");
             }
             for r in &c.refusals {
-                errln!("{}: refused under {}: {}", c.file, r.strategy, r.reason);
+                errln!("{}: {}", c.file, refusal_line(&r.strategy, &r.reason));
             }
         }
         print_report(self.format, &report, || {
@@ -138,4 +138,13 @@ impl CheckCmd {
             Exit::clean_if(!refused)
         })
     }
+}
+
+/// `refused at plan time under STRATEGY: WHY`: a plan-time refusal as one
+/// line, the guard's own `refused at plan time: ` prefix not said twice.
+pub(super) fn refusal_line(strategy: impl std::fmt::Display, reason: &str) -> String {
+    let why = reason
+        .strip_prefix("refused at plan time: ")
+        .unwrap_or(reason);
+    format!("refused at plan time under {strategy}: {why}")
 }

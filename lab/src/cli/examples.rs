@@ -34,6 +34,7 @@ static EXAMPLES: &[(&str, &[Example])] = &[
     ("soak", &[
         ex("Every shipped scenario, 1000 trials per strategy", "lab soak --all --trials 1000"),
         ex("For CI: the same with a JUnit file, one test case per scenario x strategy", "lab soak --all --trials 1000 --junit results/junit.xml"),
+        ex("The same as CTRF JSON (ctrf.io) beside the JUnit file", "lab soak --all --trials 1000 --junit results/junit.xml --ctrf results/ctrf.json"),
         ex("How a fork without exec deadlocks as its parent has more threads: 1 to 8, 200 trials each", "lab soak --scenario mt-fork-mutex --strategy fork-noexec --sweep threads=1..8/8 --trials 200"),
         ex("Shard 1 of 4 of a soak (the other shards elsewhere; join them with lab merge)", "lab soak --scenario nested --trials 10000 --shard 1/4 --out results/shard-1"),
         ex("Continue that soak where it stopped", "lab soak --resume results/shard-1"),

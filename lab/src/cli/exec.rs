@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{lab_exe, print_report, Format, TrialOptions};
+use super::run::RunReports;
+use super::{lab_exe, TrialOptions};
 use crate::error::{Exit, LabError};
 use crate::exec::{parse_ladder, parse_window, ExecSpec, Ladder, DEFAULT_DEADLINE};
 use crate::run::RunArgs;
@@ -52,22 +53,8 @@ pub(super) struct ExecCmd {
     name: Option<String>,
     #[command(flatten)]
     trial: TrialOptions,
-    /// Where to write results/<run-id>/trials.csv (and the scenario, in results/exec/)
-    #[arg(long, default_value = "results")]
-    out: PathBuf,
-    /// Output format of the summary
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
-    /// Add all-thread backtraces from `gdb -batch` to each diagnosis of a hang or orphan
-    #[arg(long)]
-    gdb: bool,
-    /// Also write the results as JUnit XML to FILE
-    #[arg(long, value_name = "FILE")]
-    junit: Option<PathBuf>,
-    /// Write the diagnosis and output files of at most N failing trials; the rest are
-    /// counted in the summary (the CSV keeps every trial)
-    #[arg(long, value_name = "N", default_value_t = crate::record::DEFAULT_MAX_DIAGNOSES)]
-    max_diagnoses: u64,
+    #[command(flatten)]
+    report: RunReports,
 }
 
 impl ExecCmd {
@@ -99,7 +86,7 @@ impl ExecCmd {
             deadline: self.trial.deadline.unwrap_or(DEFAULT_DEADLINE),
             name: self.name.clone(),
         };
-        let scenario = spec.write_scenario(&self.out)?;
+        let scenario = spec.write_scenario(&self.report.out)?;
         Ok(RunArgs {
             scenario: scenario.display().to_string(),
             overrides: Vec::new(),
@@ -109,36 +96,31 @@ impl ExecCmd {
             deadline: None,
             no_cgroup: self.trial.no_cgroup,
             jobs: self.trial.jobs(Some(self.trials)),
-            out: self.out.clone(),
+            out: self.report.out.clone(),
             exe: lab_exe()?,
-            gdb: self.gdb,
+            gdb: self.report.gdb,
             keep_hung: false,
-            max_diagnoses: self.max_diagnoses,
+            max_diagnoses: self.report.max_diagnoses,
         })
     }
 
     pub(super) fn execute(self) -> Result<Exit, LabError> {
-        crate::junit::check_target(self.junit.as_deref())?;
+        self.report.check()?;
+        let start = std::time::SystemTime::now();
         let args = self.options()?;
         // The kernel's process events flow to the supervisors while the lab
         // listens: the lineage of every trial's processes, exact.
         let _events = crate::trial::keep_events_flowing();
         let summary = crate::run::run(&args)?;
-        print_report(self.format, &summary, || {
-            format!(
-                "{}\nrun it again: lab run {s} --seed {seed} --strategy canonical --trials {n}\n\
-                 soak it: lab soak --scenario {s} --strategy canonical --duration 1h\n",
-                summary.render(),
-                s = args.scenario,
-                seed = args.seed,
-                n = args.trials,
-            )
-        });
-        crate::junit::write(
-            self.junit.as_deref(),
-            "lab exec",
-            &crate::junit::of_run(&summary),
-        )?;
+        let text = format!(
+            "{}\nrun it again: lab run {s} --seed {seed} --strategy canonical --trials {n}\n\
+             soak it: lab soak --scenario {s} --strategy canonical --duration 1h\n",
+            summary.render(),
+            s = args.scenario,
+            seed = args.seed,
+            n = args.trials,
+        );
+        self.report.write("lab exec", &summary, start, text)?;
         Ok(summary.exit())
     }
 }

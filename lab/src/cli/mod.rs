@@ -247,12 +247,12 @@ fn parse_strategies(names: &[String]) -> Result<Vec<Strategy>, LabError> {
         .collect()
 }
 
-/// Print `{prefix}refused under STRATEGY: REASON` on stderr for each of
+/// Print `{prefix}refused at plan time under STRATEGY: REASON` on stderr for each of
 /// `strategies` whose plan-time guard refuses `plan`; returns how many did.
 fn print_refusals(prefix: &str, plan: &Plan, strategies: &[Strategy]) -> usize {
     strategies
         .iter()
         .filter_map(|st| crate::node::guard::refusal(plan, st).map(|r| (st, r)))
-        .inspect(|(st, r)| errln!("{prefix}refused under {st}: {}", r.reason))
+        .inspect(|(st, r)| errln!("{prefix}{}", check::refusal_line(st, &r.reason)))
         .count()
 }

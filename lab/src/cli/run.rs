@@ -32,27 +32,12 @@ pub(super) struct RunCmd {
     strategies: Vec<String>,
     #[command(flatten)]
     trial: TrialOptions,
-    /// Where to write results/<run-id>/trials.csv
-    #[arg(long, default_value = "results")]
-    out: PathBuf,
-    /// Output format of the summary
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
-    /// Add all-thread backtraces from `gdb -batch` to each diagnosis of a hang or orphan
-    #[arg(long)]
-    gdb: bool,
     /// Leave the first hung tree alive, print its pids and how to attach, and clean it up
     /// when Enter is pressed
     #[arg(long)]
     keep_hung: bool,
-    /// Also write the results as JUnit XML to FILE: one test case per strategy, a failure
-    /// (verdict counts, replay command, diagnosis) when its verdicts were unexpected
-    #[arg(long, value_name = "FILE")]
-    junit: Option<PathBuf>,
-    /// Write the diagnosis files of at most N failing trials per strategy; the rest are
-    /// counted in the summary (the CSV keeps every trial)
-    #[arg(long, value_name = "N", default_value_t = crate::record::DEFAULT_MAX_DIAGNOSES)]
-    max_diagnoses: u64,
+    #[command(flatten)]
+    report: RunReports,
 }
 
 impl RunCmd {
@@ -73,21 +58,82 @@ impl RunCmd {
             deadline: self.trial.deadline,
             no_cgroup: self.trial.no_cgroup,
             jobs: self.trial.jobs(Some(trials)),
-            out: self.out,
+            out: self.report.out,
             exe: lab_exe()?,
-            gdb: self.gdb,
+            gdb: self.report.gdb,
             keep_hung: self.keep_hung,
-            max_diagnoses: self.max_diagnoses,
+            max_diagnoses: self.report.max_diagnoses,
         })
     }
 
     pub(super) fn execute(self) -> Result<Exit, LabError> {
-        let format = self.format;
-        let junit = self.junit.clone();
-        crate::junit::check_target(junit.as_deref())?;
+        let report = self.report.clone();
+        report.check()?;
+        let start = std::time::SystemTime::now();
         let summary = crate::run::run(&self.options()?)?;
-        print_report(format, &summary, || summary.render());
-        crate::junit::write(junit.as_deref(), "lab run", &crate::junit::of_run(&summary))?;
+        report.write("lab run", &summary, start, summary.render())?;
         Ok(summary.exit())
+    }
+}
+
+/// Where a run's results go and what reports it writes: `lab run` and `lab
+/// exec` take these the same way.
+#[derive(clap::Args, Clone)]
+pub(super) struct RunReports {
+    /// Where to write results/<run-id>/trials.csv
+    #[arg(long, default_value = "results")]
+    pub out: PathBuf,
+    /// Output format of the summary
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Add all-thread backtraces from `gdb -batch` to each diagnosis of a hang or orphan
+    #[arg(long)]
+    pub gdb: bool,
+    /// Also write the results as JUnit XML to FILE: one test case per strategy, a failure
+    /// (verdict counts, replay command, diagnosis) when its verdicts were unexpected
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Also write the results as CTRF JSON (ctrf.io) to FILE: one test per strategy, failed when its
+    /// verdicts were unexpected
+    #[arg(long, value_name = "FILE")]
+    pub ctrf: Option<PathBuf>,
+    /// Write the diagnosis files of at most N failing trials per strategy; the rest are
+    /// counted in the summary (the CSV keeps every trial)
+    #[arg(long, value_name = "N", default_value_t = crate::record::DEFAULT_MAX_DIAGNOSES)]
+    pub max_diagnoses: u64,
+}
+
+impl RunReports {
+    /// Refuse report files that cannot be written, before any trial runs.
+    ///
+    /// # Errors
+    /// [`LabError::Input`] for a `--junit` or `--ctrf` path that is a
+    /// directory or a symlink, or whose directory does not exist.
+    pub fn check(&self) -> Result<(), LabError> {
+        crate::junit::check_target(self.junit.as_deref())?;
+        crate::junit::check_report_target("--ctrf", self.ctrf.as_deref())
+    }
+
+    /// Print the summary (`text` or its JSON) and write the JUnit and CTRF
+    /// files, named `name`, of a run that started at `start`.
+    ///
+    /// # Errors
+    /// [`LabError::Io`] when a report file cannot be written.
+    pub fn write(
+        &self,
+        name: &str,
+        summary: &crate::run::RunSummary,
+        start: std::time::SystemTime,
+        text: String,
+    ) -> Result<(), LabError> {
+        print_report(self.format, summary, || text);
+        let cases = crate::junit::of_run(summary);
+        crate::junit::write(self.junit.as_deref(), name, &cases)?;
+        crate::ctrf::write(
+            self.ctrf.as_deref(),
+            &cases,
+            start,
+            std::time::SystemTime::now(),
+        )
     }
 }

@@ -77,6 +77,10 @@ pub(super) struct SoakCmd {
     /// unexpected
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
+    /// Also write the results as CTRF JSON (ctrf.io) to FILE: one test per scenario x strategy cell, failed when its
+    /// verdicts were unexpected
+    #[arg(long, value_name = "FILE")]
+    ctrf: Option<PathBuf>,
     /// Write the diagnosis files of at most N failing trials per scenario x strategy cell;
     /// the rest are counted in the summary (the CSV keeps every trial)
     #[arg(long, value_name = "N", default_value_t = crate::record::DEFAULT_MAX_DIAGNOSES)]
@@ -143,14 +147,15 @@ impl SoakCmd {
     pub(super) fn execute(self) -> Result<Exit, LabError> {
         let format = self.format;
         let junit = self.junit.clone();
+        let ctrf = self.ctrf.clone();
         crate::junit::check_target(junit.as_deref())?;
+        crate::junit::check_report_target("--ctrf", ctrf.as_deref())?;
+        let start = std::time::SystemTime::now();
         let summary = crate::soak::run(&self.options()?)?;
         print_report(format, &summary, || summary.render());
-        crate::junit::write(
-            junit.as_deref(),
-            "lab soak",
-            &crate::junit::of_soak(&summary),
-        )?;
+        let cases = crate::junit::of_soak(&summary);
+        crate::junit::write(junit.as_deref(), "lab soak", &cases)?;
+        crate::ctrf::write(ctrf.as_deref(), &cases, start, std::time::SystemTime::now())?;
         Ok(summary.exit())
     }
 }

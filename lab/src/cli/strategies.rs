@@ -76,30 +76,42 @@ impl StrategiesCmd {
     }
 }
 
-/// The text of `lab strategies`: one line a preset.
+/// The text of `lab strategies`: a table (comfy-table), one row a preset
+/// (its axes, guards and what it is for), then `autokill` and the axes.
 fn render(all: &Strategies) -> String {
-    let mut s = String::new();
-    for p in &all.presets {
-        s.push_str(&format!(
-            "{:<18} create={} death={} observe={} guards={}  {}\n",
-            p.name,
-            p.create,
-            p.death,
-            p.observe,
-            if p.guards { "on" } else { "off" },
-            p.about
-        ));
-    }
+    let mut rows: Vec<Vec<String>> = all
+        .presets
+        .iter()
+        .map(|p| {
+            vec![
+                p.name.to_string(),
+                p.create.to_string(),
+                p.death.to_string(),
+                p.observe.to_string(),
+                if p.guards { "on" } else { "off" }.to_string(),
+                p.about.to_string(),
+            ]
+        })
+        .collect();
     let a = &all.autokill;
     let have = if a.available {
         "available here"
     } else {
         "not on this kernel"
     };
-    s.push_str(&format!("{:<18} ({have})  {}\n", a.name, a.about));
-    s.push_str(&format!(
-        "{:<18} {}  {}\n",
-        "(axes)", all.axes, all.axes_about
-    ));
+    rows.push(vec![
+        a.name.to_string(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        format!("({have}) {}", a.about),
+    ]);
+    let mut s = crate::table::text(
+        0,
+        &["strategy", "create", "death", "observe", "guards", "about"],
+        &rows,
+    );
+    s.push_str(&format!("\naxes: {}  {}\n", all.axes, all.axes_about));
     s
 }

@@ -82,19 +82,28 @@ pub(super) struct SuiteCmd {
     /// depends on the order
     #[arg(long, value_name = "FILE")]
     junit: Option<std::path::PathBuf>,
+    /// Also write the results as CTRF JSON (ctrf.io) to FILE: one test per member and
+    /// strategy, failed when its verdict depends on the order
+    #[arg(long, value_name = "FILE")]
+    ctrf: Option<std::path::PathBuf>,
 }
 
 impl SuiteCmd {
     pub(super) fn execute(self) -> Result<Exit, LabError> {
         let strategies = parse_strategies(&self.strategies)?;
         crate::junit::check_target(self.junit.as_deref())?;
+        crate::junit::check_report_target("--ctrf", self.ctrf.as_deref())?;
+        let start = std::time::SystemTime::now();
         let setup = self.common.setup(self.suite, self.repeat, self.order)?;
         let report = crate::suite::run::run(&setup, &strategies)?;
         print_report(self.common.format, &report, || report.render());
-        crate::junit::write(
-            self.junit.as_deref(),
-            "lab suite",
-            &crate::junit::of_suite(&report),
+        let cases = crate::junit::of_suite(&report);
+        crate::junit::write(self.junit.as_deref(), "lab suite", &cases)?;
+        crate::ctrf::write(
+            self.ctrf.as_deref(),
+            &cases,
+            start,
+            std::time::SystemTime::now(),
         )?;
         Ok(Exit::clean_if(report.order_dependent.is_empty()))
     }

@@ -17,8 +17,11 @@
 //! the one place that decides ([`Recorder::record`]).
 //!
 //! - [`tally`]: [`Counts`] of one group and the [`Tally`] of every group;
-//! - [`replay`]: the `lab run` replay command.
+//! - [`replay`]: the `lab run` replay command;
+//! - [`ab`]: the A/B table and the plain-words sentence of a failing
+//!   strategy.
 
+pub mod ab;
 pub mod replay;
 pub mod tally;
 

@@ -404,40 +404,52 @@ impl Tally {
     }
 }
 
-/// The summaries as text: one block per scenario and swept value, one line
-/// per strategy with `pass`, `orphan` and `hang` always and every other
-/// verdict that occurred; times in ms.
-pub fn render(groups: &[GroupSummary]) -> String {
+/// The groups as text: per scenario (and swept value) its `about` (the
+/// first sentence of `about(scenario)`), one A/B table (strategies as
+/// columns, the verdicts seen and `pass` as rows, with the p99 time to
+/// verdict), then one plain-words sentence per failing strategy and verdict.
+pub fn render(groups: &[GroupSummary], about: impl Fn(&str) -> Option<String>) -> String {
     let mut s = String::new();
-    let mut last = (String::new(), String::new());
-    for g in groups {
-        let here = (g.scenario.clone(), g.sweep_value.clone());
-        if here != last {
-            let sweep = if g.sweep_key.is_empty() {
-                String::new()
-            } else {
-                format!("  {}={}", g.sweep_key, g.sweep_value)
-            };
-            let _ = writeln!(s, "\n{}{sweep}", g.scenario);
-            last = here;
-        }
-        let shown: Vec<String> = Verdict::ALL
+    let mut i = 0;
+    while i < groups.len() {
+        let here = (&groups[i].scenario, &groups[i].sweep_value);
+        let end = groups[i..]
             .iter()
-            .filter(|v| {
-                matches!(v, Verdict::Pass | Verdict::Orphan | Verdict::Hang)
-                    || g.rates[v.name()].count > 0
+            .position(|g| (&g.scenario, &g.sweep_value) != here)
+            .map_or(groups.len(), |n| i + n);
+        let block = &groups[i..end];
+        let g = &groups[i];
+        let sweep = if g.sweep_key.is_empty() {
+            String::new()
+        } else {
+            format!("  {}={}", g.sweep_key, g.sweep_value)
+        };
+        let _ = writeln!(s, "\n{}{sweep}", g.scenario);
+        if let Some(about) = about(&g.scenario).filter(|a| !a.is_empty()) {
+            s.push_str(&super::ab::about_lines(&about, 2));
+        }
+        let columns: Vec<super::ab::Column<'_>> = block
+            .iter()
+            .map(|g| super::ab::Column {
+                strategy: &g.strategy,
+                trials: g.trials,
+                rates: &g.rates,
+                median_verdict_us: g.median_verdict_us,
             })
-            .map(|v| format!("{} {}", v.name(), g.rates[v.name()].render()))
             .collect();
-        let _ = writeln!(
-            s,
-            "  {:<18} {:>7} trials  {}  verdict median {:.2} ms p99 {:.2} ms",
-            g.strategy,
-            g.trials,
-            shown.join("; "),
-            g.median_verdict_us as f64 / 1000.0,
-            g.p99_verdict_us as f64 / 1000.0
-        );
+        let p99 = block
+            .iter()
+            .map(|g| format!("{:.2} ms", g.p99_verdict_us as f64 / 1000.0))
+            .collect();
+        s.push_str(&super::ab::render(2, &columns, &[("p99 to verdict", p99)]));
+        for g in block {
+            for line in
+                super::ab::sentences(&g.strategy, g.trials, &g.rates, &g.reasons, &g.signatures)
+            {
+                let _ = writeln!(s, "  {line}");
+            }
+        }
+        i = end;
     }
     s
 }

@@ -108,10 +108,34 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
             no_cgroup: args.no_cgroup,
         },
     };
+    // From the header on, Ctrl-C stops the run and prints what it has;
+    // except under --keep-hung, where Ctrl-C at the prompt ends the lab
+    // (and the kept tree with it) at once, as the prompt says.
+    if !args.keep_hung {
+        crate::session::stop_on_interrupt();
+    }
+    let names: Vec<&str> = args.strategies.iter().map(|s| s.name.as_str()).collect();
+    crate::cli::out::write_err(format_args!(
+        "lab run {}  seed {}  strategies {}  {} each  -j {}  results {}\n",
+        scenario.name,
+        args.seed,
+        names.join(", "),
+        crate::record::ab::plural(args.trials, "trial"),
+        session.jobs(),
+        run_dir.display()
+    ));
+    let bar = crate::soak::progress::Bar::new(
+        crate::soak::Progress::Auto,
+        Some(args.trials.saturating_mul(args.strategies.len() as u64)),
+    );
     let mut results = Vec::new();
     for strategy in &args.strategies {
-        results.push(run_strategy(&course, &session, &mut rec, strategy)?);
+        let done = run_strategy(&course, &session, &mut rec, strategy, &bar);
+        // A strategy that ran no trial (Ctrl-C came first) has no summary.
+        results.extend(done.inspect_err(|_| bar.finish())?);
     }
+    bar.finish();
+    let interrupted = crate::session::interrupted();
     let (cgroup, cgroup_note) = (session.has_cgroup(), session.cgroup_note());
     let pidns = session.pid_namespace();
     drop(session);
@@ -120,6 +144,11 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
         == crate::error::Exit::Clean;
     let summary = RunSummary {
         scenario: scenario.name.clone(),
+        about: scenario
+            .about
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
         scenario_hash: scenario.source_hash.clone(),
         seed: args.seed,
         plan_hash,
@@ -134,6 +163,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
         lab_version: ctx.lab_version.clone(),
         as_expected,
         max_diagnoses: rec.max_diagnoses(),
+        interrupted,
     };
     let json = crate::json::to_string_pretty(&summary).expect("a summary serializes");
     let path = run_dir.join("summary.json");
@@ -168,13 +198,15 @@ fn make_run_dir(out: &std::path::Path, ctx: &mut RunContext) -> Result<PathBuf, 
     }
 }
 
-/// Run the trials of `strategy`, record each, and summarize them.
+/// Run the trials of `strategy`, record each, and summarize them; `None`
+/// when none ran (a Ctrl-C came before its first).
 fn run_strategy(
     c: &Course<'_>,
     session: &Session,
     rec: &mut Recorder,
     strategy: &Strategy,
-) -> Result<StrategySummary, LabError> {
+    bar: &crate::soak::progress::Bar,
+) -> Result<Option<StrategySummary>, LabError> {
     let replay = c.command.replay(strategy);
     let req = TrialRequest {
         plan: c.plan.clone(),
@@ -236,9 +268,13 @@ fn run_strategy(
             }
         }
         outcomes.push((i, o));
+        bar.inc(|| crate::soak::progress::live_counts(rec.tally()));
     })?;
     rec.check()?;
     let tally = rec.take_tally();
+    if outcomes.is_empty() {
+        return Ok(None);
+    }
     let mut summary = summary::summarize(
         strategy,
         &outcomes,
@@ -249,7 +285,7 @@ fn run_strategy(
     );
     summary.diagnosis = first;
     summary.output = first_output;
-    Ok(summary)
+    Ok(Some(summary))
 }
 
 /// `--keep-hung`: show the kept tree, how to attach to it, and wait for

@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::cgroup;
 use crate::expect::{Expect, Judgement};
 use crate::forensics::Diagnosis;
-use crate::record::Tally;
+use crate::record::{ab, Tally};
 use crate::stats::Rate;
 use crate::strategy::Strategy;
 use crate::verdict::Phases;
@@ -219,6 +219,8 @@ pub(super) fn render_survivor_sets(sets: &[SurvivorSet]) -> String {
 pub struct RunSummary {
     /// Scenario name.
     pub scenario: String,
+    /// What the scenario is about (its `about`, whitespace folded).
+    pub about: String,
     /// Hash of the scenario file.
     pub scenario_hash: String,
     /// The seed.
@@ -251,15 +253,27 @@ pub struct RunSummary {
     pub as_expected: bool,
     /// Diagnoses written per strategy at most (`--max-diagnoses`).
     pub max_diagnoses: u64,
+    /// A Ctrl-C (SIGINT) stopped the run: the results are those of the
+    /// trials done (a strategy that ran none is left out).
+    pub interrupted: bool,
 }
 
 impl RunSummary {
-    /// The exit status: 0 when every strategy met its expectation, else 1.
+    /// The exit status: 130 when interrupted (Ctrl-C), else 0 when every
+    /// strategy met its expectation, else 1.
     pub fn exit(&self) -> crate::error::Exit {
+        if self.interrupted {
+            return crate::error::Exit::Interrupted;
+        }
         crate::error::Exit::of_expectations(self.results.iter().map(|r| &r.expectation))
     }
 
-    /// The A/B table and the replay commands, as text.
+    /// The summary as text: the header, the scenario's `about`, one A/B
+    /// table (strategies as columns, the verdicts seen and `pass` as rows),
+    /// each strategy's expectation, then for each strategy that failed or
+    /// has something to say a plain-words sentence per verdict, its
+    /// reproduction, survivor sets, reasons, first diagnosis and replay
+    /// commands.
     pub fn render(&self) -> String {
         let mut s = String::new();
         let mode = cgroup::mode_label(self.cgroup, self.cgroup_note.as_deref());
@@ -268,78 +282,40 @@ impl RunSummary {
             "lab run {}  seed {}  plan {}  kernel {}  mode {}, {}",
             self.scenario, self.seed, self.plan_hash, self.kernel, mode, self.pid_namespace_note
         );
-        for r in &self.results {
+        if !self.about.is_empty() {
+            s.push_str(&ab::about_lines(&self.about, 0));
+        }
+        if self.interrupted {
+            let done: u64 = self.results.iter().map(|r| r.trials).sum();
             let _ = writeln!(
                 s,
-                "\n{}: {} trials, {:.1} trials/s, median time to verdict {:.2} ms",
-                r.strategy,
-                r.trials,
-                r.trials_per_s,
-                r.median_verdict_us as f64 / 1000.0
+                "interrupted (Ctrl-C): the partial summary of the {} done",
+                ab::plural(done, "trial")
             );
-            for v in Verdict::ALL {
-                let _ = writeln!(s, "  {:<13} {}", v.name(), r.rates[v.name()].render());
-            }
-            let _ = writeln!(s, "  expectation: {}", r.expectation.render());
-            let rp = &r.reproduction;
-            let _ = writeln!(s, "  reproduced {}: {}", rp.verdict, rp.rate.render());
-            let _ = writeln!(s, "  {}", render_survivor_sets(&r.survivor_sets));
-            if r.trials_with_false_orphans > 0 {
-                let _ = writeln!(
-                    s,
-                    "  /proc oracle: {} false orphans in {} trials ({})",
-                    r.false_orphans_total,
-                    r.trials_with_false_orphans,
-                    Rate::wilson(r.trials_with_false_orphans, r.trials).render()
-                );
-            }
-            for (verdict, reasons) in &r.reasons {
-                for (reason, n) in reasons {
-                    let first = reason.lines().next().unwrap_or("");
-                    let _ = writeln!(s, "  {verdict} x{n}: {first}");
-                }
-            }
-            if let Some(d) = &r.diagnosis {
-                let _ = writeln!(
-                    s,
-                    "\n  first {} (trial {}):",
-                    d.diagnosis.subject.verdict, d.trial
-                );
-                for line in d.diagnosis.summary().lines() {
-                    let _ = writeln!(s, "    {line}");
-                }
-                let _ = writeln!(
-                    s,
-                    "    full diagnosis: {}",
-                    d.path.with_extension("txt").display()
-                );
-            }
-            if let Some(o) = &r.output {
-                let _ = writeln!(
-                    s,
-                    "\n  {} of trial {} ({}), last lines:",
-                    o.stream, o.trial, o.verdict
-                );
-                for line in o.tail.lines() {
-                    let _ = writeln!(s, "    | {line}");
-                }
-            }
-            for rp in &r.replay {
-                let _ = writeln!(
-                    s,
-                    "  replay {} ({} trials): {}",
-                    rp.verdict,
-                    rp.trials.len(),
-                    rp.command
-                );
-            }
-            if r.diagnoses_unwritten > 0 {
-                let _ = writeln!(
-                    s,
-                    "  diagnoses: {} not written (--max-diagnoses {}; every trial is in the CSV)",
-                    r.diagnoses_unwritten, self.max_diagnoses
-                );
-            }
+        }
+        let columns: Vec<ab::Column<'_>> = self
+            .results
+            .iter()
+            .map(|r| ab::Column {
+                strategy: &r.strategy,
+                trials: r.trials,
+                rates: &r.rates,
+                median_verdict_us: r.median_verdict_us,
+            })
+            .collect();
+        let per_s = self
+            .results
+            .iter()
+            .map(|r| format!("{:.1}", r.trials_per_s))
+            .collect();
+        s.push('\n');
+        s.push_str(&ab::render(0, &columns, &[("trials/s", per_s)]));
+        s.push('\n');
+        for r in &self.results {
+            let _ = writeln!(s, "{}: expectation: {}", r.strategy, r.expectation.render());
+        }
+        for r in &self.results {
+            self.render_details(&mut s, r);
         }
         let unexpected: Vec<&str> = self
             .results
@@ -354,6 +330,82 @@ impl RunSummary {
         }
         let _ = writeln!(s, "trials: {}", self.csv.display());
         s
+    }
+
+    /// The block of `r` below the table, when it has something to say: a
+    /// verdict other than pass, false orphans of the `/proc` oracle, or a
+    /// replayed plan (`--repeat`) whose reproduction matters.
+    fn render_details(&self, s: &mut String, r: &StrategySummary) {
+        let sentences = ab::sentences(&r.strategy, r.trials, &r.rates, &r.reasons, &r.signatures);
+        if sentences.is_empty() && r.trials_with_false_orphans == 0 && r.survivor_sets.len() < 2 {
+            return;
+        }
+        s.push('\n');
+        if sentences.is_empty() {
+            let _ = writeln!(s, "{}:", r.strategy);
+        }
+        for line in &sentences {
+            let _ = writeln!(s, "{line}");
+        }
+        let rp = &r.reproduction;
+        let _ = writeln!(s, "  reproduced {}: {}", rp.verdict, rp.rate.render());
+        let _ = writeln!(s, "  {}", render_survivor_sets(&r.survivor_sets));
+        if r.trials_with_false_orphans > 0 {
+            let _ = writeln!(
+                s,
+                "  /proc oracle: {} in {} ({})",
+                ab::plural(r.false_orphans_total, "false orphan"),
+                ab::plural(r.trials_with_false_orphans, "trial"),
+                Rate::wilson(r.trials_with_false_orphans, r.trials).render()
+            );
+        }
+        for (verdict, reasons) in &r.reasons {
+            for (reason, n) in reasons {
+                let first = reason.lines().next().unwrap_or("");
+                let _ = writeln!(s, "  {verdict} x{n}: {first}");
+            }
+        }
+        if let Some(d) = &r.diagnosis {
+            let _ = writeln!(
+                s,
+                "  first {} (trial {}):",
+                d.diagnosis.subject.verdict, d.trial
+            );
+            for line in d.diagnosis.summary().lines() {
+                let _ = writeln!(s, "    {line}");
+            }
+            let _ = writeln!(
+                s,
+                "    full diagnosis: {}",
+                d.path.with_extension("txt").display()
+            );
+        }
+        if let Some(o) = &r.output {
+            let _ = writeln!(
+                s,
+                "\n  {} of trial {} ({}), last lines:",
+                o.stream, o.trial, o.verdict
+            );
+            for line in o.tail.lines() {
+                let _ = writeln!(s, "    | {line}");
+            }
+        }
+        for rp in &r.replay {
+            let _ = writeln!(
+                s,
+                "  replay {} ({}): {}",
+                rp.verdict,
+                ab::plural(rp.trials.len() as u64, "trial"),
+                rp.command
+            );
+        }
+        if r.diagnoses_unwritten > 0 {
+            let _ = writeln!(
+                s,
+                "  diagnoses: {} not written (--max-diagnoses {}; every trial is in the CSV)",
+                r.diagnoses_unwritten, self.max_diagnoses
+            );
+        }
     }
 }
 

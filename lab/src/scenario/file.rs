@@ -216,27 +216,18 @@ impl Ctx<'_> {
         Ok(d)
     }
 
-    /// A size in bytes: an integer, or a string like "64KiB", "1MiB", "100B".
+    /// A size in bytes: an integer, or a string parsed by `bytesize`:
+    /// "64KiB", "1MiB", "1.5 MiB", "100B" (binary units `KiB`/`MiB`/`GiB`,
+    /// decimal `KB`/`MB`/`GB`, any case); at most 1 GiB.
     fn size(&self, v: &Sp<toml::Value>) -> Result<u64, ScenarioError> {
         const MAX: u64 = 1 << 30;
         let bytes = match v.get_ref() {
             toml::Value::Integer(i) if *i >= 0 => Some(*i as u64),
-            toml::Value::String(s) => {
-                let s = s.trim();
-                let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-                let (num, unit) = s.split_at(split);
-                let mult = match unit.trim() {
-                    "" | "B" => Some(1),
-                    "KiB" => Some(1 << 10),
-                    "MiB" => Some(1 << 20),
-                    "GiB" => Some(1 << 30),
-                    _ => None,
-                };
-                num.parse::<u64>()
-                    .ok()
-                    .zip(mult)
-                    .and_then(|(n, m)| n.checked_mul(m))
-            }
+            toml::Value::String(s) => s
+                .trim()
+                .parse::<bytesize::ByteSize>()
+                .ok()
+                .map(|b| b.as_u64()),
             _ => None,
         };
         match bytes {

@@ -4,6 +4,7 @@
 //! supervisors ended.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -16,6 +17,28 @@ use crate::scenario::Scenario;
 /// The lab cgroups of this process's open sessions: removed when a signal
 /// ends the lab.
 static ON_SIGNAL: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Whether a SIGINT stops the starting of trials instead of ending the lab
+/// ([`stop_on_interrupt`]).
+static GRACEFUL: AtomicBool = AtomicBool::new(false);
+/// Whether a SIGINT came while [`GRACEFUL`] was set.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// From now on, the first SIGINT (Ctrl-C) does not end the lab: no trial
+/// starts after it ([`interrupted`] is true; the pool asks for no more),
+/// the trials in flight finish, and the command prints what it has. A
+/// second SIGINT, or a SIGTERM or SIGHUP, ends the lab at once as before
+/// (the supervisors see their lifelines close and end their trials). For
+/// `lab run` and `lab soak`, whose partial results mean something.
+pub fn stop_on_interrupt() {
+    GRACEFUL.store(true, Ordering::SeqCst);
+}
+
+/// Whether a SIGINT asked the lab to stop starting trials (see
+/// [`stop_on_interrupt`]).
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
 
 /// Prepare the lab process itself: stray inherited fds close-on-exec, and
 /// the lab a subreaper, so that orphans of a supervisor that died come to
@@ -70,8 +93,9 @@ pub fn forget_on_signal(dir: &Path) {
 }
 
 /// A thread that waits for SIGINT, SIGTERM or SIGHUP (signal-hook's
-/// self-pipe: the handler only writes a byte), removes the watched lab
-/// cgroups, then ends the lab with the signal's default action, as if it
+/// self-pipe: the handler only writes a byte). The first SIGINT after
+/// [`stop_on_interrupt`] only sets [`interrupted`]; any other removes the
+/// watched lab cgroups, then ends the lab with the signal's default action, as if it
 /// had no handler (exit status 128 + the signal to a shell). Supervisors
 /// see their lifelines close and end their trials.
 fn watch_signals() -> std::io::Result<()> {
@@ -79,11 +103,22 @@ fn watch_signals() -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("lab-signals".into())
         .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
+            for sig in signals.forever() {
+                if sig == SIGINT
+                    && GRACEFUL.load(Ordering::SeqCst)
+                    && !INTERRUPTED.swap(true, Ordering::SeqCst)
+                {
+                    crate::cli::out::write_err(format_args!(
+                        "\nlab: interrupted: no new trials; waiting for the trials in flight \
+                         (Ctrl-C again ends the lab at once)\n"
+                    ));
+                    continue;
+                }
                 for dir in ON_SIGNAL.lock().unwrap_or_else(|p| p.into_inner()).iter() {
                     let _ = std::fs::remove_dir(dir);
                 }
                 let _ = signal_hook::low_level::emulate_default_handler(sig);
+                break;
             }
         })?;
     Ok(())

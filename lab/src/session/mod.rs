@@ -19,7 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::cgroup;
 
-pub use host::{check_privileges, prepare_lab_process, sweep_orphans};
+pub use host::{
+    check_privileges, interrupted, prepare_lab_process, stop_on_interrupt, sweep_orphans,
+};
 use host::{forget_on_signal, watched};
 pub use supervisor::{PidNsMode, Supervisor, SupervisorError};
 

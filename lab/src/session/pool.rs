@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::{Session, Supervisor, SupervisorError};
+use super::{host, Session, Supervisor, SupervisorError};
 use crate::error::LabError;
 use crate::trial::protocol::TrialRequest;
 use crate::verdict::Outcome;
@@ -262,7 +262,16 @@ impl Session {
                 Outcome::error(e.reason(), 0)
             }))
         };
-        self.pool(workers, request, &work, on_outcome)
+        // After a Ctrl-C (`host::stop_on_interrupt`) no trial starts; those
+        // in flight finish and are reported.
+        let request = |i: u64| {
+            if host::interrupted() {
+                None
+            } else {
+                request(i)
+            }
+        };
+        self.pool(workers, &request, &work, on_outcome)
     }
 
     /// Run `executions` on up to [`Session::jobs`] supervisors at once:

@@ -204,7 +204,10 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
             .count() as u64;
         mine * (m.cells.len() * m.strategies.len()) as u64
     });
-    let bar = progress::bar(
+    // From the header on, Ctrl-C stops the soak and prints what it has.
+    crate::session::stop_on_interrupt();
+    header(&spec, &m, args, total, done.len() as u64, session.jobs());
+    let bar = progress::Bar::new(
         args.progress,
         total.map(|t| t.saturating_sub(done.len() as u64)),
     );
@@ -298,12 +301,11 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
                 );
             }
             _ => {
-                bar.inc(1);
-                bar.set_message(progress::live_counts(rec.tally()));
+                bar.inc(|| progress::live_counts(rec.tally()));
             }
         }
     });
-    bar.finish_and_clear();
+    bar.finish();
     let cgroup = session.has_cgroup();
     drop(session);
     let wall = wall?;
@@ -325,6 +327,19 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
             0.0
         },
         groups,
+        abouts: m.cells.iter().fold(Vec::new(), |mut all, c| {
+            if !all
+                .iter()
+                .any(|a: &summary::About| a.scenario == c.scenario.name)
+            {
+                let about = c.scenario.about.split_whitespace().collect::<Vec<_>>();
+                all.push(summary::About {
+                    scenario: c.scenario.name.clone(),
+                    about: about.join(" "),
+                });
+            }
+            all
+        }),
         gate,
         expectations,
         cgroup,
@@ -333,10 +348,64 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
         kernel: ctx.kernel.clone(),
         lab_version: ctx.lab_version.clone(),
         max_diagnoses: rec.max_diagnoses(),
+        resume: crate::session::interrupted().then(|| resume_command(&args.dir)),
         spec,
     };
     summary::write_summary(&args.dir, &summary)?;
     Ok(summary)
+}
+
+/// Say on stderr, as the soak starts, what it runs: scenarios, seed,
+/// strategies, trials (or duration), what earlier invocations did, `-j` and
+/// the directory.
+fn header(
+    spec: &SoakSpec,
+    m: &Matrix,
+    args: &SoakArgs,
+    total: Option<u64>,
+    done: u64,
+    jobs: usize,
+) {
+    let plural = crate::record::ab::plural;
+    let amount = match (spec.trials, spec.duration_s) {
+        (Some(n), _) => format!(
+            "{} per cell, {} in all",
+            plural(n, "trial"),
+            plural(total.unwrap_or(0), "trial")
+        ),
+        (None, Some(s)) => format!("for {}", humantime::format_duration(Duration::from_secs(s))),
+        (None, None) => String::new(),
+    };
+    let earlier = if done > 0 {
+        format!(" ({done} done earlier)")
+    } else {
+        String::new()
+    };
+    let shard = spec
+        .shard
+        .map_or(String::new(), |sh| format!("  shard {sh}"));
+    crate::cli::out::write_err(format_args!(
+        "lab soak {}  seed {}{shard}  strategies {}  {amount}{earlier}  {}  -j {jobs}  in {}\n",
+        spec.scenarios.join(" "),
+        spec.seed,
+        spec.strategies.join(", "),
+        plural(m.cells.len() as u64, "cell"),
+        args.dir.display()
+    ));
+}
+
+/// The command that continues the soak in `dir`: `lab soak --resume DIR`
+/// (the directory quoted for a POSIX shell when it needs it).
+fn resume_command(dir: &std::path::Path) -> String {
+    let d = dir.display().to_string();
+    let plain = !d.is_empty()
+        && d.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:=,@%".contains(c));
+    if plain {
+        format!("lab soak --resume {d}")
+    } else {
+        format!("lab soak --resume '{}'", d.replace('\'', "'\\''"))
+    }
 }
 
 /// The soak to run: `args.spec`, or with `--resume` the one stored in the

@@ -30,6 +30,9 @@ pub struct SoakSummary {
     pub trials_per_s: f64,
     /// One entry per scenario, swept value and strategy.
     pub groups: Vec<GroupSummary>,
+    /// What each scenario is about: its name and its `about` (whitespace
+    /// folded), in the order of the soak's cells.
+    pub abouts: Vec<About>,
     /// Whether the expectations held, when `--gate` was given.
     pub gate: Option<Expectation>,
     /// Each group (scenario, swept value, strategy) judged against its
@@ -45,6 +48,9 @@ pub struct SoakSummary {
     pub kernel: String,
     /// Lab version.
     pub lab_version: String,
+    /// A Ctrl-C (SIGINT) stopped the soak: the command that continues it
+    /// (`lab soak --resume DIR`); `None` when it ran to its end.
+    pub resume: Option<String>,
     /// Diagnoses written per scenario x strategy cell at most
     /// (`--max-diagnoses`); each group's `diagnoses_unwritten` counts the
     /// rest.
@@ -52,27 +58,36 @@ pub struct SoakSummary {
 }
 
 impl SoakSummary {
-    /// The exit status: 0 when every group met its expectation (`--gate`
-    /// or `[expect]`; a group with neither is not judged), else 1.
+    /// The exit status: 130 when interrupted (Ctrl-C), else 0 when every
+    /// group met its expectation (`--gate` or `[expect]`; a group with
+    /// neither is not judged), else 1.
     pub fn exit(&self) -> crate::error::Exit {
+        if self.resume.is_some() {
+            return crate::error::Exit::Interrupted;
+        }
         crate::error::Exit::of_expectations(self.expectations.iter().map(|g| &g.judgement))
     }
 
     /// The summary as text.
     pub fn render(&self) -> String {
         let mut s = format!(
-            "lab soak {}  seed {}{}  {} trials this run ({:.1}/s), {} in {}\n",
+            "lab soak {}  seed {}{}  {} this run ({:.1}/s), {} in {}\n",
             self.spec.scenarios.join(" "),
             self.spec.seed,
             self.spec
                 .shard
                 .map_or(String::new(), |sh| format!("  shard {sh}")),
-            self.trials_run,
+            crate::record::ab::plural(self.trials_run, "trial"),
             self.trials_per_s,
             self.trials_total,
             self.csv.display()
         );
-        s.push_str(&tally::render(&self.groups));
+        s.push_str(&tally::render(&self.groups, |name| {
+            self.abouts
+                .iter()
+                .find(|a| a.scenario == name)
+                .map(|a| a.about.clone())
+        }));
         if !self.expectations.is_empty() {
             s.push_str("\nexpectations:\n");
             for g in &self.expectations {
@@ -122,7 +137,10 @@ impl SoakSummary {
                 if g.failures == 0 {
                     "every trial passed".to_string()
                 } else {
-                    format!("{} trials did not pass; replay:", g.failures)
+                    format!(
+                        "{} did not pass; replay:",
+                        crate::record::ab::plural(g.failures, "trial")
+                    )
                 }
             ));
             for r in &g.replay {
@@ -130,11 +148,29 @@ impl SoakSummary {
             }
         }
         s.push_str(&format!(
-            "\nlab process: peak RSS {} KiB, {} fds open\n",
-            self.lab_peak_rss_kib, self.lab_fds
+            "\nlab process: peak RSS {}, {} fds open\n",
+            bytesize::ByteSize::kib(self.lab_peak_rss_kib)
+                .display()
+                .iec(),
+            self.lab_fds
         ));
+        if let Some(resume) = &self.resume {
+            s.push_str(&format!(
+                "\ninterrupted (Ctrl-C) after {} this run; the summary above is partial\nresume: {resume}\n",
+                crate::record::ab::plural(self.trials_run, "trial")
+            ));
+        }
         s
     }
+}
+
+/// What one scenario of a soak is about.
+#[derive(Clone, Debug, Serialize)]
+pub struct About {
+    /// The scenario's name.
+    pub scenario: String,
+    /// Its `about`, whitespace folded.
+    pub about: String,
 }
 
 /// The lab's own peak RSS (KiB, `VmHWM` of `/proc/self/status`) and open fds.

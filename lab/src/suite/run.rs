@@ -140,32 +140,42 @@ impl SuiteReport {
             self.kernel,
             mode
         );
-        let width = self.order.iter().map(|n| n.len()).max().unwrap_or(6).max(6);
         for strategy in &self.strategies {
             let _ = writeln!(s, "\n{strategy}:");
-            let _ = writeln!(
-                s,
-                "  {:<width$}  {:<7}  {:<12}  failures in the suite",
-                "member", "alone", "in the suite"
-            );
-            for m in self.members.iter().filter(|m| &m.strategy == strategy) {
-                let mark = match m.order_dependent {
-                    Some(Dependence::FailsInSuite) => "  <- order-dependent",
-                    Some(Dependence::PassesOnlyInSuite) => "  <- passes only in the suite",
-                    None => "",
-                };
-                let alone = format!("{}/{}", m.alone_pass, m.repeat);
-                let suite = format!("{}/{}", m.suite_pass, m.repeat);
-                let mut failures = m.suite.render_failures();
-                if m.alone.failures() > 0 {
-                    let _ = write!(failures, "  (alone: {})", m.alone.render_failures());
-                }
-                let row = format!(
-                    "  {:<width$}  {alone:<7}  {suite:<12}  {failures}{mark}",
-                    m.name
-                );
-                let _ = writeln!(s, "{}", row.trim_end());
-            }
+            let rows: Vec<Vec<String>> = self
+                .members
+                .iter()
+                .filter(|m| &m.strategy == strategy)
+                .map(|m| {
+                    let mark = match m.order_dependent {
+                        Some(Dependence::FailsInSuite) => "<- order-dependent",
+                        Some(Dependence::PassesOnlyInSuite) => "<- passes only in the suite",
+                        None => "",
+                    };
+                    let mut failures = m.suite.render_failures();
+                    if m.alone.failures() > 0 {
+                        let _ = write!(failures, "  (alone: {})", m.alone.render_failures());
+                    }
+                    vec![
+                        m.name.clone(),
+                        format!("{}/{}", m.alone_pass, m.repeat),
+                        format!("{}/{}", m.suite_pass, m.repeat),
+                        failures,
+                        mark.to_string(),
+                    ]
+                })
+                .collect();
+            s.push_str(&crate::table::text(
+                2,
+                &[
+                    "member",
+                    "alone",
+                    "in the suite",
+                    "failures in the suite",
+                    "",
+                ],
+                &rows,
+            ));
         }
         if self.order_dependent.is_empty() {
             let _ = writeln!(

@@ -322,14 +322,14 @@ impl Course<'_> {
                                     .is_some_and(|p| self.seen.nodes[p as usize].dead_ns.is_some());
                             // One timed from a birth whose target ended
                             // first is done too (below), with no signal.
-                            let ended = matches!(
-                                pk.at,
-                                PlanAt::Birth { .. } | PlanAt::ChildBirth { .. }
-                            ) && t.dead_ns.is_some();
+                            let ended =
+                                matches!(pk.at, PlanAt::Birth { .. } | PlanAt::ChildBirth { .. })
+                                    && t.dead_ns.is_some();
                             unborn || ended || self.kill_time(k).is_some_and(|at| now >= at)
                         }
                     };
-                    let from_birth = matches!(pk.at, PlanAt::Birth { .. } | PlanAt::ChildBirth { .. });
+                    let from_birth =
+                        matches!(pk.at, PlanAt::Birth { .. } | PlanAt::ChildBirth { .. });
                     if due && from_birth && t.dead_ns.is_some() {
                         // Timed from its birth, the target ended first:
                         // nothing to kill.

@@ -68,15 +68,26 @@ fn lab_run_nested_exits_0_as_expected_under_both_strategies() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     for s in ["canonical", "legacy"] {
-        let block = text
-            .split("\n\n")
-            .find(|b| b.starts_with(&format!("{s}:")))
-            .unwrap_or_else(|| panic!("no block of {s} in\n{text}"));
         assert!(
-            block.contains("  expectation: as expected ("),
-            "{s}: {block}"
+            text.contains(&format!("\n{s}: expectation: as expected (")),
+            "{s}: {text}"
         );
     }
+    // One A/B table: strategies as columns, the verdicts seen and pass as
+    // rows, no row of a verdict nobody gave.
+    let header = text.lines().find(|l| l.starts_with("verdict ")).unwrap();
+    assert!(
+        header.contains("canonical") && header.contains("legacy"),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l.starts_with("orphan ")), "{text}");
+    assert!(!text.lines().any(|l| l.starts_with("hang ")), "{text}");
+    // The scenario's about, and one plain sentence for the failing one.
+    assert!(text.contains("Kill one interior node"), "{text}");
+    assert!(
+        text.contains("\nlegacy: in 5 of 5 trials a process outlived the teardown (orphan): "),
+        "{text}"
+    );
     assert!(text.contains("\nevery strategy as expected\n"), "{text}");
     assert!(!text.contains("UNEXPECTED"), "{text}");
 
@@ -110,13 +121,16 @@ fn a_broken_expectation_exits_1_with_unexpected() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
         text.contains(
-            "  expectation: UNEXPECTED: orphan x5 (expected pass; the scenario's [expect])"
+            "legacy: expectation: UNEXPECTED: orphan x5 (expected pass; the scenario's [expect])"
         ),
         "{text}"
     );
     assert!(text.contains("\nUNEXPECTED under legacy\n"), "{text}");
     // Canonical still met its own.
-    assert!(text.contains("  expectation: as expected (pass;"), "{text}");
+    assert!(
+        text.contains("canonical: expectation: as expected (pass;"),
+        "{text}"
+    );
 
     let out = lab(&run_args(file, &dir, &["--format", "json"]), &[]);
     assert_eq!(out.status.code(), Some(1));

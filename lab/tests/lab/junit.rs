@@ -40,6 +40,66 @@ fn diagnoses(dir: &Path) -> usize {
     })
 }
 
+/// The CTRF file at `path` parses, has the shape of the CTRF schema, and
+/// says what the JUnit report `junit` says: the same tests, the same
+/// failures, counts that add up.
+fn check_ctrf(path: &Path, junit: &junit_parser::TestSuites) {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("no CTRF file at {}: {e}", path.display()));
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let r = &v["results"];
+    assert_eq!(r["tool"]["name"], "lab", "{v}");
+    let s = &r["summary"];
+    let n = |k: &str| {
+        s[k].as_u64()
+            .unwrap_or_else(|| panic!("no summary.{k}: {s}"))
+    };
+    let tests = r["tests"].as_array().unwrap();
+    assert_eq!(n("tests") as usize, tests.len());
+    assert_eq!(
+        n("passed") + n("failed") + n("pending") + n("skipped") + n("other"),
+        n("tests")
+    );
+    assert!(
+        n("start") > 1_600_000_000_000 && n("start") <= n("stop"),
+        "{s}"
+    );
+    let mut from_junit: Vec<(String, String, bool)> = junit
+        .suites
+        .iter()
+        .flat_map(|su| {
+            su.cases.iter().map(|c| {
+                (
+                    su.name.clone(),
+                    c.original_name.clone(),
+                    c.status.is_failure(),
+                )
+            })
+        })
+        .collect();
+    let mut from_ctrf: Vec<(String, String, bool)> = tests
+        .iter()
+        .map(|t| {
+            let status = t["status"].as_str().unwrap();
+            assert!(["passed", "failed"].contains(&status), "{t}");
+            assert!(t["duration"].is_u64(), "{t}");
+            assert_eq!(t.get("message").is_some(), status == "failed", "{t}");
+            (
+                t["suite"].as_str().unwrap().to_string(),
+                t["name"].as_str().unwrap().to_string(),
+                status == "failed",
+            )
+        })
+        .collect();
+    from_junit.sort();
+    from_ctrf.sort();
+    assert_eq!(from_ctrf, from_junit);
+    assert_eq!(
+        n("failed") as usize,
+        from_ctrf.iter().filter(|t| t.2).count()
+    );
+}
+
 #[test]
 fn a_casebook_soak_writes_one_junit_test_case_per_cell_and_a_broken_expectation_fails() {
     let dir = out_dir("junit-soak");
@@ -47,6 +107,7 @@ fn a_casebook_soak_writes_one_junit_test_case_per_cell_and_a_broken_expectation_
     let broken = broken_nested(&dir);
     let soak = dir.join("soak");
     let xml = dir.join("soak.xml");
+    let ctrf = dir.join("soak.ctrf.json");
     let out = lab(
         &[
             "soak",
@@ -66,12 +127,15 @@ fn a_casebook_soak_writes_one_junit_test_case_per_cell_and_a_broken_expectation_
             soak.to_str().unwrap(),
             "--junit",
             xml.to_str().unwrap(),
+            "--ctrf",
+            ctrf.to_str().unwrap(),
         ],
         &[],
     );
     let text = String::from_utf8_lossy(&out.stdout);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{text}\n{err}");
+    check_ctrf(&ctrf, &read_junit(&xml));
     let report = read_junit(&xml);
     let mut cases = Vec::new();
     for suite in &report.suites {
@@ -161,10 +225,13 @@ fn max_diagnoses_bounds_the_files_written_and_the_csv_keeps_every_row() {
             dir.to_str().unwrap(),
             "--junit",
             xml.to_str().unwrap(),
+            "--ctrf",
+            dir.join("run.ctrf.json").to_str().unwrap(),
         ],
         &[],
     );
     let v = json(&out);
+    check_ctrf(&dir.join("run.ctrf.json"), &read_junit(&xml));
     assert_eq!(out.status.code(), Some(0), "{v}");
     let legacy = &v["results"][0];
     assert_eq!(legacy["orphan"], 6, "{legacy}");
@@ -259,11 +326,14 @@ fn a_suite_writes_one_junit_test_case_per_member_and_the_order_dependent_one_fai
             "2",
             "--junit",
             xml.to_str().unwrap(),
+            "--ctrf",
+            dir.join("suite.ctrf.json").to_str().unwrap(),
         ],
         &[],
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
+    check_ctrf(&dir.join("suite.ctrf.json"), &read_junit(&xml));
     let report = read_junit(&xml);
     assert_eq!(report.suites.len(), 1);
     let cases = &report.suites[0].cases;

@@ -32,7 +32,11 @@ pub(super) fn strategy_legend(groups: &[Group], mark: Mark) -> Vec<LegendItem> {
         .iter()
         .enumerate()
         .map(|(j, g)| LegendItem {
-            label: format!("{} ({} trials)", g.strategy, g.trials),
+            label: format!(
+                "{} ({})",
+                g.strategy,
+                crate::record::ab::plural(g.trials, "trial")
+            ),
             color: strategy_color(j, &g.strategy),
             mark,
         })

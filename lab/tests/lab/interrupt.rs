@@ -1,0 +1,137 @@
+//! Ctrl-C (SIGINT) during `lab run` and `lab soak`: no trial starts after
+//! it, the trials in flight finish, the partial summary of the trials done
+//! is printed (with the command that resumes a soak), the exit status is
+//! 130, and no process of the lab is left.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use super::{out_dir, wait_lab_processes_gone, LAB, ONE_LAB_AT_A_TIME};
+
+/// Send SIGINT to `child` (by its pid: the test's own child).
+fn interrupt(child: &Child) {
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+}
+
+/// Rows of the CSV at `path` (its header aside); 0 while it does not exist.
+fn csv_rows(path: &Path) -> usize {
+    std::fs::read_to_string(path).map_or(0, |t| t.lines().count().saturating_sub(1))
+}
+
+#[test]
+fn a_soak_interrupted_with_ctrl_c_prints_its_partial_summary_and_how_to_resume() {
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = out_dir("ctrl-c-soak");
+    let mut lab = Command::new(LAB)
+        .args([
+            "soak",
+            "--scenario",
+            "nested",
+            "--trials",
+            "2000",
+            "-j",
+            "2",
+        ])
+        .args(["--progress", "lines", "--out"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(lab.stderr.take().unwrap());
+    let mut said = String::new();
+    // The header line first, then one line per finished trial: wait for 4.
+    let mut ended = 0;
+    while ended < 4 {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "ended early: {said}");
+        ended += line.starts_with("soak: ") as usize;
+        said.push_str(&line);
+    }
+    assert!(
+        said.starts_with(
+            "lab soak nested  seed 1  strategies canonical, legacy  2000 trials per cell"
+        ),
+        "{said}"
+    );
+    interrupt(&lab);
+    err.read_to_string(&mut said).unwrap();
+    let mut out = String::new();
+    lab.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let status = lab.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status:?}\n{out}\n{said}");
+    wait_lab_processes_gone();
+    assert!(said.contains("lab: interrupted: no new trials"), "{said}");
+    // The partial summary counts exactly the rows the CSV holds.
+    let rows = csv_rows(&dir.join("trials.csv"));
+    assert!((4..4000).contains(&rows), "{rows} rows");
+    assert!(
+        out.contains(&format!("  {rows} trials this run")),
+        "{rows} rows:\n{out}"
+    );
+    assert!(out.contains("\n  verdict "), "no A/B table:\n{out}");
+    assert!(
+        out.contains(&format!(
+            "\ninterrupted (Ctrl-C) after {rows} trials this run; the summary above is partial\nresume: lab soak --resume {}\n",
+            dir.display()
+        )),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_run_interrupted_with_ctrl_c_prints_the_summary_of_the_trials_done() {
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = out_dir("ctrl-c-run");
+    let mut lab = Command::new(LAB)
+        .args(["run", "nested", "--trials", "2000", "-j", "2", "--out"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(lab.stderr.take().unwrap());
+    let mut header = String::new();
+    assert!(err.read_line(&mut header).unwrap() > 0, "no header");
+    assert!(header.starts_with("lab run nested  seed 1  strategies canonical, legacy  2000 trials each  -j 2  results "), "{header}");
+    let run_dir = PathBuf::from(header.trim_end().rsplit_once("  results ").unwrap().1);
+    let csv = run_dir.join("trials.csv");
+    // Wait (bounded: the run's 4000 trials take far longer) until 3 trials
+    // have their rows; reading the file is the event.
+    let mut polls = 0u64;
+    while csv_rows(&csv) < 3 {
+        polls += 1;
+        assert!(polls < 50_000_000, "no rows in {}", csv.display());
+        std::thread::yield_now();
+    }
+    interrupt(&lab);
+    let mut said = String::new();
+    err.read_to_string(&mut said).unwrap();
+    let mut out = String::new();
+    lab.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let status = lab.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status:?}\n{out}\n{said}");
+    wait_lab_processes_gone();
+    let rows = csv_rows(&csv);
+    assert!((3..2000).contains(&rows), "{rows} rows");
+    assert!(
+        out.contains(&format!(
+            "interrupted (Ctrl-C): the partial summary of the {rows} trials done\n"
+        )),
+        "{rows} rows:\n{out}"
+    );
+    let trials = out
+        .lines()
+        .find(|l| l.starts_with("trials "))
+        .unwrap_or_else(|| panic!("no trials row:\n{out}"));
+    assert_eq!(
+        trials.split_whitespace().nth(1),
+        Some(rows.to_string().as_str()),
+        "{out}"
+    );
+    assert!(out.contains(&format!("trials: {}", csv.display())), "{out}");
+    let _ = std::fs::remove_dir_all(dir);
+}
