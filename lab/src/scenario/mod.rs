@@ -42,6 +42,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../../scenarios/pdeathsig-race.toml"),
     ),
     (
+        "pdeathsig-birth",
+        include_str!("../../../scenarios/pdeathsig-birth.toml"),
+    ),
+    (
         "pdeathsig-thread",
         include_str!("../../../scenarios/pdeathsig-thread.toml"),
     ),
