@@ -376,7 +376,11 @@ impl<'a> Spawn<'a> {
     /// - [clone3(2)](https://man7.org/linux/man-pages/man2/clone3.2.html)
     /// - [close_range(2)](https://man7.org/linux/man-pages/man2/close_range.2.html)
     pub fn run<F: FnOnce(ChildFds) -> i32>(self, f: F) -> io::Result<Child> {
-        if super::process::thread_count()? > 1 {
+        let alone = match super::process::single_threaded() {
+            Some(alone) => alone,
+            None => super::process::thread_count()? == 1,
+        };
+        if !alone {
             return Err(io::Error::from_raw_os_error(libc::EDEADLK));
         }
         let lifeline = Lifeline::new()?;
