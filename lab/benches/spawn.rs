@@ -47,12 +47,24 @@
 //! and takes the median of the per-pair ratios; three runs right after the
 //! benches gave canonical exec / posix_spawn 1.014, 1.012, 1.016
 //! (quartiles within 0.67-1.57) and canonical copy / fork 1.406, 1.404,
-//! 1.462 (quartiles within 1.30-1.56). So the exec path is at parity with
-//! `posix_spawn` (the target: within 1.05x), while the copy path,
-//! unchanged here, is about 1.4x fork (target 1.1x): its parent checks the
-//! thread count in `/proc/self/status` (about 15 µs median) and makes a
-//! lifeline (about 5 µs) on top of a ~140-160 µs fork; the rest of the gap
-//! is not yet accounted for.
+//! 1.462 (quartiles within 1.30-1.56).
+//!
+//! After the copy path's thread check became one syscall
+//! (`unshare(CLONE_THREAD)`, about 1 µs instead of about 15 µs for a read
+//! of `/proc`) and its kept fds moved to the stack, the same three
+//! `spawn_ab` runs (load average 8-15, other builds beside) gave canonical
+//! copy / fork 1.175, 1.147, 1.166 (quartiles within 1.11-1.21; medians
+//! 157/133, 186/162, 158/135 µs) and exec / posix_spawn 1.013, 1.013,
+//! 1.014 (quartiles within 0.93-1.10). Criterion, three runs
+//! (`cargo bench -p lab --bench spawn -- --warm-up-time 1
+//! --measurement-time 3`, each cell criterion's point estimate of the
+//! mean): copy canonical 387 / 298 / 305 µs against fork 384 / 275 / 330 µs
+//! (1.01, 1.08, 0.92); exec canonical 932 / 917 / 1148 µs against
+//! posix_spawn 1431 / 932 / 898 µs; one-node trial canonical 1815 / 1985 /
+//! 2162 µs, legacy 734 / 1030 / 3735 µs. What the copy path still pays over
+//! fork (about 20-25 µs): the lifeline (pipe2, a move above the lab's fd
+//! floor, the close of the parent's read end), the pidfd, the child's
+//! close_range calls, and waitid(P_PIDFD) against waitpid.
 // criterion_group! makes an undocumented public function.
 #![allow(missing_docs)]
 

@@ -47,6 +47,21 @@ pub(super) struct CloneArgs {
     pub(super) cgroup: u64,
 }
 
+/// Remove the repeats of the sorted `fds` in place; the distinct values,
+/// in order, are the returned prefix.
+fn dedup_sorted(fds: &mut [RawFd]) -> &mut [RawFd] {
+    let mut n = 0;
+    let mut i = 0;
+    while i < fds.len() {
+        if n == 0 || fds[i] != fds[n - 1] {
+            fds[n] = fds[i];
+            n += 1;
+        }
+        i += 1;
+    }
+    &mut fds[..n]
+}
+
 /// A lifeline: a pipe whose only write end belongs to the parent. The child
 /// holds the read end and sees `POLLHUP` the moment the parent dies.
 ///
@@ -376,14 +391,33 @@ impl<'a> Spawn<'a> {
     /// - [clone3(2)](https://man7.org/linux/man-pages/man2/clone3.2.html)
     /// - [close_range(2)](https://man7.org/linux/man-pages/man2/close_range.2.html)
     pub fn run<F: FnOnce(ChildFds) -> i32>(self, f: F) -> io::Result<Child> {
-        if super::process::thread_count()? > 1 {
+        let alone = match super::process::single_threaded() {
+            Some(alone) => alone,
+            None => super::process::thread_count()? == 1,
+        };
+        if !alone {
             return Err(io::Error::from_raw_os_error(libc::EDEADLK));
         }
         let lifeline = Lifeline::new()?;
-        let mut keep: Vec<RawFd> = vec![0, 1, 2, lifeline.read.as_raw_fd()];
-        keep.extend(self.keep.iter().map(|fd| fd.as_raw_fd()));
+        // The fds to keep, on the stack when they fit (they do in every
+        // spawn of the lab): a heap allocation freed after the clone would
+        // touch heap pages the clone just made copy-on-write.
+        const ON_STACK: usize = 32;
+        let wanted = 4 + self.keep.len();
+        let mut stack_keep = [0 as RawFd; ON_STACK];
+        let mut heap_keep = Vec::new();
+        let keep: &mut [RawFd] = if wanted <= ON_STACK {
+            &mut stack_keep[..wanted]
+        } else {
+            heap_keep.resize(wanted, 0);
+            &mut heap_keep
+        };
+        keep[..4].copy_from_slice(&[0, 1, 2, lifeline.read.as_raw_fd()]);
+        for (slot, fd) in keep[4..].iter_mut().zip(&self.keep) {
+            *slot = fd.as_raw_fd();
+        }
         keep.sort_unstable();
-        keep.dedup();
+        let keep = dedup_sorted(keep);
         let ns = self.pidns.map(NsPrep::new);
         // SAFETY: the caller has one thread (checked above; a single thread
         // cannot gain another behind its back), so the child may run
@@ -411,7 +445,7 @@ impl<'a> Spawn<'a> {
                 // owned by values of the copied caller's frames; the child
                 // never returns into them (it `_exit`s after `f`), and what
                 // `f` captured is covered by `run`'s documented contract.
-                if unsafe { close_all_except(&keep) }.is_err() {
+                if unsafe { close_all_except(keep) }.is_err() {
                     exit_now(127);
                 }
                 // close_range closed the write end's number: never drop it.
@@ -871,4 +905,19 @@ pub(super) enum Forked {
     Parent(Pidfd),
     /// The child.
     Child,
+}
+
+#[cfg(test)]
+mod dedup_tests {
+    use super::dedup_sorted;
+
+    #[test]
+    fn repeats_go_and_order_stays() {
+        let mut fds = [0, 1, 2, 2, 5, 5, 5, 9];
+        assert_eq!(dedup_sorted(&mut fds), &[0, 1, 2, 5, 9]);
+        let mut one = [3];
+        assert_eq!(dedup_sorted(&mut one), &[3]);
+        let mut none: [i32; 0] = [];
+        assert!(dedup_sorted(&mut none).is_empty());
+    }
 }

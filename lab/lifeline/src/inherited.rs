@@ -124,11 +124,19 @@ pub(super) fn forget(first: RawFd, last: RawFd) {
     let mut fd = first;
     while fd <= last {
         let word = fd / 64;
+        // A word already clear is left unwritten: in a child copy (every
+        // clone3 child closes its fds through here) a write would take a
+        // copy-on-write fault on this page for nothing.
         if fd % 64 == 0 && last - fd >= 63 {
-            AT_START[word].store(0, Ordering::Release);
+            if AT_START[word].load(Ordering::Acquire) != 0 {
+                AT_START[word].store(0, Ordering::Release);
+            }
             fd += 64;
         } else {
-            AT_START[word].fetch_and(!(1 << (fd % 64)), Ordering::AcqRel);
+            let bit = 1 << (fd % 64);
+            if AT_START[word].load(Ordering::Acquire) & bit != 0 {
+                AT_START[word].fetch_and(!bit, Ordering::AcqRel);
+            }
             fd += 1;
         }
     }

@@ -107,6 +107,36 @@ fn a_copy_of_a_multithreaded_process_is_refused() {
 }
 
 #[test]
+fn the_one_syscall_thread_check_agrees_with_proc() {
+    // The harness has threads, and one more is kept alive here: both say so.
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let t = std::thread::spawn(move || rx.recv());
+    assert_eq!(crate::process::single_threaded(), Some(false));
+    assert!(thread_count().unwrap() > 1);
+    drop(tx);
+    let _ = t.join();
+    // A fork child has one thread: 0 when the check says so, 1 when it
+    // says otherwise, 2 where unshare is filtered (then /proc answers).
+    // SAFETY: the child makes only raw syscalls (unshare, _exit), which are
+    // async-signal-safe in a copy of a multithreaded process.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        let code = match crate::process::single_threaded() {
+            Some(true) => 0,
+            Some(false) => 1,
+            None => 2,
+        };
+        exit_now(code);
+    }
+    let mut status = 0;
+    // SAFETY: waitpid writes one int into `status`, which is valid.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status));
+    assert!(matches!(libc::WEXITSTATUS(status), 0 | 2), "{status}");
+}
+
+#[test]
 fn open_self_names_this_process() {
     let me = Pidfd::open_self().unwrap();
     assert_eq!(me.pid(), std::process::id() as i32);

@@ -37,21 +37,42 @@ pub(crate) struct PipeFd {
 /// Every fd of the calling process that refers to a pipe, in fd order. Fds
 /// that close while the table is read (the directory's own fd) are skipped.
 ///
+/// The directory is read with `getdents64` into a buffer on the stack
+/// (`RawDir`), not with `read_dir`, whose `opendir` allocates a 32 KiB
+/// buffer: in a node, a copy of its parent, that allocation makes malloc
+/// consolidate its free lists and touch (copy-on-write fault) heap pages
+/// all over the copied heap, in every node of every trial.
+///
 /// # References
 /// - [proc_pid_fd(5)](https://man7.org/linux/man-pages/man5/proc_pid_fd.5.html),
-///   [proc_pid_fdinfo(5)](https://man7.org/linux/man-pages/man5/proc_pid_fdinfo.5.html)
+///   [proc_pid_fdinfo(5)](https://man7.org/linux/man-pages/man5/proc_pid_fdinfo.5.html),
+///   [getdents64(2)](https://man7.org/linux/man-pages/man2/getdents64.2.html)
 pub(crate) fn own_pipe_fds() -> Vec<PipeFd> {
-    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+    use rustix::fs::{open, Mode, OFlags, RawDir};
+    use std::mem::MaybeUninit;
+    let Ok(dir) = open(
+        "/proc/self/fd",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
         return Vec::new();
     };
-    let mut out: Vec<PipeFd> = dir
-        .flatten()
-        .filter_map(|e| {
-            let fd: RawFd = e.file_name().to_str()?.parse().ok()?;
-            let (inode, write) = lifeline::own_pipe(fd)?;
-            Some(PipeFd { fd, inode, write })
-        })
-        .collect();
+    let mut buf = [MaybeUninit::<u8>::uninit(); 2048];
+    let mut entries = RawDir::new(&dir, &mut buf);
+    let mut out: Vec<PipeFd> = Vec::with_capacity(16);
+    while let Some(Ok(e)) = entries.next() {
+        let Some(fd) = e
+            .file_name()
+            .to_str()
+            .ok()
+            .and_then(|n| n.parse::<RawFd>().ok())
+        else {
+            continue;
+        };
+        if let Some((inode, write)) = lifeline::own_pipe(fd) {
+            out.push(PipeFd { fd, inode, write });
+        }
+    }
     out.sort_unstable_by_key(|p| p.fd);
     out
 }

@@ -159,16 +159,20 @@ impl NodeCtx<'_> {
                 wait::reap(&mut first);
             }
         }
-        let copy_of = match node.parent {
-            Some(p) => format!("node {}", self.plan.nodes[p as usize].path),
-            None => "the host (the process that runs the trial)".to_string(),
-        };
-        hazard::attend(
-            node.attendant,
-            self.strategy.guards,
-            &format!("node {}", node.path),
-            &copy_of,
-        );
+        // The names are only formatted for a node that attends: no
+        // allocation (and no copy-on-write fault in a copy's heap) otherwise.
+        if node.attendant != AttendantAction::None {
+            let copy_of = match node.parent {
+                Some(p) => format!("node {}", self.plan.nodes[p as usize].path),
+                None => "the host (the process that runs the trial)".to_string(),
+            };
+            hazard::attend(
+                node.attendant,
+                self.strategy.guards,
+                &format!("node {}", node.path),
+                &copy_of,
+            );
+        }
         hazard::start(node);
         let mut children = Vec::with_capacity(node.children.len());
         for &c in &node.children {
@@ -311,10 +315,16 @@ impl NodeCtx<'_> {
 /// - [PR_SET_NAME(2const)](https://man7.org/linux/man-pages/man2/PR_SET_NAME.2const.html)
 fn name_process(path: &str) {
     const COMM_MAX: usize = 15;
-    let room = COMM_MAX - "node ".len();
-    let tail = &path[path.len().saturating_sub(room)..];
-    if let Ok(name) = std::ffi::CString::new(format!("node {tail}")) {
-        let _ = rustix::thread::set_name(&name);
+    const PREFIX: &[u8] = b"node ";
+    let room = COMM_MAX - PREFIX.len();
+    let tail = &path.as_bytes()[path.len().saturating_sub(room)..];
+    // Built on the stack: a node names itself first thing, before any
+    // allocation of its own.
+    let mut name = [0u8; COMM_MAX + 1];
+    name[..PREFIX.len()].copy_from_slice(PREFIX);
+    name[PREFIX.len()..PREFIX.len() + tail.len()].copy_from_slice(tail);
+    if let Ok(name) = std::ffi::CStr::from_bytes_until_nul(&name) {
+        let _ = rustix::thread::set_name(name);
     }
 }
 
