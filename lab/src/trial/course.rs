@@ -154,14 +154,15 @@ impl Course<'_> {
             let live: Vec<usize> = (0..self.procs.len())
                 .filter(|&i| self.seen.nodes[i].dead_ns.is_none() && self.procs[i].pidfd.is_some())
                 .collect();
-            let mut fds = Vec::with_capacity(live.len() + 3);
-            let phase_events = if phases_open {
-                PollFlags::IN
-            } else {
-                PollFlags::empty()
-            };
-            fds.push(PollFd::new(&sup_end, phase_events));
+            let mut fds = Vec::with_capacity(live.len() + 5);
             fds.push(PollFd::new(&lab_lifeline, PollFlags::empty()));
+            // A hung-up socket reports POLLHUP whatever was asked: once every
+            // node end is closed, the phase channel leaves the set, or the
+            // poll would return at once until the verdict.
+            if phases_open {
+                fds.push(PollFd::new(&sup_end, PollFlags::IN));
+            }
+            let first_pidfd = fds.len();
             for &i in &live {
                 let pidfd = self.procs[i]
                     .pidfd
@@ -191,14 +192,14 @@ impl Course<'_> {
                     return Some(self.finish(Ending::new(Verdict::Error, reason, rung)));
                 }
             }
-            if !fds[1].revents().is_empty() {
+            if !fds[0].revents().is_empty() {
                 return None; // the lab is gone: clean up and stop
             }
             let cgroup_event = cg_events.is_some() && !fds[fds.len() - 1].revents().is_empty();
             let died: Vec<usize> = live
                 .iter()
                 .enumerate()
-                .filter(|(k, _)| !fds[k + 2].revents().is_empty())
+                .filter(|(k, _)| !fds[k + first_pidfd].revents().is_empty())
                 .map(|(_, &i)| i)
                 .collect();
             drop(fds);
