@@ -236,25 +236,11 @@ impl ProcEvents {
     /// - [socket(7)](https://man7.org/linux/man-pages/man7/socket.7.html) (`SO_RCVBUFFORCE`)
     /// - Linux `drivers/connector/cn_proc.c` (`cn_proc_mcast_ctl`, `cn_proc_ack`)
     pub fn open() -> io::Result<ProcEvents> {
-        let fd = socket_with(
-            AddressFamily::NETLINK,
-            SocketType::DGRAM,
-            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
-            Some(netlink::CONNECTOR),
-        )?;
-        grow_queue(&fd);
-        bind(&fd, &SocketAddrNetlink::new(0, CN_IDX_PROC))?;
-        let port = SocketAddrNetlink::try_from(getsockname(&fd)?)?.pid();
-        let mut events = ProcEvents {
-            fd,
-            port,
-            pending: Vec::new(),
-            overruns: 0,
-            malformed: 0,
-            buf: vec![0; READ_BUFFER],
-            listening: true,
-        };
+        let mut events = ProcEvents::bound()?;
         events.control(PROC_CN_MCAST_LISTEN)?;
+        // Sent: from here on the drop uncounts it (the kernel ignores
+        // both outside the initial namespaces).
+        events.listening = true;
         events.await_ack()?;
         Ok(events)
     }
@@ -280,6 +266,12 @@ impl ProcEvents {
     ///   `cn_proc_mcast_ctl`, `send_msg`) and `drivers/connector/connector.c`
     ///   (`cn_netlink_send_mult`: a multicast in `init_net`)
     pub fn subscribe() -> io::Result<ProcEvents> {
+        ProcEvents::bound()
+    }
+
+    /// The socket both use: `NETLINK_CONNECTOR`, its queue grown, bound to
+    /// the group `CN_IDX_PROC`; not listening.
+    fn bound() -> io::Result<ProcEvents> {
         let fd = socket_with(
             AddressFamily::NETLINK,
             SocketType::DGRAM,
