@@ -60,6 +60,47 @@ fn a_printing_program_passes() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A Python program that prints (its stdout is writable) passes; one that
+/// raises is a `fail` with its traceback's last line in the summary.
+#[test]
+fn a_python_program_passes_or_fails_by_its_exit_status() {
+    if which_python().is_none() {
+        eprintln!("python3 is not installed (not found in PATH): this test checked nothing");
+        return;
+    }
+    let (v, dir, code) = exec(
+        "exec-py",
+        &["--trials", "2"],
+        &["python3", "-c", "print('hello from python-xyz')"],
+        "python-xyz",
+    );
+    assert_eq!(
+        (strategy(&v, "canonical")["pass"].as_u64(), code),
+        (Some(2), 0),
+        "{v}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    let (v, dir, _) = exec(
+        "exec-py-fail",
+        &["--trials", "2"],
+        &["python3", "-c", "raise SystemExit('bad config-xyz')"],
+        "config-xyz",
+    );
+    let r = strategy(&v, "canonical");
+    assert_eq!(r["fail"].as_u64(), Some(2), "{r}");
+    assert_eq!(r["output"]["tail"], "bad config-xyz", "{r}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `python3` in `PATH`, if any.
+fn which_python() -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join("python3"))
+        .find(|p| p.is_file())
+}
+
 #[test]
 fn an_unexpected_exit_status_is_a_fail_with_its_status_and_stderr() {
     let (v, dir, code) = exec(
