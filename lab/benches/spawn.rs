@@ -130,6 +130,7 @@ fn per_trial_overhead(c: &mut Criterion) {
             cgroup_parent: None,
             gdb: false,
             keep_hung: false,
+            trace: false,
         };
         let mut sup = Supervisor::start(exe, None).expect("a supervisor");
         g.bench_function(name, |b| {

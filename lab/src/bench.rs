@@ -108,6 +108,7 @@ pub fn throughput(
         exe,
         gdb: false,
         keep_hung: false,
+        trace: false,
         max_diagnoses: crate::record::DEFAULT_MAX_DIAGNOSES,
     };
     let summary = run::run(&args);

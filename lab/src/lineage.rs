@@ -37,10 +37,11 @@ const DESCRIBE_DEPTH: usize = 4;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LineageSource {
     /// The kernel's process events connector: fork, exec, exit, with the
-    /// kernel's `CLOCK_MONOTONIC` times (needs root).
+    /// kernel's `CLOCK_MONOTONIC` times (a listener in the initial PID and
+    /// user namespaces; before Linux 6.6, with `CAP_NET_ADMIN`).
     ProcConnector,
-    /// A scan of `/proc` while the processes lived: parents as at the scan,
-    /// no times (the fallback without root).
+    /// Scans of `/proc` while the processes lived: parents as at the scan,
+    /// times when first seen (the fallback).
     ProcScan,
 }
 

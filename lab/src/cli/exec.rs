@@ -34,6 +34,10 @@ pub(super) struct ExecCmd {
     /// The wait between the signals of a ladder
     #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
     grace: Duration,
+    /// Write the timeline (Chrome trace-event JSON, trace/STRATEGY.TRIAL.json) of passing
+    /// trials too, not only of failing ones (at most --max-diagnoses either way)
+    #[arg(long)]
+    trace: bool,
     /// Read stdout and stderr to EOF as a test runner does: a process still holding either
     /// after the program exited is a leak
     #[arg(long)]
@@ -101,6 +105,7 @@ impl ExecCmd {
             gdb: self.report.gdb,
             keep_hung: false,
             max_diagnoses: self.report.max_diagnoses,
+            trace: self.trace,
         })
     }
 

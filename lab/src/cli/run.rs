@@ -63,6 +63,7 @@ impl RunCmd {
             gdb: self.report.gdb,
             keep_hung: self.keep_hung,
             max_diagnoses: self.report.max_diagnoses,
+            trace: false,
         })
     }
 

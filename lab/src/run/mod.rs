@@ -58,6 +58,10 @@ pub struct RunArgs {
     /// Diagnoses written per strategy at most (`--max-diagnoses`); the
     /// rest are counted in the summary.
     pub max_diagnoses: u64,
+    /// Write the timeline of every trial of a program run as the root
+    /// (`lab exec --trace`), not only of those that did not pass (within
+    /// `max_diagnoses` either way).
+    pub trace: bool,
 }
 
 /// What every trial of one run shares.
@@ -216,6 +220,7 @@ fn run_strategy(
         cgroup_parent: session.cgroup_parent(),
         gdb: c.args.gdb,
         keep_hung: c.args.keep_hung,
+        trace: c.args.trace,
     };
     let mut outcomes: Vec<(u64, Outcome)> = Vec::new();
     let mut first: Option<FirstDiagnosis> = None;

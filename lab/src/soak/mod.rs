@@ -244,6 +244,7 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
             cgroup_parent: cgroup_parent.clone(),
             gdb: false,
             keep_hung: false,
+            trace: false,
         })
     };
     let mut trials_run = 0u64;

@@ -72,6 +72,7 @@ impl<'a> Executor<'a> {
                     cgroup_parent: self.session.cgroup_parent(),
                     gdb: false,
                     keep_hung: false,
+                    trace: false,
                 }
             })
             .collect()

@@ -342,7 +342,18 @@ impl Course<'_> {
             trial: req.trial,
             deadline_ms: req.deadline_us / 1000,
         };
-        let d = forensics::capture(subject, &pids, &nodes, req.gdb);
+        let mut d = forensics::capture(subject, &pids, &nodes, req.gdb);
+        if let Some(lineage) = &self.lineage {
+            d.notes.push(format!(
+                "lineage (who started each process) from {}",
+                match lineage.source() {
+                    crate::lineage::LineageSource::ProcConnector =>
+                        "the kernel's process events (proc connector): exact forks, execs and exits",
+                    crate::lineage::LineageSource::ProcScan =>
+                        "/proc scans every 2 ms at most: a process born and gone between two is missed",
+                }
+            ));
+        }
         for found in d.found() {
             if !o.signatures.contains(&found) {
                 o.signatures.push(found);

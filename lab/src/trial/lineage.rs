@@ -212,8 +212,9 @@ impl Course<'_> {
     }
 
     /// The trial's timeline as Chrome trace-event JSON (text): a row per
-    /// process of the lineage, and the planned kills as instants on the
-    /// program's row.
+    /// process of the lineage, the signals sent as instants on the
+    /// program's row, and `otherData.lineage_source` (`proc-connector` or
+    /// `proc-scan`).
     pub(super) fn trace_json(&self) -> Option<String> {
         let lineage = self.lineage.as_ref()?;
         let mut trace = Trace::from_lineage(lineage, self.t0);
@@ -226,6 +227,9 @@ impl Course<'_> {
                 );
             }
         }
-        serde_json::to_string(&trace.to_json()).ok()
+        let mut json = trace.to_json();
+        // The format's free-form metadata: where the lineage came from.
+        json["otherData"] = serde_json::json!({ "lineage_source": lineage.source().as_str() });
+        serde_json::to_string(&json).ok()
     }
 }

@@ -211,6 +211,8 @@ pub fn run(
         );
         if o.verdict != Verdict::Pass {
             o.output = output;
+        }
+        if o.verdict != Verdict::Pass || req.trace {
             o.trace = trace;
         }
         o

@@ -44,4 +44,8 @@ pub struct TrialRequest {
     /// Leave a hung tree alive until the lab releases it (`--keep-hung`).
     #[serde(default)]
     pub keep_hung: bool,
+    /// Send the trial's timeline (a program run as the root) whatever its
+    /// verdict, not only when it did not pass (`lab exec --trace`).
+    #[serde(default)]
+    pub trace: bool,
 }

@@ -234,6 +234,34 @@ fn a_signal_ladder_climbs_while_the_program_lives() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// `--trace` writes the timeline of passing trials too.
+#[test]
+fn with_trace_a_passing_trial_leaves_its_timeline() {
+    let (v, dir, code) = exec(
+        "exec-trace",
+        &["--trials", "2", "--trace"],
+        &["sh", "-c", "sleep 0.01 & wait"],
+        "sleep 0.01",
+    );
+    assert_eq!(
+        (strategy(&v, "canonical")["pass"].as_u64(), code),
+        (Some(2), 0),
+        "{v}"
+    );
+    let csv = Path::new(v["csv"].as_str().unwrap());
+    for t in 0..2 {
+        let file = csv
+            .with_file_name("trace")
+            .join(format!("canonical.{t}.json"));
+        let trace: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        assert!(
+            trace["traceEvents"].as_array().unwrap().len() >= 2,
+            "{trace}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn a_program_that_never_exits_is_a_hang_naming_what_blocks() {
     let (v, dir, _) = exec(
@@ -331,6 +359,11 @@ fn a_leaked_process_is_named_with_its_lineage_and_the_trial_traced() {
     // The program, its two shells' children and the inner shell: four
     // processes, each a row with its command and pid.
     assert_eq!(rows.len(), 4, "{rows:?}");
+    let source = trace["otherData"]["lineage_source"].as_str().unwrap();
+    assert!(
+        ["proc-connector", "proc-scan"].contains(&source),
+        "{source}"
+    );
     for name in [
         "sleep 31.206 (pid ",
         "sleep 31.207 (pid ",
