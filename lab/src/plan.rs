@@ -66,6 +66,9 @@ pub struct PlanNode {
     /// Its parent captures its stdout through a pipe.
     #[serde(default, skip_serializing_if = "is_default")]
     pub capture: bool,
+    /// Its stdout and stderr go to a log file of its own.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub log: bool,
     /// How it reads captured children under the `proc` observe axis.
     #[serde(default, skip_serializing_if = "is_default")]
     pub read: ReadDiscipline,
@@ -125,6 +128,9 @@ impl PlanNode {
         }
         if self.capture {
             k.push("stdout captured".into());
+        }
+        if self.log {
+            k.push("stdout and stderr logged to a file".into());
         }
         if self.read != ReadDiscipline::ToEof && !self.children.is_empty() {
             k.push("reads captured output after the exit".into());
@@ -624,6 +630,7 @@ fn build_tree(scenario: &Scenario) -> Vec<PlanNode> {
                 node.hold_permille = rule.hold_permille.unwrap_or(node.hold_permille);
                 node.spawn_from_thread = rule.spawn_from_thread.unwrap_or(node.spawn_from_thread);
                 node.capture = rule.capture.unwrap_or(node.capture);
+                node.log = rule.log.unwrap_or(node.log);
                 node.read = rule.read.unwrap_or(node.read);
                 node.output_bytes = rule.output_bytes.unwrap_or(node.output_bytes);
                 node.dup_stdout = rule.dup_stdout.or(node.dup_stdout);

@@ -257,6 +257,23 @@ pub fn write_trace(dir: &Path, stem: &str, json: &str) -> io::Result<PathBuf> {
     Ok(path)
 }
 
+/// Open `path` for a node's log: write-only, created (mode 0644 less the
+/// umask) or truncated, close-on-exec, never through a symlink
+/// (`O_NOFOLLOW`).
+///
+/// # Errors
+/// Errors of `open`; `ELOOP` when `path` is a symlink.
+pub fn open_log(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
 /// `dir/name`, created if needed, refused when it is not a directory (a
 /// symlink planted there, say).
 fn lab_subdir(dir: &Path, name: &str) -> io::Result<PathBuf> {

@@ -33,6 +33,9 @@ pub struct Boot {
     pub strategy: Strategy,
     /// The node of gate fd `FIRST_GATE_FD + k`, for each `k`.
     pub gates: Vec<u32>,
+    /// The node of log fd `FIRST_GATE_FD + gates.len() + k`, for each `k`.
+    #[serde(default)]
+    pub logs: Vec<u32>,
 }
 
 impl Boot {
@@ -83,6 +86,9 @@ fn run(idx: u32, parent_pid: i32, lifeline: bool, notify: bool) -> io::Result<i3
     let gate_fds = (0..boot.gates.len())
         .map(|k| lifeline::claim_inherited(FIRST_GATE_FD + k as i32))
         .collect::<io::Result<Vec<_>>>()?;
+    let log_fds = (0..boot.logs.len())
+        .map(|k| lifeline::claim_inherited(FIRST_GATE_FD + (boot.gates.len() + k) as i32))
+        .collect::<io::Result<Vec<_>>>()?;
     if idx as usize >= boot.plan.nodes.len() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "no such node"));
     }
@@ -97,6 +103,12 @@ fn run(idx: u32, parent_pid: i32, lifeline: bool, notify: bool) -> io::Result<i3
             .map(|(n, fd)| (*n, fd.as_fd()))
             .collect(),
         boot: Some(boot_fd.as_fd()),
+        logs: boot
+            .logs
+            .iter()
+            .zip(&log_fds)
+            .map(|(n, fd)| (*n, fd.as_fd()))
+            .collect(),
     };
     Ok(ctx.run(
         idx,

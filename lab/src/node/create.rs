@@ -255,7 +255,7 @@ impl NodeCtx<'_> {
 
     fn keep_all<'s>(&'s self, mut sp: Spawn<'s>) -> Spawn<'s> {
         sp = sp.keep(self.report);
-        for (_, fd) in &self.gates {
+        for (_, fd) in self.gates.iter().chain(&self.logs) {
             sp = sp.keep(*fd);
         }
         if let Some(b) = self.boot {
@@ -279,7 +279,7 @@ impl NodeCtx<'_> {
         })?;
         let parent_pid = getpid().as_raw_nonzero().get();
         let mut map: Vec<(BorrowedFd<'_>, RawFd)> = vec![(self.report, REPORT_FD), (boot, BOOT_FD)];
-        for (k, (_, fd)) in self.gates.iter().enumerate() {
+        for (k, (_, fd)) in self.gates.iter().chain(&self.logs).enumerate() {
             map.push((*fd, FIRST_GATE_FD + k as RawFd));
         }
         if let Some(n) = notify {
@@ -367,11 +367,15 @@ impl NodeCtx<'_> {
         let cargs = cstrings(cmd);
         let refs: Vec<&std::ffi::CStr> = cargs.iter().map(|c| c.as_c_str()).collect();
         let parent_pid = getpid().as_raw_nonzero().get();
+        // Its log file, when it has one: stderr, and stdout unless captured.
+        let log = self.logs.iter().find(|(n, _)| *n == idx).map(|(_, fd)| *fd);
+        let stdout = out_write.as_ref().map(|w| w.as_fd()).or(log);
+        let mut streams: Vec<(BorrowedFd<'_>, RawFd)> = stdout.iter().map(|f| (*f, 1)).collect();
+        streams.extend(log.map(|f| (f, 2)));
         match (self.strategy.create, self.strategy.death) {
             (Create::Clone3, _) => {
-                let map: Vec<(BorrowedFd<'_>, RawFd)> =
-                    out_write.iter().map(|w| (w.as_fd(), 1)).collect();
-                let child = Spawn::default().exec(&program, &refs, &map, COMMAND_LIFELINE_FD)?;
+                let child =
+                    Spawn::default().exec(&program, &refs, &streams, COMMAND_LIFELINE_FD)?;
                 Ok(ChildHandle::canonical(Some(idx), child))
             }
             (Create::StdCommand, _) => {
@@ -379,6 +383,11 @@ impl NodeCtx<'_> {
                 c.args(&cmd[1..]);
                 if let Some(w) = out_write {
                     c.stdout(Stdio::from(w));
+                } else if let Some(l) = log {
+                    c.stdout(Stdio::from(l.try_clone_to_owned()?));
+                }
+                if let Some(l) = log {
+                    c.stderr(Stdio::from(l.try_clone_to_owned()?));
                 }
                 let child = c.spawn()?;
                 let mut h = ChildHandle::new(Some(idx), child.id() as i32);
@@ -386,8 +395,7 @@ impl NodeCtx<'_> {
                 Ok(h)
             }
             (_, death) => {
-                let mut map: Vec<(RawFd, RawFd)> =
-                    out_write.iter().map(|w| (w.as_raw_fd(), 1)).collect();
+                let mut map = raw_map(&streams);
                 let leaky = (death == ParentDeath::Lifeline)
                     .then(|| pipe_with(PipeFlags::empty()))
                     .transpose()?;

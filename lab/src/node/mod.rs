@@ -79,6 +79,8 @@ pub struct NodeCtx<'a> {
     pub gates: Vec<(u32, BorrowedFd<'a>)>,
     /// The boot memfd of exec'd nodes ([`boot::Boot`]), when any node execs.
     pub boot: Option<BorrowedFd<'a>>,
+    /// The log file of each node with `log = true`: `(node, fd)`.
+    pub logs: Vec<(u32, BorrowedFd<'a>)>,
 }
 
 /// What a node starts with besides the shared context.
@@ -112,6 +114,14 @@ impl NodeCtx<'_> {
             for sig in Sig::CATCHABLE {
                 let _ = lifeline::set_ignored(sig.signal(), node.ignore.contains(&sig));
             }
+        }
+        if let Some((_, log)) = self.logs.iter().find(|(n, _)| *n == idx) {
+            // Its own log file: stderr, and stdout unless a parent
+            // captures it through a pipe.
+            if !node.capture {
+                let _ = rustix::stdio::dup2_stdout(log);
+            }
+            let _ = rustix::stdio::dup2_stderr(log);
         }
         if let Some(fd) = node.dup_stdout {
             let _ = lifeline::dup_to_free(std::io::stdout().as_fd(), fd).map(std::mem::forget);

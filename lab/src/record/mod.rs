@@ -127,6 +127,11 @@ impl Recorder {
         self
     }
 
+    /// The directory it records into (the run's, or the soak's).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The most diagnoses written per cell.
     pub fn max_diagnoses(&self) -> u64 {
         self.max_diagnoses

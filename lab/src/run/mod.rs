@@ -221,6 +221,11 @@ fn run_strategy(
         gdb: c.args.gdb,
         keep_hung: c.args.keep_hung,
         trace: c.args.trace,
+        // Absolute: the supervisors write there from their own mount
+        // namespace.
+        log_dir: Some(
+            std::path::absolute(rec.dir().join("log")).unwrap_or_else(|_| rec.dir().join("log")),
+        ),
     };
     let mut outcomes: Vec<(u64, Outcome)> = Vec::new();
     let mut first: Option<FirstDiagnosis> = None;

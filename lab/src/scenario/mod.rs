@@ -384,6 +384,9 @@ pub struct NodeRule {
     pub spawn_from_thread: Option<bool>,
     /// Its parent captures its stdout through a pipe.
     pub capture: Option<bool>,
+    /// Its stdout and stderr go to a file of its own in the run's `log/`
+    /// directory (stdout stays the pipe when `capture` is set too).
+    pub log: Option<bool>,
     /// How it reads captured children under the `proc` observe axis.
     pub read: Option<ReadDiscipline>,
     /// Bytes it writes to its stdout before exiting by itself.

@@ -215,6 +215,9 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
     // by pool index (with their seed and plan hash).
     let cursor = Mutex::new(0u64);
     let in_flight: Mutex<HashMap<u64, (Item, u64, String)>> = Mutex::new(HashMap::new());
+    // Absolute: the supervisors write there from their own mount namespace.
+    let log_dir =
+        std::path::absolute(rec.dir().join("log")).unwrap_or_else(|_| rec.dir().join("log"));
     let request = |i: u64| -> Option<TrialRequest> {
         let item = next_item(&spec, &m, &done, &cursor, deadline)?;
         let cell = &m.cells[item.cell];
@@ -245,6 +248,7 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
             gdb: false,
             keep_hung: false,
             trace: false,
+            log_dir: Some(log_dir.clone()),
         })
     };
     let mut trials_run = 0u64;

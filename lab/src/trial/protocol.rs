@@ -48,4 +48,8 @@ pub struct TrialRequest {
     /// verdict, not only when it did not pass (`lab exec --trace`).
     #[serde(default)]
     pub trace: bool,
+    /// Where the log files of nodes with `log = true` go (the run's
+    /// `log/`); `None`: their output goes to `/dev/null`.
+    #[serde(default)]
+    pub log_dir: Option<PathBuf>,
 }

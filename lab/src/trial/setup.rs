@@ -38,6 +38,15 @@ pub enum SetupError {
     /// A gate pipe.
     #[error("cannot create a gate")]
     Gate(#[source] io::Error),
+    /// A node's log file.
+    #[error("cannot create the log file {}", path.display())]
+    Log {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
     /// The memfd of the boot record.
     #[error("cannot write the boot record")]
     BootRecord(#[source] io::Error),
@@ -134,11 +143,13 @@ impl Course<'_> {
                 self.gates.push((child, w));
             }
         }
+        let logs = self.open_logs()?;
         let boot = if self.needs_boot() {
             let b = Boot {
                 plan: req.plan.clone(),
                 strategy: req.strategy.clone(),
                 gates: gate_reads.iter().map(|(n, _)| *n).collect(),
+                logs: logs.iter().map(|(n, _)| *n).collect(),
             };
             let fd = b
                 .to_memfd()
@@ -154,7 +165,7 @@ impl Course<'_> {
             return Ok(Started { phases, root });
         }
         let root = self
-            .spawn_root(node_end.as_fd(), &gate_reads, boot.as_ref())
+            .spawn_root(node_end.as_fd(), &gate_reads, &logs, boot.as_ref())
             .map_err(SetupError::Root)?;
         Ok(Started { phases, root })
     }
@@ -210,6 +221,52 @@ impl Course<'_> {
         Ok(root)
     }
 
+    /// The log file of each node with `log = true` (below the root, whose
+    /// program's output is captured when it is a command), under the
+    /// request's `log_dir`: `SCENARIO.PLAN.STRATEGY.TRIAL.NODE.log` (the
+    /// plan hash's first 8 digits keep a sweep's values apart), created
+    /// or truncated, never through a symlink, moved to the lab's fd floor.
+    /// None without a `log_dir`: those nodes write to `/dev/null`.
+    ///
+    /// # Errors
+    /// [`SetupError::Log`] naming the file that cannot be made.
+    fn open_logs(&self) -> Result<Vec<(u32, OwnedFd)>, SetupError> {
+        let req = self.req;
+        let Some(dir) = &req.log_dir else {
+            return Ok(Vec::new());
+        };
+        let logged: Vec<u32> = (0..req.plan.nodes.len() as u32)
+            .filter(|&i| {
+                req.plan.nodes[i as usize].log && !(i == 0 && req.plan.nodes[0].command.is_some())
+            })
+            .collect();
+        if logged.is_empty() {
+            return Ok(Vec::new());
+        }
+        let hash = req.plan.hash();
+        let mut out = Vec::new();
+        for i in logged {
+            let node = &req.plan.nodes[i as usize];
+            let name = format!(
+                "{}.{}.{}.{}.{}.log",
+                req.plan.scenario,
+                &hash[..hash.len().min(8)],
+                req.strategy.name,
+                req.trial,
+                node.path
+            );
+            let path = dir.join(name);
+            let opened = std::fs::create_dir_all(dir)
+                .and_then(|()| crate::results::open_log(&path))
+                .and_then(|f| lifeline::move_high(OwnedFd::from(f)));
+            match opened {
+                Ok(fd) => out.push((i, fd)),
+                Err(source) => return Err(SetupError::Log { path, source }),
+            }
+        }
+        Ok(out)
+    }
+
     /// Whether any node is exec'd as the lab's node program.
     fn needs_boot(&self) -> bool {
         let create = self.req.strategy.create;
@@ -228,6 +285,7 @@ impl Course<'_> {
         &self,
         node_end: BorrowedFd<'_>,
         gate_reads: &[(u32, OwnedFd)],
+        logs: &[(u32, OwnedFd)],
         boot: Option<&OwnedFd>,
     ) -> io::Result<ChildHandle> {
         let ctx = NodeCtx {
@@ -236,12 +294,14 @@ impl Course<'_> {
             report: node_end,
             gates: gate_reads.iter().map(|(n, fd)| (*n, fd.as_fd())).collect(),
             boot: boot.map(|b| b.as_fd()),
+            logs: logs.iter().map(|(n, fd)| (*n, fd.as_fd())).collect(),
         };
         // Everything the root is handed sits at the lab's fd floor or above
         // (moved there when made), and so does the read end of a legacy
         // lifeline: a forked root drops only what lies below the floor.
         let handed: Vec<RawFd> = std::iter::once(node_end.as_raw_fd())
             .chain(gate_reads.iter().map(|(_, fd)| fd.as_raw_fd()))
+            .chain(logs.iter().map(|(_, fd)| fd.as_raw_fd()))
             .chain(boot.map(|b| b.as_raw_fd()))
             .collect();
         debug_assert!(

@@ -129,3 +129,39 @@ fn a_command_exit_status_counts() {
     let _ = std::fs::remove_dir_all(run_dir);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Issue 14, item 4: a node with `log = true` writes its stdout and stderr
+/// to a file of its own in the run's `log/`, under every strategy.
+#[test]
+fn a_logged_command_writes_its_stdout_and_stderr_to_its_own_file() {
+    let dir = out_dir("logged");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("logged.toml");
+    std::fs::write(
+        &file,
+        "version = 1\nname = \"logged\"\n[tree]\nbreadth = 1\ndepth = 1\n\
+         [nodes.leaves]\ncommand = [\"sh\", \"-c\", \"echo out-xyz; echo err-xyz >&2\"]\nlog = true\n",
+    )
+    .unwrap();
+    let (out, run_dir) = lab_run(file.to_str().unwrap(), 2, &["canonical", "legacy"], &[]);
+    let v = json(&out);
+    for name in ["canonical", "legacy"] {
+        assert_eq!(strategy(&v, name)["pass"].as_u64(), Some(2), "{v}");
+    }
+    let logs = Path::new(v["csv"].as_str().unwrap()).with_file_name("log");
+    let mut names: Vec<String> = std::fs::read_dir(&logs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    // One file per strategy and trial, named after the node (`0`).
+    assert_eq!(names.len(), 4, "{names:?}");
+    for n in &names {
+        assert!(n.starts_with("logged.") && n.ends_with(".0.log"), "{n}");
+        let text = std::fs::read_to_string(logs.join(n)).unwrap();
+        assert_eq!(text, "out-xyz\nerr-xyz\n", "{n}");
+    }
+    let _ = std::fs::remove_dir_all(run_dir);
+    let _ = std::fs::remove_dir_all(dir);
+}
