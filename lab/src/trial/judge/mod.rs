@@ -196,7 +196,13 @@ pub(super) fn outcome(plan: &Plan, obs: &Observation, end: Ending, time_us: u64)
     } else if !obs.leaks.is_empty() {
         (Verdict::Leak, Some(obs.leaks.join("\n")))
     } else if let Some(f) = failed_command(plan, obs) {
-        (Verdict::Fail, Some(f))
+        // A program that failed and also left processes behind: the fail
+        // ranks higher, and its reason says what was left too.
+        let also = match (end.verdict, &end.reason) {
+            (Verdict::Orphan, Some(r)) => format!("; besides, {r}"),
+            _ => String::new(),
+        };
+        (Verdict::Fail, Some(format!("{f}{also}")))
     } else {
         (end.verdict, end.reason)
     };

@@ -221,15 +221,24 @@ fn a_command_that_ended_otherwise_is_a_fail_below_a_leak() {
         outcome(&p, &obs, ending(Verdict::Orphan), 0).verdict,
         Verdict::Orphan
     );
-    // Ended by SIGSEGV (256 + 11): a fail, over the cascade.
+    // Ended by SIGSEGV (256 + 11): a fail, over the cascade, whose reason
+    // says what the cascade left too.
     obs.nodes[leaf].exit = Some(256 + 11);
     let o = outcome(&p, &obs, ending(Verdict::Orphan), 0);
     assert_eq!(
         (o.verdict, o.reason.as_deref()),
         (
             Verdict::Fail,
-            Some("command node 0.0.0 (`prog -x`) was ended by SIGSEGV; expected exit status 0")
+            Some(
+                "command node 0.0.0 (`prog -x`) was ended by SIGSEGV; expected exit status 0; \
+                 besides, the course said orphan"
+            )
         )
+    );
+    let o = outcome(&p, &obs, ending(Verdict::Pass), 0);
+    assert_eq!(
+        o.reason.as_deref(),
+        Some("command node 0.0.0 (`prog -x`) was ended by SIGSEGV; expected exit status 0")
     );
     // Its status expected: a pass; a signal of the plan's: not its fault.
     p.nodes[leaf].expect_exit = 3;
