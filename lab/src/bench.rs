@@ -109,6 +109,7 @@ pub fn throughput(
         gdb: false,
         keep_hung: false,
         trace: false,
+        command: "lab run",
         max_diagnoses: crate::record::DEFAULT_MAX_DIAGNOSES,
     };
     let summary = run::run(&args);

@@ -106,6 +106,7 @@ impl ExecCmd {
             keep_hung: false,
             max_diagnoses: self.report.max_diagnoses,
             trace: self.trace,
+            command: "lab exec",
         })
     }
 

@@ -64,6 +64,7 @@ impl RunCmd {
             keep_hung: self.keep_hung,
             max_diagnoses: self.report.max_diagnoses,
             trace: false,
+            command: "lab run",
         })
     }
 

@@ -62,6 +62,9 @@ pub struct RunArgs {
     /// (`lab exec --trace`), not only of those that did not pass (within
     /// `max_diagnoses` either way).
     pub trace: bool,
+    /// The command that runs it, as the header and summary name it:
+    /// `lab run` or `lab exec`.
+    pub command: &'static str,
 }
 
 /// What every trial of one run shares.
@@ -120,7 +123,8 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
     }
     let names: Vec<&str> = args.strategies.iter().map(|s| s.name.as_str()).collect();
     crate::cli::out::write_err(format_args!(
-        "lab run {}  seed {}  strategies {}  {} each  -j {}  results {}\n",
+        "{} {}  seed {}  strategies {}  {} each  -j {}  results {}\n",
+        args.command,
         scenario.name,
         args.seed,
         names.join(", "),
@@ -147,6 +151,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
     let as_expected = crate::error::Exit::of_expectations(results.iter().map(|r| &r.expectation))
         == crate::error::Exit::Clean;
     let summary = RunSummary {
+        command: args.command,
         scenario: scenario.name.clone(),
         about: scenario
             .about

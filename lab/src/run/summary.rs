@@ -217,6 +217,9 @@ pub(super) fn render_survivor_sets(sets: &[SurvivorSet]) -> String {
 #[serde_with::serde_as]
 #[derive(Clone, Debug, Serialize)]
 pub struct RunSummary {
+    /// The command that ran it (`lab run`, `lab exec`), for the text.
+    #[serde(skip)]
+    pub command: &'static str,
     /// Scenario name.
     pub scenario: String,
     /// What the scenario is about (its `about`, whitespace folded).
@@ -279,8 +282,14 @@ impl RunSummary {
         let mode = cgroup::mode_label(self.cgroup, self.cgroup_note.as_deref());
         let _ = writeln!(
             s,
-            "lab run {}  seed {}  plan {}  kernel {}  mode {}, {}",
-            self.scenario, self.seed, self.plan_hash, self.kernel, mode, self.pid_namespace_note
+            "{} {}  seed {}  plan {}  kernel {}  mode {}, {}",
+            self.command,
+            self.scenario,
+            self.seed,
+            self.plan_hash,
+            self.kernel,
+            mode,
+            self.pid_namespace_note
         );
         if !self.about.is_empty() {
             s.push_str(&ab::about_lines(&self.about, 0));
