@@ -79,7 +79,7 @@ pub fn plainly(v: Verdict) -> &'static str {
         Verdict::Orphan => "a process outlived the teardown",
         Verdict::Hang => "a process blocked and the planned course missed its deadline",
         Verdict::Panic => "a guard of the canonical path stopped a deadlock and said why",
-        Verdict::Leak => "a reaped child's output pipe still had a writer",
+        Verdict::Leak => "an output pipe still had a writer after the process it belonged to ended",
         Verdict::Fail => "a program under test exited with another status than expected",
         Verdict::EarlyDeath => "a node died while its parent was alive, unsignalled by the plan",
         Verdict::InnocentKill => "a signal sent to a stale PID killed an innocent process",
@@ -143,17 +143,25 @@ pub fn sentences(
 }
 
 /// The detail of the most frequent of `reasons`: the part of its first
-/// line after the last `: ` (the nodes, say), or the whole first line when
-/// it has none; at most 160 characters (cut at a word, with `...`).
+/// line after the last `: ` outside backticks (the nodes, say; a command
+/// line quoted in the reason may hold `: ` of its own), or the whole first
+/// line when it has none; at most 160 characters (cut at a word, with
+/// `...`).
 fn top_detail(reasons: &BTreeMap<String, u64>) -> Option<String> {
     let (reason, _) = reasons
         .iter()
         .max_by_key(|&(r, n)| (*n, std::cmp::Reverse(r)))?;
     let first = reason.lines().next()?.trim();
-    let detail = first
-        .rsplit_once(": ")
-        .map_or(first, |(_, tail)| tail)
-        .trim();
+    let mut quoted = false;
+    let mut last = None;
+    for (i, c) in first.char_indices() {
+        match c {
+            '`' => quoted = !quoted,
+            ':' if !quoted && first[i..].starts_with(": ") => last = Some(i),
+            _ => {}
+        }
+    }
+    let detail = last.map_or(first, |i| &first[i + 2..]).trim();
     if detail.is_empty() {
         return None;
     }
@@ -219,6 +227,25 @@ mod tests {
                 (v.name().to_string(), Rate::wilson(n, trials))
             })
             .collect()
+    }
+
+    #[test]
+    fn the_detail_is_cut_after_the_last_colon_outside_backticks() {
+        let mut reasons = BTreeMap::new();
+        reasons.insert(
+            "command node root (`sh -c echo a: b`) exited with status 1; expected 0".to_string(),
+            1,
+        );
+        assert_eq!(
+            top_detail(&reasons).as_deref(),
+            Some("command node root (`sh -c echo a: b`) exited with status 1; expected 0")
+        );
+        let mut reasons = BTreeMap::new();
+        reasons.insert(
+            "alive after `x: y` exited: pid N (`sleep 30`)".to_string(),
+            1,
+        );
+        assert_eq!(top_detail(&reasons).as_deref(), Some("pid N (`sleep 30`)"));
     }
 
     #[test]
