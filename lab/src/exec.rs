@@ -112,7 +112,7 @@ impl ExecSpec {
         tree.insert("breadth".into(), Value::Integer(1));
         tree.insert("depth".into(), Value::Integer(0));
         let mut limits = Table::new();
-        limits.insert("deadline".into(), Value::String(ms(self.deadline)));
+        limits.insert("deadline".into(), Value::String(micros(self.deadline)));
         let mut doc = Table::new();
         doc.insert("version".into(), Value::Integer(1));
         doc.insert("name".into(), Value::String(self.name()));
@@ -135,12 +135,12 @@ impl ExecSpec {
             kill.insert("signal".into(), Value::String(first.name().into()));
             kill.insert(
                 "at".into(),
-                Value::String(format!("spawn+{}..{}", ms(lo), ms(hi))),
+                Value::String(format!("spawn+{}..{}", micros(lo), micros(hi))),
             );
             if !then.is_empty() {
                 let names: Vec<String> = then.iter().map(|s| s.name().to_string()).collect();
                 kill.insert("then".into(), strings(&names));
-                kill.insert("grace".into(), Value::String(ms(self.grace)));
+                kill.insert("grace".into(), Value::String(micros(self.grace)));
             }
             doc.insert("kill".into(), Value::Array(vec![Value::Table(kill)]));
         }
@@ -180,8 +180,8 @@ impl ExecSpec {
     }
 }
 
-/// A duration in whole microseconds as the scenario format reads it.
-fn ms(d: Duration) -> String {
+/// A duration in whole microseconds as the scenario format reads it (`1500us`).
+fn micros(d: Duration) -> String {
     format!("{}us", d.as_micros())
 }
 

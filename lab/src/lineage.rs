@@ -477,7 +477,14 @@ fn relative(at_ns: u64, t0_ns: u64) -> String {
 /// # References
 /// - [proc_pid_cmdline(5)](https://man7.org/linux/man-pages/man5/proc_pid_cmdline.5.html)
 pub fn scan_cmdline(pid: i32) -> Option<String> {
-    let file = fs::File::open(format!("/proc/{pid}/cmdline")).ok()?;
+    read_cmdline(fs::File::open(format!("/proc/{pid}/cmdline")).ok()?)
+}
+
+/// A `cmdline` file's arguments joined by spaces, reading at most
+/// [`CMDLINE_MAX`] bytes (`…` marks a cut); `None` when empty or
+/// unreadable. Shared by [`scan_cmdline`] and the reader of the lab's
+/// `/proc` in a supervisor (`pidns::host_cmdline`).
+pub fn read_cmdline(file: impl Read) -> Option<String> {
     let mut raw = Vec::with_capacity(CMDLINE_MAX);
     file.take(CMDLINE_MAX as u64 + 1)
         .read_to_end(&mut raw)

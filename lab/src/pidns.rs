@@ -66,28 +66,24 @@ pub fn host_self() -> u32 {
 }
 
 /// The command line of the process the lab knows as `host_pid`, read
-/// through the lab's `/proc` when [`translating`] (else this `/proc`),
-/// arguments joined by spaces, at most 256 bytes; `None` when it is gone
-/// or empty (a zombie).
+/// through the lab's `/proc` when [`translating`] (else this `/proc`), as
+/// [`crate::lineage::read_cmdline`] gives it (at most 256 bytes); `None`
+/// when it is gone or empty (a zombie).
 pub fn host_cmdline(host_pid: i32) -> Option<String> {
-    let raw = match HOST_PROC.get().filter(|_| translating()) {
-        Some(proc) => read_at(proc, &format!("{host_pid}/cmdline"))?,
-        None => std::fs::read_to_string(format!("/proc/{host_pid}/cmdline")).ok()?,
-    };
-    let mut text = raw
-        .split('\0')
-        .filter(|a| !a.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
-    if text.len() > 256 {
-        let mut cut = 256;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
+    let path = format!("{host_pid}/cmdline");
+    match HOST_PROC.get().filter(|_| translating()) {
+        Some(proc) => {
+            let fd = openat(
+                proc.as_fd(),
+                path.as_str(),
+                OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .ok()?;
+            crate::lineage::read_cmdline(File::from(fd))
         }
-        text.truncate(cut);
-        text.push('…');
+        None => crate::lineage::scan_cmdline(host_pid),
     }
-    (!text.is_empty()).then_some(text)
 }
 
 fn read_at(dir: &OwnedFd, path: &str) -> Option<String> {

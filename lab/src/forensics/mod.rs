@@ -298,7 +298,7 @@ pub fn capture(subject: Subject, pids: &[i32], nodes: &[(i32, String)], gdb: boo
     }
 }
 
-pub use proc::{cmdline, descendants, in_timed_wait, read_fds as fd_table, status_field};
+pub use proc::{descendants, in_timed_wait, read_fds as fd_table, status_field};
 
 /// Every fd of the processes `pids` that refers to `pipe:[inode]`, with the
 /// process and whether it is open for writing (`mode` `w` or `rw`).

@@ -67,7 +67,7 @@ pub(super) fn read_process(pid: i32, kernel_stacks: bool) -> Option<ProcessState
 /// The command line of process `pid` (`/proc/PID/cmdline`, its arguments
 /// joined by spaces); `None` when it is gone. Empty for a zombie or a
 /// kernel thread.
-pub fn cmdline(pid: i32) -> Option<String> {
+fn cmdline(pid: i32) -> Option<String> {
     fs::read(format!("/proc/{pid}/cmdline")).ok().map(|b| {
         b.split(|&c| c == 0)
             .filter(|a| !a.is_empty())

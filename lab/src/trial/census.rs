@@ -7,6 +7,11 @@
 use super::judge::{self, Alive, OrphanBy};
 use super::Course;
 use crate::forensics;
+use crate::lineage::{scan_cmdline, scan_process};
+use crate::record::ab::bounded;
+
+/// The most characters of a plan's command line in a reason.
+const COMMAND_MAX: usize = 200;
 use crate::node::LEAK_INODE_BITS;
 use crate::verdict::Rung;
 use crate::verdict::{Outcome, Verdict};
@@ -80,7 +85,7 @@ impl Course<'_> {
             outside: outside.iter().map(|&p| self.describe(p)).collect(),
             outside_commands: outside
                 .iter()
-                .map(|&p| bounded(&forensics::cmdline(p).unwrap_or_default()))
+                .map(|&p| scan_cmdline(p).unwrap_or_default())
                 .collect(),
         }
     }
@@ -96,28 +101,25 @@ impl Course<'_> {
                     "node {} (pid {}, `{}`)",
                     node.path,
                     crate::pidns::host_pid(pid),
-                    bounded(&cmd.join(" "))
+                    bounded(&cmd.join(" "), COMMAND_MAX)
                 ),
                 None => format!("node {} (pid {})", node.path, crate::pidns::host_pid(pid)),
             };
         }
-        let cmd = forensics::cmdline(pid).unwrap_or_default();
-        let mut text = format!("pid {} (`{}`)", crate::pidns::host_pid(pid), bounded(&cmd));
+        let cmd = scan_cmdline(pid).unwrap_or_default();
+        let mut text = format!("pid {} (`{cmd}`)", crate::pidns::host_pid(pid));
         if let Some(who) = self.lineage_of(pid) {
             text.push_str(&format!(", {who}"));
             return text;
         }
-        let ppid: i32 = std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|s| forensics::status_field(&s, "PPid:")?.parse().ok())
-            .unwrap_or(0);
+        let ppid = scan_process(pid).map_or(0, |s| s.ppid);
         if ppid > 0 && ppid != std::process::id() as i32 {
             let parent = match self.procs.iter().position(|p| p.pid == ppid) {
                 Some(i) => format!("node {}", self.plan().nodes[i].path),
                 None => format!(
                     "pid {} (`{}`)",
                     crate::pidns::host_pid(ppid),
-                    bounded(&forensics::cmdline(ppid).unwrap_or_default())
+                    scan_cmdline(ppid).unwrap_or_default()
                 ),
             };
             text.push_str(&format!(", child of {parent}"));
@@ -152,7 +154,7 @@ impl Course<'_> {
             let cmd = self.plan().nodes[0].command.as_ref().map(|c| c.join(" "));
             self.seen.leaks.push(format!(
                 "the {name} of `{}` (pipe:[{inode}]) was still held open after it exited: {}",
-                bounded(&cmd.unwrap_or_default()),
+                bounded(&cmd.unwrap_or_default(), COMMAND_MAX),
                 if holders.is_empty() {
                     "by a process that was gone when it was looked up".to_string()
                 } else {
@@ -396,14 +398,5 @@ impl Course<'_> {
             }
         );
         self.seen.leaks.push(leak);
-    }
-}
-
-/// A command line cut to 200 characters, for a reason.
-fn bounded(text: &str) -> String {
-    const MAX: usize = 200;
-    match text.char_indices().nth(MAX) {
-        Some((at, _)) => format!("{}...", &text[..at]),
-        None => text.to_string(),
     }
 }

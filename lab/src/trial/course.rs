@@ -306,6 +306,11 @@ impl Course<'_> {
             match self.kills[k] {
                 KillState::Pending => {
                     let t = &self.seen.nodes[target];
+                    // Timed from a birth, the target ended first: nothing
+                    // to kill, and the kill is done.
+                    let ended_first =
+                        matches!(pk.at, PlanAt::Birth { .. } | PlanAt::ChildBirth { .. })
+                            && t.dead_ns.is_some();
                     let due = match pk.at {
                         PlanAt::Ready => self.ready_at.is_some(),
                         PlanAt::Gate { child, phase } => {
@@ -321,19 +326,10 @@ impl Course<'_> {
                                 && self.plan().nodes[target]
                                     .parent
                                     .is_some_and(|p| self.seen.nodes[p as usize].dead_ns.is_some());
-                            // One timed from a birth whose target ended
-                            // first is done too (below), with no signal.
-                            let ended =
-                                matches!(pk.at, PlanAt::Birth { .. } | PlanAt::ChildBirth { .. })
-                                    && t.dead_ns.is_some();
-                            unborn || ended || self.kill_time(k).is_some_and(|at| now >= at)
+                            unborn || self.kill_time(k).is_some_and(|at| now >= at)
                         }
                     };
-                    let from_birth =
-                        matches!(pk.at, PlanAt::Birth { .. } | PlanAt::ChildBirth { .. });
-                    if due && from_birth && t.dead_ns.is_some() {
-                        // Timed from its birth, the target ended first:
-                        // nothing to kill.
+                    if ended_first {
                         self.kills[k] = KillState::Done;
                     } else if due {
                         self.signal(target, pk.signal);

@@ -26,7 +26,7 @@ use std::sync::{Mutex, OnceLock};
 
 use super::Course;
 use crate::forensics;
-use crate::lineage::{scan_cmdline, Lineage};
+use crate::lineage::{scan_process, Lineage};
 use crate::pidns::host_pid;
 use crate::trace::Trace;
 use lifeline::{monotonic_ns, ProcEvent, ProcEvents};
@@ -105,7 +105,10 @@ impl Course<'_> {
             live.push(host);
             // The command line only: a process between fork and exec, or
             // exiting, reads empty, and its name would look like an exec.
-            let command = scan_cmdline(pid).unwrap_or_default();
+            let Some(scanned) = scan_process(pid) else {
+                continue;
+            };
+            let command = scanned.cmdline.unwrap_or_default();
             match lineage.get(host) {
                 // The events know the tree: the scan only names.
                 Some(e) if from_events => {
@@ -120,12 +123,8 @@ impl Course<'_> {
                     }
                 }
                 _ => {
-                    let ppid: i32 = std::fs::read_to_string(format!("/proc/{pid}/status"))
-                        .ok()
-                        .and_then(|s| forensics::status_field(&s, "PPid:")?.parse().ok())
-                        .unwrap_or(0);
-                    let parent = host_pid(ppid);
-                    if ppid > 0 && lineage.keeps(parent) {
+                    let parent = host_pid(scanned.ppid);
+                    if scanned.ppid > 0 && lineage.keeps(parent) {
                         lineage.record_fork(parent, host, now);
                         if !command.is_empty() {
                             lineage.record_exec(host, command, now);
