@@ -45,6 +45,11 @@ static EXAMPLES: &[(&str, &[Example])] = &[
         ex("Kill a program at a seeded moment 5 to 200 ms after its start with TERM, then KILL 100 ms later if it lives", "lab exec --kill-after 5ms..200ms --signal TERM,KILL --grace 100ms -- sh -c 'sleep 30 & wait'"),
         ex("A test runner's view: stdout and stderr read to EOF, a process still holding them is a leak", "lab exec --capture --trials 20 -- sh -c 'sleep 30 & echo started'"),
     ]),
+    ("fuzz", &[
+        ex("Fuzz the canonical primitive: 100 generated scenarios, the regressions of fuzz-regressions/ replayed first", "lab fuzz --seed 1"),
+        ex("Find a legacy bug and shrink it to the smallest scenario that still fails, each step 3 trials", "lab fuzz --strategy legacy --cases 50 --seed 1 --repeat 3"),
+        ex("For CI: both strategies, a JUnit file with one test case per strategy", "lab fuzz --strategy canonical --strategy legacy --cases 200 --junit results/fuzz-junit.xml"),
+    ]),
     ("bench", &[
         ex("Trials per second of nested under canonical against the raw floor", "lab bench"),
         ex("More trials, on two supervisors", "lab bench --trials 2000 -j 2"),

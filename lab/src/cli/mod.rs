@@ -13,6 +13,7 @@ mod check;
 mod env;
 mod examples;
 mod exec;
+mod fuzz;
 mod janitor;
 mod list;
 mod merge;
@@ -68,6 +69,12 @@ enum Command {
     Exec(exec::ExecCmd),
     /// Trials per second of `nested` under canonical against the raw floor (the same
     /// 15-process tree by a bare fork/wait loop), measured in one run, and their ratio
+    /// Generate scenarios (proptest, swarm testing), run each as a trial under each strategy
+    /// against the property (no orphan, hang, leak, fail or error), shrink the first failing
+    /// case to the smallest that still fails and keep it as a regression; exit 1 when a case
+    /// failed
+    #[command(after_help = examples::help("fuzz"))]
+    Fuzz(fuzz::FuzzCmd),
     #[command(after_help = examples::help("bench"))]
     Bench(bench::BenchCmd),
     /// Join the CSVs of soak shards (or any result directories) into one
@@ -144,6 +151,7 @@ pub fn execute(cli: Cli) -> Result<Exit, LabError> {
         Command::Run(c) => c.execute(),
         Command::Soak(c) => c.execute(),
         Command::Exec(c) => c.execute(),
+        Command::Fuzz(c) => c.execute(),
         Command::Bench(c) => c.execute(),
         Command::Merge(c) => c.execute(),
         Command::Report(c) => c.execute(),

@@ -189,7 +189,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
 ///
 /// # Errors
 /// [`LabError::Io`] when `out` or the directory cannot be created.
-fn make_run_dir(out: &std::path::Path, ctx: &mut RunContext) -> Result<PathBuf, LabError> {
+pub fn make_run_dir(out: &std::path::Path, ctx: &mut RunContext) -> Result<PathBuf, LabError> {
     std::fs::create_dir_all(out)
         .map_err(|e| LabError::io(format!("cannot create {}", out.display()), e))?;
     let base = ctx.run_id.clone();

@@ -1,0 +1,459 @@
+//! `lab fuzz`: generated scenarios, run as real trials under each strategy
+//! against a property, a failure shrunk to the smallest scenario that
+//! still fails, written as a readable scenario file and kept as a
+//! regression that the next run replays first.
+//!
+//! - [`generate`]: the proptest strategy of cases (swarm testing), their
+//!   scenario text, parsed and planned by the lab's own parser;
+//! - [`judge`]: the property (which verdicts fail);
+//! - [`shrink`]: proptest's value tree driven by real trials;
+//! - [`summary`]: what it reports (text, JSON, JUnit/CTRF cases).
+//!
+//! Every trial (regression replays, exploration, shrink steps) runs on the
+//! one [`Session`] and is written by the one [`Recorder`]:
+//! `OUT/<run-id>/trials.csv`, each row with the command that replays it.
+
+pub mod generate;
+pub mod judge;
+pub mod shrink;
+pub mod summary;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::LabError;
+use crate::record::{Finished, Recorder, RunCommand};
+use crate::results::{RunContext, TrialSource};
+use crate::scenario::Scenario;
+use crate::session::Session;
+use crate::soak::progress::Bar;
+use crate::strategy::Strategy;
+use crate::trial::protocol::TrialRequest;
+use crate::verdict::{Outcome, Verdict};
+use generate::Checked;
+
+pub use summary::{Found, FuzzSummary, Regressions, Replayed, StrategyFuzz};
+
+/// The name of every generated scenario (the CSV's `scenario` column; the
+/// scenario hash tells cases apart).
+pub const SCENARIO_NAME: &str = "fuzz";
+
+/// The comment line of a written case that names its plan's seed, read
+/// back when it is replayed as a regression.
+pub const SEED_LINE: &str = "# plan seed = ";
+
+/// What `lab fuzz` is asked to do.
+#[derive(Clone, Debug)]
+pub struct FuzzArgs {
+    /// Strategies, in order.
+    pub strategies: Vec<Strategy>,
+    /// Cases generated and run per strategy.
+    pub cases: u64,
+    /// The seed of the cases (and of their plans).
+    pub seed: u64,
+    /// Trials of each shrink step and of each regression replay.
+    pub repeat: u64,
+    /// Shrink steps (candidates run) at most per failing case.
+    pub shrink_steps: u64,
+    /// Deadline override; `None`: each plan's own.
+    pub deadline: Option<Duration>,
+    /// Do not use a cgroup even where one is available.
+    pub no_cgroup: bool,
+    /// Parallel supervisors.
+    pub jobs: usize,
+    /// Directory under which `<run-id>/` is written.
+    pub out: PathBuf,
+    /// The regressions directory: every `*.toml` in it is replayed first,
+    /// and each minimal failing case is copied into it.
+    pub regressions: PathBuf,
+    /// The `lab` binary (supervisors are started from it).
+    pub exe: PathBuf,
+    /// Diagnoses written per strategy at most (`--max-diagnoses`).
+    pub max_diagnoses: u64,
+}
+
+/// A case written to a file, ready to run.
+#[derive(Clone, Debug)]
+pub struct Written {
+    /// Its file.
+    pub path: PathBuf,
+    /// Its text, parsed and planned.
+    pub checked: Checked,
+    /// The seed of its plan.
+    pub seed: u64,
+}
+
+impl Written {
+    /// Its number of nodes.
+    pub fn nodes(&self) -> u64 {
+        self.checked.plan.nodes.len() as u64
+    }
+}
+
+/// What every trial of one fuzz run shares: the session, the record, the
+/// progress bar.
+pub struct Lab<'a> {
+    args: &'a FuzzArgs,
+    session: &'a Session,
+    rec: &'a mut Recorder,
+    bar: &'a Bar,
+}
+
+impl Lab<'_> {
+    /// Run trials `0..k` of each of `cases` under `strategy` on the
+    /// session's supervisors, record each (diagnosis stems
+    /// `STRATEGY.TAG.TRIAL`, TAG from `tag(case)`), and return the
+    /// outcomes per case, trial by trial. After a Ctrl-C no trial starts:
+    /// a case may come back with fewer than `k` outcomes.
+    ///
+    /// # Errors
+    /// As [`Session::run_pool`].
+    pub fn trials(
+        &mut self,
+        strategy: &Strategy,
+        cases: &[&Written],
+        k: u64,
+        tag: &dyn Fn(usize) -> String,
+    ) -> Result<Vec<Vec<Outcome>>, LabError> {
+        let log_dir = std::path::absolute(self.rec.dir().join("log"))
+            .unwrap_or_else(|_| self.rec.dir().join("log"));
+        let deadline = self.args.deadline;
+        let cgroup_parent = self.session.cgroup_parent();
+        let total = cases.len() as u64 * k;
+        let request = |i: u64| {
+            (i < total).then(|| {
+                let w = cases[(i / k) as usize];
+                TrialRequest {
+                    plan: w.checked.plan.clone(),
+                    strategy: strategy.clone(),
+                    trial: i % k,
+                    deadline_us: deadline.map_or(w.checked.plan.deadline_us, |d| {
+                        u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+                    }),
+                    cgroup_parent: cgroup_parent.clone(),
+                    gdb: false,
+                    keep_hung: false,
+                    trace: false,
+                    log_dir: Some(log_dir.clone()),
+                }
+            })
+        };
+        let replays: Vec<String> = cases.iter().map(|w| self.replay(w, strategy)).collect();
+        let plan_hashes: Vec<String> = cases.iter().map(|w| w.checked.plan.hash()).collect();
+        let mut outcomes: Vec<Vec<(u64, Outcome)>> = vec![Vec::new(); cases.len()];
+        let (rec, bar) = (&mut *self.rec, self.bar);
+        self.session.run_pool(&request, &|_| {}, |i, o| {
+            let c = (i / k) as usize;
+            let w = cases[c];
+            rec.record(&Finished {
+                source: TrialSource {
+                    scenario: &w.checked.scenario.name,
+                    scenario_hash: &w.checked.scenario.source_hash,
+                    plan_hash: &plan_hashes[c],
+                    seed: w.seed,
+                    trial: i % k,
+                    sweep: None,
+                },
+                strategy,
+                outcome: &o,
+                stem: &format!("{}.{}.{}", strategy.name, tag(c), i % k),
+                replay: &replays[c],
+            });
+            let mut o = o;
+            o.diagnosis = None;
+            o.output = None;
+            o.trace = None;
+            outcomes[c].push((i % k, o));
+            bar.inc(|| crate::soak::progress::live_counts(rec.tally()));
+        })?;
+        self.rec.check()?;
+        Ok(outcomes
+            .into_iter()
+            .map(|mut v| {
+                v.sort_by_key(|(t, _)| *t);
+                v.into_iter().map(|(_, o)| o).collect()
+            })
+            .collect())
+    }
+
+    /// The command that replays `w` under `strategy`.
+    pub fn replay(&self, w: &Written, strategy: &Strategy) -> String {
+        let path = w.path.display().to_string();
+        RunCommand {
+            scenario: &path,
+            seed: w.seed,
+            overrides: &[],
+            deadline_ms: self
+                .args
+                .deadline
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            no_cgroup: self.args.no_cgroup,
+        }
+        .replay(strategy)
+    }
+}
+
+/// The first 8 hex digits of the SHA-256 of `text`.
+pub fn hash8(text: &str) -> String {
+    let h = Sha256::digest(text.as_bytes());
+    format!("{:02x}{:02x}{:02x}{:02x}", h[0], h[1], h[2], h[3])
+}
+
+/// Write `text` to `path` (and its directory).
+///
+/// # Errors
+/// [`LabError::Io`] naming the file.
+pub fn write_text(path: &Path, text: &str) -> Result<(), LabError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)
+        .and_then(|()| crate::results::replace_file(path, text.as_bytes()))
+        .map_err(|e| LabError::io(format!("cannot write {}", path.display()), e))
+}
+
+/// Draw case `index` of `seed`, render it with `header`, and write it to
+/// `dir/NAME` where NAME is `name(hash)`.
+///
+/// # Errors
+/// [`LabError::Io`] when it cannot be written.
+fn write_case(
+    case: &generate::Case,
+    seed: u64,
+    header: &str,
+    path_of: impl FnOnce(&str) -> PathBuf,
+) -> Result<Option<Written>, LabError> {
+    let Ok(checked) = case.check(SCENARIO_NAME, header, seed) else {
+        return Ok(None);
+    };
+    let path = path_of(&hash8(&case.render(SCENARIO_NAME, "")));
+    write_text(&path, &checked.text)?;
+    Ok(Some(Written {
+        path,
+        checked,
+        seed,
+    }))
+}
+
+/// The plan seed a written case names on its [`SEED_LINE`], if any.
+pub fn seed_of(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(SEED_LINE))
+        .and_then(|s| s.trim().parse().ok())
+}
+
+/// The regression files of `dir` (`*.toml`, sorted by name), each parsed
+/// and planned under the seed it names (else `seed`); none when `dir` does
+/// not exist.
+///
+/// # Errors
+/// [`LabError::Scenario`] for a file that does not parse (named with its
+/// position); [`LabError::Io`] when the directory cannot be read.
+pub fn load_regressions(dir: &Path, seed: u64) -> Result<Vec<Written>, LabError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(LabError::io(format!("cannot read {}", dir.display()), e)),
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let shown = path.display().to_string();
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| LabError::io(format!("cannot read {shown}"), e))?;
+            let scenario = Scenario::parse(&shown, &text)?;
+            let seed = seed_of(&text).unwrap_or(seed);
+            let plan = crate::plan::Plan::new(&scenario, seed);
+            Ok(Written {
+                path,
+                checked: Checked {
+                    text,
+                    scenario,
+                    plan,
+                },
+                seed,
+            })
+        })
+        .collect()
+}
+
+/// Run `lab fuzz`: the regressions first, then `cases` generated cases
+/// under each strategy, shrinking the first failing case of each.
+///
+/// # Errors
+/// [`LabError::Input`] for a bad regression file; [`LabError::Io`] when
+/// results cannot be written or supervisors cannot be started.
+pub fn run(args: &FuzzArgs) -> Result<FuzzSummary, LabError> {
+    let regressions = load_regressions(&args.regressions, args.seed)?;
+    let mut ctx = RunContext::new(SCENARIO_NAME, args.seed);
+    let run_dir = crate::run::make_run_dir(&args.out, &mut ctx)?;
+    let mut rec = Recorder::create(&run_dir, ctx)?;
+    rec.limit_diagnoses(args.max_diagnoses);
+    let session = Session::open(&args.exe, args.jobs, args.no_cgroup);
+    crate::session::stop_on_interrupt();
+    let names: Vec<&str> = args.strategies.iter().map(|s| s.name.as_str()).collect();
+    crate::cli::out::write_err(format_args!(
+        "lab fuzz  seed {}  strategies {}  {} each  repeat {}  -j {}  regressions {} ({})  results {}\n",
+        args.seed,
+        names.join(", "),
+        crate::record::ab::plural(args.cases, "case"),
+        args.repeat,
+        session.jobs(),
+        args.regressions.display(),
+        regressions.len(),
+        run_dir.display()
+    ));
+    let start = Instant::now();
+    let bar = Bar::new(crate::soak::Progress::Auto, None);
+    let mut lab = Lab {
+        args,
+        session: &session,
+        rec: &mut rec,
+        bar: &bar,
+    };
+    let done = explore_all(&mut lab, &regressions, &run_dir);
+    bar.finish();
+    let (replayed, results) = done?;
+    let summary = FuzzSummary {
+        seed: args.seed,
+        cases: args.cases,
+        repeat: args.repeat,
+        shrink_steps: args.shrink_steps,
+        run_id: rec.context().run_id.clone(),
+        csv: rec.csv_path().to_path_buf(),
+        cgroup: session.has_cgroup(),
+        pid_namespace: session.pid_namespace().label().into(),
+        regressions: Regressions::of(&args.regressions, replayed),
+        strategies: results,
+        wall_s: start.elapsed().as_secs_f64(),
+        interrupted: crate::session::interrupted(),
+    };
+    drop(session);
+    let json = crate::json::to_string_pretty(&summary).expect("a summary serializes");
+    write_text(&run_dir.join("summary.json"), &json)?;
+    Ok(summary)
+}
+
+/// The regressions, then each strategy's exploration and shrink.
+fn explore_all(
+    lab: &mut Lab<'_>,
+    regressions: &[Written],
+    run_dir: &Path,
+) -> Result<(Vec<Replayed>, Vec<StrategyFuzz>), LabError> {
+    let args = lab.args;
+    let mut replayed = Vec::new();
+    for strategy in &args.strategies {
+        let refs: Vec<&Written> = regressions.iter().collect();
+        let outcomes = lab.trials(strategy, &refs, args.repeat, &|i| format!("r{i}"))?;
+        for (w, os) in regressions.iter().zip(outcomes) {
+            if os.is_empty() {
+                continue;
+            }
+            let failing = os.iter().find(|o| judge::fails(o.verdict));
+            replayed.push(Replayed {
+                path: w.path.clone(),
+                strategy: strategy.name.clone(),
+                trials: os.len() as u64,
+                still_failing: failing.is_some(),
+                verdict: failing.map_or(Verdict::Pass, |o| o.verdict),
+                reason: failing.and_then(|o| o.reason.clone()),
+                replay: lab.replay(w, strategy),
+            });
+        }
+    }
+    let mut results = Vec::new();
+    if crate::session::interrupted() {
+        return Ok((replayed, results));
+    }
+    // The cases, drawn and written once for every strategy.
+    let cases_dir = run_dir.join("fuzz").join("cases");
+    let mut cases = Vec::new();
+    for i in 0..args.cases {
+        let tree = generate::case_tree(args.seed, i).map_err(LabError::Lab)?;
+        let case = tree.current();
+        if let Some(w) = write_case(&case, args.seed, &seed_header(args.seed), |h| {
+            cases_dir.join(format!("case-{i}-{h}.toml"))
+        })? {
+            cases.push((i, w));
+        }
+    }
+    for strategy in &args.strategies {
+        let refs: Vec<&Written> = cases.iter().map(|(_, w)| w).collect();
+        let outcomes = lab.trials(strategy, &refs, 1, &|c| format!("c{}", cases[c].0))?;
+        let mut ran = 0u64;
+        let mut verdicts = std::collections::BTreeMap::new();
+        let mut first: Option<(u64, &Written, Outcome)> = None;
+        for ((i, w), os) in cases.iter().zip(outcomes) {
+            let Some(o) = os.into_iter().next() else {
+                continue;
+            };
+            ran += 1;
+            *verdicts.entry(o.verdict.name().to_string()).or_insert(0) += 1;
+            if judge::fails(o.verdict) && first.as_ref().is_none_or(|(f, _, _)| i < f) {
+                first = Some((*i, w, o));
+            }
+        }
+        let failing = verdicts
+            .iter()
+            .filter(|(v, _)| {
+                Verdict::ALL
+                    .iter()
+                    .any(|x| x.name() == v.as_str() && judge::fails(*x))
+            })
+            .map(|(_, n)| *n)
+            .sum();
+        let found = match first {
+            Some((index, w, o)) if !crate::session::interrupted() => Some(shrink::shrink(
+                lab,
+                strategy,
+                shrink::Start {
+                    index,
+                    written: w,
+                    outcome: &o,
+                },
+                run_dir,
+            )?),
+            _ => None,
+        };
+        results.push(StrategyFuzz::new(strategy, ran, failing, verdicts, found));
+        if crate::session::interrupted() {
+            break;
+        }
+    }
+    Ok((replayed, results))
+}
+
+/// The header comment of a written case: the seed of its plan.
+pub fn seed_header(seed: u64) -> String {
+    format!("{SEED_LINE}{seed}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_written_case_names_its_seed() {
+        let text = format!("# x\n{}version = 1\n", seed_header(42));
+        assert_eq!(seed_of(&text), Some(42));
+        assert_eq!(seed_of("version = 1\n"), None);
+        assert_eq!(hash8("a").len(), 8);
+    }
+
+    #[test]
+    fn regressions_of_a_missing_directory_are_none_and_bad_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(load_regressions(&dir.path().join("none"), 1)
+            .unwrap()
+            .is_empty());
+        std::fs::write(dir.path().join("bad.toml"), "version = 2\n").unwrap();
+        let e = load_regressions(dir.path(), 1).unwrap_err();
+        assert_eq!(e.exit(), crate::error::Exit::Input, "{e}");
+    }
+}

@@ -1,0 +1,309 @@
+//! What `lab fuzz` reports: the [`FuzzSummary`] (its JSON is `--format
+//! json` and `RUN/summary.json`), its text, and its JUnit/CTRF test cases
+//! (one per strategy).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::junit::{Case, Failure};
+use crate::stats::Rate;
+use crate::strategy::Strategy;
+use crate::verdict::Verdict;
+
+/// A fuzz run.
+#[serde_with::serde_as]
+#[derive(Clone, Debug, Serialize)]
+pub struct FuzzSummary {
+    /// The seed of the cases and their plans (a string in JSON).
+    #[serde_as(as = "serde_with::DisplayFromStr")]
+    pub seed: u64,
+    /// Cases asked for, per strategy.
+    pub cases: u64,
+    /// Trials of each shrink step and regression replay (`--repeat`).
+    pub repeat: u64,
+    /// Shrink steps at most per failing case (`--shrink-steps`).
+    pub shrink_steps: u64,
+    /// The run id (names the results directory).
+    pub run_id: String,
+    /// The CSV of every trial.
+    pub csv: PathBuf,
+    /// Whether trials ran in cgroups of their own.
+    pub cgroup: bool,
+    /// The supervisors' PID namespace: `pid`, `pid+user` or `none`.
+    pub pid_namespace: String,
+    /// The regressions replayed first.
+    pub regressions: Regressions,
+    /// One entry per strategy, in the order asked.
+    pub strategies: Vec<StrategyFuzz>,
+    /// Wall time of the run (s).
+    pub wall_s: f64,
+    /// Whether a Ctrl-C cut the run short.
+    pub interrupted: bool,
+}
+
+/// The regressions replayed before the exploration.
+#[derive(Clone, Debug, Serialize)]
+pub struct Regressions {
+    /// The directory they were read from (and minimal cases are copied to).
+    pub dir: PathBuf,
+    /// Replays (file x strategy) run.
+    pub replayed: u64,
+    /// Replays that still failed.
+    pub still_failing: u64,
+    /// Each replay.
+    pub files: Vec<Replayed>,
+}
+
+impl Regressions {
+    /// The regressions of `dir`, from its `replays`.
+    pub fn of(dir: &Path, replays: Vec<Replayed>) -> Regressions {
+        Regressions {
+            dir: dir.to_path_buf(),
+            replayed: replays.len() as u64,
+            still_failing: replays.iter().filter(|r| r.still_failing).count() as u64,
+            files: replays,
+        }
+    }
+}
+
+/// One regression file replayed under one strategy.
+#[derive(Clone, Debug, Serialize)]
+pub struct Replayed {
+    /// The file.
+    pub path: PathBuf,
+    /// The strategy.
+    pub strategy: String,
+    /// Trials run.
+    pub trials: u64,
+    /// Whether a trial failed the property.
+    pub still_failing: bool,
+    /// The first failing verdict, else `pass` (or `panic` counted as pass).
+    pub verdict: Verdict,
+    /// Its reason.
+    pub reason: Option<String>,
+    /// The command that replays it.
+    pub replay: String,
+}
+
+/// The exploration under one strategy.
+#[derive(Clone, Debug, Serialize)]
+pub struct StrategyFuzz {
+    /// The strategy.
+    pub strategy: String,
+    /// Cases run (one trial each).
+    pub cases_run: u64,
+    /// Cases whose trial failed the property.
+    pub failing_cases: u64,
+    /// `failing_cases / cases_run` with its 95% Wilson interval.
+    pub failing: Rate,
+    /// The cases' verdicts, counted (keys snake_case).
+    #[serde(serialize_with = "crate::json::verdict_keys")]
+    pub verdicts: BTreeMap<String, u64>,
+    /// The first failing case, shrunk; `None` when no case failed.
+    pub found: Option<Found>,
+}
+
+impl StrategyFuzz {
+    /// The summary of `strategy`'s exploration.
+    pub fn new(
+        strategy: &Strategy,
+        cases_run: u64,
+        failing_cases: u64,
+        verdicts: BTreeMap<String, u64>,
+        found: Option<Found>,
+    ) -> StrategyFuzz {
+        StrategyFuzz {
+            strategy: strategy.name.clone(),
+            cases_run,
+            failing_cases,
+            failing: Rate::wilson(failing_cases, cases_run),
+            verdicts,
+            found,
+        }
+    }
+}
+
+/// The first failing case of a strategy and the smallest case its shrink
+/// reached.
+#[derive(Clone, Debug, Serialize)]
+pub struct Found {
+    /// Its index among the run's cases.
+    pub case: u64,
+    /// The verdict of the first failing trial of the minimal case.
+    pub verdict: Verdict,
+    /// Its reason.
+    pub reason: String,
+    /// The verdict of the case as first found.
+    pub first_verdict: Verdict,
+    /// The case as first found (`RUN/fuzz/first-STRATEGY-HASH.toml`).
+    pub first: PathBuf,
+    /// The minimal case (`RUN/fuzz/minimal-STRATEGY-HASH.toml`).
+    pub minimal: PathBuf,
+    /// Its copy in the regressions directory.
+    pub regression: PathBuf,
+    /// Nodes of the case as first found.
+    pub nodes_before: u64,
+    /// Nodes of the minimal case.
+    pub nodes_after: u64,
+    /// Shrink steps taken (candidates run).
+    pub shrink_steps: u64,
+    /// Steps whose candidate failed and was kept.
+    pub accepted_steps: u64,
+    /// Trials per step (`--repeat`).
+    pub trials_per_step: u64,
+    /// The command that replays the minimal case.
+    pub replay: String,
+}
+
+impl FuzzSummary {
+    /// Whether some case failed: a strategy's, or a regression that still
+    /// fails.
+    pub fn found_failing(&self) -> bool {
+        self.regressions.still_failing > 0 || self.strategies.iter().any(|s| s.failing_cases > 0)
+    }
+
+    /// The exit status: 130 after a Ctrl-C, 1 when a case failed, else 0.
+    pub fn exit(&self) -> crate::error::Exit {
+        if self.interrupted {
+            crate::error::Exit::Interrupted
+        } else {
+            crate::error::Exit::clean_if(!self.found_failing())
+        }
+    }
+
+    /// The text summary.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let r = &self.regressions;
+        let _ = writeln!(
+            s,
+            "regressions replayed: {}, still failing: {}  ({})",
+            r.replayed,
+            r.still_failing,
+            r.dir.display()
+        );
+        for f in r.files.iter().filter(|f| f.still_failing) {
+            let _ = writeln!(
+                s,
+                "  {} under {}: {}\n    replay: {}",
+                f.path.display(),
+                f.strategy,
+                f.verdict,
+                f.replay
+            );
+        }
+        for st in &self.strategies {
+            let _ = writeln!(
+                s,
+                "\n{}: {} run, failing {}",
+                st.strategy,
+                crate::record::ab::plural(st.cases_run, "case"),
+                st.failing.render()
+            );
+            let counts: Vec<String> = st
+                .verdicts
+                .iter()
+                .map(|(v, n)| format!("{v} {n}"))
+                .collect();
+            let _ = writeln!(s, "  verdicts: {}", counts.join(", "));
+            if let Some(f) = &st.found {
+                let _ = writeln!(
+                    s,
+                    "  first failing: case {} ({} nodes): {}\n  \
+                     shrunk: {} -> {} nodes in {} steps ({} kept, {} trials each)\n  \
+                     minimal: {}: {}\n  \
+                     minimal file: {}\n  \
+                     first file:   {}\n  \
+                     regression:   {}\n  \
+                     replay: {}",
+                    f.case,
+                    f.nodes_before,
+                    f.first_verdict,
+                    f.nodes_before,
+                    f.nodes_after,
+                    f.shrink_steps,
+                    f.accepted_steps,
+                    f.trials_per_step,
+                    f.verdict,
+                    crate::record::ab::bounded(&f.reason, 300),
+                    f.minimal.display(),
+                    f.first.display(),
+                    f.regression.display(),
+                    f.replay
+                );
+            }
+        }
+        let _ = writeln!(
+            s,
+            "\nresults: {}  ({:.1} s{})",
+            self.csv.display(),
+            self.wall_s,
+            if self.interrupted {
+                ", interrupted: partial"
+            } else {
+                ""
+            }
+        );
+        s
+    }
+
+    /// The JUnit/CTRF test cases: one per strategy, failing when one of its
+    /// cases, or of its regression replays, failed.
+    pub fn cases(&self) -> Vec<Case> {
+        self.strategies
+            .iter()
+            .map(|st| {
+                let stale: Vec<&Replayed> = self
+                    .regressions
+                    .files
+                    .iter()
+                    .filter(|r| r.strategy == st.strategy && r.still_failing)
+                    .collect();
+                let counts =
+                    crate::junit::verdict_counts(st.verdicts.iter().map(|(v, n)| (v.as_str(), *n)));
+                let failure = (st.failing_cases > 0 || !stale.is_empty()).then(|| {
+                    let mut lines = vec![format!(
+                        "failing cases: {} ({counts}); regressions still failing: {}",
+                        st.failing.render(),
+                        stale.len()
+                    )];
+                    if let Some(f) = &st.found {
+                        lines.push(format!(
+                            "minimal case ({} -> {} nodes, {}): {}",
+                            f.nodes_before,
+                            f.nodes_after,
+                            f.verdict,
+                            f.minimal.display()
+                        ));
+                        lines.push(format!("replay: {}", f.replay));
+                    }
+                    for r in &stale {
+                        lines.push(format!(
+                            "regression {} ({}): {}",
+                            r.path.display(),
+                            r.verdict,
+                            r.replay
+                        ));
+                    }
+                    Failure {
+                        message: lines.join("; "),
+                        description: lines.join("\n") + "\n",
+                        kind: "failing cases",
+                    }
+                });
+                Case {
+                    suite: "lab fuzz".into(),
+                    name: st.strategy.clone(),
+                    classname: "fuzz".into(),
+                    time: Duration::ZERO,
+                    counts,
+                    failure,
+                }
+            })
+            .collect()
+    }
+}
