@@ -525,5 +525,7 @@ mod shell;
 
 #[path = "lab/exec.rs"]
 mod exec;
+#[path = "lab/fuzz.rs"]
+mod fuzz;
 #[path = "lab/interrupt.rs"]
 mod interrupt;

@@ -254,6 +254,7 @@ impl FuzzSummary {
     /// The JUnit/CTRF test cases: one per strategy, failing when one of its
     /// cases, or of its regression replays, failed.
     pub fn cases(&self) -> Vec<Case> {
+        let per_strategy = self.wall_s / self.strategies.len().max(1) as f64;
         self.strategies
             .iter()
             .map(|st| {
@@ -299,7 +300,7 @@ impl FuzzSummary {
                     suite: "lab fuzz".into(),
                     name: st.strategy.clone(),
                     classname: "fuzz".into(),
-                    time: Duration::ZERO,
+                    time: Duration::from_secs_f64(per_strategy.max(0.0)),
                     counts,
                     failure,
                 }

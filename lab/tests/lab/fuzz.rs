@@ -1,0 +1,209 @@
+//! `lab fuzz`: generated scenarios run as real trials. Under `legacy` seed
+//! 1 finds a failing case (a daemon that escapes the group kill: casebook
+//! 6) and shrinks it to a small tree whose file replays with `lab run` to
+//! the same verdict; under `canonical` the same cases all hold the
+//! property; the JUnit file carries the failing strategy; and the next run
+//! replays the kept regression first.
+
+use super::*;
+
+/// `lab fuzz --format json --seed 1 --cases CASES --out DIR --regressions
+/// REG` with `extra`; the JSON summary and the exit status.
+fn fuzz(cases: &str, dir: &Path, regressions: &Path, extra: &[&str]) -> (Value, i32) {
+    let mut args = vec![
+        "fuzz",
+        "--format",
+        "json",
+        "--seed",
+        "1",
+        "--cases",
+        cases,
+        "--out",
+        dir.to_str().unwrap(),
+        "--regressions",
+        regressions.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = lab(&args, &[]);
+    (json(&out), out.status.code().unwrap_or(-1))
+}
+
+#[test]
+fn legacy_fails_shrinks_replays_and_is_kept_as_a_regression() {
+    let dir = out_dir("fuzz-legacy");
+    let regressions = dir.join("regressions");
+    let junit = dir.join("fuzz-junit.xml");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (v, code) = fuzz(
+        "12",
+        &dir,
+        &regressions,
+        &[
+            "--strategy",
+            "legacy",
+            "--repeat",
+            "2",
+            "--shrink-steps",
+            "40",
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 1, "a failing case exits 1: {v}");
+    assert_eq!(v["seed"], "1", "seeds travel as strings");
+    assert_eq!(v["regressions"]["replayed"], 0);
+    let s = &v["strategies"][0];
+    assert_eq!(
+        (s["strategy"].as_str(), s["cases_run"].as_u64()),
+        (Some("legacy"), Some(12))
+    );
+    assert!(s["failing_cases"].as_u64().unwrap() >= 1, "{s}");
+    let found = &s["found"];
+    let (before, after) = (
+        found["nodes_before"].as_u64().unwrap(),
+        found["nodes_after"].as_u64().unwrap(),
+    );
+    assert!(
+        after <= 3 && after <= before,
+        "shrunk from {before} to {after}: {found}"
+    );
+    assert!(found["shrink_steps"].as_u64().unwrap() >= 1, "{found}");
+    let minimal = found["minimal"].as_str().unwrap();
+    assert!(minimal.contains("/fuzz/minimal-legacy-"), "{minimal}");
+    let text = std::fs::read_to_string(minimal).unwrap();
+    assert!(
+        text.contains("# Replay it: lab run THIS_FILE --seed 1 --strategy legacy"),
+        "{text}"
+    );
+    let replay = found["replay"].as_str().unwrap();
+    assert_eq!(
+        replay,
+        format!("lab run {minimal} --seed 1 --strategy legacy --trials 1")
+    );
+    // The minimal case is kept as a regression.
+    let kept = found["regression"].as_str().unwrap();
+    assert_eq!(std::fs::read_to_string(kept).unwrap(), text);
+    // The JUnit file: one failing test case, legacy, naming the minimal
+    // file and its replay command.
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let case = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testcase"))
+        .unwrap();
+    assert_eq!(case.attribute("name"), Some("legacy"));
+    let failure = case.children().find(|n| n.has_tag_name("failure")).unwrap();
+    let message = failure.attribute("message").unwrap();
+    assert!(
+        message.contains(minimal) && message.contains(replay),
+        "{message}"
+    );
+
+    // The minimal file replays with `lab run` to a failing verdict.
+    let verdict = found["verdict"].as_str().unwrap();
+    let (out, run_dir) = lab_run(minimal, 2, &["legacy"], &[]);
+    let r = json(&out);
+    let legacy = strategy(&r, "legacy");
+    assert_eq!(legacy[verdict].as_u64(), Some(2), "{legacy}");
+    assert_eq!(out.status.code(), Some(1));
+    let _ = std::fs::remove_dir_all(run_dir);
+
+    // The next run replays the regression first, and it still fails.
+    let (v, code) = fuzz(
+        "1",
+        &dir,
+        &regressions,
+        &[
+            "--strategy",
+            "legacy",
+            "--shrink-steps",
+            "0",
+            "--repeat",
+            "1",
+        ],
+    );
+    assert_eq!(code, 1, "{v}");
+    let r = &v["regressions"];
+    assert_eq!(
+        (r["replayed"].as_u64(), r["still_failing"].as_u64()),
+        (Some(1), Some(1)),
+        "{r}"
+    );
+    assert_eq!(r["files"][0]["path"].as_str(), Some(kept));
+    let csv = std::fs::read_to_string(v["csv"].as_str().unwrap()).unwrap();
+    let first_row = csv.lines().nth(1).unwrap();
+    assert!(
+        first_row.ends_with(&format!(
+            "lab run {kept} --seed 1 --strategy legacy --trials 1"
+        )),
+        "{first_row}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn canonical_holds_the_property_over_the_same_cases() {
+    let dir = out_dir("fuzz-canonical");
+    let regressions = dir.join("regressions");
+    let (v, code) = fuzz("12", &dir, &regressions, &[]);
+    let s = &v["strategies"][0];
+    assert_eq!(s["strategy"], "canonical");
+    assert_eq!(
+        (s["cases_run"].as_u64(), s["failing_cases"].as_u64()),
+        (Some(12), Some(0)),
+        "{s}"
+    );
+    assert!(s["found"].is_null());
+    assert!(
+        s["failing"]["high"].as_f64().unwrap() > 0.2,
+        "a 95% upper bound: {s}"
+    );
+    assert_eq!(code, 0);
+    // Nothing failed, so nothing is kept.
+    assert!(!regressions.exists());
+    let rows = std::fs::read_to_string(v["csv"].as_str().unwrap()).unwrap();
+    assert_eq!(rows.lines().count(), 13, "one row per case");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn bad_input_exits_2_before_anything_runs() {
+    let dir = out_dir("fuzz-bad");
+    let out = lab(
+        &["fuzz", "--strategy", "nope", "--out", dir.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let out = lab(
+        &["fuzz", "--cases", "0", "--out", dir.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let regressions = dir.join("regressions");
+    std::fs::create_dir_all(&regressions).unwrap();
+    std::fs::write(regressions.join("bad.toml"), "version = 1\nname = \"x\"\n").unwrap();
+    let out = lab(
+        &[
+            "fuzz",
+            "--out",
+            dir.to_str().unwrap(),
+            "--regressions",
+            regressions.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml"), "{err}");
+    let made: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        made,
+        vec![std::ffi::OsString::from("regressions")],
+        "no run directory"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
