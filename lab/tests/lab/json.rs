@@ -245,6 +245,23 @@ fn every_command_prints_snake_case_json_with_its_schema() {
         &[0, 1],
     );
 
+    covered.insert("fuzz");
+    let v = lab_json(
+        &[
+            "fuzz",
+            "--cases",
+            "3",
+            "--out",
+            &d("fuzz"),
+            "--regressions",
+            &d("fuzz-regressions"),
+        ],
+        &[0, 1],
+    );
+    assert_eq!(v["seed"], "1", "{v}");
+    let fuzz_dir = Path::new(v["csv"].as_str().unwrap()).parent().unwrap();
+    assert_file_style(&fuzz_dir.join("summary.json"));
+
     // Every command but `help`; `plot`, whose `--format` names the charts'
     // file format (it prints the paths it wrote, one a line); and
     // `completions` and `man`, which print a shell script and a roff page
