@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use super::{lab_exe, parse_strategies, print_report, Format, TrialOptions};
+use super::run::RunReports;
+use super::{lab_exe, parse_strategies, print_report, write_reports, TrialOptions};
 use crate::error::{Exit, LabError};
 use crate::fuzz::FuzzArgs;
 
@@ -31,27 +32,12 @@ pub(super) struct FuzzCmd {
     shrink_steps: u64,
     #[command(flatten)]
     trial: TrialOptions,
-    /// Where to write <run-id>/ (trials.csv, summary.json, fuzz/ with the cases)
-    #[arg(long, default_value = "results")]
-    out: PathBuf,
     /// The regressions directory: every .toml in it is replayed first under each strategy,
     /// and each minimal failing case is copied into it (commit it, as proptest-regressions)
     #[arg(long, value_name = "DIR", default_value = "fuzz-regressions")]
     regressions: PathBuf,
-    /// Output format of the summary
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
-    /// Also write the results as JUnit XML to FILE: one test case per strategy, failing
-    /// with its counts, the minimal case's file and its replay command
-    #[arg(long, value_name = "FILE")]
-    junit: Option<PathBuf>,
-    /// Also write the results as CTRF JSON (ctrf.io) to FILE: one test per strategy
-    #[arg(long, value_name = "FILE")]
-    ctrf: Option<PathBuf>,
-    /// Write the diagnosis files of at most N failing trials per strategy (the CSV keeps
-    /// every trial)
-    #[arg(long, value_name = "N", default_value_t = crate::record::DEFAULT_MAX_DIAGNOSES)]
-    max_diagnoses: u64,
+    #[command(flatten)]
+    report: RunReports,
 }
 
 /// `--shrink-steps`: 0..=100000.
@@ -78,27 +64,21 @@ impl FuzzCmd {
             deadline: self.trial.deadline,
             no_cgroup: self.trial.no_cgroup,
             jobs: self.trial.jobs(Some(self.cases.max(self.repeat))),
-            out: self.out.clone(),
+            out: self.report.out.clone(),
             regressions: self.regressions.clone(),
             exe: lab_exe()?,
-            max_diagnoses: self.max_diagnoses,
+            max_diagnoses: self.report.max_diagnoses,
+            gdb: self.report.gdb,
         })
     }
 
     pub(super) fn execute(self) -> Result<Exit, LabError> {
-        crate::junit::check_target(self.junit.as_deref())?;
-        crate::junit::check_report_target("--ctrf", self.ctrf.as_deref())?;
+        self.report.check()?;
         let start = std::time::SystemTime::now();
         let summary = crate::fuzz::run(&self.options()?)?;
-        print_report(self.format, &summary, || summary.render());
-        let cases = summary.cases();
-        crate::junit::write(self.junit.as_deref(), "lab fuzz", &cases)?;
-        crate::ctrf::write(
-            self.ctrf.as_deref(),
-            &cases,
-            start,
-            std::time::SystemTime::now(),
-        )?;
+        print_report(self.report.format, &summary, || summary.render());
+        let (junit, ctrf) = (self.report.junit.as_deref(), self.report.ctrf.as_deref());
+        write_reports(junit, ctrf, "lab fuzz", &summary.cases(), start)?;
         Ok(summary.exit())
     }
 }

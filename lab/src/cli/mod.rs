@@ -203,6 +203,22 @@ fn print_report<T: serde::Serialize + ?Sized>(
     }
 }
 
+/// Write the JUnit and CTRF files (`--junit`, `--ctrf`) of `cases`, the
+/// report `name` of a command that started at `start`, where asked.
+///
+/// # Errors
+/// [`LabError::Io`] when a report file cannot be written.
+fn write_reports(
+    junit: Option<&std::path::Path>,
+    ctrf: Option<&std::path::Path>,
+    name: &str,
+    cases: &[crate::junit::Case],
+    start: std::time::SystemTime,
+) -> Result<(), LabError> {
+    crate::junit::write(junit, name, cases)?;
+    crate::ctrf::write(ctrf, cases, start, std::time::SystemTime::now())
+}
+
 /// How every trial runs: `lab run`, `lab soak`, `lab suite` and `lab bisect`
 /// take these the same way.
 #[derive(clap::Args)]

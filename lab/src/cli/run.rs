@@ -130,12 +130,7 @@ impl RunReports {
     ) -> Result<(), LabError> {
         print_report(self.format, summary, || text);
         let cases = crate::junit::of_run(summary);
-        crate::junit::write(self.junit.as_deref(), name, &cases)?;
-        crate::ctrf::write(
-            self.ctrf.as_deref(),
-            &cases,
-            start,
-            std::time::SystemTime::now(),
-        )
+        let (junit, ctrf) = (self.junit.as_deref(), self.ctrf.as_deref());
+        super::write_reports(junit, ctrf, name, &cases, start)
     }
 }

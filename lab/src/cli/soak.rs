@@ -154,8 +154,7 @@ impl SoakCmd {
         let summary = crate::soak::run(&self.options()?)?;
         print_report(format, &summary, || summary.render());
         let cases = crate::junit::of_soak(&summary);
-        crate::junit::write(junit.as_deref(), "lab soak", &cases)?;
-        crate::ctrf::write(ctrf.as_deref(), &cases, start, std::time::SystemTime::now())?;
+        super::write_reports(junit.as_deref(), ctrf.as_deref(), "lab soak", &cases, start)?;
         Ok(summary.exit())
     }
 }

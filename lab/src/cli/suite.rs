@@ -98,13 +98,8 @@ impl SuiteCmd {
         let report = crate::suite::run::run(&setup, &strategies)?;
         print_report(self.common.format, &report, || report.render());
         let cases = crate::junit::of_suite(&report);
-        crate::junit::write(self.junit.as_deref(), "lab suite", &cases)?;
-        crate::ctrf::write(
-            self.ctrf.as_deref(),
-            &cases,
-            start,
-            std::time::SystemTime::now(),
-        )?;
+        let (junit, ctrf) = (self.junit.as_deref(), self.ctrf.as_deref());
+        super::write_reports(junit, ctrf, "lab suite", &cases, start)?;
         Ok(Exit::clean_if(report.order_dependent.is_empty()))
     }
 }

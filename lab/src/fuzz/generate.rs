@@ -446,94 +446,109 @@ fn render_kill(s: &mut String, k: &KillCase, shape: &[u32], case: &Case) {
 fn render_rule(s: &mut String, r: &Rule, shape: &[u32], case: &Case) {
     let sel = selector(&r.selector, shape, false);
     let k = &r.knobs;
-    let mut body = String::new();
-    let mut set = |key: &str, value: String| {
-        let _ = writeln!(body, "{key} = {value}");
+    let text = |v: Option<bool>| v.map(|b| b.to_string());
+    let number = |v: Option<u8>| v.map(|n| n.to_string());
+    let word = |v: Option<u8>, words: &[&str]| {
+        v.map(|i| format!("\"{}\"", words[usize::from(i) % words.len()]))
     };
     // Lingering nodes stay closed upwards (a lingering node's parent
     // lingers too): a parent that waits for a child that waits for the
     // parent's death is a hang under every strategy.
     let upwards = matches!(r.selector, Sel::All | Sel::Root | Sel::Interior);
-    if case.on(Feature::Linger) && upwards && k.linger == Some(true) {
-        set("linger", "true".into());
-    }
-    if case.on(Feature::Exit) {
-        if let Some(v) = k.exit_code {
-            set("exit_code", v.to_string());
-        }
-        if let Some(v) = k.exit_delay_ms {
-            set("exit_delay", format!("\"{v}ms\""));
-        }
-    }
-    if case.on(Feature::Exec) {
-        if let Some(v) = k.exec {
-            set("exec", v.to_string());
-        }
-    }
-    if case.on(Feature::Threads) {
-        if let Some(v) = k.threads {
-            set("threads", v.to_string());
-        }
-        if let Some(v) = k.hazard {
-            let h = ["none", "mutex", "attendant"][usize::from(v) % 3];
-            set("hazard", format!("\"{h}\""));
-        }
-        if let Some(v) = k.hold_permille {
-            set("hold", format!("{}.{:03}", v / 1000, v % 1000));
-        }
-        if let Some(v) = k.spawn_from_thread {
-            set("spawn_from_thread", v.to_string());
-        }
-        if let Some(v) = k.attendant {
-            let a = ["none", "init", "start", "use"][usize::from(v) % 4];
-            set("attendant", format!("\"{a}\""));
-        }
-    }
     // A helper or daemon holds its node's stdout: with capture or output,
     // a leak or a hang under every strategy.
-    if case.on(Feature::Capture) && !case.has_outside() {
-        if let Some(v) = k.capture {
-            set("capture", v.to_string());
-        }
-        if let Some(v) = k.read_after_exit {
-            let r = if v { "after-exit" } else { "to-eof" };
-            set("read", format!("\"{r}\""));
-        }
-        if let Some(v) = k.output_kib {
-            set("output", format!("\"{v}KiB\""));
-        }
-    }
-    if case.on(Feature::DupStdout) {
-        if let Some(v) = k.dup_stdout {
-            set("dup_stdout", v.to_string());
-        }
-    }
-    if case.on(Feature::Outside) {
-        if let Some(v) = k.helper {
-            set("helper", v.to_string());
-        }
-        if let Some(v) = k.daemon {
-            set("daemon", v.to_string());
-        }
-    }
-    if case.on(Feature::Ignore) {
-        if let Some(v) = &k.ignore {
-            let names: Vec<String> = v
-                .iter()
-                .map(|i| format!("\"{}\"", IGNORABLE[usize::from(*i) % IGNORABLE.len()]))
-                .collect();
-            set("ignore", format!("[{}]", names.join(", ")));
-        }
-    }
+    let captures = !case.has_outside();
+    let ignore = k.ignore.as_ref().map(|v| {
+        let names: Vec<String> = v
+            .iter()
+            .map(|i| format!("\"{}\"", IGNORABLE[usize::from(*i) % IGNORABLE.len()]))
+            .collect();
+        format!("[{}]", names.join(", "))
+    });
     // A command runs on leaves only.
-    if case.on(Feature::Command) && sel == "leaves" {
-        if let Some(v) = k.command {
-            let (argv, status) = COMMANDS[usize::from(v) % COMMANDS.len()];
-            let argv: Vec<String> = argv.iter().map(|a| format!("\"{a}\"")).collect();
-            set("command", format!("[{}]", argv.join(", ")));
-            if status != 0 {
-                set("expect_exit", status.to_string());
-            }
+    let command = k
+        .command
+        .filter(|_| sel == "leaves")
+        .map(|i| COMMANDS[usize::from(i) % COMMANDS.len()]);
+    let keys: [(Feature, &str, Option<String>); 18] = [
+        (
+            Feature::Linger,
+            "linger",
+            text(k.linger.filter(|l| *l && upwards)),
+        ),
+        (Feature::Exit, "exit_code", number(k.exit_code)),
+        (
+            Feature::Exit,
+            "exit_delay",
+            k.exit_delay_ms.map(|v| format!("\"{v}ms\"")),
+        ),
+        (Feature::Exec, "exec", text(k.exec)),
+        (Feature::Threads, "threads", number(k.threads)),
+        (
+            Feature::Threads,
+            "hazard",
+            word(k.hazard, &["none", "mutex", "attendant"]),
+        ),
+        (
+            Feature::Threads,
+            "hold",
+            k.hold_permille
+                .map(|v| format!("{}.{:03}", v / 1000, v % 1000)),
+        ),
+        (
+            Feature::Threads,
+            "spawn_from_thread",
+            text(k.spawn_from_thread),
+        ),
+        (
+            Feature::Threads,
+            "attendant",
+            word(k.attendant, &["none", "init", "start", "use"]),
+        ),
+        (
+            Feature::Capture,
+            "capture",
+            text(k.capture.filter(|_| captures)),
+        ),
+        (
+            Feature::Capture,
+            "read",
+            word(
+                k.read_after_exit.filter(|_| captures).map(u8::from),
+                &["to-eof", "after-exit"],
+            ),
+        ),
+        (
+            Feature::Capture,
+            "output",
+            k.output_kib
+                .filter(|_| captures)
+                .map(|v| format!("\"{v}KiB\"")),
+        ),
+        (Feature::DupStdout, "dup_stdout", number(k.dup_stdout)),
+        (Feature::Outside, "helper", text(k.helper)),
+        (Feature::Outside, "daemon", text(k.daemon)),
+        (Feature::Ignore, "ignore", ignore),
+        (
+            Feature::Command,
+            "command",
+            command.map(|(argv, _)| {
+                let argv: Vec<String> = argv.iter().map(|a| format!("\"{a}\"")).collect();
+                format!("[{}]", argv.join(", "))
+            }),
+        ),
+        (
+            Feature::Command,
+            "expect_exit",
+            command
+                .filter(|(_, st)| *st != 0)
+                .map(|(_, st)| st.to_string()),
+        ),
+    ];
+    let mut body = String::new();
+    for (feature, key, value) in keys {
+        if let (true, Some(v)) = (case.on(feature), value) {
+            let _ = writeln!(body, "{key} = {v}");
         }
     }
     if !body.is_empty() {

@@ -72,6 +72,8 @@ pub struct FuzzArgs {
     pub exe: PathBuf,
     /// Diagnoses written per strategy at most (`--max-diagnoses`).
     pub max_diagnoses: u64,
+    /// Add gdb's all-thread backtraces to each diagnosis (`--gdb`).
+    pub gdb: bool,
 }
 
 /// A case written to a file, ready to run.
@@ -119,7 +121,7 @@ impl Lab<'_> {
     ) -> Result<Vec<Vec<Outcome>>, LabError> {
         let log_dir = std::path::absolute(self.rec.dir().join("log"))
             .unwrap_or_else(|_| self.rec.dir().join("log"));
-        let deadline = self.args.deadline;
+        let (deadline, gdb) = (self.args.deadline, self.args.gdb);
         let cgroup_parent = self.session.cgroup_parent();
         let total = cases.len() as u64 * k;
         let request = |i: u64| {
@@ -133,7 +135,7 @@ impl Lab<'_> {
                         u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
                     }),
                     cgroup_parent: cgroup_parent.clone(),
-                    gdb: false,
+                    gdb,
                     keep_hung: false,
                     trace: false,
                     log_dir: Some(log_dir.clone()),
