@@ -214,8 +214,9 @@ pub fn write_text(path: &Path, text: &str) -> Result<(), LabError> {
         .map_err(|e| LabError::io(format!("cannot write {}", path.display()), e))
 }
 
-/// Draw case `index` of `seed`, render it with `header`, and write it to
-/// `dir/NAME` where NAME is `name(hash)`.
+/// Render `case` with `header`, parse and plan it under `seed`, and write
+/// it to `path_of(HASH)` (HASH: [`hash8`] of its text without the header,
+/// so equal cases share a name); `None` when it does not plan.
 ///
 /// # Errors
 /// [`LabError::Io`] when it cannot be written.
@@ -363,7 +364,7 @@ fn explore_all(
                 strategy: strategy.name.clone(),
                 trials: os.len() as u64,
                 still_failing: failing.is_some(),
-                verdict: failing.map_or(Verdict::Pass, |o| o.verdict),
+                verdict: failing.or(os.first()).map_or(Verdict::Pass, |o| o.verdict),
                 reason: failing.and_then(|o| o.reason.clone()),
                 replay: lab.replay(w, strategy),
             });
@@ -377,6 +378,9 @@ fn explore_all(
     let cases_dir = run_dir.join("fuzz").join("cases");
     let mut cases = Vec::new();
     for i in 0..args.cases {
+        if crate::session::interrupted() {
+            break;
+        }
         let tree = generate::case_tree(args.seed, i).map_err(LabError::Lab)?;
         let case = tree.current();
         if let Some(w) = write_case(&case, args.seed, &seed_header(args.seed), |h| {
@@ -388,7 +392,7 @@ fn explore_all(
     for strategy in &args.strategies {
         let refs: Vec<&Written> = cases.iter().map(|(_, w)| w).collect();
         let outcomes = lab.trials(strategy, &refs, 1, &|c| format!("c{}", cases[c].0))?;
-        let mut ran = 0u64;
+        let (mut ran, mut failing) = (0u64, 0u64);
         let mut verdicts = std::collections::BTreeMap::new();
         let mut first: Option<(u64, &Written, Outcome)> = None;
         for ((i, w), os) in cases.iter().zip(outcomes) {
@@ -397,19 +401,13 @@ fn explore_all(
             };
             ran += 1;
             *verdicts.entry(o.verdict.name().to_string()).or_insert(0) += 1;
-            if judge::fails(o.verdict) && first.as_ref().is_none_or(|(f, _, _)| i < f) {
-                first = Some((*i, w, o));
+            if judge::fails(o.verdict) {
+                failing += 1;
+                if first.as_ref().is_none_or(|(f, _, _)| i < f) {
+                    first = Some((*i, w, o));
+                }
             }
         }
-        let failing = verdicts
-            .iter()
-            .filter(|(v, _)| {
-                Verdict::ALL
-                    .iter()
-                    .any(|x| x.name() == v.as_str() && judge::fails(*x))
-            })
-            .map(|(_, n)| *n)
-            .sum();
         let found = match first {
             Some((index, w, o)) if !crate::session::interrupted() => Some(shrink::shrink(
                 lab,

@@ -81,7 +81,8 @@ pub struct Replayed {
     pub trials: u64,
     /// Whether a trial failed the property.
     pub still_failing: bool,
-    /// The first failing verdict, else `pass` (or `panic` counted as pass).
+    /// The first failing verdict, else the first trial's (`pass` or
+    /// `panic`).
     pub verdict: Verdict,
     /// Its reason.
     pub reason: Option<String>,

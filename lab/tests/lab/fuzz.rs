@@ -207,3 +207,55 @@ fn bad_input_exits_2_before_anything_runs() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn ctrl_c_prints_the_partial_summary_and_exits_130() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = out_dir("fuzz-ctrl-c");
+    let mut child = Command::new(LAB)
+        .args([
+            "fuzz",
+            "--strategy",
+            "legacy",
+            "--cases",
+            "1000",
+            "--format",
+            "json",
+        ])
+        .arg("--out")
+        .arg(&dir)
+        .arg("--regressions")
+        .arg(dir.join("regressions"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    // The header comes once the Ctrl-C handler is in place.
+    let mut said = String::new();
+    assert!(err.read_line(&mut said).unwrap() > 0);
+    assert!(
+        said.starts_with("lab fuzz  seed 1  strategies legacy  1000 cases"),
+        "{said}"
+    );
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    err.read_to_string(&mut said).unwrap();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status:?}\n{out}\n{said}");
+    wait_lab_processes_gone();
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["interrupted"], true, "{v}");
+    let ran = v["strategies"][0]["cases_run"].as_u64().unwrap_or(0);
+    assert!(ran < 1000, "{v}");
+    let _ = std::fs::remove_dir_all(dir);
+}
