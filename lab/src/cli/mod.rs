@@ -67,14 +67,14 @@ enum Command {
     /// (stdio held open, with --capture) or hang; exit 1 unless every trial passed
     #[command(after_help = examples::help("exec"))]
     Exec(exec::ExecCmd),
-    /// Trials per second of `nested` under canonical against the raw floor (the same
-    /// 15-process tree by a bare fork/wait loop), measured in one run, and their ratio
     /// Generate scenarios (proptest, swarm testing), run each as a trial under each strategy
-    /// against the property (no orphan, hang, leak, fail or error), shrink the first failing
-    /// case to the smallest that still fails and keep it as a regression; exit 1 when a case
-    /// failed
+    /// against the property (no orphan, hang, leak, fail, error, early-death, innocent-kill),
+    /// shrink the first failing case to the smallest that still fails and keep it as a
+    /// regression; exit 1 when a case failed
     #[command(after_help = examples::help("fuzz"))]
     Fuzz(fuzz::FuzzCmd),
+    /// Trials per second of `nested` under canonical against the raw floor (the same
+    /// 15-process tree by a bare fork/wait loop), measured in one run, and their ratio
     #[command(after_help = examples::help("bench"))]
     Bench(bench::BenchCmd),
     /// Join the CSVs of soak shards (or any result directories) into one
