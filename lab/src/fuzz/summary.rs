@@ -309,3 +309,91 @@ impl FuzzSummary {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(failing: u64, stale: bool, interrupted: bool) -> FuzzSummary {
+        let strategy = Strategy::parse("legacy").unwrap();
+        let replay = Replayed {
+            path: "reg/minimal-legacy-1.toml".into(),
+            strategy: "legacy".into(),
+            trials: 3,
+            still_failing: stale,
+            verdict: if stale {
+                Verdict::Orphan
+            } else {
+                Verdict::Pass
+            },
+            reason: None,
+            replay: "lab run reg/minimal-legacy-1.toml --seed 1 --strategy legacy --trials 1"
+                .into(),
+        };
+        let found = (failing > 0).then(|| Found {
+            case: 1,
+            verdict: Verdict::Orphan,
+            reason: "alive".into(),
+            first_verdict: Verdict::Orphan,
+            first: "r/fuzz/first-legacy-2.toml".into(),
+            minimal: "r/fuzz/minimal-legacy-2.toml".into(),
+            regression: "reg/minimal-legacy-2.toml".into(),
+            nodes_before: 10,
+            nodes_after: 1,
+            shrink_steps: 40,
+            accepted_steps: 36,
+            trials_per_step: 3,
+            replay: "lab run r/fuzz/minimal-legacy-2.toml --seed 1 --strategy legacy --trials 1"
+                .into(),
+        });
+        let verdicts = BTreeMap::from([
+            ("orphan".to_string(), failing),
+            ("pass".into(), 12 - failing),
+        ]);
+        FuzzSummary {
+            seed: 1,
+            cases: 12,
+            repeat: 3,
+            shrink_steps: 40,
+            run_id: "x".into(),
+            csv: "r/trials.csv".into(),
+            cgroup: true,
+            pid_namespace: "pid".into(),
+            regressions: Regressions::of(Path::new("reg"), vec![replay]),
+            strategies: vec![StrategyFuzz::new(&strategy, 12, failing, verdicts, found)],
+            wall_s: 2.0,
+            interrupted,
+        }
+    }
+
+    #[test]
+    fn the_exit_status_and_the_test_case_follow_the_failing_cases_and_regressions() {
+        use crate::error::Exit;
+        assert_eq!(summary(0, false, false).exit(), Exit::Clean);
+        assert_eq!(summary(2, false, false).exit(), Exit::Found);
+        assert_eq!(summary(0, true, false).exit(), Exit::Found);
+        assert_eq!(summary(2, false, true).exit(), Exit::Interrupted);
+        assert!(summary(0, false, false).cases()[0].failure.is_none());
+        let cases = summary(2, true, false).cases();
+        let f = cases[0].failure.as_ref().unwrap();
+        for part in [
+            "2/12",
+            "10 -> 1 nodes",
+            "r/fuzz/minimal-legacy-2.toml",
+            "--strategy legacy",
+            "reg/minimal-legacy-1.toml",
+        ] {
+            assert!(f.message.contains(part), "{part}: {}", f.message);
+        }
+        assert_eq!(cases[0].time, Duration::from_secs(2));
+        let text = summary(0, false, false).render();
+        assert!(
+            text.contains("regressions replayed: 1, still failing: 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("failing 0/12 (95% upper bound 24.2%)"),
+            "{text}"
+        );
+    }
+}
