@@ -102,12 +102,13 @@ fn read_at(dir: &OwnedFd, path: &str) -> Option<String> {
 /// The lab's PID of the live process `pid` of this namespace (`pid` itself
 /// when not [`translating`], or when it is gone).
 pub fn host_pid(pid: i32) -> i32 {
-    host_ids(pid).map_or(pid, |(h, _)| h)
+    lab_pid(pid).unwrap_or(pid)
 }
 
-/// The lab's PID of process `pid` and its threads' TIDs (namespace TID →
-/// lab TID), read while it is alive.
-fn host_ids(pid: i32) -> Option<(i32, HashMap<i32, i32>)> {
+/// The lab's PID of the live process `pid` of this namespace, from the
+/// `Pid:` line of its pidfd's fdinfo read through the lab's `/proc`; `None`
+/// when not [`translating`] or when it is gone.
+fn lab_pid(pid: i32) -> Option<i32> {
     if !translating() || pid <= 0 {
         return None;
     }
@@ -118,10 +119,14 @@ fn host_ids(pid: i32) -> Option<(i32, HashMap<i32, i32>)> {
     )
     .ok()?;
     let info = read_at(proc, &format!("self/fdinfo/{}", pidfd.as_raw_fd()))?;
-    let host: i32 = status_field(&info, "Pid:")?
-        .parse()
-        .ok()
-        .filter(|&h| h > 0)?;
+    status_field(&info, "Pid:")?.parse().ok().filter(|&h| h > 0)
+}
+
+/// The lab's PID of process `pid` and its threads' TIDs (namespace TID →
+/// lab TID), read while it is alive.
+fn host_ids(pid: i32) -> Option<(i32, HashMap<i32, i32>)> {
+    let host = lab_pid(pid)?;
+    let proc = HOST_PROC.get()?;
     let mut tids = HashMap::new();
     if let Ok(task) = openat(
         proc.as_fd(),

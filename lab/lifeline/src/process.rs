@@ -148,6 +148,11 @@ pub fn reap_exited() -> io::Result<Option<(i32, ExitStatus)>> {
 /// - [pidfd_open(2)](https://man7.org/linux/man-pages/man2/pidfd_open.2.html)
 pub fn adopt_children() -> io::Result<Vec<Pidfd>> {
     let mut out = Vec::new();
+    // No child at all (the common end of a trial): nothing to list, and
+    // `/proc` is not read.
+    if !has_children()? {
+        return Ok(out);
+    }
     for task in std::fs::read_dir("/proc/self/task")? {
         let children = std::fs::read_to_string(task?.path().join("children"))?;
         for pid in children
@@ -165,6 +170,28 @@ pub fn adopt_children() -> io::Result<Vec<Pidfd>> {
         }
     }
     Ok(out)
+}
+
+/// Whether the calling process has any child, live or zombie:
+/// `waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT)` fails with `ECHILD` exactly
+/// when it has none, and reaps nothing either way (`WNOWAIT`).
+///
+/// # Errors
+/// Only unexpected errors; `EINTR` is retried.
+///
+/// # References
+/// - [waitid(2)](https://man7.org/linux/man-pages/man2/waitid.2.html)
+fn has_children() -> io::Result<bool> {
+    use rustix::process::{waitid, WaitId, WaitIdOptions};
+    let opts = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+    loop {
+        return match waitid(WaitId::All, opts) {
+            Ok(_) => Ok(true),
+            Err(rustix::io::Errno::CHILD) => Ok(false),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => Err(e.into()),
+        };
+    }
 }
 
 /// The number of threads of the calling process.

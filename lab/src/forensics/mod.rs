@@ -240,17 +240,42 @@ impl Diagnosis {
     }
 }
 
+/// How much of each process a capture reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detail {
+    /// Everything a reader of the diagnosis needs: command lines, kernel
+    /// stacks (as root), PIDs as the lab sees them, and with `gdb` every
+    /// thread's backtrace.
+    Full {
+        /// Add gdb's all-thread backtraces.
+        gdb: bool,
+    },
+    /// Only what finds the signatures (states, blocking calls, fd tables):
+    /// for a trial whose diagnosis will not be written (its cell has had its
+    /// `--max-diagnoses`), so that its signatures are still counted.
+    Signatures,
+}
+
 /// Read every process in `pids` (the trial's live processes, distinct and in
 /// the order the diagnosis lists them; those that vanish meanwhile are
 /// skipped), name them from `nodes` (`(pid, node path)`
-/// of the plan's nodes), and find the signatures. With `gdb`, add all-thread
-/// backtraces (or a note saying why there are none). Kernel stacks are read
-/// when the lab runs as root.
-pub fn capture(subject: Subject, pids: &[i32], nodes: &[(i32, String)], gdb: bool) -> Diagnosis {
+/// of the plan's nodes), and find the signatures. With [`Detail::Full`],
+/// kernel stacks are read when the lab runs as root, PIDs read inside a PID
+/// namespace are translated to the lab's, and with `gdb` all-thread
+/// backtraces are added (or a note saying why there are none);
+/// [`Detail::Signatures`] reads none of these, nor command lines, and says
+/// so in a note.
+pub fn capture(
+    subject: Subject,
+    pids: &[i32],
+    nodes: &[(i32, String)],
+    detail: Detail,
+) -> Diagnosis {
+    let full = matches!(detail, Detail::Full { .. });
     let root = rustix::process::geteuid().is_root();
     let mut processes: Vec<ProcessState> = pids
         .iter()
-        .filter_map(|&pid| proc::read_process(pid, root))
+        .filter_map(|&pid| proc::read_process(pid, full && root, full))
         .collect();
     let node_of = |pid: i32| {
         nodes
@@ -270,10 +295,15 @@ pub fn capture(subject: Subject, pids: &[i32], nodes: &[(i32, String)], gdb: boo
         };
     }
     let mut notes = Vec::new();
-    if !root {
+    if !full {
+        notes.push(
+            "brief: only what finds the signatures was read (this cell's --max-diagnoses were written); no command lines, kernel stacks or host PIDs"
+                .to_string(),
+        );
+    } else if !root {
         notes.push("kernel stacks (/proc/PID/stack) need root; not read".to_string());
     }
-    if gdb {
+    if detail == (Detail::Full { gdb: true }) {
         match lifeline::resolve_program("gdb").ok() {
             None => {
                 notes.push("--gdb: gdb is not installed (not found in PATH); no backtraces".into())
@@ -288,7 +318,9 @@ pub fn capture(subject: Subject, pids: &[i32], nodes: &[(i32, String)], gdb: boo
     }
     // In a PID namespace of its own, PIDs read inside become the lab's
     // (after gdb, which ran inside), so that what is printed names them.
-    notes.extend(crate::pidns::host_view(&mut processes));
+    if full {
+        notes.extend(crate::pidns::host_view(&mut processes));
+    }
     let signatures = signature::find(&processes);
     Diagnosis {
         subject,
@@ -318,3 +350,30 @@ mod gdb;
 mod proc;
 mod render;
 mod signature;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_brief_capture_reads_what_finds_the_signatures_and_says_so() {
+        let me = std::process::id() as i32;
+        let full = capture(Subject::default(), &[me], &[], Detail::Full { gdb: false });
+        let brief = capture(Subject::default(), &[me], &[], Detail::Signatures);
+        let (f, b) = (&full.processes[0], &brief.processes[0]);
+        assert!(!f.cmdline.is_empty(), "{f:?}");
+        assert!(b.cmdline.is_empty(), "{b:?}");
+        assert!(b.threads.iter().all(|t| t.kernel_stack.is_empty()));
+        // What the signatures read is there: the fd table and the threads
+        // with their states (the test harness's other threads make their
+        // number vary between two reads).
+        assert!(!b.fds.is_empty() && !b.threads.is_empty(), "{b:?}");
+        assert!(b.threads.iter().all(|t| !t.state.is_empty()), "{b:?}");
+        assert!(
+            brief.notes.iter().any(|n| n.starts_with("brief:")),
+            "{:?}",
+            brief.notes
+        );
+        assert!(!full.notes.iter().any(|n| n.starts_with("brief:")));
+    }
+}

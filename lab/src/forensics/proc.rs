@@ -36,12 +36,21 @@ const FUTEX_CMD_MASK: u64 = !(128 | 256);
 /// Most polled fds read from a blocked `poll`.
 const MAX_POLLED: u64 = 256;
 
-/// Read process `pid`, or `None` when it is gone. `who` and `node` are
-/// filled in by the caller.
-pub(super) fn read_process(pid: i32, kernel_stacks: bool) -> Option<ProcessState> {
+/// Read process `pid`, or `None` when it is gone; its kernel stacks and its
+/// command line only when asked. `who` and `node` are filled in by the
+/// caller.
+pub(super) fn read_process(
+    pid: i32,
+    kernel_stacks: bool,
+    with_cmdline: bool,
+) -> Option<ProcessState> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| status_field(&status, name).unwrap_or_default().to_string();
-    let cmdline = cmdline(pid).unwrap_or_default();
+    let cmdline = if with_cmdline {
+        cmdline(pid).unwrap_or_default()
+    } else {
+        String::new()
+    };
     let mut tids: Vec<i32> = fs::read_dir(format!("/proc/{pid}/task"))
         .ok()?
         .flatten()
@@ -391,7 +400,7 @@ mod tests {
     fn reads_this_process_fd_table() {
         let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
         let me = std::process::id() as i32;
-        let p = read_process(me, false).unwrap();
+        let p = read_process(me, false, true).unwrap();
         let inode = rustix::fs::fstat(&r).unwrap().st_ino;
         let ends: Vec<&FdEntry> = p.fds.iter().filter(|f| f.pipe == Some(inode)).collect();
         assert_eq!(ends.len(), 2, "{:?}", p.fds);

@@ -25,7 +25,9 @@ pub mod ab;
 pub mod replay;
 pub mod tally;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::error::LabError;
 use crate::results::{self, CsvSink, RunContext, TrialRow, TrialSource};
@@ -67,6 +69,43 @@ pub struct Recorded {
     pub unwritten: bool,
 }
 
+/// The cells (`scenario/strategy/sweep value`) that have had their
+/// `--max-diagnoses`, shared between the recorder, which fills it, and the
+/// code that builds trial requests on the pool's threads, which asks for a
+/// brief diagnosis there ([`TrialRequest::brief_diagnosis`]): a diagnosis
+/// that will not be written costs only what finds its signatures.
+///
+/// [`TrialRequest::brief_diagnosis`]: crate::trial::protocol::TrialRequest::brief_diagnosis
+#[derive(Clone, Debug, Default)]
+pub struct DiagnosedCells {
+    full: Arc<Mutex<HashSet<String>>>,
+    /// `--max-diagnoses 0`: every cell is full from the start.
+    none: bool,
+}
+
+impl DiagnosedCells {
+    /// Whether the cell of `scenario`, `strategy` and `sweep_value` (empty
+    /// when nothing is swept) has had its diagnoses.
+    pub fn full(&self, scenario: &str, strategy: &str, sweep_value: &str) -> bool {
+        self.none
+            || self
+                .full
+                .lock()
+                .is_ok_and(|s| s.contains(&cell_key(scenario, strategy, sweep_value)))
+    }
+
+    fn insert(&self, key: String) {
+        if let Ok(mut s) = self.full.lock() {
+            s.insert(key);
+        }
+    }
+}
+
+/// The name of a cell: `scenario/strategy/sweep value`.
+fn cell_key(scenario: &str, strategy: &str, sweep_value: &str) -> String {
+    format!("{scenario}/{strategy}/{sweep_value}")
+}
+
 /// Writes what finished trials leave under one directory and counts them.
 /// A write error does not stop the recording: the first one is kept for
 /// [`Recorder::check`].
@@ -80,6 +119,8 @@ pub struct Recorder {
     /// Output files written per cell (`scenario/strategy/sweep value`),
     /// bounded like diagnoses.
     outputs: std::collections::HashMap<String, u64>,
+    /// The cells whose diagnoses are all written.
+    diagnosed: DiagnosedCells,
     error: Option<LabError>,
 }
 
@@ -115,6 +156,7 @@ impl Recorder {
             tally: Tally::default(),
             max_diagnoses: DEFAULT_MAX_DIAGNOSES,
             outputs: std::collections::HashMap::new(),
+            diagnosed: DiagnosedCells::default(),
             error: None,
         }
     }
@@ -124,7 +166,14 @@ impl Recorder {
     /// [`DEFAULT_MAX_DIAGNOSES`].
     pub fn limit_diagnoses(&mut self, n: u64) -> &mut Recorder {
         self.max_diagnoses = n;
+        self.diagnosed.none = n == 0;
         self
+    }
+
+    /// The cells that have had their diagnoses, kept up to date as trials
+    /// are recorded (a handle on the recorder's own set).
+    pub fn diagnosed_cells(&self) -> DiagnosedCells {
+        self.diagnosed.clone()
     }
 
     /// The directory it records into (the run's, or the soak's).
@@ -164,8 +213,11 @@ impl Recorder {
         if let Some(p) = &diagnosis {
             row.diagnosis = p.display().to_string();
         }
+        let cell = cell_key(&row.scenario, &row.strategy, &row.sweep_value);
+        if written + u64::from(diagnosis.is_some()) >= self.max_diagnoses {
+            self.diagnosed.insert(cell.clone());
+        }
         if t.outcome.output.is_some() || t.outcome.trace.is_some() {
-            let cell = format!("{}/{}/{}", row.scenario, row.strategy, row.sweep_value);
             let n = self.outputs.entry(cell).or_insert(0);
             if *n < self.max_diagnoses {
                 *n += 1;
@@ -214,6 +266,14 @@ impl Recorder {
         let diagnosed = [Verdict::Hang.name(), Verdict::Orphan.name()];
         if row.diagnosis.is_empty() && diagnosed.contains(&row.verdict.as_str()) {
             self.tally.add_unwritten(row);
+        }
+        let written = self
+            .tally
+            .group_of(row)
+            .map_or(0, Counts::diagnoses_written);
+        if written >= self.max_diagnoses {
+            self.diagnosed
+                .insert(cell_key(&row.scenario, &row.strategy, &row.sweep_value));
         }
     }
 

@@ -226,6 +226,7 @@ fn run_strategy(
         gdb: c.args.gdb,
         keep_hung: c.args.keep_hung,
         trace: c.args.trace,
+        brief_diagnosis: false,
         // Absolute: the supervisors write there from their own mount
         // namespace.
         log_dir: Some(
@@ -236,7 +237,15 @@ fn run_strategy(
     let mut first: Option<FirstDiagnosis> = None;
     let mut first_output: Option<FirstOutput> = None;
     let on_kept = |o: &Outcome| hold_for_user(o, &replay);
-    let wall = session.run_trials(&req, c.args.trials, &on_kept, |i, mut o| {
+    // Once the strategy's diagnoses are all written, a trial reads only
+    // what finds its signatures.
+    let diagnosed = rec.diagnosed_cells();
+    let request = |i: u64| TrialRequest {
+        trial: i,
+        brief_diagnosis: diagnosed.full(&c.scenario.name, &strategy.name, ""),
+        ..req.clone()
+    };
+    let wall = session.run_trials(c.args.trials, &request, &on_kept, |i, mut o| {
         let source = TrialSource {
             scenario: &c.scenario.name,
             scenario_hash: &c.scenario.source_hash,

@@ -175,9 +175,11 @@ impl Session {
         })
     }
 
-    /// Run `trials` trials of `base` (its `trial` field set to each index)
-    /// on the session's supervisors in parallel, as [`Session::run_pool`]
-    /// says. Returns the wall time.
+    /// Run trials `0..trials`, each the request `request(index)` builds (on
+    /// a worker thread, just before the trial starts), on the session's
+    /// supervisors in parallel, as [`Session::run_pool`] says; no more
+    /// supervisors are started than there are trials. Returns the wall
+    /// time.
     ///
     /// # Errors
     /// [`LabError::Io`] when a supervisor cannot be started (the trial
@@ -186,18 +188,12 @@ impl Session {
     /// each with what to do.
     pub fn run_trials(
         &self,
-        base: &TrialRequest,
         trials: u64,
+        request: &(dyn Fn(u64) -> TrialRequest + Sync),
         on_kept: &(dyn Fn(&Outcome) + Sync),
         on_outcome: impl FnMut(u64, Outcome),
     ) -> Result<Duration, LabError> {
-        let request = |i: u64| {
-            (i < trials).then(|| {
-                let mut req = base.clone();
-                req.trial = i;
-                req
-            })
-        };
+        let request = |i: u64| (i < trials).then(|| request(i));
         let workers = usize::try_from(trials.max(1)).unwrap_or(usize::MAX);
         self.trials(workers, &request, on_kept, on_outcome)
     }

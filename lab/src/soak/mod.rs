@@ -218,6 +218,7 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
     // Absolute: the supervisors write there from their own mount namespace.
     let log_dir =
         std::path::absolute(rec.dir().join("log")).unwrap_or_else(|_| rec.dir().join("log"));
+    let diagnosed = rec.diagnosed_cells();
     let request = |i: u64| -> Option<TrialRequest> {
         let item = next_item(&spec, &m, &done, &cursor, deadline)?;
         let cell = &m.cells[item.cell];
@@ -248,6 +249,13 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
             gdb: false,
             keep_hung: false,
             trace: false,
+            // Once the cell's diagnoses are all written, a trial reads only
+            // what finds its signatures.
+            brief_diagnosis: diagnosed.full(
+                &cell.scenario.name,
+                &strategy.name,
+                &sweep_value(cell),
+            ),
             log_dir: Some(log_dir.clone()),
         })
     };

@@ -73,6 +73,7 @@ impl<'a> Executor<'a> {
                     gdb: false,
                     keep_hung: false,
                     trace: false,
+                    brief_diagnosis: false,
                     log_dir: None,
                 }
             })

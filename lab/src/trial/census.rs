@@ -344,7 +344,12 @@ impl Course<'_> {
             trial: req.trial,
             deadline_ms: req.deadline_us / 1000,
         };
-        let mut d = forensics::capture(subject, &pids, &nodes, req.gdb);
+        let detail = if req.brief_diagnosis {
+            forensics::Detail::Signatures
+        } else {
+            forensics::Detail::Full { gdb: req.gdb }
+        };
+        let mut d = forensics::capture(subject, &pids, &nodes, detail);
         if let Some(lineage) = &self.lineage {
             d.notes.push(format!(
                 "lineage (who started each process) from {}",

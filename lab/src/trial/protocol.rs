@@ -48,6 +48,11 @@ pub struct TrialRequest {
     /// verdict, not only when it did not pass (`lab exec --trace`).
     #[serde(default)]
     pub trace: bool,
+    /// The diagnosis of a hang or orphan will not be written (its cell has
+    /// had its `--max-diagnoses`): read only what finds its signatures
+    /// ([`Detail::Signatures`](crate::forensics::Detail::Signatures)).
+    #[serde(default)]
+    pub brief_diagnosis: bool,
     /// Where the log files of nodes with `log = true` go (the run's
     /// `log/`); `None`: their output goes to `/dev/null`.
     #[serde(default)]

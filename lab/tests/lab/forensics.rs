@@ -247,3 +247,41 @@ fn keep_hung_holds_the_tree_until_enter() {
     assert_eq!(live_lab_processes(), Vec::<i32>::new());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_diagnosis_past_max_diagnoses_is_brief_and_keeps_its_signatures() {
+    // One supervisor: once trial 0's diagnosis is written, trials 1 and 2
+    // read only what finds the signatures (their diagnoses are not
+    // written), and every row still names both signatures.
+    let (out, dir) = lab_run(
+        "stdio-dup",
+        3,
+        &["legacy"],
+        &["-j", "1", "--max-diagnoses", "1"],
+    );
+    let v = json_judged(&out);
+    let s = strategy(&v, "legacy");
+    assert_eq!(s["hang"], 3, "{s:#}");
+    assert_eq!(s["diagnoses_unwritten"], 2, "{s:#}");
+    assert_eq!(
+        named(&s["signatures"], "writer-elsewhere"),
+        Some(3),
+        "{s:#}"
+    );
+    assert_eq!(
+        named(&s["signatures"], "duplicated-stdio"),
+        Some(3),
+        "{s:#}"
+    );
+    let mut rows = csv::Reader::from_path(v["csv"].as_str().unwrap()).unwrap();
+    let headers = rows.headers().unwrap().clone();
+    let at = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (sig, diag) = (at("signatures"), at("diagnosis"));
+    let rows: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 3);
+    for r in &rows {
+        assert_eq!(&r[sig], "writer-elsewhere duplicated-stdio", "{r:?}");
+    }
+    assert_eq!(rows.iter().filter(|r| !r[diag].is_empty()).count(), 1);
+    let _ = std::fs::remove_dir_all(dir);
+}
