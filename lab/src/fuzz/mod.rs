@@ -111,7 +111,7 @@ impl Lab<'_> {
     /// a case may come back with fewer than `k` outcomes.
     ///
     /// # Errors
-    /// As [`Session::run_pool`].
+    /// As [`Session::run_trials`].
     pub fn trials(
         &mut self,
         strategy: &Strategy,
@@ -124,29 +124,31 @@ impl Lab<'_> {
         let (deadline, gdb) = (self.args.deadline, self.args.gdb);
         let cgroup_parent = self.session.cgroup_parent();
         let total = cases.len() as u64 * k;
+        // Once the strategy's diagnoses are all written, a trial reads only
+        // what finds its signatures.
+        let diagnosed = self.rec.diagnosed_cells();
         let request = |i: u64| {
-            (i < total).then(|| {
-                let w = cases[(i / k) as usize];
-                TrialRequest {
-                    plan: w.checked.plan.clone(),
-                    strategy: strategy.clone(),
-                    trial: i % k,
-                    deadline_us: deadline.map_or(w.checked.plan.deadline_us, |d| {
-                        u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-                    }),
-                    cgroup_parent: cgroup_parent.clone(),
-                    gdb,
-                    keep_hung: false,
-                    trace: false,
-                    log_dir: Some(log_dir.clone()),
-                }
-            })
+            let w = cases[(i / k) as usize];
+            TrialRequest {
+                plan: w.checked.plan.clone(),
+                strategy: strategy.clone(),
+                trial: i % k,
+                deadline_us: deadline.map_or(w.checked.plan.deadline_us, |d| {
+                    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+                }),
+                cgroup_parent: cgroup_parent.clone(),
+                gdb,
+                keep_hung: false,
+                trace: false,
+                brief_diagnosis: diagnosed.full(SCENARIO_NAME, &strategy.name, ""),
+                log_dir: Some(log_dir.clone()),
+            }
         };
         let replays: Vec<String> = cases.iter().map(|w| self.replay(w, strategy)).collect();
         let plan_hashes: Vec<String> = cases.iter().map(|w| w.checked.plan.hash()).collect();
         let mut outcomes: Vec<Vec<(u64, Outcome)>> = vec![Vec::new(); cases.len()];
         let (rec, bar) = (&mut *self.rec, self.bar);
-        self.session.run_pool(&request, &|_| {}, |i, o| {
+        self.session.run_trials(total, &request, &|_| {}, |i, o| {
             let c = (i / k) as usize;
             let w = cases[c];
             rec.record(&Finished {
