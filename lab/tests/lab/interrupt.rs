@@ -1,4 +1,4 @@
-//! Ctrl-C (SIGINT) during `lab run` and `lab soak`: no trial starts after
+//! Ctrl-C (SIGINT) during `lab run`, `lab soak` and `lab fuzz`: no trial starts after
 //! it, the trials in flight finish, the partial summary of the trials done
 //! is printed (with the command that resumes a soak), the exit status is
 //! 130, and no process of the lab is left.
@@ -133,5 +133,49 @@ fn a_run_interrupted_with_ctrl_c_prints_the_summary_of_the_trials_done() {
         "{out}"
     );
     assert!(out.contains(&format!("trials: {}", csv.display())), "{out}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_fuzz_interrupted_with_ctrl_c_prints_its_partial_summary() {
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = out_dir("ctrl-c-fuzz");
+    let mut lab = Command::new(LAB)
+        .args([
+            "fuzz",
+            "--strategy",
+            "legacy",
+            "--cases",
+            "1000",
+            "--format",
+            "json",
+        ])
+        .arg("--out")
+        .arg(&dir)
+        .arg("--regressions")
+        .arg(dir.join("regressions"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(lab.stderr.take().unwrap());
+    // The header comes once the Ctrl-C handler is in place.
+    let mut said = String::new();
+    assert!(err.read_line(&mut said).unwrap() > 0, "no header");
+    assert!(
+        said.starts_with("lab fuzz  seed 1  strategies legacy  1000 cases"),
+        "{said}"
+    );
+    interrupt(&lab);
+    err.read_to_string(&mut said).unwrap();
+    let mut out = String::new();
+    lab.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let status = lab.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status:?}\n{out}\n{said}");
+    wait_lab_processes_gone();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["interrupted"], true, "{v}");
+    let ran = v["strategies"][0]["cases_run"].as_u64().unwrap_or(0);
+    assert!(ran < 1000, "{v}");
     let _ = std::fs::remove_dir_all(dir);
 }
