@@ -15,6 +15,36 @@ fn interrupt(child: &Child) {
     rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
 }
 
+/// Start the lab with `args`, its stdout and stderr piped; its stderr to
+/// read line by line.
+fn start(args: &[&std::ffi::OsStr]) -> (Child, BufReader<std::process::ChildStderr>) {
+    let mut lab = Command::new(LAB)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = BufReader::new(lab.stderr.take().unwrap());
+    (lab, err)
+}
+
+/// Ctrl-C to `lab`, then the rest of its stderr (after `said`) and its
+/// stdout, once it exited with status 130 and nothing of it is left.
+fn stop(
+    mut lab: Child,
+    mut err: BufReader<std::process::ChildStderr>,
+    said: &mut String,
+) -> String {
+    interrupt(&lab);
+    err.read_to_string(said).unwrap();
+    let mut out = String::new();
+    lab.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let status = lab.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status:?}\n{out}\n{said}");
+    wait_lab_processes_gone();
+    out
+}
+
 /// Rows of the CSV at `path` (its header aside); 0 while it does not exist.
 fn csv_rows(path: &Path) -> usize {
     std::fs::read_to_string(path).map_or(0, |t| t.lines().count().saturating_sub(1))
@@ -24,23 +54,19 @@ fn csv_rows(path: &Path) -> usize {
 fn a_soak_interrupted_with_ctrl_c_prints_its_partial_summary_and_how_to_resume() {
     let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = out_dir("ctrl-c-soak");
-    let mut lab = Command::new(LAB)
-        .args([
-            "soak",
-            "--scenario",
-            "nested",
-            "--trials",
-            "2000",
-            "-j",
-            "2",
-        ])
-        .args(["--progress", "lines", "--out"])
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(lab.stderr.take().unwrap());
+    let (lab, mut err) = start(&[
+        "soak".as_ref(),
+        "--scenario".as_ref(),
+        "nested".as_ref(),
+        "--trials".as_ref(),
+        "2000".as_ref(),
+        "-j".as_ref(),
+        "2".as_ref(),
+        "--progress".as_ref(),
+        "lines".as_ref(),
+        "--out".as_ref(),
+        dir.as_os_str(),
+    ]);
     let mut said = String::new();
     // The header line first, then one line per finished trial: wait for 4.
     let mut ended = 0;
@@ -56,13 +82,7 @@ fn a_soak_interrupted_with_ctrl_c_prints_its_partial_summary_and_how_to_resume()
         ),
         "{said}"
     );
-    interrupt(&lab);
-    err.read_to_string(&mut said).unwrap();
-    let mut out = String::new();
-    lab.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    let status = lab.wait().unwrap();
-    assert_eq!(status.code(), Some(130), "{status:?}\n{out}\n{said}");
-    wait_lab_processes_gone();
+    let out = stop(lab, err, &mut said);
     assert!(said.contains("lab: interrupted: no new trials"), "{said}");
     // The partial summary counts exactly the rows the CSV holds.
     let rows = csv_rows(&dir.join("trials.csv"));
@@ -86,14 +106,16 @@ fn a_soak_interrupted_with_ctrl_c_prints_its_partial_summary_and_how_to_resume()
 fn a_run_interrupted_with_ctrl_c_prints_the_summary_of_the_trials_done() {
     let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = out_dir("ctrl-c-run");
-    let mut lab = Command::new(LAB)
-        .args(["run", "nested", "--trials", "2000", "-j", "2", "--out"])
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(lab.stderr.take().unwrap());
+    let (lab, mut err) = start(&[
+        "run".as_ref(),
+        "nested".as_ref(),
+        "--trials".as_ref(),
+        "2000".as_ref(),
+        "-j".as_ref(),
+        "2".as_ref(),
+        "--out".as_ref(),
+        dir.as_os_str(),
+    ]);
     let mut header = String::new();
     assert!(err.read_line(&mut header).unwrap() > 0, "no header");
     assert!(header.starts_with("lab run nested  seed 1  strategies canonical, legacy  2000 trials each  -j 2  results "), "{header}");
@@ -107,14 +129,7 @@ fn a_run_interrupted_with_ctrl_c_prints_the_summary_of_the_trials_done() {
         assert!(polls < 50_000_000, "no rows in {}", csv.display());
         std::thread::yield_now();
     }
-    interrupt(&lab);
-    let mut said = String::new();
-    err.read_to_string(&mut said).unwrap();
-    let mut out = String::new();
-    lab.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    let status = lab.wait().unwrap();
-    assert_eq!(status.code(), Some(130), "{status:?}\n{out}\n{said}");
-    wait_lab_processes_gone();
+    let out = stop(lab, err, &mut String::new());
     let rows = csv_rows(&csv);
     assert!((3..2000).contains(&rows), "{rows} rows");
     assert!(
@@ -140,25 +155,20 @@ fn a_run_interrupted_with_ctrl_c_prints_the_summary_of_the_trials_done() {
 fn a_fuzz_interrupted_with_ctrl_c_prints_its_partial_summary() {
     let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = out_dir("ctrl-c-fuzz");
-    let mut lab = Command::new(LAB)
-        .args([
-            "fuzz",
-            "--strategy",
-            "legacy",
-            "--cases",
-            "1000",
-            "--format",
-            "json",
-        ])
-        .arg("--out")
-        .arg(&dir)
-        .arg("--regressions")
-        .arg(dir.join("regressions"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(lab.stderr.take().unwrap());
+    let regressions = dir.join("regressions");
+    let (lab, mut err) = start(&[
+        "fuzz".as_ref(),
+        "--strategy".as_ref(),
+        "legacy".as_ref(),
+        "--cases".as_ref(),
+        "1000".as_ref(),
+        "--format".as_ref(),
+        "json".as_ref(),
+        "--out".as_ref(),
+        dir.as_os_str(),
+        "--regressions".as_ref(),
+        regressions.as_os_str(),
+    ]);
     // The header comes once the Ctrl-C handler is in place.
     let mut said = String::new();
     assert!(err.read_line(&mut said).unwrap() > 0, "no header");
@@ -166,13 +176,7 @@ fn a_fuzz_interrupted_with_ctrl_c_prints_its_partial_summary() {
         said.starts_with("lab fuzz  seed 1  strategies legacy  1000 cases"),
         "{said}"
     );
-    interrupt(&lab);
-    err.read_to_string(&mut said).unwrap();
-    let mut out = String::new();
-    lab.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    let status = lab.wait().unwrap();
-    assert_eq!(status.code(), Some(130), "{status:?}\n{out}\n{said}");
-    wait_lab_processes_gone();
+    let out = stop(lab, err, &mut said);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["interrupted"], true, "{v}");
     let ran = v["strategies"][0]["cases_run"].as_u64().unwrap_or(0);
