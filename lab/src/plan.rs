@@ -433,7 +433,24 @@ impl Plan {
     /// external program never sends, so every trial would hang. `lab check`
     /// and `lab plan` print it, `lab run` refuses the plan (exit status 2),
     /// and a trial given such a plan (a soak's seed) is an `error` with it.
+    /// A kill held at the `created` gate of a child that its parent spawns
+    /// from a thread (`spawn_from_thread`) cannot fire either: the parent's
+    /// spawn waits until the child has armed, which it does only past the
+    /// gate, so the parent never reports ready.
     pub fn unreachable_gate(&self) -> Option<String> {
+        if let Some(n) = self.nodes.iter().find(|n| {
+            n.gate == Some(Phase::Created)
+                && n.parent
+                    .is_some_and(|p| self.nodes[p as usize].spawn_from_thread)
+        }) {
+            return Some(format!(
+                "a kill is held at the created gate of node {}, whose parent spawns it from a \
+                 thread (spawn_from_thread): that spawn waits until the child has armed, which it \
+                 does only past the gate, so the parent is never ready and every trial would \
+                 hang; hold the kill at gate:armed, or spawn without a thread",
+                n.path
+            ));
+        }
         let n = self
             .nodes
             .iter()

@@ -395,6 +395,29 @@ fn text_of(shape: &[u32], as_int: bool, kills: &[(usize, usize, bool)]) -> Strin
     t
 }
 
+#[test]
+fn a_created_gate_below_a_spawn_from_a_thread_is_unreachable() {
+    // The parent's spawn from a thread waits for the child to arm, past its
+    // gate: the kill held at `created` could never fire.
+    let text = |phase: &str| {
+        format!(
+            "version = 1\nname = \"t\"\n[tree]\nbreadth = [2]\n\
+             [[kill]]\ntarget = \"root\"\nsignal = \"KILL\"\nat = \"gate:{phase}\"\n\
+             [nodes.root]\nspawn_from_thread = true\n"
+        )
+    };
+    let why = Plan::new(&scenario(&text("created")), 1)
+        .unreachable_gate()
+        .expect("unreachable");
+    assert!(why.contains("spawn_from_thread"), "{why}");
+    assert!(why.contains("gate:armed"), "{why}");
+    // At `armed` the spawn has returned: the kill fires.
+    assert_eq!(
+        Plan::new(&scenario(&text("armed")), 1).unreachable_gate(),
+        None
+    );
+}
+
 fn shapes() -> impl Strategy<Value = Vec<u32>> {
     prop::collection::vec(1u32..=4, 0..=4)
 }

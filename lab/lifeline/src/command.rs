@@ -407,6 +407,16 @@ mod tests {
     }
 
     #[test]
+    fn the_program_starts_with_sigpipe_at_its_default_action() {
+        // The Rust runtime ignores SIGPIPE in this process; the program
+        // must not inherit that (bit 13 - 1 of SigIgn).
+        let (_, out) = output(Command::new("sh").args(["-c", "grep SigIgn /proc/self/status"]));
+        let ignored = u64::from_str_radix(out.trim().trim_start_matches("SigIgn:").trim(), 16)
+            .unwrap_or_else(|e| panic!("{out:?}: {e}"));
+        assert_eq!(ignored & (1 << (libc::SIGPIPE - 1)), 0, "{out}");
+    }
+
+    #[test]
     fn env_clear_leaves_only_what_is_set() {
         let (_, out) = output(Command::new("/usr/bin/env").env_clear().env("ONLY", "1"));
         assert_eq!(out, "ONLY=1\n");

@@ -139,13 +139,13 @@ impl<'a> ExecPrep<'a> {
         self
     }
 
-    /// In the child: move the fds, apply `pre`, change directory, restore
-    /// the signal mask of `pre`, exec. On failure, write the errno and the
+    /// In the child: move the fds, apply `pre`, change directory, give
+    /// SIGPIPE its default action, restore the signal mask of `pre`, exec. On failure, write the errno and the
     /// footer (8 bytes) to `err_fd` and `_exit(127)`.
     ///
     /// Async-signal-safe: only raw syscalls of [`raw`](super::raw) that
     /// leave `errno` alone (fcntl, dup3, close_range, prctl, getppid,
-    /// chdir, rt_sigprocmask, execve, write, exit_group; open, write, close
+    /// chdir, rt_sigaction, rt_sigprocmask, execve, write, exit_group; open, write, close
     /// and mount for a namespace) on memory prepared before the process was
     /// created; no allocation, no lock, no global read or written (the
     /// environment was copied into `envp` in the parent). It writes only
@@ -240,6 +240,15 @@ impl<'a> ExecPrep<'a> {
             if let Err(e) = unsafe { raw::chdir(dir.as_ptr()) } {
                 report(e);
             }
+        }
+        // SIGPIPE back to its default action, as std's `Command` does: the
+        // Rust runtime ignores it in the lab, and an ignored signal stays
+        // ignored across exec, so a program under test would get EPIPE
+        // where it expects to die of SIGPIPE (`yes | head`). Signals the
+        // lab's own caller ignored are left as they are.
+        // Async-signal-safe: one raw syscall.
+        if let Err(e) = raw::default_action(libc::SIGPIPE) {
+            report(e);
         }
         if let Some(mask) = &pre.sigmask {
             // The caller's mask, saved before it blocked every signal around

@@ -65,7 +65,8 @@
 //! yours) by threads that do not exist in the copy, and block forever. So:
 //! - A program child ([`Command::new`], [`Spawn::exec`]) runs no code of the
 //!   caller in the child: only the crate's own steps (`dup3`,
-//!   `close_range`, `chdir`, `rt_sigprocmask`, `execve`, `write`,
+//!   `close_range`, `chdir`, `rt_sigaction` (SIGPIPE to its default, as
+//!   std's `Command` does), `rt_sigprocmask`, `execve`, `write`,
 //!   `exit_group` on memory prepared before the clone), raw syscalls that
 //!   are async-signal-safe and leave `errno` alone. It works from any thread
 //!   of a multithreaded caller. The environment is copied in the parent

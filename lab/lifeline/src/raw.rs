@@ -278,6 +278,35 @@ pub(super) fn sigprocmask(
     check(ret).map(drop)
 }
 
+/// `rt_sigaction(sig, {SIG_DFL}, NULL)`: give `sig` its default action
+/// (a handled or ignored signal alike). The new action is all zeros (a null
+/// handler is `SIG_DFL`, no flags, an empty mask) in a buffer at least as
+/// large as the kernel's `struct sigaction` on every architecture the crate
+/// supports (32 bytes: handler, flags, restorer, an 8-byte mask).
+///
+/// # Errors
+/// `EINVAL` for `SIGKILL`, `SIGSTOP` or a bad signal.
+///
+/// # References
+/// - [sigaction(2)](https://man7.org/linux/man-pages/man2/sigaction.2.html)
+/// - kernel: `kernel/signal.c`, `sys_rt_sigaction`;
+///   `include/uapi/asm-generic/signal.h`, `struct sigaction`
+pub(super) fn default_action(sig: libc::c_int) -> Result<(), i32> {
+    let act = [0u64; 4];
+    // SAFETY: `act` is valid for the kernel's read of a `struct sigaction`
+    // (it reads at most 32 bytes); the old action is not asked for (null).
+    let ret = unsafe {
+        arch::syscall4(
+            libc::SYS_rt_sigaction,
+            sig as usize,
+            act.as_ptr() as usize,
+            0,
+            std::mem::size_of::<KernelSigset>(),
+        )
+    };
+    check(ret).map(drop)
+}
+
 /// `prctl(PR_SET_PDEATHSIG, sig)`.
 ///
 /// # Errors

@@ -22,7 +22,8 @@
 //! without a `group` teardown: an orphan everywhere, so a case with either
 //! gets `group = true`, a teardown of one `KILL`, and no `capture` or
 //! `output`, which a helper holding its node's stdout turns into a leak or
-//! a hang everywhere; a teardown whose last rung is not `KILL`; commands
+//! a hang everywhere; more output than a pipe holds where a node lingers,
+//! since a lingering parent never reads it (casebook 5); a teardown whose last rung is not `KILL`; commands
 //! that leave processes behind or exit with an unexpected status), what
 //! needs privileges (`pid_reuse`), and what only shapes the files a run
 //! writes (`log`), the host's own actions (`[host]`) and `[expect]`.
@@ -35,6 +36,10 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use crate::plan::Plan;
 use crate::scenario::Scenario;
+
+/// The most output (KiB) a node writes in a case where a node lingers:
+/// below the 64 KiB pipe buffer, which a lingering parent never drains.
+const PIPE_SAFE_KIB: u8 = 16;
 
 /// The most nodes a generated tree has (the root included).
 pub const MAX_NODES: u64 = 15;
@@ -295,6 +300,15 @@ impl Case {
         crate::scenario::node_count(&self.shape())
     }
 
+    /// Whether a node may linger (a `linger` rule is written).
+    fn lingers(&self) -> bool {
+        self.on(Feature::Linger)
+            && self.rules.iter().any(|r| {
+                r.knobs.linger == Some(true)
+                    && matches!(r.selector, Sel::All | Sel::Root | Sel::Interior)
+            })
+    }
+
     /// Whether a helper or a daemon is written: it gets a `group` teardown.
     fn has_outside(&self) -> bool {
         self.on(Feature::Outside)
@@ -458,6 +472,10 @@ fn render_rule(s: &mut String, r: &Rule, shape: &[u32], case: &Case) {
     // A helper or daemon holds its node's stdout: with capture or output,
     // a leak or a hang under every strategy.
     let captures = !case.has_outside();
+    // A lingering parent never reads its captured children: output beyond
+    // the pipe buffer fills the pipe and hangs under every strategy
+    // (casebook 5), so a case where a node lingers writes less.
+    let lingers = case.lingers();
     let ignore = k.ignore.as_ref().map(|v| {
         let names: Vec<String> = v
             .iter()
@@ -523,6 +541,7 @@ fn render_rule(s: &mut String, r: &Rule, shape: &[u32], case: &Case) {
             "output",
             k.output_kib
                 .filter(|_| captures)
+                .map(|v| if lingers { v.min(PIPE_SAFE_KIB) } else { v })
                 .map(|v| format!("\"{v}KiB\"")),
         ),
         (Feature::DupStdout, "dup_stdout", number(k.dup_stdout)),

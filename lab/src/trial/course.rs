@@ -311,6 +311,22 @@ impl Course<'_> {
                     let ended_first =
                         matches!(pk.at, PlanAt::Birth { .. } | PlanAt::ChildBirth { .. })
                             && t.dead_ns.is_some();
+                    // Timed from a child at its gate, the child will never
+                    // be there: it died, or it is unborn and its parent
+                    // (the target) died first (a node whose parent died
+                    // before it armed exits without spawning). Nothing is
+                    // held, and the kill is done without a signal; its gate
+                    // is opened all the same, so that a child spawned just
+                    // before its parent died, whose `created` report is
+                    // still on its way, is not held there for ever.
+                    let never_held = match pk.at {
+                        PlanAt::Gate { child, .. } => {
+                            self.procs[child as usize].at_gate.is_none()
+                                && (self.seen.nodes[child as usize].dead_ns.is_some()
+                                    || self.never_born(child as usize))
+                        }
+                        _ => false,
+                    };
                     let due = match pk.at {
                         PlanAt::Ready => self.ready_at.is_some(),
                         PlanAt::Gate { child, phase } => {
@@ -320,16 +336,17 @@ impl Course<'_> {
                         }
                         PlanAt::Delay { .. } | PlanAt::Birth { .. } | PlanAt::ChildBirth { .. } => {
                             // A timed kill of a target that will never be
-                            // born (its parent died first) fires at once,
+                            // born (an ancestor died first) fires at once,
                             // at nothing, and is done.
-                            let unborn = t.created_ns.is_none()
-                                && self.plan().nodes[target]
-                                    .parent
-                                    .is_some_and(|p| self.seen.nodes[p as usize].dead_ns.is_some());
-                            unborn || self.kill_time(k).is_some_and(|at| now >= at)
+                            self.never_born(target) || self.kill_time(k).is_some_and(|at| now >= at)
                         }
                     };
-                    if ended_first {
+                    if never_held {
+                        if let PlanAt::Gate { child, .. } = pk.at {
+                            self.release(child);
+                        }
+                        self.kills[k] = KillState::Done;
+                    } else if ended_first {
                         self.kills[k] = KillState::Done;
                     } else if due {
                         self.signal(target, pk.signal);
@@ -370,6 +387,15 @@ impl Course<'_> {
                 KillState::Done => {}
             }
         }
+    }
+
+    /// Whether node `i` will never be born: it has not reported `created`,
+    /// and its parent died, or will never be born itself.
+    fn never_born(&self, i: usize) -> bool {
+        self.seen.nodes[i].created_ns.is_none()
+            && self.plan().nodes[i].parent.is_some_and(|p| {
+                self.seen.nodes[p as usize].dead_ns.is_some() || self.never_born(p as usize)
+            })
     }
 
     /// When the next rung of a sent kill ladder is due (ns), if any.

@@ -96,3 +96,21 @@ fn a_soak_sets_keys_and_sweeps_a_list() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Kills held at the gates of nodes that will never be born (found by `lab
+/// fuzz`): they are done without a signal, and every trial comes to a
+/// verdict about the strategy (it was an `error` at the deadline's cap, the
+/// course waiting for a gate no node would reach), at -j 4 on 2 cores.
+#[test]
+fn a_kill_held_at_the_gate_of_a_node_never_born_is_done_without_a_signal() {
+    let file = scenario("gate-chain.toml");
+    let (out, dir) = lab_run(&file, 20, &["canonical", "legacy"], &["-j", "4"]);
+    let v = json(&out);
+    for s in ["canonical", "legacy"] {
+        let r = strategy(&v, s);
+        assert_eq!(r["error"].as_u64().unwrap_or(0), 0, "{r}");
+        assert_eq!(r["hang"].as_u64().unwrap_or(0), 0, "{r}");
+    }
+    assert_eq!(strategy(&v, "canonical")["pass"].as_u64(), Some(20), "{v}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -53,11 +53,12 @@ fn who(alive: &Alive) -> String {
     } else {
         format!("nodes {}", alive.paths.join(" "))
     };
+    let others = processes(outside as u32);
     match (nodes.is_empty(), outside) {
         (true, 0) => "no node".to_string(),
-        (true, n) => format!("{n} processes outside the plan"),
+        (true, _) => format!("{others} outside the plan"),
         (false, 0) => nodes,
-        (false, n) => format!("{nodes} and {n} processes outside the plan"),
+        (false, _) => format!("{nodes} and {others} outside the plan"),
     }
 }
 
@@ -109,7 +110,7 @@ pub(in crate::trial) fn hang(
         return o;
     }
     let mut reason = format!(
-        "the course did not finish within the deadline ({deadline_ms} ms); {}; {}; {} processes alive",
+        "the course did not finish within the deadline ({deadline_ms} ms); {}; {}; {} alive",
         blocked_text(blocked),
         if stuck.is_empty() {
             "every live node had reported ready (a parent blocked waiting for its children)"
@@ -117,7 +118,7 @@ pub(in crate::trial) fn hang(
         } else {
             format!("not ready: {}", stuck.join(", "))
         },
-        alive.count
+        processes(alive.count)
     );
     let uses = plan
         .nodes

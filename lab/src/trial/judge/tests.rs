@@ -301,7 +301,7 @@ fn a_hang_names_what_never_got_ready() {
         o.reason.as_deref(),
         Some(
             "the course did not finish within the deadline (300 ms); asleep with no phase report \
-             since the deadline: nodes 0.1 and 1 processes outside the plan; not ready: \
+             since the deadline: nodes 0.1 and 1 process outside the plan; not ready: \
              0.1 (last phase armed), 1.0.1 (last phase created); 4 processes alive"
         )
     );
@@ -317,7 +317,7 @@ fn a_hang_names_what_never_got_ready() {
         0,
     );
     assert!(o.reason.unwrap().contains(
-        "every live node had reported ready (a parent blocked waiting for its children); 1 processes alive"
+        "every live node had reported ready (a parent blocked waiting for its children); 1 process alive"
     ));
 }
 

@@ -54,7 +54,7 @@ fn what_outlives_both_windows_is_an_orphan() {
         o.reason.as_deref(),
         Some(
             "alive after the teardown (teardown-KILL) and both cascade windows (/proc could not be \
-             read): nodes 0.0 0.0.1 and 1 processes outside the plan"
+             read): nodes 0.0 0.0.1 and 1 process outside the plan"
         )
     );
     assert_eq!((o.orphans, o.survivors.len(), o.window_us), (3, 2, 10_000));
