@@ -92,11 +92,12 @@ pub(super) struct RunReports {
     #[arg(long)]
     pub gdb: bool,
     /// Also write the results as JUnit XML to FILE: one test case per strategy, a failure
-    /// (verdict counts, replay command, diagnosis) when its verdicts were unexpected
+    /// (counts, replay command, diagnosis) when it fails the run: verdicts its scenario does not
+    /// expect, or (lab fuzz) a failing case or regression
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
-    /// Also write the results as CTRF JSON (ctrf.io) to FILE: one test per strategy, failed when its
-    /// verdicts were unexpected
+    /// Also write the results as CTRF JSON (ctrf.io) to FILE: one test per strategy, failed as
+    /// the JUnit test case is
     #[arg(long, value_name = "FILE")]
     pub ctrf: Option<PathBuf>,
     /// Write the diagnosis files of at most N failing trials per strategy; the rest are
