@@ -103,7 +103,8 @@ fn a_soak_sets_keys_and_sweeps_a_list() {
 /// course waiting for a gate no node would reach), at -j 4 on 2 cores.
 #[test]
 fn a_kill_held_at_the_gate_of_a_node_never_born_is_done_without_a_signal() {
-    let file = scenario("gate-chain.toml");
+    // The regression `lab fuzz` keeps for it, at the top of the repository.
+    let file = crate_path("../fuzz-regressions", "gate-chain.toml");
     let (out, dir) = lab_run(&file, 20, &["canonical", "legacy"], &["-j", "4"]);
     let v = json(&out);
     for s in ["canonical", "legacy"] {
