@@ -253,11 +253,20 @@ pub fn seed_of(text: &str) -> Option<u64> {
 ///
 /// # Errors
 /// [`LabError::Scenario`] for a file that does not parse (named with its
-/// position); [`LabError::Io`] when the directory cannot be read.
+/// position); [`LabError::Input`] when `dir` is not a directory, or for a
+/// file whose plan can never run (its gate is never reached);
+/// [`LabError::Io`] when the directory cannot be read.
 pub fn load_regressions(dir: &Path, seed: u64) -> Result<Vec<Written>, LabError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            return Err(LabError::Input(format!(
+                "--regressions {}: not a directory; name the directory of regression files \
+                 (default fuzz-regressions)",
+                dir.display()
+            )))
+        }
         Err(e) => return Err(LabError::io(format!("cannot read {}", dir.display()), e)),
     };
     let mut paths: Vec<PathBuf> = entries
@@ -275,6 +284,9 @@ pub fn load_regressions(dir: &Path, seed: u64) -> Result<Vec<Written>, LabError>
             let scenario = Scenario::parse(&shown, &text)?;
             let seed = seed_of(&text).unwrap_or(seed);
             let plan = crate::plan::Plan::new(&scenario, seed);
+            if let Some(why) = plan.unreachable_gate() {
+                return Err(LabError::Input(format!("{shown}: seed {seed}: {why}")));
+            }
             Ok(Written {
                 path,
                 checked: Checked {
@@ -456,6 +468,21 @@ mod tests {
             .is_empty());
         std::fs::write(dir.path().join("bad.toml"), "version = 2\n").unwrap();
         let e = load_regressions(dir.path(), 1).unwrap_err();
+        assert_eq!(e.exit(), crate::error::Exit::Input, "{e}");
+        // A plan that can never run is refused as well, naming the file.
+        let never = dir.path().join("never");
+        std::fs::create_dir(&never).unwrap();
+        std::fs::write(
+            never.join("gate.toml"),
+            "version = 1\nname = \"g\"\n[tree]\nbreadth = [2]\n[[kill]]\ntarget = \"root\"\n\
+             signal = \"KILL\"\nat = \"gate:created\"\n[nodes.root]\nspawn_from_thread = true\n",
+        )
+        .unwrap();
+        let e = load_regressions(&never, 1).unwrap_err();
+        assert_eq!(e.exit(), crate::error::Exit::Input, "{e}");
+        assert!(e.to_string().contains("gate.toml: seed 1:"), "{e}");
+        // A file given as the directory is bad input too.
+        let e = load_regressions(&never.join("gate.toml"), 1).unwrap_err();
         assert_eq!(e.exit(), crate::error::Exit::Input, "{e}");
     }
 }
