@@ -311,11 +311,12 @@ impl Course<'_> {
                     let ended_first =
                         matches!(pk.at, PlanAt::Birth { .. } | PlanAt::ChildBirth { .. })
                             && t.dead_ns.is_some();
-                    // Timed from a child at its gate, the child will never
-                    // be there: it died, or it is unborn and its parent
-                    // (the target) died first (a node whose parent died
-                    // before it armed exits without spawning). Nothing is
-                    // held, and the kill is done without a signal; its gate
+                    // Held at the gate of a child that will never be
+                    // there: it died, or it will never be born (its parent,
+                    // the target, died first or will never be born itself;
+                    // a node whose parent died before it armed exits
+                    // without spawning). Nothing is held, and the kill is
+                    // done without a signal; its gate
                     // is opened all the same, so that a child spawned just
                     // before its parent died, whose `created` report is
                     // still on its way, is not held there for ever.
