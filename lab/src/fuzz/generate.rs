@@ -180,6 +180,17 @@ pub struct Rule {
     pub knobs: Knobs,
 }
 
+impl Rule {
+    /// Whether its file says `linger = true`: only on `*`, `root` and
+    /// `interior`, so that lingering nodes stay closed upwards (a lingering
+    /// node's parent lingers too): a parent that waits for a child that
+    /// waits for the parent's death is a hang under every strategy.
+    fn lingers(&self) -> bool {
+        self.knobs.linger == Some(true)
+            && matches!(self.selector, Sel::All | Sel::Root | Sel::Interior)
+    }
+}
+
 /// When a kill fires.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum When {
@@ -302,11 +313,7 @@ impl Case {
 
     /// Whether a node may linger (a `linger` rule is written).
     fn lingers(&self) -> bool {
-        self.on(Feature::Linger)
-            && self.rules.iter().any(|r| {
-                r.knobs.linger == Some(true)
-                    && matches!(r.selector, Sel::All | Sel::Root | Sel::Interior)
-            })
+        self.on(Feature::Linger) && self.rules.iter().any(Rule::lingers)
     }
 
     /// Whether a helper or a daemon is written: it gets a `group` teardown.
@@ -465,10 +472,6 @@ fn render_rule(s: &mut String, r: &Rule, shape: &[u32], case: &Case) {
     let word = |v: Option<u8>, words: &[&str]| {
         v.map(|i| format!("\"{}\"", words[usize::from(i) % words.len()]))
     };
-    // Lingering nodes stay closed upwards (a lingering node's parent
-    // lingers too): a parent that waits for a child that waits for the
-    // parent's death is a hang under every strategy.
-    let upwards = matches!(r.selector, Sel::All | Sel::Root | Sel::Interior);
     // A helper or daemon holds its node's stdout: with capture or output,
     // a leak or a hang under every strategy.
     let captures = !case.has_outside();
@@ -492,7 +495,7 @@ fn render_rule(s: &mut String, r: &Rule, shape: &[u32], case: &Case) {
         (
             Feature::Linger,
             "linger",
-            text(k.linger.filter(|l| *l && upwards)),
+            r.lingers().then(|| "true".to_string()),
         ),
         (Feature::Exit, "exit_code", number(k.exit_code)),
         (
