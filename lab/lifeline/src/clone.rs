@@ -171,9 +171,17 @@ impl LifelineReader {
     /// - [poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html),
     ///   [pipe(7)](https://man7.org/linux/man-pages/man7/pipe.7.html)
     pub fn wait_parent_gone(&self, timeout: Option<Duration>) -> bool {
-        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        // No clock is read without a timeout or with a zero one (the
+        // common calls): in a node, the clock's code is pages to fault in.
+        let deadline = timeout
+            .filter(|t| !t.is_zero())
+            .map(|t| std::time::Instant::now() + t);
         loop {
-            let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+            let left = match (timeout, deadline) {
+                (None, _) => None,
+                (Some(_), None) => Some(Duration::ZERO),
+                (Some(_), Some(d)) => Some(d.saturating_duration_since(std::time::Instant::now())),
+            };
             let ts = left.map(|d| rustix::time::Timespec {
                 tv_sec: d.as_secs() as i64,
                 tv_nsec: d.subsec_nanos() as i64,
@@ -262,7 +270,9 @@ impl Child {
 /// child through the same `clone3`.
 #[derive(Debug, Default)]
 pub struct Spawn<'a> {
-    keep: Vec<BorrowedFd<'a>>,
+    /// The fds kept open in the child, inline up to 8: a spawn allocates
+    /// nothing (no copy-on-write fault in the heap of a spawning copy).
+    keep: smallvec::SmallVec<[BorrowedFd<'a>; 8]>,
     cgroup: Option<BorrowedFd<'a>>,
     /// Stdin, stdout, stderr of a [`Spawn::run`] child.
     stdio: [Option<BorrowedFd<'a>>; 3],
@@ -399,25 +409,15 @@ impl<'a> Spawn<'a> {
             return Err(io::Error::from_raw_os_error(libc::EDEADLK));
         }
         let lifeline = Lifeline::new()?;
-        // The fds to keep, on the stack when they fit (they do in every
-        // spawn of the lab): a heap allocation freed after the clone would
-        // touch heap pages the clone just made copy-on-write.
-        const ON_STACK: usize = 32;
-        let wanted = 4 + self.keep.len();
-        let mut stack_keep = [0 as RawFd; ON_STACK];
-        let mut heap_keep = Vec::new();
-        let keep: &mut [RawFd] = if wanted <= ON_STACK {
-            &mut stack_keep[..wanted]
-        } else {
-            heap_keep.resize(wanted, 0);
-            &mut heap_keep
-        };
-        keep[..4].copy_from_slice(&[0, 1, 2, lifeline.read.as_raw_fd()]);
-        for (slot, fd) in keep[4..].iter_mut().zip(&self.keep) {
-            *slot = fd.as_raw_fd();
-        }
+        // The fds to keep, inline (on the stack) when they fit, as they do
+        // in every spawn of the lab: a heap allocation freed after the clone
+        // would touch heap pages the clone just made copy-on-write.
+        let mut keep: smallvec::SmallVec<[RawFd; 16]> = [0, 1, 2, lifeline.read.as_raw_fd()]
+            .into_iter()
+            .chain(self.keep.iter().map(|fd| fd.as_raw_fd()))
+            .collect();
         keep.sort_unstable();
-        let keep = dedup_sorted(keep);
+        let keep = dedup_sorted(&mut keep);
         let ns = self.pidns.map(NsPrep::new);
         // SAFETY: the caller has one thread (checked above; a single thread
         // cannot gain another behind its back), so the child may run

@@ -276,3 +276,151 @@ pub fn own_pipe(fd: RawFd) -> Option<(u64, bool)> {
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
     (flags >= 0).then_some((st.st_ino, flags & libc::O_ACCMODE != libc::O_RDONLY))
 }
+
+/// The size of the calling process's fd table: `FDSize` of
+/// `/proc/self/status`, the kernel's `max_fds`. Every open fd is below it.
+///
+/// # Errors
+/// Errors of open and read; `InvalidData` when the file has no `FDSize`.
+///
+/// # References
+/// - [proc_pid_status(5)](https://man7.org/linux/man-pages/man5/proc_pid_status.5.html)
+///   (`FDSize`), printed from `fdt->max_fds` by `task_state` in
+///   fs/proc/array.c
+pub fn fd_table_size() -> io::Result<RawFd> {
+    use rustix::fs::{open, Mode, OFlags};
+    let status = open(
+        "/proc/self/status",
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    // `FDSize` is the tenth line, well inside the first KiB (the name
+    // before it is at most 64 bytes escaped).
+    let mut buf = [0u8; 1024];
+    let mut len = 0;
+    while len < buf.len() {
+        match rustix::io::read(&status, &mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    parse_fd_size(&buf[..len])
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no FDSize in /proc/self/status"))
+}
+
+/// The number of the `FDSize:` line of a `/proc/PID/status` text.
+fn parse_fd_size(status: &[u8]) -> Option<RawFd> {
+    let line = status
+        .split(|&b| b == b'\n')
+        .find_map(|l| l.strip_prefix(b"FDSize:"))?;
+    std::str::from_utf8(line).ok()?.trim().parse().ok()
+}
+
+/// Call `visit` with every open fd of the calling process but `O_PATH` ones,
+/// in increasing order, without `/proc/self/fd`, whose listing makes a dentry and an inode
+/// for each fd (`proc_readfd_common` in fs/proc/fd.c), freed again when the
+/// process is reaped: the fds below [`fd_table_size`] are asked 128 at a
+/// time with one `poll` each, which answers `POLLNVAL` exactly for an fd
+/// that is not open, and for an `O_PATH` fd (`fdget` in `do_pollfd`,
+/// fs/select.c, skips `FMODE_PATH` files; such an fd is never a pipe, a
+/// socket or a tty). The fd numbers are only read, never used: nothing is
+/// borrowed or owned here. Fds opened or closed by another thread meanwhile
+/// may or may not be seen, as with any listing.
+///
+/// # Errors
+/// As [`fd_table_size`]; errors of poll.
+///
+/// # References
+/// - [poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html) (`POLLNVAL`)
+pub fn each_open_fd(mut visit: impl FnMut(RawFd)) -> io::Result<()> {
+    const CHUNK: RawFd = 128;
+    let size = fd_table_size()?;
+    let mut polled = [libc::pollfd {
+        fd: -1,
+        events: 0,
+        revents: 0,
+    }; CHUNK as usize];
+    let mut first = 0;
+    while first < size {
+        let n = CHUNK.min(size - first);
+        for (k, p) in polled.iter_mut().take(n as usize).enumerate() {
+            *p = libc::pollfd {
+                fd: first + k as RawFd,
+                events: 0,
+                revents: 0,
+            };
+        }
+        // SAFETY: `polled` holds `n` initialised pollfds that poll reads
+        // and whose `revents` it writes; a zero timeout never blocks. The
+        // fd numbers are only looked up by the kernel, never used as ours.
+        let rc = unsafe { libc::poll(polled.as_mut_ptr(), n as libc::nfds_t, 0) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e);
+        }
+        for p in &polled[..n as usize] {
+            if p.revents & libc::POLLNVAL == 0 {
+                visit(p.fd);
+            }
+        }
+        first += n;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed() -> Vec<RawFd> {
+        let mut fds = Vec::new();
+        each_open_fd(|fd| fds.push(fd)).unwrap();
+        fds
+    }
+
+    #[test]
+    fn every_open_fd_is_listed_in_order_and_a_closed_one_is_not() {
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        // Above the first poll chunk, and above the default table of 64.
+        let high = rustix::io::fcntl_dupfd_cloexec(&w, 700).unwrap();
+        let (r, w, high) = (r.as_raw_fd(), w, high);
+        let fds = listed();
+        assert!(fds.windows(2).all(|p| p[0] < p[1]), "{fds:?}");
+        for fd in [r, w.as_raw_fd(), high.as_raw_fd()] {
+            assert!(fds.contains(&fd), "fd {fd} not in {fds:?}");
+        }
+        assert!(fd_table_size().unwrap() > high.as_raw_fd());
+        // Other tests open and close fds meanwhile: only ours are compared
+        // (none of them asks for an fd this high).
+        let closed = high.as_raw_fd();
+        drop(high);
+        assert!(!listed().contains(&closed));
+    }
+
+    #[test]
+    fn an_o_path_fd_is_not_listed_and_cannot_be_a_pipe() {
+        let path = rustix::fs::open(
+            "/",
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap();
+        assert!(!listed().contains(&path.as_raw_fd()));
+        assert_eq!(own_pipe(path.as_raw_fd()), None);
+    }
+
+    #[test]
+    fn fd_size_is_read_from_its_line() {
+        let status = b"Name:\tnode 0.1\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t7\nNgid:\t0\n\
+                       Pid:\t7\nPPid:\t1\nTracerPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n\
+                       FDSize:\t512\nGroups:\t0\n";
+        assert_eq!(parse_fd_size(status), Some(512));
+        assert_eq!(parse_fd_size(b"Name:\tx\nFDSize:\n"), None);
+        assert_eq!(parse_fd_size(b""), None);
+    }
+}

@@ -21,6 +21,10 @@ use lifeline::{legacy, LifelineReader, Pidfd, Spawn};
 /// of its lifeline under the canonical strategy.
 pub const COMMAND_LIFELINE_FD: RawFd = 3;
 
+/// A node's children, inline up to 4: spawning them allocates nothing (no
+/// copy-on-write fault in the heap of a spawning copy).
+pub(crate) type Children = smallvec::SmallVec<[ChildHandle; 4]>;
+
 /// A child as its parent holds it.
 #[derive(Debug)]
 pub struct ChildHandle {

@@ -20,6 +20,8 @@
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::panic::PanicHookInfo;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use crate::forensics::Signature;
 use crate::phase;
@@ -50,20 +52,45 @@ pub(crate) fn guard_panic(signature: Signature, message: String) -> ! {
 /// thing in every node process: a copy inherits its parent's hook, with the
 /// parent's node index.
 ///
-/// The hook owns a duplicate of the phase channel at
+/// The hook is one function for the whole process, set once (in the first
+/// node of a process: the root, or an exec'd node); it reads the node it
+/// reports for from [`NODE`], which each node sets here. A copy's node thus
+/// allocates nothing and leaves the hook alone: no copy-on-write fault in
+/// its parent's heap and hook state, in every node of every trial.
+///
+/// [`NODE`] owns a duplicate of the phase channel at
 /// [`lifeline::LAB_FD_FLOOR`] or above (close-on-exec), out of reach of the
-/// scenario's fd numbers. A copy's inherited hook owns its parent's
-/// duplicate, whose fd number `close_range` closed in a clone3 copy (and may
-/// hand out again), so the inherited hook is forgotten, never dropped: the
-/// drop would close whatever has that number now. In a fork copy the
-/// parent's duplicate stays open (a socket, not a pipe: no EOF depends on it).
+/// scenario's fd numbers. A copy inherits its parent's duplicate, whose fd
+/// number `close_range` closed in a clone3 copy (and may hand out again), so
+/// the inherited one is forgotten, never dropped: the drop would close
+/// whatever has that number now. In a fork copy the parent's duplicate stays
+/// open (a socket, not a pipe: no EOF depends on it).
 pub(super) fn install_hook(node: u32, report: BorrowedFd<'_>) {
     let fd: Option<OwnedFd> = rustix::io::fcntl_dupfd_cloexec(report, lifeline::LAB_FD_FLOOR).ok();
-    std::mem::forget(std::panic::take_hook());
-    std::panic::set_hook(Box::new(move |info| {
-        report_and_exit(node, fd.as_ref(), info)
-    }));
+    let mut me = NODE.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((_, inherited)) = me.replace((node, fd)) {
+        std::mem::forget(inherited);
+    }
+    drop(me);
+    if !HOOKED.swap(true, Ordering::Relaxed) {
+        std::mem::forget(std::panic::take_hook());
+        std::panic::set_hook(Box::new(|info| {
+            let me = NODE.lock().unwrap_or_else(PoisonError::into_inner);
+            let (node, fd) = me
+                .as_ref()
+                .map_or((u32::MAX, None), |(n, f)| (*n, f.as_ref()));
+            report_and_exit(node, fd, info)
+        }));
+    }
 }
+
+/// The node the calling process is, and the duplicate of its phase channel
+/// its panic hook reports on ([`install_hook`]).
+static NODE: Mutex<Option<(u32, Option<OwnedFd>)>> = Mutex::new(None);
+
+/// Whether the calling process has the node panic hook already (a copy
+/// inherits its parent's).
+static HOOKED: AtomicBool = AtomicBool::new(false);
 
 /// The hook: send the panic's report (best effort: without a channel the
 /// exit code alone says it) and `_exit` at once, without unwinding.

@@ -24,6 +24,7 @@ use std::time::Duration;
 use rustix::pipe::{pipe_with, PipeFlags};
 use rustix::process::{getppid, Signal};
 
+use create::Children;
 pub use create::{ChildHandle, COMMAND_LIFELINE_FD};
 pub use guard::EXIT_PANIC;
 pub use wait::{EOF_BOUND, LEAK_INODE_BITS};
@@ -184,7 +185,7 @@ impl NodeCtx<'_> {
             );
         }
         hazard::start(node);
-        let mut children = Vec::with_capacity(node.children.len());
+        let mut children = Children::new();
         for &c in &node.children {
             let spawned = if node.spawn_from_thread {
                 std::thread::scope(|s| {
@@ -341,18 +342,18 @@ fn name_process(path: &str) {
 /// Write `bytes` zero bytes to stdout (blocking while the pipe is full).
 ///
 /// Nothing is touched when there is nothing to write: not std's `Stdout`
-/// (whose first use allocates its buffer) nor the 16 KiB chunk on the
-/// stack, whose pages a node, a copy of its parent, would fault in (copy on
-/// write) in every trial.
+/// (whose first use allocates its buffer) nor any buffer on the stack, whose
+/// pages a node, a copy of its parent, would fault in (copy on write) in
+/// every trial. The zeros are a static in read-only data.
 fn write_output(mut bytes: u64) {
+    static ZEROS: [u8; 16384] = [0; 16384];
     if bytes == 0 {
         return;
     }
-    let chunk = [0u8; 16384];
     let out = std::io::stdout();
     while bytes > 0 {
-        let n = bytes.min(chunk.len() as u64) as usize;
-        match rustix::io::write(out.as_fd(), &chunk[..n]) {
+        let n = bytes.min(ZEROS.len() as u64) as usize;
+        match rustix::io::write(out.as_fd(), &ZEROS[..n]) {
             Ok(w) => bytes -= w as u64,
             Err(rustix::io::Errno::INTR) => {}
             Err(_) => return,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags};
 
-use super::create::ChildHandle;
+use super::create::{ChildHandle, Children};
 use super::NodeCtx;
 use crate::phase::Event;
 use crate::scenario::ReadDiscipline;
@@ -34,7 +34,7 @@ impl NodeCtx<'_> {
     pub(super) fn wait_children(
         &self,
         idx: u32,
-        children: Vec<ChildHandle>,
+        children: Children,
         lifeline: Option<&LifelineReader>,
     ) -> bool {
         match self.strategy.observe {
@@ -59,7 +59,7 @@ impl NodeCtx<'_> {
     fn wait_polling(
         &self,
         idx: u32,
-        mut children: Vec<ChildHandle>,
+        mut children: Children,
         lifeline: Option<&LifelineReader>,
     ) -> bool {
         // Per child: reaped yet, and since when its pipe waits for EOF.
@@ -179,6 +179,11 @@ impl NodeCtx<'_> {
 }
 
 /// Read what is there without blocking past it; false at EOF.
+///
+/// Never inlined: its 16 KiB buffer would otherwise sit in the frame of
+/// [`NodeCtx::run`], whose stack probe then touches (copy-on-write faults)
+/// four stack pages in every node, reading or not.
+#[inline(never)]
 fn read_some(fd: &OwnedFd) -> bool {
     let mut buf = [0u8; 16384];
     match rustix::io::read(fd, &mut buf) {
@@ -200,7 +205,9 @@ fn writers_gone(fd: &OwnedFd) -> bool {
     poll(&mut fds, Some(&zero)).is_ok() && fds[0].revents().contains(PollFlags::HUP)
 }
 
-/// Read the pipe to EOF, blocking as long as any writer holds it.
+/// Read the pipe to EOF, blocking as long as any writer holds it. Never
+/// inlined, as [`read_some`].
+#[inline(never)]
 fn drain_blocking(fd: Option<OwnedFd>) {
     let Some(fd) = fd else { return };
     let mut buf = [0u8; 16384];
