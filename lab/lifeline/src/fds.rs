@@ -296,32 +296,37 @@ pub fn fd_table_size() -> io::Result<RawFd> {
     )?;
     // `FDSize` is the tenth line, well inside the first KiB (the name
     // before it is at most 64 bytes escaped).
+    // Read until its line is whole: one read, in practice.
     let mut buf = [0u8; 1024];
     let mut len = 0;
     while len < buf.len() {
         match rustix::io::read(&status, &mut buf[len..]) {
             Ok(0) => break,
             Ok(n) => len += n,
-            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
+        }
+        if let Some(size) = parse_fd_size(&buf[..len]) {
+            return Ok(size);
         }
     }
     parse_fd_size(&buf[..len])
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no FDSize in /proc/self/status"))
 }
 
-/// The number of the `FDSize:` line of a `/proc/PID/status` text.
+/// The number of the `FDSize:` line of a `/proc/PID/status` text; `None`
+/// until that line is whole (ends with its newline).
 fn parse_fd_size(status: &[u8]) -> Option<RawFd> {
-    let line = status
-        .split(|&b| b == b'\n')
-        .find_map(|l| l.strip_prefix(b"FDSize:"))?;
+    let start = status.windows(8).position(|w| w == b"\nFDSize:")? + 8;
+    let len = status[start..].iter().position(|&b| b == b'\n')?;
+    let line = &status[start..start + len];
     std::str::from_utf8(line).ok()?.trim().parse().ok()
 }
 
 /// Call `visit` with every open fd of the calling process but `O_PATH` ones,
-/// in increasing order, without `/proc/self/fd`, whose listing makes a dentry and an inode
-/// for each fd (`proc_readfd_common` in fs/proc/fd.c), freed again when the
-/// process is reaped: the fds below [`fd_table_size`] are asked 128 at a
+/// in increasing order, without `/proc/self/fd`, whose listing makes a
+/// dentry and an inode for each fd (`proc_readfd_common` in fs/proc/fd.c),
+/// freed again when the process is reaped: the fds below [`fd_table_size`] are asked 256 at a
 /// time with one `poll` each, which answers `POLLNVAL` exactly for an fd
 /// that is not open, and for an `O_PATH` fd (`fdget` in `do_pollfd`,
 /// fs/select.c, skips `FMODE_PATH` files; such an fd is never a pipe, a
@@ -335,7 +340,7 @@ fn parse_fd_size(status: &[u8]) -> Option<RawFd> {
 /// # References
 /// - [poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html) (`POLLNVAL`)
 pub fn each_open_fd(mut visit: impl FnMut(RawFd)) -> io::Result<()> {
-    const CHUNK: RawFd = 128;
+    const CHUNK: RawFd = 256;
     let size = fd_table_size()?;
     let mut polled = [libc::pollfd {
         fd: -1,
@@ -420,6 +425,8 @@ mod tests {
                        Pid:\t7\nPPid:\t1\nTracerPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n\
                        FDSize:\t512\nGroups:\t0\n";
         assert_eq!(parse_fd_size(status), Some(512));
+        // A line cut by the end of a read is not read as a smaller number.
+        assert_eq!(parse_fd_size(b"Name:\tx\nFDSize:\t51"), None);
         assert_eq!(parse_fd_size(b"Name:\tx\nFDSize:\n"), None);
         assert_eq!(parse_fd_size(b""), None);
     }
