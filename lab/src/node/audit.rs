@@ -41,16 +41,17 @@ pub(crate) struct PipeFd {
 /// fds of any kind): listing them allocates nothing.
 pub(crate) type PipeFds = SmallVec<[PipeFd; 16]>;
 
-/// Every fd of the calling process that refers to a pipe, in fd order.
+/// Every fd of the calling process that refers to a pipe, in fd order; none
+/// when the fd table cannot be read (no `/proc`).
 ///
 /// The fds come from [`lifeline::each_open_fd`] (a `poll` of the fd
 /// table), not from a listing of `/proc/self/fd`, which makes a dentry and
 /// an inode per fd that the reaper frees again (a loop of fork, list, exit
 /// here: about 180 µs more per process with 21 fds than without the
-/// listing, 3 runs of 3000); the pipes are kept inline ([`PipeFds`]). In a node,
-/// a copy of its parent, a heap allocation would make malloc touch
-/// (copy-on-write fault) its arena and heap pages. Both run in every node of
-/// every trial.
+/// listing, 3 runs of 3000). The pipes are kept inline ([`PipeFds`]): in a
+/// node, a copy of its parent, a heap allocation would make malloc touch
+/// (copy-on-write fault) its arena and heap pages. Both run in every node
+/// of every trial.
 ///
 /// # References
 /// - [poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html),
