@@ -20,51 +20,47 @@
 //!
 //! # Latest figures
 //!
-//! `CARGO_TARGET_DIR=/work/target-vfork nice -n 10 cargo bench -p lab
-//! --bench spawn -- --warm-up-time 1 --measurement-time 3`, three runs back
-//! to back on the project's machine kind (2 cores, kernel 6.18), while
-//! other builds and load tests ran (load average 6 to 20): the figures
-//! move by up to 2x from run to run. Each cell: criterion's median of the
-//! per-iteration time, then its median absolute deviation (the spread).
+//! `cargo bench -p lab --bench spawn -- --warm-up-time 1 --measurement-time
+//! 3`, three runs on 2026-11-30 on the project's machine kind (2 cores,
+//! kernel 6.18, a shared host whose speed drifts from minute to minute;
+//! release profile with fat LTO). Each cell: criterion's point estimate of
+//! the mean per iteration.
 //!
 //! | path | run 1 | run 2 | run 3 |
 //! | --- | --- | --- | --- |
-//! | copy: clone3 + pidfd + lifeline, waitid | 410 µs ± 111 | 591 µs ± 413 | 607 µs ± 401 |
-//! | copy: fork + waitpid | 375 µs ± 76 | 273 µs ± 55 | 319 µs ± 164 |
-//! | ratio canonical / fork | 1.09 | 2.16 | 1.90 |
-//! | exec: clone3(VM\|VFORK) + pidfd + lifeline, waitid | 1465 µs ± 583 | 1166 µs ± 299 | 1933 µs ± 762 |
-//! | exec: posix_spawn + waitpid | 1128 µs ± 90 | 1179 µs ± 170 | 1523 µs ± 499 |
-//! | exec: std `Command::status` | 1107 µs ± 338 | 2025 µs ± 1209 | 1102 µs ± 129 |
-//! | ratio canonical / posix_spawn | 1.30 | 0.99 | 1.27 |
-//! | one-node trial, canonical | 5349 µs ± 953 | 3999 µs ± 597 | 3997 µs ± 735 |
-//! | one-node trial, legacy | 3976 µs ± 815 | 3927 µs ± 774 | 3895 µs ± 560 |
+//! | copy: clone3 + pidfd + lifeline, waitid | 307 µs | 265 µs | 261 µs |
+//! | copy: fork + waitpid | 286 µs | 224 µs | 213 µs |
+//! | ratio canonical / fork | 1.07 | 1.18 | 1.22 |
+//! | exec: clone3(VM\|VFORK) + pidfd + lifeline, waitid | 1087 µs | 912 µs | 955 µs |
+//! | exec: posix_spawn + waitpid | 1089 µs | 875 µs | 991 µs |
+//! | exec: std `Command::status` | 1055 µs | 812 µs | 966 µs |
+//! | ratio canonical / posix_spawn | 1.00 | 1.04 | 0.96 |
+//! | one-node trial, canonical | 730 µs | 577 µs | 635 µs |
+//! | one-node trial, legacy | 806 µs | 484 µs | 523 µs |
 //!
 //! Criterion times one path after the other, so load that comes and goes
-//! lands on one side of a comparison: its ratios above are not to be
-//! trusted at this noise level. The interleaved check
+//! lands on one side of a comparison. The interleaved check
 //! `cargo run --release -p lifeline --features legacy --example spawn_ab`
 //! times the two sides of each comparison in alternation (2000 ABBA pairs)
-//! and takes the median of the per-pair ratios; three runs right after the
-//! benches gave canonical exec / posix_spawn 1.014, 1.012, 1.016
-//! (quartiles within 0.67-1.57) and canonical copy / fork 1.406, 1.404,
-//! 1.462 (quartiles within 1.30-1.56).
+//! and takes the median of the per-pair ratios; three runs the same day:
+//! canonical copy / fork 1.155, 1.134, 1.086 (quartiles within 0.78-1.62;
+//! medians 248/219, 268/230, 294/261 µs), canonical exec / posix_spawn
+//! 1.011, 1.015, 1.012 (quartiles within 0.94-1.09).
 //!
-//! After the copy path's thread check became one syscall
-//! (`unshare(CLONE_THREAD)`, about 1 µs instead of about 15 µs for a read
-//! of `/proc`) and its kept fds moved to the stack, the same three
-//! `spawn_ab` runs (load average 8-15, other builds beside) gave canonical
-//! copy / fork 1.175, 1.147, 1.166 (quartiles within 1.11-1.21; medians
-//! 157/133, 186/162, 158/135 µs) and exec / posix_spawn 1.013, 1.013,
-//! 1.014 (quartiles within 0.93-1.10). Criterion, three runs
-//! (`cargo bench -p lab --bench spawn -- --warm-up-time 1
-//! --measurement-time 3`, each cell criterion's point estimate of the
-//! mean): copy canonical 387 / 298 / 305 µs against fork 384 / 275 / 330 µs
-//! (1.01, 1.08, 0.92); exec canonical 932 / 917 / 1148 µs against
-//! posix_spawn 1431 / 932 / 898 µs; one-node trial canonical 1815 / 1985 /
-//! 2162 µs, legacy 734 / 1030 / 3735 µs. What the copy path still pays over
-//! fork (about 20-25 µs): the lifeline (pipe2, a move above the lab's fd
-//! floor, the close of the parent's read end), the pidfd, the child's
+//! What the copy path still pays over fork (about 30 µs): the lifeline
+//! (pipe2, a move above the lab's fd floor, the close of the parent's read
+//! end), the thread check (`unshare(CLONE_THREAD)`), the pidfd, the child's
 //! close_range calls, and waitid(P_PIDFD) against waitpid.
+//!
+//! Where a one-node trial's time goes (`perf record -a` over `lab run` of a
+//! one-node plan, 2000 trials at -j 1; CPU time per trial): in the
+//! supervisor about 630 µs, of which its `clone3` of itself into the root
+//! about 230 µs (copying its page tables: a fork on this machine costs 200
+//! to 300 µs), its poll loop and phase reports about 100 µs, the page faults
+//! of a supervisor whose pages the root shares copy-on-write about 70 µs,
+//! and the trial cgroup's `mkdir`, files and `rmdir` about 60 µs (a bare
+//! mkdir, open, rmdir loop: 86 to 93 µs, 3 runs of 2000); in the root about
+//! 400 µs, most of it its exit.
 // criterion_group! makes an undocumented public function.
 #![allow(missing_docs)]
 
