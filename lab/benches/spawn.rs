@@ -60,7 +60,7 @@
 //! of a supervisor whose pages the root shares copy-on-write about 70 µs,
 //! and the trial cgroup's `mkdir`, files and `rmdir` about 60 µs (a bare
 //! mkdir, open, rmdir loop: 86 to 93 µs, 3 runs of 2000); in the root about
-//! 400 µs, most of it its exit.
+//! 400 µs, two fifths of it its exit.
 // criterion_group! makes an undocumented public function.
 #![allow(missing_docs)]
 
