@@ -590,6 +590,12 @@ fn a_lab_ended_by_a_signal_at_any_moment_leaves_no_cgroup_and_no_process() {
     let _one = super::ONE_LAB_AT_A_TIME
         .lock()
         .unwrap_or_else(|p| p.into_inner());
+    // A shell without job control starts background commands with SIGINT
+    // ignored, and an ignored signal is inherited across fork and exec: the
+    // lab would then drop a SIGINT that comes before its handler exists
+    // and run to the end. Its default action back, for this process and so
+    // for every lab it starts, as in a foreground shell.
+    lifeline::set_ignored(rustix::process::Signal::INT, false).unwrap();
     let before = lab_cgroups();
     let out = out_dir("signalled");
     let trial_cgroup_exists = || {
