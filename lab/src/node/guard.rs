@@ -20,7 +20,6 @@
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::panic::PanicHookInfo;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use crate::forensics::Signature;
@@ -53,10 +52,11 @@ pub(crate) fn guard_panic(signature: Signature, message: String) -> ! {
 /// parent's node index.
 ///
 /// The hook is one function for the whole process, set once (in the first
-/// node of a process: the root, or an exec'd node); it reads the node it
-/// reports for from [`NODE`], which each node sets here. A copy's node thus
-/// allocates nothing and leaves the hook alone: no copy-on-write fault in
-/// its parent's heap and hook state, in every node of every trial.
+/// node of a process: the root, or an exec'd node, whose [`NODE`] was
+/// unset); it reads the node it reports for from [`NODE`], which each node
+/// sets here. A copy's node thus allocates nothing and leaves the hook
+/// alone: no copy-on-write fault in its parent's heap and hook state, in
+/// every node of every trial.
 ///
 /// [`NODE`] owns a duplicate of the phase channel at
 /// [`lifeline::LAB_FD_FLOOR`] or above (close-on-exec), out of reach of the
@@ -67,12 +67,15 @@ pub(crate) fn guard_panic(signature: Signature, message: String) -> ! {
 /// open (a socket, not a pipe: no EOF depends on it).
 pub(super) fn install_hook(node: u32, report: BorrowedFd<'_>) {
     let fd: Option<OwnedFd> = rustix::io::fcntl_dupfd_cloexec(report, lifeline::LAB_FD_FLOOR).ok();
-    let mut me = NODE.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some((_, inherited)) = me.replace((node, fd)) {
-        std::mem::forget(inherited);
-    }
-    drop(me);
-    if !HOOKED.swap(true, Ordering::Relaxed) {
+    let inherited = NODE
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .replace((node, fd));
+    // A node's process has the hook already when it is a copy of a node:
+    // its NODE was set, by its parent.
+    let hooked = inherited.is_some();
+    std::mem::forget(inherited);
+    if !hooked {
         std::mem::forget(std::panic::take_hook());
         std::panic::set_hook(Box::new(|info| {
             let me = NODE.lock().unwrap_or_else(PoisonError::into_inner);
@@ -85,12 +88,9 @@ pub(super) fn install_hook(node: u32, report: BorrowedFd<'_>) {
 }
 
 /// The node the calling process is, and the duplicate of its phase channel
-/// its panic hook reports on ([`install_hook`]).
+/// its panic hook reports on ([`install_hook`]); `None` in a process that
+/// is no node, or not yet one (the supervisor, a fresh exec).
 static NODE: Mutex<Option<(u32, Option<OwnedFd>)>> = Mutex::new(None);
-
-/// Whether the calling process has the node panic hook already (a copy
-/// inherits its parent's).
-static HOOKED: AtomicBool = AtomicBool::new(false);
 
 /// The hook: send the panic's report (best effort: without a channel the
 /// exit code alone says it) and `_exit` at once, without unwinding.
