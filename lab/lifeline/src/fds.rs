@@ -277,90 +277,122 @@ pub fn own_pipe(fd: RawFd) -> Option<(u64, bool)> {
     (flags >= 0).then_some((st.st_ino, flags & libc::O_ACCMODE != libc::O_RDONLY))
 }
 
-/// The size of the calling process's fd table: `FDSize` of
-/// `/proc/self/status`, the kernel's `max_fds`. Every open fd is below it.
+/// Whether fd number `fd` lies inside the calling process's fd table
+/// (below the kernel's `max_fds`, `FDSize` in `/proc/self/status`): false
+/// means no fd numbered `fd` or above is open. At most two syscalls and no
+/// `/proc` (opening `/proc/self/...` makes the process's `/proc` dentries
+/// and formats the whole file: the node audits run this in every node).
+///
+/// How: `fcntl(F_GETFD)` answers for an open fd. For a closed one,
+/// `pselect6` with only `fd` in its read set and a zero timeout tells the
+/// two cases apart: `core_sys_select` (fs/select.c) cuts `n` down to
+/// `max_fds` before `max_select_fd` checks that every fd asked for is open,
+/// so a closed fd inside the table gives `EBADF` and one at or beyond its
+/// end is never looked at (0 ready). The unit tests check this against
+/// `FDSize`.
 ///
 /// # Errors
-/// Errors of open and read; `InvalidData` when the file has no `FDSize`.
+/// Errors of pselect6 other than `EBADF` and `EINTR` (`ENOMEM`); `EINVAL`
+/// for a negative `fd`.
 ///
 /// # References
-/// - [proc_pid_status(5)](https://man7.org/linux/man-pages/man5/proc_pid_status.5.html)
-///   (`FDSize`), printed from `fdt->max_fds` by `task_state` in
-///   fs/proc/array.c
-pub fn fd_table_size() -> io::Result<RawFd> {
-    use rustix::fs::{open, Mode, OFlags};
-    let status = open(
-        "/proc/self/status",
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    // `FDSize` is the tenth line, well inside the first KiB (the name
-    // before it is at most 64 bytes escaped).
-    // Read until its line is whole: one read, in practice.
-    let mut buf = [0u8; 1024];
-    let mut len = 0;
-    while len < buf.len() {
-        match rustix::io::read(&status, &mut buf[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
+/// - [fcntl(2)](https://man7.org/linux/man-pages/man2/fcntl.2.html) (`F_GETFD`),
+///   [select(2)](https://man7.org/linux/man-pages/man2/select.2.html) (`pselect6`)
+/// - `core_sys_select` and `max_select_fd` in fs/select.c
+pub fn in_fd_table(fd: RawFd) -> io::Result<bool> {
+    if fd < 0 {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: F_GETFD takes no argument and only reads the fd's flags; the
+    // fd number is looked up, never used as ours.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0 {
+        return Ok(true);
+    }
+    const WORD: usize = u64::BITS as usize;
+    let words = fd as usize / WORD + 1;
+    // Inline up to fd 1023 (the audits ask at 256, 512 and so on); a larger
+    // table is rare enough to allocate for.
+    let mut inline = [0u64; 16];
+    let mut heap = Vec::new();
+    let set: &mut [u64] = if words <= inline.len() {
+        &mut inline[..words]
+    } else {
+        heap.resize(words, 0u64);
+        &mut heap
+    };
+    loop {
+        set.fill(0);
+        set[fd as usize / WORD] = 1 << (fd as usize % WORD);
+        let zero = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: the read set holds `fd + 1` bits, all the kernel reads
+        // (and writes back) for `n = fd + 1`; the write and except sets and
+        // the signal mask are null; the zero timeout is only read. Nothing
+        // is waited for: the timeout is zero.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_pselect6,
+                fd + 1,
+                set.as_mut_ptr(),
+                std::ptr::null_mut::<u64>(),
+                std::ptr::null_mut::<u64>(),
+                &zero,
+                std::ptr::null::<libc::c_void>(),
+            )
+        };
+        if rc >= 0 {
+            // Nothing was polled: `fd` is at or beyond the table's end (it
+            // was closed a moment ago; an fd opened there since has grown
+            // the table, and is treated as any fd opened during a listing).
+            return Ok(false);
         }
-        if let Some(size) = parse_fd_size(&buf[..len]) {
-            return Ok(size);
+        match io::Error::last_os_error().raw_os_error() {
+            Some(libc::EBADF) => return Ok(true),
+            Some(libc::EINTR) => continue,
+            _ => return Err(io::Error::last_os_error()),
         }
     }
-    parse_fd_size(&buf[..len])
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no FDSize in /proc/self/status"))
-}
-
-/// The number of the `FDSize:` line of a `/proc/PID/status` text; `None`
-/// until that line is whole (ends with its newline).
-fn parse_fd_size(status: &[u8]) -> Option<RawFd> {
-    let start = status.windows(8).position(|w| w == b"\nFDSize:")? + 8;
-    let len = status[start..].iter().position(|&b| b == b'\n')?;
-    let line = &status[start..start + len];
-    std::str::from_utf8(line).ok()?.trim().parse().ok()
 }
 
 /// Call `visit` with every open fd of the calling process but `O_PATH` ones,
-/// in increasing order, without `/proc/self/fd`, whose listing makes a
-/// dentry and an inode for each fd (`proc_readfd_common` in fs/proc/fd.c),
-/// freed again when the process is reaped: the fds below [`fd_table_size`] are asked 256 at a
-/// time with one `poll` each, which answers `POLLNVAL` exactly for an fd
-/// that is not open, and for an `O_PATH` fd (`fdget` in `do_pollfd`,
-/// fs/select.c, skips `FMODE_PATH` files; such an fd is never a pipe, a
-/// socket or a tty). The fd numbers are only read, never used: nothing is
+/// in increasing order, without `/proc`: the fds are asked 256 at a time
+/// with one `poll` each, which answers `POLLNVAL` exactly for an fd that is
+/// not open, and for an `O_PATH` fd (`fdget` in `do_pollfd`, fs/select.c,
+/// skips `FMODE_PATH` files; such an fd is never a pipe, a socket or a
+/// tty), until [`in_fd_table`] says the next chunk starts beyond the fd
+/// table. Listing `/proc/self/fd` instead makes a dentry and an inode for
+/// each fd (`proc_readfd_common` in fs/proc/fd.c), freed again when the
+/// process is reaped. The fd numbers are only read, never used: nothing is
 /// borrowed or owned here. Fds opened or closed by another thread meanwhile
 /// may or may not be seen, as with any listing.
 ///
 /// # Errors
-/// As [`fd_table_size`]; errors of poll.
+/// Errors of poll and of [`in_fd_table`].
 ///
 /// # References
 /// - [poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html) (`POLLNVAL`)
 pub fn each_open_fd(mut visit: impl FnMut(RawFd)) -> io::Result<()> {
     const CHUNK: RawFd = 256;
-    let size = fd_table_size()?;
     let mut polled = [libc::pollfd {
         fd: -1,
         events: 0,
         revents: 0,
     }; CHUNK as usize];
     let mut first = 0;
-    while first < size {
-        let n = CHUNK.min(size - first);
-        for (k, p) in polled.iter_mut().take(n as usize).enumerate() {
+    loop {
+        for (k, p) in polled.iter_mut().enumerate() {
             *p = libc::pollfd {
                 fd: first + k as RawFd,
                 events: 0,
                 revents: 0,
             };
         }
-        // SAFETY: `polled` holds `n` initialised pollfds that poll reads
+        // SAFETY: `polled` holds CHUNK initialised pollfds that poll reads
         // and whose `revents` it writes; a zero timeout never blocks. The
         // fd numbers are only looked up by the kernel, never used as ours.
-        let rc = unsafe { libc::poll(polled.as_mut_ptr(), n as libc::nfds_t, 0) };
+        let rc = unsafe { libc::poll(polled.as_mut_ptr(), CHUNK as libc::nfds_t, 0) };
         if rc < 0 {
             let e = io::Error::last_os_error();
             if e.raw_os_error() == Some(libc::EINTR) {
@@ -368,14 +400,16 @@ pub fn each_open_fd(mut visit: impl FnMut(RawFd)) -> io::Result<()> {
             }
             return Err(e);
         }
-        for p in &polled[..n as usize] {
+        for p in &polled {
             if p.revents & libc::POLLNVAL == 0 {
                 visit(p.fd);
             }
         }
-        first += n;
+        first += CHUNK;
+        if !in_fd_table(first)? {
+            return Ok(());
+        }
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -399,7 +433,7 @@ mod tests {
         for fd in [r, w.as_raw_fd(), high.as_raw_fd()] {
             assert!(fds.contains(&fd), "fd {fd} not in {fds:?}");
         }
-        assert!(fd_table_size().unwrap() > high.as_raw_fd());
+        assert!(in_fd_table(high.as_raw_fd()).unwrap());
         // Other tests open and close fds meanwhile: only ours are compared
         // (none of them asks for an fd this high).
         let closed = high.as_raw_fd();
@@ -419,15 +453,33 @@ mod tests {
         assert_eq!(own_pipe(path.as_raw_fd()), None);
     }
 
+    /// `FDSize` of `/proc/self/status`: the kernel's `max_fds`, what
+    /// [`in_fd_table`] must agree with.
+    fn fd_table_size() -> RawFd {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("FDSize:")).unwrap();
+        line["FDSize:".len()..].trim().parse().unwrap()
+    }
+
     #[test]
-    fn fd_size_is_read_from_its_line() {
-        let status = b"Name:\tnode 0.1\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t7\nNgid:\t0\n\
-                       Pid:\t7\nPPid:\t1\nTracerPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n\
-                       FDSize:\t512\nGroups:\t0\n";
-        assert_eq!(parse_fd_size(status), Some(512));
-        // A line cut by the end of a read is not read as a smaller number.
-        assert_eq!(parse_fd_size(b"Name:\tx\nFDSize:\t51"), None);
-        assert_eq!(parse_fd_size(b"Name:\tx\nFDSize:\n"), None);
-        assert_eq!(parse_fd_size(b""), None);
+    fn the_fd_table_ends_where_fd_size_says() {
+        // Grow the table to 1024 (an fd at 1000, below the usual soft
+        // RLIMIT_NOFILE of 1024), so that the probes at its end need more
+        // than the inline read set.
+        let (_r, w) = rustix::pipe::pipe().unwrap();
+        let high = rustix::io::fcntl_dupfd_cloexec(&w, 1000).unwrap();
+        let size = fd_table_size();
+        assert!(size > 1000, "FDSize {size}");
+        for fd in [0, 63, 64, 255, 256, 511, 512, 999, 1000, size - 1] {
+            assert!(in_fd_table(fd).unwrap(), "fd {fd} is below FDSize {size}");
+        }
+        for fd in [size, size + 1, size + 64, 2 * size, 100_000] {
+            assert!(
+                !in_fd_table(fd).unwrap(),
+                "fd {fd} is not below FDSize {size}"
+            );
+        }
+        assert!(in_fd_table(-1).is_err());
+        drop(high);
     }
 }

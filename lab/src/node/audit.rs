@@ -42,7 +42,7 @@ pub(crate) struct PipeFd {
 pub(crate) type PipeFds = SmallVec<[PipeFd; 16]>;
 
 /// Every fd of the calling process that refers to a pipe, in fd order; none
-/// when the fd table cannot be read (no `/proc`).
+/// when the fd table cannot be polled (`ENOMEM`).
 ///
 /// The fds come from [`lifeline::each_open_fd`] (a `poll` of the fd
 /// table), not from a listing of `/proc/self/fd`, which makes a dentry and
