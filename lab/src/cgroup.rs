@@ -214,13 +214,16 @@ pub fn mode_label(cgroup: bool, note: Option<&str>) -> String {
     }
 }
 
-/// The cgroup of one trial, removed on drop (after its members are gone).
+/// The cgroup of one trial (reused by the next trial of the same supervisor
+/// when left empty), removed on drop (after its members are gone).
 #[derive(Debug)]
 pub struct TrialCgroup {
     path: PathBuf,
     dir: OwnedFd,
     events: File,
     procs: File,
+    /// Whether `cgroup.kill` was written.
+    killed: bool,
 }
 
 impl TrialCgroup {
@@ -246,7 +249,13 @@ impl TrialCgroup {
             dir,
             events,
             procs,
+            killed: false,
         })
+    }
+
+    /// The directory it was made in (the lab's cgroup).
+    pub fn parent(&self) -> Option<&Path> {
+        self.path.parent()
     }
 
     /// Its directory as an fd, for `CLONE_INTO_CGROUP`.
@@ -291,11 +300,27 @@ impl TrialCgroup {
     ///
     /// # Errors
     /// `ENOENT` on kernels before 5.14.
-    pub fn kill(&self) -> io::Result<()> {
+    pub fn kill(&mut self) -> io::Result<()> {
+        self.killed = true;
         OpenOptions::new()
             .write(true)
             .open(self.path.join("cgroup.kill"))?
             .write_all(b"1")
+    }
+
+    /// Whether another trial can run in it: nothing is in it (`populated
+    /// 0`; the read also consumes the change event its last exit raised on
+    /// `cgroup.events`, so the next trial's poll does not wake for it), and
+    /// it was never killed. A killed cgroup is not reused because Linux
+    /// (6.18 and before) SIGKILLs at birth every child cloned into it with
+    /// `CLONE_INTO_CGROUP` from outside afterwards: `cgroup_css_set_fork`
+    /// (kernel/cgroup/cgroup.c) takes the child's `kill_seq` from the
+    /// parent's cgroup, before the target is known, and `cgroup_post_fork`
+    /// compares it with the target's, which each `cgroup.kill` raised
+    /// (measured here: a cloned child dies of SIGKILL after one kill of an
+    /// empty cgroup).
+    pub fn reusable(&self) -> bool {
+        !self.killed && self.populated().is_ok_and(|populated| !populated)
     }
 }
 

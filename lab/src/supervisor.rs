@@ -100,6 +100,9 @@ fn serve(
     plans: &std::os::fd::OwnedFd,
     lab_cgroup: &mut Option<std::path::PathBuf>,
 ) -> i32 {
+    // The trial cgroup the last trial left empty, for the next one; removed
+    // when the supervisor returns.
+    let mut spare = None;
     loop {
         let mut line = String::new();
         match reader.read_line(&mut line) {
@@ -128,7 +131,7 @@ fn serve(
                 let _ = reader.read_line(&mut release);
             }
         };
-        let Some(outcome) = trial::run(&req, plans.as_fd(), &mut hold) else {
+        let Some(outcome) = trial::run(&req, plans.as_fd(), &mut hold, &mut spare) else {
             return 0;
         };
         if !answer(results, &outcome) {

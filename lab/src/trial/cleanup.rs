@@ -12,11 +12,18 @@ impl Course<'_> {
     /// reaping until the supervisor has no child left. The gates close
     /// last.
     ///
-    /// After a `cgroup.kill` that the kernel took, every process of the
-    /// trial is dying (and any it forks meanwhile is killed too): the
-    /// orphans need no adopting, only reaping as they reparent.
+    /// After a `cgroup.kill` that the kernel took, or with the cgroup
+    /// already empty, every process of the trial is dying or dead (and any
+    /// it forks meanwhile is killed too): the orphans need no adopting,
+    /// only reaping as they reparent.
     pub(super) fn cleanup(&mut self) {
-        let all_killed = self.cgroup.as_ref().is_some_and(|cg| cg.kill().is_ok());
+        // An empty cgroup is left unkilled, so the next trial can reuse it
+        // (`TrialCgroup::reusable`): nothing can join it meanwhile but what
+        // this supervisor puts there.
+        let all_killed = self
+            .cgroup
+            .as_mut()
+            .is_some_and(|cg| cg.populated().is_ok_and(|p| !p) || cg.kill().is_ok());
         for p in self.procs.iter().filter_map(|p| p.pidfd.as_ref()) {
             let _ = p.send_signal(Signal::KILL);
         }

@@ -44,7 +44,7 @@ impl Course<'_> {
                 Rung::Group(sig)
             }
             Observe::Pidfd if sig == Sig::Kill && self.cgroup.is_some() => {
-                let _ = self.cgroup.as_ref().map(|c| c.kill());
+                let _ = self.cgroup.as_mut().map(|c| c.kill());
                 self.cgroup_killed = true;
                 Rung::CgroupKill
             }

@@ -134,14 +134,17 @@ struct Course<'a> {
 /// With `req.keep_hung`, a hang is handed to `hold` (marked `kept`) before
 /// anything is killed; the tree is cleaned up when `hold` returns. An
 /// infrastructure failure (no cgroup, no phase channel, no root) is an
-/// `error` outcome, never a panic.
+/// `error` outcome, never a panic. `spare` carries a trial cgroup from one
+/// trial of the supervisor to the next: the one its last trial left empty
+/// on the way in, the one this trial leaves on the way out.
 pub fn run(
     req: &TrialRequest,
     lab_lifeline: BorrowedFd<'_>,
     hold: &mut dyn FnMut(&Outcome),
+    spare: &mut Option<TrialCgroup>,
 ) -> Option<Outcome> {
     let t0 = monotonic_ns();
-    let cgroup = match setup::cgroup(req) {
+    let cgroup = match setup::cgroup(req, spare) {
         Ok(cg) => cg,
         Err(e) => return Some(error_outcome(t0, crate::error::chain(&e))),
     };
@@ -173,6 +176,7 @@ pub fn run(
         signals_sent: Vec::new(),
     };
     if let Some(why) = req.plan.unreachable_gate() {
+        *spare = course.cgroup.take();
         return Some(error_outcome(t0, why));
     }
     let result = match refusal(&req.plan, &req.strategy) {
@@ -190,7 +194,7 @@ pub fn run(
         o
     });
     course.cleanup();
-    drop(course.cgroup.take());
+    *spare = setup::spare_cgroup(course.cgroup.take());
     // What a program run as the root wrote, to its end, and its timeline,
     // for a trial that did not pass.
     let output = course.output.as_mut().map(|out| {

@@ -642,3 +642,77 @@ fn a_lab_ended_by_a_signal_at_any_moment_leaves_no_cgroup_and_no_process() {
     }
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// The names of the trial cgroups under the lab cgroup `dir`.
+fn trial_cgroups(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_supervisor_reuses_a_trial_cgroup_left_empty_never_a_killed_one_and_removes_it_at_its_end() {
+    use lab::plan::Plan;
+    use lab::scenario::Scenario;
+    use lab::session::Supervisor;
+    use lab::strategy::Strategy;
+    use lab::trial::protocol::TrialRequest;
+    let Some(dir) = lab::cgroup::create_lab_cgroup() else {
+        println!("skipped: no writable cgroup v2 here, so no trial cgroup to reuse");
+        return;
+    };
+    let _one = super::ONE_LAB_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let plan = Plan::new(&Scenario::load("nested").unwrap(), 1);
+    let mut sup = Supervisor::start(Path::new(LAB), Some(&dir)).unwrap();
+    let mut trial = 0;
+    let mut run = |strategy: &str, verdict: &str| {
+        let req = TrialRequest {
+            deadline_us: plan.deadline_us,
+            plan: plan.clone(),
+            strategy: Strategy::parse(strategy).unwrap(),
+            trial,
+            cgroup_parent: Some(dir.clone()),
+            gdb: false,
+            keep_hung: false,
+            trace: false,
+            brief_diagnosis: false,
+            log_dir: None,
+        };
+        let o = sup.run(&req, &|_| {}).unwrap();
+        assert_eq!(
+            o.verdict.name(),
+            verdict,
+            "trial {trial} ({strategy}): {o:?}"
+        );
+        assert!(o.cgroup, "trial {trial} ran without its cgroup: {o:?}");
+        trial += 1;
+        trial_cgroups(&dir)
+    };
+    // Canonical trials end with nothing alive: each leaves its cgroup empty
+    // and unkilled, and the next runs in it.
+    let first = run("canonical", "pass");
+    assert_eq!(first.len(), 1, "{first:?}");
+    for _ in 0..3 {
+        assert_eq!(run("canonical", "pass"), first);
+    }
+    let events = std::fs::read_to_string(dir.join(&first[0]).join("cgroup.events")).unwrap();
+    assert!(events.contains("populated 0"), "{events}");
+    // A legacy trial leaves orphans: the cleanup kills its cgroup, which is
+    // then removed, and the next trial gets a new one (a child cloned into
+    // a killed cgroup would be SIGKILLed at birth).
+    assert_eq!(run("legacy", "orphan"), Vec::<String>::new());
+    let next = run("canonical", "pass");
+    assert_eq!(next.len(), 1, "{next:?}");
+    assert_ne!(next, first);
+    drop(sup);
+    assert_eq!(trial_cgroups(&dir), Vec::<String>::new());
+    lab::cgroup::remove_lab_cgroup(&dir);
+    assert!(!dir.exists());
+}
