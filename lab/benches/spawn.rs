@@ -21,46 +21,51 @@
 //! # Latest figures
 //!
 //! `cargo bench -p lab --bench spawn -- --warm-up-time 1 --measurement-time
-//! 3`, three runs on 2026-11-30 on the project's machine kind (2 cores,
-//! kernel 6.18, a shared host whose speed drifts from minute to minute;
-//! release profile with fat LTO). Each cell: criterion's point estimate of
-//! the mean per iteration.
+//! 3`, three runs in a row on 2026-11-30 (late) on the project's machine
+//! kind (2 cores, kernel 6.18, a shared host whose speed drifts from minute
+//! to minute; release profile with fat LTO). Each cell: criterion's point
+//! estimate of the mean per iteration.
 //!
 //! | path | run 1 | run 2 | run 3 |
 //! | --- | --- | --- | --- |
-//! | copy: clone3 + pidfd + lifeline, waitid | 307 µs | 265 µs | 261 µs |
-//! | copy: fork + waitpid | 286 µs | 224 µs | 213 µs |
-//! | ratio canonical / fork | 1.07 | 1.18 | 1.22 |
-//! | exec: clone3(VM\|VFORK) + pidfd + lifeline, waitid | 1087 µs | 912 µs | 955 µs |
-//! | exec: posix_spawn + waitpid | 1089 µs | 875 µs | 991 µs |
-//! | exec: std `Command::status` | 1055 µs | 812 µs | 966 µs |
-//! | ratio canonical / posix_spawn | 1.00 | 1.04 | 0.96 |
-//! | one-node trial, canonical | 730 µs | 577 µs | 635 µs |
-//! | one-node trial, legacy | 806 µs | 484 µs | 523 µs |
+//! | copy: clone3 + pidfd + lifeline, waitid | 314 µs | 290 µs | 388 µs |
+//! | copy: fork + waitpid | 289 µs | 273 µs | 277 µs |
+//! | ratio canonical / fork | 1.08 | 1.06 | 1.40 |
+//! | exec: clone3(VM\|VFORK) + pidfd + lifeline, waitid | 1125 µs | 1138 µs | 1062 µs |
+//! | exec: posix_spawn + waitpid | 1132 µs | 1104 µs | 1032 µs |
+//! | exec: std `Command::status` | 1029 µs | 1082 µs | 1072 µs |
+//! | ratio canonical / posix_spawn | 0.99 | 1.03 | 1.03 |
+//! | one-node trial, canonical | 633 µs | 645 µs | 780 µs |
+//! | one-node trial, legacy | 574 µs | 585 µs | 1840 µs |
 //!
-//! Criterion times one path after the other, so load that comes and goes
-//! lands on one side of a comparison. The interleaved check
+//! Run 3 caught the host in a slow spell (its legacy one-node trial took
+//! three times as long as in the runs before): criterion times one path
+//! after the other, so load that comes and goes lands on one side of a
+//! comparison. The interleaved check
 //! `cargo run --release -p lifeline --features legacy --example spawn_ab`
 //! times the two sides of each comparison in alternation (2000 ABBA pairs)
-//! and takes the median of the per-pair ratios; three runs the same day:
-//! canonical copy / fork 1.155, 1.134, 1.086 (quartiles within 0.78-1.62;
-//! medians 248/219, 268/230, 294/261 µs), canonical exec / posix_spawn
-//! 1.011, 1.015, 1.012 (quartiles within 0.94-1.09).
+//! and takes the median of the per-pair ratios; three runs the same hour:
+//! canonical copy / fork 1.074, 1.076, 1.101 (quartiles within 0.82-1.63;
+//! medians 543/510, 527/493, 299/259 µs), canonical exec / posix_spawn
+//! 1.015, 1.013, 1.016 (quartiles within 0.92-1.12).
 //!
-//! What the copy path still pays over fork (about 30 µs): the lifeline
-//! (pipe2, a move above the lab's fd floor, the close of the parent's read
-//! end), the thread check (`unshare(CLONE_THREAD)`), the pidfd, the child's
-//! close_range calls, and waitid(P_PIDFD) against waitpid.
+//! What the copy path pays over fork: the lifeline (pipe2, a move above the
+//! lab's fd floor, the close of the parent's read end), the thread check
+//! (`unshare(CLONE_THREAD)`), the pidfd, the child's `close_range` calls,
+//! and `waitid(P_PIDFD)` against `waitpid`. The same primitive written in C
+//! (3000 interleaved rounds, twice) costs 1.10 to 1.11 times a fork: the
+//! pidfd about 7 µs, the pipe 8, the move 2, the check and the closes 8.
 //!
 //! Where a one-node trial's time goes (`perf record -a` over `lab run` of a
-//! one-node plan, 2000 trials at -j 1; CPU time per trial): in the
-//! supervisor about 630 µs, of which its `clone3` of itself into the root
-//! about 230 µs (copying its page tables: a fork on this machine costs 200
-//! to 300 µs), its poll loop and phase reports about 100 µs, the page faults
-//! of a supervisor whose pages the root shares copy-on-write about 70 µs,
-//! and the trial cgroup's `mkdir`, files and `rmdir` about 60 µs (a bare
-//! mkdir, open, rmdir loop: 86 to 93 µs, 3 runs of 2000); in the root about
-//! 400 µs, two fifths of it its exit.
+//! one-node plan with its trial cgroup, 3000 trials at -j 1, 775 µs of wall
+//! time a trial; CPU time per trial): in the supervisor about 340 µs, of
+//! which its `clone3` of itself into the root about 115 µs (a fork on this
+//! machine costs 200 to 300 µs, reaped), the write faults on the pages it
+//! touches after the clone about 76 µs (22 pages a trial: 13 of its heap, 4
+//! of its stack, malloc's arena; the clone write-protects them, and the
+//! first write to each faults even once the root is gone), its own code
+//! about 45 µs and its `ppoll` about 24 µs; in the root about 280 µs, 134
+//! of them its exit. This bench's supervisor has no cgroup.
 // criterion_group! makes an undocumented public function.
 #![allow(missing_docs)]
 

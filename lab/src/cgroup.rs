@@ -312,13 +312,13 @@ impl TrialCgroup {
     /// 0`; the read also consumes the change event its last exit raised on
     /// `cgroup.events`, so the next trial's poll does not wake for it), and
     /// it was never killed. A killed cgroup is not reused because Linux
-    /// (6.18 and before) SIGKILLs at birth every child cloned into it with
+    /// 6.18 SIGKILLs at birth every child cloned into it with
     /// `CLONE_INTO_CGROUP` from outside afterwards: `cgroup_css_set_fork`
     /// (kernel/cgroup/cgroup.c) takes the child's `kill_seq` from the
     /// parent's cgroup, before the target is known, and `cgroup_post_fork`
     /// compares it with the target's, which each `cgroup.kill` raised
-    /// (measured here: a cloned child dies of SIGKILL after one kill of an
-    /// empty cgroup).
+    /// (measured on 6.18.44: a cloned child dies of SIGKILL after one kill
+    /// of the empty cgroup, and so does every later one).
     pub fn reusable(&self) -> bool {
         !self.killed && self.populated().is_ok_and(|populated| !populated)
     }

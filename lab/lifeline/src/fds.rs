@@ -343,9 +343,9 @@ pub fn in_fd_table(fd: RawFd) -> io::Result<bool> {
             )
         };
         if rc >= 0 {
-            // Nothing was polled: `fd` is at or beyond the table's end (it
-            // was closed a moment ago; an fd opened there since has grown
-            // the table, and is treated as any fd opened during a listing).
+            // `fd` was not looked at: it is at or beyond the table's end.
+            // (An fd another thread opened there since the F_GETFD is
+            // missed, as any fd opened during a listing may be.)
             return Ok(false);
         }
         match io::Error::last_os_error().raw_os_error() {

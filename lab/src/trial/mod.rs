@@ -194,7 +194,8 @@ pub fn run(
         o
     });
     course.cleanup();
-    *spare = setup::spare_cgroup(course.cgroup.take());
+    // What it leaves for the next trial: a cgroup nothing is in.
+    *spare = course.cgroup.take().filter(TrialCgroup::reusable);
     // What a program run as the root wrote, to its end, and its timeline,
     // for a trial that did not pass.
     let output = course.output.as_mut().map(|out| {

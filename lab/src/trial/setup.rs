@@ -104,13 +104,6 @@ pub(super) fn cgroup(
         })
 }
 
-/// What a finished trial leaves for the next one: its cgroup, when
-/// [`TrialCgroup::reusable`]. Any other is removed, as far as the kernel
-/// lets it (the lab's cgroup removal sweeps what remains).
-pub(super) fn spare_cgroup(cg: Option<TrialCgroup>) -> Option<TrialCgroup> {
-    cg.filter(TrialCgroup::reusable)
-}
-
 /// A trial whose root runs.
 pub(super) struct Started {
     /// The supervisor's end of the phase channel.
