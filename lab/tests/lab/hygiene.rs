@@ -662,10 +662,18 @@ fn a_supervisor_reuses_a_trial_cgroup_left_empty_never_a_killed_one_and_removes_
     use lab::session::Supervisor;
     use lab::strategy::Strategy;
     use lab::trial::protocol::TrialRequest;
+    /// The lab cgroup, removed when the test ends, a failed one included.
+    struct Removed(PathBuf);
+    impl Drop for Removed {
+        fn drop(&mut self) {
+            lab::cgroup::remove_lab_cgroup(&self.0);
+        }
+    }
     let Some(dir) = lab::cgroup::create_lab_cgroup() else {
         println!("skipped: no writable cgroup v2 here, so no trial cgroup to reuse");
         return;
     };
+    let removed = Removed(dir.clone());
     let _one = super::ONE_LAB_AT_A_TIME
         .lock()
         .unwrap_or_else(|p| p.into_inner());
@@ -713,6 +721,6 @@ fn a_supervisor_reuses_a_trial_cgroup_left_empty_never_a_killed_one_and_removes_
     assert_ne!(next, first);
     drop(sup);
     assert_eq!(trial_cgroups(&dir), Vec::<String>::new());
-    lab::cgroup::remove_lab_cgroup(&dir);
+    drop(removed);
     assert!(!dir.exists());
 }
