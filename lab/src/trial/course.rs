@@ -49,14 +49,8 @@ impl Course<'_> {
         let mut rung = Rung::None;
         let mut phases_open = true;
         loop {
-            if !phases_open {
-            } else if let Err(e) = self.drain_phases(sup_end.as_fd()) {
-                if e.kind() == io::ErrorKind::UnexpectedEof {
-                    phases_open = false;
-                    continue;
-                }
-                let reason = Some(format!("phase channel: {e}"));
-                return Some(self.finish(Ending::new(Verdict::Error, reason, rung)));
+            if let Some(broken) = self.read_phases(sup_end.as_fd(), &mut phases_open, rung) {
+                return Some(broken);
             }
             self.reap();
             self.scan_lineage();
@@ -209,8 +203,8 @@ impl Course<'_> {
             }
             // A node's last reports are queued before its exit: read them
             // before judging its death.
-            if phases_open && self.drain_phases(sup_end.as_fd()).is_err() {
-                phases_open = false;
+            if let Some(broken) = self.read_phases(sup_end.as_fd(), &mut phases_open, rung) {
+                return Some(broken);
             }
             let now = monotonic_ns();
             for i in died {
@@ -234,6 +228,27 @@ impl Course<'_> {
             if n.dead_ns.is_none() && p.pidfd.as_ref().is_some_and(|f| f.has_exited()) {
                 n.dead_ns = Some(now);
                 n.rung = Some(rung);
+            }
+        }
+    }
+
+    /// Read every queued phase report while the channel is `open`; at its
+    /// end (every node end closed) mark it closed. Any other receive error
+    /// ends the trial as an `error` naming it, returned here: a verdict is
+    /// never read from part of the reports.
+    fn read_phases(&mut self, fd: BorrowedFd<'_>, open: &mut bool, rung: Rung) -> Option<Outcome> {
+        if !*open {
+            return None;
+        }
+        match self.drain_phases(fd) {
+            Ok(()) => None,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                *open = false;
+                None
+            }
+            Err(e) => {
+                let reason = Some(format!("phase channel: {e}"));
+                Some(self.finish(Ending::new(Verdict::Error, reason, rung)))
             }
         }
     }
