@@ -132,7 +132,7 @@ fn per_trial_overhead(c: &mut Criterion) {
             gdb: false,
             keep_hung: false,
             trace: false,
-            brief_diagnosis: false,
+            brief_verdicts: Vec::new(),
             log_dir: None,
         };
         let mut sup = Supervisor::start(exe, None).expect("a supervisor");

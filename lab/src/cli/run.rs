@@ -100,8 +100,9 @@ pub(super) struct RunReports {
     /// the JUnit test case is
     #[arg(long, value_name = "FILE")]
     pub ctrf: Option<PathBuf>,
-    /// Write the diagnosis files of at most N failing trials per strategy; the rest are
-    /// counted in the summary (the CSV keeps every trial)
+    /// Write the diagnosis files of at most N failing trials per verdict of each strategy (a
+    /// rare hang among orphans still gets one); the rest are counted in the summary (the CSV
+    /// keeps every trial)
     #[arg(long, value_name = "N", default_value_t = crate::record::DEFAULT_MAX_DIAGNOSES)]
     pub max_diagnoses: u64,
 }

@@ -81,8 +81,9 @@ pub(super) struct SoakCmd {
     /// verdicts were unexpected
     #[arg(long, value_name = "FILE")]
     ctrf: Option<PathBuf>,
-    /// Write the diagnosis files of at most N failing trials per scenario x strategy cell;
-    /// the rest are counted in the summary (the CSV keeps every trial)
+    /// Write the diagnosis files of at most N failing trials per verdict of each scenario x
+    /// strategy cell (a rare hang among orphans still gets one); the rest are counted in the
+    /// summary (the CSV keeps every trial)
     #[arg(long, value_name = "N", default_value_t = crate::record::DEFAULT_MAX_DIAGNOSES)]
     max_diagnoses: u64,
 }

@@ -140,7 +140,7 @@ impl Lab<'_> {
                 gdb,
                 keep_hung: false,
                 trace: false,
-                brief_diagnosis: diagnosed.full(SCENARIO_NAME, &strategy.name, ""),
+                brief_verdicts: diagnosed.brief_verdicts(SCENARIO_NAME, &strategy.name, ""),
                 log_dir: Some(log_dir.clone()),
             }
         };

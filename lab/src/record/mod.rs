@@ -69,29 +69,44 @@ pub struct Recorded {
     pub unwritten: bool,
 }
 
-/// The cells (`scenario/strategy/sweep value`) that have had their
-/// `--max-diagnoses`, shared between the recorder, which fills it, and the
-/// code that builds trial requests on the pool's threads, which asks for a
-/// brief diagnosis there ([`TrialRequest::brief_diagnosis`]): a diagnosis
-/// that will not be written costs only what finds its signatures.
+/// The verdicts of each cell (`scenario/strategy/sweep value`) that have
+/// had their `--max-diagnoses`, shared between the recorder, which fills
+/// it, and the code that builds trial requests on the pool's threads, which
+/// asks for a brief diagnosis of those verdicts
+/// ([`TrialRequest::brief_verdicts`]): a diagnosis that will not be written
+/// costs only what finds its signatures, and a verdict still under its
+/// bound (a rare hang in a cell of orphans) is diagnosed in full.
 ///
-/// [`TrialRequest::brief_diagnosis`]: crate::trial::protocol::TrialRequest::brief_diagnosis
+/// [`TrialRequest::brief_verdicts`]: crate::trial::protocol::TrialRequest::brief_verdicts
 #[derive(Clone, Debug, Default)]
 pub struct DiagnosedCells {
+    /// `cell/verdict` keys.
     full: Arc<Mutex<HashSet<String>>>,
-    /// `--max-diagnoses 0`: every cell is full from the start.
+    /// `--max-diagnoses 0`: every verdict of every cell is full from the
+    /// start.
     none: bool,
 }
 
 impl DiagnosedCells {
-    /// Whether the cell of `scenario`, `strategy` and `sweep_value` (empty
-    /// when nothing is swept) has had its diagnoses.
-    pub fn full(&self, scenario: &str, strategy: &str, sweep_value: &str) -> bool {
-        self.none
-            || self
-                .full
-                .lock()
-                .is_ok_and(|s| s.contains(&cell_key(scenario, strategy, sweep_value)))
+    /// The verdicts of the cell of `scenario`, `strategy` and `sweep_value`
+    /// (empty when nothing is swept) that have had their diagnoses.
+    pub fn brief_verdicts(
+        &self,
+        scenario: &str,
+        strategy: &str,
+        sweep_value: &str,
+    ) -> Vec<Verdict> {
+        if self.none {
+            return Verdict::ALL.to_vec();
+        }
+        let cell = cell_key(scenario, strategy, sweep_value);
+        let Ok(full) = self.full.lock() else {
+            return Vec::new();
+        };
+        Verdict::ALL
+            .into_iter()
+            .filter(|v| full.contains(&verdict_key(&cell, v.name())))
+            .collect()
     }
 
     fn insert(&self, key: String) {
@@ -104,6 +119,11 @@ impl DiagnosedCells {
 /// The name of a cell: `scenario/strategy/sweep value`.
 fn cell_key(scenario: &str, strategy: &str, sweep_value: &str) -> String {
     format!("{scenario}/{strategy}/{sweep_value}")
+}
+
+/// The name of one verdict of a cell: `cell/verdict`.
+fn verdict_key(cell: &str, verdict: &str) -> String {
+    format!("{cell}/{verdict}")
 }
 
 /// Writes what finished trials leave under one directory and counts them.
@@ -119,7 +139,10 @@ pub struct Recorder {
     /// Output files written per cell (`scenario/strategy/sweep value`),
     /// bounded like diagnoses.
     outputs: std::collections::HashMap<String, u64>,
-    /// The cells whose diagnoses are all written.
+    /// Diagnoses written per verdict of each cell (`cell/verdict`), those
+    /// of rows counted from an earlier invocation included.
+    written: std::collections::HashMap<String, u64>,
+    /// The verdicts of each cell whose diagnoses are all written.
     diagnosed: DiagnosedCells,
     error: Option<LabError>,
 }
@@ -156,22 +179,24 @@ impl Recorder {
             tally: Tally::default(),
             max_diagnoses: DEFAULT_MAX_DIAGNOSES,
             outputs: std::collections::HashMap::new(),
+            written: std::collections::HashMap::new(),
             diagnosed: DiagnosedCells::default(),
             error: None,
         }
     }
 
-    /// Write at most `n` diagnoses per scenario x strategy cell (rows
-    /// counted from an earlier invocation included); the default is
-    /// [`DEFAULT_MAX_DIAGNOSES`].
+    /// Write at most `n` diagnoses per verdict of each scenario x strategy
+    /// cell (rows counted from an earlier invocation included): a rare
+    /// verdict is diagnosed even where a common one has had its `n`. The
+    /// default is [`DEFAULT_MAX_DIAGNOSES`].
     pub fn limit_diagnoses(&mut self, n: u64) -> &mut Recorder {
         self.max_diagnoses = n;
         self.diagnosed.none = n == 0;
         self
     }
 
-    /// The cells that have had their diagnoses, kept up to date as trials
-    /// are recorded (a handle on the recorder's own set).
+    /// The verdicts of each cell that have had their diagnoses, kept up to
+    /// date as trials are recorded (a handle on the recorder's own set).
     pub fn diagnosed_cells(&self) -> DiagnosedCells {
         self.diagnosed.clone()
     }
@@ -187,15 +212,14 @@ impl Recorder {
     }
 
     /// Write what trial `t` leaves: its diagnosis (if it has one and its
-    /// cell has not had its `--max-diagnoses` yet), its CSV row (naming
-    /// the diagnosis' path, empty when none was written, and the replay
-    /// command), and count the row.
+    /// verdict has not had its `--max-diagnoses` in its cell yet), its CSV
+    /// row (naming the diagnosis' path, empty when none was written, and
+    /// the replay command), and count the row.
     pub fn record(&mut self, t: &Finished<'_>) -> Recorded {
         let mut row = TrialRow::new(&self.ctx, &t.source, t.strategy, t.outcome, "", t.replay);
-        let written = self
-            .tally
-            .group_of(&row)
-            .map_or(0, Counts::diagnoses_written);
+        let cell = cell_key(&row.scenario, &row.strategy, &row.sweep_value);
+        let key = verdict_key(&cell, &row.verdict);
+        let written = self.written.get(&key).copied().unwrap_or(0);
         let room = written < self.max_diagnoses;
         let unwritten = t.outcome.diagnosis.is_some() && !room;
         let diagnosis = match &t.outcome.diagnosis {
@@ -213,10 +237,7 @@ impl Recorder {
         if let Some(p) = &diagnosis {
             row.diagnosis = p.display().to_string();
         }
-        let cell = cell_key(&row.scenario, &row.strategy, &row.sweep_value);
-        if written + u64::from(diagnosis.is_some()) >= self.max_diagnoses {
-            self.diagnosed.insert(cell.clone());
-        }
+        self.count_diagnosis(key, diagnosis.is_some());
         if t.outcome.output.is_some() || t.outcome.trace.is_some() {
             let n = self.outputs.entry(cell).or_insert(0);
             if *n < self.max_diagnoses {
@@ -267,13 +288,18 @@ impl Recorder {
         if row.diagnosis.is_empty() && diagnosed.contains(&row.verdict.as_str()) {
             self.tally.add_unwritten(row);
         }
-        let written = self
-            .tally
-            .group_of(row)
-            .map_or(0, Counts::diagnoses_written);
-        if written >= self.max_diagnoses {
-            self.diagnosed
-                .insert(cell_key(&row.scenario, &row.strategy, &row.sweep_value));
+        let cell = cell_key(&row.scenario, &row.strategy, &row.sweep_value);
+        self.count_diagnosis(verdict_key(&cell, &row.verdict), !row.diagnosis.is_empty());
+    }
+
+    /// Count a diagnosis of the verdict `key` (`cell/verdict`) when one was
+    /// `written`, and mark the verdict full once it has its
+    /// `--max-diagnoses`.
+    fn count_diagnosis(&mut self, key: String, written: bool) {
+        let n = self.written.entry(key.clone()).or_insert(0);
+        *n += u64::from(written);
+        if *n >= self.max_diagnoses {
+            self.diagnosed.insert(key);
         }
     }
 
@@ -331,7 +357,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn diagnoses_beyond_the_limit_per_cell_are_counted_not_written_and_earlier_ones_count() {
+    fn diagnoses_beyond_the_limit_per_verdict_are_counted_not_written_and_earlier_ones_count() {
         let dir = tempfile::tempdir().unwrap();
         let mut rec = Recorder::create(dir.path(), RunContext::new("nested", 7)).unwrap();
         rec.limit_diagnoses(2);
@@ -369,13 +395,20 @@ mod tests {
             "",
             "lab run nested",
         ));
+        let cells = rec.diagnosed_cells();
         let mut wrote = Vec::new();
-        for (trial, strategy) in [(2, &legacy), (3, &legacy), (4, &legacy), (0, &canonical)] {
+        for (trial, strategy, outcome) in [
+            (2, &legacy, &orphan),
+            (3, &legacy, &orphan),
+            (4, &legacy, &orphan),
+            (5, &legacy, &hang),
+            (0, &canonical, &orphan),
+        ] {
             let stem = format!("{}.{trial}", strategy.name);
             let r = rec.record(&Finished {
                 source: source(trial),
                 strategy,
-                outcome: &orphan,
+                outcome,
                 stem: &stem,
                 replay: "lab run nested",
             });
@@ -384,9 +417,21 @@ mod tests {
             wrote.push(r.diagnosis.is_some());
         }
         rec.check().unwrap();
-        // legacy: one earlier, one now (trial 2), then none; canonical is a
-        // cell of its own.
-        assert_eq!(wrote, [true, false, false, true]);
+        // legacy's orphans: one earlier, one now (trial 2), then none; its
+        // hang has a bound of its own (the earlier hang wrote none), and
+        // canonical is a cell of its own.
+        assert_eq!(wrote, [true, false, false, true, true]);
+        // What the requests of the next trials ask to be brief.
+        assert_eq!(
+            cells.brief_verdicts("nested", "legacy", ""),
+            [Verdict::Orphan]
+        );
+        assert_eq!(cells.brief_verdicts("nested", "canonical", ""), []);
+        rec.limit_diagnoses(0);
+        assert_eq!(
+            rec.diagnosed_cells().brief_verdicts("x", "y", ""),
+            Verdict::ALL
+        );
         let groups = rec.tally().summaries();
         let unwritten: Vec<(&str, u64)> = groups
             .iter()
@@ -396,8 +441,8 @@ mod tests {
         let files = std::fs::read_dir(dir.path().join("diagnosis"))
             .unwrap()
             .count();
-        assert_eq!(files, 4, "two diagnoses, each .json and .txt");
+        assert_eq!(files, 6, "three diagnoses, each .json and .txt");
         let rows = results::read_rows(rec.csv_path()).unwrap();
-        assert_eq!(rows.len(), 4);
+        assert_eq!(rows.len(), 5);
     }
 }

@@ -226,7 +226,7 @@ fn run_strategy(
         gdb: c.args.gdb,
         keep_hung: c.args.keep_hung,
         trace: c.args.trace,
-        brief_diagnosis: false,
+        brief_verdicts: Vec::new(),
         // Absolute: the supervisors write there from their own mount
         // namespace.
         log_dir: Some(
@@ -237,12 +237,12 @@ fn run_strategy(
     let mut first: Option<FirstDiagnosis> = None;
     let mut first_output: Option<FirstOutput> = None;
     let on_kept = |o: &Outcome| hold_for_user(o, &replay);
-    // Once the strategy's diagnoses are all written, a trial reads only
-    // what finds its signatures.
+    // A verdict whose diagnoses are all written for this strategy is
+    // diagnosed briefly: only what finds its signatures.
     let diagnosed = rec.diagnosed_cells();
     let request = |i: u64| TrialRequest {
         trial: i,
-        brief_diagnosis: diagnosed.full(&c.scenario.name, &strategy.name, ""),
+        brief_verdicts: diagnosed.brief_verdicts(&c.scenario.name, &strategy.name, ""),
         ..req.clone()
     };
     let wall = session.run_trials(c.args.trials, &request, &on_kept, |i, mut o| {

@@ -249,9 +249,9 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
             gdb: false,
             keep_hung: false,
             trace: false,
-            // Once the cell's diagnoses are all written, a trial reads only
-            // what finds its signatures.
-            brief_diagnosis: diagnosed.full(
+            // A verdict whose diagnoses are all written in this cell is
+            // diagnosed briefly: only what finds its signatures.
+            brief_verdicts: diagnosed.brief_verdicts(
                 &cell.scenario.name,
                 &strategy.name,
                 &sweep_value(cell),

@@ -73,7 +73,7 @@ impl<'a> Executor<'a> {
                     gdb: false,
                     keep_hung: false,
                     trace: false,
-                    brief_diagnosis: false,
+                    brief_verdicts: Vec::new(),
                     log_dir: None,
                 }
             })

@@ -344,7 +344,7 @@ impl Course<'_> {
             trial: req.trial,
             deadline_ms: req.deadline_us / 1000,
         };
-        let detail = if req.brief_diagnosis {
+        let detail = if req.brief_verdicts.contains(&o.verdict) {
             forensics::Detail::Signatures
         } else {
             forensics::Detail::Full { gdb: req.gdb }

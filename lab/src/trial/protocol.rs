@@ -48,11 +48,14 @@ pub struct TrialRequest {
     /// verdict, not only when it did not pass (`lab exec --trace`).
     #[serde(default)]
     pub trace: bool,
-    /// The diagnosis of a hang or orphan will not be written (its cell has
-    /// had its `--max-diagnoses`): read only what finds its signatures
-    /// ([`Detail::Signatures`](crate::forensics::Detail::Signatures)).
+    /// The verdicts whose diagnosis will not be written (the trial's cell
+    /// has had its `--max-diagnoses` of each): a trial given one of them
+    /// reads only what finds its signatures
+    /// ([`Detail::Signatures`](crate::forensics::Detail::Signatures)). A
+    /// verdict not listed (a rare hang in a cell of orphans) gets its full
+    /// diagnosis.
     #[serde(default)]
-    pub brief_diagnosis: bool,
+    pub brief_verdicts: Vec<crate::verdict::Verdict>,
     /// Where the log files of nodes with `log = true` go (the run's
     /// `log/`); `None`: their output goes to `/dev/null`.
     #[serde(default)]

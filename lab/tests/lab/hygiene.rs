@@ -690,7 +690,7 @@ fn a_supervisor_reuses_a_trial_cgroup_left_empty_never_a_killed_one_and_removes_
             gdb: false,
             keep_hung: false,
             trace: false,
-            brief_diagnosis: false,
+            brief_verdicts: Vec::new(),
             log_dir: None,
         };
         let o = sup.run(&req, &|_| {}).unwrap();
