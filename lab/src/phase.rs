@@ -304,6 +304,31 @@ fn send_datagram(
     }
 }
 
+/// Whether a record is waiting at the supervisor end `fd`, without reading
+/// it (a `poll` for `POLLIN` with a zero timeout). The end of the channel
+/// (every node end closed) is waiting too: [`try_recv`] then says so.
+///
+/// # Errors
+/// Errors of poll.
+///
+/// # References
+/// - [poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html)
+pub fn pending(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    use rustix::event::{poll, PollFd, PollFlags};
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    let zero = rustix::time::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    loop {
+        match poll(&mut fds, Some(&zero)) {
+            Ok(_) => return Ok(fds[0].revents().contains(PollFlags::IN)),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Receive one record without blocking, with the pidfd or the panic report
 /// it carries, if any. `Ok(None)` when no record is waiting.
 ///
@@ -417,6 +442,22 @@ mod tests {
         let back = panic_text::decode(&text, value).unwrap();
         assert!(long.starts_with(&back.reason) && back.reason.len() > 1000);
         assert_eq!(back.signature, Some(Signature::SelfPipeKeeper));
+    }
+
+    #[test]
+    fn a_waiting_record_is_pending_until_read_and_so_is_the_end() {
+        let (sup, node) = channel().unwrap();
+        assert!(!pending(sup.as_fd()).unwrap());
+        send(node.as_fd(), 2, Event::Created, 0, None).unwrap();
+        assert!(pending(sup.as_fd()).unwrap());
+        assert!(pending(sup.as_fd()).unwrap(), "pending does not read it");
+        let got = try_recv(sup.as_fd()).unwrap().unwrap();
+        assert_eq!((got.record.node, got.record.event), (2, Event::Created));
+        assert!(!pending(sup.as_fd()).unwrap());
+        drop(node);
+        assert!(pending(sup.as_fd()).unwrap());
+        let end = try_recv(sup.as_fd()).map(|_| ()).unwrap_err();
+        assert_eq!(end.kind(), io::ErrorKind::UnexpectedEof);
     }
 
     #[test]

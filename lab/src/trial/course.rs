@@ -87,7 +87,8 @@ impl Course<'_> {
                         continue;
                     }
                     if now >= deadline {
-                        match self.overdue(now) {
+                        let phases = phases_open.then(|| sup_end.as_fd());
+                        match self.overdue(now, phases) {
                             ControlFlow::Continue(extended) => deadline = extended,
                             ControlFlow::Break(outcome) => return Some(outcome),
                         }
@@ -453,7 +454,9 @@ impl Course<'_> {
         if let Some((_, w)) = self.gates.iter().find(|(n, _)| *n == child) {
             let _ = rustix::io::write(w, &[1]);
         }
-        self.procs[child as usize].at_gate = None;
+        let p = &mut self.procs[child as usize];
+        p.at_gate = None;
+        p.released = true;
     }
 
     /// Send `sig` to node `i` the strategy's way: through its pidfd, or by

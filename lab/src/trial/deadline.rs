@@ -12,11 +12,25 @@ use crate::verdict::{Outcome, Rung, Verdict};
 impl Course<'_> {
     /// The course is past `deadline`: a `hang` needs a blocked process
     /// ([`judge::overdue`]). `Continue`: the new deadline while the trial is
-    /// busy or progressing (up to [`DEADLINE_CAP`] times the deadline);
-    /// `Break`: the outcome (a hang, a spinning hang, or an `error` when
-    /// starved).
-    pub(super) fn overdue(&mut self, now: u64) -> ControlFlow<Outcome, u64> {
+    /// busy or progressing (up to [`DEADLINE_CAP`] times the deadline), or
+    /// `now` when a report came while `/proc` was read; `Break`: the outcome
+    /// (a hang, a spinning hang, or an `error` when starved).
+    ///
+    /// `phases` is the supervisor end of the open phase channel, drained
+    /// just before. A node that reports and then sleeps between that drain
+    /// and the look (a node that says it is at its gate, then waits there)
+    /// looks blocked with no report: a report waiting after the look voids
+    /// it, and the course reads it before looking again.
+    pub(super) fn overdue(
+        &mut self,
+        now: u64,
+        phases: Option<std::os::fd::BorrowedFd<'_>>,
+    ) -> ControlFlow<Outcome, u64> {
         let look = self.look();
+        if phases.is_some_and(|fd| crate::phase::pending(fd).unwrap_or(false)) {
+            return ControlFlow::Continue(now);
+        }
+        self.looked();
         // A report since the previous look at the overdue trial; at the
         // first look there is none to compare with, and what the processes
         // are doing decides alone.

@@ -53,11 +53,20 @@ impl Course<'_> {
             return Look::Empty;
         }
         let unobserved_kills = self.unobserved_kills();
+        // The nodes released from their gate since the last look the
+        // course acted on ([`Course::looked`]): acting at this look only, so
+        // that a node that then sleeps without a report is judged by what it
+        // does.
+        let released: Vec<i32> = self
+            .procs
+            .iter()
+            .filter_map(|p| (p.released && p.pid > 0).then_some(p.pid))
+            .collect();
         if !unobserved_kills.is_empty() {
             // A death the supervisor caused is still to come: the trial is
             // busy whatever `/proc` shows, so it need not be read yet (its
             // pidfd will say when).
-            return Look::Seen(judge::quiescence(&[], &unobserved_kills));
+            return Look::Seen(judge::quiescence(&[], &unobserved_kills, &released));
         }
         let plan = &self.req.plan;
         let model_node = |pid: i32| {
@@ -69,7 +78,15 @@ impl Course<'_> {
         let Ok(seen) = activity::look(&self.every_pid(), model_node) else {
             return Look::Unreadable;
         };
-        Look::Seen(judge::quiescence(&seen, &unobserved_kills))
+        Look::Seen(judge::quiescence(&seen, &unobserved_kills, &released))
+    }
+
+    /// The last look counted: a node released from its gate before it is
+    /// judged by what it does from now on.
+    pub(super) fn looked(&mut self) {
+        for p in &mut self.procs {
+            p.released = false;
+        }
     }
 
     /// PIDs of the nodes the supervisor SIGKILLed whose exit no pidfd has

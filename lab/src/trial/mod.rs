@@ -61,6 +61,9 @@ struct Proc {
     pidfd: Option<Pidfd>,
     /// The gate it waits at, if any.
     at_gate: Option<Phase>,
+    /// Its gate was opened since the last look at what the trial's
+    /// processes are doing that the course acted on ([`Course::looked`]).
+    released: bool,
 }
 
 /// Where a planned kill is.

@@ -47,7 +47,9 @@ impl Course<'_> {
     ) -> Settled {
         let look = if now >= next_look_at(deaths) {
             deaths.next_look = now + look_interval_ns(since, now);
-            self.look()
+            let look = self.look();
+            self.looked();
+            look
         } else if self.empty() {
             Look::Empty
         } else {

@@ -48,12 +48,28 @@ impl Quiet {
 
 /// Judge `seen` (every process of the trial `/proc` listed, zombies
 /// included), given `unobserved_kills`: PIDs of the nodes the supervisor
-/// SIGKILLed whose exit no pidfd has reported yet.
-pub(in crate::trial) fn quiescence(seen: &[Activity], unobserved_kills: &[i32]) -> Quiet {
+/// SIGKILLed whose exit no pidfd has reported yet; and `released`: PIDs of
+/// the nodes whose gate the supervisor opened since its previous look. A
+/// released node was woken by the supervisor itself and owes its next
+/// report: it counts as acting whatever `/proc` shows of it (a wake-up
+/// that has not reached its task state yet, or a run queue it waits on),
+/// until the next look.
+pub(in crate::trial) fn quiescence(
+    seen: &[Activity],
+    unobserved_kills: &[i32],
+    released: &[i32],
+) -> Quiet {
     let mut alive = Vec::new();
     let mut dying: Vec<i32> = unobserved_kills.to_vec();
-    let mut acting = Vec::new();
+    let mut acting: Vec<i32> = released
+        .iter()
+        .copied()
+        .filter(|pid| !dying.contains(pid))
+        .collect();
     for a in seen {
+        if acting.contains(&a.pid) {
+            continue;
+        }
         let live: Vec<_> = a
             .tasks
             .iter()

@@ -50,21 +50,24 @@ fn asleep_with_nothing_pending_is_quiescent_and_zombies_are_not_alive() {
         process(4, &['S', 'T']),
     ];
     assert_eq!(
-        quiescence(&seen, &[]),
+        quiescence(&seen, &[], &[]),
         Quiet::Quiescent { alive: vec![2, 4] }
     );
     // A zombie leader with a live thread is alive.
     assert_eq!(
-        quiescence(&[process(5, &['Z', 'S'])], &[]),
+        quiescence(&[process(5, &['Z', 'S'])], &[], &[]),
         Quiet::Quiescent { alive: vec![5] }
     );
-    assert_eq!(quiescence(&[], &[]), Quiet::Quiescent { alive: vec![] });
+    assert_eq!(
+        quiescence(&[], &[], &[]),
+        Quiet::Quiescent { alive: vec![] }
+    );
 }
 
 #[test]
 fn whatever_can_still_act_or_die_keeps_the_trial_busy() {
     // Runnable, or uninterruptible: acting.
-    let q = quiescence(&[process(2, &['S', 'R']), process(3, &['D'])], &[]);
+    let q = quiescence(&[process(2, &['S', 'R']), process(3, &['D'])], &[], &[]);
     assert_eq!(
         q,
         Quiet::Busy {
@@ -83,7 +86,7 @@ fn whatever_can_still_act_or_die_keeps_the_trial_busy() {
     let mut dying = process(4, &['S']);
     dying.tasks[0].sigkill = true;
     dying.tasks[0].deliverable = true;
-    let q = quiescence(&[woken, timed, dying, process(5, &['S'])], &[]);
+    let q = quiescence(&[woken, timed, dying, process(5, &['S'])], &[], &[]);
     assert_eq!(
         q,
         Quiet::Busy {
@@ -93,7 +96,7 @@ fn whatever_can_still_act_or_die_keeps_the_trial_busy() {
     );
     // A node the supervisor SIGKILLed whose exit no pidfd reported yet:
     // its death is awaited even if /proc shows it asleep (or not at all).
-    let q = quiescence(&[process(6, &['S'])], &[6, 7]);
+    let q = quiescence(&[process(6, &['S'])], &[6, 7], &[]);
     assert_eq!(
         q,
         Quiet::Busy {
@@ -102,12 +105,24 @@ fn whatever_can_still_act_or_die_keeps_the_trial_busy() {
         }
     );
     assert!(!q.acting());
+    // A node whose gate the supervisor just opened acts, even when /proc
+    // still shows it asleep at the gate (the wake-up has not reached it):
+    // it owes its next report. The others are judged as usual.
+    let q = quiescence(&[process(10, &['S']), process(11, &['S'])], &[], &[10]);
+    assert_eq!(
+        q,
+        Quiet::Busy {
+            dying: vec![],
+            acting: vec![10]
+        }
+    );
+    assert!(q.acting());
     // A model node's background threads (hazard, attendant) do not count;
     // a process outside the plan's every thread does.
     let mut node = process(8, &['S', 'R']);
     node.model = true;
     assert_eq!(
-        quiescence(&[node, process(9, &['S', 'R'])], &[]),
+        quiescence(&[node, process(9, &['S', 'R'])], &[], &[]),
         Quiet::Busy {
             dying: vec![],
             acting: vec![9]
