@@ -305,28 +305,16 @@ fn send_datagram(
 }
 
 /// Whether a record is waiting at the supervisor end `fd`, without reading
-/// it (a `poll` for `POLLIN` with a zero timeout). The end of the channel
-/// (every node end closed) is waiting too: [`try_recv`] then says so.
+/// it ([`lifeline::poll_now`] for `POLLIN`). The end of the channel (every
+/// node end closed) is waiting too: [`try_recv`] then says so.
 ///
 /// # Errors
 /// Errors of poll.
-///
-/// # References
-/// - [poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html)
 pub fn pending(fd: BorrowedFd<'_>) -> io::Result<bool> {
-    use rustix::event::{poll, PollFd, PollFlags};
-    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
-    let zero = rustix::time::Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    loop {
-        match poll(&mut fds, Some(&zero)) {
-            Ok(_) => return Ok(fds[0].revents().contains(PollFlags::IN)),
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
+    Ok(
+        lifeline::poll_now(fd, rustix::event::PollFlags::IN)?
+            .contains(rustix::event::PollFlags::IN),
+    )
 }
 
 /// Receive one record without blocking, with the pidfd or the panic report

@@ -374,40 +374,88 @@ pub fn in_fd_table(fd: RawFd) -> io::Result<bool> {
 /// # References
 /// - [poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html) (`POLLNVAL`)
 pub fn each_open_fd(mut visit: impl FnMut(RawFd)) -> io::Result<()> {
-    const CHUNK: RawFd = 256;
+    let mut first = 0;
+    loop {
+        each_open_in(first, POLL_CHUNK, &mut visit)?;
+        first += POLL_CHUNK as RawFd;
+        if !in_fd_table(first)? {
+            return Ok(());
+        }
+    }
+}
+
+/// The most fds [`each_open_in`] asks in one `poll`.
+pub(super) const POLL_CHUNK: usize = 256;
+
+/// Call `visit` with every open fd (but `O_PATH` ones) of
+/// `first..first + n`, `n` at most [`POLL_CHUNK`], in increasing order: one
+/// `poll` with no events, which answers `POLLNVAL` for each that is not
+/// open. No allocation and nothing of std but the error: the startup fd
+/// snapshot runs it before `main`.
+///
+/// # Errors
+/// Errors of poll (`ENOMEM`).
+///
+/// # References
+/// - [poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html) (`POLLNVAL`)
+pub(super) fn each_open_in(
+    first: RawFd,
+    n: usize,
+    visit: &mut impl FnMut(RawFd),
+) -> io::Result<()> {
+    let n = n.min(POLL_CHUNK);
     let mut polled = [libc::pollfd {
         fd: -1,
         events: 0,
         revents: 0,
-    }; CHUNK as usize];
-    let mut first = 0;
+    }; POLL_CHUNK];
+    for (k, p) in polled.iter_mut().take(n).enumerate() {
+        p.fd = first + k as RawFd;
+    }
     loop {
-        for (k, p) in polled.iter_mut().enumerate() {
-            *p = libc::pollfd {
-                fd: first + k as RawFd,
-                events: 0,
-                revents: 0,
-            };
-        }
-        // SAFETY: `polled` holds CHUNK initialised pollfds that poll reads
+        // SAFETY: `polled` holds `n` initialised pollfds that poll reads
         // and whose `revents` it writes; a zero timeout never blocks. The
         // fd numbers are only looked up by the kernel, never used as ours.
-        let rc = unsafe { libc::poll(polled.as_mut_ptr(), CHUNK as libc::nfds_t, 0) };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
+        if unsafe { libc::poll(polled.as_mut_ptr(), n as libc::nfds_t, 0) } >= 0 {
+            break;
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
             return Err(e);
         }
-        for p in &polled {
-            if p.revents & libc::POLLNVAL == 0 {
-                visit(p.fd);
-            }
+    }
+    for p in &polled[..n] {
+        if p.revents & libc::POLLNVAL == 0 {
+            visit(p.fd);
         }
-        first += CHUNK;
-        if !in_fd_table(first)? {
-            return Ok(());
+    }
+    Ok(())
+}
+
+/// Which of `events` (and of `POLLERR`, `POLLHUP`, `POLLNVAL`) `fd`
+/// reports now: one `poll` with a zero timeout, retried on `EINTR`. Never
+/// blocks.
+///
+/// # Errors
+/// Errors of poll.
+///
+/// # References
+/// - [poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html)
+pub fn poll_now(
+    fd: BorrowedFd<'_>,
+    events: rustix::event::PollFlags,
+) -> io::Result<rustix::event::PollFlags> {
+    use rustix::event::{poll, PollFd};
+    let mut fds = [PollFd::new(&fd, events)];
+    let zero = rustix::time::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    loop {
+        match poll(&mut fds, Some(&zero)) {
+            Ok(_) => return Ok(fds[0].revents()),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
         }
     }
 }

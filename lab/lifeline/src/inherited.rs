@@ -28,9 +28,10 @@ static TAKEN: AtomicBool = AtomicBool::new(false);
 #[link_section = ".init_array"]
 static SNAPSHOT: extern "C" fn() = snapshot;
 
-/// Record which fds below `min(LIMIT, RLIMIT_NOFILE)` are open: `poll` with
-/// no events on a batch of fds answers `POLLNVAL` for each that is not open,
-/// one syscall per 128 fds. No allocation, nothing of std.
+/// Record which fds below `min(LIMIT, RLIMIT_NOFILE)` are open
+/// ([`each_open_in`](super::fds::each_open_in): `poll` with no events
+/// answers `POLLNVAL` for each fd that is not open, 256 fds a call). No
+/// allocation, nothing of std.
 extern "C" fn snapshot() {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -43,33 +44,16 @@ extern "C" fn snapshot() {
     } else {
         LIMIT
     };
-    const BATCH: usize = 128;
-    let mut fds = [libc::pollfd {
-        fd: -1,
-        events: 0,
-        revents: 0,
-    }; BATCH];
     let mut base = 0;
     while base < limit {
-        let n = BATCH.min(limit - base);
-        for (i, p) in fds.iter_mut().take(n).enumerate() {
-            *p = libc::pollfd {
-                fd: (base + i) as RawFd,
-                events: 0,
-                revents: 0,
-            };
-        }
-        // SAFETY: poll reads and writes `n` pollfds of `fds`, which has at
-        // least `n` entries; timeout 0 never blocks.
-        if unsafe { libc::poll(fds.as_mut_ptr(), n as libc::nfds_t, 0) } < 0 {
+        let n = super::fds::POLL_CHUNK.min(limit - base);
+        let mut record = |fd: RawFd| {
+            let fd = fd as usize;
+            AT_START[fd / 64].fetch_or(1 << (fd % 64), Ordering::Relaxed);
+        };
+        if super::fds::each_open_in(base as RawFd, n, &mut record).is_err() {
             // Record nothing rather than a guess: no fd can be claimed.
             return;
-        }
-        for (i, p) in fds.iter().take(n).enumerate() {
-            if p.revents & libc::POLLNVAL == 0 {
-                let fd = base + i;
-                AT_START[fd / 64].fetch_or(1 << (fd % 64), Ordering::Relaxed);
-            }
         }
         base += n;
     }

@@ -133,7 +133,7 @@ pub use connector::{ProcEvent, ProcEvents};
 pub use exec::resolve_program;
 pub use fds::{
     claim_inherited, dup_to, dup_to_free, each_open_fd, in_fd_table, mark_inherited_cloexec,
-    move_high, own_pipe, take_inherited, LAB_FD_FLOOR,
+    move_high, own_pipe, poll_now, take_inherited, LAB_FD_FLOOR,
 };
 pub use namespace::PidNamespace;
 pub use pidfd::{ExitStatus, Pidfd};

@@ -197,12 +197,7 @@ fn read_some(fd: &OwnedFd) -> bool {
 /// Whether every write end of the pipe is closed: the kernel reports
 /// `POLLHUP` on the read end exactly then.
 fn writers_gone(fd: &OwnedFd) -> bool {
-    let mut fds = [PollFd::new(fd, PollFlags::IN)];
-    let zero = rustix::time::Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    poll(&mut fds, Some(&zero)).is_ok() && fds[0].revents().contains(PollFlags::HUP)
+    lifeline::poll_now(fd.as_fd(), PollFlags::IN).is_ok_and(|r| r.contains(PollFlags::HUP))
 }
 
 /// Read the pipe to EOF, blocking as long as any writer holds it. Never
