@@ -6,7 +6,7 @@
 //! - [Control Group v2](https://docs.kernel.org/admin-guide/cgroup-v2.html): `cgroup.procs`, `cgroup.events`, `cgroup.kill`
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -279,11 +279,7 @@ impl TrialCgroup {
     /// # Errors
     /// Read errors of `cgroup.events`.
     pub fn populated(&self) -> io::Result<bool> {
-        let mut s = String::new();
-        let mut f = &self.events;
-        f.rewind()?;
-        f.read_to_string(&mut s)?;
-        Ok(s.lines().any(|l| l.trim() == "populated 1"))
+        events_populated(&self.events)
     }
 
     /// The PIDs listed in `cgroup.procs`.
@@ -375,16 +371,30 @@ pub(crate) fn empty_and_remove(dir: &Path, limit: std::time::Duration) -> bool {
     }
 }
 
+/// Whether the `cgroup.events` file open at `events` says `populated 1`,
+/// read in one `pread` at offset 0 (the file is 21 bytes; a read re-arms
+/// its `POLLPRI`). A supervisor reads it several times a trial.
+///
+/// # Errors
+/// Read errors of `cgroup.events`.
+///
+/// # References
+/// - [pread(2)](https://man7.org/linux/man-pages/man2/pread.2.html)
+/// - [Control Group v2](https://docs.kernel.org/admin-guide/cgroup-v2.html), "cgroup.events"
+fn events_populated(events: &File) -> io::Result<bool> {
+    let mut buf = [0u8; 128];
+    let n = rustix::io::pread(events, &mut buf, 0)?;
+    Ok(buf[..n]
+        .split(|&b| b == b'\n')
+        .any(|l| l == b"populated 1"))
+}
+
 /// Block until `cgroup.events` says `populated 0` or `limit` passes: the
 /// file reports `POLLPRI` on every change of its content.
-pub(crate) fn wait_unpopulated(mut events: &File, limit: std::time::Duration) {
+pub(crate) fn wait_unpopulated(events: &File, limit: std::time::Duration) {
     let end = std::time::Instant::now() + limit;
     loop {
-        let mut s = String::new();
-        if events.rewind().is_err() || events.read_to_string(&mut s).is_err() {
-            return;
-        }
-        if s.lines().any(|l| l.trim() == "populated 0") {
+        if !events_populated(events).unwrap_or(false) {
             return;
         }
         let left = end.saturating_duration_since(std::time::Instant::now());

@@ -8,7 +8,7 @@ use rustix::process::Signal;
 
 impl Course<'_> {
     /// End every process of the trial and reap it: `cgroup.kill`, SIGKILL
-    /// through every pidfd, then adopt and kill orphans as they reparent,
+    /// through the pidfd of every node not seen dead, then adopt and kill orphans as they reparent,
     /// reaping until the supervisor has no child left. The gates close
     /// last.
     ///
@@ -24,8 +24,13 @@ impl Course<'_> {
             .cgroup
             .as_mut()
             .is_some_and(|cg| cg.populated().is_ok_and(|p| !p) || cg.kill().is_ok());
-        for p in self.procs.iter().filter_map(|p| p.pidfd.as_ref()) {
-            let _ = p.send_signal(Signal::KILL);
+        // A node whose pidfd showed its exit (`dead_ns`) has nothing left
+        // to kill.
+        let live = self.procs.iter().zip(&self.seen.nodes);
+        for (p, _) in live.filter(|(_, n)| n.dead_ns.is_none()) {
+            if let Some(pidfd) = &p.pidfd {
+                let _ = pidfd.send_signal(Signal::KILL);
+            }
         }
         for p in self.adopted.drain(..) {
             let _ = p.send_signal(Signal::KILL);

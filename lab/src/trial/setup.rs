@@ -323,10 +323,16 @@ impl Course<'_> {
             handed.iter().all(|&fd| fd >= lifeline::LAB_FD_FLOOR),
             "{handed:?}"
         );
-        let procs = self.cgroup.as_ref().map(|c| c.procs_fd());
         // A forked root joins the trial's cgroup itself and drops the
         // supervisor's own fds (lab plumbing, not part of the experiment); a
-        // cloned root starts in the cgroup and keeps only what it is given.
+        // cloned root starts in the cgroup (`CLONE_INTO_CGROUP`) and keeps
+        // only what it is given.
+        let forked = self.req.strategy.create != Create::Clone3;
+        let procs = self
+            .cgroup
+            .as_ref()
+            .filter(|_| forked)
+            .map(|c| c.procs_fd());
         // Runs in the child, between the clone (or fork) and anything else
         // it does: raw syscalls only (write, setpgid, close_range), no
         // allocation and no lock, so it is async-signal-safe.
@@ -337,7 +343,7 @@ impl Course<'_> {
             // The root leads the tree's process group (what a group
             // teardown signals on the legacy side).
             let _ = rustix::process::setpgid(None, None);
-            if self.req.strategy.create != Create::Clone3 {
+            if forked {
                 legacy::close_plumbing();
             }
         };
