@@ -42,14 +42,14 @@ impl Throughput {
     pub fn render(&self) -> String {
         let p = &self.lab_phases_us;
         let ms = |us: u64| us as f64 / 1000.0;
-        let inside = p.setup_us + p.build_us + p.course_us + p.cascade_us + p.cleanup_us;
+        let inside = p.total_us();
         format!(
             "raw floor (fork/wait tree of 15): {:.1} trees/s\n\
              lab run nested --strategy canonical: {:.1} trials/s (median time to verdict {:.2} ms)\n\
              ratio: {:.2} ({} each, -j {})\n\
-             a lab trial, mean per phase: setup {:.2} ms, build {:.2} ms, course {:.2} ms, \
-             cascade {:.2} ms, cleanup {:.2} ms; {:.2} ms of wall time per trial and worker, \
-             {:.2} ms of it outside the trial (request, record)\n",
+             a lab trial, mean per phase: setup {:.2} ms, root's spawn {:.2} ms, build {:.2} ms, \
+             course {:.2} ms, cascade {:.2} ms, cleanup {:.2} ms; {:.2} ms of wall time per trial \
+             and worker, {:.2} ms of it outside the trial (request, record)\n",
             self.floor_per_s,
             self.lab_per_s,
             ms(self.lab_median_verdict_us),
@@ -57,6 +57,7 @@ impl Throughput {
             self.trials,
             self.jobs,
             ms(p.setup_us),
+            ms(p.spawn_us),
             ms(p.build_us),
             ms(p.course_us),
             ms(p.cascade_us),

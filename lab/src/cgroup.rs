@@ -384,9 +384,7 @@ pub(crate) fn empty_and_remove(dir: &Path, limit: std::time::Duration) -> bool {
 fn events_populated(events: &File) -> io::Result<bool> {
     let mut buf = [0u8; 128];
     let n = rustix::io::pread(events, &mut buf, 0)?;
-    Ok(buf[..n]
-        .split(|&b| b == b'\n')
-        .any(|l| l == b"populated 1"))
+    Ok(buf[..n].split(|&b| b == b'\n').any(|l| l == b"populated 1"))
 }
 
 /// Block until `cgroup.events` says `populated 0` or `limit` passes: the

@@ -518,6 +518,7 @@ fn mean_phases(phases: impl Iterator<Item = Phases>) -> Phases {
     let m = |f: fn(&Phases) -> u64| all.iter().map(f).sum::<u64>() / n;
     Phases {
         setup_us: m(|p| p.setup_us),
+        spawn_us: m(|p| p.spawn_us),
         build_us: m(|p| p.build_us),
         course_us: m(|p| p.course_us),
         cascade_us: m(|p| p.cascade_us),

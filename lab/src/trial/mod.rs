@@ -90,8 +90,10 @@ struct Course<'a> {
     req: &'a TrialRequest,
     /// When the trial started (`CLOCK_MONOTONIC` ns).
     t0: u64,
-    /// When the root was spawned (ns).
+    /// When the root was spawned (ns): the spawn called.
     root_spawned_ns: u64,
+    /// When the root's spawn returned (ns).
+    root_running_ns: u64,
     /// What the judge reads.
     seen: Observation,
     /// One per node of the plan.
@@ -155,6 +157,7 @@ pub fn run(
         req,
         t0,
         root_spawned_ns: t0,
+        root_running_ns: t0,
         seen: Observation {
             nodes: vec![Seen::default(); req.plan.nodes.len()],
             cgroup: cgroup.is_some(),
@@ -212,6 +215,7 @@ pub fn run(
         o.phases = Phases::from_times(
             t0,
             course.root_spawned_ns,
+            course.root_running_ns,
             course.ready_at,
             course.teardown_at,
             t0 + o.time_to_verdict_us * 1000,

@@ -175,13 +175,13 @@ impl Course<'_> {
             None
         };
         self.root_spawned_ns = monotonic_ns();
-        if let Some(cmd) = &req.plan.nodes[0].command {
-            let root = self.spawn_program(cmd)?;
-            return Ok(Started { phases, root });
-        }
-        let root = self
-            .spawn_root(node_end.as_fd(), &gate_reads, &logs, boot.as_ref())
-            .map_err(SetupError::Root)?;
+        let root = match &req.plan.nodes[0].command {
+            Some(cmd) => self.spawn_program(cmd)?,
+            None => self
+                .spawn_root(node_end.as_fd(), &gate_reads, &logs, boot.as_ref())
+                .map_err(SetupError::Root)?,
+        };
+        self.root_running_ns = monotonic_ns();
         Ok(Started { phases, root })
     }
 

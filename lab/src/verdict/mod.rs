@@ -194,8 +194,12 @@ pub struct Phases {
     /// From the trial's start to its root's spawn: the trial cgroup, the
     /// phase channel, the gates, the host action.
     pub setup_us: u64,
-    /// From the root's spawn to the tree ready (every node ready, dead or
-    /// unborn), or to the verdict when it never was.
+    /// The root's spawn in the supervisor: the `clone3` (or `fork`) of the
+    /// supervisor into the trial's cgroup with its lifeline (for an exec'd
+    /// root or a command, up to the `exec`), until the call returns.
+    pub spawn_us: u64,
+    /// From the root's spawn returning to the tree ready (every node ready,
+    /// dead or unborn), or to the verdict when it never was.
     pub build_us: u64,
     /// From the tree ready to the teardown: the kill schedule.
     pub course_us: u64,
@@ -208,11 +212,13 @@ pub struct Phases {
 
 impl Phases {
     /// The phases of a trial from its times (`CLOCK_MONOTONIC` ns): start,
-    /// root spawned, tree ready, teardown, verdict, end; each later time is
-    /// clamped to the next, and a phase not reached is 0.
+    /// root's spawn called, root's spawn returned, tree ready, teardown,
+    /// verdict, end; each later time is clamped to the next, and a phase
+    /// not reached is 0.
     pub fn from_times(
         start: u64,
         root: u64,
+        spawned: u64,
         ready: Option<u64>,
         teardown: Option<u64>,
         verdict: u64,
@@ -220,16 +226,28 @@ impl Phases {
     ) -> Phases {
         let us = |a: u64, b: u64| b.saturating_sub(a) / 1000;
         let root = root.clamp(start, verdict);
-        let teardown = teardown.map(|t| t.clamp(root, verdict));
-        let ready = ready.map(|r| r.clamp(root, teardown.unwrap_or(verdict)));
+        let spawned = spawned.clamp(root, verdict);
+        let teardown = teardown.map(|t| t.clamp(spawned, verdict));
+        let ready = ready.map(|r| r.clamp(spawned, teardown.unwrap_or(verdict)));
         let built = ready.or(teardown).unwrap_or(verdict);
         Phases {
             setup_us: us(start, root),
-            build_us: us(root, built),
+            spawn_us: us(root, spawned),
+            build_us: us(spawned, built),
             course_us: ready.map_or(0, |r| us(r, teardown.unwrap_or(r))),
             cascade_us: teardown.map_or(0, |t| us(t, verdict)),
             cleanup_us: us(verdict, end),
         }
+    }
+
+    /// Their sum (µs): the trial's duration.
+    pub fn total_us(&self) -> u64 {
+        self.setup_us
+            + self.spawn_us
+            + self.build_us
+            + self.course_us
+            + self.cascade_us
+            + self.cleanup_us
     }
 }
 
@@ -342,5 +360,54 @@ mod tests {
             reason_class("node 0.1 (last phase created)"),
             "node 0.1 (last phase created)"
         );
+    }
+}
+
+#[cfg(test)]
+mod phases_tests {
+    use super::Phases;
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn the_phases_split_a_trial_at_its_times_and_sum_to_its_duration() {
+        // Start 0, spawn called at 1 ms, returned at 1.2 ms, ready at 3 ms,
+        // teardown at 5 ms, verdict at 6 ms, end at 6.5 ms.
+        let p = Phases::from_times(
+            0,
+            MS,
+            MS + MS / 5,
+            Some(3 * MS),
+            Some(5 * MS),
+            6 * MS,
+            6 * MS + MS / 2,
+        );
+        assert_eq!(
+            p,
+            Phases {
+                setup_us: 1000,
+                spawn_us: 200,
+                build_us: 1800,
+                course_us: 2000,
+                cascade_us: 1000,
+                cleanup_us: 500,
+            }
+        );
+        assert_eq!(p.total_us(), 6500);
+    }
+
+    #[test]
+    fn a_phase_never_reached_is_zero_and_times_out_of_order_are_clamped() {
+        // Never ready, never torn down: the build runs to the verdict.
+        let p = Phases::from_times(0, MS, 2 * MS, None, None, 4 * MS, 4 * MS);
+        assert_eq!(
+            (p.spawn_us, p.build_us, p.course_us, p.cascade_us),
+            (1000, 2000, 0, 0)
+        );
+        // A spawn that returned after the verdict (an error outcome) is cut
+        // at the verdict; no phase is negative.
+        let p = Phases::from_times(0, MS, 9 * MS, Some(MS / 2), None, 3 * MS, 3 * MS);
+        assert_eq!((p.spawn_us, p.build_us, p.course_us), (2000, 0, 0));
+        assert_eq!(p.total_us(), 3000);
     }
 }
