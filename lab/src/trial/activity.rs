@@ -65,7 +65,8 @@ pub(super) struct CpuTime {
 }
 
 /// Read what `pids` can still do. A process that is gone by the time it is
-/// read is left out; `model(pid)` says which are model nodes (whose main
+/// read (reaped before its `status` was opened, or between the open and the
+/// read) is left out; `model(pid)` says which are model nodes (whose main
 /// thread is checked for a timed wait).
 ///
 /// # Errors
@@ -77,10 +78,8 @@ pub(super) fn look(pids: &[i32], model: impl Fn(i32) -> bool) -> io::Result<Vec<
     for &pid in pids {
         // The process's own status is its main thread's; a process of one
         // thread (most of them) needs no more.
-        let main = match fs::read_to_string(format!("/proc/{pid}/status")) {
-            Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
+        let Some(main) = read_live(&format!("/proc/{pid}/status"))? else {
+            continue;
         };
         let Some((task, ppid)) = parse_status(pid, &main) else {
             continue;
@@ -95,7 +94,7 @@ pub(super) fn look(pids: &[i32], model: impl Fn(i32) -> bool) -> io::Result<Vec<
         if threads(&main) > 1 {
             let dir = match fs::read_dir(format!("/proc/{pid}/task")) {
                 Ok(dir) => dir,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) if gone(&e) => continue,
                 Err(e) => return Err(e),
             };
             let mut tids: Vec<i32> = dir
@@ -105,10 +104,8 @@ pub(super) fn look(pids: &[i32], model: impl Fn(i32) -> bool) -> io::Result<Vec<
                 .collect();
             tids.sort_unstable();
             for tid in tids {
-                match fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")) {
-                    Ok(text) => a.tasks.extend(parse_status(tid, &text).map(|(t, _)| t)),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e),
+                if let Some(text) = read_live(&format!("/proc/{pid}/task/{tid}/status"))? {
+                    a.tasks.extend(parse_status(tid, &text).map(|(t, _)| t));
                 }
             }
         }
@@ -116,6 +113,28 @@ pub(super) fn look(pids: &[i32], model: impl Fn(i32) -> bool) -> io::Result<Vec<
         out.push(a);
     }
     Ok(out)
+}
+
+/// The text of the `/proc` file `path` of a process or thread that may be
+/// reaped meanwhile; `None` once it is gone: before the open (`ENOENT`), or
+/// between the open and the read (`ESRCH`: `proc_single_show` in
+/// fs/proc/base.c finds no task behind the open file).
+///
+/// # Errors
+/// Any other error of the open or the read.
+fn read_live(path: &str) -> io::Result<Option<String>> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if gone(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether `e`, from a `/proc/PID` file, says the process is gone (`ENOENT`,
+/// or `ESRCH` when it was reaped after the open), not that `/proc` cannot be
+/// read.
+fn gone(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH)
 }
 
 /// The `Threads:` count of a status text (1 when absent).
@@ -220,5 +239,27 @@ mod tests {
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(look(&[pid], |_| true).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_process_reaped_between_the_open_and_the_read_is_gone_not_unreadable() {
+        use std::io::Read;
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let mut status = fs::File::open(format!("/proc/{}/status", child.id())).unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // The kernel's answer once the task behind the open file is reaped.
+        let err = status.read_to_string(&mut String::new()).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ESRCH), "{err}");
+        assert!(gone(&err));
+        assert!(gone(&io::Error::from(io::ErrorKind::NotFound)));
+        assert!(!gone(&io::Error::from_raw_os_error(libc::EACCES)));
+        assert_eq!(
+            read_live(&format!("/proc/{}/status", i32::MAX - 1)).unwrap(),
+            None
+        );
     }
 }
