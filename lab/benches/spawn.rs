@@ -21,33 +21,43 @@
 //! # Latest figures
 //!
 //! `cargo bench -p lab --bench spawn -- --warm-up-time 1 --measurement-time
-//! 3`, three runs in a row on 2026-11-30 (late) on the project's machine
-//! kind (2 cores, kernel 6.18, a shared host whose speed drifts from minute
-//! to minute; release profile with fat LTO). Each cell: criterion's point
-//! estimate of the mean per iteration.
+//! 3`, two series of three runs on 2026-12-01 between 02:49 and 03:11 on the
+//! project's machine kind (2 cores, kernel 6.18, a shared host whose speed
+//! drifts from minute to minute; release profile with fat LTO). Each cell:
+//! criterion's point estimate of the mean per iteration. After each run,
+//! the same group of the code the issue measured ("today's", 20f6a7b, built
+//! in a worktree) ran at once, for a comparison taken in the same minutes.
 //!
-//! | path | run 1 | run 2 | run 3 |
-//! | --- | --- | --- | --- |
-//! | copy: clone3 + pidfd + lifeline, waitid | 314 µs | 290 µs | 388 µs |
-//! | copy: fork + waitpid | 289 µs | 273 µs | 277 µs |
-//! | ratio canonical / fork | 1.08 | 1.06 | 1.40 |
-//! | exec: clone3(VM\|VFORK) + pidfd + lifeline, waitid | 1125 µs | 1138 µs | 1062 µs |
-//! | exec: posix_spawn + waitpid | 1132 µs | 1104 µs | 1032 µs |
-//! | exec: std `Command::status` | 1029 µs | 1082 µs | 1072 µs |
-//! | ratio canonical / posix_spawn | 0.99 | 1.03 | 1.03 |
-//! | one-node trial, canonical | 633 µs | 645 µs | 780 µs |
-//! | one-node trial, legacy | 574 µs | 585 µs | 1840 µs |
+//! | path | A1 | A2 | A3 | B1 | B2 | B3 |
+//! | --- | --- | --- | --- | --- | --- | --- |
+//! | copy: clone3 + pidfd + lifeline, waitid | 281 µs | 273 µs | 323 µs | 438 µs | 277 µs | 281 µs |
+//! | copy: fork + waitpid | 271 µs | 246 µs | 317 µs | 346 µs | 270 µs | 260 µs |
+//! | ratio canonical / fork | 1.04 | 1.11 | 1.02 | 1.27 | 1.03 | 1.08 |
+//! | exec: clone3(VM\|VFORK) + pidfd + lifeline, waitid | 784 µs | 810 µs | 784 µs | 878 µs | 887 µs | 820 µs |
+//! | exec: posix_spawn + waitpid | 857 µs | 808 µs | 834 µs | 835 µs | 880 µs | 824 µs |
+//! | ratio canonical / posix_spawn | 0.92 | 1.00 | 0.94 | 1.05 | 1.01 | 1.00 |
+//! | one-node trial, canonical | 647 µs | 667 µs | (see below) | 683 µs | 1573 µs | 637 µs |
+//! | one-node trial, legacy | 553 µs | 593 µs | | 630 µs | 827 µs | 575 µs |
+//! | the same, canonical, code of 20f6a7b | 1010 µs | 975 µs | 2511 µs | 926 µs | 1153 µs | 1190 µs |
 //!
-//! Run 3 caught the host in a slow spell (its legacy one-node trial took
-//! three times as long as in the runs before): criterion times one path
-//! after the other, so load that comes and goes lands on one side of a
-//! comparison. The interleaved check
-//! `cargo run --release -p lifeline --features legacy --example spawn_ab`
-//! times the two sides of each comparison in alternation (2000 ABBA pairs)
-//! and takes the median of the per-pair ratios; three runs the same hour:
-//! canonical copy / fork 1.074, 1.076, 1.101 (quartiles within 0.82-1.63;
-//! medians 543/510, 527/493, 299/259 µs), canonical exec / posix_spawn
-//! 1.015, 1.013, 1.016 (quartiles within 0.92-1.12).
+//! B2 caught the host in a slow spell during the canonical one-node group;
+//! A3 in a slower one (the old code's trial took 2.5 ms), in which one
+//! one-node trial of that run's last group did not pass and the bench
+//! stopped on its assertion (the outcome went unrecorded; 200,000 trials of
+//! the same request in a loop, then 10,000 beside eight CPU hogs, and the
+//! supervisor stopped for 0.4 s every 0.3 s, all passed). Criterion times
+//! one path after the other, so load that comes and goes lands on one side
+//! of a comparison. Two checks alternate their sides instead:
+//! - `cargo run --release -p lifeline --features legacy --example
+//!   spawn_ab` (2000 ABBA pairs, the median of the per-pair ratios), six
+//!   runs the same half hour: canonical copy / fork 1.075, 1.145, 1.051,
+//!   1.202, 1.126, 1.153 (quartiles within 0.79-1.68); canonical exec /
+//!   posix_spawn 1.017, 1.019, 1.013, 1.018, 1.013, 1.014 (quartiles within
+//!   0.95-1.09). On 2026-11-30 the copy ratio was 1.074, 1.076, 1.101.
+//! - `lab run` of the one-node plan, 3000 canonical trials at -j 1,
+//!   alternating this code and that of 20f6a7b, six pairs: this code takes
+//!   0.52, 0.72, 0.56, 0.65, 0.67, 0.79 of the old one's time per trial
+//!   (1131-1443 trials/s against 720-933).
 //!
 //! What the copy path pays over fork: the lifeline (pipe2, a move above the
 //! lab's fd floor, the close of the parent's read end), the thread check
@@ -56,16 +66,30 @@
 //! (3000 interleaved rounds, twice) costs 1.10 to 1.11 times a fork: the
 //! pidfd about 7 µs, the pipe 8, the move 2, the check and the closes 8.
 //!
-//! Where a one-node trial's time goes (`perf record -a` over `lab run` of a
-//! one-node plan with its trial cgroup, 3000 trials at -j 1, 775 µs of wall
-//! time a trial; CPU time per trial): in the supervisor about 340 µs, of
-//! which its `clone3` of itself into the root about 115 µs (a fork on this
-//! machine costs 200 to 300 µs, reaped), the write faults on the pages it
-//! touches after the clone about 76 µs (22 pages a trial: 13 of its heap, 4
-//! of its stack, malloc's arena; the clone write-protects them, and the
-//! first write to each faults even once the root is gone), its own code
-//! about 45 µs and its `ppoll` about 24 µs; in the root about 280 µs, 134
-//! of them its exit. This bench's supervisor has no cgroup.
+//! Where a one-node trial's time goes, on its critical path (`lab run` of a
+//! one-node plan with its trial cgroup at -j 1, timestamps in the supervisor
+//! and `perf record -a`; about 600-770 µs a trial):
+//! - the root's spawn, the supervisor's `clone3` of itself (`spawn_us` in
+//!   the phases): 125-170 µs;
+//! - the root's life, about 150 µs of CPU (its phase reports, the guards'
+//!   two fd audits, the faults on the code it runs), and its exit, about
+//!   145 µs (`exit_mm` unmapping the roughly 290 pages it maps);
+//! - four wakeups of a sleeping process on the other CPU (the supervisor by
+//!   the request, the root at its birth, the supervisor at the root's exit,
+//!   the lab by the answer): on this virtual machine each waits for the
+//!   halted vCPU to be woken, 30-50 µs (`perf sched timehist`; a bare C
+//!   fork + exit + waitpid loop takes 200-290 µs unpinned and 104-146 µs
+//!   pinned to one CPU);
+//! - the rest (request and answer, setup, judging, cleanup) about 60 µs.
+//!
+//! Halving the trial again needs a root that is not a fresh copy of the
+//! supervisor made on the critical path (a copy made ahead of the request,
+//! or a small zygote), which changes when and from what the root is made.
+//! Linking the lab statically (`-C target-feature=+crt-static`, 16 fewer
+//! mappings) cut the root's spawn by about 15% and its exit by about 18%
+//! (about 8% of a one-node trial, 4 pairs), but needs an explicit
+//! `--target` (proc macros cannot be built that way) and so moves the binary
+//! out of `target/release`.
 // criterion_group! makes an undocumented public function.
 #![allow(missing_docs)]
 
