@@ -8,9 +8,9 @@ use rustix::process::Signal;
 
 impl Course<'_> {
     /// End every process of the trial and reap it: `cgroup.kill`, SIGKILL
-    /// through the pidfd of every node not seen dead, then adopt and kill orphans as they reparent,
-    /// reaping until the supervisor has no child left. The gates close
-    /// last.
+    /// through the pidfd of every node not seen dead, then adopt and kill
+    /// orphans as they reparent, reaping until the supervisor has no child
+    /// left. The gates close last.
     ///
     /// After a `cgroup.kill` that the kernel took, or with the cgroup
     /// already empty, every process of the trial is dying or dead (and any

@@ -342,7 +342,7 @@ pub(crate) fn reason_class(reason: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::reason_class;
+    use super::{reason_class, Phases};
 
     #[test]
     fn reasons_group_without_their_pids_and_inodes() {
@@ -361,11 +361,6 @@ mod tests {
             "node 0.1 (last phase created)"
         );
     }
-}
-
-#[cfg(test)]
-mod phases_tests {
-    use super::Phases;
 
     const MS: u64 = 1_000_000;
 
