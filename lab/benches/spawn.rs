@@ -70,7 +70,7 @@
 //! one-node plan with its trial cgroup at -j 1, timestamps in the supervisor
 //! and `perf record -a`; about 600-770 µs a trial):
 //! - the root's spawn, the supervisor's `clone3` of itself (`spawn_us` in
-//!   the phases): 125-170 µs;
+//!   the phases): 150-170 µs;
 //! - the root's life, about 150 µs of CPU (its phase reports, the guards'
 //!   two fd audits, the faults on the code it runs), and its exit, about
 //!   145 µs (`exit_mm` unmapping the roughly 290 pages it maps);
