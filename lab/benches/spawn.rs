@@ -79,7 +79,9 @@
 //!   the lab by the answer): on this virtual machine each waits for the
 //!   halted vCPU to be woken, 30-50 µs (`perf sched timehist`; a bare C
 //!   fork + exit + waitpid loop takes 200-290 µs unpinned and 104-146 µs
-//!   pinned to one CPU);
+//!   pinned to one CPU; and this bench's canonical one-node trial took
+//!   447-496 µs beside three or six CPU hogs, whose CPUs never halt,
+//!   against 580-626 µs with the CPUs otherwise idle, 9 runs);
 //! - the rest (request and answer, setup, judging, cleanup) about 60 µs.
 //!
 //! Halving the trial again needs a root that is not a fresh copy of the
