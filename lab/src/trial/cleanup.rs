@@ -28,9 +28,7 @@ impl Course<'_> {
         // to kill.
         let live = self.procs.iter().zip(&self.seen.nodes);
         for (p, _) in live.filter(|(_, n)| n.dead_ns.is_none()) {
-            if let Some(pidfd) = &p.pidfd {
-                let _ = pidfd.send_signal(Signal::KILL);
-            }
+            let _ = p.pidfd.as_ref().map(|f| f.send_signal(Signal::KILL));
         }
         for p in self.adopted.drain(..) {
             let _ = p.send_signal(Signal::KILL);
