@@ -52,8 +52,8 @@ pub(super) struct ExecCmd {
     #[arg(long, value_name = "DIR")]
     cwd: Option<PathBuf>,
     /// The name of the scenario the program becomes, which names its results (letters,
-    /// digits, '-', '_'; default: exec- and the program's file name)
-    #[arg(long)]
+    /// digits, '-', '_', at most 64; default: exec- and the program's file name)
+    #[arg(long, value_parser = parse_name)]
     name: Option<String>,
     #[command(flatten)]
     trial: TrialOptions,
@@ -128,5 +128,17 @@ impl ExecCmd {
         );
         self.report.write("lab exec", &summary, start, text)?;
         Ok(summary.exit())
+    }
+}
+
+/// `--name`: a scenario name ([`crate::scenario::is_name`]).
+fn parse_name(s: &str) -> Result<String, String> {
+    if crate::scenario::is_name(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "a name is letters, digits, '-' and '_', at most {} of them (it names result files)",
+            crate::scenario::MAX_NAME_CHARS
+        ))
     }
 }

@@ -294,14 +294,13 @@ pub(super) fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         );
     }
     let name = raw.name.get_ref();
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
+    if !super::is_name(name) {
         return cx.err(
             raw.name.span(),
-            "a name is letters, digits, '-' and '_' (it names result files)",
+            format!(
+                "a name is letters, digits, '-' and '_', at most {} of them (it names result files)",
+                super::MAX_NAME_CHARS
+            ),
         );
     }
     let shape = tree_shape(&cx, raw.tree.get_ref())?;

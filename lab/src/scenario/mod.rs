@@ -34,6 +34,22 @@ pub const MAX_COMMAND_ARGS: usize = 1_024;
 /// The most signal names of an `ignore` list or a teardown `ladder`.
 pub const MAX_SIGNAL_LIST: usize = 16;
 
+/// The longest name of a scenario, a suite or a suite member (characters).
+/// A name is part of the name of every result file and directory it makes,
+/// with a time stamp, a seed and a PID, and the kernel bounds a file name at
+/// 255 bytes (`NAME_MAX`, `include/uapi/linux/limits.h`).
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// Whether `name` can name a scenario, a suite or a suite member: 1 to
+/// [`MAX_NAME_CHARS`] ASCII letters, digits, `-` and `_`, because it names
+/// result files.
+pub fn is_name(name: &str) -> bool {
+    (1..=MAX_NAME_CHARS).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 /// The scenarios built into the binary, by name: `(name, TOML text)`.
 pub const BUILTIN: &[(&str, &str)] = &[
     ("nested", include_str!("../../../scenarios/nested.toml")),

@@ -107,6 +107,23 @@ fn version_name_and_about() {
 }
 
 #[test]
+fn a_name_is_bounded_because_it_names_result_files() {
+    let text = |n: usize| {
+        format!(
+            "version = 1\nname = \"{}\"\n[tree]\nbreadth = []\n",
+            "a".repeat(n)
+        )
+    };
+    assert_eq!(ok(&text(MAX_NAME_CHARS)).name.len(), MAX_NAME_CHARS);
+    let long = format!("\"{}\"", "a".repeat(MAX_NAME_CHARS + 1));
+    err(&text(MAX_NAME_CHARS + 1), 2, 8, &long, "at most 64 of them");
+    // The longest name still makes a run directory the kernel accepts.
+    let dir = tempfile::tempdir().unwrap();
+    let id = crate::results::run_id(&"a".repeat(MAX_NAME_CHARS), u64::MAX);
+    std::fs::create_dir(dir.path().join(id)).unwrap();
+}
+
+#[test]
 fn source_hash_follows_the_text() {
     let a = ok(HEAD);
     let b = ok(HEAD);

@@ -25,7 +25,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::plan::Plan;
-use crate::scenario::{Scenario, ScenarioError, Sp};
+use crate::scenario::{is_name, Scenario, ScenarioError, Sp, MAX_NAME_CHARS};
 
 /// The only suite format version this lab reads.
 const VERSION: i64 = 1;
@@ -109,7 +109,7 @@ impl Suite {
         if !is_name(raw.name.get_ref()) {
             return Err(err(
                 raw.name.span(),
-                "a name is letters, digits, '-' and '_'".into(),
+                format!("a name is letters, digits, '-' and '_', at most {MAX_NAME_CHARS} of them"),
             ));
         }
         let Some(raw_members) = raw.member else {
@@ -153,7 +153,7 @@ impl Suite {
                 Some(n) if !is_name(n.get_ref()) => {
                     return Err(err(
                         n.span(),
-                        "a member name is letters, digits, '-' and '_'".into(),
+                        format!("a member name is letters, digits, '-' and '_', at most {MAX_NAME_CHARS} of them"),
                     ));
                 }
                 Some(n) => (n.get_ref().clone(), n.span()),
@@ -196,13 +196,6 @@ impl Suite {
     }
 }
 
-fn is_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,6 +231,24 @@ mod tests {
         let r = Suite::parse(file.to_str().unwrap(), text);
         let _ = std::fs::remove_dir_all(dir);
         r
+    }
+
+    #[test]
+    fn suite_and_member_names_are_bounded() {
+        let long = "m".repeat(MAX_NAME_CHARS + 1);
+        let member = |name: &str| {
+            format!("version = 1\nname = \"s\"\n[[member]]\nname = \"{name}\"\nscenario = \"m/a.toml\"\n")
+        };
+        let s = parse_in("name-max", &member(&long[1..])).unwrap();
+        assert_eq!(s.members[0].name.len(), MAX_NAME_CHARS);
+        let e = parse_in("name-long", &member(&long)).unwrap_err();
+        assert_eq!((e.line, e.col), (4, 8), "{e}");
+        assert!(e.message.contains("a member name is letters"), "{e}");
+        let suite =
+            format!("version = 1\nname = \"{long}\"\n[[member]]\nscenario = \"m/a.toml\"\n");
+        let e = parse_in("suite-long", &suite).unwrap_err();
+        assert_eq!((e.line, e.col), (2, 8), "{e}");
+        assert!(e.message.contains("at most 64 of them"), "{e}");
     }
 
     #[test]

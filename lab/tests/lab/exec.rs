@@ -284,6 +284,7 @@ fn a_program_that_never_exits_is_a_hang_naming_what_blocks() {
 
 #[test]
 fn bad_exec_input_is_refused_with_the_reason() {
+    let long_name = "n".repeat(65);
     for (args, says) in [
         (
             vec!["exec", "--", "no-such-program-xyz"],
@@ -298,6 +299,12 @@ fn bad_exec_input_is_refused_with_the_reason() {
             "--kill-after",
         ),
         (vec!["exec", "--env", "=x", "--", "true"], "NAME=VALUE"),
+        // A name longer than a result file's name can carry.
+        (
+            vec!["exec", "--name", &long_name, "--", "true"],
+            "at most 64 of them",
+        ),
+        (vec!["exec", "--name", "a b", "--", "true"], "invalid value"),
         (vec!["exec"], "PROGRAM"),
     ] {
         let dir = out_dir("exec-bad");
