@@ -184,12 +184,17 @@ impl Course<'_> {
     }
 
     /// Take pidfds on orphans that reparented to the supervisor but never
-    /// reported (a node's own children outside the plan).
+    /// reported (a node's own children outside the plan). After a rung to
+    /// the whole tree through pidfds, each one adopted gets its signal: it
+    /// belonged to that tree, and reparented only once its parent died.
     pub(super) fn adopt(&mut self) {
         let known: Vec<i32> = self.procs.iter().map(|n| n.pid).collect();
         if let Ok(kids) = lifeline::adopt_children() {
             for k in kids {
                 if !known.contains(&k.pid()) && !self.adopted.iter().any(|a| a.pid() == k.pid()) {
+                    if let Some(sig) = self.group_signal {
+                        let _ = k.send_signal(sig.signal());
+                    }
                     self.adopted.push(k);
                 }
             }

@@ -28,7 +28,10 @@ impl Course<'_> {
 
     /// Send rung `r` of the teardown ladder: to the root, or to the whole
     /// tree (legacy: its process group; canonical: `cgroup.kill` for SIGKILL
-    /// where there is a cgroup, else every pidfd held). Returns the rung.
+    /// where there is a cgroup, else every pidfd held and every orphan
+    /// adopted, now or later: a process outside the plan reparents to the
+    /// supervisor only when its parent dies, often of this very rung).
+    /// Returns the rung.
     pub(super) fn send_rung(&mut self, r: usize) -> Rung {
         let sig = self.rung_signal(r);
         if !self.plan().teardown_group {
@@ -49,11 +52,14 @@ impl Course<'_> {
                 Rung::CgroupKill
             }
             Observe::Pidfd => {
-                self.adopt();
                 let all = self.procs.iter().filter_map(|n| n.pidfd.as_ref());
                 for p in all.chain(self.adopted.iter()) {
                     let _ = p.send_signal(sig.signal());
                 }
+                // The rest of the tree: orphans not adopted yet, now and as
+                // they reparent (`adopt`).
+                self.group_signal = Some(sig);
+                self.adopt();
                 if sig == Sig::Kill {
                     self.seen.nodes.iter_mut().for_each(|n| n.killed = true);
                 }

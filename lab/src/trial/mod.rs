@@ -107,6 +107,10 @@ struct Course<'a> {
     cgroup: Option<TrialCgroup>,
     /// Orphans outside the plan that reparented to the supervisor.
     adopted: Vec<Pidfd>,
+    /// The signal of the last rung sent to the whole tree through pidfds
+    /// (no cgroup): an orphan adopted later was part of that tree (a helper
+    /// whose node the rung ended), so it gets the signal when adopted.
+    group_signal: Option<crate::scenario::Sig>,
     /// `cgroup.kill` was written: every process of the trial is dying.
     cgroup_killed: bool,
     /// The root is exec'd: the create axis is `clone3` and the host (this
@@ -170,6 +174,7 @@ pub fn run(
         ready_at: None,
         cgroup,
         adopted: Vec::new(),
+        group_signal: None,
         cgroup_killed: false,
         root_exec: false,
         host_worker: None,

@@ -172,6 +172,27 @@ fn a_setsid_daemon_escapes_the_process_group_but_not_the_canonical_teardown() {
 }
 
 #[test]
+fn a_group_teardown_ends_a_helper_that_reparents_only_when_its_node_dies() {
+    let name = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/scenarios/helper-group.toml"
+    );
+    let v = run(name, 5, &["canonical"], &[]);
+    assert_eq!(count(&v, "canonical", "pass"), (5, 5));
+    // Subreaper mode: the supervisor signals the helper when it adopts it.
+    let v = run(name, 5, &["canonical"], &["--no-cgroup"]);
+    assert_eq!(count(&v, "canonical", "pass"), (5, 5));
+    // What the test tells apart: a teardown of the root alone leaves it.
+    let v = run(
+        name,
+        3,
+        &["canonical"],
+        &["--no-cgroup", "--set", "teardown.group=false"],
+    );
+    assert_eq!(count(&v, "canonical", "orphan"), (3, 3));
+}
+
+#[test]
 fn the_proc_oracle_sees_false_orphans_and_pidfds_none() {
     let v = run("proc-oracle", 10, &["legacy", "canonical"], &[]);
     assert_eq!(count(&v, "legacy", "pass"), (10, 10));
