@@ -87,6 +87,15 @@
 //! Halving the trial again needs a root that is not a fresh copy of the
 //! supervisor made on the critical path (a copy made ahead of the request,
 //! or a small zygote), which changes when and from what the root is made.
+//! Either is a process alive in the supervisor between trials, and the
+//! trial's membership rests on the supervisor having no child but the
+//! trial's: without a cgroup (subreaper mode, an ordinary user's machine,
+//! this bench) its children and the orphans that reparent to it *are* the
+//! trial, the cleanup reaps until `ECHILD`, and orphans are adopted from
+//! its child list. A root made after one trial's answer and before the
+//! next request keeps that rule, but in a loop of back-to-back requests it
+//! only overlaps the lab's own gap: at most the spawn phase (150-170 µs)
+//! and one wakeup, about a fifth of the trial, short of a half.
 //! Linking the lab statically (`-C target-feature=+crt-static`, 16 fewer
 //! mappings) cut the root's spawn by about 15% and its exit by about 18%
 //! (about 8% of a one-node trial, 4 pairs), but needs an explicit

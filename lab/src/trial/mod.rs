@@ -108,8 +108,9 @@ struct Course<'a> {
     /// Orphans outside the plan that reparented to the supervisor.
     adopted: Vec<Pidfd>,
     /// The signal of the last rung sent to the whole tree through pidfds
-    /// (no cgroup): an orphan adopted later was part of that tree (a helper
-    /// whose node the rung ended), so it gets the signal when adopted.
+    /// (without a cgroup, or a signal other than SIGKILL): an orphan adopted
+    /// later was part of that tree (a helper whose node the rung ended), so
+    /// it gets the signal when adopted.
     group_signal: Option<crate::scenario::Sig>,
     /// `cgroup.kill` was written: every process of the trial is dying.
     cgroup_killed: bool,
