@@ -40,6 +40,16 @@
 //! | one-node trial, legacy | 553 µs | 593 µs | | 630 µs | 827 µs | 575 µs |
 //! | the same, canonical, code of 20f6a7b | 1010 µs | 975 µs | 2511 µs | 926 µs | 1153 µs | 1190 µs |
 //!
+//! Three more runs on 2026-12-01 at 04:47-04:53 (code of 140f5f0, the
+//! host faster than in the series above): copy 219/181, 217/234 and
+//! 205/181 µs (ratio 1.21, 0.93, 1.13); exec 791/779, 792/781, 783/772 µs
+//! (1.016, 1.014, 1.015); one-node trial 464, 491 and 456 µs canonical,
+//! 426, 478 and 478 µs legacy. Then the one-node group alone, alternated
+//! with the code of 20f6a7b, 4 pairs: 448/704, 454/747, 452/672 and
+//! 478/676 µs, so 0.64, 0.61, 0.67 and 0.71 of the old trial. `spawn_ab`
+//! at 04:54, 3 runs: copy / fork 1.158, 1.133, 1.149; exec / posix_spawn
+//! 1.010 in all three.
+//!
 //! B2 caught the host in a slow spell during the canonical one-node group;
 //! A3 in a slower one (the old code's trial took 2.5 ms), in which one
 //! one-node trial of that run's last group did not pass and the bench
@@ -93,9 +103,19 @@
 //! this bench) its children and the orphans that reparent to it *are* the
 //! trial, the cleanup reaps until `ECHILD`, and orphans are adopted from
 //! its child list. A root made after one trial's answer and before the
-//! next request keeps that rule, but in a loop of back-to-back requests it
-//! only overlaps the lab's own gap: at most the spawn phase (150-170 µs)
-//! and one wakeup, about a fifth of the trial, short of a half.
+//! next request keeps that rule. It was built and measured on 2026-12-01
+//! (branch `standby`, not merged): the trial's spawn phase fell from
+//! 153-167 µs to 4-12 µs, and `lab run` of the one-node plan at -j 1 went
+//! from 1709, 1718, 1936 to 2132, 2228, 2083 trials/s (3 alternated pairs;
+//! without a cgroup 1896, 1957, 1743 to 2122, 2311, 2128). But this
+//! bench's loop of back-to-back requests did not move (canonical one-node
+//! trial 410-455 µs in 4 runs, against 447-478 µs before and 684-691 µs
+//! for 20f6a7b in the same minutes): with no gap on the lab's side the
+//! copy is only moved out of one trial into the supervisor's time before
+//! the next. Nor did `lab bench` (-j 2 on 2 cores; ratio 0.87, 0.85, 0.86
+//! against 0.80, 0.82, 0.86), where no CPU is idle to take the copy. For
+//! that gain a process waits in the next trial's cgroup between trials,
+//! and every later change must keep the standby in mind: not merged.
 //! Linking the lab statically (`-C target-feature=+crt-static`, 16 fewer
 //! mappings) cut the root's spawn by about 15% and its exit by about 18%
 //! (about 8% of a one-node trial, 4 pairs), but needs an explicit
