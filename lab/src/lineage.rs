@@ -7,7 +7,7 @@
 //!   [`Lineage::apply`] or the `record_*` calls: exact, with times, and it
 //!   sees processes that lived for a microsecond;
 //! - [`LineageSource::ProcScan`]: `/proc` read while the processes live
-//!   ([`scan_tree`], [`Lineage::from_scan`]): parents only as they are at
+//!   ([`crate::procfs::scan_tree`], [`Lineage::from_scan`]): parents only as they are at
 //!   the scan (an orphan already shows its subreaper), and no times.
 //!
 //! A PID reused within a lineage starts a new [`Entry`]; the older one stays
@@ -21,15 +21,11 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::fs;
-use std::io::Read;
 
 use lifeline::ProcEvent;
 
-use crate::forensics::{descendants, status_field};
+use crate::procfs::Scanned;
 
-/// Most bytes of `/proc/PID/cmdline` that [`scan_cmdline`] reads.
-pub const CMDLINE_MAX: usize = 256;
 /// Most ancestors [`Lineage::describe`] names before it stops.
 const DESCRIBE_DEPTH: usize = 4;
 
@@ -102,20 +98,6 @@ pub struct Entry {
     pub exit: Option<Exit>,
     /// Its parent's index in `Lineage::entries`.
     parent: Option<usize>,
-}
-
-/// A process as a `/proc` scan saw it ([`scan_process`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Scanned {
-    /// Its PID.
-    pub pid: i32,
-    /// Its parent at the scan (`PPid:`; 0 for none).
-    pub ppid: i32,
-    /// Its name (`Name:`, at most 15 bytes).
-    pub comm: String,
-    /// Its command line ([`scan_cmdline`]); `None` for a zombie or a
-    /// kernel thread.
-    pub cmdline: Option<String>,
 }
 
 /// The lineage of the processes of a trial: a forest of [`Entry`]s, by PID.
@@ -196,7 +178,7 @@ impl Lineage {
         self.tracks(pid)
     }
 
-    /// A lineage from a `/proc` scan ([`scan_tree`]): each process's
+    /// A lineage from a `/proc` scan ([`crate::procfs::scan_tree`]): each process's
     /// parent is its `PPid` at the scan, its command its command line (else
     /// its name). Entries whose parent is not in the scan are roots.
     pub fn from_scan(scanned: impl IntoIterator<Item = Scanned>) -> Self {
@@ -282,7 +264,7 @@ impl Lineage {
     }
 
     /// Feed one connector event: a new process (not a thread), an exec
-    /// (named by `name(pid)`, typically [`scan_name`], read at once: the
+    /// (named by `name(pid)`, typically [`crate::procfs::scan_name`], read at once: the
     /// process may be short-lived), a
     /// setsid, a process's exit (its leader thread's), an overrun (counted).
     /// With roots ([`rooted`](Lineage::rooted)), events of processes outside
@@ -470,87 +452,6 @@ fn relative(at_ns: u64, t0_ns: u64) -> String {
     format!("{text} {word}")
 }
 
-/// The command line of `pid` (`/proc/PID/cmdline`), arguments joined by
-/// spaces, reading at most [`CMDLINE_MAX`] bytes (`…` marks a cut);
-/// `None` when it is gone, a zombie or a kernel thread (empty).
-///
-/// # References
-/// - [proc_pid_cmdline(5)](https://man7.org/linux/man-pages/man5/proc_pid_cmdline.5.html)
-pub fn scan_cmdline(pid: i32) -> Option<String> {
-    read_cmdline(fs::File::open(format!("/proc/{pid}/cmdline")).ok()?)
-}
-
-/// A `cmdline` file's arguments joined by spaces, reading at most
-/// [`CMDLINE_MAX`] bytes (`…` marks a cut); `None` when empty or
-/// unreadable. Shared by [`scan_cmdline`] and the reader of the lab's
-/// `/proc` in a supervisor (`pidns::host_cmdline`).
-pub fn read_cmdline(file: impl Read) -> Option<String> {
-    let mut raw = Vec::with_capacity(CMDLINE_MAX);
-    file.take(CMDLINE_MAX as u64 + 1)
-        .read_to_end(&mut raw)
-        .ok()?;
-    let cut = raw.len() > CMDLINE_MAX;
-    raw.truncate(CMDLINE_MAX);
-    let mut text = raw
-        .split(|&c| c == 0)
-        .filter(|a| !a.is_empty())
-        .map(String::from_utf8_lossy)
-        .collect::<Vec<_>>()
-        .join(" ");
-    if text.is_empty() {
-        return None;
-    }
-    if cut {
-        text.push('…');
-    }
-    Some(text)
-}
-
-/// The name of `pid` (`/proc/PID/comm`, at most 15 bytes); `None` when
-/// it is gone.
-///
-/// # References
-/// - [proc_pid_comm(5)](https://man7.org/linux/man-pages/man5/proc_pid_comm.5.html)
-pub fn scan_comm(pid: i32) -> Option<String> {
-    let comm = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-    Some(comm.trim_end_matches('\n').to_string())
-}
-
-/// What `pid` runs, for [`Lineage::apply`]: its command line
-/// ([`scan_cmdline`]), else its name ([`scan_comm`]); `None` when it is
-/// gone.
-pub fn scan_name(pid: i32) -> Option<String> {
-    scan_cmdline(pid).or_else(|| scan_comm(pid))
-}
-
-/// `pid` as `/proc` shows it now: its parent and name from
-/// `/proc/PID/status` (`PPid:`, `Name:`) and its command line; `None` when
-/// it is gone.
-///
-/// # References
-/// - [proc_pid_status(5)](https://man7.org/linux/man-pages/man5/proc_pid_status.5.html)
-pub fn scan_process(pid: i32) -> Option<Scanned> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    Some(Scanned {
-        pid,
-        ppid: status_field(&status, "PPid:")?.parse().ok()?,
-        comm: status_field(&status, "Name:")
-            .unwrap_or_default()
-            .to_string(),
-        cmdline: scan_cmdline(pid),
-    })
-}
-
-/// `root` and every live descendant of it (from
-/// `/proc/PID/task/*/children`), scanned; processes that exit meanwhile
-/// are missed. For [`Lineage::from_scan`].
-pub fn scan_tree(root: i32) -> Vec<Scanned> {
-    std::iter::once(root)
-        .chain(descendants(root))
-        .filter_map(scan_process)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -721,22 +622,6 @@ mod tests {
             l.describe(800, &nodes, T0),
             "started by pid 1, outside the lineage"
         );
-    }
-
-    #[test]
-    fn this_process_scans() {
-        let me = std::process::id() as i32;
-        let s = scan_process(me).expect("scan this process");
-        assert_eq!(
-            s.ppid,
-            rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get())
-        );
-        let cmdline = s.cmdline.expect("a command line");
-        assert!(cmdline.len() <= CMDLINE_MAX + '…'.len_utf8(), "{cmdline}");
-        assert_eq!(scan_comm(me).map(|c| c.is_empty()), Some(false));
-        assert_eq!(scan_name(me), Some(cmdline.clone()));
-        assert!(scan_tree(me).iter().any(|s| s.pid == me));
-        assert_eq!(scan_process(-1), None);
     }
 
     #[test]

@@ -31,7 +31,8 @@ pub use wait::{EOF_BOUND, LEAK_INODE_BITS};
 
 use crate::phase::{self, Event};
 use crate::plan::Plan;
-use crate::scenario::{AttendantAction, Phase, Sig};
+use crate::scenario::{AttendantAction, Phase};
+use crate::signal::Sig;
 use crate::strategy::{ParentDeath, Strategy};
 use lifeline::{LifelineReader, Pidfd};
 

@@ -8,11 +8,12 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::expect::Expect;
+use crate::signal::Sig;
 use crate::strategy::Strategy;
 
 use super::{
     node_count, At, AttendantAction, Hazard, Host, Kill, NodeRule, Phase, Pick, ReadDiscipline,
-    Scenario, ScenarioError, Selector, Sig, Sp, Teardown, DEFAULT_MAX_NODES, MAX_COMMAND_ARGS,
+    Scenario, ScenarioError, Selector, Sp, Teardown, DEFAULT_MAX_NODES, MAX_COMMAND_ARGS,
     MAX_FILE_BYTES, MAX_KILLS, MAX_NODES_CEILING, MAX_NODE_RULES, MAX_SIGNAL_LIST,
 };
 

@@ -19,7 +19,7 @@
 use std::fs;
 use std::io;
 
-use crate::forensics::{self, status_field};
+use crate::procfs::{self, status_field};
 
 /// `SIGKILL` as a bit of a `/proc` signal mask (bit `signo - 1`).
 const SIGKILL_BIT: u64 = 1 << (libc::SIGKILL - 1);
@@ -109,7 +109,7 @@ pub(super) fn look(pids: &[i32], model: impl Fn(i32) -> bool) -> io::Result<Vec<
                 }
             }
         }
-        a.timed_wait = a.model && a.tasks[0].state == 'S' && forensics::in_timed_wait(pid, pid);
+        a.timed_wait = a.model && a.tasks[0].state == 'S' && procfs::in_timed_wait(pid, pid);
         out.push(a);
     }
     Ok(out)

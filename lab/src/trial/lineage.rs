@@ -25,9 +25,10 @@
 use std::sync::{Mutex, OnceLock};
 
 use super::Course;
-use crate::forensics;
-use crate::lineage::{scan_process, Lineage};
+
+use crate::lineage::Lineage;
 use crate::pidns::host_pid;
+use crate::procfs::{self, scan_process};
 use crate::trace::Trace;
 use lifeline::{monotonic_ns, ProcEvent, ProcEvents};
 
@@ -94,7 +95,7 @@ impl Course<'_> {
             .is_some_and(|l| l.source() == crate::lineage::LineageSource::ProcConnector);
         let members: Vec<i32> = match &self.cgroup {
             Some(cg) => cg.members().unwrap_or_default(),
-            None => forensics::descendants(std::process::id() as i32),
+            None => procfs::descendants(std::process::id() as i32),
         };
         let Some(lineage) = self.lineage.as_mut() else {
             return;

@@ -111,7 +111,7 @@ struct Course<'a> {
     /// (without a cgroup, or a signal other than SIGKILL): an orphan adopted
     /// later was part of that tree (a helper whose node the rung ended), so
     /// it gets the signal when adopted.
-    group_signal: Option<crate::scenario::Sig>,
+    group_signal: Option<crate::signal::Sig>,
     /// `cgroup.kill` was written: every process of the trial is dying.
     cgroup_killed: bool,
     /// The root is exec'd: the create axis is `clone3` and the host (this
@@ -136,7 +136,7 @@ struct Course<'a> {
     lineage: Option<crate::lineage::Lineage>,
     /// Every signal the course sent to a node, with when (ns), for the
     /// trace.
-    signals_sent: Vec<(u64, crate::scenario::Sig)>,
+    signals_sent: Vec<(u64, crate::signal::Sig)>,
 }
 
 /// Run one trial. `lab_lifeline` is the supervisor's lifeline to the lab: if
