@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use rustix::event::{poll, PollFd, PollFlags};
 
 use super::judge::{self, Clock, Ending, OrphanBy, Stage, Step, WINDOW_FLOOR_US};
-use super::settle::{next_look_at, Settled};
+use super::settle::{Deaths, Settled};
 use super::{error_outcome, Course, KillState};
 use crate::node::pid_reuse::Finding;
 use crate::phase::{self, Event};
@@ -24,16 +24,6 @@ use lifeline::{legacy, monotonic_ns};
 
 /// How often the legacy observe axis re-reads `/proc/PID/stat` (µs).
 const PROC_POLL_US: u64 = 100;
-
-/// The times the cascade is judged by (ns), its largest gap (µs), and when
-/// the trial's processes are next looked at (ns).
-#[derive(Default)]
-pub(super) struct Deaths {
-    pub teardown_at: u64,
-    pub last: u64,
-    pub max_gap_us: u64,
-    pub next_look: u64,
-}
 
 impl Course<'_> {
     /// Everything from spawning the root to the verdict; `None` when the
@@ -519,7 +509,7 @@ impl Course<'_> {
             Stage::Ladder { since, .. } => {
                 (since + self.plan().rung_wait_us * 1000).saturating_sub(now)
             }
-            Stage::Settle { .. } => next_look_at(deaths).saturating_sub(now),
+            Stage::Settle { .. } => deaths.next_look_at().saturating_sub(now),
             Stage::Grace => (deaths.last + window()).saturating_sub(now),
             Stage::Confirm { since } => {
                 let w = window();
