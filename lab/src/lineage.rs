@@ -1,6 +1,12 @@
 //! Lineage: who started each process of a trial, and when, so that a
 //! leaked process is traced to the node or program that made it.
 //!
+//! This module is lineage as a model: the forest of processes, what feeds
+//! it and how a process is described from it. Lineage as watched during a
+//! trial (listening, scanning while the course runs) is
+//! [`crate::trial`]'s `lineage_watch` module; the `/proc` readers are in
+//! [`crate::procfs`].
+//!
 //! Two sources fill a [`Lineage`]:
 //! - [`LineageSource::ProcConnector`]: the kernel's fork, exec and exit
 //!   events ([`lifeline::ProcEvents`], root only), fed with
@@ -67,9 +73,10 @@ pub struct Exec {
     pub command: String,
 }
 
-/// The end of a process.
+/// The end of a process as the lineage saw it (named apart from
+/// `error::Exit`, the lab's own exit status).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Exit {
+pub struct ProcessExit {
     /// The raw wait status (`code << 8`, or the signal number).
     pub status: i32,
     /// When (ns, `CLOCK_MONOTONIC`).
@@ -95,7 +102,7 @@ pub struct Entry {
     /// When it called `setsid` (ns): it left its session and process group.
     pub setsid_ns: Option<u64>,
     /// How it ended; `None` while it lives (or its exit was not seen).
-    pub exit: Option<Exit>,
+    pub exit: Option<ProcessExit>,
     /// Its parent's index in `Lineage::entries`.
     parent: Option<usize>,
 }
@@ -260,7 +267,7 @@ impl Lineage {
     /// (ns, `CLOCK_MONOTONIC`).
     pub fn record_exit(&mut self, pid: i32, status: i32, at_ns: u64) {
         let i = self.index_of(pid);
-        self.entries[i].exit = Some(Exit { status, at_ns });
+        self.entries[i].exit = Some(ProcessExit { status, at_ns });
     }
 
     /// Feed one connector event: a new process (not a thread), an exec
@@ -488,7 +495,7 @@ mod tests {
         );
         assert_eq!(
             l.get(812).and_then(|e| e.exit),
-            Some(Exit {
+            Some(ProcessExit {
                 status: 0,
                 at_ns: T0 + 3_400_000
             })
@@ -584,7 +591,7 @@ mod tests {
         assert_eq!(e.setsid_ns, Some(9));
         assert_eq!(
             e.exit,
-            Some(Exit {
+            Some(ProcessExit {
                 status: 9,
                 at_ns: 10
             })

@@ -529,7 +529,7 @@ impl Course<'_> {
         }
         if self.lineage.is_some() {
             // Scan for new processes of a program's tree at least this often.
-            t = t.min(super::lineage::SCAN_US * 1000);
+            t = t.min(super::lineage_watch::SCAN_US * 1000);
         }
         let next_kill = (0..self.kills.len())
             .filter(|&k| self.kills[k] == KillState::Pending)

@@ -35,7 +35,7 @@ mod deadline;
 mod evidence;
 mod judge;
 pub mod ladder;
-mod lineage;
+mod lineage_watch;
 mod output;
 pub mod protocol;
 mod settle;
@@ -45,12 +45,12 @@ use crate::cgroup::TrialCgroup;
 use crate::node::guard::refusal;
 use crate::plan::Plan;
 use crate::scenario::Phase;
-use crate::verdict::{Outcome, Phases, Rung, Verdict};
+use crate::verdict::{Outcome, Rung, Timings, Verdict};
 use judge::{Ending, Observation, Seen};
 use lifeline::{monotonic_ns, Pidfd};
 use protocol::TrialRequest;
 
-pub use lineage::keep_events_flowing;
+pub use lineage_watch::keep_events_flowing;
 
 /// How the supervisor reaches one node of the plan.
 #[derive(Debug, Default)]
@@ -132,7 +132,7 @@ struct Course<'a> {
     /// The stdout and stderr of a command root (the program `lab exec`
     /// runs).
     output: Option<output::Streams>,
-    /// Who started whom, for a command root ([`lineage`]).
+    /// Who started whom, for a command root ([`lineage_watch`]).
     lineage: Option<crate::lineage::Lineage>,
     /// Every signal the course sent to a node, with when (ns), for the
     /// trace.
@@ -218,7 +218,7 @@ pub fn run(
     let end = monotonic_ns();
     result.map(|mut o| {
         o.duration_us = (end - t0) / 1000;
-        o.phases = Phases::from_times(
+        o.timings = Timings::from_times(
             t0,
             course.root_spawned_ns,
             course.root_running_ns,

@@ -1,4 +1,7 @@
-//! Who started whom in a trial whose root is a program (`lab exec`): the
+//! Lineage as watched during a trial: the course's side of [`crate::lineage`]
+//! (which is the model: a forest of processes fed by events or scans, and
+//! its descriptions). This module watches, while the course runs, who
+//! started whom in a trial whose root is a program (`lab exec`): the
 //! program and every descendant, with its parent, its commands and the
 //! times of its fork, execs and exit. PIDs are the lab's (the host's), as
 //! `ps` shows them.
