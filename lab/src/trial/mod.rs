@@ -86,6 +86,21 @@ enum KillState {
 
 /// One trial in flight: the supervisor's handles on it, and what it has
 /// observed so far for the judge.
+///
+/// Its methods are written beside the job they do, one `impl` block per
+/// file:
+/// - `mod.rs`: the trial's own clock and plan, and finishing an outcome;
+/// - `setup.rs`: the cgroup, the phase channel, the gates, spawning the root;
+/// - `course.rs`: the main poll loop (`follow`), phase reports, kills,
+///   deaths, timeouts and reaping;
+/// - `ladder.rs`: the teardown rungs; `settle.rs`: the cascade after the
+///   teardown, judged from evidence; `deadline.rs`: a course past its
+///   deadline;
+/// - `census.rs`: who of the trial is alive, orphans and the diagnosis;
+///   `evidence.rs`: the looks at what live processes can still do and the
+///   re-check of survivors;
+/// - `lineage_watch.rs`: who started whom, for a command root;
+/// - `cleanup.rs`: ending with nothing of the trial alive.
 struct Course<'a> {
     req: &'a TrialRequest,
     /// When the trial started (`CLOCK_MONOTONIC` ns).
