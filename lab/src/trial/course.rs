@@ -118,7 +118,7 @@ impl Course<'_> {
                 match self.wait_event(lab_lifeline, sup_end.as_fd(), phases_open, timeout_ns, rung)
                 {
                     Ok(died) => died,
-                    Err(end) => return end,
+                    Err(end) => return end.map(|o| *o),
                 };
             // A node's last reports are queued before its exit: read them
             // before judging its death.
@@ -182,7 +182,8 @@ impl Course<'_> {
     /// channel `phases` (while `phases_open`), a death, the cgroup emptying,
     /// the program's output, or the lab's death (`lab_lifeline` hung up).
     /// Returns the nodes whose pidfds reported their exit; `Err(None)` when
-    /// the lab is gone, `Err(Some(outcome))` when the poll failed.
+    /// the lab is gone, `Err(Some(outcome))` when the poll failed (boxed: an
+    /// outcome is large).
     fn wait_event(
         &mut self,
         lab_lifeline: BorrowedFd<'_>,
@@ -190,7 +191,7 @@ impl Course<'_> {
         phases_open: bool,
         timeout_ns: u64,
         rung: Rung,
-    ) -> Result<Vec<usize>, Option<Outcome>> {
+    ) -> Result<Vec<usize>, Option<Box<Outcome>>> {
         let live: Vec<usize> = (0..self.procs.len())
             .filter(|&i| self.seen.nodes[i].dead_ns.is_none() && self.procs[i].pidfd.is_some())
             .collect();
@@ -229,7 +230,11 @@ impl Course<'_> {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => {
                 let reason = Some(format!("poll: {e}"));
-                return Err(Some(self.finish(Ending::new(Verdict::Error, reason, rung))));
+                return Err(Some(Box::new(self.finish(Ending::new(
+                    Verdict::Error,
+                    reason,
+                    rung,
+                )))));
             }
         }
         if !fds[0].revents().is_empty() {
