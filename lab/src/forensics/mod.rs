@@ -1,5 +1,5 @@
 //! Forensics: the stuck state of a trial, read before any kill, and the
-//! signatures of DESIGN.md named in it.
+//! signatures of `docs/design.md` (section "diagnosis of a hang") named in it.
 //!
 //! A hang or an orphan leaves live processes. Before the supervisor ends
 //! them, it reads for each one its node path, pid, ppid, command, every
@@ -50,7 +50,7 @@ pub struct Subject {
     pub deadline_ms: u64,
 }
 
-/// A signature of DESIGN.md ("diagnosis of a hang"): a known shape of a
+/// A signature of `docs/design.md` ("diagnosis of a hang"): a known shape of a
 /// stuck trial, found by the forensics in a stuck state or by a guard of the
 /// canonical path before it deadlocks. Written by its kebab-case name
 /// (`self-pipe-keeper`, ...) in the CSV and in the supervisor's JSON; the

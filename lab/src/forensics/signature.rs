@@ -1,4 +1,4 @@
-//! The signatures of DESIGN.md ("diagnosis of a hang"), found in the fd
+//! The signatures of `docs/design.md` ("diagnosis of a hang"), found in the fd
 //! tables and blocking calls of a stuck trial's processes.
 
 use super::{FdRef, Sighting, Signature};

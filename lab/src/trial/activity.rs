@@ -1,6 +1,6 @@
 //! What the live processes of a trial can still do by themselves, read from
-//! `/proc` for the judge's quiescence rule (DESIGN.md, "One trial"): per
-//! thread its scheduler state, whether a signal it does not block is
+//! `/proc` for the judge's quiescence rule (`docs/design.md`, section
+//! "One trial"): per thread its scheduler state, whether a signal it does not block is
 //! pending, whether SIGKILL is; per process whether its main thread sits in
 //! a timed wait; and the CPU time its threads got (`schedstat`), which tells
 //! a spinning process from a starved one.

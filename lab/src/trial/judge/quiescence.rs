@@ -1,5 +1,5 @@
-//! The quiescence rule (DESIGN.md, "One trial"): whether anything of the
-//! trial can still happen by itself, from what `/proc` showed of its live
+//! The quiescence rule (`docs/design.md`, section "One trial"): whether
+//! anything of the trial can still happen by itself, from what `/proc` showed of its live
 //! processes ([`Activity`]) and what the course observed through pidfds.
 //!
 //! It rests on the order of `do_exit` (kernel/exit.c): a dying process
