@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::error::LabError;
 use crate::run::{self, RunArgs};
 use crate::strategy::Strategy;
-use crate::verdict::Phases;
+use crate::verdict::Timings;
 use lifeline::floor;
 
 /// What `lab bench` measured.
@@ -32,7 +32,7 @@ pub struct Throughput {
     /// The lab's median time to verdict (µs).
     pub lab_median_verdict_us: u64,
     /// Where a lab trial's time goes: the mean of each phase (µs).
-    pub lab_phases_us: Phases,
+    pub lab_phases_us: Timings,
     /// The lab's wall time per trial and worker (µs): `jobs / lab_per_s`.
     pub lab_per_trial_us: u64,
 }

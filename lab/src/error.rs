@@ -114,7 +114,7 @@ impl Exit {
     /// `lab run` and `lab soak`: `Clean` when every judgement met its
     /// expectation (as expected, or not judged), else `Found`.
     pub fn of_expectations<'a>(
-        judgements: impl IntoIterator<Item = &'a crate::expect::Judgement>,
+        judgements: impl IntoIterator<Item = &'a crate::expect::Comparison>,
     ) -> Exit {
         Exit::clean_if(judgements.into_iter().all(|j| j.met()))
     }

@@ -22,7 +22,8 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::error::LabError;
-use crate::scenario::{Scenario, Sig};
+use crate::scenario::Scenario;
+use crate::signal::Sig;
 
 /// The deadline of an exec trial when `--deadline` is not given: 10 s.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);

@@ -1,8 +1,10 @@
 //! Expectations: what each strategy should give on a scenario (the
 //! scenario's `[expect]` table, or a soak's `--gate`), and whether a run met
-//! them. `lab run` and `lab soak` judge every strategy here
-//! ([`judge`]), and [`crate::error::Exit::of_expectations`] turns the
-//! judgements into the exit status.
+//! them. `lab run` and `lab soak` compare every strategy's verdicts with its
+//! expectation here ([`compare`], giving a [`Comparison`]; the trial's own
+//! judge is [`crate::trial::judge`]), and
+//! [`crate::error::Exit::of_expectations`] turns the comparisons into the
+//! exit status.
 //!
 //! Which expectation applies to a strategy, in order: a `--gate` naming it;
 //! the scenario's `[expect]` entry for it (by preset name, or by the same
@@ -182,7 +184,7 @@ pub struct Unexpected {
 
 /// Whether one strategy (on one scenario) met its expectation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Judgement {
+pub struct Comparison {
     /// The strategy's name.
     pub strategy: String,
     /// `as_expected`, `unexpected` or `not_judged`.
@@ -195,7 +197,7 @@ pub struct Judgement {
     pub unexpected: Vec<Unexpected>,
 }
 
-impl Judgement {
+impl Comparison {
     /// Whether it does not fail the run (as expected, or not judged).
     pub fn met(&self) -> bool {
         self.status != Status::Unexpected
@@ -255,15 +257,15 @@ pub fn expectation_of(
     }
 }
 
-/// Judge `strategy`, whose trials had `count(verdict)` of each verdict,
-/// against the expectation [`expectation_of`] picks.
-pub fn judge(
+/// Compare the verdicts of `strategy`, whose trials had `count(verdict)` of
+/// each verdict, with the expectation [`expectation_of`] picks.
+pub fn compare(
     strategy: &Strategy,
     expect: Option<&Expect>,
     gates: &[Gate],
     default: Option<&[Verdict]>,
     count: impl Fn(Verdict) -> u64,
-) -> Judgement {
+) -> Comparison {
     let (source, expected) = expectation_of(strategy, expect, gates, default);
     let unexpected: Vec<Unexpected> = if source == Source::None {
         Vec::new()
@@ -283,7 +285,7 @@ pub fn judge(
         _ if unexpected.is_empty() => Status::AsExpected,
         _ => Status::Unexpected,
     };
-    Judgement {
+    Comparison {
         strategy: strategy.name.clone(),
         status,
         source,
@@ -332,7 +334,7 @@ mod tests {
     #[test]
     fn every_verdict_seen_must_be_expected() {
         let e = nested_expect();
-        let j = judge(
+        let j = compare(
             &st("legacy"),
             Some(&e),
             &[],
@@ -344,7 +346,7 @@ mod tests {
             j.render(),
             "as expected (pass, orphan; the scenario's [expect])"
         );
-        let j = judge(
+        let j = compare(
             &st("canonical"),
             Some(&e),
             &[],
@@ -364,9 +366,9 @@ mod tests {
         let e = nested_expect();
         let gates = [Gate::parse("legacy").unwrap()];
         let orphans = counts(&[(Verdict::Orphan, 3)]);
-        let j = judge(&st("legacy"), Some(&e), &gates, None, &orphans);
+        let j = compare(&st("legacy"), Some(&e), &gates, None, &orphans);
         assert_eq!((j.status, j.source), (Status::Unexpected, Source::Gate));
-        let j = judge(
+        let j = compare(
             &st("std-command"),
             Some(&e),
             &[],
@@ -374,7 +376,7 @@ mod tests {
             &orphans,
         );
         assert_eq!((j.status, j.source), (Status::Unexpected, Source::Default));
-        let j = judge(&st("std-command"), Some(&e), &[], None, &orphans);
+        let j = compare(&st("std-command"), Some(&e), &[], None, &orphans);
         assert_eq!((j.status, j.source), (Status::NotJudged, Source::None));
         assert!(j.met());
         assert_eq!(j.render(), "no expectation");

@@ -25,7 +25,7 @@ use std::time::Duration;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use crate::error::LabError;
-use crate::expect::Judgement;
+use crate::expect::Comparison;
 
 /// One test case: a scenario x strategy cell (or a suite's member).
 #[derive(Clone, Debug)]
@@ -77,7 +77,7 @@ pub fn verdict_counts<'a>(counts: impl IntoIterator<Item = (&'a str, u64)>) -> S
 pub fn cell(
     suite: &str,
     classname: &str,
-    judgement: &Judgement,
+    judgement: &Comparison,
     counts: String,
     time: Duration,
     replay: &[String],
@@ -275,7 +275,7 @@ pub fn of_soak(s: &crate::soak::SoakSummary) -> Vec<Case> {
                     && j.judgement.strategy == g.strategy
             });
             let judgement = judged.map_or_else(
-                || crate::expect::Judgement {
+                || crate::expect::Comparison {
                     strategy: g.strategy.clone(),
                     status: crate::expect::Status::NotJudged,
                     source: crate::expect::Source::None,
@@ -381,14 +381,14 @@ pub fn of_suite(r: &crate::suite::run::SuiteReport) -> Vec<Case> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::expect::{judge, RUN_DEFAULT};
+    use crate::expect::{compare, RUN_DEFAULT};
     use crate::strategy::Strategy;
     use crate::verdict::Verdict;
 
     #[test]
     fn a_failing_cell_names_its_counts_replay_and_diagnosis_and_the_xml_escapes_them() {
         let legacy = Strategy::parse("legacy").unwrap();
-        let j = judge(&legacy, None, &[], Some(RUN_DEFAULT), |v| {
+        let j = compare(&legacy, None, &[], Some(RUN_DEFAULT), |v| {
             u64::from(v == Verdict::Orphan) * 3
         });
         let counts = verdict_counts([("orphan", 3), ("pass", 0)]);

@@ -19,14 +19,10 @@
 //! supervisor has no such fd and every PID is already the lab's.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::OnceLock;
 
-use rustix::fs::{openat, Mode, OFlags};
-
-use crate::forensics::{status_field, ProcessState};
+use crate::procfs::{self, status_field, ProcessState};
 
 /// The fd at which a supervisor in a PID namespace of its own finds the
 /// lab's `/proc` (a directory fd opened by the lab before the clone).
@@ -59,44 +55,20 @@ pub fn host_self() -> u32 {
         HOST_PROC
             .get()
             .filter(|_| translating())
-            .and_then(|proc| rustix::fs::readlinkat(proc, "self", Vec::new()).ok())
-            .and_then(|link| link.to_str().ok()?.parse().ok())
+            .and_then(|proc| procfs::self_at(proc.as_fd()))
             .unwrap_or_else(std::process::id)
     })
 }
 
 /// The command line of the process the lab knows as `host_pid`, read
 /// through the lab's `/proc` when [`translating`] (else this `/proc`), as
-/// [`crate::lineage::read_cmdline`] gives it (at most 256 bytes); `None`
-/// when it is gone or empty (a zombie).
+/// [`procfs::read_cmdline`] gives it (at most 256 bytes); `None` when it is
+/// gone or empty (a zombie).
 pub fn host_cmdline(host_pid: i32) -> Option<String> {
-    let path = format!("{host_pid}/cmdline");
     match HOST_PROC.get().filter(|_| translating()) {
-        Some(proc) => {
-            let fd = openat(
-                proc.as_fd(),
-                path.as_str(),
-                OFlags::RDONLY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .ok()?;
-            crate::lineage::read_cmdline(File::from(fd))
-        }
-        None => crate::lineage::scan_cmdline(host_pid),
+        Some(proc) => procfs::cmdline_at(proc.as_fd(), host_pid),
+        None => procfs::scan_cmdline(host_pid),
     }
-}
-
-fn read_at(dir: &OwnedFd, path: &str) -> Option<String> {
-    let fd = openat(
-        dir.as_fd(),
-        path,
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .ok()?;
-    let mut s = String::new();
-    File::from(fd).read_to_string(&mut s).ok()?;
-    Some(s)
 }
 
 /// The lab's PID of the live process `pid` of this namespace (`pid` itself
@@ -118,7 +90,7 @@ fn lab_pid(pid: i32) -> Option<i32> {
         rustix::process::PidfdFlags::empty(),
     )
     .ok()?;
-    let info = read_at(proc, &format!("self/fdinfo/{}", pidfd.as_raw_fd()))?;
+    let info = procfs::read_at(proc.as_fd(), &format!("self/fdinfo/{}", pidfd.as_raw_fd()))?;
     status_field(&info, "Pid:")?.parse().ok().filter(|&h| h > 0)
 }
 
@@ -127,36 +99,7 @@ fn lab_pid(pid: i32) -> Option<i32> {
 fn host_ids(pid: i32) -> Option<(i32, HashMap<i32, i32>)> {
     let host = lab_pid(pid)?;
     let proc = HOST_PROC.get()?;
-    let mut tids = HashMap::new();
-    if let Ok(task) = openat(
-        proc.as_fd(),
-        format!("{host}/task"),
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) {
-        if let Ok(mut dir) = rustix::fs::Dir::read_from(&task) {
-            while let Some(Ok(e)) = dir.next() {
-                let Some(htid) = e
-                    .file_name()
-                    .to_str()
-                    .ok()
-                    .and_then(|n| n.parse::<i32>().ok())
-                else {
-                    continue;
-                };
-                // NSpid: the TID in the lab's namespace first, ours last.
-                if let Some(ns) = read_at(&task, &format!("{htid}/status")).and_then(|s| {
-                    status_field(&s, "NSpid:")?
-                        .split_whitespace()
-                        .last()?
-                        .parse()
-                        .ok()
-                }) {
-                    tids.insert(ns, htid);
-                }
-            }
-        }
-    }
+    let tids = procfs::thread_nspids(proc.as_fd(), host);
     Some((host, tids))
 }
 
@@ -200,18 +143,10 @@ pub fn host_view(processes: &mut [ProcessState]) -> Option<String> {
             "; {missed} process(es) ended before translation and keep their PID inside the namespace"
         ));
     }
-    if in_user_namespace() {
+    if procfs::in_user_namespace() {
         // Root of a user namespace reads no kernel stack: it needs
         // CAP_SYS_ADMIN in the host's user namespace.
         note.push_str("; kernel stacks need root of the host (the trial ran in a user namespace)");
     }
     Some(note)
-}
-
-/// Whether this process is in a user namespace other than the initial one
-/// (its uid map is not the identity of every id).
-pub fn in_user_namespace() -> bool {
-    std::fs::read_to_string("/proc/self/uid_map")
-        .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
-        .unwrap_or(false)
 }

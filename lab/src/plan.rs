@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::scenario::{
-    At, AttendantAction, Hazard, Host, Phase, Pick, ReadDiscipline, Scenario, Selector, Sig,
+    At, AttendantAction, Hazard, Host, Phase, Pick, ReadDiscipline, Scenario, Selector,
 };
+use crate::signal::Sig;
 
 /// One node of a plan. Nodes are numbered breadth-first; 0 is the root.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

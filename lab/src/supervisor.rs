@@ -2,6 +2,10 @@
 //! its hidden `__supervisor` mode) that runs trials one after another. It is
 //! the subreaper of every trial, so every orphan of a trial comes to it.
 //!
+//! This module is the supervisor process's own loop, on its side of the
+//! process boundary; the lab's handle on a supervisor (starting it, talking
+//! to it, ending it) lives under `session/`.
+//!
 //! It is also the trials' **host**: a plan's `[host]` action runs in it,
 //! before the root, and what it leaves (the attendant global and its worker
 //! thread) persists for the trials it runs after. `lab run` gives each trial
@@ -19,7 +23,7 @@
 //!
 //! The lab starts it as init (PID 1) of a PID namespace of its own, in a
 //! private mount namespace with its own `/proc` (and in a user namespace
-//! when the lab is not root): see `session::supervisor`. So every PID a
+//! when the lab is not root): see the lab's side under `session/`. So every PID a
 //! trial handles is local to the trial: a legacy strategy's `kill(pid)`,
 //! `kill(-pgid)` and `waitpid(pid)` to a PID its node has already reaped
 //! can hit only a process of the same trial, never one of the host, and

@@ -1,5 +1,5 @@
 //! Forensics: the stuck state of a trial, read before any kill, and the
-//! signatures of DESIGN.md named in it.
+//! signatures of `docs/design.md` (section "diagnosis of a hang") named in it.
 //!
 //! A hang or an orphan leaves live processes. Before the supervisor ends
 //! them, it reads for each one its node path, pid, ppid, command, every
@@ -14,6 +14,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+
+use crate::procfs::{self, ProcessState};
 
 /// The stuck state of one trial and the signatures found in it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,7 +50,7 @@ pub struct Subject {
     pub deadline_ms: u64,
 }
 
-/// A signature of DESIGN.md ("diagnosis of a hang"): a known shape of a
+/// A signature of `docs/design.md` ("diagnosis of a hang"): a known shape of a
 /// stuck trial, found by the forensics in a stuck state or by a guard of the
 /// canonical path before it deadlocks. Written by its kebab-case name
 /// (`self-pipe-keeper`, ...) in the CSV and in the supervisor's JSON; the
@@ -128,82 +130,12 @@ impl FromStr for Signature {
     }
 }
 
-/// One live process of a stuck trial.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProcessState {
-    /// Its PID.
-    pub pid: i32,
-    /// Its parent's PID.
-    pub ppid: i32,
-    /// Who it is: `node 0.1`, `outside the plan, child of node 0`, or
-    /// `outside the plan, orphaned` (its parent died; it came to the
-    /// supervisor, the trial's subreaper).
-    pub who: String,
-    /// The node path, when it is a node of the plan.
-    pub node: Option<String>,
-    /// `comm` (the kernel's 15-byte name).
-    pub comm: String,
-    /// The command line, arguments joined by spaces.
-    pub cmdline: String,
-    /// Every thread, main thread first.
-    pub threads: Vec<ThreadState>,
-    /// The fd table, in fd order.
-    pub fds: Vec<FdEntry>,
-    /// All-thread backtraces from `gdb -batch` (`--gdb`).
-    pub backtrace: Option<String>,
-}
-
-/// One thread of a stuck process.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ThreadState {
-    /// Its TID.
-    pub tid: i32,
-    /// The scheduler state letter of `/proc/PID/task/TID/stat` (`S`, `D`, `R`, ...).
-    pub state: String,
-    /// The kernel function it sleeps in (`anon_pipe_read`, `futex_do_wait`).
-    pub wchan: String,
-    /// The system call it is blocked in (`read`, `poll`, `futex`, ...), from
-    /// `/proc/PID/task/TID/syscall`.
-    pub syscall: Option<String>,
-    /// The fds that call waits on: `read(3)` gives one read wait, `poll` one
-    /// per polled fd.
-    pub waits_on: Vec<FdWait>,
-    /// For a futex wait: whether it is a private futex (`FUTEX_PRIVATE_FLAG`).
-    pub futex_private: Option<bool>,
-    /// The kernel stack (`/proc/PID/task/TID/stack`, root only).
-    pub kernel_stack: Vec<String>,
-}
-
-/// An fd a blocked thread waits on, and for what.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FdWait {
-    /// The fd.
-    pub fd: i32,
-    /// Waiting to write (else to read).
-    pub write: bool,
-}
-
-/// One entry of a process's fd table.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FdEntry {
-    /// The fd number.
-    pub fd: i32,
-    /// The link target (`pipe:[93211]`, `/dev/null`, `anon_inode:[pidfd]`).
-    pub target: String,
-    /// The pipe inode, for a pipe.
-    pub pipe: Option<u64>,
-    /// Access mode: `r`, `w` or `rw`.
-    pub mode: String,
-    /// Whether the fd is close-on-exec.
-    pub cloexec: bool,
-}
-
 /// An fd of some process of the trial, named.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FdRef {
     /// The process.
     pub pid: i32,
-    /// Who it is ([`ProcessState::who`]).
+    /// Who it is ([`ProcessState::who`](crate::procfs::ProcessState::who)).
     pub who: String,
     /// The fd.
     pub fd: i32,
@@ -275,7 +207,7 @@ pub fn capture(
     let root = rustix::process::geteuid().is_root();
     let mut processes: Vec<ProcessState> = pids
         .iter()
-        .filter_map(|&pid| proc::read_process(pid, full && root, full))
+        .filter_map(|&pid| procfs::read_process(pid, full && root, full))
         .collect();
     let node_of = |pid: i32| {
         nodes
@@ -330,24 +262,7 @@ pub fn capture(
     }
 }
 
-pub use proc::{descendants, in_timed_wait, read_fds as fd_table, status_field};
-
-/// Every fd of the processes `pids` that refers to `pipe:[inode]`, with the
-/// process and whether it is open for writing (`mode` `w` or `rw`).
-/// Processes that vanish meanwhile are skipped.
-pub fn pipe_holders(inode: u64, pids: &[i32]) -> Vec<(i32, FdEntry)> {
-    pids.iter()
-        .flat_map(|&pid| {
-            proc::read_fds(pid)
-                .into_iter()
-                .filter(|f| f.pipe == Some(inode))
-                .map(move |f| (pid, f))
-        })
-        .collect()
-}
-
 mod gdb;
-mod proc;
 mod render;
 mod signature;
 

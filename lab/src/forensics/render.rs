@@ -4,7 +4,8 @@
 
 use std::fmt::Write as _;
 
-use super::{Diagnosis, ProcessState, ThreadState};
+use super::Diagnosis;
+use crate::procfs::{ProcessState, ThreadState};
 
 impl Diagnosis {
     /// The header, one line per process (its first blocked thread) and one

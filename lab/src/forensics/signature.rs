@@ -1,7 +1,8 @@
-//! The signatures of DESIGN.md ("diagnosis of a hang"), found in the fd
+//! The signatures of `docs/design.md` ("diagnosis of a hang"), found in the fd
 //! tables and blocking calls of a stuck trial's processes.
 
-use super::{FdRef, ProcessState, Sighting, Signature, ThreadState};
+use super::{FdRef, Sighting, Signature};
+use crate::procfs::{ProcessState, ThreadState};
 
 /// Every signature in `procs`, in report order ([`Signature::ALL`]), then
 /// by pid.
@@ -261,7 +262,7 @@ fn lone_futex_waiter(p: &ProcessState, out: &mut Vec<Sighting>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::forensics::{FdEntry, FdWait};
+    use crate::procfs::{FdEntry, FdWait};
 
     fn fd(fd: i32, pipe: u64, mode: &str) -> FdEntry {
         FdEntry {

@@ -30,8 +30,9 @@ pub use guard::EXIT_PANIC;
 pub use wait::{EOF_BOUND, LEAK_INODE_BITS};
 
 use crate::phase::{self, Event};
-use crate::plan::Plan;
-use crate::scenario::{AttendantAction, Phase, Sig};
+use crate::plan::{Plan, PlanNode};
+use crate::scenario::{AttendantAction, Phase};
+use crate::signal::Sig;
 use crate::strategy::{ParentDeath, Strategy};
 use lifeline::{LifelineReader, Pidfd};
 
@@ -110,33 +111,7 @@ impl NodeCtx<'_> {
             return EXIT_FAILED;
         }
         drop(me);
-        if self.plan.nodes.iter().any(|n| !n.ignore.is_empty()) {
-            // Exact per node: what it ignores, and nothing it inherited.
-            for sig in Sig::CATCHABLE {
-                let _ = lifeline::set_ignored(sig.signal(), node.ignore.contains(&sig));
-            }
-        }
-        if let Some((_, log)) = self.logs.iter().find(|(n, _)| *n == idx) {
-            // Its own log file: stderr, and stdout unless a parent
-            // captures it through a pipe.
-            if !node.capture {
-                let _ = rustix::stdio::dup2_stdout(log);
-            }
-            let _ = rustix::stdio::dup2_stderr(log);
-        }
-        if let Some(fd) = node.dup_stdout {
-            let _ = lifeline::dup_to_free(std::io::stdout().as_fd(), fd).map(std::mem::forget);
-        }
-        // A child uses its parent's hazard (a copy inherits its state).
-        if let Some(p) = node.parent {
-            let parent = &self.plan.nodes[p as usize];
-            hazard::touch(
-                parent.hazard,
-                self.strategy.guards,
-                &node.path,
-                &parent.path,
-            );
-        }
+        self.take_its_place(idx, node);
         if node.gate == Some(Phase::Created) {
             self.wait_gate(idx);
         }
@@ -155,60 +130,12 @@ impl NodeCtx<'_> {
         if node.pid_reuse {
             self.pid_reuse(idx);
         }
-        // Processes outside the plan: a helper that keeps whatever it was
-        // given, and a daemon that leaves the session.
-        let mut outside = Vec::new();
-        if node.helper {
-            outside.extend(self.spawn_outside(|| lifeline::block_forever()).ok());
-        }
-        if node.daemon {
-            if let Ok(mut first) = self.spawn_outside(|| {
-                let _ = rustix::process::setsid();
-                self.spawn_outside(|| lifeline::block_forever())
-                    .map_or(EXIT_FAILED, |_| 0)
-            }) {
-                wait::reap(&mut first);
-            }
-        }
-        // The names are only formatted for a node that attends: no
-        // allocation (and no copy-on-write fault in a copy's heap) otherwise.
-        if node.attendant != AttendantAction::None {
-            let copy_of = match node.parent {
-                Some(p) => format!("node {}", self.plan.nodes[p as usize].path),
-                None => "the host (the process that runs the trial)".to_string(),
-            };
-            hazard::attend(
-                node.attendant,
-                self.strategy.guards,
-                &format!("node {}", node.path),
-                &copy_of,
-            );
-        }
+        let outside = self.spawn_outside_the_plan(node);
+        self.attend(node);
         hazard::start(node);
-        let mut children = Children::new();
-        for &c in &node.children {
-            let spawned = if node.spawn_from_thread {
-                std::thread::scope(|s| {
-                    s.spawn(|| self.spawn_from_thread(c))
-                        .join()
-                        .unwrap_or_else(|_| Err(io::Error::other("spawner thread panicked")))
-                })
-            } else {
-                self.spawn(c, None, &|| {}, None)
-            };
-            match spawned {
-                Ok(h) => children.push(h),
-                Err(e) => {
-                    let _ = self.send(
-                        idx,
-                        Event::Failed,
-                        e.raw_os_error().unwrap_or(0) as i64,
-                        None,
-                    );
-                    return EXIT_FAILED;
-                }
-            }
-        }
+        let Some(children) = self.spawn_children(idx, node) else {
+            return EXIT_FAILED;
+        };
         let _ = self.send(idx, Event::Ready, 0, None);
         if node.spin {
             // A livelock: on a CPU for good, no report, no wait (the
@@ -244,6 +171,107 @@ impl NodeCtx<'_> {
         write_output(node.output_bytes);
         let _ = self.send(idx, Event::Exiting, node.exit_code as i64, None);
         node.exit_code as i32
+    }
+
+    /// What node `idx` sets up in its own process before its gates: the signals
+    /// it ignores (exactly its own), its log file, a duplicated stdout, and
+    /// its parent's hazard touched (a copy inherits its state).
+    fn take_its_place(&self, idx: u32, node: &PlanNode) {
+        if self.plan.nodes.iter().any(|n| !n.ignore.is_empty()) {
+            // Exact per node: what it ignores, and nothing it inherited.
+            for sig in Sig::CATCHABLE {
+                let _ = lifeline::set_ignored(sig.signal(), node.ignore.contains(&sig));
+            }
+        }
+        if let Some((_, log)) = self.logs.iter().find(|(n, _)| *n == idx) {
+            // Its own log file: stderr, and stdout unless a parent
+            // captures it through a pipe.
+            if !node.capture {
+                let _ = rustix::stdio::dup2_stdout(log);
+            }
+            let _ = rustix::stdio::dup2_stderr(log);
+        }
+        if let Some(fd) = node.dup_stdout {
+            let _ = lifeline::dup_to_free(std::io::stdout().as_fd(), fd).map(std::mem::forget);
+        }
+        // A child uses its parent's hazard (a copy inherits its state).
+        if let Some(p) = node.parent {
+            let parent = &self.plan.nodes[p as usize];
+            hazard::touch(
+                parent.hazard,
+                self.strategy.guards,
+                &node.path,
+                &parent.path,
+            );
+        }
+    }
+
+    /// The processes outside the plan that `node` starts: a helper that
+    /// keeps whatever it was given, and a daemon that leaves the session.
+    /// The helpers' handles are kept until the node exits.
+    fn spawn_outside_the_plan(&self, node: &PlanNode) -> Vec<ChildHandle> {
+        let mut outside = Vec::new();
+        if node.helper {
+            outside.extend(self.spawn_outside(|| lifeline::block_forever()).ok());
+        }
+        if node.daemon {
+            if let Ok(mut first) = self.spawn_outside(|| {
+                let _ = rustix::process::setsid();
+                self.spawn_outside(|| lifeline::block_forever())
+                    .map_or(EXIT_FAILED, |_| 0)
+            }) {
+                wait::reap(&mut first);
+            }
+        }
+        outside
+    }
+
+    /// Use the host's attendant as `node`'s rule says.
+    fn attend(&self, node: &PlanNode) {
+        // The names are only formatted for a node that attends: no
+        // allocation (and no copy-on-write fault in a copy's heap) otherwise.
+        if node.attendant != AttendantAction::None {
+            let copy_of = match node.parent {
+                Some(p) => format!("node {}", self.plan.nodes[p as usize].path),
+                None => "the host (the process that runs the trial)".to_string(),
+            };
+            hazard::attend(
+                node.attendant,
+                self.strategy.guards,
+                &format!("node {}", node.path),
+                &copy_of,
+            );
+        }
+    }
+
+    /// Spawn every child of `node` (from a thread of its own when the rule
+    /// says so); `None` once a spawn failed, reported as [`Event::Failed`].
+    fn spawn_children(&self, idx: u32, node: &PlanNode) -> Option<Children> {
+        let mut children = Children::new();
+        for &c in &node.children {
+            let spawned = if node.spawn_from_thread {
+                std::thread::scope(|s| {
+                    s.spawn(|| self.spawn_from_thread(c))
+                        .join()
+                        .unwrap_or_else(|_| Err(io::Error::other("spawner thread panicked")))
+                })
+            } else {
+                self.spawn(c, None, &|| {}, None)
+            };
+            match spawned {
+                Ok(h) => children.push(h),
+                Err(e) => {
+                    let _ = self.send(
+                        idx,
+                        Event::Failed,
+                        e.raw_os_error().unwrap_or(0) as i64,
+                        None,
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(children)
     }
 
     /// Spawn child `c` from a thread of its own that ends once the child has

@@ -11,12 +11,12 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::cgroup;
-use crate::expect::{Expect, Judgement};
+use crate::expect::{Comparison, Expect};
 use crate::forensics::Diagnosis;
 use crate::record::{ab, Tally};
 use crate::stats::Rate;
 use crate::strategy::Strategy;
-use crate::verdict::Phases;
+use crate::verdict::Timings;
 use crate::verdict::{Outcome, Verdict};
 
 /// One failing verdict of one strategy and how to replay it.
@@ -73,7 +73,7 @@ pub struct StrategySummary {
     pub median_verdict_us: u64,
     /// Where a trial's time goes: the mean of each phase (µs; means, so
     /// that they add up to the mean duration).
-    pub mean_phases_us: Phases,
+    pub mean_phases_us: Timings,
     /// Trials per second of wall time.
     pub trials_per_s: f64,
     /// Orphans counted over all trials.
@@ -112,7 +112,7 @@ pub struct StrategySummary {
     /// Whether it gave only the verdicts its expectation allows: the
     /// scenario's `[expect]` entry for it, or every trial `pass` when the
     /// scenario names none.
-    pub expectation: Judgement,
+    pub expectation: Comparison,
 }
 
 /// The first diagnosis of a strategy, as the summary carries it.
@@ -456,7 +456,7 @@ pub(super) fn summarize(
         .copied()
         .max_by_key(|&v| (count(v), std::cmp::Reverse(v)))
         .unwrap_or(Verdict::Pass);
-    let expectation = crate::expect::judge(
+    let expectation = crate::expect::compare(
         strategy,
         expect,
         &[],
@@ -487,7 +487,7 @@ pub(super) fn summarize(
             as u64,
         false_orphans_total: outcomes.iter().map(|(_, o)| o.false_orphans as u64).sum(),
         median_verdict_us: g.median_verdict_us,
-        mean_phases_us: mean_phases(outcomes.iter().map(|(_, o)| o.phases)),
+        mean_phases_us: mean_phases(outcomes.iter().map(|(_, o)| o.timings)),
         trials_per_s: if wall.as_secs_f64() > 0.0 {
             n as f64 / wall.as_secs_f64()
         } else {
@@ -512,11 +512,11 @@ pub(super) fn summarize(
 }
 
 /// The mean of each phase over `phases` (µs; 0 for none).
-fn mean_phases(phases: impl Iterator<Item = Phases>) -> Phases {
-    let all: Vec<Phases> = phases.collect();
+fn mean_phases(phases: impl Iterator<Item = Timings>) -> Timings {
+    let all: Vec<Timings> = phases.collect();
     let n = all.len().max(1) as u64;
-    let m = |f: fn(&Phases) -> u64| all.iter().map(f).sum::<u64>() / n;
-    Phases {
+    let m = |f: fn(&Timings) -> u64| all.iter().map(f).sum::<u64>() / n;
+    Timings {
         setup_us: m(|p| p.setup_us),
         spawn_us: m(|p| p.spawn_us),
         build_us: m(|p| p.build_us),

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::plan::Plan;
+use crate::signal::Sig;
 use proptest::prelude::*;
 
 /// Five lines: a minimal valid scenario (breadth 2, depth 2: 7 nodes).

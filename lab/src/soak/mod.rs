@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::error::LabError;
-use crate::expect::{Gate, Judgement};
+use crate::expect::{Comparison, Gate};
 use crate::plan::Plan;
 use crate::record::{Finished, GroupSummary, Recorder, RunCommand};
 use crate::results::{self, RunContext, TrialSource};
@@ -552,7 +552,7 @@ fn judge_groups(m: &Matrix, groups: &[GroupSummary]) -> Vec<GroupJudgement> {
                 .iter()
                 .find(|c| c.scenario.name == g.scenario)
                 .and_then(|c| c.scenario.expect.as_ref());
-            let judgement = crate::expect::judge(strategy, expect, &m.gates, None, |v| {
+            let judgement = crate::expect::compare(strategy, expect, &m.gates, None, |v| {
                 g.rates[v.name()].count
             });
             let replay = g
@@ -589,7 +589,7 @@ pub struct GroupJudgement {
     pub sweep_value: String,
     /// The strategy and whether it met its expectation.
     #[serde(flatten)]
-    pub judgement: Judgement,
+    pub judgement: Comparison,
     /// How to replay the first trials (at most 3) with an unexpected
     /// verdict other than `pass`, each followed by `# VERDICT`.
     pub replay: Vec<String>,

@@ -1,6 +1,6 @@
 //! What the live processes of a trial can still do by themselves, read from
-//! `/proc` for the judge's quiescence rule (DESIGN.md, "One trial"): per
-//! thread its scheduler state, whether a signal it does not block is
+//! `/proc` for the judge's quiescence rule (`docs/design.md`, section
+//! "One trial"): per thread its scheduler state, whether a signal it does not block is
 //! pending, whether SIGKILL is; per process whether its main thread sits in
 //! a timed wait; and the CPU time its threads got (`schedstat`), which tells
 //! a spinning process from a starved one.
@@ -19,7 +19,7 @@
 use std::fs;
 use std::io;
 
-use crate::forensics::{self, status_field};
+use crate::procfs::{self, status_field};
 
 /// `SIGKILL` as a bit of a `/proc` signal mask (bit `signo - 1`).
 const SIGKILL_BIT: u64 = 1 << (libc::SIGKILL - 1);
@@ -109,7 +109,7 @@ pub(super) fn look(pids: &[i32], model: impl Fn(i32) -> bool) -> io::Result<Vec<
                 }
             }
         }
-        a.timed_wait = a.model && a.tasks[0].state == 'S' && forensics::in_timed_wait(pid, pid);
+        a.timed_wait = a.model && a.tasks[0].state == 'S' && procfs::in_timed_wait(pid, pid);
         out.push(a);
     }
     Ok(out)

@@ -7,7 +7,7 @@
 use super::judge::{self, Alive, OrphanBy};
 use super::Course;
 use crate::forensics;
-use crate::lineage::{scan_cmdline, scan_process};
+use crate::procfs::{self, scan_cmdline, scan_process};
 use crate::record::ab::bounded;
 
 /// The most characters of a plan's command line in a reason.
@@ -146,7 +146,7 @@ impl Course<'_> {
         }
         let pids = self.trial_pids();
         for (name, inode) in held {
-            let holders: Vec<String> = forensics::pipe_holders(inode, &pids)
+            let holders: Vec<String> = procfs::pipe_holders(inode, &pids)
                 .into_iter()
                 .filter(|(_, f)| f.mode.contains('w'))
                 .map(|(pid, f)| format!("fd {} of {}", f.fd, self.describe(pid)))
@@ -308,7 +308,7 @@ impl Course<'_> {
     fn trial_pids(&self) -> Vec<i32> {
         let mut pids: Vec<i32> = match &self.cgroup {
             Some(cg) => cg.members().unwrap_or_default(),
-            None => forensics::descendants(std::process::id() as i32),
+            None => procfs::descendants(std::process::id() as i32),
         };
         pids.extend(
             self.procs
@@ -381,7 +381,7 @@ impl Course<'_> {
         let inode = (value & ((1i64 << LEAK_INODE_BITS) - 1)) as u64;
         let child = (value >> LEAK_INODE_BITS) as usize;
         let pids = self.trial_pids();
-        let holders: Vec<String> = forensics::pipe_holders(inode, &pids)
+        let holders: Vec<String> = procfs::pipe_holders(inode, &pids)
             .into_iter()
             .filter(|(_, f)| f.mode.contains('w'))
             .map(|(pid, f)| {

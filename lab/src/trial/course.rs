@@ -10,12 +10,13 @@ use std::os::fd::{AsFd, BorrowedFd};
 use rustix::event::{poll, PollFd, PollFlags};
 
 use super::judge::{self, Clock, Ending, OrphanBy, Stage, Step, WINDOW_FLOOR_US};
-use super::settle::{next_look_at, Settled};
+use super::settle::{Deaths, Settled};
 use super::{error_outcome, Course, KillState};
 use crate::node::pid_reuse::Finding;
 use crate::phase::{self, Event};
 use crate::plan::PlanAt;
-use crate::scenario::{Phase, Sig};
+use crate::scenario::Phase;
+use crate::signal::Sig;
 use crate::strategy::Observe;
 use crate::verdict::Rung;
 use crate::verdict::{GuardPanic, Outcome, Verdict};
@@ -23,16 +24,6 @@ use lifeline::{legacy, monotonic_ns};
 
 /// How often the legacy observe axis re-reads `/proc/PID/stat` (µs).
 const PROC_POLL_US: u64 = 100;
-
-/// The times the cascade is judged by (ns), its largest gap (µs), and when
-/// the trial's processes are next looked at (ns).
-#[derive(Default)]
-pub(super) struct Deaths {
-    pub teardown_at: u64,
-    pub last: u64,
-    pub max_gap_us: u64,
-    pub next_look: u64,
-}
 
 impl Course<'_> {
     /// Everything from spawning the root to the verdict; `None` when the
@@ -110,98 +101,25 @@ impl Course<'_> {
                     }
                 }
                 Stage::Grace | Stage::Confirm { .. } | Stage::Dying { .. } => {
-                    let window_us = self.window_us(deaths.max_gap_us);
-                    let clock = Clock {
-                        now,
-                        teardown_at: deaths.teardown_at,
-                        last_death: deaths.last,
-                        window_us,
-                    };
-                    let empty = self.empty();
-                    match judge::cascade(stage, clock, empty, || self.dying_only()) {
-                        Step::Wait => {}
-                        Step::Next(next) => {
+                    match self.judge_windows(stage, now, &deaths, rung) {
+                        ControlFlow::Continue(None) => {}
+                        ControlFlow::Continue(Some(next)) => {
                             stage = next;
                             continue;
                         }
-                        Step::Pass { slow_us } => {
-                            let end = Ending {
-                                window_us,
-                                slow_us,
-                                ..Ending::new(Verdict::Pass, None, rung)
-                            };
-                            return Some(self.finish(end));
-                        }
-                        Step::Orphan => {
-                            return Some(self.finish_orphans(rung, OrphanBy::Windows, window_us))
-                        }
-                        Step::Undying { since_teardown_ms } => {
-                            return Some(self.finish_undying(rung, since_teardown_ms))
-                        }
-                        // Windows never stall: they end in an orphan.
-                        Step::Stalled => {}
+                        ControlFlow::Break(outcome) => return Some(outcome),
                     }
                 }
             }
             // Wait for the next event: a report, a death, the cgroup emptying,
             // the lab's death, or the next timer.
             let timeout_ns = self.next_timeout(stage, deadline, &deaths, now);
-            let live: Vec<usize> = (0..self.procs.len())
-                .filter(|&i| self.seen.nodes[i].dead_ns.is_none() && self.procs[i].pidfd.is_some())
-                .collect();
-            let mut fds = Vec::with_capacity(live.len() + 5);
-            fds.push(PollFd::new(&lab_lifeline, PollFlags::empty()));
-            // A hung-up socket reports POLLHUP whatever was asked: once every
-            // node end is closed, the phase channel leaves the set, or the
-            // poll would return at once until the verdict.
-            if phases_open {
-                fds.push(PollFd::new(&sup_end, PollFlags::IN));
-            }
-            let first_pidfd = fds.len();
-            for &i in &live {
-                let pidfd = self.procs[i]
-                    .pidfd
-                    .as_ref()
-                    .expect("a live node is watched");
-                fds.push(PollFd::new(pidfd, PollFlags::IN));
-            }
-            // The program's stdout and stderr, until EOF (drained at the
-            // top of the loop).
-            if let Some(out) = &self.output {
-                for s in [&out.stdout, &out.stderr].into_iter().filter(|s| !s.eof) {
-                    fds.push(PollFd::from_borrowed_fd(s.fd(), PollFlags::IN));
-                }
-            }
-            let cg_events = self.cgroup.as_ref().map(|c| c.events_fd());
-            if let Some(ev) = &cg_events {
-                fds.push(PollFd::new(ev, PollFlags::PRI));
-            }
-            let ts = rustix::time::Timespec {
-                tv_sec: (timeout_ns / 1_000_000_000) as i64,
-                tv_nsec: (timeout_ns % 1_000_000_000) as i64,
-            };
-            match poll(&mut fds, Some(&ts)) {
-                Ok(_) | Err(rustix::io::Errno::INTR) => {}
-                Err(e) => {
-                    let reason = Some(format!("poll: {e}"));
-                    return Some(self.finish(Ending::new(Verdict::Error, reason, rung)));
-                }
-            }
-            if !fds[0].revents().is_empty() {
-                return None; // the lab is gone: clean up and stop
-            }
-            let cgroup_event = cg_events.is_some() && !fds[fds.len() - 1].revents().is_empty();
-            let died: Vec<usize> = live
-                .iter()
-                .enumerate()
-                .filter(|(k, _)| !fds[k + first_pidfd].revents().is_empty())
-                .map(|(_, &i)| i)
-                .collect();
-            drop(fds);
-            if cgroup_event {
-                // Reading cgroup.events re-arms its POLLPRI.
-                let _ = self.cgroup.as_ref().map(|c| c.populated());
-            }
+            let died =
+                match self.wait_event(lab_lifeline, sup_end.as_fd(), phases_open, timeout_ns, rung)
+                {
+                    Ok(died) => died,
+                    Err(end) => return end.map(|o| *o),
+                };
             // A node's last reports are queued before its exit: read them
             // before judging its death.
             if let Some(broken) = self.read_phases(sup_end.as_fd(), &mut phases_open, rung) {
@@ -219,6 +137,122 @@ impl Course<'_> {
                 }
             }
         }
+    }
+
+    /// One step of the cascade judged by windows (grace, confirm, dying) at
+    /// `now`: the next stage to go on to (`None`: wait), or the outcome.
+    fn judge_windows(
+        &mut self,
+        stage: Stage,
+        now: u64,
+        deaths: &Deaths,
+        rung: Rung,
+    ) -> ControlFlow<Outcome, Option<Stage>> {
+        let window_us = self.window_us(deaths.max_gap_us);
+        let clock = Clock {
+            now,
+            teardown_at: deaths.teardown_at,
+            last_death: deaths.last,
+            window_us,
+        };
+        let empty = self.empty();
+        match judge::cascade(stage, clock, empty, || self.dying_only()) {
+            Step::Wait => ControlFlow::Continue(None),
+            Step::Next(next) => ControlFlow::Continue(Some(next)),
+            Step::Pass { slow_us } => {
+                let end = Ending {
+                    window_us,
+                    slow_us,
+                    ..Ending::new(Verdict::Pass, None, rung)
+                };
+                ControlFlow::Break(self.finish(end))
+            }
+            Step::Orphan => {
+                ControlFlow::Break(self.finish_orphans(rung, OrphanBy::Windows, window_us))
+            }
+            Step::Undying { since_teardown_ms } => {
+                ControlFlow::Break(self.finish_undying(rung, since_teardown_ms))
+            }
+            // Windows never stall: they end in an orphan.
+            Step::Stalled => ControlFlow::Continue(None),
+        }
+    }
+
+    /// Wait at most `timeout_ns` for the next event: a report on the phase
+    /// channel `phases` (while `phases_open`), a death, the cgroup emptying,
+    /// the program's output, or the lab's death (`lab_lifeline` hung up).
+    /// Returns the nodes whose pidfds reported their exit; `Err(None)` when
+    /// the lab is gone, `Err(Some(outcome))` when the poll failed (boxed: an
+    /// outcome is large).
+    fn wait_event(
+        &mut self,
+        lab_lifeline: BorrowedFd<'_>,
+        phases: BorrowedFd<'_>,
+        phases_open: bool,
+        timeout_ns: u64,
+        rung: Rung,
+    ) -> Result<Vec<usize>, Option<Box<Outcome>>> {
+        let live: Vec<usize> = (0..self.procs.len())
+            .filter(|&i| self.seen.nodes[i].dead_ns.is_none() && self.procs[i].pidfd.is_some())
+            .collect();
+        let mut fds = Vec::with_capacity(live.len() + 5);
+        fds.push(PollFd::new(&lab_lifeline, PollFlags::empty()));
+        // A hung-up socket reports POLLHUP whatever was asked: once every
+        // node end is closed, the phase channel leaves the set, or the
+        // poll would return at once until the verdict.
+        if phases_open {
+            fds.push(PollFd::new(&phases, PollFlags::IN));
+        }
+        let first_pidfd = fds.len();
+        for &i in &live {
+            let pidfd = self.procs[i]
+                .pidfd
+                .as_ref()
+                .expect("a live node is watched");
+            fds.push(PollFd::new(pidfd, PollFlags::IN));
+        }
+        // The program's stdout and stderr, until EOF (drained at the
+        // top of the loop).
+        if let Some(out) = &self.output {
+            for s in [&out.stdout, &out.stderr].into_iter().filter(|s| !s.eof) {
+                fds.push(PollFd::from_borrowed_fd(s.fd(), PollFlags::IN));
+            }
+        }
+        let cg_events = self.cgroup.as_ref().map(|c| c.events_fd());
+        if let Some(ev) = &cg_events {
+            fds.push(PollFd::new(ev, PollFlags::PRI));
+        }
+        let ts = rustix::time::Timespec {
+            tv_sec: (timeout_ns / 1_000_000_000) as i64,
+            tv_nsec: (timeout_ns % 1_000_000_000) as i64,
+        };
+        match poll(&mut fds, Some(&ts)) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => {
+                let reason = Some(format!("poll: {e}"));
+                return Err(Some(Box::new(self.finish(Ending::new(
+                    Verdict::Error,
+                    reason,
+                    rung,
+                )))));
+            }
+        }
+        if !fds[0].revents().is_empty() {
+            return Err(None); // the lab is gone: clean up and stop
+        }
+        let cgroup_event = cg_events.is_some() && !fds[fds.len() - 1].revents().is_empty();
+        let died: Vec<usize> = live
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| !fds[k + first_pidfd].revents().is_empty())
+            .map(|(_, &i)| i)
+            .collect();
+        drop(fds);
+        if cgroup_event {
+            // Reading cgroup.events re-arms its POLLPRI.
+            let _ = self.cgroup.as_ref().map(|c| c.populated());
+        }
+        Ok(died)
     }
 
     /// Take the exit of every node whose pidfd reads as exited but whose
@@ -518,7 +552,7 @@ impl Course<'_> {
             Stage::Ladder { since, .. } => {
                 (since + self.plan().rung_wait_us * 1000).saturating_sub(now)
             }
-            Stage::Settle { .. } => next_look_at(deaths).saturating_sub(now),
+            Stage::Settle { .. } => deaths.next_look_at().saturating_sub(now),
             Stage::Grace => (deaths.last + window()).saturating_sub(now),
             Stage::Confirm { since } => {
                 let w = window();
@@ -538,7 +572,7 @@ impl Course<'_> {
         }
         if self.lineage.is_some() {
             // Scan for new processes of a program's tree at least this often.
-            t = t.min(super::lineage::SCAN_US * 1000);
+            t = t.min(super::lineage_watch::SCAN_US * 1000);
         }
         let next_kill = (0..self.kills.len())
             .filter(|&k| self.kills[k] == KillState::Pending)
@@ -555,9 +589,7 @@ impl Course<'_> {
         }
         t.max(1)
     }
-}
 
-impl Course<'_> {
     /// Reap every child of the supervisor that has exited; the exit
     /// status of a command root (the program `lab exec` runs), whose
     /// parent the supervisor is, is kept for the judge.

@@ -6,7 +6,8 @@
 use super::activity::{self, CpuTime};
 use super::judge::{self, Look, Stall};
 use super::Course;
-use crate::forensics;
+use crate::procfs;
+
 use lifeline::monotonic_ns;
 
 /// CPU times of the trial's processes, taken when a bound was first
@@ -27,7 +28,7 @@ impl Course<'_> {
             // directory read, cheaper than walking `children`).
             namespace_pids()
         } else {
-            forensics::descendants(std::process::id() as i32)
+            procfs::descendants(std::process::id() as i32)
         };
         if let Some(cg) = &self.cgroup {
             pids.extend(cg.members().unwrap_or_default());

@@ -10,7 +10,7 @@
 
 use super::judge::Stage;
 use super::Course;
-use crate::scenario::Sig;
+use crate::signal::Sig;
 use crate::strategy::Observe;
 use crate::verdict::Rung;
 use lifeline::legacy;

@@ -35,7 +35,7 @@ mod deadline;
 mod evidence;
 mod judge;
 pub mod ladder;
-mod lineage;
+mod lineage_watch;
 mod output;
 pub mod protocol;
 mod settle;
@@ -45,12 +45,12 @@ use crate::cgroup::TrialCgroup;
 use crate::node::guard::refusal;
 use crate::plan::Plan;
 use crate::scenario::Phase;
-use crate::verdict::{Outcome, Phases, Rung, Verdict};
+use crate::verdict::{Outcome, Rung, Timings, Verdict};
 use judge::{Ending, Observation, Seen};
 use lifeline::{monotonic_ns, Pidfd};
 use protocol::TrialRequest;
 
-pub use lineage::keep_events_flowing;
+pub use lineage_watch::keep_events_flowing;
 
 /// How the supervisor reaches one node of the plan.
 #[derive(Debug, Default)]
@@ -86,6 +86,21 @@ enum KillState {
 
 /// One trial in flight: the supervisor's handles on it, and what it has
 /// observed so far for the judge.
+///
+/// Its methods are written beside the job they do, one `impl` block per
+/// file:
+/// - `mod.rs`: the trial's own clock and plan, and finishing an outcome;
+/// - `setup.rs`: the cgroup, the phase channel, the gates, spawning the root;
+/// - `course.rs`: the main poll loop (`follow`), phase reports, kills,
+///   deaths, timeouts and reaping;
+/// - `ladder.rs`: the teardown rungs; `settle.rs`: the cascade after the
+///   teardown, judged from evidence; `deadline.rs`: a course past its
+///   deadline;
+/// - `census.rs`: who of the trial is alive, orphans and the diagnosis;
+///   `evidence.rs`: the looks at what live processes can still do and the
+///   re-check of survivors;
+/// - `lineage_watch.rs`: who started whom, for a command root;
+/// - `cleanup.rs`: ending with nothing of the trial alive.
 struct Course<'a> {
     req: &'a TrialRequest,
     /// When the trial started (`CLOCK_MONOTONIC` ns).
@@ -111,7 +126,7 @@ struct Course<'a> {
     /// (without a cgroup, or a signal other than SIGKILL): an orphan adopted
     /// later was part of that tree (a helper whose node the rung ended), so
     /// it gets the signal when adopted.
-    group_signal: Option<crate::scenario::Sig>,
+    group_signal: Option<crate::signal::Sig>,
     /// `cgroup.kill` was written: every process of the trial is dying.
     cgroup_killed: bool,
     /// The root is exec'd: the create axis is `clone3` and the host (this
@@ -132,11 +147,11 @@ struct Course<'a> {
     /// The stdout and stderr of a command root (the program `lab exec`
     /// runs).
     output: Option<output::Streams>,
-    /// Who started whom, for a command root ([`lineage`]).
+    /// Who started whom, for a command root ([`lineage_watch`]).
     lineage: Option<crate::lineage::Lineage>,
     /// Every signal the course sent to a node, with when (ns), for the
     /// trace.
-    signals_sent: Vec<(u64, crate::scenario::Sig)>,
+    signals_sent: Vec<(u64, crate::signal::Sig)>,
 }
 
 /// Run one trial. `lab_lifeline` is the supervisor's lifeline to the lab: if
@@ -218,7 +233,7 @@ pub fn run(
     let end = monotonic_ns();
     result.map(|mut o| {
         o.duration_us = (end - t0) / 1000;
-        o.phases = Phases::from_times(
+        o.timings = Timings::from_times(
             t0,
             course.root_spawned_ns,
             course.root_running_ns,

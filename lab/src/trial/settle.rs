@@ -3,7 +3,6 @@
 //! the cgroup and the trial's processes show to the judge's
 //! [`settle`](super::judge::settle), and what the course does with it.
 
-use super::course::Deaths;
 use super::judge::ACTING_BOUND_US;
 use super::judge::{self, Clock, Ending, Look, OrphanBy, Quiet, Stage, Stall, Step};
 use super::Course;
@@ -19,6 +18,31 @@ const LOOK_MAX_US: u64 = 10_000;
 /// under way, and a look would only find it busy. This spaces the looks; it
 /// decides nothing.
 const LOOK_QUIET_US: u64 = 500;
+
+/// The times the cascade is judged by (ns), its largest gap (µs), and when
+/// the trial's processes are next looked at (ns). The course fills it as
+/// deaths arrive; a settle step reads it and sets the next look.
+#[derive(Default)]
+pub(super) struct Deaths {
+    /// When the teardown began (ns; 0 before it).
+    pub teardown_at: u64,
+    /// When the last death was seen (ns).
+    pub last: u64,
+    /// The largest gap between two deaths of the cascade (µs).
+    pub max_gap_us: u64,
+    /// When the trial's processes are next looked at (ns), before
+    /// [`Deaths::next_look_at`] spaces it from the last death.
+    pub next_look: u64,
+}
+
+impl Deaths {
+    /// When the trial's processes are next looked at (ns): at the look
+    /// interval's end, and no sooner than [`LOOK_QUIET_US`] after the last
+    /// death.
+    pub(super) fn next_look_at(&self) -> u64 {
+        self.next_look.max(self.last + LOOK_QUIET_US * 1000)
+    }
+}
 
 /// What one settle step came to.
 pub(super) enum Settled {
@@ -37,7 +61,7 @@ impl Course<'_> {
     /// (ns), under `rung`. Emptiness (pidfds, the cgroup) is read at every
     /// wake; the processes, which say nothing when they fall asleep, at
     /// most every look interval, and not within [`LOOK_QUIET_US`] of the
-    /// last death ([`next_look_at`]).
+    /// last death ([`Deaths::next_look_at`]).
     pub(super) fn settle(
         &mut self,
         since: u64,
@@ -45,7 +69,7 @@ impl Course<'_> {
         deaths: &mut Deaths,
         rung: Rung,
     ) -> Settled {
-        let look = if now >= next_look_at(deaths) {
+        let look = if now >= deaths.next_look_at() {
             deaths.next_look = now + look_interval_ns(since, now);
             let look = self.look();
             self.looked();
@@ -103,13 +127,6 @@ impl Course<'_> {
             })),
         }
     }
-}
-
-/// When the trial's processes are next looked at (ns): at the look
-/// interval's end, and no sooner than [`LOOK_QUIET_US`] after the last
-/// death.
-pub(super) fn next_look_at(deaths: &Deaths) -> u64 {
-    deaths.next_look.max(deaths.last + LOOK_QUIET_US * 1000)
 }
 
 /// How long after a look at a busy trial the next one is due (ns): a

@@ -136,9 +136,10 @@ pub struct Outcome {
     /// The hung tree was left alive for the user (`--keep-hung`) until the
     /// lab released it.
     pub kept: bool,
-    /// Where the trial's time went, phase by phase (µs).
-    #[serde(default)]
-    pub phases: Phases,
+    /// Where the trial's time went, stretch by stretch (µs); its JSON key
+    /// is `phases`, as before the type was named [`Timings`].
+    #[serde(default, rename = "phases")]
+    pub timings: Timings,
     /// What a program run as the root (`lab exec`) wrote, for a trial that
     /// did not pass; `None` otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -186,11 +187,13 @@ impl ProgramOutput {
 }
 
 /// Where one trial's time went (µs, from the supervisor's
-/// `CLOCK_MONOTONIC`); a phase the trial never reached is 0. The sum is the
+/// `CLOCK_MONOTONIC`); a stretch the trial never reached is 0. The sum is the
 /// trial's duration; what the lab spends around it (the request to the
-/// supervisor, the record) is not in it.
+/// supervisor, the record) is not in it. "Phase" in the lab names a node's
+/// lifecycle point (created, armed, ready, exiting) and its reports; these
+/// are the trial's own stretches of time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Phases {
+pub struct Timings {
     /// From the trial's start to its root's spawn: the trial cgroup, the
     /// phase channel, the gates, the host action.
     pub setup_us: u64,
@@ -210,10 +213,10 @@ pub struct Phases {
     pub cleanup_us: u64,
 }
 
-impl Phases {
-    /// The phases of a trial from its times (`CLOCK_MONOTONIC` ns): start,
+impl Timings {
+    /// The timings of a trial from its times (`CLOCK_MONOTONIC` ns): start,
     /// root's spawn called, root's spawn returned, tree ready, teardown,
-    /// verdict, end; each later time is clamped to the next, and a phase
+    /// verdict, end; each later time is clamped to the next, and a stretch
     /// not reached is 0.
     pub fn from_times(
         start: u64,
@@ -223,14 +226,14 @@ impl Phases {
         teardown: Option<u64>,
         verdict: u64,
         end: u64,
-    ) -> Phases {
+    ) -> Timings {
         let us = |a: u64, b: u64| b.saturating_sub(a) / 1000;
         let root = root.clamp(start, verdict);
         let spawned = spawned.clamp(root, verdict);
         let teardown = teardown.map(|t| t.clamp(spawned, verdict));
         let ready = ready.map(|r| r.clamp(spawned, teardown.unwrap_or(verdict)));
         let built = ready.or(teardown).unwrap_or(verdict);
-        Phases {
+        Timings {
             setup_us: us(start, root),
             spawn_us: us(root, spawned),
             build_us: us(spawned, built),
@@ -300,7 +303,7 @@ impl Outcome {
             signatures: Vec::new(),
             diagnosis: None,
             kept: false,
-            phases: Phases::default(),
+            timings: Timings::default(),
             output: None,
             trace: None,
         }
@@ -342,7 +345,7 @@ pub(crate) fn reason_class(reason: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{reason_class, Phases};
+    use super::{reason_class, Timings};
 
     #[test]
     fn reasons_group_without_their_pids_and_inodes() {
@@ -365,10 +368,10 @@ mod tests {
     const MS: u64 = 1_000_000;
 
     #[test]
-    fn the_phases_split_a_trial_at_its_times_and_sum_to_its_duration() {
+    fn the_timings_split_a_trial_at_its_times_and_sum_to_its_duration() {
         // Start 0, spawn called at 1 ms, returned at 1.2 ms, ready at 3 ms,
         // teardown at 5 ms, verdict at 6 ms, end at 6.5 ms.
-        let p = Phases::from_times(
+        let p = Timings::from_times(
             0,
             MS,
             MS + MS / 5,
@@ -379,7 +382,7 @@ mod tests {
         );
         assert_eq!(
             p,
-            Phases {
+            Timings {
                 setup_us: 1000,
                 spawn_us: 200,
                 build_us: 1800,
@@ -392,16 +395,16 @@ mod tests {
     }
 
     #[test]
-    fn a_phase_never_reached_is_zero_and_times_out_of_order_are_clamped() {
+    fn a_stretch_never_reached_is_zero_and_times_out_of_order_are_clamped() {
         // Never ready, never torn down: the build runs to the verdict.
-        let p = Phases::from_times(0, MS, 2 * MS, None, None, 4 * MS, 4 * MS);
+        let p = Timings::from_times(0, MS, 2 * MS, None, None, 4 * MS, 4 * MS);
         assert_eq!(
             (p.spawn_us, p.build_us, p.course_us, p.cascade_us),
             (1000, 2000, 0, 0)
         );
         // A spawn that returned after the verdict (an error outcome) is cut
-        // at the verdict; no phase is negative.
-        let p = Phases::from_times(0, MS, 9 * MS, Some(MS / 2), None, 3 * MS, 3 * MS);
+        // at the verdict; no stretch is negative.
+        let p = Timings::from_times(0, MS, 9 * MS, Some(MS / 2), None, 3 * MS, 3 * MS);
         assert_eq!((p.spawn_us, p.build_us, p.course_us), (2000, 0, 0));
         assert_eq!(p.total_us(), 3000);
     }

@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::Sig;
+use crate::signal::Sig;
 
 /// A rung of the teardown ladder, or what else ended a tree. Written as
 /// its name (`teardown-KILL`, `group-TERM`, `pidfds-KILL`, `cgroup.kill`,

@@ -238,7 +238,7 @@ pub(super) fn outcome(plan: &Plan, obs: &Observation, end: Ending, time_us: u64)
         signatures: panic.and_then(|p| p.signature).into_iter().collect(),
         diagnosis: None,
         kept: false,
-        phases: Default::default(),
+        timings: Default::default(),
         output: None,
         trace: None,
     }

@@ -1,6 +1,7 @@
-//! The quiescence rule (DESIGN.md, "One trial"): whether anything of the
-//! trial can still happen by itself, from what `/proc` showed of its live
-//! processes ([`Activity`]) and what the course observed through pidfds.
+//! The quiescence rule (`docs/design.md`, section "One trial"): whether
+//! anything of the trial can still happen by itself, from what `/proc`
+//! showed of its live processes ([`Activity`]) and what the course observed
+//! through pidfds.
 //!
 //! It rests on the order of `do_exit` (kernel/exit.c): a dying process
 //! closes its files first (`exit_files`, then the deferred final `fput`s in

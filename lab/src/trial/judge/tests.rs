@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::forensics::Signature;
-use crate::scenario::{AttendantAction, Scenario, Sig, BUILTIN};
+use crate::scenario::{AttendantAction, Scenario, BUILTIN};
+use crate::signal::Sig;
 
 pub(super) const MS: u64 = 1_000_000;
 

@@ -2,7 +2,7 @@
 
 use super::super::*;
 use super::{alive, plan, ran, MS};
-use crate::scenario::Sig;
+use crate::signal::Sig;
 
 fn clock(now_ms: u64, last_death_ms: u64) -> Clock {
     Clock {

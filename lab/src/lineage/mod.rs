@@ -1,13 +1,19 @@
 //! Lineage: who started each process of a trial, and when, so that a
 //! leaked process is traced to the node or program that made it.
 //!
+//! This module is lineage as a model: the forest of processes, what feeds
+//! it and how a process is described from it. Lineage as watched during a
+//! trial (listening, scanning while the course runs) is
+//! [`crate::trial`]'s `lineage_watch` module; the `/proc` readers are in
+//! [`crate::procfs`].
+//!
 //! Two sources fill a [`Lineage`]:
 //! - [`LineageSource::ProcConnector`]: the kernel's fork, exec and exit
 //!   events ([`lifeline::ProcEvents`], root only), fed with
 //!   [`Lineage::apply`] or the `record_*` calls: exact, with times, and it
 //!   sees processes that lived for a microsecond;
 //! - [`LineageSource::ProcScan`]: `/proc` read while the processes live
-//!   ([`scan_tree`], [`Lineage::from_scan`]): parents only as they are at
+//!   ([`crate::procfs::scan_tree`], [`Lineage::from_scan`]): parents only as they are at
 //!   the scan (an orphan already shows its subreaper), and no times.
 //!
 //! A PID reused within a lineage starts a new [`Entry`]; the older one stays
@@ -21,17 +27,12 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::fs;
-use std::io::Read;
 
 use lifeline::ProcEvent;
 
-use crate::forensics::{descendants, status_field};
+use crate::procfs::Scanned;
 
-/// Most bytes of `/proc/PID/cmdline` that [`scan_cmdline`] reads.
-pub const CMDLINE_MAX: usize = 256;
-/// Most ancestors [`Lineage::describe`] names before it stops.
-const DESCRIBE_DEPTH: usize = 4;
+mod describe;
 
 /// Where a [`Lineage`] came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -71,9 +72,10 @@ pub struct Exec {
     pub command: String,
 }
 
-/// The end of a process.
+/// The end of a process as the lineage saw it (named apart from
+/// `error::Exit`, the lab's own exit status).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Exit {
+pub struct ProcessExit {
     /// The raw wait status (`code << 8`, or the signal number).
     pub status: i32,
     /// When (ns, `CLOCK_MONOTONIC`).
@@ -99,23 +101,9 @@ pub struct Entry {
     /// When it called `setsid` (ns): it left its session and process group.
     pub setsid_ns: Option<u64>,
     /// How it ended; `None` while it lives (or its exit was not seen).
-    pub exit: Option<Exit>,
+    pub exit: Option<ProcessExit>,
     /// Its parent's index in `Lineage::entries`.
     parent: Option<usize>,
-}
-
-/// A process as a `/proc` scan saw it ([`scan_process`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Scanned {
-    /// Its PID.
-    pub pid: i32,
-    /// Its parent at the scan (`PPid:`; 0 for none).
-    pub ppid: i32,
-    /// Its name (`Name:`, at most 15 bytes).
-    pub comm: String,
-    /// Its command line ([`scan_cmdline`]); `None` for a zombie or a
-    /// kernel thread.
-    pub cmdline: Option<String>,
 }
 
 /// The lineage of the processes of a trial: a forest of [`Entry`]s, by PID.
@@ -196,7 +184,7 @@ impl Lineage {
         self.tracks(pid)
     }
 
-    /// A lineage from a `/proc` scan ([`scan_tree`]): each process's
+    /// A lineage from a `/proc` scan ([`crate::procfs::scan_tree`]): each process's
     /// parent is its `PPid` at the scan, its command its command line (else
     /// its name). Entries whose parent is not in the scan are roots.
     pub fn from_scan(scanned: impl IntoIterator<Item = Scanned>) -> Self {
@@ -278,11 +266,11 @@ impl Lineage {
     /// (ns, `CLOCK_MONOTONIC`).
     pub fn record_exit(&mut self, pid: i32, status: i32, at_ns: u64) {
         let i = self.index_of(pid);
-        self.entries[i].exit = Some(Exit { status, at_ns });
+        self.entries[i].exit = Some(ProcessExit { status, at_ns });
     }
 
     /// Feed one connector event: a new process (not a thread), an exec
-    /// (named by `name(pid)`, typically [`scan_name`], read at once: the
+    /// (named by `name(pid)`, typically [`crate::procfs::scan_name`], read at once: the
     /// process may be short-lived), a
     /// setsid, a process's exit (its leader thread's), an overrun (counted).
     /// With roots ([`rooted`](Lineage::rooted)), events of processes outside
@@ -352,85 +340,6 @@ impl Lineage {
         out
     }
 
-    /// One sentence on who started `pid` and when, e.g. ``started by `sh
-    /// -c sleep 30 & exit 0` (pid 812), itself started by node root (pid
-    /// 800), 3.2 ms after the trial began``. Each ancestor is named by
-    /// `names(pid)` when it gives a name (a node: `node root`), else by its
-    /// command in backticks; the walk stops at the first named one (or
-    /// after four). The time is the fork's relative to `t0_ns` (ns,
-    /// `CLOCK_MONOTONIC`), left out when unknown (a scan).
-    pub fn describe(&self, pid: i32, names: &dyn Fn(i32) -> Option<String>, t0_ns: u64) -> String {
-        self.describe_at(pid, names, Some(t0_ns))
-    }
-
-    /// [`describe`](Lineage::describe) without the time: who started
-    /// `pid`, and who started them.
-    pub fn describe_chain(&self, pid: i32, names: &dyn Fn(i32) -> Option<String>) -> String {
-        self.describe_at(pid, names, None)
-    }
-
-    fn describe_at(
-        &self,
-        pid: i32,
-        names: &dyn Fn(i32) -> Option<String>,
-        t0_ns: Option<u64>,
-    ) -> String {
-        let Some(entry) = self.get(pid) else {
-            return format!("no lineage of pid {pid} ({})", self.source);
-        };
-        let mut parts = Vec::new();
-        for (k, &a) in self.ancestors(pid).iter().enumerate() {
-            let (label, named) = match names(a) {
-                Some(n) => (n, true),
-                None => (self.label(a), false),
-            };
-            let by = if k == 0 {
-                "started by"
-            } else {
-                "itself started by"
-            };
-            parts.push(format!("{by} {label} (pid {a})"));
-            if named || k + 1 >= DESCRIBE_DEPTH {
-                break;
-            }
-        }
-        if parts.is_empty() {
-            parts.push(match entry.ppid {
-                Some(p) => format!("started by pid {p}, outside the lineage"),
-                None => "started by a process outside the lineage".to_string(),
-            });
-        }
-        if let (Some(at), Some(t0_ns)) = (entry.forked_ns, t0_ns) {
-            let when = match self.source {
-                LineageSource::ProcConnector => "",
-                LineageSource::ProcScan => "first seen ",
-            };
-            parts.push(format!("{when}{} the trial began", relative(at, t0_ns)));
-        }
-        if let Some(at) = entry.setsid_ns {
-            parts.push(match t0_ns {
-                Some(t0_ns) => format!(
-                    "left its session (setsid) {} the trial began",
-                    relative(at, t0_ns)
-                ),
-                None => "left its session (setsid)".to_string(),
-            });
-        }
-        let mut text = parts.join(", ");
-        if self.overruns > 0 {
-            text.push_str(" (lineage incomplete: events were lost)");
-        }
-        text
-    }
-
-    /// `pid`'s command in backticks, or `an unknown program`.
-    fn label(&self, pid: i32) -> String {
-        match self.get(pid).and_then(|e| e.command.as_deref()) {
-            Some(c) if !c.is_empty() => format!("`{c}`"),
-            _ => "an unknown program".to_string(),
-        }
-    }
-
     fn tracks(&self, pid: i32) -> bool {
         self.roots.is_empty() || self.current.contains_key(&pid)
     }
@@ -451,104 +360,6 @@ impl Lineage {
         self.current.insert(pid, i);
         i
     }
-}
-
-/// `3.2 ms after` / `850 µs before`: `at_ns` relative to `t0_ns`.
-fn relative(at_ns: u64, t0_ns: u64) -> String {
-    let (d, word) = if at_ns >= t0_ns {
-        (at_ns - t0_ns, "after")
-    } else {
-        (t0_ns - at_ns, "before")
-    };
-    let text = if d < 1_000_000 {
-        format!("{} µs", d / 1000)
-    } else if d < 1_000_000_000 {
-        format!("{:.1} ms", d as f64 / 1e6)
-    } else {
-        format!("{:.2} s", d as f64 / 1e9)
-    };
-    format!("{text} {word}")
-}
-
-/// The command line of `pid` (`/proc/PID/cmdline`), arguments joined by
-/// spaces, reading at most [`CMDLINE_MAX`] bytes (`…` marks a cut);
-/// `None` when it is gone, a zombie or a kernel thread (empty).
-///
-/// # References
-/// - [proc_pid_cmdline(5)](https://man7.org/linux/man-pages/man5/proc_pid_cmdline.5.html)
-pub fn scan_cmdline(pid: i32) -> Option<String> {
-    read_cmdline(fs::File::open(format!("/proc/{pid}/cmdline")).ok()?)
-}
-
-/// A `cmdline` file's arguments joined by spaces, reading at most
-/// [`CMDLINE_MAX`] bytes (`…` marks a cut); `None` when empty or
-/// unreadable. Shared by [`scan_cmdline`] and the reader of the lab's
-/// `/proc` in a supervisor (`pidns::host_cmdline`).
-pub fn read_cmdline(file: impl Read) -> Option<String> {
-    let mut raw = Vec::with_capacity(CMDLINE_MAX);
-    file.take(CMDLINE_MAX as u64 + 1)
-        .read_to_end(&mut raw)
-        .ok()?;
-    let cut = raw.len() > CMDLINE_MAX;
-    raw.truncate(CMDLINE_MAX);
-    let mut text = raw
-        .split(|&c| c == 0)
-        .filter(|a| !a.is_empty())
-        .map(String::from_utf8_lossy)
-        .collect::<Vec<_>>()
-        .join(" ");
-    if text.is_empty() {
-        return None;
-    }
-    if cut {
-        text.push('…');
-    }
-    Some(text)
-}
-
-/// The name of `pid` (`/proc/PID/comm`, at most 15 bytes); `None` when
-/// it is gone.
-///
-/// # References
-/// - [proc_pid_comm(5)](https://man7.org/linux/man-pages/man5/proc_pid_comm.5.html)
-pub fn scan_comm(pid: i32) -> Option<String> {
-    let comm = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-    Some(comm.trim_end_matches('\n').to_string())
-}
-
-/// What `pid` runs, for [`Lineage::apply`]: its command line
-/// ([`scan_cmdline`]), else its name ([`scan_comm`]); `None` when it is
-/// gone.
-pub fn scan_name(pid: i32) -> Option<String> {
-    scan_cmdline(pid).or_else(|| scan_comm(pid))
-}
-
-/// `pid` as `/proc` shows it now: its parent and name from
-/// `/proc/PID/status` (`PPid:`, `Name:`) and its command line; `None` when
-/// it is gone.
-///
-/// # References
-/// - [proc_pid_status(5)](https://man7.org/linux/man-pages/man5/proc_pid_status.5.html)
-pub fn scan_process(pid: i32) -> Option<Scanned> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    Some(Scanned {
-        pid,
-        ppid: status_field(&status, "PPid:")?.parse().ok()?,
-        comm: status_field(&status, "Name:")
-            .unwrap_or_default()
-            .to_string(),
-        cmdline: scan_cmdline(pid),
-    })
-}
-
-/// `root` and every live descendant of it (from
-/// `/proc/PID/task/*/children`), scanned; processes that exit meanwhile
-/// are missed. For [`Lineage::from_scan`].
-pub fn scan_tree(root: i32) -> Vec<Scanned> {
-    std::iter::once(root)
-        .chain(descendants(root))
-        .filter_map(scan_process)
-        .collect()
 }
 
 #[cfg(test)]
@@ -587,7 +398,7 @@ mod tests {
         );
         assert_eq!(
             l.get(812).and_then(|e| e.exit),
-            Some(Exit {
+            Some(ProcessExit {
                 status: 0,
                 at_ns: T0 + 3_400_000
             })
@@ -683,7 +494,7 @@ mod tests {
         assert_eq!(e.setsid_ns, Some(9));
         assert_eq!(
             e.exit,
-            Some(Exit {
+            Some(ProcessExit {
                 status: 9,
                 at_ns: 10
             })
@@ -721,22 +532,6 @@ mod tests {
             l.describe(800, &nodes, T0),
             "started by pid 1, outside the lineage"
         );
-    }
-
-    #[test]
-    fn this_process_scans() {
-        let me = std::process::id() as i32;
-        let s = scan_process(me).expect("scan this process");
-        assert_eq!(
-            s.ppid,
-            rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get())
-        );
-        let cmdline = s.cmdline.expect("a command line");
-        assert!(cmdline.len() <= CMDLINE_MAX + '…'.len_utf8(), "{cmdline}");
-        assert_eq!(scan_comm(me).map(|c| c.is_empty()), Some(false));
-        assert_eq!(scan_name(me), Some(cmdline.clone()));
-        assert!(scan_tree(me).iter().any(|s| s.pid == me));
-        assert_eq!(scan_process(-1), None);
     }
 
     #[test]

@@ -1,4 +1,7 @@
-//! Who started whom in a trial whose root is a program (`lab exec`): the
+//! Lineage as watched during a trial: the course's side of [`crate::lineage`]
+//! (which is the model: a forest of processes fed by events or scans, and
+//! its descriptions). This module watches, while the course runs, who
+//! started whom in a trial whose root is a program (`lab exec`): the
 //! program and every descendant, with its parent, its commands and the
 //! times of its fork, execs and exit. PIDs are the lab's (the host's), as
 //! `ps` shows them.
@@ -25,9 +28,10 @@
 use std::sync::{Mutex, OnceLock};
 
 use super::Course;
-use crate::forensics;
-use crate::lineage::{scan_process, Lineage};
+
+use crate::lineage::Lineage;
 use crate::pidns::host_pid;
+use crate::procfs::{self, scan_process};
 use crate::trace::Trace;
 use lifeline::{monotonic_ns, ProcEvent, ProcEvents};
 
@@ -94,7 +98,7 @@ impl Course<'_> {
             .is_some_and(|l| l.source() == crate::lineage::LineageSource::ProcConnector);
         let members: Vec<i32> = match &self.cgroup {
             Some(cg) => cg.members().unwrap_or_default(),
-            None => forensics::descendants(std::process::id() as i32),
+            None => procfs::descendants(std::process::id() as i32),
         };
         let Some(lineage) = self.lineage.as_mut() else {
             return;

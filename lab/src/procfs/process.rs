@@ -1,5 +1,7 @@
 //! Reading one stuck process from `/proc`: its status, threads, blocking
-//! system calls and fd table.
+//! system calls and fd table, into a [`ProcessState`] (the record the
+//! forensics names and judges; `who`, `node` and `backtrace` are left for it
+//! to fill).
 //!
 //! # References
 //! - [proc_pid_status(5)](https://man7.org/linux/man-pages/man5/proc_pid_status.5.html),
@@ -10,24 +12,13 @@
 //!   [proc_pid_fdinfo(5)](https://man7.org/linux/man-pages/man5/proc_pid_fdinfo.5.html),
 //!   [proc_pid_mem(5)](https://man7.org/linux/man-pages/man5/proc_pid_mem.5.html),
 //!   [proc_pid_stack(5)](https://man7.org/linux/man-pages/man5/proc_pid_stack.5.html)
-//!
-//! # Why these readers and not the `procfs` crate
-//! Syscall names come from the `syscalls` crate ([`syscall_name`]). The
-//! `/proc` files themselves are read here, not through `procfs` (issue 15,
-//! item 8, weighed): what the forensics needs most, the blocked call and
-//! its arguments (`/proc/PID/task/TID/syscall`) and the `struct pollfd`
-//! array of a blocked `poll` (`/proc/PID/mem`), `procfs` does not read at
-//! all; for the rest (a few `status` fields, `stat`'s state, `wchan`, fd
-//! links and `fdinfo` flags) it parses every field of each file into a
-//! struct and opens one file per fd as this code does, so it would add a
-//! dependency tree and allocations per stuck process without removing the
-//! two readers that matter. Each reader here is a few lines over one file,
-//! tested against this process's own `/proc`.
 
 use std::fs;
 use std::os::unix::fs::FileExt;
 
-use super::{FdEntry, FdWait, ProcessState, ThreadState};
+use serde::{Deserialize, Serialize};
+
+use super::status_field;
 
 /// `FUTEX_PRIVATE_FLAG` of `<linux/futex.h>`.
 const FUTEX_PRIVATE_FLAG: u64 = 128;
@@ -36,14 +27,80 @@ const FUTEX_CMD_MASK: u64 = !(128 | 256);
 /// Most polled fds read from a blocked `poll`.
 const MAX_POLLED: u64 = 256;
 
+/// One live process of a stuck trial.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessState {
+    /// Its PID.
+    pub pid: i32,
+    /// Its parent's PID.
+    pub ppid: i32,
+    /// Who it is: `node 0.1`, `outside the plan, child of node 0`, or
+    /// `outside the plan, orphaned` (its parent died; it came to the
+    /// supervisor, the trial's subreaper).
+    pub who: String,
+    /// The node path, when it is a node of the plan.
+    pub node: Option<String>,
+    /// `comm` (the kernel's 15-byte name).
+    pub comm: String,
+    /// The command line, arguments joined by spaces.
+    pub cmdline: String,
+    /// Every thread, main thread first.
+    pub threads: Vec<ThreadState>,
+    /// The fd table, in fd order.
+    pub fds: Vec<FdEntry>,
+    /// All-thread backtraces from `gdb -batch` (`--gdb`).
+    pub backtrace: Option<String>,
+}
+
+/// One thread of a stuck process.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadState {
+    /// Its TID.
+    pub tid: i32,
+    /// The scheduler state letter of `/proc/PID/task/TID/stat` (`S`, `D`, `R`, ...).
+    pub state: String,
+    /// The kernel function it sleeps in (`anon_pipe_read`, `futex_do_wait`).
+    pub wchan: String,
+    /// The system call it is blocked in (`read`, `poll`, `futex`, ...), from
+    /// `/proc/PID/task/TID/syscall`.
+    pub syscall: Option<String>,
+    /// The fds that call waits on: `read(3)` gives one read wait, `poll` one
+    /// per polled fd.
+    pub waits_on: Vec<FdWait>,
+    /// For a futex wait: whether it is a private futex (`FUTEX_PRIVATE_FLAG`).
+    pub futex_private: Option<bool>,
+    /// The kernel stack (`/proc/PID/task/TID/stack`, root only).
+    pub kernel_stack: Vec<String>,
+}
+
+/// An fd a blocked thread waits on, and for what.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FdWait {
+    /// The fd.
+    pub fd: i32,
+    /// Waiting to write (else to read).
+    pub write: bool,
+}
+
+/// One entry of a process's fd table.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FdEntry {
+    /// The fd number.
+    pub fd: i32,
+    /// The link target (`pipe:[93211]`, `/dev/null`, `anon_inode:[pidfd]`).
+    pub target: String,
+    /// The pipe inode, for a pipe.
+    pub pipe: Option<u64>,
+    /// Access mode: `r`, `w` or `rw`.
+    pub mode: String,
+    /// Whether the fd is close-on-exec.
+    pub cloexec: bool,
+}
+
 /// Read process `pid`, or `None` when it is gone; its kernel stacks and its
 /// command line only when asked. `who` and `node` are filled in by the
-/// caller.
-pub(super) fn read_process(
-    pid: i32,
-    kernel_stacks: bool,
-    with_cmdline: bool,
-) -> Option<ProcessState> {
+/// caller (the forensics).
+pub fn read_process(pid: i32, kernel_stacks: bool, with_cmdline: bool) -> Option<ProcessState> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| status_field(&status, name).unwrap_or_default().to_string();
     let cmdline = if with_cmdline {
@@ -256,30 +313,6 @@ pub fn read_fds(pid: i32) -> Vec<FdEntry> {
     fds
 }
 
-/// Every live descendant of `pid`, from `/proc/PID/task/*/children`
-/// (diagnosis only: a process that exits meanwhile is simply missed).
-pub fn descendants(pid: i32) -> Vec<i32> {
-    let mut out = Vec::new();
-    let mut todo = vec![pid];
-    while let Some(p) = todo.pop() {
-        let Ok(tasks) = fs::read_dir(format!("/proc/{p}/task")) else {
-            continue;
-        };
-        for task in tasks.flatten() {
-            let Ok(children) = fs::read_to_string(task.path().join("children")) else {
-                continue;
-            };
-            for c in children.split_whitespace().filter_map(|c| c.parse().ok()) {
-                if !out.contains(&c) {
-                    out.push(c);
-                    todo.push(c);
-                }
-            }
-        }
-    }
-    out
-}
-
 /// The inode of a `pipe:[N]` link target.
 pub(super) fn pipe_inode(target: &str) -> Option<u64> {
     target
@@ -287,17 +320,6 @@ pub(super) fn pipe_inode(target: &str) -> Option<u64> {
         .strip_suffix(']')?
         .parse()
         .ok()
-}
-
-/// The value of the `name` line (`PPid:`, `SigPnd:`, `NSpid:`) of a `/proc`
-/// status or fdinfo text, trimmed; `None` when the text has no such line.
-///
-/// # References
-/// - [proc_pid_status(5)](https://man7.org/linux/man-pages/man5/proc_pid_status.5.html)
-pub fn status_field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name))
-        .map(str::trim)
 }
 
 /// Whether thread `tid` of `pid` sits in a system call that ends by itself

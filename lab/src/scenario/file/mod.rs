@@ -1,5 +1,9 @@
 //! The TOML layer: the raw serde model of a scenario file and its validation
 //! into a [`Scenario`], with spans for every error.
+//!
+//! This file holds the raw model and the parse of the whole file (its
+//! tree, kills, teardown, host and `[expect]`); `ctx.rs` reads one value with
+//! its span, and `node_rule.rs` checks a `[nodes.SELECTOR]` table.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -8,12 +12,19 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::expect::Expect;
+use crate::signal::Sig;
 use crate::strategy::Strategy;
 
+mod ctx;
+mod node_rule;
+
+use ctx::Ctx;
+use node_rule::{node_rule, raw_rule_env_span};
+
 use super::{
-    node_count, At, AttendantAction, Hazard, Host, Kill, NodeRule, Phase, Pick, ReadDiscipline,
-    Scenario, ScenarioError, Selector, Sig, Sp, Teardown, DEFAULT_MAX_NODES, MAX_COMMAND_ARGS,
-    MAX_FILE_BYTES, MAX_KILLS, MAX_NODES_CEILING, MAX_NODE_RULES, MAX_SIGNAL_LIST,
+    node_count, At, AttendantAction, Host, Kill, Phase, Pick, Scenario, ScenarioError, Selector,
+    Sp, Teardown, DEFAULT_MAX_NODES, MAX_FILE_BYTES, MAX_KILLS, MAX_NODES_CEILING, MAX_NODE_RULES,
+    MAX_SIGNAL_LIST,
 };
 
 /// The longest duration a scenario may write.
@@ -171,107 +182,6 @@ struct RawTeardown {
 struct RawLimits {
     max_nodes: Option<Sp<i64>>,
     deadline: Option<Sp<String>>,
-}
-
-struct Ctx<'a> {
-    file: &'a str,
-    text: &'a str,
-}
-
-impl Ctx<'_> {
-    fn err<T>(
-        &self,
-        span: std::ops::Range<usize>,
-        message: impl Into<String>,
-    ) -> Result<T, ScenarioError> {
-        Err(ScenarioError::at(
-            self.file,
-            self.text,
-            span,
-            message.into(),
-        ))
-    }
-
-    fn signal(&self, s: &Sp<String>) -> Result<Sig, ScenarioError> {
-        Sig::parse(s.get_ref()).map_or_else(
-            || {
-                self.err(
-                    s.span(),
-                    "unknown signal; use one of KILL, TERM, INT, HUP, QUIT, USR1, USR2",
-                )
-            },
-            Ok,
-        )
-    }
-
-    fn duration(&self, s: &str, span: std::ops::Range<usize>) -> Result<Duration, ScenarioError> {
-        let d = humantime::parse_duration(s.trim()).or_else(|e| {
-            self.err(
-                span.clone(),
-                format!("not a duration ({e}); write it like \"5ms\", \"200us\" or \"1s\""),
-            )
-        })?;
-        if d > MAX_DURATION {
-            return self.err(span, "durations are at most 24h");
-        }
-        Ok(d)
-    }
-
-    /// A size in bytes: an integer, or a string parsed by `bytesize`:
-    /// "64KiB", "1MiB", "1.5 MiB", "100B" (binary units `KiB`/`MiB`/`GiB`,
-    /// decimal `KB`/`MB`/`GB`, any case); at most 1 GiB.
-    fn size(&self, v: &Sp<toml::Value>) -> Result<u64, ScenarioError> {
-        const MAX: u64 = 1 << 30;
-        let bytes = match v.get_ref() {
-            toml::Value::Integer(i) if *i >= 0 => Some(*i as u64),
-            toml::Value::String(s) => s
-                .trim()
-                .parse::<bytesize::ByteSize>()
-                .ok()
-                .map(|b| b.as_u64()),
-            _ => None,
-        };
-        match bytes {
-            Some(b) if b <= MAX => Ok(b),
-            Some(_) => self.err(v.span(), "output is at most 1GiB"),
-            None => self.err(
-                v.span(),
-                "a size is a number of bytes or a string like \"64KiB\", \"1MiB\", \"1GiB\"",
-            ),
-        }
-    }
-
-    /// An attendant action: `"none"`, `"init"`, `"start"` or `"use"`.
-    fn attendant(&self, a: &Sp<String>) -> Result<AttendantAction, ScenarioError> {
-        Ok(match a.get_ref().as_str() {
-            "none" => AttendantAction::None,
-            "init" => AttendantAction::Init,
-            "start" => AttendantAction::Start,
-            "use" => AttendantAction::Use,
-            _ => {
-                return self.err(
-                    a.span(),
-                    "attendant is \"none\", \"init\" (create the global), \"start\" (start its worker) or \"use\" (ask it, creating and starting it if needed)",
-                )
-            }
-        })
-    }
-
-    fn selector(&self, s: &Sp<String>, shape: &[u32]) -> Result<Selector, ScenarioError> {
-        let Some(sel) = Selector::parse(s.get_ref()) else {
-            return self.err(
-                s.span(),
-                "unknown node selector; use root, leaves, interior, depth:N, a path like 0.1, or *",
-            );
-        };
-        if !sel.fits(shape) {
-            return self.err(
-                s.span(),
-                format!("`{sel}` names no node of this tree (breadths per level: {shape:?})"),
-            );
-        }
-        Ok(sel)
-    }
 }
 
 pub(super) fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
@@ -623,179 +533,6 @@ fn target_has_interior(sel: &Selector, shape: &[u32]) -> bool {
         Selector::Path(p) => p.len() < shape.len() && sel.fits(shape),
         _ => !shape.is_empty(),
     }
-}
-
-/// Where a node table sets `env` or `cwd`, if it does.
-fn raw_rule_env_span(n: &RawNode) -> Option<std::ops::Range<usize>> {
-    n.env
-        .as_ref()
-        .map(|e| e.span())
-        .or_else(|| n.cwd.as_ref().map(|c| c.span()))
-}
-
-fn node_rule(cx: &Ctx<'_>, n: &RawNode) -> Result<NodeRule, ScenarioError> {
-    let exit_code = match &n.exit_code {
-        Some(c) => Some(
-            u8::try_from(*c.get_ref()).or_else(|_| cx.err(c.span(), "an exit code is 0..=255"))?,
-        ),
-        None => None,
-    };
-    let expect_exit = match &n.expect_exit {
-        Some(c) => Some(
-            u8::try_from(*c.get_ref())
-                .or_else(|_| cx.err(c.span(), "an expected exit status is 0..=255"))?,
-        ),
-        None => None,
-    };
-    let exit_delay = match &n.exit_delay {
-        Some(d) => Some(cx.duration(d.get_ref(), d.span())?),
-        None => None,
-    };
-    let command = match &n.command {
-        Some(c) if c.get_ref().is_empty() || c.get_ref()[0].is_empty() => {
-            return cx.err(
-                c.span(),
-                "a command is a non-empty list: [\"program\", \"arg\", ...]",
-            )
-        }
-        Some(c) if c.get_ref().len() > MAX_COMMAND_ARGS => {
-            return cx.err(
-                c.span(),
-                format!("a command has at most {MAX_COMMAND_ARGS} arguments, the program included"),
-            )
-        }
-        Some(c) if c.get_ref().iter().any(|a| a.contains('\0')) => {
-            return cx.err(c.span(), "a command argument may not contain NUL")
-        }
-        Some(c) => Some(c.get_ref().clone()),
-        None => None,
-    };
-    let env = match &n.env {
-        Some(e) if e.get_ref().len() > MAX_COMMAND_ARGS => {
-            return cx.err(
-                e.span(),
-                format!("env has at most {MAX_COMMAND_ARGS} variables"),
-            )
-        }
-        Some(e) => {
-            for v in e.get_ref() {
-                let key = v.split_once('=').map_or("", |(k, _)| k);
-                if key.is_empty() || v.contains('\0') {
-                    return cx.err(
-                        e.span(),
-                        "env is a list of \"NAME=VALUE\" strings, without NUL",
-                    );
-                }
-            }
-            Some(e.get_ref().clone())
-        }
-        None => None,
-    };
-    let cwd = match &n.cwd {
-        Some(c) if c.get_ref().is_empty() || c.get_ref().contains('\0') => {
-            return cx.err(c.span(), "cwd is a directory path, without NUL")
-        }
-        Some(c) => Some(c.get_ref().clone()),
-        None => None,
-    };
-    let threads = match &n.threads {
-        Some(t) if !(0..=64).contains(t.get_ref()) => return cx.err(t.span(), "threads is 0..=64"),
-        Some(t) => Some(*t.get_ref() as u32),
-        None => None,
-    };
-    let hazard = match &n.hazard {
-        Some(h) => Some(match h.get_ref().as_str() {
-            "none" => Hazard::None,
-            "mutex" => Hazard::Mutex,
-            "attendant" => Hazard::Attendant,
-            _ => return cx.err(h.span(), "a hazard is \"none\", \"mutex\" or \"attendant\""),
-        }),
-        None => None,
-    };
-    let attendant = match &n.attendant {
-        Some(a) => Some(cx.attendant(a)?),
-        None => None,
-    };
-    let hold_permille = match &n.hold {
-        Some(h) if !(0.0..=1.0).contains(h.get_ref()) => {
-            return cx.err(
-                h.span(),
-                "hold is the fraction of time the lock is held, 0.0..=1.0",
-            )
-        }
-        Some(h) => Some((h.get_ref() * 1000.0).round() as u32),
-        None => None,
-    };
-    let read = match &n.read {
-        Some(r) => Some(match r.get_ref().as_str() {
-            "to-eof" => ReadDiscipline::ToEof,
-            "after-exit" => ReadDiscipline::AfterExit,
-            _ => return cx.err(
-                r.span(),
-                "read is \"to-eof\" (read to EOF, then wait) or \"after-exit\" (wait, then read)",
-            ),
-        }),
-        None => None,
-    };
-    let output_bytes = match &n.output {
-        Some(o) => Some(cx.size(o)?),
-        None => None,
-    };
-    let dup_stdout = match &n.dup_stdout {
-        Some(d) if !(3..=255).contains(d.get_ref()) => {
-            return cx.err(
-                d.span(),
-                "dup_stdout is an fd number 3..=255 (the lab's own fds sit at 256 and above)",
-            )
-        }
-        Some(d) => Some(*d.get_ref() as i32),
-        None => None,
-    };
-    let ignore = match &n.ignore {
-        Some(list) if list.len() > MAX_SIGNAL_LIST => {
-            return cx.err(
-                list[MAX_SIGNAL_LIST].span(),
-                format!("ignore lists at most {MAX_SIGNAL_LIST} signals"),
-            )
-        }
-        Some(list) => {
-            let mut sigs = Vec::new();
-            for s in list {
-                let sig = cx.signal(s)?;
-                if sig == Sig::Kill {
-                    return cx.err(s.span(), "SIGKILL cannot be ignored");
-                }
-                sigs.push(sig);
-            }
-            Some(sigs)
-        }
-        None => None,
-    };
-    Ok(NodeRule {
-        linger: n.linger,
-        exit_code,
-        expect_exit,
-        exit_delay,
-        exec: n.exec,
-        command,
-        env,
-        cwd,
-        threads,
-        hazard,
-        attendant,
-        hold_permille,
-        spawn_from_thread: n.spawn_from_thread,
-        capture: n.capture,
-        log: n.log,
-        read,
-        output_bytes,
-        dup_stdout,
-        helper: n.helper,
-        daemon: n.daemon,
-        spin: n.spin,
-        ignore,
-        pid_reuse: n.pid_reuse,
-    })
 }
 
 fn teardown(cx: &Ctx<'_>, t: Option<&RawTeardown>) -> Result<Teardown, ScenarioError> {
