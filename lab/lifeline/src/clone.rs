@@ -259,7 +259,7 @@ impl Child {
     ///
     /// # References
     /// - [waitid(2)](https://man7.org/linux/man-pages/man2/waitid.2.html) (`P_PIDFD`)
-    pub fn wait(&self) -> io::Result<super::ExitStatus> {
+    pub fn wait(&self) -> io::Result<super::pidfd::ExitStatus> {
         self.pidfd.wait()
     }
 }

@@ -10,10 +10,11 @@ use std::os::fd::{AsRawFd, RawFd};
 use rustix::pipe::{pipe_with, PipeFlags};
 use rustix::process::{kill_process, pidfd_open, waitpid, Pid, PidfdFlags, Signal, WaitOptions};
 
+use super::clone::{Child, LifelineReader};
 use super::exec::{current_env, exec_result, ExecPrep, PreExec};
+use super::pidfd::ExitStatus;
 use super::pidfd::Pidfd;
 use super::process::exit_now;
-use super::{Child, ExitStatus, LifelineReader};
 
 /// `fork()`, then run `f` in the child and `_exit` with its return value.
 /// Returns the child's PID: no pidfd, no lifeline, every fd inherited.
@@ -144,7 +145,7 @@ pub fn close_plumbing() {
     // SAFETY: not guaranteed by the type system: this legacy helper is only
     // meant for a forked copy that never uses the values owning these fds
     // (see above), which is how the lab uses it.
-    let _ = unsafe { super::fds::close_range(3, super::LAB_FD_FLOOR - 1, 0) };
+    let _ = unsafe { super::fds::close_range(3, super::fds::LAB_FD_FLOOR - 1, 0) };
 }
 
 /// `fork()` with a lifeline the legacy way: the pipe is made without

@@ -123,6 +123,7 @@ mod inherited;
 pub mod legacy;
 mod namespace;
 mod pidfd;
+mod poll;
 pub mod probe;
 mod process;
 mod raw;
@@ -132,11 +133,12 @@ pub use command::{Command, Stdio};
 pub use connector::{ProcEvent, ProcEvents};
 pub use exec::resolve_program;
 pub use fds::{
-    claim_inherited, dup_to, dup_to_free, each_open_fd, in_fd_table, mark_inherited_cloexec,
-    move_high, own_pipe, poll_now, take_inherited, LAB_FD_FLOOR,
+    claim_inherited, dup_to, dup_to_free, mark_inherited_cloexec, move_high, own_pipe,
+    take_inherited, LAB_FD_FLOOR,
 };
 pub use namespace::PidNamespace;
 pub use pidfd::{ExitStatus, Pidfd};
+pub use poll::{each_open_fd, in_fd_table, poll_now};
 pub use process::{
     adopt_children, arm_pdeathsig, become_subreaper, block_forever, exit_now, monotonic_ns,
     reap_any, reap_exited, set_ignored, thread_count, unshare_pid_namespace, Reaped,

@@ -138,7 +138,7 @@ impl Pidfd {
     /// # References
     /// - [pidfd_open(2)](https://man7.org/linux/man-pages/man2/pidfd_open.2.html), section "poll"
     pub fn has_exited(&self) -> bool {
-        super::fds::poll_now(self.fd.as_fd(), PollFlags::IN).is_ok_and(|r| !r.is_empty())
+        super::poll::poll_now(self.fd.as_fd(), PollFlags::IN).is_ok_and(|r| !r.is_empty())
     }
 
     /// Reap the process if it has exited, without blocking:
