@@ -10,11 +10,12 @@ use std::os::fd::{AsRawFd, RawFd};
 use rustix::pipe::{pipe_with, PipeFlags};
 use rustix::process::{kill_process, pidfd_open, waitpid, Pid, PidfdFlags, Signal, WaitOptions};
 
-use super::clone::{Child, LifelineReader};
-use super::exec::{current_env, exec_result, ExecPrep, PreExec};
+use super::execve::{current_env, exec_result, ExecPrep, PreExec};
+use super::lifeline::LifelineReader;
 use super::pidfd::ExitStatus;
 use super::pidfd::Pidfd;
 use super::process::exit_now;
+use super::spawn::Child;
 
 /// `fork()`, then run `f` in the child and `_exit` with its return value.
 /// Returns the child's PID: no pidfd, no lifeline, every fd inherited.

@@ -31,7 +31,7 @@ use std::time::Duration;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fs::{open, Mode, OFlags};
 
-use super::clone::{clone3, CloneArgs, Forked, CLONE_INTO_CGROUP, CLONE_PIDFD};
+use super::clone3::{clone3, CloneArgs, Forked, CLONE_INTO_CGROUP, CLONE_PIDFD};
 use super::fds::CLOSE_RANGE_CLOEXEC;
 use super::pidfd::{ExitStatus, Pidfd};
 use super::process::exit_now;

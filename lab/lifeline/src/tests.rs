@@ -282,7 +282,7 @@ pub(crate) fn own_cgroup() -> Option<std::path::PathBuf> {
 /// How many children the vfork exec path has created in this process.
 fn vfork_spawns() -> usize {
     #[cfg(target_arch = "x86_64")]
-    return clone::VFORK_SPAWNS.load(std::sync::atomic::Ordering::Relaxed);
+    return vfork::VFORK_SPAWNS.load(std::sync::atomic::Ordering::Relaxed);
     #[cfg(not(target_arch = "x86_64"))]
     return 0;
 }
