@@ -154,5 +154,16 @@ pub use process::{
 pub use rustix::process::Signal;
 pub use spawn::{spawn, Child, ChildFds, Spawn};
 
+/// How many children the vfork exec path (`clone3(CLONE_VM |
+/// CLONE_VFORK)`) has created in this process; always 0 off x86_64, where
+/// there is no such path. For tests that check which path a spawn took.
+#[doc(hidden)]
+pub fn vfork_spawns() -> usize {
+    #[cfg(target_arch = "x86_64")]
+    return vfork::VFORK_SPAWNS.load(std::sync::atomic::Ordering::Relaxed);
+    #[cfg(not(target_arch = "x86_64"))]
+    return 0;
+}
+
 #[cfg(test)]
 mod tests;

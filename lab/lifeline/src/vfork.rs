@@ -83,14 +83,13 @@ pub(super) fn spawn_vfork(
     // is free.
     drop(stack);
     let pidfd = forked?;
-    #[cfg(test)]
     VFORK_SPAWNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Ok(pidfd)
 }
 
-/// How many children the vfork path has created in this process (tests).
-#[cfg(test)]
-pub(crate) static VFORK_SPAWNS: std::sync::atomic::AtomicUsize =
+/// How many children the vfork path has created in this process, for the
+/// tests that check which path a spawn took ([`crate::vfork_spawns`]).
+pub(super) static VFORK_SPAWNS: std::sync::atomic::AtomicUsize =
     std::sync::atomic::AtomicUsize::new(0);
 
 /// What the child of the vfork path runs: [`ExecPrep::exec_in_child`] on
