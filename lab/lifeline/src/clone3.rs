@@ -13,7 +13,7 @@ use super::pidfd::Pidfd;
 
 pub(super) const CLONE_PIDFD: u64 = 0x1000;
 /// Not `libc::CLONE_CLEAR_SIGHAND`: libc 0.2.19x defines it as an overflowing
-/// `c_int` that evaluates to 0 (DESIGN.md, traps).
+/// `c_int` that evaluates to 0 (docs/design.md, the section on traps).
 pub(super) const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
 /// Same trap as [`CLONE_CLEAR_SIGHAND`].
 pub(super) const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;

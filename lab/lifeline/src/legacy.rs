@@ -238,7 +238,8 @@ pub fn fork_exec(
 
 /// Spawn `cmd` with `std::process::Command`, moving each `(source, target)`
 /// of `map` into place between fork and exec (a `pre_exec` hook of `dup2`
-/// calls only; std's own error pipe is left alone, see DESIGN.md traps).
+/// calls only; std's own error pipe is left alone, see the section on traps
+/// of docs/design.md).
 ///
 /// # Errors
 /// The spawn's error (a failed exec included: std reports it).

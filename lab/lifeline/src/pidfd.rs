@@ -22,7 +22,7 @@ pub enum ExitStatus {
 /// so a signal sent through it can never hit a process that reused the PID.
 ///
 /// There is deliberately no constructor from a bare PID. A `Pidfd` comes from
-/// [`spawn`](super::spawn), [`Pidfd::open_self`],
+/// [`spawn`](crate::spawn()), [`Pidfd::open_self`],
 /// [`adopt_children`](super::adopt_children), or a pidfd received from
 /// another process ([`Pidfd::from_received`]). Dropping it closes the fd; it
 /// neither kills nor reaps the process.
