@@ -22,8 +22,8 @@ pub enum ExitStatus {
 /// so a signal sent through it can never hit a process that reused the PID.
 ///
 /// There is deliberately no constructor from a bare PID. A `Pidfd` comes from
-/// [`spawn`](crate::spawn()), [`Pidfd::open_self`],
-/// [`adopt_children`](super::adopt_children), or a pidfd received from
+/// a spawn ([`Child::pidfd`](crate::Child::pidfd)), [`Pidfd::open_self`],
+/// [`adopt_children`](crate::adopt_children), or a pidfd received from
 /// another process ([`Pidfd::from_received`]). Dropping it closes the fd; it
 /// neither kills nor reaps the process.
 ///
