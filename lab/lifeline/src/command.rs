@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{open, Mode, OFlags};
 
-use super::clone::{Child, ChildFds, Spawn};
-use super::exec::{env_block, resolve_os};
+use super::execve::{env_block, resolve_os};
 use super::namespace::PidNamespace;
 use super::pidfd::ExitStatus;
+use super::spawn::{Child, ChildFds, Spawn};
 
 /// Where a standard stream (stdin, stdout or stderr) of the child goes.
 #[derive(Clone, Copy, Debug, Default)]

@@ -85,7 +85,7 @@ fn build(breadth: u32, depth: u32) -> i32 {
 pub fn posix_spawn_reap(program: &str) -> io::Result<i32> {
     let path = CString::new(program).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let argv = [path.as_ptr(), std::ptr::null()];
-    let env = super::exec::current_env();
+    let env = super::execve::current_env();
     let envp: Vec<*const libc::c_char> = env
         .iter()
         .map(|kv| kv.as_ptr())

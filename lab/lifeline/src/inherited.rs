@@ -2,7 +2,7 @@
 //! before any code of the program ran (they came through `execve`), and a
 //! once flag per fd.
 //!
-//! [`claim_inherited`]: super::claim_inherited
+//! [`claim_inherited`]: crate::claim_inherited
 
 use std::io;
 use std::os::fd::RawFd;
@@ -29,7 +29,7 @@ static TAKEN: AtomicBool = AtomicBool::new(false);
 static SNAPSHOT: extern "C" fn() = snapshot;
 
 /// Record which fds below `min(LIMIT, RLIMIT_NOFILE)` are open
-/// ([`each_open_in`](super::fds::each_open_in): `poll` with no events
+/// ([`each_open_in`](super::poll::each_open_in): `poll` with no events
 /// answers `POLLNVAL` for each fd that is not open, 256 fds a call). No
 /// allocation, nothing of std.
 extern "C" fn snapshot() {
@@ -46,12 +46,12 @@ extern "C" fn snapshot() {
     };
     let mut base = 0;
     while base < limit {
-        let n = super::fds::POLL_CHUNK.min(limit - base);
+        let n = super::poll::POLL_CHUNK.min(limit - base);
         let mut record = |fd: RawFd| {
             let fd = fd as usize;
             AT_START[fd / 64].fetch_or(1 << (fd % 64), Ordering::Relaxed);
         };
-        if super::fds::each_open_in(base as RawFd, n, &mut record).is_err() {
+        if super::poll::each_open_in(base as RawFd, n, &mut record).is_err() {
             // Record nothing rather than a guess: no fd can be claimed.
             return;
         }
@@ -69,7 +69,7 @@ fn slot(fd: RawFd) -> Option<(usize, u64)> {
 /// per fd per process.
 ///
 /// # Errors
-/// As [`claim_inherited`](super::claim_inherited).
+/// As [`claim_inherited`](crate::claim_inherited).
 pub(super) fn claim(fd: RawFd) -> io::Result<()> {
     // Keep the constructor linked wherever a claim can happen.
     std::hint::black_box(&SNAPSHOT);

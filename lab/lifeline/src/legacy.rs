@@ -10,10 +10,12 @@ use std::os::fd::{AsRawFd, RawFd};
 use rustix::pipe::{pipe_with, PipeFlags};
 use rustix::process::{kill_process, pidfd_open, waitpid, Pid, PidfdFlags, Signal, WaitOptions};
 
-use super::exec::{current_env, exec_result, ExecPrep, PreExec};
+use super::execve::{current_env, exec_result, ExecPrep, PreExec};
+use super::lifeline::LifelineReader;
+use super::pidfd::ExitStatus;
 use super::pidfd::Pidfd;
 use super::process::exit_now;
-use super::{Child, ExitStatus, LifelineReader};
+use super::spawn::Child;
 
 /// `fork()`, then run `f` in the child and `_exit` with its return value.
 /// Returns the child's PID: no pidfd, no lifeline, every fd inherited.
@@ -144,7 +146,7 @@ pub fn close_plumbing() {
     // SAFETY: not guaranteed by the type system: this legacy helper is only
     // meant for a forked copy that never uses the values owning these fds
     // (see above), which is how the lab uses it.
-    let _ = unsafe { super::fds::close_range(3, super::LAB_FD_FLOOR - 1, 0) };
+    let _ = unsafe { super::fds::close_range(3, super::fds::LAB_FD_FLOOR - 1, 0) };
 }
 
 /// `fork()` with a lifeline the legacy way: the pipe is made without
@@ -236,7 +238,8 @@ pub fn fork_exec(
 
 /// Spawn `cmd` with `std::process::Command`, moving each `(source, target)`
 /// of `map` into place between fork and exec (a `pre_exec` hook of `dup2`
-/// calls only; std's own error pipe is left alone, see DESIGN.md traps).
+/// calls only; std's own error pipe is left alone, see the section on traps
+/// of docs/design.md).
 ///
 /// # Errors
 /// The spawn's error (a failed exec included: std reports it).

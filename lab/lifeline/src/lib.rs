@@ -111,32 +111,40 @@
 //! - [close_range(2)](https://man7.org/linux/man-pages/man2/close_range.2.html)
 //! - [signal-safety(7)](https://man7.org/linux/man-pages/man7/signal-safety.7.html)
 
-mod clone;
+mod clone3;
 mod command;
 mod connector;
-mod exec;
+mod execve;
 mod fds;
 #[cfg(feature = "legacy")]
 pub mod floor;
 mod inherited;
 #[cfg(feature = "legacy")]
 pub mod legacy;
+mod lifeline;
 mod namespace;
 mod pidfd;
+mod poll;
 pub mod probe;
+mod proc_event;
 mod process;
 mod raw;
+mod spawn;
+#[cfg(target_arch = "x86_64")]
+mod vfork;
 
-pub use clone::{spawn, Child, ChildFds, Lifeline, LifelineReader, Spawn};
 pub use command::{Command, Stdio};
-pub use connector::{ProcEvent, ProcEvents};
-pub use exec::resolve_program;
+pub use connector::ProcEvents;
+pub use execve::resolve_program;
 pub use fds::{
-    claim_inherited, dup_to, dup_to_free, each_open_fd, in_fd_table, mark_inherited_cloexec,
-    move_high, own_pipe, poll_now, take_inherited, LAB_FD_FLOOR,
+    claim_inherited, dup_to, dup_to_free, mark_inherited_cloexec, move_high, own_pipe,
+    take_inherited, LAB_FD_FLOOR,
 };
+pub use lifeline::{Lifeline, LifelineReader};
 pub use namespace::PidNamespace;
 pub use pidfd::{ExitStatus, Pidfd};
+pub use poll::{each_open_fd, in_fd_table, poll_now};
+pub use proc_event::ProcEvent;
 pub use process::{
     adopt_children, arm_pdeathsig, become_subreaper, block_forever, exit_now, monotonic_ns,
     reap_any, reap_exited, set_ignored, thread_count, unshare_pid_namespace, Reaped,
@@ -144,6 +152,18 @@ pub use process::{
 /// A signal for [`Pidfd::send_signal`] and friends (rustix's, re-exported so
 /// that callers need no other crate).
 pub use rustix::process::Signal;
+pub use spawn::{spawn, Child, ChildFds, Spawn};
+
+/// How many children the vfork exec path (`clone3(CLONE_VM |
+/// CLONE_VFORK)`) has created in this process; always 0 off x86_64, where
+/// there is no such path. For tests that check which path a spawn took.
+#[doc(hidden)]
+pub fn vfork_spawns() -> usize {
+    #[cfg(target_arch = "x86_64")]
+    return vfork::VFORK_SPAWNS.load(std::sync::atomic::Ordering::Relaxed);
+    #[cfg(not(target_arch = "x86_64"))]
+    return 0;
+}
 
 #[cfg(test)]
 mod tests;

@@ -22,8 +22,8 @@ pub enum ExitStatus {
 /// so a signal sent through it can never hit a process that reused the PID.
 ///
 /// There is deliberately no constructor from a bare PID. A `Pidfd` comes from
-/// [`spawn`](super::spawn), [`Pidfd::open_self`],
-/// [`adopt_children`](super::adopt_children), or a pidfd received from
+/// a spawn ([`Child::pidfd`](crate::Child::pidfd)), [`Pidfd::open_self`],
+/// [`adopt_children`](crate::adopt_children), or a pidfd received from
 /// another process ([`Pidfd::from_received`]). Dropping it closes the fd; it
 /// neither kills nor reaps the process.
 ///
@@ -138,7 +138,7 @@ impl Pidfd {
     /// # References
     /// - [pidfd_open(2)](https://man7.org/linux/man-pages/man2/pidfd_open.2.html), section "poll"
     pub fn has_exited(&self) -> bool {
-        super::fds::poll_now(self.fd.as_fd(), PollFlags::IN).is_ok_and(|r| !r.is_empty())
+        super::poll::poll_now(self.fd.as_fd(), PollFlags::IN).is_ok_and(|r| !r.is_empty())
     }
 
     /// Reap the process if it has exited, without blocking:

@@ -31,7 +31,7 @@ use std::time::Duration;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fs::{open, Mode, OFlags};
 
-use super::clone::{clone3, CloneArgs, Forked, CLONE_INTO_CGROUP, CLONE_PIDFD};
+use super::clone3::{clone3, CloneArgs, Forked, CLONE_INTO_CGROUP, CLONE_PIDFD};
 use super::fds::CLOSE_RANGE_CLOEXEC;
 use super::pidfd::{ExitStatus, Pidfd};
 use super::process::exit_now;
@@ -202,6 +202,14 @@ pub fn autokill_supported() -> bool {
     *SUPPORTED.get_or_init(|| probe_autokill(&mut Trace::default()))
 }
 
+/// [`probe_kernel`], recording what the probes create: for a test to check
+/// with [`Trace::leftovers`] that nothing is left behind.
+#[doc(hidden)]
+pub fn probe_kernel_traced(cgroup_parent: Option<&Path>) -> (KernelFeatures, Trace) {
+    let mut trace = Trace::recording();
+    (probe_traced(cgroup_parent, &mut trace), trace)
+}
+
 fn probe_traced(cgroup_parent: Option<&Path>, trace: &mut Trace) -> KernelFeatures {
     let (close_range, close_range_cloexec) = probe_close_range();
     let (pidfd_get_info, pidfd_info_exit) = probe_pidfd_info(trace);
@@ -223,35 +231,95 @@ fn probe_traced(cgroup_parent: Option<&Path>, trace: &mut Trace) -> KernelFeatur
     }
 }
 
-/// What a probe created, for the tests to check it is gone again. Records
-/// nothing outside tests.
+/// What a probe created (children, fds, cgroups), for a test to check that
+/// it is gone again: [`probe_kernel_traced`]. [`Trace::default`] records
+/// nothing, as [`probe_kernel`] uses it.
+#[doc(hidden)]
 #[derive(Default)]
-struct Trace {
-    #[cfg(test)]
+pub struct Trace {
+    /// Record what is created (false: every record is a no-op).
+    on: bool,
     pids: Vec<i32>,
     /// `(fd, st_dev, st_ino)` of every fd opened.
-    #[cfg(test)]
     fds: Vec<(std::os::fd::RawFd, u64, u64)>,
-    #[cfg(test)]
     cgroups: Vec<std::path::PathBuf>,
 }
 
 impl Trace {
-    fn pid(&mut self, _pid: i32) {
-        #[cfg(test)]
-        self.pids.push(_pid);
-    }
-
-    fn fd(&mut self, _fd: BorrowedFd<'_>) {
-        #[cfg(test)]
-        if let Ok(st) = rustix::fs::fstat(_fd) {
-            self.fds.push((_fd.as_raw_fd(), st.st_dev, st.st_ino));
+    /// A trace that records.
+    fn recording() -> Self {
+        Trace {
+            on: true,
+            ..Trace::default()
         }
     }
 
-    fn cgroup(&mut self, _path: &Path) {
-        #[cfg(test)]
-        self.cgroups.push(_path.to_path_buf());
+    fn pid(&mut self, pid: i32) {
+        if self.on {
+            self.pids.push(pid);
+        }
+    }
+
+    fn fd(&mut self, fd: BorrowedFd<'_>) {
+        if !self.on {
+            return;
+        }
+        if let Ok(st) = rustix::fs::fstat(fd) {
+            self.fds.push((fd.as_raw_fd(), st.st_dev, st.st_ino));
+        }
+    }
+
+    fn cgroup(&mut self, path: &Path) {
+        if self.on {
+            self.cgroups.push(path.to_path_buf());
+        }
+    }
+
+    /// How many children and cgroups the probes created.
+    pub fn made(&self) -> (usize, usize) {
+        (self.pids.len(), self.cgroups.len())
+    }
+
+    /// What the probes left behind, one line each (empty: nothing): a child
+    /// that is still ours (not reaped), an fd still open on the file the
+    /// probe opened (the number may name another file by now: other threads
+    /// open fds meanwhile), a cgroup directory that still exists.
+    ///
+    /// # References
+    /// - [waitid(2)](https://man7.org/linux/man-pages/man2/waitid.2.html) (`WNOWAIT`),
+    ///   [fstat(2)](https://man7.org/linux/man-pages/man2/fstat.2.html)
+    pub fn leftovers(&self) -> Vec<String> {
+        use rustix::process::{waitid, Pid, WaitId, WaitIdOptions};
+        let mut left = Vec::new();
+        for &pid in &self.pids {
+            let Some(id) = Pid::from_raw(pid) else {
+                continue;
+            };
+            let opts = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+            if waitid(WaitId::Pid(id), opts).err() != Some(rustix::io::Errno::CHILD) {
+                left.push(format!("child {pid} of the probe is still ours"));
+            }
+        }
+        for &(fd, dev, ino) in &self.fds {
+            let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+            // SAFETY: fstat writes one `struct stat` into `st`, which is valid
+            // and writable; on a closed fd number it fails with EBADF and
+            // touches nothing. Only the number is used, never a borrow of it.
+            let open = unsafe { libc::fstat(fd, st.as_mut_ptr()) } == 0;
+            if open {
+                // SAFETY: fstat succeeded, so it initialised `st`.
+                let st = unsafe { st.assume_init() };
+                if (st.st_dev, st.st_ino) == (dev, ino) {
+                    left.push(format!("fd {fd} of the probe is still open"));
+                }
+            }
+        }
+        for dir in &self.cgroups {
+            if dir.exists() {
+                left.push(format!("cgroup {} was not removed", dir.display()));
+            }
+        }
+        left
     }
 }
 
@@ -509,47 +577,18 @@ fn probe_user_pid_namespaces(trace: &mut Trace) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use rustix::process::{waitid, Pid, WaitId, WaitIdOptions};
-
     use super::*;
 
-    /// Every child the probe created has been reaped (no longer our child),
-    /// every fd it opened is closed (the number is free or now names another
-    /// file: tests run in parallel threads, so a number may be reused at
-    /// once), and every cgroup it created is gone.
+    /// Every child the probe created has been reaped, every fd it opened
+    /// is closed, and every cgroup it created is gone.
     fn assert_nothing_left(trace: &Trace) {
-        for &pid in &trace.pids {
-            let id = WaitId::Pid(Pid::from_raw(pid).unwrap());
-            let opts = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
-            assert_eq!(
-                waitid(id, opts).err(),
-                Some(rustix::io::Errno::CHILD),
-                "child {pid} of the probe is still ours"
-            );
-        }
-        for &(fd, dev, ino) in &trace.fds {
-            let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-            // SAFETY: fstat writes one `struct stat` into `st`, which is valid
-            // and writable; on a closed fd number it fails with EBADF and
-            // touches nothing. Only the number is used, never a borrow of it.
-            let open = unsafe { libc::fstat(fd, st.as_mut_ptr()) } == 0;
-            if open {
-                // SAFETY: fstat succeeded, so it initialised `st`.
-                let st = unsafe { st.assume_init() };
-                assert!(
-                    (st.st_dev, st.st_ino) != (dev, ino),
-                    "fd {fd} of the probe is still open"
-                );
-            }
-        }
-        for dir in &trace.cgroups {
-            assert!(!dir.exists(), "cgroup {} was not removed", dir.display());
-        }
+        let left = trace.leftovers();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]
     fn the_canonical_primitives_are_found_on_this_machine() {
-        let mut trace = Trace::default();
+        let mut trace = Trace::recording();
         let f = probe_traced(None, &mut trace);
         assert!(f.clone3, "{f:?}");
         assert!(f.close_range, "{f:?}");
@@ -563,25 +602,8 @@ mod tests {
     }
 
     #[test]
-    fn the_cgroup_probe_removes_its_cgroup() {
-        let Some(cg) = crate::tests::own_cgroup() else {
-            return;
-        };
-        let mut trace = Trace::default();
-        let f = probe_traced(Some(&cg), &mut trace);
-        if f.root {
-            assert!(f.cgroup_writable, "{f:?} in {}", cg.display());
-            assert!(f.clone_into_cgroup, "{f:?}");
-            assert!(f.cgroup_kill, "{f:?}");
-            assert!(f.per_trial_cgroups());
-            assert_eq!(trace.cgroups.len(), 1);
-        }
-        assert_nothing_left(&trace);
-    }
-
-    #[test]
     fn a_directory_that_is_not_a_cgroup_is_not_writable_as_one() {
-        let mut trace = Trace::default();
+        let mut trace = Trace::recording();
         let cg = probe_cgroup(&std::env::temp_dir(), &mut trace);
         assert!(!cg.writable && !cg.clone_into && !cg.kill);
         assert!(trace.cgroups.is_empty());
@@ -590,7 +612,7 @@ mod tests {
     #[test]
     fn autokill_is_cached_and_consistent() {
         assert_eq!(autokill_supported(), autokill_supported());
-        let mut trace = Trace::default();
+        let mut trace = Trace::recording();
         let fresh = probe_autokill(&mut trace);
         assert_eq!(fresh, autokill_supported());
         // Give an autoreaped child (kernels with the flag) time to be reaped.

@@ -210,83 +210,6 @@ fn claim_inherited_takes_each_exec_fd_once() {
     assert_eq!(status, ExitStatus::Exited(0));
 }
 
-/// The form of [`PidNamespace`] this process can make: root's, or a user
-/// namespace's.
-fn own_form() -> PidNamespace {
-    if rustix::process::geteuid().is_root() {
-        PidNamespace::Plain
-    } else {
-        PidNamespace::WithUser
-    }
-}
-
-#[test]
-fn a_child_in_a_pid_namespace_is_its_init_with_its_own_proc() {
-    // PID 1 as its own /proc shows it is the shell itself, whose $$ is 1,
-    // and the caller's uid is 0 inside a user namespace (or stays 0).
-    let script =
-        r#"test $$ = 1 && test "$(cat /proc/1/comm)" = sh && test "$(id -u)" = 0 && exit 9"#;
-    let child = Command::new("/bin/sh")
-        .args(["-c", script])
-        .pid_namespace(own_form())
-        .spawn();
-    match child {
-        Ok(child) => assert_eq!(child.wait().unwrap(), ExitStatus::Exited(9)),
-        Err(e) => eprintln!("skipped: no PID namespace can be made here: {e}"),
-    }
-}
-
-#[test]
-fn the_death_of_a_namespace_init_ends_every_process_in_it() {
-    // The init starts a sleep (a process of its namespace) that reports its
-    // host-side end through an inherited pipe, then is killed: the kernel
-    // kills the sleep with it, and the pipe reports EOF.
-    let (r, w) = pipe_with(PipeFlags::CLOEXEC).unwrap();
-    let child = Command::new("/bin/sh")
-        .args(["-c", "sleep 1000 & echo started; wait"])
-        .stdout(Stdio::Fd(w.as_fd()))
-        .pid_namespace(own_form())
-        .spawn();
-    let child = match child {
-        Ok(c) => c,
-        Err(e) => return eprintln!("skipped: no PID namespace can be made here: {e}"),
-    };
-    drop(w);
-    let mut r = std::fs::File::from(r);
-    let mut started = [0u8; 8];
-    r.read_exact(&mut started).unwrap();
-    assert_eq!(&started, b"started\n");
-    assert!(child.pidfd().send_signal(Signal::KILL).unwrap());
-    assert_eq!(child.wait().unwrap(), ExitStatus::Signaled(9));
-    // EOF: the sleep, which held the write end as its stdout, is gone too.
-    let mut rest = Vec::new();
-    r.read_to_end(&mut rest).unwrap();
-    assert!(rest.is_empty());
-}
-
-/// This process's cgroup v2 directory (the cgroup2 mount point of
-/// `/proc/self/mountinfo` joined with the `0::` line of
-/// `/proc/self/cgroup`), as the lab finds it.
-pub(crate) fn own_cgroup() -> Option<std::path::PathBuf> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let mount = mountinfo.lines().find_map(|l| {
-        let (pre, post) = l.split_once(" - ")?;
-        (post.split_whitespace().next() == Some("cgroup2"))
-            .then(|| pre.split_whitespace().nth(4))?
-    })?;
-    let cg = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    let rel = cg.lines().find_map(|l| l.strip_prefix("0::"))?;
-    Some(std::path::Path::new(mount).join(rel.trim_start_matches('/')))
-}
-
-/// How many children the vfork exec path has created in this process.
-fn vfork_spawns() -> usize {
-    #[cfg(target_arch = "x86_64")]
-    return clone::VFORK_SPAWNS.load(std::sync::atomic::Ordering::Relaxed);
-    #[cfg(not(target_arch = "x86_64"))]
-    return 0;
-}
-
 /// What `cmd` writes to its stdout, and how it ended.
 fn stdout_of(cmd: Command<'_>) -> (ExitStatus, String) {
     let (r, w) = pipe_with(PipeFlags::CLOEXEC).unwrap();
@@ -353,34 +276,6 @@ fn the_caller_signal_mask_reaches_the_program_and_is_restored() {
         .find_map(|l| l.strip_prefix("SigBlk:"))
         .map(|h| u64::from_str_radix(h.trim(), 16).unwrap());
     assert_eq!(blocked, Some(mask | extra), "{out}");
-}
-
-#[test]
-fn a_program_starts_in_the_given_cgroup() {
-    let Some(cg) = own_cgroup() else {
-        return eprintln!("skipped: no cgroup v2 here");
-    };
-    let name = format!("lifeline-test-{}", std::process::id());
-    let dir = cg.join(&name);
-    if let Err(e) = std::fs::create_dir(&dir) {
-        return eprintln!("skipped: cannot create a cgroup in {}: {e}", cg.display());
-    }
-    let result = std::fs::File::open(&dir).map(|d| {
-        let before = vfork_spawns();
-        let (status, out) = stdout_of(
-            Command::new("/bin/cat")
-                .arg("/proc/self/cgroup")
-                .cgroup(d.as_fd()),
-        );
-        (status, out, vfork_spawns() > before)
-    });
-    // The child was reaped: the cgroup is empty and can go.
-    std::fs::remove_dir(&dir).unwrap();
-    let (status, out, vforked) = result.unwrap();
-    assert_eq!(status, ExitStatus::Exited(0));
-    let line = out.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
-    assert!(line.ends_with(&format!("/{name}")), "{out}");
-    assert!(vforked || cfg!(not(target_arch = "x86_64")));
 }
 
 #[test]
