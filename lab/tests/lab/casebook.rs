@@ -219,8 +219,12 @@ fn the_kill_ladder_records_the_rung_that_ended_each_node() {
         let row = row.unwrap();
         let (last, term, int) = if &row[strat] == "legacy" {
             ("group-KILL", "group-TERM", "group-INT")
-        } else {
+        } else if v["cgroup"] == true {
             ("cgroup.kill", "pidfds-TERM", "pidfds-INT")
+        } else {
+            // Without a cgroup (no cgroup.kill), the last rung is SIGKILL
+            // through the pidfds.
+            ("pidfds-KILL", "pidfds-TERM", "pidfds-INT")
         };
         let expected =
             format!("root={last} 0={term} 1={term} 0.0={int} 0.1={int} 1.0={int} 1.1={int}");
