@@ -1,15 +1,236 @@
 //! Integration tests: the `lab` binary on real processes.
 //!
-//! Runs of the lab are serialized (one at a time), so that after each one the
-//! test can check that no process of the lab binary is left alive.
+//! One test binary with its own `main` ([`testkit`]): every module lists its
+//! tests with [`tests!`], each named `module::function` and declaring the
+//! capabilities of the machine it needs (root, a cgroup, a PID namespace,
+//! gdb, ...). A test whose capability is missing is skipped (reported as
+//! ignored, with the reason on stderr), and fails instead under
+//! `LAB_TESTS_REQUIRE` (see `testkit`).
+//!
+//! Tests run in parallel (and one per process under cargo-nextest). Each lab
+//! a test starts carries a [`Marker`] of its own in its environment, which
+//! every process of its tree inherits: after the lab, the test checks that
+//! no process with its marker is left, never that no lab runs anywhere.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::Mutex;
+use std::process::{Command, ExitCode, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::Value;
+use testkit::Capability;
 
-static ONE_LAB_AT_A_TIME: Mutex<()> = Mutex::new(());
+/// `pub(crate) fn tests()` for the module it is called in: each function
+/// named, as a [`testkit::Test`] named `module::function` (the function's
+/// name alone at the top level), needing the capabilities listed after
+/// `needs`.
+macro_rules! tests {
+    ($($name:ident $(needs $($cap:expr),+)?;)*) => {
+        pub(crate) fn tests() -> Vec<testkit::Test> {
+            vec![$(
+                testkit::test(crate::test_name(module_path!(), stringify!($name)), $name)
+                    $($(.needs($cap))+)?
+            ),*]
+        }
+    };
+}
+
+/// The name of test `function` of the module at `module_path` (its
+/// `module_path!()`, which starts with this crate's name): `module::function`.
+fn test_name(module_path: &str, function: &str) -> String {
+    match module_path.split_once("::") {
+        Some((_, module)) => format!("{module}::{function}"),
+        None => function.to_string(),
+    }
+}
+
+fn main() -> ExitCode {
+    let mut all = tests();
+    for module in [
+        analysis::tests,
+        birth::tests,
+        casebook::tests,
+        commands::tests,
+        corpus::tests,
+        evidence::tests,
+        exec::tests,
+        expect::tests,
+        forensics::tests,
+        fuzz::tests,
+        guards::tests,
+        hygiene::tests,
+        interrupt::tests,
+        json::tests,
+        junit::tests,
+        lineage::tests,
+        pidns::tests,
+        shell::tests,
+        soak::tests,
+        suite::tests,
+        survivors::tests,
+    ] {
+        all.extend(module());
+    }
+    testkit::main(all)
+}
+
+/// A lab cgroup of its own: the lab can make one under this process's
+/// cgroup (cgroup v2 mounted and writable here: as root, or in a
+/// delegated subtree).
+const CGROUP: Capability = Capability::new("cgroup", || {
+    let own = lab::cgroup::own_cgroup().ok_or("no cgroup v2 hierarchy is mounted")?;
+    match lab::cgroup::create_lab_cgroup_in(&own) {
+        Ok(dir) => {
+            lab::cgroup::remove_lab_cgroup(&dir);
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "cannot make a lab cgroup under {}: {e}",
+            own.display()
+        )),
+    }
+});
+
+/// A PID namespace for the lab: made with `unshare(1)` as root, or inside
+/// a user namespace of its own otherwise (as the lab makes its trials').
+const PIDNS: Capability = Capability::new("pidns", || {
+    let user: &[&str] = if rustix::process::geteuid().is_root() {
+        &[]
+    } else {
+        &["--user", "--map-root-user"]
+    };
+    match Command::new("unshare")
+        .args(user)
+        .args(["--pid", "--fork", "--mount-proc", "true"])
+        .output()
+    {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(format!(
+            "`unshare {}--pid --fork --mount-proc true` ended with {}: {}",
+            user.iter().map(|a| format!("{a} ")).collect::<String>(),
+            o.status,
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Err(format!("unshare(1) could not be run: {e}")),
+    }
+});
+
+/// `strace` installed and able to trace here (it needs ptrace).
+const STRACE: Capability = Capability::new("strace", || {
+    testkit::program("strace")?;
+    match Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "true"])
+        .output()
+    {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(format!(
+            "strace cannot trace here ({}): {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Err(format!("strace could not be run: {e}")),
+    }
+});
+
+/// The kernel's process events connector (`lifeline::ProcEvents`): it
+/// needs `CAP_NET_ADMIN` in the initial user namespace, and listens only in
+/// the initial user, PID and network namespaces.
+const PROC_CONNECTOR: Capability = Capability::new("proc-connector", || {
+    lifeline::ProcEvents::open()
+        .map(drop)
+        .map_err(|e| format!("the proc connector cannot be opened here: {e}"))
+});
+
+/// The variable whose value marks every process of one lab a test started.
+const MARKER_VAR: &str = "LAB_TEST_MARKER";
+
+/// The mark of one lab (or one command) a test starts: `LAB_TEST_MARKER` set
+/// to a value no other lab of any test has (this process's PID and a
+/// count), inherited by every process of the lab's tree (supervisors,
+/// nodes, the programs they run, in a PID namespace or not), and read back
+/// from `/proc/PID/environ`. What a test checks is then its own processes
+/// only, whatever else runs at the same time.
+///
+/// A process whose environment this process may not read (another user's,
+/// or one made undumpable, as a non-root test) is not seen; a zombie has an
+/// empty environment and is not counted (it is dead, waiting to be reaped).
+struct Marker(String);
+
+impl Marker {
+    /// A fresh marker.
+    fn new() -> Marker {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        Marker(format!(
+            "{}.{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ))
+    }
+
+    /// A command running `program` with this marker in its environment.
+    fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env(MARKER_VAR, &self.0);
+        cmd
+    }
+
+    /// The live processes carrying this marker, each with its command line.
+    fn processes(&self) -> Vec<(i32, String)> {
+        let entry = format!("\0{MARKER_VAR}={}\0", self.0);
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+                    let mut env = [b"\0".as_slice(), &env].concat();
+                    if env.last() != Some(&0) {
+                        env.push(0);
+                    }
+                    env.windows(entry.len()).any(|w| w == entry.as_bytes())
+                })
+            })
+            .map(|pid| {
+                let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                (pid, String::from_utf8_lossy(&cmd).replace('\0', " "))
+            })
+            .collect()
+    }
+
+    /// Assert that no process with this marker is alive (the lab it marks
+    /// has exited: nothing of its tree may outlive it).
+    fn assert_gone(&self, what: &str) {
+        let left = self.processes();
+        assert!(left.is_empty(), "left alive after {what}: {left:?}");
+    }
+
+    /// Wait (through a pidfd each, at most 10 s each) until every process
+    /// with this marker has exited, then assert that none is left.
+    fn wait_gone(&self) {
+        for (p, cmd) in self.processes() {
+            let Ok(fd) = rustix::process::pidfd_open(
+                rustix::process::Pid::from_raw(p).unwrap(),
+                rustix::process::PidfdFlags::empty(),
+            ) else {
+                continue;
+            };
+            let mut fds = [rustix::event::PollFd::new(
+                &fd,
+                rustix::event::PollFlags::IN,
+            )];
+            let ten_s = rustix::time::Timespec {
+                tv_sec: 10,
+                tv_nsec: 0,
+            };
+            assert_eq!(
+                rustix::event::poll(&mut fds, Some(&ten_s)).unwrap(),
+                1,
+                "pid {p} ({cmd}) lives on"
+            );
+        }
+        self.assert_gone("the wait");
+    }
+}
 
 const LAB: &str = env!("CARGO_BIN_EXE_lab");
 
@@ -29,60 +250,24 @@ fn scenario(name: &str) -> String {
 
 /// A fresh results directory of its own for one run (tests run in parallel).
 fn out_dir(tag: &str) -> PathBuf {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("lab-test-{}-{n}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
 
-/// PIDs of live processes running the lab binary (supervisors, nodes).
-fn live_lab_processes() -> Vec<i32> {
-    let me = std::fs::canonicalize(LAB).unwrap();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == me))
-        .collect()
-}
-
-/// Wait (through a pidfd each) until every process of the lab binary has
-/// exited, at most 10 s each.
-fn wait_lab_processes_gone() {
-    for p in live_lab_processes() {
-        let Ok(fd) = rustix::process::pidfd_open(
-            rustix::process::Pid::from_raw(p).unwrap(),
-            rustix::process::PidfdFlags::empty(),
-        ) else {
-            continue;
-        };
-        let mut fds = [rustix::event::PollFd::new(
-            &fd,
-            rustix::event::PollFlags::IN,
-        )];
-        let ten_s = rustix::time::Timespec {
-            tv_sec: 10,
-            tv_nsec: 0,
-        };
-        assert_eq!(
-            rustix::event::poll(&mut fds, Some(&ten_s)).unwrap(),
-            1,
-            "pid {p} lives on"
-        );
-    }
-    assert_eq!(live_lab_processes(), Vec::<i32>::new());
-}
-
 /// A `lab run stdio-dup --strategy legacy --keep-hung` holding its first
 /// hung tree: the lab, its stderr (read up to the prompt), what it said, the
-/// pids it printed and the pid of its `attach: gdb -p PID` line.
+/// pids it printed, the pid of its `attach: gdb -p PID` line, and its
+/// marker.
 struct KeptHang {
     lab: std::process::Child,
     err: std::io::BufReader<std::process::ChildStderr>,
     said: String,
     pids: Vec<i32>,
     attach: Option<i32>,
+    marker: Marker,
 }
 
 /// Start `lab run stdio-dup --strategy legacy --trials TRIALS --keep-hung
@@ -92,7 +277,9 @@ struct KeptHang {
 fn kept_hang(dir: &Path, trials: &str) -> KeptHang {
     use std::io::BufRead;
     use std::process::Stdio;
-    let mut lab = Command::new(LAB)
+    let marker = Marker::new();
+    let mut lab = marker
+        .command(LAB)
         .args([
             "run",
             "stdio-dup",
@@ -133,25 +320,23 @@ fn kept_hang(dir: &Path, trials: &str) -> KeptHang {
                 said,
                 pids,
                 attach,
+                marker,
             };
         }
     }
 }
 
-/// Run the lab with `args`, then assert that nothing of it is left alive.
+/// Run the lab with `args` (and `envs`), then assert that nothing of it
+/// (no process with its marker) is left alive.
 fn lab(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let out = Command::new(LAB)
+    let marker = Marker::new();
+    let out = marker
+        .command(LAB)
         .args(args)
         .envs(envs.iter().copied())
         .output()
         .expect("run lab");
-    let left = live_lab_processes();
-    assert!(
-        left.is_empty(),
-        "processes of the lab left alive after `lab {}`: {left:?}",
-        args.join(" ")
-    );
+    marker.assert_gone(&format!("`lab {}`", args.join(" ")));
     out
 }
 
@@ -159,6 +344,17 @@ fn lab(args: &[&str], envs: &[(&str, &str)]) -> Output {
 /// plus `extra` (`--trials` left out when `trials` is 0); the caller removes
 /// `DIR` when done.
 fn lab_run(name: &str, trials: u32, strategies: &[&str], extra: &[&str]) -> (Output, PathBuf) {
+    lab_run_env(name, trials, strategies, extra, &[])
+}
+
+/// [`lab_run`] with the variables `envs` set for the lab.
+fn lab_run_env(
+    name: &str,
+    trials: u32,
+    strategies: &[&str],
+    extra: &[&str],
+    envs: &[(&str, &str)],
+) -> (Output, PathBuf) {
     let dir = out_dir(name.rsplit('/').next().unwrap());
     let n = trials.to_string();
     let mut args = vec![
@@ -178,7 +374,7 @@ fn lab_run(name: &str, trials: u32, strategies: &[&str], extra: &[&str]) -> (Out
         args.extend(["--strategy", s]);
     }
     args.extend_from_slice(extra);
-    let out = lab(&args, &[]);
+    let out = lab(&args, envs);
     (out, dir)
 }
 
@@ -286,20 +482,17 @@ fn nested(tag: &str, extra: &[&str], envs: &[(&str, &str)]) -> Value {
     v
 }
 
-#[test]
 fn nested_canonical_passes_and_legacy_orphans_in_cgroup_mode() {
     let v = nested("cgroup", &[], &[]);
-    if v["cgroup"] != true {
-        eprintln!(
-            "no writable cgroup v2 on this machine: ran in subreaper mode ({})",
-            v["cgroup_note"]
-        );
-    }
+    assert_eq!(
+        v["cgroup"], true,
+        "ran without its cgroup: {}",
+        v["cgroup_note"]
+    );
     assert_eq!(v["scenario"], "nested");
     assert_eq!(v["seed"], "7", "seeds travel as strings in JSON");
 }
 
-#[test]
 fn nested_canonical_passes_and_legacy_orphans_with_subreaper_alone() {
     let v = nested("subreaper", &["--no-cgroup"], &[]);
     assert_eq!(v["cgroup"], false);
@@ -307,7 +500,6 @@ fn nested_canonical_passes_and_legacy_orphans_with_subreaper_alone() {
     assert_eq!(v["cgroup"], false);
 }
 
-#[test]
 fn a_deadlocked_tree_is_a_hang_at_its_deadline_and_is_cleaned_up() {
     let dir = out_dir("hang");
     let deadlock = scenario("deadlock.toml");
@@ -346,7 +538,6 @@ fn a_deadlocked_tree_is_a_hang_at_its_deadline_and_is_cleaned_up() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn a_tree_that_ends_by_itself_passes_on_every_strategy() {
     let dir = out_dir("exits");
     let exits = scenario("exits.toml");
@@ -382,7 +573,6 @@ fn a_tree_that_ends_by_itself_passes_on_every_strategy() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn plans_are_identical_across_runs_and_differ_across_seeds() {
     let a = lab(&["plan", "nested", "--seed", "7"], &[]);
     let b = lab(&["plan", "nested", "--seed", "7"], &[]);
@@ -407,7 +597,6 @@ fn plans_are_identical_across_runs_and_differ_across_seeds() {
     assert!(hashes.len() > 1, "the seed must matter");
 }
 
-#[test]
 fn bad_input_is_refused_with_its_location_and_status_2() {
     let dir = out_dir("bad");
     std::fs::create_dir_all(&dir).unwrap();
@@ -450,7 +639,6 @@ fn bad_input_is_refused_with_its_location_and_status_2() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn check_and_list_accept_the_shipped_scenarios() {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/nested.toml");
     let out = lab(
@@ -529,3 +717,15 @@ mod exec;
 mod fuzz;
 #[path = "lab/interrupt.rs"]
 mod interrupt;
+#[path = "lab/lineage.rs"]
+mod lineage;
+
+tests! {
+    nested_canonical_passes_and_legacy_orphans_in_cgroup_mode needs CGROUP;
+    nested_canonical_passes_and_legacy_orphans_with_subreaper_alone;
+    a_deadlocked_tree_is_a_hang_at_its_deadline_and_is_cleaned_up;
+    a_tree_that_ends_by_itself_passes_on_every_strategy;
+    plans_are_identical_across_runs_and_differ_across_seeds;
+    bad_input_is_refused_with_its_location_and_status_2;
+    check_and_list_accept_the_shipped_scenarios;
+}

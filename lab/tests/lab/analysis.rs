@@ -26,7 +26,6 @@ fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[test]
 fn report_and_plot_a_real_run() {
     let (out, dir) = lab_run("nested", 5, &["canonical", "legacy"], &[]);
     assert!(
@@ -140,7 +139,6 @@ fn report_and_plot_a_real_run() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn report_and_plot_refuse_bad_input_with_status_2() {
     let dir = out_dir("analysis-bad");
     let missing = dir.join("missing");
@@ -180,4 +178,9 @@ fn report_and_plot_refuse_bad_input_with_status_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!charts.exists());
     let _ = std::fs::remove_dir_all(dir);
+}
+
+tests! {
+    report_and_plot_a_real_run;
+    report_and_plot_refuse_bad_input_with_status_2;
 }

@@ -7,7 +7,6 @@ use super::*;
 /// `legacy` 0.0 may be caught between fork and prctl and orphaned (a race,
 /// so any mix of pass and orphan); the lifeline exists before the child
 /// does, so under `canonical` every trial passes.
-#[test]
 fn a_kill_timed_from_a_birth_races_the_start_up() {
     let file = scenario("pdeathsig-birth.toml");
     let (out, dir) = lab_run(&file, 30, &["legacy", "canonical"], &[]);
@@ -32,7 +31,6 @@ fn a_kill_timed_from_a_birth_races_the_start_up() {
 
 /// `lab soak --set` applies to every scenario and is repeated in the replay
 /// commands; `--sweep` takes a list of values.
-#[test]
 fn a_soak_sets_keys_and_sweeps_a_list() {
     let dir = out_dir("soak-set");
     let out = lab(
@@ -101,7 +99,6 @@ fn a_soak_sets_keys_and_sweeps_a_list() {
 /// fuzz`): they are done without a signal, and every trial comes to a
 /// verdict about the strategy (it was an `error` at the deadline's cap, the
 /// course waiting for a gate no node would reach), at -j 4 on 2 cores.
-#[test]
 fn a_kill_held_at_the_gate_of_a_node_never_born_is_done_without_a_signal() {
     // The regression `lab fuzz` keeps for it, at the top of the repository.
     let file = crate_path("../fuzz-regressions", "gate-chain.toml");
@@ -114,4 +111,10 @@ fn a_kill_held_at_the_gate_of_a_node_never_born_is_done_without_a_signal() {
     }
     assert_eq!(strategy(&v, "canonical")["pass"].as_u64(), Some(20), "{v}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+tests! {
+    a_kill_timed_from_a_birth_races_the_start_up;
+    a_soak_sets_keys_and_sweeps_a_list;
+    a_kill_held_at_the_gate_of_a_node_never_born_is_done_without_a_signal;
 }

@@ -5,7 +5,6 @@
 
 use super::*;
 
-#[test]
 fn a_command_that_prints_passes() {
     let (out, dir) = lab_run(&scenario("commands.toml"), 3, &["canonical", "legacy"], &[]);
     let v = json(&out);
@@ -16,7 +15,6 @@ fn a_command_that_prints_passes() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn a_program_that_cannot_start_is_named_with_the_path_searched() {
     let dir = out_dir("missing");
     std::fs::create_dir_all(&dir).unwrap();
@@ -42,7 +40,6 @@ fn a_program_that_cannot_start_is_named_with_the_path_searched() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn a_gate_held_by_a_command_leaf_is_refused_before_anything_runs() {
     let dir = out_dir("gatecmd");
     std::fs::create_dir_all(&dir).unwrap();
@@ -73,7 +70,6 @@ fn a_gate_held_by_a_command_leaf_is_refused_before_anything_runs() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn node_processes_are_named_after_their_node() {
     let (out, dir) = lab_run(&scenario("deadlock.toml"), 1, &["canonical"], &[]);
     let v = json(&out);
@@ -96,7 +92,6 @@ fn node_processes_are_named_after_their_node() {
 /// A command's exit status counts: `exit 3` is a `fail` naming its status,
 /// and passes where the scenario expects it (`expect_exit = 3`), under
 /// every strategy (each reaps its children its own way).
-#[test]
 fn a_command_exit_status_counts() {
     let dir = out_dir("exit3");
     std::fs::create_dir_all(&dir).unwrap();
@@ -132,7 +127,6 @@ fn a_command_exit_status_counts() {
 
 /// Issue 14, item 4: a node with `log = true` writes its stdout and stderr
 /// to a file of its own in the run's `log/`, under every strategy.
-#[test]
 fn a_logged_command_writes_its_stdout_and_stderr_to_its_own_file() {
     let dir = out_dir("logged");
     std::fs::create_dir_all(&dir).unwrap();
@@ -164,4 +158,13 @@ fn a_logged_command_writes_its_stdout_and_stderr_to_its_own_file() {
     }
     let _ = std::fs::remove_dir_all(run_dir);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+tests! {
+    a_command_that_prints_passes;
+    a_program_that_cannot_start_is_named_with_the_path_searched;
+    a_gate_held_by_a_command_leaf_is_refused_before_anything_runs;
+    node_processes_are_named_after_their_node;
+    a_command_exit_status_counts;
+    a_logged_command_writes_its_stdout_and_stderr_to_its_own_file;
 }

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use super::{lab, live_lab_processes, out_dir, LAB, ONE_LAB_AT_A_TIME};
+use super::{lab, out_dir, Marker, LAB, STRACE};
 
 /// The most bytes a refusal of bad input may write on standard error.
 const MAX_STDERR: usize = 4096;
@@ -43,23 +43,14 @@ fn expectations() -> Vec<Expected> {
         .collect()
 }
 
-/// Whether `strace` can trace the lab here (it needs ptrace).
-fn strace_works() -> bool {
-    Command::new("strace")
-        .args(["-f", "-qq", "-o", "/dev/null", "true"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// `lab run PATH --out DIR` under `strace`, recording every process, thread
 /// and directory it creates: a bad scenario must be refused before any.
 /// Returns the output and the calls seen.
 fn run_traced(path: &str, dir: &Path) -> (Output, String) {
-    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let marker = Marker::new();
     let trace = dir.with_extension("strace");
-    let out = Command::new("strace")
+    let out = marker
+        .command("strace")
         .args([
             "-f",
             "-qq",
@@ -81,7 +72,7 @@ fn run_traced(path: &str, dir: &Path) -> (Output, String) {
         .expect("run strace");
     let calls = std::fs::read_to_string(&trace).unwrap_or_default();
     let _ = std::fs::remove_file(&trace);
-    assert!(live_lab_processes().is_empty());
+    marker.assert_gone(&format!("`lab run {path}`"));
     (out, calls)
 }
 
@@ -100,37 +91,24 @@ fn assert_refused(what: &str, out: &Output, located: &str, message: &str) {
     assert!(err.contains(message), "{what}: want {message:?} in:\n{err}");
 }
 
-/// Every bad input through check, plan and run; `run` traced when it can.
-fn refuse_everywhere(path: &str, located: &str, message: &str, traced: bool) {
+/// Every bad input through check, plan and run; `run` traced.
+fn refuse_everywhere(path: &str, located: &str, message: &str) {
     for cmd in ["check", "plan"] {
         let out = lab(&[cmd, path], &[]);
         assert_refused(&format!("lab {cmd} {path}"), &out, located, message);
         assert!(out.stdout.is_empty(), "lab {cmd} {path} printed on stdout");
     }
     let dir = out_dir("corpus");
-    if traced {
-        let (out, calls) = run_traced(path, &dir);
-        assert_refused(&format!("lab run {path}"), &out, located, message);
-        assert!(
-            calls.trim().is_empty(),
-            "lab run {path} created processes or directories before refusing:\n{calls}"
-        );
-    } else {
-        let out = lab(
-            &["run", path, "--trials", "1", "--out", dir.to_str().unwrap()],
-            &[],
-        );
-        assert_refused(&format!("lab run {path}"), &out, located, message);
-    }
+    let (out, calls) = run_traced(path, &dir);
+    assert_refused(&format!("lab run {path}"), &out, located, message);
+    assert!(
+        calls.trim().is_empty(),
+        "lab run {path} created processes or directories before refusing:\n{calls}"
+    );
     assert!(!dir.exists(), "lab run {path} created {}", dir.display());
 }
 
-#[test]
 fn every_file_of_the_corpus_is_refused_with_its_location_by_check_plan_and_run() {
-    let traced = strace_works();
-    if !traced {
-        println!("strace cannot trace here: `lab run` checked without it (no output directory)");
-    }
     let expected = expectations();
     let mut files: Vec<String> = std::fs::read_dir(corpus_dir())
         .unwrap()
@@ -149,7 +127,7 @@ fn every_file_of_the_corpus_is_refused_with_its_location_by_check_plan_and_run()
             Some(p) => format!("{path}:{p}: "),
             None => format!("{path}: "),
         };
-        refuse_everywhere(&path, &located, &e.message, traced);
+        refuse_everywhere(&path, &located, &e.message);
     }
     assert_eq!(
         expected.len(),
@@ -158,9 +136,7 @@ fn every_file_of_the_corpus_is_refused_with_its_location_by_check_plan_and_run()
     );
 }
 
-#[test]
 fn files_made_here_are_refused_bounded_and_before_any_process() {
-    let traced = strace_works();
     let dir = out_dir("made");
     std::fs::create_dir_all(&dir).unwrap();
     let head = "version = 1\nname = \"big\"\n[tree]\nbreadth = 2\ndepth = 1\n";
@@ -179,7 +155,6 @@ fn files_made_here_are_refused_bounded_and_before_any_process() {
         &huge,
         &format!("{huge}: "),
         "limit of 1048576 bytes (1 MiB)",
-        traced,
     );
 
     // A bad value of almost 1 MiB on one line: quoted, but bounded.
@@ -190,58 +165,42 @@ fn files_made_here_are_refused_bounded_and_before_any_process() {
             "y".repeat(1000 * 1000)
         ),
     );
-    refuse_everywhere(&long, &format!("{long}:8:6: "), "yyyy…", traced);
+    refuse_everywhere(&long, &format!("{long}:8:6: "), "yyyy…");
 
     // Too many kills (the parse is fast; the run would take minutes).
     let kills = "[[kill]]\ntarget = \"leaves\"\nat = \"ready\"\n".repeat(1001);
     let many = write("kills.toml", &format!("{head}{kills}"));
-    refuse_everywhere(
-        &many,
-        &format!("{many}:3007:10: "),
-        "more than 1000 kills",
-        traced,
-    );
+    refuse_everywhere(&many, &format!("{many}:3007:10: "), "more than 1000 kills");
 
     // A directory, a missing file, a file no one can read.
     let d = dir.display().to_string();
-    refuse_everywhere(
-        &format!("{d}/"),
-        &format!("{d}/: "),
-        "is a directory",
-        traced,
-    );
+    refuse_everywhere(&format!("{d}/"), &format!("{d}/: "), "is a directory");
     let missing = format!("{d}/missing.toml");
-    refuse_everywhere(
-        &missing,
-        &format!("{missing}: "),
-        "cannot read the file",
-        traced,
-    );
+    refuse_everywhere(&missing, &format!("{missing}: "), "cannot read the file");
     refuse_everywhere(
         "/proc/self/mem",
         "/proc/self/mem: ",
         "cannot read the file: Input/output error",
-        traced,
     );
     let _ = std::fs::remove_dir_all(dir);
 }
 
 /// The lab with its stdout a pipe whose read end is already closed.
 fn with_stdout_closed(args: &[&str]) -> Output {
-    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let marker = Marker::new();
     let (read, write) = rustix::pipe::pipe().unwrap();
     drop(read);
-    let out = Command::new(LAB)
+    let out = marker
+        .command(LAB)
         .args(args)
         .stdout(Stdio::from(write))
         .stderr(Stdio::piped())
         .output()
         .expect("run lab");
-    assert!(live_lab_processes().is_empty());
+    marker.assert_gone(&format!("`lab {}`", args.join(" ")));
     out
 }
 
-#[test]
 fn a_closed_stdout_ends_the_output_quietly_with_the_usual_status() {
     let nested = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/nested.toml");
     let nested = nested.to_str().unwrap();
@@ -261,7 +220,6 @@ fn a_closed_stdout_ends_the_output_quietly_with_the_usual_status() {
     }
 }
 
-#[test]
 fn counts_jobs_deadlines_and_durations_out_of_range_are_refused_with_status_2() {
     let dir = out_dir("ranges");
     let d = dir.to_str().unwrap();
@@ -334,18 +292,7 @@ fn live_processes_of(exe: &Path) -> Vec<i32> {
         .collect()
 }
 
-#[test]
 fn a_limit_on_threads_and_processes_is_an_error_with_status_3_not_a_panic() {
-    if !rustix::process::geteuid().is_root() {
-        println!("skipped: needs root to run the lab as another user (uid 65534) under prlimit");
-        return;
-    }
-    for tool in ["setpriv", "prlimit"] {
-        if Command::new(tool).arg("--version").output().is_err() {
-            println!("skipped: {tool} is not installed");
-            return;
-        }
-    }
     use std::os::unix::fs::PermissionsExt;
     // A copy of the binary that uid 65534 can run, and a directory it can
     // write its results into.
@@ -367,7 +314,7 @@ fn a_limit_on_threads_and_processes_is_an_error_with_status_3_not_a_panic() {
             .args(["--progress", "none", "--no-cgroup", "--out"])
             .arg(&out_dir)
             .output()
-            .expect("run setpriv");
+            .expect("run setpriv and prlimit (util-linux)");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(3), "nproc={nproc}: {err}");
         assert!(!err.contains("panicked"), "nproc={nproc}: {err}");
@@ -389,4 +336,12 @@ fn a_limit_on_threads_and_processes_is_an_error_with_status_3_not_a_panic() {
         );
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+tests! {
+    every_file_of_the_corpus_is_refused_with_its_location_by_check_plan_and_run needs STRACE;
+    files_made_here_are_refused_bounded_and_before_any_process needs STRACE;
+    a_closed_stdout_ends_the_output_quietly_with_the_usual_status;
+    counts_jobs_deadlines_and_durations_out_of_range_are_refused_with_status_2;
+    a_limit_on_threads_and_processes_is_an_error_with_status_3_not_a_panic needs testkit::ROOT;
 }

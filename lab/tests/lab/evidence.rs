@@ -14,7 +14,6 @@ fn reason<'a>(r: &'a Value, verdict: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {verdict} reason in {r}"))
 }
 
-#[test]
 fn a_spinning_node_is_a_hang_with_its_signature_and_a_blocked_one_is_named() {
     let (out, dir) = lab_run(&scenario("spin.toml"), 2, &["canonical", "legacy"], &[]);
     assert_eq!(out.status.code(), Some(1));
@@ -94,7 +93,6 @@ impl Drop for Hogs {
     }
 }
 
-#[test]
 fn oversubscribed_and_loaded_the_verdicts_stay_exact() {
     let dir = out_dir("loaded");
     let hogs = Hogs::start(2);
@@ -143,4 +141,9 @@ fn oversubscribed_and_loaded_the_verdicts_stay_exact() {
         );
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+tests! {
+    a_spinning_node_is_a_hang_with_its_signature_and_a_blocked_one_is_named;
+    oversubscribed_and_loaded_the_verdicts_stay_exact;
 }

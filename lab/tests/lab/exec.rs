@@ -47,7 +47,6 @@ fn reason(r: &Value, verdict: &str) -> String {
         .unwrap_or_default()
 }
 
-#[test]
 fn a_printing_program_passes() {
     let (v, dir, code) = exec(
         "exec-pass",
@@ -62,12 +61,7 @@ fn a_printing_program_passes() {
 
 /// A Python program that prints (its stdout is writable) passes; one that
 /// raises is a `fail` with its traceback's last line in the summary.
-#[test]
 fn a_python_program_passes_or_fails_by_its_exit_status() {
-    if which_python().is_none() {
-        eprintln!("python3 is not installed (not found in PATH): this test checked nothing");
-        return;
-    }
     let (v, dir, code) = exec(
         "exec-py",
         &["--trials", "2"],
@@ -92,16 +86,6 @@ fn a_python_program_passes_or_fails_by_its_exit_status() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// `python3` in `PATH`, if any.
-fn which_python() -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| Path::new(d).join("python3"))
-        .find(|p| p.is_file())
-}
-
-#[test]
 fn an_unexpected_exit_status_is_a_fail_with_its_status_and_stderr() {
     let (v, dir, code) = exec(
         "exec-fail",
@@ -140,7 +124,6 @@ fn an_unexpected_exit_status_is_a_fail_with_its_status_and_stderr() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn a_background_child_left_behind_is_an_orphan_named_and_cleaned_up() {
     let (v, dir, code) = exec(
         "exec-orphan",
@@ -162,7 +145,6 @@ fn a_background_child_left_behind_is_an_orphan_named_and_cleaned_up() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn with_capture_a_child_holding_stdout_is_a_leak_naming_it() {
     let (v, dir, _) = exec(
         "exec-leak",
@@ -183,7 +165,6 @@ fn with_capture_a_child_holding_stdout_is_a_leak_naming_it() {
 /// A shell that traps TERM and kills its child before exiting passes a
 /// TERM; a KILL leaves the child behind. The kill comes 1 s after the
 /// spawn, long after the shell set its trap and started its child.
-#[test]
 fn a_kill_after_the_start_tells_a_clean_shutdown_from_an_orphaning_one() {
     let script = "trap 'kill $p; exit 0' TERM; sleep 31.103 & p=$!; wait";
     let (v, dir, code) = exec(
@@ -211,7 +192,6 @@ fn a_kill_after_the_start_tells_a_clean_shutdown_from_an_orphaning_one() {
 
 /// A ladder: INT is ignored, TERM is ignored, KILL ends the program 2 x
 /// 50 ms later; its child, which ignores nothing, is orphaned.
-#[test]
 fn a_signal_ladder_climbs_while_the_program_lives() {
     let script = "trap '' INT TERM; sleep 31.104 & wait";
     let (v, dir, _) = exec(
@@ -235,7 +215,6 @@ fn a_signal_ladder_climbs_while_the_program_lives() {
 }
 
 /// `--trace` writes the timeline of passing trials too.
-#[test]
 fn with_trace_a_passing_trial_leaves_its_timeline() {
     let (v, dir, code) = exec(
         "exec-trace",
@@ -262,7 +241,6 @@ fn with_trace_a_passing_trial_leaves_its_timeline() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn a_program_that_never_exits_is_a_hang_naming_what_blocks() {
     let (v, dir, _) = exec(
         "exec-hang",
@@ -282,7 +260,6 @@ fn a_program_that_never_exits_is_a_hang_naming_what_blocks() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn bad_exec_input_is_refused_with_the_reason() {
     let long_name = "n".repeat(65);
     for (args, says) in [
@@ -332,7 +309,6 @@ fn bad_exec_input_is_refused_with_the_reason() {
 /// Issue 14, item 3: every leaked process is named with its lineage, and
 /// a failing trial leaves its timeline as Chrome trace-event JSON holding
 /// every process of the trial.
-#[test]
 fn a_leaked_process_is_named_with_its_lineage_and_the_trial_traced() {
     let (v, dir, _) = exec(
         "exec-lineage",
@@ -379,4 +355,18 @@ fn a_leaked_process_is_named_with_its_lineage_and_the_trial_traced() {
         assert!(rows.iter().any(|r| r.starts_with(name)), "{name}: {rows:?}");
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+tests! {
+    a_printing_program_passes;
+    a_python_program_passes_or_fails_by_its_exit_status needs testkit::PYTHON3;
+    an_unexpected_exit_status_is_a_fail_with_its_status_and_stderr;
+    a_background_child_left_behind_is_an_orphan_named_and_cleaned_up;
+    with_capture_a_child_holding_stdout_is_a_leak_naming_it;
+    a_kill_after_the_start_tells_a_clean_shutdown_from_an_orphaning_one;
+    a_signal_ladder_climbs_while_the_program_lives;
+    with_trace_a_passing_trial_leaves_its_timeline;
+    a_program_that_never_exits_is_a_hang_naming_what_blocks;
+    bad_exec_input_is_refused_with_the_reason;
+    a_leaked_process_is_named_with_its_lineage_and_the_trial_traced;
 }

@@ -61,7 +61,6 @@ fn run_args<'a>(scenario: &'a str, dir: &'a Path, extra: &[&'a str]) -> Vec<&'a 
     args
 }
 
-#[test]
 fn lab_run_nested_exits_0_as_expected_under_both_strategies() {
     let dir = out_dir("expect-nested");
     let out = lab(&run_args("nested", &dir, &[]), &[]);
@@ -110,7 +109,6 @@ fn lab_run_nested_exits_0_as_expected_under_both_strategies() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn a_broken_expectation_exits_1_with_unexpected() {
     let tmp = tempfile::tempdir().unwrap();
     let file = broken_nested(tmp.path());
@@ -203,7 +201,6 @@ fn soak_status<'a>(v: &'a Value, strat: &str) -> &'a Value {
     &soak_group(v, strat)["status"]
 }
 
-#[test]
 fn lab_soak_judges_the_file_s_expectation_and_gate_overrides_it() {
     let (code, v) = soak("nested", &[]);
     assert_eq!(code, Some(0), "{v}");
@@ -228,4 +225,10 @@ fn lab_soak_judges_the_file_s_expectation_and_gate_overrides_it() {
     assert_eq!(code, Some(0), "{v}");
     assert_eq!(soak_status(&v, "legacy"), "as_expected");
     assert_eq!(v["gate"]["failures"], 0);
+}
+
+tests! {
+    lab_run_nested_exits_0_as_expected_under_both_strategies;
+    a_broken_expectation_exits_1_with_unexpected;
+    lab_soak_judges_the_file_s_expectation_and_gate_overrides_it;
 }

@@ -5,16 +5,18 @@ use std::io::Write;
 
 use serde_json::Value;
 
-use super::{
-    json_judged, kept_hang, lab_run, live_lab_processes, named, out_dir, strategy, KeptHang,
-    ONE_LAB_AT_A_TIME,
-};
+use super::{json_judged, kept_hang, lab_run, lab_run_env, named, out_dir, strategy, KeptHang};
 
 /// `lab run NAME --seed 1 --trials 1 --strategy S --format json` plus
 /// `extra`: the strategy's summary, after checking that the CSV row names
 /// the diagnosis files and that both exist.
 fn diagnosed(name: &str, strat: &str, extra: &[&str]) -> Value {
-    let (out, dir) = lab_run(name, 1, &[strat], extra);
+    diagnosed_env(name, strat, extra, &[])
+}
+
+/// [`diagnosed`] with the variables `envs` set for the lab.
+fn diagnosed_env(name: &str, strat: &str, extra: &[&str], envs: &[(&str, &str)]) -> Value {
+    let (out, dir) = lab_run_env(name, 1, &[strat], extra, envs);
     // A reproduction the scenario expects: exit status 0.
     let v = json_judged(&out);
     assert_eq!(v["as_expected"], true, "{v}");
@@ -74,7 +76,6 @@ fn ints(v: &Value) -> Vec<i64> {
         .collect()
 }
 
-#[test]
 fn stdio_dup_names_the_writer_elsewhere_and_the_duplicated_stdio() {
     let s = diagnosed("stdio-dup", "legacy", &[]);
     assert_eq!(s["hang"], 1, "{s:#}");
@@ -108,7 +109,6 @@ fn stdio_dup_names_the_writer_elsewhere_and_the_duplicated_stdio() {
     assert_eq!(named(&s["signatures"], "duplicated-stdio"), Some(1));
 }
 
-#[test]
 fn lifeline_leak_names_every_survivor_a_self_pipe_keeper() {
     let s = diagnosed("lifeline-leak", "lifeline-leaky", &[]);
     assert_eq!(s["orphan"], 1, "{s:#}");
@@ -135,7 +135,6 @@ fn lifeline_leak_names_every_survivor_a_self_pipe_keeper() {
     assert_eq!(named(&s["signatures"], "self-pipe-keeper"), Some(1));
 }
 
-#[test]
 fn the_attendant_copies_are_lone_futex_waiters() {
     let s = diagnosed("mt-fork-attendant", "legacy", &[]);
     assert_eq!(s["hang"], 1, "{s:#}");
@@ -159,7 +158,6 @@ fn the_attendant_copies_are_lone_futex_waiters() {
     );
 }
 
-#[test]
 fn pipe_fill_names_the_full_pipe_and_its_reader() {
     let s = diagnosed("pipe-fill", "legacy", &[]);
     assert_eq!(s["hang"], 1, "{s:#}");
@@ -178,34 +176,44 @@ fn pipe_fill_names_the_full_pipe_and_its_reader() {
     assert!(signatures(d, "duplicated-stdio").is_empty(), "{d:#}");
 }
 
-#[test]
-fn gdb_backtraces_or_a_note_saying_why_not() {
+fn with_gdb_every_process_has_a_backtrace() {
     let s = diagnosed("pipe-fill", "legacy", &["--gdb"]);
     let d = &s["diagnosis"];
-    let have_gdb = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("gdb").is_file()));
-    if have_gdb {
-        for p in d["processes"].as_array().unwrap() {
-            let bt = p["backtrace"].as_str().unwrap_or_default();
-            assert!(bt.contains("#0"), "no backtrace for pid {}: {bt}", p["pid"]);
-        }
-    } else {
-        let notes = d["notes"].to_string();
-        assert!(notes.contains("gdb is not installed"), "{notes}");
+    for p in d["processes"].as_array().unwrap() {
+        let bt = p["backtrace"].as_str().unwrap_or_default();
+        assert!(bt.contains("#0"), "no backtrace for pid {}: {bt}", p["pid"]);
+    }
+}
+
+/// Where gdb is not found (here: a `PATH` of an empty directory), `--gdb`
+/// says so in a note of the diagnosis, which is written without
+/// backtraces.
+fn without_gdb_a_note_says_why_not() {
+    let empty = tempfile::tempdir().unwrap();
+    let s = diagnosed_env(
+        "pipe-fill",
+        "legacy",
+        &["--gdb"],
+        &[("PATH", empty.path().to_str().unwrap())],
+    );
+    let d = &s["diagnosis"];
+    let notes = d["notes"].to_string();
+    assert!(notes.contains("gdb is not installed"), "{notes}");
+    for p in d["processes"].as_array().unwrap() {
+        assert!(p["backtrace"].is_null(), "{p}");
     }
 }
 
 /// `--keep-hung` leaves the hung tree alive until Enter, then nothing of it
 /// remains.
-#[test]
 fn keep_hung_holds_the_tree_until_enter() {
-    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = out_dir("keep-hung");
     let KeptHang {
         mut lab,
         mut err,
         said,
         pids,
+        marker,
         ..
     } = kept_hang(&dir, "2");
     assert!(said.contains("gdb -p"), "{said}");
@@ -244,11 +252,10 @@ fn keep_hung_holds_the_tree_until_enter() {
             1
         );
     }
-    assert_eq!(live_lab_processes(), Vec::<i32>::new());
+    marker.assert_gone("the release of the kept tree");
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn a_diagnosis_past_max_diagnoses_is_brief_and_keeps_its_signatures() {
     // One supervisor: once trial 0's diagnosis is written, trials 1 and 2
     // read only what finds the signatures (their diagnoses are not
@@ -284,4 +291,15 @@ fn a_diagnosis_past_max_diagnoses_is_brief_and_keeps_its_signatures() {
     }
     assert_eq!(rows.iter().filter(|r| !r[diag].is_empty()).count(), 1);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+tests! {
+    stdio_dup_names_the_writer_elsewhere_and_the_duplicated_stdio;
+    lifeline_leak_names_every_survivor_a_self_pipe_keeper;
+    the_attendant_copies_are_lone_futex_waiters;
+    pipe_fill_names_the_full_pipe_and_its_reader;
+    with_gdb_every_process_has_a_backtrace needs testkit::GDB;
+    without_gdb_a_note_says_why_not;
+    keep_hung_holds_the_tree_until_enter;
+    a_diagnosis_past_max_diagnoses_is_brief_and_keeps_its_signatures;
 }

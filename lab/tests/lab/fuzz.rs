@@ -28,7 +28,6 @@ fn fuzz(cases: &str, dir: &Path, regressions: &Path, extra: &[&str]) -> (Value, 
     (json(&out), out.status.code().unwrap_or(-1))
 }
 
-#[test]
 fn legacy_fails_shrinks_replays_and_is_kept_as_a_regression() {
     let dir = out_dir("fuzz-legacy");
     let regressions = dir.join("regressions");
@@ -141,7 +140,6 @@ fn legacy_fails_shrinks_replays_and_is_kept_as_a_regression() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn canonical_holds_the_property_over_the_same_cases() {
     let dir = out_dir("fuzz-canonical");
     let regressions = dir.join("regressions");
@@ -166,7 +164,6 @@ fn canonical_holds_the_property_over_the_same_cases() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn bad_input_exits_2_before_anything_runs() {
     let dir = out_dir("fuzz-bad");
     let out = lab(
@@ -206,4 +203,10 @@ fn bad_input_exits_2_before_anything_runs() {
         "no run directory"
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+tests! {
+    legacy_fails_shrinks_replays_and_is_kept_as_a_regression;
+    canonical_holds_the_property_over_the_same_cases;
+    bad_input_exits_2_before_anything_runs;
 }

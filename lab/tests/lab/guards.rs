@@ -97,7 +97,6 @@ impl Run {
     }
 }
 
-#[test]
 fn a_copy_of_the_attendant_node_is_refused_at_plan_time_under_canonical() {
     let r = run("mt-fork-attendant", 5, &["canonical"]);
     r.assert_panics(
@@ -110,7 +109,6 @@ fn a_copy_of_the_attendant_node_is_refused_at_plan_time_under_canonical() {
     assert!(r.rows("canonical").all(|row| row["nodes_spawned"] == "0"));
 }
 
-#[test]
 fn the_attendant_owner_check_panics_a_copy_at_run_time() {
     let r = run("mt-fork-attendant", 5, &[NOEXEC_GUARDED]);
     let grouped = r.assert_panics(
@@ -150,7 +148,6 @@ fn the_attendant_owner_check_panics_a_copy_at_run_time() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn duplicated_stdio_is_a_panic_of_the_stdio_audit_under_canonical() {
     let r = run("stdio-dup", 5, &["canonical"]);
     let reasons = r.assert_panics(
@@ -165,7 +162,6 @@ fn duplicated_stdio_is_a_panic_of_the_stdio_audit_under_canonical() {
     );
 }
 
-#[test]
 fn a_lifeline_write_end_in_the_child_is_a_panic_with_guards_and_an_orphan_without() {
     let guarded = "create=fork,death=lifeline,observe=pidfd,guards=on";
     let r = run("lifeline-leak", 5, &[guarded, "lifeline-leaky"]);
@@ -185,7 +181,6 @@ fn a_lifeline_write_end_in_the_child_is_a_panic_with_guards_and_an_orphan_withou
     assert_eq!(leaky["panic"].as_u64(), Some(0), "{leaky}");
 }
 
-#[test]
 fn a_node_threaded_at_run_time_is_refused_at_spawn_time_where_clone3_refused() {
     let file = scenario("threaded-at-run-time.toml");
     // The plan marks no copy of a threaded node: the plan-time check passes.
@@ -205,7 +200,6 @@ fn a_node_threaded_at_run_time_is_refused_at_spawn_time_where_clone3_refused() {
     );
 }
 
-#[test]
 fn check_and_plan_print_a_refusal_and_exit_1() {
     let refusal = "refused at plan time under canonical: node 0 would be a copy";
     let out = lab(&["check", "mt-fork-attendant", "nested"], &[]);
@@ -267,7 +261,6 @@ fn check_and_plan_print_a_refusal_and_exit_1() {
     assert_eq!(out.status.code(), Some(0));
 }
 
-#[test]
 fn strategies_show_the_guards_switch() {
     let out = lab(&["strategies"], &[]);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -286,4 +279,14 @@ fn strategies_show_the_guards_switch() {
         // The columns: strategy, create, death, observe, guards, about.
         assert_eq!(line.split_whitespace().nth(4), Some(guards), "{line}");
     }
+}
+
+tests! {
+    a_copy_of_the_attendant_node_is_refused_at_plan_time_under_canonical;
+    the_attendant_owner_check_panics_a_copy_at_run_time;
+    duplicated_stdio_is_a_panic_of_the_stdio_audit_under_canonical;
+    a_lifeline_write_end_in_the_child_is_a_panic_with_guards_and_an_orphan_without;
+    a_node_threaded_at_run_time_is_refused_at_spawn_time_where_clone3_refused;
+    check_and_plan_print_a_refusal_and_exit_1;
+    strategies_show_the_guards_switch;
 }

@@ -10,12 +10,13 @@ use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
 
-use super::{json, lab, out_dir, wait_lab_processes_gone, LAB, ONE_LAB_AT_A_TIME};
+use super::{json, lab, out_dir, Marker, CGROUP, LAB, PIDNS};
 
 /// `lab soak --progress lines --format json -j 2 ARGS`, started with its
-/// stderr piped.
-fn start_soak(args: &[&str]) -> Child {
-    Command::new(LAB)
+/// stdout and stderr piped and `marker` in its environment.
+fn start_soak(marker: &Marker, args: &[&str]) -> Child {
+    marker
+        .command(LAB)
         .args(["soak", "--progress", "lines", "--format", "json", "-j", "2"])
         .args(args)
         .stdout(Stdio::piped())
@@ -110,18 +111,18 @@ fn set_trials(dir: &Path, trials: u64) {
     std::fs::write(&path, serde_json::to_string(&spec).unwrap()).unwrap();
 }
 
-#[test]
 fn a_second_writer_of_a_soak_directory_is_refused_and_names_the_holder() {
     let dir = finished_soak("lock", 1);
     set_trials(&dir, 12);
     let d = dir.to_str().unwrap();
     {
-        let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-        let mut first = start_soak(&["--resume", d]);
+        let marker = Marker::new();
+        let mut first = start_soak(&marker, &["--resume", d]);
         let err = first_progress_line(&mut first);
         // The first resume runs (it has reported a trial): a second one,
         // and a new soak on the same directory, are refused.
-        let second = Command::new(LAB)
+        let second = marker
+            .command(LAB)
             .args(["soak", "--progress", "none", "--resume", d])
             .output()
             .unwrap();
@@ -138,24 +139,23 @@ fn a_second_writer_of_a_soak_directory_is_refused_and_names_the_holder() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        wait_lab_processes_gone();
+        marker.wait_gone();
     }
     assert_once_each(&trial_keys(&dir), 24);
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn two_resumes_started_together_give_exactly_the_trial_count() {
     for round in 0..3 {
         let dir = finished_soak(&format!("two-resumes-{round}"), 1);
         set_trials(&dir, 8);
         let d = dir.to_str().unwrap();
         {
-            let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-            let a = start_soak(&["--resume", d]);
-            let b = start_soak(&["--resume", d]);
+            let marker = Marker::new();
+            let a = start_soak(&marker, &["--resume", d]);
+            let b = start_soak(&marker, &["--resume", d]);
             let (a, b) = (finish(a, None), finish(b, None));
-            wait_lab_processes_gone();
+            marker.wait_gone();
             let mut codes = [a.status.code(), b.status.code()];
             codes.sort();
             // Either one was refused while the other ran, or the second
@@ -177,7 +177,6 @@ fn two_resumes_started_together_give_exactly_the_trial_count() {
     }
 }
 
-#[test]
 fn a_torn_last_row_is_dropped_and_its_trial_runs_again() {
     let dir = finished_soak("torn", 4);
     let csv = dir.join("trials.csv");
@@ -214,7 +213,6 @@ fn a_torn_last_row_is_dropped_and_its_trial_runs_again() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn report_and_merge_refuse_a_trial_twice_in_one_csv() {
     let dir = finished_soak("twice", 1);
     let csv = dir.join("trials.csv");
@@ -250,7 +248,6 @@ fn secret() -> (tempfile::TempDir, PathBuf) {
     (tmp, secret)
 }
 
-#[test]
 fn a_planted_symlink_is_never_written_through() {
     let (tmp, secret) = secret();
     // A new soak whose directory already holds trials.csv -> secret.
@@ -299,7 +296,6 @@ fn a_planted_symlink_is_never_written_through() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn bench_works_in_a_fresh_private_directory_and_removes_it() {
     let tmp = tempfile::tempdir().unwrap();
     let o = lab(
@@ -316,36 +312,12 @@ fn bench_works_in_a_fresh_private_directory_and_removes_it() {
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
 
-/// Whether this process may make PID namespaces with `unshare(1)`.
-fn can_unshare() -> bool {
-    rustix::process::geteuid().is_root()
-        && Command::new("unshare")
-            .args(["--pid", "--fork", "--mount-proc", "true"])
-            .status()
-            .is_ok_and(|s| s.success())
-}
-
-/// Whether the lab gets a cgroup of its own here.
-fn has_cgroup() -> bool {
-    let Some(dir) = lab::cgroup::create_lab_cgroup() else {
-        return false;
-    };
-    lab::cgroup::remove_lab_cgroup(&dir);
-    true
-}
-
-#[test]
 fn two_labs_that_are_both_pid_1_run_at_once_with_their_control_verdicts() {
-    if !can_unshare() {
-        eprintln!(
-            "skipped: needs root and unshare(1) to start labs as PID 1 of their own PID namespaces"
-        );
-        return;
-    }
     let soak_dir = out_dir("pid1-soak");
     let run_dir = out_dir("pid1-run");
-    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let mut a = Command::new("unshare")
+    let marker = Marker::new();
+    let mut a = marker
+        .command("unshare")
         .args(["--pid", "--fork", "--mount-proc", LAB])
         .args([
             "soak",
@@ -370,7 +342,8 @@ fn two_labs_that_are_both_pid_1_run_at_once_with_their_control_verdicts() {
         .unwrap();
     // The first lab runs trials; the second starts now.
     let err = first_progress_line(&mut a);
-    let b = Command::new("unshare")
+    let b = marker
+        .command("unshare")
         .args(["--pid", "--fork", "--mount-proc", LAB])
         .args([
             "run", "nested", "--seed", "7", "--trials", "20", "--format", "json", "--out",
@@ -379,8 +352,7 @@ fn two_labs_that_are_both_pid_1_run_at_once_with_their_control_verdicts() {
         .output()
         .unwrap();
     let a = finish(a, Some(err));
-    wait_lab_processes_gone();
-    drop(_one);
+    marker.wait_gone();
     // Legacy orphans and canonical passes, as nested expects: exit 0.
     assert_eq!(
         b.status.code(),
@@ -418,15 +390,18 @@ fn two_labs_that_are_both_pid_1_run_at_once_with_their_control_verdicts() {
     let _ = std::fs::remove_dir_all(run_dir);
 }
 
-/// `lab janitor ARGS --format json`, run directly (the caller holds the
-/// one-lab lock): its exit status and the cgroups it reported.
+/// `lab janitor ARGS --format json`: its exit status and the cgroups it
+/// reported.
 fn janitor(args: &[&str]) -> (Option<i32>, Vec<Value>, String) {
-    let out = Command::new(LAB)
+    let marker = Marker::new();
+    let out = marker
+        .command(LAB)
         .arg("janitor")
         .args(args)
         .args(["--format", "json"])
         .output()
         .unwrap();
+    marker.assert_gone("`lab janitor`");
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     let cgroups = v["cgroups"].as_array().cloned().unwrap_or_default();
     (
@@ -457,22 +432,20 @@ fn start_ticks(pid: i32) -> u64 {
     rest.split_whitespace().nth(19).unwrap().parse().unwrap()
 }
 
-#[test]
 fn the_janitor_removes_the_cgroup_of_a_killed_lab_and_never_a_live_one() {
-    if !has_cgroup() {
-        eprintln!("skipped: no writable cgroup v2 here (run as root)");
-        return;
-    }
     let dir = out_dir("janitor");
-    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let mut soak = start_soak(&[
-        "--scenario",
-        "nested",
-        "--trials",
-        "1000",
-        "--out",
-        dir.to_str().unwrap(),
-    ]);
+    let marker = Marker::new();
+    let mut soak = start_soak(
+        &marker,
+        &[
+            "--scenario",
+            "nested",
+            "--trials",
+            "1000",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+    );
     let _err = first_progress_line(&mut soak);
     let lab_start = start_ticks(soak.id() as i32);
     // While it runs, its cgroup is live: listed so, and never removed.
@@ -532,7 +505,7 @@ fn the_janitor_removes_the_cgroup_of_a_killed_lab_and_never_a_live_one() {
     assert_eq!(cgroups[0]["removed"], true, "{cgroups:?}");
     assert!(!Path::new(&path).exists());
     // What the trials left (their processes were in its cgroup) is gone.
-    wait_lab_processes_gone();
+    marker.wait_gone();
     // Bad input: a path that is no cgroup.
     let (code, _, err) = janitor(&["--remove", "/no/such/cgroup"]);
     assert_eq!(code, Some(2), "{err}");
@@ -548,23 +521,66 @@ fn the_janitor_removes_the_cgroup_of_a_killed_lab_and_never_a_live_one() {
             .count(),
         0
     );
-    drop(_one);
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// The lab cgroups under this process's own cgroup (where a lab makes its).
-fn lab_cgroups() -> std::collections::BTreeSet<PathBuf> {
-    let Some(own) = lab::cgroup::own_cgroup() else {
-        return Default::default();
-    };
-    std::fs::read_dir(own)
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with("lab."))
-                .map(|e| e.path())
-                .collect()
-        })
-        .unwrap_or_default()
+/// A cgroup of one test's own, `lab-test.MARKER` under this process's
+/// cgroup: a lab started with [`TestCgroup::enter`] runs in it, and so
+/// makes its lab cgroup there, where only this test looks. Removed (it
+/// must be empty by then) when dropped.
+struct TestCgroup {
+    dir: PathBuf,
+    procs: std::fs::File,
+}
+
+impl TestCgroup {
+    /// A new, empty one, named after `marker`.
+    fn new(marker: &Marker) -> TestCgroup {
+        let own = lab::cgroup::own_cgroup().expect("a cgroup v2 hierarchy");
+        let dir = own.join(format!("lab-test.{}", marker.0));
+        std::fs::create_dir(&dir).unwrap();
+        let procs = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join("cgroup.procs"))
+            .unwrap();
+        TestCgroup { dir, procs }
+    }
+
+    /// Make `cmd`'s process join this cgroup before it runs the program.
+    fn enter(&self, cmd: &mut Command) {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let fd = self.procs.as_raw_fd();
+        // SAFETY: the closure runs in the child between fork and exec, and
+        // only calls write(2) (async-signal-safe, no allocation) on a file
+        // this struct keeps open for as long as commands are started with it.
+        unsafe {
+            cmd.pre_exec(move || {
+                // "0": the writing process itself (cgroup-v2.rst, cgroup.procs).
+                let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
+                rustix::io::write(fd, b"0")?;
+                Ok(())
+            });
+        }
+    }
+
+    /// The lab cgroups made in it (named `lab.` and a suffix).
+    fn lab_cgroups(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(&self.dir)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("lab."))
+                    .map(|e| e.path())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.dir);
+    }
 }
 
 /// Spin (no sleep: the lab's own progress is the clock) until `ready`
@@ -581,25 +597,18 @@ fn spin_until(child: &mut Child, mut ready: impl FnMut() -> bool) -> bool {
     }
 }
 
-#[test]
 fn a_lab_ended_by_a_signal_at_any_moment_leaves_no_cgroup_and_no_process() {
-    if !has_cgroup() {
-        println!("skipped: no writable cgroup v2 here, so no lab cgroup to leave");
-        return;
-    }
-    let _one = super::ONE_LAB_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
     // A shell without job control starts background commands with SIGINT
     // ignored, and an ignored signal is inherited across fork and exec: the
     // lab would then drop a SIGINT that comes before its handler exists
     // and run to the end. Its default action back, for this process and so
     // for every lab it starts, as in a foreground shell.
     lifeline::set_ignored(rustix::process::Signal::INT, false).unwrap();
-    let before = lab_cgroups();
+    let marker = Marker::new();
+    let cgroup = TestCgroup::new(&marker);
     let out = out_dir("signalled");
     let trial_cgroup_exists = || {
-        lab_cgroups().difference(&before).any(|d| {
+        cgroup.lab_cgroups().iter().any(|d| {
             std::fs::read_dir(d).is_ok_and(|mut e| e.any(|e| e.is_ok_and(|e| e.path().is_dir())))
         })
     };
@@ -607,16 +616,16 @@ fn a_lab_ended_by_a_signal_at_any_moment_leaves_no_cgroup_and_no_process() {
         // The moments: at once; as soon as its lab cgroup exists (before
         // any supervisor knows it); as soon as a trial runs in it.
         for moment in 0..3 {
-            let mut child = Command::new(LAB)
-                .args(["run", "nested", "--trials", "50", "--out"])
+            let mut cmd = marker.command(LAB);
+            cmd.args(["run", "nested", "--trials", "50", "--out"])
                 .arg(&out)
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
+                .stderr(Stdio::null());
+            cgroup.enter(&mut cmd);
+            let mut child = cmd.spawn().unwrap();
             let reached = match moment {
                 0 => true,
-                1 => spin_until(&mut child, || lab_cgroups() != before),
+                1 => spin_until(&mut child, || !cgroup.lab_cgroups().is_empty()),
                 _ => spin_until(&mut child, trial_cgroup_exists),
             };
             assert!(reached, "the lab ended before moment {moment}");
@@ -632,14 +641,17 @@ fn a_lab_ended_by_a_signal_at_any_moment_leaves_no_cgroup_and_no_process() {
                 by_signal || stopped,
                 "{signal:?} at moment {moment}: {status:?}"
             );
-            wait_lab_processes_gone();
+            marker.wait_gone();
             assert_eq!(
-                lab_cgroups(),
-                before,
+                cgroup.lab_cgroups(),
+                Vec::<PathBuf>::new(),
                 "{signal:?} at moment {moment} left a lab cgroup"
             );
         }
     }
+    let dir = cgroup.dir.clone();
+    drop(cgroup);
+    assert!(!dir.exists(), "{} is left", dir.display());
     let _ = std::fs::remove_dir_all(&out);
 }
 
@@ -655,7 +667,6 @@ fn trial_cgroups(dir: &Path) -> Vec<String> {
     names
 }
 
-#[test]
 fn a_supervisor_reuses_a_trial_cgroup_left_empty_never_a_killed_one_and_removes_it_at_its_end() {
     use lab::plan::Plan;
     use lab::scenario::Scenario;
@@ -669,14 +680,8 @@ fn a_supervisor_reuses_a_trial_cgroup_left_empty_never_a_killed_one_and_removes_
             lab::cgroup::remove_lab_cgroup(&self.0);
         }
     }
-    let Some(dir) = lab::cgroup::create_lab_cgroup() else {
-        println!("skipped: no writable cgroup v2 here, so no trial cgroup to reuse");
-        return;
-    };
+    let dir = lab::cgroup::create_lab_cgroup().expect("a lab cgroup");
     let removed = Removed(dir.clone());
-    let _one = super::ONE_LAB_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
     let plan = Plan::new(&Scenario::load("nested").unwrap(), 1);
     let mut sup = Supervisor::start(Path::new(LAB), Some(&dir)).unwrap();
     let mut trial = 0;
@@ -723,4 +728,17 @@ fn a_supervisor_reuses_a_trial_cgroup_left_empty_never_a_killed_one_and_removes_
     assert_eq!(trial_cgroups(&dir), Vec::<String>::new());
     drop(removed);
     assert!(!dir.exists());
+}
+
+tests! {
+    a_second_writer_of_a_soak_directory_is_refused_and_names_the_holder;
+    two_resumes_started_together_give_exactly_the_trial_count;
+    a_torn_last_row_is_dropped_and_its_trial_runs_again;
+    report_and_merge_refuse_a_trial_twice_in_one_csv;
+    a_planted_symlink_is_never_written_through;
+    bench_works_in_a_fresh_private_directory_and_removes_it;
+    two_labs_that_are_both_pid_1_run_at_once_with_their_control_verdicts needs testkit::ROOT, PIDNS;
+    the_janitor_removes_the_cgroup_of_a_killed_lab_and_never_a_live_one needs CGROUP;
+    a_lab_ended_by_a_signal_at_any_moment_leaves_no_cgroup_and_no_process needs CGROUP;
+    a_supervisor_reuses_a_trial_cgroup_left_empty_never_a_killed_one_and_removes_it_at_its_end needs CGROUP;
 }

@@ -5,9 +5,9 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
-use super::{out_dir, wait_lab_processes_gone, LAB, ONE_LAB_AT_A_TIME};
+use super::{out_dir, Marker, LAB};
 
 /// Send SIGINT to `child` (by its pid: the test's own child).
 fn interrupt(child: &Child) {
@@ -16,16 +16,18 @@ fn interrupt(child: &Child) {
 }
 
 /// Start the lab with `args`, its stdout and stderr piped; its stderr to
-/// read line by line.
-fn start(args: &[&std::ffi::OsStr]) -> (Child, BufReader<std::process::ChildStderr>) {
-    let mut lab = Command::new(LAB)
+/// read line by line, and its marker.
+fn start(args: &[&std::ffi::OsStr]) -> (Child, BufReader<std::process::ChildStderr>, Marker) {
+    let marker = Marker::new();
+    let mut lab = marker
+        .command(LAB)
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let err = BufReader::new(lab.stderr.take().unwrap());
-    (lab, err)
+    (lab, err, marker)
 }
 
 /// Ctrl-C to `lab`, then the rest of its stderr (after `said`) and its
@@ -33,6 +35,7 @@ fn start(args: &[&std::ffi::OsStr]) -> (Child, BufReader<std::process::ChildStde
 fn stop(
     mut lab: Child,
     mut err: BufReader<std::process::ChildStderr>,
+    marker: Marker,
     said: &mut String,
 ) -> String {
     interrupt(&lab);
@@ -41,7 +44,7 @@ fn stop(
     lab.stdout.take().unwrap().read_to_string(&mut out).unwrap();
     let status = lab.wait().unwrap();
     assert_eq!(status.code(), Some(130), "{status:?}\n{out}\n{said}");
-    wait_lab_processes_gone();
+    marker.wait_gone();
     out
 }
 
@@ -50,11 +53,9 @@ fn csv_rows(path: &Path) -> usize {
     std::fs::read_to_string(path).map_or(0, |t| t.lines().count().saturating_sub(1))
 }
 
-#[test]
 fn a_soak_interrupted_with_ctrl_c_prints_its_partial_summary_and_how_to_resume() {
-    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = out_dir("ctrl-c-soak");
-    let (lab, mut err) = start(&[
+    let (lab, mut err, marker) = start(&[
         "soak".as_ref(),
         "--scenario".as_ref(),
         "nested".as_ref(),
@@ -82,7 +83,7 @@ fn a_soak_interrupted_with_ctrl_c_prints_its_partial_summary_and_how_to_resume()
         ),
         "{said}"
     );
-    let out = stop(lab, err, &mut said);
+    let out = stop(lab, err, marker, &mut said);
     assert!(said.contains("lab: interrupted: no new trials"), "{said}");
     // The partial summary counts exactly the rows the CSV holds.
     let rows = csv_rows(&dir.join("trials.csv"));
@@ -102,11 +103,9 @@ fn a_soak_interrupted_with_ctrl_c_prints_its_partial_summary_and_how_to_resume()
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn a_run_interrupted_with_ctrl_c_prints_the_summary_of_the_trials_done() {
-    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = out_dir("ctrl-c-run");
-    let (lab, mut err) = start(&[
+    let (lab, mut err, marker) = start(&[
         "run".as_ref(),
         "nested".as_ref(),
         "--trials".as_ref(),
@@ -129,7 +128,7 @@ fn a_run_interrupted_with_ctrl_c_prints_the_summary_of_the_trials_done() {
         assert!(polls < 50_000_000, "no rows in {}", csv.display());
         std::thread::yield_now();
     }
-    let out = stop(lab, err, &mut String::new());
+    let out = stop(lab, err, marker, &mut String::new());
     let rows = csv_rows(&csv);
     assert!((3..2000).contains(&rows), "{rows} rows");
     assert!(
@@ -151,12 +150,10 @@ fn a_run_interrupted_with_ctrl_c_prints_the_summary_of_the_trials_done() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn a_fuzz_interrupted_with_ctrl_c_prints_its_partial_summary() {
-    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = out_dir("ctrl-c-fuzz");
     let regressions = dir.join("regressions");
-    let (lab, mut err) = start(&[
+    let (lab, mut err, marker) = start(&[
         "fuzz".as_ref(),
         "--strategy".as_ref(),
         "legacy".as_ref(),
@@ -176,10 +173,16 @@ fn a_fuzz_interrupted_with_ctrl_c_prints_its_partial_summary() {
         said.starts_with("lab fuzz  seed 1  strategies legacy  1000 cases"),
         "{said}"
     );
-    let out = stop(lab, err, &mut said);
+    let out = stop(lab, err, marker, &mut said);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["interrupted"], true, "{v}");
     let ran = v["strategies"][0]["cases_run"].as_u64().unwrap_or(0);
     assert!(ran < 1000, "{v}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+tests! {
+    a_soak_interrupted_with_ctrl_c_prints_its_partial_summary_and_how_to_resume;
+    a_run_interrupted_with_ctrl_c_prints_the_summary_of_the_trials_done;
+    a_fuzz_interrupted_with_ctrl_c_prints_its_partial_summary;
 }

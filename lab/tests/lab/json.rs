@@ -90,7 +90,6 @@ fn subcommands() -> BTreeSet<String> {
         .collect()
 }
 
-#[test]
 fn every_command_prints_snake_case_json_with_its_schema() {
     let mut covered: BTreeSet<&str> = BTreeSet::new();
     let dir = out_dir("json");
@@ -280,7 +279,6 @@ fn every_command_prints_snake_case_json_with_its_schema() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
 fn list_prints_whole_sentences_and_its_json_the_expectations() {
     let out = lab(&["list"], &[]);
     assert_eq!(out.status.code(), Some(0));
@@ -319,4 +317,9 @@ fn list_prints_whole_sentences_and_its_json_the_expectations() {
     for s in scenarios {
         assert!(s["expect"].as_array().is_some_and(|e| !e.is_empty()), "{s}");
     }
+}
+
+tests! {
+    every_command_prints_snake_case_json_with_its_schema;
+    list_prints_whole_sentences_and_its_json_the_expectations;
 }

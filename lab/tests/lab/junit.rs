@@ -100,7 +100,6 @@ fn check_ctrf(path: &Path, junit: &junit_parser::TestSuites) {
     );
 }
 
-#[test]
 fn a_casebook_soak_writes_one_junit_test_case_per_cell_and_a_broken_expectation_fails() {
     let dir = out_dir("junit-soak");
     std::fs::create_dir_all(&dir).unwrap();
@@ -202,7 +201,6 @@ fn a_casebook_soak_writes_one_junit_test_case_per_cell_and_a_broken_expectation_
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn max_diagnoses_bounds_the_files_written_and_the_csv_keeps_every_row() {
     let dir = out_dir("max-diagnoses");
     let xml = dir.join("run.xml");
@@ -279,7 +277,6 @@ fn max_diagnoses_bounds_the_files_written_and_the_csv_keeps_every_row() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn a_bad_junit_path_is_refused_before_anything_runs() {
     let dir = out_dir("junit-bad");
     std::fs::create_dir_all(&dir).unwrap();
@@ -310,7 +307,6 @@ fn a_bad_junit_path_is_refused_before_anything_runs() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn a_suite_writes_one_junit_test_case_per_member_and_the_order_dependent_one_fails() {
     let dir = out_dir("junit-suite");
     std::fs::create_dir_all(&dir).unwrap();
@@ -359,7 +355,6 @@ fn a_suite_writes_one_junit_test_case_per_member_and_the_order_dependent_one_fai
 
 /// `lab exec --junit FILE`: one test case for the program, a failure whose
 /// message carries the verdict counts.
-#[test]
 fn exec_writes_a_junit_case_for_the_program() {
     let dir = out_dir("exec-junit");
     std::fs::create_dir_all(&dir).unwrap();
@@ -388,4 +383,12 @@ fn exec_writes_a_junit_case_for_the_program() {
     let text = format!("{:?}", case.status);
     assert!(text.contains("fail"), "{text}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+tests! {
+    a_casebook_soak_writes_one_junit_test_case_per_cell_and_a_broken_expectation_fails;
+    max_diagnoses_bounds_the_files_written_and_the_csv_keeps_every_row;
+    a_bad_junit_path_is_refused_before_anything_runs;
+    a_suite_writes_one_junit_test_case_per_member_and_the_order_dependent_one_fails;
+    exec_writes_a_junit_case_for_the_program;
 }

@@ -20,7 +20,6 @@ fn pid_namespace_column(csv: &str) -> Vec<String> {
 /// (`pid-one.toml`): PID 1 of the trial's namespace is its supervisor, and
 /// the trial's `/proc` is its own. With the namespace turned off the same
 /// check fails (the node sleeps on: a hang), and every row says `none`.
-#[test]
 fn the_supervisor_is_pid_1_of_the_trials_own_namespace() {
     let (out, dir) = lab_run(&scenario("pid-one.toml"), 3, &["canonical", "legacy"], &[]);
     let v = json(&out);
@@ -101,17 +100,9 @@ fn the_supervisor_is_pid_1_of_the_trials_own_namespace() {
 /// one namespace up: a kill by PID that escaped the trial would land on
 /// one of them. Each bystander is then ended with SIGTERM and waited for:
 /// every one must report SIGTERM (143), none SIGKILL. Needs root (for
-/// `unshare --pid` and `ns_last_pid`): skipped with a message without it.
-#[test]
+/// `unshare --pid` and `ns_last_pid`).
 fn a_legacy_trial_cannot_signal_a_process_outside_it() {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!(
-            "skipped: a_legacy_trial_cannot_signal_a_process_outside_it needs root \
-             (unshare --pid and /proc/sys/kernel/ns_last_pid)"
-        );
-        return;
-    }
-    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let marker = Marker::new();
     let dir = out_dir("bystanders");
     // 5 trials on one supervisor (-j 1): at most 15 nodes each, so every
     // PID a node gets inside (2 to 76) is a bystander's outside.
@@ -133,7 +124,8 @@ fn a_legacy_trial_cannot_signal_a_process_outside_it() {
             echo "ended: $p $?"
         done
     "#;
-    let out = Command::new("unshare")
+    let out = marker
+        .command("unshare")
         .args(["--pid", "--fork", "--mount-proc", "sh", "-c", script])
         .env("LAB", LAB)
         .env("OUT", &dir)
@@ -163,7 +155,7 @@ fn a_legacy_trial_cannot_signal_a_process_outside_it() {
     assert_eq!(ended.len(), 120, "{said}");
     let harmed: Vec<&&str> = ended.iter().filter(|l| !l.ends_with(" 143")).collect();
     assert!(harmed.is_empty(), "bystanders hit by the trial: {harmed:?}");
-    assert_eq!(live_lab_processes(), Vec::<i32>::new());
+    marker.assert_gone("the PID namespace of the bystanders");
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(dir.with_extension("json"));
 }
@@ -173,18 +165,17 @@ fn a_legacy_trial_cannot_signal_a_process_outside_it() {
 /// (and the one of `attach: gdb -p PID`) is, in this test's `/proc`, a live
 /// process whose `NSpid:` line starts with that PID and has a second,
 /// inner number (it lives in a PID namespace below ours), all of them in
-/// one namespace (the trial's). Where the lab could make no namespace (the
-/// row says `none`) there is nothing to translate: skipped with a message.
-#[test]
+/// one namespace (the trial's). Needs a PID namespace (without one the
+/// row says `none` and there is nothing to translate).
 fn keep_hung_prints_pids_of_the_labs_namespace() {
     use std::io::Write;
-    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = out_dir("keep-hung-pidns");
     let KeptHang {
         mut lab,
         said,
         pids,
         attach,
+        marker,
         ..
     } = kept_hang(&dir, "1");
     assert!(!pids.is_empty(), "{said}");
@@ -219,28 +210,25 @@ fn keep_hung_prints_pids_of_the_labs_namespace() {
         .find(|p| p.is_file())
         .unwrap();
     let mode = pid_namespace_column(csv.to_str().unwrap());
-    if mode == ["none"] {
-        eprintln!("skipped: keep_hung_prints_pids_of_the_labs_namespace: no PID namespace here");
-    } else {
-        let mut inner = Vec::new();
-        for (p, nspid, ns) in &seen {
-            assert_eq!(
-                nspid.first(),
-                Some(&p.to_string()),
-                "pid {p}: {nspid:?}\n{said}"
-            );
-            assert!(
-                nspid.len() >= 2,
-                "pid {p} is not in a namespace below ours: {nspid:?}"
-            );
-            let ns = ns.clone().unwrap();
-            assert_ne!(ns, ours);
-            inner.push(ns);
-        }
-        inner.dedup();
-        assert_eq!(inner.len(), 1, "{inner:?}");
+    assert_ne!(mode, ["none"], "the trial ran without a PID namespace");
+    let mut inner = Vec::new();
+    for (p, nspid, ns) in &seen {
+        assert_eq!(
+            nspid.first(),
+            Some(&p.to_string()),
+            "pid {p}: {nspid:?}\n{said}"
+        );
+        assert!(
+            nspid.len() >= 2,
+            "pid {p} is not in a namespace below ours: {nspid:?}"
+        );
+        let ns = ns.clone().unwrap();
+        assert_ne!(ns, ours);
+        inner.push(ns);
     }
-    assert_eq!(live_lab_processes(), Vec::<i32>::new());
+    inner.dedup();
+    assert_eq!(inner.len(), 1, "{inner:?}");
+    marker.assert_gone("the release of the kept tree");
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -249,24 +237,17 @@ fn keep_hung_prints_pids_of_the_labs_namespace() {
 /// capability (`setpriv --bounding-set -all`), neither form can be made;
 /// `nested` still gives its verdicts, the header names the fallback and
 /// why, and every row says `none`. Needs root (to make that user
-/// namespace and set its limit): skipped with a message without it.
-#[test]
+/// namespace and set its limit).
 fn without_namespaces_trials_fall_back_and_say_so() {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!(
-            "skipped: without_namespaces_trials_fall_back_and_say_so needs root \
-             (a user namespace whose limit it sets)"
-        );
-        return;
-    }
-    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let marker = Marker::new();
     let dir = out_dir("no-namespace");
     let script = r#"
         echo 0 > /proc/sys/user/max_user_namespaces || exit 90
         exec setpriv --bounding-set -all --inh-caps -all \
             "$LAB" run nested --seed 7 --trials 3 --out "$OUT"
     "#;
-    let out = Command::new("unshare")
+    let out = marker
+        .command("unshare")
         .args(["--user", "--map-root-user", "sh", "-c", script])
         .env("LAB", LAB)
         .env("OUT", &dir)
@@ -307,6 +288,13 @@ fn without_namespaces_trials_fall_back_and_say_so() {
         pid_namespace_column(csv.to_str().unwrap()),
         vec!["none".to_string(); 6]
     );
-    assert_eq!(live_lab_processes(), Vec::<i32>::new());
+    marker.assert_gone("the user namespace without PID namespaces");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+tests! {
+    the_supervisor_is_pid_1_of_the_trials_own_namespace needs PIDNS;
+    a_legacy_trial_cannot_signal_a_process_outside_it needs testkit::ROOT, PIDNS;
+    keep_hung_prints_pids_of_the_labs_namespace needs PIDNS;
+    without_namespaces_trials_fall_back_and_say_so needs testkit::ROOT;
 }

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use super::{lab, live_lab_processes, out_dir, LAB, ONE_LAB_AT_A_TIME};
+use super::{lab, out_dir, Marker, LAB};
 
 /// The variables that decide colour, removed from every run of these tests
 /// unless the test sets them.
@@ -17,8 +17,8 @@ const COLOUR_VARS: [&str; 4] = ["NO_COLOR", "CLICOLOR_FORCE", "CLICOLOR", "TERM"
 /// variables removed and then `envs` set; assert that nothing of it is
 /// left alive.
 fn lab_colour(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let mut cmd = Command::new(LAB);
+    let marker = Marker::new();
+    let mut cmd = marker.command(LAB);
     for var in COLOUR_VARS {
         cmd.env_remove(var);
     }
@@ -27,37 +27,37 @@ fn lab_colour(args: &[&str], envs: &[(&str, &str)]) -> Output {
         .envs(envs.iter().copied())
         .output()
         .expect("run lab");
-    assert!(
-        live_lab_processes().is_empty(),
-        "lab {args:?} left processes"
-    );
+    marker.assert_gone(&format!("lab {args:?}"));
     out
 }
 
-/// A bash script, run with the lab binary's directory first on PATH (one
-/// lab at a time, as every run of these tests).
+/// A bash script, run with the lab binary's directory first on PATH; what
+/// it started must have ended with it.
 fn bash(script: &str) -> Output {
-    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let marker = Marker::new();
     let dir = Path::new(LAB).parent().unwrap();
     let path = format!(
         "{}:{}",
         dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let out = Command::new("bash")
+    let out = marker
+        .command("bash")
         .args(["-c", script])
         .env("PATH", path)
         .output()
         .expect("run bash");
-    assert!(live_lab_processes().is_empty(), "`{script}` left processes");
+    marker.assert_gone(&format!("`{script}`"));
     out
 }
+
+/// `man` installed (man-db or mandoc: `man -l -` renders roff from stdin).
+const MAN: testkit::Capability = testkit::Capability::new("man", || testkit::program("man"));
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-#[test]
 fn bash_sources_the_completions_and_completes_ru_to_run() {
     let out = bash("source <(lab completions bash) && complete -p lab");
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -89,7 +89,6 @@ fn bash_sources_the_completions_and_completes_ru_to_run() {
     );
 }
 
-#[test]
 fn zsh_and_fish_completions_name_the_commands() {
     for (shell, first) in [("zsh", "#compdef lab"), ("fish", "complete -c lab")] {
         let out = lab(&["completions", shell], &[]);
@@ -102,7 +101,6 @@ fn zsh_and_fish_completions_name_the_commands() {
     assert_eq!(out.status.code(), Some(2), "an unknown shell is bad input");
 }
 
-#[test]
 fn the_man_page_renders_with_its_examples_and_one_page_per_command() {
     let out = lab(&["man"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -147,16 +145,13 @@ fn the_man_page_renders_with_its_examples_and_one_page_per_command() {
         assert!(dir.join(page).is_file(), "no {page}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
 
-    // Rendered by man, when it is installed.
-    let have_man = Command::new("man")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have_man {
-        eprintln!("man is not installed: only the roff source was checked");
-        return;
-    }
+/// `man -l -` renders the manual page of `lab man`.
+fn the_man_page_renders_with_man() {
+    let out = lab(&["man"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let roff = text(&out.stdout);
     let mut man = Command::new("man")
         .args(["-l", "-"])
         .env("MANWIDTH", "100")
@@ -186,7 +181,6 @@ fn the_man_page_renders_with_its_examples_and_one_page_per_command() {
     }
 }
 
-#[test]
 fn every_command_s_help_has_examples() {
     let help = text(&lab(&["--help"], &[]).stdout);
     assert!(help.contains("Examples:"), "{help}");
@@ -237,7 +231,6 @@ fn nested_summary(envs: &[(&str, &str)], extra: &[&str]) -> String {
     text(&out.stdout)
 }
 
-#[test]
 fn verdicts_are_coloured_only_when_asked_and_never_when_piped_or_under_no_color() {
     let piped = nested_summary(&[], &[]);
     assert!(
@@ -292,7 +285,6 @@ fn verdicts_are_coloured_only_when_asked_and_never_when_piped_or_under_no_color(
     serde_json::from_str::<serde_json::Value>(&json).unwrap();
 }
 
-#[test]
 fn a_soak_draws_no_progress_on_a_stderr_that_is_not_a_terminal() {
     let dir = out_dir("progress");
     for progress in ["auto", "bar"] {
@@ -327,12 +319,12 @@ fn a_soak_draws_no_progress_on_a_stderr_that_is_not_a_terminal() {
 
 /// The lab with its stdout (or stderr) a pipe whose read end is closed.
 fn with_closed(args: &[&str], stderr_too: bool) -> Output {
-    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let marker = Marker::new();
     let (read, write) = rustix::pipe::pipe().unwrap();
     drop(read);
     let (read2, write2) = rustix::pipe::pipe().unwrap();
     drop(read2);
-    let mut cmd = Command::new(LAB);
+    let mut cmd = marker.command(LAB);
     cmd.args(args)
         .env("CLICOLOR_FORCE", "1")
         .stdout(Stdio::from(write));
@@ -342,11 +334,10 @@ fn with_closed(args: &[&str], stderr_too: bool) -> Output {
         cmd.stderr(Stdio::piped());
     }
     let out = cmd.output().expect("run lab");
-    assert!(live_lab_processes().is_empty());
+    marker.assert_gone(&format!("lab {args:?}"));
     out
 }
 
-#[test]
 fn a_closed_stdout_or_stderr_ends_shell_output_without_a_panic() {
     let dir = out_dir("closed");
     let d = dir.to_str().unwrap();
@@ -375,4 +366,15 @@ fn a_closed_stdout_or_stderr_ends_shell_output_without_a_panic() {
             let _ = std::fs::remove_dir_all(&dir);
         }
     }
+}
+
+tests! {
+    bash_sources_the_completions_and_completes_ru_to_run;
+    zsh_and_fish_completions_name_the_commands;
+    the_man_page_renders_with_its_examples_and_one_page_per_command;
+    the_man_page_renders_with_man needs MAN;
+    every_command_s_help_has_examples;
+    verdicts_are_coloured_only_when_asked_and_never_when_piped_or_under_no_color;
+    a_soak_draws_no_progress_on_a_stderr_that_is_not_a_terminal;
+    a_closed_stdout_or_stderr_ends_shell_output_without_a_panic;
 }

@@ -4,11 +4,11 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use serde_json::Value;
 
-use super::{json, lab, out_dir, wait_lab_processes_gone, LAB, ONE_LAB_AT_A_TIME};
+use super::{json, lab, out_dir, Marker, LAB};
 
 /// `(scenario, sweep_value, strategy, trial, seed, plan_hash, verdict)` of
 /// every row of `dir/trials.csv`, sorted.
@@ -43,7 +43,6 @@ fn soak(dir: &Path, extra: &[&str]) -> (Option<i32>, Value) {
     (out.status.code(), json(&out))
 }
 
-#[test]
 fn shards_merge_to_the_unsharded_soak() {
     let base = ["--scenario", "nested", "--trials", "6", "--seed", "3"];
     let (all, one, two, merged, whole) = (
@@ -142,8 +141,9 @@ fn shards_merge_to_the_unsharded_soak() {
 fn interrupted_then_resumed(signal: rustix::process::Signal, tag: &str) {
     let dir = out_dir(tag);
     {
-        let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-        let mut lab = Command::new(LAB)
+        let marker = Marker::new();
+        let mut lab = marker
+            .command(LAB)
             .args([
                 "soak",
                 "--scenario",
@@ -177,7 +177,7 @@ fn interrupted_then_resumed(signal: rustix::process::Signal, tag: &str) {
         assert!(!status.success());
         // The supervisors see their lifeline close, end their trials and
         // exit: wait for each through a pidfd.
-        wait_lab_processes_gone();
+        marker.wait_gone();
     }
     let before = rows(&dir).len();
     assert!((6..60).contains(&before), "{before} rows before the resume");
@@ -195,17 +195,14 @@ fn interrupted_then_resumed(signal: rustix::process::Signal, tag: &str) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn a_soak_killed_with_sigkill_leaves_nothing_and_resumes() {
     interrupted_then_resumed(rustix::process::Signal::KILL, "soak-sigkill");
 }
 
-#[test]
 fn a_soak_interrupted_with_sigint_leaves_nothing_and_resumes() {
     interrupted_then_resumed(rustix::process::Signal::INT, "soak-sigint");
 }
 
-#[test]
 fn the_gate_fails_on_a_strategy_that_does_not_pass() {
     let dir = out_dir("soak-gate");
     let (code, v) = soak(
@@ -249,7 +246,6 @@ fn the_gate_fails_on_a_strategy_that_does_not_pass() {
     let _ = std::fs::remove_dir_all(again);
 }
 
-#[test]
 fn a_sweep_runs_every_value_and_names_it_in_each_row() {
     let dir = out_dir("soak-sweep");
     let (code, v) = soak(
@@ -298,4 +294,12 @@ fn a_sweep_runs_every_value_and_names_it_in_each_row() {
         .filter(|r| r.sweep_value == "3")
         .all(|r| r.nodes_spawned > 7));
     let _ = std::fs::remove_dir_all(dir);
+}
+
+tests! {
+    shards_merge_to_the_unsharded_soak;
+    a_soak_killed_with_sigkill_leaves_nothing_and_resumes;
+    a_soak_interrupted_with_sigint_leaves_nothing_and_resumes;
+    the_gate_fails_on_a_strategy_that_does_not_pass;
+    a_sweep_runs_every_value_and_names_it_in_each_row;
 }

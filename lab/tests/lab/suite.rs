@@ -58,7 +58,6 @@ fn names(v: &Value) -> Vec<&str> {
         .collect()
 }
 
-#[test]
 fn the_victim_passes_alone_and_hangs_in_the_suite_under_legacy_only() {
     let (out, v) = lab_json(
         "suite",
@@ -173,7 +172,6 @@ fn the_victim_passes_alone_and_hangs_in_the_suite_under_legacy_only() {
     assert_eq!(v["runs"].as_u64(), Some(3 * (7 * K + K)));
 }
 
-#[test]
 fn the_text_table_calls_out_the_order_dependent_member() {
     let out = lab(
         &[
@@ -206,7 +204,6 @@ fn the_text_table_calls_out_the_order_dependent_member() {
     assert!(text.contains("  replay: lab suite "), "{text}");
 }
 
-#[test]
 fn bisect_finds_the_polluter_and_its_replay_reproduces() {
     let (out, v) = lab_json(
         "bisect",
@@ -239,7 +236,6 @@ fn bisect_finds_the_polluter_and_its_replay_reproduces() {
     assert_eq!(victim["suite_hang"].as_u64(), Some(K), "{victim}");
 }
 
-#[test]
 fn bisect_needs_runs_logarithmic_in_the_number_of_predecessors() {
     let (out, v) = lab_json(
         "bisect",
@@ -269,7 +265,6 @@ fn bisect_needs_runs_logarithmic_in_the_number_of_predecessors() {
     assert_eq!(names(&last_kept["before"]), ["warm-cache"]);
 }
 
-#[test]
 fn two_polluters_that_must_both_run_are_both_found() {
     let (out, v) = lab_json(
         "bisect",
@@ -295,7 +290,6 @@ fn two_polluters_that_must_both_run_are_both_found() {
         .contains("register-service then warm-up"));
 }
 
-#[test]
 fn a_flaky_polluter_is_missed_by_one_run_and_found_by_five() {
     let file = test_suite("flaky.toml");
     // Its draws for runs 0..5 are no, yes, no, yes, yes: in the suite the
@@ -333,7 +327,6 @@ fn a_flaky_polluter_is_missed_by_one_run_and_found_by_five() {
     assert_eq!(names(&v["polluters"]), ["sometimes-warm"]);
 }
 
-#[test]
 fn bisect_says_plainly_when_the_victim_is_not_order_dependent() {
     let file = shipped("attendant.toml");
     // Canonical: the victim passes after the whole list.
@@ -392,7 +385,6 @@ fn bisect_says_plainly_when_the_victim_is_not_order_dependent() {
     );
 }
 
-#[test]
 fn a_bad_suite_file_is_refused_with_its_location() {
     let dir = super::out_dir("bad-suite");
     std::fs::create_dir_all(&dir).unwrap();
@@ -426,7 +418,6 @@ fn a_bad_suite_file_is_refused_with_its_location() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
 fn lab_run_gives_each_trial_of_a_host_action_a_fresh_supervisor() {
     let dir = super::out_dir("host-and-root");
     let scenario = test_suite("members/host-and-root.toml");
@@ -463,4 +454,16 @@ fn lab_run_gives_each_trial_of_a_host_action_a_fresh_supervisor() {
     );
     assert_eq!(r["replay"][0]["trials"], serde_json::json!([1]));
     let _ = std::fs::remove_dir_all(dir);
+}
+
+tests! {
+    the_victim_passes_alone_and_hangs_in_the_suite_under_legacy_only;
+    the_text_table_calls_out_the_order_dependent_member;
+    bisect_finds_the_polluter_and_its_replay_reproduces;
+    bisect_needs_runs_logarithmic_in_the_number_of_predecessors;
+    two_polluters_that_must_both_run_are_both_found;
+    a_flaky_polluter_is_missed_by_one_run_and_found_by_five;
+    bisect_says_plainly_when_the_victim_is_not_order_dependent;
+    a_bad_suite_file_is_refused_with_its_location;
+    lab_run_gives_each_trial_of_a_host_action_a_fresh_supervisor;
 }

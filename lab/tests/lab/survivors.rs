@@ -7,7 +7,6 @@ use super::*;
 /// `lab run nested --seed N --strategy legacy --repeat 10`: for a few
 /// seeds, every trial orphans the same nodes, one survivor set, in the text
 /// summary and in the JSON.
-#[test]
 fn a_gated_plan_leaves_one_survivor_set_under_legacy() {
     for seed in SEEDS {
         let dir = out_dir("survivors");
@@ -45,7 +44,6 @@ fn a_gated_plan_leaves_one_survivor_set_under_legacy() {
 }
 
 /// Under canonical the same plans pass every trial, and leave nothing.
-#[test]
 fn the_same_plans_pass_every_trial_under_canonical_with_no_survivors() {
     for seed in SEEDS {
         let dir = out_dir("survivors-canonical");
@@ -78,3 +76,8 @@ fn the_same_plans_pass_every_trial_under_canonical_with_no_survivors() {
 /// Seeds whose plans left several survivor sets before the gate kill
 /// waited (4, 8 and 6 sets in 20 trials under legacy).
 const SEEDS: [&str; 3] = ["1", "4", "13"];
+
+tests! {
+    a_gated_plan_leaves_one_survivor_set_under_legacy;
+    the_same_plans_pass_every_trial_under_canonical_with_no_survivors;
+}
