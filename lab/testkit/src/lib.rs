@@ -40,6 +40,7 @@ pub const KNOWN: &[&str] = &[
     "gdb",
     "strace",
     "python3",
+    "man",
 ];
 
 /// Something of the machine a test needs: a name (one of [`KNOWN`]) and a
