@@ -9,7 +9,7 @@ use plotters::style::text_anchor::{HPos, VPos};
 
 use super::style::*;
 use super::{Chart, DrawResult, FAMILY};
-use crate::analysis::{sweep_unit, ScenarioData, SweepUnit, SweepValue};
+use crate::analysis::{sweep_unit, Group, ScenarioData, SweepUnit, SweepValue};
 use crate::verdict::Verdict;
 
 pub(super) fn draw_rates<DB: DrawingBackend>(
@@ -91,6 +91,56 @@ where
     )
 }
 
+/// The smallest and largest of `xs` and the padding to leave on each side
+/// of them (`0..1` when there is none).
+fn padded_range(xs: &[f64]) -> (f64, f64, f64) {
+    let (min, max) = xs
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+            (a.min(x), b.max(x))
+        });
+    let (min, max) = if xs.is_empty() {
+        (0.0, 1.0)
+    } else {
+        (min, max)
+    };
+    let pad = if max > min {
+        (max - min) * 0.06
+    } else {
+        (min.abs() * 0.1).max(1.0)
+    };
+    (min, max, pad)
+}
+
+/// The legend of a sweep chart: a line per strategy that has trials, with
+/// the verdicts other than `pass` it gave.
+fn sweep_legend<S: AsRef<str>>(strategies: &[S], groups: &[Group]) -> Vec<LegendItem> {
+    strategies
+        .iter()
+        .map(AsRef::as_ref)
+        .enumerate()
+        .filter(|(_, s)| groups.iter().any(|g| g.strategy == *s))
+        .map(|(j, s)| {
+            let failing: Vec<&str> = Verdict::ALL
+                .into_iter()
+                .filter(|&v| {
+                    v != Verdict::Pass && groups.iter().any(|g| g.strategy == s && g.count(v) > 0)
+                })
+                .map(Verdict::name)
+                .collect();
+            LegendItem {
+                label: if failing.is_empty() {
+                    format!("{s}: every trial passed")
+                } else {
+                    format!("{s}: {}", failing.join(", "))
+                },
+                color: strategy_color(j, s),
+                mark: Mark::Line,
+            }
+        })
+        .collect()
+}
+
 pub(super) fn draw_sweep<DB: DrawingBackend>(
     chart: &Chart,
     sc: &ScenarioData<'_>,
@@ -119,45 +169,9 @@ where
         }
     };
     let xs: Vec<f64> = values.iter().map(&x_of).collect();
-    let (min, max) = xs
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
-            (a.min(x), b.max(x))
-        });
-    let (min, max) = if xs.is_empty() {
-        (0.0, 1.0)
-    } else {
-        (min, max)
-    };
-    let pad = if max > min {
-        (max - min) * 0.06
-    } else {
-        (min.abs() * 0.1).max(1.0)
-    };
+    let (min, max, pad) = padded_range(&xs);
     let strategies = sc.strategies();
-    let legend: Vec<LegendItem> = strategies
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| groups.iter().any(|g| &g.strategy == *s))
-        .map(|(j, s)| {
-            let failing: Vec<&str> = Verdict::ALL
-                .into_iter()
-                .filter(|&v| {
-                    v != Verdict::Pass && groups.iter().any(|g| &g.strategy == s && g.count(v) > 0)
-                })
-                .map(Verdict::name)
-                .collect();
-            LegendItem {
-                label: if failing.is_empty() {
-                    format!("{s}: every trial passed")
-                } else {
-                    format!("{s}: {}", failing.join(", "))
-                },
-                color: strategy_color(j, s),
-                mark: Mark::Line,
-            }
-        })
-        .collect();
+    let legend = sweep_legend(&strategies, &groups);
     let subtitle = format!(
         "{} · one point per value of {key}; whiskers: 95% Wilson interval",
         runs_line(&sc.distinct(|r| &r.run_id))
