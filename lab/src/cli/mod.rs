@@ -5,7 +5,7 @@
 //! place where that becomes the process exit status.
 
 #[macro_use]
-pub mod out;
+mod out;
 
 mod bench;
 mod bisect;

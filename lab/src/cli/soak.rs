@@ -7,8 +7,9 @@ use clap::ValueEnum;
 
 use super::{lab_exe, print_report, Format, TrialOptions};
 use crate::error::{Exit, LabError};
+use crate::output::progress::Progress;
 use crate::scenario::BUILTIN;
-use crate::soak::{Progress, SoakArgs, SoakSpec};
+use crate::soak::{SoakArgs, SoakSpec};
 
 /// `--progress`.
 #[derive(Clone, Copy, ValueEnum)]

@@ -24,11 +24,11 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use crate::error::LabError;
+use crate::output::progress::{Bar, Progress};
 use crate::record::{Finished, Recorder, RunCommand};
 use crate::results::{RunContext, TrialSource};
 use crate::scenario::Scenario;
 use crate::session::Session;
-use crate::soak::progress::Bar;
 use crate::strategy::Strategy;
 use crate::trial::protocol::TrialRequest;
 use crate::verdict::{Outcome, Verdict};
@@ -170,7 +170,7 @@ impl Lab<'_> {
             o.output = None;
             o.trace = None;
             outcomes[c].push((i % k, o));
-            bar.inc(|| crate::soak::progress::live_counts(rec.tally()));
+            bar.inc(|| rec.tally().live_counts());
         })?;
         self.rec.check()?;
         Ok(outcomes
@@ -315,11 +315,11 @@ pub fn run(args: &FuzzArgs) -> Result<FuzzSummary, LabError> {
     let session = Session::open(&args.exe, args.jobs, args.no_cgroup);
     crate::session::stop_on_interrupt();
     let names: Vec<&str> = args.strategies.iter().map(|s| s.name.as_str()).collect();
-    crate::cli::out::write_err(format_args!(
+    crate::output::write_err(format_args!(
         "lab fuzz  seed {}  strategies {}  {} each  repeat {}  -j {}  regressions {} ({})  results {}\n",
         args.seed,
         names.join(", "),
-        crate::record::ab::plural(args.cases, "case"),
+        crate::text::plural(args.cases, "case"),
         args.repeat,
         session.jobs(),
         args.regressions.display(),
@@ -327,7 +327,7 @@ pub fn run(args: &FuzzArgs) -> Result<FuzzSummary, LabError> {
         run_dir.display()
     ));
     let start = Instant::now();
-    let bar = Bar::new(crate::soak::Progress::Auto, None);
+    let bar = Bar::new(Progress::Auto, None);
     let mut lab = Lab {
         args,
         session: &session,

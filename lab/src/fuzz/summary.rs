@@ -202,7 +202,7 @@ impl FuzzSummary {
                 s,
                 "\n{}: {} run, failing {}",
                 st.strategy,
-                crate::record::ab::plural(st.cases_run, "case"),
+                crate::text::plural(st.cases_run, "case"),
                 st.failing.render()
             );
             let counts: Vec<String> = st

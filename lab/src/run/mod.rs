@@ -122,18 +122,18 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
         crate::session::stop_on_interrupt();
     }
     let names: Vec<&str> = args.strategies.iter().map(|s| s.name.as_str()).collect();
-    crate::cli::out::write_err(format_args!(
+    crate::output::write_err(format_args!(
         "{} {}  seed {}  strategies {}  {} each  -j {}  results {}\n",
         args.command,
         scenario.name,
         args.seed,
         names.join(", "),
-        crate::record::ab::plural(args.trials, "trial"),
+        crate::text::plural(args.trials, "trial"),
         session.jobs(),
         run_dir.display()
     ));
-    let bar = crate::soak::progress::Bar::new(
-        crate::soak::Progress::Auto,
+    let bar = crate::output::progress::Bar::new(
+        crate::output::progress::Progress::Auto,
         Some(args.trials.saturating_mul(args.strategies.len() as u64)),
     );
     let mut results = Vec::new();
@@ -214,7 +214,7 @@ fn run_strategy(
     session: &Session,
     rec: &mut Recorder,
     strategy: &Strategy,
-    bar: &crate::soak::progress::Bar,
+    bar: &crate::output::progress::Bar,
 ) -> Result<Option<StrategySummary>, LabError> {
     let replay = c.command.replay(strategy);
     let req = TrialRequest {
@@ -292,7 +292,7 @@ fn run_strategy(
             }
         }
         outcomes.push((i, o));
-        bar.inc(|| crate::soak::progress::live_counts(rec.tally()));
+        bar.inc(|| rec.tally().live_counts());
     })?;
     rec.check()?;
     let tally = rec.take_tally();

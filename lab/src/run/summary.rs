@@ -299,7 +299,7 @@ impl RunSummary {
             let _ = writeln!(
                 s,
                 "interrupted (Ctrl-C): the partial summary of the {} done",
-                ab::plural(done, "trial")
+                crate::text::plural(done, "trial")
             );
         }
         let columns: Vec<ab::Column<'_>> = self
@@ -363,8 +363,8 @@ impl RunSummary {
             let _ = writeln!(
                 s,
                 "  /proc oracle: {} in {} ({})",
-                ab::plural(r.false_orphans_total, "false orphan"),
-                ab::plural(r.trials_with_false_orphans, "trial"),
+                crate::text::plural(r.false_orphans_total, "false orphan"),
+                crate::text::plural(r.trials_with_false_orphans, "trial"),
                 Rate::wilson(r.trials_with_false_orphans, r.trials).render()
             );
         }
@@ -404,7 +404,7 @@ impl RunSummary {
                 s,
                 "  replay {} ({}): {}",
                 rp.verdict,
-                ab::plural(rp.trials.len() as u64, "trial"),
+                crate::text::plural(rp.trials.len() as u64, "trial"),
                 rp.command
             );
         }

@@ -152,7 +152,7 @@ impl Session {
                          cgroup's pids.max): lower -j, or raise the limit"
                     )));
                 }
-                crate::cli::out::write_err(format_args!(
+                crate::output::write_err(format_args!(
                     "lab: started {started} of {wanted} workers ({e}: a limit on threads); going on with {started}\n"
                 ));
             }

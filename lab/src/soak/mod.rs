@@ -20,7 +20,6 @@ pub mod expectation;
 pub mod lock;
 pub mod matrix;
 pub mod merge;
-pub mod progress;
 pub mod summary;
 
 use std::collections::{HashMap, HashSet};
@@ -34,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::LabError;
 use crate::expect::{Gate, Judgement};
+use crate::output::progress::{Bar, Progress};
 use crate::plan::Plan;
 use crate::record::{Finished, GroupSummary, Recorder, RunCommand};
 use crate::results::{self, RunContext, TrialSource};
@@ -45,7 +45,6 @@ use crate::verdict::Outcome;
 use matrix::{nth_item, trial_seed, Cell, Item, Shard};
 
 pub use expectation::Expectation;
-pub use progress::Progress;
 pub use summary::SoakSummary;
 
 /// What a soak is asked to run; stored as `soak.json` and read back by
@@ -207,7 +206,7 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
     // From the header on, Ctrl-C stops the soak and prints what it has.
     crate::session::stop_on_interrupt();
     header(&spec, &m, args, total, done.len() as u64, session.jobs());
-    let bar = progress::Bar::new(
+    let bar = Bar::new(
         args.progress,
         total.map(|t| t.saturating_sub(done.len() as u64)),
     );
@@ -314,7 +313,7 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
                 );
             }
             _ => {
-                bar.inc(|| progress::live_counts(rec.tally()));
+                bar.inc(|| rec.tally().live_counts());
             }
         }
     });
@@ -379,7 +378,7 @@ fn header(
     done: u64,
     jobs: usize,
 ) {
-    let plural = crate::record::ab::plural;
+    use crate::text::plural;
     let amount = match (spec.trials, spec.duration_s) {
         (Some(n), _) => format!(
             "{} per cell, {} in all",
@@ -397,7 +396,7 @@ fn header(
     let shard = spec
         .shard
         .map_or(String::new(), |sh| format!("  shard {sh}"));
-    crate::cli::out::write_err(format_args!(
+    crate::output::write_err(format_args!(
         "lab soak {}  seed {}{shard}  strategies {}  {amount}{earlier}  {}  -j {jobs}  in {}\n",
         spec.scenarios.join(" "),
         spec.seed,

@@ -77,7 +77,7 @@ impl SoakSummary {
             self.spec
                 .shard
                 .map_or(String::new(), |sh| format!("  shard {sh}")),
-            crate::record::ab::plural(self.trials_run, "trial"),
+            crate::text::plural(self.trials_run, "trial"),
             self.trials_per_s,
             self.trials_total,
             self.csv.display()
@@ -139,7 +139,7 @@ impl SoakSummary {
                 } else {
                     format!(
                         "{} did not pass; replay:",
-                        crate::record::ab::plural(g.failures, "trial")
+                        crate::text::plural(g.failures, "trial")
                     )
                 }
             ));
@@ -157,7 +157,7 @@ impl SoakSummary {
         if let Some(resume) = &self.resume {
             s.push_str(&format!(
                 "\ninterrupted (Ctrl-C) after {} this run; the summary above is partial\nresume: {resume}\n",
-                crate::record::ab::plural(self.trials_run, "trial")
+                crate::text::plural(self.trials_run, "trial")
             ));
         }
         s
