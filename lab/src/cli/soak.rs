@@ -150,13 +150,13 @@ impl SoakCmd {
         let format = self.format;
         let junit = self.junit.clone();
         let ctrf = self.ctrf.clone();
-        crate::junit::check_target(junit.as_deref())?;
-        crate::junit::check_report_target("--ctrf", ctrf.as_deref())?;
+        crate::report::check_target("--junit", junit.as_deref())?;
+        crate::report::check_target("--ctrf", ctrf.as_deref())?;
         let start = std::time::SystemTime::now();
         let summary = crate::soak::run(&self.options()?)?;
         print_report(format, &summary, || summary.render());
-        let cases = crate::junit::of_soak(&summary);
-        super::write_reports(junit.as_deref(), ctrf.as_deref(), "lab soak", &cases, start)?;
+        let report = summary.test_report();
+        super::write_reports(junit.as_deref(), ctrf.as_deref(), &report, start)?;
         Ok(summary.exit())
     }
 }

@@ -3,12 +3,15 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Serialize;
 
 use super::{Expectation, GroupJudgement, SoakSpec};
 use crate::error::LabError;
+use crate::expect::{Judgement, Source, Status};
 use crate::record::{tally, GroupSummary};
+use crate::report::{verdict_counts, TestCase, TestReport};
 
 /// The result of a soak (what `summary.json` holds and `--format json`
 /// prints).
@@ -161,6 +164,81 @@ impl SoakSummary {
             ));
         }
         s
+    }
+}
+
+impl SoakSummary {
+    /// The test report of the soak (`lab soak`): one test case per
+    /// scenario (at a swept value) x strategy cell, judged as its exit
+    /// status judges it, in a suite per scenario (and swept value).
+    pub fn test_report(&self) -> TestReport {
+        TestReport {
+            name: "lab soak".to_string(),
+            cases: self.groups.iter().map(|g| self.test_case(g)).collect(),
+        }
+    }
+
+    /// The test case of the cell of group `g`.
+    fn test_case(&self, g: &GroupSummary) -> TestCase {
+        let per_trial = if self.trials_run > 0 {
+            self.wall_s / self.trials_run as f64
+        } else {
+            0.0
+        };
+        let suite = if g.sweep_key.is_empty() {
+            g.scenario.clone()
+        } else {
+            format!("{} {}={}", g.scenario, g.sweep_key, g.sweep_value)
+        };
+        let counts = verdict_counts(g.rates.iter().map(|(v, rate)| (v.as_str(), rate.count)));
+        let time = Duration::from_secs_f64((per_trial * g.trials as f64).max(0.0));
+        let judged = self.expectations.iter().find(|j| {
+            j.scenario == g.scenario
+                && j.sweep_value == g.sweep_value
+                && j.judgement.strategy == g.strategy
+        });
+        let judgement = judged.map_or_else(
+            || Judgement {
+                strategy: g.strategy.clone(),
+                status: Status::NotJudged,
+                source: Source::None,
+                expected: Vec::new(),
+                unexpected: Vec::new(),
+            },
+            |j| j.judgement.clone(),
+        );
+        // The first trial of each unexpected verdict: its replay
+        // command, and the first diagnosis written among them.
+        let firsts: Vec<&tally::Failing> = judgement
+            .unexpected
+            .iter()
+            .filter_map(|u| g.first.get(u.verdict.name()))
+            .collect();
+        let replay: Vec<String> = firsts
+            .iter()
+            .map(|f| format!("{}   # {}", f.replay, f.verdict))
+            .collect();
+        let diagnosis = g
+            .failing
+            .iter()
+            .chain(firsts.iter().copied())
+            .filter(|f| {
+                judgement
+                    .unexpected
+                    .iter()
+                    .any(|u| u.verdict.name() == f.verdict)
+            })
+            .find(|f| !f.diagnosis.is_empty())
+            .map(|f| PathBuf::from(&f.diagnosis));
+        TestCase::cell(
+            &suite,
+            &g.scenario,
+            &judgement,
+            counts,
+            time,
+            &replay,
+            diagnosis.as_deref(),
+        )
     }
 }
 
