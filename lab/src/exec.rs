@@ -174,7 +174,7 @@ impl ExecSpec {
         let path = dir.join(name);
         Scenario::parse(&path.display().to_string(), &text).map_err(LabError::from)?;
         std::fs::create_dir_all(&dir)
-            .and_then(|_| crate::results::replace_file(&path, text.as_bytes()))
+            .and_then(|_| crate::record::files::replace_file(&path, text.as_bytes()))
             .map_err(|e| LabError::io(format!("cannot write {}", path.display()), e))?;
         Ok(path)
     }

@@ -27,7 +27,6 @@ pub mod pidns;
 pub mod plan;
 pub mod record;
 pub mod report;
-pub mod results;
 pub mod run;
 pub mod scenario;
 pub mod session;

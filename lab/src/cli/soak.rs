@@ -125,7 +125,7 @@ impl SoakCmd {
             let strategies = spec.strategies.len().max(1) as u64;
             t.saturating_mul(cells).saturating_mul(strategies)
         });
-        let stamp = crate::results::run_id("soak", self.seed);
+        let stamp = crate::record::dir::run_id("soak", self.seed);
         Ok(SoakArgs {
             dir: self
                 .resume

@@ -25,8 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::LabError;
 use crate::output::progress::{Bar, Progress};
-use crate::record::{Finished, Recorder, RunCommand};
-use crate::results::{RunContext, TrialSource};
+use crate::record::{Finished, Recorder, RunCommand, TrialSource};
 use crate::scenario::Scenario;
 use crate::session::Session;
 use crate::strategy::Strategy;
@@ -152,14 +151,7 @@ impl Lab<'_> {
             let c = (i / k) as usize;
             let w = cases[c];
             rec.record(&Finished {
-                source: TrialSource {
-                    scenario: &w.checked.scenario.name,
-                    scenario_hash: &w.checked.scenario.source_hash,
-                    plan_hash: &plan_hashes[c],
-                    seed: w.seed,
-                    trial: i % k,
-                    sweep: None,
-                },
+                source: TrialSource::of(&w.checked.plan, &plan_hashes[c], i % k, None),
                 strategy,
                 outcome: &o,
                 stem: &format!("{}.{}.{}", strategy.name, tag(c), i % k),
@@ -212,7 +204,7 @@ pub fn hash8(text: &str) -> String {
 pub fn write_text(path: &Path, text: &str) -> Result<(), LabError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)
-        .and_then(|()| crate::results::replace_file(path, text.as_bytes()))
+        .and_then(|()| crate::record::files::replace_file(path, text.as_bytes()))
         .map_err(|e| LabError::io(format!("cannot write {}", path.display()), e))
 }
 
@@ -308,9 +300,8 @@ pub fn load_regressions(dir: &Path, seed: u64) -> Result<Vec<Written>, LabError>
 /// results cannot be written or supervisors cannot be started.
 pub fn run(args: &FuzzArgs) -> Result<FuzzSummary, LabError> {
     let regressions = load_regressions(&args.regressions, args.seed)?;
-    let mut ctx = RunContext::new(SCENARIO_NAME, args.seed);
-    let run_dir = crate::run::make_run_dir(&args.out, &mut ctx)?;
-    let mut rec = Recorder::create(&run_dir, ctx)?;
+    let mut rec = Recorder::new_run(&args.out, SCENARIO_NAME, args.seed)?;
+    let run_dir = rec.dir().to_path_buf();
     rec.limit_diagnoses(args.max_diagnoses);
     let session = Session::open(&args.exe, args.jobs, args.no_cgroup);
     crate::session::stop_on_interrupt();

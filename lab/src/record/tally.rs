@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use serde::{Serialize, Serializer};
 
-use crate::results::TrialRow;
+use super::row::TrialRow;
 use crate::stats::{median, percentile, Rate};
 use crate::verdict::{reason_class, Outcome, Verdict};
 

@@ -19,7 +19,7 @@
 //! cases or regression replays failed.
 //!
 //! A report file is written whole and renamed over its name
-//! ([`crate::results::replace_file`]): never through a symlink, never half
+//! ([`crate::record::files::replace_file`]): never through a symlink, never half
 //! written. Its directory is checked before anything runs
 //! ([`check_target`]), so a bad path costs no soak.
 
@@ -216,7 +216,7 @@ fn parent_of(path: &Path) -> PathBuf {
 /// # Errors
 /// [`LabError::Io`] when it cannot be written.
 fn write_file(path: &Path, what: &str, bytes: &[u8]) -> Result<(), LabError> {
-    crate::results::replace_file(path, bytes)
+    crate::record::files::replace_file(path, bytes)
         .map_err(|e| LabError::io(format!("cannot write the {what} {}", path.display()), e))
 }
 

@@ -35,8 +35,11 @@ use crate::error::LabError;
 use crate::expect::{Gate, Judgement};
 use crate::output::progress::{Bar, Progress};
 use crate::plan::Plan;
+use crate::record::csv::{drop_torn_row, read_rows_torn};
+use crate::record::files::create_new;
+use crate::record::row::SCHEMA;
+use crate::record::{RunContext, TrialSource};
 use crate::record::{Finished, GroupSummary, Recorder, RunCommand};
-use crate::results::{self, RunContext, TrialSource};
 use crate::scenario::overrides::{Override, Sweep};
 use crate::session::{check_privileges, Session};
 use crate::strategy::Strategy;
@@ -128,7 +131,7 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
     if !args.resume {
         let json = serde_json::to_string_pretty(&spec).expect("a spec serializes");
         let path = args.dir.join("soak.json");
-        results::create_new(&path)
+        create_new(&path)
             .and_then(|mut f| f.write_all(json.as_bytes()))
             .map_err(|e| match e.kind() {
                 // Another soak started here between the check and the lock.
@@ -153,19 +156,19 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
             )))
         }
         Ok(_) => {
-            let (rows, torn) = results::read_rows_torn(&csv_path)
+            let (rows, torn) = read_rows_torn(&csv_path)
                 .map_err(|e| LabError::Input(format!("cannot resume: {e}")))?;
-            if let Some(old) = rows.iter().find(|r| r.schema != results::SCHEMA) {
+            if let Some(old) = rows.iter().find(|r| r.schema != SCHEMA) {
                 return Err(LabError::Input(format!(
                     "cannot resume: {} holds rows of schema {} (an older lab's; this one writes \
                      schema {}): resume it with that lab, or start a new soak with --out",
                     csv_path.display(),
                     old.schema,
-                    results::SCHEMA
+                    SCHEMA
                 )));
             }
             if let Some(torn) = torn {
-                results::drop_torn_row(&csv_path, &torn).map_err(|e| {
+                drop_torn_row(&csv_path, &torn).map_err(|e| {
                     LabError::io(
                         format!("cannot drop the torn row of {}", csv_path.display()),
                         e,
@@ -213,7 +216,7 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
     // The next position in the round-by-round order, and the items in flight
     // by pool index (with their seed and plan hash).
     let cursor = Mutex::new(0u64);
-    let in_flight: Mutex<HashMap<u64, (Item, u64, String)>> = Mutex::new(HashMap::new());
+    let in_flight: Mutex<HashMap<u64, (Item, Plan, String)>> = Mutex::new(HashMap::new());
     // Absolute: the supervisors write there from their own mount namespace.
     let log_dir =
         std::path::absolute(rec.dir().join("log")).unwrap_or_else(|_| rec.dir().join("log"));
@@ -238,7 +241,7 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
         in_flight
             .lock()
             .expect("in flight")
-            .insert(i, (item, seed, plan.hash()));
+            .insert(i, (item, plan.clone(), plan.hash()));
         Some(TrialRequest {
             deadline_us: spec.deadline_ms.map_or(plan.deadline_us, |ms| ms * 1000),
             plan,
@@ -260,7 +263,7 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
     };
     let mut trials_run = 0u64;
     let wall = session.run_pool(&request, &|_| {}, |i, o: Outcome| {
-        let Some((item, seed, plan_hash)) = in_flight.lock().expect("in flight").remove(&i) else {
+        let Some((item, plan, plan_hash)) = in_flight.lock().expect("in flight").remove(&i) else {
             return;
         };
         let cell = &m.cells[item.cell];
@@ -272,17 +275,12 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
             strategy.name,
             item.trial
         );
-        let source = TrialSource {
-            scenario: &cell.scenario.name,
-            scenario_hash: &cell.scenario.source_hash,
-            plan_hash: &plan_hash,
-            seed,
-            trial: item.trial,
-            sweep: cell
-                .sweep
-                .as_ref()
-                .map(|o| (o.key.as_str(), o.value.as_str())),
-        };
+        let sweep = cell
+            .sweep
+            .as_ref()
+            .map(|o| (o.key.as_str(), o.value.as_str()));
+        let source = TrialSource::of(&plan, &plan_hash, item.trial, sweep);
+        let seed = plan.seed;
         let replay = RunCommand {
             scenario: &cell.name,
             seed,

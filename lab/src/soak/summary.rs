@@ -273,6 +273,6 @@ pub(super) fn own_usage() -> (u64, u64) {
 pub(super) fn write_summary(dir: &Path, summary: &SoakSummary) -> Result<(), LabError> {
     let path = dir.join("summary.json");
     let json = crate::json::to_string_pretty(summary).expect("a summary serializes");
-    crate::results::replace_file(&path, json.as_bytes())
+    crate::record::files::replace_file(&path, json.as_bytes())
         .map_err(|e| LabError::io(format!("cannot write {}", path.display()), e))
 }

@@ -13,12 +13,12 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{Setup, Suite};
+use crate::cgroup;
 use crate::error::LabError;
 use crate::record::Counts;
 use crate::report::{verdict_counts, Failure, TestCase, TestOutcome, TestReport};
 use crate::strategy::Strategy;
 use crate::verdict::Verdict;
-use crate::{cgroup, results};
 
 pub use super::executor::{Execution, Executor};
 
@@ -390,7 +390,7 @@ pub fn run(setup: &Setup, strategies: &[Strategy]) -> Result<SuiteReport, LabErr
         runs,
         cgroup,
         cgroup_note,
-        kernel: results::kernel(),
+        kernel: crate::record::row::kernel(),
         lab_version: env!("CARGO_PKG_VERSION").to_string(),
     })
 }

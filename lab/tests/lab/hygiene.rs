@@ -56,7 +56,7 @@ fn finish(child: Child, err: Option<BufReader<std::process::ChildStderr>>) -> Ou
 
 /// Every `(strategy, trial)` of `dir/trials.csv`, in file order.
 fn trial_keys(dir: &Path) -> Vec<(String, u64)> {
-    lab::results::read_rows(&dir.join("trials.csv"))
+    lab::record::csv::read_rows(&dir.join("trials.csv"))
         .unwrap()
         .into_iter()
         .map(|r| (r.strategy, r.trial))
@@ -403,7 +403,7 @@ fn two_labs_that_are_both_pid_1_run_at_once_with_their_control_verdicts() {
         "{}",
         String::from_utf8_lossy(&a.stderr)
     );
-    let rows = lab::results::read_rows(&soak_dir.join("trials.csv")).unwrap();
+    let rows = lab::record::csv::read_rows(&soak_dir.join("trials.csv")).unwrap();
     assert_eq!(rows.len(), 60);
     for r in &rows {
         let expected = if r.strategy == "canonical" {
