@@ -5,7 +5,7 @@
 //!
 //! - [`generate`]: the proptest strategy of cases (swarm testing), their
 //!   scenario text, parsed and planned by the lab's own parser;
-//! - [`judge`]: the property (which verdicts fail);
+//! - [`property`]: the property (which verdicts fail);
 //! - [`shrink`]: proptest's value tree driven by real trials;
 //! - [`summary`]: what it reports (text, JSON, JUnit/CTRF cases).
 //!
@@ -14,7 +14,7 @@
 //! `OUT/<run-id>/trials.csv`, each row with the command that replays it.
 
 pub mod generate;
-pub mod judge;
+pub mod property;
 pub mod shrink;
 pub mod summary;
 
@@ -363,7 +363,7 @@ fn explore_all(
             if os.is_empty() {
                 continue;
             }
-            let failing = os.iter().find(|o| judge::fails(o.verdict));
+            let failing = os.iter().find(|o| property::fails(o.verdict));
             replayed.push(Replayed {
                 path: w.path.clone(),
                 strategy: strategy.name.clone(),
@@ -406,7 +406,7 @@ fn explore_all(
             };
             ran += 1;
             *verdicts.entry(o.verdict.name().to_string()).or_insert(0) += 1;
-            if judge::fails(o.verdict) {
+            if property::fails(o.verdict) {
                 failing += 1;
                 if first.as_ref().is_none_or(|(f, _, _)| i < f) {
                     first = Some((*i, w, o));

@@ -67,7 +67,7 @@ pub struct RunArgs {
 }
 
 /// What every trial of one run shares.
-struct Course<'a> {
+struct RunSetup<'a> {
     args: &'a RunArgs,
     scenario: &'a Scenario,
     plan: &'a Plan,
@@ -97,7 +97,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
     let run_dir = rec.dir().to_path_buf();
     rec.limit_diagnoses(args.max_diagnoses);
     let session = Session::open(&args.exe, args.jobs, args.no_cgroup);
-    let course = Course {
+    let setup = RunSetup {
         args,
         scenario: &scenario,
         plan: &plan,
@@ -136,7 +136,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
     );
     let mut results = Vec::new();
     for strategy in &args.strategies {
-        let done = run_strategy(&course, &session, &mut rec, strategy, &bar);
+        let done = run_strategy(&setup, &session, &mut rec, strategy, &bar);
         // A strategy that ran no trial (Ctrl-C came first) has no summary.
         results.extend(done.inspect_err(|_| bar.finish())?);
     }
@@ -182,7 +182,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
 /// Run the trials of `strategy`, record each, and summarize them; `None`
 /// when none ran (a Ctrl-C came before its first).
 fn run_strategy(
-    c: &Course<'_>,
+    c: &RunSetup<'_>,
     session: &Session,
     rec: &mut Recorder,
     strategy: &Strategy,

@@ -47,8 +47,8 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, LabError> {
     let mut duplicates = 0;
     for dir in inputs {
         let path = dir.join("trials.csv");
-        let read = read_rows(&path)
-            .map_err(|e| LabError::Input(format!("{}: {e}", path.display())))?;
+        let read =
+            read_rows(&path).map_err(|e| LabError::Input(format!("{}: {e}", path.display())))?;
         let mut here = std::collections::HashSet::new();
         for row in read {
             let key = (

@@ -38,8 +38,8 @@ use crate::plan::Plan;
 use crate::record::csv::{drop_torn_row, read_rows_torn};
 use crate::record::files::create_new;
 use crate::record::row::SCHEMA;
-use crate::record::{RunContext, TrialSource};
 use crate::record::{Finished, GroupSummary, Recorder, RunCommand};
+use crate::record::{RunContext, TrialSource};
 use crate::scenario::overrides::{Override, Sweep};
 use crate::session::{check_privileges, Session};
 use crate::strategy::Strategy;
@@ -322,7 +322,7 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
     rec.check()?;
     let groups = rec.tally().summaries();
     let gate = (!spec.gates.is_empty()).then(|| Expectation::of(&spec.gates, &m.gates, &groups));
-    let expectations = judge_groups(&m, &groups);
+    let expectations = check_groups(&m, &groups);
     let (rss, fds) = summary::own_usage();
     let ctx = rec.context();
     let summary = SoakSummary {
@@ -539,7 +539,7 @@ fn matrix_of(spec: &SoakSpec) -> Result<Matrix, LabError> {
 /// Judge every group (scenario, swept value, strategy) against its
 /// expectation: a `--gate` of its strategy, else its scenario's `[expect]`
 /// entry; a group with neither is not judged.
-fn judge_groups(m: &Matrix, groups: &[GroupSummary]) -> Vec<GroupJudgement> {
+fn check_groups(m: &Matrix, groups: &[GroupSummary]) -> Vec<GroupJudgement> {
     groups
         .iter()
         .filter_map(|g| {

@@ -659,7 +659,7 @@ fn trial_cgroups(dir: &Path) -> Vec<String> {
 fn a_supervisor_reuses_a_trial_cgroup_left_empty_never_a_killed_one_and_removes_it_at_its_end() {
     use lab::plan::Plan;
     use lab::scenario::Scenario;
-    use lab::session::Supervisor;
+    use lab::session::SupervisorHandle;
     use lab::strategy::Strategy;
     use lab::trial::protocol::TrialRequest;
     /// The lab cgroup, removed when the test ends, a failed one included.
@@ -678,7 +678,7 @@ fn a_supervisor_reuses_a_trial_cgroup_left_empty_never_a_killed_one_and_removes_
         .lock()
         .unwrap_or_else(|p| p.into_inner());
     let plan = Plan::new(&Scenario::load("nested").unwrap(), 1);
-    let mut sup = Supervisor::start(Path::new(LAB), Some(&dir)).unwrap();
+    let mut sup = SupervisorHandle::start(Path::new(LAB), Some(&dir)).unwrap();
     let mut trial = 0;
     let mut run = |strategy: &str, verdict: &str| {
         let req = TrialRequest {
