@@ -230,7 +230,7 @@ impl FuzzSummary {
                     f.accepted_steps,
                     f.trials_per_step,
                     f.verdict,
-                    crate::record::ab::bounded(&f.reason, 300),
+                    crate::text::bounded(&f.reason, 300),
                     f.minimal.display(),
                     f.first.display(),
                     f.regression.display(),

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::stats::{percent, Rate};
+use crate::text::bounded;
 use crate::verdict::Verdict;
 
 /// One column of the table: a strategy, its trials and its rates (by
@@ -156,26 +157,6 @@ fn top_detail(reasons: &BTreeMap<String, u64>) -> Option<String> {
     Some(bounded(detail, 160))
 }
 
-/// `text` cut to at most `max` characters at a word boundary, with `...`
-/// when cut.
-pub fn bounded(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut out = String::new();
-    for word in text.split_whitespace() {
-        if out.chars().count() + word.chars().count() + 1 > max.saturating_sub(3) {
-            break;
-        }
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(word);
-    }
-    out.push_str("...");
-    out
-}
-
 /// The scenario's `about` as the summary shows it: its first sentence (up
 /// to the first `. `, or all of it), whitespace folded, wrapped at 78
 /// columns less `indent`, at most 3 lines (the last ending in `...` when
@@ -298,7 +279,5 @@ mod tests {
         let long = about_lines(&"word ".repeat(100), 0);
         assert_eq!(long.lines().count(), 3, "{long}");
         assert!(long.ends_with("...\n"), "{long}");
-        assert!(bounded(&"word ".repeat(100), 20).ends_with("..."));
-        assert!(bounded(&"word ".repeat(100), 20).chars().count() <= 20);
     }
 }

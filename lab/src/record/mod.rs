@@ -86,11 +86,9 @@ pub struct Recorded {
 /// had their `--max-diagnoses`, shared between the recorder, which fills
 /// it, and the code that builds trial requests on the pool's threads, which
 /// asks for a brief diagnosis of those verdicts
-/// ([`TrialRequest::brief_verdicts`]): a diagnosis that will not be written
+/// (`TrialRequest::brief_verdicts` of `trial::protocol`): a diagnosis that will not be written
 /// costs only what finds its signatures, and a verdict still under its
 /// bound (a rare hang in a cell of orphans) is diagnosed in full.
-///
-/// [`TrialRequest::brief_verdicts`]: crate::trial::protocol::TrialRequest::brief_verdicts
 #[derive(Clone, Debug, Default)]
 pub struct DiagnosedCells {
     /// `cell/verdict` keys.
