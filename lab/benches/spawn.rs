@@ -130,7 +130,7 @@ use std::process::Command;
 use criterion::{criterion_group, criterion_main, Criterion};
 use lab::plan::Plan;
 use lab::scenario::Scenario;
-use lab::session::Supervisor;
+use lab::session::SupervisorHandle;
 use lab::strategy::Strategy;
 use lab::trial::protocol::TrialRequest;
 use lifeline::floor;
@@ -190,7 +190,7 @@ fn per_trial_overhead(c: &mut Criterion) {
             brief_verdicts: Vec::new(),
             log_dir: None,
         };
-        let mut sup = Supervisor::start(exe, None).expect("a supervisor");
+        let mut sup = SupervisorHandle::start(exe, None).expect("a supervisor");
         g.bench_function(name, |b| {
             b.iter(|| {
                 let o = sup.run(&req, &|_| {}).expect("a trial");

@@ -110,9 +110,9 @@ pub fn scan(parent: &Path) -> io::Result<Vec<Found>> {
     Ok(found)
 }
 
-/// Open a lab cgroup's directory and judge it; the fd holds the exclusive
+/// Open a lab cgroup's directory and examine it (live, stale or unknown); the fd holds the exclusive
 /// lock when the cgroup is stale or unknown.
-fn judge(path: &Path) -> io::Result<(Found, OwnedFd)> {
+fn examine(path: &Path) -> io::Result<(Found, OwnedFd)> {
     let fd = open(
         path,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
@@ -154,7 +154,7 @@ fn judge(path: &Path) -> io::Result<(Found, OwnedFd)> {
 /// `NotFound` when it does not exist; `InvalidInput` when it is no cgroup
 /// v2 directory; `NotADirectory`, `EACCES` and the like from opening it.
 pub fn inspect(path: &Path) -> io::Result<Found> {
-    judge(path).map(|(f, _)| f)
+    examine(path).map(|(f, _)| f)
 }
 
 /// Remove the lab cgroup at `path` when it is stale: `cgroup.kill` on each
@@ -167,7 +167,7 @@ pub fn inspect(path: &Path) -> io::Result<Found> {
 /// Errors opening it; `Other` when it was stale but could not be removed
 /// (a process that would not die, or no permission).
 pub fn remove(path: &Path) -> io::Result<Found> {
-    let (mut found, _lock) = judge(path)?;
+    let (mut found, _lock) = examine(path)?;
     if found.state != State::Stale {
         return Ok(found);
     }

@@ -11,7 +11,7 @@ use lab::error::Exit;
 fn main() -> ExitCode {
     let result = lab::cli::execute(lab::cli::Cli::parse());
     if let Err(e) = &result {
-        lab::cli::out::write_err(format_args!("lab: {}\n", e.chain()));
+        lab::output::write_err(format_args!("lab: {}\n", e.chain()));
     }
     Exit::of(&result).into()
 }

@@ -19,7 +19,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::LabError;
-use crate::results::{read_rows, schemas_read, TrialRow, OLDEST_SCHEMA, SCHEMA};
+use crate::record::csv::read_rows;
+use crate::record::row::{schemas_read, TrialRow, OLDEST_SCHEMA, SCHEMA};
 use crate::verdict::Verdict;
 
 pub use group::Group;

@@ -241,7 +241,7 @@ pub fn finding(g: &Group) -> String {
         let _ = write!(
             line,
             " Why `{v}` ({which} of its {}): {}.",
-            crate::record::ab::plural(g.count(v), "trial"),
+            crate::text::plural(g.count(v), "trial"),
             code(&first)
         );
     }
@@ -249,7 +249,7 @@ pub fn finding(g: &Group) -> String {
         let sigs: Vec<String> = g
             .signatures
             .iter()
-            .map(|(k, n)| format!("`{k}` ({})", crate::record::ab::plural(*n, "trial")))
+            .map(|(k, n)| format!("`{k}` ({})", crate::text::plural(*n, "trial")))
             .collect();
         let _ = write!(line, " Signatures named: {}.", sigs.join(", "));
     }

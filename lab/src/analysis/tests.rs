@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use super::plot::{self, strategy_color, ChartFormat};
 use super::report::{self, ReportOptions};
 use super::*;
-use crate::results::{CsvSink, RunContext, TrialSource};
+use crate::record::csv::CsvSink;
+use crate::record::{RunContext, TrialSource};
 use crate::strategy::Strategy;
 use crate::verdict::Outcome;
 

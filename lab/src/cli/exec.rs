@@ -1,5 +1,5 @@
 //! `lab exec`: the user's own program as the root of each trial
-//! ([`crate::exec`]).
+//! ([`crate::program`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::run::RunReports;
 use super::{lab_exe, TrialOptions};
 use crate::error::{Exit, LabError};
-use crate::exec::{parse_ladder, parse_window, ExecSpec, Ladder, DEFAULT_DEADLINE};
+use crate::program::{parse_ladder, parse_window, ExecSpec, Ladder, DEFAULT_DEADLINE};
 use crate::run::RunArgs;
 use crate::strategy::Strategy;
 

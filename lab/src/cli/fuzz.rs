@@ -78,7 +78,7 @@ impl FuzzCmd {
         let summary = crate::fuzz::run(&self.options()?)?;
         print_report(self.report.format, &summary, || summary.render());
         let (junit, ctrf) = (self.report.junit.as_deref(), self.report.ctrf.as_deref());
-        write_reports(junit, ctrf, "lab fuzz", &summary.cases(), start)?;
+        write_reports(junit, ctrf, &summary.test_report(), start)?;
         Ok(summary.exit())
     }
 }

@@ -5,7 +5,7 @@
 //! place where that becomes the process exit status.
 
 #[macro_use]
-pub mod out;
+mod out;
 
 mod bench;
 mod bisect;
@@ -203,20 +203,19 @@ fn print_report<T: serde::Serialize + ?Sized>(
     }
 }
 
-/// Write the JUnit and CTRF files (`--junit`, `--ctrf`) of `cases`, the
-/// report `name` of a command that started at `start`, where asked.
+/// Write the JUnit and CTRF files (`--junit`, `--ctrf`) of `report`, of a
+/// command that started at `start`, where asked.
 ///
 /// # Errors
 /// [`LabError::Io`] when a report file cannot be written.
 fn write_reports(
     junit: Option<&std::path::Path>,
     ctrf: Option<&std::path::Path>,
-    name: &str,
-    cases: &[crate::junit::Case],
+    report: &crate::report::TestReport,
     start: std::time::SystemTime,
 ) -> Result<(), LabError> {
-    crate::junit::write(junit, name, cases)?;
-    crate::ctrf::write(ctrf, cases, start, std::time::SystemTime::now())
+    crate::report::junit::write(junit, report)?;
+    crate::report::ctrf::write(ctrf, report, start, std::time::SystemTime::now())
 }
 
 /// How every trial runs: `lab run`, `lab soak`, `lab suite` and `lab bisect`

@@ -1,66 +1,25 @@
-//! Writing a command's output without ever panicking: `print!` and
-//! `eprint!` panic when their stream fails (`lab list | head -1` closes the
-//! pipe). Through the `out!`, `outln!` and `errln!` macros of `cli`, a stream that is closed
-//! (`EPIPE`) or fails is written no more: the command goes on to its usual
-//! exit status, quietly when the reader left (a closed pipe is how a reader
-//! says "enough"), and with one line on standard error for any other
-//! failure of standard output.
+//! The `out!`, `outln!` and `errln!` macros of the commands: `print!`,
+//! `println!` and `eprintln!` that never panic, over
+//! [`crate::output::write_out`] and [`crate::output::write_err`] (see
+//! `output` for what happens when a stream fails).
 
-use std::fmt;
-use std::io::{self, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
-
-/// Standard output failed or was closed: nothing more is written to it.
-static STDOUT_DONE: AtomicBool = AtomicBool::new(false);
-/// Standard error failed or was closed: nothing more is written to it.
-static STDERR_DONE: AtomicBool = AtomicBool::new(false);
-
-/// Write `args` to standard output and flush, unless it has failed before;
-/// a failure ends the output (see the module's doc).
-pub fn write_out(args: fmt::Arguments<'_>) {
-    if STDOUT_DONE.load(Ordering::Relaxed) {
-        return;
-    }
-    let mut out = io::stdout().lock();
-    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
-        STDOUT_DONE.store(true, Ordering::Relaxed);
-        if e.kind() != io::ErrorKind::BrokenPipe {
-            write_err(format_args!(
-                "lab: cannot write to standard output ({e}); no more output\n"
-            ));
-        }
-    }
-}
-
-/// Write `args` to standard error, unless it has failed before; a failure
-/// ends it quietly (there is nowhere left to say so).
-pub fn write_err(args: fmt::Arguments<'_>) {
-    if STDERR_DONE.load(Ordering::Relaxed) {
-        return;
-    }
-    let mut err = io::stderr().lock();
-    if err.write_fmt(args).and_then(|()| err.flush()).is_err() {
-        STDERR_DONE.store(true, Ordering::Relaxed);
-    }
-}
-
-/// `print!` that never panics: [`write_out`].
+/// `print!` that never panics: [`crate::output::write_out`].
 macro_rules! out {
     ($($arg:tt)*) => {
-        $crate::cli::out::write_out(format_args!($($arg)*))
+        $crate::output::write_out(format_args!($($arg)*))
     };
 }
 
-/// `println!` that never panics: [`write_out`].
+/// `println!` that never panics: [`crate::output::write_out`].
 macro_rules! outln {
     ($($arg:tt)*) => {
-        $crate::cli::out::write_out(format_args!("{}\n", format_args!($($arg)*)))
+        $crate::output::write_out(format_args!("{}\n", format_args!($($arg)*)))
     };
 }
 
-/// `eprintln!` that never panics: [`write_err`].
+/// `eprintln!` that never panics: [`crate::output::write_err`].
 macro_rules! errln {
     ($($arg:tt)*) => {
-        $crate::cli::out::write_err(format_args!("{}\n", format_args!($($arg)*)))
+        $crate::output::write_err(format_args!("{}\n", format_args!($($arg)*)))
     };
 }

@@ -114,8 +114,8 @@ impl RunReports {
     /// [`LabError::Input`] for a `--junit` or `--ctrf` path that is a
     /// directory or a symlink, or whose directory does not exist.
     pub fn check(&self) -> Result<(), LabError> {
-        crate::junit::check_target(self.junit.as_deref())?;
-        crate::junit::check_report_target("--ctrf", self.ctrf.as_deref())
+        crate::report::check_target("--junit", self.junit.as_deref())?;
+        crate::report::check_target("--ctrf", self.ctrf.as_deref())
     }
 
     /// Print the summary (`text` or its JSON) and write the JUnit and CTRF
@@ -131,8 +131,8 @@ impl RunReports {
         text: String,
     ) -> Result<(), LabError> {
         print_report(self.format, summary, || text);
-        let cases = crate::junit::of_run(summary);
+        let report = summary.test_report(name);
         let (junit, ctrf) = (self.junit.as_deref(), self.ctrf.as_deref());
-        super::write_reports(junit, ctrf, name, &cases, start)
+        super::write_reports(junit, ctrf, &report, start)
     }
 }

@@ -7,8 +7,9 @@ use clap::ValueEnum;
 
 use super::{lab_exe, print_report, Format, TrialOptions};
 use crate::error::{Exit, LabError};
+use crate::output::progress::Progress;
 use crate::scenario::BUILTIN;
-use crate::soak::{Progress, SoakArgs, SoakSpec};
+use crate::soak::{SoakArgs, SoakSpec};
 
 /// `--progress`.
 #[derive(Clone, Copy, ValueEnum)]
@@ -124,7 +125,7 @@ impl SoakCmd {
             let strategies = spec.strategies.len().max(1) as u64;
             t.saturating_mul(cells).saturating_mul(strategies)
         });
-        let stamp = crate::results::run_id("soak", self.seed);
+        let stamp = crate::record::dir::run_id("soak", self.seed);
         Ok(SoakArgs {
             dir: self
                 .resume
@@ -149,13 +150,13 @@ impl SoakCmd {
         let format = self.format;
         let junit = self.junit.clone();
         let ctrf = self.ctrf.clone();
-        crate::junit::check_target(junit.as_deref())?;
-        crate::junit::check_report_target("--ctrf", ctrf.as_deref())?;
+        crate::report::check_target("--junit", junit.as_deref())?;
+        crate::report::check_target("--ctrf", ctrf.as_deref())?;
         let start = std::time::SystemTime::now();
         let summary = crate::soak::run(&self.options()?)?;
         print_report(format, &summary, || summary.render());
-        let cases = crate::junit::of_soak(&summary);
-        super::write_reports(junit.as_deref(), ctrf.as_deref(), "lab soak", &cases, start)?;
+        let report = summary.test_report();
+        super::write_reports(junit.as_deref(), ctrf.as_deref(), &report, start)?;
         Ok(summary.exit())
     }
 }

@@ -91,15 +91,15 @@ pub(super) struct SuiteCmd {
 impl SuiteCmd {
     pub(super) fn execute(self) -> Result<Exit, LabError> {
         let strategies = parse_strategies(&self.strategies)?;
-        crate::junit::check_target(self.junit.as_deref())?;
-        crate::junit::check_report_target("--ctrf", self.ctrf.as_deref())?;
+        crate::report::check_target("--junit", self.junit.as_deref())?;
+        crate::report::check_target("--ctrf", self.ctrf.as_deref())?;
         let start = std::time::SystemTime::now();
         let setup = self.common.setup(self.suite, self.repeat, self.order)?;
         let report = crate::suite::run::run(&setup, &strategies)?;
         print_report(self.common.format, &report, || report.render());
-        let cases = crate::junit::of_suite(&report);
+        let tests = report.test_report();
         let (junit, ctrf) = (self.junit.as_deref(), self.ctrf.as_deref());
-        super::write_reports(junit, ctrf, "lab suite", &cases, start)?;
+        super::write_reports(junit, ctrf, &tests, start)?;
         Ok(Exit::clean_if(report.order_dependent.is_empty()))
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! - [`generate`]: the proptest strategy of cases (swarm testing), their
 //!   scenario text, parsed and planned by the lab's own parser;
-//! - [`judge`]: the property (which verdicts fail);
+//! - [`property`]: the property (which verdicts fail);
 //! - [`shrink`]: proptest's value tree driven by real trials;
 //! - [`summary`]: what it reports (text, JSON, JUnit/CTRF cases).
 //!
@@ -14,7 +14,7 @@
 //! `OUT/<run-id>/trials.csv`, each row with the command that replays it.
 
 pub mod generate;
-pub mod judge;
+pub mod property;
 pub mod shrink;
 pub mod summary;
 
@@ -24,11 +24,10 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use crate::error::LabError;
-use crate::record::{Finished, Recorder, RunCommand};
-use crate::results::{RunContext, TrialSource};
+use crate::output::progress::{Bar, Progress};
+use crate::record::{Finished, Recorder, RunCommand, TrialSource};
 use crate::scenario::Scenario;
 use crate::session::Session;
-use crate::soak::progress::Bar;
 use crate::strategy::Strategy;
 use crate::trial::protocol::TrialRequest;
 use crate::verdict::{Outcome, Verdict};
@@ -152,14 +151,7 @@ impl Lab<'_> {
             let c = (i / k) as usize;
             let w = cases[c];
             rec.record(&Finished {
-                source: TrialSource {
-                    scenario: &w.checked.scenario.name,
-                    scenario_hash: &w.checked.scenario.source_hash,
-                    plan_hash: &plan_hashes[c],
-                    seed: w.seed,
-                    trial: i % k,
-                    sweep: None,
-                },
+                source: TrialSource::of(&w.checked.plan, &plan_hashes[c], i % k, None),
                 strategy,
                 outcome: &o,
                 stem: &format!("{}.{}.{}", strategy.name, tag(c), i % k),
@@ -170,7 +162,7 @@ impl Lab<'_> {
             o.output = None;
             o.trace = None;
             outcomes[c].push((i % k, o));
-            bar.inc(|| crate::soak::progress::live_counts(rec.tally()));
+            bar.inc(|| rec.tally().live_counts());
         })?;
         self.rec.check()?;
         Ok(outcomes
@@ -212,7 +204,7 @@ pub fn hash8(text: &str) -> String {
 pub fn write_text(path: &Path, text: &str) -> Result<(), LabError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)
-        .and_then(|()| crate::results::replace_file(path, text.as_bytes()))
+        .and_then(|()| crate::record::files::replace_file(path, text.as_bytes()))
         .map_err(|e| LabError::io(format!("cannot write {}", path.display()), e))
 }
 
@@ -308,18 +300,17 @@ pub fn load_regressions(dir: &Path, seed: u64) -> Result<Vec<Written>, LabError>
 /// results cannot be written or supervisors cannot be started.
 pub fn run(args: &FuzzArgs) -> Result<FuzzSummary, LabError> {
     let regressions = load_regressions(&args.regressions, args.seed)?;
-    let mut ctx = RunContext::new(SCENARIO_NAME, args.seed);
-    let run_dir = crate::run::make_run_dir(&args.out, &mut ctx)?;
-    let mut rec = Recorder::create(&run_dir, ctx)?;
+    let mut rec = Recorder::new_run(&args.out, SCENARIO_NAME, args.seed)?;
+    let run_dir = rec.dir().to_path_buf();
     rec.limit_diagnoses(args.max_diagnoses);
     let session = Session::open(&args.exe, args.jobs, args.no_cgroup);
     crate::session::stop_on_interrupt();
     let names: Vec<&str> = args.strategies.iter().map(|s| s.name.as_str()).collect();
-    crate::cli::out::write_err(format_args!(
+    crate::output::write_err(format_args!(
         "lab fuzz  seed {}  strategies {}  {} each  repeat {}  -j {}  regressions {} ({})  results {}\n",
         args.seed,
         names.join(", "),
-        crate::record::ab::plural(args.cases, "case"),
+        crate::text::plural(args.cases, "case"),
         args.repeat,
         session.jobs(),
         args.regressions.display(),
@@ -327,7 +318,7 @@ pub fn run(args: &FuzzArgs) -> Result<FuzzSummary, LabError> {
         run_dir.display()
     ));
     let start = Instant::now();
-    let bar = Bar::new(crate::soak::Progress::Auto, None);
+    let bar = Bar::new(Progress::Auto, None);
     let mut lab = Lab {
         args,
         session: &session,
@@ -372,7 +363,7 @@ fn explore_all(
             if os.is_empty() {
                 continue;
             }
-            let failing = os.iter().find(|o| judge::fails(o.verdict));
+            let failing = os.iter().find(|o| property::fails(o.verdict));
             replayed.push(Replayed {
                 path: w.path.clone(),
                 strategy: strategy.name.clone(),
@@ -415,7 +406,7 @@ fn explore_all(
             };
             ran += 1;
             *verdicts.entry(o.verdict.name().to_string()).or_insert(0) += 1;
-            if judge::fails(o.verdict) {
+            if property::fails(o.verdict) {
                 failing += 1;
                 if first.as_ref().is_none_or(|(f, _, _)| i < f) {
                     first = Some((*i, w, o));

@@ -3,7 +3,7 @@
 //! next candidate (`simplify` after a failing candidate, `complicate`
 //! after a passing one, as proptest's runner does), runs it as `--repeat K`
 //! real trials, and counts it as failing when any of them fails
-//! ([`judge::case_fails`]). A candidate with more nodes than the smallest
+//! ([`property::case_fails`]). A candidate with more nodes than the smallest
 //! failing case so far is not run and counts as passing, so shrinking
 //! never grows the tree. `--shrink-steps` bounds the candidates run.
 
@@ -12,7 +12,7 @@ use std::path::Path;
 use proptest::strategy::ValueTree;
 
 use super::generate::{self, Case};
-use super::{judge, write_case, Found, Lab, Written};
+use super::{property, write_case, Found, Lab, Written};
 use crate::error::LabError;
 use crate::strategy::Strategy;
 use crate::verdict::Outcome;
@@ -125,7 +125,7 @@ pub fn shrink(
             if outcomes.len() < args.repeat as usize {
                 return Ok(None);
             }
-            let failing = outcomes.into_iter().find(|o| judge::fails(o.verdict));
+            let failing = outcomes.into_iter().find(|o| property::fails(o.verdict));
             let failed = failing.is_some();
             if let Some(o) = failing {
                 last = Some((w, o));

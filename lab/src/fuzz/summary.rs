@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::junit::{Case, Failure};
+use crate::report::{verdict_counts, Failure, TestCase, TestOutcome, TestReport};
 use crate::stats::Rate;
 use crate::strategy::Strategy;
 use crate::verdict::Verdict;
@@ -202,7 +202,7 @@ impl FuzzSummary {
                 s,
                 "\n{}: {} run, failing {}",
                 st.strategy,
-                crate::record::ab::plural(st.cases_run, "case"),
+                crate::text::plural(st.cases_run, "case"),
                 st.failing.render()
             );
             let counts: Vec<String> = st
@@ -230,7 +230,7 @@ impl FuzzSummary {
                     f.accepted_steps,
                     f.trials_per_step,
                     f.verdict,
-                    crate::record::ab::bounded(&f.reason, 300),
+                    crate::text::bounded(&f.reason, 300),
                     f.minimal.display(),
                     f.first.display(),
                     f.regression.display(),
@@ -252,11 +252,13 @@ impl FuzzSummary {
         s
     }
 
-    /// The JUnit/CTRF test cases: one per strategy, failing when one of its
-    /// cases, or of its regression replays, failed.
-    pub fn cases(&self) -> Vec<Case> {
+    /// The test report of the fuzz (`lab fuzz`): one test case per
+    /// strategy, failing when one of its cases, or of its regression
+    /// replays, failed.
+    pub fn test_report(&self) -> TestReport {
         let per_strategy = self.wall_s / self.strategies.len().max(1) as f64;
-        self.strategies
+        let cases = self
+            .strategies
             .iter()
             .map(|st| {
                 let stale: Vec<&Replayed> = self
@@ -265,8 +267,7 @@ impl FuzzSummary {
                     .iter()
                     .filter(|r| r.strategy == st.strategy && r.still_failing)
                     .collect();
-                let counts =
-                    crate::junit::verdict_counts(st.verdicts.iter().map(|(v, n)| (v.as_str(), *n)));
+                let counts = verdict_counts(st.verdicts.iter().map(|(v, n)| (v.as_str(), *n)));
                 let failure = (st.failing_cases > 0 || !stale.is_empty()).then(|| {
                     let mut lines = vec![format!(
                         "failing cases: {} ({counts}); regressions still failing: {}",
@@ -293,20 +294,24 @@ impl FuzzSummary {
                     }
                     Failure {
                         message: lines.join("; "),
-                        description: lines.join("\n") + "\n",
+                        details: lines.join("\n") + "\n",
                         kind: "failing cases",
                     }
                 });
-                Case {
+                TestCase {
                     suite: "lab fuzz".into(),
                     name: st.strategy.clone(),
                     classname: "fuzz".into(),
                     time: Duration::from_secs_f64(per_strategy.max(0.0)),
                     counts,
-                    failure,
+                    outcome: failure.map_or(TestOutcome::Passed, TestOutcome::Failed),
                 }
             })
-            .collect()
+            .collect();
+        TestReport {
+            name: "lab fuzz".to_string(),
+            cases,
+        }
     }
 }
 
@@ -373,9 +378,11 @@ mod tests {
         assert_eq!(summary(2, false, false).exit(), Exit::Found);
         assert_eq!(summary(0, true, false).exit(), Exit::Found);
         assert_eq!(summary(2, false, true).exit(), Exit::Interrupted);
-        assert!(summary(0, false, false).cases()[0].failure.is_none());
-        let cases = summary(2, true, false).cases();
-        let f = cases[0].failure.as_ref().unwrap();
+        assert!(summary(0, false, false).test_report().cases[0]
+            .failure()
+            .is_none());
+        let cases = summary(2, true, false).test_report().cases;
+        let f = cases[0].failure().unwrap();
         for part in [
             "2/12",
             "10 -> 1 nodes",

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::stats::{percent, Rate};
+use crate::text::bounded;
 use crate::verdict::Verdict;
 
 /// One column of the table: a strategy, its trials and its rates (by
@@ -87,18 +88,6 @@ pub fn plainly(v: Verdict) -> &'static str {
     }
 }
 
-/// `1 trial`, `2 trials`, `2 processes`: `n` and `word`, with an `s`
-/// (`es` after `s`, `x`, `ch`, `sh`) unless `n` is 1.
-pub fn plural(n: u64, word: &str) -> String {
-    if n == 1 {
-        format!("{n} {word}")
-    } else if ["s", "x", "ch", "sh"].iter().any(|e| word.ends_with(e)) {
-        format!("{n} {word}es")
-    } else {
-        format!("{n} {word}s")
-    }
-}
-
 /// The sentences of one strategy: one per verdict other than `pass` that
 /// it gave, most frequent first: `legacy: in 100 of 100 trials a process
 /// outlived the teardown (orphan): nodes 0.1 0.1.0 0.1.1; signatures:
@@ -123,7 +112,7 @@ pub fn sentences(
     seen.sort_by_key(|&(_, n)| std::cmp::Reverse(n));
     seen.iter()
         .map(|&(v, n)| {
-            let of = format!("in {n} of {}", plural(trials, "trial"));
+            let of = format!("in {n} of {}", crate::text::plural(trials, "trial"));
             let mut s = format!("{strategy}: {of} {} ({})", plainly(v), v.name());
             if let Some(detail) = reasons.get(v.name()).and_then(top_detail) {
                 s.push_str(": ");
@@ -166,26 +155,6 @@ fn top_detail(reasons: &BTreeMap<String, u64>) -> Option<String> {
         return None;
     }
     Some(bounded(detail, 160))
-}
-
-/// `text` cut to at most `max` characters at a word boundary, with `...`
-/// when cut.
-pub fn bounded(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut out = String::new();
-    for word in text.split_whitespace() {
-        if out.chars().count() + word.chars().count() + 1 > max.saturating_sub(3) {
-            break;
-        }
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(word);
-    }
-    out.push_str("...");
-    out
 }
 
 /// The scenario's `about` as the summary shows it: its first sentence (up
@@ -305,15 +274,10 @@ mod tests {
     }
 
     #[test]
-    fn plurals_and_bounds() {
-        assert_eq!(plural(1, "trial"), "1 trial");
-        assert_eq!(plural(0, "process"), "0 processes");
-        assert_eq!(plural(1, "process"), "1 process");
+    fn about_lines_and_bounds() {
         assert_eq!(about_lines("One.  Two three. Four", 2), "  One.\n");
         let long = about_lines(&"word ".repeat(100), 0);
         assert_eq!(long.lines().count(), 3, "{long}");
         assert!(long.ends_with("...\n"), "{long}");
-        assert!(bounded(&"word ".repeat(100), 20).ends_with("..."));
-        assert!(bounded(&"word ".repeat(100), 20).chars().count() <= 20);
     }
 }

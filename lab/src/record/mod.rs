@@ -1,6 +1,7 @@
-//! The record: what a finished trial leaves, written in one place for `lab
-//! run`, `lab soak` and whatever else runs trials. A [`Recorder`] writes a
-//! trial's diagnosis (`DIR/diagnosis/STEM.json` and `.txt`, for hangs and
+//! The record: the result directory of a run and what a finished trial
+//! leaves in it, written in one place for `lab run`, `lab soak` and
+//! whatever else runs trials (`results/<run-id>/trials.csv` and the files
+//! beside it). A [`Recorder`] writes a trial's diagnosis (`DIR/diagnosis/STEM.json` and `.txt`, for hangs and
 //! orphans), its CSV row (`DIR/trials.csv`, flushed at once) and counts it
 //! in its [`Tally`]; [`RunCommand`] builds the command that replays it.
 //!
@@ -16,13 +17,24 @@
 //! diagnosis as unwritten ([`Counts::diagnoses_unwritten`]). The recorder is
 //! the one place that decides ([`Recorder::record`]).
 //!
+//! - [`dir`]: the run id and the one place that makes a run's directory;
+//! - [`row`]: the row schema ([`TrialRow`], [`RunContext`],
+//!   [`TrialSource`]);
+//! - [`csv`]: `trials.csv` written row by row, read back, and a row torn by
+//!   a crash dropped;
+//! - [`files`]: the diagnosis, output, trace and log files, and the safety
+//!   of every file the lab writes (never through a symlink);
 //! - [`tally`]: [`Counts`] of one group and the [`Tally`] of every group;
 //! - [`replay`]: the `lab run` replay command;
 //! - [`ab`]: the A/B table and the plain-words sentence of a failing
 //!   strategy.
 
 pub mod ab;
+pub mod csv;
+pub mod dir;
+pub mod files;
 pub mod replay;
+pub mod row;
 pub mod tally;
 
 use std::collections::HashSet;
@@ -30,11 +42,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::error::LabError;
-use crate::results::{self, CsvSink, RunContext, TrialRow, TrialSource};
 use crate::strategy::Strategy;
 use crate::verdict::{Outcome, Verdict};
 
+use self::csv::CsvSink;
 pub use replay::RunCommand;
+pub use row::{RunContext, TrialRow, TrialSource};
 pub use tally::{Counts, GroupSummary, Tally};
 
 /// Diagnoses written per scenario x strategy cell when `--max-diagnoses`
@@ -73,11 +86,9 @@ pub struct Recorded {
 /// had their `--max-diagnoses`, shared between the recorder, which fills
 /// it, and the code that builds trial requests on the pool's threads, which
 /// asks for a brief diagnosis of those verdicts
-/// ([`TrialRequest::brief_verdicts`]): a diagnosis that will not be written
+/// (`TrialRequest::brief_verdicts` of `trial::protocol`): a diagnosis that will not be written
 /// costs only what finds its signatures, and a verdict still under its
 /// bound (a rare hang in a cell of orphans) is diagnosed in full.
-///
-/// [`TrialRequest::brief_verdicts`]: crate::trial::protocol::TrialRequest::brief_verdicts
 #[derive(Clone, Debug, Default)]
 pub struct DiagnosedCells {
     /// `cell/verdict` keys.
@@ -171,6 +182,18 @@ impl Recorder {
         Ok(Recorder::with(dir, ctx, csv))
     }
 
+    /// Record a new run of `scenario` with `seed` under `out`: its run id,
+    /// its directory `out/<run-id>` ([`dir::create_run_dir`]) and its new
+    /// `trials.csv` ([`Recorder::create`]).
+    ///
+    /// # Errors
+    /// [`LabError::Io`] when the directory or the file cannot be created.
+    pub fn new_run(out: &Path, scenario: &str, seed: u64) -> Result<Recorder, LabError> {
+        let mut ctx = RunContext::new(scenario, seed);
+        let run_dir = dir::create_run_dir(out, &mut ctx)?;
+        Recorder::create(&run_dir, ctx)
+    }
+
     fn with(dir: &Path, ctx: RunContext, csv: CsvSink) -> Recorder {
         Recorder {
             dir: dir.to_path_buf(),
@@ -224,7 +247,7 @@ impl Recorder {
         let unwritten = t.outcome.diagnosis.is_some() && !room;
         let diagnosis = match &t.outcome.diagnosis {
             Some(_) if !room => None,
-            Some(d) => match results::write_diagnosis(&self.dir, t.stem, d) {
+            Some(d) => match files::write_diagnosis(&self.dir, t.stem, d) {
                 Ok(path) => Some(path),
                 Err(e) => {
                     let what = format!("cannot write a diagnosis under {}", self.dir.display());
@@ -247,11 +270,11 @@ impl Recorder {
                     .output
                     .as_ref()
                     .map_or(Ok(()), |out| {
-                        results::write_output(&self.dir, t.stem, out).map(drop)
+                        files::write_output(&self.dir, t.stem, out).map(drop)
                     })
                     .and_then(|()| {
                         t.outcome.trace.as_ref().map_or(Ok(()), |trace| {
-                            results::write_trace(&self.dir, t.stem, trace).map(drop)
+                            files::write_trace(&self.dir, t.stem, trace).map(drop)
                         })
                     });
                 if let Err(e) = written {
@@ -442,7 +465,7 @@ mod tests {
             .unwrap()
             .count();
         assert_eq!(files, 6, "three diagnoses, each .json and .txt");
-        let rows = results::read_rows(rec.csv_path()).unwrap();
+        let rows = self::csv::read_rows(rec.csv_path()).unwrap();
         assert_eq!(rows.len(), 5);
     }
 }

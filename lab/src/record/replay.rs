@@ -1,7 +1,7 @@
 //! The one command that replays a trial: `lab run` of its scenario (with
 //! its overrides or swept value), seed and strategy, one trial, with the
 //! deadline and cgroup switch it ran with. (A suite's replay is a `lab
-//! suite` command: [`Setup::suite_command`](crate::suite::Setup::suite_command).)
+//! suite` command: `suite::Setup::suite_command`.)
 
 use std::fmt::Write as _;
 

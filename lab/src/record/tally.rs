@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use serde::{Serialize, Serializer};
 
-use crate::results::TrialRow;
+use super::row::TrialRow;
 use crate::stats::{median, percentile, Rate};
 use crate::verdict::{reason_class, Outcome, Verdict};
 
@@ -396,6 +396,22 @@ impl Tally {
             }
         }
         out
+    }
+
+    /// The verdicts so far per strategy, for a progress bar:
+    /// `canonical: pass 120 | legacy: orphan 118 hang 2`.
+    pub fn live_counts(&self) -> String {
+        let mut per: Vec<(String, Vec<String>)> = Vec::new();
+        for ((strategy, verdict), n) in self.by_strategy() {
+            match per.iter_mut().find(|(s, _)| *s == strategy) {
+                Some((_, v)) => v.push(format!("{verdict} {n}")),
+                None => per.push((strategy, vec![format!("{verdict} {n}")])),
+            }
+        }
+        per.iter()
+            .map(|(s, v)| format!("{s}: {}", v.join(" ")))
+            .collect::<Vec<_>>()
+            .join(" | ")
     }
 
     /// One summary per group, in scenario, swept value and strategy order.

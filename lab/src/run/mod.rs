@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use crate::error::LabError;
 use crate::plan::Plan;
-use crate::record::{Finished, Recorder, RunCommand};
-use crate::results::{RunContext, TrialSource};
+use crate::record::{Finished, Recorder, RunCommand, TrialSource};
 use crate::scenario::overrides::Override;
 use crate::scenario::Scenario;
 use crate::session::{check_privileges, Session};
@@ -68,7 +67,7 @@ pub struct RunArgs {
 }
 
 /// What every trial of one run shares.
-struct Course<'a> {
+struct RunSetup<'a> {
     args: &'a RunArgs,
     scenario: &'a Scenario,
     plan: &'a Plan,
@@ -94,12 +93,11 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
     }
     check_privileges(&scenario)?;
     let plan_hash = plan.hash();
-    let mut ctx = RunContext::new(&scenario.name, args.seed);
-    let run_dir = make_run_dir(&args.out, &mut ctx)?;
-    let mut rec = Recorder::create(&run_dir, ctx)?;
+    let mut rec = Recorder::new_run(&args.out, &scenario.name, args.seed)?;
+    let run_dir = rec.dir().to_path_buf();
     rec.limit_diagnoses(args.max_diagnoses);
     let session = Session::open(&args.exe, args.jobs, args.no_cgroup);
-    let course = Course {
+    let setup = RunSetup {
         args,
         scenario: &scenario,
         plan: &plan,
@@ -122,23 +120,23 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
         crate::session::stop_on_interrupt();
     }
     let names: Vec<&str> = args.strategies.iter().map(|s| s.name.as_str()).collect();
-    crate::cli::out::write_err(format_args!(
+    crate::output::write_err(format_args!(
         "{} {}  seed {}  strategies {}  {} each  -j {}  results {}\n",
         args.command,
         scenario.name,
         args.seed,
         names.join(", "),
-        crate::record::ab::plural(args.trials, "trial"),
+        crate::text::plural(args.trials, "trial"),
         session.jobs(),
         run_dir.display()
     ));
-    let bar = crate::soak::progress::Bar::new(
-        crate::soak::Progress::Auto,
+    let bar = crate::output::progress::Bar::new(
+        crate::output::progress::Progress::Auto,
         Some(args.trials.saturating_mul(args.strategies.len() as u64)),
     );
     let mut results = Vec::new();
     for strategy in &args.strategies {
-        let done = run_strategy(&course, &session, &mut rec, strategy, &bar);
+        let done = run_strategy(&setup, &session, &mut rec, strategy, &bar);
         // A strategy that ran no trial (Ctrl-C came first) has no summary.
         results.extend(done.inspect_err(|_| bar.finish())?);
     }
@@ -176,45 +174,19 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
     };
     let json = crate::json::to_string_pretty(&summary).expect("a summary serializes");
     let path = run_dir.join("summary.json");
-    crate::results::replace_file(&path, json.as_bytes())
+    crate::record::files::replace_file(&path, json.as_bytes())
         .map_err(|e| LabError::io(format!("cannot write {}", path.display()), e))?;
     Ok(summary)
-}
-
-/// Make the run's directory `out/<run-id>` (and `out`) as a new directory
-/// of the run's own: a `mkdir` that fails when the name exists (a planted
-/// directory or symlink is never written into). Two runs that would share a
-/// run id (the same second, scenario, seed and PID: two labs that are PID 1
-/// of their own PID namespaces) get `.1`, `.2`, ... appended to the id.
-///
-/// # Errors
-/// [`LabError::Io`] when `out` or the directory cannot be created.
-pub fn make_run_dir(out: &std::path::Path, ctx: &mut RunContext) -> Result<PathBuf, LabError> {
-    std::fs::create_dir_all(out)
-        .map_err(|e| LabError::io(format!("cannot create {}", out.display()), e))?;
-    let base = ctx.run_id.clone();
-    let mut n = 0u32;
-    loop {
-        let dir = out.join(&ctx.run_id);
-        match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => {
-                n += 1;
-                ctx.run_id = format!("{base}.{n}");
-            }
-            Err(e) => return Err(LabError::io(format!("cannot create {}", dir.display()), e)),
-        }
-    }
 }
 
 /// Run the trials of `strategy`, record each, and summarize them; `None`
 /// when none ran (a Ctrl-C came before its first).
 fn run_strategy(
-    c: &Course<'_>,
+    c: &RunSetup<'_>,
     session: &Session,
     rec: &mut Recorder,
     strategy: &Strategy,
-    bar: &crate::soak::progress::Bar,
+    bar: &crate::output::progress::Bar,
 ) -> Result<Option<StrategySummary>, LabError> {
     let replay = c.command.replay(strategy);
     let req = TrialRequest {
@@ -246,14 +218,7 @@ fn run_strategy(
         ..req.clone()
     };
     let wall = session.run_trials(c.args.trials, &request, &on_kept, |i, mut o| {
-        let source = TrialSource {
-            scenario: &c.scenario.name,
-            scenario_hash: &c.scenario.source_hash,
-            plan_hash: c.plan_hash,
-            seed: c.args.seed,
-            trial: i,
-            sweep: None,
-        };
+        let source = TrialSource::of(c.plan, c.plan_hash, i, None);
         let recorded = rec.record(&Finished {
             source,
             strategy,
@@ -292,7 +257,7 @@ fn run_strategy(
             }
         }
         outcomes.push((i, o));
-        bar.inc(|| crate::soak::progress::live_counts(rec.tally()));
+        bar.inc(|| rec.tally().live_counts());
     })?;
     rec.check()?;
     let tally = rec.take_tally();

@@ -14,6 +14,7 @@ use crate::cgroup;
 use crate::expect::{Comparison, Expect};
 use crate::forensics::Diagnosis;
 use crate::record::{ab, Tally};
+use crate::report::{verdict_counts, TestCase, TestReport};
 use crate::stats::Rate;
 use crate::strategy::Strategy;
 use crate::verdict::Timings;
@@ -299,7 +300,7 @@ impl RunSummary {
             let _ = writeln!(
                 s,
                 "interrupted (Ctrl-C): the partial summary of the {} done",
-                ab::plural(done, "trial")
+                crate::text::plural(done, "trial")
             );
         }
         let columns: Vec<ab::Column<'_>> = self
@@ -363,8 +364,8 @@ impl RunSummary {
             let _ = writeln!(
                 s,
                 "  /proc oracle: {} in {} ({})",
-                ab::plural(r.false_orphans_total, "false orphan"),
-                ab::plural(r.trials_with_false_orphans, "trial"),
+                crate::text::plural(r.false_orphans_total, "false orphan"),
+                crate::text::plural(r.trials_with_false_orphans, "trial"),
                 Rate::wilson(r.trials_with_false_orphans, r.trials).render()
             );
         }
@@ -404,7 +405,7 @@ impl RunSummary {
                 s,
                 "  replay {} ({}): {}",
                 rp.verdict,
-                ab::plural(rp.trials.len() as u64, "trial"),
+                crate::text::plural(rp.trials.len() as u64, "trial"),
                 rp.command
             );
         }
@@ -523,6 +524,45 @@ fn mean_phases(phases: impl Iterator<Item = Timings>) -> Timings {
         course_us: m(|p| p.course_us),
         cascade_us: m(|p| p.cascade_us),
         cleanup_us: m(|p| p.cleanup_us),
+    }
+}
+
+impl RunSummary {
+    /// The test report `name` (`lab run nested`, `lab exec`) of the run:
+    /// one test case per strategy, in the suite of the scenario, failing
+    /// when the strategy's expectation was not met.
+    pub fn test_report(&self, name: &str) -> TestReport {
+        let cases = self
+            .results
+            .iter()
+            .map(|s| {
+                let counts =
+                    verdict_counts(s.rates.iter().map(|(v, rate)| (v.as_str(), rate.count)));
+                let time = if s.trials_per_s > 0.0 {
+                    Duration::from_secs_f64(s.trials as f64 / s.trials_per_s)
+                } else {
+                    Duration::ZERO
+                };
+                let replay = if s.expectation.met() {
+                    Vec::new()
+                } else {
+                    vec![s.replay_command.clone()]
+                };
+                TestCase::cell(
+                    &self.scenario,
+                    &self.scenario,
+                    &s.expectation,
+                    counts,
+                    time,
+                    &replay,
+                    s.diagnosis.as_ref().map(|d| d.path.as_path()),
+                )
+            })
+            .collect();
+        TestReport {
+            name: name.to_string(),
+            cases,
+        }
     }
 }
 

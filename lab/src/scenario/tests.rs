@@ -120,7 +120,7 @@ fn a_name_is_bounded_because_it_names_result_files() {
     err(&text(MAX_NAME_CHARS + 1), 2, 8, &long, "at most 64 of them");
     // The longest name still makes a run directory the kernel accepts.
     let dir = tempfile::tempdir().unwrap();
-    let id = crate::results::run_id(&"a".repeat(MAX_NAME_CHARS), u64::MAX);
+    let id = crate::record::dir::run_id(&"a".repeat(MAX_NAME_CHARS), u64::MAX);
     std::fs::create_dir(dir.path().join(id)).unwrap();
 }
 

@@ -108,7 +108,7 @@ fn watch_signals() -> std::io::Result<()> {
                     && GRACEFUL.load(Ordering::SeqCst)
                     && !INTERRUPTED.swap(true, Ordering::SeqCst)
                 {
-                    crate::cli::out::write_err(format_args!(
+                    crate::output::write_err(format_args!(
                         "\nlab: interrupted: no new trials; waiting for the trials in flight \
                          (Ctrl-C again ends the lab at once)\n"
                     ));

@@ -6,24 +6,26 @@
 //! a crashed supervisor left in it killed, and the orphans that came to the
 //! lab (a subreaper) ended: once, here.
 //!
-//! - [`supervisor`]: one supervisor process and [`SupervisorError`];
+//! - [`handle`]: the lab's handle on one supervisor process
+//!   ([`SupervisorHandle`]; the supervisor's own loop is `crate::supervisor`)
+//!   and [`SupervisorError`];
 //! - [`pool`]: trials and executions on `jobs` supervisors at once;
 //! - [`host`]: the lab process and the machine before and after trials.
 
+pub mod handle;
 pub mod host;
 pub mod pool;
-pub mod supervisor;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::cgroup;
 
+pub use handle::{PidNsMode, SupervisorError, SupervisorHandle};
 pub use host::{
     check_privileges, interrupted, prepare_lab_process, stop_on_interrupt, sweep_orphans,
 };
 use host::{forget_on_signal, watched};
-pub use supervisor::{PidNsMode, Supervisor, SupervisorError};
 
 /// The supervisors and the lab cgroup of one command. Not `Clone`: one per
 /// command, dropped when its trials are over.
@@ -71,9 +73,9 @@ impl Session {
 
     /// How its supervisors run: as init of a PID namespace of their own, or
     /// (where none can be made) in the lab's, and why (decided once per lab
-    /// process: [`supervisor::pid_namespace`]).
+    /// process: [`handle::pid_namespace`]).
     pub fn pid_namespace(&self) -> PidNsMode {
-        supervisor::pid_namespace(&self.exe).clone()
+        handle::pid_namespace(&self.exe).clone()
     }
 
     /// Supervisors at most at once.
@@ -90,8 +92,8 @@ impl Session {
     ///
     /// # Errors
     /// [`SupervisorError::Start`].
-    pub fn start_supervisor(&self) -> Result<Supervisor, SupervisorError> {
-        let sup = Supervisor::start(&self.exe, self.cgroup.as_deref())?;
+    pub fn start_supervisor(&self) -> Result<SupervisorHandle, SupervisorError> {
+        let sup = SupervisorHandle::start(&self.exe, self.cgroup.as_deref())?;
         self.started.fetch_add(1, Ordering::Relaxed);
         Ok(sup)
     }

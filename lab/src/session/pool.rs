@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::{host, Session, Supervisor, SupervisorError};
+use super::{host, Session, SupervisorError, SupervisorHandle};
 use crate::error::LabError;
 use crate::trial::protocol::TrialRequest;
 use crate::verdict::Outcome;
@@ -18,7 +18,7 @@ use crate::verdict::Outcome;
 #[derive(Debug)]
 pub struct Worker<'s> {
     session: &'s Session,
-    sup: Option<Supervisor>,
+    sup: Option<SupervisorHandle>,
     used: bool,
 }
 
@@ -28,7 +28,7 @@ impl Worker<'_> {
     ///
     /// # Errors
     /// [`SupervisorError::Start`].
-    pub fn supervisor(&mut self, fresh: bool) -> Result<&mut Supervisor, SupervisorError> {
+    pub fn supervisor(&mut self, fresh: bool) -> Result<&mut SupervisorHandle, SupervisorError> {
         if fresh || self.sup.is_none() {
             self.sup = Some(self.session.start_supervisor()?);
         }
@@ -152,7 +152,7 @@ impl Session {
                          cgroup's pids.max): lower -j, or raise the limit"
                     )));
                 }
-                crate::cli::out::write_err(format_args!(
+                crate::output::write_err(format_args!(
                     "lab: started {started} of {wanted} workers ({e}: a limit on threads); going on with {started}\n"
                 ));
             }

@@ -6,8 +6,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::LabError;
+use crate::record::csv::read_rows;
+use crate::record::files::replace_file;
+use crate::record::TrialRow;
 use crate::record::{GroupSummary, Tally};
-use crate::results::{self, TrialRow};
 
 /// The identity of a trial: scenario, swept key and value, strategy, index.
 type Key = (String, String, String, String, u64);
@@ -45,8 +47,8 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, LabError> {
     let mut duplicates = 0;
     for dir in inputs {
         let path = dir.join("trials.csv");
-        let read = results::read_rows(&path)
-            .map_err(|e| LabError::Input(format!("{}: {e}", path.display())))?;
+        let read =
+            read_rows(&path).map_err(|e| LabError::Input(format!("{}: {e}", path.display())))?;
         let mut here = std::collections::HashSet::new();
         for row in read {
             let key = (
@@ -98,7 +100,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, LabError> {
         writer.serialize(row).expect("a row serializes");
     }
     let bytes = writer.into_inner().expect("a Vec takes every write");
-    results::replace_file(&csv_path, &bytes)
+    replace_file(&csv_path, &bytes)
         .map_err(|e| LabError::io(format!("cannot write {}", csv_path.display()), e))?;
     let mut tally = Tally::default();
     rows.values().for_each(|r| tally.add(r));
@@ -109,7 +111,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, LabError> {
         groups: tally.summaries(),
     };
     let summary = out.join("summary.json");
-    results::replace_file(
+    replace_file(
         &summary,
         crate::json::to_string_pretty(&merged)
             .expect("a struct serializes")

@@ -20,8 +20,8 @@ pub mod expectation;
 pub mod lock;
 pub mod matrix;
 pub mod merge;
-pub mod progress;
 pub mod summary;
+mod trials;
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -34,18 +34,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::LabError;
 use crate::expect::{Comparison, Gate};
-use crate::plan::Plan;
-use crate::record::{Finished, GroupSummary, Recorder, RunCommand};
-use crate::results::{self, RunContext, TrialSource};
+use crate::output::progress::{Bar, Progress};
+use crate::record::csv::{drop_torn_row, read_rows_torn};
+use crate::record::files::create_new;
+use crate::record::row::SCHEMA;
+use crate::record::{GroupSummary, Recorder, RunContext, TrialRow};
 use crate::scenario::overrides::{Override, Sweep};
 use crate::session::{check_privileges, Session};
 use crate::strategy::Strategy;
-use crate::trial::protocol::TrialRequest;
-use crate::verdict::Outcome;
-use matrix::{nth_item, trial_seed, Cell, Item, Shard};
+use matrix::{nth_item, Cell, Item, Shard};
+use trials::Trials;
 
 pub use expectation::Expectation;
-pub use progress::Progress;
 pub use summary::SoakSummary;
 
 /// What a soak is asked to run; stored as `soak.json` and read back by
@@ -127,46 +127,102 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
     // One writer per directory, for the whole soak (dropped at the end).
     let _lock = lock::DirLock::acquire(&args.dir)?;
     if !args.resume {
-        let json = serde_json::to_string_pretty(&spec).expect("a spec serializes");
-        let path = args.dir.join("soak.json");
-        results::create_new(&path)
-            .and_then(|mut f| f.write_all(json.as_bytes()))
-            .map_err(|e| match e.kind() {
-                // Another soak started here between the check and the lock.
-                std::io::ErrorKind::AlreadyExists => LabError::Input(format!(
-                    "{} already holds a soak ({} exists); continue it with --resume {}, \
-                     or pick another --out",
-                    args.dir.display(),
-                    path.display(),
-                    args.dir.display()
-                )),
-                _ => LabError::io(format!("cannot write {}", path.display()), e),
-            })?;
+        write_spec(args, &spec)?;
     }
-    // What earlier invocations finished: counted, and never run again. A
-    // last row cut short by a crash is dropped, and its trial runs again.
-    let csv_path = args.dir.join("trials.csv");
-    let earlier = match fs::symlink_metadata(&csv_path) {
-        Ok(m) if !m.is_file() => {
-            return Err(LabError::Input(format!(
-                "{} is not a file of the lab's (a symlink?): nothing was run",
-                csv_path.display()
-            )))
-        }
+    let (mut rec, done) = open_recorder(args, &spec)?;
+    let session = Session::open(&args.exe, args.jobs, spec.no_cgroup);
+    let begin = Instant::now();
+    let total = spec.trials.map(|n| {
+        let mine = (0..n)
+            .filter(|&t| spec.shard.is_none_or(|s| s.has(t)))
+            .count() as u64;
+        mine * (m.cells.len() * m.strategies.len()) as u64
+    });
+    // From the header on, Ctrl-C stops the soak and prints what it has.
+    crate::session::stop_on_interrupt();
+    header(&spec, &m, args, total, done.len() as u64, session.jobs());
+    let bar = Bar::new(
+        args.progress,
+        total.map(|t| t.saturating_sub(done.len() as u64)),
+    );
+    let trials = Trials {
+        args,
+        spec: &spec,
+        m: &m,
+        done: &done,
+        started: Mutex::new(open_journal(args)?),
+        deadline: spec.duration_s.map(|s| begin + Duration::from_secs(s)),
+        cgroup_parent: session.cgroup_parent(),
+        log_dir: std::path::absolute(rec.dir().join("log"))
+            .unwrap_or_else(|_| rec.dir().join("log")),
+        diagnosed: rec.diagnosed_cells(),
+        cursor: Mutex::new(0),
+        in_flight: Mutex::new(HashMap::new()),
+    };
+    let (wall, trials_run) = trials.run(&session, &mut rec, &bar);
+    drop(trials);
+    bar.finish();
+    let cgroup = session.has_cgroup();
+    drop(session);
+    let wall = wall?;
+    rec.check()?;
+    let summary = summarize(args, spec, &m, &rec, trials_run, wall, cgroup);
+    summary::write_summary(&args.dir, &summary)?;
+    Ok(summary)
+}
+
+/// Write the soak's `soak.json` as a new file: what `--resume` reads.
+///
+/// # Errors
+/// [`LabError::Input`] when another soak started in the directory;
+/// [`LabError::Io`] when it cannot be written.
+fn write_spec(args: &SoakArgs, spec: &SoakSpec) -> Result<(), LabError> {
+    let json = serde_json::to_string_pretty(spec).expect("a spec serializes");
+    let path = args.dir.join("soak.json");
+    create_new(&path)
+        .and_then(|mut f| f.write_all(json.as_bytes()))
+        .map_err(|e| match e.kind() {
+            // Another soak started here between the check and the lock.
+            std::io::ErrorKind::AlreadyExists => LabError::Input(format!(
+                "{} already holds a soak ({} exists); continue it with --resume {}, \
+                 or pick another --out",
+                args.dir.display(),
+                path.display(),
+                args.dir.display()
+            )),
+            _ => LabError::io(format!("cannot write {}", path.display()), e),
+        })
+}
+
+/// What earlier invocations finished in `dir/trials.csv` (none when it does
+/// not exist): counted, and never run again. A last row cut short by a
+/// crash is dropped, and its trial runs again.
+///
+/// # Errors
+/// [`LabError::Input`] when the file is not the lab's, does not read, or
+/// holds rows of an older schema; [`LabError::Io`] when a torn row cannot
+/// be dropped.
+fn read_earlier(dir: &std::path::Path) -> Result<Vec<TrialRow>, LabError> {
+    let csv_path = dir.join("trials.csv");
+    match fs::symlink_metadata(&csv_path) {
+        Ok(m) if !m.is_file() => Err(LabError::Input(format!(
+            "{} is not a file of the lab's (a symlink?): nothing was run",
+            csv_path.display()
+        ))),
         Ok(_) => {
-            let (rows, torn) = results::read_rows_torn(&csv_path)
+            let (rows, torn) = read_rows_torn(&csv_path)
                 .map_err(|e| LabError::Input(format!("cannot resume: {e}")))?;
-            if let Some(old) = rows.iter().find(|r| r.schema != results::SCHEMA) {
+            if let Some(old) = rows.iter().find(|r| r.schema != SCHEMA) {
                 return Err(LabError::Input(format!(
                     "cannot resume: {} holds rows of schema {} (an older lab's; this one writes \
                      schema {}): resume it with that lab, or start a new soak with --out",
                     csv_path.display(),
                     old.schema,
-                    results::SCHEMA
+                    SCHEMA
                 )));
             }
             if let Some(torn) = torn {
-                results::drop_torn_row(&csv_path, &torn).map_err(|e| {
+                drop_torn_row(&csv_path, &torn).map_err(|e| {
                     LabError::io(
                         format!("cannot drop the torn row of {}", csv_path.display()),
                         e,
@@ -180,10 +236,20 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
                     torn.error
                 );
             }
-            rows
+            Ok(rows)
         }
-        Err(_) => Vec::new(),
-    };
+        Err(_) => Ok(Vec::new()),
+    }
+}
+
+/// The recorder of the soak, appending to `args.dir/trials.csv`, with the
+/// rows of earlier invocations counted, and those trials, which are not
+/// run again.
+///
+/// # Errors
+/// As [`read_earlier`] and [`Recorder::append`].
+fn open_recorder(args: &SoakArgs, spec: &SoakSpec) -> Result<(Recorder, Done), LabError> {
+    let earlier = read_earlier(&args.dir)?;
     let mut rec = Recorder::append(&args.dir, RunContext::new("soak", spec.seed))?;
     rec.limit_diagnoses(args.max_diagnoses);
     let mut done = Done::new();
@@ -192,143 +258,26 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
         done.insert((key.0, key.1, row.strategy.clone(), row.trial));
         rec.count(row);
     }
-    drop(earlier);
-    let started = Mutex::new(open_journal(args)?);
-    let session = Session::open(&args.exe, args.jobs, spec.no_cgroup);
-    let cgroup_parent = session.cgroup_parent();
-    let begin = Instant::now();
-    let deadline = spec.duration_s.map(|s| begin + Duration::from_secs(s));
-    let total = spec.trials.map(|n| {
-        let mine = (0..n)
-            .filter(|&t| spec.shard.is_none_or(|s| s.has(t)))
-            .count() as u64;
-        mine * (m.cells.len() * m.strategies.len()) as u64
-    });
-    // From the header on, Ctrl-C stops the soak and prints what it has.
-    crate::session::stop_on_interrupt();
-    header(&spec, &m, args, total, done.len() as u64, session.jobs());
-    let bar = progress::Bar::new(
-        args.progress,
-        total.map(|t| t.saturating_sub(done.len() as u64)),
-    );
-    // The next position in the round-by-round order, and the items in flight
-    // by pool index (with their seed and plan hash).
-    let cursor = Mutex::new(0u64);
-    let in_flight: Mutex<HashMap<u64, (Item, u64, String)>> = Mutex::new(HashMap::new());
-    // Absolute: the supervisors write there from their own mount namespace.
-    let log_dir =
-        std::path::absolute(rec.dir().join("log")).unwrap_or_else(|_| rec.dir().join("log"));
-    let diagnosed = rec.diagnosed_cells();
-    let request = |i: u64| -> Option<TrialRequest> {
-        let item = next_item(&spec, &m, &done, &cursor, deadline)?;
-        let cell = &m.cells[item.cell];
-        let strategy = &m.strategies[item.strategy];
-        let seed = trial_seed(spec.seed, item.trial);
-        let plan = Plan::new(&cell.scenario, seed);
-        if let Ok(mut j) = started.lock() {
-            let _ = writeln!(
-                j,
-                "{},{},{},{},{seed}",
-                cell.scenario.name,
-                sweep_value(cell),
-                strategy.name,
-                item.trial
-            );
-            let _ = j.flush();
-        }
-        in_flight
-            .lock()
-            .expect("in flight")
-            .insert(i, (item, seed, plan.hash()));
-        Some(TrialRequest {
-            deadline_us: spec.deadline_ms.map_or(plan.deadline_us, |ms| ms * 1000),
-            plan,
-            strategy: strategy.clone(),
-            trial: item.trial,
-            cgroup_parent: cgroup_parent.clone(),
-            gdb: false,
-            keep_hung: false,
-            trace: false,
-            // A verdict whose diagnoses are all written in this cell is
-            // diagnosed briefly: only what finds its signatures.
-            brief_verdicts: diagnosed.brief_verdicts(
-                &cell.scenario.name,
-                &strategy.name,
-                &sweep_value(cell),
-            ),
-            log_dir: Some(log_dir.clone()),
-        })
-    };
-    let mut trials_run = 0u64;
-    let wall = session.run_pool(&request, &|_| {}, |i, o: Outcome| {
-        let Some((item, seed, plan_hash)) = in_flight.lock().expect("in flight").remove(&i) else {
-            return;
-        };
-        let cell = &m.cells[item.cell];
-        let strategy = &m.strategies[item.strategy];
-        let stem = format!(
-            "{}.{}.{}.{}",
-            cell.scenario.name,
-            sweep_value(cell),
-            strategy.name,
-            item.trial
-        );
-        let source = TrialSource {
-            scenario: &cell.scenario.name,
-            scenario_hash: &cell.scenario.source_hash,
-            plan_hash: &plan_hash,
-            seed,
-            trial: item.trial,
-            sweep: cell
-                .sweep
-                .as_ref()
-                .map(|o| (o.key.as_str(), o.value.as_str())),
-        };
-        let replay = RunCommand {
-            scenario: &cell.name,
-            seed,
-            overrides: &cell.overrides,
-            deadline_ms: spec.deadline_ms,
-            no_cgroup: spec.no_cgroup,
-        }
-        .replay(strategy);
-        let recorded = rec.record(&Finished {
-            source,
-            strategy,
-            outcome: &o,
-            stem: &stem,
-            replay: &replay,
-        });
-        trials_run += 1;
-        match args.progress {
-            Progress::Lines => {
-                // A closed stderr ends the progress lines, not the soak.
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "soak: {} {} {} trial {}: {}",
-                    cell.scenario.name,
-                    sweep_value(cell),
-                    strategy.name,
-                    item.trial,
-                    recorded.row.verdict
-                );
-            }
-            _ => {
-                bar.inc(|| progress::live_counts(rec.tally()));
-            }
-        }
-    });
-    bar.finish();
-    let cgroup = session.has_cgroup();
-    drop(session);
-    let wall = wall?;
-    rec.check()?;
+    Ok((rec, done))
+}
+
+/// The summary of the soak `spec` over `m` whose rows `rec` wrote:
+/// `trials_run` of them by this invocation in `wall`, with a cgroup or not.
+fn summarize(
+    args: &SoakArgs,
+    spec: SoakSpec,
+    m: &Matrix,
+    rec: &Recorder,
+    trials_run: u64,
+    wall: Duration,
+    cgroup: bool,
+) -> SoakSummary {
     let groups = rec.tally().summaries();
     let gate = (!spec.gates.is_empty()).then(|| Expectation::of(&spec.gates, &m.gates, &groups));
-    let expectations = judge_groups(&m, &groups);
+    let expectations = check_groups(m, &groups);
     let (rss, fds) = summary::own_usage();
     let ctx = rec.context();
-    let summary = SoakSummary {
+    SoakSummary {
         csv: rec.csv_path().to_path_buf(),
         dir: args.dir.clone(),
         trials_run,
@@ -340,19 +289,7 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
             0.0
         },
         groups,
-        abouts: m.cells.iter().fold(Vec::new(), |mut all, c| {
-            if !all
-                .iter()
-                .any(|a: &summary::About| a.scenario == c.scenario.name)
-            {
-                let about = c.scenario.about.split_whitespace().collect::<Vec<_>>();
-                all.push(summary::About {
-                    scenario: c.scenario.name.clone(),
-                    about: about.join(" "),
-                });
-            }
-            all
-        }),
+        abouts: abouts(m),
         gate,
         expectations,
         cgroup,
@@ -363,9 +300,24 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
         max_diagnoses: rec.max_diagnoses(),
         resume: crate::session::interrupted().then(|| resume_command(&args.dir)),
         spec,
-    };
-    summary::write_summary(&args.dir, &summary)?;
-    Ok(summary)
+    }
+}
+
+/// The `about` of each scenario of `m`, once each, its whitespace folded.
+fn abouts(m: &Matrix) -> Vec<summary::About> {
+    m.cells.iter().fold(Vec::new(), |mut all, c| {
+        if !all
+            .iter()
+            .any(|a: &summary::About| a.scenario == c.scenario.name)
+        {
+            let about = c.scenario.about.split_whitespace().collect::<Vec<_>>();
+            all.push(summary::About {
+                scenario: c.scenario.name.clone(),
+                about: about.join(" "),
+            });
+        }
+        all
+    })
 }
 
 /// Say on stderr, as the soak starts, what it runs: scenarios, seed,
@@ -379,7 +331,7 @@ fn header(
     done: u64,
     jobs: usize,
 ) {
-    let plural = crate::record::ab::plural;
+    use crate::text::plural;
     let amount = match (spec.trials, spec.duration_s) {
         (Some(n), _) => format!(
             "{} per cell, {} in all",
@@ -397,7 +349,7 @@ fn header(
     let shard = spec
         .shard
         .map_or(String::new(), |sh| format!("  shard {sh}"));
-    crate::cli::out::write_err(format_args!(
+    crate::output::write_err(format_args!(
         "lab soak {}  seed {}{shard}  strategies {}  {amount}{earlier}  {}  -j {jobs}  in {}\n",
         spec.scenarios.join(" "),
         spec.seed,
@@ -542,7 +494,7 @@ fn matrix_of(spec: &SoakSpec) -> Result<Matrix, LabError> {
 /// Judge every group (scenario, swept value, strategy) against its
 /// expectation: a `--gate` of its strategy, else its scenario's `[expect]`
 /// entry; a group with neither is not judged.
-fn judge_groups(m: &Matrix, groups: &[GroupSummary]) -> Vec<GroupJudgement> {
+fn check_groups(m: &Matrix, groups: &[GroupSummary]) -> Vec<GroupComparison> {
     groups
         .iter()
         .filter_map(|g| {
@@ -552,14 +504,14 @@ fn judge_groups(m: &Matrix, groups: &[GroupSummary]) -> Vec<GroupJudgement> {
                 .iter()
                 .find(|c| c.scenario.name == g.scenario)
                 .and_then(|c| c.scenario.expect.as_ref());
-            let judgement = crate::expect::compare(strategy, expect, &m.gates, None, |v| {
+            let comparison = crate::expect::compare(strategy, expect, &m.gates, None, |v| {
                 g.rates[v.name()].count
             });
             let replay = g
                 .failing
                 .iter()
                 .filter(|f| {
-                    judgement
+                    comparison
                         .unexpected
                         .iter()
                         .any(|u| u.verdict.name() == f.verdict)
@@ -567,11 +519,11 @@ fn judge_groups(m: &Matrix, groups: &[GroupSummary]) -> Vec<GroupJudgement> {
                 .take(REPLAYS_PER_GROUP)
                 .map(|f| format!("{}   # {}", f.replay, f.verdict))
                 .collect();
-            Some(GroupJudgement {
+            Some(GroupComparison {
                 scenario: g.scenario.clone(),
                 sweep_key: g.sweep_key.clone(),
                 sweep_value: g.sweep_value.clone(),
-                judgement,
+                comparison,
                 replay,
             })
         })
@@ -580,7 +532,7 @@ fn judge_groups(m: &Matrix, groups: &[GroupSummary]) -> Vec<GroupJudgement> {
 
 /// Whether one group of a soak met its expectation.
 #[derive(Clone, Debug, Serialize)]
-pub struct GroupJudgement {
+pub struct GroupComparison {
     /// The scenario.
     pub scenario: String,
     /// The swept key, empty without a sweep.
@@ -589,7 +541,7 @@ pub struct GroupJudgement {
     pub sweep_value: String,
     /// The strategy and whether it met its expectation.
     #[serde(flatten)]
-    pub judgement: Comparison,
+    pub comparison: Comparison,
     /// How to replay the first trials (at most 3) with an unexpected
     /// verdict other than `pass`, each followed by `# VERDICT`.
     pub replay: Vec<String>,

@@ -3,12 +3,15 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{Expectation, GroupJudgement, SoakSpec};
+use super::{Expectation, GroupComparison, SoakSpec};
 use crate::error::LabError;
+use crate::expect::{Comparison, Source, Status};
 use crate::record::{tally, GroupSummary};
+use crate::report::{verdict_counts, TestCase, TestReport};
 
 /// The result of a soak (what `summary.json` holds and `--format json`
 /// prints).
@@ -37,7 +40,7 @@ pub struct SoakSummary {
     pub gate: Option<Expectation>,
     /// Each group (scenario, swept value, strategy) judged against its
     /// expectation: its `--gate`, else its scenario's `[expect]` entry.
-    pub expectations: Vec<GroupJudgement>,
+    pub expectations: Vec<GroupComparison>,
     /// Whether trials ran in cgroups of their own.
     pub cgroup: bool,
     /// The lab's peak resident memory (KiB, `VmHWM`) at the end.
@@ -65,7 +68,7 @@ impl SoakSummary {
         if self.resume.is_some() {
             return crate::error::Exit::Interrupted;
         }
-        crate::error::Exit::of_expectations(self.expectations.iter().map(|g| &g.judgement))
+        crate::error::Exit::of_expectations(self.expectations.iter().map(|g| &g.comparison))
     }
 
     /// The summary as text.
@@ -77,7 +80,7 @@ impl SoakSummary {
             self.spec
                 .shard
                 .map_or(String::new(), |sh| format!("  shard {sh}")),
-            crate::record::ab::plural(self.trials_run, "trial"),
+            crate::text::plural(self.trials_run, "trial"),
             self.trials_per_s,
             self.trials_total,
             self.csv.display()
@@ -99,8 +102,8 @@ impl SoakSummary {
                 s.push_str(&format!(
                     "  {}{sweep} {}: {}\n",
                     g.scenario,
-                    g.judgement.strategy,
-                    g.judgement.render()
+                    g.comparison.strategy,
+                    g.comparison.render()
                 ));
                 for r in &g.replay {
                     s.push_str(&format!("    replay: {r}\n"));
@@ -139,7 +142,7 @@ impl SoakSummary {
                 } else {
                     format!(
                         "{} did not pass; replay:",
-                        crate::record::ab::plural(g.failures, "trial")
+                        crate::text::plural(g.failures, "trial")
                     )
                 }
             ));
@@ -157,10 +160,85 @@ impl SoakSummary {
         if let Some(resume) = &self.resume {
             s.push_str(&format!(
                 "\ninterrupted (Ctrl-C) after {} this run; the summary above is partial\nresume: {resume}\n",
-                crate::record::ab::plural(self.trials_run, "trial")
+                crate::text::plural(self.trials_run, "trial")
             ));
         }
         s
+    }
+}
+
+impl SoakSummary {
+    /// The test report of the soak (`lab soak`): one test case per
+    /// scenario (at a swept value) x strategy cell, judged as its exit
+    /// status judges it, in a suite per scenario (and swept value).
+    pub fn test_report(&self) -> TestReport {
+        TestReport {
+            name: "lab soak".to_string(),
+            cases: self.groups.iter().map(|g| self.test_case(g)).collect(),
+        }
+    }
+
+    /// The test case of the cell of group `g`.
+    fn test_case(&self, g: &GroupSummary) -> TestCase {
+        let per_trial = if self.trials_run > 0 {
+            self.wall_s / self.trials_run as f64
+        } else {
+            0.0
+        };
+        let suite = if g.sweep_key.is_empty() {
+            g.scenario.clone()
+        } else {
+            format!("{} {}={}", g.scenario, g.sweep_key, g.sweep_value)
+        };
+        let counts = verdict_counts(g.rates.iter().map(|(v, rate)| (v.as_str(), rate.count)));
+        let time = Duration::from_secs_f64((per_trial * g.trials as f64).max(0.0));
+        let judged = self.expectations.iter().find(|j| {
+            j.scenario == g.scenario
+                && j.sweep_value == g.sweep_value
+                && j.comparison.strategy == g.strategy
+        });
+        let comparison = judged.map_or_else(
+            || Comparison {
+                strategy: g.strategy.clone(),
+                status: Status::NotJudged,
+                source: Source::None,
+                expected: Vec::new(),
+                unexpected: Vec::new(),
+            },
+            |j| j.comparison.clone(),
+        );
+        // The first trial of each unexpected verdict: its replay
+        // command, and the first diagnosis written among them.
+        let firsts: Vec<&tally::Failing> = comparison
+            .unexpected
+            .iter()
+            .filter_map(|u| g.first.get(u.verdict.name()))
+            .collect();
+        let replay: Vec<String> = firsts
+            .iter()
+            .map(|f| format!("{}   # {}", f.replay, f.verdict))
+            .collect();
+        let diagnosis = g
+            .failing
+            .iter()
+            .chain(firsts.iter().copied())
+            .filter(|f| {
+                comparison
+                    .unexpected
+                    .iter()
+                    .any(|u| u.verdict.name() == f.verdict)
+            })
+            .find(|f| !f.diagnosis.is_empty())
+            .map(|f| PathBuf::from(&f.diagnosis));
+        TestCase::cell(
+            &suite,
+            &g.scenario,
+            &comparison,
+            counts,
+            time,
+            &replay,
+            diagnosis.as_deref(),
+        )
     }
 }
 
@@ -195,6 +273,6 @@ pub(super) fn own_usage() -> (u64, u64) {
 pub(super) fn write_summary(dir: &Path, summary: &SoakSummary) -> Result<(), LabError> {
     let path = dir.join("summary.json");
     let json = crate::json::to_string_pretty(summary).expect("a summary serializes");
-    crate::results::replace_file(&path, json.as_bytes())
+    crate::record::files::replace_file(&path, json.as_bytes())
         .map_err(|e| LabError::io(format!("cannot write {}", path.display()), e))
 }

@@ -8,7 +8,7 @@ use super::judge::{self, Alive, OrphanBy};
 use super::Course;
 use crate::forensics;
 use crate::procfs::{self, scan_cmdline, scan_process};
-use crate::record::ab::bounded;
+use crate::text::bounded;
 
 /// The most characters of a plan's command line in a reason.
 const COMMAND_MAX: usize = 200;

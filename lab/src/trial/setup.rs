@@ -272,7 +272,7 @@ impl Course<'_> {
             );
             let path = dir.join(name);
             let opened = std::fs::create_dir_all(dir)
-                .and_then(|()| crate::results::open_log(&path))
+                .and_then(|()| crate::record::files::open_log(&path))
                 .and_then(|f| lifeline::move_high(OwnedFd::from(f)));
             match opened {
                 Ok(fd) => out.push((i, fd)),

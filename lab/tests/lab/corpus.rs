@@ -324,7 +324,7 @@ fn a_limit_on_threads_and_processes_is_an_error_with_status_3_not_a_panic() {
             "nproc={nproc}: {err}"
         );
         // A trial that was dealt but could not run is recorded as an error.
-        if let Ok(rows) = lab::results::read_rows(&out_dir.join("trials.csv")) {
+        if let Ok(rows) = lab::record::csv::read_rows(&out_dir.join("trials.csv")) {
             assert!(
                 rows.iter().all(|r| r.verdict == "error"),
                 "nproc={nproc}: a trial ran"

@@ -57,7 +57,7 @@ fn finish(child: Child, err: Option<BufReader<std::process::ChildStderr>>) -> Ou
 
 /// Every `(strategy, trial)` of `dir/trials.csv`, in file order.
 fn trial_keys(dir: &Path) -> Vec<(String, u64)> {
-    lab::results::read_rows(&dir.join("trials.csv"))
+    lab::record::csv::read_rows(&dir.join("trials.csv"))
         .unwrap()
         .into_iter()
         .map(|r| (r.strategy, r.trial))
@@ -375,7 +375,7 @@ fn two_labs_that_are_both_pid_1_run_at_once_with_their_control_verdicts() {
         "{}",
         String::from_utf8_lossy(&a.stderr)
     );
-    let rows = lab::results::read_rows(&soak_dir.join("trials.csv")).unwrap();
+    let rows = lab::record::csv::read_rows(&soak_dir.join("trials.csv")).unwrap();
     assert_eq!(rows.len(), 60);
     for r in &rows {
         let expected = if r.strategy == "canonical" {
@@ -670,7 +670,7 @@ fn trial_cgroups(dir: &Path) -> Vec<String> {
 fn a_supervisor_reuses_a_trial_cgroup_left_empty_never_a_killed_one_and_removes_it_at_its_end() {
     use lab::plan::Plan;
     use lab::scenario::Scenario;
-    use lab::session::Supervisor;
+    use lab::session::SupervisorHandle;
     use lab::strategy::Strategy;
     use lab::trial::protocol::TrialRequest;
     /// The lab cgroup, removed when the test ends, a failed one included.
@@ -683,7 +683,7 @@ fn a_supervisor_reuses_a_trial_cgroup_left_empty_never_a_killed_one_and_removes_
     let dir = lab::cgroup::create_lab_cgroup().expect("a lab cgroup");
     let removed = Removed(dir.clone());
     let plan = Plan::new(&Scenario::load("nested").unwrap(), 1);
-    let mut sup = Supervisor::start(Path::new(LAB), Some(&dir)).unwrap();
+    let mut sup = SupervisorHandle::start(Path::new(LAB), Some(&dir)).unwrap();
     let mut trial = 0;
     let mut run = |strategy: &str, verdict: &str| {
         let req = TrialRequest {

@@ -13,7 +13,7 @@ use super::{json, lab, out_dir, Marker, LAB};
 /// `(scenario, sweep_value, strategy, trial, seed, plan_hash, verdict)` of
 /// every row of `dir/trials.csv`, sorted.
 fn rows(dir: &Path) -> Vec<(String, String, String, u64, u64, String, String)> {
-    let mut out: Vec<_> = lab::results::read_rows(&dir.join("trials.csv"))
+    let mut out: Vec<_> = lab::record::csv::read_rows(&dir.join("trials.csv"))
         .unwrap()
         .into_iter()
         .map(|r| {
@@ -262,7 +262,7 @@ fn a_sweep_runs_every_value_and_names_it_in_each_row() {
         ],
     );
     assert_eq!(code, Some(0), "{v}");
-    let r = lab::results::read_rows(&dir.join("trials.csv")).unwrap();
+    let r = lab::record::csv::read_rows(&dir.join("trials.csv")).unwrap();
     assert_eq!(r.len(), 6);
     let mut values: Vec<(&str, &str)> = r
         .iter()

@@ -35,7 +35,7 @@ pub(super) fn strategy_legend(groups: &[Group], mark: Mark) -> Vec<LegendItem> {
             label: format!(
                 "{} ({})",
                 g.strategy,
-                crate::record::ab::plural(g.trials, "trial")
+                crate::text::plural(g.trials, "trial")
             ),
             color: strategy_color(j, &g.strategy),
             mark,

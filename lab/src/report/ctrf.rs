@@ -1,25 +1,25 @@
-//! `--ctrf FILE`: the same test cases as `--junit` ([`crate::junit::Case`]:
-//! one per scenario x strategy cell, or per suite member), as a CTRF report
+//! `--ctrf FILE`: the same [`TestReport`] as `--junit` (one test case per
+//! scenario x strategy cell, suite member or fuzzed strategy), as a CTRF report
 //! (Common Test Report Format, <https://ctrf.io>): one JSON object
 //! `{"results": {"tool": {"name": "lab"}, "summary": {...}, "tests": [...]}}`
 //! that CI dashboards read without an XML parser.
 //!
-//! The summary counts the tests by status (`passed`, `failed`; `pending`,
-//! `skipped` and `other` are always 0: every cell that ran is judged) and
+//! The summary counts the tests by status (`passed`, `failed`, `skipped`;
+//! `pending` and `other` are always 0: every cell that ran is judged) and
 //! carries the start and stop of the command in milliseconds since the Unix
 //! epoch; each test has its `name` (the strategy or member), `suite` (the
 //! scenario, or the suite and strategy), `status`, `duration` (ms) and, when
 //! it failed, the `message` of its JUnit failure (verdict counts, replay
 //! command, diagnosis path). Written whole and renamed over the name, as
-//! the JUnit file.
+//! the JUnit file. It only formats: the cases are the summaries' own.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use super::{TestOutcome, TestReport};
 use crate::error::LabError;
-use crate::junit::Case;
 
 /// A CTRF report.
 #[derive(Clone, Debug, Serialize)]
@@ -59,7 +59,7 @@ pub struct Summary {
     pub failed: u64,
     /// Always 0.
     pub pending: u64,
-    /// Always 0.
+    /// Tests that did not run.
     pub skipped: u64,
     /// Always 0.
     pub other: u64,
@@ -74,11 +74,11 @@ pub struct Summary {
 pub struct Test {
     /// The strategy (or the suite member).
     pub name: String,
-    /// `passed` or `failed`.
+    /// `passed`, `failed` or `skipped`.
     pub status: &'static str,
     /// Time its trials took (ms).
     pub duration: u64,
-    /// Why it failed: its JUnit failure's message.
+    /// Why it failed (its JUnit failure's message) or was skipped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// The scenario (with its swept value), or the suite and strategy.
@@ -94,24 +94,29 @@ fn epoch_ms(t: SystemTime) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
-/// The CTRF report of `cases`, for a command that ran from `start` to
+/// The CTRF report of `report`, for a command that ran from `start` to
 /// `stop`.
-pub fn report(cases: &[Case], start: SystemTime, stop: SystemTime) -> Report {
-    let tests: Vec<Test> = cases
+pub fn report(report: &TestReport, start: SystemTime, stop: SystemTime) -> Report {
+    let tests: Vec<Test> = report
+        .cases
         .iter()
-        .map(|c| Test {
-            name: c.name.clone(),
-            status: if c.failure.is_some() {
-                "failed"
-            } else {
-                "passed"
-            },
-            duration: c.time.as_millis().try_into().unwrap_or(u64::MAX),
-            message: c.failure.as_ref().map(|f| f.message.clone()),
-            suite: c.suite.clone(),
+        .map(|c| {
+            let (status, message) = match &c.outcome {
+                TestOutcome::Passed => ("passed", None),
+                TestOutcome::Failed(f) => ("failed", Some(f.message.clone())),
+                TestOutcome::Skipped(why) => ("skipped", Some(why.clone())),
+            };
+            Test {
+                name: c.name.clone(),
+                status,
+                duration: c.time.as_millis().try_into().unwrap_or(u64::MAX),
+                message,
+                suite: c.suite.clone(),
+            }
         })
         .collect();
-    let failed = tests.iter().filter(|t| t.status == "failed").count() as u64;
+    let count = |status: &str| tests.iter().filter(|t| t.status == status).count() as u64;
+    let (passed, failed, skipped) = (count("passed"), count("failed"), count("skipped"));
     Report {
         results: Results {
             tool: Tool {
@@ -120,10 +125,10 @@ pub fn report(cases: &[Case], start: SystemTime, stop: SystemTime) -> Report {
             },
             summary: Summary {
                 tests: tests.len() as u64,
-                passed: tests.len() as u64 - failed,
+                passed,
                 failed,
                 pending: 0,
-                skipped: 0,
+                skipped,
                 other: 0,
                 start: epoch_ms(start),
                 stop: epoch_ms(stop),
@@ -133,54 +138,53 @@ pub fn report(cases: &[Case], start: SystemTime, stop: SystemTime) -> Report {
     }
 }
 
-/// Write the CTRF report of `cases` to `path` when one was asked for
+/// Write the CTRF report of `test_report` to `path` when one was asked for
 /// (`--ctrf`): whole, through a temporary file renamed over `path`.
 ///
 /// # Errors
 /// [`LabError::Io`] when it cannot be written.
 pub fn write(
     path: Option<&Path>,
-    cases: &[Case],
+    test_report: &TestReport,
     start: SystemTime,
     stop: SystemTime,
 ) -> Result<(), LabError> {
     let Some(path) = path else { return Ok(()) };
-    let json = serde_json::to_string_pretty(&report(cases, start, stop))
+    let json = serde_json::to_string_pretty(&report(test_report, start, stop))
         .map_err(|e| LabError::Lab(format!("cannot write the CTRF report: {e}")))?;
-    crate::results::replace_file(path, json.as_bytes()).map_err(|e| {
-        LabError::io(
-            format!("cannot write the CTRF report {}", path.display()),
-            e,
-        )
-    })
+    super::write_file(path, "CTRF report", json.as_bytes())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::junit::Failure;
+    use crate::report::{Failure, TestCase};
 
     #[test]
     fn counts_and_statuses_follow_the_cases() {
-        let case = |name: &str, failed: bool| Case {
+        let case = |name: &str, failed: bool| TestCase {
             suite: "nested".into(),
             name: name.into(),
             classname: "nested".into(),
             time: Duration::from_millis(1500),
             counts: "pass 3/3".into(),
-            failure: failed.then(|| Failure {
-                message: "UNEXPECTED: orphan x3".into(),
-                description: String::new(),
-                kind: "unexpected verdicts",
-            }),
+            outcome: if failed {
+                TestOutcome::Failed(Failure {
+                    message: "UNEXPECTED: orphan x3".into(),
+                    details: String::new(),
+                    kind: "unexpected verdicts",
+                })
+            } else {
+                TestOutcome::Passed
+            },
         };
         let start = UNIX_EPOCH + Duration::from_secs(10);
         let stop = start + Duration::from_secs(2);
-        let r = report(
-            &[case("canonical", false), case("legacy", true)],
-            start,
-            stop,
-        );
+        let cases = TestReport {
+            name: "lab run nested".into(),
+            cases: vec![case("canonical", false), case("legacy", true)],
+        };
+        let r = report(&cases, start, stop);
         let v = serde_json::to_value(&r).unwrap();
         let s = &v["results"]["summary"];
         assert_eq!(

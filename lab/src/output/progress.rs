@@ -1,5 +1,5 @@
-//! How a soak shows its progress: a bar (with the verdicts so far), one
-//! line per trial, or nothing.
+//! How a run, a soak or a fuzz shows its progress: a bar (with the verdicts
+//! so far), one line per trial, or nothing.
 
 use std::io::IsTerminal;
 
@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
-use crate::record::Tally;
-
-/// How the soak shows its progress.
+/// How a run, a soak or a fuzz shows its progress.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Progress {
     /// A bar when stderr (where it is drawn) is a terminal, nothing
@@ -90,19 +88,4 @@ impl Bar {
     pub fn finish(&self) {
         self.bar.finish_and_clear();
     }
-}
-
-/// `canonical: pass 120 | legacy: orphan 118 hang 2`.
-pub fn live_counts(tally: &Tally) -> String {
-    let mut per: Vec<(String, Vec<String>)> = Vec::new();
-    for ((strategy, verdict), n) in tally.by_strategy() {
-        match per.iter_mut().find(|(s, _)| *s == strategy) {
-            Some((_, v)) => v.push(format!("{verdict} {n}")),
-            None => per.push((strategy, vec![format!("{verdict} {n}")])),
-        }
-    }
-    per.iter()
-        .map(|(s, v)| format!("{s}: {}", v.join(" ")))
-        .collect::<Vec<_>>()
-        .join(" | ")
 }

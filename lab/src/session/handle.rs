@@ -1,7 +1,8 @@
-//! One supervisor seen from the lab: a fresh process (the lab's own binary
-//! in its hidden mode) started with the canonical primitive and fed one
-//! trial at a time through its lifeline, and [`SupervisorError`], what can
-//! go wrong with it.
+//! The lab's handle on one supervisor ([`SupervisorHandle`]; the
+//! supervisor process's own loop is `crate::supervisor`): a fresh process
+//! (the lab's own binary in its hidden mode) started with the canonical
+//! primitive and fed one trial at a time through its lifeline, and
+//! [`SupervisorError`], what can go wrong with it.
 //!
 //! # Its PID namespace
 //!
@@ -107,7 +108,7 @@ fn probe(exe: &Path) -> PidNsMode {
     let mut why = Vec::new();
     for &ns in forms {
         let mode = PidNsMode::Own(ns);
-        match Supervisor::spawn(exe, &mode, None) {
+        match SupervisorHandle::spawn(exe, &mode, None) {
             Ok(probe) => {
                 drop(probe);
                 return mode;
@@ -117,7 +118,7 @@ fn probe(exe: &Path) -> PidNsMode {
     }
     // Not the namespaces' fault when a supervisor cannot start at all (a
     // missing binary, no fds left): the start that follows reports that.
-    if let Err(e) = Supervisor::spawn(exe, &PidNsMode::None(String::new()), None) {
+    if let Err(e) = SupervisorHandle::spawn(exe, &PidNsMode::None(String::new()), None) {
         return PidNsMode::None(format!("no supervisor could start to find out: {e}"));
     }
     PidNsMode::None(format!(
@@ -200,18 +201,18 @@ impl From<SupervisorError> for LabError {
     }
 }
 
-/// A running supervisor: its pidfd, the write end of its lifeline (plans go
+/// The lab's handle on a running supervisor: its pidfd, the write end of its lifeline (plans go
 /// there) and the read end of its result pipe. Dropping it says `bye`,
 /// closes the lifeline and reaps it.
 #[derive(Debug)]
-pub struct Supervisor {
+pub struct SupervisorHandle {
     pidfd: Pidfd,
     mode: &'static str,
     plans: Option<File>,
     results: BufReader<File>,
 }
 
-impl Supervisor {
+impl SupervisorHandle {
     /// Start `exe __supervisor` with the canonical primitive: clone3 +
     /// exec, lifeline at fd 3, result pipe at fd 4, stdin and stdout
     /// `/dev/null`, stderr shared with the lab; as init of a PID namespace
@@ -224,8 +225,11 @@ impl Supervisor {
     /// # Errors
     /// [`SupervisorError::Start`] with the error of pipe, open, clone3 or
     /// exec.
-    pub fn start(exe: &Path, lab_cgroup: Option<&Path>) -> Result<Supervisor, SupervisorError> {
-        Supervisor::spawn(exe, pid_namespace(exe), lab_cgroup).map_err(|source| {
+    pub fn start(
+        exe: &Path,
+        lab_cgroup: Option<&Path>,
+    ) -> Result<SupervisorHandle, SupervisorError> {
+        SupervisorHandle::spawn(exe, pid_namespace(exe), lab_cgroup).map_err(|source| {
             SupervisorError::Start {
                 exe: exe.to_path_buf(),
                 source,
@@ -233,7 +237,11 @@ impl Supervisor {
         })
     }
 
-    fn spawn(exe: &Path, mode: &PidNsMode, lab_cgroup: Option<&Path>) -> io::Result<Supervisor> {
+    fn spawn(
+        exe: &Path,
+        mode: &PidNsMode,
+        lab_cgroup: Option<&Path>,
+    ) -> io::Result<SupervisorHandle> {
         let (res_read, res_write) = pipe_with(PipeFlags::CLOEXEC)?;
         // Read and write: a node or a `command` leaf that prints to an
         // uncaptured stdout writes into /dev/null, it does not fail (EBADF).
@@ -272,7 +280,7 @@ impl Supervisor {
         let argv: Vec<&std::ffi::CStr> = args.iter().map(|a| a.as_c_str()).collect();
         let child = spawn.exec(&prog, &argv, &map, PLAN_FD)?;
         let (pidfd, plans) = child.into_parts();
-        Ok(Supervisor {
+        Ok(SupervisorHandle {
             pidfd,
             mode: mode.label(),
             plans: Some(File::from(plans)),
@@ -336,7 +344,7 @@ impl Supervisor {
     }
 }
 
-impl Drop for Supervisor {
+impl Drop for SupervisorHandle {
     fn drop(&mut self) {
         // "bye", then closing the lifeline: the supervisor finishes and exits.
         if let Some(mut plans) = self.plans.take() {

@@ -1,12 +1,13 @@
-//! `lab exec`: the user's own program as the root of a trial. A program
-//! and the options of `lab exec` become a scenario of one node, the root,
-//! whose `command` is the program (a root command starts the canonical way
-//! whatever the strategy: in the trial's cgroup, or under the supervisor's
-//! subreaper, with the read end of the supervisor's lifeline at fd 3;
-//! stdin `/dev/null`, stdout and stderr read by the supervisor). The
-//! scenario is written to `OUT/exec/NAME.toml` and run like any other, so
-//! its results, replay commands, `lab report` and `lab plot` are those of
-//! every run, and `lab soak --scenario OUT/exec/NAME.toml` soaks it.
+//! Your own program as a trial's root: the library of `lab exec` (the
+//! command is `cli/exec.rs`). A program and the options of `lab exec`
+//! become a scenario of one node, the root, whose `command` is the program
+//! (a root command starts the canonical way whatever the strategy: in the
+//! trial's cgroup, or under the supervisor's subreaper, with the read end
+//! of the supervisor's lifeline at fd 3; stdin `/dev/null`, stdout and
+//! stderr read by the supervisor). The scenario is written to
+//! `OUT/exec/NAME.toml` and run like any other, so its results, replay
+//! commands, `lab report` and `lab plot` are those of every run, and `lab
+//! soak --scenario OUT/exec/NAME.toml` soaks it.
 //!
 //! The verdicts ([`crate::verdict::Verdict`]): `pass` (the expected exit
 //! status, nothing of it alive once it exited, its stdio closed), `fail`
@@ -175,7 +176,7 @@ impl ExecSpec {
         let path = dir.join(name);
         Scenario::parse(&path.display().to_string(), &text).map_err(LabError::from)?;
         std::fs::create_dir_all(&dir)
-            .and_then(|_| crate::results::replace_file(&path, text.as_bytes()))
+            .and_then(|_| crate::record::files::replace_file(&path, text.as_bytes()))
             .map_err(|e| LabError::io(format!("cannot write {}", path.display()), e))?;
         Ok(path)
     }
