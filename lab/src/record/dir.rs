@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 
-use super::row::RunContext;
 use crate::error::LabError;
 
 /// A run id: UTC time to the second, the scenario, the seed and the lab's PID
@@ -17,26 +16,26 @@ pub fn run_id(scenario: &str, seed: u64) -> String {
 }
 
 /// Make the directory of a new run under `out` (created if needed), named
-/// by `ctx`'s run id and of the run's own: a `mkdir` that fails when the
+/// by `run_id` and of the run's own: a `mkdir` that fails when the
 /// name exists (a planted directory or symlink is never written into). Two
 /// runs that would share a run id (the same second, scenario, seed and
 /// PID: two labs that are PID 1 of their own PID namespaces) get `.1`,
-/// `.2`, ... appended to the id, in `ctx` too.
+/// `.2`, ... appended to `run_id`.
 ///
 /// # Errors
 /// [`LabError::Io`] when `out` or the directory cannot be created.
-pub fn create_run_dir(out: &Path, ctx: &mut RunContext) -> Result<PathBuf, LabError> {
+pub fn create_run_dir(out: &Path, run_id: &mut String) -> Result<PathBuf, LabError> {
     std::fs::create_dir_all(out)
         .map_err(|e| LabError::io(format!("cannot create {}", out.display()), e))?;
-    let base = ctx.run_id.clone();
+    let base = run_id.clone();
     let mut n = 0u32;
     loop {
-        let dir = out.join(&ctx.run_id);
+        let dir = out.join(&*run_id);
         match std::fs::create_dir(&dir) {
             Ok(()) => return Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => {
                 n += 1;
-                ctx.run_id = format!("{base}.{n}");
+                *run_id = format!("{base}.{n}");
             }
             Err(e) => return Err(LabError::io(format!("cannot create {}", dir.display()), e)),
         }

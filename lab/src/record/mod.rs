@@ -190,7 +190,7 @@ impl Recorder {
     /// [`LabError::Io`] when the directory or the file cannot be created.
     pub fn new_run(out: &Path, scenario: &str, seed: u64) -> Result<Recorder, LabError> {
         let mut ctx = RunContext::new(scenario, seed);
-        let run_dir = dir::create_run_dir(out, &mut ctx)?;
+        let run_dir = dir::create_run_dir(out, &mut ctx.run_id)?;
         Recorder::create(&run_dir, ctx)
     }
 

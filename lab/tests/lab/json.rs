@@ -93,9 +93,31 @@ fn subcommands() -> BTreeSet<String> {
 fn every_command_prints_snake_case_json_with_its_schema() {
     let mut covered: BTreeSet<&str> = BTreeSet::new();
     let dir = out_dir("json");
-    let d = |sub: &str| dir.join(sub).display().to_string();
-    let attendant = crate_path("../scenarios/suites", "attendant.toml");
+    inspection_commands(&mut covered, &dir);
+    trial_commands(&mut covered, &dir);
+    analysis_and_suite_commands(&mut covered, &dir);
 
+    // Every command but `help`; `plot`, whose `--format` names the charts'
+    // file format (it prints the paths it wrote, one a line); and
+    // `completions` and `man`, which print a shell script and a roff page
+    // (tests/lab/shell.rs checks them).
+    let missed: Vec<String> = subcommands()
+        .into_iter()
+        .filter(|c| {
+            !covered.contains(c.as_str())
+                && !["help", "plot", "completions", "man"].contains(&c.as_str())
+        })
+        .collect();
+    assert!(
+        missed.is_empty(),
+        "commands without a JSON check: {missed:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The commands that read and print without running a trial: `list`,
+/// `strategies`, `env`, `janitor`, `plan` and `check`.
+fn inspection_commands(covered: &mut BTreeSet<&str>, dir: &Path) {
     covered.insert("list");
     lab_json(&["list"], &[0]);
     covered.insert("strategies");
@@ -112,7 +134,7 @@ fn every_command_prints_snake_case_json_with_its_schema() {
     // A good file, a refused plan and a bad file: exit 2, each in the JSON.
     covered.insert("check");
     let bad = dir.join("bad.toml");
-    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
     std::fs::write(&bad, "about = 1\n").unwrap();
     let v = lab_json(
         &[
@@ -135,7 +157,11 @@ fn every_command_prints_snake_case_json_with_its_schema() {
         files[2]["error"].as_str().is_some_and(|e| !e.is_empty()),
         "{v}"
     );
+}
 
+/// The commands that run trials: `run`, `exec`, `soak` and `fuzz`.
+fn trial_commands(covered: &mut BTreeSet<&str>, dir: &Path) {
+    let d = |sub: &str| dir.join(sub).display().to_string();
     // A run with a diagnosis (a legacy hang), its summary.json the same.
     covered.insert("run");
     let v = lab_json(
@@ -204,6 +230,29 @@ fn every_command_prints_snake_case_json_with_its_schema() {
     assert!(v["groups"][0]["rates"]["innocent_kill"].is_object(), "{v}");
     assert_file_style(&dir.join("soak/summary.json"));
 
+    covered.insert("fuzz");
+    let v = lab_json(
+        &[
+            "fuzz",
+            "--cases",
+            "3",
+            "--out",
+            &d("fuzz"),
+            "--regressions",
+            &d("fuzz-regressions"),
+        ],
+        &[0, 1],
+    );
+    assert_eq!(v["seed"], "1", "{v}");
+    let fuzz_dir = Path::new(v["csv"].as_str().unwrap()).parent().unwrap();
+    assert_file_style(&fuzz_dir.join("summary.json"));
+}
+
+/// The commands that read results or run suites: `merge`, `report`,
+/// `bench`, `suite` and `bisect` (over the soak of [`trial_commands`]).
+fn analysis_and_suite_commands(covered: &mut BTreeSet<&str>, dir: &Path) {
+    let d = |sub: &str| dir.join(sub).display().to_string();
+    let attendant = crate_path("../scenarios/suites", "attendant.toml");
     covered.insert("merge");
     lab_json(&["merge", &d("soak"), "--out", &d("merged")], &[0]);
     assert_file_style(&dir.join("merged/summary.json"));
@@ -243,40 +292,6 @@ fn every_command_prints_snake_case_json_with_its_schema() {
         ],
         &[0, 1],
     );
-
-    covered.insert("fuzz");
-    let v = lab_json(
-        &[
-            "fuzz",
-            "--cases",
-            "3",
-            "--out",
-            &d("fuzz"),
-            "--regressions",
-            &d("fuzz-regressions"),
-        ],
-        &[0, 1],
-    );
-    assert_eq!(v["seed"], "1", "{v}");
-    let fuzz_dir = Path::new(v["csv"].as_str().unwrap()).parent().unwrap();
-    assert_file_style(&fuzz_dir.join("summary.json"));
-
-    // Every command but `help`; `plot`, whose `--format` names the charts'
-    // file format (it prints the paths it wrote, one a line); and
-    // `completions` and `man`, which print a shell script and a roff page
-    // (tests/lab/shell.rs checks them).
-    let missed: Vec<String> = subcommands()
-        .into_iter()
-        .filter(|c| {
-            !covered.contains(c.as_str())
-                && !["help", "plot", "completions", "man"].contains(&c.as_str())
-        })
-        .collect();
-    assert!(
-        missed.is_empty(),
-        "commands without a JSON check: {missed:?}"
-    );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn list_prints_whole_sentences_and_its_json_the_expectations() {
