@@ -138,7 +138,7 @@ pub fn verdict_names() -> String {
 /// Where a strategy's expectation came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Source {
+pub enum Origin {
     /// The scenario's `[expect]` table.
     Scenario,
     /// A `--gate` of the command line.
@@ -150,13 +150,13 @@ pub enum Source {
     None,
 }
 
-impl Source {
+impl Origin {
     fn label(self) -> &'static str {
         match self {
-            Source::Scenario => "the scenario's [expect]",
-            Source::Gate => "--gate",
-            Source::Default => "no [expect] entry: every trial must pass",
-            Source::None => "no expectation",
+            Origin::Scenario => "the scenario's [expect]",
+            Origin::Gate => "--gate",
+            Origin::Default => "no [expect] entry: every trial must pass",
+            Origin::None => "no expectation",
         }
     }
 }
@@ -190,7 +190,7 @@ pub struct Comparison {
     /// `as_expected`, `unexpected` or `not_judged`.
     pub status: Status,
     /// Where the expectation came from.
-    pub source: Source,
+    pub source: Origin,
     /// The verdicts allowed (empty when not judged).
     pub expected: Vec<Verdict>,
     /// The verdicts seen that are not allowed, with their trial counts.
@@ -231,7 +231,7 @@ impl Comparison {
                     self.source.label()
                 );
             }
-            Status::NotJudged => s.push_str(Source::None.label()),
+            Status::NotJudged => s.push_str(Origin::None.label()),
         }
         s
     }
@@ -244,16 +244,16 @@ pub fn expectation_of(
     expect: Option<&Expect>,
     gates: &[Gate],
     default: Option<&[Verdict]>,
-) -> (Source, Vec<Verdict>) {
+) -> (Origin, Vec<Verdict>) {
     if let Some(g) = gates.iter().find(|g| g.strategy == strategy.name) {
-        return (Source::Gate, g.verdicts.clone());
+        return (Origin::Gate, g.verdicts.clone());
     }
     if let Some(e) = expect.and_then(|e| e.of(strategy)) {
-        return (Source::Scenario, e.verdicts.clone());
+        return (Origin::Scenario, e.verdicts.clone());
     }
     match default {
-        Some(d) => (Source::Default, d.to_vec()),
-        None => (Source::None, Vec::new()),
+        Some(d) => (Origin::Default, d.to_vec()),
+        None => (Origin::None, Vec::new()),
     }
 }
 
@@ -267,7 +267,7 @@ pub fn compare(
     count: impl Fn(Verdict) -> u64,
 ) -> Comparison {
     let (source, expected) = expectation_of(strategy, expect, gates, default);
-    let unexpected: Vec<Unexpected> = if source == Source::None {
+    let unexpected: Vec<Unexpected> = if source == Origin::None {
         Vec::new()
     } else {
         Verdict::ALL
@@ -281,7 +281,7 @@ pub fn compare(
             .collect()
     };
     let status = match source {
-        Source::None => Status::NotJudged,
+        Origin::None => Status::NotJudged,
         _ if unexpected.is_empty() => Status::AsExpected,
         _ => Status::Unexpected,
     };
@@ -341,7 +341,7 @@ mod tests {
             Some(RUN_DEFAULT),
             counts(&[(Verdict::Orphan, 18), (Verdict::Pass, 2)]),
         );
-        assert_eq!((j.status, j.source), (Status::AsExpected, Source::Scenario));
+        assert_eq!((j.status, j.source), (Status::AsExpected, Origin::Scenario));
         assert_eq!(
             j.render(),
             "as expected (pass, orphan; the scenario's [expect])"
@@ -367,7 +367,7 @@ mod tests {
         let gates = [Gate::parse("legacy").unwrap()];
         let orphans = counts(&[(Verdict::Orphan, 3)]);
         let j = compare(&st("legacy"), Some(&e), &gates, None, &orphans);
-        assert_eq!((j.status, j.source), (Status::Unexpected, Source::Gate));
+        assert_eq!((j.status, j.source), (Status::Unexpected, Origin::Gate));
         let j = compare(
             &st("std-command"),
             Some(&e),
@@ -375,9 +375,9 @@ mod tests {
             Some(RUN_DEFAULT),
             &orphans,
         );
-        assert_eq!((j.status, j.source), (Status::Unexpected, Source::Default));
+        assert_eq!((j.status, j.source), (Status::Unexpected, Origin::Default));
         let j = compare(&st("std-command"), Some(&e), &[], None, &orphans);
-        assert_eq!((j.status, j.source), (Status::NotJudged, Source::None));
+        assert_eq!((j.status, j.source), (Status::NotJudged, Origin::None));
         assert!(j.met());
         assert_eq!(j.render(), "no expectation");
     }

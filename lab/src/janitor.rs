@@ -50,7 +50,7 @@ impl State {
 
 /// One lab cgroup the janitor looked at.
 #[derive(Clone, Debug, Serialize)]
-pub struct Found {
+pub struct Examined {
     /// Its directory.
     pub path: PathBuf,
     /// Live, stale or unknown.
@@ -61,7 +61,7 @@ pub struct Found {
     pub removed: bool,
 }
 
-impl Found {
+impl Examined {
     /// One line: path, state, owner, and whether it was removed.
     pub fn render(&self) -> String {
         let owner = self.owner.as_ref().map_or("no owner recorded".into(), |o| {
@@ -91,7 +91,7 @@ pub const EMPTY_WAIT: Duration = Duration::from_secs(5);
 ///
 /// # Errors
 /// Errors reading `parent`.
-pub fn scan(parent: &Path) -> io::Result<Vec<Found>> {
+pub fn scan(parent: &Path) -> io::Result<Vec<Examined>> {
     let mut found = Vec::new();
     for e in std::fs::read_dir(parent)? {
         let e = e?;
@@ -112,7 +112,7 @@ pub fn scan(parent: &Path) -> io::Result<Vec<Found>> {
 
 /// Open a lab cgroup's directory and examine it (live, stale or unknown); the fd holds the exclusive
 /// lock when the cgroup is stale or unknown.
-fn examine(path: &Path) -> io::Result<(Found, OwnedFd)> {
+fn examine(path: &Path) -> io::Result<(Examined, OwnedFd)> {
     let fd = open(
         path,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
@@ -139,7 +139,7 @@ fn examine(path: &Path) -> io::Result<(Found, OwnedFd)> {
     } else {
         State::Unknown
     };
-    let found = Found {
+    let found = Examined {
         path: path.to_path_buf(),
         state,
         owner,
@@ -153,7 +153,7 @@ fn examine(path: &Path) -> io::Result<(Found, OwnedFd)> {
 /// # Errors
 /// `NotFound` when it does not exist; `InvalidInput` when it is no cgroup
 /// v2 directory; `NotADirectory`, `EACCES` and the like from opening it.
-pub fn inspect(path: &Path) -> io::Result<Found> {
+pub fn inspect(path: &Path) -> io::Result<Examined> {
     examine(path).map(|(f, _)| f)
 }
 
@@ -166,7 +166,7 @@ pub fn inspect(path: &Path) -> io::Result<Found> {
 /// # Errors
 /// Errors opening it; `Other` when it was stale but could not be removed
 /// (a process that would not die, or no permission).
-pub fn remove(path: &Path) -> io::Result<Found> {
+pub fn remove(path: &Path) -> io::Result<Examined> {
     let (mut found, _lock) = examine(path)?;
     if found.state != State::Stale {
         return Ok(found);

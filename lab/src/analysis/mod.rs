@@ -31,7 +31,7 @@ pub const TRIALS_CSV: &str = "trials.csv";
 
 /// One CSV that was read.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Source {
+pub struct CsvSource {
     /// The file's path, as found from the DIR given.
     pub path: PathBuf,
     /// Rows read from it.
@@ -51,7 +51,7 @@ pub struct Row {
 #[derive(Clone, Debug, Default)]
 pub struct Dataset {
     /// The CSVs read, in order.
-    pub sources: Vec<Source>,
+    pub sources: Vec<CsvSource>,
     /// Every trial, in the order read.
     pub trials: Vec<Row>,
 }
@@ -228,7 +228,7 @@ impl Dataset {
                         )));
                     }
                 }
-                ds.sources.push(Source {
+                ds.sources.push(CsvSource {
                     path,
                     rows: trials.len(),
                 });

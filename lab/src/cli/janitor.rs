@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::{print_report, Format};
 use crate::error::{Exit, LabError};
-use crate::janitor::{self, Found, State};
+use crate::janitor::{self, Examined, State};
 
 /// `lab janitor`'s arguments as given.
 #[derive(clap::Args)]
@@ -24,7 +24,7 @@ pub(super) struct JanitorCmd {
 /// What `lab janitor` found, as JSON.
 #[derive(serde::Serialize)]
 struct Report {
-    cgroups: Vec<Found>,
+    cgroups: Vec<Examined>,
 }
 
 impl JanitorCmd {
@@ -82,7 +82,7 @@ impl JanitorCmd {
             if report.cgroups.is_empty() {
                 "no lab cgroups\n".to_string()
             } else {
-                report.cgroups.iter().map(Found::render).collect()
+                report.cgroups.iter().map(Examined::render).collect()
             }
         });
         if let Some(e) = failed {

@@ -33,7 +33,7 @@ use crate::trial::protocol::TrialRequest;
 use crate::verdict::{Outcome, Verdict};
 use generate::Checked;
 
-pub use summary::{Found, FuzzSummary, Regressions, Replayed, StrategyFuzz};
+pub use summary::{FuzzSummary, MinimalCase, Regressions, Replayed, StrategyFuzz};
 
 /// The name of every generated scenario (the CSV's `scenario` column; the
 /// scenario hash tells cases apart).
@@ -417,7 +417,7 @@ fn explore_all(
             Some((index, w, o)) if !crate::session::interrupted() => Some(shrink::shrink(
                 lab,
                 strategy,
-                shrink::Start {
+                shrink::FirstFailure {
                     index,
                     written: w,
                     outcome: &o,

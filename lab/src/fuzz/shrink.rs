@@ -12,13 +12,13 @@ use std::path::Path;
 use proptest::strategy::ValueTree;
 
 use super::generate::{self, Case};
-use super::{property, write_case, Found, Lab, Written};
+use super::{property, write_case, Lab, MinimalCase, Written};
 use crate::error::LabError;
 use crate::strategy::Strategy;
 use crate::verdict::Outcome;
 
 /// Where a shrink starts: the first failing case of the exploration.
-pub struct Start<'a> {
+pub struct FirstFailure<'a> {
     /// Its index in the run's cases.
     pub index: u64,
     /// Its file.
@@ -95,9 +95,9 @@ pub fn minimize<T: Clone + std::fmt::Debug, E>(
 pub fn shrink(
     lab: &mut Lab<'_>,
     strategy: &Strategy,
-    start: Start<'_>,
+    start: FirstFailure<'_>,
     run_dir: &Path,
-) -> Result<Found, LabError> {
+) -> Result<MinimalCase, LabError> {
     let args = lab.args;
     let seed = args.seed;
     let mut tree = generate::case_tree(seed, start.index).map_err(LabError::Lab)?;
@@ -168,7 +168,7 @@ pub fn shrink(
             .map_or_else(|| "minimal.toml".into(), |n| n.to_owned()),
     );
     super::write_text(&regression, &minimal.checked.text)?;
-    Ok(Found {
+    Ok(MinimalCase {
         case: start.index,
         verdict: minimal_o.verdict,
         reason: minimal_o.reason.clone().unwrap_or_default(),

@@ -105,7 +105,7 @@ pub struct StrategyFuzz {
     #[serde(serialize_with = "crate::json::verdict_keys")]
     pub verdicts: BTreeMap<String, u64>,
     /// The first failing case, shrunk; `None` when no case failed.
-    pub found: Option<Found>,
+    pub found: Option<MinimalCase>,
 }
 
 impl StrategyFuzz {
@@ -115,7 +115,7 @@ impl StrategyFuzz {
         cases_run: u64,
         failing_cases: u64,
         verdicts: BTreeMap<String, u64>,
-        found: Option<Found>,
+        found: Option<MinimalCase>,
     ) -> StrategyFuzz {
         StrategyFuzz {
             strategy: strategy.name.clone(),
@@ -131,7 +131,7 @@ impl StrategyFuzz {
 /// The first failing case of a strategy and the smallest case its shrink
 /// reached.
 #[derive(Clone, Debug, Serialize)]
-pub struct Found {
+pub struct MinimalCase {
     /// Its index among the run's cases.
     pub case: u64,
     /// The verdict of the first failing trial of the minimal case.
@@ -335,7 +335,7 @@ mod tests {
             replay: "lab run reg/minimal-legacy-1.toml --seed 1 --strategy legacy --trials 1"
                 .into(),
         };
-        let found = (failing > 0).then(|| Found {
+        let found = (failing > 0).then(|| MinimalCase {
             case: 1,
             verdict: Verdict::Orphan,
             reason: "alive".into(),

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{Expectation, GroupComparison, SoakSpec};
 use crate::error::LabError;
-use crate::expect::{Comparison, Source, Status};
+use crate::expect::{Comparison, Origin, Status};
 use crate::record::{tally, GroupSummary};
 use crate::report::{verdict_counts, TestCase, TestReport};
 
@@ -201,7 +201,7 @@ impl SoakSummary {
             || Comparison {
                 strategy: g.strategy.clone(),
                 status: Status::NotJudged,
-                source: Source::None,
+                source: Origin::None,
                 expected: Vec::new(),
                 unexpected: Vec::new(),
             },
