@@ -4,7 +4,8 @@
 //! A [`scenario`] is instantiated by a seed into a [`plan`], run as real
 //! processes under a [`strategy`] by a per-trial [`supervisor`], and judged
 //! into a [`verdict`] from kernel-exact sources only (pidfds, `waitid`, cgroup
-//! files). See `DESIGN.md` of the project for the terms.
+//! files). `docs/design.md` defines the terms and the rules; `docs/architecture.md`
+//! says where each lives.
 #![forbid(unsafe_code)]
 
 pub mod analysis;

@@ -1,7 +1,7 @@
 //! The trial's PID namespace, and its PIDs as the user sees them.
 //!
 //! Each supervisor runs as init (PID 1) of a PID namespace of its own
-//! (`session::supervisor` starts it so), with its own `/proc`: every PID the
+//! (`session::handle` starts it so), with its own `/proc`: every PID the
 //! trial engine handles is local to that namespace. That is what the legacy
 //! observe axis needs (a `kill(pid)` to a stale PID can reach only a process
 //! of the same trial), but a PID printed for the user (`gdb -p PID`, the
