@@ -62,6 +62,7 @@ fn main() -> ExitCode {
         interrupt::tests,
         json::tests,
         junit::tests,
+        layout::tests,
         lineage::tests,
         pidns::tests,
         shell::tests,
@@ -717,6 +718,8 @@ mod exec;
 mod fuzz;
 #[path = "lab/interrupt.rs"]
 mod interrupt;
+#[path = "lab/layout.rs"]
+mod layout;
 #[path = "lab/lineage.rs"]
 mod lineage;
 
