@@ -98,6 +98,7 @@ pub fn throughput(
     let out = dir.path().to_path_buf();
     let args = RunArgs {
         scenario: "nested".into(),
+        text: None,
         overrides: Vec::new(),
         seed: 1,
         trials,

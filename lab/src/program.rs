@@ -5,9 +5,11 @@
 //! trial's cgroup, or under the supervisor's subreaper, with the read end
 //! of the supervisor's lifeline at fd 3; stdin `/dev/null`, stdout and
 //! stderr read by the supervisor). The scenario is written to
-//! `OUT/exec/NAME.toml` and run like any other, so its results, replay
-//! commands, `lab report` and `lab plot` are those of every run, and `lab
-//! soak --scenario OUT/exec/NAME.toml` soaks it.
+//! `OUT/exec/NAME.toml` (a directory of the caller's, opened without
+//! following another user's symlink) and run like any other from its text
+//! in memory, so its results, replay commands, `lab report` and `lab plot`
+//! are those of every run, and `lab soak --scenario OUT/exec/NAME.toml`
+//! soaks it.
 //!
 //! The verdicts ([`crate::verdict::Verdict`]): `pass` (the expected exit
 //! status, nothing of it alive once it exited, its stdio closed), `fail`
@@ -23,6 +25,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::error::LabError;
+use crate::record::trust::{Missing, OwnDir};
 use crate::scenario::Scenario;
 use crate::signal::Sig;
 
@@ -155,13 +158,17 @@ impl ExecSpec {
 
     /// Check the scenario and write it to `out/exec/NAME-HASH.toml` (HASH:
     /// the first 8 hex digits of its text's SHA-256, so equal requests
-    /// share a file): the path `lab run` and `lab soak` take.
+    /// share a file): the path `lab run` and `lab soak` take, and the text
+    /// written (what the trials run: the file is not read back). The
+    /// directory is opened as the caller's ([`OwnDir`]) and the file
+    /// written whole under its handle.
     ///
     /// # Errors
     /// [`LabError::Input`] when the scenario is refused (an empty command,
-    /// an argument with NUL, a bad `env`); [`LabError::Lab`] when the file
+    /// an argument with NUL, a bad `env`) or `out/exec` is not the caller's
+    /// (a symlink of another user's, say); [`LabError::Lab`] when the file
     /// cannot be written.
-    pub fn write_scenario(&self, out: &Path) -> Result<PathBuf, LabError> {
+    pub fn write_scenario(&self, out: &Path) -> Result<(PathBuf, String), LabError> {
         let text = self.scenario_text();
         let hash = Sha256::digest(text.as_bytes());
         let name = format!(
@@ -173,12 +180,12 @@ impl ExecSpec {
             hash[3]
         );
         let dir = out.join("exec");
-        let path = dir.join(name);
+        let path = dir.join(&name);
         Scenario::parse(&path.display().to_string(), &text).map_err(LabError::from)?;
-        std::fs::create_dir_all(&dir)
-            .and_then(|_| crate::record::files::replace_file(&path, text.as_bytes()))
+        OwnDir::open(&dir, Missing::Create)?
+            .replace(&name, text.as_bytes())
             .map_err(|e| LabError::io(format!("cannot write {}", path.display()), e))?;
-        Ok(path)
+        Ok((path, text))
     }
 }
 

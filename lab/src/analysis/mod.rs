@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use crate::error::LabError;
 use crate::record::csv::read_rows;
 use crate::record::row::{schemas_read, TrialRow, OLDEST_SCHEMA, SCHEMA};
+use crate::record::trust;
 use crate::verdict::Verdict;
 
 pub use group::Group;
@@ -65,17 +66,26 @@ pub fn parse_verdict(name: &str) -> Option<Verdict> {
 /// every `trials.csv` below `dir` (sorted by path); `dir` itself when it is
 /// a file.
 ///
+/// Only what no other user can change is read: `dir` must be a directory
+/// of the caller's ([`trust::check_dir`]; a file, in one), and each
+/// directory walked and CSV found the caller's or root's and not writable
+/// by others ([`trust::check_path`]).
+///
 /// # Errors
 /// [`LabError::Input`] naming `dir` when it does not exist, cannot be
-/// listed, or holds no `trials.csv`.
+/// listed, holds no `trials.csv`, or is not the caller's (with what to
+/// do).
 pub fn find_csvs(dir: &Path) -> Result<Vec<PathBuf>, LabError> {
     let meta =
         std::fs::metadata(dir).map_err(|e| LabError::Input(format!("{}: {e}", dir.display())))?;
     if meta.is_file() {
+        trust::check_file(dir)?;
         return Ok(vec![dir.to_path_buf()]);
     }
+    trust::check_dir(dir)?;
     let direct = dir.join(TRIALS_CSV);
     if direct.exists() {
+        trust::check_path(&direct)?;
         return Ok(vec![direct]);
     }
     let mut found = Vec::new();
@@ -87,8 +97,10 @@ pub fn find_csvs(dir: &Path) -> Result<Vec<PathBuf>, LabError> {
             let entry = entry.map_err(|e| LabError::Input(format!("{}: {e}", d.display())))?;
             let path = entry.path();
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                trust::check_path(&path)?;
                 let csv = path.join(TRIALS_CSV);
                 if csv.is_file() {
+                    trust::check_path(&csv)?;
                     found.push(csv);
                 } else {
                     pending.push(path);

@@ -45,7 +45,8 @@ type Spec<'a> = (&'a str, Option<(&'a str, &'a str)>, Verdict, u64, u64);
 /// Write the trials `specs` of `scenario` as `dir/trials.csv` of run
 /// `run_id`, with trial indices counted per strategy and swept value.
 pub(crate) fn write_fixture(dir: &Path, run_id: &str, scenario: &str, specs: &[Spec<'_>]) {
-    let mut sink = CsvSink::create(dir).unwrap();
+    let own = crate::record::trust::OwnDir::open(dir, crate::record::trust::Missing::Create);
+    let mut sink = CsvSink::create(&own.unwrap()).unwrap();
     let ctx = RunContext {
         run_id: run_id.into(),
         lab_version: "0.1.0".into(),

@@ -90,9 +90,10 @@ impl ExecCmd {
             deadline: self.trial.deadline.unwrap_or(DEFAULT_DEADLINE),
             name: self.name.clone(),
         };
-        let scenario = spec.write_scenario(&self.report.out)?;
+        let (scenario, text) = spec.write_scenario(&self.report.out)?;
         Ok(RunArgs {
             scenario: scenario.display().to_string(),
+            text: Some(text),
             overrides: Vec::new(),
             seed: self.seed,
             trials: self.trials,

@@ -51,6 +51,7 @@ impl RunCmd {
         let trials = self.repeat.unwrap_or(self.trials);
         Ok(RunArgs {
             scenario: self.scenario,
+            text: None,
             overrides: self.overrides,
             seed: self.seed,
             trials,

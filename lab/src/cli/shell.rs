@@ -11,6 +11,7 @@ use clap_mangen::Man;
 
 use super::{examples, Cli};
 use crate::error::{Exit, LabError};
+use crate::record::trust::{Missing, OwnDir};
 
 /// `lab completions`'s arguments.
 #[derive(clap::Args)]
@@ -47,10 +48,15 @@ impl ManCmd {
         let mut lab = Cli::command().disable_help_subcommand(true);
         lab.build();
         if let Some(dir) = &self.out {
+            // A directory of the caller's (created if needed; no symlink of
+            // another user's followed), each page written whole under its
+            // handle.
+            let own = OwnDir::open(dir, Missing::Create)?;
             for cmd in std::iter::once(&lab).chain(visible(&lab)) {
                 let page = page(&lab, cmd);
-                let path = dir.join(format!("{}.1", page_name(&lab, cmd)));
-                std::fs::write(&path, page)
+                let name = format!("{}.1", page_name(&lab, cmd));
+                let path = dir.join(&name);
+                own.replace(&name, page.as_bytes())
                     .map_err(|e| LabError::io(format!("cannot write {}", path.display()), e))?;
                 outln!("{}", path.display());
             }

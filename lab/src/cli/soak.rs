@@ -118,6 +118,7 @@ impl SoakCmd {
             deadline_ms: self.trial.deadline.map(|d| d.as_millis() as u64),
             no_cgroup: self.trial.no_cgroup,
             gates: self.gates,
+            scenario_hashes: Vec::new(),
         };
         // At most one worker per trial of the matrix, when it is known.
         let work = spec.trials.map(|t| {

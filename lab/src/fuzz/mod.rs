@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::LabError;
 use crate::output::progress::{Bar, Progress};
+use crate::record::trust::{Missing, OwnDir};
 use crate::record::{Finished, Recorder, RunCommand, TrialSource};
 use crate::scenario::Scenario;
 use crate::session::Session;
@@ -197,14 +198,25 @@ pub fn hash8(text: &str) -> String {
     format!("{:02x}{:02x}{:02x}{:02x}", h[0], h[1], h[2], h[3])
 }
 
-/// Write `text` to `path` (and its directory).
+/// Write `text` to `path` whole, in its directory (created if needed)
+/// opened as a directory of the caller's ([`OwnDir`]: no symlink of another
+/// user's followed, none that others can write): a temporary file renamed
+/// over the name under the directory's handle.
 ///
 /// # Errors
-/// [`LabError::Io`] naming the file.
+/// [`LabError::Input`] when the directory is not the caller's (a planted
+/// symlink, say); [`LabError::Io`] naming the file.
 pub fn write_text(path: &Path, text: &str) -> Result<(), LabError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)
-        .and_then(|()| crate::record::files::replace_file(path, text.as_bytes()))
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| LabError::Lab(format!("{}: not a file name", path.display())))?;
+    OwnDir::open(dir, Missing::Create)?
+        .replace(name, text.as_bytes())
         .map_err(|e| LabError::io(format!("cannot write {}", path.display()), e))
 }
 
@@ -299,6 +311,11 @@ pub fn load_regressions(dir: &Path, seed: u64) -> Result<Vec<Written>, LabError>
 /// [`LabError::Input`] for a bad regression file; [`LabError::Io`] when
 /// results cannot be written or supervisors cannot be started.
 pub fn run(args: &FuzzArgs) -> Result<FuzzSummary, LabError> {
+    // Its cases are run and the minimal ones written there: a directory
+    // that exists must be the caller's.
+    if std::fs::symlink_metadata(&args.regressions).is_ok() {
+        crate::record::trust::check_dir(&args.regressions)?;
+    }
     let regressions = load_regressions(&args.regressions, args.seed)?;
     let mut rec = Recorder::new_run(&args.out, SCENARIO_NAME, args.seed)?;
     let run_dir = rec.dir().to_path_buf();

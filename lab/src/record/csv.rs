@@ -6,8 +6,8 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::files::create_new;
 use super::row::{schemas_read, TrialRow, OLDEST_SCHEMA, SCHEMA};
+use super::trust::OwnDir;
 
 /// Every row of the CSV at `path`.
 ///
@@ -103,6 +103,38 @@ pub fn read_rows_torn(path: &Path) -> io::Result<(Vec<TrialRow>, Option<TornRow>
     }
 }
 
+/// The header line of a `trials.csv` (the [`TrialRow`] columns, ending
+/// with a line break).
+pub fn header() -> Vec<u8> {
+    let ctx = super::row::RunContext {
+        run_id: String::new(),
+        lab_version: String::new(),
+        kernel: String::new(),
+    };
+    let src = super::row::TrialSource {
+        scenario: "",
+        scenario_hash: "",
+        plan_hash: "",
+        seed: 0,
+        trial: 0,
+        sweep: None,
+    };
+    let strategy = crate::strategy::Strategy::parse("canonical").expect("a built-in strategy");
+    let outcome = crate::verdict::Outcome::error(String::new(), 0);
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.serialize(TrialRow::new(&ctx, &src, &strategy, &outcome, "", ""))
+        .expect("a row serializes");
+    let bytes = w.into_inner().expect("a Vec takes every write");
+    let end = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(bytes.len(), |i| i + 1);
+    bytes[..end].to_vec()
+}
+
+/// The name of a run's CSV in its directory.
+pub const TRIALS_CSV: &str = "trials.csv";
+
 /// A CSV file that is flushed after every row, so a crash loses at most the
 /// trials in flight.
 #[derive(Debug)]
@@ -112,53 +144,46 @@ pub struct CsvSink {
 }
 
 impl CsvSink {
-    /// Create `dir/trials.csv` (and `dir`) as a new file ([`create_new`]:
-    /// never through a symlink, never over an existing file).
+    /// Create `dir/trials.csv` as a new file that holds its header from the
+    /// moment it exists ([`OwnDir::create_whole`]: never through a symlink,
+    /// never over an existing file; a crash leaves the header or no file).
     ///
     /// # Errors
-    /// Errors creating the directory or the file; `AlreadyExists` when
-    /// something is at `dir/trials.csv` already.
-    pub fn create(dir: &Path) -> io::Result<CsvSink> {
-        fs::create_dir_all(dir)?;
-        let path = dir.join("trials.csv");
-        let writer = csv::Writer::from_writer(create_new(&path)?);
-        Ok(CsvSink { path, writer })
+    /// Errors creating the file; `AlreadyExists` when something is at
+    /// `dir/trials.csv` already.
+    pub fn create(dir: &OwnDir) -> io::Result<CsvSink> {
+        let file = dir.create_whole(TRIALS_CSV, &header(), false)?;
+        Ok(CsvSink::over(dir, file))
     }
 
-    /// Open `dir/trials.csv` to append rows to it (`O_NOFOLLOW`: a symlink
-    /// there is refused), creating it (and `dir`, with the header) when it
-    /// does not exist yet. A resumed soak first drops a last row cut short
-    /// by a crash ([`read_rows_torn`], [`drop_torn_row`]); should one remain
-    /// (a file ending without a line break), it is completed with a line
-    /// break first, so it stays one bad row rather than spoiling the next.
-    ///
-    /// # Errors
-    /// Errors creating or opening the file (`ELOOP` for a symlink).
-    pub fn append(dir: &Path) -> io::Result<CsvSink> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let path = dir.join("trials.csv");
-        let mut file = match fs::OpenOptions::new()
-            .read(true)
-            .append(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
-        {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return CsvSink::create(dir),
-            f => f?,
-        };
-        let len = file.metadata()?.len();
-        let text_ends_whole = len == 0 || {
-            let mut last = [0u8; 1];
-            std::os::unix::fs::FileExt::read_exact_at(&file, &mut last, len - 1)?;
-            last[0] == b'\n'
-        };
-        if !text_ends_whole {
-            io::Write::write_all(&mut file, b"\n")?;
-        }
+    fn over(dir: &OwnDir, file: File) -> CsvSink {
         let writer = csv::WriterBuilder::new()
             .has_headers(false)
             .from_writer(file);
-        Ok(CsvSink { path, writer })
+        CsvSink {
+            path: dir.path().join(TRIALS_CSV),
+            writer,
+        }
+    }
+
+    /// Open `dir/trials.csv` to append rows to it (`O_NOFOLLOW`: a symlink
+    /// there is refused), creating it with its header ([`CsvSink::create`])
+    /// when it does not exist yet, and giving it its header when it has
+    /// none (a file left empty, or cut inside its header, by a crash). A
+    /// resumed soak first drops a last row cut short by a crash
+    /// ([`read_rows_torn`], [`drop_torn_row`]); should one remain (a file
+    /// ending without a line break), it is completed with a line break
+    /// first, so it stays one bad row rather than spoiling the next.
+    ///
+    /// # Errors
+    /// Errors creating or opening the file (`ELOOP` for a symlink).
+    pub fn append(dir: &OwnDir) -> io::Result<CsvSink> {
+        let file = match dir.open_file(TRIALS_CSV, true) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return CsvSink::create(dir),
+            f => f?,
+        };
+        let file = complete_lines(dir, TRIALS_CSV, file, &header())?;
+        Ok(CsvSink::over(dir, file))
     }
 
     /// Append one row and flush it.
@@ -174,6 +199,29 @@ impl CsvSink {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// `file` (the file `name` of `dir`, open for appending) made ready for
+/// more lines: a file without a whole first line (empty, or cut inside its
+/// header) is replaced by one holding `header` alone; one whose last line
+/// has no line break gets one.
+///
+/// # Errors
+/// Errors reading, writing or replacing the file.
+pub fn complete_lines(dir: &OwnDir, name: &str, mut file: File, header: &[u8]) -> io::Result<File> {
+    use std::os::unix::fs::FileExt;
+    let len = file.metadata()?.len();
+    let mut first = vec![0u8; header.len().min(len as usize)];
+    file.read_exact_at(&mut first, 0)?;
+    if !first.contains(&b'\n') && (len as usize) <= header.len() {
+        return dir.create_whole(name, header, true);
+    }
+    let mut last = [0u8; 1];
+    file.read_exact_at(&mut last, len - 1)?;
+    if last[0] != b'\n' {
+        io::Write::write_all(&mut file, b"\n")?;
+    }
+    Ok(file)
 }
 
 /// Drop the torn last row `torn` of the CSV at `path` (found by
@@ -200,10 +248,36 @@ mod tests {
     use crate::strategy::Strategy;
     use crate::verdict::{Outcome, Verdict};
 
+    fn own(dir: &Path) -> OwnDir {
+        OwnDir::open(dir, crate::record::trust::Missing::Create).unwrap()
+    }
+
+    #[test]
+    fn a_csv_has_its_header_from_the_start_and_one_without_gets_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = own(dir.path());
+        let path = dir.path().join(TRIALS_CSV);
+        drop(CsvSink::create(&d).unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), header());
+        assert!(std::str::from_utf8(&header())
+            .unwrap()
+            .starts_with("schema,run_id,"));
+        // Empty (a crash before the header), or cut inside the header.
+        for cut in [0, 1, header().len() - 1] {
+            std::fs::write(&path, &header()[..cut]).unwrap();
+            drop(CsvSink::append(&d).unwrap());
+            assert_eq!(std::fs::read(&path).unwrap(), header(), "cut at {cut}");
+        }
+        let (_dir, path, rows) = three_rows();
+        let mut sink = CsvSink::append(&own(path.parent().unwrap())).unwrap();
+        sink.write(&rows[0]).unwrap();
+        assert_eq!(read_rows(&path).unwrap().len(), 4);
+    }
+
     #[test]
     fn a_row_round_trips_through_the_csv() {
         let dir = std::env::temp_dir().join(format!("lab-results-{}", std::process::id()));
-        let mut sink = CsvSink::create(&dir).unwrap();
+        let mut sink = CsvSink::create(&own(&dir)).unwrap();
         let ctx = RunContext::new("nested", 7);
         let strategy = Strategy::parse("canonical").unwrap();
         let mut o = Outcome::error("a reason, with \"quotes\"\nand a newline".into(), 1234);
@@ -236,7 +310,7 @@ mod tests {
     /// Three rows in a fresh CSV under a temporary directory.
     fn three_rows() -> (tempfile::TempDir, PathBuf, Vec<TrialRow>) {
         let dir = tempfile::tempdir().unwrap();
-        let mut sink = CsvSink::create(dir.path()).unwrap();
+        let mut sink = CsvSink::create(&own(dir.path())).unwrap();
         let ctx = RunContext::new("nested", 7);
         let strategy = Strategy::parse("canonical").unwrap();
         let mut o = Outcome::error("a reason,\nover two lines".into(), 1234);
@@ -306,9 +380,9 @@ mod tests {
         let out = dir.path().join("out");
         std::fs::create_dir(&out).unwrap();
         std::os::unix::fs::symlink(&target, out.join("trials.csv")).unwrap();
-        let e = CsvSink::create(&out).unwrap_err();
+        let e = CsvSink::create(&own(&out)).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
-        let e = CsvSink::append(&out).unwrap_err();
+        let e = CsvSink::append(&own(&out)).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ELOOP));
         std::os::unix::fs::symlink(&target, out.join("summary.json")).unwrap();
         replace_file(&out.join("summary.json"), b"{}").unwrap();

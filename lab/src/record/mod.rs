@@ -25,6 +25,8 @@
 //! - [`files`]: the diagnosis, output, trace and log files, and the safety
 //!   of every file the lab writes (never through a symlink);
 //! - [`tally`]: [`Counts`] of one group and the [`Tally`] of every group;
+//! - [`trust`]: which directories are the caller's, opened without
+//!   following another user's symlink ([`trust::OwnDir`]);
 //! - [`replay`]: the `lab run` replay command;
 //! - [`ab`]: the A/B table and the plain-words sentence of a failing
 //!   strategy.
@@ -36,6 +38,7 @@ pub mod files;
 pub mod replay;
 pub mod row;
 pub mod tally;
+pub mod trust;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -159,26 +162,30 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Record into a new `dir/trials.csv` (and `dir`), created with
-    /// `O_CREAT|O_EXCL|O_NOFOLLOW`.
+    /// Record into a new `dir/trials.csv` (and `dir`, a directory of the
+    /// caller's: [`trust::OwnDir`]), created with its header, never over
+    /// anything ([`CsvSink::create`]).
     ///
     /// # Errors
     /// [`LabError::Input`] when something (a symlink included) is already
-    /// at `dir/trials.csv`; [`LabError::Io`] when the directory or the file
-    /// cannot be created.
+    /// at `dir/trials.csv`, or `dir` is not the caller's; [`LabError::Io`]
+    /// when the directory or the file cannot be created.
     pub fn create(dir: &Path, ctx: RunContext) -> Result<Recorder, LabError> {
-        let csv = CsvSink::create(dir).map_err(|e| cannot_write(dir, e))?;
+        let own = trust::OwnDir::open(dir, trust::Missing::Create)?;
+        let csv = CsvSink::create(&own).map_err(|e| cannot_write(dir, e))?;
         Ok(Recorder::with(dir, ctx, csv))
     }
 
-    /// Record at the end of `dir/trials.csv`, created (with its header)
-    /// when it does not exist yet: a resumed soak. Never through a symlink.
+    /// Record at the end of `dir/trials.csv` (in `dir`, open as
+    /// [`trust::OwnDir`]), created or given its header when it has none
+    /// ([`CsvSink::append`]): a resumed soak. Never through a symlink.
     ///
     /// # Errors
     /// [`LabError::Input`] when `dir/trials.csv` is a symlink;
     /// [`LabError::Io`] when the file cannot be opened or created.
-    pub fn append(dir: &Path, ctx: RunContext) -> Result<Recorder, LabError> {
-        let csv = CsvSink::append(dir).map_err(|e| cannot_write(dir, e))?;
+    pub fn append(dir: &trust::OwnDir, ctx: RunContext) -> Result<Recorder, LabError> {
+        let csv = CsvSink::append(dir).map_err(|e| cannot_write(dir.path(), e))?;
+        let dir = dir.path();
         Ok(Recorder::with(dir, ctx, csv))
     }
 
@@ -345,6 +352,12 @@ impl Recorder {
     /// What the rows share: run id, lab version, kernel.
     pub fn context(&self) -> &RunContext {
         &self.ctx
+    }
+
+    /// Whether a write has failed since the last [`Recorder::check`] (a
+    /// soak stops starting trials then).
+    pub fn failing(&self) -> bool {
+        self.error.is_some()
     }
 
     /// The first write error since the last check, if any.

@@ -31,6 +31,9 @@ pub const OUTPUT_LINES: usize = 10;
 pub struct RunArgs {
     /// The scenario as the user named it (a built-in name or a path).
     pub scenario: String,
+    /// The scenario's text when the caller made it (`lab exec`): run as
+    /// is, the file `scenario` names is not read.
+    pub text: Option<String>,
     /// Values set in the scenario before it is planned (`--set KEY=VALUE`).
     pub overrides: Vec<Override>,
     /// The seed of the plan.
@@ -83,7 +86,10 @@ struct RunSetup<'a> {
 /// [`LabError::Io`] when results cannot be written or supervisors cannot be
 /// started.
 pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
-    let scenario = Scenario::load_with(&args.scenario, &args.overrides)?;
+    let scenario = match &args.text {
+        Some(text) => Scenario::parse(&args.scenario, text)?,
+        None => Scenario::load_with(&args.scenario, &args.overrides)?,
+    };
     let plan = Plan::new(&scenario, args.seed);
     if let Some(why) = plan.unreachable_gate() {
         return Err(LabError::Input(format!(

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::LabError;
 use crate::record::csv::read_rows;
-use crate::record::files::replace_file;
+use crate::record::trust::{Missing, OwnDir};
 use crate::record::TrialRow;
 use crate::record::{GroupSummary, Tally};
 
@@ -35,6 +35,7 @@ pub struct Merged {
 ///
 /// # Errors
 /// [`LabError::Input`] for an input without a readable CSV of this schema,
+/// an input or `out` that is not the caller's ([`OwnDir`]),
 /// a trial twice in one input's CSV, or two rows of the same trial with
 /// different seeds or plans (inputs of different soaks); [`LabError::Lab`] when the output cannot be written.
 pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, LabError> {
@@ -47,6 +48,8 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, LabError> {
     let mut duplicates = 0;
     for dir in inputs {
         let path = dir.join("trials.csv");
+        // Read only what no other user can change.
+        OwnDir::open(dir, Missing::Refuse)?.check_file("trials.csv")?;
         let read =
             read_rows(&path).map_err(|e| LabError::Input(format!("{}: {e}", path.display())))?;
         let mut here = std::collections::HashSet::new();
@@ -90,17 +93,17 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, LabError> {
             }
         }
     }
-    // Written whole and renamed into place: a merge may replace an
-    // earlier merge's CSV, and never writes through a symlink.
-    std::fs::create_dir_all(out)
-        .map_err(|e| LabError::io(format!("cannot create {}", out.display()), e))?;
+    // Written whole and renamed into place under the handle of a directory
+    // of the caller's: a merge may replace an earlier merge's CSV, and never
+    // writes through a symlink.
+    let own = OwnDir::open(out, Missing::Create)?;
     let csv_path = out.join("trials.csv");
     let mut writer = csv::Writer::from_writer(Vec::new());
     for row in rows.values() {
         writer.serialize(row).expect("a row serializes");
     }
     let bytes = writer.into_inner().expect("a Vec takes every write");
-    replace_file(&csv_path, &bytes)
+    own.replace("trials.csv", &bytes)
         .map_err(|e| LabError::io(format!("cannot write {}", csv_path.display()), e))?;
     let mut tally = Tally::default();
     rows.values().for_each(|r| tally.add(r));
@@ -111,8 +114,8 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, LabError> {
         groups: tally.summaries(),
     };
     let summary = out.join("summary.json");
-    replace_file(
-        &summary,
+    own.replace(
+        "summary.json",
         crate::json::to_string_pretty(&merged)
             .expect("a struct serializes")
             .as_bytes(),

@@ -15,8 +15,16 @@
 //! - `soak.lock`: the `flock` of the one soak that writes here (its PID
 //!   inside), held while it runs: a second soak or `--resume` of the same
 //!   directory is refused (exit 2) and names the holder.
+//!
+//! The directory is the caller's ([`OwnDir`]: no other user can write it,
+//! no symlink of another user's leads to it), and so is every file a resume
+//! reads; a resume runs no scenario whose content hash differs from the one
+//! the soak recorded (in `soak.json` and in every row). A write error (a
+//! full disk) stops the soak as a Ctrl-C does: the partial summary and the
+//! resume command are printed, and it exits 3.
 
 pub mod expectation;
+pub mod journal;
 pub mod lock;
 pub mod matrix;
 pub mod merge;
@@ -26,7 +34,7 @@ mod trials;
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -36,12 +44,13 @@ use crate::error::LabError;
 use crate::expect::{Comparison, Gate};
 use crate::output::progress::{Bar, Progress};
 use crate::record::csv::{drop_torn_row, read_rows_torn};
-use crate::record::files::create_new;
 use crate::record::row::SCHEMA;
+use crate::record::trust::{Missing, OwnDir};
 use crate::record::{GroupSummary, Recorder, RunContext, TrialRow};
 use crate::scenario::overrides::{Override, Sweep};
 use crate::session::{check_privileges, Session};
 use crate::strategy::Strategy;
+use journal::Journal;
 use matrix::{nth_item, Cell, Item, Shard};
 use trials::Trials;
 
@@ -79,6 +88,11 @@ pub struct SoakSpec {
     /// Gated strategies, `STRATEGY[:VERDICT,...]`: every trial must have one
     /// of the verdicts (default `pass`).
     pub gates: Vec<String>,
+    /// The content hash of each cell's scenario (its `--set` and swept
+    /// values applied), in the order of the cells, when the soak started
+    /// (filled by [`run`]): a resume runs no cell whose scenario changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scenario_hashes: Vec<String>,
 }
 
 /// What `lab soak` is asked to do.
@@ -120,16 +134,28 @@ type Done = HashSet<(String, String, String, u64)>;
 /// [`LabError::Io`] when results cannot be written or supervisors cannot
 /// be started.
 pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
-    let spec = spec_of(args)?;
+    let missing = if args.resume {
+        Missing::Refuse
+    } else {
+        Missing::Create
+    };
+    let dir = OwnDir::open(&args.dir, missing)?;
+    let mut spec = spec_of(args, &dir)?;
     let m = matrix_of(&spec)?;
-    fs::create_dir_all(&args.dir)
-        .map_err(|e| LabError::io(format!("cannot create {}", args.dir.display()), e))?;
     // One writer per directory, for the whole soak (dropped at the end).
     let _lock = lock::DirLock::acquire(&args.dir)?;
-    if !args.resume {
-        write_spec(args, &spec)?;
+    let hashes: Vec<String> = m
+        .cells
+        .iter()
+        .map(|c| c.scenario.source_hash.clone())
+        .collect();
+    if args.resume {
+        check_recorded_hashes(args, &spec, &hashes)?;
+    } else {
+        spec.scenario_hashes = hashes;
+        write_spec(args, &dir, &spec)?;
     }
-    let (mut rec, done) = open_recorder(args, &spec)?;
+    let (mut rec, done) = open_recorder(args, &dir, &spec, &m)?;
     let session = Session::open(&args.exe, args.jobs, spec.no_cgroup);
     let begin = Instant::now();
     let total = spec.trials.map(|n| {
@@ -150,7 +176,8 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
         spec: &spec,
         m: &m,
         done: &done,
-        started: Mutex::new(open_journal(args)?),
+        started: Mutex::new(Journal::open(&dir)?),
+        failed: std::sync::atomic::AtomicBool::new(false),
         deadline: spec.duration_s.map(|s| begin + Duration::from_secs(s)),
         cgroup_parent: session.cgroup_parent(),
         log_dir: std::path::absolute(rec.dir().join("log"))
@@ -160,15 +187,70 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
         in_flight: Mutex::new(HashMap::new()),
     };
     let (wall, trials_run) = trials.run(&session, &mut rec, &bar);
-    drop(trials);
+    let journal_error = trials.started.into_inner().ok().and_then(|mut j| {
+        j.error().map(|e| {
+            let path = args.dir.join(journal::STARTED_CSV);
+            LabError::io(format!("cannot write {}", path.display()), e)
+        })
+    });
     bar.finish();
     let cgroup = session.has_cgroup();
     drop(session);
     let wall = wall?;
-    rec.check()?;
-    let summary = summarize(args, spec, &m, &rec, trials_run, wall, cgroup);
-    summary::write_summary(&args.dir, &summary)?;
+    let stopped = rec.check().err().or(journal_error);
+    let mut summary = summarize(args, spec, &m, &rec, trials_run, wall, cgroup);
+    if let Some(e) = stopped {
+        // Stopped by a write error: what was written stands, and the
+        // summary (partial) is shown with the resume command; its file is
+        // written if it can be.
+        summary.resume = Some(resume_command(&args.dir));
+        summary.stopped = Some(e.to_string());
+        let _ = summary::write_summary(&dir, &summary);
+        return Ok(summary);
+    }
+    summary::write_summary(&dir, &summary)?;
     Ok(summary)
+}
+
+/// Refuse to resume when a scenario of the soak changed since it started:
+/// the hash of each cell's scenario now (`hashes`, in the order of the
+/// cells) against the one `soak.json` recorded (a `soak.json` of a lab that
+/// recorded none is checked against its rows alone, by [`open_recorder`]).
+///
+/// # Errors
+/// [`LabError::Input`] naming the scenario and what to do.
+fn check_recorded_hashes(
+    args: &SoakArgs,
+    spec: &SoakSpec,
+    hashes: &[String],
+) -> Result<(), LabError> {
+    if spec.scenario_hashes.is_empty() || spec.scenario_hashes == hashes {
+        return Ok(());
+    }
+    let changed = spec
+        .scenario_hashes
+        .iter()
+        .zip(hashes)
+        .position(|(a, b)| a != b)
+        .unwrap_or(0);
+    Err(changed_scenario(
+        args,
+        spec.scenarios
+            .get(changed)
+            .map_or("a scenario", |s| s.as_str()),
+        "soak.json",
+    ))
+}
+
+/// The refusal of a resume of `args.dir` whose scenario `name` is not what
+/// `record` (`soak.json`, `trials.csv`) says the soak ran.
+fn changed_scenario(args: &SoakArgs, name: &str, record: &str) -> LabError {
+    LabError::Input(format!(
+        "cannot resume {}: the scenario {name} is not the one the soak ran (its content hash \
+         differs from the one in {record}), so nothing was run; restore the scenario, or start \
+         a new soak with --out",
+        args.dir.display()
+    ))
 }
 
 /// Write the soak's `soak.json` as a new file: what `--resume` reads.
@@ -176,11 +258,12 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
 /// # Errors
 /// [`LabError::Input`] when another soak started in the directory;
 /// [`LabError::Io`] when it cannot be written.
-fn write_spec(args: &SoakArgs, spec: &SoakSpec) -> Result<(), LabError> {
+fn write_spec(args: &SoakArgs, dir: &OwnDir, spec: &SoakSpec) -> Result<(), LabError> {
     let json = serde_json::to_string_pretty(spec).expect("a spec serializes");
-    let path = args.dir.join("soak.json");
-    create_new(&path)
-        .and_then(|mut f| f.write_all(json.as_bytes()))
+    let path = args.dir.join(SOAK_JSON);
+    // Whole or not at all, never over anything.
+    dir.create_whole(SOAK_JSON, json.as_bytes(), false)
+        .map(drop)
         .map_err(|e| match e.kind() {
             // Another soak started here between the check and the lock.
             std::io::ErrorKind::AlreadyExists => LabError::Input(format!(
@@ -202,7 +285,7 @@ fn write_spec(args: &SoakArgs, spec: &SoakSpec) -> Result<(), LabError> {
 /// [`LabError::Input`] when the file is not the lab's, does not read, or
 /// holds rows of an older schema; [`LabError::Io`] when a torn row cannot
 /// be dropped.
-fn read_earlier(dir: &std::path::Path) -> Result<Vec<TrialRow>, LabError> {
+fn read_earlier(dir: &Path) -> Result<Vec<TrialRow>, LabError> {
     let csv_path = dir.join("trials.csv");
     match fs::symlink_metadata(&csv_path) {
         Ok(m) if !m.is_file() => Err(LabError::Input(format!(
@@ -244,13 +327,29 @@ fn read_earlier(dir: &std::path::Path) -> Result<Vec<TrialRow>, LabError> {
 
 /// The recorder of the soak, appending to `args.dir/trials.csv`, with the
 /// rows of earlier invocations counted, and those trials, which are not
-/// run again.
+/// run again. Each earlier row must be of a cell of `m` whose scenario has
+/// the hash the row recorded: a changed scenario is never run.
 ///
 /// # Errors
-/// As [`read_earlier`] and [`Recorder::append`].
-fn open_recorder(args: &SoakArgs, spec: &SoakSpec) -> Result<(Recorder, Done), LabError> {
+/// As [`read_earlier`] and [`Recorder::append`]; [`LabError::Input`] for a
+/// row of a cell the soak does not have or whose scenario changed.
+fn open_recorder(
+    args: &SoakArgs,
+    dir: &OwnDir,
+    spec: &SoakSpec,
+    m: &Matrix,
+) -> Result<(Recorder, Done), LabError> {
     let earlier = read_earlier(&args.dir)?;
-    let mut rec = Recorder::append(&args.dir, RunContext::new("soak", spec.seed))?;
+    for row in &earlier {
+        let cell = m
+            .cells
+            .iter()
+            .find(|c| c.scenario.name == row.scenario && sweep_value(c) == row.sweep_value);
+        if cell.is_none_or(|c| c.scenario.source_hash != row.scenario_hash) {
+            return Err(changed_scenario(args, &row.scenario, "trials.csv"));
+        }
+    }
+    let mut rec = Recorder::append(dir, RunContext::new("soak", spec.seed))?;
     rec.limit_diagnoses(args.max_diagnoses);
     let mut done = Done::new();
     for row in &earlier {
@@ -299,6 +398,7 @@ fn summarize(
         lab_version: ctx.lab_version.clone(),
         max_diagnoses: rec.max_diagnoses(),
         resume: crate::session::interrupted().then(|| resume_command(&args.dir)),
+        stopped: None,
         spec,
     }
 }
@@ -373,11 +473,18 @@ fn resume_command(dir: &std::path::Path) -> String {
     }
 }
 
+/// The name of the soak's spec in its directory.
+const SOAK_JSON: &str = "soak.json";
+
 /// The soak to run: `args.spec`, or with `--resume` the one stored in the
-/// directory's `soak.json`.
-fn spec_of(args: &SoakArgs) -> Result<SoakSpec, LabError> {
-    let spec_path = args.dir.join("soak.json");
+/// directory's `soak.json` (the files a resume reads checked first: the
+/// caller's, and no one else's to write).
+fn spec_of(args: &SoakArgs, dir: &OwnDir) -> Result<SoakSpec, LabError> {
+    let spec_path = args.dir.join(SOAK_JSON);
     if args.resume {
+        for name in [SOAK_JSON, "trials.csv", journal::STARTED_CSV] {
+            dir.check_file(name)?;
+        }
         let text = fs::read_to_string(&spec_path).map_err(|e| {
             LabError::Input(format!(
                 "{} holds no soak to resume ({}: {e})",
@@ -387,7 +494,7 @@ fn spec_of(args: &SoakArgs) -> Result<SoakSpec, LabError> {
         })?;
         serde_json::from_str(&text)
             .map_err(|e| LabError::Input(format!("{}: {e}", spec_path.display())))
-    } else if spec_path.exists() {
+    } else if dir.check_file(SOAK_JSON).unwrap_or(true) {
         Err(LabError::Input(format!(
             "{} already holds a soak; continue it with --resume {}, or pick another --out",
             args.dir.display(),
@@ -396,26 +503,6 @@ fn spec_of(args: &SoakArgs) -> Result<SoakSpec, LabError> {
     } else {
         Ok(args.spec.clone())
     }
-}
-
-/// `started.csv`, open for appending (with its header when new; never
-/// through a symlink): each trial's cell, strategy, index and seed, written
-/// before it starts.
-fn open_journal(args: &SoakArgs) -> Result<fs::File, LabError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = args.dir.join("started.csv");
-    let new = fs::symlink_metadata(&path).is_err();
-    let mut journal = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&path)
-        .map_err(|e| LabError::io(format!("cannot open {}", path.display()), e))?;
-    if new {
-        let _ = writeln!(journal, "scenario,sweep_value,strategy,trial,seed");
-    }
-    Ok(journal)
 }
 
 /// The next item of the round-by-round order that is not `done`; `None`

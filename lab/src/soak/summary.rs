@@ -2,7 +2,7 @@
 //! own footprint at the end.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -54,6 +54,11 @@ pub struct SoakSummary {
     /// A Ctrl-C (SIGINT) stopped the soak: the command that continues it
     /// (`lab soak --resume DIR`); `None` when it ran to its end.
     pub resume: Option<String>,
+    /// A write error (a full disk, say) stopped the soak: what could not
+    /// be written (the summary is partial, [`SoakSummary::resume`]
+    /// continues it); `None` otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
     /// Diagnoses written per scenario x strategy cell at most
     /// (`--max-diagnoses`); each group's `diagnoses_unwritten` counts the
     /// rest.
@@ -61,10 +66,14 @@ pub struct SoakSummary {
 }
 
 impl SoakSummary {
-    /// The exit status: 130 when interrupted (Ctrl-C), else 0 when every
+    /// The exit status: 3 when a write error stopped it, 130 when
+    /// interrupted (Ctrl-C), else 0 when every
     /// group met its expectation (`--gate` or `[expect]`; a group with
     /// neither is not judged), else 1.
     pub fn exit(&self) -> crate::error::Exit {
+        if self.stopped.is_some() {
+            return crate::error::Exit::Lab;
+        }
         if self.resume.is_some() {
             return crate::error::Exit::Interrupted;
         }
@@ -158,8 +167,12 @@ impl SoakSummary {
             self.lab_fds
         ));
         if let Some(resume) = &self.resume {
+            let why = match &self.stopped {
+                Some(e) => format!("stopped by a write error ({e})"),
+                None => "interrupted (Ctrl-C)".into(),
+            };
             s.push_str(&format!(
-                "\ninterrupted (Ctrl-C) after {} this run; the summary above is partial\nresume: {resume}\n",
+                "\n{why} after {} this run; the summary above is partial\nresume: {resume}\n",
                 crate::text::plural(self.trials_run, "trial")
             ));
         }
@@ -270,9 +283,12 @@ pub(super) fn own_usage() -> (u64, u64) {
 ///
 /// # Errors
 /// [`LabError::Io`] when it cannot be written.
-pub(super) fn write_summary(dir: &Path, summary: &SoakSummary) -> Result<(), LabError> {
-    let path = dir.join("summary.json");
+pub(super) fn write_summary(
+    dir: &crate::record::trust::OwnDir,
+    summary: &SoakSummary,
+) -> Result<(), LabError> {
+    let path = dir.path().join("summary.json");
     let json = crate::json::to_string_pretty(summary).expect("a summary serializes");
-    crate::record::files::replace_file(&path, json.as_bytes())
+    dir.replace("summary.json", json.as_bytes())
         .map_err(|e| LabError::io(format!("cannot write {}", path.display()), e))
 }

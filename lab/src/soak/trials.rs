@@ -4,12 +4,13 @@
 //! outcome recorded and shown.
 
 use std::collections::HashMap;
-use std::fs;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::journal::Journal;
 use super::matrix::{trial_seed, Item};
 use super::{next_item, sweep_value, Done, Matrix, SoakArgs, SoakSpec};
 use crate::error::LabError;
@@ -31,7 +32,10 @@ pub(super) struct Trials<'a> {
     /// The trials an earlier invocation finished.
     pub done: &'a Done,
     /// `started.csv`, a line per trial before it starts.
-    pub started: Mutex<fs::File>,
+    pub started: Mutex<Journal>,
+    /// A write failed (`started.csv`, `trials.csv`, a diagnosis): no
+    /// trial starts any more, as after a Ctrl-C.
+    pub failed: AtomicBool,
     /// When a soak for a duration stops starting trials.
     pub deadline: Option<Instant>,
     /// The cgroup each trial's cgroup is made under.
@@ -49,25 +53,31 @@ pub(super) struct Trials<'a> {
 
 impl Trials<'_> {
     /// The request of the pool's `i`-th trial: the next item not done,
-    /// journaled before it starts; `None` when there is none left (or the
-    /// duration is over).
+    /// journaled before it starts; `None` when there is none left, the
+    /// duration is over, or a write failed (the journal's included: a
+    /// trial is never run unjournaled).
     fn request(&self, i: u64) -> Option<TrialRequest> {
         let (spec, m) = (self.spec, self.m);
+        if self.failed.load(Ordering::SeqCst) {
+            return None;
+        }
         let item = next_item(spec, m, self.done, &self.cursor, self.deadline)?;
         let cell = &m.cells[item.cell];
         let strategy = &m.strategies[item.strategy];
         let seed = trial_seed(spec.seed, item.trial);
         let plan = Plan::new(&cell.scenario, seed);
         if let Ok(mut j) = self.started.lock() {
-            let _ = writeln!(
-                j,
+            j.started(&format!(
                 "{},{},{},{},{seed}",
                 cell.scenario.name,
                 sweep_value(cell),
                 strategy.name,
                 item.trial
-            );
-            let _ = j.flush();
+            ));
+            if j.failing() {
+                self.failed.store(true, Ordering::SeqCst);
+                return None;
+            }
         }
         self.in_flight
             .lock()
@@ -128,6 +138,9 @@ impl Trials<'_> {
             stem: &stem,
             replay: &replay,
         });
+        if rec.failing() {
+            self.failed.store(true, Ordering::SeqCst);
+        }
         match self.args.progress {
             Progress::Lines => {
                 // A closed stderr ends the progress lines, not the soak.
