@@ -69,6 +69,7 @@ fn main() -> ExitCode {
         soak::tests,
         suite::tests,
         survivors::tests,
+        trust::tests,
     ] {
         all.extend(module());
     }
@@ -722,6 +723,8 @@ mod interrupt;
 mod layout;
 #[path = "lab/lineage.rs"]
 mod lineage;
+#[path = "lab/trust.rs"]
+mod trust;
 
 tests! {
     nested_canonical_passes_and_legacy_orphans_in_cgroup_mode needs CGROUP;

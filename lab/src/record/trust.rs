@@ -296,13 +296,27 @@ fn raw(fd: &OwnedFd) -> i32 {
 }
 
 /// Open `path` one component at a time (see the module), creating what is
-/// missing when `missing` says so.
+/// missing when `missing` says so: only in a directory checked first (the
+/// caller's or root's, and not writable by others unless sticky), so
+/// nothing is made where another user could reach it.
 fn walk(path: &Path, missing: Missing) -> Result<OwnedFd, LabError> {
     let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
     let start = if path.is_absolute() { "/" } else { "." };
     let mut cur = rustix::fs::openat(CWD, start, dir_flags, Mode::empty())
         .map_err(|e| cannot_open(path, e.into()))?;
-    let mut walked = PathBuf::from(start);
+    let mut walked = if path.is_absolute() {
+        PathBuf::from("/")
+    } else {
+        PathBuf::new()
+    };
+    let check = |fd: &OwnedFd, walked: &Path| {
+        let st = rustix::fs::fstat(fd).map_err(|e| cannot_open(walked, e.into()))?;
+        match untrusted(&st, true) {
+            Some(why) => Err(refuse(path, walked, &why)),
+            None => Ok(()),
+        }
+    };
+    check(&cur, Path::new(start))?;
     for c in path.components() {
         let name = match c {
             Component::RootDir | Component::CurDir | Component::Prefix(_) => continue,
@@ -336,6 +350,7 @@ fn walk(path: &Path, missing: Missing) -> Result<OwnedFd, LabError> {
                 Err(e) => return Err(cannot_open(&walked, e.into())),
             }
         };
+        check(&next, &walked)?;
         cur = next;
     }
     Ok(cur)

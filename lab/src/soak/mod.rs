@@ -204,7 +204,7 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
         // summary (partial) is shown with the resume command; its file is
         // written if it can be.
         summary.resume = Some(resume_command(&args.dir));
-        summary.stopped = Some(e.to_string());
+        summary.stopped = Some(e.chain());
         let _ = summary::write_summary(&dir, &summary);
         return Ok(summary);
     }

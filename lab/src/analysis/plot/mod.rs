@@ -139,15 +139,17 @@ pub fn charts_of(sc: &ScenarioData<'_>, format: ChartFormat) -> Vec<Chart> {
 }
 
 /// Draw every chart of every scenario of `ds` into `out` (created if
-/// needed), then the index [`INDEX`]; returns the files written, charts
+/// needed; refused unless it is the caller's: [`crate::record::trust`]), then the index [`INDEX`]; returns the files written, charts
 /// first.
 ///
 /// # Errors
 /// [`LabError::Lab`] naming the file that could not be written or drawn.
 pub fn plot(ds: &Dataset, out: &Path, format: ChartFormat) -> Result<Vec<PathBuf>, LabError> {
     register_font()?;
-    std::fs::create_dir_all(out)
-        .map_err(|e| LabError::io(format!("cannot create {}", out.display()), e))?;
+    // A directory of the caller's (no other user can plant a file or a
+    // symlink in it, none of another user's led to it): the charts are
+    // drawn into it by path, the index written whole under its handle.
+    let own = crate::record::trust::OwnDir::open(out, crate::record::trust::Missing::Create)?;
     let mut written = Vec::new();
     for sc in ds.scenarios() {
         for chart in charts_of(&sc, format) {
@@ -157,7 +159,7 @@ pub fn plot(ds: &Dataset, out: &Path, format: ChartFormat) -> Result<Vec<PathBuf
         }
     }
     let index = out.join(INDEX);
-    std::fs::write(&index, index_markdown(ds, format))
+    own.replace(INDEX, index_markdown(ds, format).as_bytes())
         .map_err(|e| LabError::io(format!("cannot write {}", index.display()), e))?;
     written.push(index);
     Ok(written)
