@@ -12,7 +12,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::{json, lab, Marker, LAB};
+use super::{lab, Marker, LAB};
 
 /// The attacker's uid and gid (`nobody`).
 const NOBODY: u32 = 65534;
