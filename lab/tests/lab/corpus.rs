@@ -294,11 +294,13 @@ fn live_processes_of(exe: &Path) -> Vec<i32> {
 
 fn a_limit_on_threads_and_processes_is_an_error_with_status_3_not_a_panic() {
     use std::os::unix::fs::PermissionsExt;
-    // A copy of the binary that uid 65534 can run, and a directory it can
-    // write its results into.
+    // A copy of the binary that uid 65534 can run, and a directory of its
+    // own to write its results into (the lab writes only into a directory
+    // of the caller's).
     let dir = out_dir("nproc");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let exe = dir.join("lab");
     std::fs::copy(LAB, &exe).unwrap();
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
