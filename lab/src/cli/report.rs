@@ -46,7 +46,8 @@ impl ReportCmd {
             Format::Json => crate::json::to_string_pretty(&to_json(&ds))
                 .map_err(|e| LabError::Lab(format!("cannot write the JSON report: {e}")))?,
         };
-        std::fs::write(path, text)
+        // Whole, renamed over the name: never written through a symlink.
+        crate::record::files::replace_file(path, text.as_bytes())
             .map_err(|e| LabError::io(format!("cannot write {}", path.display()), e))?;
         Ok(Exit::Clean)
     }
