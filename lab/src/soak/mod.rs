@@ -150,7 +150,7 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
         .map(|c| c.scenario.source_hash.clone())
         .collect();
     if args.resume {
-        check_recorded_hashes(args, &spec, &hashes)?;
+        check_recorded_hashes(args, &spec, &m, &hashes)?;
     } else {
         spec.scenario_hashes = hashes;
         write_spec(args, &dir, &spec)?;
@@ -222,24 +222,26 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
 fn check_recorded_hashes(
     args: &SoakArgs,
     spec: &SoakSpec,
+    m: &Matrix,
     hashes: &[String],
 ) -> Result<(), LabError> {
     if spec.scenario_hashes.is_empty() || spec.scenario_hashes == hashes {
         return Ok(());
     }
-    let changed = spec
-        .scenario_hashes
+    // The first cell that differs (or the first beyond the shorter list:
+    // the cells themselves changed).
+    let recorded = &spec.scenario_hashes;
+    let changed = recorded
         .iter()
         .zip(hashes)
         .position(|(a, b)| a != b)
-        .unwrap_or(0);
-    Err(changed_scenario(
-        args,
-        spec.scenarios
-            .get(changed)
-            .map_or("a scenario", |s| s.as_str()),
-        "soak.json",
-    ))
+        .unwrap_or(recorded.len().min(hashes.len()));
+    let name = m
+        .cells
+        .get(changed)
+        .or(m.cells.last())
+        .map_or("a scenario", |c| c.name.as_str());
+    Err(changed_scenario(args, name, "soak.json"))
 }
 
 /// The refusal of a resume of `args.dir` whose scenario `name` is not what
