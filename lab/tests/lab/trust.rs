@@ -371,51 +371,73 @@ fn remove_cgroup_of(pid: u32) {
     }
 }
 
+/// When a test kills the soak it starts.
+#[derive(Clone, Copy, Debug)]
+enum KillAt {
+    /// As soon as it is spawned.
+    Once,
+    /// As soon as its directory appears (inotify): while it makes its files.
+    Dir,
+    /// When its header line says its files are open.
+    Header,
+}
+
+/// Read inotify events of `fd` until one names `name`.
+fn wait_created(fd: &std::os::fd::OwnedFd, name: &str) {
+    let mut buf = [std::mem::MaybeUninit::uninit(); 4096];
+    let mut events = rustix::fs::inotify::Reader::new(fd, &mut buf);
+    loop {
+        let e = events.next().unwrap();
+        if e.file_name()
+            .is_some_and(|n| n.to_bytes() == name.as_bytes())
+        {
+            return;
+        }
+    }
+}
+
 fn a_soak_killed_early_leaves_whole_files_and_resumes() {
+    use rustix::fs::inotify;
     let tmp = tempfile::tempdir().unwrap();
-    for round in 0..16 {
-        let signal = if round % 2 == 0 { "TERM" } else { "KILL" };
-        // At once, or as the header line says the files are open.
-        let at_header = round % 4 >= 2;
-        let dir = tmp.path().join(format!("soak-{round}"));
+    let modes = [KillAt::Once, KillAt::Dir, KillAt::Header];
+    for round in 0..18 {
+        let signal = if round % 2 == 0 {
+            rustix::process::Signal::TERM
+        } else {
+            rustix::process::Signal::KILL
+        };
+        let at = modes[(round / 2) % modes.len()];
+        let name = format!("soak-{round}");
+        let dir = tmp.path().join(&name);
+        let watch = inotify::init(inotify::CreateFlags::CLOEXEC).unwrap();
+        inotify::add_watch(&watch, tmp.path(), inotify::WatchFlags::CREATE).unwrap();
         let marker = Marker::new();
         let mut child = marker
             .command(LAB)
-            .args([
-                "soak",
-                "--scenario",
-                "nested",
-                "--strategy",
-                "canonical",
-                "--trials",
-                "3",
-            ])
-            .args(["--progress", "none"])
-            .args(["-j", "1", "--out", dir.to_str().unwrap()])
+            .args(["soak", "--scenario", "nested", "--strategy", "canonical"])
+            .args(["--trials", "3", "--progress", "none", "-j", "1", "--out"])
+            .arg(&dir)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let mut err = BufReader::new(child.stderr.take().unwrap());
-        if at_header {
-            let mut line = String::new();
-            err.read_line(&mut line).unwrap();
-            assert!(line.starts_with("lab soak "), "{line}");
+        match at {
+            KillAt::Once => {}
+            KillAt::Dir => wait_created(&watch, &name),
+            KillAt::Header => {
+                let mut line = String::new();
+                err.read_line(&mut line).unwrap();
+                assert!(line.starts_with("lab soak "), "{line}");
+            }
         }
-        let kill = Command::new("kill")
-            .args([&format!("-{signal}"), &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(kill.success());
-        let pid = child.id();
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, signal).unwrap();
         let _ = child.wait();
         drop(err);
         marker.wait_gone();
-        remove_cgroup_of(pid);
-        let what = format!(
-            "round {round}: SIG{signal}{}",
-            if at_header { " at the header" } else { "" }
-        );
+        remove_cgroup_of(child.id());
+        let what = format!("round {round}: {signal:?} at {at:?}");
         assert_whole(&dir, &what);
         let d = dir.to_str().unwrap();
         let (code, err) = if dir.join("soak.json").exists() {
