@@ -275,7 +275,7 @@ struct KeptHang {
 /// --out DIR` and read its stderr up to the prompt (the event that says the
 /// tree is kept). The caller waits for the lab (it sends Enter first).
 #[allow(clippy::zombie_processes)] // the lab is returned to the caller, who waits for it
-fn kept_hang(dir: &Path, trials: &str) -> KeptHang {
+fn kept_hang(dir: &Path, trials: &str, extra: &[&str]) -> KeptHang {
     use std::io::BufRead;
     use std::process::Stdio;
     let marker = Marker::new();
@@ -289,6 +289,7 @@ fn kept_hang(dir: &Path, trials: &str) -> KeptHang {
             "--trials",
             trials,
         ])
+        .args(extra)
         .args(["--keep-hung", "--out"])
         .arg(dir)
         .stdin(Stdio::piped())

@@ -177,7 +177,7 @@ fn keep_hung_prints_pids_of_the_labs_namespace() {
         attach,
         marker,
         ..
-    } = kept_hang(&dir, "1");
+    } = kept_hang(&dir, "1", &[]);
     assert!(!pids.is_empty(), "{said}");
     assert_eq!(attach, pids.first().copied(), "{said}");
     // Read while the tree is kept; judged once the run says its mode.
