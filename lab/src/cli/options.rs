@@ -103,3 +103,24 @@ pub(super) fn parse_soak_duration(s: &str) -> Result<Duration, OptionError> {
     }
     Ok(d)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grace_is_bounded_like_the_deadline() {
+        assert_eq!(parse_grace("100ms").unwrap(), Duration::from_millis(100));
+        assert_eq!(parse_grace("1ms").unwrap(), MIN_GRACE);
+        assert_eq!(parse_grace("1h").unwrap(), MAX_GRACE);
+        for out in ["0s", "999us", "2h"] {
+            let e = parse_grace(out).unwrap_err().to_string();
+            assert_eq!(e, "must be 1ms..=1h", "--grace {out}");
+        }
+        // Not a duration at all (it overflows): the message still says the most.
+        let e = parse_grace("99999999999999999999999h")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("at most 1h"), "{e}");
+    }
+}
