@@ -160,11 +160,14 @@ fn fuzz_refuses_a_fifo_and_dev_zero_among_its_regressions_at_once() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Makes a file (or what stands at a file's name) at the path it is given.
+type MakeFile = fn(&Path);
+
 fn unreadable_regression_files_exit_2_with_the_message_lab_check_gives() {
     let dir = out_dir("fuzz-unreadable");
     let regressions = dir.join("r");
     let out = dir.join("out");
-    let cases: [(&str, fn(&Path)); 4] = [
+    let cases: [(&str, MakeFile); 4] = [
         ("binary.toml", |p| {
             std::fs::write(p, b"version = 1\nname = \"\xff\"\n").unwrap();
         }),
