@@ -59,6 +59,7 @@ fn main() -> ExitCode {
         fuzz::tests,
         guards::tests,
         hygiene::tests,
+        input::tests,
         interrupt::tests,
         json::tests,
         junit::tests,
@@ -717,6 +718,8 @@ mod shell;
 mod exec;
 #[path = "lab/fuzz.rs"]
 mod fuzz;
+#[path = "lab/input.rs"]
+mod input;
 #[path = "lab/interrupt.rs"]
 mod interrupt;
 #[path = "lab/layout.rs"]

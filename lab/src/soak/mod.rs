@@ -378,7 +378,7 @@ fn resume_command(dir: &std::path::Path) -> String {
 fn spec_of(args: &SoakArgs) -> Result<SoakSpec, LabError> {
     let spec_path = args.dir.join("soak.json");
     if args.resume {
-        let text = fs::read_to_string(&spec_path).map_err(|e| {
+        let text = crate::input::read_text(&spec_path, crate::input::MIB).map_err(|e| {
             LabError::Input(format!(
                 "{} holds no soak to resume ({}: {e})",
                 args.dir.display(),
