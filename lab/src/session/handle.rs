@@ -30,6 +30,11 @@
 //! run as before, in the lab's namespace, and [`PidNsMode::None`] says why,
 //! in `lab run`'s header and as `none` in every result row. The environment
 //! variable `LAB_PID_NAMESPACE=off` forces that fallback (for comparison).
+//! The fallback needs the lab's `/proc` to be its PID namespace's: where it
+//! is not (`unshare --pid --fork` without `--mount-proc`), a supervisor
+//! without a namespace of its own is refused
+//! ([`SupervisorError::ForeignProc`]); one with a namespace mounts its own
+//! `/proc` and is unaffected.
 
 use std::ffi::CString;
 use std::fs::File;
