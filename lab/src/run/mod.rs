@@ -130,6 +130,9 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
         session.jobs(),
         run_dir.display()
     ));
+    if let Some(warning) = session.pid_namespace().warning() {
+        crate::output::write_err(format_args!("{warning}\n"));
+    }
     let bar = crate::output::progress::Bar::new(
         crate::output::progress::Progress::Auto,
         Some(args.trials.saturating_mul(args.strategies.len() as u64)),

@@ -141,6 +141,10 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
     // From the header on, Ctrl-C stops the soak and prints what it has.
     crate::session::stop_on_interrupt();
     header(&spec, &m, args, total, done.len() as u64, session.jobs());
+    let pidns = session.pid_namespace();
+    if let Some(warning) = pidns.warning() {
+        crate::output::write_err(format_args!("{warning}\n"));
+    }
     let bar = Bar::new(
         args.progress,
         total.map(|t| t.saturating_sub(done.len() as u64)),
@@ -166,7 +170,8 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
     drop(session);
     let wall = wall?;
     rec.check()?;
-    let summary = summarize(args, spec, &m, &rec, trials_run, wall, cgroup);
+    let mut summary = summarize(args, spec, &m, &rec, trials_run, wall, cgroup);
+    summary.pid_namespace = pidns.label().into();
     summary::write_summary(&args.dir, &summary)?;
     Ok(summary)
 }
@@ -293,6 +298,7 @@ fn summarize(
         gate,
         expectations,
         cgroup,
+        pid_namespace: String::new(),
         lab_peak_rss_kib: rss,
         lab_fds: fds,
         kernel: ctx.kernel.clone(),
