@@ -17,6 +17,7 @@ pub mod error;
 pub mod expect;
 pub mod forensics;
 pub mod fuzz;
+pub mod input;
 pub mod janitor;
 pub mod json;
 pub mod lineage;

@@ -16,10 +16,13 @@
 //! line under `/proc/HOSTPID/task/` of the lab's `/proc`.
 //!
 //! Without a namespace of its own (the fallback, said in every result) the
-//! supervisor has no such fd and every PID is already the lab's.
+//! supervisor has no such fd and every PID is already the lab's; a kill by
+//! PID can then reach a process outside the trial, which the trial engine
+//! tells apart with [`pidfd_pid`] (an `innocent-kill`). That fallback
+//! needs a `/proc` of the lab's own PID namespace ([`foreign_proc`]).
 
 use std::collections::HashMap;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::OnceLock;
 
 use crate::procfs::{self, status_field, ProcessState};
@@ -29,6 +32,12 @@ use crate::procfs::{self, status_field, ProcessState};
 pub const HOST_PROC_FD: RawFd = 5;
 
 static HOST_PROC: OnceLock<OwnedFd> = OnceLock::new();
+
+/// The line that the header and the summary of a run, an exec and a soak
+/// carry when their supervisors have no PID namespace of their own (the
+/// `pid_namespace` column `none`): what that costs.
+pub const FALLBACK_WARNING: &str = "pid namespace: none; a kill by PID can reach a process \
+     outside the trial (judged innocent-kill)";
 
 /// In the supervisor: take the lab's `/proc` from [`HOST_PROC_FD`] when it
 /// was given (close-on-exec from then on). Returns whether it was.
@@ -69,6 +78,62 @@ pub fn host_cmdline(host_pid: i32) -> Option<String> {
         Some(proc) => procfs::cmdline_at(proc.as_fd(), host_pid),
         None => procfs::scan_cmdline(host_pid),
     }
+}
+
+/// Whether this process is init (PID 1) of a PID namespace: every PID it
+/// handles names a process of that namespace (a supervisor in a namespace
+/// of its own: a process of its trials), never one outside it.
+pub fn own_namespace() -> bool {
+    rustix::process::getpid().as_raw_nonzero().get() == 1
+}
+
+/// Why `/proc` does not show this process's PID namespace, or `None` when
+/// it does. `/proc/PID` then names another process than PID `PID` of this
+/// namespace (under `unshare --pid --fork` without `--mount-proc`, say),
+/// so every reader by PID (the legacy `/proc` oracle, the evidence of the
+/// judge) would read the wrong processes. Told by `/proc/self` (a link to
+/// this process's PID in the namespace of the `/proc` mount: another
+/// number than `getpid()` when that namespace is not this process's) and
+/// by the `NSpid:` line of `/proc/self/status` (one PID per namespace from
+/// the mount's down to the process's: more than one when the mount's is
+/// an ancestor).
+///
+/// # References
+/// - [proc(5)](https://man7.org/linux/man-pages/man5/proc.5.html) (`/proc/self`, `NSpid`)
+/// - [pid_namespaces(7)](https://man7.org/linux/man-pages/man7/pid_namespaces.7.html) (`/proc` and PID namespaces)
+pub fn foreign_proc() -> Option<String> {
+    let own = std::process::id();
+    let seen = match std::fs::read_link("/proc/self") {
+        Ok(link) => link.to_string_lossy().into_owned(),
+        Err(e) => return Some(format!("/proc/self cannot be read ({e})")),
+    };
+    if seen != own.to_string() {
+        return Some(format!(
+            "/proc/self is {seen} but this process is {own} in its PID namespace"
+        ));
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let levels = status_field(&status, "NSpid:").map_or(1, |l| l.split_whitespace().count());
+    (levels > 1).then(|| {
+        format!(
+            "/proc shows the PID namespace {} level(s) above this process's",
+            levels - 1
+        )
+    })
+}
+
+/// The PID, in this process's `/proc` namespace, of the process that the
+/// pidfd `fd` refers to, while it holds one: alive, or a zombie not yet
+/// reaped. `None` once it has been reaped (its PID may then name another
+/// process), or when `fd` is not a pidfd. From the `Pid:` line of
+/// `/proc/self/fdinfo/FD` (`-1` once the process is reaped).
+///
+/// # References
+/// - [pidfd_open(2)](https://man7.org/linux/man-pages/man2/pidfd_open.2.html) (`/proc/PID/fdinfo`, `Pid:`)
+/// - fs/pidfs.c (kernel/fork.c before Linux 6.9), `pidfd_show_fdinfo`
+pub fn pidfd_pid(fd: BorrowedFd<'_>) -> Option<i32> {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).ok()?;
+    status_field(&info, "Pid:")?.parse().ok().filter(|&p| p > 0)
 }
 
 /// The lab's PID of the live process `pid` of this namespace (`pid` itself

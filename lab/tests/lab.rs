@@ -59,6 +59,7 @@ fn main() -> ExitCode {
         fuzz::tests,
         guards::tests,
         hygiene::tests,
+        input::tests,
         interrupt::tests,
         json::tests,
         junit::tests,
@@ -276,7 +277,7 @@ struct KeptHang {
 /// --out DIR` and read its stderr up to the prompt (the event that says the
 /// tree is kept). The caller waits for the lab (it sends Enter first).
 #[allow(clippy::zombie_processes)] // the lab is returned to the caller, who waits for it
-fn kept_hang(dir: &Path, trials: &str) -> KeptHang {
+fn kept_hang(dir: &Path, trials: &str, extra: &[&str]) -> KeptHang {
     use std::io::BufRead;
     use std::process::Stdio;
     let marker = Marker::new();
@@ -290,6 +291,7 @@ fn kept_hang(dir: &Path, trials: &str) -> KeptHang {
             "--trials",
             trials,
         ])
+        .args(extra)
         .args(["--keep-hung", "--out"])
         .arg(dir)
         .stdin(Stdio::piped())
@@ -717,6 +719,8 @@ mod shell;
 mod exec;
 #[path = "lab/fuzz.rs"]
 mod fuzz;
+#[path = "lab/input.rs"]
+mod input;
 #[path = "lab/interrupt.rs"]
 mod interrupt;
 #[path = "lab/layout.rs"]

@@ -82,6 +82,14 @@ pub fn find_csvs(dir: &Path) -> Result<Vec<PathBuf>, LabError> {
         trust::check_file(dir)?;
         return Ok(vec![dir.to_path_buf()]);
     }
+    if !meta.is_dir() {
+        let mode = std::os::unix::fs::MetadataExt::mode(&meta);
+        let kind = crate::input::type_name(rustix::fs::FileType::from_raw_mode(mode));
+        return Err(LabError::Input(format!(
+            "{}: is {kind}; give a results directory or a {TRIALS_CSV}",
+            dir.display()
+        )));
+    }
     trust::check_dir(dir)?;
     let direct = dir.join(TRIALS_CSV);
     if direct.exists() {
@@ -153,7 +161,8 @@ pub fn read_trials(path: &Path) -> Result<Vec<Row>, LabError> {
 /// so (rather than the column a row of an older schema lacks).
 fn check_schema(path: &Path) -> Result<(), LabError> {
     let input = |e: &dyn std::fmt::Display| LabError::Input(format!("{}: {e}", path.display()));
-    let mut reader = csv::Reader::from_path(path).map_err(|e| input(&e))?;
+    let (file, _) = crate::input::open_regular(path).map_err(|e| input(&e))?;
+    let mut reader = csv::Reader::from_reader(file);
     let headers = reader.headers().map_err(|e| input(&e))?.clone();
     if headers.is_empty() {
         return Ok(()); // an empty file: no rows

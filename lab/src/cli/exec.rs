@@ -31,8 +31,8 @@ pub(super) struct ExecCmd {
     /// (INT,TERM,KILL)
     #[arg(long, value_name = "SIG[,SIG...]", value_parser = parse_ladder, requires = "kill_after")]
     signal: Option<Ladder>,
-    /// The wait between the signals of a ladder
-    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    /// The wait between the signals of a ladder (1ms..=1h)
+    #[arg(long, default_value = "100ms", value_parser = super::options::parse_grace)]
     grace: Duration,
     /// Write the timeline (Chrome trace-event JSON, trace/STRATEGY.TRIAL.json) of passing
     /// trials too, not only of failing ones (at most --max-diagnoses either way)

@@ -1,6 +1,6 @@
 //! Range checks of the options every command shares: `-j`, counts
-//! (`--trials`, `--repeat`), `--deadline` and `lab soak --duration`, as clap
-//! value parsers whose errors name the range.
+//! (`--trials`, `--repeat`), `--deadline`, `lab exec --grace` and `lab soak
+//! --duration`, as clap value parsers whose errors name the range.
 
 use std::time::Duration;
 
@@ -10,6 +10,12 @@ pub const MAX_JOBS: usize = 1024;
 pub const MAX_DEADLINE: Duration = Duration::from_secs(3600);
 /// The shortest `--deadline` of a trial.
 pub const MIN_DEADLINE: Duration = Duration::from_millis(1);
+/// The longest `lab exec --grace`: the wait between the signals of a
+/// ladder, no longer than the longest deadline.
+pub const MAX_GRACE: Duration = MAX_DEADLINE;
+/// The shortest `lab exec --grace` (a scenario's `grace` must be longer
+/// than zero).
+pub const MIN_GRACE: Duration = Duration::from_millis(1);
 /// The longest `lab soak --duration` (30 days).
 pub const MAX_SOAK_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The most trials (`--trials`) or runs (`--repeat`) a command is asked for.
@@ -84,6 +90,11 @@ pub(super) fn parse_deadline(s: &str) -> Result<Duration, OptionError> {
     duration_within(s, MIN_DEADLINE, MAX_DEADLINE)
 }
 
+/// `lab exec --grace`: [`MIN_GRACE`]..=[`MAX_GRACE`].
+pub(super) fn parse_grace(s: &str) -> Result<Duration, OptionError> {
+    duration_within(s, MIN_GRACE, MAX_GRACE)
+}
+
 /// `lab soak --duration`: whole seconds, 1s..=[`MAX_SOAK_DURATION`].
 pub(super) fn parse_soak_duration(s: &str) -> Result<Duration, OptionError> {
     let d = duration_within(s, Duration::from_secs(1), MAX_SOAK_DURATION)?;
@@ -91,4 +102,25 @@ pub(super) fn parse_soak_duration(s: &str) -> Result<Duration, OptionError> {
         return Err(OptionError::WholeSeconds);
     }
     Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grace_is_bounded_like_the_deadline() {
+        assert_eq!(parse_grace("100ms").unwrap(), Duration::from_millis(100));
+        assert_eq!(parse_grace("1ms").unwrap(), MIN_GRACE);
+        assert_eq!(parse_grace("1h").unwrap(), MAX_GRACE);
+        for out in ["0s", "999us", "2h"] {
+            let e = parse_grace(out).unwrap_err().to_string();
+            assert_eq!(e, "must be 1ms..=1h", "--grace {out}");
+        }
+        // Not a duration at all (it overflows): the message still says the most.
+        let e = parse_grace("99999999999999999999999h")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("at most 1h"), "{e}");
+    }
 }

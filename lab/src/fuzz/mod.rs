@@ -256,7 +256,9 @@ pub fn seed_of(text: &str) -> Option<u64> {
 /// not exist.
 ///
 /// # Errors
-/// [`LabError::Scenario`] for a file that does not parse (named with its
+/// [`LabError::Scenario`] for a file that cannot be read as a scenario
+/// (read as `lab check` reads one: not a regular file, a dangling link or a
+/// loop of links, over 1 MiB, not UTF-8) or does not parse (named with its
 /// position); [`LabError::Input`] when `dir` is not a directory, or for a
 /// file whose plan can never run (its gate is never reached);
 /// [`LabError::Io`] when the directory cannot be read.
@@ -283,8 +285,7 @@ pub fn load_regressions(dir: &Path, seed: u64) -> Result<Vec<Written>, LabError>
         .into_iter()
         .map(|path| {
             let shown = path.display().to_string();
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| LabError::io(format!("cannot read {shown}"), e))?;
+            let text = crate::scenario::read_source(&path, &shown)?;
             let scenario = Scenario::parse(&shown, &text)?;
             let seed = seed_of(&text).unwrap_or(seed);
             let plan = crate::plan::Plan::new(&scenario, seed);

@@ -81,6 +81,22 @@ pub fn descendants(pid: i32) -> Vec<i32> {
     out
 }
 
+/// Whether `pid` is a zombie: state `Z` in `/proc/PID/stat` (it has
+/// exited and waits for its parent to reap it; a zombie never runs again).
+/// `false` when the file cannot be read (the process is gone, or not ours
+/// to read).
+///
+/// # References
+/// - [proc_pid_stat(5)](https://man7.org/linux/man-pages/man5/proc_pid_stat.5.html): field 3, `state`
+pub fn is_zombie(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // The state follows the parenthesised comm, which may itself hold `)`.
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            == Some("Z")
+    })
+}
+
 /// The value of the `name` line (`PPid:`, `SigPnd:`, `NSpid:`) of a `/proc`
 /// status or fdinfo text, trimmed; `None` when the text has no such line.
 ///

@@ -52,6 +52,14 @@ pub struct ProcessState {
     pub backtrace: Option<String>,
 }
 
+impl ProcessState {
+    /// Whether it is a zombie: it has exited and waits to be reaped (every
+    /// thread read in state `Z`), so there is nothing left to attach to.
+    pub fn is_zombie(&self) -> bool {
+        !self.threads.is_empty() && self.threads.iter().all(|t| t.state == "Z")
+    }
+}
+
 /// One thread of a stuck process.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThreadState {

@@ -54,7 +54,9 @@ pub struct TornRow {
 /// they were written with (a resumed soak refuses older ones: its CSV's
 /// header has other columns).
 pub fn read_rows_torn(path: &Path) -> io::Result<(Vec<TrialRow>, Option<TornRow>)> {
-    let text = fs::read(path)?;
+    // A regular file only (a FIFO or a device is refused, never waited on).
+    let mut text = Vec::new();
+    io::Read::read_to_end(&mut crate::input::open_regular(path)?.0, &mut text)?;
     let ends_whole = text.last().is_none_or(|&b| b == b'\n');
     let mut reader = csv::Reader::from_reader(text.as_slice());
     let headers = reader.byte_headers().map_err(io::Error::other)?.clone();

@@ -136,6 +136,9 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
         session.jobs(),
         run_dir.display()
     ));
+    if let Some(warning) = session.pid_namespace().warning() {
+        crate::output::write_err(format_args!("{warning}\n"));
+    }
     let bar = crate::output::progress::Bar::new(
         crate::output::progress::Progress::Auto,
         Some(args.trials.saturating_mul(args.strategies.len() as u64)),
@@ -293,9 +296,11 @@ fn hold_for_user(o: &Outcome, replay: &str) {
         for line in d.summary().lines() {
             let _ = writeln!(s, "  {line}");
         }
-        let pids: Vec<String> = d.processes.iter().map(|p| p.pid.to_string()).collect();
+        // The processes to attach to: a zombie (shown above) has exited.
+        let live: Vec<_> = d.processes.iter().filter(|p| !p.is_zombie()).collect();
+        let pids: Vec<String> = live.iter().map(|p| p.pid.to_string()).collect();
         let _ = writeln!(s, "pids: {}", pids.join(" "));
-        if let Some(p) = d.processes.first() {
+        if let Some(p) = live.first() {
             let _ = writeln!(
                 s,
                 "attach: gdb -p {0}   (all threads: gdb -p {0} -batch -ex 'thread apply all bt')\n\

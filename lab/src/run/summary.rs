@@ -292,6 +292,9 @@ impl RunSummary {
             mode,
             self.pid_namespace_note
         );
+        if self.pid_namespace == "none" {
+            let _ = writeln!(s, "{}", crate::pidns::FALLBACK_WARNING);
+        }
         if !self.about.is_empty() {
             s.push_str(&ab::about_lines(&self.about, 0));
         }

@@ -26,7 +26,7 @@ pub const MAX_NODES_CEILING: u64 = 10_000;
 pub const DEFAULT_MAX_NODES: u64 = 1_000;
 /// The largest scenario file the lab reads (1 MiB); a larger one is
 /// refused before it is parsed.
-pub const MAX_FILE_BYTES: u64 = 1 << 20;
+pub const MAX_FILE_BYTES: u64 = crate::input::MIB;
 /// The most `[[kill]]` entries a scenario may have.
 pub const MAX_KILLS: usize = 1_000;
 /// The most `[nodes.SELECTOR]` tables a scenario may have.
@@ -447,7 +447,7 @@ impl Scenario {
     /// The file name and text of a built-in scenario or a file.
     fn source(name_or_path: &str) -> Result<(String, String), ScenarioError> {
         if name_or_path.contains('/') || name_or_path.ends_with(".toml") {
-            let text = read_source(name_or_path)?;
+            let text = read_source(name_or_path, name_or_path)?;
             return Ok((name_or_path.to_string(), text));
         }
         match BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
@@ -468,60 +468,40 @@ impl Scenario {
     }
 }
 
-/// The text of the scenario or suite file at `path`: a regular file (or
-/// anything readable but a directory) of at most [`MAX_FILE_BYTES`] bytes
-/// of UTF-8. No more than the limit is ever read (a FIFO or `/dev/zero`
-/// included).
+/// The text of the scenario or suite file at `path` (named `file` in
+/// errors, as the user gave it): a regular file of at most
+/// [`MAX_FILE_BYTES`] bytes of UTF-8, read by [`crate::input`] (a
+/// FIFO, a device, a socket or a directory is refused at once, and no more
+/// than the limit is ever read).
 ///
 /// # Errors
-/// An unreadable file or a directory; a file over the limit (the message
-/// names it); bytes that are not UTF-8, located at the first bad byte.
-pub(crate) fn read_source(path: &str) -> Result<String, ScenarioError> {
-    use std::io::Read;
-    let cannot =
-        |e: std::io::Error| ScenarioError::plain(path, format!("cannot read the file: {e}"));
-    let f = std::fs::File::open(path).map_err(cannot)?;
-    let meta = f.metadata().map_err(cannot)?;
-    if meta.is_dir() {
-        return Err(ScenarioError::plain(
-            path,
-            "is a directory; give a scenario file (.toml)".into(),
-        ));
-    }
-    let too_big = |size: String| {
-        ScenarioError::plain(
-            path,
+/// An unreadable file; anything but a regular file (the message names what
+/// it is); a file over the limit (the message names it); bytes that are
+/// not UTF-8, located at the first bad byte.
+pub(crate) fn read_source(
+    path: impl AsRef<std::path::Path>,
+    file: &str,
+) -> Result<String, ScenarioError> {
+    use crate::input::InputError;
+    crate::input::read_text(path, MAX_FILE_BYTES).map_err(|e| match e {
+        InputError::NotRegular(kind) => ScenarioError::plain(
+            file,
+            format!("is {kind}, not a regular file; give a scenario file (.toml)"),
+        ),
+        InputError::TooBig { .. } => ScenarioError::plain(
+            file,
             format!(
-                "the file is {size}, more than the limit of {MAX_FILE_BYTES} bytes (1 MiB) for a scenario \
-                 or suite file; it is a short description, not data"
+                "{e} (1 MiB) for a scenario or suite file; it is a short description, not data"
             ),
-        )
-    };
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(too_big(format!("{} bytes", meta.len())));
-    }
-    let mut bytes = Vec::new();
-    f.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(cannot)?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(too_big("longer".into()));
-    }
-    String::from_utf8(bytes).map_err(|e| {
-        let at = e.utf8_error().valid_up_to();
-        let valid = String::from_utf8_lossy(&e.as_bytes()[..at]).into_owned();
-        let line = valid.matches('\n').count() + 1;
-        let col = valid.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        ScenarioError {
-            file: path.to_string(),
+        ),
+        InputError::NotUtf8 { line, col, .. } => ScenarioError {
+            file: file.to_string(),
             line,
             col,
             text: String::new(),
-            message: format!(
-                "the file is not UTF-8 text (byte 0x{:02x} at offset {at}); a scenario is TOML, which is UTF-8",
-                e.as_bytes()[at]
-            ),
-        }
+            message: format!("{e}; a scenario is TOML, which is UTF-8"),
+        },
+        InputError::Open(_) | InputError::Read(_) => ScenarioError::plain(file, e.to_string()),
     })
 }
 

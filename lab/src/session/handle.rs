@@ -30,6 +30,11 @@
 //! run as before, in the lab's namespace, and [`PidNsMode::None`] says why,
 //! in `lab run`'s header and as `none` in every result row. The environment
 //! variable `LAB_PID_NAMESPACE=off` forces that fallback (for comparison).
+//! The fallback needs the lab's `/proc` to be its PID namespace's: where it
+//! is not (`unshare --pid --fork` without `--mount-proc`), a supervisor
+//! without a namespace of its own is refused
+//! ([`SupervisorError::ForeignProc`]); one with a namespace mounts its own
+//! `/proc` and is unaffected.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -79,6 +84,13 @@ impl PidNsMode {
         }
     }
 
+    /// The one line the header and the summary of a command carry in the
+    /// fallback ([`crate::pidns::FALLBACK_WARNING`]); `None` with a
+    /// namespace.
+    pub fn warning(&self) -> Option<&'static str> {
+        matches!(self, PidNsMode::None(_)).then_some(crate::pidns::FALLBACK_WARNING)
+    }
+
     fn namespace(&self) -> Option<PidNamespace> {
         match self {
             PidNsMode::Own(ns) => Some(*ns),
@@ -94,6 +106,15 @@ static MODE: std::sync::OnceLock<PidNsMode> = std::sync::OnceLock::new();
 /// first, and ended at once) and the same for every later one.
 pub fn pid_namespace(exe: &Path) -> &'static PidNsMode {
     MODE.get_or_init(|| probe(exe))
+}
+
+/// Why this process's `/proc` is not its PID namespace's
+/// ([`crate::pidns::foreign_proc`]), looked at once. A supervisor that is
+/// init of a PID namespace of its own mounts its own `/proc` and does not
+/// care; one without refuses to start ([`SupervisorError::ForeignProc`]).
+fn foreign_proc() -> Option<&'static String> {
+    static FOREIGN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    FOREIGN.get_or_init(crate::pidns::foreign_proc).as_ref()
 }
 
 fn probe(exe: &Path) -> PidNsMode {
@@ -146,6 +167,21 @@ pub enum SupervisorError {
         /// serde's error.
         #[source]
         source: serde_json::Error,
+    },
+    /// The supervisors have no PID namespace of their own, and the `/proc`
+    /// they would read is not the one of the lab's PID namespace: every
+    /// look by PID would read other processes than the trial's.
+    #[error(
+        "this /proc is not your PID namespace's ({why}), and supervisors without a PID namespace \
+         of their own ({mode}) would read other processes than the trial's: mount one \
+         (unshare --pid --fork --mount-proc, or mount -t proc proc /proc in a mount namespace \
+         of your own), or let the lab make PID namespaces (unset LAB_PID_NAMESPACE)"
+    )]
+    ForeignProc {
+        /// How `/proc` differs ([`crate::pidns::foreign_proc`]).
+        why: String,
+        /// Why the supervisors have no namespace ([`PidNsMode::describe`]).
+        mode: String,
     },
     /// The lab already said `bye` to it.
     #[error("supervisor closed")]
@@ -229,11 +265,16 @@ impl SupervisorHandle {
         exe: &Path,
         lab_cgroup: Option<&Path>,
     ) -> Result<SupervisorHandle, SupervisorError> {
-        SupervisorHandle::spawn(exe, pid_namespace(exe), lab_cgroup).map_err(|source| {
-            SupervisorError::Start {
-                exe: exe.to_path_buf(),
-                source,
-            }
+        let mode = pid_namespace(exe);
+        if let (PidNsMode::None(_), Some(why)) = (mode, foreign_proc()) {
+            return Err(SupervisorError::ForeignProc {
+                why: why.clone(),
+                mode: mode.describe(),
+            });
+        }
+        SupervisorHandle::spawn(exe, mode, lab_cgroup).map_err(|source| SupervisorError::Start {
+            exe: exe.to_path_buf(),
+            source,
         })
     }
 

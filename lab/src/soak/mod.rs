@@ -167,6 +167,10 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
     // From the header on, Ctrl-C stops the soak and prints what it has.
     crate::session::stop_on_interrupt();
     header(&spec, &m, args, total, done.len() as u64, session.jobs());
+    let pidns = session.pid_namespace();
+    if let Some(warning) = pidns.warning() {
+        crate::output::write_err(format_args!("{warning}\n"));
+    }
     let bar = Bar::new(
         args.progress,
         total.map(|t| t.saturating_sub(done.len() as u64)),
@@ -199,6 +203,7 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
     let wall = wall?;
     let stopped = rec.check().err().or(journal_error);
     let mut summary = summarize(args, spec, &m, &rec, trials_run, wall, cgroup);
+    summary.pid_namespace = pidns.label().into();
     if let Some(e) = stopped {
         // Stopped by a write error: what was written stands, and the
         // summary (partial) is shown with the resume command; its file is
@@ -394,6 +399,7 @@ fn summarize(
         gate,
         expectations,
         cgroup,
+        pid_namespace: String::new(),
         lab_peak_rss_kib: rss,
         lab_fds: fds,
         kernel: ctx.kernel.clone(),
@@ -487,7 +493,7 @@ fn spec_of(args: &SoakArgs, dir: &OwnDir) -> Result<SoakSpec, LabError> {
         for name in [SOAK_JSON, "trials.csv", journal::STARTED_CSV] {
             dir.check_file(name)?;
         }
-        let text = fs::read_to_string(&spec_path).map_err(|e| {
+        let text = crate::input::read_text(&spec_path, crate::input::MIB).map_err(|e| {
             LabError::Input(format!(
                 "{} holds no soak to resume ({}: {e})",
                 args.dir.display(),

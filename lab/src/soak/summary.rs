@@ -43,6 +43,9 @@ pub struct SoakSummary {
     pub expectations: Vec<GroupComparison>,
     /// Whether trials ran in cgroups of their own.
     pub cgroup: bool,
+    /// The supervisors' PID namespace, as in the CSV: `pid`, `pid+user` or
+    /// `none` (then the text says what that costs).
+    pub pid_namespace: String,
     /// The lab's peak resident memory (KiB, `VmHWM`) at the end.
     pub lab_peak_rss_kib: u64,
     /// The lab's open fds at the end.
@@ -94,6 +97,10 @@ impl SoakSummary {
             self.trials_total,
             self.csv.display()
         );
+        if self.pid_namespace == "none" {
+            s.push_str(crate::pidns::FALLBACK_WARNING);
+            s.push('\n');
+        }
         s.push_str(&tally::render(&self.groups, |name| {
             self.abouts
                 .iter()

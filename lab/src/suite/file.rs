@@ -85,7 +85,7 @@ impl Suite {
     /// a format error, an unknown or invalid member scenario, a member name
     /// used twice.
     pub fn load(path: &str) -> Result<Suite, ScenarioError> {
-        let text = crate::scenario::read_source(path)?;
+        let text = crate::scenario::read_source(path, path)?;
         Suite::parse(path, &text)
     }
 

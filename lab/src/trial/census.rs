@@ -31,7 +31,7 @@ impl Course<'_> {
 
     /// Live processes of the trial: the live nodes, plus the cgroup's
     /// members outside the plan, or (without a cgroup) the live adopted
-    /// orphans.
+    /// orphans and their live descendants.
     fn alive_count(&mut self) -> u32 {
         let nodes = self.alive_paths().len();
         if let Some(cg) = &self.cgroup {
@@ -49,8 +49,30 @@ impl Course<'_> {
                 .map_or(0, |m| m.iter().filter(|p| !known.contains(p)).count());
             return (nodes + others) as u32;
         }
+        (nodes + self.outside_without_cgroup().len()) as u32
+    }
+
+    /// Without a cgroup, the live processes of the trial outside the plan:
+    /// every adopted orphan still alive (its pidfd says so) and each live
+    /// descendant of one (a grandchild whose parent is alive never
+    /// reparents to the supervisor, so only the kernel's children lists of
+    /// `/proc` show it; zombies, which have exited, left out).
+    fn outside_without_cgroup(&mut self) -> Vec<i32> {
         self.adopt();
-        (nodes + self.adopted.iter().filter(|p| !p.has_exited()).count()) as u32
+        let known: Vec<i32> = self.procs.iter().map(|p| p.pid).collect();
+        let mut pids = Vec::new();
+        for orphan in self.adopted.iter().filter(|p| !p.has_exited()) {
+            pids.push(orphan.pid());
+            pids.extend(
+                procfs::descendants(orphan.pid())
+                    .into_iter()
+                    .filter(|&p| !procfs::is_zombie(p)),
+            );
+        }
+        pids.retain(|p| !known.contains(p));
+        pids.sort_unstable();
+        pids.dedup();
+        pids
     }
 
     /// The live processes, for the judge: with a command root, those
@@ -59,17 +81,14 @@ impl Course<'_> {
         let count = self.alive_count();
         let paths = self.alive_paths();
         let outside: Vec<i32> = if self.plan().nodes[0].command.is_some() {
-            let known: Vec<i32> = self.procs.iter().map(|p| p.pid).collect();
-            let pids: Vec<i32> = match &self.cgroup {
-                Some(cg) => cg.members().unwrap_or_default(),
-                None => self
-                    .adopted
-                    .iter()
-                    .filter(|p| !p.has_exited())
-                    .map(|p| p.pid())
-                    .collect(),
-            };
-            pids.into_iter().filter(|p| !known.contains(p)).collect()
+            match &self.cgroup {
+                Some(cg) => {
+                    let known: Vec<i32> = self.procs.iter().map(|p| p.pid).collect();
+                    let members = cg.members().unwrap_or_default();
+                    members.into_iter().filter(|p| !known.contains(p)).collect()
+                }
+                None => self.outside_without_cgroup(),
+            }
         } else {
             Vec::new()
         };

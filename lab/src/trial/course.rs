@@ -509,10 +509,15 @@ impl Course<'_> {
                 }
             }
             Observe::Pid if p.pid > 0 => {
-                let _ = legacy::kill_pid(p.pid, sig.signal());
-                if sig == Sig::Kill && legacy::proc_alive(p.pid) {
+                // Without a PID namespace the PID may name a process outside
+                // the trial by now: who holds it is looked at just before.
+                let holder = self.holder(i);
+                let pid = self.procs[i].pid;
+                let delivered = legacy::kill_pid(pid, sig.signal()).unwrap_or(false);
+                if sig == Sig::Kill && legacy::proc_alive(pid) {
                     self.seen.proc_alive_after_kill.push(i);
                 }
+                self.judge_kill(i, sig, holder, delivered);
             }
             Observe::Pid => {}
         }

@@ -16,7 +16,9 @@
 //!   `/proc`), for the quiescence rule, and the re-check of survivors
 //!   against their pidfds;
 //! - `judge`: pure functions from what was observed to the [`Outcome`];
-//! - `cleanup`: ending with nothing of the trial alive.
+//! - `cleanup`: ending with nothing of the trial alive;
+//! - `stray`: a kill by PID that reached a process outside the trial
+//!   (without a PID namespace), for the judge's `innocent-kill`.
 //!
 //! Whether a process exited comes from pidfds, `waitid` and the cgroup
 //! files only. `/proc` is read by the legacy observe axis, whose defects the
@@ -40,6 +42,7 @@ mod output;
 pub mod protocol;
 mod settle;
 mod setup;
+mod stray;
 
 use crate::cgroup::TrialCgroup;
 use crate::node::guard::refusal;

@@ -9,12 +9,23 @@ use super::*;
 /// JSON summary, the CSV's directory and the exit status. Asserts that no
 /// process whose command line contains `marker` is alive afterwards.
 fn exec(tag: &str, opts: &[&str], command: &[&str], marker: &str) -> (Value, PathBuf, i32) {
+    exec_with(tag, opts, command, marker, &[])
+}
+
+/// [`exec`] with environment variables `envs` set for the lab.
+fn exec_with(
+    tag: &str,
+    opts: &[&str],
+    command: &[&str],
+    marker: &str,
+    envs: &[(&str, &str)],
+) -> (Value, PathBuf, i32) {
     let dir = out_dir(tag);
     let mut args = vec!["exec", "--format", "json", "--out", dir.to_str().unwrap()];
     args.extend_from_slice(opts);
     args.push("--");
     args.extend_from_slice(command);
-    let out = lab(&args, &[]);
+    let out = lab(&args, envs);
     let left = processes_with(marker);
     assert!(left.is_empty(), "left alive after `lab exec`: {left:?}");
     (json(&out), dir, out.status.code().unwrap_or(-1))
@@ -310,23 +321,37 @@ fn bad_exec_input_is_refused_with_the_reason() {
 /// a failing trial leaves its timeline as Chrome trace-event JSON holding
 /// every process of the trial.
 fn a_leaked_process_is_named_with_its_lineage_and_the_trial_traced() {
-    let (v, dir, _) = exec(
+    leaked_processes_are_named_with_their_lineage("31.20", &[]);
+}
+
+/// The same without a cgroup (an unprivileged user's mode): the grandchild
+/// whose parent is still alive never reparents to the supervisor, and is
+/// named too (it used to be left out: 2 processes instead of 3).
+fn without_a_cgroup_a_leaked_grandchild_is_named_too() {
+    leaked_processes_are_named_with_their_lineage("31.21", &[("LAB_NO_CGROUP", "1")]);
+}
+
+/// `lab exec` (environment `envs`) of a shell that leaves a sleep, a
+/// shell and that shell's sleep behind: all three named with their
+/// lineage, and the trial's trace holding each.
+fn leaked_processes_are_named_with_their_lineage(secs: &str, envs: &[(&str, &str)]) {
+    // Sleeps of SECS6 and SECS7 seconds: names no other test uses.
+    let (a, b) = (format!("{secs}6"), format!("{secs}7"));
+    let script = format!("sleep {a} & sh -c 'sleep {b} & wait' & wait");
+    let (v, dir, _) = exec_with(
         "exec-lineage",
         &["--trials", "2", "--kill-after", "1s", "--signal", "KILL"],
-        &[
-            "sh",
-            "-c",
-            "sleep 31.206 & sh -c 'sleep 31.207 & wait' & wait",
-        ],
-        "sleep 31.20",
+        &["sh", "-c", &script],
+        &format!("sleep {secs}"),
+        envs,
     );
     let r = strategy(&v, "canonical");
     assert_eq!(r["orphan"].as_u64(), Some(2), "{r}");
     let why = reason(r, "orphan");
     assert!(
-        why.contains("pid N (`sleep 31.206`), started by `sh -c sleep 31.206 & sh -c 'sleep 31.207 & wait' & wait` (pid N)")
-            && why.contains("pid N (`sh -c sleep 31.207 & wait`), started by `sh -c sleep 31.206")
-            && why.contains("pid N (`sleep 31.207`), started by `sh -c sleep 31.207 & wait` (pid N), itself started by `sh -c sleep 31.206"),
+        why.contains(&format!("pid N (`sleep {a}`), started by `sh -c {script}` (pid N)"))
+            && why.contains(&format!("pid N (`sh -c sleep {b} & wait`), started by `sh -c sleep {a}"))
+            && why.contains(&format!("pid N (`sleep {b}`), started by `sh -c sleep {b} & wait` (pid N), itself started by `sh -c sleep {a}")),
         "{why}"
     );
     let csv = Path::new(v["csv"].as_str().unwrap());
@@ -348,11 +373,14 @@ fn a_leaked_process_is_named_with_its_lineage_and_the_trial_traced() {
         "{source}"
     );
     for name in [
-        "sleep 31.206 (pid ",
-        "sleep 31.207 (pid ",
-        "sh -c sleep 31.207 & wait (pid ",
+        format!("sleep {a} (pid "),
+        format!("sleep {b} (pid "),
+        format!("sh -c sleep {b} & wait (pid "),
     ] {
-        assert!(rows.iter().any(|r| r.starts_with(name)), "{name}: {rows:?}");
+        assert!(
+            rows.iter().any(|r| r.starts_with(&name)),
+            "{name}: {rows:?}"
+        );
     }
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -369,4 +397,5 @@ tests! {
     a_program_that_never_exits_is_a_hang_naming_what_blocks;
     bad_exec_input_is_refused_with_the_reason;
     a_leaked_process_is_named_with_its_lineage_and_the_trial_traced;
+    without_a_cgroup_a_leaked_grandchild_is_named_too;
 }

@@ -207,6 +207,19 @@ fn without_gdb_a_note_says_why_not() {
 /// `--keep-hung` leaves the hung tree alive until Enter, then nothing of it
 /// remains.
 fn keep_hung_holds_the_tree_until_enter() {
+    keep_hung_holds_the_tree(&[]);
+}
+
+/// The same without a cgroup, where the kept tree's zombie (node 0, never
+/// reaped by its hung parent) is read too: it is shown in the diagnosis,
+/// and left out of the pids to attach to (it has exited).
+fn without_a_cgroup_keep_hung_prints_only_live_pids() {
+    keep_hung_holds_the_tree(&["--no-cgroup"]);
+}
+
+/// `--keep-hung` (with the options `extra`): every printed pid is alive
+/// until Enter, and gone after it.
+fn keep_hung_holds_the_tree(extra: &[&str]) {
     let dir = out_dir("keep-hung");
     let KeptHang {
         mut lab,
@@ -215,7 +228,7 @@ fn keep_hung_holds_the_tree_until_enter() {
         pids,
         marker,
         ..
-    } = kept_hang(&dir, "2");
+    } = kept_hang(&dir, "2", extra);
     assert!(said.contains("gdb -p"), "{said}");
     assert!(pids.len() >= 2, "{said}");
     // Every kept process is alive now: a pidfd opens and reports no exit.
@@ -301,5 +314,6 @@ tests! {
     with_gdb_every_process_has_a_backtrace needs testkit::GDB;
     without_gdb_a_note_says_why_not;
     keep_hung_holds_the_tree_until_enter;
+    without_a_cgroup_keep_hung_prints_only_live_pids;
     a_diagnosis_past_max_diagnoses_is_brief_and_keeps_its_signatures;
 }

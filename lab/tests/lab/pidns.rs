@@ -177,7 +177,7 @@ fn keep_hung_prints_pids_of_the_labs_namespace() {
         attach,
         marker,
         ..
-    } = kept_hang(&dir, "1");
+    } = kept_hang(&dir, "1", &[]);
     assert!(!pids.is_empty(), "{said}");
     assert_eq!(attach, pids.first().copied(), "{said}");
     // Read while the tree is kept; judged once the run says its mode.
@@ -292,9 +292,204 @@ fn without_namespaces_trials_fall_back_and_say_so() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `cmd` run to its end with its stdout and stderr in files under `dir`
+/// (never a pipe that could fill), watched through a pidfd: a command still
+/// running after `secs` seconds is SIGKILLed (an `unshare --kill-child`
+/// takes its namespace with it) and the test fails, saying so.
+fn within(cmd: &mut Command, dir: &Path, secs: i64) -> Output {
+    std::fs::create_dir_all(dir).unwrap();
+    let (out, err) = (dir.join("stdout"), dir.join("stderr"));
+    let mut child = cmd
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("spawn");
+    let pidfd = rustix::process::pidfd_open(
+        rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+        rustix::process::PidfdFlags::empty(),
+    )
+    .unwrap();
+    let mut fds = [rustix::event::PollFd::new(
+        &pidfd,
+        rustix::event::PollFlags::IN,
+    )];
+    let limit = rustix::time::Timespec {
+        tv_sec: secs,
+        tv_nsec: 0,
+    };
+    let ended = loop {
+        match rustix::event::poll(&mut fds, Some(&limit)) {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => break r.unwrap() == 1,
+        }
+    };
+    if !ended {
+        let _ = rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL);
+    }
+    let status = child.wait().unwrap();
+    let output = Output {
+        status,
+        stdout: std::fs::read(&out).unwrap_or_default(),
+        stderr: std::fs::read(&err).unwrap_or_default(),
+    };
+    assert!(
+        ended,
+        "still running after {secs} s (killed): {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Without a PID namespace (`LAB_PID_NAMESPACE=off`) a legacy kill by PID
+/// reaches whatever holds the PID: `stale-pid.toml`'s node 0 (a command)
+/// writes its PID into a FIFO and exits, the root reaps it, and 300 ms
+/// later the plan SIGKILLs node 0 by PID. Meanwhile, in a throwaway PID
+/// namespace (`unshare --pid --fork --mount-proc`, so the lab's `/proc`
+/// is its namespace's), the test's shell reads that PID, waits until it is
+/// free, sets `ns_last_pid` so that a `sleep` (a bystander outside the
+/// trial) is given it, and after the lab ends it with SIGTERM: it must
+/// have died of the lab's SIGKILL (137) instead, the trial must be an
+/// `innocent-kill` naming the bystander, and the header and the summary
+/// must say that the fallback can do this. Needs root (for `unshare --pid`
+/// and `ns_last_pid`).
+fn without_a_namespace_a_kill_that_reaches_a_bystander_is_an_innocent_kill() {
+    let marker = Marker::new();
+    let dir = out_dir("stale-pid");
+    let script = r#"
+        mkfifo "$OUT.fifo" || exit 91
+        STALE_PID_FILE="$OUT.fifo" LAB_PID_NAMESPACE=off "$LAB" run "$SCENARIO" --trials 1 \
+            --strategy legacy --out "$OUT" > "$OUT.txt" 2> "$OUT.err" &
+        lab=$!
+        read p < "$OUT.fifo"
+        while [ -e "/proc/$p" ]; do :; done
+        b=0
+        tries=0
+        while [ "$b" != "$p" ] && [ $tries -lt 5 ]; do
+            if [ "$b" != 0 ]; then kill -KILL "$b"; wait "$b"; fi
+            echo $((p - 1)) > /proc/sys/kernel/ns_last_pid || exit 90
+            sleep 1000 &
+            b=$!
+            tries=$((tries + 1))
+        done
+        echo "bystander: $b node: $p"
+        wait "$lab"
+        echo "lab: $?"
+        kill -TERM "$b" 2> /dev/null
+        wait "$b"
+        echo "ended: $?"
+    "#;
+    let out = within(
+        marker
+            .command("unshare")
+            .args([
+                "--pid",
+                "--fork",
+                "--kill-child",
+                "--mount-proc",
+                "sh",
+                "-c",
+                script,
+            ])
+            .env("LAB", LAB)
+            .env("SCENARIO", scenario("stale-pid.toml"))
+            .env("OUT", &dir),
+        &dir.with_extension("watch"),
+        60,
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    let line = said
+        .lines()
+        .find_map(|l| l.strip_prefix("bystander: "))
+        .unwrap_or_else(|| panic!("{said}\n{}", String::from_utf8_lossy(&out.stderr)));
+    let (b, p) = line.split_once(" node: ").unwrap();
+    assert_eq!(b, p, "the bystander did not get the node's PID: {said}");
+    // Every trial must pass (no [expect]): the innocent kill is exit 1.
+    assert!(said.contains("lab: 1"), "{said}");
+    // The bystander died of the stale SIGKILL, not of the test's SIGTERM.
+    assert!(said.contains("ended: 137"), "{said}");
+    let text = std::fs::read_to_string(dir.with_extension("txt")).unwrap();
+    let err = std::fs::read_to_string(dir.with_extension("err")).unwrap();
+    let warning = "pid namespace: none; a kill by PID can reach a process outside the trial \
+                   (judged innocent-kill)";
+    assert!(err.contains(warning), "header: {err}");
+    assert!(text.contains(warning), "summary: {text}");
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("innocent-kill "))
+        .unwrap_or_else(|| panic!("no innocent-kill row: {text}"));
+    assert!(row.contains(" 1 100.0% ["), "{text}");
+    assert!(
+        text.contains("a signal sent by PID (KILL) to node 0, reaped by then, reached pid")
+            && text.contains("`sleep 1000`"),
+        "{text}"
+    );
+    let csv = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("trials.csv"))
+        .find(|p| p.is_file())
+        .unwrap();
+    assert_eq!(pid_namespace_column(csv.to_str().unwrap()), ["none"]);
+    marker.assert_gone("the PID namespace of the bystander");
+    for ext in ["txt", "err", "fifo"] {
+        let _ = std::fs::remove_file(dir.with_extension(ext));
+    }
+    let _ = std::fs::remove_dir_all(dir.with_extension("watch"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Under `unshare --pid --fork` without `--mount-proc` the lab is PID 1 of
+/// a namespace whose `/proc` is still the host's. With PID namespaces of
+/// their own the supervisors mount theirs, and legacy `nested` gives its
+/// orphans (exit 0) as anywhere; without (`LAB_PID_NAMESPACE=off`) the
+/// lab refuses at once (exit 3), saying that this `/proc` is not its PID
+/// namespace's and what to do, instead of judging trials by other
+/// processes. Each run is watched: one that has not ended in 60 s fails.
+/// Needs root (for `unshare --pid`).
+fn a_proc_of_another_pid_namespace_is_refused_or_right() {
+    let marker = Marker::new();
+    let dir = out_dir("foreign-proc");
+    let run = |envs: &[(&str, &str)], tag: &str| {
+        let mut cmd = marker.command("unshare");
+        cmd.args(["--pid", "--fork", "--kill-child", LAB])
+            .args(["run", "nested", "--strategy", "legacy", "--trials", "3"])
+            .arg("--out")
+            .arg(&dir);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        within(&mut cmd, &dir.with_extension(tag), 60)
+    };
+    let out = run(&[], "own");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    let row = said
+        .lines()
+        .find(|l| l.starts_with("orphan "))
+        .unwrap_or_else(|| panic!("no orphan row: {said}"));
+    assert!(row.contains(" 3 100.0% ["), "{said}");
+
+    let out = run(&[("LAB_PID_NAMESPACE", "off")], "off");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("this /proc is not your PID namespace's")
+            && err.contains("unshare --pid --fork --mount-proc"),
+        "{err}"
+    );
+    marker.assert_gone("the runs under a foreign /proc");
+    for tag in ["own", "off"] {
+        let _ = std::fs::remove_dir_all(dir.with_extension(tag));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 tests! {
     the_supervisor_is_pid_1_of_the_trials_own_namespace needs PIDNS;
     a_legacy_trial_cannot_signal_a_process_outside_it needs testkit::ROOT, PIDNS;
     keep_hung_prints_pids_of_the_labs_namespace needs PIDNS;
     without_namespaces_trials_fall_back_and_say_so needs testkit::ROOT;
+    without_a_namespace_a_kill_that_reaches_a_bystander_is_an_innocent_kill needs testkit::ROOT, PIDNS;
+    a_proc_of_another_pid_namespace_is_refused_or_right needs testkit::ROOT, PIDNS;
 }

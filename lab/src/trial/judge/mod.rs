@@ -101,6 +101,10 @@ pub(super) struct Observation {
     pub leaks: Vec<String>,
     /// Findings of the PID-reuse experiment.
     pub findings: Vec<Finding>,
+    /// Kills by PID that reached a process outside the trial (without a
+    /// PID namespace: a reaped node's PID held by another process), each
+    /// in words.
+    pub stray_kills: Vec<String>,
     /// The first unplanned death during the course.
     pub early: Option<String>,
     /// Why the trial is a panic (a guard refused a deadlock).
@@ -177,10 +181,14 @@ pub(super) fn outcome(plan: &Plan, obs: &Observation, end: Ending, time_us: u64)
         }
         _ => None,
     });
-    let innocent = obs.findings.contains(&Finding::InnocentKill).then(|| {
-        "a signal sent by PID to a reaped process killed the bystander that was given its PID"
-            .to_string()
-    });
+    let innocent = obs
+        .findings
+        .contains(&Finding::InnocentKill)
+        .then(|| {
+            "a signal sent by PID to a reaped process killed the bystander that was given its PID"
+                .to_string()
+        })
+        .or_else(|| (!obs.stray_kills.is_empty()).then(|| obs.stray_kills.join("\n")));
     let (verdict, reason) = if let Some(f) = failed.or(finding_error) {
         (Verdict::Error, Some(f))
     } else if end.verdict == Verdict::Error {

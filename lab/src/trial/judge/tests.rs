@@ -197,6 +197,29 @@ fn an_innocent_kill_outranks_an_early_death_a_leak_and_the_cascade() {
     assert_eq!((o.orphans, o.survivors.len()), (0, 0));
 }
 
+/// A kill by PID that reached a process outside the trial (the fallback
+/// without a PID namespace) is an innocent kill too, ranked alike, with
+/// the course's words as its reason.
+#[test]
+fn a_stray_kill_by_pid_is_an_innocent_kill() {
+    let p = plan("nested");
+    let mut obs = harmed(&p);
+    obs.panic = None;
+    obs.findings.clear();
+    obs.stray_kills = vec!["a signal sent by PID (KILL) to node 0.1 reached pid 7".into()];
+    let o = outcome(&p, &obs, ending(Verdict::Pass), 0);
+    assert_eq!(
+        (o.verdict, o.reason.as_deref()),
+        (
+            Verdict::InnocentKill,
+            Some("a signal sent by PID (KILL) to node 0.1 reached pid 7")
+        )
+    );
+    obs.stray_kills.clear();
+    let o = outcome(&p, &obs, ending(Verdict::Pass), 0);
+    assert_eq!(o.verdict, Verdict::EarlyDeath);
+}
+
 #[test]
 fn an_early_death_outranks_a_leak() {
     let p = plan("nested");
