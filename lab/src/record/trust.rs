@@ -28,6 +28,7 @@ use std::path::{Component, Path, PathBuf};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, Stat, CWD};
 
 use crate::error::LabError;
+use crate::input::type_name;
 
 /// A directory of the caller's own, open (`O_PATH`-free: a real directory
 /// handle) for making and reading files relative to it.
@@ -119,10 +120,10 @@ impl OwnDir {
         let kind = FileType::from_raw_mode(st.st_mode);
         if kind != FileType::RegularFile {
             return Err(LabError::Input(format!(
-                "{} is not a file of the lab's (a {}): the lab reads only regular files of its \
-                 own here; remove it, or use a directory of your own",
+                "{}: is {}, not a regular file; the lab reads only regular files of its own \
+                 here: remove it, or use a directory of your own",
                 path.display(),
-                kind_name(kind)
+                type_name(kind)
             )));
         }
         match untrusted(&st, false) {
@@ -370,10 +371,10 @@ fn follow_trusted_link(
     let kind = FileType::from_raw_mode(st.st_mode);
     if kind != FileType::Symlink {
         return Err(LabError::Input(format!(
-            "{}: {} is a {}, not a directory",
+            "{}: {} is {}, not a directory",
             path.display(),
             walked.display(),
-            kind_name(kind)
+            type_name(kind)
         )));
     }
     if !trusted_owner(st.st_uid) {
@@ -426,18 +427,6 @@ fn refuse(path: &Path, what: &Path, why: &str) -> LabError {
 
 fn cannot_open(path: &Path, e: io::Error) -> LabError {
     LabError::io(format!("cannot open {}", path.display()), e)
-}
-
-fn kind_name(kind: FileType) -> &'static str {
-    match kind {
-        FileType::Directory => "directory",
-        FileType::Symlink => "symlink",
-        FileType::Fifo => "FIFO",
-        FileType::Socket => "socket",
-        FileType::CharacterDevice => "character device",
-        FileType::BlockDevice => "block device",
-        _ => "special file",
-    }
 }
 
 #[cfg(test)]

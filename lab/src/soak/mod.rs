@@ -139,9 +139,14 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
     } else {
         Missing::Create
     };
+    // A new soak's matrix first: a bad scenario leaves no directory behind.
+    let new = (!args.resume).then(|| matrix_of(&args.spec)).transpose()?;
     let dir = OwnDir::open(&args.dir, missing)?;
     let mut spec = spec_of(args, &dir)?;
-    let m = matrix_of(&spec)?;
+    let m = match new {
+        Some(m) => m,
+        None => matrix_of(&spec)?,
+    };
     // One writer per directory, for the whole soak (dropped at the end).
     let _lock = lock::DirLock::acquire(&args.dir)?;
     let hashes: Vec<String> = m
