@@ -1,8 +1,9 @@
 //! Which result directories the lab trusts, and how it opens them: a
 //! directory is the caller's ([`OwnDir`]) when it and every directory above
 //! it are owned by the caller or root and cannot be changed by anyone else
-//! (not writable by group or others; an ancestor may be a sticky directory
-//! such as `/tmp`), the rule of ssh's `StrictModes`. The lab reads (`lab
+//! (not writable by others, nor by a group with another member than the
+//! caller: a user private group of a umask of 002 is fine; an ancestor may
+//! be a sticky directory such as `/tmp`), the rule of ssh's `StrictModes`. The lab reads (`lab
 //! soak --resume`, `lab merge`, `lab report`, `lab plot`) and writes only
 //! in such directories, so no other user can swap what it reads or redirect
 //! what it writes.
@@ -404,10 +405,62 @@ fn untrusted(st: &Stat, sticky_ok: bool) -> Option<String> {
         return Some(format!("is owned by uid {}", st.st_uid));
     }
     let sticky = mode & 0o1000 != 0 && FileType::from_raw_mode(st.st_mode) == FileType::Directory;
-    if mode & 0o022 != 0 && !(sticky_ok && sticky) {
+    if sticky_ok && sticky {
+        return None;
+    }
+    if mode & 0o002 != 0 {
         return Some(format!("is writable by group or others (mode {mode:04o})"));
     }
+    if mode & 0o020 != 0 && !caller_alone_in(st.st_gid) {
+        return Some(format!(
+            "is writable by group or others (mode {mode:04o}; group {} has members other than you)",
+            st.st_gid
+        ));
+    }
     None
+}
+
+/// Whether group `gid` is the caller's private group (the user private
+/// groups of a umask of 002): the caller's effective gid, with no other
+/// user in it, neither as a listed member in `/etc/group` nor as a primary
+/// group in `/etc/passwd`. `false` when either file cannot be read.
+fn caller_alone_in(gid: u32) -> bool {
+    if gid != rustix::process::getegid().as_raw() {
+        return false;
+    }
+    let read = |path: &str| crate::input::read_text(path, crate::input::MIB).ok();
+    let (Some(group), Some(passwd)) = (read("/etc/group"), read("/etc/passwd")) else {
+        return false;
+    };
+    alone_in(gid, rustix::process::geteuid().as_raw(), &group, &passwd)
+}
+
+/// [`caller_alone_in`] over the texts of `/etc/group` and `/etc/passwd`:
+/// no user but `uid` has `gid` as primary group, and the group lists no
+/// member but `uid`'s name.
+fn alone_in(gid: u32, uid: u32, group: &str, passwd: &str) -> bool {
+    let users: Vec<(&str, u32, u32)> = passwd
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            Some((
+                *f.first()?,
+                f.get(2)?.parse().ok()?,
+                f.get(3)?.parse().ok()?,
+            ))
+        })
+        .collect();
+    let name = users.iter().find(|u| u.1 == uid).map(|u| u.0);
+    let primary_of_others = users.iter().any(|u| u.2 == gid && u.1 != uid);
+    let members_of_others = group.lines().any(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        f.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(gid)
+            && f.get(3).is_some_and(|m| {
+                m.split(',')
+                    .any(|m| !m.trim().is_empty() && Some(m.trim()) != name)
+            })
+    });
+    !primary_of_others && !members_of_others
 }
 
 /// The refusal of `path` because `what` (itself or an ancestor) `why`.
@@ -504,5 +557,21 @@ mod tests {
         .unwrap();
         let e = d.check_file("fifo").unwrap_err().to_string();
         assert!(e.contains("FIFO"), "{e}");
+    }
+
+    #[test]
+    fn a_group_is_private_when_no_other_user_is_in_it() {
+        let passwd = "root:x:0:0::/root:/bin/sh\nann:x:1000:1000::/home/ann:/bin/sh\nbob:x:1001:100::/home/bob:/bin/sh\n";
+        let group =
+            "root:x:0:\nann:x:1000:\nusers:x:100:bob,ann\nwheel:x:10:ann\nshared:x:1000:ann\n";
+        assert!(alone_in(1000, 1000, group, passwd));
+        // bob's primary group; a group listing another member.
+        assert!(!alone_in(100, 1000, group, passwd));
+        let group_with_bob = "ann:x:1000:bob\n";
+        assert!(!alone_in(1000, 1000, group_with_bob, passwd));
+        // Another user whose primary group is ann's.
+        let passwd_sharing = "ann:x:1000:1000::/:/bin/sh\ncarl:x:1002:1000::/:/bin/sh\n";
+        assert!(!alone_in(1000, 1000, "ann:x:1000:\n", passwd_sharing));
+        assert!(alone_in(10, 1000, "wheel:x:10:ann\n", passwd));
     }
 }
