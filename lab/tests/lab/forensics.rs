@@ -7,7 +7,8 @@ use std::io::Write;
 use serde_json::Value;
 
 use super::{
-    json, json_judged, kept_hang, lab, lab_run, lab_run_env, named, out_dir, strategy, KeptHang,
+    json, json_judged, kept_hang, lab, lab_run, lab_run_env, named, names_of, out_dir, strategy,
+    KeptHang, PROC_CONNECTOR,
 };
 
 /// `lab run NAME --seed 1 --trials 1 --strategy S --format json` plus
@@ -452,6 +453,32 @@ if __name__ == '__main__':
     }
 }
 
+/// Issue 27, item 4: a descendant that died by a signal during the trial
+/// is named, with the signal, in the hang's reason (which the summary
+/// groups), where the lineage has exit statuses (the process events
+/// connector); the processes the teardown killed are not.
+fn a_descendant_killed_by_a_signal_is_named_in_the_reason() {
+    let (s, _) = exec_hang(
+        "signal-death",
+        "300ms",
+        &["sh", "-c", "sh -c 'kill -KILL $$'; sleep 31.403"],
+    );
+    let reasons = names_of(&s["reasons"]["hang"]);
+    assert_eq!(reasons.len(), 1, "{s:#}");
+    // The inner shell's command line may be gone before its exec is read:
+    // it is named by the command it runs or the one it was copied from.
+    let (_, death) = reasons[0]
+        .split_once("; during the trial, ")
+        .unwrap_or_else(|| panic!("no death named: {}", reasons[0]));
+    assert!(
+        death.starts_with("pid N (`sh -c ") && death.ends_with("`) was killed by SIGKILL"),
+        "{death}"
+    );
+    // The sleep, killed by the cleanup after the verdict, is not named.
+    assert_eq!(death.matches("was killed by").count(), 1, "{death}");
+    assert_eq!(reasons[0].matches("killed by").count(), 1, "{}", reasons[0]);
+}
+
 tests! {
     stdio_dup_names_the_writer_elsewhere_and_the_duplicated_stdio;
     lifeline_leak_names_every_survivor_a_self_pipe_keeper;
@@ -464,4 +491,5 @@ tests! {
     a_diagnosis_past_max_diagnoses_is_brief_and_keeps_its_signatures;
     a_sleeping_writer_is_slow_and_a_deadlocked_one_is_stuck;
     a_pool_of_sleeping_workers_is_told_from_a_deadlocked_pool needs testkit::PYTHON3;
+    a_descendant_killed_by_a_signal_is_named_in_the_reason needs PROC_CONNECTOR;
 }
