@@ -6,7 +6,9 @@
 //! thread's state, wchan and blocking syscall, and its fd table (targets,
 //! pipe inodes, access mode, close-on-exec), then looks for the signatures:
 //! `self-pipe-keeper`, `duplicated-stdio`, `writer-elsewhere`,
-//! `lone-futex-waiter` and `full-pipe`. All of it comes from `/proc`, which is
+//! `lone-futex-waiter` and `full-pipe`, each of the four that say a wait can
+//! never end only when every process the wait depends on waits without a
+//! timeout (else `may-wake`: slow is not stuck). All of it comes from `/proc`, which is
 //! the right tool for a process stuck for a long time (and the wrong one for
 //! deciding whether a process has exited: verdicts never use it).
 
@@ -78,17 +80,24 @@ pub enum Signature {
     /// wait (found by the supervisor from `schedstat`, not in a stuck
     /// state).
     Spinning,
+    /// A wait that one of the four signatures above would name (a pipe
+    /// read or write, a lone futex wait), but a process it depends on
+    /// waits with a timeout, runs, or could not be read: it may still wake
+    /// (a slow tree, not a stuck one). The sighting says which signature it
+    /// is not ([`Sighting::instead_of`]) and why.
+    MayWake,
 }
 
 impl Signature {
     /// Every signature, in report order.
-    pub const ALL: [Signature; 6] = [
+    pub const ALL: [Signature; 7] = [
         Signature::SelfPipeKeeper,
         Signature::WriterElsewhere,
         Signature::DuplicatedStdio,
         Signature::FullPipe,
         Signature::LoneFutexWaiter,
         Signature::Spinning,
+        Signature::MayWake,
     ];
 
     /// Its name (`self-pipe-keeper`, ...).
@@ -100,7 +109,22 @@ impl Signature {
             Signature::FullPipe => "full-pipe",
             Signature::LoneFutexWaiter => "lone-futex-waiter",
             Signature::Spinning => "spinning",
+            Signature::MayWake => "may-wake",
         }
+    }
+
+    /// Whether it says that a wait can never end (`self-pipe-keeper`,
+    /// `writer-elsewhere`, `full-pipe`, `lone-futex-waiter`): it is named
+    /// only when every process the wait depends on waits without a timeout
+    /// (else the wait is [`Signature::MayWake`]).
+    pub fn says_never(self) -> bool {
+        matches!(
+            self,
+            Signature::SelfPipeKeeper
+                | Signature::WriterElsewhere
+                | Signature::FullPipe
+                | Signature::LoneFutexWaiter
+        )
     }
 }
 
@@ -160,6 +184,18 @@ pub struct Sighting {
     pub others: Vec<FdRef>,
     /// One readable line.
     pub text: String,
+    /// The processes whose action could end the wait, in pid order: the
+    /// holders of the pipe's write end (`self-pipe-keeper`,
+    /// `writer-elsewhere`; the process itself among them when it holds
+    /// one), its readers (`full-pipe`), the process itself
+    /// (`lone-futex-waiter`: only a timeout could end its wait). Empty for a
+    /// signature that is no wait (`duplicated-stdio`).
+    #[serde(default)]
+    pub depends_on: Vec<i32>,
+    /// For `may-wake`: the signature the wait would have been named had
+    /// every process of `depends_on` waited without a timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instead_of: Option<Signature>,
 }
 
 impl Diagnosis {

@@ -5,11 +5,12 @@
 use std::fmt::Write as _;
 
 use super::Diagnosis;
-use crate::procfs::{ProcessState, ThreadState};
+use crate::procfs::{ProcessState, ThreadState, Waiting};
 
 impl Diagnosis {
-    /// The header, one line per process (its first blocked thread) and one
-    /// per signature.
+    /// The header, one line per process (its first blocked thread, and
+    /// whether it waits with a timeout or without one) and one per
+    /// signature.
     pub fn summary(&self) -> String {
         let mut s = format!(
             "{}  {}  seed {}  strategy {}  trial {}  (deadline {} ms)\n",
@@ -33,9 +34,14 @@ impl Diagnosis {
             } else {
                 String::new()
             };
+            // Running and exited are said by what it is doing already.
+            let wait = match p.waiting() {
+                Waiting::Running | Waiting::Exited => String::new(),
+                _ => format!("; {}", how_it_waits(p, t.map(|t| t.tid))),
+            };
             let _ = writeln!(
                 s,
-                "  {:<width$}  pid {:<7} {}  {:<16} {}{threads}",
+                "  {:<width$}  pid {:<7} {}  {:<16} {}{wait}{threads}",
                 p.who,
                 p.pid,
                 t.map_or("?", |t| t.state.as_str()),
@@ -59,11 +65,12 @@ impl Diagnosis {
         for p in &self.processes {
             let _ = writeln!(
                 s,
-                "\npid {} ({}), ppid {}, {} thread(s): {}",
+                "\npid {} ({}), ppid {}, {} thread(s), {}: {}",
                 p.pid,
                 p.who,
                 p.ppid,
                 p.threads.len(),
+                how_it_waits(p, None),
                 if p.cmdline.is_empty() {
                     &p.comm
                 } else {
@@ -73,11 +80,16 @@ impl Diagnosis {
             for t in &p.threads {
                 let _ = writeln!(
                     s,
-                    "  thread {:<7} {}  {:<16} {}",
+                    "  thread {:<7} {}  {:<16} {}{}",
                     t.tid,
                     t.state,
                     t.wchan,
-                    doing(p, t)
+                    doing(p, t),
+                    if t.timed_wait {
+                        " (with a timeout)"
+                    } else {
+                        ""
+                    }
                 );
                 for frame in &t.kernel_stack {
                     let _ = writeln!(s, "      {frame}");
@@ -104,6 +116,25 @@ impl Diagnosis {
             let _ = writeln!(s, "\nnote: {n}");
         }
         s
+    }
+}
+
+/// How `p` waits, in words ([`Waiting::words`]), with the thread and call
+/// of a timed wait unless that thread is `shown` already: `waits with a
+/// timeout (thread 12 in poll)`, `waits with a timeout (in clock_nanosleep)`
+/// for a single thread, `waits without a timeout`, `is running`.
+pub(super) fn how_it_waits(p: &ProcessState, shown: Option<i32>) -> String {
+    let w = p.waiting();
+    match (w, p.timed_thread()) {
+        (Waiting::WithTimeout, Some(t)) if Some(t.tid) != shown => {
+            let call = t.syscall.as_deref().unwrap_or("the kernel");
+            if p.threads.len() > 1 {
+                format!("{} (thread {} in {call})", w.words(), t.tid)
+            } else {
+                format!("{} (in {call})", w.words())
+            }
+        }
+        _ => w.words().to_string(),
     }
 }
 
@@ -154,5 +185,87 @@ fn doing(p: &ProcessState, t: &ThreadState) -> String {
         Some(true) => "futex wait (private)".into(),
         Some(false) => "futex wait (shared)".into(),
         None => format!("in {call}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::procfs::{FdEntry, FdWait};
+
+    fn thread(tid: i32, syscall: &str, timed_wait: bool) -> ThreadState {
+        ThreadState {
+            tid,
+            state: "S".into(),
+            syscall: Some(syscall.into()),
+            timed_wait,
+            ..ThreadState::default()
+        }
+    }
+
+    #[test]
+    fn every_process_line_says_whether_it_waits_with_a_timeout() {
+        let mut reader = thread(10, "read", false);
+        reader.waits_on = vec![FdWait {
+            fd: 0,
+            write: false,
+        }];
+        let procs = vec![
+            ProcessState {
+                pid: 10,
+                who: "node root".into(),
+                fds: vec![FdEntry {
+                    fd: 0,
+                    target: "pipe:[7]".into(),
+                    pipe: Some(7),
+                    mode: "r".into(),
+                    cloexec: false,
+                }],
+                threads: vec![reader],
+                ..ProcessState::default()
+            },
+            ProcessState {
+                pid: 11,
+                who: "node 0".into(),
+                threads: vec![thread(11, "clock_nanosleep", true)],
+                ..ProcessState::default()
+            },
+            ProcessState {
+                pid: 12,
+                who: "node 1".into(),
+                threads: vec![thread(12, "futex", false), thread(13, "poll", true)],
+                ..ProcessState::default()
+            },
+        ];
+        let d = Diagnosis {
+            processes: procs,
+            ..Diagnosis::default()
+        };
+        let text = d.summary();
+        let line = |pid: &str| {
+            text.lines()
+                .find(|l| l.contains(&format!("pid {pid} ")))
+                .unwrap()
+                .to_string()
+        };
+        assert!(
+            line("10").ends_with("reads pipe:[7] (fd 0); waits without a timeout"),
+            "{text}"
+        );
+        assert!(
+            line("11").ends_with("in clock_nanosleep; waits with a timeout"),
+            "{text}"
+        );
+        assert!(
+            line("12").ends_with("waits with a timeout (thread 13 in poll)  (2 threads)"),
+            "{text}"
+        );
+        let full = d.render();
+        assert!(
+            full.contains(
+                "pid 11 (node 0), ppid 0, 1 thread(s), waits with a timeout (in clock_nanosleep): "
+            ) && full.contains("in poll (with a timeout)"),
+            "{full}"
+        );
     }
 }

@@ -82,6 +82,20 @@ pub struct ProcessExit {
     pub at_ns: u64,
 }
 
+impl ProcessExit {
+    /// The signal that ended the process (the low 7 bits of the raw wait
+    /// status: `WTERMSIG`), or `None` when it exited (or its status is not
+    /// known: a scan records -1).
+    ///
+    /// # References
+    /// - [wait(2)](https://man7.org/linux/man-pages/man2/wait.2.html)
+    ///   (`WIFSIGNALED`, `WTERMSIG`)
+    pub fn signal(&self) -> Option<i32> {
+        let sig = self.status & 0x7f;
+        (self.status >= 0 && sig != 0 && sig != 0x7f).then_some(sig)
+    }
+}
+
 /// One process of a lineage.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Entry {
@@ -320,6 +334,22 @@ impl Lineage {
         pids.into_iter()
     }
 
+    /// The processes below the first one (the program: the lineage's first
+    /// entry) that ended by a signal before `before_ns` (ns,
+    /// `CLOCK_MONOTONIC`), in the order first seen, each with its signal.
+    /// Only exits seen with their status count: the process events
+    /// connector's ([`LineageSource::ProcConnector`]); a scan knows none.
+    pub fn signal_deaths(&self, before_ns: u64) -> Vec<(&Entry, i32)> {
+        self.entries
+            .iter()
+            .skip(1)
+            .filter_map(|e| {
+                let exit = e.exit.filter(|x| x.at_ns < before_ns)?;
+                Some((e, exit.signal()?))
+            })
+            .collect()
+    }
+
     /// The PIDs of `pid`'s ancestors, its parent first, up to the oldest
     /// one known; empty for an unknown PID or a root.
     pub fn ancestors(&self, pid: i32) -> Vec<i32> {
@@ -405,6 +435,31 @@ mod tests {
         );
         assert_eq!(l.get(813).map(|e| e.execs.len()), Some(1));
         assert_eq!(l.source(), LineageSource::ProcConnector);
+    }
+
+    #[test]
+    fn descendants_that_died_by_a_signal_are_found_with_it() {
+        let mut l = trial();
+        // 813 is SIGKILLed (raw status 9), 814 dumps core on SIGSEGV
+        // (0x80 | 11), 815 exits 2 (2 << 8), 816 is killed later; a scan's
+        // unknown status (-1) and the program's own death do not count.
+        l.record_fork(812, 814, T0 + 4_000_000);
+        l.record_fork(812, 815, T0 + 4_000_000);
+        l.record_fork(812, 816, T0 + 4_000_000);
+        l.record_fork(812, 817, T0 + 4_000_000);
+        l.record_exit(813, 9, T0 + 5_000_000);
+        l.record_exit(814, 0x80 | 11, T0 + 5_000_000);
+        l.record_exit(815, 2 << 8, T0 + 5_000_000);
+        l.record_exit(816, 9, T0 + 9_000_000);
+        l.record_exit(817, -1, T0 + 5_000_000);
+        l.record_exit(800, 9, T0 + 5_000_000);
+        let found: Vec<(i32, i32)> = l
+            .signal_deaths(T0 + 8_000_000)
+            .iter()
+            .map(|(e, sig)| (e.pid, *sig))
+            .collect();
+        assert_eq!(found, [(813, 9), (814, 11)]);
+        assert_eq!(l.get(815).and_then(|e| e.exit?.signal()), None);
     }
 
     #[test]

@@ -14,7 +14,9 @@
 //!   [`cmdline_at`], [`self_at`], [`thread_nspids`];
 //! - one stuck process in full, for the forensics ([`read_process`]: status,
 //!   threads, blocking system calls, fd table), and the holders of a pipe
-//!   ([`pipe_holders`]).
+//!   ([`pipe_holders`]);
+//! - how a process waits ([`Waiting`], [`in_timed_wait`]): with a timeout
+//!   (it wakes by itself) or without one.
 //!
 //! Nothing here decides whether a process has exited: verdicts never use
 //! `/proc` (pidfds and `waitid` do).
@@ -49,10 +51,10 @@ use std::os::fd::{AsFd, BorrowedFd};
 use rustix::fs::{openat, Mode, OFlags};
 
 mod process;
+mod wait;
 
-pub use process::{
-    in_timed_wait, read_fds, read_process, FdEntry, FdWait, ProcessState, ThreadState,
-};
+pub use process::{read_fds, read_process, FdEntry, FdWait, ProcessState, ThreadState};
+pub use wait::{in_timed_wait, Waiting};
 
 /// Most bytes of `/proc/PID/cmdline` that [`scan_cmdline`] reads.
 pub const CMDLINE_MAX: usize = 256;

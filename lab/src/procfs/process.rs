@@ -19,6 +19,7 @@ use std::os::unix::fs::FileExt;
 use serde::{Deserialize, Serialize};
 
 use super::status_field;
+use super::Waiting;
 
 /// `FUTEX_PRIVATE_FLAG` of `<linux/futex.h>`.
 const FUTEX_PRIVATE_FLAG: u64 = 128;
@@ -50,6 +51,11 @@ pub struct ProcessState {
     pub fds: Vec<FdEntry>,
     /// All-thread backtraces from `gdb -batch` (`--gdb`).
     pub backtrace: Option<String>,
+    /// How it waits, from its threads ([`ProcessState::waiting`]): with a
+    /// timeout (it wakes by itself), without one, running, exited or
+    /// unknown. Filled by [`read_process`].
+    #[serde(default)]
+    pub wait: Waiting,
 }
 
 impl ProcessState {
@@ -79,6 +85,10 @@ pub struct ThreadState {
     pub futex_private: Option<bool>,
     /// The kernel stack (`/proc/PID/task/TID/stack`, root only).
     pub kernel_stack: Vec<String>,
+    /// Whether the call it is blocked in ends by itself once a timeout given
+    /// in its arguments runs out (the test of [`super::in_timed_wait`]).
+    #[serde(default)]
+    pub timed_wait: bool,
 }
 
 /// An fd a blocked thread waits on, and for what.
@@ -127,7 +137,7 @@ pub fn read_process(pid: i32, kernel_stacks: bool, with_cmdline: bool) -> Option
         .iter()
         .filter_map(|&tid| read_thread(pid, tid, mem.as_ref(), kernel_stacks))
         .collect();
-    Some(ProcessState {
+    let mut p = ProcessState {
         pid,
         ppid: field("PPid:").parse().unwrap_or(0),
         comm: field("Name:"),
@@ -135,7 +145,9 @@ pub fn read_process(pid: i32, kernel_stacks: bool, with_cmdline: bool) -> Option
         threads,
         fds: read_fds(pid),
         ..ProcessState::default()
-    })
+    };
+    p.wait = p.waiting();
+    Some(p)
 }
 
 /// The command line of process `pid` (`/proc/PID/cmdline`, its arguments
@@ -179,6 +191,7 @@ fn read_thread(
         .and_then(|s| parse_syscall(&s))
     {
         t.syscall = Some(syscall_name(call.nr));
+        t.timed_wait = call.is_timed_wait();
         t.waits_on = waits_on(&call, mem);
         if call.nr == libc::SYS_futex && is_futex_wait(call.args[1]) {
             t.futex_private = Some(call.args[1] & FUTEX_PRIVATE_FLAG != 0);
@@ -330,51 +343,6 @@ pub(super) fn pipe_inode(target: &str) -> Option<u64> {
         .ok()
 }
 
-/// Whether thread `tid` of `pid` sits in a system call that ends by itself
-/// when its timeout runs out: a sleep (`nanosleep`, `clock_nanosleep`), a
-/// `poll`/`select`/`epoll_wait` with a timeout, a futex wait or
-/// `rt_sigtimedwait` with one. False when the call waits without a timeout,
-/// when the thread runs, or when `/proc/PID/task/TID/syscall` cannot be read
-/// (it needs ptrace access: the supervisor is the trial's subreaper).
-///
-/// # References
-/// - [proc_pid_syscall(5)](https://man7.org/linux/man-pages/man5/proc_pid_syscall.5.html),
-///   [poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html),
-///   [futex(2)](https://man7.org/linux/man-pages/man2/futex.2.html)
-pub fn in_timed_wait(pid: i32, tid: i32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall"))
-        .ok()
-        .and_then(|s| parse_syscall(&s))
-        .is_some_and(|c| c.is_timed_wait())
-}
-
-impl Syscall {
-    /// Whether the call ends by itself once a timeout given in its
-    /// arguments runs out.
-    pub(super) fn is_timed_wait(&self) -> bool {
-        let a = &self.args;
-        #[cfg(target_arch = "x86_64")]
-        {
-            match self.nr {
-                libc::SYS_poll => return a[2] as i32 >= 0,
-                libc::SYS_select => return a[4] != 0,
-                libc::SYS_epoll_wait => return a[3] as i32 >= 0,
-                _ => {}
-            }
-        }
-        match self.nr {
-            libc::SYS_nanosleep | libc::SYS_clock_nanosleep => true,
-            libc::SYS_ppoll => a[2] != 0,
-            libc::SYS_pselect6 => a[4] != 0,
-            libc::SYS_epoll_pwait => a[3] as i32 >= 0,
-            libc::SYS_epoll_pwait2 => a[3] != 0,
-            libc::SYS_futex => is_futex_wait(a[1]) && a[3] != 0,
-            libc::SYS_rt_sigtimedwait => a[2] != 0,
-            _ => false,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,23 +375,6 @@ mod tests {
         assert!(!is_futex_wait(1 | 128)); // FUTEX_WAKE_PRIVATE
         assert_eq!(pipe_inode("pipe:[93211]"), Some(93211));
         assert_eq!(pipe_inode("/dev/null"), None);
-    }
-
-    #[test]
-    fn timed_waits_are_told_from_untimed_ones() {
-        let call = |nr: i64, args: [u64; 6]| Syscall { nr, args };
-        assert!(call(libc::SYS_clock_nanosleep, [0; 6]).is_timed_wait());
-        assert!(call(libc::SYS_ppoll, [1, 1, 0x7ff0, 0, 8, 0]).is_timed_wait());
-        assert!(!call(libc::SYS_ppoll, [1, 1, 0, 0, 8, 0]).is_timed_wait());
-        assert!(call(libc::SYS_futex, [1, 128, 0, 0x7ff0, 0, 0]).is_timed_wait());
-        assert!(!call(libc::SYS_futex, [1, 128, 0, 0, 0, 0]).is_timed_wait());
-        assert!(!call(libc::SYS_read, [3, 1, 1, 0, 0, 0]).is_timed_wait());
-        assert!(!call(libc::SYS_waitid, [3, 1, 1, 4, 0, 0]).is_timed_wait());
-        #[cfg(target_arch = "x86_64")]
-        {
-            assert!(call(libc::SYS_poll, [1, 1, 20, 0, 0, 0]).is_timed_wait());
-            assert!(!call(libc::SYS_poll, [1, 1, u32::MAX as u64, 0, 0, 0]).is_timed_wait());
-        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::procfs::{self, scan_cmdline, scan_process};
 use crate::text::bounded;
 
 /// The most characters of a plan's command line in a reason.
-const COMMAND_MAX: usize = 200;
+pub(super) const COMMAND_MAX: usize = 200;
 use crate::node::LEAK_INODE_BITS;
 use crate::verdict::Rung;
 use crate::verdict::{Outcome, Verdict};

@@ -27,12 +27,16 @@
 
 use std::sync::{Mutex, OnceLock};
 
+use super::census::COMMAND_MAX;
+use super::judge::signal_name;
 use super::Course;
 
 use crate::lineage::Lineage;
 use crate::pidns::host_pid;
 use crate::procfs::{self, scan_process};
+use crate::text::bounded;
 use crate::trace::Trace;
+use crate::verdict::{Outcome, Verdict};
 use lifeline::{monotonic_ns, ProcEvent, ProcEvents};
 
 /// Listen to the kernel's process events for as long as the returned
@@ -212,6 +216,45 @@ impl Course<'_> {
         let command = self.plan().nodes[0].command.as_ref()?.join(" ");
         let names = |p: i32| (p == root).then(|| format!("`{command}`"));
         Some(lineage.describe_chain(host, &names))
+    }
+
+    /// Name in `o`'s reason, for a trial that did not pass, every
+    /// descendant of the program that the lineage saw die by a signal
+    /// before the lab sent one (its first kill, its teardown) or reached
+    /// the verdict: ``; during the trial, pid N (`python3 worker`) was
+    /// killed by SIGKILL`` (no `: `, which would take the place of the
+    /// reason's last list in the summary's sentence). Only where the lineage has exit
+    /// statuses (the process events connector); the program's own end is
+    /// the verdict's business.
+    pub(super) fn name_signal_deaths(&self, o: &mut Outcome) {
+        let (Some(lineage), Some(reason)) = (self.lineage.as_ref(), o.reason.as_mut()) else {
+            return;
+        };
+        if o.verdict == Verdict::Pass {
+            return;
+        }
+        let verdict_at = self.t0 + o.time_to_verdict_us * 1000;
+        let until = self
+            .signals_sent
+            .iter()
+            .map(|(at, _)| *at)
+            .chain(self.teardown_at)
+            .fold(verdict_at, u64::min);
+        let deaths: Vec<String> = lineage
+            .signal_deaths(until)
+            .iter()
+            .map(|(e, sig)| {
+                format!(
+                    "pid {} (`{}`) was killed by {}",
+                    e.pid,
+                    bounded(e.command.as_deref().unwrap_or("?"), COMMAND_MAX),
+                    signal_name(*sig)
+                )
+            })
+            .collect();
+        if !deaths.is_empty() {
+            reason.push_str(&format!("; during the trial, {}", deaths.join(", ")));
+        }
     }
 
     /// The trial's timeline as Chrome trace-event JSON (text): a row per

@@ -245,6 +245,7 @@ pub fn run(
             t0 + o.time_to_verdict_us * 1000,
             end,
         );
+        course.name_signal_deaths(&mut o);
         if o.verdict != Verdict::Pass {
             o.output = output;
         }

@@ -1,11 +1,15 @@
 //! Forensics: every signature is named, with the right pids and fds, from a
-//! real stuck tree of the casebook; `--gdb` and `--keep-hung`.
+//! real stuck tree of the casebook; `--gdb` and `--keep-hung`; a slow tree
+//! (a process it waits for sleeps with a timeout) is told from a stuck one.
 
 use std::io::Write;
 
 use serde_json::Value;
 
-use super::{json_judged, kept_hang, lab_run, lab_run_env, named, out_dir, strategy, KeptHang};
+use super::{
+    json, json_judged, kept_hang, lab, lab_run, lab_run_env, named, names_of, out_dir, strategy,
+    KeptHang, PROC_CONNECTOR,
+};
 
 /// `lab run NAME --seed 1 --trials 1 --strategy S --format json` plus
 /// `extra`: the strategy's summary, after checking that the CSV row names
@@ -306,6 +310,175 @@ fn a_diagnosis_past_max_diagnoses_is_brief_and_keeps_its_signatures() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// `lab exec --trials 1 --deadline DEADLINE -- COMMAND` of a program that
+/// hangs: its canonical summary (one hang, its diagnosis) and the text of
+/// the full diagnosis.
+fn exec_hang(tag: &str, deadline: &str, command: &[&str]) -> (Value, String) {
+    let dir = out_dir(tag);
+    let mut args = vec![
+        "exec",
+        "--trials",
+        "1",
+        "--deadline",
+        deadline,
+        "--format",
+        "json",
+        "--out",
+        dir.to_str().unwrap(),
+        "--",
+    ];
+    args.extend_from_slice(command);
+    let out = lab(&args, &[]);
+    let v = json(&out);
+    let s = strategy(&v, "canonical").clone();
+    assert_eq!(s["hang"], 1, "{s:#}");
+    let path = s["diagnosis"]["path"].as_str().expect("a diagnosis path");
+    let text = std::fs::read_to_string(std::path::Path::new(path).with_extension("txt")).unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+    (s, text)
+}
+
+/// The signatures that say a wait can never end.
+const NEVER: [&str; 4] = [
+    "self-pipe-keeper",
+    "writer-elsewhere",
+    "full-pipe",
+    "lone-futex-waiter",
+];
+
+/// The process of diagnosis `d` whose command line starts with `command`.
+fn running<'a>(d: &'a Value, command: &str) -> &'a Value {
+    d["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["cmdline"].as_str().unwrap_or("").starts_with(command))
+        .unwrap_or_else(|| panic!("no process running {command:?} in {d:#}"))
+}
+
+/// Issue 27, item 4: a reader whose writer sleeps with a timeout is slow,
+/// not stuck: `may-wake` (naming the signature it is not), the sleeper
+/// said to wait with a timeout; the same reader whose writer reads its own
+/// pipe for ever keeps `self-pipe-keeper` and `writer-elsewhere`.
+fn a_sleeping_writer_is_slow_and_a_deadlocked_one_is_stuck() {
+    let (s, text) = exec_hang("slow-pipe", "300ms", &["sh", "-c", "sleep 31.401 | cat"]);
+    let d = &s["diagnosis"];
+    for name in NEVER {
+        assert!(signatures(d, name).is_empty(), "{name}: {d:#}");
+        assert_eq!(named(&s["signatures"], name), None, "{s:#}");
+    }
+    let (sleeper, reader) = (running(d, "sleep 31.401"), running(d, "cat"));
+    assert_eq!(sleeper["wait"], "with-timeout", "{d:#}");
+    assert_eq!(reader["wait"], "without-timeout", "{d:#}");
+    let may = signatures(d, "may-wake");
+    assert_eq!(may.len(), 1, "{d:#}");
+    assert_eq!(
+        (&may[0]["pid"], &may[0]["instead_of"]),
+        (&reader["pid"], &Value::from("writer-elsewhere"))
+    );
+    assert_eq!(may[0]["depends_on"], serde_json::json!([sleeper["pid"]]));
+    assert_eq!(named(&s["signatures"], "may-wake"), Some(1), "{s:#}");
+    assert!(
+        text.contains("in clock_nanosleep; waits with a timeout")
+            || text.contains("in nanosleep; waits with a timeout"),
+        "{text}"
+    );
+    assert!(!text.contains("can never"), "{text}");
+
+    // The first cat reads its own stdout (the pipe) through /proc: it
+    // holds the write end and never writes.
+    let (s, text) = exec_hang(
+        "stuck-pipe",
+        "300ms",
+        &["sh", "-c", "cat /proc/self/fd/1 | cat"],
+    );
+    let d = &s["diagnosis"];
+    let keeper = running(d, "cat /proc/self/fd/1");
+    let keepers = signatures(d, "self-pipe-keeper");
+    assert_eq!(keepers.len(), 1, "{d:#}");
+    assert_eq!(keepers[0]["pid"], keeper["pid"]);
+    let elsewhere = signatures(d, "writer-elsewhere");
+    assert_eq!(elsewhere.len(), 1, "{d:#}");
+    assert_eq!(
+        elsewhere[0]["depends_on"],
+        serde_json::json!([keeper["pid"]])
+    );
+    assert!(signatures(d, "may-wake").is_empty(), "{d:#}");
+    for p in d["processes"].as_array().unwrap() {
+        assert_eq!(p["wait"], "without-timeout", "{p:#}");
+    }
+    assert!(text.contains("EOF can never come"), "{text}");
+    assert!(!text.contains("waits with a timeout"), "{text}");
+}
+
+/// A `multiprocessing.Pool` whose workers sleep (issue 27's field case) is
+/// told from one whose workers read a pipe that no one writes: the first
+/// gets no signature that says "can never", and its workers are said to
+/// wait with a timeout; the second keeps `self-pipe-keeper` and
+/// `writer-elsewhere`.
+fn a_pool_of_sleeping_workers_is_told_from_a_deadlocked_pool() {
+    const POOL: &str = "import multiprocessing as m, os, time
+r, w = os.pipe()
+def f(x):
+    return {work}
+if __name__ == '__main__':
+    with m.Pool(2) as p: print(p.map(f, range(2)))";
+    let slow = POOL.replace("{work}", "time.sleep(31.402)");
+    let (s, text) = exec_hang("slow-pool", "1s", &["python3", "-c", &slow]);
+    let d = &s["diagnosis"];
+    for name in NEVER {
+        assert!(signatures(d, name).is_empty(), "{name}: {d:#}");
+    }
+    assert!(!signatures(d, "may-wake").is_empty(), "{d:#}");
+    let workers: Vec<&Value> = d["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["node"].is_null())
+        .collect();
+    assert_eq!(workers.len(), 2, "{d:#}");
+    for w in workers {
+        assert_eq!(w["wait"], "with-timeout", "{w:#}");
+    }
+    assert!(text.contains("waits with a timeout"), "{text}");
+
+    let stuck = POOL.replace("{work}", "os.read(r, 1)");
+    let (s, _) = exec_hang("stuck-pool", "1s", &["python3", "-c", &stuck]);
+    let d = &s["diagnosis"];
+    assert!(!signatures(d, "self-pipe-keeper").is_empty(), "{d:#}");
+    assert!(!signatures(d, "writer-elsewhere").is_empty(), "{d:#}");
+    assert!(signatures(d, "may-wake").is_empty(), "{d:#}");
+    for p in d["processes"].as_array().unwrap() {
+        assert_eq!(p["wait"], "without-timeout", "{p:#}");
+    }
+}
+
+/// Issue 27, item 4: a descendant that died by a signal during the trial
+/// is named, with the signal, in the hang's reason (which the summary
+/// groups), where the lineage has exit statuses (the process events
+/// connector); the processes the teardown killed are not.
+fn a_descendant_killed_by_a_signal_is_named_in_the_reason() {
+    let (s, _) = exec_hang(
+        "signal-death",
+        "300ms",
+        &["sh", "-c", "sh -c 'kill -KILL $$'; sleep 31.403"],
+    );
+    let reasons = names_of(&s["reasons"]["hang"]);
+    assert_eq!(reasons.len(), 1, "{s:#}");
+    // The inner shell's command line may be gone before its exec is read:
+    // it is named by the command it runs or the one it was copied from.
+    let (_, death) = reasons[0]
+        .split_once("; during the trial, ")
+        .unwrap_or_else(|| panic!("no death named: {}", reasons[0]));
+    assert!(
+        death.starts_with("pid N (`sh -c ") && death.ends_with("`) was killed by SIGKILL"),
+        "{death}"
+    );
+    // The sleep, killed by the cleanup after the verdict, is not named.
+    assert_eq!(death.matches("was killed by").count(), 1, "{death}");
+    assert_eq!(reasons[0].matches("killed by").count(), 1, "{}", reasons[0]);
+}
+
 tests! {
     stdio_dup_names_the_writer_elsewhere_and_the_duplicated_stdio;
     lifeline_leak_names_every_survivor_a_self_pipe_keeper;
@@ -316,4 +489,7 @@ tests! {
     keep_hung_holds_the_tree_until_enter;
     without_a_cgroup_keep_hung_prints_only_live_pids;
     a_diagnosis_past_max_diagnoses_is_brief_and_keeps_its_signatures;
+    a_sleeping_writer_is_slow_and_a_deadlocked_one_is_stuck;
+    a_pool_of_sleeping_workers_is_told_from_a_deadlocked_pool needs testkit::PYTHON3;
+    a_descendant_killed_by_a_signal_is_named_in_the_reason needs PROC_CONNECTOR;
 }

@@ -279,7 +279,7 @@ fn failed_command(plan: &Plan, obs: &Observation) -> Option<String> {
 
 /// `SIGSEGV`, `SIGKILL`, ... for the signals a program under test usually
 /// dies of; `signal N` for the others.
-fn signal_name(sig: i32) -> String {
+pub(in crate::trial) fn signal_name(sig: i32) -> String {
     let known = [
         (libc::SIGHUP, "SIGHUP"),
         (libc::SIGINT, "SIGINT"),
