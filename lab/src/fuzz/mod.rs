@@ -55,7 +55,8 @@ pub struct FuzzArgs {
     pub seed: u64,
     /// Trials of each shrink step and of each regression replay.
     pub repeat: u64,
-    /// Shrink steps (candidates run) at most per failing case.
+    /// Shrink steps (candidates run) at most per failure class (its first
+    /// case is shrunk).
     pub shrink_steps: u64,
     /// Deadline override; `None`: each plan's own.
     pub deadline: Option<Duration>,

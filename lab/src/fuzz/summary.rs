@@ -27,7 +27,7 @@ pub struct FuzzSummary {
     pub cases: u64,
     /// Trials of each shrink step and regression replay (`--repeat`).
     pub repeat: u64,
-    /// Shrink steps at most per failing case (`--shrink-steps`).
+    /// Shrink steps at most per failure class (`--shrink-steps`).
     pub shrink_steps: u64,
     /// The run id (names the results directory).
     pub run_id: String,
