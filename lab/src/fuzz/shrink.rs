@@ -92,8 +92,10 @@ pub fn minimize<T: Clone + std::fmt::Debug, E>(
 /// Shrink the failing case `start` under `strategy`, keeping its failure
 /// class: each candidate is written to `RUN/fuzz/shrink/` and run
 /// `--repeat` times on the session, and kept when one of its trials fails
-/// the same way as `start.outcome`; the minimal case and the first failing one are written to
-/// `RUN/fuzz/minimal-STRATEGY-HASH.toml` and `first-STRATEGY-HASH.toml`,
+/// the same way as `start.outcome`; the minimal case and the first failing
+/// one are written to `RUN/fuzz/minimal-STRATEGY-HASH.toml` and
+/// `first-STRATEGY-HASH.toml` (`...-HASH-case-I.toml` when another class of
+/// the run, which reached the same case, wrote that file already),
 /// and the minimal one is copied into the regressions directory.
 ///
 /// # Errors
@@ -164,7 +166,17 @@ pub fn shrink(
             seeds = super::seed_header(seed),
         );
         write_case(case, seed, &header, |h| {
-            dir.join(format!("{kind}-{}-{h}.toml", strategy.name))
+            // Another class of this run may have reached the same case (a
+            // racy one fails in two ways): its file keeps its own header.
+            let path = dir.join(format!("{kind}-{}-{h}.toml", strategy.name));
+            if path.exists() {
+                dir.join(format!(
+                    "{kind}-{}-{h}-case-{}.toml",
+                    strategy.name, start.index
+                ))
+            } else {
+                path
+            }
         })?
         .ok_or_else(|| LabError::Lab(format!("the {kind} case no longer plans")))
     };
