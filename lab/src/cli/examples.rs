@@ -47,7 +47,7 @@ static EXAMPLES: &[(&str, &[Example])] = &[
     ]),
     ("fuzz", &[
         ex("Fuzz the canonical primitive: 100 generated scenarios, the regressions of fuzz-regressions/ replayed first", "lab fuzz --seed 1"),
-        ex("Find a legacy bug and shrink it to the smallest scenario that still fails, each step 3 trials", "lab fuzz --strategy legacy --cases 50 --seed 1 --repeat 3"),
+        ex("Find the legacy bugs and shrink each failure class to the smallest scenario that still fails the same way, each step 3 trials", "lab fuzz --strategy legacy --cases 50 --seed 1 --repeat 3"),
         ex("For CI: both strategies, a JUnit file with one test case per strategy", "lab fuzz --strategy canonical --strategy legacy --cases 200 --junit results/fuzz-junit.xml"),
     ]),
     ("bench", &[

@@ -27,7 +27,8 @@ pub(super) struct FuzzCmd {
     /// them fails (at least 1)
     #[arg(long, value_name = "K", default_value_t = 3, value_parser = super::parse_count)]
     repeat: u64,
-    /// Shrink steps (candidates run) at most per failing case, 0..=100000
+    /// Shrink steps (candidates run) at most per failure class (verdict x signatures: the
+    /// first case of each is shrunk, keeping its class), 0..=100000
     #[arg(long, value_name = "M", default_value_t = 64, value_parser = parse_steps)]
     shrink_steps: u64,
     #[command(flatten)]

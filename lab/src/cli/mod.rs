@@ -69,8 +69,8 @@ enum Command {
     Exec(exec::ExecCmd),
     /// Generate scenarios (proptest, swarm testing), run each as a trial under each strategy
     /// against the property (no orphan, hang, leak, fail, error, early-death, innocent-kill),
-    /// shrink the first failing case to the smallest that still fails and keep it as a
-    /// regression; exit 1 when a case failed
+    /// shrink the first case of each failure class (verdict x signatures) to the smallest
+    /// that still fails the same way and keep it as a regression; exit 1 when a case failed
     #[command(after_help = examples::help("fuzz"))]
     Fuzz(fuzz::FuzzCmd),
     /// Trials per second of `nested` under canonical against the raw floor (the same

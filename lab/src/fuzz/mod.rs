@@ -5,7 +5,8 @@
 //!
 //! - [`generate`]: the proptest strategy of cases (swarm testing), their
 //!   scenario text, parsed and planned by the lab's own parser;
-//! - [`property`]: the property (which verdicts fail);
+//! - [`property`]: the property (which verdicts fail) and the failure
+//!   class a shrink keeps;
 //! - [`shrink`]: proptest's value tree driven by real trials;
 //! - [`summary`]: what it reports (text, JSON, JUnit/CTRF cases).
 //!
@@ -34,7 +35,7 @@ use crate::trial::protocol::TrialRequest;
 use crate::verdict::{Outcome, Verdict};
 use generate::Checked;
 
-pub use summary::{FuzzSummary, MinimalCase, Regressions, Replayed, StrategyFuzz};
+pub use summary::{ClassFound, FuzzSummary, MinimalCase, Regressions, Replayed, StrategyFuzz};
 
 /// The name of every generated scenario (the CSV's `scenario` column; the
 /// scenario hash tells cases apart).
@@ -55,7 +56,8 @@ pub struct FuzzArgs {
     pub seed: u64,
     /// Trials of each shrink step and of each regression replay.
     pub repeat: u64,
-    /// Shrink steps (candidates run) at most per failing case.
+    /// Shrink steps (candidates run) at most per failure class (its first
+    /// case is shrunk).
     pub shrink_steps: u64,
     /// Deadline override; `None`: each plan's own.
     pub deadline: Option<Duration>,
@@ -306,7 +308,8 @@ pub fn load_regressions(dir: &Path, seed: u64) -> Result<Vec<Written>, LabError>
 }
 
 /// Run `lab fuzz`: the regressions first, then `cases` generated cases
-/// under each strategy, shrinking the first failing case of each.
+/// under each strategy, shrinking the first failing case of each failure
+/// class (verdict x signatures) of each strategy.
 ///
 /// # Errors
 /// [`LabError::Input`] for a bad regression file; [`LabError::Io`] when
@@ -413,43 +416,68 @@ fn explore_all(
         }
     }
     for strategy in &args.strategies {
-        let refs: Vec<&Written> = cases.iter().map(|(_, w)| w).collect();
-        let outcomes = lab.trials(strategy, &refs, 1, &|c| format!("c{}", cases[c].0))?;
-        let (mut ran, mut failing) = (0u64, 0u64);
-        let mut verdicts = std::collections::BTreeMap::new();
-        let mut first: Option<(u64, &Written, Outcome)> = None;
-        for ((i, w), os) in cases.iter().zip(outcomes) {
-            let Some(o) = os.into_iter().next() else {
-                continue;
-            };
-            ran += 1;
-            *verdicts.entry(o.verdict.name().to_string()).or_insert(0) += 1;
-            if property::fails(o.verdict) {
-                failing += 1;
-                if first.as_ref().is_none_or(|(f, _, _)| i < f) {
-                    first = Some((*i, w, o));
-                }
-            }
-        }
-        let found = match first {
-            Some((index, w, o)) if !crate::session::interrupted() => Some(shrink::shrink(
-                lab,
-                strategy,
-                shrink::FirstFailure {
-                    index,
-                    written: w,
-                    outcome: &o,
-                },
-                run_dir,
-            )?),
-            _ => None,
-        };
-        results.push(StrategyFuzz::new(strategy, ran, failing, verdicts, found));
+        results.push(explore(lab, strategy, &cases, run_dir)?);
         if crate::session::interrupted() {
             break;
         }
     }
     Ok((replayed, results))
+}
+
+/// Run every case of `cases` (index, file) once under `strategy`, group
+/// the failing ones by [`FailureClass`](property::FailureClass) and shrink
+/// the first case (lowest index) of each class within its class.
+///
+/// # Errors
+/// As [`Lab::trials`] and [`shrink::shrink`].
+fn explore(
+    lab: &mut Lab<'_>,
+    strategy: &Strategy,
+    cases: &[(u64, Written)],
+    run_dir: &Path,
+) -> Result<StrategyFuzz, LabError> {
+    let refs: Vec<&Written> = cases.iter().map(|(_, w)| w).collect();
+    let outcomes = lab.trials(strategy, &refs, 1, &|c| format!("c{}", cases[c].0))?;
+    let (mut ran, mut failing) = (0u64, 0u64);
+    let mut verdicts = std::collections::BTreeMap::new();
+    // Each class: its count and its first case (cases run in index order).
+    let mut classes: Vec<(property::FailureClass, u64, u64, &Written, Outcome)> = Vec::new();
+    for ((i, w), os) in cases.iter().zip(outcomes) {
+        let Some(o) = os.into_iter().next() else {
+            continue;
+        };
+        ran += 1;
+        *verdicts.entry(o.verdict.name().to_string()).or_insert(0) += 1;
+        let Some(class) = property::FailureClass::of(&o) else {
+            continue;
+        };
+        failing += 1;
+        match classes.iter_mut().find(|c| c.0 == class) {
+            Some(c) => c.1 += 1,
+            None => classes.push((class, 1, *i, w, o)),
+        }
+    }
+    classes.sort_by_key(|c| c.2);
+    let mut found = Vec::new();
+    for (class, count, index, w, o) in classes {
+        let shrunk = if crate::session::interrupted() {
+            None
+        } else {
+            let start = shrink::FirstFailure {
+                index,
+                written: w,
+                outcome: &o,
+            };
+            Some(shrink::shrink(lab, strategy, start, run_dir)?)
+        };
+        found.push(summary::ClassFound {
+            class,
+            failing_cases: count,
+            first_case: index,
+            found: shrunk,
+        });
+    }
+    Ok(StrategyFuzz::new(strategy, ran, failing, verdicts, found))
 }
 
 /// The header comment of a written case: the seed of its plan.

@@ -1,29 +1,35 @@
 //! Shrinking a failing case with proptest's own value tree: the case is
 //! drawn again ([`generate::case_tree`]), and each step takes the tree's
 //! next candidate (`simplify` after a failing candidate, `complicate`
-//! after a passing one, as proptest's runner does), runs it as `--repeat K`
-//! real trials, and counts it as failing when any of them fails
-//! ([`property::case_fails`]). A candidate with more nodes than the smallest
-//! failing case so far is not run and counts as passing, so shrinking
-//! never grows the tree. `--shrink-steps` bounds the candidates run.
+//! after one that does not fail the same way, as proptest's runner does),
+//! runs it as `--repeat K` real trials, and keeps it when one of them
+//! fails the same way as the case it started from: the same
+//! [`FailureClass`], verdict and signature set
+//! ([`property::first_same_failure`]). A candidate that fails another way
+//! (a hang that turns into an orphan) is another bug, and is not kept. A
+//! candidate with more nodes than the smallest failing case so far is not
+//! run and counts as not failing, so shrinking never grows the tree.
+//! `--shrink-steps` bounds the candidates run.
 
 use std::path::Path;
 
 use proptest::strategy::ValueTree;
 
 use super::generate::{self, Case};
-use super::{property, write_case, Lab, MinimalCase, Written};
+use super::property::{self, FailureClass};
+use super::{write_case, Lab, MinimalCase, Written};
 use crate::error::LabError;
 use crate::strategy::Strategy;
 use crate::verdict::Outcome;
 
-/// Where a shrink starts: the first failing case of the exploration.
+/// Where a shrink starts: the first failing case (lowest index) of one
+/// failure class of the exploration.
 pub struct FirstFailure<'a> {
     /// Its index in the run's cases.
     pub index: u64,
     /// Its file.
     pub written: &'a Written,
-    /// Its failing trial.
+    /// Its failing trial (its class is the one the shrink keeps).
     pub outcome: &'a Outcome,
 }
 
@@ -39,7 +45,7 @@ pub struct Shrunk<T> {
 }
 
 /// Drive `tree` (whose current value fails) to the smallest value that
-/// `fails` still calls failing, running at most `max_steps` candidates;
+/// `fails` still calls failing (the same way: that is `fails`'s to judge), running at most `max_steps` candidates;
 /// `size` measures a value, and a candidate larger than the smallest so
 /// far is not run. `fails` returns `None` to stop (a Ctrl-C).
 ///
@@ -83,10 +89,13 @@ pub fn minimize<T: Clone + std::fmt::Debug, E>(
     })
 }
 
-/// Shrink the failing case `start` under `strategy`: each candidate is
-/// written to `RUN/fuzz/shrink/` and run `--repeat` times on the session;
-/// the minimal case and the first failing one are written to
-/// `RUN/fuzz/minimal-STRATEGY-HASH.toml` and `first-STRATEGY-HASH.toml`,
+/// Shrink the failing case `start` under `strategy`, keeping its failure
+/// class: each candidate is written to `RUN/fuzz/shrink/` and run
+/// `--repeat` times on the session, and kept when one of its trials fails
+/// the same way as `start.outcome`; the minimal case and the first failing
+/// one are written to `RUN/fuzz/minimal-STRATEGY-HASH.toml` and
+/// `first-STRATEGY-HASH.toml` (`...-HASH-case-I.toml` when another class of
+/// the run, which reached the same case, wrote that file already),
 /// and the minimal one is copied into the regressions directory.
 ///
 /// # Errors
@@ -100,10 +109,13 @@ pub fn shrink(
 ) -> Result<MinimalCase, LabError> {
     let args = lab.args;
     let seed = args.seed;
+    let class = FailureClass::of(start.outcome)
+        .ok_or_else(|| LabError::Lab("a shrink must start from a failing trial".into()))?;
     let mut tree = generate::case_tree(seed, start.index).map_err(LabError::Lab)?;
     let dir = run_dir.join("fuzz");
     let shrink_dir = dir.join("shrink");
     let mut last: Option<(Written, Outcome)> = None;
+    let mut failing_otherwise = 0u64;
     let header = super::seed_header(seed);
     let shrunk = minimize(
         &mut *tree,
@@ -125,12 +137,18 @@ pub fn shrink(
             if outcomes.len() < args.repeat as usize {
                 return Ok(None);
             }
-            let failing = outcomes.into_iter().find(|o| property::fails(o.verdict));
-            let failed = failing.is_some();
-            if let Some(o) = failing {
-                last = Some((w, o));
+            match property::first_same_failure(&class, &outcomes) {
+                Some(o) => {
+                    last = Some((w, o.clone()));
+                    Ok(Some(true))
+                }
+                None => {
+                    if outcomes.iter().any(|o| property::fails(o.verdict)) {
+                        failing_otherwise += 1;
+                    }
+                    Ok(Some(false))
+                }
             }
-            Ok(Some(failed))
         },
     )?;
     let minimal_o = match last {
@@ -148,7 +166,17 @@ pub fn shrink(
             seeds = super::seed_header(seed),
         );
         write_case(case, seed, &header, |h| {
-            dir.join(format!("{kind}-{}-{h}.toml", strategy.name))
+            // Another class of this run may have reached the same case (a
+            // racy one fails in two ways): its file keeps its own header.
+            let path = dir.join(format!("{kind}-{}-{h}.toml", strategy.name));
+            if path.exists() {
+                dir.join(format!(
+                    "{kind}-{}-{h}-case-{}.toml",
+                    strategy.name, start.index
+                ))
+            } else {
+                path
+            }
         })?
         .ok_or_else(|| LabError::Lab(format!("the {kind} case no longer plans")))
     };
@@ -157,8 +185,8 @@ pub fn shrink(
         .current();
     let first = write("first", &first_case, "")?;
     let note = format!(
-        ", shrunk from {nodes_before} to {nodes_after} nodes in {} steps: {}",
-        shrunk.steps, minimal_o.verdict
+        ", shrunk from {nodes_before} to {nodes_after} nodes in {} steps: {class}",
+        shrunk.steps
     );
     let minimal = write("minimal", &shrunk.minimal, &note)?;
     let regression = args.regressions.join(
@@ -171,6 +199,7 @@ pub fn shrink(
     Ok(MinimalCase {
         case: start.index,
         verdict: minimal_o.verdict,
+        signatures: class.signatures.iter().copied().collect(),
         reason: minimal_o.reason.clone().unwrap_or_default(),
         first_verdict: start.outcome.verdict,
         first: first.path.clone(),
@@ -181,6 +210,7 @@ pub fn shrink(
         nodes_after,
         shrink_steps: shrunk.steps,
         accepted_steps: shrunk.accepted,
+        failing_otherwise,
         trials_per_step: args.repeat,
     })
 }
@@ -223,6 +253,47 @@ mod tests {
             }
         }
         assert!(shrunk_some > 0);
+    }
+
+    /// An injected judge: a tree of at least 3 nodes with a kill hangs
+    /// with `lone-futex-waiter`; any other case leaves a daemon orphan.
+    fn judge(c: &Case) -> Outcome {
+        let mut o = Outcome::error(String::new(), 0);
+        if fails(c) {
+            o.verdict = crate::verdict::Verdict::Hang;
+            o.signatures = vec![crate::forensics::Signature::LoneFutexWaiter];
+        } else {
+            o.verdict = crate::verdict::Verdict::Orphan;
+        }
+        o
+    }
+
+    #[test]
+    fn a_hang_that_could_shrink_to_an_orphan_stays_a_hang() {
+        let i = (0..200)
+            .find(|i| fails(&generate::case_tree(5, *i).unwrap().current()))
+            .unwrap();
+        let start = judge(&generate::case_tree(5, i).unwrap().current());
+        let class = FailureClass::of(&start).unwrap();
+        // Any failing candidate kept: the hang shrinks to an orphan.
+        let mut tree = generate::case_tree(5, i).unwrap();
+        let any = minimize(&mut *tree, 500, Case::nodes, |c: &Case, _| {
+            Ok::<_, ()>(Some(property::fails(judge(c).verdict)))
+        })
+        .unwrap();
+        assert_eq!(judge(&any.minimal).verdict, crate::verdict::Verdict::Orphan);
+        // Only candidates of the same class kept: it stays the hang.
+        let mut tree = generate::case_tree(5, i).unwrap();
+        let same = minimize(&mut *tree, 500, Case::nodes, |c: &Case, _| {
+            let trials = [judge(c)];
+            Ok::<_, ()>(Some(
+                property::first_same_failure(&class, &trials).is_some(),
+            ))
+        })
+        .unwrap();
+        assert!(same.accepted > 0);
+        assert_eq!(FailureClass::of(&judge(&same.minimal)), Some(class));
+        assert_eq!(same.minimal.nodes(), 3, "{:?}", same.minimal);
     }
 
     #[test]

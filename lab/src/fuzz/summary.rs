@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::property::FailureClass;
+use crate::forensics::Signature;
 use crate::report::{verdict_counts, Failure, TestCase, TestOutcome, TestReport};
 use crate::stats::Rate;
 use crate::strategy::Strategy;
@@ -25,7 +27,7 @@ pub struct FuzzSummary {
     pub cases: u64,
     /// Trials of each shrink step and regression replay (`--repeat`).
     pub repeat: u64,
-    /// Shrink steps at most per failing case (`--shrink-steps`).
+    /// Shrink steps at most per failure class (`--shrink-steps`).
     pub shrink_steps: u64,
     /// The run id (names the results directory).
     pub run_id: String,
@@ -104,18 +106,23 @@ pub struct StrategyFuzz {
     /// The cases' verdicts, counted (keys snake_case).
     #[serde(serialize_with = "crate::json::verdict_keys")]
     pub verdicts: BTreeMap<String, u64>,
-    /// The first failing case, shrunk; `None` when no case failed.
+    /// The first failing case, shrunk (the shrink of the first of
+    /// `classes`); `None` when no case failed.
     pub found: Option<MinimalCase>,
+    /// Each failure class found (verdict x signatures), in the order of
+    /// its first case; their `failing_cases` add up to the strategy's.
+    pub classes: Vec<ClassFound>,
 }
 
 impl StrategyFuzz {
-    /// The summary of `strategy`'s exploration.
+    /// The summary of `strategy`'s exploration, from its failure `classes`
+    /// (ordered by first case).
     pub fn new(
         strategy: &Strategy,
         cases_run: u64,
         failing_cases: u64,
         verdicts: BTreeMap<String, u64>,
-        found: Option<MinimalCase>,
+        classes: Vec<ClassFound>,
     ) -> StrategyFuzz {
         StrategyFuzz {
             strategy: strategy.name.clone(),
@@ -123,19 +130,41 @@ impl StrategyFuzz {
             failing_cases,
             failing: Rate::wilson(failing_cases, cases_run),
             verdicts,
-            found,
+            found: classes.first().and_then(|c| c.found.clone()),
+            classes,
         }
     }
 }
 
-/// The first failing case of a strategy and the smallest case its shrink
-/// reached.
+/// One failure class of a strategy's exploration: its verdict and
+/// signature set (JSON keys `verdict` and `signatures`), how many cases
+/// fell in it, and its first case shrunk within the class.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClassFound {
+    /// The class.
+    #[serde(flatten)]
+    pub class: FailureClass,
+    /// Cases of the exploration whose trial fell in it.
+    pub failing_cases: u64,
+    /// The first of them (lowest index), the one shrunk.
+    pub first_case: u64,
+    /// Its shrink, which kept the class; `None` when a Ctrl-C came before
+    /// it.
+    pub found: Option<MinimalCase>,
+}
+
+/// The first failing case of a failure class and the smallest case its
+/// shrink reached that fails the same way.
 #[derive(Clone, Debug, Serialize)]
 pub struct MinimalCase {
     /// Its index among the run's cases.
     pub case: u64,
-    /// The verdict of the first failing trial of the minimal case.
+    /// The verdict of the first failing trial of the minimal case (its
+    /// class's).
     pub verdict: Verdict,
+    /// The signatures of the class kept, the first case's and the minimal
+    /// case's.
+    pub signatures: Vec<Signature>,
     /// Its reason.
     pub reason: String,
     /// The verdict of the case as first found.
@@ -152,8 +181,11 @@ pub struct MinimalCase {
     pub nodes_after: u64,
     /// Shrink steps taken (candidates run).
     pub shrink_steps: u64,
-    /// Steps whose candidate failed and was kept.
+    /// Steps whose candidate failed the same way and was kept.
     pub accepted_steps: u64,
+    /// Steps whose candidate failed, but only in another class, and so
+    /// was not kept.
+    pub failing_otherwise: u64,
     /// Trials per step (`--repeat`).
     pub trials_per_step: u64,
     /// The command that replays the minimal case.
@@ -211,31 +243,16 @@ impl FuzzSummary {
                 .map(|(v, n)| format!("{v} {n}"))
                 .collect();
             let _ = writeln!(s, "  verdicts: {}", counts.join(", "));
-            if let Some(f) = &st.found {
+            if !st.classes.is_empty() {
                 let _ = writeln!(
                     s,
-                    "  first failing: case {} ({} nodes): {}\n  \
-                     shrunk: {} -> {} nodes in {} steps ({} kept, {} trials each)\n  \
-                     minimal: {}: {}\n  \
-                     minimal file: {}\n  \
-                     first file:   {}\n  \
-                     regression:   {}\n  \
-                     replay: {}",
-                    f.case,
-                    f.nodes_before,
-                    f.first_verdict,
-                    f.nodes_before,
-                    f.nodes_after,
-                    f.shrink_steps,
-                    f.accepted_steps,
-                    f.trials_per_step,
-                    f.verdict,
-                    crate::text::bounded(&f.reason, 300),
-                    f.minimal.display(),
-                    f.first.display(),
-                    f.regression.display(),
-                    f.replay
+                    "  failure classes (verdict x signatures): {}; the first case of each \
+                     shrunk within its class",
+                    st.classes.len()
                 );
+            }
+            for c in &st.classes {
+                render_class(&mut s, c);
             }
         }
         let _ = writeln!(
@@ -250,6 +267,32 @@ impl FuzzSummary {
             }
         );
         s
+    }
+
+    /// The failure classes of `strategy` as lines of a test failure.
+    fn class_lines(st: &StrategyFuzz) -> Vec<String> {
+        let mut lines = Vec::new();
+        for c in &st.classes {
+            let Some(f) = &c.found else {
+                lines.push(format!(
+                    "class {}: {}, not shrunk",
+                    c.class,
+                    crate::text::plural(c.failing_cases, "case")
+                ));
+                continue;
+            };
+            lines.push(format!(
+                "class {}: {}; minimal case ({} -> {} nodes, {}): {}",
+                c.class,
+                crate::text::plural(c.failing_cases, "case"),
+                f.nodes_before,
+                f.nodes_after,
+                f.verdict,
+                f.minimal.display()
+            ));
+            lines.push(format!("replay: {}", f.replay));
+        }
+        lines
     }
 
     /// The test report of the fuzz (`lab fuzz`): one test case per
@@ -274,16 +317,7 @@ impl FuzzSummary {
                         st.failing.render(),
                         stale.len()
                     )];
-                    if let Some(f) = &st.found {
-                        lines.push(format!(
-                            "minimal case ({} -> {} nodes, {}): {}",
-                            f.nodes_before,
-                            f.nodes_after,
-                            f.verdict,
-                            f.minimal.display()
-                        ));
-                        lines.push(format!("replay: {}", f.replay));
-                    }
+                    lines.extend(Self::class_lines(st));
                     for r in &stale {
                         lines.push(format!(
                             "regression {} ({}): {}",
@@ -315,6 +349,50 @@ impl FuzzSummary {
     }
 }
 
+/// Append to `s` the text of one failure class: its count, its first case
+/// and the minimal case its shrink reached, with the files and the replay
+/// command.
+fn render_class(s: &mut String, c: &ClassFound) {
+    let _ = write!(
+        s,
+        "  {}: {}, first case {}",
+        c.class,
+        crate::text::plural(c.failing_cases, "case"),
+        c.first_case
+    );
+    let Some(f) = &c.found else {
+        let _ = writeln!(s, ", not shrunk (interrupted)");
+        return;
+    };
+    let otherwise = if f.failing_otherwise > 0 {
+        format!(", {} failing another way not kept", f.failing_otherwise)
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        s,
+        " ({} nodes)\n    \
+         shrunk: {} -> {} nodes in {} steps ({} kept{otherwise}, {} trials each)\n    \
+         minimal: {}: {}\n    \
+         minimal file: {}\n    \
+         first file:   {}\n    \
+         regression:   {}\n    \
+         replay: {}",
+        f.nodes_before,
+        f.nodes_before,
+        f.nodes_after,
+        f.shrink_steps,
+        f.accepted_steps,
+        f.trials_per_step,
+        f.verdict,
+        crate::text::bounded(&f.reason, 300),
+        f.minimal.display(),
+        f.first.display(),
+        f.regression.display(),
+        f.replay
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,24 +413,54 @@ mod tests {
             replay: "lab run reg/minimal-legacy-1.toml --seed 1 --strategy legacy --trials 1"
                 .into(),
         };
-        let found = (failing > 0).then(|| MinimalCase {
-            case: 1,
-            verdict: Verdict::Orphan,
-            reason: "alive".into(),
-            first_verdict: Verdict::Orphan,
-            first: "r/fuzz/first-legacy-2.toml".into(),
-            minimal: "r/fuzz/minimal-legacy-2.toml".into(),
-            regression: "reg/minimal-legacy-2.toml".into(),
-            nodes_before: 10,
-            nodes_after: 1,
-            shrink_steps: 40,
-            accepted_steps: 36,
-            trials_per_step: 3,
-            replay: "lab run r/fuzz/minimal-legacy-2.toml --seed 1 --strategy legacy --trials 1"
-                .into(),
-        });
+        let minimal = |case: u64, verdict: Verdict, signatures: Vec<Signature>, hash: &str| {
+            MinimalCase {
+                case,
+                verdict,
+                signatures,
+                reason: "alive".into(),
+                first_verdict: verdict,
+                first: format!("r/fuzz/first-legacy-{case}.toml").into(),
+                minimal: format!("r/fuzz/minimal-legacy-{hash}.toml").into(),
+                regression: format!("reg/minimal-legacy-{hash}.toml").into(),
+                nodes_before: 10,
+                nodes_after: 1,
+                shrink_steps: 40,
+                accepted_steps: 36,
+                failing_otherwise: 2,
+                trials_per_step: 3,
+                replay: format!(
+                    "lab run r/fuzz/minimal-legacy-{hash}.toml --seed 1 --strategy legacy --trials 1"
+                ),
+            }
+        };
+        // Two classes: an orphan without signature (the first case), and a
+        // hang with one, whose shrink was cut short.
+        let mut classes = Vec::new();
+        if failing > 0 {
+            classes.push(ClassFound {
+                class: FailureClass {
+                    verdict: Verdict::Orphan,
+                    signatures: Default::default(),
+                },
+                failing_cases: failing - 1,
+                first_case: 1,
+                found: Some(minimal(1, Verdict::Orphan, vec![], "2")),
+            });
+            let hang = vec![Signature::LoneFutexWaiter];
+            classes.push(ClassFound {
+                class: FailureClass {
+                    verdict: Verdict::Hang,
+                    signatures: hang.iter().copied().collect(),
+                },
+                failing_cases: 1,
+                first_case: 5,
+                found: (!interrupted).then(|| minimal(5, Verdict::Hang, hang, "3")),
+            });
+        }
         let verdicts = BTreeMap::from([
-            ("orphan".to_string(), failing),
+            ("orphan".to_string(), failing.saturating_sub(1)),
+            ("hang".to_string(), failing.min(1)),
             ("pass".into(), 12 - failing),
         ]);
         FuzzSummary {
@@ -365,7 +473,7 @@ mod tests {
             cgroup: true,
             pid_namespace: "pid".into(),
             regressions: Regressions::of(Path::new("reg"), vec![replay]),
-            strategies: vec![StrategyFuzz::new(&strategy, 12, failing, verdicts, found)],
+            strategies: vec![StrategyFuzz::new(&strategy, 12, failing, verdicts, classes)],
             wall_s: 2.0,
             interrupted,
         }
@@ -385,9 +493,10 @@ mod tests {
         let f = cases[0].failure().unwrap();
         for part in [
             "2/12",
-            "10 -> 1 nodes",
-            "r/fuzz/minimal-legacy-2.toml",
-            "--strategy legacy",
+            "class orphan: 1 case; minimal case (10 -> 1 nodes, orphan): r/fuzz/minimal-legacy-2.toml",
+            "class hang (lone-futex-waiter): 1 case; minimal case (10 -> 1 nodes, hang): \
+             r/fuzz/minimal-legacy-3.toml",
+            "lab run r/fuzz/minimal-legacy-3.toml --seed 1 --strategy legacy",
             "reg/minimal-legacy-1.toml",
         ] {
             assert!(f.message.contains(part), "{part}: {}", f.message);
@@ -400,6 +509,45 @@ mod tests {
         );
         assert!(
             text.contains("failing 0/12 (95% upper bound 24.2%)"),
+            "{text}"
+        );
+        assert!(!text.contains("failure classes"), "{text}");
+    }
+
+    #[test]
+    fn each_failure_class_is_listed_with_its_count_minimal_file_and_replay() {
+        let s = summary(4, false, false);
+        assert_eq!(
+            s.strategies[0].found.as_ref().map(|f| f.case),
+            Some(1),
+            "`found` is the first class's shrink"
+        );
+        let text = s.render();
+        for part in [
+            "failure classes (verdict x signatures): 2;",
+            "  orphan: 3 cases, first case 1 (10 nodes)\n    shrunk: 10 -> 1 nodes in 40 steps \
+             (36 kept, 2 failing another way not kept, 3 trials each)",
+            "    minimal file: r/fuzz/minimal-legacy-2.toml\n",
+            "  hang (lone-futex-waiter): 1 case, first case 5 (10 nodes)",
+            "    minimal: hang: alive\n",
+            "    replay: lab run r/fuzz/minimal-legacy-3.toml --seed 1 --strategy legacy --trials 1\n",
+        ] {
+            assert!(text.contains(part), "{part}: {text}");
+        }
+        let json: serde_json::Value =
+            serde_json::from_str(&crate::json::to_string_pretty(&s).unwrap()).unwrap();
+        let classes = &json["strategies"][0]["classes"];
+        assert_eq!(classes[1]["verdict"], "hang");
+        assert_eq!(classes[1]["signatures"][0], "lone-futex-waiter");
+        assert_eq!(classes[1]["failing_cases"], 1);
+        assert_eq!(classes[1]["found"]["signatures"][0], "lone-futex-waiter");
+        assert_eq!(classes[0]["signatures"].as_array().map(Vec::len), Some(0));
+        // A class whose shrink a Ctrl-C cut short is still listed.
+        let text = summary(4, false, true).render();
+        assert!(
+            text.contains(
+                "  hang (lone-futex-waiter): 1 case, first case 5, not shrunk (interrupted)\n"
+            ),
             "{text}"
         );
     }
