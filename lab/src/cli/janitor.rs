@@ -88,16 +88,18 @@ impl JanitorCmd {
         if let Some(e) = failed {
             return Err(e);
         }
-        // A live lab's cgroup named explicitly for removal is refused.
+        // A cgroup named explicitly for removal and left is refused: a live
+        // lab's, or an unknown one that is not empty.
         if named && self.remove {
-            if let Some(live) = report.cgroups.iter().find(|f| f.state != State::Stale) {
+            if let Some(live) = report.cgroups.iter().find(|f| !f.removed) {
                 return Err(LabError::Input(format!(
                     "{} is {}{}: left alone",
                     live.path.display(),
                     if live.state == State::Live {
                         "the cgroup of a running lab"
                     } else {
-                        "not a cgroup of this lab's making (no owner recorded)"
+                        "not empty and has no owner recorded (its lab died before it recorded \
+                         itself, or cgroupfs takes no xattrs here); what is in it is not killed"
                     },
                     live.owner
                         .as_ref()
