@@ -12,8 +12,8 @@ use crate::janitor::{self, Examined, State};
 pub(super) struct JanitorCmd {
     /// Lab cgroups to look at (default: every lab.* cgroup under this process's own cgroup)
     cgroups: Vec<PathBuf>,
-    /// Remove the stale ones: cgroup.kill, wait for populated 0, rmdir (a live lab's are
-    /// never touched)
+    /// Remove the stale ones (cgroup.kill, wait for populated 0, rmdir) and the unknown ones
+    /// that are empty (rmdir alone); a live lab's are never touched
     #[arg(long)]
     remove: bool,
     /// Output format
