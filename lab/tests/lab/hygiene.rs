@@ -814,6 +814,66 @@ fn a_lab_sigkilled_at_any_moment_leaves_no_cgroup_after_the_next_lab_starts() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
+/// `lab ARGS` with the open-file limit `soft`:`hard`, through `prlimit`
+/// where util-linux has it, else a shell's `ulimit`.
+fn with_fd_limit(marker: &Marker, soft: u64, hard: u64, args: &[&str]) -> Output {
+    let prlimit = ["/usr/bin/prlimit", "/bin/prlimit"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let mut cmd = match prlimit {
+        Some(p) => {
+            let mut c = marker.command(p);
+            c.arg(format!("--nofile={soft}:{hard}")).arg(LAB);
+            c
+        }
+        None => {
+            let mut c = marker.command("sh");
+            c.arg("-c")
+                .arg(format!(
+                    "ulimit -Sn {soft} && ulimit -Hn {hard} && exec \"$0\" \"$@\""
+                ))
+                .arg(LAB);
+            c
+        }
+    };
+    let out = cmd.args(args).output().unwrap();
+    marker.assert_gone("the lab");
+    out
+}
+
+fn a_low_fd_limit_is_raised_to_what_the_lab_needs_or_named() {
+    let marker = Marker::new();
+    let out = out_dir("fd-limit");
+    let run = [
+        "run",
+        "nested",
+        "--trials",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    // A hard limit too low: refused before anything runs, with the limit
+    // needed and how to raise it.
+    let low = with_fd_limit(&marker, 200, 200, &run);
+    let err = String::from_utf8_lossy(&low.stderr);
+    assert_eq!(low.status.code(), Some(3), "{err}");
+    let needed = lab::session::host::FD_LIMIT_NEEDED;
+    assert!(
+        err.contains(&format!("at least {needed} open files")),
+        "{err}"
+    );
+    assert!(err.contains("hard limit here is 200"), "{err}");
+    assert!(err.contains("ulimit -n"), "{err}");
+    assert!(!out.exists(), "nothing is run, no results written");
+    // A low soft limit under a high hard one: raised, and the trials run
+    // (canonical passes, legacy orphans), none of them in `error`.
+    let raised = with_fd_limit(&marker, 200, 4096, &run);
+    let err = String::from_utf8_lossy(&raised.stderr);
+    assert_eq!(raised.status.code(), Some(0), "{err}");
+    assert!(!err.contains("os error"), "{err}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
 /// The names of the trial cgroups under the lab cgroup `dir`.
 fn trial_cgroups(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -900,5 +960,6 @@ tests! {
     the_janitor_removes_the_cgroup_of_a_killed_lab_and_never_a_live_one needs CGROUP;
     a_lab_ended_by_a_signal_at_any_moment_leaves_no_cgroup_and_no_process needs CGROUP;
     a_lab_sigkilled_at_any_moment_leaves_no_cgroup_after_the_next_lab_starts needs testkit::ROOT, CGROUP;
+    a_low_fd_limit_is_raised_to_what_the_lab_needs_or_named;
     a_supervisor_reuses_a_trial_cgroup_left_empty_never_a_killed_one_and_removes_it_at_its_end needs CGROUP;
 }
