@@ -126,12 +126,44 @@ pub fn create_lab_cgroup() -> Option<PathBuf> {
 /// takes no `user.` xattrs, before Linux 5.7, the cgroup has no recorded
 /// owner), and the caller holds an exclusive `flock` on the directory until
 /// [`remove_lab_cgroup`] (or its death): `lab janitor` tells a live lab's
-/// cgroup by either.
+/// cgroup by either. Should a sweep of another lab remove the new cgroup
+/// before its lock is taken (it then has no owner and is empty), another
+/// is made, up to 8 times.
 ///
 /// # Errors
 /// The `mkdir`'s (`EACCES` without write access to `parent`), or the
-/// `open` or `flock` of the new directory's (it is removed again then).
+/// `open` or `flock` of the new directory's (it is removed again then);
+/// `Other` when 8 new cgroups in a row were removed at once.
 pub fn create_lab_cgroup_in(parent: &Path) -> io::Result<PathBuf> {
+    // A lab that dies between the `mkdir` and the owner written leaves an
+    // empty cgroup with no owner, which a sweep of the next lab removes
+    // (`janitor::sweep`). One that merely pauses there may find its new
+    // cgroup removed under it by such a sweep: it makes another.
+    let mut tries = 0;
+    loop {
+        match make_and_hold(parent) {
+            Ok(Some((path, fd))) => {
+                HELD.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((path.clone(), fd));
+                return Ok(path);
+            }
+            Ok(None) if tries < 8 => tries += 1,
+            Ok(None) => {
+                return Err(io::Error::other(format!(
+                    "each new lab cgroup in {} was removed at once",
+                    parent.display()
+                )))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One try of [`create_lab_cgroup_in`]: the new cgroup and its locked fd,
+/// or `None` when a sweep removed it before the lock was ours (the
+/// directory at the path is gone, or another).
+fn make_and_hold(parent: &Path) -> io::Result<Option<(PathBuf, OwnedFd)>> {
     use std::os::unix::fs::PermissionsExt;
     let path = tempfile::Builder::new()
         .prefix(LAB_PREFIX)
@@ -154,6 +186,7 @@ pub fn create_lab_cgroup_in(parent: &Path) -> io::Result<PathBuf> {
     });
     let fd = match held {
         Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
         Err(e) => {
             let _ = fs::remove_dir(&path);
             return Err(e.into());
@@ -168,10 +201,20 @@ pub fn create_lab_cgroup_in(parent: &Path) -> io::Result<PathBuf> {
             rustix::fs::XattrFlags::CREATE,
         );
     }
-    HELD.lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push((path.clone(), fd));
-    Ok(path)
+    // Ours only if the path still names the directory we locked: a sweep
+    // that took the lock first (no owner yet) may have removed it.
+    let same = match (
+        rustix::fs::fstat(&fd),
+        rustix::fs::statat(
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        ),
+    ) {
+        (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+        _ => false,
+    };
+    Ok(same.then_some((path, fd)))
 }
 
 /// The [`Owner`] recorded on the lab cgroup open as `dir`; `None` when it

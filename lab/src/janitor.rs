@@ -9,9 +9,11 @@
 //! that PID with the same start time: a reused PID is not the owner). It is
 //! **stale** when neither holds. A cgroup named `lab.*` with no owner
 //! recorded (made by an older lab, or where cgroupfs takes no xattrs) is
-//! **unknown** and left alone. The janitor never touches a live lab's
-//! cgroup, and holds the lock itself while it removes a stale one, so a
-//! second janitor cannot race it.
+//! **unknown**, and removed only when empty (a bare `rmdir`: nothing in it
+//! is killed). The janitor never touches a live lab's cgroup, and holds the
+//! lock itself while it removes one, so a second janitor cannot race it.
+//! Every lab [`sweep`]s the cgroups of dead labs beside its own when it
+//! makes its own.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -32,8 +34,9 @@ pub enum State {
     Live,
     /// Its maker is gone: the janitor may remove it.
     Stale,
-    /// No owner recorded and no lock held: not made by this lab's scheme;
-    /// left alone.
+    /// No owner recorded and no lock held: its maker died before it
+    /// recorded itself (or where cgroupfs takes no xattrs); removed only
+    /// when empty, nothing in it killed.
     Unknown,
 }
 
@@ -57,7 +60,8 @@ pub struct Examined {
     pub state: State,
     /// Its recorded owner, if any.
     pub owner: Option<Owner>,
-    /// Whether the janitor removed it (only with `--remove`, only stale).
+    /// Whether the janitor removed it (only with `--remove`: a stale one, or
+    /// an unknown one that was empty).
     pub removed: bool,
 }
 
@@ -160,18 +164,32 @@ pub fn inspect(path: &Path) -> io::Result<Examined> {
 /// Remove the lab cgroup at `path` when it is stale: `cgroup.kill` on each
 /// trial cgroup and on it, wait for `populated 0` in `cgroup.events` (at
 /// most [`EMPTY_WAIT`] each), then `rmdir` them, holding its lock all the
-/// while. A live or unknown cgroup is left as it is. Returns what was
-/// found, `removed` set when it is gone.
+/// while. An unknown one (no owner recorded, lock free) is removed only
+/// when a bare `rmdir` takes it: empty, no trial cgroup and no process in
+/// it, so nothing is killed (a lab killed between its `mkdir` and its lock
+/// leaves such a cgroup; a lab still in that moment makes another, see
+/// [`cgroup::create_lab_cgroup_in`]). A live cgroup is left as it is.
+/// Returns what was found, `removed` set when it is gone.
 ///
 /// # Errors
 /// Errors opening it; `Other` when it was stale but could not be removed
 /// (a process that would not die, or no permission).
 pub fn remove(path: &Path) -> io::Result<Examined> {
+    remove_within(path, EMPTY_WAIT)
+}
+
+/// [`remove`], waiting at most `limit` for each cgroup to empty.
+fn remove_within(path: &Path, limit: Duration) -> io::Result<Examined> {
     let (mut found, _lock) = examine(path)?;
-    if found.state != State::Stale {
-        return Ok(found);
+    match found.state {
+        State::Live => return Ok(found),
+        State::Unknown => {
+            found.removed = std::fs::remove_dir(path).is_ok();
+            return Ok(found);
+        }
+        State::Stale => {}
     }
-    if !cgroup::empty_and_remove(path, EMPTY_WAIT) {
+    if !cgroup::empty_and_remove(path, limit) {
         return Err(io::Error::other(format!(
             "cannot remove {}: it did not empty, or no permission",
             path.display()
@@ -179,6 +197,34 @@ pub fn remove(path: &Path) -> io::Result<Examined> {
     }
     found.removed = true;
     Ok(found)
+}
+
+/// How long [`sweep`] may wait, in all, for stale cgroups to empty.
+pub const SWEEP_WAIT: Duration = Duration::from_secs(1);
+
+/// Remove, quietly, the cgroups that dead labs left directly under `parent`
+/// (what `lab janitor --remove` would remove there: the stale ones, and
+/// the unknown ones that are empty); what a lab does when it makes its own
+/// cgroup, so that a lab killed by SIGKILL leaves nothing for longer than
+/// until the next lab starts in the same place. Only `lab.*` directories
+/// on a cgroup v2 file system, opened without following links; a live
+/// lab's cgroup is never touched. It waits at most [`SWEEP_WAIT`] in all
+/// for killed processes to go (what outlasts it is killed already and
+/// removed by the next sweep). Returns how many it removed; errors are
+/// ignored (the cgroup is left for the next sweep or `lab janitor`).
+pub fn sweep(parent: &Path) -> usize {
+    let Ok(found) = scan(parent) else {
+        return 0;
+    };
+    let end = std::time::Instant::now() + SWEEP_WAIT;
+    found
+        .iter()
+        .filter(|f| f.state != State::Live)
+        .filter(|f| {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            remove_within(&f.path, left).is_ok_and(|f| f.removed)
+        })
+        .count()
 }
 
 /// Where `lab janitor` looks when given no cgroup: the caller's own cgroup

@@ -12,8 +12,8 @@ use crate::janitor::{self, Examined, State};
 pub(super) struct JanitorCmd {
     /// Lab cgroups to look at (default: every lab.* cgroup under this process's own cgroup)
     cgroups: Vec<PathBuf>,
-    /// Remove the stale ones: cgroup.kill, wait for populated 0, rmdir (a live lab's are
-    /// never touched)
+    /// Remove the stale ones (cgroup.kill, wait for populated 0, rmdir) and the unknown ones
+    /// that are empty (rmdir alone); a live lab's are never touched
     #[arg(long)]
     remove: bool,
     /// Output format
@@ -88,16 +88,18 @@ impl JanitorCmd {
         if let Some(e) = failed {
             return Err(e);
         }
-        // A live lab's cgroup named explicitly for removal is refused.
+        // A cgroup named explicitly for removal and left is refused: a live
+        // lab's, or an unknown one that is not empty.
         if named && self.remove {
-            if let Some(live) = report.cgroups.iter().find(|f| f.state != State::Stale) {
+            if let Some(live) = report.cgroups.iter().find(|f| !f.removed) {
                 return Err(LabError::Input(format!(
                     "{} is {}{}: left alone",
                     live.path.display(),
                     if live.state == State::Live {
                         "the cgroup of a running lab"
                     } else {
-                        "not a cgroup of this lab's making (no owner recorded)"
+                        "not empty and has no owner recorded (its lab died before it recorded \
+                         itself, or cgroupfs takes no xattrs here); what is in it is not killed"
                     },
                     live.owner
                         .as_ref()

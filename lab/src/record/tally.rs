@@ -2,7 +2,9 @@
 //! reasons and failing trials of one group of trials, and [`Tally`], the
 //! counts of every scenario, swept value and strategy of a run or soak. Fed
 //! one trial at a time (a CSV row, or an outcome where no row is written),
-//! so memory grows only with the times kept for percentiles.
+//! in memory that does not grow with the trials: the times for medians and
+//! percentiles are kept in [`Quantiles`], at most 20 failing trials, and
+//! counts by verdict, signature and reason.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -10,7 +12,7 @@ use std::fmt::Write as _;
 use serde::{Serialize, Serializer};
 
 use super::row::TrialRow;
-use crate::stats::{median, percentile, Rate};
+use crate::stats::{Quantiles, Rate};
 use crate::verdict::{reason_class, Outcome, Verdict};
 
 /// Failing trials kept per group for the replay list.
@@ -64,8 +66,11 @@ pub struct Failing {
 #[derive(Clone, Debug, Default)]
 pub struct Counts {
     verdicts: BTreeMap<String, u64>,
-    verdict_us: Vec<u64>,
-    duration_us: Vec<u64>,
+    /// Times to verdict and durations (µs): exact medians and p99s up to
+    /// 4096 trials, within 0.025% beyond, in memory that does not grow
+    /// with the trials ([`Quantiles`]).
+    verdict_us: Quantiles,
+    duration_us: Quantiles,
     /// Trials that named each signature, by the trial's verdict.
     signatures: BTreeMap<String, BTreeMap<String, u64>>,
     /// Distinct reasons of trials that did not pass, by verdict.
@@ -132,8 +137,8 @@ impl Counts {
         if !e.diagnosis_path.is_empty() {
             self.diagnoses_written += 1;
         }
-        self.verdict_us.push(e.verdict_us);
-        self.duration_us.push(e.duration_us);
+        self.verdict_us.add(e.verdict_us);
+        self.duration_us.add(e.duration_us);
         for s in &e.signatures {
             *self
                 .signatures
@@ -259,10 +264,10 @@ impl Counts {
                 .iter()
                 .map(|v| (v.name().to_string(), Rate::wilson(self.count(*v), trials)))
                 .collect(),
-            median_verdict_us: median(&self.verdict_us),
-            p99_verdict_us: percentile(&self.verdict_us, 99.0),
-            median_duration_us: median(&self.duration_us),
-            p99_duration_us: percentile(&self.duration_us, 99.0),
+            median_verdict_us: self.verdict_us.median(),
+            p99_verdict_us: self.verdict_us.percentile(99.0),
+            median_duration_us: self.duration_us.median(),
+            p99_duration_us: self.duration_us.percentile(99.0),
             signatures: self.signatures_where(|_| true),
             reasons: self.reasons.clone(),
             panic_sites: self.panic_sites.clone(),

@@ -40,16 +40,68 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
-/// Prepare the lab process itself: stray inherited fds close-on-exec, and
-/// the lab a subreaper, so that orphans of a supervisor that died come to
-/// it.
+/// Prepare the lab process itself: open files enough for trials
+/// ([`ensure_fd_limit`]), stray inherited fds close-on-exec, and the lab a
+/// subreaper, so that orphans of a supervisor that died come to it.
 ///
 /// # Errors
-/// [`LabError::Io`] with the kernel's error when it refuses either.
+/// [`LabError::Lab`] when the fd limit is too low; [`LabError::Io`] with
+/// the kernel's error when it refuses the rest.
 pub fn prepare_lab_process() -> Result<(), LabError> {
+    ensure_fd_limit()?;
     lifeline::mark_inherited_cloexec()
         .map_err(|e| LabError::io("close_range(CLOSE_RANGE_CLOEXEC)", e))?;
     lifeline::become_subreaper().map_err(|e| LabError::io("PR_SET_CHILD_SUBREAPER", e))
+}
+
+/// The open files (`RLIMIT_NOFILE`) a trial needs: every node and
+/// supervisor keeps the lab's own fds at [`lifeline::LAB_FD_FLOOR`] (256)
+/// and above (report channel, boot record, lifeline, notify, one per gate
+/// and log), and the fd limit must lie above the highest. Measured with
+/// `prlimit --nofile=N:N`: `lab run nested` needs 264, `lab soak --all` 266
+/// (below, trials end in `error`: EINVAL or EMFILE); 32 above the floor
+/// leaves room for scenarios with more gates.
+pub const FD_LIMIT_NEEDED: u64 = lifeline::LAB_FD_FLOOR as u64 + 32;
+
+/// Make sure trials can have [`FD_LIMIT_NEEDED`] open files: raise the soft
+/// `RLIMIT_NOFILE` to that (never beyond the hard limit, and never lower
+/// it: a higher one is kept, as the user set it, since the programs under
+/// test inherit it) when it is below.
+///
+/// # Errors
+/// [`LabError::Lab`] naming the limit needed and how to raise it, when the
+/// hard limit is below it; nothing was run.
+///
+/// # References
+/// - [getrlimit(2)](https://man7.org/linux/man-pages/man2/getrlimit.2.html)
+pub fn ensure_fd_limit() -> Result<(), LabError> {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let lim = getrlimit(Resource::Nofile);
+    // `None`: unlimited.
+    let (soft, hard) = (
+        lim.current.unwrap_or(u64::MAX),
+        lim.maximum.unwrap_or(u64::MAX),
+    );
+    if soft >= FD_LIMIT_NEEDED {
+        return Ok(());
+    }
+    if hard < FD_LIMIT_NEEDED {
+        return Err(LabError::Lab(format!(
+            "the lab needs a limit of at least {FD_LIMIT_NEEDED} open files (RLIMIT_NOFILE; \
+             its own fds sit at {} and above in every trial process), and the hard limit here \
+             is {hard}: raise it to {FD_LIMIT_NEEDED} or more (as root: `ulimit -n \
+             {FD_LIMIT_NEEDED}` in the shell that starts the lab, `prlimit \
+             --nofile={FD_LIMIT_NEEDED}:{FD_LIMIT_NEEDED} --pid PID`, or LimitNOFILE= in its \
+             systemd unit); nothing was run",
+            lifeline::LAB_FD_FLOOR
+        )));
+    }
+    let raised = Rlimit {
+        current: Some(FD_LIMIT_NEEDED),
+        maximum: lim.maximum,
+    };
+    setrlimit(Resource::Nofile, raised)
+        .map_err(|e| LabError::io("setrlimit(RLIMIT_NOFILE)", e.into()))
 }
 
 /// Make a lab cgroup with `create` (which returns it, or `None`, and what

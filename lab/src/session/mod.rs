@@ -19,7 +19,7 @@ pub mod pool;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::cgroup;
+use crate::{cgroup, janitor};
 
 pub use handle::{PidNsMode, SupervisorError, SupervisorHandle};
 pub use host::{
@@ -43,9 +43,16 @@ impl Session {
     /// `jobs` at once (at least one), and puts trials into cgroups below a
     /// fresh lab cgroup (`lab.` and a random suffix, owned and locked: see [`cgroup::create_lab_cgroup_in`]) unless `no_cgroup` or no writable
     /// cgroup v2 is here (then subreaper mode, and [`Session::cgroup_note`]
-    /// says why).
+    /// says why). Beside it, the cgroups of dead labs are removed
+    /// ([`janitor::sweep`]).
     pub fn open(exe: &Path, jobs: usize, no_cgroup: bool) -> Session {
         let (cgroup, cgroup_note) = watched(|| cgroup::trial_parent(no_cgroup));
+        // What labs killed by SIGKILL left beside it (nothing removes a
+        // lab's cgroup when the lab dies while none of its supervisors
+        // runs, or together with them).
+        if let Some(parent) = cgroup.as_deref().and_then(Path::parent) {
+            janitor::sweep(parent);
+        }
         Session {
             exe: exe.to_path_buf(),
             jobs: jobs.max(1),

@@ -390,17 +390,14 @@ fn two_labs_that_are_both_pid_1_run_at_once_with_their_control_verdicts() {
     let _ = std::fs::remove_dir_all(run_dir);
 }
 
-/// `lab janitor ARGS --format json`: its exit status and the cgroups it
-/// reported.
-fn janitor(args: &[&str]) -> (Option<i32>, Vec<Value>, String) {
+/// `lab janitor ARGS --format json`, run in `cgroup` (where it looks when
+/// given no cgroup): its exit status and the cgroups it reported.
+fn janitor(cgroup: &TestCgroup, args: &[&str]) -> (Option<i32>, Vec<Value>, String) {
     let marker = Marker::new();
-    let out = marker
-        .command(LAB)
-        .arg("janitor")
-        .args(args)
-        .args(["--format", "json"])
-        .output()
-        .unwrap();
+    let mut cmd = marker.command(LAB);
+    cmd.arg("janitor").args(args).args(["--format", "json"]);
+    cgroup.enter(&mut cmd);
+    let out = cmd.output().unwrap();
     marker.assert_gone("`lab janitor`");
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     let cgroups = v["cgroups"].as_array().cloned().unwrap_or_default();
@@ -435,17 +432,18 @@ fn start_ticks(pid: i32) -> u64 {
 fn the_janitor_removes_the_cgroup_of_a_killed_lab_and_never_a_live_one() {
     let dir = out_dir("janitor");
     let marker = Marker::new();
-    let mut soak = start_soak(
-        &marker,
-        &[
-            "--scenario",
-            "nested",
-            "--trials",
-            "1000",
-            "--out",
-            dir.to_str().unwrap(),
-        ],
-    );
+    // Its own parent cgroup: no other lab's sweep removes the killed lab's
+    // cgroup before the janitor sees it.
+    let cgroup = TestCgroup::new(&marker);
+    let janitor = |args: &[&str]| janitor(&cgroup, args);
+    let mut cmd = marker.command(LAB);
+    cmd.args(["soak", "--progress", "lines", "--format", "json", "-j", "2"])
+        .args(["--scenario", "nested", "--trials", "1000", "--out"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cgroup.enter(&mut cmd);
+    let mut soak = cmd.spawn().unwrap();
     let _err = first_progress_line(&mut soak);
     let lab_start = start_ticks(soak.id() as i32);
     // While it runs, its cgroup is live: listed so, and never removed.
@@ -506,6 +504,22 @@ fn the_janitor_removes_the_cgroup_of_a_killed_lab_and_never_a_live_one() {
     assert!(!Path::new(&path).exists());
     // What the trials left (their processes were in its cgroup) is gone.
     marker.wait_gone();
+    // A lab cgroup with no owner recorded and no lock (its lab died before
+    // it recorded itself): unknown, removed only while empty, nothing in it
+    // killed.
+    let unknown = cgroup.dir.join("lab.unknown");
+    std::fs::create_dir_all(unknown.join("trial.1.0")).unwrap();
+    let path = unknown.to_str().unwrap();
+    let (code, cgroups, err) = janitor(&["--remove", path]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("not empty"), "{err}");
+    assert_eq!(cgroups[0]["state"], "unknown", "{cgroups:?}");
+    assert_eq!(cgroups[0]["removed"], false, "{cgroups:?}");
+    std::fs::remove_dir(unknown.join("trial.1.0")).unwrap();
+    let (code, cgroups, err) = janitor(&["--remove", path]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(cgroups[0]["removed"], true, "{cgroups:?}");
+    assert!(!unknown.exists());
     // Bad input: a path that is no cgroup.
     let (code, _, err) = janitor(&["--remove", "/no/such/cgroup"]);
     assert_eq!(code, Some(2), "{err}");
@@ -521,6 +535,10 @@ fn the_janitor_removes_the_cgroup_of_a_killed_lab_and_never_a_live_one() {
             .count(),
         0
     );
+    drop(soak);
+    let test_cgroup = cgroup.dir.clone();
+    drop(cgroup);
+    assert!(!test_cgroup.exists());
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -655,6 +673,207 @@ fn a_lab_ended_by_a_signal_at_any_moment_leaves_no_cgroup_and_no_process() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
+/// Where a [`killed_at`] lab is when the test SIGKILLs it.
+#[derive(Clone, Copy, Debug)]
+enum Moment {
+    /// As soon as it is spawned.
+    Spawned,
+    /// Once its lab cgroup exists.
+    Cgroup,
+    /// Once it printed its header line on stderr.
+    Header,
+    /// Once its `trials.csv` holds this many rows.
+    Rows(usize),
+}
+
+/// The rows of the `trials.csv` in `out` (a soak's) or one level down (a
+/// run id's directory), headers not counted.
+fn csv_rows(out: &Path) -> usize {
+    let Ok(dirs) = std::fs::read_dir(out) else {
+        return 0;
+    };
+    dirs.flatten()
+        .map(|d| d.path())
+        .chain([out.to_path_buf()])
+        .filter_map(|d| std::fs::read(d.join("trials.csv")).ok())
+        .map(|b| b.iter().filter(|&&c| c == b'\n').count().saturating_sub(1))
+        .sum()
+}
+
+/// Start `lab ARGS` in `cgroup`, stderr piped; SIGKILL it at `moment`
+/// (or let it end, should it finish before) and reap it. Whether it was
+/// killed.
+fn killed_at(marker: &Marker, cgroup: &TestCgroup, args: &[&str], moment: Moment) -> bool {
+    let mut cmd = marker.command(LAB);
+    cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
+    cgroup.enter(&mut cmd);
+    let mut child = cmd.spawn().unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let out = Path::new(args[args.iter().position(|&a| a == "--out").unwrap() + 1]);
+    let mut header = || {
+        let mut line = String::new();
+        err.read_line(&mut line).unwrap() > 0
+    };
+    let header = matches!(moment, Moment::Header) && header();
+    // Drained meanwhile: a lab blocked on a full pipe makes no progress.
+    let drain = std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let reached = match moment {
+        Moment::Spawned => true,
+        Moment::Cgroup => spin_until(&mut child, || !cgroup.lab_cgroups().is_empty()),
+        Moment::Header => header,
+        Moment::Rows(n) => spin_until(&mut child, || csv_rows(out) >= n),
+    };
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    let _ = drain.join();
+    let killed = std::os::unix::process::ExitStatusExt::signal(&status) == Some(9);
+    assert!(killed || !reached, "{args:?} at {moment:?}: {status:?}");
+    killed
+}
+
+fn a_lab_sigkilled_at_any_moment_leaves_no_cgroup_after_the_next_lab_starts() {
+    let marker = Marker::new();
+    let cgroup = TestCgroup::new(&marker);
+    let out = out_dir("sigkilled");
+    let o = |tag: &str| out.join(tag).to_str().unwrap().to_string();
+    let (fuzz, fuzz_regr, soak, exec) = (o("fuzz"), o("regressions"), o("soak"), o("exec"));
+    let fuzz_args = [
+        "fuzz",
+        "--cases",
+        "2000",
+        "-j",
+        "2",
+        "--out",
+        &fuzz,
+        "--regressions",
+        &fuzz_regr,
+    ];
+    let soak_args = [
+        "soak",
+        "--scenario",
+        "nested",
+        "--trials",
+        "2000",
+        "--progress",
+        "lines",
+        "-j",
+        "2",
+        "--out",
+        &soak,
+    ];
+    let exec_args = [
+        "exec", "--trials", "2000", "-j", "2", "--out", &exec, "--", "true",
+    ];
+    use Moment::*;
+    let runs: [(&[&str], Moment); 20] = [
+        (&fuzz_args, Spawned),
+        (&fuzz_args, Cgroup),
+        (&fuzz_args, Header),
+        (&fuzz_args, Rows(1)),
+        (&fuzz_args, Rows(7)),
+        (&fuzz_args, Rows(40)),
+        (&fuzz_args, Spawned),
+        (&soak_args, Spawned),
+        (&soak_args, Cgroup),
+        (&soak_args, Header),
+        (&soak_args, Rows(1)),
+        (&soak_args, Rows(10)),
+        (&soak_args, Rows(60)),
+        (&soak_args, Cgroup),
+        (&exec_args, Spawned),
+        (&exec_args, Cgroup),
+        (&exec_args, Header),
+        (&exec_args, Rows(1)),
+        (&exec_args, Rows(5)),
+        (&exec_args, Rows(50)),
+    ];
+    let mut killed = 0;
+    for (args, moment) in runs {
+        // A soak's --out is its own directory: a fresh one each time.
+        let _ = std::fs::remove_dir_all(&soak);
+        killed += usize::from(killed_at(&marker, &cgroup, args, moment));
+    }
+    assert!(killed >= 18, "only {killed} of 20 labs were killed mid-run");
+    // Their trees are gone (supervisors see their lifelines close; trials
+    // die with their PID namespaces); only cgroups may be left.
+    marker.wait_gone();
+    // The next lab started here removes them, and its own at its end.
+    let mut cmd = marker.command(LAB);
+    cmd.args(["run", "nested", "--trials", "1", "--out"])
+        .arg(out.join("run"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cgroup.enter(&mut cmd);
+    let status = cmd.status().unwrap();
+    assert!(status.code().is_some(), "{status:?}");
+    assert_eq!(cgroup.lab_cgroups(), Vec::<PathBuf>::new());
+    marker.assert_gone("the last lab");
+    let dir = cgroup.dir.clone();
+    drop(cgroup);
+    assert!(!dir.exists(), "{} is left", dir.display());
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// `lab ARGS` with the open-file limit `soft`:`hard`, through `prlimit`
+/// where util-linux has it, else a shell's `ulimit`.
+fn with_fd_limit(marker: &Marker, soft: u64, hard: u64, args: &[&str]) -> Output {
+    let prlimit = ["/usr/bin/prlimit", "/bin/prlimit"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let mut cmd = match prlimit {
+        Some(p) => {
+            let mut c = marker.command(p);
+            c.arg(format!("--nofile={soft}:{hard}")).arg(LAB);
+            c
+        }
+        None => {
+            let mut c = marker.command("sh");
+            c.arg("-c")
+                .arg(format!(
+                    "ulimit -Sn {soft} && ulimit -Hn {hard} && exec \"$0\" \"$@\""
+                ))
+                .arg(LAB);
+            c
+        }
+    };
+    let out = cmd.args(args).output().unwrap();
+    marker.assert_gone("the lab");
+    out
+}
+
+fn a_low_fd_limit_is_raised_to_what_the_lab_needs_or_named() {
+    let marker = Marker::new();
+    let out = out_dir("fd-limit");
+    let run = [
+        "run",
+        "nested",
+        "--trials",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    // A hard limit too low: refused before anything runs, with the limit
+    // needed and how to raise it.
+    let low = with_fd_limit(&marker, 200, 200, &run);
+    let err = String::from_utf8_lossy(&low.stderr);
+    assert_eq!(low.status.code(), Some(3), "{err}");
+    let needed = lab::session::host::FD_LIMIT_NEEDED;
+    assert!(
+        err.contains(&format!("at least {needed} open files")),
+        "{err}"
+    );
+    assert!(err.contains("hard limit here is 200"), "{err}");
+    assert!(err.contains("ulimit -n"), "{err}");
+    assert!(!out.exists(), "nothing is run, no results written");
+    // A low soft limit under a high hard one: raised, and the trials run
+    // (canonical passes, legacy orphans), none of them in `error`.
+    let raised = with_fd_limit(&marker, 200, 4096, &run);
+    let err = String::from_utf8_lossy(&raised.stderr);
+    assert_eq!(raised.status.code(), Some(0), "{err}");
+    assert!(!err.contains("os error"), "{err}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
 /// The names of the trial cgroups under the lab cgroup `dir`.
 fn trial_cgroups(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -740,5 +959,7 @@ tests! {
     two_labs_that_are_both_pid_1_run_at_once_with_their_control_verdicts needs testkit::ROOT, PIDNS;
     the_janitor_removes_the_cgroup_of_a_killed_lab_and_never_a_live_one needs CGROUP;
     a_lab_ended_by_a_signal_at_any_moment_leaves_no_cgroup_and_no_process needs CGROUP;
+    a_lab_sigkilled_at_any_moment_leaves_no_cgroup_after_the_next_lab_starts needs testkit::ROOT, CGROUP;
+    a_low_fd_limit_is_raised_to_what_the_lab_needs_or_named;
     a_supervisor_reuses_a_trial_cgroup_left_empty_never_a_killed_one_and_removes_it_at_its_end needs CGROUP;
 }
