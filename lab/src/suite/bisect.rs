@@ -316,6 +316,15 @@ pub fn bisect(setup: &Setup, args: &BisectArgs) -> Result<BisectReport, LabError
             args.victim
         )));
     };
+    if let Some(command) = suite.members[victim].root_command() {
+        return Err(LabError::Input(format!(
+            "{}: the victim `{}` runs a command at its root (`{command}`): a fresh exec'd \
+             process that inherits nothing from the test process, so nothing run before it \
+             can change its verdict and there is nothing to bisect; choose a victim whose \
+             root is a copy of the test process (no `command` at the root)",
+            setup.suite, args.victim
+        )));
+    }
     let predecessors = order[..at].to_vec();
     let exec = Executor::new(&suite, setup);
     let mut b = Bisection {
