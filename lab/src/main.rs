@@ -1,7 +1,9 @@
 //! `lab`: parse the command line, run the command, and exit with the status
 //! its result maps to (see [`lab::error::Exit`]): 0 clean (every strategy as
 //! expected), 1 something was found (a verdict its scenario does not
-//! expect), 2 bad input, 3 the lab could not work.
+//! expect), 2 bad input, 3 the lab could not work (also when standard
+//! output failed and the command's output was lost; a closed pipe is not a
+//! failure).
 
 use std::process::ExitCode;
 
@@ -13,5 +15,9 @@ fn main() -> ExitCode {
     if let Err(e) = &result {
         lab::output::write_err(format_args!("lab: {}\n", e.chain()));
     }
-    Exit::of(&result).into()
+    match Exit::of(&result) {
+        // Output lost to a failed standard output (not a closed pipe).
+        Exit::Clean | Exit::Found if lab::output::stdout_failed() => Exit::Lab.into(),
+        exit => exit.into(),
+    }
 }

@@ -13,7 +13,6 @@ pub mod markdown;
 pub mod plot;
 pub mod png;
 pub mod report;
-mod sweep;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -24,8 +23,8 @@ use crate::record::row::{schemas_read, TrialRow, OLDEST_SCHEMA, SCHEMA};
 use crate::record::trust;
 use crate::verdict::Verdict;
 
+pub use crate::scenario::sweep::{sweep_unit, SweepUnit, SweepValue};
 pub use group::Group;
-pub use sweep::{sweep_unit, SweepUnit, SweepValue};
 
 /// The file a results DIR holds.
 pub const TRIALS_CSV: &str = "trials.csv";

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::markdown::{code, md};
+use super::markdown::{md, quote};
 use super::{list_some, plot, Dataset, Group, ScenarioData};
 use crate::stats::{percentile_sorted, Rate};
 use crate::verdict::Verdict;
@@ -224,7 +224,11 @@ pub fn finding(g: &Group) -> String {
         else {
             continue;
         };
-        let first = reason.lines().next().unwrap_or("").trim();
+        // The first line that says something (a reason may start with a
+        // line break).
+        let Some(first) = reason.lines().map(str::trim).find(|l| !l.is_empty()) else {
+            continue;
+        };
         let first = if first.chars().count() > 300 {
             format!("{} …", first.chars().take(299).collect::<String>())
         } else {
@@ -242,7 +246,7 @@ pub fn finding(g: &Group) -> String {
             line,
             " Why `{v}` ({which} of its {}): {}.",
             crate::text::plural(g.count(v), "trial"),
-            code(&first)
+            quote(&first)
         );
     }
     if !g.signatures.is_empty() {

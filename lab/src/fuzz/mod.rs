@@ -103,6 +103,11 @@ pub struct Lab<'a> {
     session: &'a Session,
     rec: &'a mut Recorder,
     bar: &'a Bar,
+    /// Trials dealt so far in this run: the first CSV `trial` number of the
+    /// next batch. Every case is the scenario `fuzz`, so a row's `trial`
+    /// numbers it within the run (a case's own trial index, which its
+    /// replay reproduces, is the last part of its diagnosis stem).
+    dealt: u64,
 }
 
 impl Lab<'_> {
@@ -149,12 +154,14 @@ impl Lab<'_> {
         let replays: Vec<String> = cases.iter().map(|w| self.replay(w, strategy)).collect();
         let plan_hashes: Vec<String> = cases.iter().map(|w| w.checked.plan.hash()).collect();
         let mut outcomes: Vec<Vec<(u64, Outcome)>> = vec![Vec::new(); cases.len()];
+        let base = self.dealt;
+        self.dealt += total;
         let (rec, bar) = (&mut *self.rec, self.bar);
         self.session.run_trials(total, &request, &|_| {}, |i, o| {
             let c = (i / k) as usize;
             let w = cases[c];
             rec.record(&Finished {
-                source: TrialSource::of(&w.checked.plan, &plan_hashes[c], i % k, None),
+                source: TrialSource::of(&w.checked.plan, &plan_hashes[c], base + i, None),
                 strategy,
                 outcome: &o,
                 stem: &format!("{}.{}.{}", strategy.name, tag(c), i % k),
@@ -345,6 +352,7 @@ pub fn run(args: &FuzzArgs) -> Result<FuzzSummary, LabError> {
         session: &session,
         rec: &mut rec,
         bar: &bar,
+        dealt: 0,
     };
     let done = explore_all(&mut lab, &regressions, &run_dir);
     bar.finish();

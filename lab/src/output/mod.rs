@@ -3,9 +3,10 @@
 //! pipe). Through [`write_out`] and [`write_err`] (and the `out!`, `outln!`
 //! and `errln!` macros of `cli` over them), a stream that is closed
 //! (`EPIPE`) or fails is written no more: the command goes on to its usual
-//! exit status, quietly when the reader left (a closed pipe is how a reader
-//! says "enough"), and with one line on standard error for any other
-//! failure of standard output.
+//! exit status, quietly, when the reader left (a closed pipe is how a
+//! reader says "enough"); any other failure of standard output (`>
+//! /dev/full`, a full disk) is said in one line on standard error and makes
+//! the exit status 3 ([`stdout_failed`]): the command's output is lost.
 //!
 //! This is a ground floor: the commands (`cli`) and the library under them
 //! (`run`, `soak`, `fuzz`, `session`) write through it; it imports nothing
@@ -21,6 +22,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Standard output failed or was closed: nothing more is written to it.
 static STDOUT_DONE: AtomicBool = AtomicBool::new(false);
+/// Standard output failed other than by a closed pipe: output was lost.
+static STDOUT_FAILED: AtomicBool = AtomicBool::new(false);
 /// Standard error failed or was closed: nothing more is written to it.
 static STDERR_DONE: AtomicBool = AtomicBool::new(false);
 
@@ -34,11 +37,19 @@ pub fn write_out(args: fmt::Arguments<'_>) {
     if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
         STDOUT_DONE.store(true, Ordering::Relaxed);
         if e.kind() != io::ErrorKind::BrokenPipe {
+            STDOUT_FAILED.store(true, Ordering::Relaxed);
             write_err(format_args!(
                 "lab: cannot write to standard output ({e}); no more output\n"
             ));
         }
     }
+}
+
+/// Whether a write to standard output failed other than by a closed pipe
+/// (`EPIPE`): some of the command's output was lost, and `lab` exits with
+/// status 3 (the lab could not work) where it would have exited 0 or 1.
+pub fn stdout_failed() -> bool {
+    STDOUT_FAILED.load(Ordering::Relaxed)
 }
 
 /// Write `args` to standard error, unless it has failed before; a failure

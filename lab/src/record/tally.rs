@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use serde::{Serialize, Serializer};
 
 use super::row::TrialRow;
+use crate::scenario::sweep::SweepValue;
 use crate::stats::{Quantiles, Rate};
 use crate::verdict::{reason_class, Outcome, Verdict};
 
@@ -419,9 +420,17 @@ impl Tally {
             .join(" | ")
     }
 
-    /// One summary per group, in scenario, swept value and strategy order.
+    /// One summary per group, in scenario, swept value and strategy order;
+    /// swept values by value (`child+200us` before `child+1ms`), as
+    /// [`SweepValue::order`] orders them for `lab report`.
     pub fn summaries(&self) -> Vec<GroupSummary> {
-        self.groups.iter().map(|(k, g)| g.summary(k)).collect()
+        let mut groups: Vec<(&Key, &Counts)> = self.groups.iter().collect();
+        groups.sort_by(|((sa, ka, va, _), _), ((sb, kb, vb, _), _)| {
+            (sa, ka).cmp(&(sb, kb)).then_with(|| {
+                SweepValue::order(&SweepValue::parse(ka, va), &SweepValue::parse(kb, vb))
+            })
+        });
+        groups.into_iter().map(|(k, g)| g.summary(k)).collect()
     }
 }
 

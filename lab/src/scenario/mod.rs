@@ -8,6 +8,7 @@ mod error;
 mod file;
 pub mod overrides;
 mod selector;
+pub mod sweep;
 
 use std::time::Duration;
 

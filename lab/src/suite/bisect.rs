@@ -292,16 +292,13 @@ fn split(c: &[usize], n: usize) -> Vec<Vec<usize>> {
     chunks
 }
 
-/// `lab bisect`: check the victim alone and after the whole list of its
-/// predecessors, then reduce the predecessors to a 1-minimal set after
-/// which it still fails (with `args.opposite`: still passes).
+/// The index of the victim `args.victim` in `suite`.
 ///
 /// # Errors
-/// [`LabError::Input`] for a bad suite file, order or victim name;
-/// [`LabError::Lab`] when supervisors cannot be started.
-pub fn bisect(setup: &Setup, args: &BisectArgs) -> Result<BisectReport, LabError> {
-    let suite = Suite::load(&setup.suite)?;
-    let order = setup.order.resolve(&suite)?;
+/// [`LabError::Input`] for a name that is no member, or a victim that runs
+/// a command at its root (see [`super::Member::root_command`]): nothing run
+/// before it can change its verdict, so there is nothing to bisect.
+fn victim_of(setup: &Setup, suite: &Suite, args: &BisectArgs) -> Result<usize, LabError> {
     let victim = suite.index(&args.victim).ok_or_else(|| {
         LabError::Input(format!(
             "{}: no member `{}` (members: {})",
@@ -310,6 +307,30 @@ pub fn bisect(setup: &Setup, args: &BisectArgs) -> Result<BisectReport, LabError
             suite.names()
         ))
     })?;
+    if let Some(command) = suite.members[victim].root_command() {
+        return Err(LabError::Input(format!(
+            "{}: the victim `{}` runs a command at its root (`{command}`): a fresh exec'd \
+             process that inherits nothing from the test process, so nothing run before it \
+             can change its verdict and there is nothing to bisect; choose a victim whose \
+             root is a copy of the test process (no `command` at the root)",
+            setup.suite, args.victim
+        )));
+    }
+    Ok(victim)
+}
+
+/// `lab bisect`: check the victim alone and after the whole list of its
+/// predecessors, then reduce the predecessors to a 1-minimal set after
+/// which it still fails (with `args.opposite`: still passes).
+///
+/// # Errors
+/// [`LabError::Input`] for a bad suite file, order or victim name, or a
+/// victim that runs a command at its root;
+/// [`LabError::Lab`] when supervisors cannot be started.
+pub fn bisect(setup: &Setup, args: &BisectArgs) -> Result<BisectReport, LabError> {
+    let suite = Suite::load(&setup.suite)?;
+    let order = setup.order.resolve(&suite)?;
+    let victim = victim_of(setup, &suite, args)?;
     let Some(at) = order.iter().position(|&m| m == victim) else {
         return Err(LabError::Input(format!(
             "the victim `{}` is not in the order given (--members)",

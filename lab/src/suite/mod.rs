@@ -32,6 +32,44 @@ pub use file::{Member, Suite};
 use crate::error::LabError;
 use crate::strategy::Strategy;
 
+impl Member {
+    /// The program its root runs, when its scenario puts a `command` at the
+    /// root (what `lab exec` runs): the root is then an external program,
+    /// exec'd, a fresh process that inherits none of the test process's
+    /// state (the attendant global, its worker), so nothing that ran before
+    /// it in the suite can change its verdict. `None` for a root that is a
+    /// copy of the test process.
+    pub fn root_command(&self) -> Option<String> {
+        self.plan
+            .nodes
+            .first()?
+            .command
+            .as_ref()
+            .map(|c| c.join(" "))
+    }
+}
+
+/// Why the members in `order` (indexes into `suite`) cannot be
+/// order-dependent, when every one of them runs a command at its root
+/// (see [`Member::root_command`]); `None` when some member's root is a copy
+/// of the test process.
+pub fn shares_nothing(suite: &Suite, order: &[usize]) -> Option<String> {
+    if order.is_empty()
+        || order
+            .iter()
+            .any(|&m| suite.members[m].root_command().is_none())
+    {
+        return None;
+    }
+    Some(
+        "every member runs a command at its root (a fresh exec'd process that inherits nothing \
+         from the test process), so no member can be order-dependent and this suite finds \
+         nothing; an order dependence needs members whose root is a copy of the test process \
+         (no `command` at the root), as in scenarios/suites/attendant.toml"
+            .to_string(),
+    )
+}
+
 /// The order in which a suite's members run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Order {

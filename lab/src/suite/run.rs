@@ -115,6 +115,9 @@ pub struct SuiteReport {
     pub members: Vec<MemberReport>,
     /// The members whose verdict depends on the order.
     pub order_dependent: Vec<OrderDependent>,
+    /// Why no member can be order-dependent, when the members share
+    /// nothing (every one runs a command at its root); `null` otherwise.
+    pub warning: Option<String>,
     /// Executions run (each one fresh supervisor).
     pub runs: u64,
     /// Whether trials ran in cgroups of their own (else: subreaper alone).
@@ -167,19 +170,20 @@ impl SuiteReport {
                     ]
                 })
                 .collect();
-            s.push_str(&crate::table::text(
-                2,
-                &[
-                    "member",
-                    "alone",
-                    "in the suite",
-                    "failures in the suite",
-                    "",
-                ],
-                &rows,
-            ));
+            // The marks' column, headed by nothing, only when a row has a
+            // mark: else its underline would be a stray column.
+            let mut header = vec!["member", "alone", "in the suite", "failures in the suite"];
+            let mut rows = rows;
+            if rows.iter().any(|r| !r[4].is_empty()) {
+                header.push("");
+            } else {
+                rows.iter_mut().for_each(|r| r.truncate(4));
+            }
+            s.push_str(&crate::table::text(2, &header, &rows));
         }
-        if self.order_dependent.is_empty() {
+        if let Some(w) = &self.warning {
+            let _ = writeln!(s, "\nwarning: {w}");
+        } else if self.order_dependent.is_empty() {
             let _ = writeln!(
                 s,
                 "\nno order-dependent member: every member has the same verdicts alone and in the suite"
@@ -387,6 +391,7 @@ pub fn run(setup: &Setup, strategies: &[Strategy]) -> Result<SuiteReport, LabErr
         strategies: strategies.iter().map(|s| s.name.clone()).collect(),
         members,
         order_dependent: dependents,
+        warning: super::shares_nothing(&suite, &order),
         runs,
         cgroup,
         cgroup_note,

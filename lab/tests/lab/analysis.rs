@@ -139,6 +139,36 @@ fn report_and_plot_a_real_run() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+fn a_reason_with_code_spans_is_quoted_without_an_empty_pair() {
+    let dir = out_dir("analysis-why");
+    let out = lab(
+        &[
+            "exec",
+            "--trials",
+            "1",
+            "--out",
+            dir.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            "sleep 30 &",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let report = lab(&["report", dir.to_str().unwrap()], &[]);
+    assert_eq!(report.status.code(), Some(0));
+    let md = stdout(&report);
+    let why = md
+        .lines()
+        .find(|l| l.contains("Why `orphan`"))
+        .unwrap_or_else(|| panic!("{md}"));
+    // The reason's own code spans stay; no double-backtick fence around it.
+    assert!(why.contains("pid N (`sleep 30`)"), "{why}");
+    assert!(!why.contains("``"), "{why}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 fn report_and_plot_refuse_bad_input_with_status_2() {
     let dir = out_dir("analysis-bad");
     let missing = dir.join("missing");
@@ -181,6 +211,7 @@ fn report_and_plot_refuse_bad_input_with_status_2() {
 }
 
 tests! {
+    a_reason_with_code_spans_is_quoted_without_an_empty_pair;
     report_and_plot_a_real_run;
     report_and_plot_refuse_bad_input_with_status_2;
 }

@@ -220,6 +220,35 @@ fn a_closed_stdout_ends_the_output_quietly_with_the_usual_status() {
     }
 }
 
+fn a_failed_stdout_is_said_and_exits_3() {
+    for (args, status) in [
+        (vec!["list"], 3),
+        (vec!["plan", "nested", "--format", "json"], 3),
+        // Bad input keeps its status.
+        (vec!["check", "no/such.toml"], 2),
+    ] {
+        let marker = Marker::new();
+        let full = std::fs::File::create("/dev/full").expect("open /dev/full");
+        let out = marker
+            .command(LAB)
+            .args(&args)
+            .stdout(Stdio::from(full))
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run lab");
+        marker.assert_gone(&format!("`lab {}`", args.join(" ")));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(status), "lab {args:?}: {err}");
+        assert!(!err.contains("panicked"), "lab {args:?}: {err}");
+        if status == 3 {
+            assert!(
+                err.contains("lab: cannot write to standard output (No space left on device"),
+                "lab {args:?}: {err}"
+            );
+        }
+    }
+}
+
 fn counts_jobs_deadlines_and_durations_out_of_range_are_refused_with_status_2() {
     let dir = out_dir("ranges");
     let d = dir.to_str().unwrap();
@@ -344,6 +373,7 @@ tests! {
     every_file_of_the_corpus_is_refused_with_its_location_by_check_plan_and_run needs STRACE;
     files_made_here_are_refused_bounded_and_before_any_process needs STRACE;
     a_closed_stdout_ends_the_output_quietly_with_the_usual_status;
+    a_failed_stdout_is_said_and_exits_3;
     counts_jobs_deadlines_and_durations_out_of_range_are_refused_with_status_2;
     a_limit_on_threads_and_processes_is_an_error_with_status_3_not_a_panic needs testkit::ROOT;
 }

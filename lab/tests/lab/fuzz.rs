@@ -194,6 +194,41 @@ fn canonical_holds_the_property_over_the_same_cases() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+fn report_and_plot_read_a_fuzz_run() {
+    let dir = out_dir("fuzz-report");
+    let regressions = dir.join("regressions");
+    let (v, code) = fuzz(
+        "6",
+        &dir,
+        &regressions,
+        &[
+            "--strategy",
+            "legacy",
+            "--repeat",
+            "2",
+            "--shrink-steps",
+            "10",
+        ],
+    );
+    assert!(matches!(code, 0 | 1), "{v}");
+    let csv = Path::new(v["csv"].as_str().unwrap());
+    let run = csv.parent().unwrap().to_str().unwrap();
+    // Every case is the scenario `fuzz` at trial 0..repeat: the rows'
+    // trial numbers tell them apart.
+    let rows = lab::record::csv::read_rows(csv).unwrap();
+    let trials: std::collections::BTreeSet<u64> = rows.iter().map(|r| r.trial).collect();
+    assert_eq!(trials.len(), rows.len(), "distinct trial numbers");
+    let report = lab(&["report", run], &[]);
+    let err = String::from_utf8_lossy(&report.stderr);
+    assert_eq!(report.status.code(), Some(0), "{err}");
+    assert!(String::from_utf8_lossy(&report.stdout).contains("\n## fuzz\n"));
+    let charts = dir.join("charts");
+    let plot = lab(&["plot", run, "--out", charts.to_str().unwrap()], &[]);
+    let err = String::from_utf8_lossy(&plot.stderr);
+    assert_eq!(plot.status.code(), Some(0), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 fn bad_input_exits_2_before_anything_runs() {
     let dir = out_dir("fuzz-bad");
     let out = lab(
@@ -360,6 +395,7 @@ fn each_failure_class_found_is_listed_and_shrunk() {
 tests! {
     legacy_fails_shrinks_replays_and_is_kept_as_a_regression;
     canonical_holds_the_property_over_the_same_cases;
+    report_and_plot_read_a_fuzz_run;
     bad_input_exits_2_before_anything_runs;
     a_hang_that_could_shrink_to_an_orphan_stays_a_hang;
     each_failure_class_found_is_listed_and_shrunk;

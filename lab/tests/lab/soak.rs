@@ -296,10 +296,51 @@ fn a_sweep_runs_every_value_and_names_it_in_each_row() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+fn swept_values_are_summarised_in_the_order_of_their_values() {
+    let dir = out_dir("soak-sweep-order");
+    // As text the order would be 10s, 2s, 900ms.
+    let out = lab(
+        &[
+            "soak",
+            "--progress",
+            "none",
+            "--out",
+            dir.to_str().unwrap(),
+            "--scenario",
+            "nested",
+            "--strategy",
+            "canonical",
+            "--trials",
+            "1",
+            "--sweep",
+            "limits.deadline=10s,2s,900ms",
+        ],
+        &[],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let at = |v: &str| {
+        text.find(&format!("\nnested  limits.deadline={v}\n"))
+            .unwrap_or_else(|| panic!("no block for {v}:\n{text}"))
+    };
+    assert!(at("900ms") < at("2s") && at("2s") < at("10s"), "{text}");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let values: Vec<&str> = summary["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["sweep_value"].as_str().unwrap())
+        .collect();
+    assert_eq!(values, ["900ms", "2s", "10s"], "{summary}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 tests! {
     shards_merge_to_the_unsharded_soak;
     a_soak_killed_with_sigkill_leaves_nothing_and_resumes;
     a_soak_interrupted_with_sigint_leaves_nothing_and_resumes;
     the_gate_fails_on_a_strategy_that_does_not_pass;
     a_sweep_runs_every_value_and_names_it_in_each_row;
+    swept_values_are_summarised_in_the_order_of_their_values;
 }

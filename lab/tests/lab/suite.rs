@@ -456,6 +456,47 @@ fn lab_run_gives_each_trial_of_a_host_action_a_fresh_supervisor() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+fn members_that_share_nothing_are_warned_of_and_not_bisected() {
+    let file = test_suite("commands.toml");
+    // Every member in the order runs a command at its root: lab suite warns
+    // instead of saying "no order-dependent member".
+    let args = ["--members", "run-true,run-sh", "--strategy", "legacy"];
+    let (out, v) = lab_json("suite", &file, &args);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    let warning = v["warning"].as_str().unwrap_or_else(|| panic!("{v}"));
+    assert!(
+        warning.starts_with("every member runs a command at its root")
+            && warning.contains("no member can be order-dependent"),
+        "{warning}"
+    );
+    let mut text_args = vec!["suite", &file, "--repeat", "1", "--deadline", DEADLINE];
+    text_args.extend_from_slice(&args);
+    let out = lab(&text_args, &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("\nwarning: every member runs a command"),
+        "{text}"
+    );
+    assert!(!text.contains("no order-dependent member"), "{text}");
+    // No member is marked: the table has its four columns and no stray one.
+    let rule = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("---"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(rule.split_whitespace().count(), 4, "{text}");
+    // A victim that runs a command: nothing to bisect, exit 2, before any run.
+    let out = lab(&["bisect", &file, "--victim", "run-sh"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the victim `run-sh` runs a command at its root (`sh -c exit 0`)")
+            && err.contains("nothing to bisect"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
 tests! {
     the_victim_passes_alone_and_hangs_in_the_suite_under_legacy_only;
     the_text_table_calls_out_the_order_dependent_member;
@@ -466,4 +507,5 @@ tests! {
     bisect_says_plainly_when_the_victim_is_not_order_dependent;
     a_bad_suite_file_is_refused_with_its_location;
     lab_run_gives_each_trial_of_a_host_action_a_fresh_supervisor;
+    members_that_share_nothing_are_warned_of_and_not_bisected;
 }

@@ -1,5 +1,7 @@
-//! The values of a swept parameter (`kill_delay=5ms`), as written and as
-//! numbers, and their unit.
+//! The values of a swept parameter (`kill_delay=5ms`, see
+//! [`overrides::Sweep`](super::overrides::Sweep)), as written and as
+//! numbers, their unit and their order: one order for every summary that
+//! lists swept values (`lab report`, `lab plot`, the soak's summary).
 
 /// The unit of a swept parameter's values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
