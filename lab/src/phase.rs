@@ -320,12 +320,69 @@ pub fn pending(fd: BorrowedFd<'_>) -> io::Result<bool> {
 /// Receive one record without blocking, with the pidfd or the panic report
 /// it carries, if any. `Ok(None)` when no record is waiting.
 ///
+/// A receive that gives 0 bytes is the end of the channel only when the
+/// receive right after it gives 0 bytes too ([`next_datagram`]): a
+/// non-blocking `SOCK_SEQPACKET` receive that finds the queue empty, and
+/// then the peer shut down, returns 0 even when the peer's last datagram
+/// was queued between those two looks.
+///
 /// # Errors
 /// `UnexpectedEof` once every node end is closed (no record can come any
 /// more); socket errors; `InvalidData` for a malformed record (a short or
 /// truncated datagram, an unknown event, text after a header that takes
 /// none, a panic report whose lengths do not add up).
+///
+/// # References
+/// - `unix_dgram_recvmsg` (net/unix/af_unix.c, which
+///   `unix_seqpacket_recvmsg` calls): with the queue found empty it takes
+///   the state lock, and returns 0 ("EOF on disconnected non-blocking
+///   SEQPACKET socket") when `RCV_SHUTDOWN` is set by then.
 pub fn try_recv(fd: BorrowedFd<'_>) -> io::Result<Option<Received>> {
+    next_datagram(|| recv_datagram(fd))
+}
+
+/// What one non-blocking receive of the phase channel gave.
+#[derive(Debug)]
+enum Got<T> {
+    /// Nothing is queued (`EAGAIN`).
+    Nothing,
+    /// 0 bytes: the end of the channel, or a datagram queued just too late
+    /// for this receive to see it.
+    Zero,
+    /// One datagram.
+    Datagram(T),
+}
+
+/// The next datagram of a channel read by `recv`, one non-blocking receive
+/// per call: `Ok(None)` when nothing is queued. A [`Got::Zero`] is the end
+/// only when the receive right after it is a [`Got::Zero`] too: once a
+/// receive has seen the peer shut down, every datagram the peer sent is
+/// already queued, so that second receive finds it, or finds nothing left.
+///
+/// # Errors
+/// `UnexpectedEof` at the end; the errors of `recv`.
+fn next_datagram<T>(mut recv: impl FnMut() -> io::Result<Got<T>>) -> io::Result<Option<T>> {
+    match recv()? {
+        Got::Nothing => Ok(None),
+        Got::Datagram(d) => Ok(Some(d)),
+        Got::Zero => match recv()? {
+            // After a shutdown the kernel gives 0, not EAGAIN, on an empty
+            // queue; should it say EAGAIN, the next poll asks again.
+            Got::Nothing => Ok(None),
+            Got::Datagram(d) => Ok(Some(d)),
+            Got::Zero => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "every node end is closed",
+            )),
+        },
+    }
+}
+
+/// One non-blocking receive at the supervisor end `fd`.
+///
+/// # Errors
+/// Socket errors; `InvalidData` for a malformed record.
+fn recv_datagram(fd: BorrowedFd<'_>) -> io::Result<Got<Received>> {
     let mut buf = [0u8; RECORD_SIZE + PANIC_TEXT_MAX];
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut anc = RecvAncillaryBuffer::new(&mut space);
@@ -339,7 +396,7 @@ pub fn try_recv(fd: BorrowedFd<'_>) -> io::Result<Option<Received>> {
             return Err(invalid("a report datagram longer than a panic record"))
         }
         Ok(r) => r.bytes,
-        Err(rustix::io::Errno::AGAIN) => return Ok(None),
+        Err(rustix::io::Errno::AGAIN) => return Ok(Got::Nothing),
         Err(e) => return Err(e.into()),
     };
     let mut passed: Option<OwnedFd> = None;
@@ -349,13 +406,10 @@ pub fn try_recv(fd: BorrowedFd<'_>) -> io::Result<Option<Received>> {
         }
     }
     if got == 0 && passed.is_none() {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "every node end is closed",
-        ));
+        return Ok(Got::Zero);
     }
     let (record, panic) = decode_datagram(&buf[..got])?;
-    Ok(Some(Received {
+    Ok(Got::Datagram(Received {
         record,
         pidfd: passed.and_then(|fd| Pidfd::from_received(fd, record.pid).ok()),
         panic,
@@ -430,6 +484,56 @@ mod tests {
         let back = panic_text::decode(&text, value).unwrap();
         assert!(long.starts_with(&back.reason) && back.reason.len() > 1000);
         assert_eq!(back.signature, Some(Signature::SelfPipeKeeper));
+    }
+
+    /// `next_datagram` over an injected sequence of receive results: each
+    /// call takes the next one (a number is a record of that node, `0` a
+    /// 0-byte receive, `-1` EAGAIN); a call past the end fails the test.
+    fn received(seq: &[i32]) -> Vec<Result<Option<i32>, io::ErrorKind>> {
+        let mut seq = seq.iter();
+        let mut recv = || -> io::Result<Got<i32>> {
+            Ok(match *seq.next().expect("no receive past the sequence") {
+                -1 => Got::Nothing,
+                0 => Got::Zero,
+                n => Got::Datagram(n),
+            })
+        };
+        let mut out = Vec::new();
+        loop {
+            let r = next_datagram(&mut recv).map_err(|e| e.kind());
+            out.push(r);
+            if !matches!(out.last(), Some(Ok(Some(_)))) {
+                return out;
+            }
+        }
+    }
+
+    #[test]
+    fn a_zero_byte_receive_is_the_end_only_when_the_next_one_is_too() {
+        let eof = Err(io::ErrorKind::UnexpectedEof);
+        // The last datagram queued between the two looks of the first receive.
+        assert_eq!(received(&[0, 7, 0, 0]), [Ok(Some(7)), eof]);
+        assert_eq!(received(&[0, 0]), [eof]);
+        assert_eq!(received(&[-1]), [Ok(None)]);
+        assert_eq!(received(&[3, 4, -1]), [Ok(Some(3)), Ok(Some(4)), Ok(None)]);
+        assert_eq!(received(&[3, 0, 0]), [Ok(Some(3)), eof]);
+        assert_eq!(received(&[0, -1]), [Ok(None)]);
+        // After a datagram, a lone 0 is again not the end by itself.
+        assert_eq!(
+            received(&[0, 5, 0, 6, 0, 0]),
+            [Ok(Some(5)), Ok(Some(6)), eof]
+        );
+    }
+
+    #[test]
+    fn a_receive_error_ends_the_sequence_with_it() {
+        let mut seq = [
+            Ok(Got::Zero),
+            Err(io::Error::from_raw_os_error(libc::EBADF)),
+        ]
+        .into_iter();
+        let r: io::Result<Option<i32>> = next_datagram(|| seq.next().unwrap());
+        assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EBADF));
     }
 
     #[test]

@@ -125,6 +125,8 @@ impl Course<'_> {
             if let Some(broken) = self.read_phases(sup_end.as_fd(), &mut phases_open, rung) {
                 return Some(broken);
             }
+            // The root's status, when it died, is evidence for its death.
+            self.reap();
             let now = monotonic_ns();
             for i in died {
                 self.seen.nodes[i].dead_ns = Some(now);
@@ -596,13 +598,16 @@ impl Course<'_> {
     }
 
     /// Reap every child of the supervisor that has exited; the exit
-    /// status of a command root (the program `lab exec` runs), whose
-    /// parent the supervisor is, is kept for the judge.
+    /// status of the root, whose parent the supervisor is, is kept for the
+    /// judge (a command root's, the program `lab exec` runs, is its result;
+    /// any root's is evidence of how it died, [`judge::early_death`]).
     fn reap(&mut self) {
         while let Ok(Some((pid, status))) = lifeline::reap_exited() {
-            if pid == self.procs[0].pid && self.plan().nodes[0].command.is_some() {
+            if pid == self.procs[0].pid {
                 self.seen.nodes[0].exit = Some(phase::exit_value(status));
-                self.lineage_root_exit(status);
+                if self.plan().nodes[0].command.is_some() {
+                    self.lineage_root_exit(status);
+                }
             }
         }
     }

@@ -79,8 +79,9 @@ pub(super) struct Seen {
     pub killed: bool,
     /// The teardown rung in effect when it died.
     pub rung: Option<Rung>,
-    /// A command node that its parent reaped: how it ended
-    /// ([`crate::phase::exit_value`]: the exit code, or 256 + a signal).
+    /// How it ended ([`crate::phase::exit_value`]: the exit code, or 256 +
+    /// a signal), where its parent's reap told: a command node's parent
+    /// reports it; the root's parent is the supervisor, which reaps it.
     pub exit: Option<i64>,
 }
 
@@ -366,9 +367,16 @@ pub(super) fn window_us(plan: &Plan, nodes: &[Seen], root_spawned_ns: u64, max_g
 /// it ended by itself, was signalled, is a command node, or its parent's
 /// death was already observed (the root's parent, the supervisor, is
 /// alive).
+///
+/// It ended by itself when it said so (`exiting`, `parent-gone`, a panic),
+/// or when its reaped status is an exit with the code its plan gives it:
+/// only the node's own `exit` at the end of its course gives that status
+/// (a signal gives none). The kernel's status stands when the report does
+/// not reach the supervisor.
 pub(super) fn early_death(plan: &Plan, nodes: &[Seen], i: usize) -> Option<String> {
     let n = &nodes[i];
-    if n.ended_itself || n.signalled || plan.nodes[i].command.is_some() {
+    let exited_as_planned = n.exit == Some(plan.nodes[i].exit_code as i64);
+    if n.ended_itself || exited_as_planned || n.signalled || plan.nodes[i].command.is_some() {
         return None;
     }
     let parent = match plan.nodes[i].parent {

@@ -426,6 +426,26 @@ fn an_unplanned_death_while_the_parent_lives_is_an_early_death() {
 }
 
 #[test]
+fn a_root_reaped_with_its_planned_exit_did_not_die_early() {
+    // Its `exiting` report lost, the supervisor's reap of the root is the
+    // evidence: the exit code its plan gives it is its own end.
+    let mut p = plan("nested");
+    let mut nodes = ran(&p).nodes;
+    nodes[0].exit = Some(0);
+    assert_eq!(early_death(&p, &nodes, 0), None);
+    p.nodes[0].exit_code = 3;
+    nodes[0].exit = Some(3);
+    assert_eq!(early_death(&p, &nodes, 0), None);
+    // Another exit code, or a signal (256 + SIGKILL), is no such evidence.
+    for status in [0, 70, 256 + 9] {
+        nodes[0].exit = Some(status);
+        assert!(early_death(&p, &nodes, 0)
+            .unwrap()
+            .contains("its parent (the supervisor) was alive"));
+    }
+}
+
+#[test]
 fn the_window_is_four_times_the_largest_latency_within_floor_and_ceiling() {
     let p = plan("nested");
     let mut nodes = ran(&p).nodes;
