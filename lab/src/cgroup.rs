@@ -95,12 +95,10 @@ fn boot_id() -> io::Result<String> {
         .to_string())
 }
 
-/// Field 22 (`starttime`) of `/proc/PID/stat`: the fields after the last
-/// `)` (the command name may hold spaces and parentheses) start at field 3.
+/// Field 22 (`starttime`) of `/proc/PID/stat`.
 fn start_ticks(pid: &str) -> io::Result<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    stat.rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().nth(22 - 3))
+    crate::procfs::stat_field(&stat, 22)
         .and_then(|f| f.parse().ok())
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unreadable /proc/PID/stat"))
 }

@@ -83,20 +83,25 @@ pub fn descendants(pid: i32) -> Vec<i32> {
     out
 }
 
-/// Whether `pid` is a zombie: state `Z` in `/proc/PID/stat` (it has
-/// exited and waits for its parent to reap it; a zombie never runs again).
-/// `false` when the file cannot be read (the process is gone, or not ours
-/// to read).
+/// Field `n` (numbered from 1 as in proc_pid_stat(5); `n >= 3`) of a
+/// `/proc/PID/stat` or `/proc/PID/task/TID/stat` text: the fields after the
+/// parenthesised command name, which may itself hold spaces and `)`.
+/// `None` when the text has no such field.
 ///
 /// # References
-/// - [proc_pid_stat(5)](https://man7.org/linux/man-pages/man5/proc_pid_stat.5.html): field 3, `state`
+/// - [proc_pid_stat(5)](https://man7.org/linux/man-pages/man5/proc_pid_stat.5.html)
+pub fn stat_field(stat: &str, n: usize) -> Option<&str> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(n.checked_sub(3)?)
+}
+
+/// Whether `pid` is a zombie: state `Z` (field 3 of `/proc/PID/stat`): it
+/// has exited and waits for its parent to reap it; a zombie never runs
+/// again. `false` when the file cannot be read (the process is gone, or not
+/// ours to read).
 pub fn is_zombie(pid: i32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        // The state follows the parenthesised comm, which may itself hold `)`.
-        stat.rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            == Some("Z")
-    })
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| stat_field(&stat, 3) == Some("Z"))
 }
 
 /// The value of the `name` line (`PPid:`, `SigPnd:`, `NSpid:`) of a `/proc`
@@ -303,6 +308,16 @@ pub fn in_user_namespace() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stat_field_is_counted_after_the_command_name() {
+        let stat = "42 (a) b) (c) Z 1 42 42 0 -1";
+        assert_eq!(stat_field(stat, 3), Some("Z"));
+        assert_eq!(stat_field(stat, 4), Some("1"));
+        assert_eq!(stat_field(stat, 99), None);
+        assert_eq!(stat_field(stat, 2), None);
+        assert_eq!(stat_field("no parenthesis", 3), None);
+    }
 
     #[test]
     fn this_process_scans() {

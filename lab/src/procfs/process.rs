@@ -171,12 +171,7 @@ fn read_thread(
 ) -> Option<ThreadState> {
     let dir = format!("/proc/{pid}/task/{tid}");
     let stat = fs::read_to_string(format!("{dir}/stat")).ok()?;
-    // The state follows the parenthesised comm, which may itself hold `)`.
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next())
-        .unwrap_or("?")
-        .to_string();
+    let state = super::stat_field(&stat, 3).unwrap_or("?").to_string();
     let wchan = fs::read_to_string(format!("{dir}/wchan"))
         .map(|w| w.trim().to_string())
         .unwrap_or_default();
