@@ -95,15 +95,6 @@ pub fn stat_field(stat: &str, n: usize) -> Option<&str> {
     rest.split_whitespace().nth(n.checked_sub(3)?)
 }
 
-/// Whether `pid` is a zombie: state `Z` (field 3 of `/proc/PID/stat`): it
-/// has exited and waits for its parent to reap it; a zombie never runs
-/// again. `false` when the file cannot be read (the process is gone, or not
-/// ours to read).
-pub fn is_zombie(pid: i32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| stat_field(&stat, 3) == Some("Z"))
-}
-
 /// The value of the `name` line (`PPid:`, `SigPnd:`, `NSpid:`) of a `/proc`
 /// status or fdinfo text, trimmed; `None` when the text has no such line.
 ///

@@ -29,46 +29,42 @@ impl Course<'_> {
             .collect()
     }
 
-    /// Live processes of the trial: the live nodes, plus the cgroup's
-    /// members outside the plan, or (without a cgroup) the live adopted
-    /// orphans and their live descendants.
+    /// Live processes of the trial: the live nodes and those outside the
+    /// plan ([`Course::outside`]).
     fn alive_count(&mut self) -> u32 {
-        let nodes = self.alive_paths().len();
-        if let Some(cg) = &self.cgroup {
-            // Nodes are judged by their pidfds; the member list adds the
-            // processes outside the plan (a node's own helpers, daemons).
-            let known: Vec<i32> = self
-                .procs
-                .iter()
-                .zip(&self.seen.nodes)
-                .filter(|(_, n)| n.created_ns.is_some())
-                .map(|(p, _)| p.pid)
-                .collect();
-            let others = cg
-                .members()
-                .map_or(0, |m| m.iter().filter(|p| !known.contains(p)).count());
-            return (nodes + others) as u32;
-        }
-        (nodes + self.outside_without_cgroup().len()) as u32
+        (self.alive_paths().len() + self.outside().len()) as u32
     }
 
-    /// Without a cgroup, the live processes of the trial outside the plan:
-    /// every adopted orphan still alive (its pidfd says so) and each live
-    /// descendant of one (a grandchild whose parent is alive never
-    /// reparents to the supervisor, so only the kernel's children lists of
-    /// `/proc` show it; zombies, which have exited, left out).
-    fn outside_without_cgroup(&mut self) -> Vec<i32> {
-        self.adopt();
-        let known: Vec<i32> = self.procs.iter().map(|p| p.pid).collect();
-        let mut pids = Vec::new();
-        for orphan in self.adopted.iter().filter(|p| !p.has_exited()) {
-            pids.push(orphan.pid());
-            pids.extend(
-                procfs::descendants(orphan.pid())
-                    .into_iter()
-                    .filter(|&p| !procfs::is_zombie(p)),
-            );
-        }
+    /// The live processes of the trial outside the plan (PIDs, sorted):
+    /// the cgroup's members that no node holds, or without a cgroup every
+    /// adopted orphan still alive and each live descendant of one (a
+    /// grandchild whose parent lives never reparents to the supervisor:
+    /// only the kernel's children lists of `/proc` show it, and a pidfd
+    /// opened on it says whether it has exited).
+    fn outside(&mut self) -> Vec<i32> {
+        let known: Vec<i32> = self
+            .procs
+            .iter()
+            .zip(&self.seen.nodes)
+            .filter(|(_, n)| n.created_ns.is_some())
+            .map(|(p, _)| p.pid)
+            .collect();
+        let mut pids = match &self.cgroup {
+            Some(cg) => cg.members().unwrap_or_default(),
+            None => {
+                self.adopt();
+                let mut pids = Vec::new();
+                for orphan in self.adopted.iter().filter(|p| !p.has_exited()) {
+                    pids.push(orphan.pid());
+                    pids.extend(
+                        procfs::descendants(orphan.pid())
+                            .into_iter()
+                            .filter(|&p| not_exited(p)),
+                    );
+                }
+                pids
+            }
+        };
         pids.retain(|p| !known.contains(p));
         pids.sort_unstable();
         pids.dedup();
@@ -78,21 +74,15 @@ impl Course<'_> {
     /// The live processes, for the judge: with a command root, those
     /// outside the plan named one by one ([`Course::describe`]).
     fn alive(&mut self) -> Alive {
-        let count = self.alive_count();
+        let outside = self.outside();
         let paths = self.alive_paths();
-        let outside: Vec<i32> = if self.plan().nodes[0].command.is_some() {
-            match &self.cgroup {
-                Some(cg) => {
-                    let known: Vec<i32> = self.procs.iter().map(|p| p.pid).collect();
-                    let members = cg.members().unwrap_or_default();
-                    members.into_iter().filter(|p| !known.contains(p)).collect()
-                }
-                None => self.outside_without_cgroup(),
-            }
+        let count = (paths.len() + outside.len()) as u32;
+        let named = if self.plan().nodes[0].command.is_some() {
+            outside
         } else {
             Vec::new()
         };
-        self.named_outside(paths, count, &outside)
+        self.named_outside(paths, count, &named)
     }
 
     /// `paths` and `count` as the judge takes them, with the processes
@@ -428,4 +418,26 @@ impl Course<'_> {
         );
         self.seen.leaks.push(leak);
     }
+}
+
+/// Whether `pid` names a process that has not exited: a pidfd opened on it
+/// does not poll readable (it does once the process exited, a zombie
+/// included). `false` when no pidfd can be opened (it is gone).
+///
+/// # References
+/// - [pidfd_open(2)](https://man7.org/linux/man-pages/man2/pidfd_open.2.html)
+fn not_exited(pid: i32) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags};
+    use rustix::process::{pidfd_open, Pid, PidfdFlags};
+    let Some(raw) = Pid::from_raw(pid) else {
+        return false;
+    };
+    let Ok(fd) = pidfd_open(raw, PidfdFlags::empty()) else {
+        return false;
+    };
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    matches!(
+        poll(&mut fds, Some(&rustix::time::Timespec::default())),
+        Ok(0)
+    )
 }
