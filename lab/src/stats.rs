@@ -97,6 +97,7 @@ pub fn percent(fraction: f64) -> String {
     format!("{p:.decimals$}")
 }
 
+#[cfg(test)]
 /// The median of `values` (the lower middle for an even count); 0 when empty.
 pub fn median(values: &[u64]) -> u64 {
     let mut v = values.to_vec();

@@ -26,8 +26,7 @@ use crate::verdict::Verdict;
 pub use crate::scenario::sweep::{sweep_unit, SweepUnit, SweepValue};
 pub use group::Group;
 
-/// The file a results DIR holds.
-pub const TRIALS_CSV: &str = "trials.csv";
+pub use crate::record::csv::TRIALS_CSV;
 
 /// One CSV that was read.
 #[derive(Clone, Debug, PartialEq, Eq)]

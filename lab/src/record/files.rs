@@ -1,9 +1,9 @@
 //! The files written beside a run's `trials.csv` (diagnoses, program
-//! output, traces, node logs) and the safety of every file the lab writes:
-//! a new file is created `O_EXCL|O_NOFOLLOW` ([`create_new`]), a whole file
-//! is written to a temporary file and renamed over its name
-//! ([`replace_file`]), a subdirectory that is not the lab's (a planted
-//! symlink) is refused: nothing is ever written through a symlink.
+//! output, traces, node logs): a whole file is written to a temporary file
+//! and renamed over its name ([`replace_file`]), a subdirectory that is not
+//! the lab's (a planted symlink) is refused: nothing is ever written
+//! through a symlink. New files in a directory of the caller's are made by
+//! [`super::trust::OwnDir`].
 
 use std::fs::{self, File};
 use std::io;
@@ -101,23 +101,6 @@ fn clean_stem(stem: &str) -> String {
             }
         })
         .collect()
-}
-
-/// Open `path` for writing as a new file of the caller's own:
-/// `O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC`, mode 0644 (less the umask). It
-/// never opens what is already there, a planted symlink included.
-///
-/// # Errors
-/// `AlreadyExists` when anything is at `path` (a symlink included);
-/// the kernel's other errors.
-pub fn create_new(path: &Path) -> io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
 }
 
 /// Write `bytes` to `path` whole: into a fresh temporary file in the same

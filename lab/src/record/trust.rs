@@ -171,14 +171,7 @@ impl OwnDir {
     /// # Errors
     /// Errors creating, writing or renaming the file.
     pub fn replace(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
-        let (tmp, mut file) = self.temp()?;
-        let done = file.write_all(bytes).and_then(|()| {
-            rustix::fs::renameat(&self.fd, &tmp, &self.fd, name).map_err(Into::into)
-        });
-        if done.is_err() {
-            let _ = rustix::fs::unlinkat(&self.fd, &tmp, AtFlags::empty());
-        }
-        done
+        self.create_whole(name, bytes, true).map(drop)
     }
 
     /// Make `name` a new file that holds `head` from the moment it exists

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::LabError;
-use crate::record::csv::read_rows;
+use crate::record::csv::{read_rows, TRIALS_CSV};
 use crate::record::trust::{Missing, OwnDir};
 use crate::record::TrialRow;
 use crate::record::{GroupSummary, Tally};
@@ -47,9 +47,9 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, LabError> {
     let mut rows: BTreeMap<Key, TrialRow> = BTreeMap::new();
     let mut duplicates = 0;
     for dir in inputs {
-        let path = dir.join("trials.csv");
+        let path = dir.join(TRIALS_CSV);
         // Read only what no other user can change.
-        OwnDir::open(dir, Missing::Refuse)?.check_file("trials.csv")?;
+        OwnDir::open(dir, Missing::Refuse)?.check_file(TRIALS_CSV)?;
         let read =
             read_rows(&path).map_err(|e| LabError::Input(format!("{}: {e}", path.display())))?;
         let mut here = std::collections::HashSet::new();
@@ -97,13 +97,13 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, LabError> {
     // of the caller's: a merge may replace an earlier merge's CSV, and never
     // writes through a symlink.
     let own = OwnDir::open(out, Missing::Create)?;
-    let csv_path = out.join("trials.csv");
+    let csv_path = out.join(TRIALS_CSV);
     let mut writer = csv::Writer::from_writer(Vec::new());
     for row in rows.values() {
         writer.serialize(row).expect("a row serializes");
     }
     let bytes = writer.into_inner().expect("a Vec takes every write");
-    own.replace("trials.csv", &bytes)
+    own.replace(TRIALS_CSV, &bytes)
         .map_err(|e| LabError::io(format!("cannot write {}", csv_path.display()), e))?;
     let mut tally = Tally::default();
     rows.values().for_each(|r| tally.add(r));

@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::LabError;
 use crate::expect::{Comparison, Gate};
 use crate::output::progress::{Bar, Progress};
-use crate::record::csv::{drop_torn_row, read_rows_torn};
+use crate::record::csv::{drop_torn_row, read_rows_torn, TRIALS_CSV};
 use crate::record::row::SCHEMA;
 use crate::record::trust::{Missing, OwnDir};
 use crate::record::{GroupSummary, Recorder, RunContext, TrialRow};
@@ -298,7 +298,7 @@ fn write_spec(args: &SoakArgs, dir: &OwnDir, spec: &SoakSpec) -> Result<(), LabE
 /// holds rows of an older schema; [`LabError::Io`] when a torn row cannot
 /// be dropped.
 fn read_earlier(dir: &Path) -> Result<Vec<TrialRow>, LabError> {
-    let csv_path = dir.join("trials.csv");
+    let csv_path = dir.join(TRIALS_CSV);
     match fs::symlink_metadata(&csv_path) {
         Ok(m) if !m.is_file() => Err(LabError::Input(format!(
             "{} is not a file of the lab's (a symlink?): nothing was run",
@@ -495,7 +495,7 @@ const SOAK_JSON: &str = "soak.json";
 fn spec_of(args: &SoakArgs, dir: &OwnDir) -> Result<SoakSpec, LabError> {
     let spec_path = args.dir.join(SOAK_JSON);
     if args.resume {
-        for name in [SOAK_JSON, "trials.csv", journal::STARTED_CSV] {
+        for name in [SOAK_JSON, TRIALS_CSV, journal::STARTED_CSV] {
             dir.check_file(name)?;
         }
         let text = crate::input::read_text(&spec_path, crate::input::MIB).map_err(|e| {
@@ -507,7 +507,7 @@ fn spec_of(args: &SoakArgs, dir: &OwnDir) -> Result<SoakSpec, LabError> {
         })?;
         serde_json::from_str(&text)
             .map_err(|e| LabError::Input(format!("{}: {e}", spec_path.display())))
-    } else if dir.check_file(SOAK_JSON).unwrap_or(true) {
+    } else if dir.check_file(SOAK_JSON)? {
         Err(LabError::Input(format!(
             "{} already holds a soak; continue it with --resume {}, or pick another --out",
             args.dir.display(),

@@ -54,7 +54,10 @@ pub struct Capability {
 
 impl Capability {
     /// A capability named `name` (one of [`KNOWN`]) found by `probe`, which
-    /// returns why it is missing. Probed at most once per test process.
+    /// returns why it is missing. Probed at most once per test process, and
+    /// cached by name: a test binary has one probe per name (the `pidns`,
+    /// `cgroup`, `strace` and `proc-connector` probes are the binaries' own,
+    /// since what they need to show differs).
     pub const fn new(name: &'static str, probe: fn() -> Result<(), String>) -> Self {
         Capability { name, probe }
     }
@@ -82,28 +85,8 @@ pub const ROOT: Capability = Capability::new("root", || {
     }
 });
 
-/// A PID namespace made with `unshare --pid --fork --mount-proc` (needs
-/// root and a kernel and container that allow it).
-pub const PIDNS: Capability = Capability::new("pidns", || {
-    ROOT.check()?;
-    match Command::new("unshare")
-        .args(["--pid", "--fork", "--mount-proc", "true"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-    {
-        Ok(s) if s.success() => Ok(()),
-        Ok(s) => Err(format!(
-            "`unshare --pid --fork --mount-proc true` ended with {s}"
-        )),
-        Err(e) => Err(format!("unshare(1) could not be run: {e}")),
-    }
-});
-
 /// `gdb` on `PATH`.
 pub const GDB: Capability = Capability::new("gdb", || program("gdb"));
-/// `strace` on `PATH`.
-pub const STRACE: Capability = Capability::new("strace", || program("strace"));
 /// `python3` on `PATH`.
 pub const PYTHON3: Capability = Capability::new("python3", || program("python3"));
 
