@@ -83,6 +83,29 @@ pub fn descendants(pid: i32) -> Vec<i32> {
     out
 }
 
+/// Every process whose process group is `pgid` (field 5, `pgrp`, of
+/// `/proc/PID/stat`), zombies included: who a `kill(-pgid)` would reach.
+/// A process that joins or leaves the group meanwhile may be missed.
+///
+/// # References
+/// - [proc_pid_stat(5)](https://man7.org/linux/man-pages/man5/proc_pid_stat.5.html)
+/// - [setpgid(2)](https://man7.org/linux/man-pages/man2/setpgid.2.html)
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let pids = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok());
+    pids.filter(|pid| {
+        fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| stat_field(&s, 5)?.parse::<i32>().ok())
+            == Some(pgid)
+    })
+    .collect()
+}
+
 /// Field `n` (numbered from 1 as in proc_pid_stat(5); `n >= 3`) of a
 /// `/proc/PID/stat` or `/proc/PID/task/TID/stat` text: the fields after the
 /// parenthesised command name, which may itself hold spaces and `)`.
@@ -299,6 +322,33 @@ pub fn in_user_namespace() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_process_group_holds_its_leader_and_its_members_only() {
+        use std::os::unix::process::CommandExt;
+        use std::process::{Command, Stdio};
+        // A shell in a group of its own (setpgid(0, 0) before exec) with a
+        // child: both are in the group named by the shell's PID; this test
+        // process is not.
+        let mut leader = Command::new("sh")
+            .args(["-c", "sleep 1000 & echo $!; read _; kill $!; wait"])
+            .process_group(0)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        let mut out = std::io::BufReader::new(leader.stdout.take().unwrap());
+        std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        let member: i32 = line.trim().parse().unwrap();
+        let pgid = leader.id() as i32;
+        let mut members = group_members(pgid);
+        members.sort_unstable();
+        drop(leader.stdin.take());
+        let _ = leader.wait();
+        assert_eq!(members, [pgid, member]);
+        assert!(!group_members(pgid).contains(&(std::process::id() as i32)));
+    }
 
     #[test]
     fn a_stat_field_is_counted_after_the_command_name() {

@@ -43,7 +43,13 @@ impl Course<'_> {
         }
         match self.req.strategy.observe {
             Observe::Pid => {
-                let _ = legacy::kill_group(self.procs[0].pid, sig.signal());
+                // Without a PID namespace the group's number may name a
+                // group outside the trial by now: its members are looked
+                // at just before.
+                let pgid = self.procs[0].pid;
+                let outsiders = self.group_outsiders(pgid);
+                let delivered = legacy::kill_group(pgid, sig.signal()).unwrap_or(false);
+                self.judge_group_kill(sig, outsiders, delivered);
                 Rung::Group(sig)
             }
             Observe::Pidfd if sig == Sig::Kill && self.cgroup.is_some() => {

@@ -29,9 +29,16 @@
 //! What is not seen: a node reaped, and its PID taken, in the microseconds
 //! between the look at its pidfd and the kill (the kill is then taken to
 //! have reached the node); a holder that exits and is reaped between the
-//! kill and the second look of a PID that was free at the first; and the
-//! teardown's `kill(-pgid)` to the process group of a reaped root, which a
-//! new group leader of the same number could receive.
+//! kill and the second look of a PID that was free at the first.
+//!
+//! The legacy group teardown, `kill(-pgid)` to the root's process group,
+//! is looked at the same way: just before it, [`Course::group_outsiders`]
+//! lists the members of the group ([`procfs::group_members`]) that are not
+//! of the trial. Once the root has been reaped and its group has emptied,
+//! the number is free, and a process outside the trial that is given it
+//! and makes itself a group leader (`setsid`), or the members it leaves in
+//! that group, receive the teardown. A process that joins the group
+//! between the look and the kill is not seen.
 
 use std::os::fd::AsFd;
 
@@ -139,6 +146,40 @@ impl Course<'_> {
              a process outside the trial (no PID namespace)",
             sig.name()
         ));
+    }
+}
+
+impl Course<'_> {
+    /// The members of process group `pgid` outside the trial, in words,
+    /// just before a `kill(-pgid)`; empty when the supervisor is init of a
+    /// PID namespace of its own (the group can hold only the trial's
+    /// processes).
+    pub(super) fn group_outsiders(&self, pgid: i32) -> Vec<String> {
+        if pgid <= 0 || pidns::own_namespace() {
+            return Vec::new();
+        }
+        let members = procfs::group_members(pgid).into_iter();
+        members
+            .filter(|&p| !self.of_trial(p))
+            .map(|p| format!("pid {p}: {}", describe(p)))
+            .collect()
+    }
+
+    /// After a `kill(-pgid)` of `sig` to the root's process group, which
+    /// held `outsiders` ([`Course::group_outsiders`]) just before it and
+    /// was `delivered` (`kill` did not answer `ESRCH`): record each
+    /// process outside the trial that it reached.
+    pub(super) fn judge_group_kill(&mut self, sig: Sig, outsiders: Vec<String>, delivered: bool) {
+        if !delivered {
+            return;
+        }
+        for whom in outsiders {
+            self.seen.stray_kills.push(format!(
+                "a signal sent to the root's process group ({}) reached {whom}, \
+                 a process outside the trial (no PID namespace)",
+                sig.name()
+            ));
+        }
     }
 }
 

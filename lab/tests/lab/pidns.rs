@@ -439,6 +439,96 @@ fn without_a_namespace_a_kill_that_reaches_a_bystander_is_an_innocent_kill() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The same for the legacy group teardown, `kill(-pgid)`: `stale-pgid.toml`'s
+/// root (a command, leader of its own process group) writes its PID into a
+/// FIFO and exits; the supervisor reaps it, and 300 ms later sends a KILL
+/// to the root by PID (it names nobody by then), then the teardown, KILL to
+/// the root's process group. Meanwhile, in a throwaway PID namespace, the
+/// test's shell waits until the PID is free and has it given
+/// (`ns_last_pid`) to a `setsid sh`, which leaves a `sleep` in a group of
+/// that number and exits (so the PID is free again and the kill by PID
+/// reaches nobody). The sleep must have died when the lab ends (a zombie,
+/// or reaped by the namespace's init, the test's shell), and the trial
+/// must be an `innocent-kill` naming it. Needs root (for `unshare --pid` and
+/// `ns_last_pid`).
+fn without_a_namespace_a_group_teardown_that_reaches_a_bystander_is_an_innocent_kill() {
+    let marker = Marker::new();
+    let dir = out_dir("stale-pgid");
+    let script = r#"
+        mkfifo "$OUT.fifo" || exit 91
+        STALE_PID_FILE="$OUT.fifo" LAB_PID_NAMESPACE=off "$LAB" run "$SCENARIO" --trials 1 \
+            --strategy legacy --out "$OUT" > "$OUT.txt" 2> "$OUT.err" &
+        lab=$!
+        read p < "$OUT.fifo"
+        while [ -e "/proc/$p" ]; do :; done
+        g=0
+        m=0
+        tries=0
+        while [ "$g" != "$p" ] && [ $tries -lt 5 ]; do
+            if [ "$m" != 0 ]; then kill -KILL "$m"; fi
+            echo $((p - 1)) > /proc/sys/kernel/ns_last_pid || exit 90
+            setsid sh -c 'echo $$; sleep 1000 & echo $!' > "$OUT.ids"
+            g=$(sed -n 1p "$OUT.ids")
+            m=$(sed -n 2p "$OUT.ids")
+            tries=$((tries + 1))
+        done
+        echo "group: $g root: $p"
+        wait "$lab"
+        echo "lab: $?"
+        if [ -e "/proc/$m" ] && [ "$(cut -d' ' -f3 "/proc/$m/stat")" != Z ]; then
+            echo "member: alive"
+            kill -TERM "$m"
+        else
+            echo "member: dead"
+        fi
+    "#;
+    let out = within(
+        marker
+            .command("unshare")
+            .args([
+                "--pid",
+                "--fork",
+                "--kill-child",
+                "--mount-proc",
+                "sh",
+                "-c",
+                script,
+            ])
+            .env("LAB", LAB)
+            .env("SCENARIO", scenario("stale-pgid.toml"))
+            .env("OUT", &dir),
+        &dir.with_extension("watch"),
+        60,
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    let line = said
+        .lines()
+        .find_map(|l| l.strip_prefix("group: "))
+        .unwrap_or_else(|| panic!("{said}\n{}", String::from_utf8_lossy(&out.stderr)));
+    let (g, p) = line.split_once(" root: ").unwrap();
+    assert_eq!(g, p, "no group was made with the root's number: {said}");
+    assert!(said.contains("lab: 1"), "{said}");
+    // The sleep died of the stale group KILL, before the test's TERM.
+    assert!(said.contains("member: dead"), "{said}");
+    let text = std::fs::read_to_string(dir.with_extension("txt")).unwrap();
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("innocent-kill "))
+        .unwrap_or_else(|| panic!("no innocent-kill row: {text}"));
+    assert!(row.contains(" 1 100.0% ["), "{text}");
+    assert!(
+        text.contains("a signal sent to the root's process group (KILL) reached pid")
+            && text.contains("`sleep 1000`"),
+        "{text}"
+    );
+    marker.assert_gone("the PID namespace of the bystander");
+    for ext in ["txt", "err", "fifo", "ids"] {
+        let _ = std::fs::remove_file(dir.with_extension(ext));
+    }
+    let _ = std::fs::remove_dir_all(dir.with_extension("watch"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Under `unshare --pid --fork` without `--mount-proc` the lab is PID 1 of
 /// a namespace whose `/proc` is still the host's. With PID namespaces of
 /// their own the supervisors mount theirs, and legacy `nested` gives its
@@ -491,5 +581,6 @@ tests! {
     keep_hung_prints_pids_of_the_labs_namespace needs PIDNS;
     without_namespaces_trials_fall_back_and_say_so needs testkit::ROOT;
     without_a_namespace_a_kill_that_reaches_a_bystander_is_an_innocent_kill needs testkit::ROOT, PIDNS;
+    without_a_namespace_a_group_teardown_that_reaches_a_bystander_is_an_innocent_kill needs testkit::ROOT, PIDNS;
     a_proc_of_another_pid_namespace_is_refused_or_right needs testkit::ROOT, PIDNS;
 }
