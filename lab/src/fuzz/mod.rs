@@ -328,6 +328,7 @@ pub fn run(args: &FuzzArgs) -> Result<FuzzSummary, LabError> {
         crate::record::trust::check_dir(&args.regressions)?;
     }
     let regressions = load_regressions(&args.regressions, args.seed)?;
+    crate::session::check_proc(&args.exe)?;
     let mut rec = Recorder::new_run(&args.out, SCENARIO_NAME, args.seed)?;
     let run_dir = rec.dir().to_path_buf();
     rec.limit_diagnoses(args.max_diagnoses);

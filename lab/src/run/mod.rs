@@ -99,6 +99,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
     }
     check_privileges(&scenario)?;
     let plan_hash = plan.hash();
+    crate::session::check_proc(&args.exe)?;
     let mut rec = Recorder::new_run(&args.out, &scenario.name, args.seed)?;
     let run_dir = rec.dir().to_path_buf();
     rec.limit_diagnoses(args.max_diagnoses);

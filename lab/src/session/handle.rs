@@ -117,6 +117,26 @@ fn foreign_proc() -> Option<&'static String> {
     FOREIGN.get_or_init(crate::pidns::foreign_proc).as_ref()
 }
 
+/// Whether supervisors of `exe` can judge by this `/proc`: `Ok` when they
+/// are init of PID namespaces of their own (they mount theirs) or this
+/// `/proc` is the lab's PID namespace's. A command calls it before it makes
+/// anything (a results directory), so that a refused lab leaves nothing;
+/// [`SupervisorHandle::start`] calls it again.
+///
+/// # Errors
+/// [`SupervisorError::ForeignProc`], saying how `/proc` differs and what to
+/// do.
+pub fn check_proc(exe: &Path) -> Result<(), SupervisorError> {
+    let mode = pid_namespace(exe);
+    match (mode, foreign_proc()) {
+        (PidNsMode::None(_), Some(why)) => Err(SupervisorError::ForeignProc {
+            why: why.clone(),
+            mode: mode.describe(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 fn probe(exe: &Path) -> PidNsMode {
     if std::env::var_os("LAB_PID_NAMESPACE").is_some_and(|v| v == "off") {
         return PidNsMode::None("turned off by LAB_PID_NAMESPACE=off".into());
@@ -265,13 +285,8 @@ impl SupervisorHandle {
         exe: &Path,
         lab_cgroup: Option<&Path>,
     ) -> Result<SupervisorHandle, SupervisorError> {
+        check_proc(exe)?;
         let mode = pid_namespace(exe);
-        if let (PidNsMode::None(_), Some(why)) = (mode, foreign_proc()) {
-            return Err(SupervisorError::ForeignProc {
-                why: why.clone(),
-                mode: mode.describe(),
-            });
-        }
         SupervisorHandle::spawn(exe, mode, lab_cgroup).map_err(|source| SupervisorError::Start {
             exe: exe.to_path_buf(),
             source,

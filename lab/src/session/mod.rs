@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{cgroup, janitor};
 
-pub use handle::{PidNsMode, SupervisorError, SupervisorHandle};
+pub use handle::{check_proc, PidNsMode, SupervisorError, SupervisorHandle};
 pub use host::{
     check_privileges, interrupted, prepare_lab_process, stop_on_interrupt, sweep_orphans,
 };

@@ -141,6 +141,7 @@ pub fn run(args: &SoakArgs) -> Result<SoakSummary, LabError> {
     };
     // A new soak's matrix first: a bad scenario leaves no directory behind.
     let new = (!args.resume).then(|| matrix_of(&args.spec)).transpose()?;
+    crate::session::check_proc(&args.exe)?;
     let dir = OwnDir::open(&args.dir, missing)?;
     let mut spec = spec_of(args, &dir)?;
     let m = match new {

@@ -533,9 +533,9 @@ fn without_a_namespace_a_group_teardown_that_reaches_a_bystander_is_an_innocent_
 /// a namespace whose `/proc` is still the host's. With PID namespaces of
 /// their own the supervisors mount theirs, and legacy `nested` gives its
 /// orphans (exit 0) as anywhere; without (`LAB_PID_NAMESPACE=off`) the
-/// lab refuses at once (exit 3), saying that this `/proc` is not its PID
-/// namespace's and what to do, instead of judging trials by other
-/// processes. Each run is watched: one that has not ended in 60 s fails.
+/// lab refuses at once (exit 3), before it makes a results directory,
+/// saying that this `/proc` is not its PID namespace's and what to do,
+/// instead of judging trials by other processes. Each run is watched: one that has not ended in 60 s fails.
 /// Needs root (for `unshare --pid`).
 fn a_proc_of_another_pid_namespace_is_refused_or_right() {
     let marker = Marker::new();
@@ -560,9 +560,13 @@ fn a_proc_of_another_pid_namespace_is_refused_or_right() {
         .unwrap_or_else(|| panic!("no orphan row: {said}"));
     assert!(row.contains(" 3 100.0% ["), "{said}");
 
+    let runs = || std::fs::read_dir(&dir).map_or(0, Iterator::count);
+    let before = runs();
     let out = run(&[("LAB_PID_NAMESPACE", "off")], "off");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
+    // Refused before anything is made: no results directory.
+    assert_eq!(runs(), before, "{err}");
     assert!(
         err.contains("this /proc is not your PID namespace's")
             && err.contains("unshare --pid --fork --mount-proc"),
