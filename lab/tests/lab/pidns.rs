@@ -379,46 +379,23 @@ fn without_a_namespace_a_kill_that_reaches_a_bystander_is_an_innocent_kill() {
         wait "$b"
         echo "ended: $?"
     "#;
-    let out = within(
-        marker
-            .command("unshare")
-            .args([
-                "--pid",
-                "--fork",
-                "--kill-child",
-                "--mount-proc",
-                "sh",
-                "-c",
-                script,
-            ])
-            .env("LAB", LAB)
-            .env("SCENARIO", scenario("stale-pid.toml"))
-            .env("OUT", &dir),
-        &dir.with_extension("watch"),
-        60,
-    );
-    let said = String::from_utf8_lossy(&out.stdout);
+    let (said, text) = with_a_bystander(&marker, &dir, "stale-pid.toml", script);
     let line = said
         .lines()
         .find_map(|l| l.strip_prefix("bystander: "))
-        .unwrap_or_else(|| panic!("{said}\n{}", String::from_utf8_lossy(&out.stderr)));
+        .unwrap_or_else(|| panic!("{said}"));
     let (b, p) = line.split_once(" node: ").unwrap();
     assert_eq!(b, p, "the bystander did not get the node's PID: {said}");
     // Every trial must pass (no [expect]): the innocent kill is exit 1.
     assert!(said.contains("lab: 1"), "{said}");
     // The bystander died of the stale SIGKILL, not of the test's SIGTERM.
     assert!(said.contains("ended: 137"), "{said}");
-    let text = std::fs::read_to_string(dir.with_extension("txt")).unwrap();
     let err = std::fs::read_to_string(dir.with_extension("err")).unwrap();
     let warning = "pid namespace: none; a kill by PID can reach a process outside the trial \
                    (judged innocent-kill)";
     assert!(err.contains(warning), "header: {err}");
     assert!(text.contains(warning), "summary: {text}");
-    let row = text
-        .lines()
-        .find(|l| l.starts_with("innocent-kill "))
-        .unwrap_or_else(|| panic!("no innocent-kill row: {text}"));
-    assert!(row.contains(" 1 100.0% ["), "{text}");
+    assert_one_innocent_kill(&text);
     assert!(
         text.contains("a signal sent by PID (KILL) to node 0, reaped by then, reached pid")
             && text.contains("`sleep 1000`"),
@@ -432,11 +409,7 @@ fn without_a_namespace_a_kill_that_reaches_a_bystander_is_an_innocent_kill() {
         .unwrap();
     assert_eq!(pid_namespace_column(csv.to_str().unwrap()), ["none"]);
     marker.assert_gone("the PID namespace of the bystander");
-    for ext in ["txt", "err", "fifo"] {
-        let _ = std::fs::remove_file(dir.with_extension(ext));
-    }
-    let _ = std::fs::remove_dir_all(dir.with_extension("watch"));
-    let _ = std::fs::remove_dir_all(&dir);
+    remove_outputs(&dir);
 }
 
 /// The same for the legacy group teardown, `kill(-pgid)`: `stale-pgid.toml`'s
@@ -482,6 +455,38 @@ fn without_a_namespace_a_group_teardown_that_reaches_a_bystander_is_an_innocent_
             echo "member: dead"
         fi
     "#;
+    let (said, text) = with_a_bystander(&marker, &dir, "stale-pgid.toml", script);
+    let line = said
+        .lines()
+        .find_map(|l| l.strip_prefix("group: "))
+        .unwrap_or_else(|| panic!("{said}"));
+    let (g, p) = line.split_once(" root: ").unwrap();
+    assert_eq!(g, p, "no group was made with the root's number: {said}");
+    assert!(said.contains("lab: 1"), "{said}");
+    // The sleep died of the stale group KILL, before the test's TERM.
+    assert!(said.contains("member: dead"), "{said}");
+    assert_one_innocent_kill(&text);
+    assert!(
+        text.contains("a signal sent to the root's process group (KILL) reached pid")
+            && text.contains("`sleep 1000`"),
+        "{text}"
+    );
+    marker.assert_gone("the PID namespace of the bystander");
+    remove_outputs(&dir);
+}
+
+/// Run `script` (sh) as init of a throwaway PID namespace with its own
+/// `/proc` (`unshare --pid --fork --kill-child --mount-proc`), with `$LAB`,
+/// `$SCENARIO` (the test scenario `scenario_file`) and `$OUT` (`dir`, where
+/// the script's lab writes; its text goes to `$OUT.txt`, its stderr to
+/// `$OUT.err`); watched for 60 s. Returns what the script printed and the
+/// lab's text.
+fn with_a_bystander(
+    marker: &Marker,
+    dir: &Path,
+    scenario_file: &str,
+    script: &str,
+) -> (String, String) {
     let out = within(
         marker
             .command("unshare")
@@ -495,38 +500,37 @@ fn without_a_namespace_a_group_teardown_that_reaches_a_bystander_is_an_innocent_
                 script,
             ])
             .env("LAB", LAB)
-            .env("SCENARIO", scenario("stale-pgid.toml"))
-            .env("OUT", &dir),
+            .env("SCENARIO", scenario(scenario_file))
+            .env("OUT", dir),
         &dir.with_extension("watch"),
         60,
     );
-    let said = String::from_utf8_lossy(&out.stdout);
-    let line = said
-        .lines()
-        .find_map(|l| l.strip_prefix("group: "))
-        .unwrap_or_else(|| panic!("{said}\n{}", String::from_utf8_lossy(&out.stderr)));
-    let (g, p) = line.split_once(" root: ").unwrap();
-    assert_eq!(g, p, "no group was made with the root's number: {said}");
-    assert!(said.contains("lab: 1"), "{said}");
-    // The sleep died of the stale group KILL, before the test's TERM.
-    assert!(said.contains("member: dead"), "{said}");
-    let text = std::fs::read_to_string(dir.with_extension("txt")).unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    let text = std::fs::read_to_string(dir.with_extension("txt")).unwrap_or_else(|e| {
+        panic!(
+            "no text ({e}): {said}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (said, text)
+}
+
+/// That the one trial of a lab's `text` is an `innocent-kill`.
+fn assert_one_innocent_kill(text: &str) {
     let row = text
         .lines()
         .find(|l| l.starts_with("innocent-kill "))
         .unwrap_or_else(|| panic!("no innocent-kill row: {text}"));
     assert!(row.contains(" 1 100.0% ["), "{text}");
-    assert!(
-        text.contains("a signal sent to the root's process group (KILL) reached pid")
-            && text.contains("`sleep 1000`"),
-        "{text}"
-    );
-    marker.assert_gone("the PID namespace of the bystander");
+}
+
+/// Remove what [`with_a_bystander`] left beside `dir`, and `dir`.
+fn remove_outputs(dir: &Path) {
     for ext in ["txt", "err", "fifo", "ids"] {
         let _ = std::fs::remove_file(dir.with_extension(ext));
     }
     let _ = std::fs::remove_dir_all(dir.with_extension("watch"));
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Under `unshare --pid --fork` without `--mount-proc` the lab is PID 1 of
