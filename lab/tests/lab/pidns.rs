@@ -356,38 +356,18 @@ fn within(cmd: &mut Command, dir: &Path, secs: i64) -> Output {
 fn without_a_namespace_a_kill_that_reaches_a_bystander_is_an_innocent_kill() {
     let marker = Marker::new();
     let dir = out_dir("stale-pid");
-    let script = r#"
-        mkfifo "$OUT.fifo" || exit 91
-        STALE_PID_FILE="$OUT.fifo" LAB_PID_NAMESPACE=off "$LAB" run "$SCENARIO" --trials 1 \
-            --strategy legacy --out "$OUT" > "$OUT.txt" 2> "$OUT.err" &
-        lab=$!
-        read p < "$OUT.fifo"
-        while [ -e "/proc/$p" ]; do :; done
-        b=0
-        tries=0
-        while [ "$b" != "$p" ] && [ $tries -lt 5 ]; do
-            if [ "$b" != 0 ]; then kill -KILL "$b"; wait "$b"; fi
+    let take = r#"
+            if [ "$got" != 0 ]; then kill -KILL "$got"; wait "$got"; fi
             echo $((p - 1)) > /proc/sys/kernel/ns_last_pid || exit 90
             sleep 1000 &
-            b=$!
-            tries=$((tries + 1))
-        done
-        echo "bystander: $b node: $p"
-        wait "$lab"
-        echo "lab: $?"
-        kill -TERM "$b" 2> /dev/null
-        wait "$b"
+            got=$!
+    "#;
+    let after = r#"
+        kill -TERM "$got" 2> /dev/null
+        wait "$got"
         echo "ended: $?"
     "#;
-    let (said, text) = with_a_bystander(&marker, &dir, "stale-pid.toml", script);
-    let line = said
-        .lines()
-        .find_map(|l| l.strip_prefix("bystander: "))
-        .unwrap_or_else(|| panic!("{said}"));
-    let (b, p) = line.split_once(" node: ").unwrap();
-    assert_eq!(b, p, "the bystander did not get the node's PID: {said}");
-    // Every trial must pass (no [expect]): the innocent kill is exit 1.
-    assert!(said.contains("lab: 1"), "{said}");
+    let (said, text) = with_a_bystander(&marker, &dir, "stale-pid.toml", take, after);
     // The bystander died of the stale SIGKILL, not of the test's SIGTERM.
     assert!(said.contains("ended: 137"), "{said}");
     let err = std::fs::read_to_string(dir.with_extension("err")).unwrap();
@@ -427,27 +407,14 @@ fn without_a_namespace_a_kill_that_reaches_a_bystander_is_an_innocent_kill() {
 fn without_a_namespace_a_group_teardown_that_reaches_a_bystander_is_an_innocent_kill() {
     let marker = Marker::new();
     let dir = out_dir("stale-pgid");
-    let script = r#"
-        mkfifo "$OUT.fifo" || exit 91
-        STALE_PID_FILE="$OUT.fifo" LAB_PID_NAMESPACE=off "$LAB" run "$SCENARIO" --trials 1 \
-            --strategy legacy --out "$OUT" > "$OUT.txt" 2> "$OUT.err" &
-        lab=$!
-        read p < "$OUT.fifo"
-        while [ -e "/proc/$p" ]; do :; done
-        g=0
-        m=0
-        tries=0
-        while [ "$g" != "$p" ] && [ $tries -lt 5 ]; do
-            if [ "$m" != 0 ]; then kill -KILL "$m"; fi
+    let take = r#"
+            if [ "$got" != 0 ]; then kill -KILL "$m"; fi
             echo $((p - 1)) > /proc/sys/kernel/ns_last_pid || exit 90
             setsid sh -c 'echo $$; sleep 1000 & echo $!' > "$OUT.ids"
-            g=$(sed -n 1p "$OUT.ids")
+            got=$(sed -n 1p "$OUT.ids")
             m=$(sed -n 2p "$OUT.ids")
-            tries=$((tries + 1))
-        done
-        echo "group: $g root: $p"
-        wait "$lab"
-        echo "lab: $?"
+    "#;
+    let after = r#"
         if [ -e "/proc/$m" ] && [ "$(cut -d' ' -f3 "/proc/$m/stat")" != Z ]; then
             echo "member: alive"
             kill -TERM "$m"
@@ -455,14 +422,7 @@ fn without_a_namespace_a_group_teardown_that_reaches_a_bystander_is_an_innocent_
             echo "member: dead"
         fi
     "#;
-    let (said, text) = with_a_bystander(&marker, &dir, "stale-pgid.toml", script);
-    let line = said
-        .lines()
-        .find_map(|l| l.strip_prefix("group: "))
-        .unwrap_or_else(|| panic!("{said}"));
-    let (g, p) = line.split_once(" root: ").unwrap();
-    assert_eq!(g, p, "no group was made with the root's number: {said}");
-    assert!(said.contains("lab: 1"), "{said}");
+    let (said, text) = with_a_bystander(&marker, &dir, "stale-pgid.toml", take, after);
     // The sleep died of the stale group KILL, before the test's TERM.
     assert!(said.contains("member: dead"), "{said}");
     assert_one_innocent_kill(&text);
@@ -475,30 +435,56 @@ fn without_a_namespace_a_group_teardown_that_reaches_a_bystander_is_an_innocent_
     remove_outputs(&dir);
 }
 
-/// Run `script` (sh) as init of a throwaway PID namespace with its own
-/// `/proc` (`unshare --pid --fork --kill-child --mount-proc`), with `$LAB`,
-/// `$SCENARIO` (the test scenario `scenario_file`) and `$OUT` (`dir`, where
-/// the script's lab writes; its text goes to `$OUT.txt`, its stderr to
-/// `$OUT.err`); watched for 60 s. Returns what the script printed and the
-/// lab's text.
+/// In a throwaway PID namespace with its own `/proc` (`unshare --pid
+/// --fork --kill-child --mount-proc`, init a shell), start a one-trial
+/// legacy `lab run` of the test scenario `scenario_file` without a PID
+/// namespace of its own, its text to `dir.txt`, its stderr to `dir.err`.
+/// The scenario writes a PID into the FIFO `$STALE_PID_FILE`; once that
+/// PID is free, the shell runs `take` (up to 5 times, `$got` starting at
+/// 0) until it sets `$got` to that PID (`$p`), waits for the lab, and runs
+/// `after`. Watched for 60 s. Asserts that the PID was taken and that the
+/// lab exited 1 (every trial must pass: an innocent kill fails); returns
+/// what the shell printed and the lab's text.
 fn with_a_bystander(
     marker: &Marker,
     dir: &Path,
     scenario_file: &str,
-    script: &str,
+    take: &str,
+    after: &str,
 ) -> (String, String) {
+    let script = format!(
+        r#"
+        mkfifo "$OUT.fifo" || exit 91
+        STALE_PID_FILE="$OUT.fifo" LAB_PID_NAMESPACE=off "$LAB" run "$SCENARIO" --trials 1 \
+            --strategy legacy --out "$OUT" > "$OUT.txt" 2> "$OUT.err" &
+        lab=$!
+        read p < "$OUT.fifo"
+        while [ -e "/proc/$p" ]; do :; done
+        got=0
+        tries=0
+        while [ "$got" != "$p" ] && [ $tries -lt 5 ]; do
+            {take}
+            tries=$((tries + 1))
+        done
+        echo "taken: $got wanted: $p"
+        wait "$lab"
+        echo "lab: $?"
+        {after}
+    "#
+    );
+    let namespace = [
+        "--pid",
+        "--fork",
+        "--kill-child",
+        "--mount-proc",
+        "sh",
+        "-c",
+    ];
     let out = within(
         marker
             .command("unshare")
-            .args([
-                "--pid",
-                "--fork",
-                "--kill-child",
-                "--mount-proc",
-                "sh",
-                "-c",
-                script,
-            ])
+            .args(namespace)
+            .arg(&script)
             .env("LAB", LAB)
             .env("SCENARIO", scenario(scenario_file))
             .env("OUT", dir),
@@ -506,12 +492,14 @@ fn with_a_bystander(
         60,
     );
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
-    let text = std::fs::read_to_string(dir.with_extension("txt")).unwrap_or_else(|e| {
-        panic!(
-            "no text ({e}): {said}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let err = String::from_utf8_lossy(&out.stderr);
+    let text = std::fs::read_to_string(dir.with_extension("txt"))
+        .unwrap_or_else(|e| panic!("no text ({e}): {said}\n{err}"));
+    let line = said.lines().find_map(|l| l.strip_prefix("taken: "));
+    let taken = line.and_then(|l| l.split_once(" wanted: "));
+    let (got, wanted) = taken.unwrap_or_else(|| panic!("{said}\n{err}"));
+    assert_eq!(got, wanted, "the bystander did not get the PID: {said}");
+    assert!(said.contains("lab: 1"), "{said}");
     (said, text)
 }
 
