@@ -257,17 +257,21 @@ pub struct RunSummary {
     pub as_expected: bool,
     /// Diagnoses written per strategy at most (`--max-diagnoses`).
     pub max_diagnoses: u64,
-    /// A Ctrl-C (SIGINT) stopped the run: the results are those of the
-    /// trials done (a strategy that ran none is left out).
+    /// A Ctrl-C (SIGINT) or a SIGTERM stopped the run: the results are
+    /// those of the trials done (a strategy that ran none is left out).
     pub interrupted: bool,
+    /// The signal that stopped it (`INT`, `TERM`); absent when none did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted_by: Option<crate::signal::Sig>,
 }
 
 impl RunSummary {
-    /// The exit status: 130 when interrupted (Ctrl-C), else 0 when every
-    /// strategy met its expectation, else 1.
+    /// The exit status: 128 + the signal when interrupted (130 after
+    /// Ctrl-C, 143 after SIGTERM), else 0 when every strategy met its
+    /// expectation, else 1.
     pub fn exit(&self) -> crate::error::Exit {
-        if self.interrupted {
-            return crate::error::Exit::Interrupted;
+        if let Some(sig) = self.interrupted_by {
+            return crate::error::Exit::Interrupted(sig);
         }
         crate::error::Exit::of_expectations(self.results.iter().map(|r| &r.expectation))
     }
@@ -298,11 +302,12 @@ impl RunSummary {
         if !self.about.is_empty() {
             s.push_str(&ab::about_lines(&self.about, 0));
         }
-        if self.interrupted {
+        if let Some(sig) = self.interrupted_by {
             let done: u64 = self.results.iter().map(|r| r.trials).sum();
             let _ = writeln!(
                 s,
-                "interrupted (Ctrl-C): the partial summary of the {} done",
+                "interrupted ({}): the partial summary of the {} done",
+                crate::error::Exit::interruption_name(sig),
                 crate::text::plural(done, "trial")
             );
         }
