@@ -34,6 +34,10 @@ use crate::procfs::Scanned;
 
 mod describe;
 
+pub use describe::{
+    command_of, describe_process, in_backticks, Known, COMMAND_MAX, FORK_OF_A_NODE,
+};
+
 /// Where a [`Lineage`] came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LineageSource {
