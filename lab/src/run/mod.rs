@@ -179,6 +179,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
         lab_version: ctx.lab_version.clone(),
         as_expected,
         max_diagnoses: rec.max_diagnoses(),
+        program_root: plan.nodes.first().is_some_and(|n| n.command.is_some()),
         interrupted: interrupted_by.is_some(),
         interrupted_by,
     };

@@ -184,8 +184,10 @@ pub(super) fn survivor_sets<'a>(
 }
 
 /// The text line of `sets`: `survivor sets: 1 (every trial left 0.0 0.0.0)`,
-/// or their number and that the plan is nondeterministic.
-pub(super) fn render_survivor_sets(sets: &[SurvivorSet]) -> String {
+/// or their number and where the variation comes from: the plan, or,
+/// with a `program` at the root (`lab exec`), whose plan fixes nothing of
+/// what the program starts, the program's own timing.
+pub(super) fn render_survivor_sets(sets: &[SurvivorSet], program: bool) -> String {
     match sets {
         [] => "survivor sets: 0".to_string(),
         [one] if one.survivors.is_empty() => "survivor sets: 1 (every trial left none)".to_string(),
@@ -205,11 +207,13 @@ pub(super) fn render_survivor_sets(sets: &[SurvivorSet]) -> String {
                     format!("{set} x{}", s.trials)
                 })
                 .collect();
-            format!(
-                "survivor sets: {}: the plan is nondeterministic ({})",
-                many.len(),
-                each.join("; ")
-            )
+            let why = if program {
+                "the program left different processes from trial to trial: its own timing \
+                 (start-up and scheduling jitter) decides, which the lab's plan does not fix"
+            } else {
+                "the plan is nondeterministic"
+            };
+            format!("survivor sets: {}: {why} ({})", many.len(), each.join("; "))
         }
     }
 }
@@ -257,6 +261,10 @@ pub struct RunSummary {
     pub as_expected: bool,
     /// Diagnoses written per strategy at most (`--max-diagnoses`).
     pub max_diagnoses: u64,
+    /// Whether the root of each trial is a program (`lab exec`, or a
+    /// scenario with a `command` at its root): what it starts is its own
+    /// doing, not the plan's.
+    pub program_root: bool,
     /// A Ctrl-C (SIGINT) or a SIGTERM stopped the run: the results are
     /// those of the trials done (a strategy that ran none is left out).
     pub interrupted: bool,
@@ -367,7 +375,11 @@ impl RunSummary {
         }
         let rp = &r.reproduction;
         let _ = writeln!(s, "  reproduced {}: {}", rp.verdict, rp.rate.render());
-        let _ = writeln!(s, "  {}", render_survivor_sets(&r.survivor_sets));
+        let _ = writeln!(
+            s,
+            "  {}",
+            render_survivor_sets(&r.survivor_sets, self.program_root)
+        );
         if r.trials_with_false_orphans > 0 {
             let _ = writeln!(
                 s,
@@ -607,15 +619,21 @@ mod tests {
             ]
         );
         assert_eq!(
-            render_survivor_sets(&sets),
+            render_survivor_sets(&sets, false),
             "survivor sets: 2: the plan is nondeterministic (0.0 0.0.1 x3; none x1)"
         );
         assert_eq!(
-            render_survivor_sets(&sets[..1]),
+            render_survivor_sets(&sets, true),
+            "survivor sets: 2: the program left different processes from trial to trial: its \
+             own timing (start-up and scheduling jitter) decides, which the lab's plan does not \
+             fix (0.0 0.0.1 x3; none x1)"
+        );
+        assert_eq!(
+            render_survivor_sets(&sets[..1], true),
             "survivor sets: 1 (every trial left 0.0 0.0.1)"
         );
         assert_eq!(
-            render_survivor_sets(&sets[1..]),
+            render_survivor_sets(&sets[1..], false),
             "survivor sets: 1 (every trial left none)"
         );
     }

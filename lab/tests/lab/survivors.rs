@@ -135,8 +135,41 @@ fn processes_outside_the_plan_are_named_and_counted_in_the_survivor_sets() {
     );
 }
 
+/// A program whose children vary from trial to trial by its own timing:
+/// the survivor sets say so, and do not blame the plan.
+fn a_program_whose_survivors_vary_is_not_called_a_nondeterministic_plan() {
+    // A background `sleep 31` in the trials whose clock read ends in an
+    // even digit of nanoseconds: about half, never all of 20 (2^-19).
+    let script = "sleep 30 & case $(date +%N) in *[02468]) sleep 31 & ;; esac; exit 0";
+    let dir = out_dir("jitter");
+    let out = lab(
+        &[
+            "exec",
+            "--trials",
+            "20",
+            "--out",
+            dir.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+        &[],
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "survivor sets: 2: the program left different processes from trial to trial: its \
+             own timing (start-up and scheduling jitter) decides, which the lab's plan does not fix"
+        ) && !text.contains("the plan is nondeterministic"),
+        "{text}"
+    );
+}
+
 tests! {
     a_gated_plan_leaves_one_survivor_set_under_legacy;
     the_same_plans_pass_every_trial_under_canonical_with_no_survivors;
     processes_outside_the_plan_are_named_and_counted_in_the_survivor_sets;
+    a_program_whose_survivors_vary_is_not_called_a_nondeterministic_plan;
 }
