@@ -82,7 +82,7 @@ impl Course<'_> {
     pub(super) fn start_lineage(&mut self, pid: i32, command: &str, at_ns: u64) {
         let root = host_pid(pid);
         let mut lineage = Lineage::rooted_scan(&[root]);
-        lineage.record_exec(root, command.to_string(), at_ns);
+        lineage.record_spawn(root, command.to_string(), at_ns);
         self.lineage = Some(lineage);
     }
 
@@ -258,19 +258,20 @@ impl Course<'_> {
     }
 
     /// The trial's timeline as Chrome trace-event JSON (text): a row per
-    /// process of the lineage, the signals sent as instants on the
-    /// program's row, and `otherData.lineage_source` (`proc-connector` or
-    /// `proc-scan`).
-    pub(super) fn trace_json(&self) -> Option<String> {
+    /// process of the lineage (the span of one still alive at the verdict
+    /// runs to it: `verdict`, its name and when, ns `CLOCK_MONOTONIC`),
+    /// the signals sent and the verdict as instants on the program's row,
+    /// and `otherData.lineage_source` (`proc-connector` or `proc-scan`).
+    pub(super) fn trace_json(&self, verdict: Option<(&str, u64)>) -> Option<String> {
         let lineage = self.lineage.as_ref()?;
-        let mut trace = Trace::from_lineage(lineage, self.t0);
+        let us = |at: u64| at.saturating_sub(self.t0) as f64 / 1000.0;
+        let mut trace = Trace::from_lineage_until(lineage, self.t0, verdict.map(|(_, at)| at));
         if let Some(root) = lineage.entries().next() {
             for (at, sig) in &self.signals_sent {
-                trace.phase(
-                    &format!("SIG{}", sig.name()),
-                    root.pid,
-                    at.saturating_sub(self.t0) as f64 / 1000.0,
-                );
+                trace.phase(&format!("SIG{}", sig.name()), root.pid, us(*at));
+            }
+            if let Some((name, at)) = verdict {
+                trace.phase(&format!("verdict {name}"), root.pid, us(at));
             }
         }
         let mut json = trace.to_json();
