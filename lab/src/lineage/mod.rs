@@ -377,6 +377,21 @@ impl Lineage {
             .collect()
     }
 
+    /// The descendants (every entry but the first, the root) that ended
+    /// before `before_ns` (ns, `CLOCK_MONOTONIC`) with a known status
+    /// other than a clean exit: an exit status other than 0, or a signal;
+    /// each with its [`ProcessExit`]. A scan records no status (-1): none.
+    pub fn failed_exits(&self, before_ns: u64) -> Vec<(&Entry, ProcessExit)> {
+        self.entries
+            .iter()
+            .skip(1)
+            .filter_map(|e| {
+                let exit = e.exit.filter(|x| x.at_ns < before_ns && x.status > 0)?;
+                Some((e, exit))
+            })
+            .collect()
+    }
+
     /// The PIDs of `pid`'s ancestors, its parent first, up to the oldest
     /// one known; empty for an unknown PID or a root.
     pub fn ancestors(&self, pid: i32) -> Vec<i32> {

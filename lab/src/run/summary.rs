@@ -67,6 +67,14 @@ pub struct StrategySummary {
     pub trials_with_false_orphans: u64,
     /// False orphans of the `/proc` oracle over all trials.
     pub false_orphans_total: u64,
+    /// Trials, of any verdict (`pass` included), in which a descendant of
+    /// the program at the root failed on its own
+    /// ([`Outcome::descendant_failures`]).
+    pub trials_with_descendant_failures: u64,
+    /// Each distinct descendant failure (``sh -c exit 2` exited with
+    /// status 2`) with the number of trials in which it happened.
+    #[serde(serialize_with = "crate::json::named_counts")]
+    pub descendant_failures: BTreeMap<String, u64>,
     /// Each verdict's rate with its 95% Wilson interval.
     #[serde(serialize_with = "crate::json::verdict_keys")]
     pub rates: BTreeMap<String, Rate>,
@@ -363,7 +371,11 @@ impl RunSummary {
     /// replayed plan (`--repeat`) whose reproduction matters.
     fn render_details(&self, s: &mut String, r: &StrategySummary) {
         let sentences = ab::sentences(&r.strategy, r.trials, &r.rates, &r.reasons, &r.signatures);
-        if sentences.is_empty() && r.trials_with_false_orphans == 0 && r.survivor_sets.len() < 2 {
+        if sentences.is_empty()
+            && r.trials_with_false_orphans == 0
+            && r.survivor_sets.len() < 2
+            && r.trials_with_descendant_failures == 0
+        {
             return;
         }
         s.push('\n');
@@ -387,6 +399,21 @@ impl RunSummary {
                 crate::text::plural(r.false_orphans_total, "false orphan"),
                 crate::text::plural(r.trials_with_false_orphans, "trial"),
                 Rate::wilson(r.trials_with_false_orphans, r.trials).render()
+            );
+        }
+        if r.trials_with_descendant_failures > 0 {
+            let each: Vec<String> = r
+                .descendant_failures
+                .iter()
+                .map(|(f, n)| format!("{f} x{n}"))
+                .collect();
+            let _ = writeln!(
+                s,
+                "  descendants failed: in {} of {} ({}): {}",
+                r.trials_with_descendant_failures,
+                crate::text::plural(r.trials, "trial"),
+                Rate::wilson(r.trials_with_descendant_failures, r.trials).render(),
+                each.join("; ")
             );
         }
         for (verdict, reasons) in &r.reasons {
@@ -507,6 +534,22 @@ pub(super) fn summarize(
         trials_with_false_orphans: outcomes.iter().filter(|(_, o)| o.false_orphans > 0).count()
             as u64,
         false_orphans_total: outcomes.iter().map(|(_, o)| o.false_orphans as u64).sum(),
+        trials_with_descendant_failures: outcomes
+            .iter()
+            .filter(|(_, o)| !o.descendant_failures.is_empty())
+            .count() as u64,
+        descendant_failures: outcomes
+            .iter()
+            .flat_map(|(_, o)| {
+                let mut once: Vec<&String> = o.descendant_failures.iter().collect();
+                once.sort();
+                once.dedup();
+                once
+            })
+            .fold(BTreeMap::new(), |mut m, f| {
+                *m.entry(f.clone()).or_insert(0) += 1;
+                m
+            }),
         median_verdict_us: g.median_verdict_us,
         mean_phases_us: mean_phases(outcomes.iter().map(|(_, o)| o.timings)),
         trials_per_s: if wall.as_secs_f64() > 0.0 {

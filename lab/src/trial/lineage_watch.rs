@@ -66,6 +66,25 @@ fn read_events(out: &mut Vec<ProcEvent>) {
     }
 }
 
+/// A descendant that failed, as [`Outcome::descendant_failures`] names it:
+/// its command in backticks; or, when it exec'd a program whose command
+/// line was gone before it could be read (it ran for a moment), the
+/// command of its parent: ``a program exec'd by a child of `sh -c ...```.
+fn failed_descendant(lineage: &Lineage, e: &crate::lineage::Entry) -> String {
+    let cmd = |c: Option<&str>| bounded(c.unwrap_or("?"), COMMAND_MAX);
+    if e.execs.last().is_some_and(|x| x.command.is_empty()) {
+        let parent = e
+            .ppid
+            .and_then(|p| lineage.get(p))
+            .and_then(|p| p.command.as_deref());
+        return format!(
+            "a program exec'd by a child of `{}` (gone before its command line was read)",
+            cmd(parent)
+        );
+    }
+    format!("`{}`", cmd(e.command.as_deref()))
+}
+
 /// The longest wait between two scans while the trial runs (µs).
 pub(super) const SCAN_US: u64 = 2_000;
 
@@ -218,7 +237,11 @@ impl Course<'_> {
         Some(lineage.describe_chain(host, &names))
     }
 
-    /// Name in `o`'s reason, for a trial that did not pass, every
+    /// Record in `o` (any verdict, a pass included) every descendant of
+    /// the program that failed on its own: exited with a status other than
+    /// 0, or died by a signal, before the lab sent one or reached the
+    /// verdict ([`Outcome::descendant_failures`]). And name in `o`'s
+    /// reason, for a trial that did not pass, every
     /// descendant of the program that the lineage saw die by a signal
     /// before the lab sent one (its first kill, its teardown) or reached
     /// the verdict: ``; during the trial, pid N (`python3 worker`) was
@@ -227,12 +250,9 @@ impl Course<'_> {
     /// statuses (the process events connector); the program's own end is
     /// the verdict's business.
     pub(super) fn name_signal_deaths(&self, o: &mut Outcome) {
-        let (Some(lineage), Some(reason)) = (self.lineage.as_ref(), o.reason.as_mut()) else {
+        let Some(lineage) = self.lineage.as_ref() else {
             return;
         };
-        if o.verdict == Verdict::Pass {
-            return;
-        }
         let verdict_at = self.t0 + o.time_to_verdict_us * 1000;
         let until = self
             .signals_sent
@@ -240,6 +260,25 @@ impl Course<'_> {
             .map(|(at, _)| *at)
             .chain(self.teardown_at)
             .fold(verdict_at, u64::min);
+        if lineage.source() == crate::lineage::LineageSource::ProcConnector {
+            o.descendant_failures = lineage
+                .failed_exits(until)
+                .iter()
+                .map(|(e, exit)| {
+                    let who = failed_descendant(lineage, e);
+                    match exit.signal() {
+                        Some(sig) => format!("{who} was killed by {}", signal_name(sig)),
+                        None => format!("{who} exited with status {}", exit.status >> 8),
+                    }
+                })
+                .collect();
+        }
+        let Some(reason) = o.reason.as_mut() else {
+            return;
+        };
+        if o.verdict == Verdict::Pass {
+            return;
+        }
         let deaths: Vec<String> = lineage
             .signal_deaths(until)
             .iter()

@@ -261,6 +261,7 @@ pub(super) fn outcome(plan: &Plan, obs: &Observation, end: Ending, time_us: u64)
         timings: Default::default(),
         output: None,
         trace: None,
+        descendant_failures: Vec::new(),
     }
 }
 
