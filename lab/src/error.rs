@@ -5,6 +5,7 @@ use std::io;
 
 use crate::scenario::overrides::OverrideError;
 use crate::scenario::ScenarioError;
+use crate::signal::Sig;
 use crate::strategy::StrategyError;
 
 /// Why a command could not run. Displayed as a chain: the message, then
@@ -85,23 +86,51 @@ pub enum Exit {
     /// strategy the scenario does not name: every trial passed); `lab
     /// suite`: no member is order-dependent; `lab bisect`: the polluters
     /// were found.
-    Clean = 0,
+    Clean,
     /// 1: `lab run`/`lab soak`: some strategy gave a verdict its
     /// expectation does not allow (UNEXPECTED); `lab suite`: a member is
     /// order-dependent; `lab bisect`: the victim is not order-dependent;
     /// `lab check`/`lab plan`: a strategy refuses the plan.
-    Found = 1,
+    Found,
     /// 2: bad input: a scenario error, an unknown strategy or scenario.
-    Input = 2,
+    Input,
     /// 3: the lab itself could not work.
-    Lab = 3,
-    /// 130 (128 + SIGINT, as a shell reports a process ended by Ctrl-C):
-    /// `lab run`/`lab soak` was interrupted; it printed the partial summary
-    /// of the trials done (and, for a soak, the command that resumes).
-    Interrupted = 130,
+    Lab,
+    /// 128 + the signal, as a shell reports a process that signal ended:
+    /// 130 after a SIGINT (Ctrl-C), 143 after a SIGTERM (what a CI system
+    /// sends on cancel). `lab run`/`lab exec`/`lab soak`/`lab fuzz` was
+    /// interrupted; it printed the partial summary of the trials done
+    /// (and, for a soak, the command that resumes).
+    Interrupted(Sig),
 }
 
 impl Exit {
+    /// The process exit status: 0, 1, 2, 3, or 128 + the signal of an
+    /// interruption.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Clean => 0,
+            Exit::Found => 1,
+            Exit::Input => 2,
+            Exit::Lab => 3,
+            Exit::Interrupted(sig) => 128 + sig.signal().as_raw() as u8,
+        }
+    }
+
+    /// How a summary names the signal that interrupted a command:
+    /// `Ctrl-C` for SIGINT, `SIGTERM`, ...
+    pub fn interruption_name(sig: Sig) -> &'static str {
+        match sig {
+            Sig::Int => "Ctrl-C",
+            Sig::Term => "SIGTERM",
+            Sig::Hup => "SIGHUP",
+            Sig::Kill => "SIGKILL",
+            Sig::Quit => "SIGQUIT",
+            Sig::Usr1 => "SIGUSR1",
+            Sig::Usr2 => "SIGUSR2",
+        }
+    }
+
     /// `Clean` when `clean`, else `Found`.
     pub fn clean_if(clean: bool) -> Exit {
         if clean {
@@ -130,7 +159,7 @@ impl Exit {
 
 impl From<Exit> for std::process::ExitCode {
     fn from(e: Exit) -> Self {
-        std::process::ExitCode::from(e as u8)
+        std::process::ExitCode::from(e.code())
     }
 }
 
@@ -149,7 +178,9 @@ mod tests {
             "cannot write results/x/trials.csv: Permission denied (os error 13)"
         );
         assert_eq!(e.exit(), Exit::Lab);
-        assert_eq!(LabError::Input("no".into()).exit() as u8, 2);
+        assert_eq!(LabError::Input("no".into()).exit().code(), 2);
+        assert_eq!(Exit::Interrupted(Sig::Int).code(), 130);
+        assert_eq!(Exit::Interrupted(Sig::Term).code(), 143);
         assert_eq!(Exit::of(&Ok(Exit::clean_if(false))), Exit::Found);
     }
 }

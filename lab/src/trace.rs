@@ -74,6 +74,15 @@ impl Trace {
     /// `status` in its args, and an instant per exec. A lineage without
     /// times (a `/proc` scan) gives names and zero-length spans at 0.
     pub fn from_lineage(lineage: &Lineage, t0_ns: u64) -> Trace {
+        Trace::from_lineage_until(lineage, t0_ns, None)
+    }
+
+    /// [`from_lineage`](Trace::from_lineage), the record ending at
+    /// `until_ns` (ns, `CLOCK_MONOTONIC`: the verdict) when given: the span
+    /// of a process whose exit was not seen runs to it (it was alive at
+    /// the verdict: a hung trial's processes), or to the lineage's last
+    /// time when that is later.
+    pub fn from_lineage_until(lineage: &Lineage, t0_ns: u64, until_ns: Option<u64>) -> Trace {
         let times = lineage.entries().flat_map(|e| {
             e.forked_ns
                 .into_iter()
@@ -83,7 +92,7 @@ impl Trace {
         });
         let (first, last) = times.fold((u64::MAX, 0), |(lo, hi), t| (lo.min(t), hi.max(t)));
         let first = if first == u64::MAX { t0_ns } else { first };
-        let last = last.max(first);
+        let last = last.max(first).max(until_ns.unwrap_or(0));
         let us = |ns: u64| ns.saturating_sub(t0_ns) as f64 / 1000.0;
         let mut trace = Trace::default();
         let mut named = std::collections::HashSet::new();
@@ -192,5 +201,46 @@ mod tests {
         assert!(ev
             .iter()
             .any(|e| e["pid"] == 812 && e["ph"] == "i" && e["ts"] == 1100.0));
+    }
+
+    #[test]
+    fn a_hung_trials_live_processes_run_to_the_verdict_and_the_root_execs_once() {
+        let t0 = 5_000_000;
+        let mut l = Lineage::rooted(&[800]);
+        // The lab spawned the program (the time taken once the spawn
+        // returned, after the exec); the process events give its exec.
+        l.record_spawn(800, "sh -c sleep 30 & wait".into(), t0 + 300_000);
+        l.apply(
+            &lifeline::ProcEvent::Exec {
+                tgid: 800,
+                ts_ns: t0 + 200_000,
+            },
+            &|_| Some("sh -c sleep 30 & wait".into()),
+        );
+        l.record_fork(800, 813, t0 + 1_000_000);
+        l.record_exec(813, "sleep 30".into(), t0 + 1_100_000);
+        // Nothing happens after; the verdict (a hang) comes at 300 ms.
+        let verdict = t0 + 300_000_000;
+        let ev = events(&Trace::from_lineage_until(&l, t0, Some(verdict)));
+        let span = |pid: i32| {
+            ev.iter()
+                .find(|e| e["pid"] == pid && e["ph"] == "X")
+                .cloned()
+                .unwrap_or_default()
+        };
+        for pid in [800, 813] {
+            let s = span(pid);
+            assert_eq!(s["args"]["exited"], false, "{s}");
+            let end = s["ts"].as_f64().unwrap() + s["dur"].as_f64().unwrap();
+            assert_eq!(end, 300_000.0, "pid {pid} runs to the verdict: {s}");
+        }
+        let execs: Vec<&Value> = ev
+            .iter()
+            .filter(|e| e["pid"] == 800 && e["ph"] == "i")
+            .collect();
+        assert_eq!(execs.len(), 1, "{execs:?}");
+        assert_eq!(execs[0]["ts"], 200.0);
+        // Its span starts by its exec, not at the later spawn time.
+        assert_eq!(span(800)["ts"], 200.0);
     }
 }

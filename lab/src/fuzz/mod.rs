@@ -371,6 +371,7 @@ pub fn run(args: &FuzzArgs) -> Result<FuzzSummary, LabError> {
         strategies: results,
         wall_s: start.elapsed().as_secs_f64(),
         interrupted: crate::session::interrupted(),
+        interrupted_by: crate::session::interruption(),
     };
     drop(session);
     let json = crate::json::to_string_pretty(&summary).expect("a summary serializes");

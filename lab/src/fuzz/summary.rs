@@ -43,8 +43,11 @@ pub struct FuzzSummary {
     pub strategies: Vec<StrategyFuzz>,
     /// Wall time of the run (s).
     pub wall_s: f64,
-    /// Whether a Ctrl-C cut the run short.
+    /// Whether a Ctrl-C (SIGINT) or a SIGTERM cut the run short.
     pub interrupted: bool,
+    /// The signal that cut it short (`INT`, `TERM`); absent when none did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted_by: Option<crate::signal::Sig>,
 }
 
 /// The regressions replayed before the exploration.
@@ -199,10 +202,11 @@ impl FuzzSummary {
         self.regressions.still_failing > 0 || self.strategies.iter().any(|s| s.failing_cases > 0)
     }
 
-    /// The exit status: 130 after a Ctrl-C, 1 when a case failed, else 0.
+    /// The exit status: 128 + the signal after an interruption (130 after
+    /// Ctrl-C, 143 after SIGTERM), 1 when a case failed, else 0.
     pub fn exit(&self) -> crate::error::Exit {
-        if self.interrupted {
-            crate::error::Exit::Interrupted
+        if let Some(sig) = self.interrupted_by {
+            crate::error::Exit::Interrupted(sig)
         } else {
             crate::error::Exit::clean_if(!self.found_failing())
         }
@@ -476,6 +480,7 @@ mod tests {
             strategies: vec![StrategyFuzz::new(&strategy, 12, failing, verdicts, classes)],
             wall_s: 2.0,
             interrupted,
+            interrupted_by: interrupted.then_some(crate::signal::Sig::Int),
         }
     }
 
@@ -485,7 +490,10 @@ mod tests {
         assert_eq!(summary(0, false, false).exit(), Exit::Clean);
         assert_eq!(summary(2, false, false).exit(), Exit::Found);
         assert_eq!(summary(0, true, false).exit(), Exit::Found);
-        assert_eq!(summary(2, false, true).exit(), Exit::Interrupted);
+        assert_eq!(
+            summary(2, false, true).exit(),
+            Exit::Interrupted(crate::signal::Sig::Int)
+        );
         assert!(summary(0, false, false).test_report().cases[0]
             .failure()
             .is_none());

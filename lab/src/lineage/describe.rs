@@ -1,8 +1,90 @@
 //! How a process is described from a [`Lineage`]: one sentence on who
 //! started it, who started them, and when ([`Lineage::describe`],
-//! [`Lineage::describe_chain`]).
+//! [`Lineage::describe_chain`]); and how every command names a process of
+//! a trial ([`describe_process`]).
 
 use super::{Lineage, LineageSource};
+use crate::procfs::{scan_cmdline, scan_process};
+use crate::text::bounded;
+
+/// The most characters of a command line in a process's description.
+pub const COMMAND_MAX: usize = 200;
+
+/// What a trial knows to name its processes by, for [`describe_process`].
+pub struct Known<'a> {
+    /// The node a PID (this namespace's) is: its path and, for a `command`
+    /// node, its command line.
+    pub node: &'a dyn Fn(i32) -> Option<(String, Option<String>)>,
+    /// Who started a PID (this namespace's), in words, from the trial's
+    /// lineage when it has the process ([`Lineage::describe_chain`]).
+    pub started_by: &'a dyn Fn(i32) -> Option<String>,
+    /// A PID as the lab shows it (the host's).
+    pub shown: &'a dyn Fn(i32) -> i32,
+    /// The supervisor's PID: a parent not worth naming.
+    pub supervisor: i32,
+}
+
+/// What a process outside the plan runs, as a description and a survivor
+/// set name it: its command line, or, for a copy of the lab's own process
+/// that never exec'd (a node's fork, whose command line is the
+/// supervisor's, with a path that differs from run to run), `<fork of a
+/// node, no exec>`.
+pub fn command_of(pid: i32) -> String {
+    static OWN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let own = OWN.get_or_init(|| scan_cmdline(std::process::id() as i32));
+    let cmd = scan_cmdline(pid).unwrap_or_default();
+    if own.as_deref() == Some(cmd.as_str()) {
+        FORK_OF_A_NODE.to_string()
+    } else {
+        bounded(&cmd, COMMAND_MAX)
+    }
+}
+
+/// How [`command_of`] names a copy of the lab's process that never exec'd.
+pub const FORK_OF_A_NODE: &str = "<fork of a node, no exec>";
+
+/// Process `pid` (this namespace's) of a trial in words, the one way
+/// `lab run`, `lab exec` and `lab soak` name it in reasons, summaries and
+/// the CSV: a node is ``node 0.1 (pid N)`` (``node root (pid N, `cmd`)``
+/// for a command); any other is ``pid N (`cmd`)`` followed by who started
+/// it: from the lineage where it has the process (``started by `sh -c
+/// ...` (pid N)``), else its parent from `/proc` (``child of node 0``,
+/// ``child of pid N (`cmd`)``), nothing when the parent is the supervisor
+/// (or unknown).
+pub fn describe_process(pid: i32, known: &Known<'_>) -> String {
+    if let Some((path, cmd)) = (known.node)(pid).filter(|_| pid > 0) {
+        let shown = (known.shown)(pid);
+        return match cmd {
+            Some(cmd) => format!(
+                "node {path} (pid {shown}, `{}`)",
+                bounded(&cmd, COMMAND_MAX)
+            ),
+            None => format!("node {path} (pid {shown})"),
+        };
+    }
+    let mut text = format!(
+        "pid {} ({})",
+        (known.shown)(pid),
+        in_backticks(command_of(pid))
+    );
+    if let Some(who) = (known.started_by)(pid) {
+        text.push_str(&format!(", {who}"));
+        return text;
+    }
+    let ppid = scan_process(pid).map_or(0, |s| s.ppid);
+    if ppid > 0 && ppid != known.supervisor {
+        let parent = match (known.node)(ppid) {
+            Some((path, _)) => format!("node {path}"),
+            None => format!(
+                "pid {} ({})",
+                (known.shown)(ppid),
+                in_backticks(command_of(ppid))
+            ),
+        };
+        text.push_str(&format!(", child of {parent}"));
+    }
+    text
+}
 
 /// Most ancestors [`Lineage::describe`] names before it stops.
 const DESCRIBE_DEPTH: usize = 4;
@@ -85,6 +167,15 @@ impl Lineage {
             Some(c) if !c.is_empty() => format!("`{c}`"),
             _ => "an unknown program".to_string(),
         }
+    }
+}
+
+/// A command line in backticks; [`FORK_OF_A_NODE`] as it is.
+pub fn in_backticks(command: String) -> String {
+    if command == FORK_OF_A_NODE {
+        command
+    } else {
+        format!("`{command}`")
     }
 }
 

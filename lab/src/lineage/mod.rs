@@ -34,6 +34,10 @@ use crate::procfs::Scanned;
 
 mod describe;
 
+pub use describe::{
+    command_of, describe_process, in_backticks, Known, COMMAND_MAX, FORK_OF_A_NODE,
+};
+
 /// Where a [`Lineage`] came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LineageSource {
@@ -240,6 +244,7 @@ impl Lineage {
     /// it gets a new entry.
     pub fn record_fork(&mut self, parent: i32, child: i32, at_ns: u64) {
         let p = self.index_of(parent);
+        self.born_by(p, at_ns);
         let inherited = self.entries[p].command.clone();
         let c = match self.current.get(&child) {
             Some(&i) if self.entries[i].forked_ns.is_none() && self.entries[i].exit.is_none() => i,
@@ -256,10 +261,22 @@ impl Lineage {
         }
     }
 
+    /// Record that the lab spawned root `pid` to run `command` at `at_ns`
+    /// (ns, `CLOCK_MONOTONIC`): its fork time and its command. Its exec is
+    /// not recorded here: the process events give it at its own time (a
+    /// second exec recorded at the spawn would show it twice).
+    pub fn record_spawn(&mut self, pid: i32, command: String, at_ns: u64) {
+        let i = self.index_of(pid);
+        let e = &mut self.entries[i];
+        e.forked_ns = Some(at_ns);
+        e.command = Some(command);
+    }
+
     /// Record that `pid` exec'd `argv0_or_comm` (its command line or name;
     /// empty when unknown) at `at_ns` (ns, `CLOCK_MONOTONIC`).
     pub fn record_exec(&mut self, pid: i32, argv0_or_comm: String, at_ns: u64) {
         let i = self.index_of(pid);
+        self.born_by(i, at_ns);
         let e = &mut self.entries[i];
         if !argv0_or_comm.is_empty() {
             e.command = Some(argv0_or_comm.clone());
@@ -268,6 +285,16 @@ impl Lineage {
             at_ns: Some(at_ns),
             command: argv0_or_comm,
         });
+    }
+
+    /// Entry `i` acted at `at_ns`, so it was born by then: a fork time
+    /// recorded later (a spawn's, taken once the spawn returned, after
+    /// the exec) moves back to it.
+    fn born_by(&mut self, i: usize, at_ns: u64) {
+        let e = &mut self.entries[i];
+        if let Some(f) = e.forked_ns.filter(|&f| f > at_ns) {
+            e.forked_ns = Some(f.min(at_ns));
+        }
     }
 
     /// Record that `pid` called `setsid` at `at_ns` (ns, `CLOCK_MONOTONIC`).
@@ -346,6 +373,21 @@ impl Lineage {
             .filter_map(|e| {
                 let exit = e.exit.filter(|x| x.at_ns < before_ns)?;
                 Some((e, exit.signal()?))
+            })
+            .collect()
+    }
+
+    /// The descendants (every entry but the first, the root) that ended
+    /// before `before_ns` (ns, `CLOCK_MONOTONIC`) with a known status
+    /// other than a clean exit: an exit status other than 0, or a signal;
+    /// each with its [`ProcessExit`]. A scan records no status (-1): none.
+    pub fn failed_exits(&self, before_ns: u64) -> Vec<(&Entry, ProcessExit)> {
+        self.entries
+            .iter()
+            .skip(1)
+            .filter_map(|e| {
+                let exit = e.exit.filter(|x| x.at_ns < before_ns && x.status > 0)?;
+                Some((e, exit))
             })
             .collect()
     }

@@ -151,7 +151,7 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
         results.extend(done.inspect_err(|_| bar.finish())?);
     }
     bar.finish();
-    let interrupted = crate::session::interrupted();
+    let interrupted_by = crate::session::interruption();
     let (cgroup, cgroup_note) = (session.has_cgroup(), session.cgroup_note());
     let pidns = session.pid_namespace();
     drop(session);
@@ -180,7 +180,9 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
         lab_version: ctx.lab_version.clone(),
         as_expected,
         max_diagnoses: rec.max_diagnoses(),
-        interrupted,
+        program_root: plan.nodes.first().is_some_and(|n| n.command.is_some()),
+        interrupted: interrupted_by.is_some(),
+        interrupted_by,
     };
     let json = crate::json::to_string_pretty(&summary).expect("a summary serializes");
     let path = run_dir.join("summary.json");

@@ -67,6 +67,14 @@ pub struct StrategySummary {
     pub trials_with_false_orphans: u64,
     /// False orphans of the `/proc` oracle over all trials.
     pub false_orphans_total: u64,
+    /// Trials, of any verdict (`pass` included), in which a descendant of
+    /// the program at the root failed on its own
+    /// ([`Outcome::descendant_failures`]).
+    pub trials_with_descendant_failures: u64,
+    /// Each distinct descendant failure (``sh -c exit 2` exited with
+    /// status 2`) with the number of trials in which it happened.
+    #[serde(serialize_with = "crate::json::named_counts")]
+    pub descendant_failures: BTreeMap<String, u64>,
     /// Each verdict's rate with its 95% Wilson interval.
     #[serde(serialize_with = "crate::json::verdict_keys")]
     pub rates: BTreeMap<String, Rate>,
@@ -184,8 +192,10 @@ pub(super) fn survivor_sets<'a>(
 }
 
 /// The text line of `sets`: `survivor sets: 1 (every trial left 0.0 0.0.0)`,
-/// or their number and that the plan is nondeterministic.
-pub(super) fn render_survivor_sets(sets: &[SurvivorSet]) -> String {
+/// or their number and where the variation comes from: the plan, or,
+/// with a `program` at the root (`lab exec`), whose plan fixes nothing of
+/// what the program starts, the program's own timing.
+pub(super) fn render_survivor_sets(sets: &[SurvivorSet], program: bool) -> String {
     match sets {
         [] => "survivor sets: 0".to_string(),
         [one] if one.survivors.is_empty() => "survivor sets: 1 (every trial left none)".to_string(),
@@ -205,11 +215,13 @@ pub(super) fn render_survivor_sets(sets: &[SurvivorSet]) -> String {
                     format!("{set} x{}", s.trials)
                 })
                 .collect();
-            format!(
-                "survivor sets: {}: the plan is nondeterministic ({})",
-                many.len(),
-                each.join("; ")
-            )
+            let why = if program {
+                "the program left different processes from trial to trial: its own timing \
+                 (start-up and scheduling jitter) decides, which the lab's plan does not fix"
+            } else {
+                "the plan is nondeterministic"
+            };
+            format!("survivor sets: {}: {why} ({})", many.len(), each.join("; "))
         }
     }
 }
@@ -257,17 +269,25 @@ pub struct RunSummary {
     pub as_expected: bool,
     /// Diagnoses written per strategy at most (`--max-diagnoses`).
     pub max_diagnoses: u64,
-    /// A Ctrl-C (SIGINT) stopped the run: the results are those of the
-    /// trials done (a strategy that ran none is left out).
+    /// Whether the root of each trial is a program (`lab exec`, or a
+    /// scenario with a `command` at its root): what it starts is its own
+    /// doing, not the plan's.
+    pub program_root: bool,
+    /// A Ctrl-C (SIGINT) or a SIGTERM stopped the run: the results are
+    /// those of the trials done (a strategy that ran none is left out).
     pub interrupted: bool,
+    /// The signal that stopped it (`INT`, `TERM`); absent when none did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted_by: Option<crate::signal::Sig>,
 }
 
 impl RunSummary {
-    /// The exit status: 130 when interrupted (Ctrl-C), else 0 when every
-    /// strategy met its expectation, else 1.
+    /// The exit status: 128 + the signal when interrupted (130 after
+    /// Ctrl-C, 143 after SIGTERM), else 0 when every strategy met its
+    /// expectation, else 1.
     pub fn exit(&self) -> crate::error::Exit {
-        if self.interrupted {
-            return crate::error::Exit::Interrupted;
+        if let Some(sig) = self.interrupted_by {
+            return crate::error::Exit::Interrupted(sig);
         }
         crate::error::Exit::of_expectations(self.results.iter().map(|r| &r.expectation))
     }
@@ -298,11 +318,12 @@ impl RunSummary {
         if !self.about.is_empty() {
             s.push_str(&ab::about_lines(&self.about, 0));
         }
-        if self.interrupted {
+        if let Some(sig) = self.interrupted_by {
             let done: u64 = self.results.iter().map(|r| r.trials).sum();
             let _ = writeln!(
                 s,
-                "interrupted (Ctrl-C): the partial summary of the {} done",
+                "interrupted ({}): the partial summary of the {} done",
+                crate::error::Exit::interruption_name(sig),
                 crate::text::plural(done, "trial")
             );
         }
@@ -350,7 +371,11 @@ impl RunSummary {
     /// replayed plan (`--repeat`) whose reproduction matters.
     fn render_details(&self, s: &mut String, r: &StrategySummary) {
         let sentences = ab::sentences(&r.strategy, r.trials, &r.rates, &r.reasons, &r.signatures);
-        if sentences.is_empty() && r.trials_with_false_orphans == 0 && r.survivor_sets.len() < 2 {
+        if sentences.is_empty()
+            && r.trials_with_false_orphans == 0
+            && r.survivor_sets.len() < 2
+            && r.trials_with_descendant_failures == 0
+        {
             return;
         }
         s.push('\n');
@@ -362,7 +387,11 @@ impl RunSummary {
         }
         let rp = &r.reproduction;
         let _ = writeln!(s, "  reproduced {}: {}", rp.verdict, rp.rate.render());
-        let _ = writeln!(s, "  {}", render_survivor_sets(&r.survivor_sets));
+        let _ = writeln!(
+            s,
+            "  {}",
+            render_survivor_sets(&r.survivor_sets, self.program_root)
+        );
         if r.trials_with_false_orphans > 0 {
             let _ = writeln!(
                 s,
@@ -370,6 +399,21 @@ impl RunSummary {
                 crate::text::plural(r.false_orphans_total, "false orphan"),
                 crate::text::plural(r.trials_with_false_orphans, "trial"),
                 Rate::wilson(r.trials_with_false_orphans, r.trials).render()
+            );
+        }
+        if r.trials_with_descendant_failures > 0 {
+            let each: Vec<String> = r
+                .descendant_failures
+                .iter()
+                .map(|(f, n)| format!("{f} x{n}"))
+                .collect();
+            let _ = writeln!(
+                s,
+                "  descendants failed: in {} of {} ({}): {}",
+                r.trials_with_descendant_failures,
+                crate::text::plural(r.trials, "trial"),
+                Rate::wilson(r.trials_with_descendant_failures, r.trials).render(),
+                each.join("; ")
             );
         }
         for (verdict, reasons) in &r.reasons {
@@ -490,6 +534,22 @@ pub(super) fn summarize(
         trials_with_false_orphans: outcomes.iter().filter(|(_, o)| o.false_orphans > 0).count()
             as u64,
         false_orphans_total: outcomes.iter().map(|(_, o)| o.false_orphans as u64).sum(),
+        trials_with_descendant_failures: outcomes
+            .iter()
+            .filter(|(_, o)| !o.descendant_failures.is_empty())
+            .count() as u64,
+        descendant_failures: outcomes
+            .iter()
+            .flat_map(|(_, o)| {
+                let mut once: Vec<&String> = o.descendant_failures.iter().collect();
+                once.sort();
+                once.dedup();
+                once
+            })
+            .fold(BTreeMap::new(), |mut m, f| {
+                *m.entry(f.clone()).or_insert(0) += 1;
+                m
+            }),
         median_verdict_us: g.median_verdict_us,
         mean_phases_us: mean_phases(outcomes.iter().map(|(_, o)| o.timings)),
         trials_per_s: if wall.as_secs_f64() > 0.0 {
@@ -602,15 +662,21 @@ mod tests {
             ]
         );
         assert_eq!(
-            render_survivor_sets(&sets),
+            render_survivor_sets(&sets, false),
             "survivor sets: 2: the plan is nondeterministic (0.0 0.0.1 x3; none x1)"
         );
         assert_eq!(
-            render_survivor_sets(&sets[..1]),
+            render_survivor_sets(&sets, true),
+            "survivor sets: 2: the program left different processes from trial to trial: its \
+             own timing (start-up and scheduling jitter) decides, which the lab's plan does not \
+             fix (0.0 0.0.1 x3; none x1)"
+        );
+        assert_eq!(
+            render_survivor_sets(&sets[..1], true),
             "survivor sets: 1 (every trial left 0.0 0.0.1)"
         );
         assert_eq!(
-            render_survivor_sets(&sets[1..]),
+            render_survivor_sets(&sets[1..], false),
             "survivor sets: 1 (every trial left none)"
         );
     }

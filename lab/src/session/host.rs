@@ -4,7 +4,7 @@
 //! supervisors ended.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -13,31 +13,49 @@ use signal_hook::iterator::Signals;
 use crate::error::LabError;
 use crate::plan::Plan;
 use crate::scenario::Scenario;
+use crate::signal::Sig;
 
 /// The lab cgroups of this process's open sessions: removed when a signal
 /// ends the lab.
 static ON_SIGNAL: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
-/// Whether a SIGINT stops the starting of trials instead of ending the lab
-/// ([`stop_on_interrupt`]).
+/// Whether an interruption (SIGINT or SIGTERM) stops the starting of
+/// trials instead of ending the lab ([`stop_on_interrupt`]).
 static GRACEFUL: AtomicBool = AtomicBool::new(false);
-/// Whether a SIGINT came while [`GRACEFUL`] was set.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// The signal number of the first interruption that came while
+/// [`GRACEFUL`] was set; 0 while none came.
+static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
 
-/// From now on, the first SIGINT (Ctrl-C) does not end the lab: no trial
-/// starts after it ([`interrupted`] is true; the pool asks for no more),
-/// the trials in flight finish, and the command prints what it has. A
-/// second SIGINT, or a SIGTERM or SIGHUP, ends the lab at once as before
-/// (the supervisors see their lifelines close and end their trials). For
-/// `lab run` and `lab soak`, whose partial results mean something.
+/// The signals that interrupt a command gracefully once
+/// [`stop_on_interrupt`] was called: SIGINT (Ctrl-C) and SIGTERM (what a
+/// CI system sends when a job is cancelled).
+pub const INTERRUPTIONS: [Sig; 2] = [Sig::Int, Sig::Term];
+
+/// From now on, the first SIGINT (Ctrl-C) or SIGTERM does not end the lab:
+/// no trial starts after it ([`interrupted`] is true; the pool asks for no
+/// more), the trials in flight finish, and the command prints what it has
+/// and exits with 128 + the signal ([`crate::error::Exit::Interrupted`]).
+/// A second one, or a SIGHUP, ends the lab at once as before (the
+/// supervisors see their lifelines close and end their trials). For the
+/// commands whose partial results mean something (`lab run`, `lab exec`,
+/// `lab soak`, `lab fuzz`).
 pub fn stop_on_interrupt() {
     GRACEFUL.store(true, Ordering::SeqCst);
 }
 
-/// Whether a SIGINT asked the lab to stop starting trials (see
+/// Whether a SIGINT or SIGTERM asked the lab to stop starting trials (see
 /// [`stop_on_interrupt`]).
 pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
+    interruption().is_some()
+}
+
+/// The signal that asked the lab to stop starting trials (see
+/// [`stop_on_interrupt`]), `None` while none did.
+pub fn interruption() -> Option<Sig> {
+    let raw = INTERRUPTED.load(Ordering::SeqCst);
+    INTERRUPTIONS
+        .into_iter()
+        .find(|s| raw != 0 && s.signal().as_raw() == raw)
 }
 
 /// Prepare the lab process itself: open files enough for trials
@@ -145,8 +163,8 @@ pub fn forget_on_signal(dir: &Path) {
 }
 
 /// A thread that waits for SIGINT, SIGTERM or SIGHUP (signal-hook's
-/// self-pipe: the handler only writes a byte). The first SIGINT after
-/// [`stop_on_interrupt`] only sets [`interrupted`]; any other removes the
+/// self-pipe: the handler only writes a byte). The first SIGINT or SIGTERM
+/// after [`stop_on_interrupt`] only sets [`interruption`]; any other removes the
 /// watched lab cgroups, then ends the lab with the signal's default action, as if it
 /// had no handler (exit status 128 + the signal to a shell). Supervisors
 /// see their lifelines close and end their trials.
@@ -156,13 +174,16 @@ fn watch_signals() -> std::io::Result<()> {
         .name("lab-signals".into())
         .spawn(move || {
             for sig in signals.forever() {
-                if sig == SIGINT
+                if (sig == SIGINT || sig == SIGTERM)
                     && GRACEFUL.load(Ordering::SeqCst)
-                    && !INTERRUPTED.swap(true, Ordering::SeqCst)
+                    && INTERRUPTED
+                        .compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst)
+                        .is_ok()
                 {
+                    let by = interruption().map_or("?", crate::error::Exit::interruption_name);
                     crate::output::write_err(format_args!(
-                        "\nlab: interrupted: no new trials; waiting for the trials in flight \
-                         (Ctrl-C again ends the lab at once)\n"
+                        "\nlab: interrupted ({by}): no new trials; waiting for the trials in \
+                         flight (Ctrl-C or SIGTERM again ends the lab at once)\n"
                     ));
                     continue;
                 }

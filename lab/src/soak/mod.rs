@@ -412,6 +412,7 @@ fn summarize(
         lab_version: ctx.lab_version.clone(),
         max_diagnoses: rec.max_diagnoses(),
         resume: crate::session::interrupted().then(|| resume_command(&args.dir)),
+        interrupted_by: crate::session::interruption(),
         stopped: None,
         spec,
     }

@@ -54,9 +54,12 @@ pub struct SoakSummary {
     pub kernel: String,
     /// Lab version.
     pub lab_version: String,
-    /// A Ctrl-C (SIGINT) stopped the soak: the command that continues it
-    /// (`lab soak --resume DIR`); `None` when it ran to its end.
+    /// A Ctrl-C (SIGINT) or a SIGTERM stopped the soak: the command that
+    /// continues it (`lab soak --resume DIR`); `None` when it ran to its end.
     pub resume: Option<String>,
+    /// The signal that stopped it (`INT`, `TERM`); absent when none did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted_by: Option<crate::signal::Sig>,
     /// A write error (a full disk, say) stopped the soak: what could not
     /// be written (the summary is partial, [`SoakSummary::resume`]
     /// continues it); `None` otherwise.
@@ -69,16 +72,16 @@ pub struct SoakSummary {
 }
 
 impl SoakSummary {
-    /// The exit status: 3 when a write error stopped it, 130 when
-    /// interrupted (Ctrl-C), else 0 when every
+    /// The exit status: 3 when a write error stopped it, 128 + the signal
+    /// when interrupted (130 after Ctrl-C, 143 after SIGTERM), else 0 when every
     /// group met its expectation (`--gate` or `[expect]`; a group with
     /// neither is not judged), else 1.
     pub fn exit(&self) -> crate::error::Exit {
         if self.stopped.is_some() {
             return crate::error::Exit::Lab;
         }
-        if self.resume.is_some() {
-            return crate::error::Exit::Interrupted;
+        if let (Some(_), Some(sig)) = (&self.resume, self.interrupted_by) {
+            return crate::error::Exit::Interrupted(sig);
         }
         crate::error::Exit::of_expectations(self.expectations.iter().map(|g| &g.comparison))
     }
@@ -176,7 +179,11 @@ impl SoakSummary {
         if let Some(resume) = &self.resume {
             let why = match &self.stopped {
                 Some(e) => format!("stopped by a write error ({e})"),
-                None => "interrupted (Ctrl-C)".into(),
+                None => format!(
+                    "interrupted ({})",
+                    self.interrupted_by
+                        .map_or("?", crate::error::Exit::interruption_name)
+                ),
             };
             s.push_str(&format!(
                 "\n{why} after {} this run; the summary above is partial\nresume: {resume}\n",

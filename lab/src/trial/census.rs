@@ -7,11 +7,11 @@
 use super::judge::{self, Alive, OrphanBy};
 use super::Course;
 use crate::forensics;
-use crate::procfs::{self, scan_cmdline, scan_process};
+use crate::procfs;
 use crate::text::bounded;
 
 /// The most characters of a plan's command line in a reason.
-pub(super) const COMMAND_MAX: usize = 200;
+pub(super) use crate::lineage::COMMAND_MAX;
 use crate::node::LEAK_INODE_BITS;
 use crate::verdict::Rung;
 use crate::verdict::{Outcome, Verdict};
@@ -71,18 +71,13 @@ impl Course<'_> {
         pids
     }
 
-    /// The live processes, for the judge: with a command root, those
+    /// The live processes, for the judge: the nodes' paths and those
     /// outside the plan named one by one ([`Course::describe`]).
     fn alive(&mut self) -> Alive {
         let outside = self.outside();
         let paths = self.alive_paths();
         let count = (paths.len() + outside.len()) as u32;
-        let named = if self.plan().nodes[0].command.is_some() {
-            outside
-        } else {
-            Vec::new()
-        };
-        self.named_outside(paths, count, &named)
+        self.named_outside(paths, count, &outside)
     }
 
     /// `paths` and `count` as the judge takes them, with the processes
@@ -94,46 +89,33 @@ impl Course<'_> {
             outside: outside.iter().map(|&p| self.describe(p)).collect(),
             outside_commands: outside
                 .iter()
-                .map(|&p| scan_cmdline(p).unwrap_or_default())
+                .map(|&p| crate::lineage::command_of(p))
                 .collect(),
         }
     }
 
-    /// Process `pid` of the trial in words: `pid N (`sleep 30`)`, with its
-    /// parent when that is not the supervisor, and the node it is when it
-    /// is one.
+    /// Process `pid` of the trial in words
+    /// ([`crate::lineage::describe_process`]): the node it is, or ``pid N
+    /// (`sleep 30`)`` and who started it.
     pub(super) fn describe(&self, pid: i32) -> String {
-        if let Some(i) = self.procs.iter().position(|p| p.pid == pid && pid > 0) {
+        let node = |p: i32| {
+            let i = self.procs.iter().position(|n| n.pid == p)?;
             let node = &self.plan().nodes[i];
-            return match &node.command {
-                Some(cmd) => format!(
-                    "node {} (pid {}, `{}`)",
-                    node.path,
-                    crate::pidns::host_pid(pid),
-                    bounded(&cmd.join(" "), COMMAND_MAX)
-                ),
-                None => format!("node {} (pid {})", node.path, crate::pidns::host_pid(pid)),
-            };
-        }
-        let cmd = scan_cmdline(pid).unwrap_or_default();
-        let mut text = format!("pid {} (`{cmd}`)", crate::pidns::host_pid(pid));
-        if let Some(who) = self.lineage_of(pid) {
-            text.push_str(&format!(", {who}"));
-            return text;
-        }
-        let ppid = scan_process(pid).map_or(0, |s| s.ppid);
-        if ppid > 0 && ppid != std::process::id() as i32 {
-            let parent = match self.procs.iter().position(|p| p.pid == ppid) {
-                Some(i) => format!("node {}", self.plan().nodes[i].path),
-                None => format!(
-                    "pid {} (`{}`)",
-                    crate::pidns::host_pid(ppid),
-                    scan_cmdline(ppid).unwrap_or_default()
-                ),
-            };
-            text.push_str(&format!(", child of {parent}"));
-        }
-        text
+            Some((
+                node.path.clone(),
+                node.command.as_ref().map(|c| c.join(" ")),
+            ))
+        };
+        let started_by = |p: i32| self.lineage_of(p);
+        crate::lineage::describe_process(
+            pid,
+            &crate::lineage::Known {
+                node: &node,
+                started_by: &started_by,
+                shown: &crate::pidns::host_pid,
+                supervisor: std::process::id() as i32,
+            },
+        )
     }
 
     /// With a command root that `capture`s (its stdout and stderr read to
@@ -155,11 +137,7 @@ impl Course<'_> {
         }
         let pids = self.trial_pids();
         for (name, inode) in held {
-            let holders: Vec<String> = procfs::pipe_holders(inode, &pids)
-                .into_iter()
-                .filter(|(_, f)| f.mode.contains('w'))
-                .map(|(pid, f)| format!("fd {} of {}", f.fd, self.describe(pid)))
-                .collect();
+            let holders: Vec<String> = self.leak_holders(inode, &pids);
             let cmd = self.plan().nodes[0].command.as_ref().map(|c| c.join(" "));
             self.seen.leaks.push(format!(
                 "the {name} of `{}` (pipe:[{inode}]) was still held open after it exited: {}",
@@ -171,6 +149,30 @@ impl Course<'_> {
                 }
             ));
         }
+    }
+
+    /// The holders of a write end of pipe `inode` among `pids`, each in
+    /// words (``fd 1 of pid N (`sleep 30`), started by ...``), and each
+    /// recorded as a survivor set names it ([`Observation::leak_holders`]).
+    ///
+    /// [`Observation::leak_holders`]: super::judge::Observation
+    fn leak_holders(&mut self, inode: u64, pids: &[i32]) -> Vec<String> {
+        let mut text = Vec::new();
+        for (pid, f) in procfs::pipe_holders(inode, pids) {
+            if !f.mode.contains('w') {
+                continue;
+            }
+            text.push(format!("fd {} of {}", f.fd, self.describe(pid)));
+            let name = match self.procs.iter().position(|n| n.pid == pid) {
+                Some(i) => self.plan().nodes[i].path.clone(),
+                None => crate::lineage::in_backticks(crate::lineage::command_of(pid)),
+            };
+            if !self.seen.leak_holders.contains(&name) {
+                self.seen.leak_holders.push(name);
+                self.seen.leak_holders.sort();
+            }
+        }
+        text
     }
 
     /// Whether nothing of the trial is alive: the cgroup is empty, or (without
@@ -277,14 +279,11 @@ impl Course<'_> {
             .filter(|(_, p)| p.pid > 0 && pids.contains(&p.pid))
             .map(|(i, _)| self.plan().nodes[i].path.clone())
             .collect();
-        let outside: Vec<i32> = if self.plan().nodes[0].command.is_some() {
-            pids.iter()
-                .copied()
-                .filter(|&p| !self.procs.iter().any(|n| n.pid == p))
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let outside: Vec<i32> = pids
+            .iter()
+            .copied()
+            .filter(|&p| !self.procs.iter().any(|n| n.pid == p))
+            .collect();
         self.named_outside(paths, pids.len() as u32, &outside)
     }
 
@@ -390,21 +389,7 @@ impl Course<'_> {
         let inode = (value & ((1i64 << LEAK_INODE_BITS) - 1)) as u64;
         let child = (value >> LEAK_INODE_BITS) as usize;
         let pids = self.trial_pids();
-        let holders: Vec<String> = procfs::pipe_holders(inode, &pids)
-            .into_iter()
-            .filter(|(_, f)| f.mode.contains('w'))
-            .map(|(pid, f)| {
-                let who = self
-                    .procs
-                    .iter()
-                    .position(|n| n.pid == pid)
-                    .map_or("outside the plan".to_string(), |i| {
-                        format!("node {}", self.plan().nodes[i].path)
-                    });
-                let pid = crate::pidns::host_pid(pid);
-                format!("pid {pid} fd {} (write), {who}", f.fd)
-            })
-            .collect();
+        let holders = self.leak_holders(inode, &pids);
         let nodes = &self.plan().nodes;
         let leak = format!(
             "node {} read the stdout of node {} (pipe:[{inode}]); after the child was reaped a writer still held it: {}",

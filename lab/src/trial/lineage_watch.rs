@@ -66,6 +66,25 @@ fn read_events(out: &mut Vec<ProcEvent>) {
     }
 }
 
+/// A descendant that failed, as [`Outcome::descendant_failures`] names it:
+/// its command in backticks; or, when it exec'd a program whose command
+/// line was gone before it could be read (it ran for a moment), the
+/// command of its parent: ``a program exec'd by a child of `sh -c ...```.
+fn failed_descendant(lineage: &Lineage, e: &crate::lineage::Entry) -> String {
+    let cmd = |c: Option<&str>| bounded(c.unwrap_or("?"), COMMAND_MAX);
+    if e.execs.last().is_some_and(|x| x.command.is_empty()) {
+        let parent = e
+            .ppid
+            .and_then(|p| lineage.get(p))
+            .and_then(|p| p.command.as_deref());
+        return format!(
+            "a program exec'd by a child of `{}` (gone before its command line was read)",
+            cmd(parent)
+        );
+    }
+    format!("`{}`", cmd(e.command.as_deref()))
+}
+
 /// The longest wait between two scans while the trial runs (µs).
 pub(super) const SCAN_US: u64 = 2_000;
 
@@ -82,7 +101,7 @@ impl Course<'_> {
     pub(super) fn start_lineage(&mut self, pid: i32, command: &str, at_ns: u64) {
         let root = host_pid(pid);
         let mut lineage = Lineage::rooted_scan(&[root]);
-        lineage.record_exec(root, command.to_string(), at_ns);
+        lineage.record_spawn(root, command.to_string(), at_ns);
         self.lineage = Some(lineage);
     }
 
@@ -218,7 +237,11 @@ impl Course<'_> {
         Some(lineage.describe_chain(host, &names))
     }
 
-    /// Name in `o`'s reason, for a trial that did not pass, every
+    /// Record in `o` (any verdict, a pass included) every descendant of
+    /// the program that failed on its own: exited with a status other than
+    /// 0, or died by a signal, before the lab sent one or reached the
+    /// verdict ([`Outcome::descendant_failures`]). And name in `o`'s
+    /// reason, for a trial that did not pass, every
     /// descendant of the program that the lineage saw die by a signal
     /// before the lab sent one (its first kill, its teardown) or reached
     /// the verdict: ``; during the trial, pid N (`python3 worker`) was
@@ -227,12 +250,9 @@ impl Course<'_> {
     /// statuses (the process events connector); the program's own end is
     /// the verdict's business.
     pub(super) fn name_signal_deaths(&self, o: &mut Outcome) {
-        let (Some(lineage), Some(reason)) = (self.lineage.as_ref(), o.reason.as_mut()) else {
+        let Some(lineage) = self.lineage.as_ref() else {
             return;
         };
-        if o.verdict == Verdict::Pass {
-            return;
-        }
         let verdict_at = self.t0 + o.time_to_verdict_us * 1000;
         let until = self
             .signals_sent
@@ -240,6 +260,25 @@ impl Course<'_> {
             .map(|(at, _)| *at)
             .chain(self.teardown_at)
             .fold(verdict_at, u64::min);
+        if lineage.source() == crate::lineage::LineageSource::ProcConnector {
+            o.descendant_failures = lineage
+                .failed_exits(until)
+                .iter()
+                .map(|(e, exit)| {
+                    let who = failed_descendant(lineage, e);
+                    match exit.signal() {
+                        Some(sig) => format!("{who} was killed by {}", signal_name(sig)),
+                        None => format!("{who} exited with status {}", exit.status >> 8),
+                    }
+                })
+                .collect();
+        }
+        let Some(reason) = o.reason.as_mut() else {
+            return;
+        };
+        if o.verdict == Verdict::Pass {
+            return;
+        }
         let deaths: Vec<String> = lineage
             .signal_deaths(until)
             .iter()
@@ -258,19 +297,20 @@ impl Course<'_> {
     }
 
     /// The trial's timeline as Chrome trace-event JSON (text): a row per
-    /// process of the lineage, the signals sent as instants on the
-    /// program's row, and `otherData.lineage_source` (`proc-connector` or
-    /// `proc-scan`).
-    pub(super) fn trace_json(&self) -> Option<String> {
+    /// process of the lineage (the span of one still alive at the verdict
+    /// runs to it: `verdict`, its name and when, ns `CLOCK_MONOTONIC`),
+    /// the signals sent and the verdict as instants on the program's row,
+    /// and `otherData.lineage_source` (`proc-connector` or `proc-scan`).
+    pub(super) fn trace_json(&self, verdict: Option<(&str, u64)>) -> Option<String> {
         let lineage = self.lineage.as_ref()?;
-        let mut trace = Trace::from_lineage(lineage, self.t0);
+        let us = |at: u64| at.saturating_sub(self.t0) as f64 / 1000.0;
+        let mut trace = Trace::from_lineage_until(lineage, self.t0, verdict.map(|(_, at)| at));
         if let Some(root) = lineage.entries().next() {
             for (at, sig) in &self.signals_sent {
-                trace.phase(
-                    &format!("SIG{}", sig.name()),
-                    root.pid,
-                    at.saturating_sub(self.t0) as f64 / 1000.0,
-                );
+                trace.phase(&format!("SIG{}", sig.name()), root.pid, us(*at));
+            }
+            if let Some((name, at)) = verdict {
+                trace.phase(&format!("verdict {name}"), root.pid, us(at));
             }
         }
         let mut json = trace.to_json();

@@ -232,7 +232,10 @@ pub fn run(
         out.drain();
         out.output()
     });
-    let trace = course.trace_json();
+    let verdict = result
+        .as_ref()
+        .map(|o| (o.verdict.name(), t0 + o.time_to_verdict_us * 1000));
+    let trace = course.trace_json(verdict);
     let end = monotonic_ns();
     result.map(|mut o| {
         o.duration_us = (end - t0) / 1000;

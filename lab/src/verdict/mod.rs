@@ -150,6 +150,14 @@ pub struct Outcome {
     /// as instants.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<String>,
+    /// With a program at the root (`lab exec`), where the lineage has exit
+    /// statuses (the process events): each descendant of the program that
+    /// exited with a status other than 0, or died by a signal, before the
+    /// lab sent one or reached the verdict, in words without its PID
+    /// (``sh -c exit 2` exited with status 2`), so that equal failures
+    /// group across trials; in any verdict, a `pass` included.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub descendant_failures: Vec<String>,
 }
 
 /// The stdout and stderr of a program run as a trial's root: the last
@@ -306,6 +314,7 @@ impl Outcome {
             timings: Timings::default(),
             output: None,
             trace: None,
+            descendant_failures: Vec::new(),
         }
     }
 }

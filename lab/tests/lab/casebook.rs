@@ -93,7 +93,7 @@ fn duplicated_stdio_hangs_the_legacy_reader_and_is_a_panic_on_canonical() {
     assert!(
         leaks
             .iter()
-            .all(|r| r.contains("fd 1 (write), outside the plan")),
+            .all(|r| r.contains("fd 1 of pid ") && r.contains("(<fork of a node, no exec>)")),
         "the holder is named: {leaks:?}"
     );
 }

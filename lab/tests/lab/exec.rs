@@ -385,7 +385,86 @@ fn leaked_processes_are_named_with_their_lineage(secs: &str, envs: &[(&str, &str
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A pass whose descendants all failed at once (two `sh -c "exit 2"`
+/// started together) is told from a healthy pass: the summary counts the
+/// trials in which descendants failed and names the failures with their
+/// status, from the kernel's exit statuses (the process events); the same
+/// program with children that exit 0 says nothing of the kind.
+fn a_pass_whose_descendants_failed_says_so() {
+    let failing = "sh -c 'exit 2' & sh -c 'exit 2' & wait";
+    let (v, dir, code) = exec(
+        "descendants-failed",
+        &["--trials", "10"],
+        &["sh", "-c", failing],
+        "exit 2",
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    assert_eq!(code, 0, "the program exits 0: a pass\n{v}");
+    let c = strategy(&v, "canonical");
+    assert_eq!(c["pass"].as_u64(), Some(10), "{c}");
+    assert_eq!(
+        c["trials_with_descendant_failures"].as_u64(),
+        Some(10),
+        "{c}"
+    );
+    let failures = c["descendant_failures"].as_array().unwrap();
+    // Each failure counted once per trial it happened in.
+    assert!(!failures.is_empty());
+    assert!(
+        failures
+            .iter()
+            .all(|f| f["trials"].as_u64().is_some_and(|n| (1..=10).contains(&n))),
+        "{failures:?}"
+    );
+    assert!(
+        failures.iter().all(|f| f["name"]
+            .as_str()
+            .is_some_and(|n| n.ends_with(" exited with status 2"))),
+        "{failures:?}"
+    );
+    // In the text summary.
+    let dir = out_dir("descendants-failed-text");
+    let out = lab(
+        &[
+            "exec",
+            "--trials",
+            "3",
+            "--out",
+            dir.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            failing,
+        ],
+        &[],
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("  descendants failed: in 3 of 3 trials ("),
+        "{text}"
+    );
+    assert!(text.contains("exited with status 2 x"), "{text}");
+    // Healthy children: nothing to say.
+    let healthy = "sh -c 'exit 0' & sh -c 'exit 0' & wait";
+    let (v, dir, code) = exec(
+        "descendants-healthy",
+        &["--trials", "10"],
+        &["sh", "-c", healthy],
+        "exit 0",
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    assert_eq!(code, 0, "{v}");
+    let c = strategy(&v, "canonical");
+    assert_eq!(
+        c["trials_with_descendant_failures"].as_u64(),
+        Some(0),
+        "{c}"
+    );
+}
+
 tests! {
+    a_pass_whose_descendants_failed_says_so needs PROC_CONNECTOR;
     a_printing_program_passes;
     a_python_program_passes_or_fails_by_its_exit_status needs testkit::PYTHON3;
     an_unexpected_exit_status_is_a_fail_with_its_status_and_stderr;

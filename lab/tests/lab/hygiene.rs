@@ -546,14 +546,14 @@ fn the_janitor_removes_the_cgroup_of_a_killed_lab_and_never_a_live_one() {
 /// cgroup: a lab started with [`TestCgroup::enter`] runs in it, and so
 /// makes its lab cgroup there, where only this test looks. Removed (it
 /// must be empty by then) when dropped.
-struct TestCgroup {
-    dir: PathBuf,
+pub(super) struct TestCgroup {
+    pub(super) dir: PathBuf,
     procs: std::fs::File,
 }
 
 impl TestCgroup {
     /// A new, empty one, named after `marker`.
-    fn new(marker: &Marker) -> TestCgroup {
+    pub(super) fn new(marker: &Marker) -> TestCgroup {
         let own = lab::cgroup::own_cgroup().expect("a cgroup v2 hierarchy");
         let dir = own.join(format!("lab-test.{}", marker.0));
         std::fs::create_dir(&dir).unwrap();
@@ -565,7 +565,7 @@ impl TestCgroup {
     }
 
     /// Make `cmd`'s process join this cgroup before it runs the program.
-    fn enter(&self, cmd: &mut Command) {
+    pub(super) fn enter(&self, cmd: &mut Command) {
         use std::os::fd::AsRawFd;
         use std::os::unix::process::CommandExt;
         let fd = self.procs.as_raw_fd();
@@ -583,7 +583,7 @@ impl TestCgroup {
     }
 
     /// The lab cgroups made in it (named `lab.` and a suffix).
-    fn lab_cgroups(&self) -> Vec<PathBuf> {
+    pub(super) fn lab_cgroups(&self) -> Vec<PathBuf> {
         std::fs::read_dir(&self.dir)
             .map(|d| {
                 d.flatten()
@@ -650,11 +650,11 @@ fn a_lab_ended_by_a_signal_at_any_moment_leaves_no_cgroup_and_no_process() {
             let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
             rustix::process::kill_process(pid, signal).unwrap();
             let status = child.wait().unwrap();
-            // Ended by the signal; or, for a SIGINT once the run has begun
-            // (Ctrl-C), exit 130 after the trials in flight.
+            // Ended by the signal; or, once the run has begun, exit 128 +
+            // the signal after the trials in flight (130, 143).
             let by_signal =
                 std::os::unix::process::ExitStatusExt::signal(&status) == Some(signal.as_raw());
-            let stopped = signal == rustix::process::Signal::INT && status.code() == Some(130);
+            let stopped = status.code() == Some(128 + signal.as_raw());
             assert!(
                 by_signal || stopped,
                 "{signal:?} at moment {moment}: {status:?}"

@@ -4,7 +4,7 @@
 
 use lifeline::{ProcEvent, ProcEvents};
 
-use super::PROC_CONNECTOR;
+use super::{lab, out_dir, PROC_CONNECTOR};
 
 /// `sh -c 'sleep 0 & wait'`, watched through the proc connector: the
 /// `sleep` has the shell, then this process, as its ancestors; one exec and
@@ -77,6 +77,67 @@ fn a_shells_background_child_is_traced_to_the_shell_and_to_us() {
     panic!("the proc connector overran on every attempt");
 }
 
+/// The trace of a hung `lab exec` trial (`sh -c 'sleep 30 & wait'`, a
+/// 300 ms deadline): the program's row has one `exec` instant (its own,
+/// from the process events) and the `verdict hang` instant, and the span
+/// of each process alive at the verdict runs to the verdict, not to the
+/// last event the lineage saw.
+fn a_hung_trials_trace_runs_its_live_processes_to_the_verdict() {
+    let dir = out_dir("hung-trace");
+    let out = lab(
+        &[
+            "exec",
+            "--trials",
+            "1",
+            "--deadline",
+            "300ms",
+            "--out",
+            dir.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            "sleep 30 & wait",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "a hang: {out:?}");
+    let run = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .find(|d| d.path().join("trace").is_dir());
+    let trace = run
+        .expect("a run directory with a trace")
+        .path()
+        .join("trace/canonical.0.json");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&trace).unwrap()).unwrap();
+    assert_eq!(v["otherData"]["lineage_source"], "proc-connector", "{v}");
+    let events = v["traceEvents"].as_array().unwrap();
+    let verdict = events
+        .iter()
+        .find(|e| e["name"] == "verdict hang")
+        .unwrap_or_else(|| panic!("no verdict instant: {v}"));
+    let root = verdict["pid"].clone();
+    let execs = events
+        .iter()
+        .filter(|e| e["pid"] == root && e["ph"] == "i")
+        .filter(|e| e["name"].as_str().is_some_and(|n| n.starts_with("exec ")))
+        .count();
+    assert_eq!(execs, 1, "the program execs once: {v}");
+    let at = verdict["ts"].as_f64().unwrap();
+    let spans: Vec<&serde_json::Value> = events.iter().filter(|e| e["ph"] == "X").collect();
+    assert_eq!(spans.len(), 2, "the shell and the sleep: {v}");
+    for s in spans {
+        assert_eq!(s["args"]["exited"], false, "alive at the verdict: {s}");
+        let end = s["ts"].as_f64().unwrap() + s["dur"].as_f64().unwrap();
+        assert!(
+            (end - at).abs() < 0.01,
+            "{s} ends at {end}, the verdict at {at}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 tests! {
     a_shells_background_child_is_traced_to_the_shell_and_to_us needs PROC_CONNECTOR;
+    a_hung_trials_trace_runs_its_live_processes_to_the_verdict needs PROC_CONNECTOR;
 }

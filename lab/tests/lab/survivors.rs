@@ -77,7 +77,99 @@ fn the_same_plans_pass_every_trial_under_canonical_with_no_survivors() {
 /// waited (4, 8 and 6 sets in 20 trials under legacy).
 const SEEDS: [&str; 3] = ["1", "4", "13"];
 
+/// The text summary of `lab ARGS --trials 4` (its exit status aside).
+fn summary_of(args: &[&str], tag: &str) -> String {
+    let dir = out_dir(tag);
+    // The options right after the command, before any `-- PROGRAM`.
+    let mut args = args.to_vec();
+    args.splice(1..1, ["--trials", "4", "--out", dir.to_str().unwrap()]);
+    let out = lab(&args, &[]);
+    let _ = std::fs::remove_dir_all(dir);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Processes outside the plan are named the one way (pid, what it runs,
+/// who started it) by `lab run` as by `lab exec`, and counted in the
+/// survivor sets, whether the verdict is the orphan they make or the leak
+/// they hold.
+fn processes_outside_the_plan_are_named_and_counted_in_the_survivor_sets() {
+    // A daemon's grandchild, a fork of a node that never exec'd, orphaned.
+    let text = summary_of(
+        &["run", "setsid-escape", "--strategy", "legacy"],
+        "named-orphan",
+    );
+    assert!(
+        text.contains("orphan x4: ")
+            && text.contains("1 process outside the plan: pid N (<fork of a node, no exec>)")
+            && text.contains("survivor sets: 1 (every trial left <fork of a node, no exec>)"),
+        "{text}"
+    );
+    // Its stdout held by a fork outside the plan: a leak, its holder named.
+    let unguarded = "create=clone3,death=lifeline,observe=pidfd,guards=off";
+    let text = summary_of(&["run", "stdio-dup", "--strategy", unguarded], "named-leak");
+    assert!(
+        text.contains("leak x4: ")
+            && text.contains("a writer still held it: fd 1 of pid N (<fork of a node, no exec>)")
+            && text.contains("survivor sets: 1 (every trial left <fork of a node, no exec>)"),
+        "{text}"
+    );
+    // A program's background child holding its stdout.
+    let text = summary_of(
+        &[
+            "exec",
+            "--capture",
+            "--",
+            "sh",
+            "-c",
+            "sleep 30 & echo started",
+        ],
+        "named-exec-leak",
+    );
+    assert!(
+        text.contains("leak x4: ")
+            && text.contains(
+                "fd 1 of pid N (`sleep 30`), started by `sh -c sleep 30 & echo started` (pid N)"
+            )
+            && text.contains("survivor sets: 1 (every trial left `sleep 30`)"),
+        "{text}"
+    );
+}
+
+/// A program whose children vary from trial to trial by its own timing:
+/// the survivor sets say so, and do not blame the plan.
+fn a_program_whose_survivors_vary_is_not_called_a_nondeterministic_plan() {
+    // A background `sleep 31` in the trials whose clock read ends in an
+    // even digit of nanoseconds: about half, never all of 20 (2^-19).
+    let script = "sleep 30 & case $(date +%N) in *[02468]) sleep 31 & ;; esac; exit 0";
+    let dir = out_dir("jitter");
+    let out = lab(
+        &[
+            "exec",
+            "--trials",
+            "20",
+            "--out",
+            dir.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+        &[],
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "survivor sets: 2: the program left different processes from trial to trial: its \
+             own timing (start-up and scheduling jitter) decides, which the lab's plan does not fix"
+        ) && !text.contains("the plan is nondeterministic"),
+        "{text}"
+    );
+}
+
 tests! {
     a_gated_plan_leaves_one_survivor_set_under_legacy;
     the_same_plans_pass_every_trial_under_canonical_with_no_survivors;
+    processes_outside_the_plan_are_named_and_counted_in_the_survivor_sets;
+    a_program_whose_survivors_vary_is_not_called_a_nondeterministic_plan;
 }

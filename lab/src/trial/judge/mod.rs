@@ -100,6 +100,10 @@ pub(super) struct Observation {
     pub nodes: Vec<Seen>,
     /// Leaks reported by nodes, with the holders named.
     pub leaks: Vec<String>,
+    /// The holders of the leaked pipes as a survivor set names them (a
+    /// node's path, a process outside the plan by its command in
+    /// backticks), sorted, once each.
+    pub leak_holders: Vec<String>,
     /// Findings of the PID-reuse experiment.
     pub findings: Vec<Finding>,
     /// Kills by PID that reached a process outside the trial (without a
@@ -153,8 +157,9 @@ pub(super) struct Alive {
     pub paths: Vec<String>,
     /// Every live process: the live nodes and those outside the plan.
     pub count: u32,
-    /// Those outside the plan, each in words (pid, command line, parent),
-    /// when the census named them (under a command root); else empty.
+    /// Those outside the plan, each in words (pid, command line, who
+    /// started it: [`crate::lineage::describe_process`]); empty when the
+    /// census did not name them.
     pub outside: Vec<String>,
     /// Their command lines, in the same order.
     pub outside_commands: Vec<String>,
@@ -239,7 +244,13 @@ pub(super) fn outcome(plan: &Plan, obs: &Observation, end: Ending, time_us: u64)
         nodes_spawned: obs.nodes.iter().filter(|n| n.created_ns.is_some()).count() as u32,
         cgroup: obs.cgroup,
         pid_namespace: String::new(),
-        survivors: Vec::new(),
+        // A leak's holders were alive when it was found: the survivor sets
+        // count them (an orphan's survivors are set by `orphans`).
+        survivors: if verdict == Verdict::Leak {
+            obs.leak_holders.clone()
+        } else {
+            Vec::new()
+        },
         reason,
         node_rungs,
         false_orphans: false_orphans(obs),
@@ -250,6 +261,7 @@ pub(super) fn outcome(plan: &Plan, obs: &Observation, end: Ending, time_us: u64)
         timings: Default::default(),
         output: None,
         trace: None,
+        descendant_failures: Vec::new(),
     }
 }
 

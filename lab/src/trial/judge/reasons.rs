@@ -258,20 +258,24 @@ pub(in crate::trial) fn orphans(
     let mut o = outcome(plan, obs, end, time_us);
     if o.verdict == Verdict::Orphan {
         o.orphans = alive.count;
+    }
+    // A leak outranks the orphan, and the survivors (holding the pipe, as
+    // a rule) outlived the teardown all the same: the survivor sets count
+    // them, or else the leak's holders.
+    if o.verdict == Verdict::Orphan || (o.verdict == Verdict::Leak && alive.count > 0) {
         o.survivors = survivors(alive);
     }
     o
 }
 
 /// The survivors as a trial's result names them: the live nodes' paths,
-/// then, under a command root, the command line of each process outside
-/// the plan (in backticks, sorted), so that equal survivor sets compare
-/// equal across trials.
+/// then the command line of each process outside the plan (in backticks,
+/// sorted), so that equal survivor sets compare equal across trials.
 fn survivors(alive: Alive) -> Vec<String> {
     let mut outside: Vec<String> = alive
         .outside_commands
         .into_iter()
-        .map(|c| format!("`{c}`"))
+        .map(crate::lineage::in_backticks)
         .collect();
     outside.sort();
     let mut all = alive.paths;
