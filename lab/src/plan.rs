@@ -267,6 +267,61 @@ pub struct PlanKill {
     /// The wait between the signals of a ladder (µs); 0 without one.
     #[serde(default, skip_serializing_if = "is_default")]
     pub grace_us: u64,
+    /// The window `(lo, hi)` (µs, inclusive) of a timed kill whose moment
+    /// is drawn per trial (the scenario's `per_trial = true`): trial `t`
+    /// fires at [`moment_in_trial`]`(seed, t, kill index, lo, hi)`, and
+    /// [`Plan::for_trial`] writes that moment into `at` (which holds trial
+    /// 0's in the plan itself). `None`: one moment for every trial, drawn
+    /// with the plan.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub per_trial_us: Option<(u64, u64)>,
+}
+
+impl PlanAt {
+    /// The moment of a timed kill (µs after its reference point: the tree
+    /// ready, the target's or its child's creation); `None` for `ready` and
+    /// gate kills.
+    pub fn moment_us(&self) -> Option<u64> {
+        match *self {
+            PlanAt::Delay { after_ready_us } => Some(after_ready_us),
+            PlanAt::Birth { after_created_us }
+            | PlanAt::ChildBirth {
+                after_created_us, ..
+            } => Some(after_created_us),
+            PlanAt::Ready | PlanAt::Gate { .. } => None,
+        }
+    }
+
+    /// The same kill at moment `us` (a kill that is not timed is unchanged).
+    fn at_moment(self, us: u64) -> PlanAt {
+        match self {
+            PlanAt::Delay { .. } => PlanAt::Delay { after_ready_us: us },
+            PlanAt::Birth { .. } => PlanAt::Birth {
+                after_created_us: us,
+            },
+            PlanAt::ChildBirth { child, .. } => PlanAt::ChildBirth {
+                child,
+                after_created_us: us,
+            },
+            other => other,
+        }
+    }
+}
+
+/// The moment (µs, in `lo..=hi`) of kill `kill` in trial `trial` of a plan
+/// with seed `seed`, for a kill drawn per trial: a ChaCha8 draw keyed by
+/// all four (seed, trial, kill index, and a tag that sets it apart from
+/// the host's draw), so a trial replayed alone (`lab run --trial K`) draws
+/// the moment it drew in its run, and the trials of a run spread over the
+/// window.
+pub fn moment_in_trial(seed: u64, trial: u64, kill: usize, lo: u64, hi: u64) -> u64 {
+    let mut key = [0u8; 32];
+    key[..8].copy_from_slice(&seed.to_le_bytes());
+    key[8..16].copy_from_slice(&trial.to_le_bytes());
+    key[16..24].copy_from_slice(&(kill as u64).to_le_bytes());
+    key[24..].copy_from_slice(b"killmomt");
+    let mut rng = ChaCha8Rng::from_seed(key);
+    lo + draw(&mut rng, hi.saturating_sub(lo).saturating_add(1))
 }
 
 impl PlanKill {
@@ -378,6 +433,7 @@ impl Plan {
                     } else {
                         k.grace.as_micros() as u64
                     },
+                    per_trial_us: k.per_trial.then(|| k.at.window_us()).flatten(),
                 });
             }
         }
@@ -387,16 +443,16 @@ impl Plan {
                 nodes[child as usize].gate = Some(phase);
             }
         }
+        // The plan's own draw stays in the sequence (a per-trial kill
+        // changes no other draw); `at` then holds trial 0's moment.
+        for (i, k) in kills.iter_mut().enumerate() {
+            if let Some((lo, hi)) = k.per_trial_us {
+                k.at = k.at.at_moment(moment_in_trial(seed, 0, i, lo, hi));
+            }
+        }
         let latest_delay = kills
             .iter()
-            .filter_map(|k| match k.at {
-                PlanAt::Delay { after_ready_us } => Some(after_ready_us),
-                PlanAt::Birth { after_created_us } => Some(after_created_us),
-                PlanAt::ChildBirth {
-                    after_created_us, ..
-                } => Some(after_created_us),
-                _ => None,
-            })
+            .filter_map(|k| k.per_trial_us.map(|(_, hi)| hi).or(k.at.moment_us()))
             .max()
             .unwrap_or(0);
         let execs = nodes
@@ -427,6 +483,26 @@ impl Plan {
                 chance_permille: scenario.host.chance_permille,
             },
         }
+    }
+
+    /// Whether a kill of this plan draws its moment per trial
+    /// ([`PlanKill::per_trial_us`]).
+    pub fn draws_per_trial(&self) -> bool {
+        self.kills.iter().any(|k| k.per_trial_us.is_some())
+    }
+
+    /// The plan trial `trial` runs: this one, with the moment of every kill
+    /// drawn per trial set to that trial's ([`moment_in_trial`]). The one
+    /// place a trial's kill moments are drawn (the trial engine calls it
+    /// for every trial it runs).
+    pub fn for_trial(&self, trial: u64) -> Plan {
+        let mut plan = self.clone();
+        for (i, k) in plan.kills.iter_mut().enumerate() {
+            if let Some((lo, hi)) = k.per_trial_us {
+                k.at = k.at.at_moment(moment_in_trial(self.seed, trial, i, lo, hi));
+            }
+        }
+        plan
     }
 
     /// Why this plan cannot run as written, if it cannot: a kill held at
@@ -471,10 +547,12 @@ impl Plan {
     /// hashes whatever their seeds. The seed is hashed only when it still
     /// decides something at run time: a host action with a chance strictly
     /// between 0 and 1000‰, drawn per trial from the seed
-    /// ([`PlanHost::acts_in`]).
+    /// ([`PlanHost::acts_in`]), or a kill's moment drawn per trial
+    /// ([`Plan::for_trial`]).
     pub fn hash(&self) -> String {
         let mut v = serde_json::to_value(self).expect("a plan always serializes");
-        let seed_decides = self.host.acts() && self.host.chance_permille < 1000;
+        let seed_decides =
+            (self.host.acts() && self.host.chance_permille < 1000) || self.draws_per_trial();
         if let (false, Some(fields)) = (seed_decides, v.as_object_mut()) {
             fields.remove("seed");
         }
@@ -554,7 +632,17 @@ impl Plan {
                     self.nodes[child as usize].path
                 ),
             };
-            let _ = writeln!(s, "kill {target} with SIG{} {when}", k.signal.name());
+            let per_trial = match k.per_trial_us {
+                Some((lo, hi)) => {
+                    format!(" (trial 0; each trial draws its own moment in {lo}..{hi} us)")
+                }
+                None => String::new(),
+            };
+            let _ = writeln!(
+                s,
+                "kill {target} with SIG{} {when}{per_trial}",
+                k.signal.name()
+            );
         }
         if self.host.acts() {
             let what = match self.host.attendant {

@@ -150,6 +150,18 @@ pub struct Outcome {
     /// as instants.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<String>,
+    /// When the plan's first kill was due, µs after its target's spawn
+    /// (its `created` report; a program's spawn returning): the moment
+    /// drawn for this trial, or the plan's. `None` for a plan without a
+    /// kill, a kill that is not timed (`ready`, a gate), or one whose
+    /// moment never came to be known (its target never born).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill_planned_us: Option<u64>,
+    /// When the first signal of the plan's first kill was sent, µs after
+    /// its target's spawn; `None` when it was never sent (the target ended
+    /// first, or the trial ended before the moment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill_sent_us: Option<u64>,
 }
 
 /// The stdout and stderr of a program run as a trial's root: the last
@@ -306,6 +318,8 @@ impl Outcome {
             timings: Timings::default(),
             output: None,
             trace: None,
+            kill_planned_us: None,
+            kill_sent_us: None,
         }
     }
 }

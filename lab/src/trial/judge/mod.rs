@@ -250,6 +250,8 @@ pub(super) fn outcome(plan: &Plan, obs: &Observation, end: Ending, time_us: u64)
         timings: Default::default(),
         output: None,
         trace: None,
+        kill_planned_us: None,
+        kill_sent_us: None,
     }
 }
 
