@@ -260,6 +260,11 @@ pub struct RunSummary {
     /// A Ctrl-C (SIGINT) stopped the run: the results are those of the
     /// trials done (a strategy that ran none is left out).
     pub interrupted: bool,
+    /// How the plan's timed kills took their moments, when it has one
+    /// (`moments drawn once per plan ...` or `... per trial ...`):
+    /// [`crate::run::kill_moments_note`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill_moments: Option<String>,
 }
 
 impl RunSummary {
@@ -297,6 +302,9 @@ impl RunSummary {
         }
         if !self.about.is_empty() {
             s.push_str(&ab::about_lines(&self.about, 0));
+        }
+        if let Some(note) = &self.kill_moments {
+            let _ = writeln!(s, "{note}");
         }
         if self.interrupted {
             let done: u64 = self.results.iter().map(|r| r.trials).sum();
