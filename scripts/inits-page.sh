@@ -105,9 +105,11 @@ for f in "${csvs[@]}"; do
 done >"$tmp/sums"
 
 python3 - "$RESULTS" "$link" "$tmp" >"$DOC" <<'PY'
+import csv
 import json
 import os
 import re
+import statistics
 import sys
 
 results, link, tmp = sys.argv[1:4]
@@ -166,6 +168,27 @@ def rate(r, verdict):
 def cell(s):
     return s.replace("|", "\\|")
 
+def moments(key, sig):
+    """The kill moments of the cell INIT-SIG, from its CSV's kill_planned_us
+    and kill_sent_us columns (schema 6): `N distinct of T, A..B ms, sent
+    +L us` (L the median of sent - planned), or why there are none."""
+    paths = [p for _, p in sums if "/%s-%s/" % (key, sig) in p]
+    planned, lag, trials = [], [], 0
+    for path in paths:
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                trials += 1
+                p, s = row.get("kill_planned_us", ""), row.get("kill_sent_us", "")
+                if p:
+                    planned.append(int(p))
+                    if s:
+                        lag.append(int(s) - int(p))
+    if not planned:
+        return "not recorded (a CSV older than schema 6)"
+    return "%d distinct of %d; %.1f..%.1f ms; sent +%d us (median)" % (
+        len(set(planned)), trials, min(planned) / 1000.0, max(planned) / 1000.0,
+        statistics.median(lag) if lag else 0)
+
 def left_alive(reason):
     """The processes a reason names after `outside the plan:`, without their
     pids: `sleep 100`; `sleep 100`, child of `sh -c ...`."""
@@ -193,9 +216,15 @@ jobs:
 sh -c 'sleep 100 & sleep 100 & wait'
 ```
 
-and runs each as the root of a `lab exec` trial, killed at a seeded moment
-5 to 200 ms after its start with SIGINT, SIGTERM or SIGKILL, sent to the
-program alone. The verdict is the lab's: `pass` when nothing of the tree was
+and runs each as the root of a `lab exec` trial, killed 5 to 200 ms after
+its start with SIGINT, SIGTERM or SIGKILL, sent to the program alone. Each
+trial draws its own moment in that window from the seed and its index, so a
+cell covers the window (the table says how many distinct moments it had,
+from the CSVs' `kill_planned_us`), and any trial replays alone (`lab exec
+... --trials 1 --trial K`). Before issue 27 `lab exec` drew one moment per
+run: every trial of a cell was killed within about 3 ms of the same moment,
+so the earlier version of this page measured one moment per cell, not the
+window. The verdict is the lab's: `pass` when nothing of the tree was
 left alive once the program had exited, `orphan` when descendants were (each
 named, with the process that started it when that one is alive too).
 
@@ -283,19 +312,22 @@ w("## The orphan rate of each init and signal")
 w("")
 w("One row per init and signal: the trials, the `orphan` and `pass` rates with")
 w("their 95% Wilson interval (a verdict seen in no trial with its 95% upper")
-w("bound), any other verdict seen, and what was left alive in the most")
+w("bound), any other verdict seen, the kill moments the trials covered (the")
+w("distinct planned moments, their range after the program's spawn, and the")
+w("median time from the planned moment to the signal's sending: the CSVs'")
+w("`kill_planned_us` and `kill_sent_us`), and what was left alive in the most")
 w("frequent case (from the `reason` column; pids dropped).")
 w("")
-w("| init | signal | trials | orphan | pass | other verdicts | left alive after the init exited (most frequent) |")
-w("| --- | --- | ---: | --- | --- | --- | --- |")
+w("| init | signal | trials | orphan | pass | other verdicts | kill moments | left alive after the init exited (most frequent) |")
+w("| --- | --- | ---: | --- | --- | --- | --- | --- |")
 for key, label, tool in inits:
     if tool and tool in absent:
-        w("| %s | INT, TERM, KILL | | *absent when the CSVs were made: not measured* | | | |" % label)
+        w("| %s | INT, TERM, KILL | | *absent when the CSVs were made: not measured* | | | | |" % label)
         continue
     for sig in signals:
         s = by_name.get("init-%s-%s" % (key, sig))
         if s is None:
-            w("| %s | %s | | *not measured* | | | |" % (label, sig))
+            w("| %s | %s | | *not measured* | | | | |" % (label, sig))
             continue
         groups = s["groups"]
         g = groups[0]
@@ -312,10 +344,10 @@ for key, label, tool in inits:
             names = left_alive(top["name"])
             if names:
                 alive = "%s (%d trials)" % (names, top["trials"])
-        w("| %s | %s | %d | %s | %s | %s | %s |" % (
+        w("| %s | %s | %d | %s | %s | %s | %s | %s |" % (
             label, sig, g["trials"], rate(r, "orphan") or "",
             rate(r, "pass") or "", cell("; ".join(others)) or "none",
-            cell(alive) or "none (no `orphan`)"))
+            moments(key, sig), cell(alive) or "none (no `orphan`)"))
 w("")
 
 w("""## Why: what each does with the signal
