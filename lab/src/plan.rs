@@ -491,6 +491,13 @@ impl Plan {
         self.kills.iter().any(|k| k.per_trial_us.is_some())
     }
 
+    /// Whether a trial's index draws something of its own with the seed (a
+    /// kill moment drawn per trial, a host action's chance between 0 and
+    /// 1000‰), so that replaying a trial needs its index (`--trial K`).
+    pub fn index_draws(&self) -> bool {
+        self.draws_per_trial() || (self.host.acts() && self.host.chance_permille < 1000)
+    }
+
     /// The plan trial `trial` runs: this one, with the moment of every kill
     /// drawn per trial set to that trial's ([`moment_in_trial`]). The one
     /// place a trial's kill moments are drawn (the trial engine calls it
@@ -551,8 +558,7 @@ impl Plan {
     /// ([`Plan::for_trial`]).
     pub fn hash(&self) -> String {
         let mut v = serde_json::to_value(self).expect("a plan always serializes");
-        let seed_decides =
-            (self.host.acts() && self.host.chance_permille < 1000) || self.draws_per_trial();
+        let seed_decides = self.index_draws();
         if let (false, Some(fields)) = (seed_decides, v.as_object_mut()) {
             fields.remove("seed");
         }

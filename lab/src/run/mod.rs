@@ -299,18 +299,10 @@ fn run_strategy(
     Ok(Some(summary))
 }
 
-/// The command that replays trial `trial` of `plan`: `replay` (one trial
-/// of the plan), with `--trial K` when the trial's index draws something
-/// (a kill moment drawn per trial, a host action's chance), so that the
-/// one trial run is that one.
+/// `replay` (one trial of the plan) made the command that replays trial
+/// `trial` ([`crate::record::replay::trial_flag`]).
 fn replay_of(plan: &Plan, replay: &str, trial: u64) -> String {
-    let index_draws =
-        plan.draws_per_trial() || plan.host.acts() && plan.host.chance_permille < 1000;
-    if index_draws && trial > 0 {
-        format!("{replay} --trial {trial}")
-    } else {
-        replay.to_string()
-    }
+    format!("{replay}{}", crate::record::replay::trial_flag(plan, trial))
 }
 
 /// What a run's summary says of the moments of its scenario's windowed
