@@ -229,12 +229,12 @@ fn run_strategy(
     let diagnosed = rec.diagnosed_cells();
     let first_trial = c.args.first_trial;
     let request = |i: u64| TrialRequest {
-        trial: first_trial + i,
+        trial: first_trial.saturating_add(i),
         brief_verdicts: diagnosed.brief_verdicts(&c.scenario.name, &strategy.name, ""),
         ..req.clone()
     };
     let wall = session.run_trials(c.args.trials, &request, &on_kept, |i, mut o| {
-        let i = first_trial + i;
+        let i = first_trial.saturating_add(i);
         let source = TrialSource::of(c.plan, c.plan_hash, i, None);
         let recorded = rec.record(&Finished {
             source,
