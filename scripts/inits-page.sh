@@ -224,7 +224,9 @@ from the CSVs' `kill_planned_us`), and any trial replays alone (`lab exec
 ... --trials 1 --trial K`). Before issue 27 `lab exec` drew one moment per
 run: every trial of a cell was killed within about 3 ms of the same moment,
 so the earlier version of this page measured one moment per cell, not the
-window. The verdict is the lab's: `pass` when nothing of the tree was
+window. Every cell runs with the same seed, so trial K of every cell is
+killed at the same moment: the cells differ by the init and the signal
+only. The verdict is the lab's: `pass` when nothing of the tree was
 left alive once the program had exited, `orphan` when descendants were (each
 named, with the process that started it when that one is alive too).
 
@@ -404,6 +406,11 @@ whole tree asleep. The window is the time the child waits for a CPU after the
 fork, which on a loaded machine can be long. Without `-g`, tini signals the
 child's PID, which exists from the fork on: `tini -s` has no such window.
 
+A signal that comes earlier still, before the init has blocked or set up
+its handlers, kills the init by its default action before it has started
+its child: nothing was started, nothing is left, and the trial is a
+`pass`.
+
 No init can act on a SIGKILL sent to itself. What ends the tree then is
 outside it: a cgroup's `cgroup.kill` (what the lab's cleanup uses), or the
 end of a PID namespace whose init it was.""")
@@ -492,6 +499,10 @@ that window only when the supervisor's SIGKILL reaches 0 before 0.0 was
 scheduled again; at a millisecond or more, 0.0 has nearly always armed in
 time, and what remains is a child kept off a CPU for that long by a loaded
 machine.""")
+w("")
+w("""The sweep's delays are fixed moments (`child+D`, one per cell), so the
+per-trial draw of `lab exec`'s windows does not change what it measured;
+a CSV of schema 5 (before the kill moment columns) reads as it did.""")
 w("")
 sweep = rep_sweep.get("scenarios", [])
 if not sweep:
