@@ -466,6 +466,47 @@ fn each_trial_draws_its_own_kill_moment_and_replays_it_alone() {
     }
 }
 
+/// Issue 27, item 1, `lab run`: a kill window is drawn once per plan
+/// unless the kill says `per_trial = true`: every trial of a run is planned
+/// for the same moment and the summary says so; with `--set
+/// kill.0.per_trial=true` the trials' moments differ, and the summary says
+/// that instead.
+fn lab_run_draws_a_window_once_per_plan_unless_the_kill_says_per_trial() {
+    let dir = out_dir("run-window");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("window.toml");
+    std::fs::write(
+        &file,
+        "version = 1\nname = \"window\"\n[tree]\nbreadth = 1\ndepth = 1\n\
+         [[kill]]\ntarget = \"0\"\nat = \"spawn+1ms..9ms\"\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    for (extra, distinct, says) in [
+        (&[][..], 1, "drawn once per plan"),
+        (
+            &["--set", "kill.0.per_trial=true"][..],
+            4,
+            "drawn per trial",
+        ),
+    ] {
+        let (out, run_dir) = lab_run(file, 4, &["canonical"], extra);
+        let v = json(&out);
+        let note = v["kill_moments"].as_str().unwrap_or_default();
+        assert!(note.contains(says), "{extra:?}: {v}");
+        let rows = csv_records(v["csv"].as_str().unwrap());
+        let planned: std::collections::BTreeSet<u64> =
+            rows.iter().map(|r| moment(r, "kill_planned_us")).collect();
+        assert_eq!(planned.len(), distinct, "{extra:?}: {planned:?}");
+        assert!(
+            planned.iter().all(|p| (1_000..=9_000).contains(p)),
+            "{planned:?}"
+        );
+        let _ = std::fs::remove_dir_all(run_dir);
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Issue 27, item 7: a missing `--cwd` is named (not the program that could
 /// not start in it), and a bad `--env` is refused naming the flag; both
 /// with exit status 2, before any scenario file is written.
@@ -515,4 +556,5 @@ tests! {
     without_a_cgroup_a_leaked_grandchild_is_named_too;
     each_trial_draws_its_own_kill_moment_and_replays_it_alone;
     exec_flags_are_checked_before_a_scenario_is_written;
+    lab_run_draws_a_window_once_per_plan_unless_the_kill_says_per_trial;
 }
