@@ -105,9 +105,11 @@ for f in "${csvs[@]}"; do
 done >"$tmp/sums"
 
 python3 - "$RESULTS" "$link" "$tmp" >"$DOC" <<'PY'
+import csv
 import json
 import os
 import re
+import statistics
 import sys
 
 results, link, tmp = sys.argv[1:4]
@@ -166,6 +168,27 @@ def rate(r, verdict):
 def cell(s):
     return s.replace("|", "\\|")
 
+def moments(key, sig):
+    """The kill moments of the cell INIT-SIG, from its CSV's kill_planned_us
+    and kill_sent_us columns (schema 6): `N distinct of T, A..B ms, sent
+    +L us` (L the median of sent - planned), or why there are none."""
+    paths = [p for _, p in sums if "/%s-%s/" % (key, sig) in p]
+    planned, lag, trials = [], [], 0
+    for path in paths:
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                trials += 1
+                p, s = row.get("kill_planned_us", ""), row.get("kill_sent_us", "")
+                if p:
+                    planned.append(int(p))
+                    if s:
+                        lag.append(int(s) - int(p))
+    if not planned:
+        return "not recorded (a CSV older than schema 6)"
+    return "%d distinct of %d; %.1f..%.1f ms; sent +%d us (median)" % (
+        len(set(planned)), trials, min(planned) / 1000.0, max(planned) / 1000.0,
+        statistics.median(lag) if lag else 0)
+
 def left_alive(reason):
     """The processes a reason names after `outside the plan:`, without their
     pids: `sleep 100`; `sleep 100`, child of `sh -c ...`."""
@@ -193,9 +216,17 @@ jobs:
 sh -c 'sleep 100 & sleep 100 & wait'
 ```
 
-and runs each as the root of a `lab exec` trial, killed at a seeded moment
-5 to 200 ms after its start with SIGINT, SIGTERM or SIGKILL, sent to the
-program alone. The verdict is the lab's: `pass` when nothing of the tree was
+and runs each as the root of a `lab exec` trial, killed 5 to 200 ms after
+its start with SIGINT, SIGTERM or SIGKILL, sent to the program alone. Each
+trial draws its own moment in that window from the seed and its index, so a
+cell covers the window (the table says how many distinct moments it had,
+from the CSVs' `kill_planned_us`), and any trial replays alone (`lab exec
+... --trials 1 --trial K`). Before issue 27 `lab exec` drew one moment per
+run: every trial of a cell was killed within about 3 ms of the same moment,
+so the earlier version of this page measured one moment per cell, not the
+window. Every cell runs with the same seed, so trial K of every cell is
+killed at the same moment: the cells differ by the init and the signal
+only. The verdict is the lab's: `pass` when nothing of the tree was
 left alive once the program had exited, `orphan` when descendants were (each
 named, with the process that started it when that one is alive too).
 
@@ -283,19 +314,22 @@ w("## The orphan rate of each init and signal")
 w("")
 w("One row per init and signal: the trials, the `orphan` and `pass` rates with")
 w("their 95% Wilson interval (a verdict seen in no trial with its 95% upper")
-w("bound), any other verdict seen, and what was left alive in the most")
+w("bound), any other verdict seen, the kill moments the trials covered (the")
+w("distinct planned moments, their range after the program's spawn, and the")
+w("median time from the planned moment to the signal's sending: the CSVs'")
+w("`kill_planned_us` and `kill_sent_us`), and what was left alive in the most")
 w("frequent case (from the `reason` column; pids dropped).")
 w("")
-w("| init | signal | trials | orphan | pass | other verdicts | left alive after the init exited (most frequent) |")
-w("| --- | --- | ---: | --- | --- | --- | --- |")
+w("| init | signal | trials | orphan | pass | other verdicts | kill moments | left alive after the init exited (most frequent) |")
+w("| --- | --- | ---: | --- | --- | --- | --- | --- |")
 for key, label, tool in inits:
     if tool and tool in absent:
-        w("| %s | INT, TERM, KILL | | *absent when the CSVs were made: not measured* | | | |" % label)
+        w("| %s | INT, TERM, KILL | | *absent when the CSVs were made: not measured* | | | | |" % label)
         continue
     for sig in signals:
         s = by_name.get("init-%s-%s" % (key, sig))
         if s is None:
-            w("| %s | %s | | *not measured* | | | |" % (label, sig))
+            w("| %s | %s | | *not measured* | | | | |" % (label, sig))
             continue
         groups = s["groups"]
         g = groups[0]
@@ -312,10 +346,10 @@ for key, label, tool in inits:
             names = left_alive(top["name"])
             if names:
                 alive = "%s (%d trials)" % (names, top["trials"])
-        w("| %s | %s | %d | %s | %s | %s | %s |" % (
+        w("| %s | %s | %d | %s | %s | %s | %s | %s |" % (
             label, sig, g["trials"], rate(r, "orphan") or "",
             rate(r, "pass") or "", cell("; ".join(others)) or "none",
-            cell(alive) or "none (no `orphan`)"))
+            moments(key, sig), cell(alive) or "none (no `orphan`)"))
 w("")
 
 w("""## Why: what each does with the signal
@@ -371,6 +405,11 @@ on, and the lab's verdict is `hang` at the trial's deadline, the init and its
 whole tree asleep. The window is the time the child waits for a CPU after the
 fork, which on a loaded machine can be long. Without `-g`, tini signals the
 child's PID, which exists from the fork on: `tini -s` has no such window.
+
+A signal that comes earlier still, before the init has blocked or set up
+its handlers, kills the init by its default action before it has started
+its child: nothing was started, nothing is left, and the trial is a
+`pass`.
 
 No init can act on a SIGKILL sent to itself. What ends the tree then is
 outside it: a cgroup's `cgroup.kill` (what the lab's cleanup uses), or the
@@ -460,6 +499,10 @@ that window only when the supervisor's SIGKILL reaches 0 before 0.0 was
 scheduled again; at a millisecond or more, 0.0 has nearly always armed in
 time, and what remains is a child kept off a CPU for that long by a loaded
 machine.""")
+w("")
+w("""The sweep's delays are fixed moments (`child+D`, one per cell), so the
+per-trial draw of `lab exec`'s windows does not change what it measured;
+a CSV of schema 5 (before the kill moment columns) reads as it did.""")
 w("")
 sweep = rep_sweep.get("scenarios", [])
 if not sweep:

@@ -102,6 +102,7 @@ pub fn throughput(
         overrides: Vec::new(),
         seed: 1,
         trials,
+        first_trial: 0,
         strategies: vec![Strategy::parse("canonical")?],
         deadline: None,
         no_cgroup: false,

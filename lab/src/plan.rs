@@ -14,6 +14,9 @@ use crate::scenario::{
 };
 use crate::signal::Sig;
 
+mod moment;
+pub use moment::moment_in_trial;
+
 /// One node of a plan. Nodes are numbered breadth-first; 0 is the root.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanNode {
@@ -267,6 +270,14 @@ pub struct PlanKill {
     /// The wait between the signals of a ladder (µs); 0 without one.
     #[serde(default, skip_serializing_if = "is_default")]
     pub grace_us: u64,
+    /// The window `(lo, hi)` (µs, inclusive) of a timed kill whose moment
+    /// is drawn per trial (the scenario's `per_trial = true`): trial `t`
+    /// fires at [`moment_in_trial`]`(seed, t, kill index, lo, hi)`, and
+    /// [`Plan::for_trial`] writes that moment into `at` (which holds trial
+    /// 0's in the plan itself). `None`: one moment for every trial, drawn
+    /// with the plan.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub per_trial_us: Option<(u64, u64)>,
 }
 
 impl PlanKill {
@@ -378,6 +389,7 @@ impl Plan {
                     } else {
                         k.grace.as_micros() as u64
                     },
+                    per_trial_us: k.per_trial.then(|| k.at.window_us()).flatten(),
                 });
             }
         }
@@ -387,16 +399,16 @@ impl Plan {
                 nodes[child as usize].gate = Some(phase);
             }
         }
+        // The plan's own draw stays in the sequence (a per-trial kill
+        // changes no other draw); `at` then holds trial 0's moment.
+        for (i, k) in kills.iter_mut().enumerate() {
+            if let Some((lo, hi)) = k.per_trial_us {
+                k.at = k.at.at_moment(moment_in_trial(seed, 0, i, lo, hi));
+            }
+        }
         let latest_delay = kills
             .iter()
-            .filter_map(|k| match k.at {
-                PlanAt::Delay { after_ready_us } => Some(after_ready_us),
-                PlanAt::Birth { after_created_us } => Some(after_created_us),
-                PlanAt::ChildBirth {
-                    after_created_us, ..
-                } => Some(after_created_us),
-                _ => None,
-            })
+            .filter_map(|k| k.per_trial_us.map(|(_, hi)| hi).or(k.at.moment_us()))
             .max()
             .unwrap_or(0);
         let execs = nodes
@@ -471,10 +483,11 @@ impl Plan {
     /// hashes whatever their seeds. The seed is hashed only when it still
     /// decides something at run time: a host action with a chance strictly
     /// between 0 and 1000‰, drawn per trial from the seed
-    /// ([`PlanHost::acts_in`]).
+    /// ([`PlanHost::acts_in`]), or a kill's moment drawn per trial
+    /// ([`Plan::for_trial`]).
     pub fn hash(&self) -> String {
         let mut v = serde_json::to_value(self).expect("a plan always serializes");
-        let seed_decides = self.host.acts() && self.host.chance_permille < 1000;
+        let seed_decides = self.index_draws();
         if let (false, Some(fields)) = (seed_decides, v.as_object_mut()) {
             fields.remove("seed");
         }
@@ -554,7 +567,17 @@ impl Plan {
                     self.nodes[child as usize].path
                 ),
             };
-            let _ = writeln!(s, "kill {target} with SIG{} {when}", k.signal.name());
+            let per_trial = match k.per_trial_us {
+                Some((lo, hi)) => {
+                    format!(" (trial 0; each trial draws its own moment in {lo}..{hi} us)")
+                }
+                None => String::new(),
+            };
+            let _ = writeln!(
+                s,
+                "kill {target} with SIG{} {when}{per_trial}",
+                k.signal.name()
+            );
         }
         if self.host.acts() {
             let what = match self.host.attendant {

@@ -560,3 +560,91 @@ fn seeds_travel_as_strings_in_json_and_older_numbers_still_read() {
     old["seed"] = serde_json::json!(7u64);
     assert_eq!(serde_json::from_value::<Plan>(old).unwrap().seed, 7);
 }
+
+/// A two-level tree whose kill of one interior node (picked by the seed) is
+/// timed from its creation in a 5..200 ms window, drawn per trial or not.
+fn windowed(per_trial: bool) -> Scenario {
+    scenario(&format!(
+        "version = 1\nname = \"w\"\n[tree]\nbreadth = 2\ndepth = 2\n\
+         [[kill]]\ntarget = \"interior\"\npick = \"one\"\nat = \"spawn+5ms..200ms\"\n\
+         per_trial = {per_trial}\n"
+    ))
+}
+
+#[test]
+fn a_kill_drawn_per_trial_covers_its_window_and_each_trial_draws_the_same_again() {
+    let plan = Plan::new(&windowed(true), 7);
+    assert!(plan.draws_per_trial());
+    assert_eq!(plan.kills[0].per_trial_us, Some((5_000, 200_000)));
+    let moment = |p: &Plan| p.kills[0].at.moment_us().expect("a timed kill");
+    let moments: Vec<u64> = (0..100).map(|t| moment(&plan.for_trial(t))).collect();
+    assert!(
+        moments.iter().all(|m| (5_000..=200_000).contains(m)),
+        "{moments:?}"
+    );
+    let distinct: BTreeSet<u64> = moments.iter().copied().collect();
+    assert!(distinct.len() >= 95, "{} distinct of 100", distinct.len());
+    // Spread over the window, not bunched: both halves are drawn.
+    assert!(moments.iter().any(|&m| m < 100_000) && moments.iter().any(|&m| m > 105_000));
+    // A trial alone draws what it drew in its run: from a fresh plan of the
+    // same seed, and as moment_in_trial says.
+    let again = Plan::new(&windowed(true), 7);
+    assert_eq!(moment(&again.for_trial(42)), moments[42]);
+    assert_eq!(moments[42], moment_in_trial(7, 42, 0, 5_000, 200_000));
+    // The plan holds trial 0's moment; another seed draws other moments,
+    // and its hash (which then names the seed) differs.
+    assert_eq!(plan.for_trial(0), plan);
+    let other = Plan::new(&windowed(true), 8);
+    assert_ne!(
+        (0..20)
+            .map(|t| moment(&other.for_trial(t)))
+            .collect::<Vec<_>>(),
+        moments[..20]
+    );
+    assert_ne!(plan.hash(), other.hash());
+    // The per-trial draw changes no other draw of the plan: the same target.
+    assert_eq!(
+        plan.kills[0].target,
+        Plan::new(&windowed(false), 7).kills[0].target
+    );
+    // The deadline makes room for the window's end, whatever trial 0 drew.
+    assert!(plan.deadline_us >= 200_000 + 250_000);
+    assert!(plan
+        .render()
+        .contains("each trial draws its own moment in 5000..200000 us"));
+}
+
+#[test]
+fn a_window_without_per_trial_is_one_moment_for_every_trial() {
+    let plan = Plan::new(&windowed(false), 7);
+    assert!(!plan.draws_per_trial());
+    assert!((0..20).all(|t| plan.for_trial(t) == plan));
+    // As before: no per_trial field in the plan's JSON, the seed not hashed.
+    assert!(!serde_json::to_string(&plan).unwrap().contains("per_trial"));
+    let reseeded = Plan {
+        seed: 8,
+        ..plan.clone()
+    };
+    assert_eq!(plan.hash(), reseeded.hash());
+    // With per-trial moments the seed still decides at run time: hashed.
+    let per_trial = Plan::new(&windowed(true), 7);
+    assert_ne!(
+        per_trial.hash(),
+        Plan {
+            seed: 8,
+            ..per_trial.clone()
+        }
+        .hash()
+    );
+}
+
+#[test]
+fn per_trial_is_refused_on_a_kill_that_is_not_timed() {
+    let text = "version = 1\nname = \"w\"\n[tree]\nbreadth = 2\ndepth = 1\n\
+                [[kill]]\ntarget = \"root\"\nat = \"ready\"\nper_trial = true\n";
+    let e = Scenario::parse("t.toml", text).unwrap_err().to_string();
+    assert!(
+        e.contains("per_trial draws a timed at's moment per trial"),
+        "{e}"
+    );
+}

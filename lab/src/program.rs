@@ -39,8 +39,9 @@ pub struct ExecSpec {
     /// The program and its arguments (argv; the program is looked up in
     /// `PATH` when it has no `/`).
     pub command: Vec<String>,
-    /// Kill it this long after its spawn, drawn by the seed per trial from
-    /// `lo..=hi`; `None`: let it end by itself.
+    /// Kill it this long after its spawn: each trial draws its own moment
+    /// from `lo..=hi` with the seed and its index (the kill's `per_trial =
+    /// true`); `None`: let it end by itself.
     pub kill_after: Option<(Duration, Duration)>,
     /// The signals of the kill, sent in turn while it lives (a ladder);
     /// empty means `TERM`.
@@ -142,6 +143,9 @@ impl ExecSpec {
                 "at".into(),
                 Value::String(format!("spawn+{}..{}", micros(lo), micros(hi))),
             );
+            if lo < hi {
+                kill.insert("per_trial".into(), Value::Boolean(true));
+            }
             if !then.is_empty() {
                 let names: Vec<String> = then.iter().map(|s| s.name().to_string()).collect();
                 kill.insert("then".into(), strings(&names));
@@ -287,6 +291,21 @@ mod tests {
             panic!("{:?}", k.at)
         };
         assert!((5_000..=200_000).contains(&after_created_us));
+    }
+
+    #[test]
+    fn a_kill_window_is_drawn_per_trial_and_a_delay_is_one_moment() {
+        let mut s = spec(&["sleep", "5"]);
+        s.kill_after = Some((Duration::from_millis(5), Duration::from_millis(200)));
+        let sc = Scenario::parse("x.toml", &s.scenario_text()).unwrap();
+        let plan = crate::plan::Plan::new(&sc, 1);
+        let moments: std::collections::BTreeSet<u64> = (0..10)
+            .filter_map(|t| plan.for_trial(t).kills[0].at.moment_us())
+            .collect();
+        assert!(moments.len() >= 9, "{moments:?}");
+        assert!(moments.iter().all(|m| (5_000..=200_000).contains(m)));
+        s.kill_after = Some((Duration::from_millis(50), Duration::from_millis(50)));
+        assert!(!s.scenario_text().contains("per_trial"));
     }
 
     #[test]

@@ -330,12 +330,15 @@ fn bad_input_is_refused_naming_the_file() {
     let csv = old.join("trials.csv");
     let text = std::fs::read_to_string(&csv).unwrap();
     let (header, rows) = text.split_once('\n').unwrap();
-    let rows: Vec<String> = rows.lines().map(|l| l.replacen("5,", "3,", 1)).collect();
+    let rows: Vec<String> = rows
+        .lines()
+        .map(|l| l.replacen(&format!("{},", crate::record::row::SCHEMA), "3,", 1))
+        .collect();
     std::fs::write(&csv, format!("{header}\n{}\n", rows.join("\n"))).unwrap();
     let m = msg(Dataset::load(std::slice::from_ref(&old)));
     assert!(
         m.starts_with(&csv.display().to_string())
-            && m.contains("schema 3 (this lab reads schemas 4 to 5)"),
+            && m.contains("schema 3 (this lab reads schemas 4 to 6)"),
         "{m}"
     );
     // Not a trials CSV at all.

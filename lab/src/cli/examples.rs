@@ -42,7 +42,8 @@ static EXAMPLES: &[(&str, &[Example])] = &[
     ]),
     ("exec", &[
         ex("A shell that leaves a background sleep behind: 200 trials, each an orphan named with its command line", "lab exec --trials 200 -- sh -c 'sleep 30 & exit 0'"),
-        ex("Kill a program at a seeded moment 5 to 200 ms after its start with TERM, then KILL 100 ms later if it lives", "lab exec --kill-after 5ms..200ms --signal TERM,KILL --grace 100ms -- sh -c 'sleep 30 & wait'"),
+        ex("Kill a program 5 to 200 ms after its start, each trial at a moment of its own, with TERM, then KILL 100 ms later if it lives", "lab exec --kill-after 5ms..200ms --signal TERM,KILL --grace 100ms -- sh -c 'sleep 30 & wait'"),
+        ex("Trial 17 of that run alone, killed at the moment it drew", "lab exec --kill-after 5ms..200ms --signal TERM,KILL --grace 100ms --trials 1 --trial 17 -- sh -c 'sleep 30 & wait'"),
         ex("A test runner's view: stdout and stderr read to EOF, a process still holding them is a leak", "lab exec --capture --trials 20 -- sh -c 'sleep 30 & echo started'"),
     ]),
     ("fuzz", &[

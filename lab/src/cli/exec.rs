@@ -20,11 +20,17 @@ pub(super) struct ExecCmd {
     /// Trials (at least 1)
     #[arg(long, default_value_t = 100, value_parser = super::parse_count)]
     trials: u64,
-    /// The seed that draws each trial's kill moment
+    /// The seed: with a --kill-after window, each trial's kill moment is drawn from the seed
+    /// and the trial's index
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Kill the program this long after its spawn: a delay (50ms) or a window drawn by the
-    /// seed per trial (5ms..200ms)
+    /// The index of the first trial: the trials run are K, K+1, ... (with --trials 1, trial K
+    /// of an earlier run alone, killed at the moment it drew)
+    #[arg(long = "trial", value_name = "K", default_value_t = 0)]
+    first_trial: u64,
+    /// Kill the program this long after its spawn: a delay (50ms), or a window (5ms..200ms)
+    /// from which each trial draws its own moment, from --seed and the trial's index (the
+    /// CSV's kill_planned_us and kill_sent_us say when, in µs from the spawn)
     #[arg(long, value_name = "DELAY", value_parser = parse_window)]
     kill_after: Option<(Duration, Duration)>,
     /// The signal of the kill, or a ladder sent in turn while the program lives
@@ -46,9 +52,9 @@ pub(super) struct ExecCmd {
     #[arg(long, default_value_t = 0)]
     expect_exit: u8,
     /// Set NAME=VALUE in the program's environment (repeatable)
-    #[arg(long = "env", value_name = "NAME=VALUE")]
+    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
     env: Vec<String>,
-    /// The program's working directory
+    /// The program's working directory (an existing directory)
     #[arg(long, value_name = "DIR")]
     cwd: Option<PathBuf>,
     /// The name of the scenario the program becomes, which names its results (letters,
@@ -69,15 +75,7 @@ impl ExecCmd {
     /// [`LabError::Lab`] when the scenario cannot be written or the lab
     /// process cannot be prepared.
     fn options(&self) -> Result<RunArgs, LabError> {
-        let cwd = self
-            .cwd
-            .as_ref()
-            .map(|d| {
-                d.to_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| LabError::Input(format!("--cwd {}: not UTF-8", d.display())))
-            })
-            .transpose()?;
+        let cwd = self.cwd.as_deref().map(check_cwd).transpose()?;
         let spec = ExecSpec {
             command: self.command.clone(),
             kill_after: self.kill_after,
@@ -97,6 +95,7 @@ impl ExecCmd {
             overrides: Vec::new(),
             seed: self.seed,
             trials: self.trials,
+            first_trial: self.first_trial,
             strategies: vec![Strategy::parse("canonical")?],
             deadline: None,
             no_cgroup: self.trial.no_cgroup,
@@ -119,8 +118,12 @@ impl ExecCmd {
         // listens: the lineage of every trial's processes, exact.
         let _events = crate::trial::keep_events_flowing();
         let summary = crate::run::run(&args)?;
+        let first = match args.first_trial {
+            0 => String::new(),
+            k => format!(" --trial {k}"),
+        };
         let text = format!(
-            "{}\nrun it again: lab run {s} --seed {seed} --strategy canonical --trials {n}\n\
+            "{}\nrun it again: lab run {s} --seed {seed} --strategy canonical --trials {n}{first}\n\
              soak it: lab soak --scenario {s} --strategy canonical --duration 1h\n",
             summary.render(),
             s = args.scenario,
@@ -129,6 +132,35 @@ impl ExecCmd {
         );
         self.report.write("lab exec", &summary, start, text)?;
         Ok(summary.exit())
+    }
+}
+
+/// `--cwd`: an existing directory, named as given, as UTF-8 text (the
+/// scenario's `cwd`): checked here, so that a missing one is blamed, not
+/// the program the trial could not start in it.
+///
+/// # Errors
+/// [`LabError::Input`] naming the flag and the directory.
+fn check_cwd(dir: &std::path::Path) -> Result<String, LabError> {
+    let bad = |why: String| LabError::Input(format!("--cwd {}: {why}", dir.display()));
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(bad("not a directory".into())),
+        Err(e) => return Err(bad(format!("{e}; give an existing directory"))),
+    }
+    dir.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| bad("not UTF-8".into()))
+}
+
+/// `--env`: `NAME=VALUE` with a name that is not empty and no NUL, as the
+/// scenario's `env` takes it: refused here, before a scenario is written.
+fn parse_env(s: &str) -> Result<String, String> {
+    match s.split_once('=') {
+        Some((name, _)) if !name.is_empty() && !s.contains('\0') => Ok(s.to_string()),
+        _ => Err(format!(
+            "`{s}` is not NAME=VALUE (a name, `=`, then the value: --env LANG=C)"
+        )),
     }
 }
 

@@ -62,8 +62,8 @@ enum Command {
     /// a verdict its scenario's [expect] (or --gate) does not list
     #[command(after_help = examples::help("soak"))]
     Soak(soak::SoakCmd),
-    /// Run your own program as the root of each trial, N times (killed at seeded moments if
-    /// asked): pass, fail (exit status), orphan (descendants left alive, named), leak
+    /// Run your own program as the root of each trial, N times (killed at a moment each trial
+    /// draws, if asked): pass, fail (exit status), orphan (descendants left alive, named), leak
     /// (stdio held open, with --capture) or hang; exit 1 unless every trial passed
     #[command(after_help = examples::help("exec"))]
     Exec(exec::ExecCmd),

@@ -12,7 +12,8 @@ use crate::scenario::overrides::Override;
 pub(super) struct RunCmd {
     /// A built-in scenario name (`lab list`) or a path to a .toml file
     scenario: String,
-    /// The seed that turns the scenario into a plan
+    /// The seed that turns the scenario into a plan (a kill's window, at = "2ms..20ms", is
+    /// drawn once per plan, one moment for every trial, unless the kill has per_trial = true)
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Set a scenario key before planning (repeatable): a dotted path into the file
@@ -23,6 +24,11 @@ pub(super) struct RunCmd {
     /// Trials per strategy (at least 1)
     #[arg(long, default_value_t = 100, conflicts_with = "repeat", value_parser = super::parse_count)]
     trials: u64,
+    /// The index of the first trial: the trials run are K, K+1, ... (with --trials 1, trial K
+    /// of an earlier run alone: a kill with per_trial = true fires at the moment trial K drew;
+    /// a window without it is drawn once per plan, the same in every trial)
+    #[arg(long = "trial", value_name = "K", default_value_t = 0)]
+    first_trial: u64,
     /// Replay the plan K times per strategy and print the reproduction
     /// rate (a gated scenario must reproduce K/K; at least 1)
     #[arg(long, value_name = "K", value_parser = super::parse_count)]
@@ -55,6 +61,7 @@ impl RunCmd {
             overrides: self.overrides,
             seed: self.seed,
             trials,
+            first_trial: self.first_trial,
             strategies: parse_strategies(&self.strategies)?,
             deadline: self.trial.deadline,
             no_cgroup: self.trial.no_cgroup,

@@ -309,6 +309,60 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    #[test]
+    fn a_row_carries_its_kill_moments_and_an_older_row_reads_without_them() {
+        let (_dir, path, rows) = three_rows();
+        let ctx = RunContext::new("nested", 7);
+        let strategy = Strategy::parse("canonical").unwrap();
+        let mut o = Outcome::error(String::new(), 1);
+        o.verdict = Verdict::Pass;
+        (o.kill_planned_us, o.kill_sent_us) = (Some(1500), Some(1512));
+        let src = TrialSource {
+            scenario: "nested",
+            scenario_hash: "abc",
+            plan_hash: "def",
+            seed: 7,
+            trial: 3,
+            sweep: None,
+        };
+        let row = TrialRow::new(&ctx, &src, &strategy, &o, "", "");
+        let mut sink = CsvSink::append(&own(path.parent().unwrap())).unwrap();
+        sink.write(&row).unwrap();
+        let back = read_rows(&path).unwrap();
+        assert_eq!(back[3], row);
+        assert_eq!(
+            (back[0].kill_planned_us, back[0].kill_sent_us),
+            (None, None)
+        );
+        // A schema 5 file: no kill moment columns; its rows read as schema
+        // 6 rows with both empty.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let mut r = csv::Reader::from_reader(text.as_bytes());
+        let header = r.headers().unwrap().clone();
+        let keep: Vec<usize> = (0..header.len())
+            .filter(|&i| {
+                !header[i].starts_with("kill_planned") && !header[i].starts_with("kill_sent")
+            })
+            .collect();
+        w.write_record(keep.iter().map(|&i| &header[i])).unwrap();
+        for rec in r.records().take(3) {
+            let rec = rec.unwrap();
+            let mut fields: Vec<String> = keep.iter().map(|&i| rec[i].to_string()).collect();
+            fields[0] = "5".into();
+            w.write_record(&fields).unwrap();
+        }
+        std::fs::write(&path, w.into_inner().unwrap()).unwrap();
+        let old = read_rows(&path).unwrap();
+        assert_eq!(
+            old, rows,
+            "schema 5 rows read as schema 6 rows without kill moments"
+        );
+        assert!(old
+            .iter()
+            .all(|r| r.schema == SCHEMA && r.kill_sent_us.is_none()));
+    }
+
     /// Three rows in a fresh CSV under a temporary directory.
     fn three_rows() -> (tempfile::TempDir, PathBuf, Vec<TrialRow>) {
         let dir = tempfile::tempdir().unwrap();

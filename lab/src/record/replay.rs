@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 
+use crate::plan::Plan;
 use crate::scenario::overrides::Override;
 use crate::strategy::Strategy;
 
@@ -42,11 +43,60 @@ impl RunCommand<'_> {
         }
         cmd
     }
+
+    /// The command that replays trial `trial` of `plan` under `strategy`:
+    /// [`RunCommand::replay`], with [`trial_flag`].
+    pub fn replay_trial(&self, strategy: &Strategy, plan: &Plan, trial: u64) -> String {
+        format!("{}{}", self.replay(strategy), trial_flag(plan, trial))
+    }
+}
+
+/// ` --trial K` when trial `trial` of `plan` draws something of its own
+/// ([`Plan::index_draws`]: a kill moment drawn per trial, a host action's
+/// chance), so that the one trial a replay runs is that one; empty
+/// otherwise (every trial of the plan runs the same, and trial 0 will do).
+pub fn trial_flag(plan: &Plan, trial: u64) -> String {
+    if plan.index_draws() && trial > 0 {
+        format!(" --trial {trial}")
+    } else {
+        String::new()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trial_that_draws_its_own_kill_moment_is_replayed_by_its_index() {
+        let text = |per_trial: bool| {
+            format!(
+                "version = 1\nname = \"w\"\n[tree]\nbreadth = 1\ndepth = 1\n\
+                 [[kill]]\ntarget = \"0\"\nat = \"spawn+1ms..9ms\"\nper_trial = {per_trial}\n"
+            )
+        };
+        let plan = |per_trial| {
+            Plan::new(
+                &crate::scenario::Scenario::parse("w.toml", &text(per_trial)).unwrap(),
+                3,
+            )
+        };
+        let strategy = Strategy::parse("canonical").unwrap();
+        let cmd = RunCommand {
+            scenario: "w.toml",
+            seed: 3,
+            overrides: &[],
+            deadline_ms: None,
+            no_cgroup: false,
+        };
+        let base = "lab run w.toml --seed 3 --strategy canonical --trials 1";
+        assert_eq!(
+            cmd.replay_trial(&strategy, &plan(true), 7),
+            format!("{base} --trial 7")
+        );
+        assert_eq!(cmd.replay_trial(&strategy, &plan(true), 0), base);
+        assert_eq!(cmd.replay_trial(&strategy, &plan(false), 7), base);
+    }
 
     #[test]
     fn a_replay_says_everything_the_trial_ran_with() {

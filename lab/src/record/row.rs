@@ -10,14 +10,16 @@ use crate::verdict::Outcome;
 
 /// Version of the CSV header; bumped on any change of columns (documented in
 /// `docs/results-format.md`).
-pub const SCHEMA: u32 = 5;
+pub const SCHEMA: u32 = 6;
 
 /// The oldest schema the readers accept: a schema 4 row (no
-/// `pid_namespace` column) is read as a schema 5 row with `pid_namespace`
-/// `none`, which is what every trial before schema 5 ran with.
+/// `pid_namespace` column) is read with `pid_namespace` `none`, which is
+/// what every trial before schema 5 ran with; a schema 4 or 5 row (no
+/// `kill_planned_us`, `kill_sent_us`) with both empty, as a row without a
+/// kill has them. Either comes back as a [`SCHEMA`] row.
 pub const OLDEST_SCHEMA: u32 = 4;
 
-/// What a reader says it reads, for its refusals: `schemas 4 to 5`.
+/// What a reader says it reads, for its refusals: `schemas 4 to 6`.
 pub fn schemas_read() -> String {
     format!("schemas {OLDEST_SCHEMA} to {SCHEMA}")
 }
@@ -70,6 +72,17 @@ pub struct TrialRow {
     pub window_us: u64,
     /// What ended the tree.
     pub kill_rung: String,
+    /// When the plan's first kill was due in this trial, µs after its
+    /// target's spawn (the moment drawn for the trial, or the plan's);
+    /// empty without a timed kill, or when the moment never came to be
+    /// known (schema 6).
+    #[serde(default)]
+    pub kill_planned_us: Option<u64>,
+    /// When its first signal was sent, µs after the target's spawn; empty
+    /// when it was never sent (the target ended first) or there is no kill
+    /// (schema 6).
+    #[serde(default)]
+    pub kill_sent_us: Option<u64>,
     /// Nodes that reported `created`.
     pub nodes_spawned: u32,
     /// `cgroup` or `subreaper`.
@@ -168,10 +181,13 @@ impl<'a> TrialSource<'a> {
 
 impl TrialRow {
     /// This row as a [`SCHEMA`] row: a schema 4 row had no
-    /// `pid_namespace` column and ran with none.
+    /// `pid_namespace` column and ran with none; a schema 4 or 5 row had
+    /// no kill moment columns, which stay empty.
     pub fn upgraded(mut self) -> TrialRow {
         if self.schema < 5 {
             self.pid_namespace = "none".into();
+        }
+        if self.schema < SCHEMA {
             self.schema = SCHEMA;
         }
         self
@@ -211,6 +227,8 @@ impl TrialRow {
             slow_cascade_us: o.slow_cascade_us,
             window_us: o.window_us,
             kill_rung: o.kill_rung.to_string(),
+            kill_planned_us: o.kill_planned_us,
+            kill_sent_us: o.kill_sent_us,
             nodes_spawned: o.nodes_spawned,
             cgroup_mode: if o.cgroup { "cgroup" } else { "subreaper" }.into(),
             pid_namespace: if o.pid_namespace.is_empty() {

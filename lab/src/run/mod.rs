@@ -40,6 +40,10 @@ pub struct RunArgs {
     pub seed: u64,
     /// Trials per strategy.
     pub trials: u64,
+    /// The index of the first trial (`--trial K`): the trials run are
+    /// `first_trial..first_trial + trials`, each drawing what its index
+    /// draws (a kill moment drawn per trial, a host action's chance).
+    pub first_trial: u64,
     /// Strategies, in order.
     pub strategies: Vec<Strategy>,
     /// Deadline override; `None`: the plan's.
@@ -99,7 +103,11 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
     }
     check_privileges(&scenario)?;
     let plan_hash = plan.hash();
+<<<<<<< HEAD
     crate::session::check_proc(&args.exe)?;
+=======
+    let kill_moments = kill_moments_note(&scenario, &plan);
+>>>>>>> moments
     let mut rec = Recorder::new_run(&args.out, &scenario.name, args.seed)?;
     let run_dir = rec.dir().to_path_buf();
     rec.limit_diagnoses(args.max_diagnoses);
@@ -180,9 +188,14 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
         lab_version: ctx.lab_version.clone(),
         as_expected,
         max_diagnoses: rec.max_diagnoses(),
+<<<<<<< HEAD
         program_root: plan.nodes.first().is_some_and(|n| n.command.is_some()),
         interrupted: interrupted_by.is_some(),
         interrupted_by,
+=======
+        interrupted,
+        kill_moments,
+>>>>>>> moments
     };
     let json = crate::json::to_string_pretty(&summary).expect("a summary serializes");
     let path = run_dir.join("summary.json");
@@ -224,19 +237,21 @@ fn run_strategy(
     // A verdict whose diagnoses are all written for this strategy is
     // diagnosed briefly: only what finds its signatures.
     let diagnosed = rec.diagnosed_cells();
+    let first_trial = c.args.first_trial;
     let request = |i: u64| TrialRequest {
-        trial: i,
+        trial: first_trial.saturating_add(i),
         brief_verdicts: diagnosed.brief_verdicts(&c.scenario.name, &strategy.name, ""),
         ..req.clone()
     };
     let wall = session.run_trials(c.args.trials, &request, &on_kept, |i, mut o| {
+        let i = first_trial.saturating_add(i);
         let source = TrialSource::of(c.plan, c.plan_hash, i, None);
         let recorded = rec.record(&Finished {
             source,
             strategy,
             outcome: &o,
             stem: &format!("{}.{i}", strategy.name),
-            replay: &replay,
+            replay: &replay_of(c.plan, &replay, i),
         });
         if let (Some(path), Some(d)) = (recorded.diagnosis, o.diagnosis.take()) {
             // The lowest trial index, hangs before orphans.
@@ -286,7 +301,57 @@ fn run_strategy(
     );
     summary.diagnosis = first;
     summary.output = first_output;
+    for rp in &mut summary.replay {
+        if let Some(&trial) = rp.trials.first() {
+            rp.command = replay_of(c.plan, &rp.command, trial);
+        }
+    }
     Ok(Some(summary))
+}
+
+/// `replay` (one trial of the plan) made the command that replays trial
+/// `trial` ([`crate::record::replay::trial_flag`]).
+fn replay_of(plan: &Plan, replay: &str, trial: u64) -> String {
+    format!("{replay}{}", crate::record::replay::trial_flag(plan, trial))
+}
+
+/// What a run's summary says of the moments of its scenario's windowed
+/// kills (an `at` with `lo < hi`), if it has one: drawn per trial
+/// (`per_trial = true`), or drawn once per plan, where every trial fires
+/// at the same moment and the window is covered across seeds, by
+/// `per_trial = true`, or with `lab soak --sweep`.
+pub fn kill_moments_note(scenario: &Scenario, plan: &Plan) -> Option<String> {
+    let windowed = |k: &&crate::scenario::Kill| k.at.window_us().is_some_and(|(lo, hi)| lo < hi);
+    let (per_trial, per_plan): (Vec<_>, Vec<_>) = scenario
+        .kills
+        .iter()
+        .filter(windowed)
+        .partition(|k| k.per_trial);
+    let mut notes = Vec::new();
+    if !per_trial.is_empty() {
+        notes.push(
+            "kill moments: drawn per trial from the seed and the trial's index (each CSV row \
+             has its kill_planned_us and kill_sent_us; replay a trial alone with --trial K)"
+                .to_string(),
+        );
+    }
+    if !per_plan.is_empty() {
+        let moments: Vec<String> = plan
+            .kills
+            .iter()
+            .filter(|k| k.per_trial_us.is_none())
+            .filter_map(|k| k.at.moment_us())
+            .map(|us| format!("{us} us"))
+            .collect();
+        notes.push(format!(
+            "kill moments: a window drawn once per plan ({}): every trial of seed {} fires at \
+             that moment; to cover the window set per_trial = true on the kill \
+             (--set kill.N.per_trial=true), run other seeds, or sweep it (lab soak --sweep)",
+            moments.join(", "),
+            plan.seed
+        ));
+    }
+    (!notes.is_empty()).then(|| notes.join("\n"))
 }
 
 /// `--keep-hung`: show the kept tree, how to attach to it, and wait for

@@ -181,6 +181,19 @@ pub enum At {
     },
 }
 
+impl At {
+    /// The window of a timed `at` (µs, inclusive); `None` for `ready` and
+    /// gates.
+    pub fn window_us(&self) -> Option<(u64, u64)> {
+        match *self {
+            At::Window { lo, hi } | At::Birth { lo, hi } | At::ChildBirth { lo, hi } => {
+                Some((lo.as_micros() as u64, hi.as_micros() as u64))
+            }
+            At::Ready | At::Gate(_) => None,
+        }
+    }
+}
+
 /// One entry of the kill schedule.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Kill {
@@ -198,6 +211,9 @@ pub struct Kill {
     pub then: Vec<Sig>,
     /// The wait between the signals of a ladder (default 100 ms).
     pub grace: Duration,
+    /// A timed `at`'s moment is drawn per trial, from the seed and the
+    /// trial's index (`per_trial = true`), not once per plan.
+    pub per_trial: bool,
 }
 
 /// A hazard a node's extra threads create for a child that is a copy of it

@@ -1255,6 +1255,7 @@ fn load_builtin_nested() {
             at: At::Gate(Phase::Created),
             then: Vec::new(),
             grace: std::time::Duration::from_millis(100),
+            per_trial: false,
         }]
     );
     assert_eq!(

@@ -130,7 +130,7 @@ impl Trials<'_> {
             deadline_ms: self.spec.deadline_ms,
             no_cgroup: self.spec.no_cgroup,
         }
-        .replay(strategy);
+        .replay_trial(strategy, &plan, item.trial);
         let recorded = rec.record(&Finished {
             source: TrialSource::of(&plan, &plan_hash, item.trial, sweep),
             strategy,

@@ -402,6 +402,9 @@ impl Course<'_> {
                     } else if ended_first {
                         self.kills[k] = KillState::Done;
                     } else if due {
+                        if k == 0 {
+                            self.first_kill_sent_ns = Some(monotonic_ns());
+                        }
                         self.signal(target, pk.signal);
                         self.kills[k] = KillState::Sent {
                             rung: 0,
@@ -483,6 +486,23 @@ impl Course<'_> {
                 .map(|c| c + after_created_us * 1000),
             PlanAt::Ready | PlanAt::Gate { .. } => None,
         }
+    }
+
+    /// The plan's first kill: when it was due and when its first signal was
+    /// sent, µs after its target's spawn (its `created` report), for the
+    /// trial's record; `None` where either is unknown.
+    pub(super) fn first_kill_moments(&self) -> (Option<u64>, Option<u64>) {
+        let Some(pk) = self.plan().kills.first() else {
+            return (None, None);
+        };
+        let Some(spawn) = self.seen.nodes[pk.target as usize].created_ns else {
+            return (None, None);
+        };
+        let since = |ns: u64| ns.saturating_sub(spawn) / 1000;
+        (
+            self.kill_time(0).map(since),
+            self.first_kill_sent_ns.map(since),
+        )
     }
 
     /// Open the gate of node `child`.

@@ -155,6 +155,8 @@ struct Course<'a> {
     /// Every signal the course sent to a node, with when (ns), for the
     /// trace.
     signals_sent: Vec<(u64, crate::signal::Sig)>,
+    /// When the first signal of the plan's first kill was sent (ns).
+    first_kill_sent_ns: Option<u64>,
 }
 
 /// Run one trial. `lab_lifeline` is the supervisor's lifeline to the lab: if
@@ -172,6 +174,18 @@ pub fn run(
     spare: &mut Option<TrialCgroup>,
 ) -> Option<Outcome> {
     let t0 = monotonic_ns();
+    // The moments of kills drawn per trial, this trial's: the course reads
+    // only this request.
+    let resolved;
+    let req = if req.plan.draws_per_trial() {
+        resolved = TrialRequest {
+            plan: req.plan.for_trial(req.trial),
+            ..req.clone()
+        };
+        &resolved
+    } else {
+        req
+    };
     let cgroup = match setup::cgroup(req, spare) {
         Ok(cg) => cg,
         Err(e) => return Some(error_outcome(t0, crate::error::chain(&e))),
@@ -204,6 +218,7 @@ pub fn run(
         output: None,
         lineage: None,
         signals_sent: Vec::new(),
+        first_kill_sent_ns: None,
     };
     if let Some(why) = req.plan.unreachable_gate() {
         *spare = course.cgroup.take();
@@ -249,6 +264,7 @@ pub fn run(
             end,
         );
         course.name_signal_deaths(&mut o);
+        (o.kill_planned_us, o.kill_sent_us) = course.first_kill_moments();
         if o.verdict != Verdict::Pass {
             o.output = output;
         }

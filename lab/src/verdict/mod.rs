@@ -150,6 +150,7 @@ pub struct Outcome {
     /// as instants.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<String>,
+<<<<<<< HEAD
     /// With a program at the root (`lab exec`), where the lineage has exit
     /// statuses (the process events): each descendant of the program that
     /// exited with a status other than 0, or died by a signal, before the
@@ -158,6 +159,20 @@ pub struct Outcome {
     /// group across trials; in any verdict, a `pass` included.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub descendant_failures: Vec<String>,
+=======
+    /// When the plan's first kill was due, µs after its target's spawn
+    /// (its `created` report; a program's spawn returning): the moment
+    /// drawn for this trial, or the plan's. `None` for a plan without a
+    /// kill, a kill that is not timed (`ready`, a gate), or one whose
+    /// moment never came to be known (its target never born).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill_planned_us: Option<u64>,
+    /// When the first signal of the plan's first kill was sent, µs after
+    /// its target's spawn; `None` when it was never sent (the target ended
+    /// first, or the trial ended before the moment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill_sent_us: Option<u64>,
+>>>>>>> moments
 }
 
 /// The stdout and stderr of a program run as a trial's root: the last
@@ -314,7 +329,12 @@ impl Outcome {
             timings: Timings::default(),
             output: None,
             trace: None,
+<<<<<<< HEAD
             descendant_failures: Vec::new(),
+=======
+            kill_planned_us: None,
+            kill_sent_us: None,
+>>>>>>> moments
         }
     }
 }

@@ -463,6 +463,162 @@ fn a_pass_whose_descendants_failed_says_so() {
     );
 }
 
+/// The rows of the CSV at `path`, each a map from column to value.
+fn csv_records(path: &str) -> Vec<std::collections::HashMap<String, String>> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let header = r.headers().unwrap().clone();
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            header
+                .iter()
+                .zip(rec.iter())
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+/// The moment (µs) of column `col` of a row; panics when it is empty.
+fn moment(row: &std::collections::HashMap<String, String>, col: &str) -> u64 {
+    row[col]
+        .parse()
+        .unwrap_or_else(|e| panic!("{col} `{}`: {e}: {row:?}", row[col]))
+}
+
+/// Issue 27, item 1: with a `--kill-after` window each trial draws its own
+/// moment from the seed and its index: one run covers the window (distinct
+/// planned moments, each inside it, each sent at or after it), and a trial
+/// replayed alone (`lab exec --trial K`, or the row's replay command) is
+/// killed at the moment it drew in the run.
+fn each_trial_draws_its_own_kill_moment_and_replays_it_alone() {
+    let window = ["--kill-after", "5ms..200ms", "--signal", "KILL"];
+    let mut opts = vec!["--trials", "6"];
+    opts.extend(window);
+    let (v, dir, _) = exec("exec-moments", &opts, &["sleep", "31.105"], "sleep 31.105");
+    let rows = csv_records(v["csv"].as_str().unwrap());
+    assert_eq!(rows.len(), 6, "{v}");
+    let mut planned = std::collections::BTreeMap::new();
+    for row in &rows {
+        let (p, s) = (moment(row, "kill_planned_us"), moment(row, "kill_sent_us"));
+        assert!((5_000..=200_000).contains(&p), "planned {p}: {row:?}");
+        assert!(s >= p, "sent {s} before planned {p}: {row:?}");
+        assert_eq!(row["schema"], "6");
+        planned.insert(moment(row, "trial"), p);
+    }
+    let distinct: std::collections::BTreeSet<u64> = planned.values().copied().collect();
+    assert_eq!(distinct.len(), 6, "one moment per trial: {planned:?}");
+    // Trial 3 alone, by `lab exec --trial 3`.
+    let mut opts = vec!["--trials", "1", "--trial", "3"];
+    opts.extend(window);
+    let (alone, dir2, _) = exec("exec-moment-3", &opts, &["sleep", "31.105"], "sleep 31.105");
+    let again = csv_records(alone["csv"].as_str().unwrap());
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        (
+            moment(&again[0], "trial"),
+            moment(&again[0], "kill_planned_us")
+        ),
+        (3, planned[&3])
+    );
+    // Trial 4 by the replay command its row carries.
+    let row4 = rows.iter().find(|r| r["trial"] == "4").unwrap();
+    let replay: Vec<&str> = row4["replay"].split_whitespace().collect();
+    assert_eq!(replay[..2], ["lab", "run"], "{}", row4["replay"]);
+    assert!(row4["replay"].ends_with("--trial 4"), "{}", row4["replay"]);
+    let dir3 = out_dir("exec-moment-replay");
+    let mut args = replay[1..].to_vec();
+    args.extend(["--format", "json", "--out", dir3.to_str().unwrap()]);
+    let out = lab(&args, &[]);
+    let replayed = csv_records(json(&out)["csv"].as_str().unwrap());
+    assert_eq!(
+        (
+            moment(&replayed[0], "trial"),
+            moment(&replayed[0], "kill_planned_us")
+        ),
+        (4, planned[&4])
+    );
+    assert_eq!(replayed[0]["plan_hash"], row4["plan_hash"]);
+    for d in [dir, dir2, dir3] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+/// Issue 27, item 1, `lab run`: a kill window is drawn once per plan
+/// unless the kill says `per_trial = true`: every trial of a run is planned
+/// for the same moment and the summary says so; with `--set
+/// kill.0.per_trial=true` the trials' moments differ, and the summary says
+/// that instead.
+fn lab_run_draws_a_window_once_per_plan_unless_the_kill_says_per_trial() {
+    let dir = out_dir("run-window");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("window.toml");
+    std::fs::write(
+        &file,
+        "version = 1\nname = \"window\"\n[tree]\nbreadth = 1\ndepth = 1\n\
+         [[kill]]\ntarget = \"0\"\nat = \"spawn+1ms..9ms\"\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    for (extra, distinct, says) in [
+        (&[][..], 1, "drawn once per plan"),
+        (
+            &["--set", "kill.0.per_trial=true"][..],
+            4,
+            "drawn per trial",
+        ),
+    ] {
+        let (out, run_dir) = lab_run(file, 4, &["canonical"], extra);
+        let v = json(&out);
+        let note = v["kill_moments"].as_str().unwrap_or_default();
+        assert!(note.contains(says), "{extra:?}: {v}");
+        let rows = csv_records(v["csv"].as_str().unwrap());
+        let planned: std::collections::BTreeSet<u64> =
+            rows.iter().map(|r| moment(r, "kill_planned_us")).collect();
+        assert_eq!(planned.len(), distinct, "{extra:?}: {planned:?}");
+        assert!(
+            planned.iter().all(|p| (1_000..=9_000).contains(p)),
+            "{planned:?}"
+        );
+        let _ = std::fs::remove_dir_all(run_dir);
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Issue 27, item 7: a missing `--cwd` is named (not the program that could
+/// not start in it), and a bad `--env` is refused naming the flag; both
+/// with exit status 2, before any scenario file is written.
+fn exec_flags_are_checked_before_a_scenario_is_written() {
+    for (flag, value, says) in [
+        (
+            "--cwd",
+            "/nonexistent-lab-xyz",
+            "--cwd /nonexistent-lab-xyz",
+        ),
+        ("--env", "BAD", "--env"),
+    ] {
+        let dir = out_dir("exec-flags");
+        let out = lab(
+            &[
+                "exec",
+                flag,
+                value,
+                "--out",
+                dir.to_str().unwrap(),
+                "--",
+                "true",
+            ],
+            &[],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {err}");
+        assert!(err.contains(says) && err.contains(value), "{flag}: {err}");
+        assert!(!err.contains("cannot start"), "{flag}: {err}");
+        assert!(!dir.join("exec").exists(), "{flag}: a scenario was written");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 tests! {
     a_pass_whose_descendants_failed_says_so needs PROC_CONNECTOR;
     a_printing_program_passes;
@@ -477,4 +633,7 @@ tests! {
     bad_exec_input_is_refused_with_the_reason;
     a_leaked_process_is_named_with_its_lineage_and_the_trial_traced;
     without_a_cgroup_a_leaked_grandchild_is_named_too;
+    each_trial_draws_its_own_kill_moment_and_replays_it_alone;
+    exec_flags_are_checked_before_a_scenario_is_written;
+    lab_run_draws_a_window_once_per_plan_unless_the_kill_says_per_trial;
 }

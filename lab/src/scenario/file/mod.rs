@@ -137,6 +137,7 @@ struct RawKill {
     at: Sp<String>,
     then: Option<Sp<Vec<Sp<String>>>>,
     grace: Option<Sp<String>>,
+    per_trial: Option<Sp<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -515,6 +516,17 @@ fn kill(cx: &Ctx<'_>, k: &RawKill, shape: &[u32]) -> Result<Kill, ScenarioError>
         }
         None => DEFAULT_GRACE,
     };
+    let per_trial = match &k.per_trial {
+        Some(p) if *p.get_ref() && at.window_us().is_none() => {
+            return cx.err(
+                p.span(),
+                "per_trial draws a timed at's moment per trial; give at a time or a window \
+                 (\"2ms..20ms\", \"spawn+0ms..10ms\", \"child+0ms..1ms\")",
+            )
+        }
+        Some(p) => *p.get_ref(),
+        None => false,
+    };
     Ok(Kill {
         target,
         pick: k.pick,
@@ -522,6 +534,7 @@ fn kill(cx: &Ctx<'_>, k: &RawKill, shape: &[u32]) -> Result<Kill, ScenarioError>
         at,
         then,
         grace,
+        per_trial,
     })
 }
 
