@@ -103,11 +103,8 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
     }
     check_privileges(&scenario)?;
     let plan_hash = plan.hash();
-<<<<<<< HEAD
     crate::session::check_proc(&args.exe)?;
-=======
     let kill_moments = kill_moments_note(&scenario, &plan);
->>>>>>> moments
     let mut rec = Recorder::new_run(&args.out, &scenario.name, args.seed)?;
     let run_dir = rec.dir().to_path_buf();
     rec.limit_diagnoses(args.max_diagnoses);
@@ -188,14 +185,10 @@ pub fn run(args: &RunArgs) -> Result<RunSummary, LabError> {
         lab_version: ctx.lab_version.clone(),
         as_expected,
         max_diagnoses: rec.max_diagnoses(),
-<<<<<<< HEAD
         program_root: plan.nodes.first().is_some_and(|n| n.command.is_some()),
         interrupted: interrupted_by.is_some(),
         interrupted_by,
-=======
-        interrupted,
         kill_moments,
->>>>>>> moments
     };
     let json = crate::json::to_string_pretty(&summary).expect("a summary serializes");
     let path = run_dir.join("summary.json");

@@ -276,17 +276,14 @@ pub struct RunSummary {
     /// A Ctrl-C (SIGINT) or a SIGTERM stopped the run: the results are
     /// those of the trials done (a strategy that ran none is left out).
     pub interrupted: bool,
-<<<<<<< HEAD
     /// The signal that stopped it (`INT`, `TERM`); absent when none did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interrupted_by: Option<crate::signal::Sig>,
-=======
     /// How the plan's timed kills took their moments, when it has one
     /// (`moments drawn once per plan ...` or `... per trial ...`):
     /// [`crate::run::kill_moments_note`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kill_moments: Option<String>,
->>>>>>> moments
 }
 
 impl RunSummary {
@@ -326,14 +323,10 @@ impl RunSummary {
         if !self.about.is_empty() {
             s.push_str(&ab::about_lines(&self.about, 0));
         }
-<<<<<<< HEAD
-        if let Some(sig) = self.interrupted_by {
-=======
         if let Some(note) = &self.kill_moments {
             let _ = writeln!(s, "{note}");
         }
-        if self.interrupted {
->>>>>>> moments
+        if let Some(sig) = self.interrupted_by {
             let done: u64 = self.results.iter().map(|r| r.trials).sum();
             let _ = writeln!(
                 s,

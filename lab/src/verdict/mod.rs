@@ -150,7 +150,6 @@ pub struct Outcome {
     /// as instants.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<String>,
-<<<<<<< HEAD
     /// With a program at the root (`lab exec`), where the lineage has exit
     /// statuses (the process events): each descendant of the program that
     /// exited with a status other than 0, or died by a signal, before the
@@ -159,7 +158,6 @@ pub struct Outcome {
     /// group across trials; in any verdict, a `pass` included.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub descendant_failures: Vec<String>,
-=======
     /// When the plan's first kill was due, µs after its target's spawn
     /// (its `created` report; a program's spawn returning): the moment
     /// drawn for this trial, or the plan's. `None` for a plan without a
@@ -172,7 +170,6 @@ pub struct Outcome {
     /// first, or the trial ended before the moment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kill_sent_us: Option<u64>,
->>>>>>> moments
 }
 
 /// The stdout and stderr of a program run as a trial's root: the last
@@ -329,12 +326,9 @@ impl Outcome {
             timings: Timings::default(),
             output: None,
             trace: None,
-<<<<<<< HEAD
             descendant_failures: Vec::new(),
-=======
             kill_planned_us: None,
             kill_sent_us: None,
->>>>>>> moments
         }
     }
 }

@@ -261,12 +261,9 @@ pub(super) fn outcome(plan: &Plan, obs: &Observation, end: Ending, time_us: u64)
         timings: Default::default(),
         output: None,
         trace: None,
-<<<<<<< HEAD
         descendant_failures: Vec::new(),
-=======
         kill_planned_us: None,
         kill_sent_us: None,
->>>>>>> moments
     }
 }
 
