@@ -39,6 +39,10 @@ pub struct PlanNode {
     /// Its parent execs it (the lab's node program).
     #[serde(default, skip_serializing_if = "is_default")]
     pub exec: bool,
+    /// CPU time it works after `created`, before it arms (µs): an exec'd
+    /// program's start-up.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub startup_us: u64,
     /// An external program its parent execs in its place.
     #[serde(default, skip_serializing_if = "is_default")]
     pub command: Option<Vec<String>>,
@@ -109,6 +113,9 @@ impl PlanNode {
         }
         if self.exec {
             k.push("exec".into());
+        }
+        if self.startup_us > 0 {
+            k.push(format!("start-up {} us before it arms", self.startup_us));
         }
         if self.threads > 0 {
             k.push(format!("{} threads", self.threads));
@@ -403,8 +410,9 @@ impl Plan {
             .iter()
             .filter(|n| n.exec || n.command.is_some())
             .count() as u64;
+        let startups: u64 = nodes.iter().map(|n| n.startup_us).sum();
         let deadline_us = scenario.deadline.map_or(
-            250_000 + 10_000 * nodes.len() as u64 + 20_000 * execs + latest_delay,
+            250_000 + 10_000 * nodes.len() as u64 + 20_000 * execs + latest_delay + startups,
             |d| d.as_micros() as u64,
         );
         Plan {
@@ -633,6 +641,9 @@ fn build_tree(scenario: &Scenario) -> Vec<PlanNode> {
                     .exit_delay
                     .map_or(node.exit_delay_us, |d| d.as_micros() as u64);
                 node.exec = rule.exec.unwrap_or(node.exec);
+                if let Some(d) = rule.startup {
+                    node.startup_us = d.as_micros() as u64;
+                }
                 if rule.command.is_some() {
                     node.command.clone_from(&rule.command);
                 }
@@ -661,6 +672,8 @@ fn build_tree(scenario: &Scenario) -> Vec<PlanNode> {
                 node.pid_reuse = rule.pid_reuse.unwrap_or(node.pid_reuse);
             }
         }
+        // A start-up is an exec'd program's (a command's is its own).
+        node.exec |= node.startup_us > 0 && node.command.is_none();
     }
     // The root is a copy of the supervisor, whose stdout nobody reads; or
     // a command (the program `lab exec` runs), whose stdout and stderr the

@@ -1104,8 +1104,36 @@ fn bad_duration() {
         8,
         6,
         "\"5 parsecs\"",
-        "at is \"ready\", \"gate:created\", \"gate:armed\", a delay \"5ms\" or a seeded window \"2ms..20ms\" after the tree is ready, or one after the target's creation \"spawn+2ms\", \"spawn+0ms..10ms\"",
+        super::file::AT_FORMS,
     );
+}
+
+/// The refusal of a bad `at` names every form, `child+` included, and
+/// docs/scenario-format.md quotes it as the lab prints it.
+#[test]
+fn the_at_refusal_names_every_form_as_the_docs_quote_it() {
+    let e = err(
+        &with_head("[[kill]]\ntarget = \"root\"\nat = \"soon\"\n"),
+        8,
+        6,
+        "\"soon\"",
+        "at is",
+    );
+    assert_eq!(e.message, super::file::AT_FORMS);
+    for form in ["\"ready\"", "gate:created", "gate:armed", "\"5ms\"", "spawn+2ms", "child+2ms", "child+0ms..10ms"] {
+        assert!(e.message.contains(form), "{form}: {}", e.message);
+    }
+    let fold = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    let docs = fold(include_str!("../../../docs/scenario-format.md"));
+    assert!(
+        docs.contains(&format!("`{}`", e.message)),
+        "docs/scenario-format.md does not quote: {}",
+        e.message
+    );
+    // The table of forms has a row for each form of `child+`.
+    for row in ["| `\"child+2ms\"` |", "| `\"child+0ms..10ms\"` |"] {
+        assert!(docs.contains(row), "no row {row}");
+    }
 }
 
 #[test]
