@@ -484,9 +484,7 @@ fn kill(cx: &Ctx<'_>, k: &RawKill, shape: &[u32]) -> Result<Kill, ScenarioError>
         match humantime::parse_duration(at_text) {
             Ok(d) if d <= MAX_DURATION => At::Window { lo: d, hi: d },
             Ok(_) => return cx.err(k.at.span(), "durations are at most 24h"),
-            Err(_) => {
-                return cx.err(k.at.span(), AT_FORMS)
-            }
+            Err(_) => return cx.err(k.at.span(), AT_FORMS),
         }
     };
     let then = match &k.then {
