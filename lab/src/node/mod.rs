@@ -488,3 +488,65 @@ fn write_output(mut bytes: u64) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `fd` polls readable within 10 s.
+    fn readable_soon(fd: BorrowedFd<'_>) -> bool {
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        let ten = rustix::time::Timespec {
+            tv_sec: 10,
+            tv_nsec: 0,
+        };
+        poll(&mut fds, Some(&ten)).is_ok_and(|n| n == 1)
+    }
+
+    /// A thread's pidfd (`PIDFD_THREAD`) polls readable once the thread
+    /// has exited, and not while it lives.
+    #[test]
+    fn a_thread_pidfd_is_readable_once_the_thread_is_gone() {
+        let (go_read, go_write) = pipe_with(PipeFlags::CLOEXEC).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let h = std::thread::spawn(move || {
+            let me = pidfd_open(rustix::thread::gettid(), thread_pidfd_flag()).unwrap();
+            tx.send(me).unwrap();
+            let mut b = [0u8; 1];
+            let _ = rustix::io::read(&go_read, &mut b);
+        });
+        let me = rx.recv().unwrap();
+        // It waits for a byte: alive, not readable.
+        assert!(lifeline::poll_now(me.as_fd(), PollFlags::IN)
+            .unwrap()
+            .is_empty());
+        rustix::io::write(&go_write, &[1]).unwrap();
+        h.join().unwrap();
+        assert!(
+            readable_soon(me.as_fd()),
+            "the thread's pidfd never became readable"
+        );
+    }
+
+    /// A process with a SIGKILL sent to it reads as such until it is
+    /// reaped; a live one that was sent nothing does not.
+    #[test]
+    fn a_pending_sigkill_is_seen_until_the_process_is_reaped() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+        let pidfd = pidfd_open(pid, PidfdFlags::empty()).unwrap();
+        assert!(!kill_pending(pidfd.as_fd()));
+        rustix::process::pidfd_send_signal(&pidfd, Signal::KILL).unwrap();
+        assert!(
+            readable_soon(pidfd.as_fd()),
+            "the killed child never exited"
+        );
+        // Dead and not reaped: the signal is still recorded.
+        assert!(kill_pending(pidfd.as_fd()));
+        child.wait().unwrap();
+        assert!(!kill_pending(pidfd.as_fd()));
+    }
+}
