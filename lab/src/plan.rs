@@ -2,8 +2,6 @@
 //! a pure function (ChaCha8 seeded from the seed, drawn in file order), so the
 //! same seed gives a byte-identical plan and [`Plan::hash`] on every machine.
 
-use std::fmt::Write as _;
-
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -15,6 +13,7 @@ use crate::scenario::{
 use crate::signal::Sig;
 
 mod moment;
+mod render;
 pub use moment::moment_in_trial;
 
 /// One node of a plan. Nodes are numbered breadth-first; 0 is the root.
@@ -42,6 +41,10 @@ pub struct PlanNode {
     /// Its parent execs it (the lab's node program).
     #[serde(default, skip_serializing_if = "is_default")]
     pub exec: bool,
+    /// CPU time it works after `created`, before it arms (µs): an exec'd
+    /// program's start-up.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub startup_us: u64,
     /// An external program its parent execs in its place.
     #[serde(default, skip_serializing_if = "is_default")]
     pub command: Option<Vec<String>>,
@@ -112,6 +115,9 @@ impl PlanNode {
         }
         if self.exec {
             k.push("exec".into());
+        }
+        if self.startup_us > 0 {
+            k.push(format!("start-up {} us before it arms", self.startup_us));
         }
         if self.threads > 0 {
             k.push(format!("{} threads", self.threads));
@@ -415,8 +421,9 @@ impl Plan {
             .iter()
             .filter(|n| n.exec || n.command.is_some())
             .count() as u64;
+        let startups: u64 = nodes.iter().map(|n| n.startup_us).sum();
         let deadline_us = scenario.deadline.map_or(
-            250_000 + 10_000 * nodes.len() as u64 + 20_000 * execs + latest_delay,
+            250_000 + 10_000 * nodes.len() as u64 + 20_000 * execs + latest_delay + startups,
             |d| d.as_micros() as u64,
         );
         Plan {
@@ -494,110 +501,6 @@ impl Plan {
         let json = serde_json::to_vec(&v).expect("a value always serializes");
         crate::scenario::hex16_of(&Sha256::digest(json))
     }
-
-    /// The plan as readable text, one line a node and a kill (what
-    /// `lab plan` prints).
-    pub fn render(&self) -> String {
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "plan {}  scenario {} ({})  seed {}",
-            self.hash(),
-            self.scenario,
-            self.scenario_hash,
-            self.seed
-        );
-        let mut ladder = vec![format!("SIG{}", self.teardown.name())];
-        ladder.extend(self.escalate.iter().map(|s| format!("SIG{}", s.name())));
-        let _ = writeln!(
-            s,
-            "nodes {}  deadline {} ms  teardown {} to {}{}",
-            self.nodes.len(),
-            self.deadline_us / 1000,
-            ladder.join(" > "),
-            if self.teardown_group {
-                "the tree"
-            } else {
-                "root"
-            },
-            if self.escalate.is_empty() {
-                String::new()
-            } else {
-                format!(" ({} us a rung)", self.rung_wait_us)
-            }
-        );
-        for n in &self.nodes {
-            let indent = "  ".repeat(n.depth as usize + 1);
-            let mut what = if n.linger {
-                "linger".to_string()
-            } else {
-                format!(
-                    "exit {} after children + {} us",
-                    n.exit_code, n.exit_delay_us
-                )
-            };
-            if let Some(g) = n.gate {
-                let _ = write!(what, ", gate at {}", g.name());
-            }
-            for knob in n.knobs() {
-                let _ = write!(what, ", {knob}");
-            }
-            let _ = writeln!(s, "{indent}{}: {what}", n.path);
-        }
-        for k in &self.kills {
-            let target = &self.nodes[k.target as usize].path;
-            let when = match k.at {
-                PlanAt::Ready => "when the tree is ready".to_string(),
-                PlanAt::Gate { child, phase } => format!(
-                    "while its child {} is held at gate {}, then release it",
-                    self.nodes[child as usize].path,
-                    phase.name()
-                ),
-                PlanAt::Delay { after_ready_us } => {
-                    format!("{after_ready_us} us after the tree is ready")
-                }
-                PlanAt::Birth { after_created_us } => {
-                    format!("{after_created_us} us after it was created")
-                }
-                PlanAt::ChildBirth {
-                    child,
-                    after_created_us,
-                } => format!(
-                    "{after_created_us} us after it forked its child {}",
-                    self.nodes[child as usize].path
-                ),
-            };
-            let per_trial = match k.per_trial_us {
-                Some((lo, hi)) => {
-                    format!(" (trial 0; each trial draws its own moment in {lo}..{hi} us)")
-                }
-                None => String::new(),
-            };
-            let _ = writeln!(
-                s,
-                "kill {target} with SIG{} {when}{per_trial}",
-                k.signal.name()
-            );
-        }
-        if self.host.acts() {
-            let what = match self.host.attendant {
-                AttendantAction::Init => "creates the attendant (no worker yet)",
-                AttendantAction::Start => "starts the attendant's worker if the attendant exists",
-                _ => "uses the attendant (creating it and starting its worker if needed)",
-            };
-            let chance = if self.host.chance_permille < 1000 {
-                format!(
-                    ", in {}.{}% of trials",
-                    self.host.chance_permille / 10,
-                    self.host.chance_permille % 10
-                )
-            } else {
-                String::new()
-            };
-            let _ = writeln!(s, "host {what} before it spawns the root{chance}");
-        }
-        s
-    }
 }
 
 /// A uniform-enough draw in `0..n` (n ≥ 1): the next ChaCha word modulo n.
@@ -656,6 +559,9 @@ fn build_tree(scenario: &Scenario) -> Vec<PlanNode> {
                     .exit_delay
                     .map_or(node.exit_delay_us, |d| d.as_micros() as u64);
                 node.exec = rule.exec.unwrap_or(node.exec);
+                if let Some(d) = rule.startup {
+                    node.startup_us = d.as_micros() as u64;
+                }
                 if rule.command.is_some() {
                     node.command.clone_from(&rule.command);
                 }
@@ -684,6 +590,8 @@ fn build_tree(scenario: &Scenario) -> Vec<PlanNode> {
                 node.pid_reuse = rule.pid_reuse.unwrap_or(node.pid_reuse);
             }
         }
+        // A start-up is an exec'd program's (a command's is its own).
+        node.exec |= node.startup_us > 0 && node.command.is_none();
     }
     // The root is a copy of the supervisor, whose stdout nobody reads; or
     // a command (the program `lab exec` runs), whose stdout and stderr the

@@ -21,8 +21,9 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
+use rustix::event::{poll, PollFd, PollFlags};
 use rustix::pipe::{pipe_with, PipeFlags};
-use rustix::process::{getppid, Signal};
+use rustix::process::{getppid, pidfd_open, PidfdFlags, Signal};
 
 use create::Children;
 pub use create::{ChildHandle, COMMAND_LIFELINE_FD};
@@ -114,6 +115,9 @@ impl NodeCtx<'_> {
         self.take_its_place(idx, node);
         if node.gate == Some(Phase::Created) {
             self.wait_gate(idx);
+        }
+        if node.startup_us > 0 {
+            start_up(Duration::from_micros(node.startup_us));
         }
         let lifeline = start.lifeline;
         if self.arm(idx, lifeline.as_ref(), start.parent_pid) {
@@ -250,11 +254,7 @@ impl NodeCtx<'_> {
         let mut children = Children::new();
         for &c in &node.children {
             let spawned = if node.spawn_from_thread {
-                std::thread::scope(|s| {
-                    s.spawn(|| self.spawn_from_thread(c))
-                        .join()
-                        .unwrap_or_else(|_| Err(io::Error::other("spawner thread panicked")))
-                })
+                self.spawn_from_ended_thread(c)
             } else {
                 self.spawn(c, None, &|| {}, None)
             };
@@ -272,6 +272,46 @@ impl NodeCtx<'_> {
             }
         }
         Some(children)
+    }
+
+    /// Spawn child `c` from a thread of its own ([`NodeCtx::spawn_from_thread`])
+    /// and return once that thread's exit is complete in the kernel, and,
+    /// when its end sent the child a SIGKILL (the child's PDEATHSIG, armed
+    /// while the thread lived), once the child is dead.
+    ///
+    /// `join` returns as soon as the thread's TID is cleared, before the
+    /// kernel reparents the thread's children and sends their parent-death
+    /// signals (`exit_notify`); a node that reported `ready` in between could
+    /// see the trial torn down before its child died (legacy passed about 1
+    /// trial in 2,000 of `pdeathsig-thread` that way). A pidfd of the thread
+    /// (`PIDFD_THREAD`, Linux 6.9) is readable once that is done; on an older
+    /// kernel the node goes on after the join, as before.
+    fn spawn_from_ended_thread(&self, c: u32) -> io::Result<ChildHandle> {
+        let (child, thread) = std::thread::scope(|s| {
+            s.spawn(|| {
+                // Opened by the thread on itself, while it lives.
+                let me = pidfd_open(rustix::thread::gettid(), thread_pidfd_flag()).ok();
+                (self.spawn_from_thread(c), me)
+            })
+            .join()
+            .unwrap_or_else(|_| (Err(io::Error::other("spawner thread panicked")), None))
+        });
+        let child = child?;
+        if let Some(thread) = thread {
+            wait_readable(thread.as_fd());
+            let opened;
+            let pidfd = match &child.pidfd {
+                Some(p) => Some(p),
+                None => {
+                    opened = lifeline::legacy::pidfd_of_child(child.pid).ok();
+                    opened.as_ref()
+                }
+            };
+            if let Some(p) = pidfd.filter(|p| kill_pending(p.as_fd())) {
+                wait_readable(p.as_fd());
+            }
+        }
+        Ok(child)
     }
 
     /// Spawn child `c` from a thread of its own that ends once the child has
@@ -367,6 +407,66 @@ fn name_process(path: &str) {
     }
 }
 
+/// `PIDFD_THREAD` (`O_EXCL`): a pidfd of one thread, readable once that
+/// thread has exited.
+///
+/// # References
+/// - [pidfd_open(2)](https://man7.org/linux/man-pages/man2/pidfd_open.2.html)
+fn thread_pidfd_flag() -> PidfdFlags {
+    PidfdFlags::from_bits_retain(libc::O_EXCL as u32)
+}
+
+/// Block until `fd` polls readable (a pidfd: its process or thread exited).
+fn wait_readable(fd: BorrowedFd<'_>) {
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    while let Err(rustix::io::Errno::INTR) = poll(&mut fds, None) {}
+}
+
+/// Whether the process of `pidfd` has a SIGKILL pending for the whole
+/// process (it is dying, or dead and not reaped): bit 9 of `ShdPnd:`. A
+/// parent-death signal is sent to the process, so it lands there, and stays
+/// there until the process is reaped. The PID is the one the pidfd's
+/// `fdinfo` gives in the namespace of this `/proc` (a node's PID namespace
+/// may not be the one `/proc` shows).
+///
+/// # References
+/// - [proc_pid_status(5)](https://man7.org/linux/man-pages/man5/proc_pid_status.5.html),
+///   [pidfd_open(2)](https://man7.org/linux/man-pages/man2/pidfd_open.2.html) (`fdinfo`)
+fn kill_pending(pidfd: BorrowedFd<'_>) -> bool {
+    use std::os::fd::AsRawFd;
+    let read = |path: String| std::fs::read_to_string(path).ok();
+    let Some(pid) = read(format!("/proc/thread-self/fdinfo/{}", pidfd.as_raw_fd()))
+        .and_then(|t| crate::procfs::status_field(&t, "Pid:")?.parse::<i32>().ok())
+        .filter(|p| *p > 0)
+    else {
+        return false;
+    };
+    read(format!("/proc/{pid}/status")).is_some_and(|t| {
+        crate::procfs::status_field(&t, "ShdPnd:")
+            .and_then(|m| u64::from_str_radix(m, 16).ok())
+            .is_some_and(|m| m & (1 << (libc::SIGKILL - 1)) != 0)
+    })
+}
+
+/// An exec'd program's start-up before it arms its parent-death detection
+/// (`startup`): work on a CPU until the calling thread has used `cpu` of CPU
+/// time since the call. Under load that takes longer in wall time, as a
+/// runtime's start-up does.
+///
+/// # References
+/// - [clock_gettime(2)](https://man7.org/linux/man-pages/man2/clock_gettime.2.html)
+///   (`CLOCK_THREAD_CPUTIME_ID`)
+fn start_up(cpu: Duration) {
+    let used = || {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+    };
+    let end = used() + cpu;
+    while used() < end {
+        std::hint::spin_loop();
+    }
+}
+
 /// Write `bytes` zero bytes to stdout (blocking while the pipe is full).
 ///
 /// Nothing is touched when there is nothing to write: not std's `Stdout`
@@ -386,5 +486,67 @@ fn write_output(mut bytes: u64) {
             Err(rustix::io::Errno::INTR) => {}
             Err(_) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `fd` polls readable within 10 s.
+    fn readable_soon(fd: BorrowedFd<'_>) -> bool {
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        let ten = rustix::time::Timespec {
+            tv_sec: 10,
+            tv_nsec: 0,
+        };
+        poll(&mut fds, Some(&ten)).is_ok_and(|n| n == 1)
+    }
+
+    /// A thread's pidfd (`PIDFD_THREAD`) polls readable once the thread
+    /// has exited, and not while it lives.
+    #[test]
+    fn a_thread_pidfd_is_readable_once_the_thread_is_gone() {
+        let (go_read, go_write) = pipe_with(PipeFlags::CLOEXEC).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let h = std::thread::spawn(move || {
+            let me = pidfd_open(rustix::thread::gettid(), thread_pidfd_flag()).unwrap();
+            tx.send(me).unwrap();
+            let mut b = [0u8; 1];
+            let _ = rustix::io::read(&go_read, &mut b);
+        });
+        let me = rx.recv().unwrap();
+        // It waits for a byte: alive, not readable.
+        assert!(lifeline::poll_now(me.as_fd(), PollFlags::IN)
+            .unwrap()
+            .is_empty());
+        rustix::io::write(&go_write, &[1]).unwrap();
+        h.join().unwrap();
+        assert!(
+            readable_soon(me.as_fd()),
+            "the thread's pidfd never became readable"
+        );
+    }
+
+    /// A process with a SIGKILL sent to it reads as such until it is
+    /// reaped; a live one that was sent nothing does not.
+    #[test]
+    fn a_pending_sigkill_is_seen_until_the_process_is_reaped() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+        let pidfd = pidfd_open(pid, PidfdFlags::empty()).unwrap();
+        assert!(!kill_pending(pidfd.as_fd()));
+        rustix::process::pidfd_send_signal(&pidfd, Signal::KILL).unwrap();
+        assert!(
+            readable_soon(pidfd.as_fd()),
+            "the killed child never exited"
+        );
+        // Dead and not reaped: the signal is still recorded.
+        assert!(kill_pending(pidfd.as_fd()));
+        child.wait().unwrap();
+        assert!(!kill_pending(pidfd.as_fd()));
     }
 }

@@ -65,6 +65,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../../scenarios/pdeathsig-birth.toml"),
     ),
     (
+        "pdeathsig-startup",
+        include_str!("../../../scenarios/pdeathsig-startup.toml"),
+    ),
+    (
         "pdeathsig-thread",
         include_str!("../../../scenarios/pdeathsig-thread.toml"),
     ),
@@ -326,6 +330,12 @@ pub struct NodeRule {
     /// Its parent execs it (the lab's node program) instead of running it as
     /// a copy of itself.
     pub exec: Option<bool>,
+    /// The start-up work of an exec'd program: after its `created` report
+    /// (and its `created` gate) the node works on a CPU for this much CPU
+    /// time before it arms its parent-death detection, as a runtime's
+    /// start-up runs before the program's own `prctl`. Implies `exec`
+    /// (below the root).
+    pub startup: Option<Duration>,
     /// An external program its parent execs in its place (a leaf).
     pub command: Option<Vec<String>>,
     /// Variables set in the environment of a root `command`

@@ -1104,8 +1104,44 @@ fn bad_duration() {
         8,
         6,
         "\"5 parsecs\"",
-        "at is \"ready\", \"gate:created\", \"gate:armed\", a delay \"5ms\" or a seeded window \"2ms..20ms\" after the tree is ready, or one after the target's creation \"spawn+2ms\", \"spawn+0ms..10ms\"",
+        super::file::AT_FORMS,
     );
+}
+
+/// The refusal of a bad `at` names every form, `child+` included, and
+/// docs/scenario-format.md quotes it as the lab prints it.
+#[test]
+fn the_at_refusal_names_every_form_as_the_docs_quote_it() {
+    let e = err(
+        &with_head("[[kill]]\ntarget = \"root\"\nat = \"soon\"\n"),
+        8,
+        6,
+        "\"soon\"",
+        "at is",
+    );
+    assert_eq!(e.message, super::file::AT_FORMS);
+    for form in [
+        "\"ready\"",
+        "gate:created",
+        "gate:armed",
+        "\"5ms\"",
+        "spawn+2ms",
+        "child+2ms",
+        "child+0ms..10ms",
+    ] {
+        assert!(e.message.contains(form), "{form}: {}", e.message);
+    }
+    let fold = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    let docs = fold(include_str!("../../../docs/scenario-format.md"));
+    assert!(
+        docs.contains(&format!("`{}`", e.message)),
+        "docs/scenario-format.md does not quote: {}",
+        e.message
+    );
+    // The table of forms has a row for each form of `child+`.
+    for row in ["| `\"child+2ms\"` |", "| `\"child+0ms..10ms\"` |"] {
+        assert!(docs.contains(row), "no row {row}");
+    }
 }
 
 #[test]
@@ -1821,4 +1857,79 @@ fn every_shipped_scenario_states_its_expectation() {
             "{name} expects nothing of canonical"
         );
     }
+}
+
+/// `startup`: a duration on a node table; the node is exec'd (below the
+/// root), works that long before it arms, and the default deadline grows by
+/// it. Refused beside `command` and above 10 s.
+#[test]
+fn startup_makes_an_exec_d_node_that_arms_after_its_start_up() {
+    let s = ok(&with_head(
+        "[nodes.\"0.1\"]\nstartup = \"2ms\"\n[nodes.root]\nstartup = \"1ms\"\n",
+    ));
+    let rule = &s
+        .nodes
+        .iter()
+        .find(|(sel, _)| *sel == Selector::Path(vec![0, 1]))
+        .unwrap()
+        .1;
+    assert_eq!(rule.startup, Some(Duration::from_millis(2)));
+    let plan = Plan::new(&s, 1);
+    let without = Plan::new(&ok(HEAD), 1);
+    let node = |p: &Plan, path: &str| p.nodes.iter().find(|n| n.path == path).unwrap().clone();
+    let n = node(&plan, "0.1");
+    assert_eq!((n.exec, n.startup_us), (true, 2000));
+    assert!(
+        n.knobs()
+            .iter()
+            .any(|k| k == "start-up 2000 us before it arms"),
+        "{:?}",
+        n.knobs()
+    );
+    // The root works before it arms too, but is never exec'd.
+    let root = node(&plan, "root");
+    assert_eq!((root.exec, root.startup_us), (false, 1000));
+    let other = node(&plan, "0.0");
+    assert_eq!((other.exec, other.startup_us), (false, 0));
+    assert_eq!(plan.deadline_us, without.deadline_us + 20_000 + 2000 + 1000);
+    // A plan without the key serializes (and hashes) as before it existed.
+    assert!(!serde_json::to_string(&without).unwrap().contains("startup"));
+    err(
+        &with_head("[nodes.leaves]\ncommand = [\"true\"]\nstartup = \"1ms\"\n"),
+        8,
+        11,
+        "\"1ms\"",
+        "a command node runs an external program, whose start-up is its own",
+    );
+    err(
+        &with_head("[nodes.leaves]\nstartup = \"11s\"\n"),
+        7,
+        11,
+        "\"11s\"",
+        "startup is at most 10s",
+    );
+    err(
+        &with_head("[nodes.leaves]\nstartup = \"soon\"\n"),
+        7,
+        11,
+        "\"soon\"",
+        "not a duration",
+    );
+}
+
+/// The built-in `pdeathsig-startup`: 0.0 is exec'd and works 2 ms before it
+/// arms, and node 0 is killed from 0.0's creation.
+#[test]
+fn pdeathsig_startup_arms_after_the_exec_and_the_start_up() {
+    let plan = Plan::new(&Scenario::load("pdeathsig-startup").unwrap(), 1);
+    let child = plan.nodes.iter().find(|n| n.path == "0.0").unwrap();
+    assert_eq!((child.exec, child.startup_us), (true, 2000));
+    assert_eq!(plan.kills.len(), 1);
+    assert!(matches!(
+        plan.kills[0].at,
+        crate::plan::PlanAt::ChildBirth {
+            after_created_us: 0,
+            ..
+        }
+    ));
 }

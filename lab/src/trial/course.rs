@@ -39,6 +39,9 @@ impl Course<'_> {
         let mut deaths = Deaths::default();
         let mut rung = Rung::None;
         let mut phases_open = true;
+        // The course looked, without waiting, for deaths already signalled
+        // before it ends (see below).
+        let mut looked = false;
         loop {
             if let Some(broken) = self.read_phases(sup_end.as_fd(), &mut phases_open, rung) {
                 return Some(broken);
@@ -59,7 +62,16 @@ impl Course<'_> {
                         self.ready_at = Some(now);
                     }
                     self.run_kills(now);
-                    if settled && self.kills.iter().all(|k| *k == KillState::Done) {
+                    let done = settled && self.kills.iter().all(|k| *k == KillState::Done);
+                    // Reports are read before deaths: a supervisor that fell
+                    // behind reads a node's last reports (its `ready`, sent
+                    // once a child it watched had died) before that death.
+                    // It looks for deaths already signalled before it ends
+                    // the course, or such a death would count as the
+                    // teardown's.
+                    if !done || !looked {
+                        looked = done;
+                    } else {
                         deaths.teardown_at = monotonic_ns();
                         deaths.last = deaths.teardown_at;
                         self.teardown_at = Some(deaths.teardown_at);
@@ -113,7 +125,11 @@ impl Course<'_> {
             }
             // Wait for the next event: a report, a death, the cgroup emptying,
             // the lab's death, or the next timer.
-            let timeout_ns = self.next_timeout(stage, deadline, &deaths, now);
+            let timeout_ns = if looked && matches!(stage, Stage::Course) {
+                0
+            } else {
+                self.next_timeout(stage, deadline, &deaths, now)
+            };
             let died =
                 match self.wait_event(lab_lifeline, sup_end.as_fd(), phases_open, timeout_ns, rung)
                 {

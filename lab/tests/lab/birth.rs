@@ -113,7 +113,49 @@ fn a_kill_held_at_the_gate_of_a_node_never_born_is_done_without_a_signal() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Issue 27, item 6: `pdeathsig-startup`, the child armed in its exec'd
+/// program's start-up (`startup = "2ms"` of CPU work after its `created`
+/// report). Killed right after that report, its parent is gone before the
+/// legacy `prctl` in some trials: 0.0 is orphaned (and survives the
+/// teardown, being outside its reach). `pdeathsig-checked` and `canonical`
+/// never leave it. The plan shows the exec and the start-up.
+fn a_child_that_arms_in_its_start_up_outlives_a_parent_killed_before() {
+    let (out, dir) = lab_run(
+        "pdeathsig-startup",
+        20,
+        &["legacy", "pdeathsig-checked", "canonical"],
+        &[],
+    );
+    let v = json(&out);
+    for s in ["pdeathsig-checked", "canonical"] {
+        assert_eq!(strategy(&v, s)["pass"].as_u64(), Some(20), "{v}");
+    }
+    let legacy = strategy(&v, "legacy");
+    let orphans = legacy["orphan"].as_u64().unwrap_or(0);
+    assert!(orphans >= 1, "{legacy}");
+    assert_eq!(
+        legacy["pass"].as_u64().unwrap_or(0) + orphans,
+        20,
+        "{legacy}"
+    );
+    for r in legacy["survivor_sets"].as_array().unwrap() {
+        let nodes = r["survivors"].as_array().unwrap();
+        assert!(
+            nodes.is_empty() || nodes == &[serde_json::json!("0.0")],
+            "{legacy}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    let out = lab(&["plan", "pdeathsig-startup"], &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("0.0: linger, exec, start-up 2000 us before it arms"),
+        "{text}"
+    );
+}
+
 tests! {
+    a_child_that_arms_in_its_start_up_outlives_a_parent_killed_before;
     a_kill_timed_from_a_birth_races_the_start_up;
     a_soak_sets_keys_and_sweeps_a_list;
     a_kill_held_at_the_gate_of_a_node_never_born_is_done_without_a_signal;

@@ -336,6 +336,63 @@ fn swept_values_are_summarised_in_the_order_of_their_values() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// The case: kill moments swept as `child+D` come out in the
+/// order of their delays (`child+0ms, child+200us, child+1ms, child+10ms`),
+/// not as text (`child+0ms, child+10ms, child+1ms, child+200us`), in the
+/// scenario blocks and in the `expectations:` block alike.
+fn swept_kill_moments_are_summarised_in_the_order_of_their_delays() {
+    let dir = out_dir("soak-sweep-child-order");
+    let out = lab(
+        &[
+            "soak",
+            "--progress",
+            "none",
+            "--out",
+            dir.to_str().unwrap(),
+            "--scenario",
+            "pdeathsig-birth",
+            "--strategy",
+            "canonical",
+            "--trials",
+            "1",
+            "--sweep",
+            "kill.0.at=child+0ms,child+10ms,child+1ms,child+200us",
+        ],
+        &[],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let order = ["child+0ms", "child+200us", "child+1ms", "child+10ms"];
+    let block = |v: &str| {
+        text.find(&format!("\npdeathsig-birth  kill.0.at={v}\n"))
+            .unwrap_or_else(|| panic!("no block for {v}:\n{text}"))
+    };
+    let expectations = text
+        .find("\nexpectations:\n")
+        .unwrap_or_else(|| panic!("no expectations block:\n{text}"));
+    let judged = |v: &str| {
+        expectations
+            + text[expectations..]
+                .find(&format!("  pdeathsig-birth kill.0.at={v} canonical: "))
+                .unwrap_or_else(|| panic!("{v} not judged:\n{text}"))
+    };
+    for w in order.windows(2) {
+        assert!(
+            block(w[0]) < block(w[1]),
+            "{} after {}:\n{text}",
+            w[0],
+            w[1]
+        );
+        assert!(
+            judged(w[0]) < judged(w[1]),
+            "{} after {}:\n{text}",
+            w[0],
+            w[1]
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 tests! {
     shards_merge_to_the_unsharded_soak;
     a_soak_killed_with_sigkill_leaves_nothing_and_resumes;
@@ -343,4 +400,5 @@ tests! {
     the_gate_fails_on_a_strategy_that_does_not_pass;
     a_sweep_runs_every_value_and_names_it_in_each_row;
     swept_values_are_summarised_in_the_order_of_their_values;
+    swept_kill_moments_are_summarised_in_the_order_of_their_delays;
 }

@@ -148,6 +148,7 @@ struct RawNode {
     expect_exit: Option<Sp<i64>>,
     exit_delay: Option<Sp<String>>,
     exec: Option<bool>,
+    startup: Option<Sp<String>>,
     command: Option<Sp<Vec<String>>>,
     env: Option<Sp<Vec<String>>>,
     cwd: Option<Sp<String>>,
@@ -425,6 +426,10 @@ fn tree_shape(cx: &Ctx<'_>, tree: &RawTree) -> Result<Vec<u32>, ScenarioError> {
     }
 }
 
+/// The refusal of an `at` that is none of its forms (docs/scenario-format.md
+/// quotes it).
+pub(crate) const AT_FORMS: &str = "at is \"ready\", \"gate:created\", \"gate:armed\", a delay \"5ms\" or a seeded window \"2ms..20ms\" after the tree is ready, one after the target's creation \"spawn+2ms\", \"spawn+0ms..10ms\", or one after its fork of its first child \"child+2ms\", \"child+0ms..10ms\"";
+
 fn kill(cx: &Ctx<'_>, k: &RawKill, shape: &[u32]) -> Result<Kill, ScenarioError> {
     let target = cx.selector(&k.target, shape)?;
     let signal = match &k.signal {
@@ -480,12 +485,7 @@ fn kill(cx: &Ctx<'_>, k: &RawKill, shape: &[u32]) -> Result<Kill, ScenarioError>
         match humantime::parse_duration(at_text) {
             Ok(d) if d <= MAX_DURATION => At::Window { lo: d, hi: d },
             Ok(_) => return cx.err(k.at.span(), "durations are at most 24h"),
-            Err(_) => {
-                return cx.err(
-                    k.at.span(),
-                    "at is \"ready\", \"gate:created\", \"gate:armed\", a delay \"5ms\" or a seeded window \"2ms..20ms\" after the tree is ready, or one after the target's creation \"spawn+2ms\", \"spawn+0ms..10ms\", or after its fork of its first child \"child+2ms\"",
-                )
-            }
+            Err(_) => return cx.err(k.at.span(), AT_FORMS),
         }
     };
     let then = match &k.then {

@@ -27,6 +27,7 @@ pub(super) fn node_rule(cx: &Ctx<'_>, n: &RawNode) -> Result<NodeRule, ScenarioE
     let expect_exit = expect_exit(cx, n)?;
     let exit_delay = exit_delay(cx, n)?;
     let command = command(cx, n)?;
+    let startup = startup(cx, n)?;
     let env = env(cx, n)?;
     let cwd = cwd(cx, n)?;
     let threads = threads(cx, n)?;
@@ -43,6 +44,7 @@ pub(super) fn node_rule(cx: &Ctx<'_>, n: &RawNode) -> Result<NodeRule, ScenarioE
         expect_exit,
         exit_delay,
         exec: n.exec,
+        startup,
         command,
         env,
         cwd,
@@ -92,6 +94,30 @@ fn exit_delay(cx: &Ctx<'_>, n: &RawNode) -> Result<Option<Duration>, ScenarioErr
         None => None,
     })
 }
+
+/// `startup`: a duration, not on a table that sets `command` too (an
+/// external program's start-up is its own).
+fn startup(cx: &Ctx<'_>, n: &RawNode) -> Result<Option<Duration>, ScenarioError> {
+    Ok(match &n.startup {
+        Some(d) if n.command.is_some() => {
+            return cx.err(
+                d.span(),
+                "startup is the start-up work of the lab's node program before it arms its parent-death detection; a command node runs an external program, whose start-up is its own",
+            )
+        }
+        Some(d) => {
+            let t = cx.duration(d.get_ref(), d.span())?;
+            if t > MAX_STARTUP {
+                return cx.err(d.span(), "startup is at most 10s");
+            }
+            Some(t)
+        }
+        None => None,
+    })
+}
+
+/// The longest `startup`: a start-up, not a course of its own.
+const MAX_STARTUP: Duration = Duration::from_secs(10);
 
 /// `command`: a non-empty list of at most `MAX_COMMAND_ARGS` arguments without NUL.
 fn command(cx: &Ctx<'_>, n: &RawNode) -> Result<Option<Vec<String>>, ScenarioError> {
