@@ -1,0 +1,261 @@
+//! Real test runners as suite sources: `lab suite` and `lab bisect` over a
+//! Rust test binary (`--libtest`) and any runner (`--list-cmd`,
+//! `--run-cmd`). The fixture crate `lab/tests/fixtures/attendant-tests`
+//! (a workspace of its own: never built or run by `cargo test
+//! --workspace`) has the attendant bug of casebook 4b among 22 innocent
+//! tests; `--features fixed` is the same crate fixed. The tests build it
+//! with cargo (offline: it has no dependency) under `target/lab-fixtures`.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use super::{crate_path, json, lab, named};
+
+/// The victim: passes alone, hangs after `cache::warm_cache`.
+const VICTIM: &str = "spawn::fork_then_ask";
+/// The polluter.
+const POLLUTER: &str = "cache::warm_cache";
+/// The deadline of each test-process run: what a hang costs.
+const DEADLINE: &str = "2s";
+
+/// The fixture's test binary, built once per test process (`fixed`: with
+/// `--features fixed`).
+fn fixture(fixed: bool) -> &'static str {
+    static BROKEN: OnceLock<String> = OnceLock::new();
+    static FIXED: OnceLock<String> = OnceLock::new();
+    let cell = if fixed { &FIXED } else { &BROKEN };
+    cell.get_or_init(|| build(fixed))
+}
+
+/// `cargo test --no-run` of the fixture crate; the test binary's path from
+/// cargo's messages.
+fn build(fixed: bool) -> String {
+    let dir = crate_path("tests/fixtures", "attendant-tests");
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/lab-fixtures");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["test", "--no-run", "--offline", "--message-format", "json"])
+        .arg("--manifest-path")
+        .arg(Path::new(&dir).join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target);
+    if fixed {
+        cmd.args(["--features", "fixed"]);
+    }
+    let out = cmd.output().expect("run cargo");
+    assert!(
+        out.status.success(),
+        "cannot build the fixture: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find_map(|m| m["executable"].as_str().map(str::to_string))
+        .expect("cargo names the test binary")
+}
+
+/// `lab ARGS... --deadline 2s --format json`.
+fn lab_json(args: &[&str]) -> (Output, Value) {
+    let mut all = args.to_vec();
+    all.extend(["--deadline", DEADLINE, "--format", "json"]);
+    let out = lab(&all, &[]);
+    let v = json(&out);
+    (out, v)
+}
+
+fn test_of<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap_or_else(|| panic!("no test {name}: {v}"))
+}
+
+fn a_test_that_hangs_only_after_its_polluter_is_named_with_its_signature() {
+    let bin = fixture(false);
+    let (out, v) = lab_json(&["suite", "--libtest", bin, "--repeat", "5"]);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert_eq!(v["source"], "libtest");
+    assert!(v["order_note"].as_str().unwrap().contains("sorted order"));
+    let tests = v["members"].as_array().unwrap();
+    assert!(tests.len() >= 22, "{} tests", tests.len());
+    let victim = test_of(&v, VICTIM);
+    assert_eq!(
+        victim["alone"]["verdicts"]["pass"].as_u64(),
+        Some(5),
+        "{victim}"
+    );
+    assert_eq!(victim["suite"]["runs"].as_u64(), Some(5), "{victim}");
+    assert_eq!(
+        victim["suite"]["verdicts"]["hang"].as_u64(),
+        Some(5),
+        "{victim}"
+    );
+    assert_eq!(
+        named(&victim["suite"]["signatures"], "lone-futex-waiter"),
+        Some(5),
+        "{victim}"
+    );
+    let reasons = victim["suite"]["reasons"].to_string();
+    assert!(
+        reasons.contains(&format!("while test `{VICTIM}` was running")),
+        "{reasons}"
+    );
+    assert_eq!(victim["order_dependent"], "fails-in-suite");
+    // The only one: every other test that ran passed alone and in the suite.
+    let found = v["order_dependent"].as_array().unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0]["bisect"]
+        .as_str()
+        .unwrap()
+        .starts_with("lab bisect --libtest "));
+    let command = found[0]["command"].as_str().unwrap();
+    assert!(command.contains(&format!("{POLLUTER} ")), "{command}");
+    for t in tests.iter().filter(|t| t["name"] != VICTIM) {
+        assert_eq!(t["order_dependent"], Value::Null, "{t}");
+        assert_eq!(t["broken"], false, "{t}");
+        assert_eq!(t["alone"]["verdicts"]["pass"].as_u64(), Some(5), "{t}");
+    }
+    // The test process hung in every run of the whole suite.
+    assert_eq!(v["process"]["verdicts"]["hang"].as_u64(), Some(5), "{v}");
+    assert_eq!(v["clean"], false);
+}
+
+fn the_fixed_crate_is_clean_and_prints_its_bound() {
+    let bin = fixture(true);
+    let (out, v) = lab_json(&["suite", "--libtest", bin, "--repeat", "5", "--expect-clean"]);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["clean"], true);
+    assert_eq!(v["failing_suite_runs"].as_u64(), Some(0));
+    assert_eq!(v["suite_runs"].as_u64(), Some(5));
+    let bound = v["bound"].as_str().unwrap();
+    assert!(
+        bound.starts_with("0 failing runs in 5 suite runs (95% upper bound "),
+        "{bound}"
+    );
+    let victim = test_of(&v, VICTIM);
+    assert_eq!(
+        victim["suite"]["verdicts"]["pass"].as_u64(),
+        Some(5),
+        "{victim}"
+    );
+    // Text: the bound is printed.
+    let out = lab(
+        &["suite", "--libtest", bin, "--repeat", "1", "--expect-clean"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("clean: 0 failing runs in 1 suite run (95% upper bound "),
+        "{text}"
+    );
+}
+
+fn bisect_names_the_polluting_test_and_the_command_that_replays_it() {
+    let bin = fixture(false);
+    let (out, v) = lab_json(&[
+        "bisect",
+        "--libtest",
+        bin,
+        "--victim",
+        VICTIM,
+        "--repeat",
+        "3",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    let polluters: Vec<&str> = v["polluters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(polluters, [POLLUTER]);
+    // The candidates: the tests libtest runs before the victim.
+    let preds = v["predecessors"].as_array().unwrap();
+    assert!(preds.len() >= 18 && preds.iter().all(|p| p.as_str().unwrap() < VICTIM));
+    let command = v["command"].as_str().unwrap();
+    assert_eq!(
+        command,
+        format!("{bin} --exact {POLLUTER} {VICTIM} --test-threads=1")
+    );
+    // Runs: the checks and about log2(18) steps of at most 3 runs.
+    let runs = v["runs"].as_u64().unwrap();
+    assert!(runs <= 3 * (2 + 2 * 5 + 4), "{runs} runs");
+    // The command replays it: the test process hangs, bare, under a timeout.
+    let replay = v["replay"].as_str().unwrap();
+    assert!(
+        replay.contains(&format!("--only {POLLUTER} --only {VICTIM}")),
+        "{replay}"
+    );
+}
+
+fn bad_runners_and_names_are_refused_with_status_2() {
+    let bin = fixture(false);
+    let cases: &[(&[&str], &str)] = &[
+        (&["suite", "--libtest", "/bin/echo"], "not a libtest binary"),
+        (&["suite", "--libtest", "/bin/true"], "lists no test"),
+        (
+            &["suite", "--libtest", "/nonexistent/tests"],
+            "cannot start",
+        ),
+        (
+            &["suite", "--libtest", "/bin/false"],
+            "exited with status 1",
+        ),
+        (
+            &["bisect", "--libtest", bin, "--victim", "nope"],
+            "no test `nope` in its list",
+        ),
+        (
+            &["suite", "--libtest", bin, "--only", "a b; rm -rf /"],
+            "no test `a b; rm -rf /`",
+        ),
+        (&["suite", "--libtest", bin, "--reverse"], "sorted order"),
+        (
+            &[
+                "suite",
+                "--list-cmd",
+                "sleep 100",
+                "--run-cmd",
+                "true {names}",
+                "--deadline",
+                "1s",
+            ],
+            "did not finish within 1 s",
+        ),
+        (
+            &[
+                "suite",
+                "--list-cmd",
+                "printf \\001",
+                "--run-cmd",
+                "true {names}",
+            ],
+            "not a test name",
+        ),
+        (
+            &["suite", "--list-cmd", "true", "--run-cmd", "true"],
+            "no {names} word",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = lab(args, &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(message), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+tests! {
+    a_test_that_hangs_only_after_its_polluter_is_named_with_its_signature;
+    the_fixed_crate_is_clean_and_prints_its_bound;
+    bisect_names_the_polluting_test_and_the_command_that_replays_it;
+    bad_runners_and_names_are_refused_with_status_2;
+}
