@@ -273,7 +273,7 @@ fn replays(
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     (
         Some(setup.suite_command(&refs, &args.strategy)),
-        source.runner().map(|run| run.command_line(&refs)),
+        source.runner().and_then(|run| run.command_line(&refs)),
     )
 }
 

@@ -551,7 +551,7 @@ fn run_strategy(
                     strategy,
                     dependence == Dependence::PassesOnlyInSuite,
                 ),
-                command: source.runner().map(|r| r.command_line(&upto)),
+                command: source.runner().and_then(|r| r.command_line(&upto)),
             });
         }
         let broken = alone.runs() > 0 && alone.failures() == alone.runs();

@@ -70,6 +70,12 @@ pub struct Runner {
     pub tests: Vec<String>,
     /// The deadline of one test-process run.
     pub deadline: Duration,
+    /// `NAME=VALUE` set in the test process's environment (pytest: the
+    /// ordering plugin's directory on `PYTHONPATH`).
+    pub env: Vec<String>,
+    /// The lab's own directory of what the runs need (pytest's plugin),
+    /// removed when the last copy of the runner is dropped.
+    pub support: Option<std::sync::Arc<tempfile::TempDir>>,
 }
 
 /// What one test did in one run of the test process, from its runner's
@@ -110,11 +116,30 @@ impl Runner {
                 kind.label()
             )));
         }
-        Ok(Runner {
+        let mut runner = Runner {
             kind,
             tests,
             deadline,
-        })
+            env: Vec::new(),
+            support: None,
+        };
+        if matches!(runner.kind, RunnerKind::Pytest { .. }) {
+            let dir = tempfile::Builder::new()
+                .prefix("lab-pytest-")
+                .tempdir()
+                .map_err(|e| LabError::io("cannot make a temporary directory", e))?;
+            let path = super::pytest::write_plugin(dir.path())?;
+            let mut python_path = path.display().to_string();
+            if let Ok(old) = std::env::var("PYTHONPATH") {
+                python_path = format!("{python_path}:{old}");
+            }
+            runner.env = vec![
+                format!("PYTHONPATH={python_path}"),
+                "PYTHONDONTWRITEBYTECODE=1".into(),
+            ];
+            runner.support = Some(std::sync::Arc::new(dir));
+        }
+        Ok(runner)
     }
 
     /// Whether the runner runs the names it is given in its own order
@@ -138,7 +163,7 @@ impl Runner {
                 }
                 v
             }
-            RunnerKind::Pytest { args } => super::pytest::run_argv(args, names),
+            RunnerKind::Pytest { .. } => super::pytest::run_argv(names),
             RunnerKind::Generic { run, .. } => {
                 let mut v = Vec::new();
                 for w in run {
@@ -165,6 +190,7 @@ impl Runner {
         let spec = ExecSpec {
             command: self.argv(names),
             capture: true,
+            env: self.env.clone(),
             deadline: self.deadline,
             name: Some(self.kind.scenario_name().into()),
             ..ExecSpec::default()
@@ -235,13 +261,19 @@ impl Runner {
     }
 
     /// The command that runs `names` in one process, for a shell (each word
-    /// quoted as it needs).
-    pub fn command_line(&self, names: &[&str]) -> String {
-        self.argv(names)
-            .iter()
-            .map(|w| super::shell_word(w))
-            .collect::<Vec<_>>()
-            .join(" ")
+    /// quoted as it needs); `None` for pytest, whose runs need the lab's
+    /// ordering plugin (`lab suite --pytest --only ...` replays them).
+    pub fn command_line(&self, names: &[&str]) -> Option<String> {
+        if matches!(self.kind, RunnerKind::Pytest { .. }) {
+            return None;
+        }
+        Some(
+            self.argv(names)
+                .iter()
+                .map(|w| super::shell_word(w))
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
     }
 }
 

@@ -253,9 +253,124 @@ fn bad_runners_and_names_are_refused_with_status_2() {
     }
 }
 
+/// `lab ARGS...` run in `dir`, the lab's own marker checked as [`lab`]
+/// does.
+fn lab_in(dir: &str, args: &[&str]) -> Output {
+    let marker = super::Marker::new();
+    let out = marker
+        .command(super::LAB)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run lab");
+    marker.assert_gone(&format!("`lab {}` in {dir}", args.join(" ")));
+    out
+}
+
+fn pytest_runs_the_given_ids_in_the_given_order_and_finds_the_polluter() {
+    let dir = crate_path("tests/fixtures", "pytest-attendant");
+    let victim = "test_attendant.py::test_fork_then_ask";
+    let polluter = "test_attendant.py::test_warm_cache";
+    let json = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend([
+            "--deadline",
+            DEADLINE,
+            "--format",
+            "json",
+            "--",
+            "test_attendant.py",
+        ]);
+        let out = lab_in(&dir, &all);
+        let v = super::json(&out);
+        (out, v)
+    };
+    let (out, v) = json(&["suite", "--pytest", "--repeat", "3"]);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert_eq!(v["source"], "pytest");
+    let t = test_of(&v, victim);
+    assert_eq!(t["alone"]["verdicts"]["pass"].as_u64(), Some(3), "{t}");
+    assert_eq!(t["suite"]["verdicts"]["hang"].as_u64(), Some(3), "{t}");
+    assert_eq!(
+        named(&t["suite"]["signatures"], "lone-futex-waiter"),
+        Some(3),
+        "{t}"
+    );
+    assert_eq!(v["order_dependent"].as_array().unwrap().len(), 1, "{v}");
+    // The ids given run in the order given: the victim before the
+    // polluter passes (pytest alone would run them in the file's order).
+    let (out, v) = json(&[
+        "suite", "--pytest", "--repeat", "1", "--only", victim, "--only", polluter,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["order"], serde_json::json!([victim, polluter]));
+    assert_eq!(
+        test_of(&v, victim)["suite"]["verdicts"]["pass"].as_u64(),
+        Some(1),
+        "{v}"
+    );
+    let (out, v) = json(&["bisect", "--pytest", "--victim", victim, "--repeat", "2"]);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["polluters"], serde_json::json!([polluter]));
+}
+
+fn any_runner_that_lists_and_runs_names_is_a_source_and_names_are_never_split() {
+    let dir = crate_path("tests/fixtures", "shell-runner");
+    let source = [
+        "--list-cmd",
+        "./run-tests --list",
+        "--run-cmd",
+        "./run-tests {names}",
+    ];
+    let mut args = vec!["suite"];
+    args.extend(source);
+    args.extend(["--repeat", "2", "--format", "json"]);
+    let out = lab_in(&dir, &args);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert_eq!(v["source"], "command");
+    // The name with spaces and shell metacharacters reached the runner as
+    // one argument, unchanged (its case checks that), and passed.
+    let odd = test_of(&v, "it's $(echo pwned); x");
+    assert_eq!(odd["suite"]["verdicts"]["pass"].as_u64(), Some(2), "{odd}");
+    assert_eq!(odd["alone"]["verdicts"]["pass"].as_u64(), Some(2), "{odd}");
+    let victim = test_of(&v, "checks state");
+    assert_eq!(victim["order_dependent"], "fails-in-suite", "{victim}");
+    assert_eq!(
+        victim["suite"]["verdicts"]["fail"].as_u64(),
+        Some(2),
+        "{victim}"
+    );
+    let reasons = victim["suite"]["reasons"].to_string();
+    assert!(
+        reasons.contains("the runner reports test `checks state` failed"),
+        "{reasons}"
+    );
+    let mut args = vec!["bisect"];
+    args.extend(source);
+    args.extend([
+        "--victim",
+        "checks state",
+        "--repeat",
+        "1",
+        "--format",
+        "json",
+    ]);
+    let out = lab_in(&dir, &args);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["polluters"], serde_json::json!(["warm cache"]));
+    assert_eq!(
+        v["command"], "./run-tests 'warm cache' 'checks state'",
+        "{v}"
+    );
+}
+
 tests! {
     a_test_that_hangs_only_after_its_polluter_is_named_with_its_signature;
     the_fixed_crate_is_clean_and_prints_its_bound;
     bisect_names_the_polluting_test_and_the_command_that_replays_it;
     bad_runners_and_names_are_refused_with_status_2;
+    pytest_runs_the_given_ids_in_the_given_order_and_finds_the_polluter needs testkit::PYTEST;
+    any_runner_that_lists_and_runs_names_is_a_source_and_names_are_never_split;
 }
