@@ -33,12 +33,18 @@ pub(super) struct BisectCmd {
 
 impl BisectCmd {
     pub(super) fn execute(self) -> Result<Exit, LabError> {
+        let source = self.source.spec()?;
+        // A runner's test process starts the canonical way, whatever the
+        // strategy.
+        let strategy = match source {
+            crate::suite::SourceSpec::Runner(_) => "canonical",
+            crate::suite::SourceSpec::File(_) => &self.strategy,
+        };
         let args = BisectArgs {
             victim: self.victim,
-            strategy: Strategy::parse(&self.strategy)?,
+            strategy: Strategy::parse(strategy)?,
             opposite: self.opposite,
         };
-        let source = self.source.spec()?;
         let setup = self.common.setup(source, self.repeat, self.order)?;
         let report = crate::suite::bisect::bisect(&setup, &args)?;
         print_report(self.common.format, &report, || report.render());

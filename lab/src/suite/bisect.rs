@@ -101,12 +101,17 @@ impl BisectReport {
     /// The checks, the steps and the result, as text.
     pub fn render(&self) -> String {
         let mut s = String::new();
+        let runner = self.command.is_some() || self.suite == "pytest";
+        let strategy = if runner {
+            String::new()
+        } else {
+            format!("  strategy {}", self.strategy)
+        };
         let _ = writeln!(
             s,
-            "lab bisect {}  victim {}  strategy {}  repeat {}{}",
-            self.suite,
+            "lab bisect {}  victim {}{strategy}  repeat {}{}",
+            if runner { &self.file } else { &self.suite },
             self.victim,
-            self.strategy,
             self.repeat,
             if self.opposite { "  (opposite)" } else { "" }
         );
@@ -122,8 +127,11 @@ impl BisectReport {
         if self.after_all.runs() > 0 {
             let _ = writeln!(
                 s,
-                "  after the whole list ({} members): {}",
-                self.predecessors.len(),
+                "  after the whole list ({}): {}",
+                crate::text::plural(
+                    self.predecessors.len() as u64,
+                    if runner { "test" } else { "member" }
+                ),
                 tally(&self.after_all)
             );
         }
