@@ -435,3 +435,93 @@ fn break_err(child: &lifeline::Child, what: &str, e: std::io::Error) -> Result<(
     let _ = child.pidfd().wait();
     Err(LabError::io(format!("{what}: cannot read its output"), e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verdict::ProgramOutput;
+
+    fn libtest(tests: &[&str]) -> Runner {
+        Runner {
+            kind: RunnerKind::Libtest {
+                bin: "./t".into(),
+                include_ignored: false,
+            },
+            tests: tests.iter().map(|t| t.to_string()).collect(),
+            deadline: DEFAULT_DEADLINE,
+            env: Vec::new(),
+            support: None,
+        }
+    }
+
+    fn process(verdict: Verdict, stdout: &str) -> Outcome {
+        let mut o = Outcome::error("x".into(), 0);
+        o.verdict = verdict;
+        o.reason = Some("the process's reason".into());
+        o.output = Some(ProgramOutput {
+            stdout: stdout.into(),
+            ..ProgramOutput::default()
+        });
+        o
+    }
+
+    fn verdicts(v: &[Option<Outcome>]) -> Vec<Option<Verdict>> {
+        v.iter().map(|o| o.as_ref().map(|o| o.verdict)).collect()
+    }
+
+    #[test]
+    fn a_hang_goes_to_the_running_test_and_the_tests_after_it_did_not_run() {
+        let r = libtest(&["a", "b", "c"]);
+        let out = "running 3 tests\ntest a ... ok\ntest b ... ";
+        let got = r.attribute(&["a", "b", "c"], &process(Verdict::Hang, out));
+        assert_eq!(
+            verdicts(&got),
+            [Some(Verdict::Pass), Some(Verdict::Hang), None]
+        );
+        let reason = got[1].as_ref().unwrap().reason.clone().unwrap();
+        assert!(reason.contains("while test `b` was running"), "{reason}");
+    }
+
+    #[test]
+    fn a_failing_test_is_a_fail_with_the_runners_message_and_a_pass_passes_all() {
+        let r = libtest(&["a", "b"]);
+        let out = "test a ... FAILED\ntest b ... ok\n\nfailures:\n\n---- a stdout ----\nboom\n";
+        let got = r.attribute(&["a", "b"], &process(Verdict::Fail, out));
+        assert_eq!(verdicts(&got), [Some(Verdict::Fail), Some(Verdict::Pass)]);
+        let reason = got[0].as_ref().unwrap().reason.clone().unwrap();
+        assert!(reason.ends_with("failed: boom"), "{reason}");
+        let got = r.attribute(&["a", "b"], &process(Verdict::Pass, ""));
+        assert_eq!(verdicts(&got), [Some(Verdict::Pass), Some(Verdict::Pass)]);
+    }
+
+    #[test]
+    fn leftovers_are_the_tests_verdict_only_when_it_ran_alone() {
+        let r = libtest(&["a", "b"]);
+        let got = r.attribute(&["a"], &process(Verdict::Orphan, "test a ... ok\n"));
+        assert_eq!(verdicts(&got), [Some(Verdict::Orphan)]);
+        let out = "test a ... ok\ntest b ... ok\n";
+        let got = r.attribute(&["a", "b"], &process(Verdict::Leak, out));
+        assert_eq!(verdicts(&got), [Some(Verdict::Pass), Some(Verdict::Pass)]);
+    }
+
+    #[test]
+    fn names_are_arguments_of_their_own() {
+        let r = libtest(&["a b", "c;d"]);
+        assert_eq!(
+            r.argv(&["a b", "c;d"]),
+            ["./t", "--exact", "a b", "c;d", "--test-threads=1"]
+        );
+        assert_eq!(
+            r.command_line(&["a b"]).unwrap(),
+            "./t --exact 'a b' --test-threads=1"
+        );
+        let g = Runner {
+            kind: RunnerKind::Generic {
+                list: vec!["l".into()],
+                run: vec!["run".into(), "{names}".into(), "-v".into()],
+            },
+            ..libtest(&[])
+        };
+        assert_eq!(g.argv(&["x y", "$(z)"]), ["run", "x y", "$(z)", "-v"]);
+    }
+}
