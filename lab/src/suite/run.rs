@@ -226,6 +226,11 @@ impl SuiteReport {
                 let mark = match m.order_dependent {
                     Some(Dependence::FailsInSuite) => "<- order-dependent",
                     Some(Dependence::PassesOnlyInSuite) => "<- passes only in the suite",
+                    None if m.broken
+                        && m.alone.count(Verdict::Orphan) + m.alone.count(Verdict::Leak) > 0 =>
+                    {
+                        "<- broken: leaves processes behind"
+                    }
                     None if m.broken => "<- broken: fails alone too",
                     None => "",
                 };
@@ -538,7 +543,15 @@ fn run_strategy(
             }
         }
         let name = source.name_of(m).to_string();
-        let dependence = Dependence::of(&alone, &in_suite);
+        // A runner's test that leaves processes behind alone is judged so
+        // alone; in a run of the whole list its leftovers are the test
+        // process's, not its own, so it "passes" there: not a dependence.
+        let leftovers = alone.count(Verdict::Orphan) + alone.count(Verdict::Leak);
+        let dependence = if source.runner().is_some() && leftovers > 0 {
+            None
+        } else {
+            Dependence::of(&alone, &in_suite)
+        };
         if let Some(dependence) = dependence {
             let upto: Vec<&str> = order[..=pos].iter().map(|&i| source.name_of(i)).collect();
             all.dependents.push(OrderDependent {

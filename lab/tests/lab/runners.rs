@@ -346,6 +346,25 @@ fn any_runner_that_lists_and_runs_names_is_a_source_and_names_are_never_split() 
         reasons.contains("the runner reports test `checks state` failed"),
         "{reasons}"
     );
+    // A test that leaves a process behind: a leak alone (the holder named
+    // with its lineage), the test process's leak in the whole list, and
+    // neither order-dependent nor clean.
+    let sleeper = test_of(&v, "leaves a sleeper");
+    assert_eq!(
+        sleeper["alone"]["verdicts"]["leak"].as_u64(),
+        Some(2),
+        "{sleeper}"
+    );
+    assert_eq!(sleeper["broken"], true, "{sleeper}");
+    assert_eq!(sleeper["order_dependent"], Value::Null, "{sleeper}");
+    let reasons = sleeper["alone"]["reasons"].to_string();
+    assert!(
+        reasons.contains("(`sleep 1000`), started by `./run-tests"),
+        "{reasons}"
+    );
+    assert_eq!(v["process"]["verdicts"]["leak"].as_u64(), Some(2), "{v}");
+    assert_eq!(v["order_dependent"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["clean"], false);
     let mut args = vec!["bisect"];
     args.extend(source);
     args.extend([
