@@ -107,6 +107,10 @@ pub(super) struct SuiteCommon {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub(super) format: Format,
+    /// Where a test runner's runs are recorded: DIR/<run-id>/trials.csv, a row per run of
+    /// its test process, with the diagnoses and output beside it
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    out: std::path::PathBuf,
 }
 
 impl SuiteCommon {
@@ -140,6 +144,7 @@ impl SuiteCommon {
             no_cgroup: self.trial.no_cgroup,
             jobs: self.trial.jobs(None),
             exe: lab_exe()?,
+            out: Some(self.out.clone()),
         })
     }
 }

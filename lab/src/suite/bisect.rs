@@ -93,6 +93,9 @@ pub struct BisectReport {
     pub command: Option<String>,
     /// What was found, or why nothing was, in a sentence.
     pub message: String,
+    /// For a runner: the `trials.csv` where every run of its test process
+    /// is recorded; `null` otherwise.
+    pub csv: Option<String>,
     /// Whether trials ran in cgroups of their own.
     pub cgroup: bool,
 }
@@ -163,6 +166,9 @@ impl BisectReport {
             let _ = writeln!(s, "the test process alone: {c}");
         }
         let _ = writeln!(s, "runs: {}", self.runs);
+        if let Some(csv) = &self.csv {
+            let _ = writeln!(s, "runs of the test process: {csv}");
+        }
         s
     }
 }
@@ -309,7 +315,7 @@ pub fn bisect(setup: &Setup, args: &BisectArgs) -> Result<BisectReport, LabError
         )));
     };
     let predecessors = order[..at].to_vec();
-    let exec = Executor::new(&source, setup);
+    let exec = Executor::new(&source, setup)?;
     let mut b = Bisection {
         exec: &exec,
         source: &source,
@@ -381,6 +387,8 @@ pub fn bisect(setup: &Setup, args: &BisectArgs) -> Result<BisectReport, LabError
     let steps = std::mem::take(&mut b.steps);
     let (cgroup, _) = exec.cgroup();
     let runs = exec.runs();
+    exec.finish()?;
+    let csv = exec.csv().map(|p| p.display().to_string());
     drop(exec);
     Ok(BisectReport {
         suite: source.name(),
@@ -402,6 +410,7 @@ pub fn bisect(setup: &Setup, args: &BisectArgs) -> Result<BisectReport, LabError
         replay,
         command,
         message,
+        csv,
         cgroup,
     })
 }

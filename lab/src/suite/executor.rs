@@ -4,8 +4,11 @@
 //! of its test process over the list, one trial, whose output says what
 //! each test did. Both on the session's supervisors.
 
+use std::sync::Mutex;
+
 use super::{Setup, Source};
 use crate::error::LabError;
+use crate::record::{Finished, Recorder, TrialSource};
 use crate::session::Session;
 use crate::strategy::Strategy;
 use crate::trial::protocol::TrialRequest;
@@ -45,17 +48,76 @@ pub struct Executor<'a> {
     source: &'a Source,
     setup: &'a Setup,
     session: Session,
+    /// For a runner with `setup.out`: where every run of its test process
+    /// is recorded (a row of `trials.csv` each, its diagnosis and output
+    /// beside it), and the runs recorded so far.
+    recorder: Option<Mutex<(Recorder, u64)>>,
 }
 
 impl<'a> Executor<'a> {
     /// Prepare to run tests of `source` as `setup` says: `setup.jobs`
     /// supervisors at once, and the lab's cgroup (unless `no_cgroup`, or
-    /// none is writable; then subreaper mode).
-    pub fn new(source: &'a Source, setup: &'a Setup) -> Executor<'a> {
-        Executor {
+    /// none is writable; then subreaper mode). For a runner with
+    /// `setup.out`, a new run directory there records every run of its test
+    /// process, as `lab exec` records its trials.
+    ///
+    /// # Errors
+    /// [`LabError::Io`] or [`LabError::Input`] when the run directory
+    /// cannot be made ([`Recorder::new_run`]).
+    pub fn new(source: &'a Source, setup: &'a Setup) -> Result<Executor<'a>, LabError> {
+        let recorder = match (source, &setup.out) {
+            (Source::Runner(_), Some(out)) => {
+                let rec = Recorder::new_run(out, &source.name(), 1)?;
+                Some(Mutex::new((rec, 0)))
+            }
+            _ => None,
+        };
+        Ok(Executor {
             source,
             setup,
             session: Session::open(&setup.exe, setup.jobs, setup.no_cgroup),
+            recorder,
+        })
+    }
+
+    /// Where the runs of a runner's test process are recorded
+    /// (`DIR/trials.csv`), when they are.
+    pub fn csv(&self) -> Option<std::path::PathBuf> {
+        let rec = self.recorder.as_ref()?.lock().ok()?;
+        Some(rec.0.csv_path().to_path_buf())
+    }
+
+    /// Record the run of `names` that came to `process` (a runner's, when
+    /// recording); the first error of writing is kept by the recorder and
+    /// returned by [`Executor::finish`].
+    fn record(&self, e: &Execution, process: &crate::verdict::Outcome) {
+        let (Some(rec), Source::Runner(r)) = (&self.recorder, self.source) else {
+            return;
+        };
+        let names = self.names(e);
+        let Ok(plan) = r.plan(&names) else { return };
+        let Ok(mut guard) = rec.lock() else { return };
+        let (rec, n) = &mut *guard;
+        let hash = plan.hash();
+        let replay = r.command_line(&names).unwrap_or_default();
+        rec.record(&Finished {
+            source: TrialSource::of(&plan, &hash, *n, None),
+            strategy: &e.strategy,
+            outcome: process,
+            stem: &format!("run.{n}"),
+            replay: &replay,
+        });
+        *n += 1;
+    }
+
+    /// The first error of recording, if any.
+    ///
+    /// # Errors
+    /// [`LabError::Io`] when a row or a diagnosis could not be written.
+    pub fn finish(&self) -> Result<(), LabError> {
+        match &self.recorder {
+            Some(rec) => rec.lock().map_or(Ok(()), |mut r| r.0.check()),
+            None => Ok(()),
         }
     }
 
@@ -129,6 +191,9 @@ impl<'a> Executor<'a> {
                 },
                 Source::Runner(r) => {
                     let process = outcomes.into_iter().next();
+                    if let Some(p) = &process {
+                        self.record(e, p);
+                    }
                     let tests = process.as_ref().map_or_else(
                         || vec![None; e.members.len()],
                         |p| r.attribute(&self.names(e), p),

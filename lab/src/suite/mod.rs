@@ -220,6 +220,9 @@ pub struct Setup {
     pub jobs: usize,
     /// The `lab` binary (supervisors are started from it).
     pub exe: std::path::PathBuf,
+    /// Where a runner's runs are recorded (`DIR/<run-id>/trials.csv`, the
+    /// diagnoses and output beside it); `None`: not recorded.
+    pub out: Option<std::path::PathBuf>,
 }
 
 impl Setup {

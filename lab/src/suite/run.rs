@@ -148,6 +148,9 @@ pub struct SuiteReport {
     /// The bound a clean result proves: `0 failing runs in N suite runs
     /// (95% upper bound X%)`; `null` when not clean.
     pub bound: Option<String>,
+    /// For a runner: the `trials.csv` where every run of its test process
+    /// is recorded (its diagnoses and output beside it); `null` otherwise.
+    pub csv: Option<String>,
     /// Whether trials ran in cgroups of their own (else: subreaper alone).
     pub cgroup: bool,
     /// Why not, when `cgroup` is false.
@@ -212,6 +215,9 @@ impl SuiteReport {
         }
         if let Some(bound) = &self.bound {
             let _ = writeln!(s, "\nclean: {bound}");
+        }
+        if let Some(csv) = &self.csv {
+            let _ = writeln!(s, "\nruns of the test process: {csv}");
         }
         s
     }
@@ -432,7 +438,7 @@ fn run_order(
     strategies: &[Strategy],
 ) -> Result<SuiteReport, LabError> {
     let k = setup.repeat;
-    let exec = Executor::new(source, setup);
+    let exec = Executor::new(source, setup)?;
     let mut all = Tallies {
         members: Vec::new(),
         dependents: Vec::new(),
@@ -444,6 +450,8 @@ fn run_order(
     }
     let (cgroup, cgroup_note) = exec.cgroup();
     let runs = exec.runs();
+    exec.finish()?;
+    let csv = exec.csv().map(|p| p.display().to_string());
     drop(exec);
     let suite_runs = k * strategies.len() as u64;
     let left_behind = all.process.failures() > 0
@@ -488,6 +496,7 @@ fn run_order(
         suite_runs,
         clean,
         bound,
+        csv,
         cgroup,
         cgroup_note,
         kernel: crate::record::row::kernel(),

@@ -58,12 +58,21 @@ fn build(fixed: bool) -> String {
         .expect("cargo names the test binary")
 }
 
-/// `lab ARGS... --deadline 2s --format json`.
+/// `lab ARGS... --deadline 2s --format json --out DIR` (a fresh `DIR`,
+/// removed after; the number of rows its `trials.csv` had, under the
+/// `csv_rows` key of the JSON).
 fn lab_json(args: &[&str]) -> (Output, Value) {
+    let dir = super::out_dir("runners");
     let mut all = args.to_vec();
-    all.extend(["--deadline", DEADLINE, "--format", "json"]);
+    all.extend(["--deadline", DEADLINE, "--format", "json", "--out"]);
+    all.push(dir.to_str().unwrap());
     let out = lab(&all, &[]);
-    let v = json(&out);
+    let mut v = json(&out);
+    if let Some(csv) = v["csv"].as_str() {
+        let rows = std::fs::read_to_string(csv).map_or(0, |t| t.lines().count() - 1);
+        v["csv_rows"] = Value::from(rows);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
     (out, v)
 }
 
@@ -123,6 +132,8 @@ fn a_test_that_hangs_only_after_its_polluter_is_named_with_its_signature() {
     }
     // The test process hung in every run of the whole suite.
     assert_eq!(v["process"]["verdicts"]["hang"].as_u64(), Some(5), "{v}");
+    // Every run of the test process is a row of the results.
+    assert_eq!(v["csv_rows"].as_u64(), v["runs"].as_u64(), "{v}");
     assert_eq!(v["clean"], false);
 }
 
@@ -145,10 +156,21 @@ fn the_fixed_crate_is_clean_and_prints_its_bound() {
         "{victim}"
     );
     // Text: the bound is printed.
+    let dir = super::out_dir("runners");
     let out = lab(
-        &["suite", "--libtest", bin, "--repeat", "1", "--expect-clean"],
+        &[
+            "suite",
+            "--libtest",
+            bin,
+            "--repeat",
+            "1",
+            "--expect-clean",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
         &[],
     );
+    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -256,14 +278,20 @@ fn bad_runners_and_names_are_refused_with_status_2() {
 /// `lab ARGS...` run in `dir`, the lab's own marker checked as [`lab`]
 /// does.
 fn lab_in(dir: &str, args: &[&str]) -> Output {
+    let results = super::out_dir("runners");
     let marker = super::Marker::new();
+    // `--out DIR` after the command, before pytest's arguments.
     let out = marker
         .command(super::LAB)
-        .args(args)
+        .arg(args[0])
+        .arg("--out")
+        .arg(&results)
+        .args(&args[1..])
         .current_dir(dir)
         .output()
         .expect("run lab");
     marker.assert_gone(&format!("`lab {}` in {dir}", args.join(" ")));
+    let _ = std::fs::remove_dir_all(&results);
     out
 }
 
