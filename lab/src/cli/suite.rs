@@ -22,6 +22,10 @@ pub(super) struct SourceArgs {
     /// each list run in the order given
     #[arg(long, group = "source", requires = "runner_args")]
     pytest: bool,
+    /// The Rust test binary `cargo test --no-run ARGS` builds (ARGS after `--`: -p CRATE,
+    /// --test NAME, --lib), as --libtest
+    #[arg(long, group = "source")]
+    cargo_test: bool,
     /// Any runner: the command that prints one test name a line (split on whitespace, no
     /// shell); with --run-cmd
     #[arg(long, value_name = "CMD", group = "source", requires = "run_cmd")]
@@ -30,10 +34,11 @@ pub(super) struct SourceArgs {
     /// words is {names}, which becomes the names, one argument each (no shell)
     #[arg(long, value_name = "CMD", requires = "list_cmd")]
     run_cmd: Option<String>,
-    /// With --libtest: run ignored tests too
-    #[arg(long, requires = "libtest")]
+    /// With --libtest or --cargo-test: run ignored tests too
+    #[arg(long)]
     include_ignored: bool,
-    /// With --pytest: what selects the tests (paths, -k EXPR, ...)
+    /// With --pytest: what selects the tests (paths, -k EXPR, ...); with --cargo-test: cargo's
+    /// arguments
     #[arg(last = true, value_name = "ARGS", id = "runner_args")]
     runner_args: Vec<String>,
 }
@@ -48,6 +53,12 @@ impl SourceArgs {
         if let Some(bin) = self.libtest {
             return Ok(SourceSpec::Runner(RunnerKind::Libtest {
                 bin,
+                include_ignored: self.include_ignored,
+            }));
+        }
+        if self.cargo_test {
+            return Ok(SourceSpec::Runner(RunnerKind::Libtest {
+                bin: crate::suite::libtest::cargo_build(&self.runner_args)?,
                 include_ignored: self.include_ignored,
             }));
         }

@@ -39,6 +39,52 @@ pub fn list(bin: &str, include_ignored: bool, deadline: Duration) -> Result<Vec<
     Ok(all.into_iter().filter(|t| !ignored.contains(t)).collect())
 }
 
+/// How long `cargo test --no-run` may take before it is killed.
+const BUILD_DEADLINE: Duration = Duration::from_secs(3600);
+
+/// Build the test binaries of `cargo test --no-run --message-format json
+/// ARGS` (`-p CRATE`, `--test NAME`, `--lib`, ...) and return the one it
+/// makes (cargo's `executable`).
+///
+/// # Errors
+/// [`LabError::Input`] when cargo cannot start or fails, or makes no test
+/// binary or several (with their paths: choose one with `--test NAME` or
+/// `--lib`, or give it to `--libtest`).
+pub fn cargo_build(args: &[String]) -> Result<String, LabError> {
+    let mut argv: Vec<String> = ["cargo", "test", "--no-run", "--message-format", "json"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    argv.extend(args.iter().cloned());
+    let what = format!("--cargo-test {}", args.join(" "));
+    let (code, text) = capture(&what, &argv, BUILD_DEADLINE)?;
+    if code != Some(0) {
+        return Err(LabError::Input(format!(
+            "{what}: `{}` failed; run it yourself to see why",
+            argv.join(" ")
+        )));
+    }
+    let mut bins: Vec<String> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|m| m["executable"].as_str().map(str::to_string))
+        .collect();
+    bins.sort();
+    bins.dedup();
+    match bins.len() {
+        1 => Ok(bins.remove(0)),
+        0 => Err(LabError::Input(format!(
+            "{what}: cargo built no test binary; name a crate with -p CRATE"
+        ))),
+        _ => Err(LabError::Input(format!(
+            "{what}: cargo built {} test binaries ({}); choose one with --test NAME or --lib \
+             after --, or give its path to --libtest",
+            bins.len(),
+            bins.join(", ")
+        ))),
+    }
+}
+
 /// The `NAME: test` lines of a libtest listing (benchmarks left out).
 ///
 /// # Errors

@@ -58,14 +58,15 @@ fn build(fixed: bool) -> String {
         .expect("cargo names the test binary")
 }
 
-/// `lab ARGS... --deadline 2s --format json --out DIR` (a fresh `DIR`,
+/// `lab COMMAND --deadline 2s --format json --out DIR ARGS...` (a fresh `DIR`,
 /// removed after; the number of rows its `trials.csv` had, under the
 /// `csv_rows` key of the JSON).
 fn lab_json(args: &[&str]) -> (Output, Value) {
     let dir = super::out_dir("runners");
-    let mut all = args.to_vec();
-    all.extend(["--deadline", DEADLINE, "--format", "json", "--out"]);
+    // The options after the command, before any arguments after `--`.
+    let mut all = vec![args[0], "--deadline", DEADLINE, "--format", "json", "--out"];
     all.push(dir.to_str().unwrap());
+    all.extend_from_slice(&args[1..]);
     let out = lab(&all, &[]);
     let mut v = json(&out);
     if let Some(csv) = v["csv"].as_str() {
@@ -413,6 +414,34 @@ fn any_runner_that_lists_and_runs_names_is_a_source_and_names_are_never_split() 
     );
 }
 
+fn cargo_test_builds_the_binary_and_runs_its_tests() {
+    fixture(false);
+    let dir = crate_path("tests/fixtures", "attendant-tests");
+    let manifest = format!("{dir}/Cargo.toml");
+    let target = format!("{}/../target/lab-fixtures", env!("CARGO_MANIFEST_DIR"));
+    let (out, v) = lab_json(&[
+        "suite",
+        "--cargo-test",
+        "--only",
+        VICTIM,
+        "--repeat",
+        "1",
+        "--",
+        "--offline",
+        "--manifest-path",
+        &manifest,
+        "--target-dir",
+        &target,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["source"], "libtest");
+    assert_eq!(v["file"], format!("libtest {}", fixture(false)));
+    assert_eq!(
+        test_of(&v, VICTIM)["alone"]["verdicts"]["pass"].as_u64(),
+        Some(1)
+    );
+}
+
 tests! {
     a_test_that_hangs_only_after_its_polluter_is_named_with_its_signature;
     the_fixed_crate_is_clean_and_prints_its_bound;
@@ -420,4 +449,5 @@ tests! {
     bad_runners_and_names_are_refused_with_status_2;
     pytest_runs_the_given_ids_in_the_given_order_and_finds_the_polluter needs testkit::PYTEST;
     any_runner_that_lists_and_runs_names_is_a_source_and_names_are_never_split;
+    cargo_test_builds_the_binary_and_runs_its_tests;
 }
