@@ -18,8 +18,12 @@ use super::{crate_path, json, lab, named};
 const VICTIM: &str = "spawn::fork_then_ask";
 /// The polluter.
 const POLLUTER: &str = "cache::warm_cache";
-/// The deadline of each test-process run: what a hang costs.
-const DEADLINE: &str = "2s";
+/// The deadline of each test-process run (and of a listing): what a hang
+/// costs. The fixture's 24 tests take milliseconds.
+const DEADLINE: &str = "3s";
+/// The same for pytest, whose start alone (the interpreter, pytest's
+/// imports) takes a second or more on a loaded machine.
+const PYTEST_DEADLINE: &str = "8s";
 
 /// The fixture's test binary, built once per test process (`fixed`: with
 /// `--features fixed`).
@@ -304,7 +308,7 @@ fn pytest_runs_the_given_ids_in_the_given_order_and_finds_the_polluter() {
         let mut all = args.to_vec();
         all.extend([
             "--deadline",
-            DEADLINE,
+            PYTEST_DEADLINE,
             "--format",
             "json",
             "--",
