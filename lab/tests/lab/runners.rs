@@ -396,7 +396,11 @@ fn any_runner_that_lists_and_runs_names_is_a_source_and_names_are_never_split() 
         "{reasons}"
     );
     assert_eq!(v["process"]["verdicts"]["leak"].as_u64(), Some(2), "{v}");
-    assert_eq!(v["order_dependent"].as_array().unwrap().len(), 1, "{v}");
+    // A test that passes only after the one that sets the state it needs.
+    let needs = test_of(&v, "needs the cache");
+    assert_eq!(needs["order_dependent"], "passes-only-in-suite", "{needs}");
+    assert_eq!(needs["broken"], false, "{needs}");
+    assert_eq!(v["order_dependent"].as_array().unwrap().len(), 2, "{v}");
     assert_eq!(v["clean"], false);
     let mut args = vec!["bisect"];
     args.extend(source);
@@ -416,6 +420,22 @@ fn any_runner_that_lists_and_runs_names_is_a_source_and_names_are_never_split() 
         v["command"], "./run-tests 'warm cache' 'checks state'",
         "{v}"
     );
+    // --opposite: what the test that fails alone needs before it.
+    let mut args = vec!["bisect"];
+    args.extend(source);
+    args.extend([
+        "--victim",
+        "needs the cache",
+        "--opposite",
+        "--repeat",
+        "1",
+        "--format",
+        "json",
+    ]);
+    let out = lab_in(&dir, &args);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["polluters"], serde_json::json!(["warm cache"]));
 }
 
 fn cargo_test_builds_the_binary_and_runs_its_tests() {
