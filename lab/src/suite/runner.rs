@@ -250,11 +250,11 @@ impl Runner {
                     Some(o)
                 }
                 // Not reported at all: after a hang it never started; a
-                // process that failed without a word of it (it crashed
-                // before printing) gives every silent test its verdict
-                // only when it ran that test alone.
-                None if names.len() == 1 && !leftovers => Some(process.clone()),
-                None if leftovers => pass(),
+                // process that did not pass without a word of it (it
+                // crashed before printing, or the runner prints nothing)
+                // gives a silent test its verdict only when it ran that
+                // test alone; in a list, the test is not counted.
+                None if names.len() == 1 => Some(process.clone()),
                 None => None,
             })
             .collect()
