@@ -20,7 +20,7 @@ pub(super) struct SourceArgs {
     libtest: Option<String>,
     /// pytest: the tests `python3 -m pytest --collect-only -q ARGS` collects (ARGS after `--`),
     /// each list run in the order given
-    #[arg(long, group = "source", requires = "runner_args")]
+    #[arg(long, group = "source")]
     pytest: bool,
     /// The Rust test binary `cargo test --no-run ARGS` builds (ARGS after `--`: -p CRATE,
     /// --test NAME, --lib), as --libtest
