@@ -66,6 +66,7 @@ fn main() -> ExitCode {
         layout::tests,
         lineage::tests,
         pidns::tests,
+        runners::tests,
         shell::tests,
         soak::tests,
         suite::tests,
@@ -727,6 +728,8 @@ mod interrupt;
 mod layout;
 #[path = "lab/lineage.rs"]
 mod lineage;
+#[path = "lab/runners.rs"]
+mod runners;
 #[path = "lab/trust.rs"]
 mod trust;
 

@@ -1,7 +1,7 @@
 //! `lab bisect`: the members that make a victim fail.
 
 use super::print_report;
-use super::suite::{SuiteCommon, SuiteOrder};
+use super::suite::{SourceArgs, SuiteCommon, SuiteOrder};
 use crate::error::{Exit, LabError};
 use crate::strategy::Strategy;
 use crate::suite::bisect::BisectArgs;
@@ -9,12 +9,13 @@ use crate::suite::bisect::BisectArgs;
 /// `lab bisect`'s arguments as given.
 #[derive(clap::Args)]
 pub(super) struct BisectCmd {
-    /// A suite file (scenarios/suites/NAME.toml)
-    suite: String,
-    /// The member that passes alone and fails in the suite
+    #[command(flatten)]
+    source: SourceArgs,
+    /// The member (or test) that passes alone and fails in the suite
     #[arg(long)]
     victim: String,
-    /// The strategy of every trial: a preset or create=..,death=..,observe=..
+    /// The strategy of every trial: a preset or create=..,death=..,observe=.. (a runner's
+    /// test process starts the canonical way whatever it is)
     #[arg(long, default_value = "legacy")]
     strategy: String,
     /// Runs of each step; a step stops at the first wave of runs in which the victim fails
@@ -32,12 +33,19 @@ pub(super) struct BisectCmd {
 
 impl BisectCmd {
     pub(super) fn execute(self) -> Result<Exit, LabError> {
+        let source = self.source.spec()?;
+        // A runner's test process starts the canonical way, whatever the
+        // strategy.
+        let strategy = match source {
+            crate::suite::SourceSpec::Runner(_) => "canonical",
+            crate::suite::SourceSpec::File(_) => &self.strategy,
+        };
         let args = BisectArgs {
             victim: self.victim,
-            strategy: Strategy::parse(&self.strategy)?,
+            strategy: Strategy::parse(strategy)?,
             opposite: self.opposite,
         };
-        let setup = self.common.setup(self.suite, self.repeat, self.order)?;
+        let setup = self.common.setup(source, self.repeat, self.order)?;
         let report = crate::suite::bisect::bisect(&setup, &args)?;
         print_report(self.common.format, &report, || report.render());
         Ok(Exit::clean_if(report.found))

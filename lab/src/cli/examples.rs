@@ -77,9 +77,13 @@ static EXAMPLES: &[(&str, &[Example])] = &[
     ("suite", &[
         ex("The attendant suite, each member alone and all together, 5 times each", "lab suite scenarios/suites/attendant.toml --strategy legacy --strategy canonical --repeat 5"),
         ex("The same suite in the reverse order", "lab suite scenarios/suites/attendant.toml --reverse"),
+        ex("Your own Rust test binary: each test alone and all in one process", "lab suite --libtest target/debug/deps/mycrate-0123abcd --repeat 5 --deadline 10s"),
+        ex("The same, built by cargo first; prove a fix (exit 0 and the bound)", "lab suite --cargo-test --repeat 20 --expect-clean -- -p mycrate --lib"),
+        ex("pytest, the node ids run in the order given", "lab suite --pytest --repeat 5 -- tests/"),
     ]),
     ("bisect", &[
         ex("The members that make fork-then-ask fail when run before it", "lab bisect scenarios/suites/attendant.toml --victim fork-then-ask"),
+        ex("The test of a Rust test binary that makes a victim hang", "lab bisect --libtest target/debug/deps/mycrate-0123abcd --victim spawn::fork_then_ask --deadline 10s"),
     ]),
     ("list", &[
         ex("The built-in scenarios (any of them is a SCENARIO of lab run)", "lab list"),

@@ -97,8 +97,9 @@ enum Command {
     /// Validate scenario files, and check that no strategy refuses their plans
     #[command(after_help = examples::help("check"))]
     Check(check::CheckCmd),
-    /// Run a suite's members alone and together in one process, K times each, and call
-    /// out the members whose verdict depends on the order (exit 1 if any)
+    /// Run a suite's members, or a test runner's tests (--libtest, --pytest, ...), alone and
+    /// together in one process, K times each, and call out the members whose verdict depends
+    /// on the order (exit 1 if any)
     #[command(after_help = examples::help("suite"))]
     Suite(suite::SuiteCmd),
     /// Find the smallest set of members that, run before VICTIM in one process, make it

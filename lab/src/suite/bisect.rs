@@ -1,14 +1,14 @@
-//! `lab bisect`: the smallest set of members that, run before a victim in
-//! one supervisor, make it fail (or, with `--opposite`, make it pass).
+//! `lab bisect`: the smallest set of tests (suite members, or a runner's
+//! tests) that, run before a victim in one process, make it fail (or, with
+//! `--opposite`, make it pass).
 //!
 //! It first checks that the victim passes alone and fails after the whole
-//! list of its predecessors (in the suite's order), and says so plainly when
-//! it does not. Then it reduces the predecessors with delta debugging
-//! (ddmin, Zeller and Hildebrandt 2002): test halves, then finer chunks and
-//! their complements, keeping any subset after which the victim still
-//! fails, until removing any one member makes it pass (a 1-minimal set: two
-//! polluters that must both run are both kept). Subsets keep the suite's
-//! relative order, and a subset is never run twice.
+//! list of its predecessors (in the suite's order; for libtest, the tests
+//! that sort before it), and says so plainly when it does not. Then it
+//! searches the predecessors ([`super::search`]): a noisy binary search for
+//! one polluter, every run's evidence kept per candidate, and delta
+//! debugging (ddmin) when no single one does it (two polluters that must
+//! both run are both kept). Sets keep the suite's relative order.
 //!
 //! Each step runs K times (`--repeat`) so that a polluter that fails the
 //! victim only in some runs is not missed: the runs go in waves of `jobs`
@@ -22,7 +22,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::executor::{Execution, Executor};
-use super::{Setup, Suite};
+use super::search::{self, Probe};
+use super::{Setup, Source};
 use crate::error::LabError;
 use crate::record::Counts;
 use crate::strategy::Strategy;
@@ -59,7 +60,7 @@ pub struct Step {
 pub struct BisectReport {
     /// The suite's name.
     pub suite: String,
-    /// The suite file as given.
+    /// The suite file or the runner, as given.
     pub file: String,
     /// The victim.
     pub victim: String,
@@ -87,8 +88,14 @@ pub struct BisectReport {
     pub steps: Vec<Step>,
     /// `lab suite ... --members POLLUTERS,VICTIM ...`: the minimal order.
     pub replay: Option<String>,
+    /// For a runner: the test process's own command that runs the minimal
+    /// order (each word quoted for a shell).
+    pub command: Option<String>,
     /// What was found, or why nothing was, in a sentence.
     pub message: String,
+    /// For a runner: the `trials.csv` where every run of its test process
+    /// is recorded; `null` otherwise.
+    pub csv: Option<String>,
     /// Whether trials ran in cgroups of their own.
     pub cgroup: bool,
 }
@@ -97,12 +104,17 @@ impl BisectReport {
     /// The checks, the steps and the result, as text.
     pub fn render(&self) -> String {
         let mut s = String::new();
+        let runner = self.command.is_some() || self.suite == "pytest";
+        let strategy = if runner {
+            String::new()
+        } else {
+            format!("  strategy {}", self.strategy)
+        };
         let _ = writeln!(
             s,
-            "lab bisect {}  victim {}  strategy {}  repeat {}{}",
-            self.suite,
+            "lab bisect {}  victim {}{strategy}  repeat {}{}",
+            if runner { &self.file } else { &self.suite },
             self.victim,
-            self.strategy,
             self.repeat,
             if self.opposite { "  (opposite)" } else { "" }
         );
@@ -118,8 +130,11 @@ impl BisectReport {
         if self.after_all.runs() > 0 {
             let _ = writeln!(
                 s,
-                "  after the whole list ({} members): {}",
-                self.predecessors.len(),
+                "  after the whole list ({}): {}",
+                crate::text::plural(
+                    self.predecessors.len() as u64,
+                    if runner { "test" } else { "member" }
+                ),
                 tally(&self.after_all)
             );
         }
@@ -147,7 +162,13 @@ impl BisectReport {
         if let Some(r) = &self.replay {
             let _ = writeln!(s, "replay: {r}");
         }
+        if let Some(c) = &self.command {
+            let _ = writeln!(s, "the test process alone: {c}");
+        }
         let _ = writeln!(s, "runs: {}", self.runs);
+        if let Some(csv) = &self.csv {
+            let _ = writeln!(s, "runs of the test process: {csv}");
+        }
         s
     }
 }
@@ -155,12 +176,11 @@ impl BisectReport {
 /// The bisection in progress.
 struct Bisection<'a> {
     exec: &'a Executor<'a>,
-    suite: &'a Suite,
+    source: &'a Source,
     args: &'a BisectArgs,
     repeat: u64,
     jobs: u64,
     victim: usize,
-    tried: BTreeMap<Vec<usize>, bool>,
     steps: Vec<Step>,
 }
 
@@ -189,8 +209,10 @@ impl Bisection<'_> {
                 .collect();
             r += wave.len() as u64;
             let mut shown = false;
-            for outcomes in self.exec.execute_all(&wave)? {
-                if let Some(o) = outcomes.last() {
+            for ran in self.exec.execute_all(&wave)? {
+                // None: the victim did not run (a test before it hung):
+                // no evidence of it.
+                if let Some(Some(o)) = ran.tests.last() {
                     tally.add_outcome(o);
                     shown |= self.wanted(o);
                 }
@@ -202,121 +224,71 @@ impl Bisection<'_> {
         Ok((tally, false))
     }
 
-    /// Whether the victim shows the wanted outcome after `subset` (once per
-    /// subset; recorded as a step).
-    fn test(&mut self, subset: &[usize]) -> Result<bool, LabError> {
-        if let Some(&known) = self.tried.get(subset) {
-            return Ok(known);
-        }
-        let (tally, kept) = self.probe(subset)?;
+    /// What the victim showed after `subset` (up to K runs), recorded as a
+    /// step; `subset` holds indexes into the predecessors `preds`.
+    fn test(&mut self, preds: &[usize], subset: &[usize]) -> Result<Probe, LabError> {
+        let before: Vec<usize> = subset.iter().map(|&i| preds[i]).collect();
+        let (tally, kept) = self.probe(&before)?;
+        let quiet = tally.runs() - u64::from(kept);
         self.steps.push(Step {
-            before: self.names(subset),
+            before: self.names(&before),
             runs: tally.runs(),
             kept,
             verdicts: tally.verdicts().clone(),
         });
-        self.tried.insert(subset.to_vec(), kept);
-        Ok(kept)
+        Ok(Probe { shown: kept, quiet })
     }
 
     fn names(&self, members: &[usize]) -> Vec<String> {
         members
             .iter()
-            .map(|&i| self.suite.members[i].name.clone())
+            .map(|&i| self.source.name_of(i).to_string())
             .collect()
     }
 }
 
-/// ddmin: a 1-minimal subset of `c` (for which `test` is known to hold)
-/// for which `test` holds: removing any one element of it makes `test`
-/// fail. Subsets keep the order of `c`. Tests halves first, then finer
-/// chunks and their complements, doubling the granularity when nothing
-/// smaller holds.
+/// The index of the victim `args.victim` in `source`.
 ///
 /// # Errors
-/// The first error of `test`.
-fn ddmin<E>(
-    mut c: Vec<usize>,
-    test: &mut impl FnMut(&[usize]) -> Result<bool, E>,
-) -> Result<Vec<usize>, E> {
-    let mut n = 2;
-    while c.len() >= 2 {
-        let chunks = split(&c, n);
-        let mut reduced = None;
-        for chunk in &chunks {
-            if test(chunk)? {
-                reduced = Some((chunk.clone(), 2));
-                break;
-            }
-        }
-        // With two chunks, each complement is the other chunk.
-        if reduced.is_none() && chunks.len() > 2 {
-            for i in 0..chunks.len() {
-                let complement: Vec<usize> = chunks
-                    .iter()
-                    .enumerate()
-                    .filter(|&(j, _)| j != i)
-                    .flat_map(|(_, ch)| ch.iter().copied())
-                    .collect();
-                if test(&complement)? {
-                    reduced = Some((complement, (n - 1).max(2)));
-                    break;
-                }
-            }
-        }
-        match reduced {
-            Some((smaller, granularity)) => {
-                c = smaller;
-                n = granularity;
-            }
-            None if n >= c.len() => break,
-            None => n = (2 * n).min(c.len()),
-        }
-    }
-    Ok(c)
-}
-
-/// `c` cut into `n` contiguous chunks of nearly equal length (the first
-/// ones longer), none empty.
-fn split(c: &[usize], n: usize) -> Vec<Vec<usize>> {
-    let n = n.clamp(1, c.len().max(1));
-    let (base, extra) = (c.len() / n, c.len() % n);
-    let mut chunks = Vec::with_capacity(n);
-    let mut at = 0;
-    for i in 0..n {
-        let len = base + usize::from(i < extra);
-        chunks.push(c[at..at + len].to_vec());
-        at += len;
-    }
-    chunks.retain(|ch| !ch.is_empty());
-    chunks
-}
-
-/// The index of the victim `args.victim` in `suite`.
-///
-/// # Errors
-/// [`LabError::Input`] for a name that is no member, or a victim that runs
+/// [`LabError::Input`] for a name that is no test, or a victim that runs
 /// a command at its root (see [`super::Member::root_command`]): nothing run
 /// before it can change its verdict, so there is nothing to bisect.
-fn victim_of(setup: &Setup, suite: &Suite, args: &BisectArgs) -> Result<usize, LabError> {
-    let victim = suite.index(&args.victim).ok_or_else(|| {
-        LabError::Input(format!(
-            "{}: no member `{}` (members: {})",
-            setup.suite,
-            args.victim,
-            suite.names()
-        ))
-    })?;
-    if let Some(command) = suite.members[victim].root_command() {
-        return Err(LabError::Input(format!(
-            "{}: the victim `{}` runs a command at its root (`{command}`): a fresh exec'd \
-             process that inherits nothing from the test process, so nothing run before it \
-             can change its verdict and there is nothing to bisect; choose a victim whose \
-             root is a copy of the test process (no `command` at the root)",
-            setup.suite, args.victim
-        )));
+fn victim_of(setup: &Setup, source: &Source, args: &BisectArgs) -> Result<usize, LabError> {
+    let victim = source
+        .index(&args.victim)
+        .ok_or_else(|| super::no_test(source, &args.victim))?;
+    if let Source::Suite(suite) = source {
+        if let Some(command) = suite.members[victim].root_command() {
+            return Err(LabError::Input(format!(
+                "{}: the victim `{}` runs a command at its root (`{command}`): a fresh exec'd \
+                 process that inherits nothing from the test process, so nothing run before it \
+                 can change its verdict and there is nothing to bisect; choose a victim whose \
+                 root is a copy of the test process (no `command` at the root)",
+                setup.source.label(),
+                args.victim
+            )));
+        }
     }
     Ok(victim)
+}
+
+/// The `lab suite` command that replays `polluters` then the victim, and
+/// for a runner the test process's own command that does.
+fn replays(
+    setup: &Setup,
+    source: &Source,
+    args: &BisectArgs,
+    polluters: Option<Vec<String>>,
+) -> (Option<String>, Option<String>) {
+    let Some(mut names) = polluters else {
+        return (None, None);
+    };
+    names.push(args.victim.clone());
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    (
+        Some(setup.suite_command(&refs, &args.strategy)),
+        source.runner().and_then(|run| run.command_line(&refs)),
+    )
 }
 
 /// `lab bisect`: check the victim alone and after the whole list of its
@@ -328,9 +300,14 @@ fn victim_of(setup: &Setup, suite: &Suite, args: &BisectArgs) -> Result<usize, L
 /// victim that runs a command at its root;
 /// [`LabError::Lab`] when supervisors cannot be started.
 pub fn bisect(setup: &Setup, args: &BisectArgs) -> Result<BisectReport, LabError> {
-    let suite = Suite::load(&setup.suite)?;
-    let order = setup.order.resolve(&suite)?;
-    let victim = victim_of(setup, &suite, args)?;
+    let source = setup.source.load(setup.deadline)?;
+    let order = setup.order.resolve(&source)?;
+    let victim = victim_of(setup, &source, args)?;
+    // A runner's test processes: their process events flow while the lab
+    // listens (the lineage of what they leave behind).
+    let _events = source
+        .runner()
+        .and_then(|_| crate::trial::keep_events_flowing());
     let Some(at) = order.iter().position(|&m| m == victim) else {
         return Err(LabError::Input(format!(
             "the victim `{}` is not in the order given (--members)",
@@ -338,15 +315,14 @@ pub fn bisect(setup: &Setup, args: &BisectArgs) -> Result<BisectReport, LabError
         )));
     };
     let predecessors = order[..at].to_vec();
-    let exec = Executor::new(&suite, setup);
+    let exec = Executor::new(&source, setup)?;
     let mut b = Bisection {
         exec: &exec,
-        suite: &suite,
+        source: &source,
         args,
         repeat: setup.repeat,
         jobs: setup.jobs.max(1) as u64,
         victim,
-        tried: BTreeMap::new(),
         steps: Vec::new(),
     };
     let (fails, passes) = if args.opposite {
@@ -386,15 +362,18 @@ pub fn bisect(setup: &Setup, args: &BisectArgs) -> Result<BisectReport, LabError
                 n = after_all.runs(),
             )
         } else {
-            b.tried.insert(predecessors.clone(), true);
-            let minimal = ddmin(predecessors.clone(), &mut |subset: &[usize]| b.test(subset))?;
+            let set = search::find(predecessors.len(), &mut |subset: &[usize]| {
+                b.test(&predecessors, subset)
+            })?;
+            let minimal: Vec<usize> = set.iter().map(|&i| predecessors[i]).collect();
             let names = b.names(&minimal);
             let msg = format!(
                 "{} the victim {}: {}",
-                if minimal.len() == 1 {
-                    "one member makes"
-                } else {
-                    "these members, run together, make"
+                match (minimal.len(), source.runner().is_some()) {
+                    (1, false) => "one member makes",
+                    (1, true) => "one test makes",
+                    (_, false) => "these members, run together, make",
+                    (_, true) => "these tests, run together, make",
                 },
                 if args.opposite { "pass" } else { "fail" },
                 names.join(" then ")
@@ -404,26 +383,23 @@ pub fn bisect(setup: &Setup, args: &BisectArgs) -> Result<BisectReport, LabError
         }
     };
     let polluters = found.as_ref().map(|m| b.names(m)).unwrap_or_default();
-    let replay = found.as_ref().map(|m| {
-        let mut names = b.names(m);
-        names.push(args.victim.clone());
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        setup.suite_command(&refs, &args.strategy)
-    });
+    let (replay, command) = replays(setup, &source, args, found.as_ref().map(|m| b.names(m)));
     let steps = std::mem::take(&mut b.steps);
     let (cgroup, _) = exec.cgroup();
     let runs = exec.runs();
+    exec.finish()?;
+    let csv = exec.csv().map(|p| p.display().to_string());
     drop(exec);
     Ok(BisectReport {
-        suite: suite.name.clone(),
-        file: setup.suite.clone(),
+        suite: source.name(),
+        file: setup.source.label(),
         victim: args.victim.clone(),
         strategy: args.strategy.name.clone(),
         repeat: setup.repeat,
         opposite: args.opposite,
         predecessors: predecessors
             .iter()
-            .map(|&i| suite.members[i].name.clone())
+            .map(|&i| source.name_of(i).to_string())
             .collect(),
         alone,
         after_all,
@@ -432,59 +408,9 @@ pub fn bisect(setup: &Setup, args: &BisectArgs) -> Result<BisectReport, LabError
         runs,
         steps,
         replay,
+        command,
         message,
+        csv,
         cgroup,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{ddmin, split};
-    use std::collections::BTreeSet;
-
-    /// ddmin over 0..n with `holds`; the result and the distinct subsets
-    /// tested.
-    fn reduce(n: usize, holds: impl Fn(&[usize]) -> bool) -> (Vec<usize>, usize) {
-        let mut tested = BTreeSet::new();
-        let result = ddmin::<()>((0..n).collect(), &mut |s| {
-            tested.insert(s.to_vec());
-            Ok(holds(s))
-        })
-        .unwrap();
-        (result, tested.len())
-    }
-
-    #[test]
-    fn one_polluter_is_found_in_a_logarithmic_number_of_tests() {
-        for n in [2, 5, 16, 64, 100] {
-            for p in [0, n / 3, n - 1] {
-                let (found, tests) = reduce(n, |s| s.contains(&p));
-                assert_eq!(found, [p], "n {n} p {p}");
-                let log = (n as f64).log2().ceil() as usize;
-                assert!(tests <= 2 * log, "n {n} p {p}: {tests} tests");
-            }
-        }
-    }
-
-    #[test]
-    fn polluters_that_must_all_run_are_all_kept() {
-        let (found, _) = reduce(6, |s| s.contains(&1) && s.contains(&4));
-        assert_eq!(found, [1, 4]);
-        let (found, _) = reduce(9, |s| [0, 4, 8].iter().all(|p| s.contains(p)));
-        assert_eq!(found, [0, 4, 8]);
-        // Either of two suffices: one of them, not both.
-        let (found, _) = reduce(8, |s| s.contains(&2) || s.contains(&6));
-        assert!(found == [2] || found == [6], "{found:?}");
-    }
-
-    #[test]
-    fn chunks_cover_the_list_in_order() {
-        assert_eq!(split(&[1, 2, 3, 4, 5], 2), [vec![1, 2, 3], vec![4, 5]]);
-        assert_eq!(
-            split(&[1, 2, 3, 4, 5], 4),
-            [vec![1, 2], vec![3], vec![4], vec![5]]
-        );
-        assert_eq!(split(&[1, 2], 5), [vec![1], vec![2]]);
-        assert_eq!(split(&[7], 2), [vec![7]]);
-    }
 }

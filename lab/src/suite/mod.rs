@@ -9,9 +9,18 @@
 //! members that run after it in the same supervisor. A member run alone gets
 //! a fresh supervisor, as a runner that starts one process per test would.
 //!
+//! The tests may also come from a real test runner ([`runner`]: a Rust
+//! test binary, pytest, any runner that lists its tests and runs a given
+//! list in one process): then each run of its test process is one trial,
+//! and the runner's output says what each test did. [`source`] is the one
+//! abstraction both go through.
+//!
 //! - [`file`](mod@file): the suite format (`scenarios/suites/NAME.toml`);
+//! - [`source`]: where the tests come from (a suite file or a runner);
+//! - [`runner`], [`libtest`], [`pytest`]: test runners as sources;
 //! - [`executor`]: the machinery (an ordered list of members in one fresh
-//!   supervisor, on the session's supervisors);
+//!   supervisor, or one run of a test process, on the session's
+//!   supervisors);
 //! - [`run`]: `lab suite`'s runs (every member alone and the suite, K
 //!   times) and its table;
 //! - [`bisect`]: delta debugging over the victim's predecessors.
@@ -19,7 +28,12 @@
 pub mod bisect;
 pub mod executor;
 pub mod file;
+pub mod libtest;
+pub mod pytest;
 pub mod run;
+pub mod runner;
+pub mod search;
+pub mod source;
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -28,6 +42,7 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 pub use file::{Member, Suite};
+pub use source::{Source, SourceSpec};
 
 use crate::error::LabError;
 use crate::strategy::Strategy;
@@ -53,7 +68,10 @@ impl Member {
 /// order-dependent, when every one of them runs a command at its root
 /// (see [`Member::root_command`]); `None` when some member's root is a copy
 /// of the test process.
-pub fn shares_nothing(suite: &Suite, order: &[usize]) -> Option<String> {
+pub fn shares_nothing(source: &Source, order: &[usize]) -> Option<String> {
+    let Source::Suite(suite) = source else {
+        return None;
+    };
     if order.is_empty()
         || order
             .iter()
@@ -81,18 +99,41 @@ pub enum Order {
     /// same on every run and machine.
     Shuffled(u64),
     /// Exactly these members, in this order (a subset is allowed: what a
-    /// replay command gives).
+    /// replay command gives). A runner that sorts the names it is given
+    /// (libtest) runs them in its own order.
     Members(Vec<String>),
 }
 
 impl Order {
-    /// The member indexes of `suite` in this order.
+    /// The test indexes of `source` in this order. A runner that sorts the
+    /// names it is given (libtest) runs them in its listing's order, which
+    /// is sorted: the indexes are sorted.
     ///
     /// # Errors
-    /// [`LabError::Input`] for a name that is no member, or a member named
-    /// twice.
-    pub fn resolve(&self, suite: &Suite) -> Result<Vec<usize>, LabError> {
-        let n = suite.members.len();
+    /// [`LabError::Input`] for a name that is no test, a test named twice,
+    /// or a reversed or shuffled order asked of a runner that sorts.
+    pub fn resolve(&self, source: &Source) -> Result<Vec<usize>, LabError> {
+        let mut order = self.resolve_as_given(source)?;
+        if let Some(r) = source.runner().filter(|r| r.sorts()) {
+            if matches!(self, Order::Reversed | Order::Shuffled(_)) {
+                return Err(LabError::Input(format!(
+                    "{}: libtest runs the names it is given in its own sorted order, so \
+                     --reverse and --seed cannot change it; choose the tests with --only",
+                    r.kind.label()
+                )));
+            }
+            order.sort_unstable();
+        }
+        Ok(order)
+    }
+
+    fn resolve_as_given(&self, source: &Source) -> Result<Vec<usize>, LabError> {
+        let n = source.len();
+        let flag = if source.runner().is_some() {
+            "--only"
+        } else {
+            "--members"
+        };
         Ok(match self {
             Order::Written => (0..n).collect(),
             Order::Reversed => (0..n).rev().collect(),
@@ -108,20 +149,14 @@ impl Order {
             Order::Members(names) => {
                 let mut order = Vec::with_capacity(names.len());
                 for name in names {
-                    let i = suite.index(name).ok_or_else(|| {
-                        LabError::Input(format!(
-                            "{}: no member `{name}` (members: {})",
-                            suite.file,
-                            suite.names()
-                        ))
-                    })?;
+                    let i = source.index(name).ok_or_else(|| no_test(source, name))?;
                     if order.contains(&i) {
-                        return Err(LabError::Input(format!("--members names `{name}` twice")));
+                        return Err(LabError::Input(format!("{flag} names `{name}` twice")));
                     }
                     order.push(i);
                 }
                 if order.is_empty() {
-                    return Err(LabError::Input("--members names no member".into()));
+                    return Err(LabError::Input(format!("{flag} names no test")));
                 }
                 order
             }
@@ -151,12 +186,28 @@ impl Order {
     }
 }
 
+/// The error of a name that is no test of `source`.
+pub fn no_test(source: &Source, name: &str) -> LabError {
+    match source {
+        Source::Suite(s) => LabError::Input(format!(
+            "{}: no member `{name}` (members: {})",
+            s.file,
+            s.names()
+        )),
+        Source::Runner(r) => LabError::Input(format!(
+            "{}: no test `{name}` in its list (tests: {}); give a name as the runner lists it",
+            r.kind.label(),
+            source.names()
+        )),
+    }
+}
+
 /// What every suite execution shares: where the lab binary is, how many
 /// supervisors run at once, the deadline override and the cgroup switch.
 #[derive(Clone, Debug)]
 pub struct Setup {
-    /// The suite file as given (a path).
-    pub suite: String,
+    /// The suite file or the runner, as given.
+    pub source: SourceSpec,
     /// Repetitions of every execution (`--repeat K`).
     pub repeat: u64,
     /// The order of the members.
@@ -169,34 +220,59 @@ pub struct Setup {
     pub jobs: usize,
     /// The `lab` binary (supervisors are started from it).
     pub exe: std::path::PathBuf,
+    /// Where a runner's runs are recorded (`DIR/<run-id>/trials.csv`, the
+    /// diagnoses and output beside it); `None`: not recorded.
+    pub out: Option<std::path::PathBuf>,
 }
 
 impl Setup {
     /// `lab suite FILE --members A,B,... --strategy S --repeat K` with this
     /// setup's deadline and cgroup switch: the command that replays `members`
-    /// in this order.
+    /// in this order (for a runner, `lab suite --libtest BIN --only A
+    /// --only B ... --repeat K`, each name quoted for a shell).
     pub fn suite_command(&self, members: &[&str], strategy: &Strategy) -> String {
-        let mut cmd = format!(
-            "lab suite {} --members {} --strategy {} --repeat {}",
-            shell_word(&self.suite),
-            members.join(","),
-            shell_word(&strategy.name),
-            self.repeat
-        );
+        let mut cmd = match &self.source {
+            SourceSpec::File(file) => format!(
+                "lab suite {} --members {} --strategy {} --repeat {}",
+                shell_word(file),
+                members.join(","),
+                shell_word(&strategy.name),
+                self.repeat
+            ),
+            SourceSpec::Runner(kind) => {
+                let (flags, _) = kind.flags();
+                let mut c = format!("lab suite {flags}");
+                for m in members {
+                    let _ = write!(c, " --only {}", shell_word(m));
+                }
+                let _ = write!(c, " --repeat {}", self.repeat);
+                c
+            }
+        };
         self.push_common(&mut cmd);
         cmd
     }
 
     /// `lab bisect FILE --victim NAME --strategy S --repeat K` with this
-    /// setup's order, deadline and cgroup switch.
+    /// setup's order, deadline and cgroup switch (for a runner, `lab bisect
+    /// --libtest BIN --victim NAME --repeat K`).
     pub fn bisect_command(&self, victim: &str, strategy: &Strategy, opposite: bool) -> String {
-        let mut cmd = format!(
-            "lab bisect {} --victim {victim} --strategy {} --repeat {}{}",
-            shell_word(&self.suite),
-            shell_word(&strategy.name),
-            self.repeat,
-            self.order.flag()
-        );
+        let mut cmd = match &self.source {
+            SourceSpec::File(file) => format!(
+                "lab bisect {} --victim {} --strategy {} --repeat {}{}",
+                shell_word(file),
+                shell_word(victim),
+                shell_word(&strategy.name),
+                self.repeat,
+                self.order.flag()
+            ),
+            SourceSpec::Runner(kind) => format!(
+                "lab bisect {} --victim {} --repeat {}",
+                kind.flags().0,
+                shell_word(victim),
+                self.repeat
+            ),
+        };
         if opposite {
             cmd.push_str(" --opposite");
         }
@@ -211,11 +287,14 @@ impl Setup {
         if self.no_cgroup {
             cmd.push_str(" --no-cgroup");
         }
+        if let SourceSpec::Runner(kind) = &self.source {
+            cmd.push_str(&kind.flags().1);
+        }
     }
 }
 
 /// `word` quoted for a POSIX shell when it needs it.
-fn shell_word(word: &str) -> String {
+pub fn shell_word(word: &str) -> String {
     let plain = !word.is_empty()
         && word
             .chars()
@@ -251,7 +330,7 @@ mod tests {
 
     #[test]
     fn orders_are_written_reversed_seeded_or_given() {
-        let s = suite(6);
+        let s = Source::Suite(suite(6));
         assert_eq!(Order::Written.resolve(&s).unwrap(), [0, 1, 2, 3, 4, 5]);
         assert_eq!(Order::Reversed.resolve(&s).unwrap(), [5, 4, 3, 2, 1, 0]);
         let a = Order::Shuffled(3).resolve(&s).unwrap();

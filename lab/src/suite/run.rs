@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{Setup, Suite};
+use super::{Setup, Source};
 use crate::cgroup;
 use crate::error::LabError;
 use crate::record::Counts;
@@ -77,6 +77,9 @@ pub struct MemberReport {
     pub suite: Counts,
     /// Whether, and how, its verdict depends on the order.
     pub order_dependent: Option<Dependence>,
+    /// It fails alone in every run (and in the suite): broken, whatever
+    /// the order; not order-dependent.
+    pub broken: bool,
 }
 
 /// A member called out as order-dependent, with the commands that replay
@@ -93,6 +96,9 @@ pub struct OrderDependent {
     pub replay: String,
     /// `lab bisect ... --victim NAME ...`.
     pub bisect: String,
+    /// For a runner: the test process's own command that runs the tests up
+    /// to this one in one process (each word quoted for a shell).
+    pub command: Option<String>,
 }
 
 /// What `lab suite` reports (`--format json` prints it).
@@ -100,8 +106,14 @@ pub struct OrderDependent {
 pub struct SuiteReport {
     /// The suite's name.
     pub suite: String,
-    /// The suite file as given.
+    /// The suite file or the runner, as given.
     pub file: String,
+    /// Where the tests come from: `suite` (a suite file), `libtest`,
+    /// `pytest` or `command`.
+    pub source: String,
+    /// How the runner orders the tests it is given, when it does not keep
+    /// the order given (libtest sorts them); `null` otherwise.
+    pub order_note: Option<String>,
     /// How the order was chosen: `written`, `reversed`, `seed N`, `members`.
     pub order_rule: String,
     /// The members in the order they ran.
@@ -118,8 +130,27 @@ pub struct SuiteReport {
     /// Why no member can be order-dependent, when the members share
     /// nothing (every one runs a command at its root); `null` otherwise.
     pub warning: Option<String>,
-    /// Executions run (each one fresh supervisor).
+    /// Executions run (each one fresh supervisor; for a runner, one run of
+    /// its test process).
     pub runs: u64,
+    /// For a runner: the test process's own verdicts over the runs of the
+    /// whole suite (an `orphan` or `leak` is a process it left behind, with
+    /// its lineage in the diagnosis); `null` for a suite file.
+    pub process: Option<Counts>,
+    /// Runs of the whole suite in which some test, or the test process, did
+    /// not pass, and how many runs of the whole suite there were.
+    pub failing_suite_runs: u64,
+    /// Runs of the whole suite, every strategy.
+    pub suite_runs: u64,
+    /// Whether nothing is order-dependent, no test is broken and nothing
+    /// was left behind: what `--expect-clean` asks.
+    pub clean: bool,
+    /// The bound a clean result proves: `0 failing runs in N suite runs
+    /// (95% upper bound X%)`; `null` when not clean.
+    pub bound: Option<String>,
+    /// For a runner: the `trials.csv` where every run of its test process
+    /// is recorded (its diagnoses and output beside it); `null` otherwise.
+    pub csv: Option<String>,
     /// Whether trials ran in cgroups of their own (else: subreaper alone).
     pub cgroup: bool,
     /// Why not, when `cgroup` is false.
@@ -135,99 +166,177 @@ impl SuiteReport {
     pub fn render(&self) -> String {
         let mut s = String::new();
         let mode = cgroup::mode_label(self.cgroup, self.cgroup_note.as_deref());
-        let _ = writeln!(
-            s,
-            "lab suite {}  order {}: {}  repeat {}  kernel {}  mode {}",
-            self.suite,
-            self.order_rule,
-            self.order.join(" "),
-            self.repeat,
-            self.kernel,
-            mode
-        );
-        for strategy in &self.strategies {
-            let _ = writeln!(s, "\n{strategy}:");
-            let rows: Vec<Vec<String>> = self
-                .members
-                .iter()
-                .filter(|m| &m.strategy == strategy)
-                .map(|m| {
-                    let mark = match m.order_dependent {
-                        Some(Dependence::FailsInSuite) => "<- order-dependent",
-                        Some(Dependence::PassesOnlyInSuite) => "<- passes only in the suite",
-                        None => "",
-                    };
-                    let mut failures = m.suite.render_failures();
-                    if m.alone.failures() > 0 {
-                        let _ = write!(failures, "  (alone: {})", m.alone.render_failures());
-                    }
-                    vec![
-                        m.name.clone(),
-                        format!("{}/{}", m.alone_pass, m.repeat),
-                        format!("{}/{}", m.suite_pass, m.repeat),
-                        failures,
-                        mark.to_string(),
-                    ]
-                })
-                .collect();
-            // The marks' column, headed by nothing, only when a row has a
-            // mark: else its underline would be a stray column.
-            let mut header = vec!["member", "alone", "in the suite", "failures in the suite"];
-            let mut rows = rows;
-            if rows.iter().any(|r| !r[4].is_empty()) {
-                header.push("");
-            } else {
-                rows.iter_mut().for_each(|r| r.truncate(4));
-            }
-            s.push_str(&crate::table::text(2, &header, &rows));
+        let runner = self.process.is_some();
+        if runner {
+            let _ = writeln!(
+                s,
+                "lab suite {}  {}  repeat {}  kernel {}  mode {}",
+                self.file,
+                crate::text::plural(self.order.len() as u64, "test"),
+                self.repeat,
+                self.kernel,
+                mode
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "lab suite {}  order {}: {}  repeat {}  kernel {}  mode {}",
+                self.suite,
+                self.order_rule,
+                self.order.join(" "),
+                self.repeat,
+                self.kernel,
+                mode
+            );
         }
+        if let Some(note) = &self.order_note {
+            let _ = writeln!(s, "{note}");
+        }
+        for strategy in &self.strategies {
+            if !runner {
+                let _ = writeln!(s, "\n{strategy}:");
+            } else {
+                s.push('\n');
+            }
+            s.push_str(&self.table(strategy, runner));
+        }
+        self.render_process(&mut s);
         if let Some(w) = &self.warning {
             let _ = writeln!(s, "\nwarning: {w}");
         } else if self.order_dependent.is_empty() {
             let _ = writeln!(
                 s,
-                "\nno order-dependent member: every member has the same verdicts alone and in the suite"
+                "\nno order-dependent {}: every {0} has the same verdicts alone and in the suite",
+                if runner { "test" } else { "member" }
             );
         }
         for f in &self.order_dependent {
-            let m = self
-                .members
-                .iter()
-                .find(|m| m.name == f.name && m.strategy == f.strategy);
-            let Some(m) = m else { continue };
-            let what = match f.dependence {
-                Dependence::FailsInSuite => format!(
-                    "passes alone {}/{} and fails in the suite {}/{}",
-                    m.alone_pass,
-                    m.repeat,
-                    m.suite.failures(),
-                    m.repeat
-                ),
-                Dependence::PassesOnlyInSuite => format!(
-                    "fails alone {}/{} and passes in the suite {}/{}",
-                    m.alone.failures(),
-                    m.repeat,
-                    m.suite_pass,
-                    m.repeat
-                ),
-            };
+            self.render_finding(&mut s, f);
+        }
+        if let Some(bound) = &self.bound {
+            let _ = writeln!(s, "\nclean: {bound}");
+        }
+        if let Some(csv) = &self.csv {
+            let _ = writeln!(s, "\nruns of the test process: {csv}");
+        }
+        s
+    }
+
+    /// The table of `strategy`: a row per test.
+    fn table(&self, strategy: &str, runner: bool) -> String {
+        let rows: Vec<Vec<String>> = self
+            .members
+            .iter()
+            .filter(|m| m.strategy == strategy)
+            .map(|m| {
+                let mark = match m.order_dependent {
+                    Some(Dependence::FailsInSuite) => "<- order-dependent",
+                    Some(Dependence::PassesOnlyInSuite) => "<- passes only in the suite",
+                    None if m.broken
+                        && m.alone.count(Verdict::Orphan) + m.alone.count(Verdict::Leak) > 0 =>
+                    {
+                        "<- broken: leaves processes behind"
+                    }
+                    None if m.broken => "<- broken: fails alone too",
+                    None => "",
+                };
+                let mut failures = m.suite.render_failures();
+                if m.alone.failures() > 0 {
+                    let _ = write!(failures, "  (alone: {})", m.alone.render_failures());
+                }
+                let mut in_suite = format!("{}/{}", m.suite_pass, m.suite.runs());
+                if m.suite.runs() < m.repeat {
+                    let _ = write!(in_suite, " ({} not run)", m.repeat - m.suite.runs());
+                }
+                vec![
+                    m.name.clone(),
+                    format!("{}/{}", m.alone_pass, m.alone.runs()),
+                    in_suite,
+                    failures,
+                    mark.to_string(),
+                ]
+            })
+            .collect();
+        // The marks' column, headed by nothing, only when a row has a
+        // mark: else its underline would be a stray column.
+        let first = if runner { "test" } else { "member" };
+        let mut header = vec![first, "alone", "in the suite", "failures in the suite"];
+        let mut rows = rows;
+        if rows.iter().any(|r| !r[4].is_empty()) {
+            header.push("");
+        } else {
+            rows.iter_mut().for_each(|r| r.truncate(4));
+        }
+        crate::table::text(2, &header, &rows)
+    }
+
+    /// What the test process itself came to in the runs of the whole
+    /// suite, when it did not pass every one (a runner only).
+    fn render_process(&self, s: &mut String) {
+        let Some(p) = &self.process else { return };
+        if p.failures() == 0 {
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "\nthe test process in the runs of the whole suite: {}",
+            p.render_failures()
+        );
+        for (reason, n) in p.failing_reasons() {
+            let _ = writeln!(s, "  x{n}: {}", crate::text::bounded(&reason, 400));
+        }
+        if let Some(d) = p.diagnosis() {
+            for line in d.lines() {
+                let _ = writeln!(s, "    {line}");
+            }
+        }
+    }
+
+    /// An order-dependent test: what it did, why, and the commands.
+    fn render_finding(&self, s: &mut String, f: &OrderDependent) {
+        let m = self
+            .members
+            .iter()
+            .find(|m| m.name == f.name && m.strategy == f.strategy);
+        let Some(m) = m else { return };
+        let what = match f.dependence {
+            Dependence::FailsInSuite => format!(
+                "passes alone {}/{} and fails in the suite {}/{}",
+                m.alone_pass,
+                m.alone.runs(),
+                m.suite.failures(),
+                m.suite.runs()
+            ),
+            Dependence::PassesOnlyInSuite => format!(
+                "fails alone {}/{} and passes in the suite {}/{}",
+                m.alone.failures(),
+                m.alone.runs(),
+                m.suite_pass,
+                m.suite.runs()
+            ),
+        };
+        if self.process.is_some() {
+            let _ = writeln!(s, "\norder-dependent: {} {what}", f.name);
+        } else {
             let _ = writeln!(
                 s,
                 "\norder-dependent under {}: {} {what}",
                 f.strategy, f.name
             );
-            for (reason, n) in &m.suite.failing_reasons() {
-                let _ = writeln!(s, "  x{n}: {reason}");
-            }
-            if let Some(d) = m.suite.diagnosis() {
-                for line in d.lines() {
-                    let _ = writeln!(s, "    {line}");
-                }
-            }
-            let _ = writeln!(s, "  replay: {}", f.replay);
-            let _ = writeln!(s, "  find the cause: {}", f.bisect);
         }
-        s
+        for (reason, n) in &m.suite.failing_reasons() {
+            let _ = writeln!(s, "  x{n}: {reason}");
+        }
+        if let Some(d) = m.suite.diagnosis() {
+            for line in d.lines() {
+                let _ = writeln!(s, "    {line}");
+            }
+        }
+        let _ = writeln!(s, "  replay: {}", f.replay);
+        if let Some(c) = &f.command {
+            let _ = writeln!(s, "  the test process alone: {c}");
+        }
+        let _ = writeln!(s, "  find the cause: {}", f.bisect);
     }
 }
 
@@ -293,109 +402,199 @@ impl SuiteReport {
     }
 }
 
-/// `lab suite`: run every member of the suite alone (a fresh supervisor
-/// each) and the whole suite in one supervisor, `setup.repeat` times each,
-/// under every strategy, and tally each member.
+/// `lab suite`: run every test of the source alone (a fresh supervisor, or
+/// test process, each) and the whole list in one, `setup.repeat` times
+/// each, under every strategy (a runner: its test process, started the
+/// canonical way), and tally each test.
 ///
 /// # Errors
-/// [`LabError::Input`] for a bad suite file or order; [`LabError::Lab`]
-/// when supervisors cannot be started.
+/// [`LabError::Input`] for a bad suite file, runner or order;
+/// [`LabError::Lab`] when supervisors cannot be started.
 pub fn run(setup: &Setup, strategies: &[Strategy]) -> Result<SuiteReport, LabError> {
-    let suite = Suite::load(&setup.suite)?;
-    let order = setup.order.resolve(&suite)?;
+    let source = setup.source.load(setup.deadline)?;
+    let order = setup.order.resolve(&source)?;
+    if source.runner().is_some() {
+        // Its test processes' process events flow while the lab listens:
+        // the lineage of what they leave behind, exact.
+        let _events = crate::trial::keep_events_flowing();
+        return run_order(setup, &source, &order, strategies);
+    }
+    run_order(setup, &source, &order, strategies)
+}
+
+/// What the runs of one strategy came to.
+struct Tallies {
+    members: Vec<MemberReport>,
+    dependents: Vec<OrderDependent>,
+    process: Counts,
+    failing_suite_runs: u64,
+}
+
+/// [`run`] over the resolved `order`.
+fn run_order(
+    setup: &Setup,
+    source: &Source,
+    order: &[usize],
+    strategies: &[Strategy],
+) -> Result<SuiteReport, LabError> {
     let k = setup.repeat;
-    let exec = Executor::new(&suite, setup);
-    let mut members = Vec::new();
-    let mut dependents = Vec::new();
+    let exec = Executor::new(source, setup)?;
+    let mut all = Tallies {
+        members: Vec::new(),
+        dependents: Vec::new(),
+        process: Counts::default(),
+        failing_suite_runs: 0,
+    };
     for strategy in strategies {
-        let mut executions = Vec::new();
-        for &m in &order {
-            for r in 0..k {
-                executions.push(Execution {
-                    members: vec![m],
-                    strategy: strategy.clone(),
-                    repetition: r,
-                });
-            }
-        }
-        for r in 0..k {
-            executions.push(Execution {
-                members: order.clone(),
-                strategy: strategy.clone(),
-                repetition: r,
-            });
-        }
-        let outcomes = exec.execute_all(&executions)?;
-        let (alone_runs, suite_runs) = outcomes.split_at(order.len() * k as usize);
-        for (pos, &m) in order.iter().enumerate() {
-            let mut alone = Counts::default();
-            for o in &alone_runs[pos * k as usize..(pos + 1) * k as usize] {
-                if let Some(o) = o.first() {
-                    alone.add_outcome(o);
-                }
-            }
-            let mut in_suite = Counts::default();
-            for run in suite_runs {
-                if let Some(o) = run.get(pos) {
-                    in_suite.add_outcome(o);
-                }
-            }
-            let name = suite.members[m].name.clone();
-            let dependence = Dependence::of(&alone, &in_suite);
-            if let Some(dependence) = dependence {
-                let upto: Vec<&str> = order[..=pos]
-                    .iter()
-                    .map(|&i| suite.members[i].name.as_str())
-                    .collect();
-                dependents.push(OrderDependent {
-                    name: name.clone(),
-                    strategy: strategy.name.clone(),
-                    dependence,
-                    replay: setup.suite_command(&upto, strategy),
-                    bisect: setup.bisect_command(
-                        &name,
-                        strategy,
-                        dependence == Dependence::PassesOnlyInSuite,
-                    ),
-                });
-            }
-            members.push(MemberReport {
-                name,
-                strategy: strategy.name.clone(),
-                position: pos,
-                repeat: k,
-                alone_pass: alone.count(Verdict::Pass),
-                alone_hang: alone.count(Verdict::Hang),
-                alone_panic: alone.count(Verdict::Panic),
-                suite_pass: in_suite.count(Verdict::Pass),
-                suite_hang: in_suite.count(Verdict::Hang),
-                suite_panic: in_suite.count(Verdict::Panic),
-                alone,
-                suite: in_suite,
-                order_dependent: dependence,
-            });
-        }
+        run_strategy(setup, source, order, strategy, &exec, &mut all)?;
     }
     let (cgroup, cgroup_note) = exec.cgroup();
     let runs = exec.runs();
+    exec.finish()?;
+    let csv = exec.csv().map(|p| p.display().to_string());
     drop(exec);
+    let suite_runs = k * strategies.len() as u64;
+    let left_behind = all.process.failures() > 0
+        || all
+            .members
+            .iter()
+            .any(|m| m.alone.count(Verdict::Orphan) + m.alone.count(Verdict::Leak) > 0);
+    let clean = all.dependents.is_empty() && !all.members.iter().any(|m| m.broken) && !left_behind;
+    let bound = clean.then(|| {
+        let rate = crate::stats::Rate::wilson(all.failing_suite_runs, suite_runs);
+        format!(
+            "{} failing runs in {} (95% upper bound {}%): no test order-dependent, none broken, \
+             nothing left behind",
+            all.failing_suite_runs,
+            crate::text::plural(suite_runs, "suite run"),
+            crate::stats::percent(rate.high)
+        )
+    });
+    let runner = source.runner();
     Ok(SuiteReport {
-        suite: suite.name.clone(),
-        file: setup.suite.clone(),
+        suite: source.name(),
+        file: setup.source.label(),
+        source: runner.map_or("suite".into(), |_| source.name()),
+        order_note: runner.filter(|r| r.sorts()).map(|_| {
+            "libtest runs the names it is given in its own sorted order (the order of its list), \
+             not in the order given"
+                .to_string()
+        }),
         order_rule: setup.order.describe(),
         order: order
             .iter()
-            .map(|&i| suite.members[i].name.clone())
+            .map(|&i| source.name_of(i).to_string())
             .collect(),
         repeat: k,
         strategies: strategies.iter().map(|s| s.name.clone()).collect(),
-        members,
-        order_dependent: dependents,
-        warning: super::shares_nothing(&suite, &order),
+        members: all.members,
+        order_dependent: all.dependents,
+        warning: super::shares_nothing(source, order),
         runs,
+        process: runner.map(|_| all.process),
+        failing_suite_runs: all.failing_suite_runs,
+        suite_runs,
+        clean,
+        bound,
+        csv,
         cgroup,
         cgroup_note,
         kernel: crate::record::row::kernel(),
         lab_version: env!("CARGO_PKG_VERSION").to_string(),
     })
+}
+
+/// Every test alone and the whole order, K times each, under `strategy`;
+/// the tallies added to `all`.
+fn run_strategy(
+    setup: &Setup,
+    source: &Source,
+    order: &[usize],
+    strategy: &Strategy,
+    exec: &Executor<'_>,
+    all: &mut Tallies,
+) -> Result<(), LabError> {
+    let k = setup.repeat;
+    let execution = |members: Vec<usize>, repetition: u64| Execution {
+        members,
+        strategy: strategy.clone(),
+        repetition,
+    };
+    let mut executions = Vec::new();
+    for &m in order {
+        executions.extend((0..k).map(|r| execution(vec![m], r)));
+    }
+    executions.extend((0..k).map(|r| execution(order.to_vec(), r)));
+    let ran = exec.execute_all(&executions)?;
+    let (alone_runs, suite_runs) = ran.split_at(order.len() * k as usize);
+    for run in suite_runs {
+        let failed = run
+            .tests
+            .iter()
+            .any(|t| t.as_ref().is_some_and(|o| o.verdict != Verdict::Pass));
+        let process_failed = run.process.as_ref().is_some_and(|p| {
+            all.process.add_outcome(p);
+            p.verdict != Verdict::Pass
+        });
+        all.failing_suite_runs += u64::from(failed || process_failed);
+    }
+    for (pos, &m) in order.iter().enumerate() {
+        let mut alone = Counts::default();
+        for run in &alone_runs[pos * k as usize..(pos + 1) * k as usize] {
+            if let Some(Some(o)) = run.tests.first() {
+                alone.add_outcome(o);
+            }
+        }
+        let mut in_suite = Counts::default();
+        for run in suite_runs {
+            if let Some(Some(o)) = run.tests.get(pos) {
+                in_suite.add_outcome(o);
+            }
+        }
+        let name = source.name_of(m).to_string();
+        // A runner's test that leaves processes behind alone is judged so
+        // alone; in a run of the whole list its leftovers are the test
+        // process's, not its own, so it "passes" there: not a dependence.
+        let leftovers = alone.count(Verdict::Orphan) + alone.count(Verdict::Leak);
+        let dependence = if source.runner().is_some() && leftovers > 0 {
+            None
+        } else {
+            Dependence::of(&alone, &in_suite)
+        };
+        if let Some(dependence) = dependence {
+            let upto: Vec<&str> = order[..=pos].iter().map(|&i| source.name_of(i)).collect();
+            all.dependents.push(OrderDependent {
+                name: name.clone(),
+                strategy: strategy.name.clone(),
+                dependence,
+                replay: setup.suite_command(&upto, strategy),
+                bisect: setup.bisect_command(
+                    &name,
+                    strategy,
+                    dependence == Dependence::PassesOnlyInSuite,
+                ),
+                command: source.runner().and_then(|r| r.command_line(&upto)),
+            });
+        }
+        // Fails alone in every run and never passes in the suite either
+        // (a test that passes only after another is order-dependent).
+        let broken = dependence.is_none() && alone.runs() > 0 && alone.failures() == alone.runs();
+        all.members.push(MemberReport {
+            name,
+            strategy: strategy.name.clone(),
+            position: pos,
+            repeat: k,
+            alone_pass: alone.count(Verdict::Pass),
+            alone_hang: alone.count(Verdict::Hang),
+            alone_panic: alone.count(Verdict::Panic),
+            suite_pass: in_suite.count(Verdict::Pass),
+            suite_hang: in_suite.count(Verdict::Hang),
+            suite_panic: in_suite.count(Verdict::Panic),
+            alone,
+            suite: in_suite,
+            order_dependent: dependence,
+            broken,
+        });
+    }
+    Ok(())
 }

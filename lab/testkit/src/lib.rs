@@ -40,6 +40,7 @@ pub const KNOWN: &[&str] = &[
     "gdb",
     "strace",
     "python3",
+    "pytest",
     "man",
 ];
 
@@ -89,6 +90,20 @@ pub const ROOT: Capability = Capability::new("root", || {
 pub const GDB: Capability = Capability::new("gdb", || program("gdb"));
 /// `python3` on `PATH`.
 pub const PYTHON3: Capability = Capability::new("python3", || program("python3"));
+/// pytest for `python3` (`python3 -m pytest --version` exits 0; `.ci/run`
+/// installs it with pip).
+pub const PYTEST: Capability = Capability::new("pytest", || {
+    match Command::new("python3")
+        .args(["-m", "pytest", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(s) if s.success() => Ok(()),
+        Ok(_) => Err("pytest is not installed for python3 (python3 -m pip install pytest)".into()),
+        Err(e) => Err(format!("python3 is not installed ({e})")),
+    }
+});
 
 /// Whether `name --version` runs (the program is on `PATH` and starts).
 pub fn program(name: &str) -> Result<(), String> {
