@@ -39,7 +39,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -48,7 +48,7 @@ use rustix::pipe::{pipe_with, PipeFlags};
 use crate::error::LabError;
 use crate::pidns::HOST_PROC_FD;
 use crate::trial::protocol::TrialRequest;
-use crate::trial::protocol::{BYE, MODE_ARG, PLAN_FD, RELEASE, RESULT_FD};
+use crate::trial::protocol::{BYE, CONTROL_FD, MODE_ARG, PLAN_FD, RELEASE, RESULT_FD, WRAP_ARG};
 use crate::verdict::Outcome;
 use lifeline::{PidNamespace, Pidfd, Spawn};
 
@@ -129,7 +129,7 @@ fn probe(exe: &Path) -> PidNsMode {
     let mut why = Vec::new();
     for &ns in forms {
         let mode = PidNsMode::Own(ns);
-        match SupervisorHandle::spawn(exe, &mode, None) {
+        match SupervisorHandle::spawn(exe, &mode, None, None) {
             Ok(probe) => {
                 drop(probe);
                 return mode;
@@ -139,7 +139,7 @@ fn probe(exe: &Path) -> PidNsMode {
     }
     // Not the namespaces' fault when a supervisor cannot start at all (a
     // missing binary, no fds left): the start that follows reports that.
-    if let Err(e) = SupervisorHandle::spawn(exe, &PidNsMode::None(String::new()), None) {
+    if let Err(e) = SupervisorHandle::spawn(exe, &PidNsMode::None(String::new()), None, None) {
         return PidNsMode::None(format!("no supervisor could start to find out: {e}"));
     }
     PidNsMode::None(format!(
@@ -272,9 +272,38 @@ impl SupervisorHandle {
                 mode: mode.describe(),
             });
         }
-        SupervisorHandle::spawn(exe, mode, lab_cgroup).map_err(|source| SupervisorError::Start {
-            exe: exe.to_path_buf(),
-            source,
+        SupervisorHandle::spawn(exe, mode, lab_cgroup, None).map_err(|source| {
+            SupervisorError::Start {
+                exe: exe.to_path_buf(),
+                source,
+            }
+        })
+    }
+
+    /// Start a wrap supervisor (`lab wrap`), as [`SupervisorHandle::start`]
+    /// but with the lab's own stdin, stdout and stderr, which it hands to
+    /// the program untouched, and the read end `control` of the pipe on
+    /// which the lab forwards signals at [`CONTROL_FD`].
+    ///
+    /// # Errors
+    /// As [`SupervisorHandle::start`].
+    pub fn start_wrap(
+        exe: &Path,
+        lab_cgroup: Option<&Path>,
+        control: BorrowedFd<'_>,
+    ) -> Result<SupervisorHandle, SupervisorError> {
+        let mode = pid_namespace(exe);
+        if let (PidNsMode::None(_), Some(why)) = (mode, foreign_proc()) {
+            return Err(SupervisorError::ForeignProc {
+                why: why.clone(),
+                mode: mode.describe(),
+            });
+        }
+        SupervisorHandle::spawn(exe, mode, lab_cgroup, Some(control)).map_err(|source| {
+            SupervisorError::Start {
+                exe: exe.to_path_buf(),
+                source,
+            }
         })
     }
 
@@ -282,6 +311,7 @@ impl SupervisorHandle {
         exe: &Path,
         mode: &PidNsMode,
         lab_cgroup: Option<&Path>,
+        wrap: Option<BorrowedFd<'_>>,
     ) -> io::Result<SupervisorHandle> {
         let (res_read, res_write) = pipe_with(PipeFlags::CLOEXEC)?;
         // Read and write: a node or a `command` leaf that prints to an
@@ -301,6 +331,12 @@ impl SupervisorHandle {
             (stderr.as_fd(), 2),
             (res_write.as_fd(), RESULT_FD),
         ];
+        let (stdin, stdout) = (io::stdin(), io::stdout());
+        if let Some(control) = wrap {
+            map[0] = (stdin.as_fd(), 0);
+            map[1] = (stdout.as_fd(), 1);
+            map.push((control, CONTROL_FD));
+        }
         let mut spawn = Spawn::default();
         // The lab's /proc, which the supervisor's own /proc will hide.
         let host_proc: Option<OwnedFd> = match mode.namespace() {
@@ -314,6 +350,9 @@ impl SupervisorHandle {
             map.push((fd.as_fd(), HOST_PROC_FD));
         }
         let mut args = vec![arg0, arg1];
+        if wrap.is_some() {
+            args.push(CString::new(WRAP_ARG)?);
+        }
         if let Some(dir) = lab_cgroup {
             args.push(CString::new("--lab-cgroup")?);
             args.push(CString::new(dir.as_os_str().as_bytes())?);

@@ -250,6 +250,8 @@ pub(super) fn outcome(plan: &Plan, obs: &Observation, end: Ending, time_us: u64)
         timings: Default::default(),
         output: None,
         trace: None,
+        root_exit: None,
+        named: Vec::new(),
     }
 }
 

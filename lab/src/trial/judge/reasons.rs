@@ -182,6 +182,7 @@ fn hung(
     );
     if o.verdict == Verdict::Hang {
         o.hung = alive.count;
+        o.named = named(&alive);
         o.survivors = survivors(alive);
     }
     o
@@ -258,9 +259,24 @@ pub(in crate::trial) fn orphans(
     let mut o = outcome(plan, obs, end, time_us);
     if o.verdict == Verdict::Orphan {
         o.orphans = alive.count;
+        o.named = named(&alive);
         o.survivors = survivors(alive);
     }
     o
+}
+
+/// The processes outside the plan, each with its command line
+/// ([`Outcome::named`](crate::verdict::Outcome::named)).
+fn named(alive: &Alive) -> Vec<crate::verdict::NamedProcess> {
+    alive
+        .outside
+        .iter()
+        .zip(&alive.outside_commands)
+        .map(|(d, c)| crate::verdict::NamedProcess {
+            command: c.clone(),
+            description: d.clone(),
+        })
+        .collect()
 }
 
 /// The survivors as a trial's result names them: the live nodes' paths,
