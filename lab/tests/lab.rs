@@ -71,6 +71,7 @@ fn main() -> ExitCode {
         suite::tests,
         survivors::tests,
         trust::tests,
+        wrap::tests,
     ] {
         all.extend(module());
     }
@@ -729,6 +730,8 @@ mod layout;
 mod lineage;
 #[path = "lab/trust.rs"]
 mod trust;
+#[path = "lab/wrap.rs"]
+mod wrap;
 
 tests! {
     nested_canonical_passes_and_legacy_orphans_in_cgroup_mode needs CGROUP;

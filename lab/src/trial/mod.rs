@@ -43,7 +43,7 @@ pub mod protocol;
 mod settle;
 mod setup;
 mod stray;
-mod wrap_control;
+pub mod wrap_control;
 
 use crate::cgroup::TrialCgroup;
 use crate::node::guard::refusal;

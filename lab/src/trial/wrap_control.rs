@@ -15,6 +15,10 @@ use super::Course;
 use crate::signal::Sig;
 use crate::verdict::{Outcome, Verdict};
 
+/// The verdict word of a diagnosis taken at a forwarded SIGTERM (its
+/// subject's `verdict`): the program was still running.
+pub const TERM_SUBJECT: &str = "running at SIGTERM";
+
 impl Course<'_> {
     /// Read what the lab wrote on the control pipe (the poll said it is
     /// readable) and forward each signal. At EOF (the lab closed it) the
@@ -56,7 +60,7 @@ impl Course<'_> {
             o.verdict = Verdict::Hang;
             self.diagnose_if(&mut o, Verdict::Hang);
             self.term_diagnosis = o.diagnosis.map(|mut d| {
-                d.subject.verdict = "running at SIGTERM".into();
+                d.subject.verdict = TERM_SUBJECT.into();
                 d
             });
         }

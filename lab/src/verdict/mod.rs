@@ -157,7 +157,8 @@ pub struct Outcome {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_exit: Option<i64>,
     /// Under a program run as the root, the live processes outside the
-    /// plan of an orphan or hang verdict, one by one: each one's command
+    /// plan of a hang, or alive after the program exited (whatever verdict
+    /// outranked the orphan: a `fail` too), one by one: each one's command
     /// line and its description with its lineage (`pid N (`sleep 30`),
     /// started by ...`), in the order of the reason. `lab wrap` names and
     /// allows survivors from it.

@@ -14,6 +14,7 @@
 
 use crate::forensics::Diagnosis;
 use crate::text::bounded;
+use crate::trial::wrap_control::TERM_SUBJECT;
 use crate::verdict::{NamedProcess, Outcome, Verdict};
 
 /// The default of `--orphan-exit`: 99. Not a status any runner gives a
@@ -134,6 +135,7 @@ pub fn judge(command: &str, o: &Outcome, rules: &Rules) -> Judgement {
     };
     let allowed: Vec<String> = allowed.iter().map(|p| p.description.clone()).collect();
     let how = ended(o.root_exit);
+    let at_term = term_diagnosis(o);
     if reported.is_empty() && held.is_empty() {
         let status = own.unwrap_or(LAB_EXIT);
         let mut text = format!("lab wrap: `{cmd}` {how}; nothing left behind\n");
@@ -189,6 +191,7 @@ pub fn judge(command: &str, o: &Outcome, rules: &Rules) -> Judgement {
     if !allowed.is_empty() {
         text.push_str(&format!("  allowed (--allow): {}\n", allowed.join("; ")));
     }
+    text.push_str(&at_term);
     Judgement {
         status,
         verdict,
@@ -220,13 +223,33 @@ fn hang(cmd: &str, o: &Outcome) -> Judgement {
     }
 }
 
+/// The diagnosis taken when a SIGTERM (a runner's timeout) found the
+/// program running, before it got it, as lines of the report; empty when
+/// none was.
+fn term_diagnosis(o: &Outcome) -> String {
+    let Some(d) = o
+        .diagnosis
+        .as_ref()
+        .filter(|d| d.subject.verdict == TERM_SUBJECT)
+    else {
+        return String::new();
+    };
+    let mut text = "  diagnosed at SIGTERM, before the program got it:\n".to_string();
+    for line in d.summary().lines().skip(1) {
+        text.push_str(&format!("  {line}\n"));
+    }
+    text
+}
+
 /// The evidence of an orphan reason (`alive after `X` exited once the
 /// trial was quiescent (...)`): the reason up to its list of processes.
 fn evidence(reason: &str) -> Option<&str> {
     let list = reason.find(" outside the plan: ")?;
     let head = &reason[..list];
     let cut = head.rfind(": ")?;
-    Some(&reason[..cut])
+    // After a `fail` it outranks, the orphan's own words.
+    let from = head.find("alive after").unwrap_or(0);
+    Some(&reason[from.min(cut)..cut])
 }
 
 /// The diagnosis's line on the survivor `description` names (`pid N`):

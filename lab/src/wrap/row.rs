@@ -70,10 +70,13 @@ pub fn append(file: &Path, w: &Wrapped) -> Result<Option<PathBuf>, LabError> {
 fn write_row(dir: &OwnDir, name: &str, row: &TrialRow) -> io::Result<()> {
     let file = match dir.open_file(name, true) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // Made whole with its header (another wrap may win the race),
+            // then opened again for appending like any existing one.
             match dir.create_whole(name, &header(), false) {
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => dir.open_file(name, true)?,
-                f => f?,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                f => drop(f?),
             }
+            dir.open_file(name, true)?
         }
         f => f?,
     };

@@ -257,9 +257,11 @@ pub(in crate::trial) fn orphans(
         ..Ending::new(Verdict::Orphan, Some(reason), rung)
     };
     let mut o = outcome(plan, obs, end, time_us);
+    // Named whatever outranked the orphan (a program that failed and left
+    // processes behind): `lab wrap` reports both.
+    o.named = named(&alive);
     if o.verdict == Verdict::Orphan {
         o.orphans = alive.count;
-        o.named = named(&alive);
         o.survivors = survivors(alive);
     }
     o
