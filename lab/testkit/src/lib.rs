@@ -85,6 +85,9 @@ pub const ROOT: Capability = Capability::new("root", || {
     }
 });
 
+/// `cargo-nextest` on `PATH` (`.ci/run` installs it where it can).
+pub const NEXTEST: Capability = Capability::new("nextest", || program("cargo-nextest"));
+
 /// `gdb` on `PATH`.
 pub const GDB: Capability = Capability::new("gdb", || program("gdb"));
 /// `python3` on `PATH`.

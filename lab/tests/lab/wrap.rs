@@ -267,6 +267,174 @@ fn rows_of_concurrent_wraps_append_to_one_csv() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+fn unprivileged_it_falls_back_to_the_subreaper_and_says_so_once() {
+    use std::os::unix::process::CommandExt;
+    for envs in [&[][..], &[("LAB_PID_NAMESPACE", "off")][..]] {
+        let marker = Marker::new();
+        let out = marker
+            .command(LAB)
+            .args(["wrap", "--", "sh", "-c", "sleep 3012 & echo hi"])
+            .envs(envs.iter().copied())
+            .current_dir("/")
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap();
+        marker.assert_gone("an unprivileged lab wrap");
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(99), "{err}");
+        assert_eq!(text(&out.stdout), "hi\n");
+        assert_eq!(err.matches("supervisor's subreaper").count(), 1, "{err}");
+        assert!(err.contains("no cgroup"), "{err}");
+        assert_eq!(err.contains("no pid namespace"), !envs.is_empty(), "{err}");
+        assert!(err.contains("`sleep 3012`"), "{err}");
+    }
+}
+
+/// The fixture crate of these tests (its own workspace, no dependencies).
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wrap-tests")
+}
+
+/// `cargo ARGS --offline` on the fixture, its target directory `target`,
+/// with `envs`; the lab's marker set, and nothing of it left afterwards
+/// unless `leaves` (then the caller ends what is left).
+fn cargo(args: &[&str], target: &Path, envs: &[(&str, &str)], leaves: bool) -> (Output, Marker) {
+    let marker = Marker::new();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = marker.command(cargo);
+    cmd.args(args)
+        .arg("--offline")
+        .current_dir(fixture())
+        .env("CARGO_TARGET_DIR", target)
+        .env_remove(runner_var())
+        .envs(envs.iter().copied());
+    let out = cmd.output().unwrap();
+    if !leaves {
+        marker.assert_gone(&format!("cargo {}", args.join(" ")));
+    }
+    (out, marker)
+}
+
+/// Cargo's runner variable for this machine's target
+/// (`CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER`), from `rustc -vV`.
+fn runner_var() -> String {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let out = Command::new(rustc).arg("-vV").output().unwrap();
+    let host = text(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .expect("rustc -vV names its host");
+    format!(
+        "CARGO_TARGET_{}_RUNNER",
+        host.to_uppercase().replace(['-', '.'], "_")
+    )
+}
+
+/// `test result: ok. ... finished in 0.01s` without its time.
+fn untimed(s: &str) -> String {
+    s.lines()
+        .map(|l| l.split("; finished in").next().unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn cargo_test_runs_each_test_binary_through_lab_wrap() {
+    let target = out_dir("wrap-cargo");
+    let runner = format!("{LAB} wrap --");
+    let var = runner_var();
+    let (bare, _) = cargo(&["test", "--test", "clean"], &target, &[], false);
+    assert!(bare.status.success(), "{}", text(&bare.stderr));
+    let (wrapped, _) = cargo(
+        &["test", "--test", "clean"],
+        &target,
+        &[(&var, &runner)],
+        false,
+    );
+    let err = text(&wrapped.stderr);
+    assert!(wrapped.status.success(), "{err}");
+    assert_eq!(
+        untimed(&text(&wrapped.stdout)),
+        untimed(&text(&bare.stdout)),
+        "output unchanged"
+    );
+    assert!(err.contains("nothing left behind"), "{err}");
+    let (daemon, _) = cargo(
+        &["test", "--test", "daemon"],
+        &target,
+        &[(&var, &runner)],
+        false,
+    );
+    let err = text(&daemon.stderr);
+    assert!(!daemon.status.success(), "{err}");
+    assert!(
+        err.contains("orphan: pid") && err.contains("(`sleep 3021`), started by `"),
+        "{err}"
+    );
+    assert!(
+        err.contains("/deps/daemon-") && err.contains("left its session (setsid)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("(exit status: 99)"),
+        "cargo names the wrap's status: {err}"
+    );
+    let _ = std::fs::remove_dir_all(&target);
+}
+
+fn nextest_fails_the_daemon_test_under_the_wrapper_and_passes_it_without() {
+    let target = out_dir("wrap-nextest");
+    std::fs::create_dir_all(&target).unwrap();
+    let config = target.join("nextest.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "experimental = [\"wrapper-scripts\"]\n\n[scripts.wrapper.lab]\ncommand = [\"{LAB}\", \"wrap\", \"--\"]\n\n\
+             [[profile.default.scripts]]\nfilter = \"all()\"\nrun-wrapper = \"lab\"\n"
+        ),
+    )
+    .unwrap();
+    let run = [
+        "nextest",
+        "run",
+        "--no-fail-fast",
+        "--config-file",
+        config.to_str().unwrap(),
+    ];
+    let (wrapped, _) = cargo(&run, &target, &[], false);
+    let all = format!("{}{}", text(&wrapped.stdout), text(&wrapped.stderr));
+    assert!(!wrapped.status.success(), "{all}");
+    assert!(
+        all.contains("FAIL") && all.contains("wrap-tests::daemon starts_a_daemon"),
+        "{all}"
+    );
+    assert!(
+        all.contains("PASS") && all.contains("wrap-tests::clean adds"),
+        "{all}"
+    );
+    assert!(
+        all.contains("(`sleep 3021`), started by `") && all.contains("exit code 99"),
+        "{all}"
+    );
+    // Without the wrapper nextest passes it, and the daemon lives on: ended here.
+    let (bare, marker) = cargo(&["nextest", "run", "--no-fail-fast"], &target, &[], true);
+    let all = format!("{}{}", text(&bare.stdout), text(&bare.stderr));
+    let left = marker.processes();
+    for (pid, _) in &left {
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(*pid).unwrap(),
+            rustix::process::Signal::KILL,
+        );
+    }
+    marker.wait_gone();
+    assert!(bare.status.success(), "{all}");
+    assert!(
+        left.iter().any(|(_, c)| c.contains("sleep 3021")),
+        "the daemon nextest let live: {left:?}"
+    );
+    let _ = std::fs::remove_dir_all(&target);
+}
+
 tests! {
     exit_status_and_output_are_the_programs;
     a_survivor_is_named_with_its_lineage_and_ended;
@@ -277,4 +445,7 @@ tests! {
     a_deadline_diagnoses_the_running_program_then_124;
     a_wrap_inside_a_wrap_reports_once_each;
     rows_of_concurrent_wraps_append_to_one_csv;
+    unprivileged_it_falls_back_to_the_subreaper_and_says_so_once needs testkit::ROOT;
+    cargo_test_runs_each_test_binary_through_lab_wrap;
+    nextest_fails_the_daemon_test_under_the_wrapper_and_passes_it_without needs testkit::NEXTEST;
 }
