@@ -292,6 +292,23 @@ impl SupervisorHandle {
         lab_cgroup: Option<&Path>,
         control: BorrowedFd<'_>,
     ) -> Result<SupervisorHandle, SupervisorError> {
+        // One supervisor, so no probe first: the first namespaced form that
+        // starts is the supervisor, and decides the mode of this process.
+        if MODE.get().is_none() && std::env::var_os("LAB_PID_NAMESPACE").is_none_or(|v| v != "off")
+        {
+            let forms: &[PidNamespace] = if rustix::process::geteuid().is_root() {
+                &[PidNamespace::Plain, PidNamespace::WithUser]
+            } else {
+                &[PidNamespace::WithUser]
+            };
+            for &ns in forms {
+                let mode = PidNsMode::Own(ns);
+                if let Ok(h) = SupervisorHandle::spawn(exe, &mode, lab_cgroup, Some(control)) {
+                    let _ = MODE.set(mode);
+                    return Ok(h);
+                }
+            }
+        }
         let mode = pid_namespace(exe);
         if let (PidNsMode::None(_), Some(why)) = (mode, foreign_proc()) {
             return Err(SupervisorError::ForeignProc {

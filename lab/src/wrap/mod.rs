@@ -123,10 +123,14 @@ pub fn run(args: &WrapArgs, control: std::os::fd::BorrowedFd<'_>) -> Result<Wrap
     if let PidNsMode::None(why) = crate::session::handle::pid_namespace(&args.exe) {
         fallback.push(format!("no pid namespace ({why})"));
     }
+    let contained = if cgroup.is_some() {
+        "the trial's cgroup"
+    } else {
+        "the supervisor's subreaper"
+    };
     let fallback = (!fallback.is_empty()).then(|| {
         format!(
-            "lab wrap: {}: the program ran under the supervisor's subreaper, which still \
-             finds and ends what it leaves",
+            "lab wrap: {}: {contained} still finds and ends what the program leaves",
             fallback.join("; ")
         )
     });
