@@ -174,7 +174,7 @@ pub fn judge(command: &str, o: &Outcome, rules: &Rules) -> Judgement {
         .unwrap_or("alive after it exited");
     let mut text = format!(
         "lab wrap: {verdict}: `{cmd}` {how} and left {} behind (all ended now); exit status {status}\n",
-        crate::text::plural(reported.len().max(held.len()) as u64, "process"),
+        crate::text::plural(o.named.len().max(reported.len()) as u64, "process"),
     );
     let mut reasons = Vec::new();
     for p in &reported {
@@ -298,4 +298,78 @@ fn holders(d: Option<&Diagnosis>, stdio: &[(&'static str, String)]) -> Vec<Strin
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> Rules {
+        Rules {
+            orphan_exit: DEFAULT_ORPHAN_EXIT,
+            ..Rules::default()
+        }
+    }
+
+    fn ended_with(exit: i64, named: &[&str]) -> Outcome {
+        let mut o = Outcome::error(String::new(), 0);
+        o.verdict = if named.is_empty() {
+            Verdict::Pass
+        } else {
+            Verdict::Orphan
+        };
+        o.reason = (!named.is_empty()).then(|| {
+            "alive after `t` exited once the trial was quiescent (x): 1 process outside the plan: y"
+                .to_string()
+        });
+        o.root_exit = Some(exit);
+        o.named = named
+            .iter()
+            .map(|c| NamedProcess {
+                command: c.to_string(),
+                description: format!("pid 7 (`{c}`)"),
+            })
+            .collect();
+        o
+    }
+
+    #[test]
+    fn patterns_match_whole_command_lines() {
+        assert!(matches("sleep *", "sleep 30"));
+        assert!(matches("*daemon*", "/usr/bin/my-daemon --fg"));
+        assert!(matches("sleep 3?", "sleep 30"));
+        assert!(!matches("sleep", "sleep 30"));
+        assert!(!matches("sleep 3?", "sleep 300"));
+        assert!(matches("*", ""));
+    }
+
+    #[test]
+    fn the_status_is_the_programs_unless_it_left_something() {
+        assert_eq!(shell_status(256 + 15), 143);
+        let j = judge("t", &ended_with(0, &[]), &rules());
+        assert_eq!((j.status, j.verdict), (0, Verdict::Pass));
+        assert_eq!(j.text.lines().count(), 1);
+        let j = judge("t", &ended_with(256 + 9, &[]), &rules());
+        assert_eq!((j.status, j.verdict), (137, Verdict::Fail));
+        let j = judge("t", &ended_with(0, &["sleep 30"]), &rules());
+        assert_eq!((j.status, j.verdict), (99, Verdict::Orphan));
+        assert!(j.text.contains("orphan: pid 7 (`sleep 30`)"), "{}", j.text);
+        assert!(j
+            .text
+            .contains("    alive after `t` exited once the trial was quiescent (x)\n"));
+        let j = judge("t", &ended_with(4, &["sleep 30"]), &rules());
+        assert_eq!((j.status, j.verdict), (4, Verdict::Orphan));
+        let mut allow = rules();
+        allow.allow = vec!["sleep *".into()];
+        let j = judge("t", &ended_with(0, &["sleep 30"]), &allow);
+        assert_eq!(
+            (j.status, j.verdict, j.allowed.len()),
+            (0, Verdict::Pass, 1)
+        );
+        let mut o = ended_with(0, &[]);
+        o.verdict = Verdict::Error;
+        assert_eq!(judge("t", &o, &rules()).status, LAB_EXIT);
+        o.verdict = Verdict::Hang;
+        assert_eq!(judge("t", &o, &rules()).status, DEADLINE_EXIT);
+    }
 }
