@@ -20,6 +20,7 @@
 //! them; [`judge`] turns that into `lab wrap`'s exit status and report;
 //! [`row`] appends the trial to a results CSV.
 
+pub mod bench;
 pub mod forward;
 pub mod judge;
 pub mod lookup;
