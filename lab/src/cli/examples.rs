@@ -47,7 +47,7 @@ static EXAMPLES: &[(&str, &[Example])] = &[
     ]),
     ("wrap", &[
         ex("A shell that leaves a background sleep: its output as it is, then the sleep named with its lineage; exit 99", "lab wrap -- sh -c 'sleep 300 & echo done'"),
-        ex("Every test binary of cargo test as a trial", "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER='lab wrap --' cargo test"),
+        ex("A test binary as cargo runs it with CARGO_TARGET_<TRIPLE>_RUNNER='lab wrap --' (every test binary of cargo test a trial)", "lab wrap -- target/debug/deps/mytests-0123abcd"),
         ex("A CI step, one results row appended per wrap", "lab wrap --report results/wrap/trials.csv -- make test"),
     ]),
     ("fuzz", &[
