@@ -18,6 +18,9 @@
 //! [`Outcome`] per line. The lab ends it with a `bye` line; EOF or
 //! POLLHUP on fd 3 without one means the lab is gone: the
 //! supervisor ends the trial in flight, leaves nothing behind, and exits.
+//! A wrap supervisor (`lab wrap`, started with `--wrap`) has the lab's own
+//! fds 0, 1 and 2, which it hands the program untouched, and at fd 6 the
+//! control pipe of the signals the lab forwards (`trial/wrap_control.rs`).
 //!
 //! # Its PID namespace
 //!
