@@ -41,6 +41,7 @@ pub const KNOWN: &[&str] = &[
     "strace",
     "python3",
     "man",
+    "nextest",
 ];
 
 /// Something of the machine a test needs: a name (one of [`KNOWN`]) and a
