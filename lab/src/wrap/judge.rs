@@ -145,6 +145,7 @@ pub fn judge(command: &str, o: &Outcome, rules: &Rules) -> Judgement {
                 allowed.join("; ")
             );
         }
+        text.push_str(&at_term);
         let verdict = if status == 0 {
             Verdict::Pass
         } else {

@@ -188,6 +188,23 @@ fn signals_reach_the_program_and_sigterm_is_diagnosed_first() {
         );
         marker.assert_gone("lab wrap");
     }
+    // A program that dies of the SIGTERM: diagnosed first all the same.
+    let (child, _out, marker) = started("echo ready; exec sleep 3013");
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let o = child.wait_with_output().unwrap();
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(143), "{err}");
+    assert!(
+        err.contains("diagnosed at SIGTERM, before the program got it"),
+        "{err}"
+    );
+    // (The shell may not have exec'd the sleep yet: its state, whichever.)
+    assert!(
+        err.contains("    node root  pid "),
+        "the program's line: {err}"
+    );
+    marker.assert_gone("lab wrap");
 }
 
 fn a_sigkilled_wrap_leaves_nothing() {
