@@ -44,3 +44,4 @@ pub mod text;
 pub mod trace;
 pub mod trial;
 pub mod verdict;
+pub mod wrap;

@@ -18,6 +18,9 @@
 //! [`Outcome`] per line. The lab ends it with a `bye` line; EOF or
 //! POLLHUP on fd 3 without one means the lab is gone: the
 //! supervisor ends the trial in flight, leaves nothing behind, and exits.
+//! A wrap supervisor (`lab wrap`, started with `--wrap`) has the lab's own
+//! fds 0, 1 and 2, which it hands the program untouched, and at fd 6 the
+//! control pipe of the signals the lab forwards (`trial/wrap_control.rs`).
 //!
 //! # Its PID namespace
 //!
@@ -47,15 +50,17 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsFd;
 
 use crate::trial;
-use crate::trial::protocol::{TrialRequest, BYE, PLAN_FD, RESULT_FD};
+use crate::trial::protocol::{TrialRequest, BYE, CONTROL_FD, PLAN_FD, RESULT_FD};
 use crate::verdict::Outcome;
 
 /// Run the supervisor loop until the lab closes the lifeline. Returns the
 /// process exit code: 0 on a clean end, 3 when it could not work.
 /// `lab_cgroup` is the lab's cgroup (`--lab-cgroup`), known from the start
 /// so that a lab that dies before its first request still has its cgroup
-/// removed by the last supervisor out.
-pub fn main(lab_cgroup: Option<std::path::PathBuf>) -> i32 {
+/// removed by the last supervisor out. A `wrap` supervisor (`lab wrap`)
+/// also has the control pipe at [`CONTROL_FD`], whose signals it forwards
+/// to the program, and hands the program its own stdio.
+pub fn main(lab_cgroup: Option<std::path::PathBuf>, wrap: bool) -> i32 {
     // Out of the lab's session: a Ctrl-C at the terminal reaches the lab,
     // whose death the supervisor then sees on its lifeline and cleans up.
     let _ = rustix::process::setsid();
@@ -85,9 +90,23 @@ pub fn main(lab_cgroup: Option<std::path::PathBuf>) -> i32 {
             return 3;
         }
     };
+    let control = match wrap.then(|| lifeline::claim_inherited(CONTROL_FD)) {
+        Some(Ok(fd)) => Some(fd),
+        Some(Err(_)) => {
+            say("lab supervisor: started with --wrap without its fd 6");
+            return 3;
+        }
+        None => None,
+    };
     let mut results = File::from(results);
     let mut lab_cgroup = lab_cgroup;
-    let code = serve(reader, &mut results, &plans, &mut lab_cgroup);
+    let code = serve(
+        reader,
+        &mut results,
+        &plans,
+        control.as_ref(),
+        &mut lab_cgroup,
+    );
     // If the lab died, nobody else removes its cgroup: the last supervisor
     // out removes it (rmdir fails harmlessly while others still use it).
     if let Some(dir) = lab_cgroup {
@@ -102,6 +121,7 @@ fn serve(
     mut reader: BufReader<File>,
     results: &mut File,
     plans: &std::os::fd::OwnedFd,
+    control: Option<&std::os::fd::OwnedFd>,
     lab_cgroup: &mut Option<std::path::PathBuf>,
 ) -> i32 {
     // The trial cgroup the last trial left empty, for the next one; removed
@@ -135,7 +155,13 @@ fn serve(
                 let _ = reader.read_line(&mut release);
             }
         };
-        let Some(outcome) = trial::run(&req, plans.as_fd(), &mut hold, &mut spare) else {
+        let Some(outcome) = trial::run(
+            &req,
+            plans.as_fd(),
+            control.map(AsFd::as_fd),
+            &mut hold,
+            &mut spare,
+        ) else {
             return 0;
         };
         if !answer(results, &outcome) {

@@ -72,6 +72,7 @@ fn main() -> ExitCode {
         suite::tests,
         survivors::tests,
         trust::tests,
+        wrap::tests,
     ] {
         all.extend(module());
     }
@@ -732,6 +733,8 @@ mod lineage;
 mod runners;
 #[path = "lab/trust.rs"]
 mod trust;
+#[path = "lab/wrap.rs"]
+mod wrap;
 
 tests! {
     nested_canonical_passes_and_legacy_orphans_in_cgroup_mode needs CGROUP;

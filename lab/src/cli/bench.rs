@@ -15,10 +15,19 @@ pub(super) struct BenchCmd {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+    /// Instead: the wall time `lab wrap` adds to PROGRAM (default `true`), run bare and
+    /// wrapped in turn, --trials times each
+    #[arg(long, value_name = "PROGRAM [ARGS]", num_args = 1.., allow_hyphen_values = true)]
+    wrap: Option<Vec<String>>,
 }
 
 impl BenchCmd {
     pub(super) fn execute(self) -> Result<Exit, LabError> {
+        if let Some(command) = &self.wrap {
+            let t = crate::wrap::bench::measure(&lab_exe()?, command, self.trials)?;
+            print_report(self.format, &t, || t.render());
+            return Ok(Exit::Clean);
+        }
         let jobs = self.jobs.unwrap_or_else(default_jobs);
         let tmp = std::env::temp_dir();
         let t = crate::bench::throughput(lab_exe()?, self.trials, jobs, &tmp)?;

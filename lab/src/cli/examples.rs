@@ -46,6 +46,11 @@ static EXAMPLES: &[(&str, &[Example])] = &[
         ex("Trial 17 of that run alone, killed at the moment it drew", "lab exec --kill-after 5ms..200ms --signal TERM,KILL --grace 100ms --trials 1 --trial 17 -- sh -c 'sleep 30 & wait'"),
         ex("A test runner's view: stdout and stderr read to EOF, a process still holding them is a leak", "lab exec --capture --trials 20 -- sh -c 'sleep 30 & echo started'"),
     ]),
+    ("wrap", &[
+        ex("A shell that leaves a background sleep: its output as it is, then the sleep named with its lineage; exit 99", "lab wrap -- sh -c 'sleep 300 & echo done'"),
+        ex("A test binary as cargo runs it with CARGO_TARGET_<TRIPLE>_RUNNER='lab wrap --' (every test binary of cargo test a trial)", "lab wrap -- target/debug/deps/mytests-0123abcd"),
+        ex("A CI step, one results row appended per wrap", "lab wrap --report results/wrap/trials.csv -- make test"),
+    ]),
     ("fuzz", &[
         ex("Fuzz the canonical primitive: 100 generated scenarios, the regressions of fuzz-regressions/ replayed first", "lab fuzz --seed 1"),
         ex("Find the legacy bugs and shrink each failure class to the smallest scenario that still fails the same way, each step 3 trials", "lab fuzz --strategy legacy --cases 50 --seed 1 --repeat 3"),

@@ -27,6 +27,7 @@ mod soak;
 mod strategies;
 mod style;
 mod suite;
+mod wrap;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -67,6 +68,11 @@ enum Command {
     /// (stdio held open, with --capture) or hang; exit 1 unless every trial passed
     #[command(after_help = examples::help("exec"))]
     Exec(exec::ExecCmd),
+    /// Run one program once, transparently (stdio, environment, signals), as the root of
+    /// one trial; exit with its status unless it left processes behind, each named with
+    /// its lineage (for cargo's runner, nextest's wrapper scripts, a CI step)
+    #[command(after_help = examples::help("wrap"))]
+    Wrap(wrap::WrapCmd),
     /// Generate scenarios (proptest, swarm testing), run each as a trial under each strategy
     /// against the property (no orphan, hang, leak, fail, error, early-death, innocent-kill),
     /// shrink the first case of each failure class (verdict x signatures) to the smallest
@@ -130,6 +136,9 @@ enum Command {
         /// lab dies.
         #[arg(long)]
         lab_cgroup: Option<PathBuf>,
+        /// A wrap supervisor (`lab wrap`): the control pipe at fd 6.
+        #[arg(long)]
+        wrap: bool,
     },
     #[command(name = "__node", hide = true)]
     Node {
@@ -152,6 +161,7 @@ pub fn execute(cli: Cli) -> Result<Exit, LabError> {
         Command::Run(c) => c.execute(),
         Command::Soak(c) => c.execute(),
         Command::Exec(c) => c.execute(),
+        Command::Wrap(c) => c.execute(),
         Command::Fuzz(c) => c.execute(),
         Command::Bench(c) => c.execute(),
         Command::Merge(c) => c.execute(),
@@ -167,10 +177,12 @@ pub fn execute(cli: Cli) -> Result<Exit, LabError> {
         Command::Janitor(c) => c.execute(),
         Command::Completions(c) => c.execute(),
         Command::Man(c) => c.execute(),
-        Command::Supervisor { lab_cgroup } => Ok(match crate::supervisor::main(lab_cgroup) {
-            0 => Exit::Clean,
-            _ => Exit::Lab,
-        }),
+        Command::Supervisor { lab_cgroup, wrap } => {
+            Ok(match crate::supervisor::main(lab_cgroup, wrap) {
+                0 => Exit::Clean,
+                _ => Exit::Lab,
+            })
+        }
         Command::Node {
             idx,
             parent_pid,

@@ -39,7 +39,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -48,7 +48,7 @@ use rustix::pipe::{pipe_with, PipeFlags};
 use crate::error::LabError;
 use crate::pidns::HOST_PROC_FD;
 use crate::trial::protocol::TrialRequest;
-use crate::trial::protocol::{BYE, MODE_ARG, PLAN_FD, RELEASE, RESULT_FD};
+use crate::trial::protocol::{BYE, CONTROL_FD, MODE_ARG, PLAN_FD, RELEASE, RESULT_FD, WRAP_ARG};
 use crate::verdict::Outcome;
 use lifeline::{PidNamespace, Pidfd, Spawn};
 
@@ -149,7 +149,7 @@ fn probe(exe: &Path) -> PidNsMode {
     let mut why = Vec::new();
     for &ns in forms {
         let mode = PidNsMode::Own(ns);
-        match SupervisorHandle::spawn(exe, &mode, None) {
+        match SupervisorHandle::spawn(exe, &mode, None, None) {
             Ok(probe) => {
                 drop(probe);
                 return mode;
@@ -159,7 +159,7 @@ fn probe(exe: &Path) -> PidNsMode {
     }
     // Not the namespaces' fault when a supervisor cannot start at all (a
     // missing binary, no fds left): the start that follows reports that.
-    if let Err(e) = SupervisorHandle::spawn(exe, &PidNsMode::None(String::new()), None) {
+    if let Err(e) = SupervisorHandle::spawn(exe, &PidNsMode::None(String::new()), None, None) {
         return PidNsMode::None(format!("no supervisor could start to find out: {e}"));
     }
     PidNsMode::None(format!(
@@ -287,9 +287,50 @@ impl SupervisorHandle {
     ) -> Result<SupervisorHandle, SupervisorError> {
         check_proc(exe)?;
         let mode = pid_namespace(exe);
-        SupervisorHandle::spawn(exe, mode, lab_cgroup).map_err(|source| SupervisorError::Start {
-            exe: exe.to_path_buf(),
-            source,
+        SupervisorHandle::spawn(exe, mode, lab_cgroup, None).map_err(|source| {
+            SupervisorError::Start {
+                exe: exe.to_path_buf(),
+                source,
+            }
+        })
+    }
+
+    /// Start a wrap supervisor (`lab wrap`), as [`SupervisorHandle::start`]
+    /// but with the lab's own stdin, stdout and stderr, which it hands to
+    /// the program untouched, and the read end `control` of the pipe on
+    /// which the lab forwards signals at [`CONTROL_FD`].
+    ///
+    /// # Errors
+    /// As [`SupervisorHandle::start`].
+    pub fn start_wrap(
+        exe: &Path,
+        lab_cgroup: Option<&Path>,
+        control: BorrowedFd<'_>,
+    ) -> Result<SupervisorHandle, SupervisorError> {
+        // One supervisor, so no probe first: the first namespaced form that
+        // starts is the supervisor, and decides the mode of this process.
+        if MODE.get().is_none() && std::env::var_os("LAB_PID_NAMESPACE").is_none_or(|v| v != "off")
+        {
+            let forms: &[PidNamespace] = if rustix::process::geteuid().is_root() {
+                &[PidNamespace::Plain, PidNamespace::WithUser]
+            } else {
+                &[PidNamespace::WithUser]
+            };
+            for &ns in forms {
+                let mode = PidNsMode::Own(ns);
+                if let Ok(h) = SupervisorHandle::spawn(exe, &mode, lab_cgroup, Some(control)) {
+                    let _ = MODE.set(mode);
+                    return Ok(h);
+                }
+            }
+        }
+        check_proc(exe)?;
+        let mode = pid_namespace(exe);
+        SupervisorHandle::spawn(exe, mode, lab_cgroup, Some(control)).map_err(|source| {
+            SupervisorError::Start {
+                exe: exe.to_path_buf(),
+                source,
+            }
         })
     }
 
@@ -297,6 +338,7 @@ impl SupervisorHandle {
         exe: &Path,
         mode: &PidNsMode,
         lab_cgroup: Option<&Path>,
+        wrap: Option<BorrowedFd<'_>>,
     ) -> io::Result<SupervisorHandle> {
         let (res_read, res_write) = pipe_with(PipeFlags::CLOEXEC)?;
         // Read and write: a node or a `command` leaf that prints to an
@@ -316,6 +358,12 @@ impl SupervisorHandle {
             (stderr.as_fd(), 2),
             (res_write.as_fd(), RESULT_FD),
         ];
+        let (stdin, stdout) = (io::stdin(), io::stdout());
+        if let Some(control) = wrap {
+            map[0] = (stdin.as_fd(), 0);
+            map[1] = (stdout.as_fd(), 1);
+            map.push((control, CONTROL_FD));
+        }
         let mut spawn = Spawn::default();
         // The lab's /proc, which the supervisor's own /proc will hide.
         let host_proc: Option<OwnedFd> = match mode.namespace() {
@@ -329,6 +377,9 @@ impl SupervisorHandle {
             map.push((fd.as_fd(), HOST_PROC_FD));
         }
         let mut args = vec![arg0, arg1];
+        if wrap.is_some() {
+            args.push(CString::new(WRAP_ARG)?);
+        }
         if let Some(dir) = lab_cgroup {
             args.push(CString::new("--lab-cgroup")?);
             args.push(CString::new(dir.as_os_str().as_bytes())?);

@@ -333,7 +333,7 @@ impl Course<'_> {
     /// Let the failure speak: when `o` is still a `verdict` (nothing
     /// outranked it), read the stuck state of every live process of the
     /// trial before anything is killed, and name its signatures.
-    fn diagnose_if(&mut self, o: &mut Outcome, verdict: Verdict) {
+    pub(super) fn diagnose_if(&mut self, o: &mut Outcome, verdict: Verdict) {
         if o.verdict != verdict {
             return;
         }

@@ -236,6 +236,11 @@ impl Course<'_> {
                 fds.push(PollFd::from_borrowed_fd(s.fd(), PollFlags::IN));
             }
         }
+        // A wrap trial's control pipe: the signals the lab forwards.
+        let control_at = self.control.map(|c| {
+            fds.push(PollFd::from_borrowed_fd(c, PollFlags::IN));
+            fds.len() - 1
+        });
         let cg_events = self.cgroup.as_ref().map(|c| c.events_fd());
         if let Some(ev) = &cg_events {
             fds.push(PollFd::new(ev, PollFlags::PRI));
@@ -265,7 +270,11 @@ impl Course<'_> {
             .filter(|(k, _)| !fds[k + first_pidfd].revents().is_empty())
             .map(|(_, &i)| i)
             .collect();
+        let control = control_at.is_some_and(|k| !fds[k].revents().is_empty());
         drop(fds);
+        if control {
+            self.read_control();
+        }
         if cgroup_event {
             // Reading cgroup.events re-arms its POLLPRI.
             let _ = self.cgroup.as_ref().map(|c| c.populated());

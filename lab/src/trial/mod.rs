@@ -43,6 +43,7 @@ pub mod protocol;
 mod settle;
 mod setup;
 mod stray;
+pub mod wrap_control;
 
 use crate::cgroup::TrialCgroup;
 use crate::node::guard::refusal;
@@ -157,6 +158,13 @@ struct Course<'a> {
     signals_sent: Vec<(u64, crate::signal::Sig)>,
     /// When the first signal of the plan's first kill was sent (ns).
     first_kill_sent_ns: Option<u64>,
+    /// A wrap trial (`lab wrap`): the control pipe on which the lab
+    /// forwards signals to the program, which shares the supervisor's
+    /// stdio.
+    control: Option<BorrowedFd<'a>>,
+    /// The diagnosis taken when a forwarded SIGTERM found the program
+    /// still running (before it was sent on), for the outcome.
+    term_diagnosis: Option<crate::forensics::Diagnosis>,
 }
 
 /// Run one trial. `lab_lifeline` is the supervisor's lifeline to the lab: if
@@ -166,10 +174,14 @@ struct Course<'a> {
 /// infrastructure failure (no cgroup, no phase channel, no root) is an
 /// `error` outcome, never a panic. `spare` carries a trial cgroup from one
 /// trial of the supervisor to the next: the one its last trial left empty
-/// on the way in, the one this trial leaves on the way out.
-pub fn run(
-    req: &TrialRequest,
+/// on the way in, the one this trial leaves on the way out. With `control`
+/// (a wrap supervisor, `lab wrap`) the program shares the supervisor's
+/// stdio and the signals the lab writes there are forwarded to it
+/// (`wrap_control`).
+pub fn run<'a>(
+    req: &'a TrialRequest,
     lab_lifeline: BorrowedFd<'_>,
+    control: Option<BorrowedFd<'a>>,
     hold: &mut dyn FnMut(&Outcome),
     spare: &mut Option<TrialCgroup>,
 ) -> Option<Outcome> {
@@ -219,6 +231,8 @@ pub fn run(
         lineage: None,
         signals_sent: Vec::new(),
         first_kill_sent_ns: None,
+        control,
+        term_diagnosis: None,
     };
     if let Some(why) = req.plan.unreachable_gate() {
         *spare = course.cgroup.take();
@@ -265,6 +279,12 @@ pub fn run(
         );
         course.name_signal_deaths(&mut o);
         (o.kill_planned_us, o.kill_sent_us) = course.first_kill_moments();
+        if course.plan().nodes[0].command.is_some() {
+            o.root_exit = course.seen.nodes[0].exit;
+        }
+        if o.diagnosis.is_none() {
+            o.diagnosis = course.term_diagnosis.take();
+        }
         if o.verdict != Verdict::Pass {
             o.output = output;
         }

@@ -197,13 +197,22 @@ impl Course<'_> {
     /// [`SetupError::Root`] when its pipes cannot be made.
     fn spawn_program(&mut self, cmd: &[String]) -> Result<ChildHandle, SetupError> {
         let node = &self.req.plan.nodes[0];
-        let (stdout, out_w) = Stream::pipe().map_err(SetupError::Root)?;
-        let (stderr, err_w) = Stream::pipe().map_err(SetupError::Root)?;
-        let mut c = lifeline::Command::new(&cmd[0])
-            .args(&cmd[1..])
-            .stdin(Stdio::Null)
-            .stdout(Stdio::Fd(out_w.as_fd()))
-            .stderr(Stdio::Fd(err_w.as_fd()));
+        // A wrap trial (`lab wrap`): the program gets the supervisor's own
+        // stdio, which is the lab's, untouched.
+        let pipes = match self.control {
+            Some(_) => None,
+            None => Some((
+                Stream::pipe().map_err(SetupError::Root)?,
+                Stream::pipe().map_err(SetupError::Root)?,
+            )),
+        };
+        let mut c = lifeline::Command::new(&cmd[0]).args(&cmd[1..]);
+        if let Some(((_, out_w), (_, err_w))) = &pipes {
+            c = c
+                .stdin(Stdio::Null)
+                .stdout(Stdio::Fd(out_w.as_fd()))
+                .stderr(Stdio::Fd(err_w.as_fd()));
+        }
         for var in &node.env {
             let (k, v) = var.split_once('=').unwrap_or((var, ""));
             c = c.env(k, v);
@@ -220,8 +229,7 @@ impl Course<'_> {
             path: self.seen.path_env.clone(),
             source,
         })?;
-        drop((out_w, err_w));
-        self.output = Some(Streams { stdout, stderr });
+        self.output = pipes.map(|((stdout, _), (stderr, _))| Streams { stdout, stderr });
         let now = monotonic_ns();
         let (pidfd, lifeline) = child.into_parts();
         let seen = &mut self.seen.nodes[0];

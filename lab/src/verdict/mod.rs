@@ -170,6 +170,29 @@ pub struct Outcome {
     /// first, or the trial ended before the moment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kill_sent_us: Option<u64>,
+    /// How a program run as the root ended, when it was reaped: its exit
+    /// status (0..=255), or 256 + the signal that ended it
+    /// ([`crate::phase::exit_value`]); `None` for a plan's own root, or a
+    /// program not reaped. `lab wrap` exits with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_exit: Option<i64>,
+    /// Under a program run as the root, the live processes outside the
+    /// plan of a hang, or alive after the program exited (whatever verdict
+    /// outranked the orphan: a `fail` too), one by one: each one's command
+    /// line and its description with its lineage (`pid N (`sleep 30`),
+    /// started by ...`), in the order of the reason. `lab wrap` names and
+    /// allows survivors from it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub named: Vec<NamedProcess>,
+}
+
+/// One live process outside the plan, named ([`Outcome::named`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedProcess {
+    /// Its command line (arguments joined by spaces).
+    pub command: String,
+    /// Who it is: `pid N (`cmd`)` and who started it.
+    pub description: String,
 }
 
 /// The stdout and stderr of a program run as a trial's root: the last
@@ -329,6 +352,8 @@ impl Outcome {
             descendant_failures: Vec::new(),
             kill_planned_us: None,
             kill_sent_us: None,
+            root_exit: None,
+            named: Vec::new(),
         }
     }
 }

@@ -42,6 +42,7 @@ pub const KNOWN: &[&str] = &[
     "python3",
     "pytest",
     "man",
+    "nextest",
 ];
 
 /// Something of the machine a test needs: a name (one of [`KNOWN`]) and a
@@ -85,6 +86,9 @@ pub const ROOT: Capability = Capability::new("root", || {
         ))
     }
 });
+
+/// `cargo-nextest` on `PATH` (`.ci/run` installs it where it can).
+pub const NEXTEST: Capability = Capability::new("nextest", || program("cargo-nextest"));
 
 /// `gdb` on `PATH`.
 pub const GDB: Capability = Capability::new("gdb", || program("gdb"));

@@ -264,6 +264,8 @@ pub(super) fn outcome(plan: &Plan, obs: &Observation, end: Ending, time_us: u64)
         descendant_failures: Vec::new(),
         kill_planned_us: None,
         kill_sent_us: None,
+        root_exit: None,
+        named: Vec::new(),
     }
 }
 

@@ -182,6 +182,7 @@ fn hung(
     );
     if o.verdict == Verdict::Hang {
         o.hung = alive.count;
+        o.named = named(&alive);
         o.survivors = survivors(alive);
     }
     o
@@ -256,6 +257,9 @@ pub(in crate::trial) fn orphans(
         ..Ending::new(Verdict::Orphan, Some(reason), rung)
     };
     let mut o = outcome(plan, obs, end, time_us);
+    // Named whatever outranked the orphan (a program that failed and left
+    // processes behind): `lab wrap` reports both.
+    o.named = named(&alive);
     if o.verdict == Verdict::Orphan {
         o.orphans = alive.count;
     }
@@ -266,6 +270,20 @@ pub(in crate::trial) fn orphans(
         o.survivors = survivors(alive);
     }
     o
+}
+
+/// The processes outside the plan, each with its command line
+/// ([`Outcome::named`](crate::verdict::Outcome::named)).
+fn named(alive: &Alive) -> Vec<crate::verdict::NamedProcess> {
+    alive
+        .outside
+        .iter()
+        .zip(&alive.outside_commands)
+        .map(|(d, c)| crate::verdict::NamedProcess {
+            command: c.clone(),
+            description: d.clone(),
+        })
+        .collect()
 }
 
 /// The survivors as a trial's result names them: the live nodes' paths,

@@ -1,0 +1,472 @@
+//! Issue 30: `lab wrap -- PROGRAM`, one transparent trial: the program's
+//! output untouched and its exit status the wrap's, unless it left
+//! processes behind (named with their lineage, then ended); signals
+//! forwarded, a SIGTERM diagnosed first; a SIGKILLed wrap leaves nothing;
+//! 126/127 like a shell; rows appended to one CSV by concurrent wraps.
+
+use std::io::BufRead;
+
+use super::*;
+
+/// `lab wrap ARGS -- COMMAND`: its output (the marker's processes are
+/// gone once it returns: [`lab`]).
+fn wrap(opts: &[&str], command: &[&str]) -> Output {
+    let mut args = vec!["wrap"];
+    args.extend_from_slice(opts);
+    args.push("--");
+    args.extend_from_slice(command);
+    lab(&args, &[])
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn exit_status_and_output_are_the_programs() {
+    let out = wrap(&[], &["sh", "-c", "echo out; echo err >&2; exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "out\n");
+    let err = text(&out.stderr);
+    assert!(err.starts_with("err\n"), "{err}");
+    assert_eq!(err.lines().count(), 2, "one line of the lab's: {err}");
+    let out = wrap(&["--quiet"], &["sh", "-c", "kill -TERM $$"]);
+    assert_eq!(out.status.code(), Some(143), "128 + SIGTERM, as a shell");
+    let out = wrap(&["--quiet"], &["true"]);
+    assert_eq!(
+        (out.status.code(), text(&out.stderr)),
+        (Some(0), String::new())
+    );
+    // The environment and the working directory are the wrap's.
+    let dir = out_dir("wrap-cwd");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = lab_cmd_in(
+        &dir,
+        &["wrap", "-q", "--", "sh", "-c", "echo $WRAP_VAR; pwd"],
+    );
+    assert_eq!(
+        text(&out.stdout),
+        format!("v 1\n{}\n", dir.canonicalize().unwrap().display())
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `lab ARGS` run in `dir` with `WRAP_VAR="v 1"`.
+fn lab_cmd_in(dir: &Path, args: &[&str]) -> Output {
+    let marker = Marker::new();
+    let out = marker
+        .command(LAB)
+        .args(args)
+        .current_dir(dir)
+        .env("WRAP_VAR", "v 1")
+        .output()
+        .unwrap();
+    marker.assert_gone("lab wrap");
+    out
+}
+
+fn a_survivor_is_named_with_its_lineage_and_ended() {
+    let out = wrap(&[], &["sh", "-c", "sleep 3001 & echo started"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(99), "{err}");
+    assert_eq!(text(&out.stdout), "started\n");
+    assert!(err.contains("orphan: pid "), "{err}");
+    assert!(
+        err.contains("(`sleep 3001`), started by `sh -c sleep 3001 & echo started`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("once the trial was quiescent"),
+        "the reason of lab exec: {err}"
+    );
+    let out = wrap(
+        &["--orphan-exit", "42"],
+        &["sh", "-c", "sleep 3001 & exit 0"],
+    );
+    assert_eq!(out.status.code(), Some(42));
+    // A program that failed keeps its own status, and its survivor is named.
+    let out = wrap(&[], &["sh", "-c", "sleep 3001 & exit 5"]);
+    assert_eq!(out.status.code(), Some(5));
+    assert!(text(&out.stderr).contains("`sleep 3001`"));
+}
+
+fn allow_lets_a_daemon_go_and_leak_catches_held_stdio() {
+    // Daemonised on purpose, its stdio closed, allowed: clean.
+    let daemon = "setsid sleep 3002 </dev/null >/dev/null 2>&1 & echo ok";
+    let out = wrap(&["--allow", "sleep 300?"], &["sh", "-c", daemon]);
+    // (`setsid` execs the sleep: it is the one survivor.)
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("--allow lets go") && err.contains("`sleep 3002`"),
+        "{err}"
+    );
+    // Not allowed: named, 99.
+    let out = wrap(&[], &["sh", "-c", daemon]);
+    assert_eq!(out.status.code(), Some(99));
+    // Allowed, but holding the wrap's stdout: --leak fails it.
+    let held = "sleep 3003 & echo ok";
+    let out = wrap(&["--allow", "*3003", "--leak"], &["sh", "-c", held]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(99), "{err}");
+    assert!(
+        err.contains("leak: fd 1 of pid") && err.contains("holds the stdout"),
+        "{err}"
+    );
+    let out = wrap(&["--allow", "*3003"], &["sh", "-c", held]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // A program that closes or redirects its own stdio is judged the same.
+    let out = wrap(
+        &[],
+        &["sh", "-c", "exec >/dev/null 2>&1 <&-; sleep 3004 & exit 0"],
+    );
+    assert_eq!(out.status.code(), Some(99));
+    assert!(text(&out.stderr).contains("`sleep 3004`"));
+}
+
+fn a_missing_program_is_127_and_one_that_cannot_run_126() {
+    let out = wrap(&[], &["no-such-program-30"]);
+    assert_eq!(out.status.code(), Some(127));
+    assert!(text(&out.stderr).contains("not found in PATH"));
+    let out = wrap(&[], &["/"]);
+    assert_eq!(out.status.code(), Some(126));
+    assert!(text(&out.stderr).contains("is a directory"));
+    let dir = out_dir("wrap-noexec");
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("script");
+    std::fs::write(&f, "#!/bin/sh\necho hi\n").unwrap();
+    let out = wrap(&[], &[f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(126));
+    assert!(text(&out.stderr).contains("chmod +x"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Start `lab wrap -- sh -c SCRIPT` with stdout piped, and read up to its
+/// line `ready`.
+fn started(
+    script: &str,
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStdout>,
+    Marker,
+) {
+    let marker = Marker::new();
+    let mut child = marker
+        .command(LAB)
+        .args(["wrap", "--", "sh", "-c", script])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    (child, out, marker)
+}
+
+fn signals_reach_the_program_and_sigterm_is_diagnosed_first() {
+    let script = "trap 'echo got-term; exit 5' TERM; trap 'echo got-int; exit 6' INT; \
+                  sleep 3005 & echo ready; wait";
+    for (sig, status, said) in [
+        (rustix::process::Signal::TERM, 5, "got-term"),
+        (rustix::process::Signal::INT, 6, "got-int"),
+    ] {
+        let (child, mut out, marker) = started(script);
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, sig).unwrap();
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), said);
+        let o = child.wait_with_output().unwrap();
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(status), "{err}");
+        assert!(err.contains("`sleep 3005`"), "{err}");
+        assert_eq!(
+            err.contains("diagnosed at SIGTERM, before the program got it"),
+            sig == rustix::process::Signal::TERM,
+            "{err}"
+        );
+        marker.assert_gone("lab wrap");
+    }
+    // A program that dies of the SIGTERM: diagnosed first all the same.
+    let (child, _out, marker) = started("echo ready; exec sleep 3013");
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let o = child.wait_with_output().unwrap();
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(143), "{err}");
+    assert!(
+        err.contains("diagnosed at SIGTERM, before the program got it"),
+        "{err}"
+    );
+    // (The shell may not have exec'd the sleep yet: its state, whichever.)
+    assert!(
+        err.contains("    node root  pid "),
+        "the program's line: {err}"
+    );
+    marker.assert_gone("lab wrap");
+}
+
+fn a_sigkilled_wrap_leaves_nothing() {
+    // At the line `ready` and at moments from its start on.
+    let script = "sleep 3006 & setsid sleep 3007 </dev/null >/dev/null 2>&1 & echo ready; wait";
+    let (mut child, _out, marker) = started(script);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    marker.wait_gone();
+    for delay_ms in [0u64, 1, 3, 7, 15, 30, 60] {
+        let marker = Marker::new();
+        let mut child = marker
+            .command(LAB)
+            .args(["wrap", "--", "sh", "-c", script])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // The moment of the kill, not a synchronisation.
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        marker.wait_gone();
+    }
+    // A wrap killed between making its lab cgroup and starting its
+    // supervisor leaves the empty cgroup to the next lab's sweep: this one.
+    let out = wrap(&["-q"], &["true"]);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+fn a_deadline_diagnoses_the_running_program_then_124() {
+    let out = wrap(&["--deadline", "300ms"], &["sh", "-c", "sleep 3008"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(124), "{err}");
+    assert!(
+        err.contains("hang:") && err.contains("clock_nanosleep"),
+        "{err}"
+    );
+}
+
+fn a_wrap_inside_a_wrap_reports_once_each() {
+    let out = wrap(&[], &[LAB, "wrap", "--", "sh", "-c", "sleep 3009 & exit 0"]);
+    let err = text(&out.stderr);
+    // The inner one names the sleep and exits 99; the outer one passes it on.
+    assert_eq!(out.status.code(), Some(99), "{err}");
+    assert!(err.contains("`sleep 3009`"), "{err}");
+}
+
+fn rows_of_concurrent_wraps_append_to_one_csv() {
+    let dir = out_dir("wrap-report");
+    let csv = dir.join("trials.csv");
+    let csv_arg = csv.to_str().unwrap().to_string();
+    let workers: Vec<_> = (0..4)
+        .map(|i| {
+            let csv = csv_arg.clone();
+            std::thread::spawn(move || {
+                let script = if i % 2 == 0 {
+                    "exit 0"
+                } else {
+                    "sleep 3010 & exit 0"
+                };
+                wrap(&["--report", &csv], &["sh", "-c", script])
+            })
+        })
+        .collect();
+    for w in workers {
+        let out = w.join().unwrap();
+        assert!(
+            matches!(out.status.code(), Some(0 | 99)),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    let rows = lab::record::csv::read_rows(&csv).unwrap();
+    let verdicts: Vec<&str> = rows.iter().map(|r| r.verdict.as_str()).collect();
+    assert_eq!(rows.len(), 4, "{verdicts:?}");
+    assert_eq!(verdicts.iter().filter(|v| **v == "orphan").count(), 2);
+    assert!(rows.iter().any(|r| r.reason.contains("`sleep 3010`")));
+    let out = lab(&["report", dir.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn unprivileged_it_falls_back_to_the_subreaper_and_says_so_once() {
+    use std::os::unix::process::CommandExt;
+    for envs in [&[][..], &[("LAB_PID_NAMESPACE", "off")][..]] {
+        let marker = Marker::new();
+        let out = marker
+            .command(LAB)
+            .args(["wrap", "--", "sh", "-c", "sleep 3012 & echo hi"])
+            .envs(envs.iter().copied())
+            .current_dir("/")
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap();
+        marker.assert_gone("an unprivileged lab wrap");
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(99), "{err}");
+        assert_eq!(text(&out.stdout), "hi\n");
+        assert_eq!(err.matches("supervisor's subreaper").count(), 1, "{err}");
+        assert!(err.contains("no cgroup"), "{err}");
+        assert_eq!(err.contains("no pid namespace"), !envs.is_empty(), "{err}");
+        assert!(err.contains("`sleep 3012`"), "{err}");
+    }
+}
+
+/// The fixture crate of these tests (its own workspace, no dependencies).
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wrap-tests")
+}
+
+/// `cargo ARGS --offline` on the fixture, its target directory `target`,
+/// with `envs`; the lab's marker set, and nothing of it left afterwards
+/// unless `leaves` (then the caller ends what is left).
+fn cargo(args: &[&str], target: &Path, envs: &[(&str, &str)], leaves: bool) -> (Output, Marker) {
+    let marker = Marker::new();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = marker.command(cargo);
+    cmd.args(args)
+        .arg("--offline")
+        .current_dir(fixture())
+        .env("CARGO_TARGET_DIR", target)
+        .env_remove(runner_var())
+        .envs(envs.iter().copied());
+    let out = cmd.output().unwrap();
+    if !leaves {
+        marker.assert_gone(&format!("cargo {}", args.join(" ")));
+    }
+    (out, marker)
+}
+
+/// Cargo's runner variable for this machine's target
+/// (`CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER`), from `rustc -vV`.
+fn runner_var() -> String {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let out = Command::new(rustc).arg("-vV").output().unwrap();
+    let host = text(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .expect("rustc -vV names its host");
+    format!(
+        "CARGO_TARGET_{}_RUNNER",
+        host.to_uppercase().replace(['-', '.'], "_")
+    )
+}
+
+/// `test result: ok. ... finished in 0.01s` without its time.
+fn untimed(s: &str) -> String {
+    s.lines()
+        .map(|l| l.split("; finished in").next().unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn cargo_test_runs_each_test_binary_through_lab_wrap() {
+    let target = out_dir("wrap-cargo");
+    let runner = format!("{LAB} wrap --");
+    let var = runner_var();
+    let (bare, _) = cargo(&["test", "--test", "clean"], &target, &[], false);
+    assert!(bare.status.success(), "{}", text(&bare.stderr));
+    let (wrapped, _) = cargo(
+        &["test", "--test", "clean"],
+        &target,
+        &[(&var, &runner)],
+        false,
+    );
+    let err = text(&wrapped.stderr);
+    assert!(wrapped.status.success(), "{err}");
+    assert_eq!(
+        untimed(&text(&wrapped.stdout)),
+        untimed(&text(&bare.stdout)),
+        "output unchanged"
+    );
+    assert!(err.contains("nothing left behind"), "{err}");
+    let (daemon, _) = cargo(
+        &["test", "--test", "daemon"],
+        &target,
+        &[(&var, &runner)],
+        false,
+    );
+    let err = text(&daemon.stderr);
+    assert!(!daemon.status.success(), "{err}");
+    assert!(
+        err.contains("orphan: pid") && err.contains("(`sleep 3021`), started by `"),
+        "{err}"
+    );
+    assert!(
+        err.contains("/deps/daemon-") && err.contains("left its session (setsid)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("(exit status: 99)"),
+        "cargo names the wrap's status: {err}"
+    );
+    let _ = std::fs::remove_dir_all(&target);
+}
+
+fn nextest_fails_the_daemon_test_under_the_wrapper_and_passes_it_without() {
+    let target = out_dir("wrap-nextest");
+    std::fs::create_dir_all(&target).unwrap();
+    let config = target.join("nextest.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "experimental = [\"wrapper-scripts\"]\n\n[scripts.wrapper.lab]\ncommand = [\"{LAB}\", \"wrap\", \"--\"]\n\n\
+             [[profile.default.scripts]]\nfilter = \"all()\"\nrun-wrapper = \"lab\"\n"
+        ),
+    )
+    .unwrap();
+    let run = [
+        "nextest",
+        "run",
+        "--no-fail-fast",
+        "--config-file",
+        config.to_str().unwrap(),
+    ];
+    let (wrapped, _) = cargo(&run, &target, &[], false);
+    let all = format!("{}{}", text(&wrapped.stdout), text(&wrapped.stderr));
+    assert!(!wrapped.status.success(), "{all}");
+    assert!(
+        all.contains("FAIL") && all.contains("wrap-tests::daemon starts_a_daemon"),
+        "{all}"
+    );
+    assert!(
+        all.contains("PASS") && all.contains("wrap-tests::clean adds"),
+        "{all}"
+    );
+    assert!(
+        all.contains("(`sleep 3021`), started by `") && all.contains("exit code 99"),
+        "{all}"
+    );
+    // Without the wrapper nextest passes it, and the daemon lives on: ended here.
+    let (bare, marker) = cargo(&["nextest", "run", "--no-fail-fast"], &target, &[], true);
+    let all = format!("{}{}", text(&bare.stdout), text(&bare.stderr));
+    let left = marker.processes();
+    for (pid, _) in &left {
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(*pid).unwrap(),
+            rustix::process::Signal::KILL,
+        );
+    }
+    marker.wait_gone();
+    assert!(bare.status.success(), "{all}");
+    assert!(
+        left.iter().any(|(_, c)| c.contains("sleep 3021")),
+        "the daemon nextest let live: {left:?}"
+    );
+    let _ = std::fs::remove_dir_all(&target);
+}
+
+tests! {
+    exit_status_and_output_are_the_programs;
+    a_survivor_is_named_with_its_lineage_and_ended;
+    allow_lets_a_daemon_go_and_leak_catches_held_stdio;
+    a_missing_program_is_127_and_one_that_cannot_run_126;
+    signals_reach_the_program_and_sigterm_is_diagnosed_first;
+    a_sigkilled_wrap_leaves_nothing;
+    a_deadline_diagnoses_the_running_program_then_124;
+    a_wrap_inside_a_wrap_reports_once_each;
+    rows_of_concurrent_wraps_append_to_one_csv;
+    unprivileged_it_falls_back_to_the_subreaper_and_says_so_once needs testkit::ROOT;
+    cargo_test_runs_each_test_binary_through_lab_wrap;
+    nextest_fails_the_daemon_test_under_the_wrapper_and_passes_it_without needs testkit::NEXTEST;
+}
