@@ -112,6 +112,11 @@ pub(super) struct SuiteOrder {
 
 /// What `lab suite` and `lab bisect` share besides the source and order.
 #[derive(clap::Args)]
+#[command(mut_arg("deadline", |a| a.help(
+    "Deadline of each trial (a member's planned course, or one run of a test runner's process), \
+     like 400ms or 2s, 1ms..=1h (default: a suite file's member, the plan's own; a test runner, \
+     60 s per run of the test process, and 60 s for its listing)"
+)))]
 pub(super) struct SuiteCommon {
     #[command(flatten)]
     trial: TrialOptions,
