@@ -32,8 +32,12 @@ pub const MAX_FILE_BYTES: u64 = crate::input::MIB;
 pub const MAX_KILLS: usize = 1_000;
 /// The most `[nodes.SELECTOR]` tables a scenario may have.
 pub const MAX_NODE_RULES: usize = 1_000;
-/// The most arguments of a `command` (the program included).
-pub const MAX_COMMAND_ARGS: usize = 1_024;
+/// The most arguments of a `command` (the program included), and of the
+/// variables of an `env`: room for a test runner's whole list of tests
+/// (`lab suite` runs it as one command), still bounded (the file itself is
+/// at most 1 MiB; the kernel's own bound on an exec's arguments and
+/// environment is `ARG_MAX`, a quarter of the stack limit).
+pub const MAX_COMMAND_ARGS: usize = 65_536;
 /// The most signal names of an `ignore` list or a teardown `ladder`.
 pub const MAX_SIGNAL_LIST: usize = 16;
 

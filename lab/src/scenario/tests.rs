@@ -1594,7 +1594,8 @@ fn kills_node_tables_and_lists_have_limits() {
     )
     .unwrap_err();
     assert_eq!((e.line, e.col), (7, 11));
-    assert!(e.message.contains("at most 1024 arguments"), "{e}");
+    let says = format!("at most {MAX_COMMAND_ARGS} arguments");
+    assert!(e.message.contains(&says), "{e}");
     let sigs = vec!["\"TERM\""; MAX_SIGNAL_LIST + 1].join(", ");
     let e = Scenario::parse(
         "t.toml",
