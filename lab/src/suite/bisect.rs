@@ -526,6 +526,9 @@ pub fn bisect(setup: &Setup, args: &BisectArgs) -> Result<BisectReport, LabError
         )));
     };
     let predecessors = order[..at].to_vec();
+    // Before anything is made (a runner's results directory): a lab whose
+    // supervisors cannot judge by this /proc is refused and leaves nothing.
+    crate::session::check_proc(&setup.exe)?;
     crate::session::stop_on_interrupt();
     let exec = Executor::new(&source, setup)?;
     crate::output::write_err(format_args!("{}\n", header(setup, &source, args)));

@@ -436,6 +436,9 @@ fn run_order(
 ) -> Result<SuiteReport, LabError> {
     let k = setup.repeat;
     let runs_planned = (order.len() as u64 + 1) * k * strategies.len() as u64;
+    // Before anything is made (a runner's results directory): a lab whose
+    // supervisors cannot judge by this /proc is refused and leaves nothing.
+    crate::session::check_proc(&setup.exe)?;
     crate::session::stop_on_interrupt();
     let exec = Executor::new(source, setup)?;
     crate::output::write_err(format_args!(
@@ -448,8 +451,30 @@ fn run_order(
         process: Counts::default(),
         failing_suite_runs: 0,
     };
-    for strategy in strategies {
-        run_strategy(setup, source, order, strategy, &exec, &mut all)?;
+    // Repetition by repetition, every strategy, every test alone then the
+    // whole order: an interrupted command has runs of each to compare.
+    let width = order.len() + 1;
+    let mut executions = Vec::with_capacity(runs_planned as usize);
+    for repetition in 0..k {
+        for strategy in strategies {
+            let execution = |members: Vec<usize>| Execution {
+                members,
+                strategy: strategy.clone(),
+                repetition,
+            };
+            executions.extend(order.iter().map(|&m| execution(vec![m])));
+            executions.push(execution(order.to_vec()));
+        }
+    }
+    let ran = exec.execute_all(&executions)?;
+    for (i, strategy) in strategies.iter().enumerate() {
+        // Strategy i's executions of repetition r: from (r·S + i)·width.
+        let of = |slot: usize| -> Vec<&Ran> {
+            (0..k as usize)
+                .filter_map(|r| ran[(r * strategies.len() + i) * width + slot].as_ref())
+                .collect()
+        };
+        tally_strategy(setup, source, order, strategy, &of, &mut all);
     }
     let (cgroup, cgroup_note) = exec.cgroup();
     let runs = exec.runs();
@@ -519,31 +544,20 @@ fn run_order(
     })
 }
 
-/// Every test alone and the whole order, K times each, under `strategy`;
-/// the tallies added to `all`.
-fn run_strategy(
+/// The tallies of every test alone and the whole order under `strategy`,
+/// added to `all`: `of(pos)` gives the runs done of the test at `pos` of
+/// `order` alone, `of(order.len())` those of the whole order (K each, fewer
+/// when interrupted).
+fn tally_strategy<'r>(
     setup: &Setup,
     source: &Source,
     order: &[usize],
     strategy: &Strategy,
-    exec: &Executor<'_>,
+    of: &dyn Fn(usize) -> Vec<&'r Ran>,
     all: &mut Tallies,
-) -> Result<(), LabError> {
+) {
     let k = setup.repeat;
-    let execution = |members: Vec<usize>, repetition: u64| Execution {
-        members,
-        strategy: strategy.clone(),
-        repetition,
-    };
-    let mut executions = Vec::new();
-    for &m in order {
-        executions.extend((0..k).map(|r| execution(vec![m], r)));
-    }
-    executions.extend((0..k).map(|r| execution(order.to_vec(), r)));
-    let ran = exec.execute_all(&executions)?;
-    let (alone_runs, suite_runs) = ran.split_at(order.len() * k as usize);
-    // After an interruption, the runs that were done.
-    let suite_runs: Vec<&Ran> = suite_runs.iter().flatten().collect();
+    let suite_runs = of(order.len());
     for run in &suite_runs {
         let failed = run
             .tests
@@ -557,10 +571,7 @@ fn run_strategy(
     }
     for (pos, &m) in order.iter().enumerate() {
         let mut alone = Counts::default();
-        for run in alone_runs[pos * k as usize..(pos + 1) * k as usize]
-            .iter()
-            .flatten()
-        {
+        for run in of(pos) {
             if let Some(Some(o)) = run.tests.first() {
                 alone.add_outcome(o);
             }
@@ -617,7 +628,6 @@ fn run_strategy(
             broken,
         });
     }
-    Ok(())
 }
 
 /// The line `lab suite` writes to standard error as it starts: the tests,
