@@ -391,12 +391,17 @@ fn runs_in_tables(out: &str) -> u64 {
 
 fn a_suite_ended_by_sigterm_prints_the_partial_report_of_the_runs_done() {
     let suite = crate_path("../scenarios/suites", "attendant.toml");
+    let dir = out_dir("interrupted-suite-file");
+    std::fs::create_dir_all(&dir).unwrap();
+    let junit = dir.join("junit.xml");
     let lab = start(
         &[
             "suite".as_ref(),
             suite.as_ref(),
             "--repeat".as_ref(),
             "200".as_ref(),
+            "--junit".as_ref(),
+            junit.as_os_str(),
         ],
         true,
     );
@@ -426,6 +431,20 @@ fn a_suite_ended_by_sigterm_prints_the_partial_report_of_the_runs_done() {
         !out.contains("every member has the same verdicts alone and in the suite"),
         "{out}"
     );
+    // A member that did not run at all is a skipped case of the JUnit
+    // file, not a passed one.
+    let not_run = out
+        .lines()
+        .filter(|l| l.split_whitespace().skip(1).take(2).eq(["0/0", "0/0"]))
+        .count()
+        + 7 * out.matches(": not run (interrupted)\n").count();
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(
+        xml.matches("not run: interrupted (SIGTERM)").count(),
+        not_run,
+        "{out}\n{xml}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// The records of the CSV at `path` (a field may span lines).
