@@ -166,7 +166,7 @@ impl BisectReport {
             s,
             "  alone: {}{}",
             tally(&self.alone),
-            cut_mark(cut && self.after_all.runs() == 0)
+            cut_mark(cut && self.after_all.runs() == 0 && self.alone.runs() < self.repeat)
         );
         if self.after_all.runs() > 0 {
             let _ = writeln!(
