@@ -98,9 +98,9 @@ pub enum Exit {
     Lab,
     /// 128 + the signal, as a shell reports a process that signal ended:
     /// 130 after a SIGINT (Ctrl-C), 143 after a SIGTERM (what a CI system
-    /// sends on cancel). `lab run`/`lab exec`/`lab soak`/`lab fuzz` was
-    /// interrupted; it printed the partial summary of the trials done
-    /// (and, for a soak, the command that resumes).
+    /// sends on cancel). `lab run`/`lab exec`/`lab soak`/`lab fuzz`/`lab
+    /// suite`/`lab bisect` was interrupted; it printed the partial summary
+    /// of the trials done (and, for a soak, the command that resumes).
     Interrupted(Sig),
 }
 

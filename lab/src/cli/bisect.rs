@@ -48,6 +48,6 @@ impl BisectCmd {
         let setup = self.common.setup(source, self.repeat, self.order)?;
         let report = crate::suite::bisect::bisect(&setup, &args)?;
         print_report(self.common.format, &report, || report.render());
-        Ok(Exit::clean_if(report.found))
+        Ok(report.exit())
     }
 }

@@ -214,9 +214,6 @@ impl SuiteCmd {
         let tests = report.test_report();
         let (junit, ctrf) = (self.junit.as_deref(), self.ctrf.as_deref());
         super::write_reports(junit, ctrf, &tests, start)?;
-        if self.expect_clean {
-            return Ok(Exit::clean_if(report.clean));
-        }
-        Ok(Exit::clean_if(report.order_dependent.is_empty()))
+        Ok(report.exit(self.expect_clean))
     }
 }

@@ -38,7 +38,7 @@ pub const INTERRUPTIONS: [Sig; 2] = [Sig::Int, Sig::Term];
 /// A second one, or a SIGHUP, ends the lab at once as before (the
 /// supervisors see their lifelines close and end their trials). For the
 /// commands whose partial results mean something (`lab run`, `lab exec`,
-/// `lab soak`, `lab fuzz`).
+/// `lab soak`, `lab fuzz`, `lab suite`, `lab bisect`).
 pub fn stop_on_interrupt() {
     GRACEFUL.store(true, Ordering::SeqCst);
 }

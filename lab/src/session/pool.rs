@@ -275,7 +275,8 @@ impl Session {
     /// its process-global state, as tests share `cargo test`'s process).
     /// One outcome per request, in order; a request after the supervisor
     /// died gets an `error` outcome that says so. The outcomes are returned
-    /// in the order of `executions`.
+    /// in the order of `executions`; an execution that did not start (an
+    /// interruption came first) has none.
     ///
     /// # Errors
     /// As [`Session::run_trials`], except that an execution whose
@@ -284,7 +285,14 @@ impl Session {
         &self,
         executions: &[Vec<TrialRequest>],
     ) -> Result<Vec<Vec<Outcome>>, LabError> {
-        let job = |i: u64| executions.get(usize::try_from(i).ok()?);
+        // After a Ctrl-C or SIGTERM (`host::stop_on_interrupt`) no
+        // execution starts: it gives no outcomes.
+        let job = |i: u64| {
+            if host::interrupted() {
+                return None;
+            }
+            executions.get(usize::try_from(i).ok()?)
+        };
         let work = |w: &mut Worker<'_>, requests: &Vec<TrialRequest>| {
             let sup = w.supervisor(true).map_err(Failed::bare)?;
             let mut outcomes = Vec::with_capacity(requests.len());

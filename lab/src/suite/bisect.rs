@@ -15,6 +15,11 @@
 //! fresh supervisors, and a step stops after the first wave in which the
 //! victim failed (a failure needs no confirmation; a pass needs all K). A
 //! hang counts as a failure and costs its trial's deadline, no more.
+//!
+//! The first SIGINT or SIGTERM stops the starting of runs (those in flight
+//! finish): the report then says what is known so far, the candidates
+//! still in play and the smallest set known to make the victim fail, and
+//! the command exits 128 + the signal.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -24,7 +29,7 @@ use serde::Serialize;
 use super::executor::{Execution, Executor};
 use super::search::{self, Probe};
 use super::{Setup, Source};
-use crate::error::LabError;
+use crate::error::{Exit, LabError};
 use crate::record::Counts;
 use crate::strategy::Strategy;
 use crate::verdict::{Outcome, Verdict};
@@ -98,9 +103,37 @@ pub struct BisectReport {
     pub csv: Option<String>,
     /// Whether trials ran in cgroups of their own.
     pub cgroup: bool,
+    /// Whether the bisection came to its end (false when interrupted
+    /// before).
+    pub finished: bool,
+    /// When interrupted before the end: the predecessors still in play,
+    /// in order (the smallest set after which the victim was seen to fail,
+    /// with `--opposite` to pass, or the whole list); empty otherwise.
+    pub in_play: Vec<String>,
+    /// Whether the predecessors in play are known to make the victim fail
+    /// (with `--opposite`: pass) when run before it (then `replay` runs
+    /// them).
+    pub in_play_known: bool,
+    /// The step an interruption cut short, with the runs it had done.
+    pub unfinished: Option<Step>,
+    /// A Ctrl-C (SIGINT) or a SIGTERM stopped the command: no run started
+    /// after it, those in flight finished.
+    pub interrupted: bool,
+    /// The signal that stopped it (`INT`, `TERM`); absent when none did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted_by: Option<crate::signal::Sig>,
 }
 
 impl BisectReport {
+    /// The exit status: 128 + the signal when interrupted (130 after
+    /// Ctrl-C, 143 after SIGTERM), else 0 when the set was found, else 1.
+    pub fn exit(&self) -> Exit {
+        match self.interrupted_by {
+            Some(sig) => Exit::Interrupted(sig),
+            None => Exit::clean_if(self.found),
+        }
+    }
+
     /// The checks, the steps and the result, as text.
     pub fn render(&self) -> String {
         let mut s = String::new();
@@ -126,19 +159,29 @@ impl BisectReport {
             }
             line
         };
-        let _ = writeln!(s, "  alone: {}", tally(&self.alone));
+        // The check an interruption cut short, if one was: the last thing run.
+        let cut = !self.finished && self.steps.is_empty() && self.unfinished.is_none();
+        let cut_mark = |check: bool| if check { " (not finished)" } else { "" };
+        let _ = writeln!(
+            s,
+            "  alone: {}{}",
+            tally(&self.alone),
+            cut_mark(cut && self.after_all.runs() == 0 && self.alone.runs() < self.repeat)
+        );
         if self.after_all.runs() > 0 {
             let _ = writeln!(
                 s,
-                "  after the whole list ({}): {}",
+                "  after the whole list ({}): {}{}",
                 crate::text::plural(
                     self.predecessors.len() as u64,
                     if runner { "test" } else { "member" }
                 ),
-                tally(&self.after_all)
+                tally(&self.after_all),
+                cut_mark(cut)
             );
         }
-        for (i, step) in self.steps.iter().enumerate() {
+        let unfinished = self.unfinished.iter();
+        for (i, step) in self.steps.iter().chain(unfinished).enumerate() {
             let verdicts: Vec<String> = step
                 .verdicts
                 .iter()
@@ -153,12 +196,41 @@ impl BisectReport {
                 } else {
                     step.before.join(" ")
                 },
-                if step.kept { "kept" } else { "dropped" },
+                if i >= self.steps.len() {
+                    "not finished"
+                } else if step.kept {
+                    "kept"
+                } else {
+                    "dropped"
+                },
                 verdicts.join(", "),
                 step.runs
             );
         }
         let _ = writeln!(s, "{}", self.message);
+        if let (true, Some(sig)) = (self.finished, self.interrupted_by) {
+            let _ = writeln!(
+                s,
+                "interrupted ({}) after {}, once the bisection had finished",
+                crate::error::Exit::interruption_name(sig),
+                crate::text::plural(self.runs, "run")
+            );
+        }
+        if !self.finished {
+            let n = self.predecessors.len() as u64;
+            let _ = writeln!(
+                s,
+                "still in play: {} ({} of {}){}",
+                self.in_play.join(" "),
+                self.in_play.len(),
+                crate::text::plural(n, "predecessor"),
+                match (self.in_play_known, self.opposite) {
+                    (true, false) => ": run before the victim, they made it fail",
+                    (true, true) => ": run before the victim, they made it pass",
+                    (false, _) => ": none yet seen to change its verdict",
+                }
+            );
+        }
         if let Some(r) = &self.replay {
             let _ = writeln!(s, "replay: {r}");
         }
@@ -173,6 +245,31 @@ impl BisectReport {
     }
 }
 
+/// Why a bisection stopped before its end.
+enum Stop {
+    /// The first SIGINT or SIGTERM: no run starts after it.
+    Interrupted,
+    /// The lab could not go on.
+    Failed(LabError),
+}
+
+impl From<LabError> for Stop {
+    fn from(e: LabError) -> Stop {
+        Stop::Failed(e)
+    }
+}
+
+/// What up to K runs of the victim after a set showed.
+struct Probed {
+    /// The victim's verdicts.
+    tally: Counts,
+    /// The outcome looked for showed in some run.
+    shown: bool,
+    /// An interruption stopped the runs before the outcome showed or K
+    /// runs were done: no conclusion.
+    cut: bool,
+}
+
 /// The bisection in progress.
 struct Bisection<'a> {
     exec: &'a Executor<'a>,
@@ -181,7 +278,15 @@ struct Bisection<'a> {
     repeat: u64,
     jobs: u64,
     victim: usize,
+    /// The victim alone, and after the whole list of its predecessors.
+    alone: Counts,
+    after_all: Counts,
     steps: Vec<Step>,
+    /// The step an interruption cut short.
+    unfinished: Option<Step>,
+    /// The smallest set of predecessors seen to make the victim show the
+    /// outcome so far (the whole list once the check showed it).
+    best: Option<Vec<usize>>,
 }
 
 impl Bisection<'_> {
@@ -192,9 +297,9 @@ impl Bisection<'_> {
     }
 
     /// Run `before` then the victim, up to `runs` times in waves of `jobs`
-    /// supervisors, until a wave in which the wanted outcome shows; the
-    /// victim's tally and whether it showed.
-    fn probe(&self, before: &[usize], runs: u64) -> Result<(Counts, bool), LabError> {
+    /// supervisors, until a wave in which the wanted outcome shows, or an
+    /// interruption stops the starting of runs.
+    fn probe(&self, before: &[usize], runs: u64) -> Result<Probed, LabError> {
         let mut order = before.to_vec();
         order.push(self.victim);
         let mut tally = Counts::default();
@@ -209,34 +314,56 @@ impl Bisection<'_> {
                 .collect();
             r += wave.len() as u64;
             let mut shown = false;
+            let mut cut = false;
             for ran in self.exec.execute_all(&wave)? {
-                // None: the victim did not run (a test before it hung):
-                // no evidence of it.
+                // None: not run (interrupted); no tests' last: the victim
+                // did not run (a test before it hung): no evidence of it.
+                let Some(ran) = ran else {
+                    cut = true;
+                    continue;
+                };
                 if let Some(Some(o)) = ran.tests.last() {
                     tally.add_outcome(o);
                     shown |= self.wanted(o);
                 }
             }
-            if shown {
-                return Ok((tally, true));
+            // A run that showed it is conclusive, interrupted or not.
+            if shown || cut || (crate::session::interrupted() && r < runs) {
+                return Ok(Probed {
+                    tally,
+                    shown,
+                    cut: !shown,
+                });
             }
         }
-        Ok((tally, false))
+        Ok(Probed {
+            tally,
+            shown: false,
+            cut: false,
+        })
     }
 
     /// What the victim showed after `subset` (up to K runs), recorded as a
     /// step; `subset` holds indexes into the predecessors `preds`.
-    fn test(&mut self, preds: &[usize], subset: &[usize]) -> Result<Probe, LabError> {
+    fn test(&mut self, preds: &[usize], subset: &[usize]) -> Result<Probe, Stop> {
         let before: Vec<usize> = subset.iter().map(|&i| preds[i]).collect();
-        let (tally, kept) = self.probe(&before, self.repeat)?;
-        let quiet = tally.runs() - u64::from(kept);
-        self.steps.push(Step {
+        let Probed { tally, shown, cut } = self.probe(&before, self.repeat)?;
+        let step = Step {
             before: self.names(&before),
             runs: tally.runs(),
-            kept,
+            kept: shown,
             verdicts: tally.verdicts().clone(),
-        });
-        Ok(Probe { shown: kept, quiet })
+        };
+        if cut {
+            self.unfinished = Some(step);
+            return Err(Stop::Interrupted);
+        }
+        self.steps.push(step);
+        if shown {
+            self.best = Some(before);
+        }
+        let quiet = tally.runs() - u64::from(shown);
+        Ok(Probe { shown, quiet })
     }
 
     fn names(&self, members: &[usize]) -> Vec<String> {
@@ -244,6 +371,106 @@ impl Bisection<'_> {
             .iter()
             .map(|&i| self.source.name_of(i).to_string())
             .collect()
+    }
+
+    /// Check the victim alone and after the whole list of `predecessors`
+    /// (the tallies kept), then search them: what was found, in a
+    /// sentence, and the set found.
+    fn conclude(
+        &mut self,
+        setup: &Setup,
+        predecessors: &[usize],
+    ) -> Result<(String, Option<Vec<usize>>), Stop> {
+        let args = self.args;
+        let (fails, passes) = if args.opposite {
+            ("passes", "fails")
+        } else {
+            ("fails", "passes")
+        };
+        let alone = self.probe(&[], self.repeat)?;
+        self.alone = alone.tally;
+        if alone.shown {
+            return Ok((
+                format!(
+                    "the victim {fails} alone ({} of {} runs): it does not depend on what runs \
+                     before it; nothing to bisect",
+                    if args.opposite {
+                        self.alone.count(Verdict::Pass)
+                    } else {
+                        self.alone.failures()
+                    },
+                    self.alone.runs()
+                ),
+                None,
+            ));
+        }
+        if alone.cut {
+            return Err(Stop::Interrupted);
+        }
+        if predecessors.is_empty() {
+            return Ok((
+                format!(
+                    "the victim runs first in this order ({}): nothing runs before it; choose \
+                     another order (--reverse, --seed N, --members)",
+                    setup.order.describe()
+                ),
+                None,
+            ));
+        }
+        // The search's starting point: a flaky cause can miss K runs in a
+        // row (one that shows in half the runs misses 5 in 1 of 32), so
+        // the whole list gets up to WHOLE_LIST_ROUNDS x K runs; a cause
+        // that shows costs no more.
+        let all = self.probe(predecessors, WHOLE_LIST_ROUNDS * self.repeat)?;
+        self.after_all = all.tally;
+        if all.cut {
+            return Err(Stop::Interrupted);
+        }
+        if !all.shown {
+            return Ok((
+                format!(
+                    "the victim {passes} after the whole list of its predecessors ({}) in {n} of \
+                     {n} runs: nothing before it made it {} (a flaky cause may need more runs: \
+                     --repeat)",
+                    predecessors.len(),
+                    if args.opposite { "pass" } else { "fail" },
+                    n = self.after_all.runs(),
+                ),
+                None,
+            ));
+        }
+        // A cause the whole list showed only beyond K runs would be missed
+        // by steps of K runs, as the check's first K missed it: each step
+        // gets as many runs as the check could take.
+        let mut raised = String::new();
+        if self.after_all.runs() > self.repeat {
+            raised = format!(
+                " (after the whole list it showed only in run {} of up to {}: each step ran up to \
+                 {} times, not {})",
+                self.after_all.runs(),
+                WHOLE_LIST_ROUNDS * self.repeat,
+                WHOLE_LIST_ROUNDS * self.repeat,
+                self.repeat
+            );
+            self.repeat *= WHOLE_LIST_ROUNDS;
+        }
+        self.best = Some(predecessors.to_vec());
+        let set = search::find(predecessors.len(), &mut |subset: &[usize]| {
+            self.test(predecessors, subset)
+        })?;
+        let minimal: Vec<usize> = set.iter().map(|&i| predecessors[i]).collect();
+        let msg = format!(
+            "{} the victim {}: {}",
+            match (minimal.len(), self.source.runner().is_some()) {
+                (1, false) => "one member makes",
+                (1, true) => "one test makes",
+                (_, false) => "these members, run together, make",
+                (_, true) => "these tests, run together, make",
+            },
+            if args.opposite { "pass" } else { "fail" },
+            self.names(&minimal).join(" then ")
+        );
+        Ok((msg + &raised, Some(minimal)))
     }
 }
 
@@ -300,7 +527,10 @@ pub const WHOLE_LIST_ROUNDS: u64 = 3;
 
 /// `lab bisect`: check the victim alone and after the whole list of its
 /// predecessors, then reduce the predecessors to a 1-minimal set after
-/// which it still fails (with `args.opposite`: still passes).
+/// which it still fails (with `args.opposite`: still passes). Its header
+/// goes to standard error once the first SIGINT or SIGTERM stops the
+/// starting of runs instead of ending the lab: the report then says what
+/// is known so far ([`BisectReport::interrupted_by`]).
 ///
 /// # Errors
 /// [`LabError::Input`] for a bad suite file, order or victim name, or a
@@ -322,7 +552,12 @@ pub fn bisect(setup: &Setup, args: &BisectArgs) -> Result<BisectReport, LabError
         )));
     };
     let predecessors = order[..at].to_vec();
+    // Before anything is made (a runner's results directory): a lab whose
+    // supervisors cannot judge by this /proc is refused and leaves nothing.
+    crate::session::check_proc(&setup.exe)?;
+    crate::session::stop_on_interrupt();
     let exec = Executor::new(&source, setup)?;
+    crate::output::write_err(format_args!("{}\n", header(setup, &source, args)));
     let mut b = Bisection {
         exec: &exec,
         source: &source,
@@ -330,74 +565,50 @@ pub fn bisect(setup: &Setup, args: &BisectArgs) -> Result<BisectReport, LabError
         repeat: setup.repeat,
         jobs: setup.jobs.max(1) as u64,
         victim,
+        alone: Counts::default(),
+        after_all: Counts::default(),
         steps: Vec::new(),
+        unfinished: None,
+        best: None,
     };
-    let (fails, passes) = if args.opposite {
-        ("passes", "fails")
-    } else {
-        ("fails", "passes")
-    };
-    let (alone, shown_alone) = b.probe(&[], b.repeat)?;
-    let mut after_all = Counts::default();
-    let mut found = None;
-    let message = if shown_alone {
-        format!(
-            "the victim {fails} alone ({} of {} runs): it does not depend on what runs before it; \
-             nothing to bisect",
-            if args.opposite {
-                alone.count(Verdict::Pass)
-            } else {
-                alone.failures()
-            },
-            alone.runs()
-        )
-    } else if predecessors.is_empty() {
-        format!(
-            "the victim runs first in this order ({}): nothing runs before it; choose another \
-             order (--reverse, --seed N, --members)",
-            setup.order.describe()
-        )
-    } else {
-        // The search's starting point: a flaky cause can miss K runs in a
-        // row (one that shows in half the runs misses 5 in 1 of 32), so
-        // the whole list gets up to WHOLE_LIST_ROUNDS x K runs; a cause
-        // that shows costs no more.
-        let (tally, shown) = b.probe(&predecessors, WHOLE_LIST_ROUNDS * b.repeat)?;
-        after_all = tally;
-        if !shown {
+    let concluded = b.conclude(setup, &predecessors);
+    let runs = exec.runs();
+    let interrupted_by = crate::session::interruption();
+    let (message, found, finished) = match concluded {
+        Ok((message, found)) => (message, found, true),
+        Err(Stop::Failed(e)) => return Err(e),
+        Err(Stop::Interrupted) => (
             format!(
-                "the victim {passes} after the whole list of its predecessors ({}) in {n} of {n} \
-                 runs: nothing before it made it {} (a flaky cause may need more runs: --repeat)",
-                predecessors.len(),
-                if args.opposite { "pass" } else { "fail" },
-                n = after_all.runs(),
-            )
-        } else {
-            let set = search::find(predecessors.len(), &mut |subset: &[usize]| {
-                b.test(&predecessors, subset)
-            })?;
-            let minimal: Vec<usize> = set.iter().map(|&i| predecessors[i]).collect();
-            let names = b.names(&minimal);
-            let msg = format!(
-                "{} the victim {}: {}",
-                match (minimal.len(), source.runner().is_some()) {
-                    (1, false) => "one member makes",
-                    (1, true) => "one test makes",
-                    (_, false) => "these members, run together, make",
-                    (_, true) => "these tests, run together, make",
-                },
-                if args.opposite { "pass" } else { "fail" },
-                names.join(" then ")
-            );
-            found = Some(minimal);
-            msg
-        }
+                "interrupted ({}) after {}: not finished",
+                interrupted_by.map_or("?", crate::error::Exit::interruption_name),
+                crate::text::plural(runs, "run")
+            ),
+            None,
+            false,
+        ),
+    };
+    let best = if finished {
+        found.clone()
+    } else {
+        b.best.clone()
+    };
+    let in_play = match (finished, &b.best) {
+        (true, _) => Vec::new(),
+        (false, Some(best)) => b.names(best),
+        (false, None) => b.names(&predecessors),
     };
     let polluters = found.as_ref().map(|m| b.names(m)).unwrap_or_default();
-    let (replay, command) = replays(setup, &source, args, found.as_ref().map(|m| b.names(m)));
-    let steps = std::mem::take(&mut b.steps);
+    // A search whose steps ran more than --repeat times (the cause showed
+    // only beyond K runs of the whole list) replays with as many.
+    let replay_setup = Setup {
+        repeat: b.repeat,
+        ..setup.clone()
+    };
+    let (replay, command) = replays(&replay_setup, &source, args, best.map(|m| b.names(&m)));
+    let (steps, unfinished) = (std::mem::take(&mut b.steps), b.unfinished.take());
+    let (alone, after_all) = (b.alone.clone(), b.after_all.clone());
+    let in_play_known = !finished && b.best.is_some();
     let (cgroup, _) = exec.cgroup();
-    let runs = exec.runs();
     exec.finish()?;
     let csv = exec.csv().map(|p| p.display().to_string());
     drop(exec);
@@ -423,5 +634,29 @@ pub fn bisect(setup: &Setup, args: &BisectArgs) -> Result<BisectReport, LabError
         message,
         csv,
         cgroup,
+        finished,
+        in_play,
+        in_play_known,
+        unfinished,
+        interrupted: interrupted_by.is_some(),
+        interrupted_by,
     })
+}
+
+/// The line `lab bisect` writes to standard error as it starts: the
+/// source, the victim, the strategy (a suite file's), K and the
+/// supervisors at once.
+fn header(setup: &Setup, source: &Source, args: &BisectArgs) -> String {
+    let strategy = match source {
+        Source::Suite(_) => format!("  strategy {}", args.strategy.name),
+        Source::Runner(_) => String::new(),
+    };
+    format!(
+        "lab bisect {}  victim {}{strategy}  repeat {}  -j {}{}",
+        setup.source.label(),
+        args.victim,
+        setup.repeat,
+        setup.jobs.max(1),
+        if args.opposite { "  (opposite)" } else { "" }
+    )
 }

@@ -169,13 +169,16 @@ impl<'a> Executor<'a> {
     }
 
     /// Run `executions` on up to `setup.jobs` supervisors at once, in the
-    /// order of `executions`. A member whose supervisor died (in it or
-    /// before it) gets an `error` outcome.
+    /// order of `executions`; one entry each, in that order. A member whose
+    /// supervisor died (in it or before it) gets an `error` outcome. After
+    /// an interruption ([`crate::session::stop_on_interrupt`]: the first
+    /// SIGINT or SIGTERM) no execution starts and those in flight finish:
+    /// an execution that did not start is `None`.
     ///
     /// # Errors
     /// [`LabError::Io`] when a supervisor cannot be started;
     /// [`LabError::Input`] when a runner's command is refused.
-    pub fn execute_all(&self, executions: &[Execution]) -> Result<Vec<Ran>, LabError> {
+    pub fn execute_all(&self, executions: &[Execution]) -> Result<Vec<Option<Ran>>, LabError> {
         let requests: Vec<Vec<TrialRequest>> = executions
             .iter()
             .map(|e| self.requests(e))
@@ -185,10 +188,12 @@ impl<'a> Executor<'a> {
             .iter()
             .zip(outcomes)
             .map(|(e, outcomes)| match self.source {
-                Source::Suite(_) => Ran {
+                // Every execution has a request: none came back, none ran.
+                _ if outcomes.is_empty() => None,
+                Source::Suite(_) => Some(Ran {
                     tests: outcomes.into_iter().map(Some).collect(),
                     process: None,
-                },
+                }),
                 Source::Runner(r) => {
                     let process = outcomes.into_iter().next();
                     if let Some(p) = &process {
@@ -198,7 +203,7 @@ impl<'a> Executor<'a> {
                         || vec![None; e.members.len()],
                         |p| r.attribute(&self.names(e), p),
                     );
-                    Ran { tests, process }
+                    Some(Ran { tests, process })
                 }
             })
             .collect())

@@ -23,6 +23,7 @@
 //!   supervisors);
 //! - [`run`]: `lab suite`'s runs (every member alone and the suite, K
 //!   times) and its table;
+//! - [`report`]: `lab suite`'s test report (JUnit, CTRF);
 //! - [`bisect`]: delta debugging over the victim's predecessors.
 
 pub mod bisect;
@@ -30,6 +31,7 @@ pub mod executor;
 pub mod file;
 pub mod libtest;
 pub mod pytest;
+pub mod report;
 pub mod run;
 pub mod runner;
 pub mod search;

@@ -8,19 +8,17 @@
 //! out the members whose verdict depends on the order.
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use serde::Serialize;
 
 use super::{Setup, Source};
 use crate::cgroup;
-use crate::error::LabError;
+use crate::error::{Exit, LabError};
 use crate::record::Counts;
-use crate::report::{verdict_counts, Failure, TestCase, TestOutcome, TestReport};
 use crate::strategy::Strategy;
 use crate::verdict::Verdict;
 
-pub use super::executor::{Execution, Executor};
+pub use super::executor::{Execution, Executor, Ran};
 
 /// How a member's verdict depends on the order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -57,8 +55,12 @@ pub struct MemberReport {
     pub strategy: String,
     /// Its place in the suite's order (0 first).
     pub position: usize,
-    /// Runs alone and runs in the suite (K).
+    /// Runs alone and runs in the suite asked (K).
     pub repeat: u64,
+    /// Runs of the whole suite done under its strategy: K, fewer when an
+    /// interruption stopped the command (a run in which this member did
+    /// not run counts too).
+    pub suite_runs_done: u64,
     /// Runs alone that passed.
     pub alone_pass: u64,
     /// Runs alone that hung.
@@ -133,6 +135,16 @@ pub struct SuiteReport {
     /// Executions run (each one fresh supervisor; for a runner, one run of
     /// its test process).
     pub runs: u64,
+    /// Executions asked: (tests + 1) x K per strategy; `runs` is fewer when
+    /// interrupted.
+    pub runs_planned: u64,
+    /// A Ctrl-C (SIGINT) or a SIGTERM stopped the command: no execution
+    /// started after it, those in flight finished, and the counts are those
+    /// of the runs done (never `clean`).
+    pub interrupted: bool,
+    /// The signal that stopped it (`INT`, `TERM`); absent when none did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted_by: Option<crate::signal::Sig>,
     /// For a runner: the test process's own verdicts over the runs of the
     /// whole suite (an `orphan` or `leak` is a process it left behind, with
     /// its lineage in the diagnosis); `null` for a suite file.
@@ -142,8 +154,9 @@ pub struct SuiteReport {
     pub failing_suite_runs: u64,
     /// Runs of the whole suite, every strategy.
     pub suite_runs: u64,
-    /// Whether nothing is order-dependent, no test is broken and nothing
-    /// was left behind: what `--expect-clean` asks.
+    /// Whether nothing is order-dependent, no test is broken, nothing was
+    /// left behind and every run was done (not interrupted): what
+    /// `--expect-clean` asks.
     pub clean: bool,
     /// The bound a clean result proves: `0 failing runs in N suite runs
     /// (95% upper bound X%)`; `null` when not clean.
@@ -192,7 +205,24 @@ impl SuiteReport {
         if let Some(note) = &self.order_note {
             let _ = writeln!(s, "{note}");
         }
+        if let Some(sig) = self.interrupted_by {
+            let _ = writeln!(
+                s,
+                "interrupted ({}): the partial report of {} of {} runs",
+                crate::error::Exit::interruption_name(sig),
+                self.runs,
+                self.runs_planned
+            );
+        }
         for strategy in &self.strategies {
+            let ran = self
+                .members
+                .iter()
+                .any(|m| m.strategy == *strategy && m.alone.runs() + m.suite_runs_done > 0);
+            if !ran && self.interrupted {
+                let _ = writeln!(s, "\n{strategy}: not run (interrupted)");
+                continue;
+            }
             if !runner {
                 let _ = writeln!(s, "\n{strategy}:");
             } else {
@@ -201,13 +231,19 @@ impl SuiteReport {
             s.push_str(&self.table(strategy, runner));
         }
         self.render_process(&mut s);
+        let what = if runner { "test" } else { "member" };
         if let Some(w) = &self.warning {
             let _ = writeln!(s, "\nwarning: {w}");
+        } else if self.order_dependent.is_empty() && self.interrupted {
+            let _ = writeln!(
+                s,
+                "\nno order-dependent {what} in the runs done (interrupted: the report is partial)"
+            );
         } else if self.order_dependent.is_empty() {
             let _ = writeln!(
                 s,
-                "\nno order-dependent {}: every {0} has the same verdicts alone and in the suite",
-                if runner { "test" } else { "member" }
+                "\nno order-dependent {what}: every {what} has the same verdicts alone and in the \
+                 suite"
             );
         }
         for f in &self.order_dependent {
@@ -245,8 +281,12 @@ impl SuiteReport {
                     let _ = write!(failures, "  (alone: {})", m.alone.render_failures());
                 }
                 let mut in_suite = format!("{}/{}", m.suite_pass, m.suite.runs());
-                if m.suite.runs() < m.repeat {
-                    let _ = write!(in_suite, " ({} not run)", m.repeat - m.suite.runs());
+                if m.suite.runs() < m.suite_runs_done {
+                    let _ = write!(
+                        in_suite,
+                        " ({} not run)",
+                        m.suite_runs_done - m.suite.runs()
+                    );
                 }
                 vec![
                     m.name.clone(),
@@ -341,71 +381,28 @@ impl SuiteReport {
 }
 
 impl SuiteReport {
-    /// The test report of the suite (`lab suite`): one test case per member
-    /// and strategy, in a suite per strategy; a member whose verdict
-    /// depends on the order fails, naming its runs alone and in the suite,
-    /// the command that replays it and the one that bisects it.
-    pub fn test_report(&self) -> TestReport {
-        TestReport {
-            name: "lab suite".to_string(),
-            cases: self.members.iter().map(|m| self.test_case(m)).collect(),
+    /// The exit status: 128 + the signal when interrupted (130 after
+    /// Ctrl-C, 143 after SIGTERM), whether or not `expect_clean`; else
+    /// with `expect_clean` 0 only when [`SuiteReport::clean`], else 0 when
+    /// no test is order-dependent; 1 otherwise.
+    pub fn exit(&self, expect_clean: bool) -> Exit {
+        if let Some(sig) = self.interrupted_by {
+            return Exit::Interrupted(sig);
         }
-    }
-
-    /// The test case of member `m` under its strategy.
-    fn test_case(&self, m: &MemberReport) -> TestCase {
-        let counts = format!(
-            "alone: {}; in the suite: {}",
-            verdict_counts(m.alone.verdicts().iter().map(|(v, n)| (v.as_str(), *n))),
-            verdict_counts(m.suite.verdicts().iter().map(|(v, n)| (v.as_str(), *n)))
-        );
-        let found = self
-            .order_dependent
-            .iter()
-            .find(|d| d.name == m.name && d.strategy == m.strategy);
-        let outcome = found.map_or(TestOutcome::Passed, |d| {
-            let what = match d.dependence {
-                Dependence::FailsInSuite => "passes alone and fails in the suite",
-                Dependence::PassesOnlyInSuite => "fails alone and passes only in the suite",
-            };
-            let diagnosis = m
-                .suite
-                .diagnosis()
-                .or(m.alone.diagnosis())
-                .unwrap_or("none");
-            let message = format!(
-                "order-dependent: {what}; verdicts {counts}; replay: {}; find the cause: {}; \
-                 first diagnosis: {}",
-                d.replay,
-                d.bisect,
-                diagnosis.lines().next().unwrap_or("none")
-            );
-            let details = format!(
-                "order-dependent under {}: {what}\nverdicts {counts}\nreplay: {}\n\
-                 find the cause: {}\ndiagnosis:\n{diagnosis}\n",
-                m.strategy, d.replay, d.bisect
-            );
-            TestOutcome::Failed(Failure {
-                message,
-                details,
-                kind: "order-dependent",
-            })
-        });
-        TestCase {
-            suite: format!("{} {}", self.suite, m.strategy),
-            name: m.name.clone(),
-            classname: self.suite.clone(),
-            time: Duration::ZERO,
-            counts,
-            outcome,
+        if expect_clean {
+            return Exit::clean_if(self.clean);
         }
+        Exit::clean_if(self.order_dependent.is_empty())
     }
 }
 
 /// `lab suite`: run every test of the source alone (a fresh supervisor, or
 /// test process, each) and the whole list in one, `setup.repeat` times
 /// each, under every strategy (a runner: its test process, started the
-/// canonical way), and tally each test.
+/// canonical way), and tally each test. Its header goes to standard error
+/// once the first SIGINT or SIGTERM stops the starting of executions
+/// instead of ending the lab: the report is then that of the runs done
+/// ([`SuiteReport::interrupted_by`]).
 ///
 /// # Errors
 /// [`LabError::Input`] for a bad suite file, runner or order;
@@ -438,28 +435,68 @@ fn run_order(
     strategies: &[Strategy],
 ) -> Result<SuiteReport, LabError> {
     let k = setup.repeat;
+    let runs_planned = (order.len() as u64 + 1) * k * strategies.len() as u64;
+    // Before anything is made (a runner's results directory): a lab whose
+    // supervisors cannot judge by this /proc is refused and leaves nothing.
+    crate::session::check_proc(&setup.exe)?;
+    crate::session::stop_on_interrupt();
     let exec = Executor::new(source, setup)?;
+    crate::output::write_err(format_args!(
+        "{}\n",
+        header(setup, source, order.len(), strategies, runs_planned)
+    ));
     let mut all = Tallies {
         members: Vec::new(),
         dependents: Vec::new(),
         process: Counts::default(),
         failing_suite_runs: 0,
     };
-    for strategy in strategies {
-        run_strategy(setup, source, order, strategy, &exec, &mut all)?;
+    // Repetition by repetition, every strategy, every test alone then the
+    // whole order: an interrupted command has runs of each to compare.
+    let width = order.len() + 1;
+    let mut executions = Vec::with_capacity(runs_planned as usize);
+    for repetition in 0..k {
+        for strategy in strategies {
+            let execution = |members: Vec<usize>| Execution {
+                members,
+                strategy: strategy.clone(),
+                repetition,
+            };
+            executions.extend(order.iter().map(|&m| execution(vec![m])));
+            executions.push(execution(order.to_vec()));
+        }
+    }
+    let ran = exec.execute_all(&executions)?;
+    for (i, strategy) in strategies.iter().enumerate() {
+        // Strategy i's executions of repetition r: from (r·S + i)·width.
+        let of = |slot: usize| -> Vec<&Ran> {
+            (0..k as usize)
+                .filter_map(|r| ran[(r * strategies.len() + i) * width + slot].as_ref())
+                .collect()
+        };
+        tally_strategy(setup, source, order, strategy, &of, &mut all);
     }
     let (cgroup, cgroup_note) = exec.cgroup();
     let runs = exec.runs();
     exec.finish()?;
     let csv = exec.csv().map(|p| p.display().to_string());
     drop(exec);
-    let suite_runs = k * strategies.len() as u64;
+    let interrupted_by = crate::session::interruption();
+    let suite_runs = all
+        .members
+        .iter()
+        .filter(|m| m.position == 0)
+        .map(|m| m.suite_runs_done)
+        .sum();
     let left_behind = all.process.failures() > 0
         || all
             .members
             .iter()
             .any(|m| m.alone.count(Verdict::Orphan) + m.alone.count(Verdict::Leak) > 0);
-    let clean = all.dependents.is_empty() && !all.members.iter().any(|m| m.broken) && !left_behind;
+    let clean = all.dependents.is_empty()
+        && !all.members.iter().any(|m| m.broken)
+        && !left_behind
+        && interrupted_by.is_none();
     let bound = clean.then(|| {
         let rate = crate::stats::Rate::wilson(all.failing_suite_runs, suite_runs);
         format!(
@@ -491,6 +528,9 @@ fn run_order(
         order_dependent: all.dependents,
         warning: super::shares_nothing(source, order),
         runs,
+        runs_planned,
+        interrupted: interrupted_by.is_some(),
+        interrupted_by,
         process: runner.map(|_| all.process),
         failing_suite_runs: all.failing_suite_runs,
         suite_runs,
@@ -504,30 +544,21 @@ fn run_order(
     })
 }
 
-/// Every test alone and the whole order, K times each, under `strategy`;
-/// the tallies added to `all`.
-fn run_strategy(
+/// The tallies of every test alone and the whole order under `strategy`,
+/// added to `all`: `of(pos)` gives the runs done of the test at `pos` of
+/// `order` alone, `of(order.len())` those of the whole order (K each, fewer
+/// when interrupted).
+fn tally_strategy<'r>(
     setup: &Setup,
     source: &Source,
     order: &[usize],
     strategy: &Strategy,
-    exec: &Executor<'_>,
+    of: &dyn Fn(usize) -> Vec<&'r Ran>,
     all: &mut Tallies,
-) -> Result<(), LabError> {
+) {
     let k = setup.repeat;
-    let execution = |members: Vec<usize>, repetition: u64| Execution {
-        members,
-        strategy: strategy.clone(),
-        repetition,
-    };
-    let mut executions = Vec::new();
-    for &m in order {
-        executions.extend((0..k).map(|r| execution(vec![m], r)));
-    }
-    executions.extend((0..k).map(|r| execution(order.to_vec(), r)));
-    let ran = exec.execute_all(&executions)?;
-    let (alone_runs, suite_runs) = ran.split_at(order.len() * k as usize);
-    for run in suite_runs {
+    let suite_runs = of(order.len());
+    for run in &suite_runs {
         let failed = run
             .tests
             .iter()
@@ -540,13 +571,13 @@ fn run_strategy(
     }
     for (pos, &m) in order.iter().enumerate() {
         let mut alone = Counts::default();
-        for run in &alone_runs[pos * k as usize..(pos + 1) * k as usize] {
+        for run in of(pos) {
             if let Some(Some(o)) = run.tests.first() {
                 alone.add_outcome(o);
             }
         }
         let mut in_suite = Counts::default();
-        for run in suite_runs {
+        for run in &suite_runs {
             if let Some(Some(o)) = run.tests.get(pos) {
                 in_suite.add_outcome(o);
             }
@@ -584,6 +615,7 @@ fn run_strategy(
             strategy: strategy.name.clone(),
             position: pos,
             repeat: k,
+            suite_runs_done: suite_runs.len() as u64,
             alone_pass: alone.count(Verdict::Pass),
             alone_hang: alone.count(Verdict::Hang),
             alone_panic: alone.count(Verdict::Panic),
@@ -596,5 +628,32 @@ fn run_strategy(
             broken,
         });
     }
-    Ok(())
+}
+
+/// The line `lab suite` writes to standard error as it starts: the tests,
+/// strategies, K, the supervisors at once and the runs asked.
+fn header(
+    setup: &Setup,
+    source: &Source,
+    tests: usize,
+    strategies: &[Strategy],
+    planned: u64,
+) -> String {
+    let what = if source.runner().is_some() {
+        crate::text::plural(tests as u64, "test")
+    } else {
+        let names: Vec<&str> = strategies.iter().map(|s| s.name.as_str()).collect();
+        format!(
+            "{}  strategies {}",
+            crate::text::plural(tests as u64, "member"),
+            names.join(", ")
+        )
+    };
+    format!(
+        "lab suite {}  {what}  repeat {}  -j {}  {}",
+        setup.source.label(),
+        setup.repeat,
+        setup.jobs.max(1),
+        crate::text::plural(planned, "run")
+    )
 }

@@ -1,10 +1,10 @@
 //! Ctrl-C (SIGINT) or SIGTERM (what a CI system sends on cancel) during
-//! `lab run`, `lab exec`, `lab soak` and `lab fuzz`: no trial starts after
-//! it, the trials in flight finish, the partial summary of the trials done
-//! is printed (with the command that resumes a soak), the exit status is
-//! 128 + the signal (130, 143), and no process or cgroup of the lab is
-//! left. `lab suite` and `lab bisect` end at once (by the signal: 128 + it
-//! to a shell), leaving nothing.
+//! `lab run`, `lab exec`, `lab soak`, `lab fuzz`, `lab suite` and `lab
+//! bisect`: no trial (no run of a suite) starts after it, those in flight
+//! finish, the partial summary of the trials done is printed (with the
+//! command that resumes a soak; what a bisection knows so far), the exit
+//! status is 128 + the signal (130, 143), and no process or cgroup of the
+//! lab is left.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -34,10 +34,18 @@ struct Started {
 /// cgroup of its own when `in_cgroup` (so that the test can see that it
 /// leaves no lab cgroup).
 fn start(args: &[&std::ffi::OsStr], in_cgroup: bool) -> Started {
+    start_in(None, args, in_cgroup)
+}
+
+/// [`start`] in the working directory `cwd`, when given.
+fn start_in(cwd: Option<&str>, args: &[&std::ffi::OsStr], in_cgroup: bool) -> Started {
     let marker = Marker::new();
     let cgroup = in_cgroup.then(|| TestCgroup::new(&marker));
     let mut cmd = marker.command(LAB);
     cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
     if let Some(c) = &cgroup {
         c.enter(&mut cmd);
     }
@@ -308,43 +316,285 @@ fn a_fuzz_ended_by_sigterm_prints_its_partial_summary() {
     fuzz_interrupted(Signal::TERM, true);
 }
 
-/// `lab suite` and `lab bisect` end at once by a SIGTERM (no partial
-/// comparison: status 143 to a shell, as the signal's default action),
-/// once their lab cgroup exists, and leave no process and no cgroup.
-fn a_suite_and_a_bisect_ended_by_sigterm_end_at_once_and_leave_nothing() {
-    let suite = crate_path("../scenarios/suites", "attendant.toml");
-    for args in [
-        &["suite", suite.as_str(), "--repeat", "200"][..],
-        &[
-            "bisect",
-            suite.as_str(),
-            "--victim",
-            "fork-then-ask",
-            "--repeat",
-            "200",
-        ][..],
-    ] {
-        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
-        let mut lab = start(&args, true);
-        let cgroup = lab.cgroup.as_ref().unwrap();
-        // Its lab cgroup is the event: made once the signal watch is in place.
-        while cgroup.lab_cgroups().is_empty() {
-            assert!(
-                lab.lab.try_wait().unwrap().is_none(),
-                "{args:?} ended early"
-            );
-            std::thread::yield_now();
+/// The `lab suite`/`lab bisect` started as `started`, once its header
+/// (`head` and more) is out, the interruption handler in place, and
+/// `runs` supervisors of it were seen (each a run started, one fresh
+/// supervisor each; spinning, no sleep: the lab's own progress is the
+/// clock), interrupted by `signal`: its stdout and stderr, once it exited
+/// with 128 + the signal, leaving nothing.
+fn interrupt_once_running(
+    mut lab: Started,
+    head: &str,
+    runs: usize,
+    signal: Signal,
+) -> (String, String) {
+    let mut said = String::new();
+    assert!(lab.err.read_line(&mut said).unwrap() > 0, "no header");
+    assert!(said.starts_with(head), "{said}");
+    // Its supervisors: its children (the trials' processes they fork carry
+    // the same command line).
+    let lab_pid = lab.lab.id() as i32;
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < runs {
+        for (pid, cmd) in lab.marker.processes() {
+            if cmd.contains("__supervisor") && parent(pid) == Some(lab_pid) {
+                seen.insert(pid);
+            }
         }
-        send(&lab.lab, Signal::TERM);
-        let status = lab.lab.wait().unwrap();
-        assert_eq!(
-            std::os::unix::process::ExitStatusExt::signal(&status),
-            Some(Signal::TERM.as_raw()),
-            "{args:?}: {status:?}"
-        );
-        lab.marker.wait_gone();
-        assert_eq!(cgroup.lab_cgroups(), Vec::<PathBuf>::new(), "{args:?}");
+        assert!(lab.lab.try_wait().unwrap().is_none(), "ended early: {said}");
+        std::thread::yield_now();
     }
+    let out = stop(lab, signal, &mut said);
+    assert!(
+        said.contains(&format!(
+            "lab: interrupted ({}): no new trials",
+            named(signal)
+        )),
+        "{said}"
+    );
+    (out, said)
+}
+
+/// The parent of `pid` (from `/proc/PID/stat`: the field after the
+/// state, which follows the command's closing parenthesis); `None` once it
+/// is gone.
+fn parent(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The runs a suite report counts in its text tables: per strategy, every
+/// member's runs alone (`a/b`: b) and the runs of the whole suite (the
+/// first member's runs in it: it runs in every one).
+fn runs_in_tables(out: &str) -> u64 {
+    let mut runs = 0;
+    let mut first = true;
+    for line in out.lines() {
+        if line.starts_with("  member ") {
+            first = true;
+            continue;
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let ran = |w: &str| w.split_once('/').map(|(_, n)| n.parse::<u64>().unwrap());
+        let (Some(alone), Some(in_suite)) = (
+            words.get(1).and_then(|w| ran(w)),
+            words.get(2).and_then(|w| ran(w)),
+        ) else {
+            continue;
+        };
+        runs += alone + if first { in_suite } else { 0 };
+        first = false;
+    }
+    runs
+}
+
+fn a_suite_ended_by_sigterm_prints_the_partial_report_of_the_runs_done() {
+    let suite = crate_path("../scenarios/suites", "attendant.toml");
+    let dir = out_dir("interrupted-suite-file");
+    std::fs::create_dir_all(&dir).unwrap();
+    let junit = dir.join("junit.xml");
+    let lab = start(
+        &[
+            "suite".as_ref(),
+            suite.as_ref(),
+            "--repeat".as_ref(),
+            "200".as_ref(),
+            "--junit".as_ref(),
+            junit.as_os_str(),
+        ],
+        true,
+    );
+    let head =
+        format!("lab suite {suite}  7 members  strategies canonical, legacy  repeat 200  -j ");
+    // 12 runs started: past the first repetition of the first strategy
+    // (7 members alone, then the whole suite).
+    let (out, said) = interrupt_once_running(lab, &head, 12, Signal::TERM);
+    assert!(said.contains("  3200 runs\n"), "{said}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("interrupted (SIGTERM): the partial report of "))
+        .unwrap_or_else(|| panic!("{out}"));
+    let (done, planned) = line
+        .trim_start_matches("interrupted (SIGTERM): the partial report of ")
+        .trim_end_matches(" runs")
+        .split_once(" of ")
+        .unwrap();
+    let done: u64 = done.parse().unwrap();
+    assert_eq!(planned, "3200", "{out}");
+    assert!((12..3200).contains(&done), "{out}");
+    // Each row counts the runs done, never the runs asked.
+    assert_eq!(runs_in_tables(&out), done, "{out}");
+    assert!(!out.contains("/200 "), "{out}");
+    assert!(!out.contains("\nclean: "), "{out}");
+    assert!(
+        !out.contains("every member has the same verdicts alone and in the suite"),
+        "{out}"
+    );
+    // A member that did not run at all is a skipped case of the JUnit
+    // file, not a passed one.
+    let not_run = out
+        .lines()
+        .filter(|l| l.split_whitespace().skip(1).take(2).eq(["0/0", "0/0"]))
+        .count()
+        + 7 * out.matches(": not run (interrupted)\n").count();
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(
+        xml.matches("not run: interrupted (SIGTERM)").count(),
+        not_run,
+        "{out}\n{xml}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The records of the CSV at `path` (a field may span lines).
+fn csv_records(path: &str) -> u64 {
+    csv::Reader::from_path(path).unwrap().records().count() as u64
+}
+
+fn a_runner_suite_interrupted_with_ctrl_c_reports_the_runs_done_and_is_never_clean() {
+    let dir = out_dir("interrupted-suite");
+    let lab = start_in(
+        Some(&crate_path("tests/fixtures", "shell-runner")),
+        &[
+            "suite".as_ref(),
+            "--list-cmd".as_ref(),
+            "./run-tests --list".as_ref(),
+            "--run-cmd".as_ref(),
+            "./run-tests {names}".as_ref(),
+            "--repeat".as_ref(),
+            "200".as_ref(),
+            "--expect-clean".as_ref(),
+            "--format".as_ref(),
+            "json".as_ref(),
+            "--out".as_ref(),
+            dir.as_os_str(),
+        ],
+        false,
+    );
+    let head = "lab suite command ./run-tests --list  7 tests  repeat 200  -j ";
+    let (out, _) = interrupt_once_running(lab, head, 10, Signal::INT);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["interrupted"], true, "{v}");
+    assert_eq!(v["interrupted_by"], "INT", "{v}");
+    assert_eq!(v["clean"], false, "{v}");
+    assert_eq!(v["bound"], serde_json::Value::Null, "{v}");
+    assert_eq!(v["runs_planned"], 1600, "{v}");
+    let runs = v["runs"].as_u64().unwrap();
+    assert!((10..1600).contains(&runs), "{v}");
+    // Every run done is a row of its trials.csv, and counted once: the
+    // tests alone, and the runs of the whole list.
+    assert_eq!(csv_records(v["csv"].as_str().unwrap()), runs, "{v}");
+    let members = v["members"].as_array().unwrap();
+    let whole = members[0]["suite_runs_done"].as_u64().unwrap();
+    let alone: u64 = members
+        .iter()
+        .map(|m| m["alone"]["runs"].as_u64().unwrap())
+        .sum();
+    assert_eq!(alone + whole, runs, "{v}");
+    assert_eq!(v["suite_runs"], whole, "{v}");
+    for m in members {
+        assert_eq!(m["suite_runs_done"], whole, "{m}");
+        assert!(m["suite"]["runs"].as_u64().unwrap() <= whole, "{m}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `lab bisect ... --victim fork-then-ask --repeat 200 ARGS` of the
+/// attendant suite, interrupted by `signal` once running; its stdout.
+fn bisect_interrupted(extra: &[&str], signal: Signal, in_cgroup: bool) -> String {
+    let suite = crate_path("../scenarios/suites", "attendant.toml");
+    let mut args = vec![
+        "bisect",
+        suite.as_str(),
+        "--victim",
+        "fork-then-ask",
+        "--repeat",
+        "200",
+    ];
+    args.extend(extra);
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+    let head =
+        format!("lab bisect {suite}  victim fork-then-ask  strategy legacy  repeat 200  -j ");
+    interrupt_once_running(start(&args, in_cgroup), &head, 3, signal).0
+}
+
+/// The members run before fork-then-ask in the attendant suite.
+const PREDECESSORS: [&str; 5] = [
+    "spawn-and-wait",
+    "exit-codes",
+    "warm-cache",
+    "deep-tree",
+    "exec-children",
+];
+
+fn a_bisect_ended_by_sigterm_says_what_it_knows_so_far() {
+    let out = bisect_interrupted(&[], Signal::TERM, true);
+    let runs = out
+        .lines()
+        .find_map(|l| l.strip_prefix("runs: "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(runs.parse::<u64>().unwrap() >= 3, "{out}");
+    assert!(
+        out.contains(&format!(
+            "\ninterrupted (SIGTERM) after {runs} runs: not finished\n"
+        )),
+        "{out}"
+    );
+    let in_play = out
+        .lines()
+        .find_map(|l| l.strip_prefix("still in play: "))
+        .unwrap_or_else(|| panic!("{out}"));
+    let (names, rest) = in_play.split_once(" (").unwrap();
+    let names: Vec<&str> = names.split(' ').collect();
+    assert!(names.iter().all(|n| PREDECESSORS.contains(n)), "{out}");
+    assert!(
+        rest.starts_with(&format!("{} of 5 predecessors)", names.len())),
+        "{out}"
+    );
+    // A replay only of a set seen to make the victim fail.
+    let replay = out.lines().find_map(|l| l.strip_prefix("replay: "));
+    assert_eq!(
+        replay.is_some(),
+        rest.ends_with(": run before the victim, they made it fail"),
+        "{out}"
+    );
+    if let Some(r) = replay {
+        assert!(
+            r.contains(&format!("--members {},fork-then-ask ", names.join(","))),
+            "{out}"
+        );
+    }
+    assert!(!out.contains("one member makes the victim fail"), "{out}");
+}
+
+fn a_bisect_interrupted_with_ctrl_c_reports_in_json_that_it_did_not_finish() {
+    let out = bisect_interrupted(&["--format", "json"], Signal::INT, false);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["interrupted"], true, "{v}");
+    assert_eq!(v["interrupted_by"], "INT", "{v}");
+    assert_eq!(v["finished"], false, "{v}");
+    assert_eq!(v["found"], false, "{v}");
+    let runs = v["runs"].as_u64().unwrap();
+    assert!(runs >= 3, "{v}");
+    // The runs the report shows are at most the runs done.
+    let steps: u64 = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(v["unfinished"].as_object().map(|_| &v["unfinished"]))
+        .map(|s| s["runs"].as_u64().unwrap())
+        .sum();
+    let shown = v["alone"]["runs"].as_u64().unwrap() + v["after_all"]["runs"].as_u64().unwrap();
+    assert!(steps + shown <= runs, "{v}");
+    let in_play = v["in_play"].as_array().unwrap();
+    assert!(!in_play.is_empty(), "{v}");
+    assert!(
+        in_play
+            .iter()
+            .all(|n| PREDECESSORS.contains(&n.as_str().unwrap())),
+        "{v}"
+    );
 }
 
 tests! {
@@ -355,5 +605,8 @@ tests! {
     an_exec_ended_by_sigterm_prints_the_summary_of_the_trials_done needs CGROUP;
     a_fuzz_interrupted_with_ctrl_c_prints_its_partial_summary;
     a_fuzz_ended_by_sigterm_prints_its_partial_summary needs CGROUP;
-    a_suite_and_a_bisect_ended_by_sigterm_end_at_once_and_leave_nothing needs CGROUP;
+    a_suite_ended_by_sigterm_prints_the_partial_report_of_the_runs_done needs CGROUP;
+    a_runner_suite_interrupted_with_ctrl_c_reports_the_runs_done_and_is_never_clean;
+    a_bisect_ended_by_sigterm_says_what_it_knows_so_far needs CGROUP;
+    a_bisect_interrupted_with_ctrl_c_reports_in_json_that_it_did_not_finish;
 }
