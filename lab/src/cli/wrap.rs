@@ -37,7 +37,9 @@ pub(super) struct WrapCmd {
     /// directory of its own, for `lab report DIR`), and the diagnosis beside it
     #[arg(long, value_name = "FILE", env = "LAB_WRAP_REPORT")]
     report: Option<PathBuf>,
-    /// Print nothing on stderr when the program left nothing behind
+    /// Print nothing on stderr when the program left nothing behind (not
+    /// even the line that says the wrap runs without a cgroup or a PID
+    /// namespace)
     #[arg(short, long)]
     quiet: bool,
     /// Run without a cgroup (subreaper alone), even where one is available
@@ -83,11 +85,13 @@ impl WrapCmd {
         };
         let w = crate::wrap::run(&args, rustix::fd::AsFd::as_fd(&control_r))?;
         let mut text = String::new();
-        if let Some(note) = &w.fallback {
+        let clean = w.judgement.verdict == crate::verdict::Verdict::Pass;
+        // --quiet: not even the fallback's line when the program was clean
+        // (a wrap per test binary would say it once per binary).
+        if let Some(note) = w.fallback.as_ref().filter(|_| !(clean && self.quiet)) {
             text.push_str(note);
             text.push('\n');
         }
-        let clean = w.judgement.verdict == crate::verdict::Verdict::Pass;
         if !(clean && self.quiet) {
             text.push_str(&w.judgement.text);
         }

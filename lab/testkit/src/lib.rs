@@ -43,6 +43,7 @@ pub const KNOWN: &[&str] = &[
     "pytest",
     "man",
     "nextest",
+    "cargo",
 ];
 
 /// Something of the machine a test needs: a name (one of [`KNOWN`]) and a
@@ -86,6 +87,12 @@ pub const ROOT: Capability = Capability::new("root", || {
         ))
     }
 });
+
+/// `cargo` and `rustc` runnable by this user (a test that builds a fixture
+/// crate; under another user than the toolchain's owner they may be out of
+/// reach).
+pub const CARGO: Capability =
+    Capability::new("cargo", || program("cargo").and_then(|()| program("rustc")));
 
 /// `cargo-nextest` on `PATH` (`.ci/run` installs it where it can).
 pub const NEXTEST: Capability = Capability::new("nextest", || program("cargo-nextest"));

@@ -547,13 +547,13 @@ fn cargo_test_builds_the_binary_and_runs_its_tests() {
 }
 
 tests! {
-    a_test_that_hangs_only_after_its_polluter_is_named_with_its_signature;
-    the_fixed_crate_is_clean_and_prints_its_bound;
-    bisect_names_the_polluting_test_and_the_command_that_replays_it;
-    bad_runners_and_names_are_refused_with_status_2;
+    a_test_that_hangs_only_after_its_polluter_is_named_with_its_signature needs testkit::CARGO;
+    the_fixed_crate_is_clean_and_prints_its_bound needs testkit::CARGO;
+    bisect_names_the_polluting_test_and_the_command_that_replays_it needs testkit::CARGO;
+    bad_runners_and_names_are_refused_with_status_2 needs testkit::CARGO;
     pytest_runs_the_given_ids_in_the_given_order_and_finds_the_polluter needs testkit::PYTEST;
     any_runner_that_lists_and_runs_names_is_a_source_and_names_are_never_split;
-    cargo_test_builds_the_binary_and_runs_its_tests;
+    cargo_test_builds_the_binary_and_runs_its_tests needs testkit::CARGO;
     a_flaky_real_polluter_is_found_in_nine_bisections_of_ten;
     two_real_polluters_harmful_only_together_are_found_as_a_pair;
 }

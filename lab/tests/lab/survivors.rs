@@ -89,9 +89,9 @@ fn summary_of(args: &[&str], tag: &str) -> String {
 }
 
 /// Processes outside the plan are named the one way (pid, what it runs,
-/// who started it) by `lab run` as by `lab exec`, and counted in the
-/// survivor sets, whether the verdict is the orphan they make or the leak
-/// they hold.
+/// who started it) by `lab run` as by `lab exec` (below), and counted in
+/// the survivor sets, whether the verdict is the orphan they make or the
+/// leak they hold.
 fn processes_outside_the_plan_are_named_and_counted_in_the_survivor_sets() {
     // A daemon's grandchild, a fork of a node that never exec'd, orphaned.
     let text = summary_of(
@@ -113,7 +113,14 @@ fn processes_outside_the_plan_are_named_and_counted_in_the_survivor_sets() {
             && text.contains("survivor sets: 1 (every trial left <fork of a node, no exec>)"),
         "{text}"
     );
-    // A program's background child holding its stdout.
+}
+
+/// A program's background child holding its stdout is named as `lab run`
+/// names a process outside the plan, with who started it: the lineage of
+/// a program's descendants comes from the kernel's process events (from
+/// `/proc` scans alone, a `sh` that exits at once is gone before it is
+/// seen, and the child is named without its parent).
+fn a_programs_leaked_child_is_named_with_who_started_it() {
     let text = summary_of(
         &[
             "exec",
@@ -171,5 +178,6 @@ tests! {
     a_gated_plan_leaves_one_survivor_set_under_legacy;
     the_same_plans_pass_every_trial_under_canonical_with_no_survivors;
     processes_outside_the_plan_are_named_and_counted_in_the_survivor_sets;
+    a_programs_leaked_child_is_named_with_who_started_it needs PROC_CONNECTOR;
     a_program_whose_survivors_vary_is_not_called_a_nondeterministic_plan;
 }
