@@ -11,6 +11,8 @@ use clap::Parser;
 use lab::error::Exit;
 
 fn main() -> ExitCode {
+    // Before any thread starts (the signal watch, the workers).
+    lab::session::grow_fd_table();
     let result = lab::cli::execute(lab::cli::Cli::parse());
     if let Err(e) = &result {
         lab::output::write_err(format_args!("lab: {}\n", e.chain()));

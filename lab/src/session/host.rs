@@ -72,6 +72,24 @@ pub fn prepare_lab_process() -> Result<(), LabError> {
     lifeline::become_subreaper().map_err(|e| LabError::io("PR_SET_CHILD_SUBREAPER", e))
 }
 
+/// Grow this process's fd table to hold fds up to [`FD_LIMIT_NEEDED`] now,
+/// while it has one thread: the lab moves its own fds to
+/// [`lifeline::LAB_FD_FLOOR`] (256) and above, and the kernel grows the
+/// table of a process whose threads share it only after an RCU grace
+/// period (`expand_fdtable` calls `synchronize_rcu` when the table is
+/// shared), about 10 ms, which `lab wrap` paid on every program and every
+/// command on its first trial. A duplicate of stderr at the top fd grows
+/// it, and is closed at once (a table never shrinks). Best effort: with
+/// stderr closed or a lower fd limit the table grows later, as before.
+///
+/// # References
+/// - [fcntl(2)](https://man7.org/linux/man-pages/man2/fcntl.2.html) (`F_DUPFD_CLOEXEC`)
+/// - fs/file.c (`expand_fdtable`)
+pub fn grow_fd_table() {
+    let top = i32::try_from(FD_LIMIT_NEEDED - 1).unwrap_or(i32::MAX);
+    drop(rustix::io::fcntl_dupfd_cloexec(std::io::stderr(), top));
+}
+
 /// The open files (`RLIMIT_NOFILE`) a trial needs: every node and
 /// supervisor keeps the lab's own fds at [`lifeline::LAB_FD_FLOOR`] (256)
 /// and above (report channel, boot record, lifeline, notify, one per gate

@@ -23,8 +23,8 @@ use crate::{cgroup, janitor};
 
 pub use handle::{check_proc, PidNsMode, SupervisorError, SupervisorHandle};
 pub use host::{
-    check_privileges, interrupted, interruption, prepare_lab_process, stop_on_interrupt,
-    sweep_orphans,
+    check_privileges, grow_fd_table, interrupted, interruption, prepare_lab_process,
+    stop_on_interrupt, sweep_orphans,
 };
 use host::{forget_on_signal, watched};
 
