@@ -331,7 +331,12 @@ fn a_limit_on_threads_and_processes_is_an_error_with_status_3_not_a_panic() {
     std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let exe = dir.join("lab");
-    std::fs::copy(LAB, &exe).unwrap();
+    // Copied by `cp`, not by this process: a write fd on the copy open
+    // here would be inherited by any process another test forks meanwhile,
+    // and exec'ing the copy would fail with ETXTBSY (Text file busy) for
+    // as long as that one holds it.
+    let copied = Command::new("cp").arg(LAB).arg(&exe).status().unwrap();
+    assert!(copied.success(), "cp {LAB}: {copied}");
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
     // nproc=1: no thread can start; nproc=2: at most one worker, whose
     // supervisor cannot start (or none, if uid 65534 runs other processes).
