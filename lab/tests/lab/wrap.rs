@@ -364,6 +364,11 @@ fn untimed(s: &str) -> String {
         .join("\n")
 }
 
+/// cargo's runner set to `lab wrap --`: the clean binary's output is the
+/// bare run's, the daemon's binary fails naming the daemon with its
+/// lineage, down to its `setsid` (a detail the kernel's process events
+/// give: without them, as in a PID namespace not the initial one, the
+/// lineage comes from `/proc` scans, which do not see a session change).
 fn cargo_test_runs_each_test_binary_through_lab_wrap() {
     let target = out_dir("wrap-cargo");
     let runner = format!("{LAB} wrap --");
@@ -471,6 +476,6 @@ tests! {
     a_wrap_inside_a_wrap_reports_once_each;
     rows_of_concurrent_wraps_append_to_one_csv;
     unprivileged_it_falls_back_to_the_subreaper_and_says_so_once needs testkit::ROOT;
-    cargo_test_runs_each_test_binary_through_lab_wrap needs testkit::CARGO;
+    cargo_test_runs_each_test_binary_through_lab_wrap needs testkit::CARGO, PROC_CONNECTOR;
     nextest_fails_the_daemon_test_under_the_wrapper_and_passes_it_without needs testkit::CARGO, testkit::NEXTEST;
 }
