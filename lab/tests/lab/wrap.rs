@@ -412,6 +412,10 @@ fn cargo_test_runs_each_test_binary_through_lab_wrap() {
     let _ = std::fs::remove_dir_all(&target);
 }
 
+/// The same fixture under `cargo nextest run` with the wrapper script: the
+/// daemon's test fails, named with who started it (from the kernel's
+/// process events: `/proc` scans alone may miss the test binary, gone by
+/// then), and passes without the wrapper, its daemon living on.
 fn nextest_fails_the_daemon_test_under_the_wrapper_and_passes_it_without() {
     let target = out_dir("wrap-nextest");
     std::fs::create_dir_all(&target).unwrap();
@@ -477,5 +481,5 @@ tests! {
     rows_of_concurrent_wraps_append_to_one_csv;
     unprivileged_it_falls_back_to_the_subreaper_and_says_so_once needs testkit::ROOT;
     cargo_test_runs_each_test_binary_through_lab_wrap needs testkit::CARGO, PROC_CONNECTOR;
-    nextest_fails_the_daemon_test_under_the_wrapper_and_passes_it_without needs testkit::CARGO, testkit::NEXTEST;
+    nextest_fails_the_daemon_test_under_the_wrapper_and_passes_it_without needs testkit::CARGO, testkit::NEXTEST, PROC_CONNECTOR;
 }
