@@ -15,7 +15,9 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
+use std::time::Instant;
 
+use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fs::{FileType, Mode, OFlags};
 use rustix::io::Errno;
 
@@ -194,6 +196,59 @@ pub fn read_text(path: impl AsRef<Path>, limit: u64) -> Result<String, InputErro
             col: valid.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
         }
     })
+}
+
+/// What [`drain_pipe`] read: at most its `max` bytes, and whether the
+/// pipe reached its end (every writer closed it) before the deadline.
+#[derive(Debug, Default)]
+pub struct Drained {
+    /// The bytes kept (the first `max`, or a little more: whole chunks of
+    /// at most 8 KiB).
+    pub bytes: Vec<u8>,
+    /// Whether the pipe reached its end; `false`: the deadline came first.
+    pub ended: bool,
+}
+
+/// Read the pipe `file` (a child's output) until its end or until
+/// `deadline`, whichever comes first, keeping at most about `max` bytes
+/// (bytes past it are read and dropped, so the writer never blocks on a
+/// full pipe). It waits in `poll(2)`, so a silent writer costs nothing.
+///
+/// # Errors
+/// The error of `poll` or `read` other than `EINTR`.
+///
+/// # References
+/// - [poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html)
+/// - [pipe(7)](https://man7.org/linux/man-pages/man7/pipe.7.html)
+pub fn drain_pipe(file: &mut File, deadline: Instant, max: usize) -> io::Result<Drained> {
+    let mut out = Drained::default();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(out);
+        }
+        let ts = rustix::time::Timespec {
+            tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(left.subsec_nanos()),
+        };
+        let mut fds = [PollFd::new(&*file, PollFlags::IN)];
+        match poll(&mut fds, Some(&ts)) {
+            Ok(0) => return Ok(out),
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        match file.read(&mut chunk) {
+            Ok(0) => {
+                out.ended = true;
+                return Ok(out);
+            }
+            Ok(n) if out.bytes.len() < max => out.bytes.extend_from_slice(&chunk[..n]),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 #[cfg(test)]

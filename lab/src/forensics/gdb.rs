@@ -2,11 +2,9 @@
 
 use std::ffi::{CStr, CString};
 use std::fs::File;
-use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use rustix::event::{poll, PollFd, PollFlags};
 use rustix::pipe::{pipe_with, PipeFlags};
 
 use lifeline::Spawn;
@@ -32,10 +30,7 @@ pub enum GdbError {
         #[source]
         source: std::io::Error,
     },
-    /// Waiting for gdb's output failed.
-    #[error("poll: {0}")]
-    Poll(#[source] std::io::Error),
-    /// Reading gdb's output failed.
+    /// Waiting for or reading gdb's output failed.
     #[error("reading gdb's output: {0}")]
     Read(#[source] std::io::Error),
     /// gdb did not finish within its timeout (30 s) and was killed.
@@ -96,37 +91,17 @@ pub fn backtrace(gdb: &CStr, pid: i32) -> Result<String, GdbError> {
             source,
         })?;
     drop(out_write);
-    let deadline = Instant::now() + GDB_TIMEOUT;
-    let mut file = File::from(out_read);
-    let mut text = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let finished = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break false;
-        }
-        let ts = rustix::time::Timespec {
-            tv_sec: left.as_secs() as i64,
-            tv_nsec: left.subsec_nanos() as i64,
-        };
-        let mut fds = [PollFd::new(&file, PollFlags::IN)];
-        match poll(&mut fds, Some(&ts)) {
-            Ok(0) => break false,
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(GdbError::Poll(e.into())),
-        }
-        match file.read(&mut chunk) {
-            Ok(0) => break true,
-            Ok(n) if text.len() < MAX_OUTPUT => text.extend_from_slice(&chunk[..n]),
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(GdbError::Read(e)),
-        }
-    };
-    if !finished {
+    let drained = crate::input::drain_pipe(
+        &mut File::from(out_read),
+        Instant::now() + GDB_TIMEOUT,
+        MAX_OUTPUT,
+    );
+    if !matches!(drained, Ok(ref d) if d.ended) {
         let _ = child.pidfd().send_signal(rustix::process::Signal::KILL);
     }
     let _ = child.pidfd().wait();
+    let drained = drained.map_err(GdbError::Read)?;
+    let (text, finished) = (drained.bytes, drained.ended);
     let text = String::from_utf8_lossy(&text).into_owned();
     if finished {
         Ok(text)

@@ -8,7 +8,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::runner::{capture, TestResult};
+use super::capture::capture;
+use super::test_result::TestResult;
 use crate::error::LabError;
 
 /// The tests of the libtest binary `bin`, in its order (sorted by name);

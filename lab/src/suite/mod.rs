@@ -27,6 +27,7 @@
 //! - [`bisect`]: delta debugging over the victim's predecessors.
 
 pub mod bisect;
+pub mod capture;
 pub mod executor;
 pub mod file;
 pub mod libtest;
@@ -36,6 +37,7 @@ pub mod run;
 pub mod runner;
 pub mod search;
 pub mod source;
+pub mod test_result;
 
 use std::fmt::Write as _;
 use std::time::Duration;

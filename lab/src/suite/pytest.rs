@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::runner::{capture, TestResult};
+use super::capture::capture;
+use super::test_result::TestResult;
 use crate::error::LabError;
 
 /// The plugin's module name (`-p`).

@@ -1,7 +1,7 @@
 //! Test runners as suite sources: a Rust test binary (libtest), pytest, or
 //! any runner that lists its tests and runs a given list in one process.
 //!
-//! A runner's tests are listed once, by a bounded child ([`capture`]: the
+//! A runner's tests are listed once, by a bounded child ([`super::capture::capture`]: the
 //! listing's deadline, killed through its pidfd past it). Every execution
 //! of the test process (one test alone, or a list in one process) is a
 //! trial: its program is the root of a one-node scenario, as `lab exec`
@@ -16,22 +16,15 @@
 //! Names are never passed through a shell: each is one argument of the
 //! test process.
 
-use std::fs::File;
-use std::io::Read;
-use std::os::fd::AsFd;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rustix::event::{poll, PollFd, PollFlags};
-use rustix::pipe::{pipe_with, PipeFlags};
-
+use super::test_result::TestResult;
 use crate::error::LabError;
 use crate::plan::Plan;
 use crate::program::ExecSpec;
 use crate::scenario::Scenario;
 use crate::verdict::{Outcome, Verdict};
 
-/// Most bytes of a listing read.
-const MAX_LISTING: usize = 16 * 1024 * 1024;
 /// The deadline of one test-process run when `--deadline` is not given:
 /// 60 s.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(60);
@@ -78,23 +71,8 @@ pub struct Runner {
     pub support: Option<std::sync::Arc<tempfile::TempDir>>,
 }
 
-/// What one test did in one run of the test process, from its runner's
-/// output.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TestResult {
-    /// It passed.
-    Ok,
-    /// It failed, with the runner's message (may be empty).
-    Failed(String),
-    /// It was skipped (ignored): not counted.
-    Skipped,
-    /// It started and did not finish: it was running when the process
-    /// hung or died.
-    Running,
-}
-
 impl Runner {
-    /// List the tests of `kind` (a bounded child, [`capture`], with the
+    /// List the tests of `kind` (a bounded child, [`super::capture::capture`], with the
     /// deadline of a test-process run).
     ///
     /// # Errors
@@ -349,91 +327,6 @@ fn with_verdict(process: &Outcome, verdict: Verdict, reason: Option<String>) -> 
         trace: None,
         ..process.clone()
     }
-}
-
-/// Run `argv` (no shell) with stdin `/dev/null` and stderr to `/dev/null`
-/// and return its exit status (`None`: killed by a signal) and stdout (at
-/// most 16 MiB), within `deadline`: past it the child is killed through
-/// its pidfd.
-///
-/// # Errors
-/// [`LabError::Input`] naming `what` when it cannot be started, or does not
-/// finish within `deadline`.
-pub fn capture(
-    what: &str,
-    argv: &[String],
-    deadline: Duration,
-) -> Result<(Option<i32>, String), LabError> {
-    let (out_read, out_write) =
-        pipe_with(PipeFlags::CLOEXEC).map_err(|e| LabError::io("cannot make a pipe", e.into()))?;
-    let Some(program) = argv.first() else {
-        return Err(LabError::Input(format!("{what}: the command is empty")));
-    };
-    let child = lifeline::Command::new(program)
-        .args(&argv[1..])
-        .stdin(lifeline::Stdio::Null)
-        .stdout(lifeline::Stdio::Fd(out_write.as_fd()))
-        .stderr(lifeline::Stdio::Null)
-        .spawn()
-        .map_err(|e| {
-            LabError::Input(format!(
-                "{what}: cannot start `{program}`: {e}; give the path of an executable"
-            ))
-        })?;
-    drop(out_write);
-    let until = Instant::now() + deadline;
-    let mut file = File::from(out_read);
-    let mut text = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let finished = loop {
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break false;
-        }
-        let ts = rustix::time::Timespec {
-            tv_sec: left.as_secs() as i64,
-            tv_nsec: left.subsec_nanos() as i64,
-        };
-        let mut fds = [PollFd::new(&file, PollFlags::IN)];
-        match poll(&mut fds, Some(&ts)) {
-            Ok(0) => break false,
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => break_err(&child, what, e.into())?,
-        }
-        match file.read(&mut chunk) {
-            Ok(0) => break true,
-            Ok(n) if text.len() < MAX_LISTING => text.extend_from_slice(&chunk[..n]),
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => break_err(&child, what, e)?,
-        }
-    };
-    if !finished {
-        let _ = child.pidfd().send_signal(rustix::process::Signal::KILL);
-        let _ = child.pidfd().wait();
-        return Err(LabError::Input(format!(
-            "{what}: `{}` did not finish within {} s (killed); a runner must list its tests \
-             and exit",
-            argv.join(" "),
-            deadline.as_secs_f64()
-        )));
-    }
-    let status = child
-        .pidfd()
-        .wait()
-        .map_err(|e| LabError::io("cannot wait for the listing", e))?;
-    let code = match status {
-        lifeline::ExitStatus::Exited(c) => Some(c),
-        _ => None,
-    };
-    Ok((code, String::from_utf8_lossy(&text).into_owned()))
-}
-
-/// Kill `child` and turn `e` into the error of reading its output.
-fn break_err(child: &lifeline::Child, what: &str, e: std::io::Error) -> Result<(), LabError> {
-    let _ = child.pidfd().send_signal(rustix::process::Signal::KILL);
-    let _ = child.pidfd().wait();
-    Err(LabError::io(format!("{what}: cannot read its output"), e))
 }
 
 #[cfg(test)]
