@@ -138,25 +138,14 @@ pub fn check_proc(exe: &Path) -> Result<(), SupervisorError> {
 }
 
 fn probe(exe: &Path) -> PidNsMode {
-    if std::env::var_os("LAB_PID_NAMESPACE").is_some_and(|v| v == "off") {
+    if namespaces_off() {
         return PidNsMode::None("turned off by LAB_PID_NAMESPACE=off".into());
     }
-    let forms: &[PidNamespace] = if rustix::process::geteuid().is_root() {
-        &[PidNamespace::Plain, PidNamespace::WithUser]
-    } else {
-        &[PidNamespace::WithUser]
+    let why = match start_namespaced(|mode| SupervisorHandle::spawn(exe, mode, None, None)) {
+        // The probe ends at once (dropped).
+        Ok((mode, _probe)) => return mode,
+        Err(why) => why,
     };
-    let mut why = Vec::new();
-    for &ns in forms {
-        let mode = PidNsMode::Own(ns);
-        match SupervisorHandle::spawn(exe, &mode, None, None) {
-            Ok(probe) => {
-                drop(probe);
-                return mode;
-            }
-            Err(e) => why.push(format!("{}: {e}", mode.label())),
-        }
-    }
     // Not the namespaces' fault when a supervisor cannot start at all (a
     // missing binary, no fds left): the start that follows reports that.
     if let Err(e) = SupervisorHandle::spawn(exe, &PidNsMode::None(String::new()), None, None) {
@@ -166,6 +155,34 @@ fn probe(exe: &Path) -> PidNsMode {
         "cannot make one here, {}; signals by PID can reach the host's processes",
         why.join("; ")
     ))
+}
+
+/// Whether PID namespaces are turned off (`LAB_PID_NAMESPACE=off`).
+fn namespaces_off() -> bool {
+    std::env::var_os("LAB_PID_NAMESPACE").is_some_and(|v| v == "off")
+}
+
+/// `start` a supervisor in the first form of PID namespace of its own that
+/// starts, most wanted first (root: a plain one, then one in a user
+/// namespace; others: in a user namespace): the form and what `start`
+/// gave; else why each form failed, in words.
+fn start_namespaced<T>(
+    mut start: impl FnMut(&PidNsMode) -> io::Result<T>,
+) -> Result<(PidNsMode, T), Vec<String>> {
+    let forms: &[PidNamespace] = if rustix::process::geteuid().is_root() {
+        &[PidNamespace::Plain, PidNamespace::WithUser]
+    } else {
+        &[PidNamespace::WithUser]
+    };
+    let mut why = Vec::new();
+    for &ns in forms {
+        let mode = PidNsMode::Own(ns);
+        match start(&mode) {
+            Ok(started) => return Ok((mode, started)),
+            Err(e) => why.push(format!("{}: {e}", mode.label())),
+        }
+    }
+    Err(why)
 }
 
 /// Why a supervisor could not run a trial. After any error but
@@ -309,19 +326,13 @@ impl SupervisorHandle {
     ) -> Result<SupervisorHandle, SupervisorError> {
         // One supervisor, so no probe first: the first namespaced form that
         // starts is the supervisor, and decides the mode of this process.
-        if MODE.get().is_none() && std::env::var_os("LAB_PID_NAMESPACE").is_none_or(|v| v != "off")
-        {
-            let forms: &[PidNamespace] = if rustix::process::geteuid().is_root() {
-                &[PidNamespace::Plain, PidNamespace::WithUser]
-            } else {
-                &[PidNamespace::WithUser]
-            };
-            for &ns in forms {
-                let mode = PidNsMode::Own(ns);
-                if let Ok(h) = SupervisorHandle::spawn(exe, &mode, lab_cgroup, Some(control)) {
-                    let _ = MODE.set(mode);
-                    return Ok(h);
-                }
+        if MODE.get().is_none() && !namespaces_off() {
+            let started = start_namespaced(|mode| {
+                SupervisorHandle::spawn(exe, mode, lab_cgroup, Some(control))
+            });
+            if let Ok((mode, h)) = started {
+                let _ = MODE.set(mode);
+                return Ok(h);
             }
         }
         check_proc(exe)?;
