@@ -43,9 +43,16 @@ pub const FALLBACK_WARNING: &str = "pid namespace: none; a kill by PID can reach
 /// was given (close-on-exec from then on). Returns whether it was.
 pub fn claim_host_proc() -> bool {
     match lifeline::claim_inherited(HOST_PROC_FD) {
-        Ok(fd) => HOST_PROC.set(fd).is_ok(),
+        Ok(fd) => keep_host_proc(fd),
         Err(_) => false,
     }
+}
+
+/// In a supervisor forked, not exec'd (`lab wrap`'s): keep `proc`, the
+/// lab's `/proc` handed over at the fork. Returns whether it was kept (not
+/// when one was kept already).
+pub fn keep_host_proc(proc: OwnedFd) -> bool {
+    HOST_PROC.set(proc).is_ok()
 }
 
 /// Whether this process is init of its PID namespace with the lab's `/proc`

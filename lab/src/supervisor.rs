@@ -18,9 +18,10 @@
 //! [`Outcome`] per line. The lab ends it with a `bye` line; EOF or
 //! POLLHUP on fd 3 without one means the lab is gone: the
 //! supervisor ends the trial in flight, leaves nothing behind, and exits.
-//! A wrap supervisor (`lab wrap`, started with `--wrap`) has the lab's own
-//! fds 0, 1 and 2, which it hands the program untouched, and at fd 6 the
-//! control pipe of the signals the lab forwards (`trial/wrap_control.rs`).
+//! A wrap supervisor (`lab wrap`) is not exec'd but forked from the wrap
+//! ([`wrap`]): it has the wrap's own fds 0, 1 and 2, which it hands the
+//! program untouched, and the control pipe of the signals the wrap
+//! forwards (`trial/wrap_control.rs`).
 //!
 //! # Its PID namespace
 //!
@@ -47,32 +48,24 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
 
 use crate::trial;
-use crate::trial::protocol::{TrialRequest, BYE, CONTROL_FD, PLAN_FD, RESULT_FD};
+use crate::trial::protocol::{TrialRequest, BYE, PLAN_FD, RESULT_FD};
 use crate::verdict::Outcome;
 
-/// Run the supervisor loop until the lab closes the lifeline. Returns the
-/// process exit code: 0 on a clean end, 3 when it could not work.
-/// `lab_cgroup` is the lab's cgroup (`--lab-cgroup`), known from the start
-/// so that a lab that dies before its first request still has its cgroup
-/// removed by the last supervisor out. A `wrap` supervisor (`lab wrap`)
-/// also has the control pipe at [`CONTROL_FD`], whose signals it forwards
-/// to the program, and hands the program its own stdio.
-pub fn main(lab_cgroup: Option<std::path::PathBuf>, wrap: bool) -> i32 {
-    // Out of the lab's session: a Ctrl-C at the terminal reaches the lab,
-    // whose death the supervisor then sees on its lifeline and cleans up.
-    let _ = rustix::process::setsid();
+/// The supervisor exec'd by the lab (`lab __supervisor`): take its fds
+/// ([`PLAN_FD`], [`RESULT_FD`], and the lab's `/proc` where it is init of
+/// a PID namespace of its own) and [`serve`] until the lab closes the
+/// lifeline. Returns the process exit code: 0 on a clean end, 3 when it
+/// could not work. `lab_cgroup` is the lab's cgroup (`--lab-cgroup`),
+/// known from the start so that a lab that dies before its first request
+/// still has its cgroup removed by the last supervisor out.
+pub fn main(lab_cgroup: Option<PathBuf>) -> i32 {
     // In a PID namespace of its own the lab gave us its /proc (for the PIDs
     // the user is shown); elsewhere there is none to take.
     crate::pidns::claim_host_proc();
-    // Init of its namespace is the reaper of every orphan there already;
-    // the subreaper flag costs nothing and covers the fallback.
-    if let Err(e) = lifeline::become_subreaper() {
-        say(&format!("lab supervisor: cannot become a subreaper: {e}"));
-        return 3;
-    }
     let (plans, results) = match (
         lifeline::claim_inherited(PLAN_FD),
         lifeline::claim_inherited(RESULT_FD),
@@ -83,20 +76,52 @@ pub fn main(lab_cgroup: Option<std::path::PathBuf>, wrap: bool) -> i32 {
             return 3;
         }
     };
+    run(plans, results, None, lab_cgroup)
+}
+
+/// The wrap supervisor (`lab wrap`), forked from the wrap (no exec) as
+/// init of its PID namespace where one could be made: its lifeline's read
+/// end in `fds.lifeline`, and in `fds.given` the write end of the result
+/// pipe, the read end of the control pipe of the signals the wrap forwards
+/// to the program, and, in a PID namespace, the wrap's `/proc`. It shares
+/// the wrap's stdin, stdout and stderr, which it hands to the program
+/// untouched. Returns the exit code, as [`main`].
+pub fn wrap(fds: lifeline::ChildFds, lab_cgroup: Option<PathBuf>) -> i32 {
+    let mut given = fds.given.into_iter();
+    let (Some(results), Some(control)) = (given.next(), given.next()) else {
+        say("lab supervisor: a wrap supervisor needs its result and control pipes");
+        return 3;
+    };
+    if let Some(proc) = given.next() {
+        crate::pidns::keep_host_proc(proc);
+    }
+    run(fds.lifeline.into(), results, Some(control), lab_cgroup)
+}
+
+/// Either supervisor, its fds in hand: leave the lab's session, become the
+/// subreaper, [`serve`], then remove the lab's cgroup should the lab be
+/// gone.
+fn run(
+    plans: OwnedFd,
+    results: OwnedFd,
+    control: Option<OwnedFd>,
+    lab_cgroup: Option<PathBuf>,
+) -> i32 {
+    // Out of the lab's session: a Ctrl-C at the terminal reaches the lab,
+    // whose death the supervisor then sees on its lifeline and cleans up.
+    let _ = rustix::process::setsid();
+    // Init of its namespace is the reaper of every orphan there already;
+    // the subreaper flag costs nothing and covers the fallback.
+    if let Err(e) = lifeline::become_subreaper() {
+        say(&format!("lab supervisor: cannot become a subreaper: {e}"));
+        return 3;
+    }
     let reader = match plans.try_clone() {
         Ok(fd) => BufReader::new(File::from(fd)),
         Err(e) => {
             say(&format!("lab supervisor: {e}"));
             return 3;
         }
-    };
-    let control = match wrap.then(|| lifeline::claim_inherited(CONTROL_FD)) {
-        Some(Ok(fd)) => Some(fd),
-        Some(Err(_)) => {
-            say("lab supervisor: started with --wrap without its fd 6");
-            return 3;
-        }
-        None => None,
     };
     let mut results = File::from(results);
     let mut lab_cgroup = lab_cgroup;
@@ -120,9 +145,9 @@ pub fn main(lab_cgroup: Option<std::path::PathBuf>, wrap: bool) -> i32 {
 fn serve(
     mut reader: BufReader<File>,
     results: &mut File,
-    plans: &std::os::fd::OwnedFd,
-    control: Option<&std::os::fd::OwnedFd>,
-    lab_cgroup: &mut Option<std::path::PathBuf>,
+    plans: &OwnedFd,
+    control: Option<&OwnedFd>,
+    lab_cgroup: &mut Option<PathBuf>,
 ) -> i32 {
     // The trial cgroup the last trial left empty, for the next one; removed
     // when the supervisor returns.

@@ -164,18 +164,9 @@ impl<'a> ExecPrep<'a> {
     /// overwrites fd numbers that values of the caller may own; the child
     /// never returns into them: it execs or `_exit`s.
     pub(super) unsafe fn exec_in_child(&mut self, err_fd: RawFd, pre: PreExec) -> ! {
-        // Async-signal-safe: builds 8 bytes on the stack (no indexing that
-        // could panic), then two raw syscalls.
-        let report = |errno: i32| -> ! {
-            let e = errno.to_ne_bytes();
-            let [n, o, ex, x] = FOOTER;
-            let msg = [e[0], e[1], e[2], e[3], n, o, ex, x];
-            // SAFETY: `err_fd` is the open write end of the error pipe (the
-            // caller's contract). A failed write leaves the parent with EOF
-            // and a child that exits 127; nothing more can be done here.
-            let _ = unsafe { raw::write(err_fd, &msg) };
-            raw::exit_group(127)
-        };
+        // SAFETY: `err_fd` is the open write end of the error pipe (the
+        // caller's contract), and this is the child (it exits here).
+        let report = |errno: i32| -> ! { unsafe { report_setup_error(err_fd, errno) } };
         if let Some(ns) = &self.ns {
             // Async-signal-safe: NsPrep::enter_in_child makes raw syscalls
             // on memory prepared before the clone, and its error is an OS
@@ -270,6 +261,29 @@ impl<'a> ExecPrep<'a> {
         };
         report(errno)
     }
+}
+
+/// In a child whose setup failed: write `errno` to the error pipe `err_fd`
+/// (the 8 bytes [`exec_result`] reads back as the spawn's error) and exit
+/// with 127.
+///
+/// Async-signal-safe: builds 8 bytes on the stack (no indexing that could
+/// panic), then two raw syscalls; no allocation, no lock.
+///
+/// # Safety
+/// Call it only in a child just created by clone3 (it ends the process,
+/// never returning into the caller's frames), with `err_fd` the open write
+/// end of the close-on-exec pipe whose read end the parent passes to
+/// [`exec_result`].
+pub(super) unsafe fn report_setup_error(err_fd: RawFd, errno: i32) -> ! {
+    let e = errno.to_ne_bytes();
+    let [n, o, ex, x] = FOOTER;
+    let msg = [e[0], e[1], e[2], e[3], n, o, ex, x];
+    // SAFETY: `err_fd` is the open write end of the error pipe (the
+    // caller's contract). A failed write leaves the parent with EOF and a
+    // child that exits 127; nothing more can be done here.
+    let _ = unsafe { raw::write(err_fd, &msg) };
+    raw::exit_group(127)
 }
 
 /// In the parent: read the child's exec error from the error pipe until

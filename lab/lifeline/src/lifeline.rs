@@ -159,3 +159,11 @@ impl AsFd for LifelineReader {
         self.0.as_fd()
     }
 }
+
+impl From<LifelineReader> for OwnedFd {
+    /// The read end itself, for a child that reads what its parent writes
+    /// on the lifeline (a supervisor's plans).
+    fn from(reader: LifelineReader) -> OwnedFd {
+        reader.0
+    }
+}

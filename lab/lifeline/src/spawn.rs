@@ -14,7 +14,7 @@ use rustix::pipe::{pipe_with, PipeFlags};
 use super::clone3::{
     clone3, CloneArgs, Forked, CLONE_CLEAR_SIGHAND, CLONE_INTO_CGROUP, CLONE_PIDFD,
 };
-use super::execve::{current_env, exec_result, ExecPrep, PreExec};
+use super::execve::{current_env, exec_result, report_setup_error, ExecPrep, PreExec};
 use super::fds::close_all_except;
 use super::lifeline::{Lifeline, LifelineReader};
 use super::namespace::{NsPrep, PidNamespace};
@@ -43,6 +43,9 @@ fn dedup_sorted(fds: &mut [RawFd]) -> &mut [RawFd] {
 pub struct ChildFds {
     /// The read end of the child's lifeline.
     pub lifeline: LifelineReader,
+    /// The fds given with [`Spawn::give`], in the order given, owned by the
+    /// child (the caller closed its copies once the child existed).
+    pub given: Vec<OwnedFd>,
 }
 
 /// A child created by [`spawn`]: its pidfd and the write end of its lifeline.
@@ -107,6 +110,8 @@ pub struct Spawn<'a> {
     cwd: Option<CString>,
     /// Start the child as init of a new PID namespace.
     pidns: Option<PidNamespace>,
+    /// Fds handed over to a [`Spawn::run`] child ([`Spawn::give`]).
+    given: Vec<OwnedFd>,
 }
 
 /// Spawn a child that runs `f` with the canonical primitive and default
@@ -127,6 +132,17 @@ impl<'a> Spawn<'a> {
     /// [`Spawn::run`]; for [`Spawn::exec`] map the fd to a number.
     pub fn keep(mut self, fd: BorrowedFd<'a>) -> Self {
         self.keep.push(fd);
+        self
+    }
+
+    /// Hand `fd` over to a [`Spawn::run`] child: it stays open there at the
+    /// same number and comes to `f` owned, in [`ChildFds::given`] (in the
+    /// order of the calls); the caller's copy is closed when the spawn
+    /// returns, child or not. Unlike [`Spawn::keep`], no value of the
+    /// caller's copied frames owns it in the child, so the child may use,
+    /// keep and close it as its own. Ignored by [`Spawn::exec`].
+    pub fn give(mut self, fd: OwnedFd) -> Self {
+        self.given.push(fd);
         self
     }
 
@@ -164,11 +180,12 @@ impl<'a> Spawn<'a> {
     /// it is set up. Applies to [`Spawn::run`] and [`Spawn::exec`].
     ///
     /// The spawn fails (`EPERM` without the privilege, `EINVAL`/`ENOSPC`
-    /// where namespaces are off or at their limit, from `clone3`; for a
-    /// [`Spawn::exec`] child also the error of the id maps or the `/proc`
-    /// mount, through the exec error pipe) rather than start a program half
-    /// set up; a [`Spawn::run`] child whose setup fails exits 127 before
-    /// `f` runs. A caller that can do without may spawn again without it.
+    /// where namespaces are off or at their limit, from `clone3`; also the
+    /// error of the id maps or the `/proc` mount, which the child reports
+    /// through a close-on-exec error pipe before it exits 127) rather than
+    /// start a child half set up: a [`Spawn::run`] child whose setup fails
+    /// never runs `f`. A caller that can do without may spawn again without
+    /// it.
     ///
     /// ```
     /// use lifeline::{Command, ExitStatus, PidNamespace};
@@ -200,9 +217,10 @@ impl<'a> Spawn<'a> {
     /// panics). No exec: the child is a copy of the caller.
     ///
     /// In the child, before `f`: signal handlers are reset (`CLONE_CLEAR_SIGHAND`;
-    /// ignored signals stay ignored), the stdio fds given are moved into
-    /// place, and every fd except 0, 1, 2, the lifeline's read end and the
-    /// kept fds is closed with `close_range`.
+    /// ignored signals stay ignored), the namespaces of
+    /// [`Spawn::pid_namespace`] are set up, the stdio fds given are moved
+    /// into place, and every fd except 0, 1, 2, the lifeline's read end, the
+    /// kept fds and the given ones is closed with `close_range`.
     ///
     /// # What `f` may do
     /// `f` runs **in the child**, after the clone, never in the caller. The
@@ -223,11 +241,14 @@ impl<'a> Spawn<'a> {
     ///   (casebook 4), so the canonical primitive refuses it. Use
     ///   [`Spawn::exec`] there.
     /// - `ENOSYS` before Linux 5.5 (clone3), `EAGAIN`/`ENOMEM` from clone3.
+    /// - With [`Spawn::pid_namespace`]: the error of the namespace's setup
+    ///   in the child (the id maps, the `/proc` mount); the child has
+    ///   exited and is reaped.
     ///
     /// # References
     /// - [clone3(2)](https://man7.org/linux/man-pages/man2/clone3.2.html)
     /// - [close_range(2)](https://man7.org/linux/man-pages/man2/close_range.2.html)
-    pub fn run<F: FnOnce(ChildFds) -> i32>(self, f: F) -> io::Result<Child> {
+    pub fn run<F: FnOnce(ChildFds) -> i32>(mut self, f: F) -> io::Result<Child> {
         let alone = match super::process::single_threaded() {
             Some(alone) => alone,
             None => super::process::thread_count()? == 1,
@@ -242,16 +263,31 @@ impl<'a> Spawn<'a> {
         let mut keep: smallvec::SmallVec<[RawFd; 16]> = [0, 1, 2, lifeline.read.as_raw_fd()]
             .into_iter()
             .chain(self.keep.iter().map(|fd| fd.as_raw_fd()))
+            .chain(self.given.iter().map(AsRawFd::as_raw_fd))
             .collect();
         keep.sort_unstable();
         let keep = dedup_sorted(&mut keep);
         let ns = self.pidns.map(NsPrep::new);
+        // With a namespace, its setup's error comes back on a close-on-exec
+        // pipe (closed in the child by the fd hygiene once the setup is
+        // done: EOF is success).
+        let setup_err = match ns {
+            Some(_) => Some(pipe_with(PipeFlags::CLOEXEC)?),
+            None => None,
+        };
         // SAFETY: the caller has one thread (checked above; a single thread
         // cannot gain another behind its back), so the child may run
         // ordinary code; it ends with `_exit` below.
         match unsafe { self.clone3() }? {
             Forked::Parent(pidfd) => {
                 drop(lifeline.read);
+                if let Some((err_read, err_write)) = setup_err {
+                    drop(err_write);
+                    if let Err(e) = exec_result(&err_read) {
+                        let _ = pidfd.wait();
+                        return Err(e);
+                    }
+                }
                 Ok(Child {
                     pidfd,
                     lifeline: lifeline.write,
@@ -262,8 +298,14 @@ impl<'a> Spawn<'a> {
                 // above), so no lock was held by another thread at the clone and
                 // ordinary code is safe here; what remains is the namespaces
                 // and the fd hygiene.
-                if ns.as_ref().is_some_and(|ns| ns.enter_in_child().is_err()) {
-                    exit_now(127);
+                if let (Some(ns), Some((_, err_write))) = (&ns, &setup_err) {
+                    if let Err(e) = ns.enter_in_child() {
+                        let errno = e.raw_os_error().unwrap_or(libc::EIO);
+                        // SAFETY: we are the child just made by clone3, and
+                        // `err_write` is the open write end of the error
+                        // pipe whose read end the parent reads above.
+                        unsafe { report_setup_error(err_write.as_raw_fd(), errno) }
+                    }
                 }
                 if self.child_stdio_and_cwd().is_err() {
                     exit_now(127);
@@ -275,10 +317,13 @@ impl<'a> Spawn<'a> {
                 if unsafe { close_all_except(keep) }.is_err() {
                     exit_now(127);
                 }
-                // close_range closed the write end's number: never drop it.
+                // close_range closed the write end's number (and the error
+                // pipe's): never drop them.
                 std::mem::forget(lifeline.write);
+                std::mem::forget(setup_err);
                 let fds = ChildFds {
                     lifeline: LifelineReader(lifeline.read),
+                    given: std::mem::take(&mut self.given),
                 };
                 let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(fds)));
                 exit_now(code.unwrap_or(101))

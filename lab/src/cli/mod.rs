@@ -136,9 +136,6 @@ enum Command {
         /// lab dies.
         #[arg(long)]
         lab_cgroup: Option<PathBuf>,
-        /// A wrap supervisor (`lab wrap`): the control pipe at fd 6.
-        #[arg(long)]
-        wrap: bool,
     },
     #[command(name = "__node", hide = true)]
     Node {
@@ -177,12 +174,10 @@ pub fn execute(cli: Cli) -> Result<Exit, LabError> {
         Command::Janitor(c) => c.execute(),
         Command::Completions(c) => c.execute(),
         Command::Man(c) => c.execute(),
-        Command::Supervisor { lab_cgroup, wrap } => {
-            Ok(match crate::supervisor::main(lab_cgroup, wrap) {
-                0 => Exit::Clean,
-                _ => Exit::Lab,
-            })
-        }
+        Command::Supervisor { lab_cgroup } => Ok(match crate::supervisor::main(lab_cgroup) {
+            0 => Exit::Clean,
+            _ => Exit::Lab,
+        }),
         Command::Node {
             idx,
             parent_pid,

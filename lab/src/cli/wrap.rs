@@ -62,7 +62,7 @@ impl WrapCmd {
             rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
         )
         .map_err(|e| LabError::io("cannot make the control pipe", e.into()))?;
-        forward::start(control_w)
+        let caught = forward::catch(control_w)
             .map_err(|e| LabError::io("cannot catch SIGINT, SIGTERM, SIGHUP and SIGQUIT", e))?;
         let path = std::env::var("PATH").unwrap_or_default();
         if let Err(u) = lookup::find(&self.command[0], &path) {
@@ -83,7 +83,7 @@ impl WrapCmd {
             no_cgroup: self.no_cgroup,
             exe: lab_exe()?,
         };
-        let w = crate::wrap::run(&args, rustix::fd::AsFd::as_fd(&control_r))?;
+        let w = crate::wrap::run(&args, rustix::fd::AsFd::as_fd(&control_r), caught)?;
         let mut text = String::new();
         let clean = w.judgement.verdict == crate::verdict::Verdict::Pass;
         // --quiet: not even the fallback's line when the program was clean

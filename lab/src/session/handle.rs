@@ -48,7 +48,7 @@ use rustix::pipe::{pipe_with, PipeFlags};
 use crate::error::LabError;
 use crate::pidns::HOST_PROC_FD;
 use crate::trial::protocol::TrialRequest;
-use crate::trial::protocol::{BYE, CONTROL_FD, MODE_ARG, PLAN_FD, RELEASE, RESULT_FD, WRAP_ARG};
+use crate::trial::protocol::{BYE, MODE_ARG, PLAN_FD, RELEASE, RESULT_FD};
 use crate::verdict::Outcome;
 use lifeline::{PidNamespace, Pidfd, Spawn};
 
@@ -141,14 +141,14 @@ fn probe(exe: &Path) -> PidNsMode {
     if namespaces_off() {
         return PidNsMode::None("turned off by LAB_PID_NAMESPACE=off".into());
     }
-    let why = match start_namespaced(|mode| SupervisorHandle::spawn(exe, mode, None, None)) {
+    let why = match start_namespaced(|mode| SupervisorHandle::spawn(exe, mode, None)) {
         // The probe ends at once (dropped).
         Ok((mode, _probe)) => return mode,
         Err(why) => why,
     };
     // Not the namespaces' fault when a supervisor cannot start at all (a
     // missing binary, no fds left): the start that follows reports that.
-    if let Err(e) = SupervisorHandle::spawn(exe, &PidNsMode::None(String::new()), None, None) {
+    if let Err(e) = SupervisorHandle::spawn(exe, &PidNsMode::None(String::new()), None) {
         return PidNsMode::None(format!("no supervisor could start to find out: {e}"));
     }
     PidNsMode::None(format!(
@@ -304,44 +304,81 @@ impl SupervisorHandle {
     ) -> Result<SupervisorHandle, SupervisorError> {
         check_proc(exe)?;
         let mode = pid_namespace(exe);
-        SupervisorHandle::spawn(exe, mode, lab_cgroup, None).map_err(|source| {
-            SupervisorError::Start {
-                exe: exe.to_path_buf(),
-                source,
-            }
+        SupervisorHandle::spawn(exe, mode, lab_cgroup).map_err(|source| SupervisorError::Start {
+            exe: exe.to_path_buf(),
+            source,
         })
     }
 
-    /// Start a wrap supervisor (`lab wrap`), as [`SupervisorHandle::start`]
-    /// but with the lab's own stdin, stdout and stderr, which it hands to
-    /// the program untouched, and the read end `control` of the pipe on
-    /// which the lab forwards signals at [`CONTROL_FD`].
+    /// Start the wrap supervisor of `lab wrap`: forked from this process,
+    /// not exec'd (one start of the lab binary fewer on every wrapped
+    /// program), as init of a PID namespace of its own in the first form
+    /// that starts (root's first), else without one (the mode of this
+    /// process from then on, with why); it runs
+    /// [`crate::supervisor::wrap`] with this process's stdin, stdout and
+    /// stderr, which it hands to the program untouched, and `control`, the
+    /// read end of the pipe on which the wrap forwards signals.
+    /// `lab_cgroup` is the wrap's cgroup, as for [`SupervisorHandle::start`].
+    ///
+    /// This process must have one thread: the supervisor is a copy of it
+    /// and runs ordinary code (the wrap starts its signal thread after).
     ///
     /// # Errors
-    /// As [`SupervisorHandle::start`].
+    /// [`SupervisorError::Start`] with the error of pipe, open or clone3
+    /// (`EDEADLK` when this process has more than one thread);
+    /// [`SupervisorError::ForeignProc`] as for [`SupervisorHandle::start`].
     pub fn start_wrap(
         exe: &Path,
         lab_cgroup: Option<&Path>,
         control: BorrowedFd<'_>,
     ) -> Result<SupervisorHandle, SupervisorError> {
-        // One supervisor, so no probe first: the first namespaced form that
-        // starts is the supervisor, and decides the mode of this process.
-        if MODE.get().is_none() && !namespaces_off() {
-            let started = start_namespaced(|mode| {
-                SupervisorHandle::spawn(exe, mode, lab_cgroup, Some(control))
-            });
-            if let Ok((mode, h)) = started {
-                let _ = MODE.set(mode);
-                return Ok(h);
-            }
+        let start_err = |source| SupervisorError::Start {
+            exe: exe.to_path_buf(),
+            source,
+        };
+        if MODE.get().is_none() {
+            let why = if namespaces_off() {
+                "turned off by LAB_PID_NAMESPACE=off".to_string()
+            } else {
+                match start_namespaced(|mode| Self::fork_wrap(mode, lab_cgroup, control)) {
+                    Ok((mode, h)) => {
+                        let _ = MODE.set(mode);
+                        return Ok(h);
+                    }
+                    Err(why) => format!(
+                        "cannot make one here, {}; signals by PID can reach the host's processes",
+                        why.join("; ")
+                    ),
+                }
+            };
+            let _ = MODE.set(PidNsMode::None(why));
         }
         check_proc(exe)?;
-        let mode = pid_namespace(exe);
-        SupervisorHandle::spawn(exe, mode, lab_cgroup, Some(control)).map_err(|source| {
-            SupervisorError::Start {
-                exe: exe.to_path_buf(),
-                source,
-            }
+        Self::fork_wrap(pid_namespace(exe), lab_cgroup, control).map_err(start_err)
+    }
+
+    /// Fork the wrap supervisor in `mode` ([`SupervisorHandle::start_wrap`]).
+    fn fork_wrap(
+        mode: &PidNsMode,
+        lab_cgroup: Option<&Path>,
+        control: BorrowedFd<'_>,
+    ) -> io::Result<SupervisorHandle> {
+        let (res_read, res_write) = pipe_with(PipeFlags::CLOEXEC)?;
+        let mut spawn = Spawn::default()
+            .give(res_write)
+            .give(control.try_clone_to_owned()?);
+        if let Some(ns) = mode.namespace() {
+            // The wrap's /proc, which the supervisor's own /proc will hide.
+            spawn = spawn.pid_namespace(ns).give(File::open("/proc")?.into());
+        }
+        let lab_cgroup = lab_cgroup.map(Path::to_path_buf);
+        let child = spawn.run(move |fds| crate::supervisor::wrap(fds, lab_cgroup))?;
+        let (pidfd, plans) = child.into_parts();
+        Ok(SupervisorHandle {
+            pidfd,
+            mode: mode.label(),
+            plans: Some(File::from(plans)),
+            results: BufReader::new(File::from(res_read)),
         })
     }
 
@@ -349,7 +386,6 @@ impl SupervisorHandle {
         exe: &Path,
         mode: &PidNsMode,
         lab_cgroup: Option<&Path>,
-        wrap: Option<BorrowedFd<'_>>,
     ) -> io::Result<SupervisorHandle> {
         let (res_read, res_write) = pipe_with(PipeFlags::CLOEXEC)?;
         // Read and write: a node or a `command` leaf that prints to an
@@ -369,12 +405,6 @@ impl SupervisorHandle {
             (stderr.as_fd(), 2),
             (res_write.as_fd(), RESULT_FD),
         ];
-        let (stdin, stdout) = (io::stdin(), io::stdout());
-        if let Some(control) = wrap {
-            map[0] = (stdin.as_fd(), 0);
-            map[1] = (stdout.as_fd(), 1);
-            map.push((control, CONTROL_FD));
-        }
         let mut spawn = Spawn::default();
         // The lab's /proc, which the supervisor's own /proc will hide.
         let host_proc: Option<OwnedFd> = match mode.namespace() {
@@ -388,9 +418,6 @@ impl SupervisorHandle {
             map.push((fd.as_fd(), HOST_PROC_FD));
         }
         let mut args = vec![arg0, arg1];
-        if wrap.is_some() {
-            args.push(CString::new(WRAP_ARG)?);
-        }
         if let Some(dir) = lab_cgroup {
             args.push(CString::new("--lab-cgroup")?);
             args.push(CString::new(dir.as_os_str().as_bytes())?);

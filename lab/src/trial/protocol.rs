@@ -23,18 +23,10 @@ pub const RELEASE: &str = "release";
 pub const PLAN_FD: i32 = 3;
 /// The fd of the result pipe in a supervisor.
 pub const RESULT_FD: i32 = 4;
-/// The fd of the control pipe of a wrap supervisor (`lab wrap`): the lab
-/// writes one byte per signal it forwards to the program (the signal's
-/// number); the supervisor sends it on (a SIGTERM after a diagnosis).
-pub const CONTROL_FD: i32 = 6;
-/// The argument that makes a supervisor a wrap supervisor: stdio shared
-/// with the lab and handed to the program untouched, the control pipe at
-/// [`CONTROL_FD`].
-pub const WRAP_ARG: &str = "--wrap";
-
-/// The byte the lab writes on the control pipe ([`CONTROL_FD`]) to forward
-/// `sig` to a wrapped program: the first letter of its name (`I`, `T`,
-/// `H`, `Q`, ...); [`control_signal`] reads it back.
+/// The byte `lab wrap` writes on the control pipe of its supervisor to
+/// forward `sig` to the program (the supervisor sends it on, a SIGTERM
+/// after a diagnosis): the first letter of its name (`I`, `T`, `H`, `Q`,
+/// ...); [`control_signal`] reads it back.
 pub fn control_byte(sig: Sig) -> u8 {
     sig.name().as_bytes()[0]
 }

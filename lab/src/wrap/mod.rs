@@ -97,12 +97,19 @@ pub fn plan(command: &[String]) -> Result<Plan, LabError> {
 }
 
 /// Run `args.command` once as a wrapped trial, with `control` the read end
-/// of the pipe on which [`forward`] writes the signals `lab wrap` gets.
+/// of the pipe on which `caught` forwards the signals `lab wrap` gets (from
+/// a thread started once the supervisor is forked: this process must have
+/// one thread until then).
 ///
 /// # Errors
 /// [`LabError::Input`] for a command the scenario format refuses;
-/// [`LabError::Lab`] when the supervisor cannot start or dies.
-pub fn run(args: &WrapArgs, control: std::os::fd::BorrowedFd<'_>) -> Result<Wrapped, LabError> {
+/// [`LabError::Lab`] when the supervisor cannot start or dies, or the
+/// signal thread cannot start.
+pub fn run(
+    args: &WrapArgs,
+    control: std::os::fd::BorrowedFd<'_>,
+    caught: forward::Caught,
+) -> Result<Wrapped, LabError> {
     let plan = plan(&args.command)?;
     let (cgroup, cgroup_note) = crate::cgroup::trial_parent(args.no_cgroup);
     if let Some(parent) = cgroup.as_deref().and_then(std::path::Path::parent) {
@@ -111,7 +118,7 @@ pub fn run(args: &WrapArgs, control: std::os::fd::BorrowedFd<'_>) -> Result<Wrap
     // The kernel's process events flow to the supervisor while the wrap
     // listens: the lineage of every survivor, exact.
     let _events = crate::trial::keep_events_flowing();
-    let result = trial(args, &plan, cgroup.as_deref(), control);
+    let result = trial(args, &plan, cgroup.as_deref(), control, caught);
     if let Some(dir) = &cgroup {
         crate::cgroup::remove_lab_cgroup(dir);
     }
@@ -150,6 +157,7 @@ fn trial(
     plan: &Plan,
     cgroup: Option<&std::path::Path>,
     control: std::os::fd::BorrowedFd<'_>,
+    caught: forward::Caught,
 ) -> Result<Outcome, LabError> {
     let req = TrialRequest {
         plan: plan.clone(),
@@ -166,5 +174,8 @@ fn trial(
         log_dir: None,
     };
     let mut sup = SupervisorHandle::start_wrap(&args.exe, cgroup, control)?;
+    caught
+        .forward()
+        .map_err(|e| LabError::io("cannot start the thread that forwards signals", e))?;
     Ok(sup.run(&req, &|_| {})?)
 }
