@@ -212,19 +212,26 @@ fn signals_reach_the_program_and_sigterm_is_diagnosed_first() {
 }
 
 fn a_sigkilled_wrap_leaves_nothing() {
+    // Every wrap runs in a cgroup of this test's own, where it makes its
+    // lab cgroup, so that what the kills leave there is this test's alone.
+    let cgroup = super::hygiene::TestCgroup::new(&Marker::new());
     // At the line `ready` and at moments from its start on.
     let script = "sleep 3006 & setsid sleep 3007 </dev/null >/dev/null 2>&1 & echo ready; wait";
     let (mut child, _out, marker) = started(script);
     child.kill().unwrap();
     child.wait().unwrap();
     marker.wait_gone();
-    for delay_ms in [0u64, 1, 3, 7, 15, 30, 60] {
-        let marker = Marker::new();
-        let mut child = marker
-            .command(LAB)
-            .args(["wrap", "--", "sh", "-c", script])
+    let wrap_in_cgroup = |marker: &Marker, args: &[&str]| {
+        let mut cmd = marker.command(LAB);
+        cmd.args(args)
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        cgroup.enter(&mut cmd);
+        cmd
+    };
+    for delay_ms in [0u64, 1, 2, 3, 5, 7, 10, 15, 30, 60] {
+        let marker = Marker::new();
+        let mut child = wrap_in_cgroup(&marker, &["wrap", "--", "sh", "-c", script])
             .spawn()
             .unwrap();
         // The moment of the kill, not a synchronisation.
@@ -233,10 +240,32 @@ fn a_sigkilled_wrap_leaves_nothing() {
         child.wait().unwrap();
         marker.wait_gone();
     }
-    // A wrap killed between making its lab cgroup and starting its
-    // supervisor leaves the empty cgroup to the next lab's sweep: this one.
-    let out = wrap(&["-q"], &["true"]);
-    assert_eq!(out.status.code(), Some(0));
+    // And at the moment its lab cgroup exists (spun for, no sleep: the
+    // wrap's own progress is the clock).
+    let marker = Marker::new();
+    let mut child = wrap_in_cgroup(&marker, &["wrap", "--", "sh", "-c", script])
+        .spawn()
+        .unwrap();
+    while cgroup.lab_cgroups().is_empty() && child.try_wait().unwrap().is_none() {
+        std::thread::yield_now();
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    marker.wait_gone();
+    // A wrap killed before its supervisor started leaves its empty lab
+    // cgroup to the next lab's sweep (one killed later has it removed by
+    // its supervisor, the last one out): this wrap's.
+    let marker = Marker::new();
+    let st = wrap_in_cgroup(&marker, &["wrap", "-q", "--", "true"])
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(0));
+    marker.assert_gone("lab wrap -q -- true");
+    assert_eq!(
+        cgroup.lab_cgroups(),
+        Vec::<PathBuf>::new(),
+        "lab cgroups left"
+    );
 }
 
 fn a_deadline_diagnoses_the_running_program_then_124() {
@@ -475,7 +504,7 @@ tests! {
     allow_lets_a_daemon_go_and_leak_catches_held_stdio;
     a_missing_program_is_127_and_one_that_cannot_run_126;
     signals_reach_the_program_and_sigterm_is_diagnosed_first;
-    a_sigkilled_wrap_leaves_nothing;
+    a_sigkilled_wrap_leaves_nothing needs CGROUP;
     a_deadline_diagnoses_the_running_program_then_124;
     a_wrap_inside_a_wrap_reports_once_each;
     rows_of_concurrent_wraps_append_to_one_csv;
