@@ -15,8 +15,9 @@ pub(super) struct BenchCmd {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
-    /// Instead: the wall time `lab wrap` adds to PROGRAM (default `true`), run bare and
-    /// wrapped in turn, --trials times each
+    /// Instead: the wall time `lab wrap` adds to PROGRAM, run bare, under `unshare --fork`
+    /// (the least a wrapper can be) and under `lab wrap -q` in turn, --trials times each;
+    /// give it last (every word after it is the program's)
     #[arg(long, value_name = "PROGRAM [ARGS]", num_args = 1.., allow_hyphen_values = true)]
     wrap: Option<Vec<String>>,
 }

@@ -498,6 +498,48 @@ fn nextest_fails_the_daemon_test_under_the_wrapper_and_passes_it_without() {
     let _ = std::fs::remove_dir_all(&target);
 }
 
+/// `lab bench --wrap`: the program bare, under `unshare --fork` (where it
+/// is on PATH) and under `lab wrap -q`, each timed in the same run; what
+/// each adds is the medians' difference. (The figures themselves are the
+/// machine's: only their shape and consistency are checked.)
+fn bench_wrap_times_bare_floor_and_wrap_in_one_run() {
+    let out = lab(
+        &[
+            "bench", "--format", "json", "--trials", "3", "--wrap", "true",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["runs"], 3, "{v}");
+    assert_eq!(v["bare"]["command"], serde_json::json!(["true"]), "{v}");
+    let wrapped = v["wrapped"]["command"].as_array().unwrap();
+    assert_eq!(
+        wrapped[1..4],
+        [Value::from("wrap"), "-q".into(), "--".into()],
+        "{v}"
+    );
+    let unshare_on_path = std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .any(|d| Path::new(d).join("unshare").exists());
+    assert_eq!(v["floor"].is_object(), unshare_on_path, "{v}");
+    let median = |t: &Value| t["us"][0].as_i64().unwrap();
+    for way in ["floor", "wrapped"] {
+        let t = &v[way];
+        if t.is_null() {
+            continue;
+        }
+        let (p10, p90) = (t["us"][1].as_i64().unwrap(), t["us"][2].as_i64().unwrap());
+        assert!(p10 <= median(t) && median(t) <= p90, "{t}");
+        assert_eq!(
+            t["added_us"].as_i64(),
+            Some(median(t) - median(&v["bare"])),
+            "{v}"
+        );
+    }
+}
+
 tests! {
     exit_status_and_output_are_the_programs;
     a_survivor_is_named_with_its_lineage_and_ended needs PROC_CONNECTOR;
@@ -505,6 +547,7 @@ tests! {
     a_missing_program_is_127_and_one_that_cannot_run_126;
     signals_reach_the_program_and_sigterm_is_diagnosed_first;
     a_sigkilled_wrap_leaves_nothing needs CGROUP;
+    bench_wrap_times_bare_floor_and_wrap_in_one_run;
     a_deadline_diagnoses_the_running_program_then_124;
     a_wrap_inside_a_wrap_reports_once_each;
     rows_of_concurrent_wraps_append_to_one_csv;
