@@ -10,8 +10,10 @@
 //!
 //! 1. with a user namespace: `/proc/self/setgroups` ← `deny`,
 //!    `/proc/self/uid_map` ← `0 UID 1`, `/proc/self/gid_map` ← `0 GID 1`
-//!    (the caller's uid and gid become 0 inside; a process may write its
-//!    own single-id map, after `setgroups deny` for the gid). Written
+//!    (the caller's uid and gid become 0 inside; or `UID UID 1` and `GID
+//!    GID 1`, the same ids inside, for [`PidNamespace::WithUserKeepIds`];
+//!    a process may write its own single-id map, after `setgroups deny`
+//!    for the gid). Written
 //!    before the exec, so the program starts as uid 0 of its namespace and
 //!    keeps its capabilities there;
 //! 2. `mount(NULL, "/", NULL, MS_REC | MS_PRIVATE)`: nothing mounted in the
@@ -70,6 +72,14 @@ pub enum PidNamespace {
     /// (`setgroups deny`). The child is root of its namespaces, not of the
     /// host: files, cgroups and other processes see the caller's uid.
     WithUser,
+    /// As [`PidNamespace::WithUser`], but the caller's uid and gid are
+    /// mapped to themselves (`UID UID 1`): a program sees the ids it had
+    /// outside, and runs without capabilities as it would there (an exec by
+    /// a non-zero uid drops them). The child itself, until it execs, holds
+    /// every capability in the new user namespace (as any first process of
+    /// one), enough for its `/proc` mount. For a program that must run as
+    /// it would without the namespace (`lab wrap`).
+    WithUserKeepIds,
 }
 
 impl PidNamespace {
@@ -77,7 +87,9 @@ impl PidNamespace {
     pub(super) fn clone_flags(self) -> u64 {
         match self {
             PidNamespace::Plain => CLONE_NEWPID | CLONE_NEWNS,
-            PidNamespace::WithUser => CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUSER,
+            PidNamespace::WithUser | PidNamespace::WithUserKeepIds => {
+                CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUSER
+            }
         }
     }
 }
@@ -96,13 +108,23 @@ impl NsPrep {
     pub(super) fn new(ns: PidNamespace) -> NsPrep {
         let maps = match ns {
             PidNamespace::Plain => Vec::new(),
-            PidNamespace::WithUser => {
+            PidNamespace::WithUser | PidNamespace::WithUserKeepIds => {
                 let uid = rustix::process::getuid().as_raw();
                 let gid = rustix::process::getgid().as_raw();
+                let (inner_uid, inner_gid) = match ns {
+                    PidNamespace::WithUserKeepIds => (uid, gid),
+                    _ => (0, 0),
+                };
                 vec![
                     (c"/proc/self/setgroups", b"deny".to_vec()),
-                    (c"/proc/self/uid_map", format!("0 {uid} 1\n").into_bytes()),
-                    (c"/proc/self/gid_map", format!("0 {gid} 1\n").into_bytes()),
+                    (
+                        c"/proc/self/uid_map",
+                        format!("{inner_uid} {uid} 1\n").into_bytes(),
+                    ),
+                    (
+                        c"/proc/self/gid_map",
+                        format!("{inner_gid} {gid} 1\n").into_bytes(),
+                    ),
                 ]
             }
         };

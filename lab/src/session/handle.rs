@@ -69,7 +69,7 @@ impl PidNsMode {
     pub fn label(&self) -> &'static str {
         match self {
             PidNsMode::Own(PidNamespace::Plain) => "pid",
-            PidNsMode::Own(PidNamespace::WithUser) => "pid+user",
+            PidNsMode::Own(PidNamespace::WithUser | PidNamespace::WithUserKeepIds) => "pid+user",
             PidNsMode::None(_) => "none",
         }
     }
@@ -79,7 +79,9 @@ impl PidNsMode {
     pub fn describe(&self) -> String {
         match self {
             PidNsMode::Own(PidNamespace::Plain) => "pid namespace".into(),
-            PidNsMode::Own(PidNamespace::WithUser) => "pid namespace (in a user namespace)".into(),
+            PidNsMode::Own(PidNamespace::WithUser | PidNamespace::WithUserKeepIds) => {
+                "pid namespace (in a user namespace)".into()
+            }
             PidNsMode::None(why) => format!("no pid namespace ({why})"),
         }
     }
@@ -141,7 +143,10 @@ fn probe(exe: &Path) -> PidNsMode {
     if namespaces_off() {
         return PidNsMode::None("turned off by LAB_PID_NAMESPACE=off".into());
     }
-    let why = match start_namespaced(|mode| SupervisorHandle::spawn(exe, mode, None)) {
+    let started = start_namespaced(PidNamespace::WithUser, |mode| {
+        SupervisorHandle::spawn(exe, mode, None)
+    });
+    let why = match started {
         // The probe ends at once (dropped).
         Ok((mode, _probe)) => return mode,
         Err(why) => why,
@@ -164,15 +169,17 @@ fn namespaces_off() -> bool {
 
 /// `start` a supervisor in the first form of PID namespace of its own that
 /// starts, most wanted first (root: a plain one, then one in a user
-/// namespace; others: in a user namespace): the form and what `start`
-/// gave; else why each form failed, in words.
+/// namespace; others: in a user namespace, `user` its form): the form and
+/// what `start` gave; else why each form failed, in words.
 fn start_namespaced<T>(
+    user: PidNamespace,
     mut start: impl FnMut(&PidNsMode) -> io::Result<T>,
 ) -> Result<(PidNsMode, T), Vec<String>> {
+    let both = [PidNamespace::Plain, user];
     let forms: &[PidNamespace] = if rustix::process::geteuid().is_root() {
-        &[PidNamespace::Plain, PidNamespace::WithUser]
+        &both
     } else {
-        &[PidNamespace::WithUser]
+        &both[1..]
     };
     let mut why = Vec::new();
     for &ns in forms {
@@ -340,7 +347,12 @@ impl SupervisorHandle {
             let why = if namespaces_off() {
                 "turned off by LAB_PID_NAMESPACE=off".to_string()
             } else {
-                match start_namespaced(|mode| Self::fork_wrap(mode, lab_cgroup, control)) {
+                // The program's uid and gid are the ones it had: the wrap
+                // changes nothing the program can see but its PIDs.
+                let started = start_namespaced(PidNamespace::WithUserKeepIds, |mode| {
+                    Self::fork_wrap(mode, lab_cgroup, control)
+                });
+                match started {
                     Ok((mode, h)) => {
                         let _ = MODE.set(mode);
                         return Ok(h);

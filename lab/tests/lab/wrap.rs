@@ -321,13 +321,16 @@ fn rows_of_concurrent_wraps_append_to_one_csv() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// As uid 65534: no cgroup (said once), a PID namespace inside a user
+/// namespace where the kernel allows one, and the program's uid and gid
+/// unchanged either way.
 fn unprivileged_it_falls_back_to_the_subreaper_and_says_so_once() {
     use std::os::unix::process::CommandExt;
     for envs in [&[][..], &[("LAB_PID_NAMESPACE", "off")][..]] {
         let marker = Marker::new();
         let out = marker
             .command(LAB)
-            .args(["wrap", "--", "sh", "-c", "sleep 3012 & echo hi"])
+            .args(["wrap", "--", "sh", "-c", "sleep 3012 & echo hi $(id -u) $(id -g)"])
             .envs(envs.iter().copied())
             .current_dir("/")
             .uid(65534)
@@ -337,7 +340,8 @@ fn unprivileged_it_falls_back_to_the_subreaper_and_says_so_once() {
         marker.assert_gone("an unprivileged lab wrap");
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(99), "{err}");
-        assert_eq!(text(&out.stdout), "hi\n");
+        // The program's own ids, in a user namespace of the wrap's or not.
+        assert_eq!(text(&out.stdout), "hi 65534 65534\n", "{err}");
         assert_eq!(err.matches("supervisor's subreaper").count(), 1, "{err}");
         assert!(err.contains("no cgroup"), "{err}");
         assert_eq!(err.contains("no pid namespace"), !envs.is_empty(), "{err}");
