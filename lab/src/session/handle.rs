@@ -385,13 +385,7 @@ impl SupervisorHandle {
         }
         let lab_cgroup = lab_cgroup.map(Path::to_path_buf);
         let child = spawn.run(move |fds| crate::supervisor::wrap(fds, lab_cgroup))?;
-        let (pidfd, plans) = child.into_parts();
-        Ok(SupervisorHandle {
-            pidfd,
-            mode: mode.label(),
-            plans: Some(File::from(plans)),
-            results: BufReader::new(File::from(res_read)),
-        })
+        Ok(SupervisorHandle::started(child, mode, res_read))
     }
 
     fn spawn(
@@ -436,13 +430,19 @@ impl SupervisorHandle {
         }
         let argv: Vec<&std::ffi::CStr> = args.iter().map(|a| a.as_c_str()).collect();
         let child = spawn.exec(&prog, &argv, &map, PLAN_FD)?;
+        Ok(SupervisorHandle::started(child, mode, res_read))
+    }
+
+    /// The handle on a supervisor just started as `child` in `mode`, which
+    /// answers on the pipe whose read end is `results`.
+    fn started(child: lifeline::Child, mode: &PidNsMode, results: OwnedFd) -> SupervisorHandle {
         let (pidfd, plans) = child.into_parts();
-        Ok(SupervisorHandle {
+        SupervisorHandle {
             pidfd,
             mode: mode.label(),
             plans: Some(File::from(plans)),
-            results: BufReader::new(File::from(res_read)),
-        })
+            results: BufReader::new(File::from(results)),
+        }
     }
 
     /// Run one trial and return its outcome. A hang kept alive

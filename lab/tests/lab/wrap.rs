@@ -330,7 +330,13 @@ fn unprivileged_it_falls_back_to_the_subreaper_and_says_so_once() {
         let marker = Marker::new();
         let out = marker
             .command(LAB)
-            .args(["wrap", "--", "sh", "-c", "sleep 3012 & echo hi $(id -u) $(id -g)"])
+            .args([
+                "wrap",
+                "--",
+                "sh",
+                "-c",
+                "sleep 3012 & echo hi $(id -u) $(id -g)",
+            ])
             .envs(envs.iter().copied())
             .current_dir("/")
             .uid(65534)
