@@ -395,12 +395,16 @@ fn runner_var() -> String {
     )
 }
 
-/// `test result: ok. ... finished in 0.01s` without its time.
-fn untimed(s: &str) -> String {
-    s.lines()
+/// The lines of a test binary's output without the time of `test result:
+/// ok. ... finished in 0.01s`, sorted: its tests run in parallel threads,
+/// so their `test NAME ... ok` lines come in either order.
+fn untimed(s: &str) -> Vec<&str> {
+    let mut lines: Vec<&str> = s
+        .lines()
         .map(|l| l.split("; finished in").next().unwrap_or(l))
-        .collect::<Vec<_>>()
-        .join("\n")
+        .collect();
+    lines.sort_unstable();
+    lines
 }
 
 /// cargo's runner set to `lab wrap --`: the clean binary's output is the
@@ -467,10 +471,14 @@ fn nextest_fails_the_daemon_test_under_the_wrapper_and_passes_it_without() {
         ),
     )
     .unwrap();
+    // (Not the binary `hang`, whose tests never end: they are for
+    // `nextest_timeouts_and_retries_work_through_the_wrapper`.)
     let run = [
         "nextest",
         "run",
         "--no-fail-fast",
+        "-E",
+        NOT_HANG,
         "--config-file",
         config.to_str().unwrap(),
     ];
@@ -490,7 +498,12 @@ fn nextest_fails_the_daemon_test_under_the_wrapper_and_passes_it_without() {
         "{all}"
     );
     // Without the wrapper nextest passes it, and the daemon lives on: ended here.
-    let (bare, marker) = cargo(&["nextest", "run", "--no-fail-fast"], &target, &[], true);
+    let (bare, marker) = cargo(
+        &["nextest", "run", "--no-fail-fast", "-E", NOT_HANG],
+        &target,
+        &[],
+        true,
+    );
     let all = format!("{}{}", text(&bare.stdout), text(&bare.stderr));
     let left = marker.processes();
     for (pid, _) in &left {
@@ -550,6 +563,110 @@ fn bench_wrap_times_bare_floor_and_wrap_in_one_run() {
     }
 }
 
+/// nextest's filter for every binary of the fixture but `hang`.
+const NOT_HANG: &str = "not binary(hang)";
+
+/// A nextest config for the fixture's binary `hang`, every test under the
+/// wrapper script `lab wrap --`: `waits_for_ever` times out after 1 s
+/// (SIGTERM, then up to nextest's default 10 s grace period) and is retried
+/// once; `waits_for_ever_past_sigterm` runs under a wrapper whose program
+/// ignores SIGTERM (`sh -c "trap '' TERM; exec ..."`: an ignored signal
+/// stays ignored across exec), so after 1 s and a grace period of 1 s
+/// nextest SIGKILLs the wrapper; no retry.
+fn hang_config() -> String {
+    let deaf = "trap '' TERM; exec \\\"$@\\\"";
+    format!(
+        "experimental = [\"wrapper-scripts\"]\n\n\
+         [scripts.wrapper.lab]\ncommand = [\"{LAB}\", \"wrap\", \"--\"]\n\n\
+         [scripts.wrapper.lab-deaf]\ncommand = [\"{LAB}\", \"wrap\", \"--\", \"sh\", \"-c\", \"{deaf}\", \"sh\"]\n\n\
+         [[profile.default.scripts]]\nfilter = \"test(=waits_for_ever_past_sigterm)\"\nrun-wrapper = \"lab-deaf\"\n\n\
+         [[profile.default.scripts]]\nfilter = \"all()\"\nrun-wrapper = \"lab\"\n\n\
+         [[profile.default.overrides]]\nfilter = \"test(=waits_for_ever_past_sigterm)\"\n\
+         slow-timeout = {{ period = \"1s\", terminate-after = 1, grace-period = \"1s\" }}\n\
+         retries = 0\nfailure-output = \"immediate\"\n\n\
+         [[profile.default.overrides]]\nfilter = \"test(=waits_for_ever)\"\n\
+         slow-timeout = {{ period = \"1s\", terminate-after = 1 }}\n\
+         retries = 1\nfailure-output = \"immediate\"\n"
+    )
+}
+
+/// The lines nextest printed for one attempt of a test: from its status
+/// line (holding `status` and ending in ` TEST`) to its `(test timed out)`.
+fn attempt<'a>(all: &'a str, status: &str, test: &str) -> Vec<&'a str> {
+    let mut lines = all.lines();
+    let Some(head) = lines.find(|l| l.contains(status) && l.ends_with(&format!(" {test}"))) else {
+        return Vec::new();
+    };
+    let mut block = vec![head];
+    for l in lines {
+        block.push(l);
+        if l.trim() == "(test timed out)" {
+            break;
+        }
+    }
+    block
+}
+
+/// nextest's own slow-timeout and retries through the wrapper script: a
+/// test that waits for ever times out on its first try and on its retry,
+/// each a fresh wrap that diagnosed it at nextest's SIGTERM, forwarded the
+/// signal and ended the child it left; a test whose program ignores the
+/// SIGTERM is SIGKILLed with its wrapper after the grace period (no report
+/// of the wrap's: it was killed) and its tree goes with it.
+fn nextest_timeouts_and_retries_work_through_the_wrapper() {
+    let target = out_dir("wrap-nextest-hang");
+    std::fs::create_dir_all(&target).unwrap();
+    let config = target.join("nextest.toml");
+    std::fs::write(&config, hang_config()).unwrap();
+    let run = [
+        "nextest",
+        "run",
+        "--no-fail-fast",
+        "-E",
+        "binary(hang)",
+        "--config-file",
+        config.to_str().unwrap(),
+    ];
+    let (out, marker) = cargo(&run, &target, &[], true);
+    // The SIGKILLed wrapper's supervisor ends its trial on its own: wait.
+    marker.wait_gone();
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(100),
+        "nextest failed the run: {all}"
+    );
+    assert!(
+        all.contains("2 tests run: 0 passed, 2 timed out"),
+        "nextest's summary: {all}"
+    );
+    let ended = "waits_for_ever --nocapture` was ended by signal 15 and left 1 process behind";
+    assert_eq!(all.matches(ended).count(), 2, "one report per try: {all}");
+    for try_n in ["TRY 1 TMT", "TRY 2 TMT"] {
+        let block = attempt(&all, try_n, "wrap-tests::hang waits_for_ever").join("\n");
+        assert!(block.contains("waiting for ever"), "{try_n}: {all}");
+        assert!(block.contains(ended), "{try_n}: {all}");
+        assert!(block.contains("(`sleep 3025`)"), "{try_n}: {all}");
+        assert!(
+            block.contains("diagnosed at SIGTERM, before the program got it:")
+                && block.contains("futex"),
+            "{try_n}: {all}"
+        );
+    }
+    let deaf = "wrap-tests::hang waits_for_ever_past_sigterm";
+    // (Its one try: `TIMEOUT`, not `TRY 1 TMT`.)
+    let block = attempt(&all, "TIMEOUT", deaf).join("\n");
+    assert!(
+        block.contains("waiting for ever") && !block.contains("lab wrap:"),
+        "SIGKILLed, the wrap said nothing: {all}"
+    );
+    assert!(
+        attempt(&all, "TRY 2", deaf).is_empty(),
+        "not retried: {all}"
+    );
+    let _ = std::fs::remove_dir_all(&target);
+}
+
 tests! {
     exit_status_and_output_are_the_programs;
     a_survivor_is_named_with_its_lineage_and_ended needs PROC_CONNECTOR;
@@ -564,4 +681,5 @@ tests! {
     unprivileged_it_falls_back_to_the_subreaper_and_says_so_once needs testkit::ROOT;
     cargo_test_runs_each_test_binary_through_lab_wrap needs testkit::CARGO, PROC_CONNECTOR;
     nextest_fails_the_daemon_test_under_the_wrapper_and_passes_it_without needs testkit::CARGO, testkit::NEXTEST, PROC_CONNECTOR;
+    nextest_timeouts_and_retries_work_through_the_wrapper needs testkit::CARGO, testkit::NEXTEST;
 }
