@@ -582,10 +582,10 @@ fn hang_config() -> String {
          [[profile.default.scripts]]\nfilter = \"test(=waits_for_ever_past_sigterm)\"\nrun-wrapper = \"lab-deaf\"\n\n\
          [[profile.default.scripts]]\nfilter = \"all()\"\nrun-wrapper = \"lab\"\n\n\
          [[profile.default.overrides]]\nfilter = \"test(=waits_for_ever_past_sigterm)\"\n\
-         slow-timeout = {{ period = \"1s\", terminate-after = 1, grace-period = \"1s\" }}\n\
+         slow-timeout = {{ period = \"3s\", terminate-after = 1, grace-period = \"1s\" }}\n\
          retries = 0\nfailure-output = \"immediate\"\n\n\
          [[profile.default.overrides]]\nfilter = \"test(=waits_for_ever)\"\n\
-         slow-timeout = {{ period = \"1s\", terminate-after = 1 }}\n\
+         slow-timeout = {{ period = \"3s\", terminate-after = 1 }}\n\
          retries = 1\nfailure-output = \"immediate\"\n"
     )
 }
