@@ -1,8 +1,9 @@
 //! The lab's handle on one supervisor ([`SupervisorHandle`]; the
 //! supervisor process's own loop is `crate::supervisor`): a fresh process
-//! (the lab's own binary in its hidden mode) started with the canonical
-//! primitive and fed one trial at a time through its lifeline, and
-//! [`SupervisorError`], what can go wrong with it.
+//! (the lab's own binary in its hidden mode; `lab wrap`'s one supervisor is
+//! forked from the wrap instead, [`SupervisorHandle::start_wrap`]) started
+//! with the canonical primitive and fed one trial at a time through its
+//! lifeline, and [`SupervisorError`], what can go wrong with it.
 //!
 //! # Its PID namespace
 //!
