@@ -107,14 +107,8 @@ fn a_background_command_holding_stdout_is_a_hang_or_a_named_leak() {
     );
     assert_eq!(count(&v, "legacy", "hang"), (2, 2));
     assert_eq!(count(&v, "canonical", "leak"), (2, 2));
-    let sleeps: Vec<String> = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains("987654"))
-        .collect();
-    assert!(sleeps.is_empty(), "background commands left: {sleeps:?}");
+    // No background command is left: `lab` asserts that nothing of this
+    // lab's tree (its marker, which the sleeps inherit) is alive.
 }
 
 fn a_mutex_held_at_the_fork_hangs_copies_and_never_exec_d_children() {
