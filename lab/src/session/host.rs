@@ -59,14 +59,24 @@ pub fn interruption() -> Option<Sig> {
 }
 
 /// Prepare the lab process itself: open files enough for trials
-/// ([`ensure_fd_limit`]), stray inherited fds close-on-exec, and the lab a
-/// subreaper, so that orphans of a supervisor that died come to it.
+/// ([`ensure_fd_limit`]), SIGCHLD's default action back, stray inherited
+/// fds close-on-exec, and the lab a subreaper, so that orphans of a
+/// supervisor that died come to it.
+///
+/// SIGCHLD ignored (`SIG_IGN`, which a caller may leave to its children:
+/// it survives fork and exec) makes the kernel reap every child at its
+/// exit, so no exit status is left to wait for: the lab's supervisors, the
+/// trials' nodes and the programs under test would all be reaped unseen
+/// (`waitid` fails with `ECHILD`). Its default action is restored before
+/// any child is made, so every process of the lab starts with it.
 ///
 /// # Errors
 /// [`LabError::Lab`] when the fd limit is too low; [`LabError::Io`] with
 /// the kernel's error when it refuses the rest.
 pub fn prepare_lab_process() -> Result<(), LabError> {
     ensure_fd_limit()?;
+    lifeline::set_ignored(lifeline::Signal::CHILD, false)
+        .map_err(|e| LabError::io("signal(SIGCHLD, SIG_DFL)", e))?;
     lifeline::mark_inherited_cloexec()
         .map_err(|e| LabError::io("close_range(CLOSE_RANGE_CLOEXEC)", e))?;
     lifeline::become_subreaper().map_err(|e| LabError::io("PR_SET_CHILD_SUBREAPER", e))

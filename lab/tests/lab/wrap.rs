@@ -521,6 +521,28 @@ fn nextest_fails_the_daemon_test_under_the_wrapper_and_passes_it_without() {
     let _ = std::fs::remove_dir_all(&target);
 }
 
+/// A runner that ignores SIGCHLD (`SIG_IGN` survives fork and exec, and
+/// makes the kernel reap every child unseen): the wrap still gets the
+/// program's exit status and its survivor.
+fn a_caller_that_ignores_sigchld_changes_nothing() {
+    let marker = Marker::new();
+    let out = marker
+        .command("env")
+        .args(["--ignore-signal=CHLD", LAB, "wrap", "--"])
+        .args(["sh", "-c", "sleep 3014 & echo hi; exit 3"])
+        .output()
+        .unwrap();
+    marker.assert_gone("lab wrap under SIGCHLD ignored");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert_eq!(text(&out.stdout), "hi\n");
+    assert!(
+        err.contains("exited with status 3 and left 1 process behind"),
+        "{err}"
+    );
+    assert!(err.contains("`sleep 3014`"), "{err}");
+}
+
 /// `lab bench --wrap`: the program bare, under `unshare --fork` (where it
 /// is on PATH) and under `lab wrap -q`, each timed in the same run; what
 /// each adds is the medians' difference. (The figures themselves are the
@@ -675,6 +697,7 @@ tests! {
     signals_reach_the_program_and_sigterm_is_diagnosed_first;
     a_sigkilled_wrap_leaves_nothing needs CGROUP;
     bench_wrap_times_bare_floor_and_wrap_in_one_run;
+    a_caller_that_ignores_sigchld_changes_nothing;
     a_deadline_diagnoses_the_running_program_then_124;
     a_wrap_inside_a_wrap_reports_once_each;
     rows_of_concurrent_wraps_append_to_one_csv;
