@@ -107,6 +107,18 @@ fn is_default<T: Default + PartialEq>(v: &T) -> bool {
 }
 
 impl PlanNode {
+    /// Its `command` as a reason or a report names it: the words joined by
+    /// spaces, at most [`crate::lineage::COMMAND_MAX`] characters (a
+    /// wrapped command may have as many arguments as an exec takes).
+    /// `None` for a node of the lab's own.
+    pub fn command_line(&self) -> Option<String> {
+        let cmd = self.command.as_ref()?;
+        Some(crate::text::bounded(
+            &cmd.join(" "),
+            crate::lineage::COMMAND_MAX,
+        ))
+    }
+
     /// The behaviour knobs set on this node, as `lab plan` shows them.
     pub fn knobs(&self) -> Vec<String> {
         let mut k = Vec::new();

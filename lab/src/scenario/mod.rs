@@ -19,6 +19,7 @@ use crate::signal::Sig;
 
 pub use error::{ScenarioError, MAX_QUOTE_CHARS};
 pub(crate) use file::hex16 as hex16_of;
+pub use file::text_hash;
 pub use selector::Selector;
 
 /// The lab's ceiling on nodes per tree; `limits.max_nodes` may not exceed it.
@@ -407,7 +408,7 @@ pub struct Scenario {
     pub name: String,
     /// One paragraph: what it shows and where it was seen.
     pub about: String,
-    /// Hex SHA-256 (first 16 digits) of the file's text.
+    /// Hex SHA-256 (first 16 digits) of the file's text ([`text_hash`]).
     pub source_hash: String,
     /// Breadth of each level below the root; its length is the depth.
     pub shape: Vec<u32>,

@@ -8,7 +8,6 @@ use super::judge::{self, Alive, OrphanBy};
 use super::Course;
 use crate::forensics;
 use crate::procfs;
-use crate::text::bounded;
 
 /// The most characters of a plan's command line in a reason.
 pub(super) use crate::lineage::COMMAND_MAX;
@@ -101,10 +100,7 @@ impl Course<'_> {
         let node = |p: i32| {
             let i = self.procs.iter().position(|n| n.pid == p)?;
             let node = &self.plan().nodes[i];
-            Some((
-                node.path.clone(),
-                node.command.as_ref().map(|c| c.join(" ")),
-            ))
+            Some((node.path.clone(), node.command_line()))
         };
         let started_by = |p: i32| self.lineage_of(p);
         crate::lineage::describe_process(
@@ -138,10 +134,10 @@ impl Course<'_> {
         let pids = self.trial_pids();
         for (name, inode) in held {
             let holders: Vec<String> = self.leak_holders(inode, &pids);
-            let cmd = self.plan().nodes[0].command.as_ref().map(|c| c.join(" "));
+            let cmd = self.plan().nodes[0].command_line();
             self.seen.leaks.push(format!(
                 "the {name} of `{}` (pipe:[{inode}]) was still held open after it exited: {}",
-                bounded(&cmd.unwrap_or_default(), COMMAND_MAX),
+                cmd.unwrap_or_default(),
                 if holders.is_empty() {
                     "by a process that was gone when it was looked up".to_string()
                 } else {

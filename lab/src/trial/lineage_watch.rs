@@ -232,7 +232,7 @@ impl Course<'_> {
         let host = host_pid(pid);
         let root = lineage.entries().next()?.pid;
         lineage.get(host)?;
-        let command = self.plan().nodes[0].command.as_ref()?.join(" ");
+        let command = self.plan().nodes[0].command_line()?;
         let names = |p: i32| (p == root).then(|| format!("`{command}`"));
         Some(lineage.describe_chain(host, &names))
     }

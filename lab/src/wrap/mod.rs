@@ -80,12 +80,19 @@ pub struct Wrapped {
 /// The plan of a wrap: `lab exec`'s scenario of one command root
 /// ([`ExecSpec`]), named `wrap-PROGRAM`.
 ///
+/// The scenario is parsed with the program alone, and the whole command
+/// goes into the plan's root after: the arguments came through the
+/// kernel's exec (bounded by `ARG_MAX`), not from a file, and the limits
+/// of a scenario file (1 MiB, 65,536 arguments) are not theirs to meet; a
+/// command that the kernel ran bare runs wrapped. The plan's hash is the
+/// hash of the scenario with the whole command.
+///
 /// # Errors
-/// [`LabError::Input`] when the scenario format refuses the command (an
-/// argument with a NUL byte).
+/// [`LabError::Input`] when the scenario format refuses the program's name
+/// (never, for a name that came through an exec).
 pub fn plan(command: &[String]) -> Result<Plan, LabError> {
     let mut spec = ExecSpec {
-        command: command.to_vec(),
+        command: command[..1].to_vec(),
         deadline: crate::program::DEFAULT_DEADLINE,
         grace: Duration::from_millis(100),
         ..ExecSpec::default()
@@ -93,7 +100,11 @@ pub fn plan(command: &[String]) -> Result<Plan, LabError> {
     let name = spec.name().replacen("exec-", "wrap-", 1);
     spec.name = Some(name.clone());
     let sc = Scenario::parse(&format!("{name}.toml"), &spec.scenario_text())?;
-    Ok(Plan::new(&sc, 1))
+    let mut plan = Plan::new(&sc, 1);
+    spec.command = command.to_vec();
+    plan.scenario_hash = crate::scenario::text_hash(&spec.scenario_text());
+    plan.nodes[0].command = Some(spec.command);
+    Ok(plan)
 }
 
 /// Run `args.command` once as a wrapped trial, with `control` the read end

@@ -543,6 +543,33 @@ fn a_caller_that_ignores_sigchld_changes_nothing() {
     assert!(err.contains("`sleep 3014`"), "{err}");
 }
 
+/// A command the kernel runs bare runs wrapped, however long: more
+/// arguments than a scenario file's `command` may hold (65,536) and more
+/// bytes than a scenario file (1 MiB); every report names it in at most
+/// 200 characters.
+fn a_command_of_any_length_the_kernel_takes_is_wrapped() {
+    // (One argument is at most 128 KiB: MAX_ARG_STRLEN.)
+    let long = "y".repeat(110 << 10);
+    let mut command = vec!["sh", "-c", "sleep 3016 & echo $#", "sh"];
+    command.extend(std::iter::repeat_n(long.as_str(), 10));
+    command.extend(std::iter::repeat_n("x", 70_000));
+    let out = wrap(&[], &command);
+    let err = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(99),
+        "{}",
+        &err[..err.len().min(2000)]
+    );
+    assert_eq!(text(&out.stdout), "70010\n");
+    assert!(
+        err.contains("`sleep 3016`"),
+        "{}",
+        &err[..err.len().min(2000)]
+    );
+    assert!(err.len() < 4096, "a bounded report: {} bytes", err.len());
+}
+
 /// `lab bench --wrap`: the program bare, under `unshare --fork` (where it
 /// is on PATH) and under `lab wrap -q`, each timed in the same run; what
 /// each adds is the medians' difference. (The figures themselves are the
@@ -698,6 +725,7 @@ tests! {
     a_sigkilled_wrap_leaves_nothing needs CGROUP;
     bench_wrap_times_bare_floor_and_wrap_in_one_run;
     a_caller_that_ignores_sigchld_changes_nothing;
+    a_command_of_any_length_the_kernel_takes_is_wrapped;
     a_deadline_diagnoses_the_running_program_then_124;
     a_wrap_inside_a_wrap_reports_once_each;
     rows_of_concurrent_wraps_append_to_one_csv;

@@ -290,11 +290,10 @@ pub(super) fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     let teardown = teardown(&cx, raw.teardown.as_ref())?;
     let host = host(&cx, raw.host.as_ref())?;
     let expect = raw.expect.as_ref().map(|e| expect(&cx, e)).transpose()?;
-    let hash = Sha256::digest(text.as_bytes());
     Ok(Scenario {
         name: name.clone(),
         about: raw.about.trim().to_string(),
-        source_hash: hex16(&hash),
+        source_hash: text_hash(text),
         shape,
         kills,
         nodes,
@@ -593,6 +592,14 @@ fn teardown(cx: &Ctx<'_>, t: Option<&RawTeardown>) -> Result<Teardown, ScenarioE
         rung_wait,
         group: t.group,
     })
+}
+
+/// The hash of a scenario's text ([`Scenario::source_hash`]): the first
+/// 16 hex digits of its SHA-256.
+///
+/// [`Scenario::source_hash`]: crate::scenario::Scenario::source_hash
+pub fn text_hash(text: &str) -> String {
+    hex16(&Sha256::digest(text.as_bytes()))
 }
 
 /// The first 16 hex digits of a digest.

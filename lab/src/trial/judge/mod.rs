@@ -275,7 +275,7 @@ pub(super) fn outcome(plan: &Plan, obs: &Observation, end: Ending, time_us: u64)
 fn failed_command(plan: &Plan, obs: &Observation) -> Option<String> {
     obs.nodes.iter().enumerate().find_map(|(i, n)| {
         let node = &plan.nodes[i];
-        let cmd = node.command.as_ref()?;
+        let cmd = node.command_line()?;
         let status = n.exit?;
         if n.signalled || status == node.expect_exit as i64 {
             return None;
@@ -286,10 +286,8 @@ fn failed_command(plan: &Plan, obs: &Observation) -> Option<String> {
             format!("exited with status {status}")
         };
         Some(format!(
-            "command node {} (`{}`) {how}; expected exit status {}",
-            node.path,
-            cmd.join(" "),
-            node.expect_exit
+            "command node {} (`{cmd}`) {how}; expected exit status {}",
+            node.path, node.expect_exit
         ))
     })
 }
@@ -333,11 +331,10 @@ fn spawn_failure(plan: &Plan, obs: &Observation, i: usize, errno: i64) -> String
         .iter()
         .map(|&c| c as usize)
         .find(|&c| obs.nodes[c].created_ns.is_none());
-    match child.and_then(|c| Some((&plan.nodes[c].path, plan.nodes[c].command.as_ref()?))) {
+    match child.and_then(|c| Some((&plan.nodes[c].path, plan.nodes[c].command_line()?))) {
         Some((path, cmd)) => format!(
-            "node {parent} could not start `{}` (the command of node {path}): {err}; \
+            "node {parent} could not start `{cmd}` (the command of node {path}): {err}; \
              PATH searched: {}",
-            cmd.join(" "),
             if obs.path_env.is_empty() {
                 "(unset)"
             } else {

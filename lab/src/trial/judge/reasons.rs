@@ -95,11 +95,10 @@ pub(in crate::trial) fn hang(
             format!("{} (last phase {phase})", plan.nodes[i].path)
         })
         .collect();
-    if let Some(cmd) = &plan.nodes[0].command {
+    if let Some(cmd) = plan.nodes[0].command_line() {
         // A program run as the root: its course is its own run.
         let reason = format!(
-            "`{}` did not exit within the deadline ({deadline_ms} ms); {}; {} alive",
-            cmd.join(" "),
+            "`{cmd}` did not exit within the deadline ({deadline_ms} ms); {}; {} alive",
             blocked_text(blocked),
             processes(alive.count)
         );
@@ -247,8 +246,8 @@ pub(in crate::trial) fn orphans(
         }
         OrphanBy::Windows => "and both cascade windows (/proc could not be read)",
     };
-    let after = match &plan.nodes[0].command {
-        Some(cmd) if rung == Rung::None => format!("alive after `{}` exited", cmd.join(" ")),
+    let after = match plan.nodes[0].command_line() {
+        Some(cmd) if rung == Rung::None => format!("alive after `{cmd}` exited"),
         _ => format!("alive after the teardown ({rung})"),
     };
     let reason = format!("{after} {evidence}: {}", who(&alive));
