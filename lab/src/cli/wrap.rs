@@ -85,7 +85,7 @@ impl WrapCmd {
         };
         let w = crate::wrap::run(&args, rustix::fd::AsFd::as_fd(&control_r), caught)?;
         let mut text = String::new();
-        let clean = w.judgement.verdict == crate::verdict::Verdict::Pass;
+        let clean = w.judgement.clean;
         // --quiet: not even the fallback's line when the program was clean
         // (a wrap per test binary would say it once per binary).
         if let Some(note) = w.fallback.as_ref().filter(|_| !(clean && self.quiet)) {

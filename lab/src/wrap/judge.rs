@@ -59,6 +59,10 @@ pub struct Judgement {
     pub text: String,
     /// The survivors let go by `--allow` (their descriptions).
     pub allowed: Vec<String>,
+    /// The program left nothing behind (or only what `--allow` lets go)
+    /// and no diagnosis was taken, whatever its exit status: `--quiet`
+    /// then prints nothing.
+    pub clean: bool,
 }
 
 /// A shell's status for [`Outcome::root_exit`]: the exit status, or 128 +
@@ -119,6 +123,7 @@ pub fn judge(command: &str, o: &Outcome, rules: &Rules) -> Judgement {
                 text: format!("lab wrap: cannot run `{cmd}`: {why}\n"),
                 reason: Some(why),
                 allowed: Vec::new(),
+                clean: false,
             };
         }
         Verdict::Hang => return hang(&cmd, o),
@@ -145,6 +150,7 @@ pub fn judge(command: &str, o: &Outcome, rules: &Rules) -> Judgement {
                 allowed.join("; ")
             );
         }
+        let clean = at_term.is_empty();
         text.push_str(&at_term);
         let verdict = if status == 0 {
             Verdict::Pass
@@ -157,6 +163,7 @@ pub fn judge(command: &str, o: &Outcome, rules: &Rules) -> Judgement {
             reason: (verdict != Verdict::Pass).then(|| format!("`{cmd}` {how}")),
             text,
             allowed,
+            clean,
         };
     }
     let status = match own {
@@ -199,6 +206,7 @@ pub fn judge(command: &str, o: &Outcome, rules: &Rules) -> Judgement {
         reason: Some(format!("{evidence}: {}", reasons.join("; "))),
         text,
         allowed,
+        clean: false,
     }
 }
 
@@ -221,6 +229,7 @@ fn hang(cmd: &str, o: &Outcome) -> Judgement {
         reason: Some(why),
         text,
         allowed: Vec::new(),
+        clean: false,
     }
 }
 
@@ -348,12 +357,13 @@ mod tests {
     fn the_status_is_the_programs_unless_it_left_something() {
         assert_eq!(shell_status(256 + 15), 143);
         let j = judge("t", &ended_with(0, &[]), &rules());
-        assert_eq!((j.status, j.verdict), (0, Verdict::Pass));
+        assert_eq!((j.status, j.verdict, j.clean), (0, Verdict::Pass, true));
         assert_eq!(j.text.lines().count(), 1);
+        // Failed, but left nothing: --quiet says nothing of it either.
         let j = judge("t", &ended_with(256 + 9, &[]), &rules());
-        assert_eq!((j.status, j.verdict), (137, Verdict::Fail));
+        assert_eq!((j.status, j.verdict, j.clean), (137, Verdict::Fail, true));
         let j = judge("t", &ended_with(0, &["sleep 30"]), &rules());
-        assert_eq!((j.status, j.verdict), (99, Verdict::Orphan));
+        assert_eq!((j.status, j.verdict, j.clean), (99, Verdict::Orphan, false));
         assert!(j.text.contains("orphan: pid 7 (`sleep 30`)"), "{}", j.text);
         assert!(j
             .text
@@ -364,13 +374,14 @@ mod tests {
         allow.allow = vec!["sleep *".into()];
         let j = judge("t", &ended_with(0, &["sleep 30"]), &allow);
         assert_eq!(
-            (j.status, j.verdict, j.allowed.len()),
-            (0, Verdict::Pass, 1)
+            (j.status, j.verdict, j.allowed.len(), j.clean),
+            (0, Verdict::Pass, 1, true)
         );
         let mut o = ended_with(0, &[]);
         o.verdict = Verdict::Error;
         assert_eq!(judge("t", &o, &rules()).status, LAB_EXIT);
         o.verdict = Verdict::Hang;
-        assert_eq!(judge("t", &o, &rules()).status, DEADLINE_EXIT);
+        let j = judge("t", &o, &rules());
+        assert_eq!((j.status, j.clean), (DEADLINE_EXIT, false));
     }
 }

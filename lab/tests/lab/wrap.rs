@@ -33,8 +33,19 @@ fn exit_status_and_output_are_the_programs() {
         .lines()
         .filter(|l| !l.starts_with("lab wrap: no cgroup"));
     assert_eq!(lab_lines.count(), 2, "one line of the lab's: {err}");
+    // --quiet: nothing of the lab's when nothing is left, whatever the
+    // program's status.
     let out = wrap(&["--quiet"], &["sh", "-c", "kill -TERM $$"]);
-    assert_eq!(out.status.code(), Some(143), "128 + SIGTERM, as a shell");
+    assert_eq!(
+        (out.status.code(), text(&out.stderr)),
+        (Some(143), String::new()),
+        "128 + SIGTERM, as a shell"
+    );
+    let out = wrap(&["--quiet"], &["sh", "-c", "exit 3"]);
+    assert_eq!(
+        (out.status.code(), text(&out.stderr)),
+        (Some(3), String::new())
+    );
     let out = wrap(&["--quiet"], &["true"]);
     assert_eq!(
         (out.status.code(), text(&out.stderr)),
