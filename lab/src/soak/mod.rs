@@ -472,6 +472,22 @@ fn header(
         plural(m.cells.len() as u64, "cell"),
         args.dir.display()
     ));
+    if m.cells.iter().any(|c| windowed_kill(&c.scenario)) {
+        crate::output::write_err(format_args!(
+            "kill moments: each trial runs the plan of its own seed (the soak's seed and the \
+             trial's index), so a kill window is drawn anew for every trial (each CSV row has \
+             its kill_planned_us and kill_sent_us)\n"
+        ));
+    }
+}
+
+/// Whether `scenario` has a kill whose moment is drawn in a window (an
+/// `at` with `lo < hi`).
+fn windowed_kill(scenario: &crate::scenario::Scenario) -> bool {
+    scenario
+        .kills
+        .iter()
+        .any(|k| k.at.window_us().is_some_and(|(lo, hi)| lo < hi))
 }
 
 /// The command that continues the soak in `dir`: `lab soak --resume DIR`

@@ -393,6 +393,47 @@ fn swept_kill_moments_are_summarised_in_the_order_of_their_delays() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A kill window in a soak: each trial runs the plan of its own seed, so
+/// the moments differ from row to row, and the header says so.
+fn a_kill_window_is_drawn_anew_for_every_trial_of_a_soak() {
+    let dir = out_dir("soak-window");
+    let out = lab(
+        &[
+            "soak",
+            "--progress",
+            "none",
+            "--out",
+            dir.to_str().unwrap(),
+            "--scenario",
+            "nested",
+            "--set",
+            "kill.0.at=2ms..20ms",
+            "--strategy",
+            "canonical",
+            "--trials",
+            "6",
+        ],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("a kill window is drawn anew for every trial"),
+        "{err}"
+    );
+    let mut csv = csv::Reader::from_path(dir.join("trials.csv")).unwrap();
+    let col = csv
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "kill_planned_us")
+        .unwrap();
+    let moments: std::collections::BTreeSet<String> =
+        csv.records().map(|r| r.unwrap()[col].to_string()).collect();
+    assert!(moments.len() > 1, "one moment for every trial: {moments:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 tests! {
     shards_merge_to_the_unsharded_soak;
     a_soak_killed_with_sigkill_leaves_nothing_and_resumes;
@@ -401,4 +442,5 @@ tests! {
     a_sweep_runs_every_value_and_names_it_in_each_row;
     swept_values_are_summarised_in_the_order_of_their_values;
     swept_kill_moments_are_summarised_in_the_order_of_their_delays;
+    a_kill_window_is_drawn_anew_for_every_trial_of_a_soak;
 }
