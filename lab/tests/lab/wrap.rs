@@ -63,6 +63,23 @@ fn exit_status_and_output_are_the_programs() {
         format!("v 1\n{}\n", dir.canonicalize().unwrap().display())
     );
     let _ = std::fs::remove_dir_all(&dir);
+    // Its stdin is the wrap's: what is written there reaches it, and its
+    // end too.
+    let marker = Marker::new();
+    let mut child = marker
+        .command(LAB)
+        .args(["wrap", "-q", "--", "cat"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"to stdin\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    marker.assert_gone("lab wrap -q -- cat");
+    assert_eq!(
+        (out.status.code(), text(&out.stdout)),
+        (Some(0), "to stdin\n".into())
+    );
 }
 
 /// `lab ARGS` run in `dir` with `WRAP_VAR="v 1"`.
