@@ -328,31 +328,40 @@ fn read_exec_error(fd: BorrowedFd<'_>) -> io::Result<()> {
 }
 
 /// The path of `program`: as given when it contains `/`, else the first
-/// executable match in `$PATH` (the lookup `execvp(3)` does).
+/// match in `$PATH` that is not a directory and that this user may
+/// execute (`access(X_OK)`): the lookup `execvp(3)` does, which goes on
+/// past a file it may not execute.
 ///
 /// # Errors
 /// `ENOENT` when nothing is found, `EINVAL` for a path with a NUL byte.
 ///
 /// # References
 /// - [execvp(3)](https://man7.org/linux/man-pages/man3/execvp.3.html)
+/// - [access(2)](https://man7.org/linux/man-pages/man2/access.2.html)
 pub fn resolve_program(program: &str) -> io::Result<CString> {
     resolve_os(OsStr::new(program))
 }
 
 /// [`resolve_program`] for any `OsStr`.
 pub(super) fn resolve_os(program: &OsStr) -> io::Result<CString> {
-    use std::os::unix::fs::PermissionsExt;
+    resolve_in(program, std::env::var_os("PATH").as_deref())
+}
+
+/// [`resolve_os`] in the directories of `path` (a `PATH` value; `None`:
+/// no `PATH`).
+fn resolve_in(program: &OsStr, path: Option<&OsStr>) -> io::Result<CString> {
+    use rustix::fs::{access, Access};
     let found = if program.as_bytes().contains(&b'/') {
         Some(std::path::PathBuf::from(program))
     } else if program.is_empty() {
         None
     } else {
-        std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
+        path.and_then(|paths| {
+            std::env::split_paths(paths)
                 .map(|d| d.join(program))
                 .find(|p| {
-                    p.metadata()
-                        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                    p.metadata().is_ok_and(|m| !m.is_dir())
+                        && access(p.as_path(), Access::EXEC_OK).is_ok()
                 })
         })
     };
@@ -371,6 +380,27 @@ mod tests {
         rustix::io::write(&w, bytes).unwrap();
         drop(w);
         exec_result(&r)
+    }
+
+    #[test]
+    fn a_file_this_user_may_not_execute_is_passed_over_as_execvp_does() {
+        use std::os::unix::fs::PermissionsExt;
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        for (dir, mode) in [(&a, 0o644), (&b, 0o755)] {
+            let f = dir.path().join("prog");
+            std::fs::write(&f, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        std::fs::create_dir(a.path().join("dir")).unwrap();
+        let path = std::env::join_paths([a.path(), b.path()]).unwrap();
+        let found = resolve_in(OsStr::new("prog"), Some(&path)).unwrap();
+        assert_eq!(
+            found.as_bytes(),
+            b.path().join("prog").as_os_str().as_bytes()
+        );
+        let e = resolve_in(OsStr::new("dir"), Some(&path)).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+        assert!(resolve_in(OsStr::new("prog"), None).is_err());
     }
 
     #[test]
