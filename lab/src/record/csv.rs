@@ -210,7 +210,7 @@ impl CsvSink {
 ///
 /// # Errors
 /// Errors reading, writing or replacing the file.
-pub fn complete_lines(dir: &OwnDir, name: &str, mut file: File, header: &[u8]) -> io::Result<File> {
+fn complete_lines(dir: &OwnDir, name: &str, mut file: File, header: &[u8]) -> io::Result<File> {
     use std::os::unix::fs::FileExt;
     let len = file.metadata()?.len();
     let mut first = vec![0u8; header.len().min(len as usize)];
@@ -224,6 +224,40 @@ pub fn complete_lines(dir: &OwnDir, name: &str, mut file: File, header: &[u8]) -
         io::Write::write_all(&mut file, b"\n")?;
     }
     Ok(file)
+}
+
+/// Append `row` to `dir/name` in one `write`, under an exclusive `flock`
+/// that every writer of the file takes: for many processes that add a row
+/// each to one file at once (`lab wrap --report`). A missing file is
+/// created whole with its header (whoever wins the race), an existing one
+/// gets its lines completed first ([`complete_lines`]); never through a
+/// symlink.
+///
+/// # Errors
+/// Errors creating, opening, locking or writing the file (`ELOOP` for a
+/// symlink).
+pub fn append_locked(dir: &OwnDir, name: &str, row: &TrialRow) -> io::Result<()> {
+    use std::io::Write;
+    let file = match dir.open_file(name, true) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            match dir.create_whole(name, &header(), false) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                f => drop(f?),
+            }
+            dir.open_file(name, true)?
+        }
+        f => f?,
+    };
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)?;
+    let mut file = complete_lines(dir, name, file, &header())?;
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    w.serialize(row).map_err(io::Error::other)?;
+    let bytes = w
+        .into_inner()
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    file.write_all(&bytes)
 }
 
 /// Drop the torn last row `torn` of the CSV at `path` (found by

@@ -2,21 +2,14 @@
 //! project's CSV format ([`TrialRow`]), appended to FILE so that a whole
 //! `cargo test` or nextest run leaves one table (`lab report DIR` reads the
 //! `trials.csv` of a directory: name the file so). Many wraps append to one
-//! file at once: each holds an exclusive `flock` on it while it completes
-//! its lines and writes its row, in one `write` to a file opened with
-//! `O_APPEND`. The directory is the caller's ([`OwnDir`]: the trust rules
-//! of every results directory), the file is created whole with its header
-//! and never opened through a symlink. A diagnosis is written beside it,
-//! under `diagnosis/`.
+//! file at once ([`crate::record::csv::append_locked`]). The directory is
+//! the caller's ([`OwnDir`]: the trust rules of every results directory). A
+//! diagnosis is written beside it, under `diagnosis/`.
 
-use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-
-use rustix::fs::{flock, FlockOperation};
 
 use super::Wrapped;
 use crate::error::LabError;
-use crate::record::csv::{complete_lines, header};
 use crate::record::row::{RunContext, TrialRow, TrialSource};
 use crate::record::trust::{Missing, OwnDir};
 use crate::strategy::Strategy;
@@ -61,33 +54,7 @@ pub fn append(file: &Path, w: &Wrapped) -> Result<Option<PathBuf>, LabError> {
         .map(|p| p.display().to_string())
         .unwrap_or_default();
     let row = TrialRow::new(&ctx, &src, &strategy, &o, &shown, "");
-    write_row(&dir, name, &row)
+    crate::record::csv::append_locked(&dir, name, &row)
         .map_err(|e| LabError::io(format!("cannot append to {}", file.display()), e))?;
     Ok(diagnosis)
-}
-
-/// Write `row` at the end of `dir/name` under an exclusive lock.
-fn write_row(dir: &OwnDir, name: &str, row: &TrialRow) -> io::Result<()> {
-    let file = match dir.open_file(name, true) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            // Made whole with its header (another wrap may win the race),
-            // then opened again for appending like any existing one.
-            match dir.create_whole(name, &header(), false) {
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                f => drop(f?),
-            }
-            dir.open_file(name, true)?
-        }
-        f => f?,
-    };
-    flock(&file, FlockOperation::LockExclusive)?;
-    let mut file = complete_lines(dir, name, file, &header())?;
-    let mut w = csv::WriterBuilder::new()
-        .has_headers(false)
-        .from_writer(Vec::new());
-    w.serialize(row).map_err(io::Error::other)?;
-    let bytes = w
-        .into_inner()
-        .map_err(|e| io::Error::other(e.to_string()))?;
-    file.write_all(&bytes)
 }
