@@ -210,9 +210,26 @@ impl Marker {
     }
 
     /// Wait (through a pidfd each, at most 10 s each) until every process
-    /// with this marker has exited, then assert that none is left.
+    /// with this marker has exited, looking again until a look finds none:
+    /// a process the tree was starting as the look was taken may show only
+    /// afterwards (one in a new user namespace cannot be read until its id
+    /// maps are written).
     fn wait_gone(&self) {
-        for (p, cmd) in self.processes() {
+        // Bounded: a tree that starts new processes for ever fails here.
+        for _ in 0..100 {
+            let left = self.processes();
+            if left.is_empty() {
+                return;
+            }
+            Self::wait_each(left);
+        }
+        self.assert_gone("the wait");
+    }
+
+    /// Wait (through a pidfd each, at most 10 s each) until each of `left`
+    /// has exited; panic naming one that lives on.
+    fn wait_each(left: Vec<(i32, String)>) {
+        for (p, cmd) in left {
             let Ok(fd) = rustix::process::pidfd_open(
                 rustix::process::Pid::from_raw(p).unwrap(),
                 rustix::process::PidfdFlags::empty(),
@@ -233,7 +250,6 @@ impl Marker {
                 "pid {p} ({cmd}) lives on"
             );
         }
-        self.assert_gone("the wait");
     }
 }
 
